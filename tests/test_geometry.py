@@ -63,3 +63,18 @@ def test_plane_intersection_lies_on_both(a1, a2):
     for q in (point, point + 37.0 * d):
         assert abs(pa.patient_to_pixel(q)[1]) < 1e-6
         assert abs(pb.patient_to_pixel(q)[1]) < 1e-6
+
+
+def test_image_cache_round_trip(tmp_path):
+    from cmr_atlas.imagecache import ExamImages, load_exam_images, save_exam_images
+
+    planes = [_plane(np.array([0.3, -0.5, 0.8]), np.array([1.0, 0, 0]), shape=(8, 9), centre=(0, 0, 10.0 * i)) for i in range(3)]
+    lax_plane = _plane(np.array([1.0, 0, 0.2]), np.array([0, 1.0, 0]), shape=(7, 6))
+    img = ExamImages("E1", np.random.rand(3, 4, 8, 9).astype(np.float32), planes, np.arange(4) * 40.0,
+                     {"lax_4ch": np.ones((4, 7, 6), np.float32)}, {"lax_4ch": lax_plane})
+    p = save_exam_images(img, tmp_path / "E1.npz")
+    back = load_exam_images(p)
+    np.testing.assert_array_equal(back.sax, img.sax)
+    assert back.exam_id == "E1" and set(back.lax) == {"lax_4ch"} and back.sax_masks is None
+    np.testing.assert_allclose(back.sax_planes[2].affine, planes[2].affine)
+    np.testing.assert_allclose(back.lax_planes["lax_4ch"].affine, lax_plane.affine)
