@@ -17,3 +17,14 @@ def exam_id(study_instance_uid: str, key: str) -> str:
         raise ValueError("exam_id_key must be a non-empty string")
     digest = hmac.new(key.encode(), str(study_instance_uid).strip().encode(), hashlib.sha256)
     return "E" + digest.hexdigest()[:16]
+
+
+def keyed_hash(value: str, key: str) -> str:
+    """HMAC-SHA256 of any identifier (folder name, PatientID, StudyInstanceUID) under ``key``.
+
+    Ingest stores these hashes (never the identifiers) so that a covariates table keyed by any of
+    them can be joined to ``exam_id`` later by hashing its key column the same way.
+    """
+    if not key:
+        raise ValueError("exam_id_key must be a non-empty string")
+    return hmac.new(key.encode(), str(value).strip().encode(), hashlib.sha256).hexdigest()
