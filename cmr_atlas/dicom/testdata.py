@@ -79,7 +79,10 @@ def _localizer_planes(spec: ExamSpec) -> list[SlicePlane]:
             SlicePlane.centred(c, e[0], -e[2], ps, shape, 8.0)]
 
 
-def _pixels(spec: ExamSpec, rng: np.random.Generator, frame: int, n_frames: int) -> np.ndarray:
+def _pixels(spec: ExamSpec, plane: SlicePlane, frame: int, n_frames: int) -> np.ndarray:
+    """Image of one plane and frame; noise seeded by geometry so layouts give identical pixels."""
+    tag = int(round(float(np.abs(plane.position_mm).sum() + 7 * np.abs(plane.normal).sum()) * 1000))
+    rng = np.random.default_rng([spec.seed, tag, frame])
     rr, cc = np.mgrid[: spec.rows, : spec.cols]
     radius = spec.rows * (0.2 + 0.05 * np.cos(2 * np.pi * frame / max(n_frames, 1)))
     d = np.hypot(rr - spec.rows / 2, cc - spec.cols / 2)
@@ -96,7 +99,6 @@ def _tm(seconds: float) -> str:
 class _Writer:
     def __init__(self, spec: ExamSpec, root: Path):
         self.spec, self.root = spec, root
-        self.rng = np.random.default_rng(spec.seed)
         self.study_uid = spec.study_uid or generate_uid()
         self.for_uid = generate_uid()
         self.files: list[Path] = []
@@ -169,7 +171,7 @@ class _Writer:
                 if slice_location:
                     ds.SliceLocation = float(plane.centre_mm @ plane.normal)
                 ds.TriggerTime = t * s.rr_ms / s.n_frames
-                ds.PixelData = _pixels(s, self.rng, t, s.n_frames).tobytes()
+                ds.PixelData = _pixels(s, plane, t, s.n_frames).tobytes()
                 self.save(ds, self.root / folder / file_name(ds.InstanceNumber), implicit)
 
     def enhanced_file(self, folder, series_uid, series_number, description, plane, k, time_offset) -> None:
@@ -200,7 +202,7 @@ class _Writer:
             fg.CardiacSynchronizationSequence = Sequence([cs])
             per.append(fg)
         ds.PerFrameFunctionalGroupsSequence = Sequence(per)
-        ds.PixelData = np.stack([_pixels(s, self.rng, t, s.n_frames) for t in range(s.n_frames)]).tobytes()
+        ds.PixelData = np.stack([_pixels(s, plane, t, s.n_frames) for t in range(s.n_frames)]).tobytes()
         self.save(ds, self.root / folder / f"enh_{series_number:03d}_{k:03d}.dcm", implicit=False)
 
     def localizer(self, folder: str, description: str, file_name, implicit: bool) -> None:
@@ -214,7 +216,7 @@ class _Writer:
             ds.ImageOrientationPatient = plane.dicom_orientation()
             ds.PixelSpacing = [float(v) for v in plane.pixel_spacing_mm]
             ds.SliceThickness = plane.thickness_mm
-            ds.PixelData = _pixels(self.spec, self.rng, 0, 1).tobytes()
+            ds.PixelData = _pixels(self.spec, plane, 0, 1).tobytes()
             self.save(ds, self.root / folder / file_name(i + 1), implicit)
 
 
