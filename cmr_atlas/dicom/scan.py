@@ -312,6 +312,8 @@ def scan_file(path: Path, file_index: int, pseudo_study: str) -> tuple[list[Imag
     try:
         if "Rows" not in ds or "Columns" not in ds:
             return [], None, "no_image"
+        if (_int(ds.get("SamplesPerPixel")) or 1) != 1:
+            return [], None, "not_monochrome"
         study_uid = str(ds.get("StudyInstanceUID", "") or "").strip() or pseudo_study
         return image_headers(ds, file_index, path, study_uid), ds, None
     except Exception as exc:  # malformed values deep in the header
