@@ -213,6 +213,18 @@ def test_swapped_descriptions_lose_to_strong_geometry(headers):
     assert {s.evidence for s in sel.series if s.role.startswith("lax")} == {"geometry(description_disagrees)"}
 
 
+@pytest.mark.parametrize("rotation,hints,evidence", [
+    (30.0, {"2ch": "none", "4ch": "none"}, "geometry"),  # weaker anatomy prior, still right
+    (65.0, {}, "description(geometry_weak)"),  # prior off by ~60 deg: the descriptions decide
+])
+def test_lax_labels_when_rv_direction_is_off(tmp_path, rotation, hints, evidence):
+    w = write_exam(tmp_path / "X", ExamSpec(seed=2, rv_rotation_deg=rotation, **SMALL))
+    sel = select_views(_with_hints(scan_folder(tmp_path / "X").images, hints))
+    assert _same_plane(sel.lax["lax_2ch"].plane, w["planes"]["lax_2ch"][0])
+    assert _same_plane(sel.lax["lax_4ch"].plane, w["planes"]["lax_4ch"][0])
+    assert {s.evidence for s in sel.series if s.role.startswith("lax")} == {evidence}
+
+
 def test_too_few_slices_is_no_sax_stack(headers):
     images, w = headers
     keep = {tuple(np.round(p.position_mm, 3)) for p in w["planes"]["sax"][:4]}

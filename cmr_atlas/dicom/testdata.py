@@ -43,6 +43,7 @@ class ExamSpec:
     patient_id: str = "PID-000123"
     study_uid: str | None = None
     seed: int = 0
+    rv_rotation_deg: float = 0.0  # turn the LV-to-RV direction about the long axis (tests)
 
 
 def _unit(v) -> np.ndarray:
@@ -55,6 +56,8 @@ def exam_planes(spec: ExamSpec) -> dict[str, list[SlicePlane]]:
     u = LONG_AXIS
     r = np.array([-1.0, -1.0, 0.2])
     r = _unit(r - (r @ u) * u)
+    a = np.radians(spec.rv_rotation_deg)
+    r = np.cos(a) * r + np.sin(a) * np.cross(u, r)
     w = np.cross(u, r)
     c = np.asarray(spec.centre, float)
     shape = (spec.rows, spec.cols)

@@ -17,9 +17,10 @@ Rules (documented in docs/ingest.md):
    direction, the 2CH plane is roughly perpendicular to it.  Without image content the RV side is
    taken from anatomy: the RV lies to the patient's right and anterior of the LV, so its direction
    in the SAX plane is ``RV_DIRECTION`` (LPS (-1, -1, 0)) projected onto that plane.  The score
-   ``rv_cos = |n_lax . d_rv|`` is ~0 for a 4CH plane and ~1 for a 2CH plane.  Description keywords
+   ``rv_cos = |n_lax . d_rv|`` is ~0 for a 4CH plane and ~1 for a 2CH plane; with two LAX
+   orientations the lower score is the 4CH (:func:`_geometric_lax_labels`).  Description keywords
    (2ch/vla/two, 4ch/hla/four) support the geometric label; when they disagree, strong geometry
-   (``|rv_cos - 0.707| > 0.25``) wins, otherwise the description.  The evidence is recorded.
+   wins, otherwise the description.  The evidence is recorded per series.
 """
 
 from __future__ import annotations
@@ -251,7 +252,7 @@ def select_views(images: list[ImageHeader]) -> ViewSelection:
     sax_plane = chosen[len(chosen) // 2].plane
     d_rv = RV_DIRECTION - (RV_DIRECTION @ normal) * normal
     d_rv = d_rv / np.linalg.norm(d_rv) if np.linalg.norm(d_rv) > 1e-6 else None
-    candidates: dict[str, list[tuple[CinePlane, SeriesInfo]]] = {"lax_2ch": [], "lax_4ch": []}
+    lax_cands: list[tuple[CinePlane, SeriesInfo]] = []
     for s in series:
         if s.role == "sax" or s.reason:
             continue
@@ -267,7 +268,12 @@ def select_views(images: list[ImageHeader]) -> ViewSelection:
             s.reason = "lax_plane_misses_sax_stack"
             continue
         s.rv_cos = abs(float(p.plane.normal @ d_rv)) if d_rv is not None else None
-        view, evidence = _label_lax(s.description_hint, s.rv_cos)
+        lax_cands.append((p, s))
+
+    geo = _geometric_lax_labels(lax_cands)
+    candidates: dict[str, list[tuple[CinePlane, SeriesInfo]]] = {"lax_2ch": [], "lax_4ch": []}
+    for p, s in lax_cands:
+        view, evidence = _label_lax(s.description_hint, *geo[s.key])
         if view is None:
             s.reason = "lax_view_undetermined"
             continue
@@ -293,17 +299,48 @@ def select_views(images: list[ImageHeader]) -> ViewSelection:
     return sel
 
 
-def _label_lax(hint: str, rv_cos: float | None) -> tuple[str | None, str | None]:
-    """Combine the description keyword class and the geometric score into a LAX label."""
+def _geometric_lax_labels(cands: list[tuple[CinePlane, SeriesInfo]]) -> dict[str, tuple[str | None, bool]]:
+    """``{series key: (geometric label, strong)}`` from the RV-direction score.
+
+    With exactly two LAX orientations (repeats share one) the labels are relative: the orientation
+    with the lower mean ``rv_cos`` is the 4CH; strong when the scores differ by more than 0.4.
+    Otherwise each plane is labelled on its own (4CH below cos 45 deg), strong when more than 0.25
+    from that threshold.
+    """
+    out: dict[str, tuple[str | None, bool]] = {s.key: (None, False) for _, s in cands}
+    scored = [(p, s) for p, s in cands if s.rv_cos is not None]
+    groups: list[list[tuple[CinePlane, SeriesInfo]]] = []
+    for p, s in scored:
+        for g in groups:
+            if angle_between_deg(g[0][0].plane.normal, p.plane.normal) < 10.0:
+                g.append((p, s))
+                break
+        else:
+            groups.append([(p, s)])
+    if len(groups) == 2:
+        means = [float(np.mean([s.rv_cos for _, s in g])) for g in groups]
+        if abs(means[0] - means[1]) > 0.2:
+            four = int(np.argmin(means))
+            strong = abs(means[0] - means[1]) > 0.4
+            for i, g in enumerate(groups):
+                for _, s in g:
+                    out[s.key] = ("lax_4ch" if i == four else "lax_2ch", strong)
+            return out
+    for _, s in scored:
+        out[s.key] = ("lax_4ch" if s.rv_cos < np.sqrt(0.5) else "lax_2ch", abs(s.rv_cos - np.sqrt(0.5)) > 0.25)
+    return out
+
+
+def _label_lax(hint: str, geo: str | None, strong: bool) -> tuple[str | None, str | None]:
+    """Combine the description keyword class and the geometric label into a LAX label."""
     desc = {"2ch": "lax_2ch", "4ch": "lax_4ch"}.get(hint)
-    if rv_cos is None:
+    if geo is None:
         return desc, ("description" if desc else None)
-    geo = "lax_4ch" if rv_cos < np.sqrt(0.5) else "lax_2ch"
     if desc is None:
         return geo, "geometry"
     if desc == geo:
         return geo, "geometry+description"
-    if abs(rv_cos - np.sqrt(0.5)) > 0.25:
+    if strong:
         return geo, "geometry(description_disagrees)"
     return desc, "description(geometry_weak)"
 
