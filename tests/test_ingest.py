@@ -286,3 +286,18 @@ def test_slice_gaps_flags_missing_slice():
     gap, flags, med = slice_gaps(np.array([0, 10, 20, 40, 50, 60.0]))
     assert med == 10 and list(flags) == [False, False, False, True, False, False]
     assert np.isnan(gap[0]) and gap[3] == 20
+
+
+def test_pydicom_messages_do_not_reach_logs(tmp_path, caplog):
+    w = write_exam(tmp_path / "X", ExamSpec(seed=4, **SMALL))
+    from pydicom.dataelem import DataElement
+
+    for f in w["files"]:
+        ds = pydicom.dcmread(f)
+        ds["PatientID"] = DataElement(0x00100020, "LO", "SECRET-NAME-" * 6, validation_mode=0)  # too long
+        ds.save_as(f)
+    with caplog.at_level(logging.DEBUG):
+        rows = ingest_folder(tmp_path, "X", KEY, None)
+    assert rows.exams[0]["status"] == "ok"
+    assert not [r for r in caplog.records if r.name.startswith("pydicom")]
+    assert "SECRET" not in caplog.text

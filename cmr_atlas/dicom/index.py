@@ -17,7 +17,9 @@ LAX view with mitral-valve points; an exam without any LAX view fails (``no_lax_
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -282,8 +284,30 @@ def ingest_study(
     return out
 
 
+@contextlib.contextmanager
+def quiet_pydicom():
+    """Silence pydicom's warnings and log messages while reading: they quote element values
+    (names, free text) and would carry identifiers into log files."""
+    logger = logging.getLogger("pydicom")
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.CRITICAL)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
 def ingest_folder(root: Path, folder: str, key: str, cache_dir: Path | None, folder_index: int = 0) -> IngestRows:
     """Ingest one top-level folder of a cohort (``.`` = the loose files of ``root``)."""
+    with quiet_pydicom():
+        return _ingest_folder(root, folder, key, cache_dir, folder_index)
+
+
+def _ingest_folder(root: Path, folder: str, key: str, cache_dir: Path | None, folder_index: int) -> IngestRows:
     out = IngestRows()
     path = Path(root) if folder == "." else Path(root) / folder
     pseudo = deid.pseudo_study_uid(folder)
@@ -317,7 +341,12 @@ def ingest_folder(root: Path, folder: str, key: str, cache_dir: Path | None, fol
         try:
             rows = ingest_study(images, eid, meta, cache_dir, scan.n_files, n_skipped)
         except Exception as exc:  # noqa: BLE001 - one bad exam never stops the others
-            log.exception("folder %d: exam %s internal error", folder_index, eid)
+            # type and line only: exception messages and tracebacks may quote paths or values
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = f"{Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}" if tb else "?"
+            log.error("folder %d: exam %s internal error %s at %s", folder_index, eid, type(exc).__name__, where)
             rows = IngestRows()
             row = _exam_row(eid, meta, scan.n_files, n_skipped)
             row["qc_reason"] = f"internal_error: {type(exc).__name__}"
