@@ -10,7 +10,7 @@ import pytest
 from cmr_atlas import ids
 from cmr_atlas.dicom.index import ingest_folders
 from cmr_atlas.dicom.testdata import write_cohort
-from cmr_atlas.synth.faults import FAULT_COLUMNS, FAULTS, apply_fault, inject_faults, outcome_matches
+from cmr_atlas.synth.faults import FAULT_COLUMNS, FAULT_KINDS, FAULTS, apply_fault, inject_faults, outcome_matches
 
 KEY = "test-key-for-faults"
 SMALL = dict(n_slices=7, n_frames=4, rows=24, cols=24)
@@ -30,7 +30,7 @@ def _slices(rows, eid):
     return f[["view", "slice_index", "ipp_x", "ipp_y", "ipp_z", "row_cos_x", "col_cos_z"]].to_numpy()
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("fault", list(FAULT_KINDS))
 @pytest.mark.parametrize("folder", ["EXAM0000", "EXAM0001"])  # Siemens and GE layouts
 def test_fault_outcome(clean, tmp_path, fault, folder):
     src, written, clean_rows = clean
@@ -68,7 +68,11 @@ def test_inject_faults_table(tmp_path):
     table = inject_faults(dicom, folders, fraction=0.67, seed=3)
     assert list(table.columns) == FAULT_COLUMNS
     assert len(table) == 2 and table["exam"].is_unique and set(table["exam"]) <= set(folders)
-    assert set(table["fault"]) <= set(FAULTS)
+    assert set(table["fault"]) <= set(FAULT_KINDS)
+    FAULTS.empty()  # the table schema
+    from cmr_atlas.tables import conform
+
+    conform(table, FAULTS)
     assert set(table["expected_status"]) <= {"ok", "failed"}
     assert inject_faults(dicom, folders, fraction=0.0, seed=3).empty
     with pytest.raises(ValueError):

@@ -11,7 +11,7 @@ with a specific ``qc_reason``; an exception in one exam is caught and recorded, 
 ``inconsistent_frame_count``, ``inconsistent_pixel_geometry``, ``corrupt_pixel_data: file <i> (...)``,
 ``no_dicom_files``, ``internal_error: <type>``); for an ok exam, the warnings joined by ``;``
 (``missing_2ch``, ``missing_4ch``, ``slice_gap``, ``repeated_series``, ``no_trigger_time``,
-``ambiguous_base_apex``) or null.  A missing LAX view is a warning: the LV fit needs at least one
+``ambiguous_base_apex``, ``sop_uid_collision``) or null.  A missing LAX view is a warning: the LV fit needs at least one
 LAX view with mitral-valve points; an exam without any LAX view fails (``no_lax_view``).
 """
 
@@ -236,7 +236,7 @@ def _slice_rows(exam_id: str, sel: ViewSelection, by_key: dict) -> list[dict]:
 
 def ingest_study(
     images: list[ImageHeader], exam_id: str, meta: StudyMeta | None, cache_dir: Path | None,
-    n_files: int, n_skipped: int,
+    n_files: int, n_skipped: int, extra_warnings: list[str] | None = None,
 ) -> IngestRows:
     """Index one study and write its cache file; failures become the exam's qc_reason."""
     out = IngestRows()
@@ -247,7 +247,7 @@ def ingest_study(
     row["n_series"] = len(sel.series)
     out.series = _series_rows(exam_id, sel)
     row["has_2ch"], row["has_4ch"] = "lax_2ch" in sel.lax, "lax_4ch" in sel.lax
-    warnings = list(sel.warnings)
+    warnings = list(extra_warnings or []) + list(sel.warnings)
     if sel.failure:
         row["qc_reason"] = sel.failure
         return out
@@ -339,7 +339,8 @@ def _ingest_folder(root: Path, folder: str, key: str, cache_dir: Path | None, fo
         eid = deid.exam_id(study_uid, key)
         meta = scan.studies.get(study_uid)
         try:
-            rows = ingest_study(images, eid, meta, cache_dir, scan.n_files, n_skipped)
+            extra = ["sop_uid_collision"] if scan.uid_collisions.get(study_uid) else []
+            rows = ingest_study(images, eid, meta, cache_dir, scan.n_files, n_skipped, extra)
         except Exception as exc:  # noqa: BLE001 - one bad exam never stops the others
             # type and line only: exception messages and tracebacks may quote paths or values
             tb = exc.__traceback__

@@ -81,6 +81,7 @@ class FolderScan:
     images: list[ImageHeader] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (file_index, reason)
     studies: dict[str, StudyMeta] = field(default_factory=dict)
+    uid_collisions: dict[str, int] = field(default_factory=dict)  # study -> images sharing a SOP UID
 
 
 _HINT_PATTERNS = (
@@ -320,6 +321,12 @@ def scan_file(path: Path, file_index: int, pseudo_study: str) -> tuple[list[Imag
         return [], None, f"bad_header: {type(exc).__name__}"
 
 
+def _content_key(h: ImageHeader) -> tuple:
+    """What makes two images with the same SOPInstanceUID the same image."""
+    r = (lambda a: None if a is None else tuple(np.round(a, 3)))
+    return (h.series_uid, r(h.position), r(h.orientation), h.trigger_time_ms, h.instance_number, h.frame)
+
+
 def scan_folder(folder: Path, recursive: bool = True, pseudo_study: str = "no-study-uid") -> FolderScan:
     """Scan every file of an exam folder (``recursive=False``: its loose files only).
 
@@ -331,17 +338,26 @@ def scan_folder(folder: Path, recursive: bool = True, pseudo_study: str = "no-st
         p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
     )
     result = FolderScan(n_files=len(files))
-    seen: set[tuple[str, str]] = set()
+    seen: dict[tuple[str, str], tuple] = {}
     for i, path in enumerate(files):
         headers, ds, reason = scan_file(path, i, pseudo_study)
         if reason is not None:
             result.rejected.append((i, reason))
             continue
-        new = [h for h in headers if (h.study_uid, h.sop_uid) not in seen]
+        new = []
+        for h in headers:
+            key, content = (h.study_uid, h.sop_uid), _content_key(h)
+            if key in seen:
+                if seen[key] == content:
+                    continue  # the same image twice (a copied file)
+                # same UID, different image: a writer's bug, not a copy; keep it, count it
+                result.uid_collisions[h.study_uid] = result.uid_collisions.get(h.study_uid, 0) + 1
+                h.sop_uid = f"{h.sop_uid}#file{i}"
+            seen[(h.study_uid, h.sop_uid)] = content
+            new.append(h)
         if not new:
             result.rejected.append((i, "duplicate_instance"))
             continue
-        seen.update((h.study_uid, h.sop_uid) for h in new)
         result.images += new
         study = new[0].study_uid
         if study not in result.studies:

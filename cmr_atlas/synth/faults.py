@@ -1,7 +1,7 @@
 """Faults injected into a written synthetic cohort, with the outcome ingest must report.
 
 :func:`inject_faults` picks ``round(fraction * n)`` exam folders (seeded) and applies one fault to
-each, cycling through :data:`FAULTS` in a seeded order so that every kind occurs once there are
+each, cycling through :data:`FAULT_KINDS` in a seeded order so that every kind occurs once there are
 enough exams.  It returns the ``faults`` truth table: ``exam`` (folder name), ``fault``,
 ``expected_status`` and ``expected_qc_reason``.
 
@@ -26,9 +26,25 @@ import pydicom
 from pydicom.uid import generate_uid
 
 from ..dicom.scan import scan_folder
+from ..tables import Column, TableSchema, register
 from ..dicom.views import MIN_SAX_SLICES, ViewSelection, select_views
 
-FAULT_COLUMNS = ["exam", "fault", "expected_status", "expected_qc_reason"]
+FAULTS = register(TableSchema(
+    name="faults", group="truth", row="damaged exam",
+    description=(
+        "Faults injected after the cohort was written (`synth --faults`), with the outcome ingest "
+        "must report. expected_qc_reason is the prefix of a failure reason, one of the ';'-separated "
+        "warnings of an ok exam, or null (same qc_reason as the undamaged exam)."
+    ),
+    columns=(
+        Column("exam", "str", "exam folder name under dicom/", nullable=False),
+        Column("fault", "str", "fault kind (see cmr_atlas.synth.faults.FAULT_KINDS); "
+               "'<kind>:not_applied' when it could not be applied", nullable=False),
+        Column("expected_status", "str", "ok or failed"),
+        Column("expected_qc_reason", "str", "expected failure-reason prefix or warning; null = no trace"),
+    ),
+))
+FAULT_COLUMNS = FAULTS.column_names
 
 
 def _selection(folder: Path) -> ViewSelection:
@@ -185,7 +201,7 @@ def description_traversal(folder: Path, rng: np.random.Generator) -> tuple[str, 
     return "ok", None
 
 
-FAULTS: dict[str, Callable[[Path, np.random.Generator], tuple[str, str | None]]] = {
+FAULT_KINDS: dict[str, Callable[[Path, np.random.Generator], tuple[str, str | None]]] = {
     "truncated_file": truncated_file,
     "missing_slice": missing_slice,
     "duplicated_series": duplicated_series,
@@ -200,7 +216,7 @@ FAULTS: dict[str, Callable[[Path, np.random.Generator], tuple[str, str | None]]]
 
 def apply_fault(folder: Path, fault: str, seed: int = 0) -> tuple[str, str | None]:
     """Apply one named fault to an exam folder; returns (expected_status, expected_qc_reason)."""
-    return FAULTS[fault](Path(folder), np.random.default_rng(seed))
+    return FAULT_KINDS[fault](Path(folder), np.random.default_rng(seed))
 
 
 def inject_faults(dicom_dir: Path, exam_folders: list[str], fraction: float, seed: int) -> pd.DataFrame:
@@ -215,7 +231,7 @@ def inject_faults(dicom_dir: Path, exam_folders: list[str], fraction: float, see
     folders = sorted(exam_folders)
     n = int(round(fraction * len(folders)))
     chosen = sorted(rng.choice(len(folders), size=n, replace=False).tolist()) if n else []
-    order = list(rng.permutation(list(FAULTS)))
+    order = list(rng.permutation(list(FAULT_KINDS)))
     rows = []
     for j, i in enumerate(chosen):
         name = str(order[j % len(order)])
