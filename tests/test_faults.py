@@ -77,3 +77,16 @@ def test_inject_faults_table(tmp_path):
     assert inject_faults(dicom, folders, fraction=0.0, seed=3).empty
     with pytest.raises(ValueError):
         inject_faults(dicom, folders, fraction=1.5, seed=3)
+
+
+def test_failed_rerun_removes_stale_cache(clean, tmp_path):
+    src, written, _ = clean
+    dst = tmp_path / "dicom"
+    shutil.copytree(src / "EXAM0000", dst / "EXAM0000")
+    eid = ids.exam_id(written[0]["study_uid"], KEY)
+    ingest_folders(dst, ["EXAM0000"], KEY, tmp_path / "cache")
+    assert (tmp_path / "cache" / f"{eid}.npz").exists()
+    apply_fault(dst / "EXAM0000", "truncated_file", seed=0)
+    rows = ingest_folders(dst, ["EXAM0000"], KEY, tmp_path / "cache")
+    assert rows.exams[0]["status"] == "failed"
+    assert not (tmp_path / "cache" / f"{eid}.npz").exists()

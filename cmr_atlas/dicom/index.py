@@ -238,7 +238,13 @@ def ingest_study(
     images: list[ImageHeader], exam_id: str, meta: StudyMeta | None, cache_dir: Path | None,
     n_files: int, n_skipped: int, extra_warnings: list[str] | None = None,
 ) -> IngestRows:
-    """Index one study and write its cache file; failures become the exam's qc_reason."""
+    """Index one study and write its cache file; failures become the exam's qc_reason.
+
+    A failed exam has no cache file: one left by an earlier run is removed, so the cache always
+    matches the ``exams`` table.
+    """
+    if cache_dir is not None:
+        (Path(cache_dir) / f"{exam_id}.npz").unlink(missing_ok=True)
     out = IngestRows()
     row = _exam_row(exam_id, meta, n_files, n_skipped)
     out.exams.append(row)
