@@ -73,7 +73,7 @@ def _ray_contour(plane_c, u, v, shape, n_rays=72, t_range=None):
 
 def make_fixture(seed: int = 0, exam_id: str = "exam0", shift_sd_mm: float = 3.0,
                  noise_mm: float = 0.0, n_sax: int = 10, tilt_deg: float = 5.0,
-                 source: str = "truth") -> Fixture:
+                 source: str = "truth", through_plane: bool = True) -> Fixture:
     rng = np.random.default_rng(seed)
     rot = _random_rotation(rng)
     origin = rng.normal(0, 20, 3)
@@ -94,6 +94,8 @@ def make_fixture(seed: int = 0, exam_id: str = "exam0", shift_sd_mm: float = 3.0
     rows, gp, shift_rows = [], [], []
     ps = 1.5
     sax_shifts = rng.normal(0, shift_sd_mm, (n_sax, 3))
+    if not through_plane:  # keep only the in-plane part (identifiable from the contours)
+        sax_shifts -= np.outer(sax_shifts @ nrm, nrm)
 
     def add_points(view, k, phase, surf, pts_local, d_local, kind="contour", landmark=None):
         pts = to_patient(pts_local + d_local)

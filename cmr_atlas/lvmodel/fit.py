@@ -50,10 +50,11 @@ class FitSettings:
     max_shift_mm: float = 15.0  # larger estimated shifts are clipped (an implausible breath-hold)
     bh_iterations: int = 15
     final_iterations: int = 8
-    tol_mm: float = 0.01  # stop when no shift or surface point moves more than this
+    tol_bh_mm: float = 0.05  # breath-hold stage stops when no shift or surface point moves more
+    tol_mm: float = 0.02  # final stage stops when no surface point moves more than this
     huber_k: float = 1.345
     tukey_c: float = 4.685
-    sigma_floor_mm: float = 0.5
+    sigma_floor_mm: float = 1.0
 
 
 @dataclass
@@ -313,7 +314,7 @@ def fit(data: FitData, d: float, settings: FitSettings | None = None,
         for i in range(s.bh_iterations):
             x, shifts, r, rw, move = prob.step(x, shifts, s.smooth_breath_hold, "huber", True)
             it += 1
-            if move < s.tol_mm and i >= 2:
+            if move < s.tol_bh_mm and i >= 2:
                 conv = True
                 break
         converged &= conv
