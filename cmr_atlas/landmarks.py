@@ -4,8 +4,8 @@ Targets (after the heatmap method of Xue et al. 2021): one channel per landmark 
 normalised to a peak of 1, and a background channel ``1 - sum`` (clipped at 0) in channel 0.  An
 absent landmark has an all-zero channel.  At inference the softmax channel's peak probability is
 the landmark's confidence; below ``absent_threshold`` the landmark is absent; otherwise its
-position is the probability-weighted centroid of the blob around the peak (pixels above half the
-peak, connected to it), which gives sub-pixel positions.
+position is the weighted centroid of the blob around the peak (pixels above half the peak,
+connected to it, weighted by probability minus the cut), which gives sub-pixel positions.
 
 Model channels are generic per model (``MODEL_LANDMARKS``); the view decides the names
 (:data:`cmr_atlas.guidepoints.LANDMARKS`): on the long-axis model ``mv_a``/``mv_b`` are
@@ -70,9 +70,11 @@ def decode_heatmap(prob: np.ndarray, absent_threshold: float = 0.1, blob_fractio
     peak = float(prob[peak_idx])
     if not np.isfinite(peak) or peak < absent_threshold:
         return Detection(float("nan"), float("nan"), max(peak, 0.0), False)
-    labels, _ = ndimage.label(prob >= blob_fraction * peak)
+    cut = blob_fraction * peak
+    labels, _ = ndimage.label(prob >= cut)
     blob = labels == labels[peak_idx]
-    w = np.where(blob, prob, 0.0)
+    # weights fall to zero at the blob's edge, so which pixels made the cut barely matters
+    w = np.where(blob, prob - cut, 0.0)
     r, c = ndimage.center_of_mass(w)
     return Detection(float(r), float(c), peak, True)
 

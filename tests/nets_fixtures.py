@@ -34,7 +34,7 @@ def circle_rc(centre_rc, radius_mm, plane, n=40):
                      centre_rc[1] + radius_mm / plane.pixel_spacing_mm[1] * np.cos(a)], 1)
 
 
-def ring_exam(n_slices=3, n_frames=4, seed=0) -> tuple[ExamImages, pd.DataFrame]:
+def ring_exam(n_slices=3, n_frames=4, seed=0, noise=True) -> tuple[ExamImages, pd.DataFrame]:
     """A SAX stack of rings whose cavity shrinks over the frames, with truth-format contours."""
     rng = np.random.default_rng(seed)
     planes, sax, rows = [], [], []
@@ -45,7 +45,7 @@ def ring_exam(n_slices=3, n_frames=4, seed=0) -> tuple[ExamImages, pd.DataFrame]
         for t in range(n_frames):
             r_in = 18.0 - 2.0 * t if s < n_slices - 1 else 0.0
             ctr = ((plane.shape[0] - 1) / 2 + 2, (plane.shape[1] - 1) / 2 - 3)
-            frames.append(ring_image(plane, ctr, r_in, r_in + 8 if r_in else 0.0, rng))
+            frames.append(ring_image(plane, ctr, r_in, r_in + 8 if r_in else 0.0, rng if noise else None))
             if r_in:
                 for surface, rad in (("endo", r_in), ("epi", r_in + 8)):
                     rc = circle_rc(ctr, rad, plane)
