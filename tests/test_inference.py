@@ -106,3 +106,21 @@ def test_run_shard_survives_a_bad_exam_and_loads_checked_models(tmp_path):
     ph = pd.read_parquet(tmp_path / "out" / "phases.parquet")
     assert list(ph["exam_id"]) == ["X1"]
     assert (tmp_path / "out" / "masks" / "X1.npz").is_file()
+
+
+def test_infer_cli_writes_tables_and_auto_guide_points(tmp_path):
+    from cmr_atlas.cli import main
+
+    images, _ = ring_exam(n_slices=2, n_frames=3)
+    save_exam_images(images, tmp_path / "cache" / "X1.npz")
+    pd.DataFrame({"exam_id": ["X1", "BAD"], "status": ["ok", "failed"]}).to_parquet(tmp_path / "exams.parquet")
+    mdir = tmp_path / "models"
+    for name in ("seg_sax", "lm_heatmap_lax", "lm_heatmap_sax"):
+        save_model(UNet(1, 4, 4, 2), {"name": name, "input": GRID.to_dict()}, mdir)
+    rc = main(["infer", "--cache", str(tmp_path / "cache"), "--exams", str(tmp_path / "exams.parquet"),
+               "--out", str(tmp_path / "shard"), "--models-dir", str(mdir), "--device", "cpu",
+               "--guide-points", str(tmp_path / "shard" / "guide_points.parquet")])
+    assert rc == 0
+    gp = pd.read_parquet(tmp_path / "shard" / "guide_points.parquet")
+    conform(gp, GUIDE_POINTS)  # an untrained model may find nothing: the table still exists
+    assert set(pd.read_parquet(tmp_path / "shard" / "phases.parquet")["exam_id"]) == {"X1"}
