@@ -5,7 +5,7 @@
     cmr-atlas train all   --out resources/models --data DATA ...   (both steps, every model)
 
 By default the training cohort is synthetic and generated in memory with seeds disjoint from the
-demo and test cohorts (``--seed``, default 910000).  ``data`` writes ``seg.npz``,
+demo and test cohorts (cohort ``--seed``, default 910000; the demo uses 20001).  ``data`` writes ``seg.npz``,
 ``lm_lax.npz``, ``lm_sax.npz`` (see :class:`cmr_atlas.nets.data.Samples`) and ``data.json``
 (provenance); ``model`` trains one model (names in :data:`cmr_atlas.nets.registry.MODELS`) and
 writes its weights and model card.
@@ -35,18 +35,18 @@ log = logging.getLogger(__name__)
 DEFAULT_SEED = 910000      # training cohort seeds: disjoint from demo/test cohorts (small seeds)
 SEG_GRID = Grid(1.5, 128)  # 192 mm field of view
 LM_GRID = Grid(1.5, 128)
+LAX_EXTRA_FRAMES = 4  # LAX cines: ED, ES and extra_frames + 4 other frames
 SIGMA_MM = {"lax": 6.0, "sax": 4.0}  # Gaussian target width (Xue et al.: 8 px LAX / 4 px SAX at 1 mm)
 
 Annotated = tuple[ExamImages, pd.DataFrame, pd.DataFrame]  # images, truth contours, truth landmarks
 
 
-def generated_exams(n_exams: int, seed: int) -> Iterator[Annotated]:
-    """Synthetic exams generated in memory (no DICOM round trip)."""
+def generated_exam(seed: int, index: int, mi_fraction: float = 0.2) -> Annotated:
+    """Synthetic exam ``index`` of cohort ``seed``, generated in memory (no DICOM round trip)."""
     from ..synth import cohort
 
-    for i in range(n_exams):
-        ex = cohort.generate_exam(seed=seed + i)
-        yield ex.images, ex.truth["contours"], ex.truth["landmarks"]
+    ex = cohort.generate_exam(seed, index, mi_fraction=mi_fraction)
+    return ex.images, ex.truth["contours"], ex.truth["landmarks"]
 
 
 def cohort_exams(cohort_dir: str | Path, cache_dir: str | Path, exam_id_key: str) -> Iterator[Annotated]:
@@ -67,24 +67,54 @@ def cohort_exams(cohort_dir: str | Path, cache_dir: str | Path, exam_id_key: str
         yield images, contours[contours["exam_id"] == label], landmarks[landmarks["exam_id"] == label]
 
 
-def build_data(exams: Iterator[Annotated], out: str | Path, seed: int, extra_frames: int = 2,
+def exam_samples(exam: Annotated, rng: np.random.Generator, extra_frames: int) -> dict[str, Samples]:
+    images, contours, landmarks = exam
+    out = {"seg": segmentation_samples(images, contours, SEG_GRID, rng, extra_frames)}
+    for m in MODEL_VIEWS:
+        # a cine has only two LAX images per frame: take more frames of it
+        extra = extra_frames + LAX_EXTRA_FRAMES if m == "lax" else extra_frames
+        out[f"lm_{m}"] = landmark_samples(images, landmarks, m, LM_GRID, rng, extra)
+    return out
+
+
+def _generated_samples(job: tuple[int, int, int, float]) -> dict[str, Samples]:
+    seed, index, extra, mi = job
+    # per-exam generator: the same samples whatever the number of worker processes
+    return exam_samples(generated_exam(seed, index, mi), np.random.default_rng([seed, index]), extra)
+
+
+def build_data(out: str | Path, seed: int, n_exams: int = 80, extra_frames: int = 2, jobs: int = 1,
+               mi_fraction: float = 0.2, exams: Iterator[Annotated] | None = None,
                provenance: dict | None = None) -> dict:
-    rng = np.random.default_rng(seed)
-    seg, lm = [], {m: [] for m in MODEL_VIEWS}
-    n = 0
-    for images, contours, landmarks in exams:
-        seg.append(segmentation_samples(images, contours, SEG_GRID, rng, extra_frames))
-        for m in MODEL_VIEWS:
-            lm[m].append(landmark_samples(images, landmarks, m, LM_GRID, rng, extra_frames))
-        n += 1
-        log.info("training data: %d exams", n)
+    """Write the training samples of ``n_exams`` generated exams (or of ``exams``) to ``out``."""
+    if exams is None:
+        todo = [(seed, i, extra_frames, mi_fraction) for i in range(n_exams)]
+        if jobs > 1:
+            import multiprocessing as mp
+
+            with mp.get_context("spawn").Pool(jobs) as pool:
+                parts = []
+                for i, r in enumerate(pool.imap(_generated_samples, todo)):
+                    parts.append(r)
+                    log.info("training data: %d/%d exams", i + 1, n_exams)
+        else:
+            parts = []
+            for i, job in enumerate(todo):
+                parts.append(_generated_samples(job))
+                log.info("training data: %d/%d exams", i + 1, n_exams)
+        provenance = {"source": "synthetic, generated in memory (cmr_atlas.synth.cohort.generate_exam)",
+                      "cohort_seed": seed, "exam_indices": [0, n_exams - 1], "mi_fraction": mi_fraction,
+                      **(provenance or {})}
+    else:
+        rng = np.random.default_rng(seed)
+        parts = [exam_samples(e, rng, extra_frames) for e in exams]
     out = Path(out)
     counts = {}
-    for key, parts in (("seg", seg), *((f"lm_{m}", lm[m]) for m in MODEL_VIEWS)):
-        samples = Samples.concat(parts)
+    for key in ("seg", *(f"lm_{m}" for m in MODEL_VIEWS)):
+        samples = Samples.concat([p[key] for p in parts])
         samples.save(out / f"{key}.npz")
         counts[key] = len(samples)
-    info = {"n_exams": n, "seed": seed, "extra_frames": extra_frames, "images": counts,
+    info = {"n_exams": len(parts), "extra_frames": extra_frames, "images": counts,
             "segmentation_grid": SEG_GRID.to_dict(), "landmark_grid": LM_GRID.to_dict(),
             **(provenance or {})}
     (out / "data.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -106,13 +136,13 @@ def _card(name: str, grid: Grid, data_info: dict, report: dict, extra: dict) -> 
 
 
 def train_model(name: str, data_dir: str | Path, out_dir: str | Path, minutes: float, threads: int,
-                seed: int, max_epochs: int = 60, batch_size: int = 16) -> list[Path]:
+                seed: int, max_epochs: int = 60, batch_size: int = 16, steps_per_epoch: int | None = 60) -> list[Path]:
     from .train import TrainConfig, train_heatmap, train_segmentation, train_vgg_cyclic
 
     data_dir = Path(data_dir)
     info = json.loads((data_dir / "data.json").read_text())
     cfg = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, max_seconds=minutes * 60,
-                      seed=seed, threads=threads)
+                      seed=seed, threads=threads, steps_per_epoch=steps_per_epoch or None)
     if name == "seg_sax":
         model, rep = train_segmentation(Samples.load(data_dir / "seg.npz"), cfg)
         card = _card(name, SEG_GRID, info, rep, {"labels": LABELS, "loss": "cross-entropy + soft Dice"})
@@ -155,7 +185,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a = sub.add_parser("all", help="build samples and train every model")
     for q in (d, a):
         q.add_argument("--n-exams", type=int, default=80, help="synthetic training exams")
-        q.add_argument("--seed", type=int, default=DEFAULT_SEED, help="first exam seed (exam i: seed + i)")
+        q.add_argument("--seed", type=int, default=DEFAULT_SEED, help="synthetic cohort seed (exams 0..n-1)")
+        q.add_argument("--mi-fraction", type=float, default=0.2, help="fraction of MI exams")
+        q.add_argument("--jobs", type=int, default=1, help="worker processes generating exams")
         q.add_argument("--extra-frames", type=int, default=2, help="frames per slice besides ED and ES")
         q.add_argument("--cohort", help="use an ingested synthetic cohort (truth/) instead of generating")
         q.add_argument("--cache", help="image cache of that cohort")
@@ -171,18 +203,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         q.add_argument("--train-seed", type=int, default=0, help="seed of initialisation, split and augmentation")
         q.add_argument("--max-epochs", type=int, default=60)
         q.add_argument("--batch-size", type=int, default=16)
+        q.add_argument("--steps-per-epoch", type=int, default=60,
+                       help="batches between validations (0 = one pass over the training images)")
 
 
 def _data(args, out) -> dict:
     if args.cohort:
         if not args.cache:
             raise SystemExit("--cohort needs --cache")
-        exams = cohort_exams(args.cohort, args.cache, args.exam_id_key)
-        prov = {"source": "ingested cohort"}
-    else:
-        exams = generated_exams(args.n_exams, args.seed)
-        prov = {"source": "synthetic, generated in memory", "exam_seeds": [args.seed, args.seed + args.n_exams - 1]}
-    return build_data(exams, out, args.seed, args.extra_frames, prov)
+        return build_data(out, args.seed, extra_frames=args.extra_frames,
+                          exams=cohort_exams(args.cohort, args.cache, args.exam_id_key),
+                          provenance={"source": "ingested synthetic cohort"})
+    return build_data(out, args.seed, args.n_exams, args.extra_frames, args.jobs, args.mi_fraction)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -194,6 +226,6 @@ def run(args: argparse.Namespace) -> int:
         _data(args, args.data)
     for name in names:
         for p in train_model(name, args.data, args.out, args.minutes, args.threads, args.train_seed,
-                             args.max_epochs, args.batch_size):
+                             args.max_epochs, args.batch_size, args.steps_per_epoch):
             log.info("wrote %s", p)
     return 0

@@ -35,6 +35,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     steps_per_epoch: int | None = None  # None = one pass over the training images
+    max_val_images: int | None = 256     # fixed random subset of the validation exams' images
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +55,8 @@ def _split(samples: Samples, cfg: TrainConfig, rng: np.random.Generator) -> tupl
     tr_ex, va_ex = exam_split(len(samples.exam_ids), cfg.val_fraction, rng)
     tr = np.flatnonzero(np.isin(samples.exam, tr_ex))
     va = np.flatnonzero(np.isin(samples.exam, va_ex))
+    if cfg.max_val_images and len(va) > cfg.max_val_images:
+        va = np.sort(rng.choice(va, cfg.max_val_images, replace=False))
     info = {"n_train_exams": int(len(tr_ex)), "n_val_exams": int(len(va_ex)),
             "n_train_images": int(len(tr)), "n_val_images": int(len(va))}
     return tr, va, info
