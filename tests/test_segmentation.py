@@ -16,7 +16,7 @@ def _circle(c, r, n=64):
 @given(st.floats(5, 20), st.floats(25, 35), st.floats(25, 35))
 def test_rasterise_and_trace_back_a_disk(r, cr, cc):
     m = rasterise_polygon(_circle((cr, cc), r), (64, 64))
-    assert m.sum() == pytest.approx(np.pi * r**2, rel=0.1)
+    assert abs(m.sum() - np.pi * r**2) <= np.pi * r  # within a half-pixel band of the perimeter
     rc = mask_contours(m, n_points=48)
     assert rc.shape == (48, 2)
     radii = np.hypot(rc[:, 0] - cr, rc[:, 1] - cc)
