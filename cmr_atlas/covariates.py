@@ -292,3 +292,59 @@ def index_by_bsa(measures: pd.DataFrame, covariates: pd.DataFrame) -> pd.DataFra
         if raw in out:
             out[idx] = pd.to_numeric(out[raw], errors="coerce").astype(float) / bsa
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Step entry point (workflow script and an optional ``covariates`` subcommand)
+# --------------------------------------------------------------------------------------------
+def write_covariates(
+    out_dir: str | Path,
+    covariates_path: str | Path | None,
+    exam_keys_path: str | Path,
+    key_type: str,
+    key_column: str,
+    exam_id_key: str,
+    exams_path: str | Path | None = None,
+) -> JoinResult:
+    """Write covariates.parquet, covariates_extra.parquet and covariates_missing.parquet.
+
+    Without a covariates table (``covariates_path`` empty or None) the tables are written empty
+    except covariates_missing, which lists every exam: the workflow's outputs stay the same.
+    """
+    from .tables import write_table
+
+    out = Path(out_dir)
+    keys = pd.read_parquet(exam_keys_path)
+    exams = pd.read_parquet(exams_path) if exams_path and Path(exams_path).is_file() else None
+    if covariates_path:
+        res = join_covariates(read_covariates(covariates_path), keys, key_type, key_column, exam_id_key, exams)
+    else:
+        ids = exams["exam_id"] if exams is not None else keys["exam_id"]
+        miss = pd.DataFrame({"exam_id": sorted(set(ids.astype(str))), "reason": "no covariates table configured"})
+        log.info("covariates: no covariates table configured; %d exams without covariates", len(miss))
+        res = JoinResult(COVARIATES.empty(), COVARIATES_EXTRA.empty(), miss, 0, 0)
+    write_table(res.covariates, out / "covariates.parquet", COVARIATES)
+    write_table(res.extra, out / "covariates_extra.parquet", COVARIATES_EXTRA)
+    write_table(res.missing, out / "covariates_missing.parquet", COVARIATES_MISSING)
+    return res
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--covariates", default="", help="covariates table (CSV or parquet); empty = none")
+    p.add_argument("--exam-keys", required=True, help="exam_keys.parquet written by ingest")
+    p.add_argument("--exams", help="exams.parquet (all exams, DICOM height/weight for BSA)")
+    p.add_argument("--key-type", default="exam_folder", choices=KEY_TYPES, help="config covariates_key")
+    p.add_argument("--key-column", default="exam_id", help="config covariates_key_column")
+    p.add_argument("--config", default="config/config.yaml",
+                   help="config file whose exam_id_key is used (kept off the command line)")
+    p.add_argument("--out", required=True, help="results folder")
+
+
+def run(args) -> int:
+    from .config import load_config
+
+    key = load_config(args.config)["exam_id_key"]
+    res = write_covariates(args.out, args.covariates, args.exam_keys, args.key_type, args.key_column,
+                           key, args.exams)
+    print(f"covariates: {len(res.covariates)} exams joined, {len(res.missing)} without covariates -> {args.out}")
+    return 0
