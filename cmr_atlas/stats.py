@@ -515,6 +515,10 @@ def run_stats(
                                  "n_positive": 0, "note": "risk factor not in the covariates table"})
                 continue
             y = pd.to_numeric(data[rf], errors="coerce").to_numpy(dtype=float)
+            if not np.isfinite(y).any():
+                auc_rows.append({**base, "auc": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n": 0,
+                                 "n_positive": 0, "note": "risk factor has no values in the covariates"})
+                continue
             if k == 0:
                 auc_rows.append({**base, "auc": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n": 0,
                                  "n_positive": 0, "note": "no PC scores"})
