@@ -1,0 +1,131 @@
+"""Ground-truth contours and landmarks: where each image plane cuts the displaced anatomy.
+
+Everything is computed from the same geometry the images are rendered from, including the
+slice's breath-hold displacement, so a truth point mapped through the DICOM geometry lands on the
+pixel where the generator drew that boundary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..geometry import SlicePlane
+from . import anatomy as an
+
+N_RAYS = 64
+
+
+def _ray_boundary(fn, centre: np.ndarray, dirs: np.ndarray, t_max: float, iters: int = 26) -> np.ndarray:
+    """Distance along each ray from an inside ``centre`` to where ``fn`` changes sign (bisection)."""
+    lo = np.zeros(len(dirs))
+    hi = np.full(len(dirs), t_max)
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        inside = fn(centre + mid[:, None] * dirs) < 0
+        lo = np.where(inside, mid, lo)
+        hi = np.where(inside, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def plane_contour(
+    heart: an.Heart, w: float, plane: SlicePlane, shift_mm: np.ndarray, surface: str, centre_mm: np.ndarray,
+) -> np.ndarray | None:
+    """Closed boundary (N_RAYS, 3) in patient mm of the endo/epi solid in the plane, or None.
+
+    ``centre_mm`` is a point of the plane inside the displaced solid (rays are cast from it).
+    The solid is closed by the mitral plane, as a core lab closes a basal contour.
+    """
+    ph = heart.phase(w)
+
+    def fn(p: np.ndarray) -> np.ndarray:
+        return ph.implicit(heart.to_local(p - shift_mm), surface)
+
+    if fn(centre_mm[None])[0] >= 0:
+        return None
+    ang = np.linspace(0, 2 * np.pi, N_RAYS, endpoint=False)
+    dirs = np.cos(ang)[:, None] * plane.row_cosine + np.sin(ang)[:, None] * plane.col_cosine
+    t = _ray_boundary(fn, centre_mm, dirs, t_max=150.0)
+    return centre_mm + t[:, None] * dirs
+
+
+def axis_point_in_plane(heart: an.Heart, plane: SlicePlane, shift_mm: np.ndarray, w: float) -> np.ndarray:
+    """Where the displaced LV long axis meets a (SAX) plane; the mid-axis point for LAX planes."""
+    ph = heart.phase(w)
+    p0 = heart.origin_mm + shift_mm
+    e3 = heart.frame[:, 2]
+    denom = e3 @ plane.normal
+    if abs(denom) < 0.3:  # long-axis plane: take the mid-cavity point, projected onto the plane
+        p = p0 + 0.45 * ph.length_mm * e3
+        return p - ((p - plane.position_mm) @ plane.normal) * plane.normal
+    t = ((plane.position_mm - p0) @ plane.normal) / denom
+    return p0 + t * e3
+
+
+def lax_open_contour(heart: an.Heart, w: float, points: np.ndarray, shift_mm: np.ndarray) -> np.ndarray:
+    """Drop the mitral-plane segment of a closed LAX contour: hinge -> apex -> hinge."""
+    ph = heart.phase(w)
+    z = heart.to_local(points - shift_mm)[:, 2]
+    on_cap = z > ph.length_mm - 0.25
+    if not on_cap.any():
+        return points
+    keep = ~on_cap
+    # rotate so that the kept run is contiguous and starts right after the cap
+    idx = np.arange(len(points))
+    last_cap = idx[on_cap][-1]
+    order = np.roll(idx, -(last_cap + 1))
+    order = order[keep[order]]
+    return points[order]
+
+
+def mitral_hinges(heart: an.Heart, w: float, plane: SlicePlane, shift_mm: np.ndarray) -> list[np.ndarray]:
+    """Points where the endocardial base ring crosses a LAX plane (two, normally)."""
+    ph = heart.phase(w)
+    phi = np.linspace(0, 2 * np.pi, 1440, endpoint=False)
+    z = np.full_like(phi, ph.length_mm)
+    r = ph.r_endo(z, phi)
+    ring = heart.to_patient(np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)) + shift_mm
+    d = (ring - plane.position_mm) @ plane.normal
+    s = np.sign(d)
+    cross = np.nonzero(s != np.roll(s, -1))[0]
+    pts = []
+    for i in cross:
+        j = (i + 1) % len(phi)
+        f = d[i] / (d[i] - d[j])
+        pts.append(ring[i] + f * (ring[j] - ring[i]))
+    return pts
+
+
+def apex_point(heart: an.Heart, w: float, plane: SlicePlane, shift_mm: np.ndarray) -> np.ndarray:
+    """Epicardial apex projected onto a LAX plane (where an observer clicks it)."""
+    ph = heart.phase(w)
+    p = heart.to_patient(np.array([0.0, 0.0, -ph.epi_apex_mm])) + shift_mm
+    return p - ((p - plane.position_mm) @ plane.normal) * plane.normal
+
+
+def rv_insertions(heart: an.Heart, w: float, epi_contour: np.ndarray, shift_mm: np.ndarray) -> list[np.ndarray]:
+    """Points of a SAX epicardial contour where the RV free wall meets the LV (0 or 2 points)."""
+    ph = heart.phase(w)
+    loc = heart.to_local(epi_contour - shift_mm)
+    # test a hair outside the LV epicardium, where the RV wall starts
+    rho = np.hypot(loc[:, 0], loc[:, 1])
+    scale = (rho + 1.0) / np.maximum(rho, 1e-6)
+    probe = loc.copy()
+    probe[:, :2] *= scale[:, None]
+    inside = heart.rv_inside(probe, w, ph, inner=False)
+    if inside.all() or not inside.any():
+        return []
+    change = np.nonzero(inside != np.roll(inside, -1))[0]
+    if len(change) != 2:
+        return []
+    return [0.5 * (epi_contour[i] + epi_contour[(i + 1) % len(epi_contour)]) for i in change]
+
+
+def polygon_centroid(points_2d: np.ndarray) -> np.ndarray:
+    """Area centroid of a closed polygon (N, 2)."""
+    x, y = points_2d[:, 0], points_2d[:, 1]
+    xn, yn = np.roll(x, -1), np.roll(y, -1)
+    cross = x * yn - xn * y
+    a = cross.sum() / 2.0
+    if abs(a) < 1e-9:
+        return points_2d.mean(axis=0)
+    return np.array([((x + xn) * cross).sum(), ((y + yn) * cross).sum()]) / (6.0 * a)
