@@ -128,3 +128,34 @@ def test_index_by_bsa():
 def test_mosteller():
     assert mosteller_bsa(180, 80) == pytest.approx(2.0)
     assert np.isnan(mosteller_bsa(0, 80))
+
+
+@pytest.mark.parametrize("key_type,column", [("exam_folder", "exam_id"), ("study_instance_uid", "study_instance_uid"),
+                                             ("patient_id", "patient_id")])
+def test_join_synthetic_subjects_table(key_type, column):
+    """The synthetic cohort's truth/subjects table (its schema and generator) joins by any key."""
+    from cmr_atlas.ids import exam_id
+    from cmr_atlas.synth.subjects import sample_subjects
+    from cmr_atlas.synth.truth import SUBJECTS
+
+    sub = sample_subjects(np.random.default_rng(3), 5)
+    sub["exam_id"] = [f"SYN3-{i:04d}" for i in range(5)]
+    sub["study_instance_uid"] = [f"1.2.826.0.{i}" for i in range(5)]
+    sub["patient_id"] = [f"MESA{i:07d}" for i in range(5)]
+    sub = sub[SUBJECTS.column_names]
+    conform(sub, SUBJECTS)
+    keys = pd.DataFrame([{"exam_id": exam_id(u, KEY), "key_type": t, "key_hash": keyed_hash(v, KEY)}
+                         for f, u, p in zip(sub.exam_id, sub.study_instance_uid, sub.patient_id)
+                         for t, v in (("exam_folder", f), ("study_instance_uid", u), ("patient_id", p))])
+    r = join_covariates(sub, keys, key_type, column, KEY)
+    cov = r.covariates.set_index("exam_id")
+    expected = sub.set_index(pd.Index([exam_id(u, KEY) for u in sub.study_instance_uid]))
+    assert len(cov) == 5 and len(r.missing) == 0 and len(r.extra) == 0  # every column is a known one
+    for c in ("age", "bsa_m2", "sbp", "hypertension", "diabetes", "current_smoker", "high_cholesterol",
+              "calcium_positive", "calcium_score", "mi"):
+        np.testing.assert_allclose(cov[c].astype(float), expected.loc[cov.index, c].astype(float), err_msg=c)
+    assert (cov["sex"] == expected.loc[cov.index, "sex"]).all()
+    # the generator's BSA is Mosteller (to its rounding)
+    np.testing.assert_allclose(mosteller_bsa(sub.height_cm, sub.weight_kg), sub.bsa_m2, atol=2e-3)
+    flat = " ".join(map(str, r.covariates.to_numpy().ravel()))
+    assert "SYN3" not in flat and "MESA" not in flat and "1.2.826" not in flat
