@@ -439,7 +439,14 @@ def grid_faces(n_long: int, n_circ: int, points: np.ndarray | None = None) -> np
             c, d = (i + 1) * n_circ + j, (i + 1) * n_circ + jn
             faces.append((a, b, d))
             faces.append((a, d, c))
-    return np.asarray(faces, dtype=np.int64)
+    f = np.asarray(faces, dtype=np.int64)
+    if points is not None:
+        # A collapsed ring (the apex of the fitted grid is one point repeated) gives zero-area
+        # triangles: drop them so renders and VTP consumers see a clean surface.
+        p = np.asarray(points, dtype=float)
+        area = np.linalg.norm(np.cross(p[f[:, 1]] - p[f[:, 0]], p[f[:, 2]] - p[f[:, 0]]), axis=1)
+        f = f[area > 1e-12 * max(float(np.ptp(p, axis=0).max()) ** 2, 1e-12)]
+    return f
 
 
 def surface_polydata(points: np.ndarray, grid: tuple[int, int]):

@@ -182,3 +182,12 @@ def test_grid_faces_closed_ring_and_vtp(tmp_path):
 
     mesh = pv.read(paths[0])
     assert mesh.n_points == NL * NC and mesh.n_cells == (NL - 1) * NC * 2
+
+
+def test_grid_faces_drop_collapsed_apex_ring():
+    pts = lv_shape(n_long=5, n_circ=6)[:30].copy()
+    pts[:6] = pts[:6].mean(axis=0)  # apex ring collapsed to one point, as in the synthetic grid
+    f = grid_faces(5, 6, pts)
+    assert len(f) == 4 * 6 * 2 - 6  # one triangle per quad of the first band is degenerate
+    p = pts[f]
+    assert (np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1) > 0).all()
