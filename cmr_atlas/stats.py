@@ -384,8 +384,9 @@ def odds_ratios(X, y, names: list[str] | None = None) -> pd.DataFrame:
     except Exception as exc:  # perfect separation, singular matrix: report, do not crash
         log.warning("odds ratios: logistic fit failed (%s)", exc)
         return nan_rows
-    return pd.DataFrame({"term": terms, "coef": coef, "odds_ratio": np.exp(coef),
-                         "ci_low": np.exp(ci[:, 0]), "ci_high": np.exp(ci[:, 1]), "p": pv})
+    with np.errstate(over="ignore"):  # a quasi-separated term: OR and CI overflow to inf, say so
+        return pd.DataFrame({"term": terms, "coef": coef, "odds_ratio": np.exp(coef),
+                             "ci_low": np.exp(ci[:, 0]), "ci_high": np.exp(ci[:, 1]), "p": pv})
 
 
 # --------------------------------------------------------------------------------------------
