@@ -268,7 +268,10 @@ def _risk(page: Page, results: Path) -> None:
         notes = "; ".join(sorted({n for n in d["note"] if n}))
         row["note"] = notes
         wide.append(row)
-    page.table(pd.DataFrame(wide))
+    tab = pd.DataFrame(wide)
+    order = [c for c in ("risk factor", "AUC manual", "95% CI manual", "AUC auto", "95% CI auto", "DeLong p",
+                         "n", "positive", "k", "note") if c in tab.columns]
+    page.table(tab[order + [c for c in tab.columns if c not in order]])
     if dl is None:
         page.note("No DeLong comparison: it needs both an automated and a manual atlas.")
     oof = _read(results, "stats/oof_predictions")
