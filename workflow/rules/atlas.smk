@@ -11,7 +11,6 @@ rule atlas:
     log:
         RESULTS / "logs/atlas.log",
     params:
-        out=str(RESULTS),
         n_components=config.get("atlas", {}).get("n_components", 20),
         scaling=config.get("atlas", {}).get("scaling", False),
     script:

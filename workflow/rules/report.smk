@@ -14,7 +14,6 @@ rule report:
     log:
         RESULTS / "logs/report.log",
     params:
-        results=str(RESULTS),
         models_dir=config.get("models_dir", "resources/models"),
     script:
         "../scripts/report.py"

@@ -1,21 +1,18 @@
 # Covariates join (keyed hashes, no identifiers) and the risk-factor statistics (Table 5 analogue).
 
 
-def covariates_table():
-    """Configured covariates table; empty config = <cohort_dir>/truth/subjects.parquet when the
-    cohort is synthetic, else none ("" -> every exam is reported without covariates)."""
-    path = config.get("covariates", "")
-    if path:
-        return path
-    synth = COHORT / "truth" / "subjects.parquet"
-    return str(synth) if synth.is_file() else ""
+# Configured covariates table; empty config = <cohort_dir>/truth/subjects.parquet when the cohort
+# is synthetic, else none ("" -> every exam is reported without covariates).
+COVARIATES_TABLE = config.get("covariates", "") or (
+    str(COHORT / "truth" / "subjects.parquet") if (COHORT / "truth" / "subjects.parquet").is_file() else ""
+)
 
 
 rule covariates:
     input:
         exam_keys=RESULTS / "exam_keys.parquet",
         exams=RESULTS / "exams.parquet",
-        table=lambda wc: [covariates_table()] if covariates_table() else [],
+        table=[COVARIATES_TABLE] if COVARIATES_TABLE else [],
     output:
         covariates=RESULTS / "covariates.parquet",
         extra=RESULTS / "covariates_extra.parquet",
@@ -23,8 +20,6 @@ rule covariates:
     log:
         RESULTS / "logs/covariates.log",
     params:
-        out=str(RESULTS),
-        table=covariates_table(),
         key_type=config.get("covariates_key", "exam_folder"),
         key_column=config.get("covariates_key_column", "exam_id"),
     script:
@@ -46,7 +41,6 @@ rule stats:
     log:
         RESULTS / "logs/stats.log",
     params:
-        out=str(RESULTS),
         stats=config.get("stats", {}),
     script:
         "../scripts/stats.py"
