@@ -10,11 +10,22 @@ import pandas as pd
 import pytest
 from test_atlas import cohort, to_table
 
-from cmr_atlas.cli import main
+import argparse
+import importlib
 from cmr_atlas.covariates import write_covariates
 from cmr_atlas.ids import keyed_hash
 
 KEY = "report-test-key"
+MODULES = {"atlas": "cmr_atlas.atlas_cli", "stats": "cmr_atlas.stats_cli", "report": "cmr_atlas.report.cli"}
+
+
+def main(argv):
+    """Run one of this stage's subcommands through its own parser (as cmr_atlas.cli does), without
+    importing every other stage's module."""
+    mod = importlib.import_module(MODULES[argv[0]])
+    p = argparse.ArgumentParser(prog=f"cmr-atlas {argv[0]}")
+    mod.add_arguments(p)
+    return mod.run(p.parse_args(argv[1:]))
 
 
 def make_results(root, n=40, manual=True, seed=0):
@@ -158,3 +169,16 @@ def test_report_renders_in_headless_chromium(full_report, tmp_path):
     img = np.asarray(plt.imread(shot))[..., :3]
     assert img.std() > 0.05  # not a blank page
     assert (img.mean(axis=2) < 0.5).mean() > 0.005  # some dark pixels: text and figures drawn
+
+
+def test_atlas_cli_projects_onto_a_saved_atlas(full_report, tmp_path):
+    root = full_report.parent.parent
+    out = tmp_path / "proj"
+    assert main(["atlas", "--shapes", str(root / "shapes.parquet"), "--out", str(out),
+                 "--project", str(root / "atlas" / "auto.npz")]) == 0
+    proj = pd.read_parquet(out / "atlas" / "projected_scores.parquet")
+    train = pd.read_parquet(root / "atlas" / "scores.parquet")
+    both = proj[proj["source"] == "auto"].merge(train[train["source"] == "auto"], on="exam_id")
+    assert len(both) == 38 and proj["exam_id"].nunique() == 40  # failed exams projected too
+    np.testing.assert_allclose(both["pc1_x"], both["pc1_y"], atol=1e-6)
+    np.testing.assert_allclose(both["rms_to_mean_mm_x"], both["rms_to_mean_mm_y"], atol=1e-6)
