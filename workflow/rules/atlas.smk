@@ -10,6 +10,8 @@ rule atlas:
         explained_variance=RESULTS / "atlas/explained_variance.parquet",
     log:
         RESULTS / "logs/atlas.log",
+    benchmark:
+        RESULTS / "benchmarks/atlas.tsv"
     params:
         n_components=config.get("atlas", {}).get("n_components", 20),
         scaling=config.get("atlas", {}).get("scaling", False),

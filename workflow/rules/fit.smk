@@ -14,6 +14,8 @@ rule fit_shard:
         **{t: RESULTS / f"shards/{{shard}}/{t}.parquet" for t in FIT_TABLES},
     log:
         RESULTS / "logs/fit/{shard}.log",
+    benchmark:
+        RESULTS / "benchmarks/fit_shard/{shard}.tsv"
     params:
         breath_hold=bool(_FIT_CFG.get("breath_hold", True)),
         vtp_dir=(str(RESULTS / "vtp") if _FIT_CFG.get("vtp", False) else None),
@@ -29,5 +31,7 @@ rule fit:
         **{t: RESULTS / f"{t}.parquet" for t in FIT_TABLES},
     log:
         RESULTS / "logs/fit_aggregate.log",
+    benchmark:
+        RESULTS / "benchmarks/fit.tsv"
     script:
         "../scripts/fit_aggregate.py"

@@ -11,8 +11,11 @@ rule manual_guide_points_shard:
         RESULTS / "shards/{shard}/guide_points_manual.parquet",
     log:
         RESULTS / "logs/manual_guide_points/{shard}.log",
+    benchmark:
+        RESULTS / "benchmarks/manual_guide_points_shard/{shard}.tsv"
     params:
-        annotations=str(ANNOTATIONS) if ANNOTATIONS else "",
+        # the annotations folder, derived from the input files (empty when none are configured)
+        annotations=lambda wildcards, input: str(Path(input.annotations[0]).parent) if input.annotations else "",
         observer=config.get("manual_observer", "obs1"),
     script:
         "../scripts/manual_guide_points.py"
@@ -26,6 +29,8 @@ rule guide_points_shard:
         RESULTS / "shards/{shard}/guide_points.parquet",
     log:
         RESULTS / "logs/guide_points/{shard}.log",
+    benchmark:
+        RESULTS / "benchmarks/guide_points_shard/{shard}.tsv"
     script:
         "../scripts/concat_tables.py"
 
@@ -37,5 +42,7 @@ rule guide_points:
         RESULTS / "guide_points.parquet",
     log:
         RESULTS / "logs/guide_points.log",
+    benchmark:
+        RESULTS / "benchmarks/guide_points.tsv"
     script:
         "../scripts/concat_tables.py"

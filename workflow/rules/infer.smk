@@ -17,6 +17,8 @@ rule infer_shard:
         masks=directory(RESULTS / "shards/{shard}/masks"),
     log:
         RESULTS / "logs/infer/{shard}.log",
+    benchmark:
+        RESULTS / "benchmarks/infer_shard/{shard}.tsv"
     params:
         cache=str(RESULTS / "cache"),
         models_dir=str(MODELS_DIR),
@@ -48,6 +50,8 @@ rule auto_guide_points_shard:
         RESULTS / "shards/{shard}/guide_points_auto.parquet",
     log:
         RESULTS / "logs/auto_guide_points/{shard}.log",
+    benchmark:
+        RESULTS / "benchmarks/auto_guide_points_shard/{shard}.tsv"
     params:
         cache=str(RESULTS / "cache"),
     script:

@@ -11,6 +11,8 @@ rule ingest_shard:
         **{t: RESULTS / f"shards/{{shard}}/{t}.parquet" for t in _INGEST_TABLES},
     log:
         RESULTS / "logs/ingest/{shard}.log",
+    benchmark:
+        RESULTS / "benchmarks/ingest_shard/{shard}.tsv"
     params:
         cohort=str(COHORT),
         cache=str(RESULTS / "cache"),
@@ -26,5 +28,7 @@ rule ingest:
         **{t: RESULTS / f"{t}.parquet" for t in _INGEST_TABLES},
     log:
         RESULTS / "logs/ingest.log",
+    benchmark:
+        RESULTS / "benchmarks/ingest.tsv"
     script:
         "../scripts/ingest_aggregate.py"

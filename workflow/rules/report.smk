@@ -13,6 +13,8 @@ rule report:
         RESULTS / "report/index.html",
     log:
         RESULTS / "logs/report.log",
+    benchmark:
+        RESULTS / "benchmarks/report.tsv"
     params:
         models_dir=config.get("models_dir", "resources/models"),
     script:

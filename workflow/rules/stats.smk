@@ -19,6 +19,8 @@ rule covariates:
         missing=RESULTS / "covariates_missing.parquet",
     log:
         RESULTS / "logs/covariates.log",
+    benchmark:
+        RESULTS / "benchmarks/covariates.tsv"
     params:
         key_type=config.get("covariates_key", "exam_folder"),
         key_column=config.get("covariates_key_column", "exam_id"),
@@ -40,6 +42,8 @@ rule stats:
         oof=RESULTS / "stats/oof_predictions.parquet",
     log:
         RESULTS / "logs/stats.log",
+    benchmark:
+        RESULTS / "benchmarks/stats.tsv"
     params:
         stats=config.get("stats", {}),
     script:

@@ -21,9 +21,10 @@ rule train_data:
     params:
         n=TRAIN["n_exams"],
         seed=TRAIN["seed"],
+        data=lambda wildcards, output: str(Path(output[0]).parent),
     shell:
         "cmr-atlas train data --n-exams {params.n} --seed {params.seed} "
-        "--out {TRAIN_OUT}/data > {log} 2>&1"
+        "--out {params.data} > {log} 2>&1"
 
 
 rule train_model:
@@ -38,8 +39,10 @@ rule train_model:
     threads: TRAIN["threads"]
     params:
         minutes=TRAIN["minutes"],
+        data=lambda wildcards, input: str(Path(input[0]).parent),
+        models=lambda wildcards, output: str(Path(output[0]).parent),
     shell:
-        "cmr-atlas train model {wildcards.model} --data {TRAIN_OUT}/data --out {TRAIN_OUT}/models "
+        "cmr-atlas train model {wildcards.model} --data {params.data} --out {params.models} "
         "--minutes {params.minutes} --threads {threads} > {log} 2>&1"
 
 
@@ -54,8 +57,10 @@ rule train_vgg:
     threads: TRAIN["threads"]
     params:
         minutes=TRAIN["minutes"],
+        data=lambda wildcards, input: str(Path(input[0]).parent),
+        models=lambda wildcards, output: str(Path(output[0]).parent),
     shell:
-        "cmr-atlas train model lm_vgg --data {TRAIN_OUT}/data --out {TRAIN_OUT}/models "
+        "cmr-atlas train model lm_vgg --data {params.data} --out {params.models} "
         "--minutes {params.minutes} --threads {threads} > {log} 2>&1"
 
 
