@@ -142,9 +142,13 @@ def test_shape_vectors_order_and_exclusion():
     tab = tab.sample(frac=1.0, random_state=0)  # order of rows must not matter
     tab = tab[~((tab["exam_id"] == "E002") & (tab["surface"] == "epi") & (tab["phase"] == "ES")
                 & (tab["point_index"] == 5))]
+    tab.loc[(tab["exam_id"] == "E003") & (tab["point_index"] == 0), "x_mm"] = np.nan
     s = shape_vectors(tab, "auto")
-    assert s.exam_ids == ["E000", "E001", "E003"] and "E002" in s.excluded
+    assert s.exam_ids == ["E000", "E001"]
+    assert s.excluded == {"E002": "ES-epi: 80 of 81 points", "E003": "ED-endo: non-finite coordinates"}
     np.testing.assert_allclose(s.points[1], shapes[1])
+    dup = pd.concat([to_table(shapes[:2]), to_table(shapes[:1]).query("phase == 'ES'")])
+    assert shape_vectors(dup, "auto").excluded == {"E000": "ES-endo: duplicate point indices"}
 
 
 def test_build_atlases_on_common_exams_and_tables():
