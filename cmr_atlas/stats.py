@@ -332,7 +332,7 @@ def cv_auc(
         return CVResult(math.nan, math.nan, math.nan, int(ok.sum()), 0, oof, "outcome is not binary 0/1")
     n, npos = int(ok.sum()), int(yk.sum())
     if min(npos, n - npos) < folds:
-        note = f"too few {'positives' if npos < n - npos else 'negatives'} for {folds}-fold CV ({npos} of {n} positive)"
+        note = f"too few {'positives' if npos < folds else 'negatives'} for {folds}-fold CV ({npos} of {n} positive)"
         return CVResult(math.nan, math.nan, math.nan, n, npos, oof, note)
     Xk, yk = X[ok], yk.astype(int)
     pred = np.empty(n)
