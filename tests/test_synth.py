@@ -245,3 +245,14 @@ def test_mean_shape_resembles_cap_atlas():
     length, d1, d2 = np.mean(dims, axis=0)
     assert length == pytest.approx(89.6, rel=0.15)
     assert (d1 + d2) / 2 == pytest.approx(53.3, rel=0.15)
+
+
+def test_uids_unique(cohort):
+    sops, series = [], set()
+    for f in (cohort / "dicom").rglob("*"):
+        if f.is_file():
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+            sops.append(ds.SOPInstanceUID)
+            series.add((ds.StudyInstanceUID, ds.SeriesNumber, ds.SeriesInstanceUID))
+    assert len(sops) == len(set(sops))
+    assert len({s[2] for s in series}) == len(series)
