@@ -93,7 +93,7 @@ def main() -> int:
     started = lambda s: (results / f"logs/ingest/{s}.log").exists()  # noqa: E731
     print("1. run; SIGKILL Snakemake and its jobs once one shard has finished ingest and the other "
           "is running ...", flush=True)
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", *cfg, *target], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", *target, *cfg], cwd=REPO,
                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     t0 = time.time()
@@ -133,7 +133,7 @@ def main() -> int:
 
     # 3. unlock (a SIGKILL leaves Snakemake's lock behind), dry run
     snakemake("--unlock", *cfg)
-    dry = snakemake("-n", "--rerun-incomplete", *cfg, *target)
+    dry = snakemake("-n", "--rerun-incomplete", *target, *cfg)
     jobs = scheduled(dry)
     print(f"3. after --unlock, a dry run with --rerun-incomplete schedules: {', '.join(jobs)}")
     checks.append((f"finished shard {finished} is not scheduled again", not any(f"[{finished}]" in j for j in jobs)))
@@ -141,7 +141,7 @@ def main() -> int:
 
     # 4. resume
     t1 = time.time()
-    snakemake("--rerun-incomplete", *cfg, *target)
+    snakemake("--rerun-incomplete", *target, *cfg)
     ex = pd.read_parquet(results / "exams.parquet")
     summary = ex.groupby("status").size().to_dict()
     reasons = sorted(set(ex.loc[ex["status"] != "ok", "qc_reason"].dropna()))
@@ -150,7 +150,7 @@ def main() -> int:
     checks.append(("bad exams are recorded as failed", (ex["status"] != "ok").any()))
 
     # 5. nothing left to do: failed exams are not retried
-    again = snakemake("-n", *cfg, *target)
+    again = snakemake("-n", *target, *cfg)
     nothing = "Nothing to be done" in again
     print(f"5. a further dry run: {'nothing to be done' if nothing else ', '.join(scheduled(again))}")
     checks.append(("failed exams are not retried", nothing))
