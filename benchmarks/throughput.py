@@ -71,7 +71,7 @@ def report(results: Path, wall_s: float | None, cores: int, target: int = 5000) 
           f"load {os.getloadavg()[0]:.1f}")
     print(f"{'rule':28s} {'jobs':>4s} {'wall s':>8s} {'cpu s':>8s} {'wall s/exam':>11s} {'cpu s/exam':>10s} "
           f"{'max_rss MiB':>11s}")
-    wall_per_exam = cpu_per_exam = wall_agg = cpu_agg = 0.0
+    wall_per_exam = wall_agg = 0.0
     for rule in PER_SHARD + COHORT_RULES:
         g = bm[bm.rule == rule]
         if g.empty:
@@ -80,30 +80,29 @@ def report(results: Path, wall_s: float | None, cores: int, target: int = 5000) 
         if rule in PER_SHARD:  # per exam of the shards this rule has finished
             m = sum(len(read_folder_list(results / "shards" / j / "folders.txt")) for j in g["job"])
             wall_per_exam += s / m
-            cpu_per_exam += c / m
         else:
             m = n
             wall_agg += s
-            cpu_agg += c
         print(f"{rule:28s} {len(g):4d} {s:8.1f} {c:8.1f} {s / m:11.2f} {c / m:10.2f} {g['max_rss_mib'].max():11.0f}")
-    print(f"per-exam stages, summed: {wall_per_exam:.1f} s wall and {cpu_per_exam:.1f} s CPU per exam "
-          f"-> {3600 / wall_per_exam:.0f} exams/hour per job slot at this load, "
-          f"{3600 / cpu_per_exam:.0f} exams/hour per idle core (CPU time; Snakemake samples it, so "
-          f"it can undercount short-lived processes: a bound, not a measurement)")
-    print(f"cohort-level stages: {wall_agg:.1f} s wall, {cpu_agg:.1f} s CPU for {n} exams")
+    print(f"per-exam stages, summed: {wall_per_exam:.1f} s wall per exam -> {3600 / wall_per_exam:.0f} "
+          f"exams/hour per job slot, {cores * 3600 / wall_per_exam:.0f} exams/hour on {cores} slots "
+          f"(at load {os.getloadavg()[0]:.1f}; cpu s is Snakemake's sampled CPU time and undercounts "
+          f"short processes)")
+    print(f"cohort-level stages: {wall_agg:.1f} s wall for {n} exams")
     if wall_s:
         print(f"end to end: {wall_s:.0f} s wall for {n} exams = {n * 3600 / wall_s:.0f} exams/hour "
-              f"(--cores {cores}, load {os.getloadavg()[0]:.1f})")
+              f"(--cores {cores})")
     # Extrapolation: per-shard stages scale with the number of exams and run in parallel over job
-    # slots; cohort-level stages are taken as linear in the cohort (an upper bound for the
-    # concatenations, about right for the atlas; the statistics' bootstrap does not grow with n).
-    for label, per, agg in (("at this load (wall)", wall_per_exam, wall_agg),
-                            ("idle cores (CPU time)", cpu_per_exam, cpu_agg)):
-        shard_h = per * target / 3600
-        agg_h = agg * target / n / 3600
-        print(f"extrapolation to {target} exams, {label}: per-exam stages {shard_h:.1f} core-hours "
-              f"-> {shard_h / cores:.1f} h on {cores} cores, {shard_h / 50:.2f} h on 50 job slots; "
-              f"cohort-level stages <= {agg_h:.1f} h")
+    # slots.  Cohort-level stages are start-up dominated on small cohorts; they are extrapolated
+    # linearly (an upper bound) only from cohorts of 20 exams or more.
+    shard_h = wall_per_exam * target / 3600
+    line = (f"extrapolation to {target} exams: per-exam stages {shard_h:.1f} slot-hours -> "
+            f"{shard_h / cores:.1f} h on this {cores}-core machine, {shard_h / 50:.2f} h on 50 job slots")
+    if n >= 20:
+        line += f"; cohort-level stages <= {wall_agg * target / n / 3600:.1f} h (linear bound)"
+    else:
+        line += f"; cohort-level stages not extrapolated from {n} exams (start-up dominated)"
+    print(line)
 
 
 def main() -> None:
