@@ -38,6 +38,7 @@ mkdir -p "$WORK"/{etc,log,state,spool,munge,db,run}
 PIDS=()
 cleanup() {
     local rc=$?
+    set +e  # clean up as much as possible, whatever fails
     # cancel this cluster's jobs first: slurmstepd outlives slurmd, so jobs still running when the
     # daemons stop would be orphaned
     if [ -n "${SLURM_CONF:-}" ] && scontrol ping 2>/dev/null | grep -q UP; then
@@ -45,7 +46,7 @@ cleanup() {
         for _ in $(seq 75); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.2; done
         # whatever is left of the job steps: their processes, as slurmd lists them
         STEP_PIDS=$(scontrol listpids 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/ {print $1}')
-        [ -n "$STEP_PIDS" ] && kill $STEP_PIDS 2>/dev/null || true
+        [ -n "$STEP_PIDS" ] && kill $STEP_PIDS 2>/dev/null
     fi
     # stop what this script started, newest first; SIGTERM, then SIGKILL after 10 s
     # (a negative entry is a process group: the input generator and its children)
