@@ -229,3 +229,12 @@ def run(args: argparse.Namespace) -> int:
                              args.max_epochs, args.batch_size, args.steps_per_epoch):
             log.info("wrote %s", p)
     return 0
+
+
+if __name__ == "__main__":  # python -m cmr_atlas.nets.cli STEP ... (same as `cmr-atlas train`)
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _p = argparse.ArgumentParser(prog="cmr-atlas train")
+    add_arguments(_p)
+    sys.exit(run(_p.parse_args()))
