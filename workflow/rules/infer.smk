@@ -45,7 +45,7 @@ rule auto_guide_points_shard:
         phases=RESULTS / "shards/{shard}/phases.parquet",
         masks=RESULTS / "shards/{shard}/masks",
     output:
-        RESULTS / "shards/{shard}/guide_points.parquet",
+        RESULTS / "shards/{shard}/guide_points_auto.parquet",
     log:
         RESULTS / "logs/auto_guide_points/{shard}.log",
     params:
@@ -56,4 +56,4 @@ rule auto_guide_points_shard:
 
 rule infer:
     input:
-        per_shard(RESULTS / "shards/{shard}/guide_points.parquet"),
+        per_shard(RESULTS / "shards/{shard}/guide_points_auto.parquet"),

@@ -1,0 +1,65 @@
+"""Speed of the LV model fit: seconds per frame (ED or ES) on one core.
+
+Usage:
+    PYTHONPATH=$PWD python benchmarks/fit.py                 # known-LV fixtures
+    PYTHONPATH=$PWD python benchmarks/fit.py --cohort DIR    # synthetic cohort truth contours
+
+One frame = one phase's endo + epi fit; an exam fits ED and ES together (they share the slice
+shifts), so seconds per frame = exam wall time / 2.  Threads are pinned to one before numpy loads.
+For comparison, biv-me takes 15-19 s per frame on this kind of machine (docs/lvmodel.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_v] = "1"
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fit_accuracy import cohort_cases, fixture_cases  # noqa: E402
+
+from cmr_atlas.guidepoints import planes_by_slice  # noqa: E402
+from cmr_atlas.lvmodel.exam import fit_exam  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cohort", type=Path)
+    ap.add_argument("--n", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=3, help="timed passes (the best is reported)")
+    args = ap.parse_args(argv)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    cases = cohort_cases(args.cohort) if args.cohort else fixture_cases(args.n, 200, 3.0, 0.5)
+    prepared = [(c, planes_by_slice(c.slices, c.exam_id)) for c in cases]
+    n_points = np.mean([(c.guide_points["kind"] == "contour").sum() for c in cases])
+    fit_exam(prepared[0][0].guide_points, prepared[0][1], "warm", "truth")  # imports, caches
+    print(f"{len(cases)} exams, {n_points:.0f} contour points per exam (ED+ES), 1 thread")
+    for bh in (True, False):
+        per_frame = []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            for c, planes in prepared:
+                fit_exam(c.guide_points, planes, c.exam_id, "truth", breath_hold=bh)
+            per_frame.append((time.perf_counter() - t0) / (2 * len(prepared)))
+        print(f"breath-hold {'on ' if bh else 'off'}: {min(per_frame):.3f} s per frame "
+              f"(best of {args.repeat}; median {np.median(per_frame):.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Fit one exam (one source of guide points): landmarks -> frame -> fit -> surfaces and measures.
+
+Failures are values: :func:`fit_exam` returns an :class:`ExamFit` with ``status='failed'`` and a
+specific ``qc_reason`` instead of raising, so one bad exam never stops a shard.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..geometry import SlicePlane
+from . import measures
+from .fit import FitData, FitResult, FitSettings, fit
+from .frame import FrameError, ModelFrame, base_plane, build_frame
+
+log = logging.getLogger(__name__)
+
+PHASES = ("ED", "ES")
+SURFACES = ("endo", "epi")
+MIN_SAX_SLICES = 3
+APEX_WEIGHT = 2.0  # the apex landmark counts as two contour points on the epicardium
+FINE_MU, FINE_THETA = 61, 96  # sampling used for volumes and wall thickness (finer than 29x29)
+
+
+class ExamError(ValueError):
+    """A per-exam problem with a QC reason (caught by :func:`fit_exam`)."""
+
+
+@dataclass
+class ExamFit:
+    exam_id: str
+    source: str
+    status: str = "ok"
+    qc_reason: str | None = None
+    frame: ModelFrame | None = None
+    planes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # phase -> base
+    surfaces: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # local (841, 3)
+    shifts: list[tuple[str, int, np.ndarray]] = field(default_factory=list)  # view, slice, patient
+    volumes: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> measures
+    thickness: dict[str, np.ndarray] = field(default_factory=dict)  # phase -> (17,)
+    rms_residual_mm: float | None = None
+    result: FitResult | None = None
+    seconds: float = 0.0
+
+
+def _landmarks(gp: pd.DataFrame, names: tuple[str, ...] | str, phase: str | None) -> pd.DataFrame:
+    lm = gp[gp["kind"] == "landmark"]
+    if isinstance(names, str):
+        sel = lm["landmark"].astype(str).str.startswith(names)
+    else:
+        sel = lm["landmark"].isin(names)
+    sub = lm[sel]
+    if phase is not None and (sub["phase"] == phase).any():
+        sub = sub[sub["phase"] == phase]
+    return sub
+
+
+def _xyz(df: pd.DataFrame) -> np.ndarray:
+    return df[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=float)
+
+
+def _septum_direction(gp: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Mean direction from the LV centre to the RV insertion midpoint over SAX slices, and the
+    mean posterior-to-anterior insertion vector (for the anterior side)."""
+    lm = gp[(gp["kind"] == "landmark") & (gp["view"] == "sax")]
+    ed = lm[lm["phase"] == "ED"] if (lm["phase"] == "ED").any() else lm
+    cont = gp[(gp["kind"] == "contour") & (gp["view"] == "sax") & (gp["phase"] == "ED")]
+    dirs, ant_post = [], []
+    for s, g in ed.groupby("slice_index"):
+        ant = g[g["landmark"] == "rv_insert_anterior"]
+        post = g[g["landmark"] == "rv_insert_posterior"]
+        if ant.empty or post.empty:
+            continue
+        mid = (_xyz(ant)[0] + _xyz(post)[0]) / 2
+        cen = g[g["landmark"] == "lv_centre"]
+        if not cen.empty:
+            c = _xyz(cen)[0]
+        else:
+            pts = cont[(cont["slice_index"] == s) & (cont["surface"] == "endo")]
+            if pts.empty:
+                continue
+            c = _xyz(pts).mean(axis=0)
+        v = mid - c
+        if np.linalg.norm(v) > 1e-6:
+            dirs.append(v / np.linalg.norm(v))
+            ant_post.append(_xyz(ant)[0] - _xyz(post)[0])
+    if not dirs:
+        raise ExamError("missing_landmarks: rv_insert")
+    return np.mean(dirs, axis=0), np.mean(ant_post, axis=0)
+
+
+def _frame(gp: pd.DataFrame) -> tuple[ModelFrame, float]:
+    mv = _landmarks(gp, "mv_", "ED")
+    if len(mv) < 2:
+        raise ExamError("missing_landmarks: mv")
+    mv_pts = _xyz(mv)
+    apex = _landmarks(gp, ("apex",), "ED")
+    if len(apex):
+        apex_pt = _xyz(apex).mean(axis=0)
+    else:  # the apex from the contours: the LAX epicardial point furthest from the base
+        lax_epi = gp[(gp["kind"] == "contour") & (gp["view"] != "sax") & (gp["surface"] == "epi")
+                     & (gp["phase"] == "ED")]
+        if lax_epi.empty:
+            raise ExamError("missing_landmarks: apex")
+        pts = _xyz(lax_epi)
+        apex_pt = pts[np.argmax(np.linalg.norm(pts - mv_pts.mean(axis=0), axis=1))]
+    septum, ant_post = _septum_direction(gp)
+    axis = apex_pt - mv_pts.mean(axis=0)
+    axis = axis / max(np.linalg.norm(axis), 1e-9)
+    epi = gp[(gp["kind"] == "contour") & (gp["view"] == "sax") & (gp["surface"] == "epi")
+             & (gp["phase"] == "ED")]
+    src = epi if len(epi) else gp[(gp["kind"] == "contour") & (gp["view"] == "sax")]
+    rel = _xyz(src) - mv_pts.mean(axis=0)
+    radius = float(np.median(np.linalg.norm(rel - np.outer(rel @ axis, axis), axis=1)))
+    if len(epi) == 0:
+        radius += 10.0  # endocardium only: add a typical wall
+    try:
+        frame = build_frame(mv_pts, apex_pt, septum, radius)
+    except FrameError as exc:
+        raise ExamError(f"bad_landmarks: {exc}") from exc
+    anterior_sign = 1.0 if frame.vec_to_local(ant_post)[1] >= 0 else -1.0
+    return frame, anterior_sign
+
+
+def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
+                   frame: ModelFrame) -> tuple[FitData, list[int]]:
+    """Data points in local coordinates; returns the data and the SAX slice index of each shift."""
+    cont = gp[(gp["kind"] == "contour") & gp["phase"].isin(PHASES) & gp["surface"].isin(SURFACES)]
+    phase_i = cont["phase"].map({p: i for i, p in enumerate(PHASES)}).to_numpy()
+    surf_i = cont["surface"].map({s: i for i, s in enumerate(SURFACES)}).to_numpy()
+    pts = frame.to_local(_xyz(cont))
+    w = cont["weight"].to_numpy(dtype=float) if "weight" in cont else np.ones(len(cont))
+    w = np.where(np.isfinite(w), w, 1.0)
+    sax_slices = sorted(
+        int(s) for s in cont.loc[cont["view"] == "sax", "slice_index"].unique()
+        if ("sax", int(s)) in planes
+    )
+    kmap = {s: k for k, s in enumerate(sax_slices)}
+    is_sax = (cont["view"] == "sax").to_numpy()
+    sl = cont["slice_index"].fillna(-1).astype(int).to_numpy()
+    slice_id = np.array([kmap.get(s, -1) if sx else -1 for s, sx in zip(sl, is_sax)], dtype=int)
+    basis = np.array([
+        [frame.vec_to_local(planes[("sax", s)].row_cosine),
+         frame.vec_to_local(planes[("sax", s)].col_cosine)] for s in sax_slices
+    ]).reshape(-1, 2, 3)
+    # The apex landmark of each phase pulls the epicardium (never shifted: it lies on LAX views).
+    extra_pts, extra_f = [], []
+    for pi, ph in enumerate(PHASES):
+        apex = gp[(gp["kind"] == "landmark") & (gp["landmark"] == "apex") & (gp["phase"] == ph)]
+        if len(apex):
+            extra_pts.append(frame.to_local(_xyz(apex)))
+            extra_f.append(np.full(len(apex), pi * 2 + 1))
+    if extra_pts:
+        ep = np.concatenate(extra_pts)
+        pts = np.concatenate([pts, ep])
+        phase_field = np.concatenate([phase_i * 2 + surf_i, np.concatenate(extra_f)])
+        w = np.concatenate([w, np.full(len(ep), APEX_WEIGHT)])
+        slice_id = np.concatenate([slice_id, np.full(len(ep), -1)])
+    else:
+        phase_field = phase_i * 2 + surf_i
+    data = FitData(pts, phase_field.astype(int), w, slice_id, basis, n_fields=4)
+    return data, sax_slices
+
+
+def slice_summation(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane]) -> dict[str, float]:
+    """Volumes and mass by the slice-summation (disc) method on the SAX contours."""
+    cont = gp[(gp["kind"] == "contour") & (gp["view"] == "sax")]
+    sax = sorted(s for v, s in planes if v == "sax")
+    if len(sax) >= 2:
+        ref = planes[("sax", sax[0])]
+        offs = np.array([(planes[("sax", s)].position_mm - ref.position_mm) @ ref.normal for s in sax])
+        spacing = float(np.median(np.abs(np.diff(np.sort(offs)))))
+    elif sax:
+        spacing = planes[("sax", sax[0])].thickness_mm
+    else:
+        spacing = float("nan")
+    out: dict[str, float] = {}
+    for phase in PHASES:
+        areas = {}
+        for (s, surf), g in cont[cont["phase"] == phase].groupby(["slice_index", "surface"]):
+            if ("sax", int(s)) not in planes or len(g) < 3:
+                continue
+            g = g.sort_values("point_index")
+            xy = planes[("sax", int(s))].in_plane_mm(_xyz(g))
+            areas[(int(s), surf)] = measures.polygon_area_mm2(xy)
+        endo = sum(a for (s, su), a in areas.items() if su == "endo")
+        out[f"{phase}_cavity_ml"] = endo * spacing / 1000.0 if areas else float("nan")
+        myo = sum(areas[(s, "epi")] - areas[(s, "endo")]
+                  for (s, su) in areas if su == "epi" and (s, "endo") in areas)
+        out[f"{phase}_myo_ml"] = myo * spacing / 1000.0 if areas else float("nan")
+    return out
+
+
+def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_id: str,
+             source: str, breath_hold: bool = True,
+             settings: FitSettings | None = None) -> ExamFit:
+    """Fit the model to one exam's guide points; never raises for bad data (status 'failed')."""
+    import time
+
+    t0 = time.perf_counter()
+    out = ExamFit(exam_id, source)
+    try:
+        _fit_exam(gp, planes, out, breath_hold, settings or FitSettings())
+    except ExamError as exc:
+        out.status, out.qc_reason = "failed", str(exc)
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+        log.warning("exam %s/%s: fit failed: %s", exam_id, source, exc)
+        out.status, out.qc_reason = "failed", f"fit_error: {type(exc).__name__}"
+    try:  # the slice method needs no model: report it even when the fit failed
+        out.volumes["slices"] = slice_summation(gp, planes)
+    except (ValueError, KeyError) as exc:
+        log.warning("exam %s/%s: slice summation failed: %s", exam_id, source, exc)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings) -> None:
+    cont = gp[gp["kind"] == "contour"]
+    ed_sax = cont[(cont["phase"] == "ED") & (cont["view"] == "sax") & (cont["surface"] == "endo")]
+    if ed_sax["slice_index"].nunique() < MIN_SAX_SLICES:
+        raise ExamError("too_few_sax_contours")
+    frame, anterior_sign = _frame(gp)
+    out.frame = frame
+    data, sax_slices = build_fit_data(gp, planes, frame)
+    res = fit(data, frame.focal_mm, settings, breath_hold=breath_hold)
+    out.result = res
+    out.rms_residual_mm = float(np.sqrt(np.mean(res.residual**2)))
+    # Shifts in patient coordinates; LAX views are the reference (zero shift).
+    for k, s in enumerate(sax_slices):
+        p = planes[("sax", s)]
+        out.shifts.append(("sax", s, res.shifts[k, 0] * p.row_cosine + res.shifts[k, 1] * p.col_cosine))
+    for (v, s) in sorted(k for k in planes if k[0] != "sax"):
+        out.shifts.append((v, s, np.zeros(3)))
+    mesh = settings.mesh
+    tris_fine = measures.triangles(FINE_MU, FINE_THETA)
+    missing = []
+    model: dict[str, float] = {}
+    for pi, phase in enumerate(PHASES):
+        have = [bool((data.field == pi * 2 + si).sum() >= 10) for si in range(2)]
+        if not have[0]:
+            missing.append(phase)
+            continue
+        mv = _landmarks(gp, "mv_", phase)
+        point, normal = base_plane(frame.to_local(_xyz(mv)))
+        out.planes[phase] = (point, normal)
+        fine = {}
+        for si, surf in enumerate(SURFACES):
+            if not have[si]:
+                continue
+            x = res.params[pi * 2 + si]
+            out.surfaces[(phase, surf)] = measures.sample_surface(mesh, frame.focal_mm, x, point, normal)
+            fine[surf] = measures.sample_surface(mesh, frame.focal_mm, x, point, normal,
+                                                 FINE_MU, FINE_THETA)
+        model[f"{phase}_cavity_ml"] = measures.enclosed_volume_ml(fine["endo"], tris_fine, point)
+        if "epi" in fine:
+            v_epi = measures.enclosed_volume_ml(fine["epi"], tris_fine, point)
+            model[f"{phase}_myo_ml"] = v_epi - model[f"{phase}_cavity_ml"]
+            out.thickness[phase] = measures.wall_thickness(fine["endo"], fine["epi"], point,
+                                                           normal, anterior_sign)
+    out.volumes["model"] = model
+    if "ED" in missing:
+        raise ExamError("missing_phase: ED")
+    if missing:
+        out.status, out.qc_reason = "partial", "missing_phase: " + ",".join(missing)
+    elif not res.converged:
+        out.qc_reason = "not_converged"

@@ -1,0 +1,169 @@
+"""Bicubic Hermite field lambda(mu, theta) on a prolate spheroidal (mu, theta) element mesh.
+
+Layout (see docs/lvmodel.md): ``n_mu`` elements along mu in ``[0, mu_max]`` (mu = 0 is the apex)
+and ``n_theta`` elements around theta in ``[0, 2 pi)`` (periodic).  Every node carries the four
+bicubic Hermite degrees of freedom ``(f, df/dmu, df/dtheta, d2f/dmu dtheta)`` with derivatives taken
+with respect to the global coordinates (radians), so element sizes enter the basis.
+
+The apex (mu = 0) is a pole: all its nodes are the same point.  For a smooth surface there the field
+must be ``lambda(mu, theta) ~ l0 + mu (a cos theta + b sin theta)``, so the apex nodes are tied to
+three parameters ``(l0, a, b)`` by a constant matrix :attr:`HermiteMesh.constraint`; every other node
+keeps its four free values.  All evaluation returns dense basis matrices in the reduced parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Gauss-Legendre points on [0, 1] for the smoothing integrals (4 per direction is exact for the
+# polynomial parts of the integrands up to degree 7).
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(4)
+_GL_X = (_GL_X + 1) / 2
+_GL_W = _GL_W / 2
+
+
+def _hermite_1d(xi: np.ndarray, h: float, deriv: int) -> np.ndarray:
+    """The four 1D cubic Hermite functions (value a, slope a, value b, slope b), shape (N, 4).
+
+    ``deriv`` is the order of the derivative with respect to the global coordinate; slopes are
+    per unit global coordinate, hence the factors ``h`` (element size).
+    """
+    x = xi
+    if deriv == 0:
+        b = [1 - 3 * x**2 + 2 * x**3, x - 2 * x**2 + x**3, 3 * x**2 - 2 * x**3, -(x**2) + x**3]
+        scale = 1.0
+    elif deriv == 1:
+        b = [-6 * x + 6 * x**2, 1 - 4 * x + 3 * x**2, 6 * x - 6 * x**2, -2 * x + 3 * x**2]
+        scale = 1.0 / h
+    elif deriv == 2:
+        b = [-6 + 12 * x, -4 + 6 * x, 6 - 12 * x, -2 + 6 * x]
+        scale = 1.0 / h**2
+    else:
+        raise ValueError("derivative order must be 0, 1 or 2")
+    out = np.stack([np.broadcast_to(v, x.shape) for v in b], axis=-1).astype(float)
+    out[..., 1] *= h
+    out[..., 3] *= h
+    return out * scale
+
+
+@dataclass(frozen=True)
+class HermiteMesh:
+    """Element layout of one lambda field; ``n_params`` reduced parameters."""
+
+    n_mu: int = 4
+    n_theta: int = 4
+    mu_max: float = np.radians(110.0)
+    constraint: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.n_mu < 1 or self.n_theta < 2:
+            raise ValueError("need at least 1 element along mu and 2 around theta")
+        object.__setattr__(self, "constraint", self._apex_constraint())
+
+    @property
+    def h_mu(self) -> float:
+        return self.mu_max / self.n_mu
+
+    @property
+    def h_theta(self) -> float:
+        return 2 * np.pi / self.n_theta
+
+    @property
+    def n_full(self) -> int:
+        return (self.n_mu + 1) * self.n_theta * 4
+
+    @property
+    def n_params(self) -> int:
+        return self.constraint.shape[1]
+
+    def dof(self, i_mu: np.ndarray, j_theta: np.ndarray, k: int) -> np.ndarray:
+        """Index of DOF ``k`` (0 f, 1 f_mu, 2 f_theta, 3 f_mu_theta) of node (i_mu, j_theta)."""
+        return ((i_mu * self.n_theta) + (j_theta % self.n_theta)) * 4 + k
+
+    def _apex_constraint(self) -> np.ndarray:
+        c = np.zeros((self.n_full, 3 + (self.n_full - 4 * self.n_theta)))
+        th = np.arange(self.n_theta) * self.h_theta
+        j = np.arange(self.n_theta)
+        i0 = np.zeros_like(j)
+        c[self.dof(i0, j, 0), 0] = 1.0
+        c[self.dof(i0, j, 1), 1] = np.cos(th)
+        c[self.dof(i0, j, 1), 2] = np.sin(th)
+        c[self.dof(i0, j, 3), 1] = -np.sin(th)
+        c[self.dof(i0, j, 3), 2] = np.cos(th)
+        rest = np.arange(4 * self.n_theta, self.n_full)
+        c[rest, 3 + np.arange(rest.size)] = 1.0
+        return c
+
+    def _locate(self, mu: np.ndarray, theta: np.ndarray):
+        """Element-local coordinates and the 16 full-DOF columns of each point's element."""
+        mu = np.clip(np.asarray(mu, dtype=float).ravel(), 0.0, self.mu_max)
+        theta = np.mod(np.asarray(theta, dtype=float).ravel(), 2 * np.pi)
+        e_mu = np.minimum((mu / self.h_mu).astype(int), self.n_mu - 1)
+        e_th = np.minimum((theta / self.h_theta).astype(int), self.n_theta - 1)
+        xi = mu / self.h_mu - e_mu
+        eta = theta / self.h_theta - e_th
+        cols = np.empty((mu.size, 16), dtype=int)
+        n = 0
+        for a in range(2):  # mu node a/b
+            for b in range(2):  # theta node a/b
+                for dm in range(2):
+                    for dt in range(2):
+                        cols[:, n] = self.dof(e_mu + a, e_th + b, dm + 2 * dt)
+                        n += 1
+        return xi, eta, cols
+
+    @staticmethod
+    def _products(xi, eta, h_mu, h_theta, d_mu, d_theta) -> np.ndarray:
+        bm = _hermite_1d(xi, h_mu, d_mu)  # (N, 4): value a, slope a, value b, slope b
+        bt = _hermite_1d(eta, h_theta, d_theta)
+        out = np.empty((xi.size, 16))
+        n = 0
+        for a in range(2):
+            for b in range(2):
+                for dm in range(2):
+                    for dt in range(2):
+                        out[:, n] = bm[:, 2 * a + dm] * bt[:, 2 * b + dt]
+                        n += 1
+        return out
+
+    def basis(self, mu: np.ndarray, theta: np.ndarray, d_mu: int = 0, d_theta: int = 0) -> np.ndarray:
+        """Dense matrix (N, n_params): row n gives d^(d_mu+d_theta) lambda at (mu[n], theta[n])."""
+        xi, eta, cols = self._locate(mu, theta)
+        vals = self._products(xi, eta, self.h_mu, self.h_theta, d_mu, d_theta)
+        full = np.zeros((xi.size, self.n_full))
+        np.put_along_axis(full, cols, vals, axis=1)
+        return full @ self.constraint
+
+    def evaluate(self, x: np.ndarray, mu: np.ndarray, theta: np.ndarray,
+                 derivs: tuple[tuple[int, int], ...] = ((0, 0),)) -> list[np.ndarray]:
+        """Field values/derivatives at points for parameters ``x`` (no basis matrix is formed)."""
+        xi, eta, cols = self._locate(mu, theta)
+        coef = (self.constraint @ x)[cols]  # (N, 16)
+        return [np.einsum("ij,ij->i", self._products(xi, eta, self.h_mu, self.h_theta, dm, dt), coef)
+                for dm, dt in derivs]
+
+    def smoothing(self, w_first: float = 0.0, w_second: float = 1.0) -> np.ndarray:
+        """Sobolev penalty matrix (n_params, n_params) over the parametric domain.
+
+        ``w_first * (l_mu^2 + l_th^2) + w_second * (l_mumu^2 + 2 l_muth^2 + l_thth^2)``, integrated
+        with the area weight ``sin(mu)`` (the pole shrinks theta circles) plus a floor of 0.1 so the
+        apical elements are not left unpenalised.
+        """
+        qm, qt = np.meshgrid(_GL_X, _GL_X, indexing="ij")
+        wq = np.outer(_GL_W, _GL_W).ravel()
+        em, et = np.meshgrid(np.arange(self.n_mu), np.arange(self.n_theta), indexing="ij")
+        mu = ((em.ravel()[:, None] + qm.ravel()[None]) * self.h_mu).ravel()
+        th = ((et.ravel()[:, None] + qt.ravel()[None]) * self.h_theta).ravel()
+        w = np.tile(wq, em.size) * self.h_mu * self.h_theta * (np.sin(mu) + 0.1)
+        s = np.zeros((self.n_params, self.n_params))
+        terms = []
+        if w_first:
+            terms += [(1, 0, w_first), (0, 1, w_first)]
+        if w_second:
+            terms += [(2, 0, w_second), (1, 1, 2 * w_second), (0, 2, w_second)]
+        for dm, dt, k in terms:
+            b = self.basis(mu, th, dm, dt)
+            s += k * (b * w[:, None]).T @ b
+        return s

@@ -1,0 +1,33 @@
+# LV model fitting with breath-hold correction and clinical measures (cmr_atlas.lvmodel).
+# Per shard: guide points + slice planes -> shapes, model frames, slice shifts, measures, wall
+# thickness; then one cohort table each.  Optional config (defaults in brackets):
+#   fit: {breath_hold: true, vtp: false}
+FIT_TABLES = ["shapes", "model_frames", "slice_shifts", "measures", "wall_thickness"]
+_FIT_CFG = config.get("fit", {}) or {}
+
+
+rule fit_shard:
+    input:
+        guide_points=RESULTS / "shards/{shard}/guide_points.parquet",
+        slices=RESULTS / "shards/{shard}/slices.parquet",
+    output:
+        **{t: RESULTS / f"shards/{{shard}}/{t}.parquet" for t in FIT_TABLES},
+    log:
+        RESULTS / "logs/fit/{shard}.log",
+    params:
+        breath_hold=bool(_FIT_CFG.get("breath_hold", True)),
+        vtp_dir=(str(RESULTS / "vtp") if _FIT_CFG.get("vtp", False) else None),
+    threads: 1
+    script:
+        "../scripts/fit.py"
+
+
+rule fit:
+    input:
+        **{t: per_shard(RESULTS / f"shards/{{shard}}/{t}.parquet") for t in FIT_TABLES},
+    output:
+        **{t: RESULTS / f"{t}.parquet" for t in FIT_TABLES},
+    log:
+        RESULTS / "logs/fit_aggregate.log",
+    script:
+        "../scripts/fit_aggregate.py"

@@ -1,0 +1,12 @@
+"""Snakemake script: concatenate the per-shard LV model tables into cohort tables."""
+
+import logging
+
+from cmr_atlas.lvmodel.outputs import TABLES
+from cmr_atlas.tables import concat_tables, write_table
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+for name, schema in TABLES.items():
+    df = concat_tables(list(snakemake.input[name]), schema)  # noqa: F821
+    write_table(df, snakemake.output[name], schema)  # noqa: F821
+    logging.info("%s: %d rows", name, len(df))
