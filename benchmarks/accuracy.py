@@ -80,7 +80,7 @@ def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: di
     ex = truth["exams"].iloc[0]
     ed_t, es_t = int(ex["ed_frame"]), int(ex["es_frame"])
     any_models = next(iter(models.values()))
-    masks, _ = segment_exam(images, any_models)
+    masks, qc = segment_exam(images, any_models)
     ed_a, es_a = choose_phases(exam_volumes_ml(images, masks), "max_volume")
     out = {"dice": [], "measures": [], "landmarks": [], "phases": []}
     out["phases"].append({"ed_true": ed_t, "es_true": es_t, "ed_auto": ed_a, "es_auto": es_a})
@@ -100,18 +100,28 @@ def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: di
     # landmarks at the true ED/ES frames, compared on the same image
     lm_truth = truth["landmarks"]
     for method, mods in models.items():
-        auto_lm = detect_landmarks(images, mods, sorted({ed_t, es_t}), absent_threshold)
+        frames = sorted({ed_t, es_t})
+        flags = qc.set_index(["slice_index", "frame"])["flag"]
+        has_lv = np.array([[flags.get((s, f), "empty") == "" for f in frames] for s in range(images.n_slices)])
+        auto_lm = detect_landmarks(images, mods, frames, absent_threshold, sax_has_lv=has_lv)
         for view in ("lax_2ch", "lax_4ch", "sax"):
             tv = lm_truth[(lm_truth["view"] == view) & lm_truth["frame"].isin([ed_t, es_t]) if view == "sax"
                           else (lm_truth["view"] == view)]
             if view != "sax":
                 # LAX truth frames are the observers' ED/ES frames of that cine
-                frames = sorted(set(tv[tv["observer"] != "truth"]["frame"]))
-                tv = tv[tv["frame"].isin(frames)]
-            for (ts, f), g in tv.groupby(["slice_index", "frame"]):
-                j = 0 if view != "sax" else match_plane(_xyz(g), images.sax_planes)
-                if j is None:
-                    continue
+                tv = tv[tv["frame"].isin(set(tv[tv["observer"] != "truth"]["frame"]))]
+            if view == "sax":
+                # every image slice at the true ED/ES frames, so empty slices count false positives
+                to_truth = {}
+                for ts, g in tv.groupby("slice_index"):
+                    j = match_plane(_xyz(g), images.sax_planes)
+                    if j is not None:
+                        to_truth[j] = ts
+                units = [(j, f, tv[(tv["slice_index"] == to_truth.get(j, -1)) & (tv["frame"] == f)])
+                         for j in range(images.n_slices) for f in sorted({ed_t, es_t})]
+            else:
+                units = [(0, f, g) for f, g in tv.groupby("frame")]
+            for j, f, g in units:
                 a = auto_lm[(auto_lm["view"] == view) & (auto_lm["slice_index"] == j) & (auto_lm["frame"] == f)]
                 for name in LANDMARKS[view]:
                     pts = {o: _xyz(g[(g["observer"] == o) & (g["landmark"] == name)]) for o in ("truth", "obs1", "obs2")}
