@@ -126,9 +126,13 @@ def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def train_segmentation(samples: Samples, cfg: TrainConfig, base: int = 16, levels: int = 4,
-                       aug: AugmentConfig = SEGMENTATION_AUG, dice_weight: float = 1.0) -> tuple[UNet, dict]:
+                       aug: AugmentConfig = SEGMENTATION_AUG, dice_weight: float = 1.0,
+                       init_state: dict | None = None) -> tuple[UNet, dict]:
+    """``init_state``: start from these weights (continued training) instead of random ones."""
     rng = _seed(cfg)
     model = UNet(1, 4, base, levels)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     tr, va, info = _split(samples, cfg, rng)
     x_all = _tensor_images(samples.images)
     y_all = torch.from_numpy(samples.labels.astype(np.int64))
@@ -166,10 +170,13 @@ def landmark_errors(pred_rc: np.ndarray, present: np.ndarray, truth_rc: np.ndarr
 
 def train_heatmap(samples: Samples, cfg: TrainConfig, sigma_px: float, spacing_mm: float,
                   base: int = 16, levels: int = 4, aug: AugmentConfig = LANDMARK_AUG,
-                  dice_weight: float = 1.0, absent_threshold: float = 0.1) -> tuple[UNet, dict]:
+                  dice_weight: float = 1.0, absent_threshold: float = 0.1,
+                  init_state: dict | None = None) -> tuple[UNet, dict]:
     rng = _seed(cfg)
     k = samples.points.shape[1]
     model = UNet(1, k + 1, base, levels)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     tr, va, info = _split(samples, cfg, rng)
     x_all = _tensor_images(samples.images)
     p_all = torch.from_numpy(samples.points.astype(np.float32))
