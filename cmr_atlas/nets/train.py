@@ -136,15 +136,18 @@ def train_segmentation(samples: Samples, cfg: TrainConfig, base: int = 16, level
     tr, va, info = _split(samples, cfg, rng)
     x_all = _tensor_images(samples.images)
     y_all = torch.from_numpy(samples.labels.astype(np.int64))
+    # Dice over the foreground classes the annotations contain (the synthetic truth has no RV
+    # contours: a never-present class would only add a constant pull towards zero)
+    dice_classes = [int(c) for c in np.unique(samples.labels) if c > 0]
 
     def step(idx):
         i = tr[idx]
         x, y, _ = augment_batch(rng, x_all[i], aug, labels=y_all[i])
-        return segmentation_loss(model(x), y, dice_weight)
+        return segmentation_loss(model(x), y, dice_weight, dice_classes)
 
     def val():
         logits = _predict_batches(model, x_all[va])
-        loss = float(segmentation_loss(logits, y_all[va], dice_weight))
+        loss = float(segmentation_loss(logits, y_all[va], dice_weight, dice_classes))
         pred = logits.argmax(1).numpy()
         truth = y_all[va].numpy()
         d_cav = [dice_score(p == CAVITY, t == CAVITY) for p, t in zip(pred, truth) if (t == CAVITY).any()]
@@ -153,7 +156,8 @@ def train_segmentation(samples: Samples, cfg: TrainConfig, base: int = 16, level
                       "dice_myocardium": float(np.nanmean(d_myo)) if d_myo else float("nan")}
 
     report = _fit(model, step, val, len(tr), cfg, rng, "seg")
-    report.update(info, train_config=cfg.to_dict(), augmentation=aug.to_dict(), dice_weight=dice_weight)
+    report.update(info, train_config=cfg.to_dict(), augmentation=aug.to_dict(), dice_weight=dice_weight,
+                  dice_classes=dice_classes)
     return model, report
 
 
