@@ -214,11 +214,27 @@ def bland_altman(me: pd.DataFrame, out_dir: Path) -> None:
     print(f"  Bland-Altman plots in {out_dir}")
 
 
-def generated(n: int, seed: int, observers: int, mi_fraction: float):
+TRUTH_USED = ("exams", "contours", "landmarks")
+
+
+def generated(n: int, seed: int, observers: int, mi_fraction: float, keep: Path | None = None):
+    """Generated test exams; with ``keep``, each is stored there (image cache npz + truth parquet)
+    the first time and read back afterwards, so a second evaluation skips the generator."""
+    from cmr_atlas.imagecache import load_exam_images, save_exam_images
     from cmr_atlas.synth import cohort
 
     for i in range(n):
+        stem = None if keep is None else keep / f"{seed}-{i:04d}"
+        if stem is not None and (stem.parent / f"{stem.name}.npz").is_file():
+            yield (load_exam_images(stem.parent / f"{stem.name}.npz"),
+                   {t: pd.read_parquet(stem.parent / f"{stem.name}.{t}.parquet") for t in TRUTH_USED})
+            continue
         ex = cohort.generate_exam(seed, i, mi_fraction=mi_fraction, observers=observers)
+        if stem is not None:
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            for t in TRUTH_USED:
+                ex.truth[t].to_parquet(stem.parent / f"{stem.name}.{t}.parquet")
+            save_exam_images(ex.images, stem.parent / f"{stem.name}.npz")
         yield ex.images, ex.truth
 
 
@@ -235,16 +251,23 @@ def main() -> int:
     ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
     ap.add_argument("--absent-threshold", type=float, default=0.1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--keep-exams", help="folder to store generated test exams in (and reuse them from)")
+    ap.add_argument("--generate-only", action="store_true", help="only generate (and keep) the test exams")
     ap.add_argument("--out", default="benchmarks/out/accuracy", help="folder for the Bland-Altman PNGs")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
+    keep = Path(args.keep_exams) if args.keep_exams else None
+    if args.generate_only:
+        for i, _ in enumerate(generated(args.n_exams, args.seed, args.observers, args.mi_fraction, keep)):
+            print(f"generated {i + 1}/{args.n_exams}", file=sys.stderr)
+        return 0
     models = {m: load_models(args.models_dir, m, "cpu") for m in args.methods}
     if args.cohort:
         exams = cohort_with_truth(args.cohort, args.cache, args.exam_id_key)
     else:
-        exams = generated(args.n_exams, args.seed, args.observers, args.mi_fraction)
+        exams = generated(args.n_exams, args.seed, args.observers, args.mi_fraction, keep)
     rec: dict[str, list[dict]] = {"dice": [], "measures": [], "landmarks": [], "phases": []}
     n = 0
     for images, truth in exams:
