@@ -137,7 +137,7 @@ def _card(name: str, grid: Grid, data_info: dict, report: dict, extra: dict) -> 
 
 def train_model(name: str, data_dir: str | Path, out_dir: str | Path, minutes: float, threads: int,
                 seed: int, max_epochs: int = 60, batch_size: int = 16, steps_per_epoch: int | None = 60,
-                init_from: str | Path | None = None) -> list[Path]:
+                init_from: str | Path | None = None, zoom: tuple[float, float] | None = None) -> list[Path]:
     """Train model ``name``; with ``init_from`` (a models folder) continue from its weights of the
     same name, and the card keeps the earlier runs' records under ``previous_runs``."""
     from .train import TrainConfig, train_heatmap, train_segmentation, train_vgg_cyclic
@@ -156,7 +156,12 @@ def train_model(name: str, data_dir: str | Path, out_dir: str | Path, minutes: f
             "sha256": prev_card["sha256"], "training": prev_card.get("training"),
             "history": prev_card.get("history", [])}]
     if name == "seg_sax":
-        model, rep = train_segmentation(Samples.load(data_dir / "seg.npz"), cfg, init_state=init_state)
+        from dataclasses import replace
+
+        from .augment import SEGMENTATION_AUG
+
+        aug = SEGMENTATION_AUG if zoom is None else replace(SEGMENTATION_AUG, zoom=tuple(zoom))
+        model, rep = train_segmentation(Samples.load(data_dir / "seg.npz"), cfg, init_state=init_state, aug=aug)
         card = _card(name, SEG_GRID, info, rep, {"labels": LABELS, "loss": "cross-entropy + soft Dice",
                                                  "previous_runs": previous})
         return [save_model(model, card, out_dir)]
@@ -219,6 +224,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         q.add_argument("--max-epochs", type=int, default=60)
         q.add_argument("--batch-size", type=int, default=16)
         q.add_argument("--init-from", help="continue from the same-named model in this models folder (U-Nets)")
+        q.add_argument("--zoom", type=float, nargs=2, metavar=("LO", "HI"), help="segmentation zoom range")
         q.add_argument("--steps-per-epoch", type=int, default=60,
                        help="batches between validations (0 = one pass over the training images)")
 
@@ -243,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         for p in train_model(name, args.data, args.out, args.minutes, args.threads, args.train_seed,
                              args.max_epochs, args.batch_size, args.steps_per_epoch,
-                             getattr(args, "init_from", None)):
+                             getattr(args, "init_from", None), getattr(args, "zoom", None)):
             log.info("wrote %s", p)
     return 0
 
