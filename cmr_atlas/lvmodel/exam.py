@@ -127,43 +127,39 @@ def _frame(gp: pd.DataFrame) -> tuple[ModelFrame, float]:
 
 
 def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
-                   frame: ModelFrame) -> tuple[FitData, list[int]]:
-    """Data points in local coordinates; returns the data and the SAX slice index of each shift."""
+                   frame: ModelFrame, shift_reference: str = "sax_mean",
+                   ) -> tuple[FitData, list[tuple[str, int]]]:
+    """Data points in local coordinates, and the (view, slice_index) of each shift unknown.
+
+    ``shift_reference='sax_mean'``: every slice with contours and a plane gets an in-plane shift;
+    the SAX shifts sum to zero (the gauge).  ``'lax'``: only SAX slices are shifted; the LAX views
+    are the fixed reference.
+    """
+    if shift_reference not in ("sax_mean", "lax"):
+        raise ValueError(f"unknown shift reference {shift_reference!r}")
     cont = gp[(gp["kind"] == "contour") & gp["phase"].isin(PHASES) & gp["surface"].isin(SURFACES)]
-    phase_i = cont["phase"].map({p: i for i, p in enumerate(PHASES)}).to_numpy()
-    surf_i = cont["surface"].map({s: i for i, s in enumerate(SURFACES)}).to_numpy()
-    pts = frame.to_local(_xyz(cont))
+    apex = gp[(gp["kind"] == "landmark") & (gp["landmark"] == "apex") & gp["phase"].isin(PHASES)]
+    phase_i = np.concatenate([cont["phase"].map({p: i for i, p in enumerate(PHASES)}).to_numpy(),
+                              apex["phase"].map({p: i for i, p in enumerate(PHASES)}).to_numpy()])
+    surf_i = np.concatenate([cont["surface"].map({s: i for i, s in enumerate(SURFACES)}).to_numpy(),
+                             np.ones(len(apex), dtype=int)])  # the apex landmark is epicardial
+    both = pd.concat([cont[["view", "slice_index"]], apex[["view", "slice_index"]]], ignore_index=True)
+    pts = frame.to_local(np.concatenate([_xyz(cont), _xyz(apex)]))
     w = cont["weight"].to_numpy(dtype=float) if "weight" in cont else np.ones(len(cont))
-    w = np.where(np.isfinite(w), w, 1.0)
-    sax_slices = sorted(
-        int(s) for s in cont.loc[cont["view"] == "sax", "slice_index"].unique()
-        if ("sax", int(s)) in planes
-    )
-    kmap = {s: k for k, s in enumerate(sax_slices)}
-    is_sax = (cont["view"] == "sax").to_numpy()
-    sl = cont["slice_index"].fillna(-1).astype(int).to_numpy()
-    slice_id = np.array([kmap.get(s, -1) if sx else -1 for s, sx in zip(sl, is_sax)], dtype=int)
-    basis = np.array([
-        [frame.vec_to_local(planes[("sax", s)].row_cosine),
-         frame.vec_to_local(planes[("sax", s)].col_cosine)] for s in sax_slices
-    ]).reshape(-1, 2, 3)
-    # The apex landmark of each phase pulls the epicardium (never shifted: it lies on LAX views).
-    extra_pts, extra_f = [], []
-    for pi, ph in enumerate(PHASES):
-        apex = gp[(gp["kind"] == "landmark") & (gp["landmark"] == "apex") & (gp["phase"] == ph)]
-        if len(apex):
-            extra_pts.append(frame.to_local(_xyz(apex)))
-            extra_f.append(np.full(len(apex), pi * 2 + 1))
-    if extra_pts:
-        ep = np.concatenate(extra_pts)
-        pts = np.concatenate([pts, ep])
-        phase_field = np.concatenate([phase_i * 2 + surf_i, np.concatenate(extra_f)])
-        w = np.concatenate([w, np.full(len(ep), APEX_WEIGHT)])
-        slice_id = np.concatenate([slice_id, np.full(len(ep), -1)])
-    else:
-        phase_field = phase_i * 2 + surf_i
-    data = FitData(pts, phase_field.astype(int), w, slice_id, basis, n_fields=4)
-    return data, sax_slices
+    w = np.concatenate([np.where(np.isfinite(w), w, 1.0), np.full(len(apex), APEX_WEIGHT)])
+    views = both["view"].astype(str).to_numpy()
+    sl = both["slice_index"].fillna(0).astype(int).to_numpy()
+    keys = sorted({(v, int(s)) for v, s in zip(views, sl) if (v, int(s)) in planes
+                   and (v == "sax" or shift_reference == "sax_mean")},
+                  key=lambda k: (k[0] != "sax", k[0], k[1]))
+    kmap = {k: i for i, k in enumerate(keys)}
+    slice_id = np.array([kmap.get((v, int(s)), -1) for v, s in zip(views, sl)], dtype=int)
+    basis = np.array([[frame.vec_to_local(planes[k].row_cosine),
+                       frame.vec_to_local(planes[k].col_cosine)] for k in keys]).reshape(-1, 2, 3)
+    zero_mean = np.array([k[0] == "sax" for k in keys], dtype=bool)
+    data = FitData(pts, (phase_i * 2 + surf_i).astype(int), w, slice_id, basis, n_fields=4,
+                   zero_mean=zero_mean if shift_reference == "sax_mean" else None)
+    return data, keys
 
 
 def slice_summation(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane]) -> dict[str, float]:
@@ -196,15 +192,15 @@ def slice_summation(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane])
 
 
 def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_id: str,
-             source: str, breath_hold: bool = True,
-             settings: FitSettings | None = None) -> ExamFit:
+             source: str, breath_hold: bool = True, settings: FitSettings | None = None,
+             shift_reference: str = "sax_mean") -> ExamFit:
     """Fit the model to one exam's guide points; never raises for bad data (status 'failed')."""
     import time
 
     t0 = time.perf_counter()
     out = ExamFit(exam_id, source)
     try:
-        _fit_exam(gp, planes, out, breath_hold, settings or FitSettings())
+        _fit_exam(gp, planes, out, breath_hold, settings or FitSettings(), shift_reference)
     except ExamError as exc:
         out.status, out.qc_reason = "failed", str(exc)
     except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
@@ -218,23 +214,28 @@ def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_i
     return out
 
 
-def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings) -> None:
+def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings,
+              shift_reference: str) -> None:
     cont = gp[gp["kind"] == "contour"]
     ed_sax = cont[(cont["phase"] == "ED") & (cont["view"] == "sax") & (cont["surface"] == "endo")]
     if ed_sax["slice_index"].nunique() < MIN_SAX_SLICES:
         raise ExamError("too_few_sax_contours")
     frame, anterior_sign = _frame(gp)
     out.frame = frame
-    data, sax_slices = build_fit_data(gp, planes, frame)
+    data, keys = build_fit_data(gp, planes, frame, shift_reference)
     res = fit(data, frame.focal_mm, settings, breath_hold=breath_hold)
     out.result = res
     out.rms_residual_mm = float(np.sqrt(np.mean(res.residual**2)))
-    # Shifts in patient coordinates; LAX views are the reference (zero shift).
-    for k, s in enumerate(sax_slices):
-        p = planes[("sax", s)]
-        out.shifts.append(("sax", s, res.shifts[k, 0] * p.row_cosine + res.shifts[k, 1] * p.col_cosine))
-    for (v, s) in sorted(k for k in planes if k[0] != "sax"):
-        out.shifts.append((v, s, np.zeros(3)))
+    # Shifts in patient coordinates for every slice with data; with the LAX reference the LAX
+    # views are listed with zero.  Slices without contours have no estimate and no row.
+    shift_of = {k: res.shifts[i, 0] * planes[k].row_cosine + res.shifts[i, 1] * planes[k].col_cosine
+                for i, k in enumerate(keys)}
+    if shift_reference == "lax":
+        lax_views = {(v, int(s)) for v, s in zip(gp["view"], gp["slice_index"].fillna(0))
+                     if v != "sax" and (v, int(s)) in planes}
+        shift_of.update({k: np.zeros(3) for k in lax_views})
+    for k in sorted(shift_of, key=lambda k: (k[0] != "sax", k[0], k[1])):
+        out.shifts.append((k[0], k[1], shift_of[k]))
     mesh = settings.mesh
     tris_fine = measures.triangles(FINE_MU, FINE_THETA)
     missing = []
@@ -245,7 +246,10 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
             missing.append(phase)
             continue
         mv = _landmarks(gp, "mv_", phase)
-        point, normal = base_plane(frame.to_local(_xyz(mv)))
+        # hinge points corrected by their view's breath-hold shift, like the contours
+        mv_xyz = _xyz(mv) - np.array([shift_of.get((v, int(s)), np.zeros(3)) for v, s in
+                                      zip(mv["view"], mv["slice_index"].fillna(0))]).reshape(-1, 3)
+        point, normal = base_plane(frame.to_local(mv_xyz))
         out.planes[phase] = (point, normal)
         fine = {}
         for si, surf in enumerate(SURFACES):
