@@ -53,6 +53,7 @@ class FitSettings:
     final_iterations: int = 8
     tol_bh_mm: float = 0.05  # breath-hold stage stops when no shift or surface point moves more
     tol_mm: float = 0.02  # final stage stops when no surface point moves more than this
+    reweight_iterations: int = 3  # robust weights are re-estimated this often, then frozen
     huber_k: float = 1.345
     tukey_c: float = 4.685
     sigma_floor_mm: float = 1.0
@@ -229,11 +230,13 @@ class _Problem:
             p[sh] -= vec[data.slice_id[sh]]
         return p
 
-    def step(self, x, shifts, smooth, robust, estimate_shifts):
-        """One Gauss-Newton step; returns new (x, shifts), residuals and robust weights."""
+    def step(self, x, shifts, smooth, robust, estimate_shifts, rw=None):
+        """One Levenberg-Marquardt step; returns new (x, shifts), residuals, robust weights and
+        the largest move (mm).  ``rw``: robust weights to keep (else recomputed from residuals)."""
         data, s, mesh = self.data, self.s, self.mesh
         r, n, g, rows = self.residuals(x, shifts)
-        rw = _robust_weights(r, data.weight, robust, s)
+        if rw is None:
+            rw = _robust_weights(r, data.weight, robust, s)
         w = data.weight * rw
         npar = mesh.n_params
         nf = data.n_fields
@@ -355,21 +358,29 @@ def fit(data: FitData, d: float, settings: FitSettings | None = None,
     shifts = np.zeros((prob.k, 2))
     it = 0
     converged = True
+    # Robust weights are re-estimated for the first iterations of each stage, then frozen so
+    # that the stage minimises one objective (changing weights make steps zig-zag).
     if breath_hold and prob.k:
         conv = False
+        rw = None
         for i in range(s.bh_iterations):
-            x, shifts, r, rw, move = prob.step(x, shifts, s.smooth_breath_hold, "huber", True)
+            x, shifts, r, rw_used, move = prob.step(
+                x, shifts, s.smooth_breath_hold, "huber", True, rw if i >= s.reweight_iterations else None)
+            rw = rw_used
             it += 1
-            if move < s.tol_bh_mm and i >= 2:
+            if move < s.tol_bh_mm and i >= s.reweight_iterations:
                 conv = True
                 break
         converged &= conv
     conv = False
+    rw = None
     for i in range(s.final_iterations):
         robust = "huber" if i < 2 else "tukey"
-        x, shifts, r, rw, move = prob.step(x, shifts, s.smooth_final, robust, False)
+        x, shifts, r, rw_used, move = prob.step(
+            x, shifts, s.smooth_final, robust, False, rw if i >= s.reweight_iterations + 1 else None)
+        rw = rw_used
         it += 1
-        if move < s.tol_mm and i >= 3:
+        if move < s.tol_mm and i >= s.reweight_iterations + 1:
             conv = True
             break
     converged &= conv
