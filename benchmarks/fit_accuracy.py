@@ -83,11 +83,11 @@ def _surface_sampler(grid: np.ndarray, n_circ: int, per_edge: int = 6) -> np.nda
     return out.reshape(-1, 3)
 
 
-def cohort_cases(cohort: Path) -> list[Case]:
+def cohort_cases(cohort: Path, observer: str = "truth") -> list[Case]:
     from scipy.spatial import cKDTree
 
     truth = cohort / "truth"
-    gp_all = truth_guide_points(truth)
+    gp_all = truth_guide_points(truth, observer)
     slices = pd.read_parquet(truth / "slices.parquet")
     shifts = pd.read_parquet(truth / "slice_shifts.parquet")
     exams = pd.read_parquet(truth / "exams.parquet").set_index("exam_id")
@@ -200,6 +200,7 @@ def main(argv=None) -> int:
                     help="gauge of the breath-hold shifts (docs/lvmodel.md)")
     ap.add_argument("--in-plane-only", action="store_true",
                     help="fixture shifts without a through-plane component")
+    ap.add_argument("--observer", default="truth", help="cohort contours: truth, obs1 or obs2")
     ap.add_argument("--smooth-bh", type=float, help="override FitSettings.smooth_breath_hold")
     ap.add_argument("--smooth-final", type=float, help="override FitSettings.smooth_final")
     ap.add_argument("--no-off", action="store_true", help="skip the run without correction")
@@ -210,8 +211,8 @@ def main(argv=None) -> int:
                               ("smooth_final", args.smooth_final)) if v is not None}
     settings = FitSettings(**over)
     if args.cohort:
-        cases = cohort_cases(args.cohort)
-        label = f"synthetic cohort {args.cohort} (truth contours, {len(cases)} exams)"
+        cases = cohort_cases(args.cohort, args.observer)
+        label = f"synthetic cohort {args.cohort} ({args.observer} contours, {len(cases)} exams)"
     else:
         cases = fixture_cases(args.n, args.seed, args.shift_sd, args.noise, not args.in_plane_only)
         label = (f"known-LV fixtures: {args.n} exams, 3D shifts SD {args.shift_sd} mm, "

@@ -251,3 +251,15 @@ def test_cli_writes_the_tables(tmp_path):
     sh = read_table(tmp_path / "out" / "slice_shifts.parquet")
     assert (sh[["dx_mm", "dy_mm", "dz_mm"]] == 0).all().all()  # --no-breath-hold
     assert len(list((tmp_path / "out" / "vtp").glob("*.vtp"))) == 2
+
+
+def test_missing_es_gives_a_partial_result():
+    fix = make_fixture(9, shift_sd_mm=1.0)
+    gp = fix.guide_points[fix.guide_points["phase"] == "ED"]
+    fit = fit_exam(gp, fix.planes(), "exam0", "truth")
+    assert fit.status == "partial" and fit.qc_reason == "missing_phase: ES"
+    assert ("ES", "endo") not in fit.surfaces and ("ED", "epi") in fit.surfaces
+    from cmr_atlas.lvmodel.outputs import tables_from_fits
+
+    m = tables_from_fits([fit])["measures"].set_index("method")
+    assert m.loc["model", "edv_ml"] > 0 and pd.isna(m.loc["model", "esv_ml"])
