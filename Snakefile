@@ -9,7 +9,14 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/inventory.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/infer.smk"
+include: "workflow/rules/guidepoints.smk"
+include: "workflow/rules/fit.smk"
+include: "workflow/rules/atlas.smk"
+include: "workflow/rules/stats.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:

@@ -121,3 +121,71 @@ def planes_by_slice(slices: pd.DataFrame, exam_id: str) -> dict[tuple[str, int],
     """``{(view, slice_index): SlicePlane}`` for one exam from a slice-plane table."""
     sub = slices[slices["exam_id"] == exam_id]
     return {(r["view"], int(r["slice_index"])): row_to_plane(r) for _, r in sub.iterrows()}
+
+
+# ---- manual path: annotations in the documented truth format -> guide points ------------------
+
+ANNOTATION_FILES = ("contours.parquet", "landmarks.parquet")
+"""An annotations folder (a core lab's, or a synthetic cohort's ``truth/``) holds these two tables
+with the columns of :mod:`cmr_atlas.synth.truth` CONTOURS and LANDMARKS (x_mm, y_mm, z_mm in
+patient coordinates; ``exam_id`` = the exam's top-level folder name in the cohort; ``phase`` ED/ES;
+``observer``)."""
+
+
+def match_annotation_planes(points: pd.DataFrame, slices: pd.DataFrame, tol_mm: float = 2.0) -> dict:
+    """Map each annotated (view, slice_index) of one exam to the ingested slice it lies on.
+
+    Matching is by geometry, not by index: the plane (of the same view) that the group's points
+    are closest to, if their mean distance to it is under ``tol_mm``.  Returns
+    ``{(view, slice_index): ingested slice_index}``.
+    """
+    planes = {(r["view"], int(r["slice_index"])): row_to_plane(r) for _, r in slices.iterrows()}
+    out = {}
+    for (view, sl), g in points.groupby(["view", "slice_index"]):
+        xyz = g[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=float)
+        best, best_d = None, np.inf
+        for (v, i), p in planes.items():
+            if v != view:
+                continue
+            d = float(np.abs((xyz - p.position_mm) @ p.normal).mean())
+            if d < best_d:
+                best, best_d = i, d
+        if best is not None and best_d < tol_mm:
+            out[(view, int(sl))] = best
+    return out
+
+
+def manual_guide_points(
+    contours: pd.DataFrame, landmarks: pd.DataFrame, slices: pd.DataFrame, folder_to_exam: dict[str, str],
+    observer: str = "obs1", source: str = "manual",
+) -> pd.DataFrame:
+    """Guide points from annotations at ED and ES, keyed by the pipeline's exam_id.
+
+    ``folder_to_exam`` maps an annotation ``exam_id`` (exam folder name) to the pipeline's
+    ``exam_id``; exams missing there, or annotation slices that match no ingested plane, are
+    skipped (the exam's fit then reports what is missing).
+    """
+    parts = []
+    for table, kind in ((contours, "contour"), (landmarks, "landmark")):
+        t = table[(table["observer"] == observer) & table["phase"].isin(PHASES)]
+        for label, g in t.groupby("exam_id"):
+            exam = folder_to_exam.get(label)
+            if exam is None:
+                continue
+            plane_map = match_annotation_planes(g, slices[slices["exam_id"] == exam])
+            keys = list(zip(g["view"], g["slice_index"].astype(int)))
+            new_index = np.array([plane_map.get(k, -1) for k in keys])
+            g = g.assign(slice_index=new_index)[new_index >= 0]
+            parts.append(pd.DataFrame({
+                "exam_id": exam, "source": source, "phase": g["phase"].to_numpy(),
+                "frame": g["frame"].to_numpy(dtype="int64"), "view": g["view"].to_numpy(),
+                "slice_index": g["slice_index"].to_numpy(dtype="int64"), "kind": kind,
+                "surface": g["surface"].to_numpy() if kind == "contour" else None,
+                "landmark": g["landmark"].to_numpy() if kind == "landmark" else None,
+                "point_index": g["point_index"].to_numpy(dtype="int64") if kind == "contour" else 0,
+                "x_mm": g["x_mm"].to_numpy(float), "y_mm": g["y_mm"].to_numpy(float),
+                "z_mm": g["z_mm"].to_numpy(float), "weight": 1.0,
+            }))
+    if not parts:
+        return GUIDE_POINTS.empty()
+    return pd.concat(parts, ignore_index=True)

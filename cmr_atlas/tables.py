@@ -92,7 +92,9 @@ def registered() -> list[TableSchema]:
 # Modules that declare tables; imported lazily by registered() so that docs cover all of them.
 _SCHEMA_MODULES = [
     "cmr_atlas.synth.truth",
+    "cmr_atlas.synth.faults",
     "cmr_atlas.dicom.index",
+    "cmr_atlas.covariates",
     "cmr_atlas.guidepoints",
     "cmr_atlas.inference",
     "cmr_atlas.lvmodel.outputs",

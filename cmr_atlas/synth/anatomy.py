@@ -259,7 +259,7 @@ class Heart:
         rv_in = self.rv_inside(loc, w, ph, inner=True) & ~epi
         L = ph.length_mm
         # Epicardial fat: thin band, thicker in the AV groove and at the RV insertions.
-        fat_t = 1.5 + 3.0 * np.clip((z - (L - 15.0)) / 15.0, 0, 1) + 1.5 * (np.cos(2 * phi) > 0.3)
+        fat_t = 2.0 + 3.0 * np.clip((z - (L - 15.0)) / 15.0, 0, 1) + 1.5 * (np.cos(2 * phi) > 0.3)
         near_epi = (rho < ph.r_epi(np.clip(z, -ph.epi_apex_mm, L), phi, g) + fat_t) & (z > -ph.epi_apex_mm - fat_t) & (z < L + 4)
         # Atria and aortic root above the base (local coordinates).
         pl = self.posterior_local
@@ -305,11 +305,17 @@ class Heart:
         out[cavity] = LUNG
         # Mediastinum: an ellipsoid of soft tissue and fat around the heart and great vessels.
         loc = self.to_local(xyz)
-        c = np.array([0.0, 0.0, 0.5 * self.ed.length_mm + 12.0])
-        radii = np.array([self.ed.epi_radius_mm + 38.0, self.ed.epi_radius_mm + 30.0, 0.5 * self.ed.length_mm + 48.0])
-        e = (((loc - c) / radii) ** 2).sum(-1)
+        # Lungs touch most of the heart; soft tissue and fat sit around the great vessels above
+        # the base, and a pericardial fat pad in front of the heart.
+        pl = self.posterior_local
+        c = np.array([-8.0 * pl[0], -8.0 * pl[1], self.ed.length_mm + 25.0])
+        radii = np.array([self.ed.epi_radius_mm + 18.0, self.ed.epi_radius_mm + 18.0, 45.0])
+        e = ((loc[..., 0] - c[0]) / radii[0]) ** 2 + ((loc[..., 1] - c[1]) / radii[1]) ** 2 + ((loc[..., 2] - c[2]) / radii[2]) ** 2
         out[cavity & (e < 1.0)] = SOFT
-        out[cavity & (e < 1.0) & (e > 0.72) & (loc[..., 1] * self.posterior_local[1] + loc[..., 0] * self.posterior_local[0] < 0)] = FAT
+        ant = -(loc[..., 0] * pl[0] + loc[..., 1] * pl[1])  # mm towards the patient's front
+        rho = np.hypot(loc[..., 0], loc[..., 1])
+        pad = cavity & (rho < self.ed.epi_radius_mm + 14.0) & (ant > 0.55 * rho) & (loc[..., 2] > 0.15 * self.ed.length_mm) & (loc[..., 2] < self.ed.length_mm + 10.0)
+        out[pad] = FAT
         # liver (right) and stomach/spleen (left) under the diaphragm dome
         dome = th.diaphragm_z_mm - 0.0035 * ((x - th.centre_xy[0] + 30.0) ** 2 + (y - th.centre_xy[1]) ** 2)
         under = cavity & (z < dome)

@@ -296,3 +296,18 @@ def generate_cohort(out: str | Path, n_exams: int, seed: int, mi_fraction: float
 
 def default_jobs() -> int:
     return max(1, min(4, os.cpu_count() or 1))
+
+
+def truth_label_map(ex: SyntheticExam, view: str, slice_index: int, frame: int) -> np.ndarray:
+    """Noise-free labels (imagecache.LABELS codes) at the pixel centres of a plane's central depth.
+
+    0 background, 1 LV myocardium, 2 LV cavity, 3 RV cavity; includes the breath-hold shift.
+    """
+    plane = ex.acq.sax_planes[slice_index] if view == "sax" else ex.acq.lax_planes[view]
+    shift = ex.acq.shifts_mm[(view, slice_index)]
+    tissue = ex.heart.heart_labels(plane.pixel_grid_mm() - shift, float(ex.acq.activation[frame]))
+    out = np.zeros(tissue.shape, dtype=np.uint8)
+    out[tissue == an.LV_MYO] = 1
+    out[tissue == an.LV_BLOOD] = 2
+    out[tissue == an.RV_BLOOD] = 3
+    return out

@@ -52,6 +52,12 @@ DESCRIPTIONS = {
 MODELS = {"SIEMENS": ["Sonata", "Symphony"], "GE MEDICAL SYSTEMS": ["Signa CV/i", "Signa LX"]}
 
 
+def _uid(*parts: object) -> str:
+    """Deterministic UID from parts; joined with a separator (generate_uid concatenates its
+    entropy sources, so ("1", "10") and ("11", "0") would otherwise collide)."""
+    return generate_uid(entropy_srcs=["/".join(str(p) for p in parts)])
+
+
 @dataclass
 class PatientHeader:
     """Fake identifying and demographic header values of one exam."""
@@ -83,8 +89,8 @@ def make_patient_header(rng: np.random.Generator, uid_seed: str, age: float, sex
         weight_kg=round(weight_kg, 1),
         study_date=study.strftime("%Y%m%d"),
         accession=f"A{int(rng.integers(10**7, 10**8))}",
-        study_uid=generate_uid(entropy_srcs=[uid_seed, "study"]),
-        frame_of_reference_uid=generate_uid(entropy_srcs=[uid_seed, "for"]),
+        study_uid=_uid(uid_seed, "study"),
+        frame_of_reference_uid=_uid(uid_seed, "for"),
         institution=f"MESA Field Center {int(rng.integers(1, 7))}",
     )
 
@@ -155,7 +161,7 @@ def write_exam(
     written: list[Path] = []
     ge_running = 1
     for s in series:
-        series_uid = generate_uid(entropy_srcs=[uid_seed, "series", str(s.series_number)])
+        series_uid = _uid(uid_seed, "series", s.series_number)
         folder = out_dir / (f"series_{s.series_number:03d}" if siemens else f"SE{s.series_number}")
         folder.mkdir(parents=True, exist_ok=True)
         n_frames = s.images[0].shape[0]
@@ -168,7 +174,7 @@ def write_exam(
                 ds.SeriesDescription = s.description
                 ds.ProtocolName = s.description
                 ds.SeriesTime = f"{10 + s.series_number // 60:02d}{s.series_number % 60:02d}00"
-                ds.SOPInstanceUID = generate_uid(entropy_srcs=[uid_seed, "sop", str(s.series_number), str(k), str(f)])
+                ds.SOPInstanceUID = _uid(uid_seed, "sop", s.series_number, k, f)
                 ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
                 ds.InstanceNumber = instance
                 ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NORM"] if s.role != "localizer" else ["ORIGINAL", "PRIMARY", "LOCALIZER"]

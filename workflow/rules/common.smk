@@ -9,9 +9,11 @@ COHORT = Path(config["cohort_dir"])
 # Shard membership is append-only (see cmr_atlas/shards.py): adding exams reruns at most one shard.
 SHARDS = update_manifest(COHORT, RESULTS, config["shard_size"])
 
-
-def shard_file(shard):
-    return RESULTS / "shards" / shard / "folders.txt"
+# Manual annotations in the documented truth format; default: the synthetic cohort's truth/.
+_ann = config.get("manual_annotations", "") or (
+    str(COHORT / "truth") if (COHORT / "truth" / "contours.parquet").is_file() else ""
+)
+ANNOTATIONS = Path(_ann) if _ann else None
 
 
 def per_shard(pattern):
@@ -20,4 +22,10 @@ def per_shard(pattern):
 
 
 def final_targets():
-    return [str(RESULTS / "inventory.parquet")]
+    return [
+        str(RESULTS / "exams.parquet"),
+        str(RESULTS / "guide_points.parquet"),
+        str(RESULTS / "measures.parquet"),
+        str(RESULTS / "stats/risk_factor_auc.parquet"),
+        str(RESULTS / "report/index.html"),
+    ]

@@ -1,0 +1,264 @@
+"""Accuracy of the CNNs on a held-out synthetic test cohort (legacy paper Tables 2-4, A-1).
+
+    PYTHONPATH=. python benchmarks/accuracy.py --n-exams 20 --seed 30001 --observers 2 \
+        [--methods heatmap vgg] [--models-dir resources/models] [--out benchmarks/out/accuracy]
+    PYTHONPATH=. python benchmarks/accuracy.py --cohort DIR --cache RESULTS/cache --exam-id-key KEY
+
+Exams are generated in memory or
+read from an ingested synthetic cohort (cohort seed 30001 by default; training uses 910000 and the
+demo 20001).  Printed tables:
+
+* landmarks, per method and view: detection rate (truth landmark present and detected), and
+  distances in mm Auto vs Obs1, Auto vs Obs2, Obs1 vs Obs2 per landmark at ED and ES;
+* Dice of LV cavity and myocardium at the true ED and ES frames (Q1, median, Q3, mean, SD) against
+  masks rasterised from the truth contours on the original pixels;
+* EDV, ESV, EF and LV mass by slice summation of the CNN masks (auto ED/ES frames) against the
+  truth (the generator's true volumes), and of the truth masks as a reference for what slice
+  summation itself costs: correlation and mean difference (SD); Bland-Altman PNGs in ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cmr_atlas.guidepoints import LANDMARKS  # noqa: E402
+from cmr_atlas.imagecache import ExamImages  # noqa: E402
+from cmr_atlas.inference import Models, detect_landmarks, exam_volumes_ml, load_models, segment_exam  # noqa: E402
+from cmr_atlas.nets.data import match_plane  # noqa: E402
+from cmr_atlas.segmentation import CAVITY, MYO, choose_phases, label_mask, slice_spacing_mm  # noqa: E402
+
+
+def _xyz(df):
+    return df[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=float)
+
+
+def truth_masks(images: ExamImages, contours: pd.DataFrame, frames: list[int], observer: str = "truth") -> dict:
+    """``{(slice, frame): mask}`` rasterised on the original pixels from the observer's contours."""
+    c = contours[(contours["observer"] == observer) & (contours["view"] == "sax")]
+    out = {}
+    mapping = {}
+    for ts, g in c.groupby("slice_index"):
+        j = match_plane(_xyz(g), images.sax_planes)
+        if j is not None:
+            mapping[int(j)] = int(ts)
+    for s, plane in enumerate(images.sax_planes):
+        for f in frames:
+            polys = {}
+            if s in mapping:
+                g = c[(c["slice_index"] == mapping[s]) & (c["frame"] == f)]
+                for surface in ("endo", "epi"):
+                    pts = g[g["surface"] == surface].sort_values("point_index")
+                    if len(pts) >= 3:
+                        polys[surface] = plane.patient_to_pixel(_xyz(pts))[0]
+            out[(s, f)] = label_mask(plane.shape, polys.get("endo"), polys.get("epi"))
+    return out
+
+
+def _dice(a, b):
+    s = a.sum() + b.sum()
+    return float(2 * (a & b).sum() / s) if s else np.nan
+
+
+def measures(images: ExamImages, masks: np.ndarray, ed: int, es: int) -> dict:
+    spacing = slice_spacing_mm(np.stack([p.position_mm for p in images.sax_planes]), images.sax_planes[0].normal)
+    area = np.array([p.pixel_spacing_mm[0] * p.pixel_spacing_mm[1] for p in images.sax_planes])
+    vol = lambda f, lab: float(((masks[:, f] == lab).sum(axis=(1, 2)) * area).sum() * spacing / 1000)  # noqa: E731
+    edv, esv = vol(ed, CAVITY), vol(es, CAVITY)
+    return {"edv_ml": edv, "esv_ml": esv, "ef_pct": 100 * (edv - esv) / edv if edv else np.nan,
+            "lv_mass_g": 1.05 * vol(ed, MYO)}
+
+
+def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: dict[str, Models],
+                  absent_threshold: float) -> dict[str, list[dict]]:
+    ex = truth["exams"].iloc[0]
+    ed_t, es_t = int(ex["ed_frame"]), int(ex["es_frame"])
+    any_models = next(iter(models.values()))
+    masks, _ = segment_exam(images, any_models)
+    ed_a, es_a = choose_phases(exam_volumes_ml(images, masks), "max_volume")
+    out = {"dice": [], "measures": [], "landmarks": [], "phases": []}
+    out["phases"].append({"ed_true": ed_t, "es_true": es_t, "ed_auto": ed_a, "es_auto": es_a})
+    tm = truth_masks(images, truth["contours"], [ed_t, es_t])
+    for (s, f), t in tm.items():
+        phase = "ED" if f == ed_t else "ES"
+        for name, lab in (("cavity", CAVITY), ("myocardium", MYO)):
+            if (t == lab).any():
+                out["dice"].append({"phase": phase, "mask": name, "dice": _dice(masks[s, f] == lab, t == lab)})
+    truth_stack = np.zeros_like(masks)
+    for (s, f), t in tm.items():
+        truth_stack[s, f] = t
+    auto = measures(images, masks, ed_a, es_a)
+    ref = measures(images, truth_stack, ed_t, es_t)
+    for k in auto:
+        out["measures"].append({"measure": k, "truth": float(ex[k]), "auto": auto[k], "truth_masks": ref[k]})
+    # landmarks at the true ED/ES frames, compared on the same image
+    lm_truth = truth["landmarks"]
+    for method, mods in models.items():
+        auto_lm = detect_landmarks(images, mods, sorted({ed_t, es_t}), absent_threshold)
+        for view in ("lax_2ch", "lax_4ch", "sax"):
+            tv = lm_truth[(lm_truth["view"] == view) & lm_truth["frame"].isin([ed_t, es_t]) if view == "sax"
+                          else (lm_truth["view"] == view)]
+            if view != "sax":
+                # LAX truth frames are the observers' ED/ES frames of that cine
+                frames = sorted(set(tv[tv["observer"] != "truth"]["frame"]))
+                tv = tv[tv["frame"].isin(frames)]
+            for (ts, f), g in tv.groupby(["slice_index", "frame"]):
+                j = 0 if view != "sax" else match_plane(_xyz(g), images.sax_planes)
+                if j is None:
+                    continue
+                a = auto_lm[(auto_lm["view"] == view) & (auto_lm["slice_index"] == j) & (auto_lm["frame"] == f)]
+                for name in LANDMARKS[view]:
+                    pts = {o: _xyz(g[(g["observer"] == o) & (g["landmark"] == name)]) for o in ("truth", "obs1", "obs2")}
+                    ar = a[a["landmark"] == name]
+                    present = bool(len(ar)) and bool(ar["present"].iloc[0])
+                    pa = _xyz(ar)[0] if present else None
+                    d = lambda p, q: float(np.linalg.norm(p[0] - q[0])) if p is not None and q is not None and len(p) and len(q) else np.nan  # noqa: E731
+                    out["landmarks"].append({
+                        "method": method, "view": view, "landmark": name, "frame": int(f),
+                        "truth_present": bool(len(pts["truth"])), "auto_present": present,
+                        "auto_obs1": d(None if pa is None else pa[None], pts["obs1"]),
+                        "auto_obs2": d(None if pa is None else pa[None], pts["obs2"]),
+                        "obs1_obs2": d(pts["obs1"], pts["obs2"]),
+                        "auto_truth": d(None if pa is None else pa[None], pts["truth"])})
+    return out
+
+
+def _ms(x):
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    return f"{x.mean():.2f} ({x.std(ddof=1) if len(x) > 1 else 0:.2f})" if len(x) else "n/a"
+
+
+def print_tables(rec: dict[str, list[dict]], out_dir: Path | None) -> None:
+    lm = pd.DataFrame(rec["landmarks"])
+    if len(lm):
+        print("\nLandmarks: detection rate and distance in mm, mean (SD) [legacy paper Table 2 / A-1]")
+        for method, gm in lm.groupby("method"):
+            print(f"\n  method = {method}")
+            print(f"  {'view':8s} {'landmark':20s} {'n':>4s} {'detected':>9s} {'false+':>7s} "
+                  f"{'Auto vs Obs1':>13s} {'Auto vs Obs2':>13s} {'Obs1 vs Obs2':>13s} {'Auto vs truth':>13s}")
+            for (view, name), g in gm.groupby(["view", "landmark"], sort=False):
+                tp = g[g["truth_present"]]
+                det = tp["auto_present"].mean() if len(tp) else np.nan
+                fp = g[~g["truth_present"]]["auto_present"].mean() if (~g["truth_present"]).any() else np.nan
+                print(f"  {view:8s} {name:20s} {len(tp):4d} {det:9.3f} {fp:7.3f} {_ms(tp['auto_obs1']):>13s} "
+                      f"{_ms(tp['auto_obs2']):>13s} {_ms(tp['obs1_obs2']):>13s} {_ms(tp['auto_truth']):>13s}")
+            for view, g in gm.groupby("view", sort=False):
+                tp = g[g["truth_present"]]
+                print(f"  {view:8s} {'(all)':20s} {len(tp):4d} {tp['auto_present'].mean():9.3f} {'':7s} "
+                      f"{_ms(tp['auto_obs1']):>13s} {_ms(tp['auto_obs2']):>13s} {_ms(tp['obs1_obs2']):>13s} "
+                      f"{_ms(tp['auto_truth']):>13s}")
+    dice = pd.DataFrame(rec["dice"])
+    if len(dice):
+        print("\nDice at the true ED/ES frames [legacy paper Table 3]")
+        print(f"  {'mask':11s} {'frame':5s} {'n':>5s} {'Q1':>6s} {'median':>6s} {'Q3':>6s} {'mean':>6s} {'SD':>6s}")
+        for (mask, phase), g in dice.groupby(["mask", "phase"]):
+            d = g["dice"].dropna().to_numpy()
+            q1, med, q3 = np.percentile(d, [25, 50, 75])
+            print(f"  {mask:11s} {phase:5s} {len(d):5d} {q1:6.3f} {med:6.3f} {q3:6.3f} {d.mean():6.3f} {d.std(ddof=1):6.3f}")
+    ph = pd.DataFrame(rec["phases"])
+    if len(ph):
+        print(f"\nPhases: ED frame correct {np.mean(ph.ed_true == ph.ed_auto):.2f}, "
+              f"ES frame within 1 frame {np.mean(np.abs(ph.es_true - ph.es_auto) <= 1):.2f} (n={len(ph)})")
+    me = pd.DataFrame(rec["measures"])
+    if len(me):
+        print("\nClinical measures by slice summation vs truth: r, mean difference (SD) [legacy paper Table 4]")
+        print(f"  {'measure':10s} {'n':>4s} {'r auto':>7s} {'auto - truth':>14s} {'r truth-mask':>12s} {'truth-mask - truth':>19s}")
+        for m, g in me.groupby("measure", sort=False):
+            g = g.dropna()
+            r_a = np.corrcoef(g["auto"], g["truth"])[0, 1] if len(g) > 2 else np.nan
+            r_t = np.corrcoef(g["truth_masks"], g["truth"])[0, 1] if len(g) > 2 else np.nan
+            print(f"  {m:10s} {len(g):4d} {r_a:7.3f} {_ms(g['auto'] - g['truth']):>14s} {r_t:12.3f} "
+                  f"{_ms(g['truth_masks'] - g['truth']):>19s}")
+        if out_dir is not None:
+            bland_altman(me, out_dir)
+
+
+def bland_altman(me: pd.DataFrame, out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for m, g in me.groupby("measure", sort=False):
+        g = g.dropna()
+        mean, diff = (g["auto"] + g["truth"]) / 2, g["auto"] - g["truth"]
+        md, sd = diff.mean(), diff.std(ddof=1)
+        fig, ax = plt.subplots(figsize=(4.5, 3.5))
+        ax.scatter(mean, diff, s=12)
+        for y, ls in ((md, "-"), (md + 1.96 * sd, "--"), (md - 1.96 * sd, "--")):
+            ax.axhline(y, color="k", ls=ls, lw=0.8)
+        ax.set_xlabel(f"mean of auto and truth ({m})")
+        ax.set_ylabel("auto - truth")
+        ax.set_title(f"Bland-Altman: {m}")
+        fig.tight_layout()
+        fig.savefig(out_dir / f"bland_altman_{m}.png", dpi=120)
+        plt.close(fig)
+    print(f"  Bland-Altman plots in {out_dir}")
+
+
+def generated(n: int, seed: int, observers: int, mi_fraction: float):
+    from cmr_atlas.synth import cohort
+
+    for i in range(n):
+        ex = cohort.generate_exam(seed, i, mi_fraction=mi_fraction, observers=observers)
+        yield ex.images, ex.truth
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-exams", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=30001, help="test cohort seed (training uses 910000, demo 20001)")
+    ap.add_argument("--mi-fraction", type=float, default=0.2)
+    ap.add_argument("--observers", type=int, default=2)
+    ap.add_argument("--cohort", help="ingested synthetic cohort (truth/) instead of generating")
+    ap.add_argument("--cache", help="its image cache")
+    ap.add_argument("--exam-id-key", default="cmr-atlas-demo-key")
+    ap.add_argument("--methods", nargs="+", default=["heatmap", "vgg"], choices=["heatmap", "vgg"])
+    ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
+    ap.add_argument("--absent-threshold", type=float, default=0.1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="benchmarks/out/accuracy", help="folder for the Bland-Altman PNGs")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    models = {m: load_models(args.models_dir, m, "cpu") for m in args.methods}
+    if args.cohort:
+        exams = cohort_with_truth(args.cohort, args.cache, args.exam_id_key)
+    else:
+        exams = generated(args.n_exams, args.seed, args.observers, args.mi_fraction)
+    rec: dict[str, list[dict]] = {"dice": [], "measures": [], "landmarks": [], "phases": []}
+    n = 0
+    for images, truth in exams:
+        r = evaluate_exam(images, truth, models, args.absent_threshold)
+        for k in rec:
+            rec[k] += r[k]
+        n += 1
+        print(f"evaluated {n} exams", file=sys.stderr)
+    print(f"Test cohort: {n} exams ({'ingested ' + args.cohort if args.cohort else f'generated, cohort seed {args.seed}, exams 0..{n - 1}'})")
+    print_tables(rec, Path(args.out))
+    return 0
+
+
+def cohort_with_truth(cohort_dir, cache_dir, key):
+    from cmr_atlas.ids import exam_id
+    from cmr_atlas.imagecache import load_exam_images
+
+    t = Path(cohort_dir) / "truth"
+    tabs = {n: pd.read_parquet(t / f"{n}.parquet") for n in ("subjects", "exams", "contours", "landmarks")}
+    for label, uid in zip(tabs["subjects"]["exam_id"], tabs["subjects"]["study_instance_uid"]):
+        p = Path(cache_dir) / f"{exam_id(uid, key)}.npz"
+        if p.is_file():
+            yield load_exam_images(p), {n: df[df["exam_id"] == label] for n, df in tabs.items()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,368 @@
+"""Header scan: every file of an exam folder, whatever its name, read as DICOM or rejected with a reason.
+
+Only headers are read here (``stop_before_pixels``); pixels are read later for the chosen series
+only (:mod:`cmr_atlas.dicom.stack`).  One :class:`ImageHeader` per image: a classic one-file-per-
+image file gives one, an enhanced multi-frame file gives one per frame (geometry and trigger delay
+from the per-frame functional groups).
+
+Privacy: identifiers (PatientID, StudyInstanceUID) are only kept in :class:`StudyMeta` for keyed
+hashing; names, birth dates, accession numbers and free text are never extracted.  Files are
+referred to by their index in the sorted file list of the folder, never by name, in reasons and logs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+
+@dataclass
+class ImageHeader:
+    """Header fields of one image (one file, or one frame of a multi-frame file)."""
+
+    file_index: int
+    frame: int | None  # frame within a multi-frame file, None for single-frame files
+    path: Path
+    study_uid: str
+    series_uid: str
+    series_number: int | None
+    series_time_s: float | None  # SeriesTime (or AcquisitionTime) in seconds since midnight
+    description_hint: str
+    sop_uid: str
+    instance_number: int | None
+    position: np.ndarray | None  # ImagePositionPatient
+    orientation: np.ndarray | None  # ImageOrientationPatient (6)
+    pixel_spacing: tuple[float, float] | None
+    rows: int | None
+    cols: int | None
+    thickness_mm: float | None
+    spacing_between_mm: float | None
+    trigger_time_ms: float | None
+    localizer: bool = False
+
+    @property
+    def has_geometry(self) -> bool:
+        return (
+            self.position is not None and self.orientation is not None
+            and self.pixel_spacing is not None and bool(self.rows) and bool(self.cols)
+        )
+
+
+@dataclass
+class StudyMeta:
+    """Exam-level attributes, from the first image header of a study."""
+
+    study_uid: str
+    patient_id: str | None  # kept only to be hashed into exam_keys
+    vendor: str | None
+    manufacturer_model: str | None
+    field_strength_t: float | None
+    heart_rate_bpm: float | None
+    rr_ms: float | None
+    cardiac_number_of_images: int | None
+    patient_sex: str | None
+    patient_age_years: float | None
+    patient_height_m: float | None
+    patient_weight_kg: float | None
+
+
+@dataclass
+class FolderScan:
+    """Result of scanning one exam folder."""
+
+    n_files: int
+    images: list[ImageHeader] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (file_index, reason)
+    studies: dict[str, StudyMeta] = field(default_factory=dict)
+    uid_collisions: dict[str, int] = field(default_factory=dict)  # study -> images sharing a SOP UID
+
+
+_HINT_PATTERNS = (
+    ("localizer", re.compile(r"loc|scout|survey|pilot|3[ _-]?plane|tri[ _-]?plane")),
+    ("2ch", re.compile(r"2[ _-]?ch|(^|[^a-z])two|(^|[^a-z])vla([^a-z]|$)")),
+    ("4ch", re.compile(r"4[ _-]?ch|(^|[^a-z])four|(^|[^a-z])hla([^a-z]|$)")),
+    ("sax", re.compile(r"(^|[^a-z])(sax?|short)([^a-z]|$)")),
+)
+
+
+def description_hint(description: str | None) -> str:
+    """Keyword class of a SeriesDescription: sax, 2ch, 4ch, localizer, other or none.
+
+    Only this class is stored: descriptions are free text and may hold anything.
+    """
+    if not description or not str(description).strip():
+        return "none"
+    text = str(description).lower()
+    for hint, pattern in _HINT_PATTERNS:
+        if pattern.search(text):
+            return hint
+    return "other"
+
+
+def list_files(folder: Path) -> list[Path]:
+    """All regular files under ``folder`` (recursively), sorted, hidden entries skipped.
+
+    ``folder`` may be the cohort root's loose-file unit: pass ``recursive=False`` through
+    :func:`scan_folder` for that.
+    """
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out += [Path(dirpath) / f for f in filenames if not f.startswith(".")]
+    return sorted(out)
+
+
+def _float(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _int(v) -> int | None:
+    f = _float(v)
+    return int(round(f)) if f is not None else None
+
+
+def _floats(v, n: int) -> np.ndarray | None:
+    try:
+        a = np.array([float(x) for x in v], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return a if a.shape == (n,) and np.all(np.isfinite(a)) else None
+
+
+def _time_s(v) -> float | None:
+    """DICOM TM ``HHMMSS.frac`` to seconds since midnight."""
+    s = str(v or "").strip().replace(":", "")
+    m = re.match(r"^(\d{2})(\d{2})?(\d{2})?(\.\d+)?$", s)
+    if not m:
+        return None
+    h, mi, se = int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0)
+    return h * 3600 + mi * 60 + se + float(m.group(4) or 0)
+
+
+def _age_years(v) -> float | None:
+    """PatientAge ``nnnY/M/W/D`` in years."""
+    m = re.match(r"^\s*(\d{1,3})\s*([YMWD]?)\s*$", str(v or "").upper())
+    if not m:
+        return None
+    n = float(m.group(1))
+    return {"Y": n, "": n, "M": n / 12, "W": n / 52.1775, "D": n / 365.25}[m.group(2)]
+
+
+def _sanitise(v, maxlen: int = 64) -> str | None:
+    s = re.sub(r"[^A-Za-z0-9 ._/+-]", "", str(v or "")).strip()[:maxlen]
+    return s or None
+
+
+def _vendor(manufacturer) -> str | None:
+    m = str(manufacturer or "").upper()
+    for key, name in (("SIEMENS", "SIEMENS"), ("GE", "GE"), ("PHILIPS", "PHILIPS"),
+                      ("TOSHIBA", "TOSHIBA"), ("CANON", "CANON"), ("HITACHI", "HITACHI")):
+        if key in m:
+            return name
+    return "OTHER" if m.strip() else None
+
+
+def read_header(path: Path) -> pydicom.Dataset:
+    """Read a file's header; raises InvalidDicomError when it is not DICOM.
+
+    Files without the 128-byte preamble (common in 2000-era archives) are read with ``force``, then
+    accepted only if they hold real DICOM attributes.
+    """
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError:
+        pass
+    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    if "SOPClassUID" not in ds and "StudyInstanceUID" not in ds:
+        raise InvalidDicomError("no DICOM attributes")
+    return ds
+
+
+def _first(seq_owner, seq_name: str):
+    seq = getattr(seq_owner, seq_name, None)
+    return seq[0] if seq else None
+
+
+def _functional(frame_group, shared_group, seq_name: str):
+    """An item of a functional-group sequence, per-frame first, then shared."""
+    for g in (frame_group, shared_group):
+        if g is not None:
+            item = _first(g, seq_name)
+            if item is not None:
+                return item
+    return None
+
+
+def study_meta(ds: pydicom.Dataset, study_uid: str) -> StudyMeta:
+    hr = _float(ds.get("HeartRate"))
+    rr = _float(ds.get("NominalInterval"))
+    if rr is None and hr:
+        rr = 60000.0 / hr
+    if hr is None and rr:
+        hr = 60000.0 / rr
+    sex = str(ds.get("PatientSex", "") or "").strip().upper()[:1] or None
+    return StudyMeta(
+        study_uid=study_uid,
+        patient_id=(str(ds.get("PatientID", "")).strip() or None),
+        vendor=_vendor(ds.get("Manufacturer")),
+        manufacturer_model=_sanitise(ds.get("ManufacturerModelName")),
+        field_strength_t=_float(ds.get("MagneticFieldStrength")),
+        heart_rate_bpm=hr if hr and hr > 0 else None,
+        rr_ms=rr if rr and rr > 0 else None,
+        cardiac_number_of_images=_int(ds.get("CardiacNumberOfImages")),
+        patient_sex=sex if sex in ("M", "F", "O") else None,
+        patient_age_years=_age_years(ds.get("PatientAge")),
+        patient_height_m=_float(ds.get("PatientSize")) or None,
+        patient_weight_kg=_float(ds.get("PatientWeight")) or None,
+    )
+
+
+def image_headers(ds: pydicom.Dataset, file_index: int, path: Path, study_uid: str) -> list[ImageHeader]:
+    """One header per image of a dataset (several for a multi-frame file)."""
+    desc = ds.get("SeriesDescription") or ds.get("ProtocolName")
+    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+    base = dict(
+        file_index=file_index,
+        path=path,
+        study_uid=study_uid,
+        series_uid=str(ds.get("SeriesInstanceUID", "") or f"series-number-{ds.get('SeriesNumber', '')}"),
+        series_number=_int(ds.get("SeriesNumber")),
+        series_time_s=_time_s(ds.get("SeriesTime") or ds.get("AcquisitionTime") or ds.get("ContentTime")),
+        description_hint=description_hint(desc),
+        sop_uid=str(ds.get("SOPInstanceUID", "") or f"file-{file_index}"),
+        instance_number=_int(ds.get("InstanceNumber")),
+        rows=_int(ds.get("Rows")),
+        cols=_int(ds.get("Columns")),
+        localizer="LOCALIZER" in image_type,
+    )
+    n_frames = _int(ds.get("NumberOfFrames")) or 1
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if n_frames > 1 and per_frame is not None:
+        shared = _first(ds, "SharedFunctionalGroupsSequence")
+        out = []
+        for k in range(n_frames):
+            fg = per_frame[k] if k < len(per_frame) else None
+            pix = _functional(fg, shared, "PixelMeasuresSequence")
+            sync = _functional(fg, shared, "CardiacSynchronizationSequence")
+            out.append(_frame_header(
+                base, k,
+                _functional(fg, shared, "PlanePositionSequence"),
+                _functional(fg, shared, "PlaneOrientationSequence"),
+                pix,
+                _floats(pix.get("PixelSpacing"), 2) if pix is not None else None,
+                _float(sync.get("NominalCardiacTriggerDelayTime")) if sync is not None else None,
+            ))
+        return out
+    spacing = _floats(ds.get("PixelSpacing"), 2)
+    frames = [None] if n_frames == 1 else list(range(n_frames))
+    # A legacy multi-frame file without functional groups: frames share the geometry; the
+    # cine time axis, if any, comes from FrameTime.
+    frame_time = _float(ds.get("FrameTime"))
+    out = []
+    for k in frames:
+        trig = _float(ds.get("TriggerTime"))
+        if k is not None:
+            trig = (k * frame_time) if frame_time is not None else None
+        out.append(ImageHeader(
+            **{**base, "sop_uid": base["sop_uid"] if k is None else f"{base['sop_uid']}#{k}"},
+            frame=k,
+            position=_floats(ds.get("ImagePositionPatient"), 3),
+            orientation=_floats(ds.get("ImageOrientationPatient"), 6),
+            pixel_spacing=tuple(spacing) if spacing is not None else None,
+            thickness_mm=_float(ds.get("SliceThickness")),
+            spacing_between_mm=_float(ds.get("SpacingBetweenSlices")),
+            trigger_time_ms=trig,
+        ))
+    return out
+
+
+def _frame_header(base: dict, k: int, pos, ori, pix, spacing, trig) -> ImageHeader:
+    """Header of frame ``k`` of an enhanced multi-frame file (InstanceNumber is per file, so the
+    frame index orders frames that lack a trigger delay)."""
+    return ImageHeader(
+        **{**base, "sop_uid": f"{base['sop_uid']}#{k}", "instance_number": (base["instance_number"] or 0) * 100000 + k},
+        frame=k,
+        position=_floats(pos.get("ImagePositionPatient"), 3) if pos is not None else None,
+        orientation=_floats(ori.get("ImageOrientationPatient"), 6) if ori is not None else None,
+        pixel_spacing=tuple(spacing) if spacing is not None else None,
+        thickness_mm=_float(pix.get("SliceThickness")) if pix is not None else None,
+        spacing_between_mm=_float(pix.get("SpacingBetweenSlices")) if pix is not None else None,
+        trigger_time_ms=trig,
+    )
+
+
+def scan_file(path: Path, file_index: int, pseudo_study: str) -> tuple[list[ImageHeader], pydicom.Dataset | None, str | None]:
+    """Headers of one file, or a rejection reason; never raises for bad input."""
+    try:
+        ds = read_header(path)
+    except InvalidDicomError:
+        return [], None, "not_dicom"
+    except Exception as exc:  # truncated header, bad tag lengths, I/O errors
+        return [], None, f"unreadable_header: {type(exc).__name__}"
+    try:
+        if "Rows" not in ds or "Columns" not in ds:
+            return [], None, "no_image"
+        if (_int(ds.get("SamplesPerPixel")) or 1) != 1:
+            return [], None, "not_monochrome"
+        study_uid = str(ds.get("StudyInstanceUID", "") or "").strip() or pseudo_study
+        return image_headers(ds, file_index, path, study_uid), ds, None
+    except Exception as exc:  # malformed values deep in the header
+        return [], None, f"bad_header: {type(exc).__name__}"
+
+
+def _content_key(h: ImageHeader) -> tuple:
+    """What makes two images with the same SOPInstanceUID the same image."""
+    r = (lambda a: None if a is None else tuple(np.round(a, 3)))
+    return (h.series_uid, r(h.position), r(h.orientation), h.trigger_time_ms, h.instance_number, h.frame)
+
+
+def scan_folder(folder: Path, recursive: bool = True, pseudo_study: str = "no-study-uid") -> FolderScan:
+    """Scan every file of an exam folder (``recursive=False``: its loose files only).
+
+    Files that hold no StudyInstanceUID are grouped under ``pseudo_study``.  Repeated copies of
+    the same SOP instance (same SOPInstanceUID) are kept once.
+    """
+    folder = Path(folder)
+    files = list_files(folder) if recursive else sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+    )
+    result = FolderScan(n_files=len(files))
+    seen: dict[tuple[str, str], tuple] = {}
+    for i, path in enumerate(files):
+        headers, ds, reason = scan_file(path, i, pseudo_study)
+        if reason is not None:
+            result.rejected.append((i, reason))
+            continue
+        new = []
+        for h in headers:
+            key, content = (h.study_uid, h.sop_uid), _content_key(h)
+            if key in seen:
+                if seen[key] == content:
+                    continue  # the same image twice (a copied file)
+                # same UID, different image: a writer's bug, not a copy; keep it, count it
+                result.uid_collisions[h.study_uid] = result.uid_collisions.get(h.study_uid, 0) + 1
+                h.sop_uid = f"{h.sop_uid}#file{i}"
+            seen[(h.study_uid, h.sop_uid)] = content
+            new.append(h)
+        if not new:
+            result.rejected.append((i, "duplicate_instance"))
+            continue
+        result.images += new
+        study = new[0].study_uid
+        if study not in result.studies:
+            try:
+                result.studies[study] = study_meta(ds, study)
+            except Exception:  # noqa: BLE001 - exam attributes are optional
+                result.studies[study] = StudyMeta(study, None, *([None] * 10))
+    return result

@@ -1,0 +1,357 @@
+"""Find the cine views of one study by geometry: the SAX stack and the 2CH and 4CH long-axis planes.
+
+Rules (documented in docs/ingest.md):
+
+1. Images are grouped per series into *planes* (same orientation and position); a series whose
+   planes all have a single frame is not cine (localizers, scouts) and is ignored.
+2. SAX stack: cine planes of all series of the study are clustered by orientation (normals within
+   :data:`PARALLEL_DEG`); the cluster with the most distinct positions along its normal, at least
+   :data:`MIN_SAX_SLICES`, is the stack.  This works for one series per slice (Siemens) as for one
+   series with every slice (GE).  Two planes at the same position are repeats: the complete
+   (modal frame count) and latest (SeriesNumber, then SeriesTime) one is kept.
+3. Base to apex: the stack normal is oriented towards the patient's left-anterior-inferior
+   (``APEX_DIRECTION``, LPS (+1, -1, -1)); slice 0 is the plane furthest against it (most basal).
+   Geometry only: file names and InstanceNumbers do not matter.
+4. LAX candidates: cine planes at more than :data:`MIN_LAX_ANGLE_DEG` to the SAX planes that pass
+   within :data:`MAX_LAX_DISTANCE_MM` of the stack centre.  The 4CH plane contains the LV-to-RV
+   direction, the 2CH plane is roughly perpendicular to it.  Without image content the RV side is
+   taken from anatomy: the RV lies to the patient's right and anterior of the LV, so its direction
+   in the SAX plane is ``RV_DIRECTION`` (LPS (-1, -1, 0)) projected onto that plane.  The score
+   ``rv_cos = |n_lax . d_rv|`` is ~0 for a 4CH plane and ~1 for a 2CH plane; with two LAX
+   orientations the lower score is the 4CH (:func:`_geometric_lax_labels`).  Description keywords
+   (2ch/vla/two, 4ch/hla/four) support the geometric label; when they disagree, strong geometry
+   wins, otherwise the description.  The evidence is recorded per series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..geometry import SlicePlane, angle_between_deg
+from .scan import ImageHeader
+
+PARALLEL_DEG = 5.0
+MIN_SAX_SLICES = 5
+SAME_POSITION_MM = 1.0
+MIN_LAX_ANGLE_DEG = 60.0
+MAX_LAX_DISTANCE_MM = 40.0
+APEX_DIRECTION = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
+RV_DIRECTION = np.array([-1.0, -1.0, 0.0]) / np.sqrt(2.0)
+GAP_FACTOR = 1.5  # a spacing > 1.5 x the median spacing (or < 1/1.5) is flagged
+
+
+@dataclass
+class CinePlane:
+    """The frames of one series at one plane position, in trigger-time order."""
+
+    series_key: str
+    images: list[ImageHeader]
+    plane: SlicePlane
+    frames_ordered_by: str  # trigger_time or instance_number
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.images)
+
+    @property
+    def trigger_times_ms(self) -> np.ndarray:
+        return np.array([np.nan if h.trigger_time_ms is None else h.trigger_time_ms for h in self.images])
+
+
+@dataclass
+class SeriesInfo:
+    key: str
+    series_number: int | None
+    series_time_s: float | None
+    description_hint: str
+    images: list[ImageHeader]
+    planes: list[CinePlane] = field(default_factory=list)
+    role: str = "ignored"
+    reason: str = ""
+    evidence: str | None = None
+    angle_to_sax_deg: float | None = None
+    rv_cos: float | None = None
+    distance_to_sax_centre_mm: float | None = None
+
+    @property
+    def normal(self) -> np.ndarray | None:
+        return self.planes[0].plane.normal if self.planes else None
+
+
+@dataclass
+class ViewSelection:
+    series: list[SeriesInfo]
+    sax: list[CinePlane] = field(default_factory=list)  # slice 0 = most basal
+    lax: dict[str, CinePlane] = field(default_factory=dict)
+    sax_normal: np.ndarray | None = None  # oriented base -> apex
+    sax_offsets_mm: np.ndarray | None = None  # position of each SAX plane along sax_normal
+    warnings: list[str] = field(default_factory=list)
+    failure: str | None = None
+
+
+def _series_sort_key(s: SeriesInfo) -> tuple:
+    return (s.series_number if s.series_number is not None else -1,
+            s.series_time_s if s.series_time_s is not None else -1.0)
+
+
+def _order_frames(images: list[ImageHeader]) -> tuple[list[ImageHeader], str]:
+    if all(h.trigger_time_ms is not None for h in images) and \
+            len({h.trigger_time_ms for h in images}) == len(images):
+        return sorted(images, key=lambda h: (h.trigger_time_ms, h.instance_number or 0)), "trigger_time"
+    return sorted(images, key=lambda h: (h.instance_number if h.instance_number is not None else 0,
+                                         h.file_index, h.frame or 0)), "instance_number"
+
+
+def _plane_of(h: ImageHeader) -> SlicePlane:
+    return SlicePlane.from_dicom(h.position, h.orientation, h.pixel_spacing, (h.rows, h.cols),
+                                 h.thickness_mm or 0.0)
+
+
+def group_planes(series: SeriesInfo) -> list[CinePlane]:
+    """Split a series' images into planes (same orientation and position)."""
+    groups: list[tuple[SlicePlane, list[ImageHeader]]] = []
+    for h in series.images:
+        try:
+            p = _plane_of(h)
+        except ValueError:  # degenerate orientation
+            continue
+        for gp, members in groups:
+            if (angle_between_deg(gp.normal, p.normal) < 1.0
+                    and np.linalg.norm(gp.position_mm - p.position_mm) < 0.5
+                    and gp.shape == p.shape):
+                members.append(h)
+                break
+        else:
+            groups.append((p, [h]))
+    out = []
+    for p, members in groups:
+        ordered, how = _order_frames(members)
+        out.append(CinePlane(series.key, ordered, p, how))
+    return out
+
+
+def build_series(images: list[ImageHeader]) -> list[SeriesInfo]:
+    by_key: dict[str, list[ImageHeader]] = {}
+    for h in images:
+        by_key.setdefault(h.series_uid, []).append(h)
+    series = []
+    for key, members in by_key.items():
+        first = members[0]
+        s = SeriesInfo(key, first.series_number, first.series_time_s,
+                       _majority([h.description_hint for h in members]), members)
+        series.append(s)
+    return sorted(series, key=_series_sort_key)
+
+
+def _majority(values: list[str]) -> str:
+    return max(set(values), key=values.count)
+
+
+def _cluster_parallel(planes: list[CinePlane]) -> list[list[CinePlane]]:
+    clusters: list[list[CinePlane]] = []
+    for p in planes:
+        for c in clusters:
+            if angle_between_deg(c[0].plane.normal, p.plane.normal) < PARALLEL_DEG:
+                c.append(p)
+                break
+        else:
+            clusters.append([p])
+    return clusters
+
+
+def _positions(cluster: list[CinePlane], normal: np.ndarray) -> list[list[CinePlane]]:
+    """Group a parallel cluster by position along ``normal`` (repeats share a group)."""
+    offs = sorted(cluster, key=lambda p: float(p.plane.centre_mm @ normal))
+    groups: list[list[CinePlane]] = []
+    for p in offs:
+        d = float(p.plane.centre_mm @ normal)
+        if groups and abs(d - float(groups[-1][0].plane.centre_mm @ normal)) < SAME_POSITION_MM:
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    return groups
+
+
+def _modal(values: list[int]) -> int:
+    return max(sorted(set(values), reverse=True), key=values.count)
+
+
+def select_views(images: list[ImageHeader]) -> ViewSelection:
+    """Identify the SAX stack and LAX views of one study; never raises for odd input."""
+    series = build_series([h for h in images if h.has_geometry])
+    no_geo = build_series([h for h in images if not h.has_geometry])
+    for s in no_geo:
+        s.reason = "no_geometry"
+    sel = ViewSelection(series=series + no_geo)
+
+    cine: list[CinePlane] = []
+    by_key = {s.key: s for s in series}
+    for s in series:
+        s.planes = group_planes(s)
+        if not s.planes:
+            s.reason = "no_geometry"
+        elif max(p.n_frames for p in s.planes) < 2:
+            s.reason = "localizer" if (s.description_hint == "localizer" or any(h.localizer for h in s.images)) \
+                else "not_cine"
+        else:
+            cine += [p for p in s.planes if p.n_frames >= 2]
+
+    # --- SAX stack: the parallel cluster with the most distinct positions
+    best = None
+    for c in _cluster_parallel(cine):
+        normal = c[0].plane.normal
+        n_pos = len(_positions(c, normal))
+        sax_hints = sum(by_key[p.series_key].description_hint == "sax" for p in c)
+        score = (n_pos, sax_hints)
+        if n_pos >= MIN_SAX_SLICES and (best is None or score > best[0]):
+            best = (score, c)
+    if best is None:
+        sel.failure = "no_sax_stack"
+        for s in series:
+            if not s.reason:
+                s.reason = "not_in_sax_stack"
+        return sel
+    cluster = best[1]
+
+    normal = cluster[0].plane.normal
+    if normal @ APEX_DIRECTION < 0:
+        normal = -normal
+    if abs(float(normal @ APEX_DIRECTION)) < 0.2:
+        sel.warnings.append("ambiguous_base_apex")
+    modal_frames = _modal([p.n_frames for p in cluster])
+    chosen: list[CinePlane] = []
+    superseded: dict[str, str] = {}
+    for group in _positions(cluster, normal):
+        def rank(p: CinePlane) -> tuple:
+            return (p.n_frames == modal_frames, *_series_sort_key(by_key[p.series_key]))
+        keep = max(group, key=rank)
+        chosen.append(keep)
+        for p in group:
+            if p is not keep and p.series_key != keep.series_key:
+                superseded[p.series_key] = f"repeat_superseded_by_series_{by_key[keep.series_key].series_number}"
+    if superseded:
+        sel.warnings.append("repeated_series")
+    sel.sax = chosen  # sorted along the base->apex normal: index 0 most basal
+    sel.sax_normal = normal
+    sel.sax_offsets_mm = np.array([float(p.plane.centre_mm @ normal) for p in chosen])
+    chosen_keys = {p.series_key for p in chosen}
+    cluster_keys = {p.series_key for p in cluster}
+    for s in series:
+        if s.key in chosen_keys:
+            s.role, s.reason, s.evidence = "sax", "", "parallel_stack"
+            s.angle_to_sax_deg = 0.0
+        elif s.key in superseded:
+            s.reason = superseded[s.key]
+        elif s.key in cluster_keys:
+            s.reason = "repeat_superseded"
+
+    # --- LAX candidates
+    centre = np.mean([p.plane.centre_mm for p in chosen], axis=0)
+    sax_plane = chosen[len(chosen) // 2].plane
+    d_rv = RV_DIRECTION - (RV_DIRECTION @ normal) * normal
+    d_rv = d_rv / np.linalg.norm(d_rv) if np.linalg.norm(d_rv) > 1e-6 else None
+    lax_cands: list[tuple[CinePlane, SeriesInfo]] = []
+    for s in series:
+        if s.role == "sax" or s.reason:
+            continue
+        s_cine = [p for p in s.planes if p.n_frames >= 2]
+        # the plane of this series closest to the stack centre
+        p = min(s_cine, key=lambda p: abs(float((centre - p.plane.position_mm) @ p.plane.normal)))
+        s.angle_to_sax_deg = angle_between_deg(p.plane.normal, sax_plane.normal)
+        s.distance_to_sax_centre_mm = abs(float((centre - p.plane.position_mm) @ p.plane.normal))
+        if s.angle_to_sax_deg < MIN_LAX_ANGLE_DEG:
+            s.reason = "oblique_not_lax"
+            continue
+        if s.distance_to_sax_centre_mm > MAX_LAX_DISTANCE_MM:
+            s.reason = "lax_plane_misses_sax_stack"
+            continue
+        s.rv_cos = abs(float(p.plane.normal @ d_rv)) if d_rv is not None else None
+        lax_cands.append((p, s))
+
+    geo = _geometric_lax_labels(lax_cands)
+    candidates: dict[str, list[tuple[CinePlane, SeriesInfo]]] = {"lax_2ch": [], "lax_4ch": []}
+    for p, s in lax_cands:
+        view, evidence = _label_lax(s.description_hint, *geo[s.key])
+        if view is None:
+            s.reason = "lax_view_undetermined"
+            continue
+        s.evidence = evidence
+        candidates[view].append((p, s))
+
+    for view, cands in candidates.items():
+        if not cands:
+            continue
+        most = max(p.n_frames for p, _ in cands)
+        p, keep = max(cands, key=lambda c: (c[0].n_frames == most, *_series_sort_key(c[1])))
+        keep.role = view
+        sel.lax[view] = p
+        for _, s in cands:
+            if s is not keep:
+                s.reason = f"repeat_superseded_by_series_{keep.series_number}"
+                s.evidence = None
+                if "repeated_series" not in sel.warnings:
+                    sel.warnings.append("repeated_series")
+    for s in series:
+        if s.role == "ignored" and not s.reason:
+            s.reason = "unassigned"
+    return sel
+
+
+def _geometric_lax_labels(cands: list[tuple[CinePlane, SeriesInfo]]) -> dict[str, tuple[str | None, bool]]:
+    """``{series key: (geometric label, strong)}`` from the RV-direction score.
+
+    With exactly two LAX orientations (repeats share one) the labels are relative: the orientation
+    with the lower mean ``rv_cos`` is the 4CH; strong when the scores differ by more than 0.4.
+    Otherwise each plane is labelled on its own (4CH below cos 45 deg), strong when more than 0.25
+    from that threshold.
+    """
+    out: dict[str, tuple[str | None, bool]] = {s.key: (None, False) for _, s in cands}
+    scored = [(p, s) for p, s in cands if s.rv_cos is not None]
+    groups: list[list[tuple[CinePlane, SeriesInfo]]] = []
+    for p, s in scored:
+        for g in groups:
+            if angle_between_deg(g[0][0].plane.normal, p.plane.normal) < 10.0:
+                g.append((p, s))
+                break
+        else:
+            groups.append([(p, s)])
+    if len(groups) == 2:
+        means = [float(np.mean([s.rv_cos for _, s in g])) for g in groups]
+        if abs(means[0] - means[1]) > 0.2:
+            four = int(np.argmin(means))
+            strong = abs(means[0] - means[1]) > 0.4
+            for i, g in enumerate(groups):
+                for _, s in g:
+                    out[s.key] = ("lax_4ch" if i == four else "lax_2ch", strong)
+            return out
+    for _, s in scored:
+        out[s.key] = ("lax_4ch" if s.rv_cos < np.sqrt(0.5) else "lax_2ch", abs(s.rv_cos - np.sqrt(0.5)) > 0.25)
+    return out
+
+
+def _label_lax(hint: str, geo: str | None, strong: bool) -> tuple[str | None, str | None]:
+    """Combine the description keyword class and the geometric label into a LAX label."""
+    desc = {"2ch": "lax_2ch", "4ch": "lax_4ch"}.get(hint)
+    if geo is None:
+        return desc, ("description" if desc else None)
+    if desc is None:
+        return geo, "geometry"
+    if desc == geo:
+        return geo, "geometry+description"
+    if strong:
+        return geo, "geometry(description_disagrees)"
+    return desc, "description(geometry_weak)"
+
+
+def slice_gaps(offsets_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """Spacing before each slice (NaN for slice 0), irregular-gap flags, median spacing."""
+    offsets_mm = np.asarray(offsets_mm, dtype=float)
+    if len(offsets_mm) < 2:
+        return np.full(len(offsets_mm), np.nan), np.zeros(len(offsets_mm), bool), None
+    d = np.diff(offsets_mm)
+    med = float(np.median(d))
+    gap = np.concatenate([[np.nan], d])
+    flags = np.concatenate([[False], (d > GAP_FACTOR * med) | (d < med / GAP_FACTOR)])
+    return gap, flags, med

@@ -1,0 +1,53 @@
+"""``cmr-atlas guidepoints``: the manual path's guide points from an annotations folder."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from .guidepoints import GUIDE_POINTS, manual_guide_points
+from .ids import keyed_hash
+from .tables import write_table
+
+log = logging.getLogger(__name__)
+
+
+def folder_map(exam_keys: pd.DataFrame, folders: list[str], key: str) -> dict[str, str]:
+    """``{exam folder name: exam_id}`` for the given folders, via ingest's keyed hashes."""
+    fk = exam_keys[exam_keys["key_type"] == "exam_folder"]
+    by_hash = dict(zip(fk["key_hash"], fk["exam_id"]))
+    return {f: by_hash[keyed_hash(f, key)] for f in folders if keyed_hash(f, key) in by_hash}
+
+
+def build_manual(annotations: Path, slices: pd.DataFrame, exam_keys: pd.DataFrame, key: str,
+                 observer: str = "obs1") -> pd.DataFrame:
+    """Read an annotations folder and build manual guide points for the exams in ``exam_keys``."""
+    contours = pd.read_parquet(annotations / "contours.parquet")
+    landmarks = pd.read_parquet(annotations / "landmarks.parquet")
+    if observer not in set(contours["observer"]):
+        log.warning("annotations have no observer %r; using 'truth'", observer)
+        observer = "truth"
+    labels = sorted(set(contours["exam_id"]) | set(landmarks["exam_id"]))
+    mapping = folder_map(exam_keys, labels, key)
+    gp = manual_guide_points(contours, landmarks, slices, mapping, observer)
+    log.info("manual guide points: %d points for %d exams (observer %s)", len(gp), gp["exam_id"].nunique(), observer)
+    return gp
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--annotations", required=True, help="folder with contours.parquet and landmarks.parquet")
+    p.add_argument("--slices", required=True, help="ingested slices table (planes)")
+    p.add_argument("--exam-keys", required=True, help="ingested exam_keys table")
+    p.add_argument("--key", required=True, help="exam_id_key used at ingest")
+    p.add_argument("--observer", default="obs1", help="annotation observer to use (default obs1)")
+    p.add_argument("--out", required=True, help="output guide_points parquet")
+
+
+def run(args: argparse.Namespace) -> int:
+    gp = build_manual(Path(args.annotations), pd.read_parquet(args.slices), pd.read_parquet(args.exam_keys),
+                      args.key, args.observer)
+    write_table(gp, args.out, GUIDE_POINTS)
+    return 0

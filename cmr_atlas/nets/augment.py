@@ -1,0 +1,92 @@
+"""Random augmentation on the network grid, applied to a batch in torch.
+
+One random affine map per image (rotation, optional flips, zoom, shift) moves the image
+(bilinear), its label mask (nearest) and its landmark points (exact, same matrix), followed by
+brightness/contrast changes of the whitened intensities.  Everything is driven by a
+``numpy.random.Generator`` so training is reproducible from a seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    rotation_deg: float = 180.0      # uniform in [-r, r]
+    flip_rows: float = 0.5           # probability of flipping top/bottom
+    flip_cols: float = 0.5           # probability of flipping left/right
+    zoom: tuple[float, float] = (0.8, 1.2)
+    shift_px: float = 8.0            # uniform in [-s, s] per axis (network pixels)
+    brightness: float = 0.5          # additive, in units of the whitened image's SD
+    contrast: float = 0.5            # multiplicative factor in [1-c, 1+c]
+    noise_sd: float = 0.05
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+SEGMENTATION_AUG = AugmentConfig()
+# Landmark identities depend on orientation (anterior vs inferior), so no flips and moderate
+# rotations for landmark models.
+LANDMARK_AUG = AugmentConfig(rotation_deg=30.0, flip_rows=0.0, flip_cols=0.0, zoom=(0.85, 1.15),
+                             shift_px=10.0, brightness=0.3, contrast=0.3)
+
+
+def random_thetas(rng: np.random.Generator, n: int, size: int, cfg: AugmentConfig) -> torch.Tensor:
+    """Affine matrices ``(n, 2, 3)`` for ``F.affine_grid`` (output -> input, normalised (x, y))."""
+    th = np.zeros((n, 2, 3))
+    for i in range(n):
+        a = np.radians(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg))
+        z = rng.uniform(*cfg.zoom)
+        fx = -1.0 if rng.random() < cfg.flip_cols else 1.0
+        fy = -1.0 if rng.random() < cfg.flip_rows else 1.0
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        th[i, :, :2] = rot @ np.diag([fx, fy]) / z
+        th[i, :, 2] = rng.uniform(-cfg.shift_px, cfg.shift_px, 2) * 2.0 / (size - 1)
+    return torch.tensor(th, dtype=torch.float32)
+
+
+def warp_images(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    grid = F.affine_grid(theta, list(x.shape), align_corners=True)
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=True)
+
+
+def warp_points(rc: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
+    """Move points ``(B, K, 2)`` (row, col network pixels; NaN = absent) with the images.
+
+    ``theta`` maps output to input, so points go through its inverse.
+    """
+    xy_in = torch.stack([rc[..., 1], rc[..., 0]], -1) * (2.0 / (size - 1)) - 1.0
+    a, t = theta[:, :, :2], theta[:, :, 2]
+    xy_out = torch.einsum("bij,bkj->bki", torch.linalg.inv(a), xy_in - t[:, None, :])
+    xy_out = (xy_out + 1.0) * ((size - 1) / 2.0)
+    return torch.stack([xy_out[..., 1], xy_out[..., 0]], -1)
+
+
+def intensity(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> torch.Tensor:
+    b = x.shape[0]
+    c = torch.tensor(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, b), dtype=x.dtype).view(b, 1, 1, 1)
+    s = torch.tensor(rng.uniform(-cfg.brightness, cfg.brightness, b), dtype=x.dtype).view(b, 1, 1, 1)
+    noise = torch.tensor(rng.standard_normal(x.shape) * cfg.noise_sd, dtype=x.dtype)
+    return x * c + s + noise
+
+
+def augment_batch(rng: np.random.Generator, images: torch.Tensor, cfg: AugmentConfig,
+                  labels: torch.Tensor | None = None, points: torch.Tensor | None = None):
+    """Augment ``images (B, 1, n, n)`` with optional ``labels (B, n, n)`` and ``points (B, K, 2)``.
+
+    Returns ``(images, labels, points)`` (``None`` where not given).
+    """
+    size = images.shape[-1]
+    theta = random_thetas(rng, images.shape[0], size, cfg)
+    out = intensity(warp_images(images, theta), rng, cfg)
+    lab = None
+    if labels is not None:
+        lab = warp_images(labels[:, None].float(), theta, mode="nearest")[:, 0].round().long()
+    pts = None if points is None else warp_points(points, theta, size)
+    return out, lab, pts

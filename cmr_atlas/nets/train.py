@@ -1,0 +1,274 @@
+"""Training loops: segmentation U-Net, heatmap U-Nets, and VGG regressors with the legacy paper's
+cyclic transfer learning.  Exam-wise train/validation split, early stopping on the validation
+loss, a wall-clock budget, deterministic given the seed (torch and numpy generators)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..landmarks import decode_batch, gaussian_targets
+from ..segmentation import CAVITY, MYO
+from .augment import LANDMARK_AUG, SEGMENTATION_AUG, AugmentConfig, augment_batch
+from .data import Samples, exam_split
+from .losses import coordinate_loss, heatmap_loss, segmentation_loss
+from .unet import UNet
+from .vgg import VGGRegressor, from_normalised, to_normalised
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    max_epochs: int = 40
+    batch_size: int = 16
+    lr: float = 1e-3
+    patience: int = 6            # epochs without validation improvement before stopping
+    max_seconds: float = 1200.0  # wall-clock budget for this model
+    val_fraction: float = 0.15
+    seed: int = 0
+    threads: int = 1
+    steps_per_epoch: int | None = None  # None = one pass over the training images
+    max_val_images: int | None = 256     # fixed random subset of the validation exams' images
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _seed(cfg: TrainConfig) -> np.random.Generator:
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    return np.random.default_rng(cfg.seed)
+
+
+def _tensor_images(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(images, dtype=np.float32))[:, None]
+
+
+def _split(samples: Samples, cfg: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+    tr_ex, va_ex = exam_split(len(samples.exam_ids), cfg.val_fraction, rng)
+    tr = np.flatnonzero(np.isin(samples.exam, tr_ex))
+    va = np.flatnonzero(np.isin(samples.exam, va_ex))
+    if cfg.max_val_images and len(va) > cfg.max_val_images:
+        va = np.sort(rng.choice(va, cfg.max_val_images, replace=False))
+    info = {"n_train_exams": int(len(tr_ex)), "n_val_exams": int(len(va_ex)),
+            "n_train_images": int(len(tr)), "n_val_images": int(len(va))}
+    return tr, va, info
+
+
+def _fit(model: nn.Module, train_step, val_eval, n_train: int, cfg: TrainConfig,
+         rng: np.random.Generator, name: str, t0: float | None = None) -> dict:
+    """Generic loop; ``train_step(idx) -> loss``; ``val_eval() -> (val_loss, metrics)``."""
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+    t0 = time.monotonic() if t0 is None else t0
+    best = {"val_loss": float("inf"), "epoch": -1, "metrics": {}}
+    best_state = copy.deepcopy(model.state_dict())
+    history = []
+    stale = 0
+    out_of_time = False
+    epoch = 0
+    for epoch in range(1, cfg.max_epochs + 1):
+        model.train()
+        order = rng.permutation(n_train)
+        if cfg.steps_per_epoch:
+            order = rng.choice(n_train, size=cfg.steps_per_epoch * cfg.batch_size, replace=n_train < cfg.steps_per_epoch * cfg.batch_size)
+        losses = []
+        for b in range(0, len(order), cfg.batch_size):
+            idx = order[b:b + cfg.batch_size]
+            if len(idx) < 2:  # batch norm needs two
+                continue
+            opt.zero_grad()
+            loss = train_step(idx)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if time.monotonic() - t0 > cfg.max_seconds:
+                out_of_time = True
+                break
+        model.eval()
+        with torch.no_grad():
+            vloss, metrics = val_eval()
+        sched.step(vloss)
+        rec = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+               "val_loss": vloss, **metrics, "seconds": round(time.monotonic() - t0, 1)}
+        history.append(rec)
+        log.info("%s epoch %d: %s", name, epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in rec.items()})
+        if vloss < best["val_loss"] - 1e-6:
+            best = {"val_loss": vloss, "epoch": epoch, "metrics": metrics}
+            best_state = copy.deepcopy(model.state_dict())
+            stale = 0
+        else:
+            stale += 1
+        if stale >= cfg.patience or out_of_time:
+            break
+    model.load_state_dict(best_state)
+    stop = "time budget" if out_of_time else ("early stopping" if stale >= cfg.patience else "max epochs")
+    return {"epochs_run": epoch, "best_epoch": best["epoch"], "val_loss": best["val_loss"],
+            "val_metrics": best["metrics"], "stopped_by": stop,
+            "seconds": round(time.monotonic() - t0, 1), "history": history}
+
+
+def _predict_batches(model: nn.Module, x: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Dice of two boolean masks; NaN when both are empty."""
+    s = pred.sum() + truth.sum()
+    return float(2 * (pred & truth).sum() / s) if s else float("nan")
+
+
+def train_segmentation(samples: Samples, cfg: TrainConfig, base: int = 16, levels: int = 4,
+                       aug: AugmentConfig = SEGMENTATION_AUG, dice_weight: float = 1.0) -> tuple[UNet, dict]:
+    rng = _seed(cfg)
+    model = UNet(1, 4, base, levels)
+    tr, va, info = _split(samples, cfg, rng)
+    x_all = _tensor_images(samples.images)
+    y_all = torch.from_numpy(samples.labels.astype(np.int64))
+
+    def step(idx):
+        i = tr[idx]
+        x, y, _ = augment_batch(rng, x_all[i], aug, labels=y_all[i])
+        return segmentation_loss(model(x), y, dice_weight)
+
+    def val():
+        logits = _predict_batches(model, x_all[va])
+        loss = float(segmentation_loss(logits, y_all[va], dice_weight))
+        pred = logits.argmax(1).numpy()
+        truth = y_all[va].numpy()
+        d_cav = [dice_score(p == CAVITY, t == CAVITY) for p, t in zip(pred, truth) if (t == CAVITY).any()]
+        d_myo = [dice_score(p == MYO, t == MYO) for p, t in zip(pred, truth) if (t == MYO).any()]
+        return loss, {"dice_cavity": float(np.nanmean(d_cav)) if d_cav else float("nan"),
+                      "dice_myocardium": float(np.nanmean(d_myo)) if d_myo else float("nan")}
+
+    report = _fit(model, step, val, len(tr), cfg, rng, "seg")
+    report.update(info, train_config=cfg.to_dict(), augmentation=aug.to_dict(), dice_weight=dice_weight)
+    return model, report
+
+
+def landmark_errors(pred_rc: np.ndarray, present: np.ndarray, truth_rc: np.ndarray, spacing_mm: float) -> dict:
+    """Detection and distance metrics: ``pred_rc``/``truth_rc (M, K, 2)``, ``present (M, K)``."""
+    has = np.isfinite(truth_rc).all(-1)
+    hit = has & present
+    d = np.linalg.norm(pred_rc - truth_rc, axis=-1)[hit] * spacing_mm
+    return {"detection_rate": float(hit.sum() / max(has.sum(), 1)),
+            "false_positive_rate": float((present & ~has).sum() / max((~has).sum(), 1)) if (~has).any() else 0.0,
+            "distance_mm_mean": float(d.mean()) if d.size else float("nan"),
+            "distance_mm_sd": float(d.std()) if d.size else float("nan")}
+
+
+def train_heatmap(samples: Samples, cfg: TrainConfig, sigma_px: float, spacing_mm: float,
+                  base: int = 16, levels: int = 4, aug: AugmentConfig = LANDMARK_AUG,
+                  dice_weight: float = 1.0, absent_threshold: float = 0.1) -> tuple[UNet, dict]:
+    rng = _seed(cfg)
+    k = samples.points.shape[1]
+    model = UNet(1, k + 1, base, levels)
+    tr, va, info = _split(samples, cfg, rng)
+    x_all = _tensor_images(samples.images)
+    p_all = torch.from_numpy(samples.points.astype(np.float32))
+    size = x_all.shape[-1]
+    weights = [1.0] + [5.0] * k
+
+    def step(idx):
+        i = tr[idx]
+        x, _, p = augment_batch(rng, x_all[i], aug, points=p_all[i])
+        # a landmark moved outside the grid is absent
+        p = torch.where(((p >= 0) & (p <= size - 1)).all(-1, keepdim=True), p, torch.full_like(p, float("nan")))
+        return heatmap_loss(model(x), gaussian_targets(p, size, sigma_px), dice_weight, weights)
+
+    def val():
+        logits = _predict_batches(model, x_all[va])
+        target = gaussian_targets(p_all[va], size, sigma_px)
+        loss = float(heatmap_loss(logits, target, dice_weight, weights))
+        dets = decode_batch(torch.softmax(logits, 1).numpy(), absent_threshold)
+        pred = np.array([[(d.row, d.col) for d in ds] for ds in dets]).reshape(-1, k, 2)
+        pres = np.array([[d.present for d in ds] for ds in dets]).reshape(-1, k)
+        return loss, landmark_errors(pred, pres, p_all[va].numpy(), spacing_mm)
+
+    report = _fit(model, step, val, len(tr), cfg, rng, "heatmap")
+    report.update(info, train_config=cfg.to_dict(), augmentation=aug.to_dict(), dice_weight=dice_weight,
+                  sigma_px=sigma_px, class_weights=weights)
+    return model, report
+
+
+def complete(samples: Samples) -> Samples:
+    """Only images where every landmark is present (coordinate regression cannot say 'absent')."""
+    return samples.subset(np.flatnonzero(np.isfinite(samples.points).all(axis=(1, 2))))
+
+
+def train_vgg_cyclic(by_view: dict[str, Samples], cfg: TrainConfig, spacing_mm: float,
+                     vgg_kwargs: dict | None = None, aug: AugmentConfig = LANDMARK_AUG,
+                     max_cycles: int = 3) -> tuple[dict[str, VGGRegressor], dict]:
+    """Legacy paper's scheme: train one view's network, use its weights to initialise the next
+    view's, then the third; views in random order; repeat the sequence until no view improves on
+    its previous best validation error (or the budget runs out).  ``cfg.max_seconds`` is the
+    budget of the whole sequence; each stage gets an equal share of what is left."""
+    rng = _seed(cfg)
+    t0 = time.monotonic()
+    views = sorted(by_view)
+    data = {}
+    for v in views:
+        s = complete(by_view[v])
+        tr, va, info = _split(s, cfg, rng)
+        data[v] = (s, tr, va, info)
+    n_points = by_view[views[0]].points.shape[1]
+    kw = dict(vgg_kwargs or {})
+    size = by_view[views[0]].images.shape[-1]
+    best: dict[str, tuple[float, dict, dict]] = {}
+    stages = []
+    state = None
+    n_stages_max = max_cycles * len(views)
+    for cycle in range(1, max_cycles + 1):
+        order = [views[i] for i in rng.permutation(len(views))]
+        improved = False
+        for v in order:
+            remaining = cfg.max_seconds - (time.monotonic() - t0)
+            if remaining <= 5:
+                break
+            s, tr, va, info = data[v]
+            model = VGGRegressor(n_points=n_points, input_size=size, **kw)
+            if state is not None:
+                model.load_state_dict(state)
+            x_all = _tensor_images(s.images)
+            p_all = torch.from_numpy(s.points.astype(np.float32))
+
+            def step(idx, model=model, x_all=x_all, p_all=p_all, tr=tr):
+                i = tr[idx]
+                x, _, p = augment_batch(rng, x_all[i], aug, points=p_all[i])
+                return coordinate_loss(model(x), to_normalised(p, size))
+
+            def val(model=model, x_all=x_all, p_all=p_all, va=va):
+                pred = _predict_batches(model, x_all[va])
+                loss = float(coordinate_loss(pred, to_normalised(p_all[va], size)))
+                rc = from_normalised(pred, size).numpy()
+                pres = np.ones(rc.shape[:2], bool)
+                return loss, landmark_errors(rc, pres, p_all[va].numpy(), spacing_mm)
+
+            stages_left = max(1, n_stages_max - len(stages))
+            stage_cfg = TrainConfig(**{**cfg.to_dict(), "max_seconds": remaining / min(stages_left, len(views))})
+            rep = _fit(model, step, val, len(tr), stage_cfg, rng, f"vgg[{v}]")
+            state = copy.deepcopy(model.state_dict())
+            stages.append({"cycle": cycle, "view": v, "val_loss": rep["val_loss"],
+                           "val_metrics": rep["val_metrics"], "epochs_run": rep["epochs_run"],
+                           "seconds": rep["seconds"]})
+            if v not in best or rep["val_loss"] < best[v][0]:
+                best[v] = (rep["val_loss"], copy.deepcopy(model.state_dict()), {**rep, **info})
+                improved = True
+        if not improved:
+            break
+    models = {}
+    reports = {}
+    for v, (_, st, rep) in best.items():
+        m = VGGRegressor(n_points=n_points, input_size=size, **kw)
+        m.load_state_dict(st)
+        models[v] = m.eval()
+        rep.update(train_config=cfg.to_dict(), augmentation=aug.to_dict())
+        reports[v] = rep
+    return models, {"views": reports, "stages": stages, "seconds": round(time.monotonic() - t0, 1)}

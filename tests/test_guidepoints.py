@@ -1,0 +1,56 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from cmr_atlas.guidepoints import GUIDE_POINTS, manual_guide_points, match_annotation_planes
+from cmr_atlas.guidepoints_cli import folder_map
+from cmr_atlas.ids import exam_id, keyed_hash
+from cmr_atlas.synth.cohort import generate_exam
+from cmr_atlas.tables import conform
+
+
+@pytest.fixture(scope="module")
+def exam():
+    return generate_exam(31, 0, observers=1)
+
+
+def test_manual_guide_points_match_planes_by_geometry(exam):
+    truth = exam.truth
+    eid = exam_id(truth["subjects"].study_instance_uid.iloc[0], "k" * 12)
+    # an ingest that numbered the SAX stack the other way round
+    slices = truth["slices"].assign(exam_id=eid)
+    n = int((slices.view == "sax").sum())
+    slices.loc[slices.view == "sax", "slice_index"] = n - 1 - slices.loc[slices.view == "sax", "slice_index"]
+    gp = manual_guide_points(truth["contours"], truth["landmarks"], slices, {exam.label: eid}, observer="obs1")
+    conform(gp, GUIDE_POINTS)
+    assert set(gp.phase) == {"ED", "ES"} and set(gp.source) == {"manual"}
+    obs = truth["contours"]
+    obs = obs[(obs.observer == "obs1") & (obs.view == "sax")]
+    # every annotated SAX slice kept, renumbered to the ingest's order
+    assert sorted(gp[(gp.kind == "contour") & (gp.view == "sax")].slice_index.unique()) == sorted(n - 1 - obs.slice_index.unique())
+    lm = gp[gp.kind == "landmark"]
+    assert {"mv_septal", "apex", "rv_insert_anterior"} <= set(lm.landmark)
+
+
+def test_unmatched_planes_and_unknown_exams_are_skipped(exam):
+    truth = exam.truth
+    slices = truth["slices"].assign(exam_id="E1")
+    slices = slices[slices.view != "lax_2ch"]  # ingest found no 2CH
+    gp = manual_guide_points(truth["contours"], truth["landmarks"], slices, {exam.label: "E1"}, observer="truth")
+    assert "lax_2ch" not in set(gp.view) and len(gp) > 0
+    assert manual_guide_points(truth["contours"], truth["landmarks"], slices, {}, observer="truth").empty
+
+
+def test_plane_matching_tolerance(exam):
+    s = exam.truth["slices"].assign(exam_id="E1")
+    pts = exam.truth["contours"]
+    pts = pts[(pts.observer == "truth") & (pts.view == "sax") & (pts.slice_index == 3)]
+    assert match_annotation_planes(pts, s) == {("sax", 3): 3}
+    moved = pts.assign(z_mm=pts.z_mm + 25.0, x_mm=pts.x_mm + 25.0)
+    assert match_annotation_planes(moved, s[s.slice_index == 3]) == {}
+
+
+def test_folder_map_uses_keyed_hashes():
+    keys = pd.DataFrame({"exam_id": ["E1", "E1"], "key_type": ["exam_folder", "patient_id"],
+                         "key_hash": [keyed_hash("SYN1-0000", "secret-key"), keyed_hash("MESA1", "secret-key")]})
+    assert folder_map(keys, ["SYN1-0000", "other"], "secret-key") == {"SYN1-0000": "E1"}

@@ -1,0 +1,145 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cmr_atlas.nets.augment import SEGMENTATION_AUG, AugmentConfig, augment_batch
+from cmr_atlas.nets.data import Samples, exam_split, segmentation_samples
+from cmr_atlas.nets.losses import heatmap_loss, segmentation_loss, soft_dice
+from cmr_atlas.nets.preprocess import Grid, from_net_px, net_plane, prepare, resample_to_net, to_net_px
+from cmr_atlas.nets.registry import ModelFileError, load_model, save_model
+from cmr_atlas.nets.train import TrainConfig, train_heatmap, train_segmentation, train_vgg_cyclic
+from cmr_atlas.nets.unet import UNet
+from cmr_atlas.nets.vgg import VGGRegressor
+from cmr_atlas.segmentation import CAVITY, MYO
+
+from nets_fixtures import oblique_plane, ring_exam
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(0, 95), st.floats(0, 79), st.floats(0.8, 3.0), st.integers(16, 160))
+def test_net_mapping_is_exact_and_geometric(r, c, spacing, size):
+    plane = oblique_plane()
+    grid = Grid(spacing, size)
+    rc = np.array([r, c])
+    net = to_net_px(rc, plane, grid)
+    assert np.allclose(from_net_px(net, plane, grid), rc)
+    # the network grid is a plane: same patient point either way
+    assert np.allclose(net_plane(plane, grid).pixel_to_patient(net), plane.pixel_to_patient(rc), atol=1e-9)
+
+
+def test_resample_puts_a_feature_where_the_mapping_says():
+    plane = oblique_plane()
+    grid = Grid(1.0, 128)
+    img = np.zeros(plane.shape, np.float32)
+    img[30, 50] = 1.0
+    out = resample_to_net(img, plane, grid, order=1)
+    peak = np.unravel_index(np.argmax(out), out.shape)
+    assert np.allclose(peak, to_net_px(np.array([30, 50]), plane, grid), atol=1.0)
+    x = prepare(np.stack([img, img * 3 + 7]), plane, Grid(1.5, 64))
+    assert x.shape == (2, 64, 64) and np.allclose(x[0], x[1], atol=1e-5)  # whitening
+    with pytest.raises(ValueError, match="does not match"):
+        resample_to_net(np.zeros((5, 5)), plane, grid)
+
+
+def test_architectures_shapes():
+    assert UNet(1, 4, 8, 3)(torch.zeros(2, 1, 32, 32)).shape == (2, 4, 32, 32)
+    with pytest.raises(ValueError, match="divisible"):
+        UNet(1, 4, 8, 3)(torch.zeros(1, 1, 30, 30))
+    assert VGGRegressor(3, input_size=64, widths=(8, 8, 16)).eval()(torch.zeros(2, 1, 64, 64)).shape == (2, 3, 2)
+
+
+def test_losses_prefer_the_truth():
+    labels = torch.zeros(2, 16, 16, dtype=torch.long)
+    labels[:, 4:12, 4:12] = 2
+    good = torch.nn.functional.one_hot(labels, 4).permute(0, 3, 1, 2).float() * 10
+    bad = torch.zeros_like(good)
+    assert segmentation_loss(good, labels) < 0.05 < segmentation_loss(bad, labels)
+    target = torch.zeros(1, 2, 8, 8)
+    target[0, 0] = 1.0
+    target[0, 0, 3, 3], target[0, 1, 3, 3] = 0.0, 1.0
+    assert heatmap_loss(torch.log(target.clamp_min(1e-6)), target) < heatmap_loss(torch.zeros(1, 2, 8, 8), target)
+    assert float(soft_dice(target, target)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_augmentation_moves_points_with_the_image():
+    rng = np.random.default_rng(3)
+    img = torch.zeros(4, 1, 48, 48)
+    pts = torch.tensor([[[20.0, 30.0]], [[10.0, 12.0]], [[24.0, 24.0]], [[35.0, 8.0]]])
+    for b in range(4):
+        img[b, 0, int(pts[b, 0, 0]) - 1:int(pts[b, 0, 0]) + 2, int(pts[b, 0, 1]) - 1:int(pts[b, 0, 1]) + 2] = 1
+    cfg = AugmentConfig(zoom=(0.9, 1.1), shift_px=4, brightness=0, contrast=0, noise_sd=0)
+    out, lab, moved = augment_batch(rng, img, cfg, labels=(img[:, 0] > 0).long(), points=pts)
+    for b in range(4):
+        w = out[b, 0].clamp_min(0).numpy()
+        com = np.array(np.nonzero(w > 0.2)).mean(1)
+        assert np.allclose(com, moved[b, 0].numpy(), atol=1.0)
+        assert lab[b].sum() > 0
+
+
+def test_segmentation_samples_from_truth_contours():
+    images, contours = ring_exam()
+    grid = Grid(1.5, 64)
+    s = segmentation_samples(images, contours, grid, np.random.default_rng(0), extra_frames=1)
+    assert s.images.shape[1:] == (64, 64) and len(s) == len(s.labels)
+    # the last slice has no LV: background samples
+    assert (s.labels == CAVITY).any() and (s.labels.reshape(len(s), -1).max(1) == 0).any()
+    # cavity area in mm2 matches the disk (radius 18 mm at ED)
+    ed = s.labels[0]
+    assert (ed == CAVITY).sum() * 1.5**2 == pytest.approx(np.pi * 18**2, rel=0.08)
+    assert (ed == MYO).sum() * 1.5**2 == pytest.approx(np.pi * (26**2 - 18**2), rel=0.08)
+
+
+def test_exam_split_is_exam_wise_and_seeded():
+    a = exam_split(20, 0.2, np.random.default_rng(1))
+    b = exam_split(20, 0.2, np.random.default_rng(1))
+    assert np.array_equal(a[1], b[1]) and len(a[1]) == 4 and not set(a[0]) & set(a[1])
+
+
+def _ring_samples(n_exams=4):
+    parts = []
+    for e in range(n_exams):
+        images, contours = ring_exam(seed=e)
+        images.exam_id = f"X{e}"
+        parts.append(segmentation_samples(images, contours, Grid(3.0, 32), np.random.default_rng(e), 1))
+    return Samples.concat(parts)
+
+
+def test_training_loops_run_and_are_deterministic():
+    s = _ring_samples()
+    cfg = TrainConfig(max_epochs=1, batch_size=4, steps_per_epoch=2, val_fraction=0.25, seed=5)
+    m1, rep = train_segmentation(s, cfg, base=4, levels=3)
+    m2, _ = train_segmentation(s, cfg, base=4, levels=3)
+    assert rep["epochs_run"] == 1 and "dice_cavity" in rep["val_metrics"]
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+    # landmark data: the cavity centre as a single landmark, absent on empty slices
+    pts = np.full((len(s), 1, 2), np.nan, np.float32)
+    for i, lab in enumerate(s.labels):
+        if (lab == CAVITY).any():
+            pts[i, 0] = np.argwhere(lab == CAVITY).mean(0)
+    lm = Samples(s.images, s.exam, s.view, s.exam_ids, points=pts)
+    _, rep = train_heatmap(lm, cfg, sigma_px=1.5, spacing_mm=3.0, base=4, levels=3)
+    assert 0.0 <= rep["val_metrics"]["detection_rate"] <= 1.0
+    models, rep = train_vgg_cyclic({"a": lm, "b": lm}, cfg, 3.0, {"widths": (4, 8), "hidden": 8}, max_cycles=1)
+    assert set(models) == {"a", "b"} and len(rep["stages"]) == 2
+
+
+def test_registry_roundtrip_and_checksum(tmp_path):
+    m = UNet(1, 4, 4, 2)
+    card = {"name": "seg_sax", "input": {"spacing_mm": 1.5, "size": 32}}
+    save_model(m, card, tmp_path)
+    loaded, c = load_model("seg_sax", tmp_path)
+    assert c["architecture"]["hparams"]["base"] == 4
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), loaded.state_dict().values()))
+    with pytest.raises(ModelFileError, match="lm_heatmap_sax.json"):
+        load_model("lm_heatmap_sax", tmp_path)
+    (tmp_path / "seg_sax.pt").write_bytes((tmp_path / "seg_sax.pt").read_bytes() + b"x")
+    with pytest.raises(ModelFileError, match="checksum mismatch.*seg_sax.pt"):
+        load_model("seg_sax", tmp_path)
+    (tmp_path / "seg_sax.pt").unlink()
+    with pytest.raises(ModelFileError, match="seg_sax.pt"):
+        load_model("seg_sax", tmp_path)
+    assert json.loads((tmp_path / "seg_sax.json").read_text())["weights_file"] == "seg_sax.pt"

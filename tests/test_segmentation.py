@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cmr_atlas.segmentation import (CAVITY, MYO, choose_phases, clean_mask, label_mask, mask_contours,
+                                    mask_qc, rasterise_polygon)
+
+
+def _circle(c, r, n=64):
+    a = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.stack([c[0] + r * np.sin(a), c[1] + r * np.cos(a)], 1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(5, 20), st.floats(25, 35), st.floats(25, 35))
+def test_rasterise_and_trace_back_a_disk(r, cr, cc):
+    m = rasterise_polygon(_circle((cr, cc), r), (64, 64))
+    assert abs(m.sum() - np.pi * r**2) <= np.pi * r  # within a half-pixel band of the perimeter
+    rc = mask_contours(m, n_points=48)
+    assert rc.shape == (48, 2)
+    radii = np.hypot(rc[:, 0] - cr, rc[:, 1] - cc)
+    assert np.all(np.abs(radii - r) < 1.0)
+    # equally spaced, counter-clockwise in (col, row)
+    step = np.linalg.norm(np.diff(np.vstack([rc, rc[:1]]), axis=0), axis=1)
+    assert step.std() < 0.1 * step.mean()
+    x, y = rc[:, 1], rc[:, 0]
+    assert np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)) > 0
+
+
+def test_label_mask_and_qc():
+    m = label_mask((64, 64), _circle((32, 32), 10), _circle((32, 32), 16))
+    q = mask_qc(m)
+    assert q.flag == "" and q.n_components_cavity == 1 and q.n_components_myo == 1
+    assert mask_qc(np.zeros((8, 8), np.uint8)).flag == "empty"
+    frag = m.copy()
+    frag[2:10, 2:10] = CAVITY
+    assert "fragmented_cavity" in mask_qc(frag).flag
+    assert clean_mask(frag)[5, 5] == 0 and clean_mask(frag)[32, 32] == CAVITY
+    naked = np.zeros((32, 32), np.uint8)
+    naked[10:20, 10:20] = CAVITY
+    naked[0:2, 0:8] = MYO
+    assert "cavity_outside_myocardium" in mask_qc(naked).flag
+
+
+def test_choose_phases():
+    v = np.array([100, 120, 80, 60, 90, 110.0])
+    assert choose_phases(v) == (1, 3)
+    assert choose_phases(v, "first") == (0, 3)
+    with pytest.raises(ValueError, match="ed_frame"):
+        choose_phases(v, "last")

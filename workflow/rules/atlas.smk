@@ -1,0 +1,17 @@
+# Atlas: generalised Procrustes + PCA of the fitted shapes, one atlas per source (auto, manual)
+# on the same exams. Outputs: atlas/scores, atlas/explained_variance, atlas/<source>.npz,
+# VTP surfaces and PNG renders of the first modes.
+rule atlas:
+    input:
+        shapes=RESULTS / "shapes.parquet",
+        exams=RESULTS / "exams.parquet",
+    output:
+        scores=RESULTS / "atlas/scores.parquet",
+        explained_variance=RESULTS / "atlas/explained_variance.parquet",
+    log:
+        RESULTS / "logs/atlas.log",
+    params:
+        n_components=config.get("atlas", {}).get("n_components", 20),
+        scaling=config.get("atlas", {}).get("scaling", False),
+    script:
+        "../scripts/atlas.py"

@@ -1,0 +1,59 @@
+# CNN inference per shard, then the automated guide points (source auto).
+# Needs ingest's per-shard exams.parquet (exam_ids, status) and the image cache RESULTS/cache/.
+from cmr_atlas.config import REPO_ROOT
+
+MODELS_DIR = Path(config.get("models_dir", "resources/models"))
+if not MODELS_DIR.is_absolute():
+    MODELS_DIR = REPO_ROOT / MODELS_DIR
+
+
+rule infer_shard:
+    input:
+        exams=RESULTS / "shards/{shard}/exams.parquet",
+    output:
+        landmarks=RESULTS / "shards/{shard}/landmarks.parquet",
+        qc=RESULTS / "shards/{shard}/segmentation_qc.parquet",
+        phases=RESULTS / "shards/{shard}/phases.parquet",
+        masks=directory(RESULTS / "shards/{shard}/masks"),
+    log:
+        RESULTS / "logs/infer/{shard}.log",
+    params:
+        cache=str(RESULTS / "cache"),
+        models_dir=str(MODELS_DIR),
+        method=config.get("landmarks", {}).get("method", "heatmap"),
+        absent_threshold=config.get("landmarks", {}).get("absent_threshold", 0.1),
+        ed_frame=config.get("segmentation", {}).get("ed_frame", "max_volume"),
+        device=config.get("device", "auto"),
+        batch=32,
+    # torch uses the job's threads on CPU.
+    threads: 2
+    # Scheduling hints: on a cluster give each inference job one GPU (e.g. `--resources gpu=1` to
+    # run one at a time locally, or map `gpu` to a slurm gres in a profile).  Without a GPU the
+    # same job runs on the CPU (config device: auto); `mem_mb` covers one exam's images + models.
+    resources:
+        gpu=1,
+        mem_mb=4000,
+    script:
+        "../scripts/infer_shard.py"
+
+
+rule auto_guide_points_shard:
+    input:
+        exams=RESULTS / "shards/{shard}/exams.parquet",
+        landmarks=RESULTS / "shards/{shard}/landmarks.parquet",
+        qc=RESULTS / "shards/{shard}/segmentation_qc.parquet",
+        phases=RESULTS / "shards/{shard}/phases.parquet",
+        masks=RESULTS / "shards/{shard}/masks",
+    output:
+        RESULTS / "shards/{shard}/guide_points_auto.parquet",
+    log:
+        RESULTS / "logs/auto_guide_points/{shard}.log",
+    params:
+        cache=str(RESULTS / "cache"),
+    script:
+        "../scripts/auto_guide_points.py"
+
+
+rule infer:
+    input:
+        per_shard(RESULTS / "shards/{shard}/guide_points_auto.parquet"),

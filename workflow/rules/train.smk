@@ -1,0 +1,64 @@
+# Train every network from a synthetic training cohort (seeds disjoint from demo and test cohorts).
+# Target `train`; models land in TRAIN_OUT (default results/train/models): review their cards, then
+# copy them to resources/models to ship them.  Optional config block (defaults shown):
+#   train: {n_exams: 80, seed: 910000, minutes: 20, threads: 1, out: results/train}
+TRAIN = {"n_exams": 80, "seed": 910000, "minutes": 20, "threads": 1, "out": "results/train",
+         **config.get("train", {})}
+TRAIN_OUT = Path(TRAIN["out"])
+TRAIN_CARDS = {
+    "seg_sax": ["seg_sax"],
+    "lm_heatmap_lax": ["lm_heatmap_lax"],
+    "lm_heatmap_sax": ["lm_heatmap_sax"],
+    "lm_vgg": ["lm_vgg_lax_2ch", "lm_vgg_lax_4ch", "lm_vgg_sax"],
+}
+
+
+rule train_data:
+    output:
+        TRAIN_OUT / "data/data.json",
+    log:
+        TRAIN_OUT / "logs/data.log",
+    params:
+        n=TRAIN["n_exams"],
+        seed=TRAIN["seed"],
+    shell:
+        "cmr-atlas train data --n-exams {params.n} --seed {params.seed} "
+        "--out {TRAIN_OUT}/data > {log} 2>&1"
+
+
+rule train_model:
+    input:
+        TRAIN_OUT / "data/data.json",
+    output:
+        TRAIN_OUT / "models/{model}.json",
+    wildcard_constraints:
+        model="seg_sax|lm_heatmap_lax|lm_heatmap_sax",
+    log:
+        TRAIN_OUT / "logs/{model}.log",
+    threads: TRAIN["threads"]
+    params:
+        minutes=TRAIN["minutes"],
+    shell:
+        "cmr-atlas train model {wildcards.model} --data {TRAIN_OUT}/data --out {TRAIN_OUT}/models "
+        "--minutes {params.minutes} --threads {threads} > {log} 2>&1"
+
+
+# The three VGG regressors train together: cyclic transfer learning passes weights between views.
+rule train_vgg:
+    input:
+        TRAIN_OUT / "data/data.json",
+    output:
+        [TRAIN_OUT / f"models/{n}.json" for n in TRAIN_CARDS["lm_vgg"]],
+    log:
+        TRAIN_OUT / "logs/lm_vgg.log",
+    threads: TRAIN["threads"]
+    params:
+        minutes=TRAIN["minutes"],
+    shell:
+        "cmr-atlas train model lm_vgg --data {TRAIN_OUT}/data --out {TRAIN_OUT}/models "
+        "--minutes {params.minutes} --threads {threads} > {log} 2>&1"
+
+
+rule train:
+    input:
+        [TRAIN_OUT / f"models/{n}.json" for names in TRAIN_CARDS.values() for n in names],
