@@ -201,6 +201,8 @@ def main(argv=None) -> int:
     ap.add_argument("--in-plane-only", action="store_true",
                     help="fixture shifts without a through-plane component")
     ap.add_argument("--observer", default="truth", help="cohort contours: truth, obs1 or obs2")
+    ap.add_argument("--sax-only", action="store_true",
+                    help="drop LAX contours (keep LAX landmarks), like the automated path")
     ap.add_argument("--smooth-bh", type=float, help="override FitSettings.smooth_breath_hold")
     ap.add_argument("--smooth-final", type=float, help="override FitSettings.smooth_final")
     ap.add_argument("--no-off", action="store_true", help="skip the run without correction")
@@ -217,6 +219,11 @@ def main(argv=None) -> int:
         cases = fixture_cases(args.n, args.seed, args.shift_sd, args.noise, not args.in_plane_only)
         label = (f"known-LV fixtures: {args.n} exams, 3D shifts SD {args.shift_sd} mm, "
                  f"noise {args.noise} mm")
+    if args.sax_only:
+        for c in cases:
+            gp = c.guide_points
+            c.guide_points = gp[~((gp["view"] != "sax") & (gp["kind"] == "contour"))]
+        label += ", SAX contours only (LAX landmarks kept)"
     print(label)
     print(f"shift reference: {args.shift_reference}; smoothing: breath-hold stage "
           f"{settings.smooth_breath_hold:g}, final {settings.smooth_final:g}")

@@ -263,3 +263,15 @@ def test_missing_es_gives_a_partial_result():
 
     m = tables_from_fits([fit])["measures"].set_index("method")
     assert m.loc["model", "edv_ml"] > 0 and pd.isna(m.loc["model", "esv_ml"])
+
+
+def test_sax_contours_with_lax_landmarks_only():
+    # the automated path: SAX contours, landmarks on the LAX views, no LAX contours
+    fix = make_fixture(10, shift_sd_mm=3.0, noise_mm=0.5, through_plane=False)
+    gp = fix.guide_points
+    gp = gp[~((gp["view"] != "sax") & (gp["kind"] == "contour"))]
+    fit = fit_exam(gp, fix.planes(), "exam0", "auto")
+    assert fit.status == "ok"
+    assert {v for v, s, d in fit.shifts} == {"sax"}
+    assert _shift_error(fix, fit) < 1.0
+    assert fit.volumes["model"]["ED_cavity_ml"] == pytest.approx(fix.truth["edv_ml"], rel=0.05)

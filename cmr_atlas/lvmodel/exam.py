@@ -59,6 +59,14 @@ def _landmarks(gp: pd.DataFrame, names: tuple[str, ...] | str, phase: str | None
     return sub
 
 
+def _weights(df: pd.DataFrame) -> np.ndarray:
+    """Guide-point weights (confidence for automated landmarks); missing = 1."""
+    if "weight" not in df:
+        return np.ones(len(df))
+    w = df["weight"].to_numpy(dtype=float)
+    return np.where(np.isfinite(w) & (w >= 0), w, 1.0)
+
+
 def _xyz(df: pd.DataFrame) -> np.ndarray:
     return df[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=float)
 
@@ -145,12 +153,15 @@ def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
                              np.ones(len(apex), dtype=int)])  # the apex landmark is epicardial
     both = pd.concat([cont[["view", "slice_index"]], apex[["view", "slice_index"]]], ignore_index=True)
     pts = frame.to_local(np.concatenate([_xyz(cont), _xyz(apex)]))
-    w = cont["weight"].to_numpy(dtype=float) if "weight" in cont else np.ones(len(cont))
-    w = np.concatenate([np.where(np.isfinite(w), w, 1.0), np.full(len(apex), APEX_WEIGHT)])
+    w = np.concatenate([_weights(cont), APEX_WEIGHT * _weights(apex)])
     views = both["view"].astype(str).to_numpy()
     sl = both["slice_index"].fillna(0).astype(int).to_numpy()
-    keys = sorted({(v, int(s)) for v, s in zip(views, sl) if (v, int(s)) in planes
-                   and (v == "sax" or shift_reference == "sax_mean")},
+    # Slices with contours get a shift; a LAX view with landmarks only (the automated path has
+    # no LAX contours) stays fixed, else its shift would simply absorb its apex landmark.
+    with_contours = {(v, int(s)) for v, s in zip(cont["view"].astype(str),
+                                                   cont["slice_index"].fillna(0).astype(int))}
+    keys = sorted({k for k in with_contours if k in planes
+                   and (k[0] == "sax" or shift_reference == "sax_mean")},
                   key=lambda k: (k[0] != "sax", k[0], k[1]))
     kmap = {k: i for i, k in enumerate(keys)}
     slice_id = np.array([kmap.get((v, int(s)), -1) for v, s in zip(views, sl)], dtype=int)
