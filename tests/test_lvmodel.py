@@ -275,3 +275,15 @@ def test_sax_contours_with_lax_landmarks_only():
     assert {v for v, s, d in fit.shifts} == {"sax"}
     assert _shift_error(fix, fit) < 1.0
     assert fit.volumes["model"]["ED_cavity_ml"] == pytest.approx(fix.truth["edv_ml"], rel=0.05)
+
+
+def test_orientation_from_mitral_points_when_rv_inserts_are_missing():
+    fix = make_fixture(11, shift_sd_mm=1.0)
+    gp = fix.guide_points
+    full = fit_exam(gp, fix.planes(), "exam0", "truth")
+    gp = gp[~gp["landmark"].astype(str).str.startswith("rv_insert")]
+    fit = fit_exam(gp, fix.planes(), "exam0", "truth")
+    assert fit.status == "ok" and "septum_from_mv" in fit.qc_reason
+    # the fixture's 4CH plane contains the septum direction: same frame, same thickness map
+    np.testing.assert_allclose(fit.frame.rotation, full.frame.rotation, atol=0.05)
+    np.testing.assert_allclose(fit.thickness["ED"], full.thickness["ED"], atol=0.3)

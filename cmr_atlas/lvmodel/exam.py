@@ -23,7 +23,8 @@ PHASES = ("ED", "ES")
 SURFACES = ("endo", "epi")
 MIN_SAX_SLICES = 3
 APEX_WEIGHT = 2.0  # the apex landmark counts as two contour points on the epicardium
-FINE_MU, FINE_THETA = 61, 96  # sampling used for volumes and wall thickness (finer than 29x29)
+FINE_MU, FINE_THETA = 61, 96
+HIGH_RESIDUAL_MM = 3.0  # RMS data-to-surface distance that flags a fit for review (status stays ok)  # sampling used for volumes and wall thickness (finer than 29x29)
 
 
 class ExamError(ValueError):
@@ -101,7 +102,7 @@ def _septum_direction(gp: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return np.mean(dirs, axis=0), np.mean(ant_post, axis=0)
 
 
-def _frame(gp: pd.DataFrame) -> tuple[ModelFrame, float]:
+def _frame(gp: pd.DataFrame) -> tuple[ModelFrame, float, str | None]:
     mv = _landmarks(gp, "mv_", "ED")
     if len(mv) < 2:
         raise ExamError("missing_landmarks: mv")
@@ -116,7 +117,19 @@ def _frame(gp: pd.DataFrame) -> tuple[ModelFrame, float]:
             raise ExamError("missing_landmarks: apex")
         pts = _xyz(lax_epi)
         apex_pt = pts[np.argmax(np.linalg.norm(pts - mv_pts.mean(axis=0), axis=1))]
-    septum, ant_post = _septum_direction(gp)
+    try:
+        septum, ant_post = _septum_direction(gp)
+        note = None
+    except ExamError:
+        # No RV insertion points: the 4CH hinge points span septum-lateral and the 2CH ones
+        # anterior-inferior, which orients the model nearly as well.
+        sep, lat = _landmarks(gp, ("mv_septal",), "ED"), _landmarks(gp, ("mv_lateral",), "ED")
+        ant, inf = _landmarks(gp, ("mv_anterior",), "ED"), _landmarks(gp, ("mv_inferior",), "ED")
+        if sep.empty or lat.empty or ant.empty or inf.empty:
+            raise
+        septum = _xyz(sep).mean(axis=0) - _xyz(lat).mean(axis=0)
+        ant_post = _xyz(ant).mean(axis=0) - _xyz(inf).mean(axis=0)
+        note = "septum_from_mv"
     axis = apex_pt - mv_pts.mean(axis=0)
     axis = axis / max(np.linalg.norm(axis), 1e-9)
     epi = gp[(gp["kind"] == "contour") & (gp["view"] == "sax") & (gp["surface"] == "epi")
@@ -131,7 +144,7 @@ def _frame(gp: pd.DataFrame) -> tuple[ModelFrame, float]:
     except FrameError as exc:
         raise ExamError(f"bad_landmarks: {exc}") from exc
     anterior_sign = 1.0 if frame.vec_to_local(ant_post)[1] >= 0 else -1.0
-    return frame, anterior_sign
+    return frame, anterior_sign, note
 
 
 def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
@@ -231,7 +244,7 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
     ed_sax = cont[(cont["phase"] == "ED") & (cont["view"] == "sax") & (cont["surface"] == "endo")]
     if ed_sax["slice_index"].nunique() < MIN_SAX_SLICES:
         raise ExamError("too_few_sax_contours")
-    frame, anterior_sign = _frame(gp)
+    frame, anterior_sign, note = _frame(gp)
     out.frame = frame
     data, keys = build_fit_data(gp, planes, frame, shift_reference)
     res = fit(data, frame.focal_mm, settings, breath_hold=breath_hold)
@@ -279,7 +292,11 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
     out.volumes["model"] = model
     if "ED" in missing:
         raise ExamError("missing_phase: ED")
+    if any(v <= 0 for k, v in model.items()):
+        raise ExamError("implausible_fit: non-positive volume")
+    warnings = [w for w in (note, None if res.converged else "not_converged",
+                            "high_residual" if out.rms_residual_mm > HIGH_RESIDUAL_MM else None) if w]
     if missing:
-        out.status, out.qc_reason = "partial", "missing_phase: " + ",".join(missing)
-    elif not res.converged:
-        out.qc_reason = "not_converged"
+        out.status = "partial"
+        warnings.insert(0, "missing_phase: " + ",".join(missing))
+    out.qc_reason = "; ".join(warnings) or None
