@@ -197,7 +197,7 @@ class _Problem:
              for f in range(data.n_fields)]
         )
 
-    def residuals(self, x: np.ndarray, shifts: np.ndarray, n_proj: int = 4):
+    def residuals(self, x: np.ndarray, shifts: np.ndarray, n_proj: int = 3):
         data = self.data
         p = self._corrected(shifts)
         n = np.zeros_like(p)
