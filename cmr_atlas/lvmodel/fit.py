@@ -72,9 +72,10 @@ class FitResult:
 
 
 def surface_terms(mesh: HermiteMesh, d: float, x: np.ndarray, mu: np.ndarray, theta: np.ndarray,
-                  with_basis: bool = False):
-    """Surface point S, tangents S_mu, S_theta, X_lam (and basis B) at (mu, theta) of one field."""
-    lam, lam_mu, lam_th = mesh.evaluate(x, mu, theta, ((0, 0), (1, 0), (0, 1)))
+                  with_basis: bool = False, field: np.ndarray | None = None):
+    """Surface point S, tangents S_mu, S_theta, X_lam (and basis B) at (mu, theta) of one field
+    (or of several: ``x`` (n_fields, n_params) and each point's ``field``)."""
+    lam, lam_mu, lam_th = mesh.evaluate(x, mu, theta, ((0, 0), (1, 0), (0, 1)), field)
     b = mesh.basis(mu, theta) if with_basis else None
     s = prolate.to_cartesian(lam, mu, theta, d)
     x_lam, x_mu, x_th = prolate.jacobian(lam, mu, theta, d)
@@ -96,7 +97,8 @@ def _normals(s_mu: np.ndarray, s_th: np.ndarray, x_lam: np.ndarray) -> np.ndarra
 
 
 def project(mesh: HermiteMesh, d: float, x: np.ndarray, p: np.ndarray, mu: np.ndarray,
-            theta: np.ndarray, n_iter: int = 4) -> tuple[np.ndarray, np.ndarray]:
+            theta: np.ndarray, n_iter: int = 4,
+            field: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Closest points on the surface of field ``x`` to ``p``: damped Gauss-Newton.
 
     Iterates in the pole-regular chart ``(u, v) = mu (cos theta, sin theta)`` so that points near
@@ -105,7 +107,7 @@ def project(mesh: HermiteMesh, d: float, x: np.ndarray, p: np.ndarray, mu: np.nd
     mu = np.maximum(mu.copy(), 1e-4)
     theta = theta.copy()
     for _ in range(n_iter):
-        s, s_mu, s_th, _, _ = surface_terms(mesh, d, x, mu, theta)
+        s, s_mu, s_th, _, _ = surface_terms(mesh, d, x, mu, theta, field=field)
         e = s - p
         c, sn = np.cos(theta)[:, None], np.sin(theta)[:, None]
         s_th_mu = s_th / mu[:, None]
@@ -198,28 +200,29 @@ class _Problem:
         )
 
     def residuals(self, x: np.ndarray, shifts: np.ndarray, n_proj: int = 3):
+        """Signed distances r, normals n and dr/dlam g of all points (all fields in one pass)."""
         data = self.data
         p = self._corrected(shifts)
-        n = np.zeros_like(p)
-        r = np.zeros(len(p))
-        g = np.zeros(len(p))
-        rows = {}
-        for f in range(data.n_fields):
-            m = np.flatnonzero(data.field == f)
-            if m.size == 0:
-                continue
-            mu, th = project(self.mesh, self.d, x[f], p[m], self.mu[m], self.theta[m], n_proj)
-            self.mu[m], self.theta[m] = mu, th
-            sp, s_mu, s_th, x_lam, b = surface_terms(self.mesh, self.d, x[f], mu, th, True)
-            nf = _normals(s_mu, s_th, x_lam)
-            n[m] = nf
-            e = sp - p[m]
-            # signed distance to the projected point: |S - p| never grows when a projection is
-            # refined, so objective values stay comparable between iterations
-            r[m] = np.sign(np.einsum("ij,ij->i", nf, e)) * np.linalg.norm(e, axis=1)
-            g[m] = np.einsum("ij,ij->i", nf, x_lam)
-            rows[f] = (m, b)
-        return r, n, g, rows
+        self.mu, self.theta = project(self.mesh, self.d, x, p, self.mu, self.theta, n_proj,
+                                      field=data.field)
+        sp, s_mu, s_th, x_lam, _ = surface_terms(self.mesh, self.d, x, self.mu, self.theta,
+                                                 field=data.field)
+        n = _normals(s_mu, s_th, x_lam)
+        e = sp - p
+        # signed distance to the projected point: |S - p| never grows when a projection is
+        # refined, so objective values stay comparable between iterations
+        r = np.sign(np.einsum("ij,ij->i", n, e)) * np.linalg.norm(e, axis=1)
+        g = np.einsum("ij,ij->i", n, x_lam)
+        return r, n, g
+
+    def rows(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per field: its point indices and basis matrix at the current projections."""
+        out = {}
+        for f in range(self.data.n_fields):
+            m = np.flatnonzero(self.data.field == f)
+            if m.size:
+                out[f] = (m, self.mesh.basis(self.mu[m], self.theta[m]))
+        return out
 
     def _corrected(self, shifts: np.ndarray) -> np.ndarray:
         data = self.data
@@ -234,7 +237,8 @@ class _Problem:
         """One Levenberg-Marquardt step; returns new (x, shifts), residuals, robust weights and
         the largest move (mm).  ``rw``: robust weights to keep (else recomputed from residuals)."""
         data, s, mesh = self.data, self.s, self.mesh
-        r, n, g, rows = self.residuals(x, shifts)
+        r, n, g = self.residuals(x, shifts)
+        rows = self.rows()
         if rw is None:
             rw = _robust_weights(r, data.weight, robust, s)
         w = data.weight * rw
@@ -384,6 +388,6 @@ def fit(data: FitData, d: float, settings: FitSettings | None = None,
             conv = True
             break
     converged &= conv
-    r, n, g, rows = prob.residuals(x, shifts)
+    r, n, g = prob.residuals(x, shifts)
     rw = _robust_weights(r, data.weight, "tukey", s)
     return FitResult(x, shifts, prob.mu.copy(), prob.theta.copy(), r, rw, it, converged)

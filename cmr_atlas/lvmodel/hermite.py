@@ -138,10 +138,19 @@ class HermiteMesh:
         return full @ self.constraint
 
     def evaluate(self, x: np.ndarray, mu: np.ndarray, theta: np.ndarray,
-                 derivs: tuple[tuple[int, int], ...] = ((0, 0),)) -> list[np.ndarray]:
-        """Field values/derivatives at points for parameters ``x`` (no basis matrix is formed)."""
+                 derivs: tuple[tuple[int, int], ...] = ((0, 0),),
+                 field: np.ndarray | None = None) -> list[np.ndarray]:
+        """Field values/derivatives at points for parameters ``x`` (no basis matrix is formed).
+
+        ``x`` is one field's parameters, or ``(n_fields, n_params)`` with ``field`` giving each
+        point's field (several surfaces evaluated in one pass).
+        """
         xi, eta, cols = self._locate(mu, theta)
-        coef = (self.constraint @ x)[cols].reshape(-1, 4, 4)  # (N, im, it)
+        if field is None:
+            coef = (self.constraint @ x)[cols]
+        else:
+            coef = (np.asarray(x) @ self.constraint.T)[np.asarray(field)[:, None], cols]
+        coef = coef.reshape(-1, 4, 4)  # (N, im, it)
         cache_m: dict[int, np.ndarray] = {}
         cache_t: dict[int, np.ndarray] = {}
         out = []
