@@ -287,3 +287,21 @@ def test_orientation_from_mitral_points_when_rv_inserts_are_missing():
     # the fixture's 4CH plane contains the septum direction: same frame, same thickness map
     np.testing.assert_allclose(fit.frame.rotation, full.frame.rotation, atol=0.05)
     np.testing.assert_allclose(fit.thickness["ED"], full.thickness["ED"], atol=0.3)
+
+
+def test_projection_recovers_normal_offsets_including_near_the_apex():
+    from cmr_atlas.lvmodel.fit import _normals, project, surface_terms
+
+    rng = np.random.default_rng(4)
+    d = 60.0
+    x = _constant(0.6) + 0.02 * rng.normal(size=MESH.n_params)
+    mu = np.concatenate([rng.uniform(0.001, 0.08, 20), rng.uniform(0.1, 1.5, 80)])
+    th = rng.uniform(0, 2 * np.pi, mu.size)
+    s, s_mu, s_th, x_lam, _ = surface_terms(MESH, d, x, mu, th)
+    n = _normals(s_mu, s_th, x_lam)
+    off = rng.uniform(-3, 3, mu.size)
+    p = s + off[:, None] * n
+    _, mu0, th0 = prolate.to_prolate(p, d)  # start from the points' own coordinates
+    mu1, th1 = project(MESH, d, x, p, mu0, th0, n_iter=8)
+    s1 = surface_terms(MESH, d, x, mu1, th1)[0]
+    np.testing.assert_allclose(np.linalg.norm(p - s1, axis=1), np.abs(off), atol=0.02)
