@@ -24,6 +24,8 @@ SURFACES = ("endo", "epi")
 MIN_SAX_SLICES = 3
 APEX_WEIGHT = 2.0  # the apex landmark counts as two contour points on the epicardium
 FINE_MU, FINE_THETA = 61, 96
+MIN_SHIFT_RADIUS_MM = 8.0  # SAX slices with only smaller contours get no shift of their own
+BASE_MARGIN_MM = 2.0  # contour points closer than this to the mitral plane are not fitted
 HIGH_RESIDUAL_MM = 3.0  # RMS data-to-surface distance that flags a fit for review (status stays ok)  # sampling used for volumes and wall thickness (finer than 29x29)
 
 
@@ -147,6 +149,40 @@ def _frame(gp: pd.DataFrame) -> tuple[ModelFrame, float, str | None]:
     return frame, anterior_sign, note
 
 
+def _below_base(cont: pd.DataFrame, gp: pd.DataFrame, frame: ModelFrame) -> np.ndarray:
+    """Mask of contour points to fit: SAX points must lie BASE_MARGIN_MM below the mitral plane.
+
+    A SAX slice at the level of the mitral plane cuts the cavity's flat top: its contour runs
+    partly across the valve opening (a chord on the base plane, not a wall).  Points within the
+    margin of the plane, or on the atrial side, are left out of the fit; the model is extrapolated
+    over that band.
+    """
+    keep = np.ones(len(cont), dtype=bool)
+    for phase in PHASES:
+        # LAX contours end at the hinge points by definition: only SAX contours are trimmed
+        m = ((cont["phase"] == phase) & (cont["view"] == "sax")).to_numpy()
+        mv = _landmarks(gp, "mv_", phase)
+        if not m.any() or mv.empty:
+            continue
+        point, normal = base_plane(frame.to_local(_xyz(mv)))
+        depth = (frame.to_local(_xyz(cont[m])) - point) @ normal
+        keep[m] = depth > BASE_MARGIN_MM
+    return keep
+
+
+def _small_contour_slices(cont: pd.DataFrame) -> set[tuple[str, int]]:
+    """SAX slices whose largest contour has a mean radius below MIN_SHIFT_RADIUS_MM."""
+    sax = cont[cont["view"] == "sax"]
+    if sax.empty:
+        return set()
+    radius: dict[int, float] = {}
+    for (s, _, _), g in sax.groupby(["slice_index", "phase", "surface"]):
+        xyz = _xyz(g)
+        r = float(np.linalg.norm(xyz - xyz.mean(axis=0), axis=1).mean())
+        radius[int(s)] = max(radius.get(int(s), 0.0), r)
+    return {("sax", s) for s, r in radius.items() if r < MIN_SHIFT_RADIUS_MM}
+
+
 def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
                    frame: ModelFrame, shift_reference: str = "sax_mean",
                    ) -> tuple[FitData, list[tuple[str, int]]]:
@@ -159,6 +195,7 @@ def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
     if shift_reference not in ("sax_mean", "lax"):
         raise ValueError(f"unknown shift reference {shift_reference!r}")
     cont = gp[(gp["kind"] == "contour") & gp["phase"].isin(PHASES) & gp["surface"].isin(SURFACES)]
+    cont = cont[_below_base(cont, gp, frame)]
     apex = gp[(gp["kind"] == "landmark") & (gp["landmark"] == "apex") & gp["phase"].isin(PHASES)]
     phase_i = np.concatenate([cont["phase"].map({p: i for i, p in enumerate(PHASES)}).to_numpy(),
                               apex["phase"].map({p: i for i, p in enumerate(PHASES)}).to_numpy()])
@@ -173,7 +210,10 @@ def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
     # no LAX contours) stays fixed, else its shift would simply absorb its apex landmark.
     with_contours = {(v, int(s)) for v, s in zip(cont["view"].astype(str),
                                                    cont["slice_index"].fillna(0).astype(int))}
-    keys = sorted({k for k in with_contours if k in planes
+    # A SAX slice whose contours are all tiny (a tangential cut of the apical cap) has no
+    # identifiable in-plane position: it keeps zero shift rather than sliding over the dome.
+    small = _small_contour_slices(cont)
+    keys = sorted({k for k in with_contours if k in planes and k not in small
                    and (k[0] == "sax" or shift_reference == "sax_mean")},
                   key=lambda k: (k[0] != "sax", k[0], k[1]))
     kmap = {k: i for i, k in enumerate(keys)}
