@@ -305,3 +305,31 @@ def test_projection_recovers_normal_offsets_including_near_the_apex():
     mu1, th1 = project(MESH, d, x, p, mu0, th0, n_iter=8)
     s1 = surface_terms(MESH, d, x, mu1, th1)[0]
     np.testing.assert_allclose(np.linalg.norm(p - s1, axis=1), np.abs(off), atol=0.02)
+
+
+def test_basal_chords_and_tiny_apical_contours_are_handled():
+    from cmr_atlas.lvmodel.exam import _below_base, _frame, _small_contour_slices
+
+    fix = make_fixture(12, shift_sd_mm=0.0)
+    gp = fix.guide_points
+    frame = _frame(gp)[0]
+    cont = gp[gp["kind"] == "contour"]
+    # a SAX "contour" lying on the mitral plane (the valve opening) is not fitted
+    mv = gp[gp["landmark"].astype(str).str.startswith("mv_") & (gp["phase"] == "ED")]
+    chord = cont[(cont["view"] == "sax") & (cont["slice_index"] == 3)].copy()
+    on_plane = frame.to_patient(frame.to_local(chord[["x_mm", "y_mm", "z_mm"]].to_numpy())
+                                * np.array([1.0, 1.0, 0.0])
+                                + frame.to_local(mv[["x_mm", "y_mm", "z_mm"]].to_numpy()).mean(0)
+                                * np.array([0, 0, 1.0]))
+    chord[["x_mm", "y_mm", "z_mm"]] = on_plane
+    keep = _below_base(pd.concat([cont, chord], ignore_index=True), gp, frame)
+    assert keep[: len(cont)][(cont["view"] == "sax").to_numpy()].all()
+    assert not keep[len(cont):].any()
+    # a 4 mm apical cap contour gets no shift of its own
+    tiny = chord.copy()
+    c = tiny[["x_mm", "y_mm", "z_mm"]].to_numpy()
+    tiny[["x_mm", "y_mm", "z_mm"]] = c.mean(0) + 4.0 * (c - c.mean(0)) / np.linalg.norm(
+        c - c.mean(0), axis=1).mean()
+    tiny["slice_index"] = 42
+    small = _small_contour_slices(pd.concat([cont, tiny]))
+    assert ("sax", 42) in small and not small & {("sax", s) for s in range(6)}
