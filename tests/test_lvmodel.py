@@ -333,3 +333,22 @@ def test_basal_chords_and_tiny_apical_contours_are_handled():
     tiny["slice_index"] = 42
     small = _small_contour_slices(pd.concat([cont, tiny]))
     assert ("sax", 42) in small and not small & {("sax", s) for s in range(6)}
+
+
+def test_degenerate_inputs_never_raise():
+    fix = make_fixture(13, shift_sd_mm=2.0)
+    gp0 = fix.guide_points
+    variants = {
+        "no_4ch": gp0[gp0["view"] != "lax_4ch"],
+        "no_epi": gp0[gp0["surface"] != "epi"],
+        "nan_weight": gp0.assign(weight=np.nan),
+        "stray_point": pd.concat([gp0, gp0.iloc[:1].assign(x_mm=1e4)]),
+    }
+    gp = pd.concat([g.assign(exam_id=k) for k, g in variants.items()], ignore_index=True)
+    slices = pd.concat([fix.slices.assign(exam_id=k) for k in variants], ignore_index=True)
+    m = fit_all(gp, slices)["measures"].set_index(["exam_id", "method"])
+    assert (m.xs("model", level="method")["status"] == "ok").all()
+    assert pd.isna(m.loc[("no_epi", "model"), "lv_mass_g"]) and pd.isna(m.loc[("no_epi", "slices"), "lv_mass_g"])
+    # one stray point neither inflates the slice-summation volume nor the reported residual
+    assert m.loc[("stray_point", "slices"), "edv_ml"] == pytest.approx(m.loc[("nan_weight", "slices"), "edv_ml"])
+    assert m.loc[("stray_point", "model"), "rms_residual_mm"] < 1.0

@@ -26,6 +26,7 @@ APEX_WEIGHT = 2.0  # the apex landmark counts as two contour points on the epica
 FINE_MU, FINE_THETA = 61, 96
 MIN_SHIFT_RADIUS_MM = 8.0  # SAX slices with only smaller contours get no shift of their own
 BASE_MARGIN_MM = 2.0  # contour points closer than this to the mitral plane are not fitted
+MAX_OUTLIER_FRACTION = 0.1  # more rejected contour points than this flags the fit for review
 HIGH_RESIDUAL_MM = 3.0  # RMS data-to-surface distance that flags a fit for review (status stays ok)  # sampling used for volumes and wall thickness (finer than 29x29)
 
 
@@ -246,12 +247,16 @@ def slice_summation(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane])
                 continue
             g = g.sort_values("point_index")
             xy = planes[("sax", int(s))].in_plane_mm(_xyz(g))
-            areas[(int(s), surf)] = measures.polygon_area_mm2(xy)
-        endo = sum(a for (s, su), a in areas.items() if su == "endo")
-        out[f"{phase}_cavity_ml"] = endo * spacing / 1000.0 if areas else float("nan")
-        myo = sum(areas[(s, "epi")] - areas[(s, "endo")]
-                  for (s, su) in areas if su == "epi" and (s, "endo") in areas)
-        out[f"{phase}_myo_ml"] = myo * spacing / 1000.0 if areas else float("nan")
+            # a stray point (far beyond the contour's typical radius) would distort the polygon
+            rad = np.linalg.norm(xy - np.median(xy, axis=0), axis=1)
+            xy = xy[rad <= 2.5 * np.median(rad) + 1.0]
+            if len(xy) >= 3:
+                areas[(int(s), surf)] = measures.polygon_area_mm2(xy)
+        endo = [a for (s, su), a in areas.items() if su == "endo"]
+        out[f"{phase}_cavity_ml"] = sum(endo) * spacing / 1000.0 if endo else float("nan")
+        myo = [areas[(s, "epi")] - areas[(s, "endo")]
+               for (s, su) in areas if su == "epi" and (s, "endo") in areas]
+        out[f"{phase}_myo_ml"] = sum(myo) * spacing / 1000.0 if myo else float("nan")
     return out
 
 
@@ -289,7 +294,10 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
     data, keys = build_fit_data(gp, planes, frame, shift_reference)
     res = fit(data, frame.focal_mm, settings, breath_hold=breath_hold)
     out.result = res
-    out.rms_residual_mm = float(np.sqrt(np.mean(res.residual**2)))
+    # RMS over the points the final fit kept (Tukey weight > 0); rejected points are counted
+    inlier = res.robust_weight > 0
+    out.rms_residual_mm = float(np.sqrt(np.mean(res.residual[inlier] ** 2))) if inlier.any() else None
+    outlier_frac = 1.0 - float(inlier.mean())
     # Shifts in patient coordinates for every slice with data; with the LAX reference the LAX
     # views are listed with zero.  Slices without contours have no estimate and no row.
     shift_of = {k: res.shifts[i, 0] * planes[k].row_cosine + res.shifts[i, 1] * planes[k].col_cosine
@@ -334,8 +342,11 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
         raise ExamError("missing_phase: ED")
     if any(v <= 0 for k, v in model.items()):
         raise ExamError("implausible_fit: non-positive volume")
-    warnings = [w for w in (note, None if res.converged else "not_converged",
-                            "high_residual" if out.rms_residual_mm > HIGH_RESIDUAL_MM else None) if w]
+    warnings = [w for w in (
+        note, None if res.converged else "not_converged",
+        "high_residual" if (out.rms_residual_mm or 0.0) > HIGH_RESIDUAL_MM else None,
+        f"outliers: {100 * outlier_frac:.0f}% of points" if outlier_frac > MAX_OUTLIER_FRACTION else None,
+    ) if w]
     if missing:
         out.status = "partial"
         warnings.insert(0, "missing_phase: " + ",".join(missing))
