@@ -26,6 +26,7 @@ rule fit_shard:
 rule fit:
     input:
         **{t: per_shard(RESULTS / f"shards/{{shard}}/{t}.parquet") for t in FIT_TABLES},
+        covariates=RESULTS / "covariates.parquet",
     output:
         **{t: RESULTS / f"{t}.parquet" for t in FIT_TABLES},
     log:
