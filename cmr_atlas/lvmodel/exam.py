@@ -23,6 +23,7 @@ PHASES = ("ED", "ES")
 SURFACES = ("endo", "epi")
 MIN_SAX_SLICES = 3
 APEX_WEIGHT = 2.0  # the apex landmark counts as two contour points on the epicardium
+MV_WEIGHT = 2.0  # each mitral hinge point counts as two endocardial contour points
 FINE_MU, FINE_THETA = 61, 96
 MIN_SHIFT_RADIUS_MM = 8.0  # SAX slices with only smaller contours get no shift of their own
 BASE_MARGIN_MM = 2.0  # contour points closer than this to the mitral plane are not fitted
@@ -198,13 +199,19 @@ def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
     cont = gp[(gp["kind"] == "contour") & gp["phase"].isin(PHASES) & gp["surface"].isin(SURFACES)]
     cont = cont[_below_base(cont, gp, frame)]
     apex = gp[(gp["kind"] == "landmark") & (gp["landmark"] == "apex") & gp["phase"].isin(PHASES)]
-    phase_i = np.concatenate([cont["phase"].map({p: i for i, p in enumerate(PHASES)}).to_numpy(),
-                              apex["phase"].map({p: i for i, p in enumerate(PHASES)}).to_numpy()])
+    # mitral hinge points lie on the endocardial base ring: endocardial guide points
+    mv = gp[(gp["kind"] == "landmark") & gp["landmark"].astype(str).str.startswith("mv_")
+            & gp["phase"].isin(PHASES)] if MV_WEIGHT > 0 else gp.iloc[:0]
+    lms = pd.concat([apex, mv])
+    phase_map = {p: i for i, p in enumerate(PHASES)}
+    phase_i = np.concatenate([cont["phase"].map(phase_map).to_numpy(),
+                              lms["phase"].map(phase_map).to_numpy()])
     surf_i = np.concatenate([cont["surface"].map({s: i for i, s in enumerate(SURFACES)}).to_numpy(),
-                             np.ones(len(apex), dtype=int)])  # the apex landmark is epicardial
-    both = pd.concat([cont[["view", "slice_index"]], apex[["view", "slice_index"]]], ignore_index=True)
-    pts = frame.to_local(np.concatenate([_xyz(cont), _xyz(apex)]))
-    w = np.concatenate([_weights(cont), APEX_WEIGHT * _weights(apex)])
+                             np.ones(len(apex), dtype=int),  # the apex landmark is epicardial
+                             np.zeros(len(mv), dtype=int)])
+    both = pd.concat([cont[["view", "slice_index"]], lms[["view", "slice_index"]]], ignore_index=True)
+    pts = frame.to_local(np.concatenate([_xyz(cont), _xyz(lms)]))
+    w = np.concatenate([_weights(cont), APEX_WEIGHT * _weights(apex), MV_WEIGHT * _weights(mv)])
     views = both["view"].astype(str).to_numpy()
     sl = both["slice_index"].fillna(0).astype(int).to_numpy()
     # Slices with contours get a shift; a LAX view with landmarks only (the automated path has
