@@ -34,18 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def fit_all(guide_points: pd.DataFrame, slices: pd.DataFrame, breath_hold: bool = True,
             vtp_dir: Path | None = None, shift_reference: str = "sax_mean",
             ) -> dict[str, pd.DataFrame]:
-    """Fit every (exam, source) of a guide-point table; returns the output tables.
-
-    BLAS is held to one thread: the systems are small (a few hundred unknowns), and threads
-    only contend with the other jobs of a shard-parallel workflow.
-    """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        return _fit_all(guide_points, slices, breath_hold, vtp_dir, shift_reference)
-
-
-def _fit_all(guide_points, slices, breath_hold, vtp_dir, shift_reference) -> dict[str, pd.DataFrame]:
+    """Fit every (exam, source) of a guide-point table; returns the output tables."""
     fits: list[ExamFit] = []
     for (exam_id, source), gp in guide_points.groupby(["exam_id", "source"], sort=True):
         try:

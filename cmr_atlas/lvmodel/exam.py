@@ -273,8 +273,20 @@ def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_i
     """Fit the model to one exam's guide points; never raises for bad data (status 'failed')."""
     import time
 
+    from threadpoolctl import threadpool_limits
+
     t0 = time.perf_counter()
     out = ExamFit(exam_id, source)
+    # BLAS held to one thread: the systems are small (a few hundred unknowns) and threads only
+    # contend with the other jobs of a shard-parallel workflow
+    with threadpool_limits(limits=1):
+        _fit_exam_guarded(gp, planes, out, breath_hold, settings, shift_reference)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _fit_exam_guarded(gp, planes, out: ExamFit, breath_hold, settings, shift_reference) -> None:
+    exam_id, source = out.exam_id, out.source
     try:
         _fit_exam(gp, planes, out, breath_hold, settings or FitSettings(), shift_reference)
     except ExamError as exc:
@@ -286,8 +298,6 @@ def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_i
         out.volumes["slices"] = slice_summation(gp, planes)
     except (ValueError, KeyError) as exc:
         log.warning("exam %s/%s: slice summation failed: %s", exam_id, source, exc)
-    out.seconds = time.perf_counter() - t0
-    return out
 
 
 def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings,
