@@ -22,13 +22,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 $(DEMO_COHORT)/.complete: $(VENV)/.installed
-	$(BIN)/cmr-atlas synth --n-exams $(DEMO_N) --seed $(DEMO_SEED) --observers 2 --out $(DEMO_COHORT)
+	$(BIN)/cmr-atlas synth --n-exams $(DEMO_N) --seed $(DEMO_SEED) --observers 2 --jobs $(CORES) --out $(DEMO_COHORT)
 	touch $@
 
 demo: $(DEMO_COHORT)/.complete
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) \
 	    --config cohort_dir=$(DEMO_COHORT) results_dir=results/demo
-	@echo "Results in results/demo (report: results/demo/report/index.html when built)"
+	@echo
+	@echo "Done. Tables: results/demo/*.parquet (schemas: docs/outputs.md)"
+	@echo "Report: $(abspath results/demo/report/index.html)"
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "infer": ("cmr_atlas.inference_cli", "run the landmark and segmentation CNNs on ingested exams"),
     "guidepoints": ("cmr_atlas.guidepoints_cli", "build the guide-point table (auto or manual source)"),
     "fit": ("cmr_atlas.lvmodel.cli", "fit the LV model with breath-hold correction; clinical measures"),
+    "covariates": ("cmr_atlas.covariates", "join a covariates table to exam_id by keyed hashes (no identifiers)"),
     "atlas": ("cmr_atlas.atlas_cli", "Procrustes alignment and PCA of fitted shapes"),
     "stats": ("cmr_atlas.stats_cli", "risk-factor logistic regression, cross-validated AUC, DeLong"),
     "report": ("cmr_atlas.report.cli", "HTML report for a results folder"),

@@ -332,7 +332,7 @@ def cv_auc(
         return CVResult(math.nan, math.nan, math.nan, int(ok.sum()), 0, oof, "outcome is not binary 0/1")
     n, npos = int(ok.sum()), int(yk.sum())
     if min(npos, n - npos) < folds:
-        note = f"too few {'positives' if npos < n - npos else 'negatives'} for {folds}-fold CV ({npos} of {n} positive)"
+        note = f"too few {'positives' if npos < folds else 'negatives'} for {folds}-fold CV ({npos} of {n} positive)"
         return CVResult(math.nan, math.nan, math.nan, n, npos, oof, note)
     Xk, yk = X[ok], yk.astype(int)
     pred = np.empty(n)
@@ -428,11 +428,13 @@ def measures_agreement(measures: pd.DataFrame) -> pd.DataFrame:
 
 def paired_measures(measures: pd.DataFrame) -> pd.DataFrame | None:
     """One row per exam with ``<measure>_auto`` and ``<measure>_manual`` columns (None when a source
-    is absent).  With several ``method`` rows per exam and source, the first method in sorted order
-    is used."""
+    is absent).  Failed fits are left out; with several ``method`` rows per exam and source (the fit
+    stage writes ``model`` and ``slices``) the first in sorted order, ``model``, is used."""
     if measures is None or not len(measures) or "source" not in measures:
         return None
     df = measures
+    if "status" in df:  # fit status ok/partial/failed: a failed fit has no usable measures
+        df = df[df["status"] != "failed"]
     if "method" in df:
         df = df.sort_values(["exam_id", "source", "method"])
     df = df.drop_duplicates(["exam_id", "source"], keep="first")

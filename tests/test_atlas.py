@@ -142,9 +142,13 @@ def test_shape_vectors_order_and_exclusion():
     tab = tab.sample(frac=1.0, random_state=0)  # order of rows must not matter
     tab = tab[~((tab["exam_id"] == "E002") & (tab["surface"] == "epi") & (tab["phase"] == "ES")
                 & (tab["point_index"] == 5))]
+    tab.loc[(tab["exam_id"] == "E003") & (tab["point_index"] == 0), "x_mm"] = np.nan
     s = shape_vectors(tab, "auto")
-    assert s.exam_ids == ["E000", "E001", "E003"] and "E002" in s.excluded
+    assert s.exam_ids == ["E000", "E001"]
+    assert s.excluded == {"E002": "ES-epi: 80 of 81 points", "E003": "ED-endo: non-finite coordinates"}
     np.testing.assert_allclose(s.points[1], shapes[1])
+    dup = pd.concat([to_table(shapes[:2]), to_table(shapes[:1]).query("phase == 'ES'")])
+    assert shape_vectors(dup, "auto").excluded == {"E000": "ES-endo: duplicate point indices"}
 
 
 def test_build_atlases_on_common_exams_and_tables():
@@ -191,3 +195,17 @@ def test_grid_faces_drop_collapsed_apex_ring():
     assert len(f) == 4 * 6 * 2 - 6  # one triangle per quad of the first band is degenerate
     p = pts[f]
     assert (np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1) > 0).all()
+
+
+def test_top_singular_matches_full_svd():
+    from cmr_atlas.atlas import _top_singular
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(12, 40)) * np.linspace(5, 0.1, 40)
+    x -= x.mean(axis=0)
+    _u, sv, vt = np.linalg.svd(x, full_matrices=False)
+    for a in (x, x.T):  # E < D (Gram path) and E > D (plain SVD)
+        s2, v2 = _top_singular(a, 5)
+        _u, sv, vt = np.linalg.svd(a, full_matrices=False)
+        np.testing.assert_allclose(s2, sv[:5], rtol=1e-10)
+        np.testing.assert_allclose(np.abs(np.sum(v2 * vt[:5], axis=1)), 1.0, atol=1e-8)

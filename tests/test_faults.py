@@ -90,3 +90,17 @@ def test_failed_rerun_removes_stale_cache(clean, tmp_path):
     rows = ingest_folders(dst, ["EXAM0000"], KEY, tmp_path / "cache")
     assert rows.exams[0]["status"] == "failed"
     assert not (tmp_path / "cache" / f"{eid}.npz").exists()
+
+
+def test_incomplete_later_repeat_loses_to_complete_earlier(clean, tmp_path):
+    src, written, clean_rows = clean
+    dst = tmp_path / "dicom"
+    shutil.copytree(src / "EXAM0000", dst / "EXAM0000")
+    apply_fault(dst / "EXAM0000", "duplicated_series", seed=0)
+    repeat = sorted((dst / "EXAM0000" / "repeat_series").iterdir())
+    repeat[0].unlink()  # the repeat now lacks a frame
+    rows = ingest_folders(dst, ["EXAM0000"], KEY, None)
+    assert rows.exams[0]["status"] == "ok" and "repeated_series" in rows.exams[0]["qc_reason"]
+    series = rows.frames()["series"]
+    assert series.loc[series["role"] == "sax", "series_number"].max() < 100  # the complete original kept
+    assert (series["reason"].fillna("").str.startswith("repeat_superseded_by_series")).sum() == 1

@@ -301,3 +301,17 @@ def test_pydicom_messages_do_not_reach_logs(tmp_path, caplog):
     assert rows.exams[0]["status"] == "ok"
     assert not [r for r in caplog.records if r.name.startswith("pydicom")]
     assert "SECRET" not in caplog.text
+
+
+def test_loose_files_at_cohort_root_are_one_unit(tmp_path):
+    from cmr_atlas.shards import list_exam_folders
+
+    w = write_exam(tmp_path / "tmp_exam", ExamSpec(seed=6, **SMALL))
+    for f in w["files"]:  # flatten the exam into the cohort root
+        f.rename(tmp_path / f"{f.parent.name}_{f.name}")
+    (tmp_path / "other").mkdir()
+    write_exam(tmp_path / "other", ExamSpec(seed=7, **SMALL))
+    assert list_exam_folders(tmp_path) == ["other", "tmp_exam", "."]
+    rows = ingest_folder(tmp_path, ".", KEY, None)
+    assert len(rows.exams) == 1 and rows.exams[0]["status"] == "ok"
+    assert rows.exams[0]["exam_id"] == ids.exam_id(w["study_uid"], KEY)

@@ -68,7 +68,7 @@ EXAMS = register(TableSchema(
         Column("rr_ms", "float", "NominalInterval (or 60000 / HeartRate)", "ms"),
         Column("patient_sex", "str", "PatientSex M, F or O"),
         Column("patient_age_years", "float", "PatientAge", "years"),
-        Column("patient_height_m", "float", "PatientSize", "m"),
+        Column("patient_size_m", "float", "PatientSize (height)", "m"),
         Column("patient_weight_kg", "float", "PatientWeight", "kg"),
     ),
 ))
@@ -185,7 +185,7 @@ def _exam_row(exam_id: str, meta: StudyMeta | None, n_files: int, n_skipped: int
             vendor=meta.vendor, manufacturer_model=meta.manufacturer_model,
             field_strength_t=meta.field_strength_t, heart_rate_bpm=meta.heart_rate_bpm, rr_ms=meta.rr_ms,
             patient_sex=meta.patient_sex, patient_age_years=meta.patient_age_years,
-            patient_height_m=meta.patient_height_m, patient_weight_kg=meta.patient_weight_kg,
+            patient_size_m=meta.patient_size_m, patient_weight_kg=meta.patient_weight_kg,
         )
     return row
 

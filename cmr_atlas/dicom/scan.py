@@ -69,7 +69,7 @@ class StudyMeta:
     cardiac_number_of_images: int | None
     patient_sex: str | None
     patient_age_years: float | None
-    patient_height_m: float | None
+    patient_size_m: float | None
     patient_weight_kg: float | None
 
 
@@ -223,7 +223,7 @@ def study_meta(ds: pydicom.Dataset, study_uid: str) -> StudyMeta:
         cardiac_number_of_images=_int(ds.get("CardiacNumberOfImages")),
         patient_sex=sex if sex in ("M", "F", "O") else None,
         patient_age_years=_age_years(ds.get("PatientAge")),
-        patient_height_m=_float(ds.get("PatientSize")) or None,
+        patient_size_m=_float(ds.get("PatientSize")) or None,
         patient_weight_kg=_float(ds.get("PatientWeight")) or None,
     )
 

@@ -112,18 +112,26 @@ def _plane_of(h: ImageHeader) -> SlicePlane:
 def group_planes(series: SeriesInfo) -> list[CinePlane]:
     """Split a series' images into planes (same orientation and position)."""
     groups: list[tuple[SlicePlane, list[ImageHeader]]] = []
+    exact: dict[tuple, int] = {}  # identical header values: the common case, no geometry needed
     for h in series.images:
+        key = (tuple(h.position), tuple(h.orientation), h.rows, h.cols)
+        if key in exact:
+            groups[exact[key]][1].append(h)
+            continue
         try:
             p = _plane_of(h)
         except ValueError:  # degenerate orientation
             continue
-        for gp, members in groups:
-            if (angle_between_deg(gp.normal, p.normal) < 1.0
+        n = p.normal
+        for i, (gp, members) in enumerate(groups):
+            if (angle_between_deg(gp.normal, n) < 1.0
                     and np.linalg.norm(gp.position_mm - p.position_mm) < 0.5
                     and gp.shape == p.shape):
                 members.append(h)
+                exact[key] = i
                 break
         else:
+            exact[key] = len(groups)
             groups.append((p, [h]))
     out = []
     for p, members in groups:

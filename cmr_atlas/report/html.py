@@ -177,20 +177,28 @@ def _measures(page: Page, results: Path) -> None:
     if m is None or not len(m):
         page.note("measures.parquet not found or empty: the fitting stage has not run.")
         return
+    if "status" in m:
+        n_failed = int((m["status"] == "failed").sum())
+        if n_failed:
+            page.p(f"{n_failed} exam/source fits failed and are left out of this summary.", "muted")
+        m = m[m["status"] != "failed"]
+    keys = ["source", "method"] if "method" in m else ["source"]
     rows = []
-    for src, d in m.groupby("source"):
+    for key, d in m.groupby(keys):
+        key = key if isinstance(key, tuple) else (key,)
         for col, label, unit in MEASURE_COLUMNS:
             if col in d and d[col].notna().any():
                 v = d[col].astype(float)
-                rows.append({"measure": f"{label} ({unit})", "source": src, "n": int(v.notna().sum()),
+                rows.append({"measure": f"{label} ({unit})", **dict(zip(keys, key)), "n": int(v.notna().sum()),
                              "mean": v.mean(), "sd": v.std(), "min": v.min(), "max": v.max()})
     page.table(pd.DataFrame(rows), digits=1)
     items = []
+    one = m.sort_values(keys).drop_duplicates(["exam_id", "source"]) if "exam_id" in m else m
     for col, label, unit in (("edvi", "EDVi", "ml/m2"), ("ef_pct", "EF", "%")):
-        if col in m and m[col].notna().any():
-            p = figures.histogram_plot({s: d[col] for s, d in m.groupby("source")}, label, unit,
+        if col in one and one[col].notna().any():
+            p = figures.histogram_plot({s: d[col] for s, d in one.groupby("source")}, label, unit,
                                        page.out_dir / f"hist_{col}.png")
-            items.append((p, f"{label} distribution"))
+            items.append((p, f"{label} distribution" + (" (method model)" if "method" in one else "")))
     page.figs(items)
 
 

@@ -34,8 +34,8 @@ from . import calibration as cal
 EFFECTS_SD: dict[str, np.ndarray] = {
     "age_per_10y": np.array([-0.25, 0.05, 0.05, 0.25, -0.05, -0.15]),
     "male": np.array([0.35, -0.10, -0.20, 0.20, 0.00, -0.10]),
-    "hypertension": np.array([-0.05, 0.35, 0.05, 0.65, -0.20, -0.30]),
-    "diabetes": np.array([-0.10, 0.12, -0.08, 0.25, -0.05, -0.12]),
+    "hypertension": np.array([-0.03, 0.23, 0.03, 0.43, -0.14, -0.20]),
+    "diabetes": np.array([-0.10, 0.13, -0.08, 0.27, -0.05, -0.13]),
     "current_smoker": np.array([-0.30, 0.25, 0.00, 0.05, 0.20, -0.12]),
     "high_cholesterol": np.array([0.00, 0.00, 0.00, 0.03, 0.00, 0.00]),
     "calcium_positive": np.array([-0.05, 0.05, 0.00, 0.15, 0.00, -0.05]),

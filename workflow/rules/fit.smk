@@ -1,7 +1,7 @@
 # LV model fitting with breath-hold correction and clinical measures (cmr_atlas.lvmodel).
 # Per shard: guide points + slice planes -> shapes, model frames, slice shifts, measures, wall
 # thickness; then one cohort table each.  Optional config (defaults in brackets):
-#   fit: {breath_hold: true, vtp: false}
+#   fit: {breath_hold: true, shift_reference: sax_mean, vtp: false}
 FIT_TABLES = ["shapes", "model_frames", "slice_shifts", "measures", "wall_thickness"]
 _FIT_CFG = config.get("fit", {}) or {}
 
@@ -16,6 +16,7 @@ rule fit_shard:
         RESULTS / "logs/fit/{shard}.log",
     params:
         breath_hold=bool(_FIT_CFG.get("breath_hold", True)),
+        shift_reference=str(_FIT_CFG.get("shift_reference", "sax_mean")),
         vtp_dir=(str(RESULTS / "vtp") if _FIT_CFG.get("vtp", False) else None),
     threads: 1
     script:
@@ -25,6 +26,7 @@ rule fit_shard:
 rule fit:
     input:
         **{t: per_shard(RESULTS / f"shards/{{shard}}/{t}.parquet") for t in FIT_TABLES},
+        covariates=RESULTS / "covariates.parquet",
     output:
         **{t: RESULTS / f"{t}.parquet" for t in FIT_TABLES},
     log:

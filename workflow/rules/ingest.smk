@@ -1,7 +1,9 @@
 # Ingest: DICOM exams -> de-identified exam index + image cache, one job per shard.
 # The cache files RESULTS/cache/<exam_id>.npz are named by content (exam ids), so they are written
 # as a side effect of ingest_shard and not declared as outputs; the shard's exams table lists them.
-_INGEST_TABLES = ["exams", "series", "slices", "exam_keys"] + (["linkage"] if config.get("linkage", False) else [])
+# `--config linkage=false` arrives as the string "false" (Snakemake only parses True/False): be strict.
+_LINKAGE = str(config.get("linkage", False)).lower() in ("true", "1", "yes")
+_INGEST_TABLES = ["exams", "series", "slices", "exam_keys"] + (["linkage"] if _LINKAGE else [])
 
 
 rule ingest_shard:
@@ -14,7 +16,7 @@ rule ingest_shard:
     params:
         cohort=str(COHORT),
         cache=str(RESULTS / "cache"),
-        linkage=bool(config.get("linkage", False)),
+        linkage=_LINKAGE,
     script:
         "../scripts/ingest_shard.py"
 
