@@ -120,16 +120,13 @@ def make_fixture(seed: int = 0, exam_id: str = "exam0", shift_sd_mm: float = 3.0
                 pts = _ray_contour(c - d_local, u, v, SHAPES[(phase, surf)])
                 if len(pts) >= 8:
                     add_points("sax", k, phase, surf, pts, d_local)
-            epi = _ray_contour(c - d_local, u, v, SHAPES[(phase, "epi")], t_range=np.radians([60.0, -60.0, 0.0]))
-            endo = _ray_contour(c - d_local, u, v, SHAPES[(phase, "endo")], n_rays=8)
-            if len(epi) == 3 and len(endo) == 8 and k < n_sax - 1:
-                # insertion points at +-60 degrees around the septum (+x), anterior = +y side
-                ang = np.radians([60.0, -60.0])
-                ins = _ray_contour(c - d_local, np.array([1.0, 0, 0]) - 0 * u, np.array([0, 1.0, 0]),
-                                   SHAPES[(phase, "epi")], t_range=ang)
-                if len(ins) == 2:
-                    add_points("sax", k, phase, None, ins[:1], d_local, "landmark", "rv_insert_anterior")
-                    add_points("sax", k, phase, None, ins[1:], d_local, "landmark", "rv_insert_posterior")
+            # RV insertion points: the epicardial contour at +-60 degrees around the septum
+            # (u ~ local +x), anterior on the +y side; none on the most apical slice
+            ins = _ray_contour(c - d_local, u, v, SHAPES[(phase, "epi")],
+                               t_range=np.radians([60.0, -60.0]))
+            if len(ins) == 2 and k < n_sax - 1:
+                add_points("sax", k, phase, None, ins[:1], d_local, "landmark", "rv_insert_anterior")
+                add_points("sax", k, phase, None, ins[1:], d_local, "landmark", "rv_insert_posterior")
     # LAX planes through the long axis: 2ch at 90 degrees from the septum, 4ch through the septum
     for view, ang in (("lax_4ch", 0.0), ("lax_2ch", 90.0)):
         e = np.array([np.cos(np.radians(ang)), np.sin(np.radians(ang)), 0.0])
@@ -141,14 +138,12 @@ def make_fixture(seed: int = 0, exam_id: str = "exam0", shift_sd_mm: float = 3.0
         zero = np.zeros(3)
         for phase in ("ED", "ES"):
             for surf in ("endo", "epi"):
-                a, bx, by = SHAPES[(phase, surf)]
                 t = np.linspace(-np.pi / 2, np.pi / 2, 61)  # from one hinge via the apex to the other
-                c0 = np.zeros(3)
-                pts = _ray_contour(c0, np.array([0, 0, 1.0]), e, SHAPES[(phase, surf)], t_range=t)
+                pts = _ray_contour(np.zeros(3), np.array([0, 0, 1.0]), e, SHAPES[(phase, surf)], t_range=t)
                 add_points(view, 0, phase, surf, pts, zero)
-            a, bx, by = SHAPES[(phase, "endo")]
-            hinge = _ray_contour(np.zeros(3), e, -e, SHAPES[(phase, "endo")], t_range=np.array([0.0, 0.0]))
-            r_ = np.linalg.norm(hinge[0])
+            # mitral hinges: the endocardial base ring (z = 0) in this plane
+            _, bx, by = SHAPES[(phase, "endo")]
+            r_ = 1.0 / np.hypot(e[0] / bx, e[1] / by)
             names = ("mv_septal", "mv_lateral") if view == "lax_4ch" else ("mv_anterior", "mv_inferior")
             add_points(view, 0, phase, None, (r_ * e)[None], zero, "landmark", names[0])
             add_points(view, 0, phase, None, (-r_ * e)[None], zero, "landmark", names[1])

@@ -109,7 +109,13 @@ def test_run_shard_survives_a_bad_exam_and_loads_checked_models(tmp_path):
 
 
 def test_infer_cli_writes_tables_and_auto_guide_points(tmp_path):
-    from cmr_atlas.cli import main
+    import argparse
+
+    from cmr_atlas import inference_cli
+
+    parser = argparse.ArgumentParser()
+    inference_cli.add_arguments(parser)
+    main = lambda argv: inference_cli.run(parser.parse_args(argv[1:]))  # noqa: E731
 
     images, _ = ring_exam(n_slices=2, n_frames=3)
     save_exam_images(images, tmp_path / "cache" / "X1.npz")

@@ -117,9 +117,17 @@ def _shift_error(fix, fit):
 
 
 def _surface_error(fix, fit):
+    """Mean distance to the true surfaces after removing the common translation (the gauge:
+    the SAX stack's mean position, not the fixture's reference anatomy)."""
+    gauge = np.zeros(3)
+    if fit.shifts:
+        tru = fix.shifts[fix.shifts["view"] == "sax"][["dx_mm", "dy_mm", "dz_mm"]].to_numpy(float)
+        gauge = tru.mean(axis=0)  # the fixture's common SAX displacement
+        p = fix.planes()[("sax", 0)]
+        gauge = gauge - (gauge @ p.normal) * p.normal  # only its in-plane part is absorbed
     out = {}
     for key, pts in fit.surfaces.items():
-        local_truth = (fit.frame.to_patient(pts) - fix.origin) @ fix.rotation
+        local_truth = (fit.frame.to_patient(pts) - gauge - fix.origin) @ fix.rotation
         out[key] = float(ellipsoid_distance(local_truth, SHAPES[key]).mean())
     return out
 
@@ -139,8 +147,17 @@ def test_breath_hold_shifts_are_recovered(shifted):
     err_none = _shift_error(fix, fits[False])
     assert err_bh < 1.0
     assert err_none > 2.0  # without correction the error is the shifts themselves
-    # LAX views are the reference
-    assert all(np.all(d == 0) for v, s, d in fits[True].shifts if v != "sax")
+    # gauge: the SAX shifts sum to zero; the LAX views get their own estimates
+    sax = np.array([d for v, s, d in fits[True].shifts if v == "sax"])
+    assert np.abs(sax.sum(axis=0)).max() < 0.05
+    assert {v for v, s, d in fits[True].shifts} == {"sax", "lax_2ch", "lax_4ch"}
+
+
+def test_lax_reference_keeps_long_axis_views_fixed():
+    fix = make_fixture(3, shift_sd_mm=3.0, noise_mm=0.5, through_plane=False)
+    fit = fit_exam(fix.guide_points, fix.planes(), "exam0", "truth", shift_reference="lax")
+    assert all(np.all(d == 0) for v, s, d in fit.shifts if v != "sax")
+    assert _shift_error(fix, fit) < 1.0
 
 
 def test_fitted_surfaces_and_volumes_match_the_truth(shifted):
@@ -234,3 +251,104 @@ def test_cli_writes_the_tables(tmp_path):
     sh = read_table(tmp_path / "out" / "slice_shifts.parquet")
     assert (sh[["dx_mm", "dy_mm", "dz_mm"]] == 0).all().all()  # --no-breath-hold
     assert len(list((tmp_path / "out" / "vtp").glob("*.vtp"))) == 2
+
+
+def test_missing_es_gives_a_partial_result():
+    fix = make_fixture(9, shift_sd_mm=1.0)
+    gp = fix.guide_points[fix.guide_points["phase"] == "ED"]
+    fit = fit_exam(gp, fix.planes(), "exam0", "truth")
+    assert fit.status == "partial" and fit.qc_reason == "missing_phase: ES"
+    assert ("ES", "endo") not in fit.surfaces and ("ED", "epi") in fit.surfaces
+    from cmr_atlas.lvmodel.outputs import tables_from_fits
+
+    m = tables_from_fits([fit])["measures"].set_index("method")
+    assert m.loc["model", "edv_ml"] > 0 and pd.isna(m.loc["model", "esv_ml"])
+
+
+def test_sax_contours_with_lax_landmarks_only():
+    # the automated path: SAX contours, landmarks on the LAX views, no LAX contours
+    fix = make_fixture(10, shift_sd_mm=3.0, noise_mm=0.5, through_plane=False)
+    gp = fix.guide_points
+    gp = gp[~((gp["view"] != "sax") & (gp["kind"] == "contour"))]
+    fit = fit_exam(gp, fix.planes(), "exam0", "auto")
+    assert fit.status == "ok"
+    assert {v for v, s, d in fit.shifts} == {"sax"}
+    assert _shift_error(fix, fit) < 1.0
+    assert fit.volumes["model"]["ED_cavity_ml"] == pytest.approx(fix.truth["edv_ml"], rel=0.05)
+
+
+def test_orientation_from_mitral_points_when_rv_inserts_are_missing():
+    fix = make_fixture(11, shift_sd_mm=1.0)
+    gp = fix.guide_points
+    full = fit_exam(gp, fix.planes(), "exam0", "truth")
+    gp = gp[~gp["landmark"].astype(str).str.startswith("rv_insert")]
+    fit = fit_exam(gp, fix.planes(), "exam0", "truth")
+    assert fit.status == "ok" and "septum_from_mv" in fit.qc_reason
+    # the fixture's 4CH plane contains the septum direction: same frame, same thickness map
+    np.testing.assert_allclose(fit.frame.rotation, full.frame.rotation, atol=0.05)
+    np.testing.assert_allclose(fit.thickness["ED"], full.thickness["ED"], atol=0.3)
+
+
+def test_projection_recovers_normal_offsets_including_near_the_apex():
+    from cmr_atlas.lvmodel.fit import _normals, project, surface_terms
+
+    rng = np.random.default_rng(4)
+    d = 60.0
+    x = _constant(0.6) + 0.02 * rng.normal(size=MESH.n_params)
+    mu = np.concatenate([rng.uniform(0.001, 0.08, 20), rng.uniform(0.1, 1.5, 80)])
+    th = rng.uniform(0, 2 * np.pi, mu.size)
+    s, s_mu, s_th, x_lam, _ = surface_terms(MESH, d, x, mu, th)
+    n = _normals(s_mu, s_th, x_lam)
+    off = rng.uniform(-3, 3, mu.size)
+    p = s + off[:, None] * n
+    _, mu0, th0 = prolate.to_prolate(p, d)  # start from the points' own coordinates
+    mu1, th1 = project(MESH, d, x, p, mu0, th0, n_iter=8)
+    s1 = surface_terms(MESH, d, x, mu1, th1)[0]
+    np.testing.assert_allclose(np.linalg.norm(p - s1, axis=1), np.abs(off), atol=0.02)
+
+
+def test_basal_chords_and_tiny_apical_contours_are_handled():
+    from cmr_atlas.lvmodel.exam import _below_base, _frame, _small_contour_slices
+
+    fix = make_fixture(12, shift_sd_mm=0.0)
+    gp = fix.guide_points
+    frame = _frame(gp)[0]
+    cont = gp[gp["kind"] == "contour"]
+    # a SAX "contour" lying on the mitral plane (the valve opening) is not fitted
+    mv = gp[gp["landmark"].astype(str).str.startswith("mv_") & (gp["phase"] == "ED")]
+    chord = cont[(cont["view"] == "sax") & (cont["slice_index"] == 3)].copy()
+    on_plane = frame.to_patient(frame.to_local(chord[["x_mm", "y_mm", "z_mm"]].to_numpy())
+                                * np.array([1.0, 1.0, 0.0])
+                                + frame.to_local(mv[["x_mm", "y_mm", "z_mm"]].to_numpy()).mean(0)
+                                * np.array([0, 0, 1.0]))
+    chord[["x_mm", "y_mm", "z_mm"]] = on_plane
+    keep = _below_base(pd.concat([cont, chord], ignore_index=True), gp, frame)
+    assert keep[: len(cont)][(cont["view"] == "sax").to_numpy()].all()
+    assert not keep[len(cont):].any()
+    # a 4 mm apical cap contour gets no shift of its own
+    tiny = chord.copy()
+    c = tiny[["x_mm", "y_mm", "z_mm"]].to_numpy()
+    tiny[["x_mm", "y_mm", "z_mm"]] = c.mean(0) + 4.0 * (c - c.mean(0)) / np.linalg.norm(
+        c - c.mean(0), axis=1).mean()
+    tiny["slice_index"] = 42
+    small = _small_contour_slices(pd.concat([cont, tiny]))
+    assert ("sax", 42) in small and not small & {("sax", s) for s in range(6)}
+
+
+def test_degenerate_inputs_never_raise():
+    fix = make_fixture(13, shift_sd_mm=2.0)
+    gp0 = fix.guide_points
+    variants = {
+        "no_4ch": gp0[gp0["view"] != "lax_4ch"],
+        "no_epi": gp0[gp0["surface"] != "epi"],
+        "nan_weight": gp0.assign(weight=np.nan),
+        "stray_point": pd.concat([gp0, gp0.iloc[:1].assign(x_mm=1e4)]),
+    }
+    gp = pd.concat([g.assign(exam_id=k) for k, g in variants.items()], ignore_index=True)
+    slices = pd.concat([fix.slices.assign(exam_id=k) for k in variants], ignore_index=True)
+    m = fit_all(gp, slices)["measures"].set_index(["exam_id", "method"])
+    assert (m.xs("model", level="method")["status"] == "ok").all()
+    assert pd.isna(m.loc[("no_epi", "model"), "lv_mass_g"]) and pd.isna(m.loc[("no_epi", "slices"), "lv_mass_g"])
+    # one stray point neither inflates the slice-summation volume nor the reported residual
+    assert m.loc[("stray_point", "slices"), "edv_ml"] == pytest.approx(m.loc[("nan_weight", "slices"), "edv_ml"])
+    assert m.loc[("stray_point", "model"), "rms_residual_mm"] < 1.0

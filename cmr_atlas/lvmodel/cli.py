@@ -24,12 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder for the tables")
     parser.add_argument("--no-breath-hold", action="store_true",
                         help="skip the breath-hold (slice shift) correction")
+    parser.add_argument("--shift-reference", choices=["sax_mean", "lax"], default="sax_mean",
+                        help="gauge of the slice shifts: SAX shifts sum to zero and LAX views are "
+                             "shifted too (default), or LAX views fixed")
     parser.add_argument("--vtp", action="store_true",
                         help="also write a VTP surface per exam, source and phase under OUT/vtp/")
 
 
 def fit_all(guide_points: pd.DataFrame, slices: pd.DataFrame, breath_hold: bool = True,
-            vtp_dir: Path | None = None) -> dict[str, pd.DataFrame]:
+            vtp_dir: Path | None = None, shift_reference: str = "sax_mean",
+            ) -> dict[str, pd.DataFrame]:
     """Fit every (exam, source) of a guide-point table; returns the output tables."""
     fits: list[ExamFit] = []
     for (exam_id, source), gp in guide_points.groupby(["exam_id", "source"], sort=True):
@@ -38,7 +42,8 @@ def fit_all(guide_points: pd.DataFrame, slices: pd.DataFrame, breath_hold: bool 
         except (KeyError, ValueError) as exc:
             log.warning("exam %s: bad slice planes: %s", exam_id, exc)
             planes = {}
-        f = fit_exam(gp, planes, str(exam_id), str(source), breath_hold=breath_hold)
+        f = fit_exam(gp, planes, str(exam_id), str(source), breath_hold=breath_hold,
+                     shift_reference=shift_reference)
         log.info("fit %s/%s: %s%s in %.2f s, rms %s mm", exam_id, source, f.status,
                  f" ({f.qc_reason})" if f.qc_reason else "", f.seconds,
                  f"{f.rms_residual_mm:.2f}" if f.rms_residual_mm is not None else "-")
@@ -80,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     gp = read_table(args.guide_points, GUIDE_POINTS)
     slices = read_table(args.slices)
     tables = fit_all(gp, slices, breath_hold=not args.no_breath_hold,
-                     vtp_dir=args.out / "vtp" if args.vtp else None)
+                     vtp_dir=args.out / "vtp" if args.vtp else None,
+                     shift_reference=getattr(args, "shift_reference", "sax_mean"))
     for name, df in tables.items():
         write_table(df, args.out / f"{name}.parquet", TABLES[name])
     m = tables["measures"]

@@ -23,7 +23,12 @@ PHASES = ("ED", "ES")
 SURFACES = ("endo", "epi")
 MIN_SAX_SLICES = 3
 APEX_WEIGHT = 2.0  # the apex landmark counts as two contour points on the epicardium
-FINE_MU, FINE_THETA = 61, 96  # sampling used for volumes and wall thickness (finer than 29x29)
+MV_WEIGHT = 2.0  # each mitral hinge point counts as two endocardial contour points
+FINE_MU, FINE_THETA = 61, 96
+MIN_SHIFT_RADIUS_MM = 8.0  # SAX slices with only smaller contours get no shift of their own
+BASE_MARGIN_MM = 2.0  # contour points closer than this to the mitral plane are not fitted
+MAX_OUTLIER_FRACTION = 0.1  # more rejected contour points than this flags the fit for review
+HIGH_RESIDUAL_MM = 3.0  # RMS data-to-surface distance that flags a fit for review (status stays ok)  # sampling used for volumes and wall thickness (finer than 29x29)
 
 
 class ExamError(ValueError):
@@ -57,6 +62,14 @@ def _landmarks(gp: pd.DataFrame, names: tuple[str, ...] | str, phase: str | None
     if phase is not None and (sub["phase"] == phase).any():
         sub = sub[sub["phase"] == phase]
     return sub
+
+
+def _weights(df: pd.DataFrame) -> np.ndarray:
+    """Guide-point weights (confidence for automated landmarks); missing = 1."""
+    if "weight" not in df:
+        return np.ones(len(df))
+    w = df["weight"].to_numpy(dtype=float)
+    return np.where(np.isfinite(w) & (w >= 0), w, 1.0)
 
 
 def _xyz(df: pd.DataFrame) -> np.ndarray:
@@ -93,7 +106,7 @@ def _septum_direction(gp: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return np.mean(dirs, axis=0), np.mean(ant_post, axis=0)
 
 
-def _frame(gp: pd.DataFrame) -> tuple[ModelFrame, float]:
+def _frame(gp: pd.DataFrame) -> tuple[ModelFrame, float, str | None]:
     mv = _landmarks(gp, "mv_", "ED")
     if len(mv) < 2:
         raise ExamError("missing_landmarks: mv")
@@ -108,7 +121,19 @@ def _frame(gp: pd.DataFrame) -> tuple[ModelFrame, float]:
             raise ExamError("missing_landmarks: apex")
         pts = _xyz(lax_epi)
         apex_pt = pts[np.argmax(np.linalg.norm(pts - mv_pts.mean(axis=0), axis=1))]
-    septum, ant_post = _septum_direction(gp)
+    try:
+        septum, ant_post = _septum_direction(gp)
+        note = None
+    except ExamError:
+        # No RV insertion points: the 4CH hinge points span septum-lateral and the 2CH ones
+        # anterior-inferior, which orients the model nearly as well.
+        sep, lat = _landmarks(gp, ("mv_septal",), "ED"), _landmarks(gp, ("mv_lateral",), "ED")
+        ant, inf = _landmarks(gp, ("mv_anterior",), "ED"), _landmarks(gp, ("mv_inferior",), "ED")
+        if sep.empty or lat.empty or ant.empty or inf.empty:
+            raise
+        septum = _xyz(sep).mean(axis=0) - _xyz(lat).mean(axis=0)
+        ant_post = _xyz(ant).mean(axis=0) - _xyz(inf).mean(axis=0)
+        note = "septum_from_mv"
     axis = apex_pt - mv_pts.mean(axis=0)
     axis = axis / max(np.linalg.norm(axis), 1e-9)
     epi = gp[(gp["kind"] == "contour") & (gp["view"] == "sax") & (gp["surface"] == "epi")
@@ -123,47 +148,90 @@ def _frame(gp: pd.DataFrame) -> tuple[ModelFrame, float]:
     except FrameError as exc:
         raise ExamError(f"bad_landmarks: {exc}") from exc
     anterior_sign = 1.0 if frame.vec_to_local(ant_post)[1] >= 0 else -1.0
-    return frame, anterior_sign
+    return frame, anterior_sign, note
+
+
+def _below_base(cont: pd.DataFrame, gp: pd.DataFrame, frame: ModelFrame) -> np.ndarray:
+    """Mask of contour points to fit: SAX points must lie BASE_MARGIN_MM below the mitral plane.
+
+    A SAX slice at the level of the mitral plane cuts the cavity's flat top: its contour runs
+    partly across the valve opening (a chord on the base plane, not a wall).  Points within the
+    margin of the plane, or on the atrial side, are left out of the fit; the model is extrapolated
+    over that band.
+    """
+    keep = np.ones(len(cont), dtype=bool)
+    for phase in PHASES:
+        # LAX contours end at the hinge points by definition: only SAX contours are trimmed
+        m = ((cont["phase"] == phase) & (cont["view"] == "sax")).to_numpy()
+        mv = _landmarks(gp, "mv_", phase)
+        if not m.any() or mv.empty:
+            continue
+        point, normal = base_plane(frame.to_local(_xyz(mv)))
+        depth = (frame.to_local(_xyz(cont[m])) - point) @ normal
+        keep[m] = depth > BASE_MARGIN_MM
+    return keep
+
+
+def _small_contour_slices(cont: pd.DataFrame) -> set[tuple[str, int]]:
+    """SAX slices whose largest contour has a mean radius below MIN_SHIFT_RADIUS_MM."""
+    sax = cont[cont["view"] == "sax"]
+    if sax.empty:
+        return set()
+    radius: dict[int, float] = {}
+    for (s, _, _), g in sax.groupby(["slice_index", "phase", "surface"]):
+        xyz = _xyz(g)
+        r = float(np.linalg.norm(xyz - xyz.mean(axis=0), axis=1).mean())
+        radius[int(s)] = max(radius.get(int(s), 0.0), r)
+    return {("sax", s) for s, r in radius.items() if r < MIN_SHIFT_RADIUS_MM}
 
 
 def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
-                   frame: ModelFrame) -> tuple[FitData, list[int]]:
-    """Data points in local coordinates; returns the data and the SAX slice index of each shift."""
+                   frame: ModelFrame, shift_reference: str = "sax_mean",
+                   ) -> tuple[FitData, list[tuple[str, int]]]:
+    """Data points in local coordinates, and the (view, slice_index) of each shift unknown.
+
+    ``shift_reference='sax_mean'``: every slice with contours and a plane gets an in-plane shift;
+    the SAX shifts sum to zero (the gauge).  ``'lax'``: only SAX slices are shifted; the LAX views
+    are the fixed reference.
+    """
+    if shift_reference not in ("sax_mean", "lax"):
+        raise ValueError(f"unknown shift reference {shift_reference!r}")
     cont = gp[(gp["kind"] == "contour") & gp["phase"].isin(PHASES) & gp["surface"].isin(SURFACES)]
-    phase_i = cont["phase"].map({p: i for i, p in enumerate(PHASES)}).to_numpy()
-    surf_i = cont["surface"].map({s: i for i, s in enumerate(SURFACES)}).to_numpy()
-    pts = frame.to_local(_xyz(cont))
-    w = cont["weight"].to_numpy(dtype=float) if "weight" in cont else np.ones(len(cont))
-    w = np.where(np.isfinite(w), w, 1.0)
-    sax_slices = sorted(
-        int(s) for s in cont.loc[cont["view"] == "sax", "slice_index"].unique()
-        if ("sax", int(s)) in planes
-    )
-    kmap = {s: k for k, s in enumerate(sax_slices)}
-    is_sax = (cont["view"] == "sax").to_numpy()
-    sl = cont["slice_index"].fillna(-1).astype(int).to_numpy()
-    slice_id = np.array([kmap.get(s, -1) if sx else -1 for s, sx in zip(sl, is_sax)], dtype=int)
-    basis = np.array([
-        [frame.vec_to_local(planes[("sax", s)].row_cosine),
-         frame.vec_to_local(planes[("sax", s)].col_cosine)] for s in sax_slices
-    ]).reshape(-1, 2, 3)
-    # The apex landmark of each phase pulls the epicardium (never shifted: it lies on LAX views).
-    extra_pts, extra_f = [], []
-    for pi, ph in enumerate(PHASES):
-        apex = gp[(gp["kind"] == "landmark") & (gp["landmark"] == "apex") & (gp["phase"] == ph)]
-        if len(apex):
-            extra_pts.append(frame.to_local(_xyz(apex)))
-            extra_f.append(np.full(len(apex), pi * 2 + 1))
-    if extra_pts:
-        ep = np.concatenate(extra_pts)
-        pts = np.concatenate([pts, ep])
-        phase_field = np.concatenate([phase_i * 2 + surf_i, np.concatenate(extra_f)])
-        w = np.concatenate([w, np.full(len(ep), APEX_WEIGHT)])
-        slice_id = np.concatenate([slice_id, np.full(len(ep), -1)])
-    else:
-        phase_field = phase_i * 2 + surf_i
-    data = FitData(pts, phase_field.astype(int), w, slice_id, basis, n_fields=4)
-    return data, sax_slices
+    cont = cont[_below_base(cont, gp, frame)]
+    apex = gp[(gp["kind"] == "landmark") & (gp["landmark"] == "apex") & gp["phase"].isin(PHASES)]
+    # mitral hinge points lie on the endocardial base ring: endocardial guide points
+    mv = gp[(gp["kind"] == "landmark") & gp["landmark"].astype(str).str.startswith("mv_")
+            & gp["phase"].isin(PHASES)] if MV_WEIGHT > 0 else gp.iloc[:0]
+    lms = pd.concat([apex, mv])
+    phase_map = {p: i for i, p in enumerate(PHASES)}
+    phase_i = np.concatenate([cont["phase"].map(phase_map).to_numpy(),
+                              lms["phase"].map(phase_map).to_numpy()])
+    surf_i = np.concatenate([cont["surface"].map({s: i for i, s in enumerate(SURFACES)}).to_numpy(),
+                             np.ones(len(apex), dtype=int),  # the apex landmark is epicardial
+                             np.zeros(len(mv), dtype=int)])
+    both = pd.concat([cont[["view", "slice_index"]], lms[["view", "slice_index"]]], ignore_index=True)
+    pts = frame.to_local(np.concatenate([_xyz(cont), _xyz(lms)]))
+    w = np.concatenate([_weights(cont), APEX_WEIGHT * _weights(apex), MV_WEIGHT * _weights(mv)])
+    views = both["view"].astype(str).to_numpy()
+    sl = both["slice_index"].fillna(0).astype(int).to_numpy()
+    # Slices with contours get a shift; a LAX view with landmarks only (the automated path has
+    # no LAX contours) stays fixed, else its shift would simply absorb its apex landmark.
+    with_contours = {(v, int(s)) for v, s in zip(cont["view"].astype(str),
+                                                   cont["slice_index"].fillna(0).astype(int))}
+    # A SAX slice whose contours are all tiny (a tangential cut of the apical cap) has no
+    # identifiable in-plane position: it keeps zero shift rather than sliding over the dome.
+    small = _small_contour_slices(cont)
+    keys = sorted({k for k in with_contours if k in planes and k not in small
+                   and (k[0] == "sax" or shift_reference == "sax_mean")},
+                  key=lambda k: (k[0] != "sax", k[0], k[1]))
+    kmap = {k: i for i, k in enumerate(keys)}
+    slice_id = np.array([kmap.get((v, int(s)), -1) for v, s in zip(views, sl)], dtype=int)
+    basis = np.array([[frame.vec_to_local(planes[k].row_cosine),
+                       frame.vec_to_local(planes[k].col_cosine)] for k in keys]).reshape(-1, 2, 3)
+    zero_mean = np.array([k[0] == "sax" for k in keys], dtype=bool)
+    data = FitData(pts, (phase_i * 2 + surf_i).astype(int), w, slice_id, basis, n_fields=4,
+                   zero_mean=zero_mean if shift_reference == "sax_mean" else None)
+    return data, keys
 
 
 def slice_summation(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane]) -> dict[str, float]:
@@ -186,25 +254,41 @@ def slice_summation(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane])
                 continue
             g = g.sort_values("point_index")
             xy = planes[("sax", int(s))].in_plane_mm(_xyz(g))
-            areas[(int(s), surf)] = measures.polygon_area_mm2(xy)
-        endo = sum(a for (s, su), a in areas.items() if su == "endo")
-        out[f"{phase}_cavity_ml"] = endo * spacing / 1000.0 if areas else float("nan")
-        myo = sum(areas[(s, "epi")] - areas[(s, "endo")]
-                  for (s, su) in areas if su == "epi" and (s, "endo") in areas)
-        out[f"{phase}_myo_ml"] = myo * spacing / 1000.0 if areas else float("nan")
+            # a stray point (far beyond the contour's typical radius) would distort the polygon
+            rad = np.linalg.norm(xy - np.median(xy, axis=0), axis=1)
+            xy = xy[rad <= 2.5 * np.median(rad) + 1.0]
+            if len(xy) >= 3:
+                areas[(int(s), surf)] = measures.polygon_area_mm2(xy)
+        endo = [a for (s, su), a in areas.items() if su == "endo"]
+        out[f"{phase}_cavity_ml"] = sum(endo) * spacing / 1000.0 if endo else float("nan")
+        myo = [areas[(s, "epi")] - areas[(s, "endo")]
+               for (s, su) in areas if su == "epi" and (s, "endo") in areas]
+        out[f"{phase}_myo_ml"] = sum(myo) * spacing / 1000.0 if myo else float("nan")
     return out
 
 
 def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_id: str,
-             source: str, breath_hold: bool = True,
-             settings: FitSettings | None = None) -> ExamFit:
+             source: str, breath_hold: bool = True, settings: FitSettings | None = None,
+             shift_reference: str = "sax_mean") -> ExamFit:
     """Fit the model to one exam's guide points; never raises for bad data (status 'failed')."""
     import time
 
+    from threadpoolctl import threadpool_limits
+
     t0 = time.perf_counter()
     out = ExamFit(exam_id, source)
+    # BLAS held to one thread: the systems are small (a few hundred unknowns) and threads only
+    # contend with the other jobs of a shard-parallel workflow
+    with threadpool_limits(limits=1):
+        _fit_exam_guarded(gp, planes, out, breath_hold, settings, shift_reference)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _fit_exam_guarded(gp, planes, out: ExamFit, breath_hold, settings, shift_reference) -> None:
+    exam_id, source = out.exam_id, out.source
     try:
-        _fit_exam(gp, planes, out, breath_hold, settings or FitSettings())
+        _fit_exam(gp, planes, out, breath_hold, settings or FitSettings(), shift_reference)
     except ExamError as exc:
         out.status, out.qc_reason = "failed", str(exc)
     except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
@@ -214,27 +298,33 @@ def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_i
         out.volumes["slices"] = slice_summation(gp, planes)
     except (ValueError, KeyError) as exc:
         log.warning("exam %s/%s: slice summation failed: %s", exam_id, source, exc)
-    out.seconds = time.perf_counter() - t0
-    return out
 
 
-def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings) -> None:
+def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings,
+              shift_reference: str) -> None:
     cont = gp[gp["kind"] == "contour"]
     ed_sax = cont[(cont["phase"] == "ED") & (cont["view"] == "sax") & (cont["surface"] == "endo")]
     if ed_sax["slice_index"].nunique() < MIN_SAX_SLICES:
         raise ExamError("too_few_sax_contours")
-    frame, anterior_sign = _frame(gp)
+    frame, anterior_sign, note = _frame(gp)
     out.frame = frame
-    data, sax_slices = build_fit_data(gp, planes, frame)
+    data, keys = build_fit_data(gp, planes, frame, shift_reference)
     res = fit(data, frame.focal_mm, settings, breath_hold=breath_hold)
     out.result = res
-    out.rms_residual_mm = float(np.sqrt(np.mean(res.residual**2)))
-    # Shifts in patient coordinates; LAX views are the reference (zero shift).
-    for k, s in enumerate(sax_slices):
-        p = planes[("sax", s)]
-        out.shifts.append(("sax", s, res.shifts[k, 0] * p.row_cosine + res.shifts[k, 1] * p.col_cosine))
-    for (v, s) in sorted(k for k in planes if k[0] != "sax"):
-        out.shifts.append((v, s, np.zeros(3)))
+    # RMS over the points the final fit kept (Tukey weight > 0); rejected points are counted
+    inlier = res.robust_weight > 0
+    out.rms_residual_mm = float(np.sqrt(np.mean(res.residual[inlier] ** 2))) if inlier.any() else None
+    outlier_frac = 1.0 - float(inlier.mean())
+    # Shifts in patient coordinates for every slice with data; with the LAX reference the LAX
+    # views are listed with zero.  Slices without contours have no estimate and no row.
+    shift_of = {k: res.shifts[i, 0] * planes[k].row_cosine + res.shifts[i, 1] * planes[k].col_cosine
+                for i, k in enumerate(keys)}
+    if shift_reference == "lax":
+        lax_views = {(v, int(s)) for v, s in zip(gp["view"], gp["slice_index"].fillna(0))
+                     if v != "sax" and (v, int(s)) in planes}
+        shift_of.update({k: np.zeros(3) for k in lax_views})
+    for k in sorted(shift_of, key=lambda k: (k[0] != "sax", k[0], k[1])):
+        out.shifts.append((k[0], k[1], shift_of[k]))
     mesh = settings.mesh
     tris_fine = measures.triangles(FINE_MU, FINE_THETA)
     missing = []
@@ -245,7 +335,10 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
             missing.append(phase)
             continue
         mv = _landmarks(gp, "mv_", phase)
-        point, normal = base_plane(frame.to_local(_xyz(mv)))
+        # hinge points corrected by their view's breath-hold shift, like the contours
+        mv_xyz = _xyz(mv) - np.array([shift_of.get((v, int(s)), np.zeros(3)) for v, s in
+                                      zip(mv["view"], mv["slice_index"].fillna(0))]).reshape(-1, 3)
+        point, normal = base_plane(frame.to_local(mv_xyz))
         out.planes[phase] = (point, normal)
         fine = {}
         for si, surf in enumerate(SURFACES):
@@ -264,7 +357,14 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
     out.volumes["model"] = model
     if "ED" in missing:
         raise ExamError("missing_phase: ED")
+    if any(v <= 0 for k, v in model.items()):
+        raise ExamError("implausible_fit: non-positive volume")
+    warnings = [w for w in (
+        note, None if res.converged else "not_converged",
+        "high_residual" if (out.rms_residual_mm or 0.0) > HIGH_RESIDUAL_MM else None,
+        f"outliers: {100 * outlier_frac:.0f}% of points" if outlier_frac > MAX_OUTLIER_FRACTION else None,
+    ) if w]
     if missing:
-        out.status, out.qc_reason = "partial", "missing_phase: " + ",".join(missing)
-    elif not res.converged:
-        out.qc_reason = "not_converged"
+        out.status = "partial"
+        warnings.insert(0, "missing_phase: " + ",".join(missing))
+    out.qc_reason = "; ".join(warnings) or None

@@ -33,8 +33,9 @@ class FitData:
     field: np.ndarray  # (N,) index of the lambda field: phase_index * 2 + surface_index
     weight: np.ndarray  # (N,) relative weights
     slice_id: np.ndarray  # (N,) index into shift_basis, -1 for points that are never shifted
-    shift_basis: np.ndarray  # (K, 2, 3) in-plane unit vectors (row, col cosines) of each SAX slice
+    shift_basis: np.ndarray  # (K, 2, 3) in-plane unit vectors (row, col cosines) of each slice
     n_fields: int = 4
+    zero_mean: np.ndarray | None = None  # (K,) slices whose shifts must sum to zero (the gauge)
 
 
 @dataclass
@@ -42,7 +43,7 @@ class FitSettings:
     """Weights and iteration limits; the defaults are the documented ones (docs/lvmodel.md)."""
 
     mesh: HermiteMesh = field(default_factory=HermiteMesh)
-    smooth_breath_hold: float = 1e-3  # Sobolev weight of the highly regularised stage
+    smooth_breath_hold: float = 3e-4  # Sobolev weight of the highly regularised stage
     smooth_final: float = 1e-4  # Sobolev weight of the final fit
     w_first: float = 0.0  # first-derivative share of the Sobolev norm
     w_second: float = 1.0  # second-derivative share
@@ -52,6 +53,7 @@ class FitSettings:
     final_iterations: int = 8
     tol_bh_mm: float = 0.05  # breath-hold stage stops when no shift or surface point moves more
     tol_mm: float = 0.02  # final stage stops when no surface point moves more than this
+    reweight_iterations: int = 3  # robust weights are re-estimated this often, then frozen
     huber_k: float = 1.345
     tukey_c: float = 4.685
     sigma_floor_mm: float = 1.0
@@ -70,9 +72,10 @@ class FitResult:
 
 
 def surface_terms(mesh: HermiteMesh, d: float, x: np.ndarray, mu: np.ndarray, theta: np.ndarray,
-                  with_basis: bool = False):
-    """Surface point S, tangents S_mu, S_theta, X_lam (and basis B) at (mu, theta) of one field."""
-    lam, lam_mu, lam_th = mesh.evaluate(x, mu, theta, ((0, 0), (1, 0), (0, 1)))
+                  with_basis: bool = False, field: np.ndarray | None = None):
+    """Surface point S, tangents S_mu, S_theta, X_lam (and basis B) at (mu, theta) of one field
+    (or of several: ``x`` (n_fields, n_params) and each point's ``field``)."""
+    lam, lam_mu, lam_th = mesh.evaluate(x, mu, theta, ((0, 0), (1, 0), (0, 1)), field)
     b = mesh.basis(mu, theta) if with_basis else None
     s = prolate.to_cartesian(lam, mu, theta, d)
     x_lam, x_mu, x_th = prolate.jacobian(lam, mu, theta, d)
@@ -94,34 +97,39 @@ def _normals(s_mu: np.ndarray, s_th: np.ndarray, x_lam: np.ndarray) -> np.ndarra
 
 
 def project(mesh: HermiteMesh, d: float, x: np.ndarray, p: np.ndarray, mu: np.ndarray,
-            theta: np.ndarray, n_iter: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Closest points on the surface of field ``x`` to ``p``: damped Gauss-Newton in (mu, theta)."""
-    mu = mu.copy()
+            theta: np.ndarray, n_iter: int = 4,
+            field: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Closest points on the surface of field ``x`` to ``p``: damped Gauss-Newton.
+
+    Iterates in the pole-regular chart ``(u, v) = mu (cos theta, sin theta)`` so that points near
+    the apex converge (theta is undefined at the pole and a step may cross it).
+    """
+    mu = np.maximum(mu.copy(), 1e-4)
     theta = theta.copy()
     for _ in range(n_iter):
-        s, s_mu, s_th, _, _ = surface_terms(mesh, d, x, mu, theta)
+        s, s_mu, s_th, _, _ = surface_terms(mesh, d, x, mu, theta, field=field)
         e = s - p
-        a11 = np.einsum("ij,ij->i", s_mu, s_mu)
-        a22 = np.einsum("ij,ij->i", s_th, s_th)
-        a12 = np.einsum("ij,ij->i", s_mu, s_th)
-        g1 = np.einsum("ij,ij->i", s_mu, e)
-        g2 = np.einsum("ij,ij->i", s_th, e)
+        c, sn = np.cos(theta)[:, None], np.sin(theta)[:, None]
+        s_th_mu = s_th / mu[:, None]
+        s_u = s_mu * c - s_th_mu * sn
+        s_v = s_mu * sn + s_th_mu * c
+        a11 = np.einsum("ij,ij->i", s_u, s_u)
+        a22 = np.einsum("ij,ij->i", s_v, s_v)
+        a12 = np.einsum("ij,ij->i", s_u, s_v)
+        g1 = np.einsum("ij,ij->i", s_u, e)
+        g2 = np.einsum("ij,ij->i", s_v, e)
         damp = 1e-3 * (a11 + a22) + 1e-9
         a11 = a11 + damp
         a22 = a22 + damp
         det = a11 * a22 - a12 * a12
-        dmu = -(a22 * g1 - a12 * g2) / det
-        dth = -(a11 * g2 - a12 * g1) / det
-        # Keep steps modest: the pole and the base edge are where Newton overshoots.
-        dmu = np.clip(dmu, -0.3, 0.3)
-        dth = np.clip(dth, -0.6, 0.6)
-        mu = mu + dmu
-        theta = theta + dth
-        neg = mu < 0  # stepping across the pole: reflect onto the other side
-        mu[neg] = -mu[neg]
-        theta[neg] += np.pi
-        mu = np.minimum(mu, mesh.mu_max)
-        theta = np.mod(theta, 2 * np.pi)
+        du = -(a22 * g1 - a12 * g2) / det
+        dv = -(a11 * g2 - a12 * g1) / det
+        step = np.hypot(du, dv)
+        scale = np.minimum(1.0, 0.3 / np.maximum(step, 1e-12))  # at most 0.3 rad per iteration
+        u = mu * c[:, 0] + scale * du
+        v = mu * sn[:, 0] + scale * dv
+        mu = np.clip(np.hypot(u, v), 1e-4, mesh.mu_max)
+        theta = np.mod(np.arctan2(v, u), 2 * np.pi)
     return mu, theta
 
 
@@ -178,6 +186,7 @@ class _Problem:
         self.data, self.d, self.s = data, d, s
         self.mesh = s.mesh
         self.k = data.shift_basis.shape[0]
+        self.lm = 1e-3  # Levenberg-Marquardt damping, adapted step by step
         lam, mu, th = prolate.to_prolate(data.points, d)
         self.mu, self.theta = mu, th
         # Scale of the smoothing: the data term per unit lambda, per unit parametric area.
@@ -190,26 +199,30 @@ class _Problem:
              for f in range(data.n_fields)]
         )
 
-    def residuals(self, x: np.ndarray, shifts: np.ndarray, n_proj: int = 4):
+    def residuals(self, x: np.ndarray, shifts: np.ndarray, n_proj: int = 3):
+        """Signed distances r, normals n and dr/dlam g of all points (all fields in one pass)."""
         data = self.data
         p = self._corrected(shifts)
-        n = np.zeros_like(p)
-        r = np.zeros(len(p))
-        g = np.zeros(len(p))
-        rows = {}
-        for f in range(data.n_fields):
-            m = np.flatnonzero(data.field == f)
-            if m.size == 0:
-                continue
-            mu, th = project(self.mesh, self.d, x[f], p[m], self.mu[m], self.theta[m], n_proj)
-            self.mu[m], self.theta[m] = mu, th
-            sp, s_mu, s_th, x_lam, b = surface_terms(self.mesh, self.d, x[f], mu, th, True)
-            nf = _normals(s_mu, s_th, x_lam)
-            n[m] = nf
-            r[m] = np.einsum("ij,ij->i", nf, sp - p[m])
-            g[m] = np.einsum("ij,ij->i", nf, x_lam)
-            rows[f] = (m, b)
-        return r, n, g, rows
+        self.mu, self.theta = project(self.mesh, self.d, x, p, self.mu, self.theta, n_proj,
+                                      field=data.field)
+        sp, s_mu, s_th, x_lam, _ = surface_terms(self.mesh, self.d, x, self.mu, self.theta,
+                                                 field=data.field)
+        n = _normals(s_mu, s_th, x_lam)
+        e = sp - p
+        # signed distance to the projected point: |S - p| never grows when a projection is
+        # refined, so objective values stay comparable between iterations
+        r = np.sign(np.einsum("ij,ij->i", n, e)) * np.linalg.norm(e, axis=1)
+        g = np.einsum("ij,ij->i", n, x_lam)
+        return r, n, g
+
+    def rows(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per field: its point indices and basis matrix at the current projections."""
+        out = {}
+        for f in range(self.data.n_fields):
+            m = np.flatnonzero(self.data.field == f)
+            if m.size:
+                out[f] = (m, self.mesh.basis(self.mu[m], self.theta[m]))
+        return out
 
     def _corrected(self, shifts: np.ndarray) -> np.ndarray:
         data = self.data
@@ -220,11 +233,14 @@ class _Problem:
             p[sh] -= vec[data.slice_id[sh]]
         return p
 
-    def step(self, x, shifts, smooth, robust, estimate_shifts):
-        """One Gauss-Newton step; returns new (x, shifts), residuals and robust weights."""
+    def step(self, x, shifts, smooth, robust, estimate_shifts, rw=None):
+        """One Levenberg-Marquardt step; returns new (x, shifts), residuals, robust weights and
+        the largest move (mm).  ``rw``: robust weights to keep (else recomputed from residuals)."""
         data, s, mesh = self.data, self.s, self.mesh
-        r, n, g, rows = self.residuals(x, shifts)
-        rw = _robust_weights(r, data.weight, robust, s)
+        r, n, g = self.residuals(x, shifts)
+        rows = self.rows()
+        if rw is None:
+            rw = _robust_weights(r, data.weight, robust, s)
         w = data.weight * rw
         npar = mesh.n_params
         nf = data.n_fields
@@ -270,21 +286,58 @@ class _Problem:
             gs = np.zeros((self.k, 2))
             np.add.at(gs, kk, jss * (ws * r[sax])[:, None])
             ridge = s.shift_ridge * max(float(np.median(data.weight)), 1e-6)
-            blk = np.zeros((nsh, nsh))
+            blk = np.zeros((nsh, nsh))  # per-slice 2x2 blocks
             for k in range(self.k):  # K 2x2 blocks (a dozen), cheap
                 blk[2 * k:2 * k + 2, 2 * k:2 * k + 2] = hs[k] + ridge * np.eye(2)
-            h[nf * npar:, nf * npar:] = blk
             rhs[nf * npar:] = -(gs.ravel() + ridge * shifts.ravel())
+            if data.zero_mean is not None and data.zero_mean.any():
+                # gauge: the 3D sum of the zero-mean slices' shifts is held at zero (stiff penalty)
+                a = (data.shift_basis * data.zero_mean[:, None, None]).reshape(-1, 3).T  # (3, 2K)
+                rho = 10.0 * float(w.sum())
+                blk += rho * a.T @ a
+                rhs[nf * npar:] -= rho * a.T @ (a @ shifts.ravel())
+            h[nf * npar:, nf * npar:] = blk
         empty = np.diag(h) == 0  # fields without data
         h[empty, empty] = 1.0
-        delta = np.linalg.solve(h, rhs)
-        x_new = x + delta[: nf * npar].reshape(nf, npar)
-        sh_new = shifts
-        if use_shift:
-            sh_new = shifts + delta[nf * npar:].reshape(self.k, 2)
-            norm = np.linalg.norm(sh_new, axis=1)
-            big = norm > s.max_shift_mm
-            sh_new[big] *= (s.max_shift_mm / norm[big])[:, None]
+        rho = 0.0
+        a = None
+        if use_shift and data.zero_mean is not None and data.zero_mean.any():
+            a = (data.shift_basis * data.zero_mean[:, None, None]).reshape(-1, 3).T
+            rho = 10.0 * float(w.sum())
+        ridge = s.shift_ridge * max(float(np.median(data.weight)), 1e-6)
+
+        def objective(xx, ss, rr):
+            val = float(w @ rr**2)
+            for f in rows:
+                val += smooth * self.scale[f] * float(xx[f] @ self.unit_smooth @ xx[f])
+            if use_shift:
+                val += ridge * float((ss**2).sum())
+                if a is not None:
+                    val += rho * float(((a @ ss.ravel()) ** 2).sum())
+            return val
+
+        # Levenberg-Marquardt: accept a step only if it lowers the (fixed-weight) objective; the
+        # projections make the problem non-linear near the apex and the base.
+        f0 = objective(x, shifts, r)
+        saved = (self.mu.copy(), self.theta.copy())
+        diag = np.diag(h).copy()
+        for _ in range(8):
+            delta = np.linalg.solve(h + self.lm * np.diag(diag), rhs)
+            x_new = x + delta[: nf * npar].reshape(nf, npar)
+            sh_new = shifts
+            if use_shift:
+                sh_new = shifts + delta[nf * npar:].reshape(self.k, 2)
+                norm = np.linalg.norm(sh_new, axis=1)
+                big = norm > s.max_shift_mm
+                sh_new[big] *= (s.max_shift_mm / norm[big])[:, None]
+            r_new = self.residuals(x_new, sh_new)[0]
+            if objective(x_new, sh_new, r_new) <= f0:
+                self.lm = max(self.lm / 3.0, 1e-7)
+                break
+            self.mu, self.theta = saved[0].copy(), saved[1].copy()
+            self.lm *= 10.0
+        else:  # no descent: stay (converged as far as this linearisation can tell)
+            return x, shifts, r, rw, 0.0
         # size of the update in mm: lambda change times its scale factor, and shift change
         move = np.abs(g * (_field_delta(rows, delta[: nf * npar].reshape(nf, npar), len(r))))
         move_mm = float(move.max()) if move.size else 0.0
@@ -309,24 +362,32 @@ def fit(data: FitData, d: float, settings: FitSettings | None = None,
     shifts = np.zeros((prob.k, 2))
     it = 0
     converged = True
+    # Robust weights are re-estimated for the first iterations of each stage, then frozen so
+    # that the stage minimises one objective (changing weights make steps zig-zag).
     if breath_hold and prob.k:
         conv = False
+        rw = None
         for i in range(s.bh_iterations):
-            x, shifts, r, rw, move = prob.step(x, shifts, s.smooth_breath_hold, "huber", True)
+            x, shifts, r, rw_used, move = prob.step(
+                x, shifts, s.smooth_breath_hold, "huber", True, rw if i >= s.reweight_iterations else None)
+            rw = rw_used
             it += 1
-            if move < s.tol_bh_mm and i >= 2:
+            if move < s.tol_bh_mm and i >= s.reweight_iterations:
                 conv = True
                 break
         converged &= conv
     conv = False
+    rw = None
     for i in range(s.final_iterations):
         robust = "huber" if i < 2 else "tukey"
-        x, shifts, r, rw, move = prob.step(x, shifts, s.smooth_final, robust, False)
+        x, shifts, r, rw_used, move = prob.step(
+            x, shifts, s.smooth_final, robust, False, rw if i >= s.reweight_iterations + 1 else None)
+        rw = rw_used
         it += 1
-        if move < s.tol_mm and i >= 3:
+        if move < s.tol_mm and i >= s.reweight_iterations + 1:
             conv = True
             break
     converged &= conv
-    r, n, g, rows = prob.residuals(x, shifts)
+    r, n, g = prob.residuals(x, shifts)
     rw = _robust_weights(r, data.weight, "tukey", s)
     return FitResult(x, shifts, prob.mu.copy(), prob.theta.copy(), r, rw, it, converged)

@@ -30,22 +30,38 @@ def _hermite_1d(xi: np.ndarray, h: float, deriv: int) -> np.ndarray:
     ``deriv`` is the order of the derivative with respect to the global coordinate; slopes are
     per unit global coordinate, hence the factors ``h`` (element size).
     """
-    x = xi
+    x = np.asarray(xi, dtype=float)
+    out = np.empty(x.shape + (4,))
     if deriv == 0:
-        b = [1 - 3 * x**2 + 2 * x**3, x - 2 * x**2 + x**3, 3 * x**2 - 2 * x**3, -(x**2) + x**3]
-        scale = 1.0
+        x2 = x * x
+        x3 = x2 * x
+        out[..., 0] = 1 - 3 * x2 + 2 * x3
+        out[..., 1] = h * (x - 2 * x2 + x3)
+        out[..., 2] = 3 * x2 - 2 * x3
+        out[..., 3] = h * (x3 - x2)
     elif deriv == 1:
-        b = [-6 * x + 6 * x**2, 1 - 4 * x + 3 * x**2, 6 * x - 6 * x**2, -2 * x + 3 * x**2]
-        scale = 1.0 / h
+        x2 = x * x
+        out[..., 0] = (6 * x2 - 6 * x) / h
+        out[..., 1] = 1 - 4 * x + 3 * x2
+        out[..., 2] = (6 * x - 6 * x2) / h
+        out[..., 3] = 3 * x2 - 2 * x
     elif deriv == 2:
-        b = [-6 + 12 * x, -4 + 6 * x, 6 - 12 * x, -2 + 6 * x]
-        scale = 1.0 / h**2
+        out[..., 0] = (12 * x - 6) / h**2
+        out[..., 1] = (6 * x - 4) / h
+        out[..., 2] = (6 - 12 * x) / h**2
+        out[..., 3] = (6 * x - 2) / h
     else:
         raise ValueError("derivative order must be 0, 1 or 2")
-    out = np.stack([np.broadcast_to(v, x.shape) for v in b], axis=-1).astype(float)
-    out[..., 1] *= h
-    out[..., 3] *= h
-    return out * scale
+    return out
+
+
+# Local layout of the 16 DOFs of an element: index im * 4 + it, with im = 2 a + dm (mu node a,
+# mu-derivative dm) and it = 2 b + dt (theta node b, theta-derivative dt), so that basis values are
+# the outer product of the 1D functions.
+_IM, _IT = np.meshgrid(np.arange(4), np.arange(4), indexing="ij")
+_A, _DM = (_IM // 2).ravel(), (_IM % 2).ravel()
+_B, _DT = (_IT // 2).ravel(), (_IT % 2).ravel()
+_K = _DM + 2 * _DT
 
 
 @dataclass(frozen=True)
@@ -104,45 +120,47 @@ class HermiteMesh:
         e_th = np.minimum((theta / self.h_theta).astype(int), self.n_theta - 1)
         xi = mu / self.h_mu - e_mu
         eta = theta / self.h_theta - e_th
-        cols = np.empty((mu.size, 16), dtype=int)
-        n = 0
-        for a in range(2):  # mu node a/b
-            for b in range(2):  # theta node a/b
-                for dm in range(2):
-                    for dt in range(2):
-                        cols[:, n] = self.dof(e_mu + a, e_th + b, dm + 2 * dt)
-                        n += 1
+        cols = (((e_mu[:, None] + _A) * self.n_theta + (e_th[:, None] + _B) % self.n_theta) * 4
+                + _K)
         return xi, eta, cols
 
-    @staticmethod
-    def _products(xi, eta, h_mu, h_theta, d_mu, d_theta) -> np.ndarray:
-        bm = _hermite_1d(xi, h_mu, d_mu)  # (N, 4): value a, slope a, value b, slope b
-        bt = _hermite_1d(eta, h_theta, d_theta)
-        out = np.empty((xi.size, 16))
-        n = 0
-        for a in range(2):
-            for b in range(2):
-                for dm in range(2):
-                    for dt in range(2):
-                        out[:, n] = bm[:, 2 * a + dm] * bt[:, 2 * b + dt]
-                        n += 1
-        return out
+    def _products(self, xi, eta, d_mu, d_theta) -> np.ndarray:
+        bm = _hermite_1d(xi, self.h_mu, d_mu)
+        bt = _hermite_1d(eta, self.h_theta, d_theta)
+        return (bm[:, :, None] * bt[:, None, :]).reshape(-1, 16)
 
     def basis(self, mu: np.ndarray, theta: np.ndarray, d_mu: int = 0, d_theta: int = 0) -> np.ndarray:
         """Dense matrix (N, n_params): row n gives d^(d_mu+d_theta) lambda at (mu[n], theta[n])."""
         xi, eta, cols = self._locate(mu, theta)
-        vals = self._products(xi, eta, self.h_mu, self.h_theta, d_mu, d_theta)
+        vals = self._products(xi, eta, d_mu, d_theta)
         full = np.zeros((xi.size, self.n_full))
         np.put_along_axis(full, cols, vals, axis=1)
         return full @ self.constraint
 
     def evaluate(self, x: np.ndarray, mu: np.ndarray, theta: np.ndarray,
-                 derivs: tuple[tuple[int, int], ...] = ((0, 0),)) -> list[np.ndarray]:
-        """Field values/derivatives at points for parameters ``x`` (no basis matrix is formed)."""
+                 derivs: tuple[tuple[int, int], ...] = ((0, 0),),
+                 field: np.ndarray | None = None) -> list[np.ndarray]:
+        """Field values/derivatives at points for parameters ``x`` (no basis matrix is formed).
+
+        ``x`` is one field's parameters, or ``(n_fields, n_params)`` with ``field`` giving each
+        point's field (several surfaces evaluated in one pass).
+        """
         xi, eta, cols = self._locate(mu, theta)
-        coef = (self.constraint @ x)[cols]  # (N, 16)
-        return [np.einsum("ij,ij->i", self._products(xi, eta, self.h_mu, self.h_theta, dm, dt), coef)
-                for dm, dt in derivs]
+        if field is None:
+            coef = (self.constraint @ x)[cols]
+        else:
+            coef = (np.asarray(x) @ self.constraint.T)[np.asarray(field)[:, None], cols]
+        coef = coef.reshape(-1, 4, 4)  # (N, im, it)
+        cache_m: dict[int, np.ndarray] = {}
+        cache_t: dict[int, np.ndarray] = {}
+        out = []
+        for dm, dt in derivs:
+            if dm not in cache_m:
+                cache_m[dm] = _hermite_1d(xi, self.h_mu, dm)
+            if dt not in cache_t:
+                cache_t[dt] = _hermite_1d(eta, self.h_theta, dt)
+            out.append(np.einsum("ni,nij,nj->n", cache_m[dm], coef, cache_t[dt], optimize=False))
+        return out
 
     def smoothing(self, w_first: float = 0.0, w_second: float = 1.0) -> np.ndarray:
         """Sobolev penalty matrix (n_params, n_params) over the parametric domain.

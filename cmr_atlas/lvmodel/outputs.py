@@ -64,10 +64,11 @@ MODEL_FRAMES = register(TableSchema(
 SLICE_SHIFTS = register(TableSchema(
     name="slice_shifts", row="image plane",
     description=(
-        "Estimated breath-hold displacement of each slice in patient coordinates (same sign as "
-        "the synthetic truth: the heart appeared at p + d, corrected contour = observed - d). "
-        "In-plane only; LAX planes are the reference (zero), so shifts are relative to the "
-        "long-axis views' breath-hold position. All zero with --no-breath-hold."
+        "Estimated breath-hold displacement of each slice with contours, in patient coordinates "
+        "(same sign as the synthetic truth: the heart appeared at p + d, corrected contour = "
+        "observed - d). In-plane components only. Reference (default `sax_mean`): the SAX "
+        "shifts sum to zero and the LAX views get their own shifts; with `--shift-reference "
+        "lax` the LAX views are fixed (listed with zero). All zero with --no-breath-hold."
     ),
     columns=(
         *_KEY,

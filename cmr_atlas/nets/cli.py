@@ -136,25 +136,45 @@ def _card(name: str, grid: Grid, data_info: dict, report: dict, extra: dict) -> 
 
 
 def train_model(name: str, data_dir: str | Path, out_dir: str | Path, minutes: float, threads: int,
-                seed: int, max_epochs: int = 60, batch_size: int = 16, steps_per_epoch: int | None = 60) -> list[Path]:
+                seed: int, max_epochs: int = 60, batch_size: int = 16, steps_per_epoch: int | None = 60,
+                init_from: str | Path | None = None, zoom: tuple[float, float] | None = None) -> list[Path]:
+    """Train model ``name``; with ``init_from`` (a models folder) continue from its weights of the
+    same name, and the card keeps the earlier runs' records under ``previous_runs``."""
     from .train import TrainConfig, train_heatmap, train_segmentation, train_vgg_cyclic
 
     data_dir = Path(data_dir)
     info = json.loads((data_dir / "data.json").read_text())
     cfg = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, max_seconds=minutes * 60,
                       seed=seed, threads=threads, steps_per_epoch=steps_per_epoch or None)
+    init_state, previous = None, []
+    if init_from and name != "lm_vgg":
+        from .registry import load_model
+
+        prev_model, prev_card = load_model(name, init_from)
+        init_state = prev_model.state_dict()
+        previous = prev_card.get("previous_runs", []) + [{
+            "sha256": prev_card["sha256"], "training": prev_card.get("training"),
+            "history": prev_card.get("history", [])}]
     if name == "seg_sax":
-        model, rep = train_segmentation(Samples.load(data_dir / "seg.npz"), cfg)
-        card = _card(name, SEG_GRID, info, rep, {"labels": LABELS, "loss": "cross-entropy + soft Dice"})
+        from dataclasses import replace
+
+        from .augment import SEGMENTATION_AUG
+
+        aug = SEGMENTATION_AUG if zoom is None else replace(SEGMENTATION_AUG, zoom=tuple(zoom))
+        model, rep = train_segmentation(Samples.load(data_dir / "seg.npz"), cfg, init_state=init_state, aug=aug)
+        card = _card(name, SEG_GRID, info, rep, {"labels": LABELS, "loss": "cross-entropy + soft Dice",
+                                                 "previous_runs": previous})
         return [save_model(model, card, out_dir)]
     if name.startswith("lm_heatmap_"):
         m = name.removeprefix("lm_heatmap_")
         sigma_px = SIGMA_MM[m] / LM_GRID.spacing_mm
-        model, rep = train_heatmap(Samples.load(data_dir / f"lm_{m}.npz"), cfg, sigma_px, LM_GRID.spacing_mm)
+        model, rep = train_heatmap(Samples.load(data_dir / f"lm_{m}.npz"), cfg, sigma_px, LM_GRID.spacing_mm,
+                                   init_state=init_state)
         card = _card(name, LM_GRID, info, rep, {
             "channels": ["background", *MODEL_LANDMARKS[m]], "views": list(MODEL_VIEWS[m]),
             "landmarks_by_view": {v: list(LANDMARKS[v]) for v in MODEL_VIEWS[m]},
-            "sigma_mm": SIGMA_MM[m], "loss": "KL + soft Dice (class weights 1, 5, 5, 5)"})
+            "sigma_mm": SIGMA_MM[m], "loss": "KL + soft Dice (class weights 1, 5, 5, 5)",
+            "previous_runs": previous})
         return [save_model(model, card, out_dir)]
     if name == "lm_vgg":
         from .data import VIEW_CODES
@@ -203,6 +223,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         q.add_argument("--train-seed", type=int, default=0, help="seed of initialisation, split and augmentation")
         q.add_argument("--max-epochs", type=int, default=60)
         q.add_argument("--batch-size", type=int, default=16)
+        q.add_argument("--init-from", help="continue from the same-named model in this models folder (U-Nets)")
+        q.add_argument("--zoom", type=float, nargs=2, metavar=("LO", "HI"), help="segmentation zoom range")
         q.add_argument("--steps-per-epoch", type=int, default=60,
                        help="batches between validations (0 = one pass over the training images)")
 
@@ -226,6 +248,16 @@ def run(args: argparse.Namespace) -> int:
         _data(args, args.data)
     for name in names:
         for p in train_model(name, args.data, args.out, args.minutes, args.threads, args.train_seed,
-                             args.max_epochs, args.batch_size, args.steps_per_epoch):
+                             args.max_epochs, args.batch_size, args.steps_per_epoch,
+                             getattr(args, "init_from", None), getattr(args, "zoom", None)):
             log.info("wrote %s", p)
     return 0
+
+
+if __name__ == "__main__":  # python -m cmr_atlas.nets.cli STEP ... (same as `cmr-atlas train`)
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _p = argparse.ArgumentParser(prog="cmr-atlas train")
+    add_arguments(_p)
+    sys.exit(run(_p.parse_args()))

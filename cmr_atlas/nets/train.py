@@ -126,21 +126,28 @@ def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def train_segmentation(samples: Samples, cfg: TrainConfig, base: int = 16, levels: int = 4,
-                       aug: AugmentConfig = SEGMENTATION_AUG, dice_weight: float = 1.0) -> tuple[UNet, dict]:
+                       aug: AugmentConfig = SEGMENTATION_AUG, dice_weight: float = 1.0,
+                       init_state: dict | None = None) -> tuple[UNet, dict]:
+    """``init_state``: start from these weights (continued training) instead of random ones."""
     rng = _seed(cfg)
     model = UNet(1, 4, base, levels)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     tr, va, info = _split(samples, cfg, rng)
     x_all = _tensor_images(samples.images)
     y_all = torch.from_numpy(samples.labels.astype(np.int64))
+    # Dice over the foreground classes the annotations contain (the synthetic truth has no RV
+    # contours: a never-present class would only add a constant pull towards zero)
+    dice_classes = [int(c) for c in np.unique(samples.labels) if c > 0]
 
     def step(idx):
         i = tr[idx]
         x, y, _ = augment_batch(rng, x_all[i], aug, labels=y_all[i])
-        return segmentation_loss(model(x), y, dice_weight)
+        return segmentation_loss(model(x), y, dice_weight, dice_classes)
 
     def val():
         logits = _predict_batches(model, x_all[va])
-        loss = float(segmentation_loss(logits, y_all[va], dice_weight))
+        loss = float(segmentation_loss(logits, y_all[va], dice_weight, dice_classes))
         pred = logits.argmax(1).numpy()
         truth = y_all[va].numpy()
         d_cav = [dice_score(p == CAVITY, t == CAVITY) for p, t in zip(pred, truth) if (t == CAVITY).any()]
@@ -149,7 +156,8 @@ def train_segmentation(samples: Samples, cfg: TrainConfig, base: int = 16, level
                       "dice_myocardium": float(np.nanmean(d_myo)) if d_myo else float("nan")}
 
     report = _fit(model, step, val, len(tr), cfg, rng, "seg")
-    report.update(info, train_config=cfg.to_dict(), augmentation=aug.to_dict(), dice_weight=dice_weight)
+    report.update(info, train_config=cfg.to_dict(), augmentation=aug.to_dict(), dice_weight=dice_weight,
+                  dice_classes=dice_classes)
     return model, report
 
 
@@ -166,10 +174,13 @@ def landmark_errors(pred_rc: np.ndarray, present: np.ndarray, truth_rc: np.ndarr
 
 def train_heatmap(samples: Samples, cfg: TrainConfig, sigma_px: float, spacing_mm: float,
                   base: int = 16, levels: int = 4, aug: AugmentConfig = LANDMARK_AUG,
-                  dice_weight: float = 1.0, absent_threshold: float = 0.1) -> tuple[UNet, dict]:
+                  dice_weight: float = 1.0, absent_threshold: float = 0.1,
+                  init_state: dict | None = None) -> tuple[UNet, dict]:
     rng = _seed(cfg)
     k = samples.points.shape[1]
     model = UNet(1, k + 1, base, levels)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     tr, va, info = _split(samples, cfg, rng)
     x_all = _tensor_images(samples.images)
     p_all = torch.from_numpy(samples.points.astype(np.float32))

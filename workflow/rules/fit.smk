@@ -1,7 +1,7 @@
 # LV model fitting with breath-hold correction and clinical measures (cmr_atlas.lvmodel).
 # Per shard: guide points + slice planes -> shapes, model frames, slice shifts, measures, wall
 # thickness; then one cohort table each.  Optional config (defaults in brackets):
-#   fit: {breath_hold: true, vtp: false}
+#   fit: {breath_hold: true, shift_reference: sax_mean, vtp: false}
 FIT_TABLES = ["shapes", "model_frames", "slice_shifts", "measures", "wall_thickness"]
 _FIT_CFG = config.get("fit", {}) or {}
 
@@ -18,6 +18,7 @@ rule fit_shard:
         RESULTS / "benchmarks/fit_shard/{shard}.tsv"
     params:
         breath_hold=bool(_FIT_CFG.get("breath_hold", True)),
+        shift_reference=str(_FIT_CFG.get("shift_reference", "sax_mean")),
         vtp_dir=(str(RESULTS / "vtp") if _FIT_CFG.get("vtp", False) else None),
     threads: 1
     script:

@@ -14,6 +14,7 @@ gp = read_table(snakemake.input.guide_points, GUIDE_POINTS)  # noqa: F821
 slices = read_table(snakemake.input.slices)  # noqa: F821
 vtp = snakemake.params.vtp_dir  # noqa: F821
 tables = fit_all(gp, slices, breath_hold=snakemake.params.breath_hold,  # noqa: F821
-                 vtp_dir=Path(vtp) if vtp else None)
+                 vtp_dir=Path(vtp) if vtp else None,
+                 shift_reference=snakemake.params.shift_reference)  # noqa: F821
 for name, df in tables.items():
     write_table(df, snakemake.output[name], TABLES[name])  # noqa: F821
