@@ -36,7 +36,7 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint
+	c=$$(mktemp -d) && r=$$(mktemp -d) && PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint --config cohort_dir=$$c results_dir=$$r
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/synth.py

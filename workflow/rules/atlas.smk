@@ -2,6 +2,8 @@
 # on the same exams. Outputs: atlas/scores, atlas/explained_variance, atlas/<source>.npz,
 # VTP surfaces and PNG renders of the first modes.
 rule atlas:
+    conda:
+        CONDA_ENV
     input:
         shapes=RESULTS / "shapes.parquet",
         exams=RESULTS / "exams.parquet",

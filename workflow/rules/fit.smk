@@ -7,6 +7,8 @@ _FIT_CFG = config.get("fit", {}) or {}
 
 
 rule fit_shard:
+    conda:
+        CONDA_ENV
     input:
         guide_points=RESULTS / "shards/{shard}/guide_points.parquet",
         slices=RESULTS / "shards/{shard}/slices.parquet",
@@ -26,6 +28,8 @@ rule fit_shard:
 
 
 rule fit:
+    conda:
+        CONDA_ENV
     input:
         **{t: per_shard(RESULTS / f"shards/{{shard}}/{t}.parquet") for t in FIT_TABLES},
         covariates=RESULTS / "covariates.parquet",

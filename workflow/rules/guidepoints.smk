@@ -3,6 +3,8 @@
 
 
 rule manual_guide_points_shard:
+    conda:
+        CONDA_ENV
     input:
         slices=RESULTS / "shards/{shard}/slices.parquet",
         exam_keys=RESULTS / "shards/{shard}/exam_keys.parquet",
@@ -22,6 +24,8 @@ rule manual_guide_points_shard:
 
 
 rule guide_points_shard:
+    conda:
+        CONDA_ENV
     input:
         auto=RESULTS / "shards/{shard}/guide_points_auto.parquet",
         manual=RESULTS / "shards/{shard}/guide_points_manual.parquet",
@@ -36,6 +40,8 @@ rule guide_points_shard:
 
 
 rule guide_points:
+    conda:
+        CONDA_ENV
     input:
         per_shard(RESULTS / "shards/{shard}/guide_points.parquet"),
     output:

@@ -8,6 +8,8 @@ if not MODELS_DIR.is_absolute():
 
 
 rule infer_shard:
+    conda:
+        CONDA_ENV
     input:
         exams=RESULTS / "shards/{shard}/exams.parquet",
     output:
@@ -40,6 +42,8 @@ rule infer_shard:
 
 
 rule auto_guide_points_shard:
+    conda:
+        CONDA_ENV
     input:
         exams=RESULTS / "shards/{shard}/exams.parquet",
         landmarks=RESULTS / "shards/{shard}/landmarks.parquet",
@@ -59,5 +63,7 @@ rule auto_guide_points_shard:
 
 
 rule infer:
+    conda:
+        CONDA_ENV
     input:
         per_shard(RESULTS / "shards/{shard}/guide_points_auto.parquet"),

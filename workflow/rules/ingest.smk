@@ -7,6 +7,8 @@ _INGEST_TABLES = ["exams", "series", "slices", "exam_keys"] + (["linkage"] if _L
 
 
 rule ingest_shard:
+    conda:
+        CONDA_ENV
     input:
         folders=RESULTS / "shards/{shard}/folders.txt",
     output:
@@ -24,6 +26,8 @@ rule ingest_shard:
 
 
 rule ingest:
+    conda:
+        CONDA_ENV
     input:
         **{t: per_shard(RESULTS / f"shards/{{shard}}/{t}.parquet") for t in _INGEST_TABLES},
     output:

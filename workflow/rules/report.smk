@@ -1,5 +1,7 @@
 # Cohort HTML report: RESULTS/report/index.html with its PNG figures beside it.
 rule report:
+    conda:
+        CONDA_ENV
     input:
         exams=RESULTS / "exams.parquet",
         measures=RESULTS / "measures.parquet",

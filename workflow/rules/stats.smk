@@ -9,6 +9,8 @@ COVARIATES_TABLE = config.get("covariates", "") or (
 
 
 rule covariates:
+    conda:
+        CONDA_ENV
     input:
         exam_keys=RESULTS / "exam_keys.parquet",
         exams=RESULTS / "exams.parquet",
@@ -29,6 +31,8 @@ rule covariates:
 
 
 rule stats:
+    conda:
+        CONDA_ENV
     input:
         scores=RESULTS / "atlas/scores.parquet",
         covariates=RESULTS / "covariates.parquet",

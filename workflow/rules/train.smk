@@ -14,6 +14,8 @@ TRAIN_CARDS = {
 
 
 rule train_data:
+    conda:
+        CONDA_ENV
     output:
         TRAIN_OUT / "data/data.json",
     log:
@@ -28,6 +30,8 @@ rule train_data:
 
 
 rule train_model:
+    conda:
+        CONDA_ENV
     input:
         TRAIN_OUT / "data/data.json",
     output:
@@ -48,6 +52,8 @@ rule train_model:
 
 # The three VGG regressors train together: cyclic transfer learning passes weights between views.
 rule train_vgg:
+    conda:
+        CONDA_ENV
     input:
         TRAIN_OUT / "data/data.json",
     output:
@@ -65,5 +71,7 @@ rule train_vgg:
 
 
 rule train:
+    conda:
+        CONDA_ENV
     input:
         [TRAIN_OUT / f"models/{n}.json" for names in TRAIN_CARDS.values() for n in names],
