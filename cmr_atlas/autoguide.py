@@ -15,6 +15,7 @@ import pandas as pd
 from .guidepoints import GUIDE_POINTS
 from .imagecache import ExamImages
 from .inference import lax_frame
+from .progress import Progress
 from .segmentation import CAVITY, MYO, mask_contours
 
 # QC flags that exclude a slice from the contours ("empty" slices simply have no LV)
@@ -80,6 +81,7 @@ def run_shard(exam_ids: list[str], cache_dir, infer_dir, out_path, n_points: int
     lms = read_table(infer_dir / "landmarks.parquet")
     qcs = read_table(infer_dir / "segmentation_qc.parquet")
     frames, status = [], {}
+    progress = Progress(log, "auto guide points", len(exam_ids))
     for eid in exam_ids:
         try:
             if eid not in phases.index:
@@ -92,6 +94,7 @@ def run_shard(exam_ids: list[str], cache_dir, infer_dir, out_path, n_points: int
         except Exception as exc:
             log.error("auto guide points failed for %s: %s: %s", eid, type(exc).__name__, exc)
             status[eid] = f"{type(exc).__name__}: {exc}"
+        progress.update(failed=status[eid] != "ok")
     df = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else GUIDE_POINTS.empty()
     write_table(df, out_path, GUIDE_POINTS)
     return status

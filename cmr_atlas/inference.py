@@ -31,6 +31,7 @@ from .nets.preprocess import Grid, prepare, to_net_px
 from .nets.registry import card_grid, load_model
 from .nets.vgg import from_normalised
 from .segmentation import CAVITY, MYO, choose_phases, clean_mask, mask_qc, slice_spacing_mm
+from .progress import Progress
 from .tables import Column, TableSchema, atomic_write_bytes, register, write_table
 
 log = logging.getLogger(__name__)
@@ -290,6 +291,7 @@ def run_shard(exam_ids: list[str], cache_dir: str | Path, out_dir: str | Path, m
     out = Path(out_dir)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     lms, qcs, phs, status = [], [], [], {}
+    progress = Progress(log, "infer", len(exam_ids))
     for eid in exam_ids:
         try:
             images = load_exam_images(Path(cache_dir) / f"{eid}.npz")
@@ -297,12 +299,14 @@ def run_shard(exam_ids: list[str], cache_dir: str | Path, out_dir: str | Path, m
         except Exception as exc:  # one bad exam never stops the shard
             log.error("inference failed for %s: %s: %s", eid, type(exc).__name__, exc)
             status[eid] = f"{type(exc).__name__}: {exc}"
+            progress.update(failed=True)
             continue
         save_masks(eid, res.masks, out / "masks" / f"{eid}.npz")
         lms.append(res.landmarks)
         qcs.append(res.qc)
         phs.append(pd.DataFrame([res.phases]))
         status[eid] = "ok"
+        progress.update()
     for schema, frames in ((LANDMARKS_AUTO, lms), (SEGMENTATION_QC, qcs), (PHASES, phs)):
         df = pd.concat(frames, ignore_index=True) if frames else schema.empty()
         write_table(df, out / f"{schema.name}.parquet", schema)

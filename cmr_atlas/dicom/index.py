@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..guidepoints import SLICE_PLANE_COLUMNS, plane_to_row
 from ..imagecache import save_exam_images
+from ..progress import Progress
 from ..tables import Column, TableSchema, register, write_table
 from . import deid
 from .scan import FolderScan, ImageHeader, StudyMeta, scan_folder
@@ -373,8 +374,11 @@ def _ingest_folder(root: Path, folder: str, key: str, cache_dir: Path | None, fo
 def ingest_folders(root: Path, folders: list[str], key: str, cache_dir: Path | None) -> IngestRows:
     """Ingest several top-level folders; folder indices in log lines follow ``folders``' order."""
     out = IngestRows()
+    progress = Progress(log, "ingest", len(folders), unit="folders")
     for i, folder in enumerate(folders):
-        out.extend(ingest_folder(root, folder, key, cache_dir, folder_index=i))
+        rows = ingest_folder(root, folder, key, cache_dir, folder_index=i)
+        out.extend(rows)
+        progress.update(failed=any(e.get("status") != "ok" for e in rows.exams))
     return out
 
 

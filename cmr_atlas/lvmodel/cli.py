@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..progress import Progress
 from ..guidepoints import GUIDE_POINTS, planes_by_slice
 from ..tables import read_table, write_table
 from .exam import ExamFit, fit_exam
@@ -36,7 +37,9 @@ def fit_all(guide_points: pd.DataFrame, slices: pd.DataFrame, breath_hold: bool 
             ) -> dict[str, pd.DataFrame]:
     """Fit every (exam, source) of a guide-point table; returns the output tables."""
     fits: list[ExamFit] = []
-    for (exam_id, source), gp in guide_points.groupby(["exam_id", "source"], sort=True):
+    groups = guide_points.groupby(["exam_id", "source"], sort=True)
+    progress = Progress(log, "fit", groups.ngroups, unit="exam fits")
+    for (exam_id, source), gp in groups:
         try:
             planes = planes_by_slice(slices, exam_id)
         except (KeyError, ValueError) as exc:
@@ -50,6 +53,7 @@ def fit_all(guide_points: pd.DataFrame, slices: pd.DataFrame, breath_hold: bool 
         if vtp_dir is not None and f.status != "failed":
             write_vtp(f, vtp_dir)
         fits.append(f)
+        progress.update(failed=f.status == "failed")
     return tables_from_fits(fits)
 
 
