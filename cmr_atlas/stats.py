@@ -551,6 +551,11 @@ def run_stats(
                 delong_rows.append(row)
                 continue
             common = a.index.intersection(m.index)
+            if common.size == 0:  # no out-of-fold scores: say why, from the AUC rows
+                notes = {r["note"] for r in auc_rows if r["risk_factor"] == rf and r["note"]}
+                row["note"] = "; ".join(sorted(notes)) or "no exam scored by both sources"
+                delong_rows.append(row)
+                continue
             yy = covariates.set_index("exam_id").loc[common, rf].to_numpy(dtype=float)
             row["n"] = int(common.size)
             try:

@@ -222,3 +222,19 @@ def test_measures_agreement_without_manual():
     meas = pd.DataFrame({"exam_id": ["a", "b"], "source": "auto", "edvi": [1.0, 2.0]})
     df = measures_agreement(meas)
     assert list(df["measure"]) == ["edvi", "esvi", "ef_pct", "lvmi"] and (df["n"] == 0).all()
+
+
+def test_delong_row_explains_missing_cv_auc():
+    """A factor too rare for 10-fold CV gives a DeLong row that says so, not 'got 0 and 0'."""
+    import pandas as pd
+
+    from cmr_atlas.stats import run_stats
+
+    rng = np.random.default_rng(0)
+    ids = [f"E{i}" for i in range(30)]
+    scores = pd.concat([pd.DataFrame({"exam_id": ids, "source": s, **{f"pc{k}": rng.normal(size=30) for k in (1, 2, 3)}})
+                        for s in ("auto", "manual")], ignore_index=True)
+    cov = pd.DataFrame({"exam_id": ids, "diabetes": [1, 1, 1] + [0] * 27})
+    out = run_stats(scores, cov, risk_factors=["diabetes"], n_pcs=3, folds=10, n_bootstrap=0, seed=0)
+    note = out.delong.iloc[0]["note"]
+    assert "too few positives for 10-fold CV" in note
