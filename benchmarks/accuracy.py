@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cmr_atlas.guidepoints import LANDMARKS  # noqa: E402
 from cmr_atlas.imagecache import ExamImages  # noqa: E402
 from cmr_atlas.inference import Models, detect_landmarks, exam_volumes_ml, load_models, segment_exam  # noqa: E402
-from cmr_atlas.nets.data import match_plane  # noqa: E402
+from cmr_atlas.nets.data import contour_polygons, truth_slice_map  # noqa: E402
 from cmr_atlas.segmentation import CAVITY, MYO, choose_phases, label_mask, slice_spacing_mm  # noqa: E402
 
 
@@ -43,20 +43,12 @@ def truth_masks(images: ExamImages, contours: pd.DataFrame, frames: list[int], o
     """``{(slice, frame): mask}`` rasterised on the original pixels from the observer's contours."""
     c = contours[(contours["observer"] == observer) & (contours["view"] == "sax")]
     out = {}
-    mapping = {}
-    for ts, g in c.groupby("slice_index"):
-        j = match_plane(_xyz(g), images.sax_planes)
-        if j is not None:
-            mapping[int(j)] = int(ts)
+    mapping = truth_slice_map(c, images.sax_planes)
     for s, plane in enumerate(images.sax_planes):
         for f in frames:
             polys = {}
             if s in mapping:
-                g = c[(c["slice_index"] == mapping[s]) & (c["frame"] == f)]
-                for surface in ("endo", "epi"):
-                    pts = g[g["surface"] == surface].sort_values("point_index")
-                    if len(pts) >= 3:
-                        polys[surface] = plane.patient_to_pixel(_xyz(pts))[0]
+                polys = contour_polygons(c[(c["slice_index"] == mapping[s]) & (c["frame"] == f)], plane)
             out[(s, f)] = label_mask(plane.shape, polys.get("endo"), polys.get("epi"))
     return out
 
@@ -113,11 +105,7 @@ def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: di
                 tv = tv[tv["frame"].isin(set(tv[tv["observer"] != "truth"]["frame"]))]
             if view == "sax":
                 # every image slice at the true ED/ES frames, so empty slices count false positives
-                to_truth = {}
-                for ts, g in tv.groupby("slice_index"):
-                    j = match_plane(_xyz(g), images.sax_planes)
-                    if j is not None:
-                        to_truth[j] = ts
+                to_truth = truth_slice_map(tv, images.sax_planes)
                 units = [(j, f, tv[(tv["slice_index"] == to_truth.get(j, -1)) & (tv["frame"] == f)])
                          for j in range(images.n_slices) for f in sorted({ed_t, es_t})]
             else:

@@ -102,6 +102,26 @@ def match_plane(xyz: np.ndarray, planes: list[SlicePlane], tol_mm: float = 2.0) 
     return i if d[i] <= tol_mm else None
 
 
+def truth_slice_map(sax_contours: pd.DataFrame, planes: list[SlicePlane]) -> dict[int, int]:
+    """``{image slice index: annotated slice_index}``, matched by geometry (not by index)."""
+    mapping = {}
+    for ts, g in sax_contours.groupby("slice_index"):
+        j = match_plane(_xyz(g), planes)
+        if j is not None:
+            mapping[int(j)] = int(ts)
+    return mapping
+
+
+def contour_polygons(rows: pd.DataFrame, plane: SlicePlane) -> dict[str, np.ndarray]:
+    """``{surface: (N, 2) original-pixel (row, col)}`` of one slice and frame's contours (>= 3 points)."""
+    polys = {}
+    for surface in ("endo", "epi"):
+        pts = rows[rows["surface"] == surface].sort_values("point_index")
+        if len(pts) >= 3:
+            polys[surface] = plane.patient_to_pixel(_xyz(pts))[0]
+    return polys
+
+
 def select_frames(annot: pd.DataFrame, n_frames: int, extra: int, rng: np.random.Generator) -> list[int]:
     """ED and ES frames (from the annotation's ``phase``) plus ``extra`` other random frames."""
     key = annot.dropna(subset=["phase"]).groupby("phase")["frame"].first().to_dict() if "phase" in annot else {}
@@ -120,12 +140,7 @@ def segmentation_samples(images: ExamImages, contours: pd.DataFrame, grid: Grid,
     c = contours[(contours["observer"] == observer) & (contours["view"] == "sax")]
     frames = select_frames(c, images.n_frames, extra_frames, rng)
     imgs, labs = [], []
-    # truth slice -> image slice by geometry
-    mapping = {}
-    for ts, g in c.groupby("slice_index"):
-        j = match_plane(_xyz(g), images.sax_planes)
-        if j is not None:
-            mapping[int(j)] = int(ts)
+    mapping = truth_slice_map(c, images.sax_planes)
     n = grid.size
     for s, plane in enumerate(images.sax_planes):
         prepped = prepare(images.sax[s, frames], plane, grid)
@@ -133,11 +148,7 @@ def segmentation_samples(images: ExamImages, contours: pd.DataFrame, grid: Grid,
             polys = {}
             if s in mapping:
                 g = c[(c["slice_index"] == mapping[s]) & (c["frame"] == f)]
-                for surface in ("endo", "epi"):
-                    pts = g[g["surface"] == surface].sort_values("point_index")
-                    if len(pts) >= 3:
-                        rc, _ = plane.patient_to_pixel(_xyz(pts))
-                        polys[surface] = to_net_px(rc, plane, grid)
+                polys = {k: to_net_px(rc, plane, grid) for k, rc in contour_polygons(g, plane).items()}
                 if "epi" not in polys and "endo" not in polys and len(g) == 0:
                     continue  # frame not annotated on an annotated slice: skip, not background
             imgs.append(prepped[k])

@@ -110,7 +110,6 @@ SLICES = register(TableSchema(
     description="Planned image planes as written to DICOM (the same for every frame).",
     columns=SLICE_PLANE_COLUMNS,
 ))
-SLICES_TRUTH = SLICES  # alias, for readers that import both ingest and truth tables
 
 SLICE_SHIFTS = register(TableSchema(
     name="slice_shifts", group="truth", row="image plane",
