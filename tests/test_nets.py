@@ -124,7 +124,14 @@ def test_training_loops_run_and_are_deterministic():
     _, rep = train_heatmap(lm, cfg, sigma_px=1.5, spacing_mm=3.0, base=4, levels=3)
     assert 0.0 <= rep["val_metrics"]["detection_rate"] <= 1.0
     models, rep = train_vgg_cyclic({"a": lm, "b": lm}, cfg, 3.0, {"widths": (4, 8), "hidden": 8}, max_cycles=1)
-    assert set(models) == {"a", "b"} and len(rep["stages"]) == 2
+    assert set(models) == {"a", "b"} and len(rep["stages"]) == 2 and rep["transfer"]
+    # the independent baseline differs only in the weight passing: same first stage, different second
+    ind, rep_i = train_vgg_cyclic({"a": lm, "b": lm}, cfg, 3.0, {"widths": (4, 8), "hidden": 8}, max_cycles=1,
+                                  transfer=False)
+    first, second = (st["view"] for st in rep["stages"])
+    assert [st["view"] for st in rep_i["stages"]] == [first, second] and not rep_i["transfer"]
+    same = lambda m1, m2: all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))  # noqa: E731
+    assert same(models[first], ind[first]) and not same(models[second], ind[second])
 
 
 def test_registry_roundtrip_and_checksum(tmp_path):
@@ -143,3 +150,30 @@ def test_registry_roundtrip_and_checksum(tmp_path):
     with pytest.raises(ModelFileError, match="seg_sax.pt"):
         load_model("seg_sax", tmp_path)
     assert json.loads((tmp_path / "seg_sax.json").read_text())["weights_file"] == "seg_sax.pt"
+
+
+def _data_folder(path, samples, grid):
+    samples.save(path / "seg.npz")
+    info = {"n_exams": len(samples.exam_ids), "images": {"seg": len(samples)},
+            "segmentation_grid": grid, "landmark_grid": grid}
+    (path / "data.json").write_text(json.dumps(info))
+    return path
+
+
+def test_training_data_folders_pool_with_distinct_exams(tmp_path):
+    from cmr_atlas.nets.cli import load_data
+
+    s = _ring_samples(2)
+    g = {"spacing_mm": 3.0, "size": 32}
+    a = _data_folder(tmp_path / "a", s, g)
+    b = _data_folder(tmp_path / "b", s, g)
+    pooled, info = load_data([a, b], "seg")
+    assert len(pooled) == 2 * len(s) and len(pooled.exam_ids) == 4
+    # the second folder's exams are new exam indices, so an exam-wise split keeps them apart
+    assert set(np.unique(pooled.exam[len(s):])) == {2, 3}
+    assert info["n_exams"] == 4 and info["images"]["seg"] == 2 * len(s) and len(info["parts"]) == 2
+    c = _data_folder(tmp_path / "c", s, {"spacing_mm": 1.5, "size": 32})
+    with pytest.raises(SystemExit, match="grids differ"):
+        load_data([a, c], "seg")
+    with pytest.raises(SystemExit, match="no data.json"):
+        load_data([tmp_path], "seg")

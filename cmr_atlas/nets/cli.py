@@ -135,15 +135,37 @@ def _card(name: str, grid: Grid, data_info: dict, report: dict, extra: dict) -> 
     }
 
 
-def train_model(name: str, data_dir: str | Path, out_dir: str | Path, minutes: float, threads: int,
-                seed: int, max_epochs: int = 60, batch_size: int = 16, steps_per_epoch: int | None = 60,
-                init_from: str | Path | None = None, zoom: tuple[float, float] | None = None) -> list[Path]:
-    """Train model ``name``; with ``init_from`` (a models folder) continue from its weights of the
-    same name, and the card keeps the earlier runs' records under ``previous_runs``."""
+def load_data(data_dirs: list[str | Path], key: str) -> tuple[Samples, dict]:
+    """Samples ``key`` (seg, lm_lax, lm_sax) of one or more ``train data`` folders, concatenated
+    (exams stay distinct, so the exam-wise split holds), and the provenance of each folder."""
+    infos, parts = [], []
+    for d in map(Path, data_dirs):
+        if not (d / "data.json").is_file():
+            raise SystemExit(f"{d}: not a training-data folder (no data.json; build it with `cmr-atlas train data`)")
+        info = json.loads((d / "data.json").read_text())
+        if infos and (info["segmentation_grid"], info["landmark_grid"]) != (
+                infos[0]["segmentation_grid"], infos[0]["landmark_grid"]):
+            raise SystemExit(f"{d}: its network grids differ from {data_dirs[0]}'s; rebuild it")
+        infos.append(info)
+        parts.append(Samples.load(d / f"{key}.npz"))
+    info = infos[0] if len(infos) == 1 else {
+        "n_exams": sum(i["n_exams"] for i in infos),
+        "images": {k: sum(i["images"][k] for i in infos) for k in infos[0]["images"]},
+        "segmentation_grid": infos[0]["segmentation_grid"], "landmark_grid": infos[0]["landmark_grid"],
+        "parts": infos}
+    return Samples.concat(parts), info
+
+
+def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: str | Path, minutes: float,
+                threads: int, seed: int, max_epochs: int = 60, batch_size: int = 16,
+                steps_per_epoch: int | None = 60, init_from: str | Path | None = None,
+                zoom: tuple[float, float] | None = None, vgg_transfer: bool = True) -> list[Path]:
+    """Train model ``name`` on one or more ``train data`` folders; with ``init_from`` (a models
+    folder) continue from its weights of the same name, and the card keeps the earlier runs'
+    records under ``previous_runs``."""
     from .train import TrainConfig, train_heatmap, train_segmentation, train_vgg_cyclic
 
-    data_dir = Path(data_dir)
-    info = json.loads((data_dir / "data.json").read_text())
+    data_dirs = [data_dirs] if isinstance(data_dirs, (str, Path)) else list(data_dirs)
     cfg = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, max_seconds=minutes * 60,
                       seed=seed, threads=threads, steps_per_epoch=steps_per_epoch or None)
     init_state, previous = None, []
@@ -161,15 +183,16 @@ def train_model(name: str, data_dir: str | Path, out_dir: str | Path, minutes: f
         from .augment import SEGMENTATION_AUG
 
         aug = SEGMENTATION_AUG if zoom is None else replace(SEGMENTATION_AUG, zoom=tuple(zoom))
-        model, rep = train_segmentation(Samples.load(data_dir / "seg.npz"), cfg, init_state=init_state, aug=aug)
+        samples, info = load_data(data_dirs, "seg")
+        model, rep = train_segmentation(samples, cfg, init_state=init_state, aug=aug)
         card = _card(name, SEG_GRID, info, rep, {"labels": LABELS, "loss": "cross-entropy + soft Dice",
                                                  "previous_runs": previous})
         return [save_model(model, card, out_dir)]
     if name.startswith("lm_heatmap_"):
         m = name.removeprefix("lm_heatmap_")
         sigma_px = SIGMA_MM[m] / LM_GRID.spacing_mm
-        model, rep = train_heatmap(Samples.load(data_dir / f"lm_{m}.npz"), cfg, sigma_px, LM_GRID.spacing_mm,
-                                   init_state=init_state)
+        samples, info = load_data(data_dirs, f"lm_{m}")
+        model, rep = train_heatmap(samples, cfg, sigma_px, LM_GRID.spacing_mm, init_state=init_state)
         card = _card(name, LM_GRID, info, rep, {
             "channels": ["background", *MODEL_LANDMARKS[m]], "views": list(MODEL_VIEWS[m]),
             "landmarks_by_view": {v: list(LANDMARKS[v]) for v in MODEL_VIEWS[m]},
@@ -181,14 +204,15 @@ def train_model(name: str, data_dir: str | Path, out_dir: str | Path, minutes: f
 
         by_view = {}
         for m in MODEL_VIEWS:
-            s = Samples.load(data_dir / f"lm_{m}.npz")
+            s, info = load_data(data_dirs, f"lm_{m}")
             for v in MODEL_VIEWS[m]:
                 by_view[v] = s.subset(np.flatnonzero(s.view == VIEW_CODES[v]))
-        models, rep = train_vgg_cyclic(by_view, cfg, LM_GRID.spacing_mm)
+        models, rep = train_vgg_cyclic(by_view, cfg, LM_GRID.spacing_mm, transfer=vgg_transfer)
         paths = []
         for v, model in models.items():
             card = _card(f"lm_vgg_{v}", LM_GRID, info, rep["views"][v], {
                 "landmarks": list(LANDMARKS[v]), "views": [v], "loss": "MSE of normalised coordinates",
+                "schedule": "cyclic transfer" if vgg_transfer else "independent",
                 "cyclic_transfer_stages": rep["stages"], "output": "normalised (row, col) in [-1, 1]"})
             paths.append(save_model(model, card, out_dir))
         return paths
@@ -214,7 +238,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         q.add_argument("--exam-id-key", default="cmr-atlas-demo-key", help="ingest's exam_id_key")
     d.add_argument("--out", required=True, help="data folder")
     m.add_argument("name", choices=TRAINABLE)
-    m.add_argument("--data", required=True, help="data folder from `train data`")
+    m.add_argument("--data", required=True, nargs="+", help="data folder(s) from `train data` (several are pooled)")
     a.add_argument("--data", required=True, help="data folder to write")
     for q in (m, a):
         q.add_argument("--out", required=True, help="models folder (resources/models)")
@@ -227,6 +251,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         q.add_argument("--zoom", type=float, nargs=2, metavar=("LO", "HI"), help="segmentation zoom range")
         q.add_argument("--steps-per-epoch", type=int, default=60,
                        help="batches between validations (0 = one pass over the training images)")
+        q.add_argument("--vgg-schedule", choices=["cyclic", "independent"], default="cyclic",
+                       help="lm_vgg: the legacy paper's cyclic transfer between views, or its baseline "
+                            "of independently trained networks (same budget; for the Table A-1 comparison)")
 
 
 def _data(args, out) -> dict:
@@ -249,7 +276,8 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         for p in train_model(name, args.data, args.out, args.minutes, args.threads, args.train_seed,
                              args.max_epochs, args.batch_size, args.steps_per_epoch,
-                             getattr(args, "init_from", None), getattr(args, "zoom", None)):
+                             getattr(args, "init_from", None), getattr(args, "zoom", None),
+                             args.vgg_schedule == "cyclic"):
             log.info("wrote %s", p)
     return 0
 

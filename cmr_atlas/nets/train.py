@@ -216,11 +216,15 @@ def complete(samples: Samples) -> Samples:
 
 def train_vgg_cyclic(by_view: dict[str, Samples], cfg: TrainConfig, spacing_mm: float,
                      vgg_kwargs: dict | None = None, aug: AugmentConfig = LANDMARK_AUG,
-                     max_cycles: int = 3) -> tuple[dict[str, VGGRegressor], dict]:
+                     max_cycles: int = 3, transfer: bool = True) -> tuple[dict[str, VGGRegressor], dict]:
     """Legacy paper's scheme: train one view's network, use its weights to initialise the next
     view's, then the third; views in random order; repeat the sequence until no view improves on
     its previous best validation error (or the budget runs out).  ``cfg.max_seconds`` is the
-    budget of the whole sequence; each stage gets an equal share of what is left."""
+    budget of the whole sequence; each stage gets an equal share of what is left.
+
+    ``transfer=False`` is the paper's baseline ("independent neural networks", Table A-1): every
+    stage starts from its view's own previous weights (random at first), never another view's, on
+    the same budget, data and schedule, so the two differ only in the weight passing."""
     rng = _seed(cfg)
     t0 = time.monotonic()
     views = sorted(by_view)
@@ -235,6 +239,7 @@ def train_vgg_cyclic(by_view: dict[str, Samples], cfg: TrainConfig, spacing_mm: 
     best: dict[str, tuple[float, dict, dict]] = {}
     stages = []
     state = None
+    own_state: dict[str, dict] = {}
     n_stages_max = max_cycles * len(views)
     for cycle in range(1, max_cycles + 1):
         order = [views[i] for i in rng.permutation(len(views))]
@@ -245,8 +250,9 @@ def train_vgg_cyclic(by_view: dict[str, Samples], cfg: TrainConfig, spacing_mm: 
                 break
             s, tr, va, info = data[v]
             model = VGGRegressor(n_points=n_points, input_size=size, **kw)
-            if state is not None:
-                model.load_state_dict(state)
+            init = state if transfer else own_state.get(v)
+            if init is not None:
+                model.load_state_dict(init)
             x_all = _tensor_images(s.images)
             p_all = torch.from_numpy(s.points.astype(np.float32))
 
@@ -266,6 +272,7 @@ def train_vgg_cyclic(by_view: dict[str, Samples], cfg: TrainConfig, spacing_mm: 
             stage_cfg = TrainConfig(**{**cfg.to_dict(), "max_seconds": remaining / min(stages_left, len(views))})
             rep = _fit(model, step, val, len(tr), stage_cfg, rng, f"vgg[{v}]")
             state = copy.deepcopy(model.state_dict())
+            own_state[v] = state
             stages.append({"cycle": cycle, "view": v, "val_loss": rep["val_loss"],
                            "val_metrics": rep["val_metrics"], "epochs_run": rep["epochs_run"],
                            "seconds": rep["seconds"]})
@@ -282,4 +289,5 @@ def train_vgg_cyclic(by_view: dict[str, Samples], cfg: TrainConfig, spacing_mm: 
         models[v] = m.eval()
         rep.update(train_config=cfg.to_dict(), augmentation=aug.to_dict())
         reports[v] = rep
-    return models, {"views": reports, "stages": stages, "seconds": round(time.monotonic() - t0, 1)}
+    return models, {"views": reports, "stages": stages, "transfer": transfer,
+                    "seconds": round(time.monotonic() - t0, 1)}
