@@ -246,6 +246,9 @@ def main() -> int:
     ap.add_argument("--keep-exams", help="folder to store generated test exams in (and reuse them from)")
     ap.add_argument("--generate-only", action="store_true", help="only generate (and keep) the test exams")
     ap.add_argument("--out", default="benchmarks/out/accuracy", help="folder for the Bland-Altman PNGs")
+    ap.add_argument("--vgg-variant", action="append", default=[], metavar="LABEL=DIR",
+                    help="also evaluate the lm_vgg_* models in DIR under LABEL (e.g. cyclic=DIR1 "
+                         "independent=DIR2 for the legacy paper's Table A-1); repeatable")
     args = ap.parse_args()
     import torch
 
@@ -256,6 +259,7 @@ def main() -> int:
             print(f"generated {i + 1}/{args.n_exams}", file=sys.stderr)
         return 0
     models = {m: load_models(args.models_dir, m, "cpu") for m in args.methods}
+    models.update(vgg_variants(args.models_dir, args.vgg_variant))
     if args.cohort:
         exams = cohort_with_truth(args.cohort, args.cache, args.exam_id_key)
     else:
@@ -271,6 +275,27 @@ def main() -> int:
     print(f"Test cohort: {n} exams ({'ingested ' + args.cohort if args.cohort else f'generated, cohort seed {args.seed}, exams 0..{n - 1}'})")
     print_tables(rec, Path(args.out))
     return 0
+
+
+def vgg_variants(models_dir: str, specs: list[str]) -> dict[str, Models]:
+    """``LABEL=DIR`` -> Models with the VGG landmark networks of DIR (segmentation from models_dir);
+    prints each variant's validation distances from its cards (the paper's Table A-1 is on validation)."""
+    from dataclasses import replace
+
+    from cmr_atlas.nets.registry import load_model
+
+    out: dict[str, Models] = {}
+    base = load_models(models_dir, "vgg", "cpu") if specs else None
+    for spec in specs:
+        label, _, d = spec.partition("=")
+        if not d:
+            raise SystemExit(f"--vgg-variant {spec!r}: expected LABEL=DIR")
+        lm = {v: load_model(f"lm_vgg_{v}", d, base.device) for v in ("lax_2ch", "lax_4ch", "sax")}
+        out[label] = replace(base, landmark=lm)
+        cells = [f"{v} {c['training']['val_metrics']['distance_mm_mean']:.2f} "
+                 f"({c['training']['val_metrics']['distance_mm_sd']:.2f})" for v, (_, c) in lm.items()]
+        print(f"validation distance to truth, mm, {label} ({d}): " + "; ".join(cells))
+    return out
 
 
 def cohort_with_truth(cohort_dir, cache_dir, key):

@@ -1,0 +1,110 @@
+"""The Table 5 check on a synthetic cohort run through the whole pipeline (CNN path vs manual path).
+
+    cmr-atlas synth --n-exams 300 --seed 40001 --observers 2 --jobs 2 --out COHORT
+    snakemake --cores 2 --config cohort_dir=COHORT results_dir=RESULTS
+    PYTHONPATH=. python benchmarks/atlas_check.py --cohort COHORT --results RESULTS
+
+The automated atlas comes from the shipped CNNs (segmentation + landmarks -> guide points -> fit);
+the manual atlas from the cohort's simulated observer (``manual_observer``, obs1 by default) on the
+same exams.  Printed per risk factor: prevalence, the "oracle" AUC (10-fold CV logistic regression on
+the six target clinical indices the generator applied the risk-factor effects to, regenerated from
+the cohort seed: what the generator put in, as far as a linear model sees it), the manual and
+automated atlas AUCs with bootstrap CIs, and DeLong's p (from ``RESULTS/stats``); then the
+automated-vs-manual agreement of the clinical measures and the exams that failed, by reason.
+The paper's claim to reproduce: no significant DeLong difference for most risk factors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cmr_atlas.ids import exam_id  # noqa: E402
+from cmr_atlas.stats import cv_auc  # noqa: E402
+from cmr_atlas.synth import calibration as cal  # noqa: E402
+from cmr_atlas.synth.subjects import sample_subjects  # noqa: E402
+
+
+def generator_targets(subjects: pd.DataFrame, mi_fraction: float) -> pd.DataFrame:
+    """Target indices of each truth subject, redrawn from its exam label's (seed, index) stream
+    exactly as ``cmr_atlas.synth.cohort.generate_exam`` draws them; checked against the table."""
+    rows = []
+    for label in subjects["exam_id"]:
+        m = re.fullmatch(r"SYN(\d+)-(\d+)", str(label))
+        if not m:
+            raise SystemExit(f"{label!r} is not a synthetic exam label (SYN<seed>-<index>)")
+        rng = np.random.default_rng(np.random.SeedSequence([int(m[1]), int(m[2])]).spawn(6)[0])
+        rows.append(sample_subjects(rng, 1, mi_fraction).iloc[0])
+    redrawn = pd.DataFrame(rows).reset_index(drop=True)
+    for col in ("age", "hypertension", "diabetes"):
+        if col in subjects and not np.allclose(redrawn[col].to_numpy(float), subjects[col].to_numpy(float)):
+            raise SystemExit(f"redrawn subjects differ from truth/subjects.parquet in {col!r}: "
+                             "wrong --mi-fraction for this cohort?")
+    return redrawn
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cohort", required=True, help="synthetic cohort folder (truth/subjects.parquet)")
+    ap.add_argument("--results", required=True, help="the workflow's results folder for that cohort")
+    ap.add_argument("--mi-fraction", type=float, default=0.0, help="as given to cmr-atlas synth")
+    ap.add_argument("--exam-id-key", default="cmr-atlas-demo-key", help="the workflow's exam_id_key")
+    a = ap.parse_args()
+    res = Path(a.results)
+    subjects = pd.read_parquet(Path(a.cohort) / "truth/subjects.parquet")
+    targets = generator_targets(subjects, a.mi_fraction)
+    x = targets[[f"target_{k}" for k in cal.INDEX_NAMES]].to_numpy(float)
+    auc = pd.read_parquet(res / "stats/risk_factor_auc.parquet")
+    delong = pd.read_parquet(res / "stats/delong.parquet").set_index("risk_factor")
+    exams = pd.read_parquet(res / "exams.parquet")
+    measures = pd.read_parquet(res / "measures.parquet")
+    model = measures[measures["method"] == "model"]
+
+    print(f"cohort: {len(subjects)} synthetic exams; ingest ok {int((exams['status'] == 'ok').sum())}")
+    print("fitted models by source and status (qc reasons of the others):")
+    print(model.groupby(["source", "status"]).size().rename("exams").to_string())
+    bad = model[model["status"] != "ok"]
+    if len(bad):
+        print(bad.groupby(["source", "qc_reason"]).size().rename("exams").to_string())
+    # every source's fitted-model measures against the generator's true values (Table 4 layout)
+    truth = pd.read_parquet(Path(a.cohort) / "truth/exams.parquet")
+    key = dict(zip(subjects["exam_id"], subjects["study_instance_uid"]))
+    truth["exam_id"] = [exam_id(key[label], a.exam_id_key) for label in truth["exam_id"]]
+    both = model[model["status"] == "ok"].merge(truth, on="exam_id", suffixes=("", "_true"))
+    print("\nfitted model vs truth, r and mean difference (SD):")
+    for src, g in both.groupby("source"):
+        cells = []
+        for k in ("edv_ml", "esv_ml", "ef_pct", "lv_mass_g"):
+            d = g[k] - g[f"{k}_true"]
+            cells.append(f"{k} {np.corrcoef(g[k], g[f'{k}_true'])[0, 1]:.3f}, {d.mean():+.1f} ({d.std():.1f})")
+        print(f"  {src:7s} n={len(g)}: " + "; ".join(cells))
+    print(f"\n{'risk factor':18s} {'prev':>5s} {'oracle':>7s} {'manual (95% CI)':>20s} {'auto (95% CI)':>20s} "
+          f"{'n':>4s} {'DeLong p':>9s}")
+    fmt = lambda r: f"{r.auc:.3f} ({r.ci_low:.2f}-{r.ci_high:.2f})"  # noqa: E731
+    n_diff = 0
+    for rf in delong.index:
+        y = subjects[rf].to_numpy(float)
+        oracle = cv_auc(x, y, folds=10, seed=0, n_bootstrap=0).auc
+        m = auc[(auc.risk_factor == rf) & (auc.source == "manual")].iloc[0]
+        u = auc[(auc.risk_factor == rf) & (auc.source == "auto")].iloc[0]
+        p = float(delong.loc[rf, "p"])
+        n_diff += p < 0.05
+        print(f"{rf:18s} {np.nanmean(y):5.2f} {oracle:7.3f} {fmt(m):>20s} {fmt(u):>20s} "
+              f"{int(delong.loc[rf, 'n']):4d} {p:9.3f}")
+    print(f"significant DeLong differences (p < 0.05): {n_diff} of {len(delong)}")
+    agree = pd.read_parquet(res / "stats/measures_agreement.parquet")
+    print("\nautomated vs manual clinical measures:")
+    print(agree[["measure", "unit", "n", "correlation", "bias", "sd", "loa_low", "loa_high"]]
+          .round(3).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
