@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from cmr_atlas.guidepoints import GUIDE_POINTS, manual_guide_points, match_annotation_planes
-from cmr_atlas.guidepoints_cli import folder_map
+from cmr_atlas.guidepoints_cli import build_manual, folder_map
 from cmr_atlas.ids import exam_id, keyed_hash
 from cmr_atlas.synth.cohort import generate_exam
 from cmr_atlas.tables import conform
@@ -54,3 +54,23 @@ def test_folder_map_uses_keyed_hashes():
     keys = pd.DataFrame({"exam_id": ["E1", "E1"], "key_type": ["exam_folder", "patient_id"],
                          "key_hash": [keyed_hash("SYN1-0000", "secret-key"), keyed_hash("MESA1", "secret-key")]})
     assert folder_map(keys, ["SYN1-0000", "other"], "secret-key") == {"SYN1-0000": "E1"}
+
+
+def test_build_manual_reads_only_the_shards_exams(exam, tmp_path):
+    """A shard job reads its own exams' annotations (memory follows the shard, not the cohort),
+    and falls back to the truth observer when the configured one is absent."""
+    truth = exam.truth
+    other = {t: truth[t].assign(exam_id="SYN31-0099") for t in ("contours", "landmarks")}
+    for t in ("contours", "landmarks"):
+        pd.concat([truth[t], other[t]]).to_parquet(tmp_path / f"{t}.parquet")
+    keys = pd.DataFrame({"exam_id": ["E1"], "key_type": ["exam_folder"], "key_hash": [keyed_hash(exam.label, "kk")]})
+    slices = truth["slices"].assign(exam_id="E1")
+    gp = build_manual(tmp_path, slices, keys, "kk", observer="obs1")
+    assert set(gp.exam_id) == {"E1"} and len(gp) > 0
+    same = manual_guide_points(truth["contours"], truth["landmarks"], slices, {exam.label: "E1"}, observer="obs1")
+    pd.testing.assert_frame_equal(gp.reset_index(drop=True), same.reset_index(drop=True))
+    # obs2 was never annotated here: the truth contours stand in, with a warning
+    assert len(build_manual(tmp_path, slices, keys, "kk", observer="obs2")) > 0
+    # no exam of this shard in the annotations: empty, not an error
+    none = keys.assign(key_hash=keyed_hash("SYN31-0500", "kk"))
+    assert build_manual(tmp_path, slices, none, "kk").empty
