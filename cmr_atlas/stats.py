@@ -429,14 +429,16 @@ def measures_agreement(measures: pd.DataFrame) -> pd.DataFrame:
 def paired_measures(measures: pd.DataFrame) -> pd.DataFrame | None:
     """One row per exam with ``<measure>_auto`` and ``<measure>_manual`` columns (None when a source
     is absent).  Failed fits are left out; with several ``method`` rows per exam and source (the fit
-    stage writes ``model`` and ``slices``) the first in sorted order, ``model``, is used."""
+    stage writes ``model`` and ``slices``) one method is compared, ``model`` when present, so an
+    exam whose automated fit failed is left out rather than paired across methods."""
     if measures is None or not len(measures) or "source" not in measures:
         return None
     df = measures
+    if "method" in df and df["method"].notna().any():
+        methods = sorted(df["method"].dropna().unique())
+        df = df[df["method"] == ("model" if "model" in methods else methods[0])]
     if "status" in df:  # fit status ok/partial/failed: a failed fit has no usable measures
         df = df[df["status"] != "failed"]
-    if "method" in df:
-        df = df.sort_values(["exam_id", "source", "method"])
     df = df.drop_duplicates(["exam_id", "source"], keep="first")
     cols = [c for c in AGREEMENT_MEASURES if c in df]
     a = df[df["source"] == "auto"].set_index("exam_id")[cols]

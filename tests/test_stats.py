@@ -238,3 +238,16 @@ def test_delong_row_explains_missing_cv_auc():
     out = run_stats(scores, cov, risk_factors=["diabetes"], n_pcs=3, folds=10, n_bootstrap=0, seed=0)
     note = out.delong.iloc[0]["note"]
     assert "too few positives for 10-fold CV" in note
+
+
+def test_measures_agreement_pairs_one_method_and_drops_failed_fits():
+    """An exam whose automated model fit failed is left out, not paired with its slice summation."""
+    rows = []
+    for e, auto_status in (("a", "ok"), ("b", "ok"), ("c", "failed")):
+        for src in ("auto", "manual"):
+            status = auto_status if src == "auto" else "ok"
+            rows.append({"exam_id": e, "source": src, "method": "model", "status": status,
+                         "edvi": np.nan if status == "failed" else 70.0 + (src == "auto")})
+            rows.append({"exam_id": e, "source": src, "method": "slices", "status": "ok", "edvi": 50.0})
+    df = measures_agreement(pd.DataFrame(rows)).set_index("measure")
+    assert df.loc["edvi", "n"] == 2 and df.loc["edvi", "bias"] == pytest.approx(1.0)
