@@ -130,3 +130,25 @@ def test_infer_cli_writes_tables_and_auto_guide_points(tmp_path):
     gp = pd.read_parquet(tmp_path / "shard" / "guide_points.parquet")
     conform(gp, GUIDE_POINTS)  # an untrained model may find nothing: the table still exists
     assert set(pd.read_parquet(tmp_path / "shard" / "phases.parquet")["exam_id"]) == {"X1"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on the CI machine)")
+def test_cuda_autocast_agrees_with_cpu_on_the_shipped_models():
+    """The mixed-precision CUDA path gives the CPU path's masks, phases and landmarks."""
+    from pathlib import Path
+
+    from cmr_atlas.synth.cohort import generate_exam
+
+    models_dir = Path(__file__).resolve().parent.parent / "resources/models"
+    images = generate_exam(30001, 0).images
+    cpu = infer_exam(images, load_models(models_dir, "heatmap", "cpu"))
+    gpu_models = load_models(models_dir, "heatmap", "cuda")
+    assert gpu_models.device.type == "cuda"
+    gpu = infer_exam(images, gpu_models)
+    assert (cpu.masks == gpu.masks).mean() > 0.995
+    assert (cpu.phases["ed_frame"], cpu.phases["es_frame"]) == (gpu.phases["ed_frame"], gpu.phases["es_frame"])
+    a, b = (r.landmarks.sort_values(["view", "slice_index", "frame", "landmark"]).reset_index(drop=True)
+            for r in (cpu, gpu))
+    both = a["present"] & b["present"]
+    d = np.linalg.norm(a.loc[both, ["x_mm", "y_mm", "z_mm"]].to_numpy() - b.loc[both, ["x_mm", "y_mm", "z_mm"]].to_numpy(), axis=1)
+    assert (a["present"] == b["present"]).mean() > 0.98 and np.median(d) < 0.5
