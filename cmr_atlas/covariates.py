@@ -17,7 +17,7 @@ dropped before anything is written.
 
 BSA: Mosteller, ``bsa_m2 = sqrt(height_cm * weight_kg / 3600)``, filled where height and weight are
 known and ``bsa_m2`` is not; failing that, from the DICOM PatientSize (m) / PatientWeight (kg)
-when ingest's ``exams`` table carries them (``patient_height_m``, ``patient_weight_kg``).
+when ingest's ``exams`` table carries them (``patient_size_m``, ``patient_weight_kg``).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def join_covariates(
 
     ``exam_keys``: exam_id, key_type, key_hash.  ``exams`` (optional, ingest's exams table) lists
     every exam to report as missing when it has no covariates, and may carry DICOM
-    ``patient_height_m``/``patient_weight_kg`` for the BSA fallback.
+    ``patient_size_m``/``patient_weight_kg`` for the BSA fallback.
     """
     if key_type not in KEY_TYPES:
         raise ValueError(f"covariates_key must be one of {KEY_TYPES}, got {key_type!r}")
@@ -250,10 +250,9 @@ def _fill_bsa(out: pd.DataFrame, exams: pd.DataFrame | None) -> pd.DataFrame:
     most = pd.Series(mosteller_bsa(out["height_cm"], out["weight_kg"]), index=out.index)
     fill = bsa.isna() & most.notna()
     bsa[fill], source[fill] = most[fill], "mosteller"
-    height_col = next((c for c in ("patient_height_m", "patient_size_m") if exams is not None and c in exams), None)
-    if height_col and "patient_weight_kg" in exams:
+    if exams is not None and {"patient_size_m", "patient_weight_kg"} <= set(exams.columns):
         e = exams.drop_duplicates("exam_id").set_index("exam_id")
-        h = out["exam_id"].map(e[height_col]).astype(float) * 100.0
+        h = out["exam_id"].map(e["patient_size_m"]).astype(float) * 100.0
         w = out["exam_id"].map(e["patient_weight_kg"]).astype(float)
         dic = pd.Series(mosteller_bsa(h, w), index=out.index)
         fill = bsa.isna() & dic.notna()

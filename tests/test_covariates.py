@@ -79,7 +79,7 @@ def test_join_by_patient_id_and_bsa():
     assert cov.loc["E0000000000000000", "bsa_source"] == "mosteller"
     assert np.isnan(cov.loc["E0000000000000002", "bsa_m2"]) and cov.loc["E0000000000000002", "bsa_source"] == ""
     # DICOM PatientSize/PatientWeight fallback
-    exams = pd.DataFrame({"exam_id": cov.index, "patient_height_m": [1.6, 1.8, 1.75],
+    exams = pd.DataFrame({"exam_id": cov.index, "patient_size_m": [1.6, 1.8, 1.75],
                           "patient_weight_kg": [60, 90, 80]})
     r2 = join_covariates(subjects(), exam_keys(["a", "b", "c"]), "patient_id", "patient_id", KEY, exams)
     c2 = r2.covariates.set_index("exam_id")
