@@ -24,11 +24,11 @@ SURFACES = ("endo", "epi")
 MIN_SAX_SLICES = 3
 APEX_WEIGHT = 2.0  # the apex landmark counts as two contour points on the epicardium
 MV_WEIGHT = 2.0  # each mitral hinge point counts as two endocardial contour points
-FINE_MU, FINE_THETA = 61, 96
+FINE_MU, FINE_THETA = 61, 96  # sampling used for volumes and wall thickness (finer than 29x29)
 MIN_SHIFT_RADIUS_MM = 8.0  # SAX slices with only smaller contours get no shift of their own
 BASE_MARGIN_MM = 2.0  # contour points closer than this to the mitral plane are not fitted
 MAX_OUTLIER_FRACTION = 0.1  # more rejected contour points than this flags the fit for review
-HIGH_RESIDUAL_MM = 3.0  # RMS data-to-surface distance that flags a fit for review (status stays ok)  # sampling used for volumes and wall thickness (finer than 29x29)
+HIGH_RESIDUAL_MM = 3.0  # RMS data-to-surface distance that flags a fit for review (status stays ok)
 
 
 class ExamError(ValueError):

@@ -249,6 +249,12 @@ class _Problem:
         ntot = nf * npar + nsh
         h = np.zeros((ntot, ntot))
         rhs = np.zeros(ntot)
+        ridge = s.shift_ridge * max(float(np.median(data.weight)), 1e-6)
+        # gauge: the 3D sum of the zero-mean slices' shifts is held at zero (stiff penalty)
+        a, rho = None, 0.0
+        if use_shift and data.zero_mean is not None and data.zero_mean.any():
+            a = (data.shift_basis * data.zero_mean[:, None, None]).reshape(-1, 3).T  # (3, 2K)
+            rho = 10.0 * float(w.sum())
         if use_shift:
             # dr/dc_k = n . basis_k for SAX points
             sid = data.slice_id
@@ -285,26 +291,16 @@ class _Problem:
             np.add.at(hs, kk, (jss[:, :, None] * jss[:, None, :]) * ws[:, None, None])
             gs = np.zeros((self.k, 2))
             np.add.at(gs, kk, jss * (ws * r[sax])[:, None])
-            ridge = s.shift_ridge * max(float(np.median(data.weight)), 1e-6)
             blk = np.zeros((nsh, nsh))  # per-slice 2x2 blocks
             for k in range(self.k):  # K 2x2 blocks (a dozen), cheap
                 blk[2 * k:2 * k + 2, 2 * k:2 * k + 2] = hs[k] + ridge * np.eye(2)
             rhs[nf * npar:] = -(gs.ravel() + ridge * shifts.ravel())
-            if data.zero_mean is not None and data.zero_mean.any():
-                # gauge: the 3D sum of the zero-mean slices' shifts is held at zero (stiff penalty)
-                a = (data.shift_basis * data.zero_mean[:, None, None]).reshape(-1, 3).T  # (3, 2K)
-                rho = 10.0 * float(w.sum())
+            if a is not None:
                 blk += rho * a.T @ a
                 rhs[nf * npar:] -= rho * a.T @ (a @ shifts.ravel())
             h[nf * npar:, nf * npar:] = blk
         empty = np.diag(h) == 0  # fields without data
         h[empty, empty] = 1.0
-        rho = 0.0
-        a = None
-        if use_shift and data.zero_mean is not None and data.zero_mean.any():
-            a = (data.shift_basis * data.zero_mean[:, None, None]).reshape(-1, 3).T
-            rho = 10.0 * float(w.sum())
-        ridge = s.shift_ridge * max(float(np.median(data.weight)), 1e-6)
 
         def objective(xx, ss, rr):
             val = float(w @ rr**2)
