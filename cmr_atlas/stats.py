@@ -426,20 +426,25 @@ def measures_agreement(measures: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=MEASURES_AGREEMENT.column_names)
 
 
-def paired_measures(measures: pd.DataFrame) -> pd.DataFrame | None:
-    """One row per exam with ``<measure>_auto`` and ``<measure>_manual`` columns (None when a source
-    is absent).  Failed fits are left out; with several ``method`` rows per exam and source (the fit
-    stage writes ``model`` and ``slices``) one method is compared, ``model`` when present, so an
-    exam whose automated fit failed is left out rather than paired across methods."""
-    if measures is None or not len(measures) or "source" not in measures:
-        return None
+def one_method(measures: pd.DataFrame) -> pd.DataFrame:
+    """The measures of one method (``model`` when present; the fit stage also writes ``slices``)
+    without failed fits: one row per exam and source, never mixing methods, so an exam whose
+    model fit failed is left out rather than represented by its slice summation."""
     df = measures
     if "method" in df and df["method"].notna().any():
         methods = sorted(df["method"].dropna().unique())
         df = df[df["method"] == ("model" if "model" in methods else methods[0])]
     if "status" in df:  # fit status ok/partial/failed: a failed fit has no usable measures
         df = df[df["status"] != "failed"]
-    df = df.drop_duplicates(["exam_id", "source"], keep="first")
+    return df.drop_duplicates(["exam_id", "source"], keep="first")
+
+
+def paired_measures(measures: pd.DataFrame) -> pd.DataFrame | None:
+    """One row per exam with ``<measure>_auto`` and ``<measure>_manual`` columns (None when a source
+    is absent), from :func:`one_method`."""
+    if measures is None or not len(measures) or "source" not in measures:
+        return None
+    df = one_method(measures)
     cols = [c for c in AGREEMENT_MEASURES if c in df]
     a = df[df["source"] == "auto"].set_index("exam_id")[cols]
     m = df[df["source"] == "manual"].set_index("exam_id")[cols]

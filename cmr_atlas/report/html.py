@@ -172,6 +172,8 @@ def _cohort(page: Page, results: Path) -> None:
 
 
 def _measures(page: Page, results: Path) -> None:
+    from ..stats import one_method
+
     page.h2("Clinical measures", "measures")
     m = _measures_indexed(results)
     if m is None or not len(m):
@@ -193,7 +195,7 @@ def _measures(page: Page, results: Path) -> None:
                              "mean": v.mean(), "sd": v.std(), "min": v.min(), "max": v.max()})
     page.table(pd.DataFrame(rows), digits=1)
     items = []
-    one = m.sort_values(keys).drop_duplicates(["exam_id", "source"]) if "exam_id" in m else m
+    one = one_method(m) if "exam_id" in m else m
     for col, label, unit in (("edvi", "EDVi", "ml/m2"), ("ef_pct", "EF", "%")):
         if col in one and one[col].notna().any():
             p = figures.histogram_plot({s: d[col] for s, d in one.groupby("source")}, label, unit,
