@@ -28,11 +28,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cmr_atlas.guidepoints import LANDMARKS  # noqa: E402
-from cmr_atlas.imagecache import ExamImages  # noqa: E402
-from cmr_atlas.inference import Models, detect_landmarks, exam_volumes_ml, load_models, segment_exam  # noqa: E402
-from cmr_atlas.nets.data import contour_polygons, truth_slice_map  # noqa: E402
-from cmr_atlas.segmentation import CAVITY, MYO, choose_phases, label_mask, slice_spacing_mm  # noqa: E402
+from cmr_atlas.cine.guidepoints import LANDMARKS  # noqa: E402
+from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
+from cmr_atlas.cine.inference import Models, detect_landmarks, exam_volumes_ml, load_models, segment_exam  # noqa: E402
+from cmr_atlas.cine.training_data import contour_polygons, truth_slice_map  # noqa: E402
+from cmr_atlas.cine.segmentation import CAVITY, MYO, choose_phases, label_mask, slice_spacing_mm  # noqa: E402
 
 
 def _xyz(df):
@@ -212,8 +212,8 @@ TRUTH_USED = ("exams", "contours", "landmarks")
 def generated(n: int, seed: int, observers: int, mi_fraction: float, keep: Path | None = None):
     """Generated test exams; with ``keep``, each is stored there (image cache npz + truth parquet)
     the first time and read back afterwards, so a second evaluation skips the generator."""
-    from cmr_atlas.imagecache import load_exam_images, save_exam_images
-    from cmr_atlas.synth import cohort
+    from cmr_atlas.core.imagecache import load_exam_images, save_exam_images
+    from cmr_atlas.synth.mesa import cohort
 
     for i in range(n):
         stem = None if keep is None else keep / f"{seed}-{i:04d}"
@@ -299,8 +299,8 @@ def vgg_variants(models_dir: str, specs: list[str]) -> dict[str, Models]:
 
 
 def cohort_with_truth(cohort_dir, cache_dir, key):
-    from cmr_atlas.ids import exam_id
-    from cmr_atlas.imagecache import load_exam_images
+    from cmr_atlas.core.ids import exam_id
+    from cmr_atlas.core.imagecache import load_exam_images
 
     t = Path(cohort_dir) / "truth"
     tabs = {n: pd.read_parquet(t / f"{n}.parquet") for n in ("subjects", "exams", "contours", "landmarks")}

@@ -26,15 +26,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cmr_atlas.ids import exam_id  # noqa: E402
-from cmr_atlas.stats import cv_auc  # noqa: E402
+from cmr_atlas.core.ids import exam_id  # noqa: E402
+from cmr_atlas.stats.risk_factors import cv_auc  # noqa: E402
 from cmr_atlas.synth import calibration as cal  # noqa: E402
 from cmr_atlas.synth.subjects import sample_subjects  # noqa: E402
 
 
 def generator_targets(subjects: pd.DataFrame, mi_fraction: float) -> pd.DataFrame:
     """Target indices of each truth subject, redrawn from its exam label's (seed, index) stream
-    exactly as ``cmr_atlas.synth.cohort.generate_exam`` draws them; checked against the table."""
+    exactly as ``cmr_atlas.synth.mesa.cohort.generate_exam`` draws them; checked against the table."""
     rows = []
     for label in subjects["exam_id"]:
         m = re.fullmatch(r"SYN(\d+)-(\d+)", str(label))

@@ -25,8 +25,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cmr_atlas.guidepoints import planes_by_slice  # noqa: E402
-from cmr_atlas.lvmodel.exam import fit_exam  # noqa: E402
+from cmr_atlas.cine.guidepoints import planes_by_slice  # noqa: E402
+from cmr_atlas.cine.lvmodel.exam import fit_exam  # noqa: E402
 
 
 @dataclass
@@ -207,7 +207,7 @@ def main(argv=None) -> int:
     ap.add_argument("--smooth-final", type=float, help="override FitSettings.smooth_final")
     ap.add_argument("--no-off", action="store_true", help="skip the run without correction")
     args = ap.parse_args(argv)
-    from cmr_atlas.lvmodel.fit import FitSettings
+    from cmr_atlas.cine.lvmodel.fit import FitSettings
 
     over = {k: v for k, v in (("smooth_breath_hold", args.smooth_bh),
                               ("smooth_final", args.smooth_final)) if v is not None}

@@ -21,9 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cmr_atlas.geometry import SlicePlane  # noqa: E402
-from cmr_atlas.imagecache import ExamImages  # noqa: E402
-from cmr_atlas.inference import Models, _forward, infer_exam, load_models  # noqa: E402
+from cmr_atlas.core.geometry import SlicePlane  # noqa: E402
+from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
+from cmr_atlas.cine.inference import Models, _forward, infer_exam, load_models  # noqa: E402
 from cmr_atlas.nets.preprocess import Grid  # noqa: E402
 from cmr_atlas.nets.registry import ModelFileError  # noqa: E402
 from cmr_atlas.nets.unet import UNet  # noqa: E402

@@ -24,11 +24,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.atlas import SURFACES, build_atlas
-from cmr_atlas.stats import cv_auc, delong_test
+from cmr_atlas.cine.atlas import SURFACES, build_atlas
+from cmr_atlas.stats.risk_factors import cv_auc, delong_test
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth import calibration as cal
-from cmr_atlas.synth.cohort import SHAPE_GRID
+from cmr_atlas.synth.mesa.cohort import SHAPE_GRID
 from cmr_atlas.synth.subjects import sample_subjects
 
 RISK_FACTORS = ["hypertension", "diabetes", "current_smoker", "high_cholesterol", "calcium_positive"]

@@ -24,7 +24,7 @@ def montage(path: Path, seed: int = 20001, index: int = 0) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cmr_atlas.synth.cohort import generate_exam
+    from cmr_atlas.synth.mesa.cohort import generate_exam
 
     ex = generate_exam(seed, index, observers=0)
     acq, c = ex.acq, ex.truth["contours"]
@@ -60,7 +60,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("--montage", type=Path, default=None)
     args = ap.parse_args()
-    from cmr_atlas.synth.cohort import generate_cohort
+    from cmr_atlas.synth.mesa.cohort import generate_cohort
     from cmr_atlas.synth.subjects import _intercepts
 
     _intercepts()  # one-off calibration, not per exam

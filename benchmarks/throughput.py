@@ -30,7 +30,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cmr_atlas.shards import read_folder_list  # noqa: E402
+from cmr_atlas.core.shards import read_folder_list  # noqa: E402
 
 PER_SHARD = ["ingest_shard", "infer_shard", "auto_guide_points_shard", "manual_guide_points_shard",
              "guide_points_shard", "fit_shard"]
@@ -51,7 +51,7 @@ def read_benchmarks(results: Path) -> pd.DataFrame:
 
 def n_exams(results: Path) -> tuple[int, str]:
     """(exam folders in the run, a status summary when the exam table exists)."""
-    from cmr_atlas.shards import read_manifest
+    from cmr_atlas.core.shards import read_manifest
 
     n = len(read_manifest(results / "shards" / "manifest.tsv"))
     p = results / "exams.parquet"

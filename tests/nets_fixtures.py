@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.geometry import SlicePlane
-from cmr_atlas.imagecache import ExamImages
+from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.core.imagecache import ExamImages
 
 
 def oblique_plane(centre=(10.0, -20.0, 30.0), spacing=(1.25, 1.4), shape=(96, 80)) -> SlicePlane:

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from cmr_atlas.atlas import (
+from cmr_atlas.cine.atlas import (
     EXPLAINED_VARIANCE,
     SCORES,
     SURFACES,
@@ -20,7 +20,7 @@ from cmr_atlas.atlas import (
     shape_vectors,
     write_vtp_surfaces,
 )
-from cmr_atlas.tables import conform
+from cmr_atlas.core.tables import conform
 
 NL = NC = 9  # small grid keeps tests fast; the code is the same for 29 x 29
 
@@ -198,7 +198,7 @@ def test_grid_faces_drop_collapsed_apex_ring():
 
 
 def test_top_singular_matches_full_svd():
-    from cmr_atlas.atlas import _top_singular
+    from cmr_atlas.cine.atlas import _top_singular
 
     rng = np.random.default_rng(5)
     x = rng.normal(size=(12, 40)) * np.linspace(5, 0.1, 40)

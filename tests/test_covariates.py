@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmr_atlas.covariates import (
+from cmr_atlas.stats.covariates import (
     COVARIATES,
     COVARIATES_EXTRA,
     COVARIATES_MISSING,
@@ -15,8 +15,8 @@ from cmr_atlas.covariates import (
     mosteller_bsa,
     read_covariates,
 )
-from cmr_atlas.ids import keyed_hash
-from cmr_atlas.tables import conform, write_table
+from cmr_atlas.core.ids import keyed_hash
+from cmr_atlas.core.tables import conform, write_table
 
 KEY = "test-key"
 
@@ -134,7 +134,7 @@ def test_mosteller():
                                              ("patient_id", "patient_id")])
 def test_join_synthetic_subjects_table(key_type, column):
     """The synthetic cohort's truth/subjects table (its schema and generator) joins by any key."""
-    from cmr_atlas.ids import exam_id
+    from cmr_atlas.core.ids import exam_id
     from cmr_atlas.synth.subjects import sample_subjects
     from cmr_atlas.synth.truth import SUBJECTS
 

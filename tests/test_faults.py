@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from cmr_atlas import ids
+from cmr_atlas.core import ids
 from cmr_atlas.dicom.index import ingest_folders
 from cmr_atlas.dicom.testdata import write_cohort
 from cmr_atlas.synth.faults import FAULT_COLUMNS, FAULT_KINDS, FAULTS, apply_fault, inject_faults, outcome_matches
@@ -70,7 +70,7 @@ def test_inject_faults_table(tmp_path):
     assert len(table) == 2 and table["exam"].is_unique and set(table["exam"]) <= set(folders)
     assert set(table["fault"]) <= set(FAULT_KINDS)
     FAULTS.empty()  # the table schema
-    from cmr_atlas.tables import conform
+    from cmr_atlas.core.tables import conform
 
     conform(table, FAULTS)
     assert set(table["expected_status"]) <= {"ok", "failed"}

@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmr_atlas.geometry import SlicePlane, orthonormal_frame, plane_intersection_line
+from cmr_atlas.core.geometry import SlicePlane, orthonormal_frame, plane_intersection_line
 
 unit = st.tuples(*[st.floats(-1, 1)] * 3).map(np.array).filter(lambda v: np.linalg.norm(v) > 0.2)
 
@@ -66,7 +66,7 @@ def test_plane_intersection_lies_on_both(a1, a2):
 
 
 def test_image_cache_round_trip(tmp_path):
-    from cmr_atlas.imagecache import ExamImages, load_exam_images, save_exam_images
+    from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_exam_images
 
     planes = [_plane(np.array([0.3, -0.5, 0.8]), np.array([1.0, 0, 0]), shape=(8, 9), centre=(0, 0, 10.0 * i)) for i in range(3)]
     lax_plane = _plane(np.array([1.0, 0, 0.2]), np.array([0, 1.0, 0]), shape=(7, 6))

@@ -2,11 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmr_atlas.guidepoints import GUIDE_POINTS, manual_guide_points, match_annotation_planes
-from cmr_atlas.guidepoints_cli import build_manual, folder_map
-from cmr_atlas.ids import exam_id, keyed_hash
-from cmr_atlas.synth.cohort import generate_exam
-from cmr_atlas.tables import conform
+from cmr_atlas.cine.guidepoints import GUIDE_POINTS, manual_guide_points, match_annotation_planes
+from cmr_atlas.cli.guidepoints import build_manual, folder_map
+from cmr_atlas.core.ids import exam_id, keyed_hash
+from cmr_atlas.synth.mesa.cohort import generate_exam
+from cmr_atlas.core.tables import conform
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,17 @@ import pytest
 import torch
 from torch import nn
 
-from cmr_atlas.autoguide import auto_guide_points
-from cmr_atlas.guidepoints import GUIDE_POINTS
-from cmr_atlas.imagecache import save_exam_images
-from cmr_atlas.inference import (LANDMARKS_AUTO, Models, detect_landmarks, infer_exam, lax_frame,
+from cmr_atlas.cine.autoguide import auto_guide_points
+from cmr_atlas.cine.guidepoints import GUIDE_POINTS
+from cmr_atlas.core.imagecache import save_exam_images
+from cmr_atlas.cine.inference import (LANDMARKS_AUTO, Models, detect_landmarks, infer_exam, lax_frame,
                                  load_models, run_shard)
-from cmr_atlas.landmarks import gaussian_targets
+from cmr_atlas.cine.landmarks import gaussian_targets
 from cmr_atlas.nets.preprocess import Grid, to_net_px
 from cmr_atlas.nets.registry import save_model
 from cmr_atlas.nets.unet import UNet
-from cmr_atlas.segmentation import CAVITY, MYO
-from cmr_atlas.tables import conform
+from cmr_atlas.cine.segmentation import CAVITY, MYO
+from cmr_atlas.core.tables import conform
 
 from nets_fixtures import ring_exam
 
@@ -111,7 +111,7 @@ def test_run_shard_survives_a_bad_exam_and_loads_checked_models(tmp_path):
 def test_infer_cli_writes_tables_and_auto_guide_points(tmp_path):
     import argparse
 
-    from cmr_atlas import inference_cli
+    from cmr_atlas.cli import infer as inference_cli
 
     parser = argparse.ArgumentParser()
     inference_cli.add_arguments(parser)
@@ -137,7 +137,7 @@ def test_cuda_autocast_agrees_with_cpu_on_the_shipped_models():
     """The mixed-precision CUDA path gives the CPU path's masks, phases and landmarks."""
     from pathlib import Path
 
-    from cmr_atlas.synth.cohort import generate_exam
+    from cmr_atlas.synth.mesa.cohort import generate_exam
 
     models_dir = Path(__file__).resolve().parent.parent / "resources/models"
     images = generate_exam(30001, 0).images

@@ -13,15 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmr_atlas import ids
+from cmr_atlas.core import ids
 from cmr_atlas.cli import main
 from cmr_atlas.dicom.index import EXAM_KEYS, EXAMS, SERIES, SLICES, ingest_folder, ingest_folders
 from cmr_atlas.dicom.scan import description_hint, scan_folder
 from cmr_atlas.dicom.testdata import ExamSpec, write_cohort, write_exam
 from cmr_atlas.dicom.views import select_views, slice_gaps
-from cmr_atlas.guidepoints import row_to_plane
-from cmr_atlas.imagecache import load_exam_images
-from cmr_atlas.tables import read_table
+from cmr_atlas.cine.guidepoints import row_to_plane
+from cmr_atlas.core.imagecache import load_exam_images
+from cmr_atlas.core.tables import read_table
 
 KEY = "test-key-for-ingest"
 SMALL = dict(n_slices=7, n_frames=5, rows=32, cols=32)
@@ -304,7 +304,7 @@ def test_pydicom_messages_do_not_reach_logs(tmp_path, caplog):
 
 
 def test_loose_files_at_cohort_root_are_one_unit(tmp_path):
-    from cmr_atlas.shards import list_exam_folders
+    from cmr_atlas.core.shards import list_exam_folders
 
     w = write_exam(tmp_path / "tmp_exam", ExamSpec(seed=6, **SMALL))
     for f in w["files"]:  # flatten the exam into the cohort root

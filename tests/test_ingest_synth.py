@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmr_atlas import ids
+from cmr_atlas.core import ids
 from cmr_atlas.dicom.index import ingest_folders
-from cmr_atlas.guidepoints import SLICE_PLANE_COLUMNS
+from cmr_atlas.cine.guidepoints import SLICE_PLANE_COLUMNS
 
 pytestmark = pytest.mark.slow
 KEY = "test-key-for-synth"
@@ -17,7 +17,7 @@ GEOMETRY = [c.name for c in SLICE_PLANE_COLUMNS if c.name not in ("exam_id", "vi
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    cohort = pytest.importorskip("cmr_atlas.synth.cohort")
+    cohort = pytest.importorskip("cmr_atlas.synth.mesa.cohort")
     out = tmp_path_factory.mktemp("synth")
     cohort.generate_cohort(out, 2, 7)  # seed 7: exam 0 GE, exam 1 Siemens
     truth = {t: pd.read_parquet(out / "truth" / f"{t}.parquet") for t in ("slices", "exams", "subjects")}

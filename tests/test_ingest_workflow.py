@@ -10,7 +10,7 @@ import pytest
 
 from cmr_atlas.dicom.index import EXAMS, LINKAGE
 from cmr_atlas.dicom.testdata import write_cohort
-from cmr_atlas.tables import read_table
+from cmr_atlas.core.tables import read_table
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmr_atlas.landmarks import decode_heatmap, gaussian_targets, landmark_names, view_model
+from cmr_atlas.cine.landmarks import decode_heatmap, gaussian_targets, landmark_names, view_model
 
 
 def test_targets_peak_one_background_complement_absent_zero():

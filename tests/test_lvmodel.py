@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmr_atlas.guidepoints import GUIDE_POINTS
-from cmr_atlas.lvmodel import measures, prolate
-from cmr_atlas.lvmodel.cli import fit_all, run
-from cmr_atlas.lvmodel.exam import fit_exam
-from cmr_atlas.lvmodel.hermite import HermiteMesh
-from cmr_atlas.lvmodel.outputs import TABLES
-from cmr_atlas.tables import conform, read_table, write_table
+from cmr_atlas.cine.guidepoints import GUIDE_POINTS
+from cmr_atlas.cine.lvmodel import measures, prolate
+from cmr_atlas.cli.fit import fit_all, run
+from cmr_atlas.cine.lvmodel.exam import fit_exam
+from cmr_atlas.cine.lvmodel.hermite import HermiteMesh
+from cmr_atlas.cine.lvmodel.outputs import TABLES
+from cmr_atlas.core.tables import conform, read_table, write_table
 from tests.lvfixtures import SHAPES, ellipsoid_distance, make_fixture
 
 MESH = HermiteMesh()
@@ -24,7 +24,7 @@ MESH = HermiteMesh()
 
 # ---------------------------------------------------------------- Hermite field and coordinates
 def _constant(value):
-    from cmr_atlas.lvmodel.fit import _constant_params
+    from cmr_atlas.cine.lvmodel.fit import _constant_params
 
     return _constant_params(MESH, value)
 
@@ -259,7 +259,7 @@ def test_missing_es_gives_a_partial_result():
     fit = fit_exam(gp, fix.planes(), "exam0", "truth")
     assert fit.status == "partial" and fit.qc_reason == "missing_phase: ES"
     assert ("ES", "endo") not in fit.surfaces and ("ED", "epi") in fit.surfaces
-    from cmr_atlas.lvmodel.outputs import tables_from_fits
+    from cmr_atlas.cine.lvmodel.outputs import tables_from_fits
 
     m = tables_from_fits([fit])["measures"].set_index("method")
     assert m.loc["model", "edv_ml"] > 0 and pd.isna(m.loc["model", "esv_ml"])
@@ -290,7 +290,7 @@ def test_orientation_from_mitral_points_when_rv_inserts_are_missing():
 
 
 def test_projection_recovers_normal_offsets_including_near_the_apex():
-    from cmr_atlas.lvmodel.fit import _normals, project, surface_terms
+    from cmr_atlas.cine.lvmodel.fit import _normals, project, surface_terms
 
     rng = np.random.default_rng(4)
     d = 60.0
@@ -308,7 +308,7 @@ def test_projection_recovers_normal_offsets_including_near_the_apex():
 
 
 def test_basal_chords_and_tiny_apical_contours_are_handled():
-    from cmr_atlas.lvmodel.exam import _below_base, _frame, _small_contour_slices
+    from cmr_atlas.cine.lvmodel.exam import _below_base, _frame, _small_contour_slices
 
     fix = make_fixture(12, shift_sd_mm=0.0)
     gp = fix.guide_points

@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmr_atlas.guidepoints import planes_by_slice
-from cmr_atlas.lvmodel.exam import fit_exam
+from cmr_atlas.cine.guidepoints import planes_by_slice
+from cmr_atlas.cine.lvmodel.exam import fit_exam
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def synth_exam():
-    from cmr_atlas.synth.cohort import generate_exam
+    from cmr_atlas.synth.mesa.cohort import generate_exam
 
     truth = generate_exam(7, 0, observers=0).truth
     c = truth["contours"]

@@ -7,14 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmr_atlas.nets.augment import SEGMENTATION_AUG, AugmentConfig, augment_batch
-from cmr_atlas.nets.data import Samples, exam_split, segmentation_samples
+from cmr_atlas.cine.training_data import Samples, exam_split, segmentation_samples
 from cmr_atlas.nets.losses import heatmap_loss, segmentation_loss, soft_dice
 from cmr_atlas.nets.preprocess import Grid, from_net_px, net_plane, prepare, resample_to_net, to_net_px
 from cmr_atlas.nets.registry import ModelFileError, load_model, save_model
 from cmr_atlas.nets.train import TrainConfig, train_heatmap, train_segmentation, train_vgg_cyclic
 from cmr_atlas.nets.unet import UNet
 from cmr_atlas.nets.vgg import VGGRegressor
-from cmr_atlas.segmentation import CAVITY, MYO
+from cmr_atlas.cine.segmentation import CAVITY, MYO
 
 from nets_fixtures import oblique_plane, ring_exam
 
@@ -161,7 +161,7 @@ def _data_folder(path, samples, grid):
 
 
 def test_training_data_folders_pool_with_distinct_exams(tmp_path):
-    from cmr_atlas.nets.cli import load_data
+    from cmr_atlas.cine.training import load_data
 
     s = _ring_samples(2)
     g = {"spacing_mm": 3.0, "size": 32}

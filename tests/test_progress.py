@@ -1,6 +1,6 @@
 import logging
 
-from cmr_atlas.progress import Progress
+from cmr_atlas.core.progress import Progress
 
 
 def test_progress_logs_rate_and_final_line(caplog):

@@ -12,11 +12,11 @@ from test_atlas import cohort, to_table
 
 import argparse
 import importlib
-from cmr_atlas.covariates import write_covariates
-from cmr_atlas.ids import keyed_hash
+from cmr_atlas.stats.covariates import write_covariates
+from cmr_atlas.core.ids import keyed_hash
 
 KEY = "report-test-key"
-MODULES = {"atlas": "cmr_atlas.atlas_cli", "stats": "cmr_atlas.stats_cli", "report": "cmr_atlas.report.cli"}
+MODULES = {"atlas": "cmr_atlas.cli.atlas", "stats": "cmr_atlas.cli.stats", "report": "cmr_atlas.cli.report"}
 
 
 def main(argv):

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmr_atlas.segmentation import (CAVITY, MYO, choose_phases, clean_mask, label_mask, mask_contours,
+from cmr_atlas.cine.segmentation import (CAVITY, MYO, choose_phases, clean_mask, label_mask, mask_contours,
                                     mask_qc, rasterise_polygon)
 
 

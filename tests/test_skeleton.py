@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from cmr_atlas.cli import COMMANDS, build_parser, main
-from cmr_atlas.config import ConfigError, load_config, validate_config
-from cmr_atlas.ids import exam_id
-from cmr_atlas.shards import assign_shards, update_manifest
-from cmr_atlas.tables import Column, SchemaError, TableSchema, read_table, schemas_markdown, write_table
+from cmr_atlas.core.config import ConfigError, load_config, validate_config
+from cmr_atlas.core.ids import exam_id
+from cmr_atlas.core.shards import assign_shards, update_manifest
+from cmr_atlas.core.tables import Column, SchemaError, TableSchema, read_table, schemas_markdown, write_table
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -23,7 +23,7 @@ def test_every_subcommand_has_help(capsys):
 
 
 def test_console_script_lists_subcommands():
-    out = subprocess.run([sys.executable, "-m", "cmr_atlas.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "cmr_atlas", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     for name in COMMANDS:
         assert name in out.stdout
@@ -90,7 +90,7 @@ def test_update_manifest_keeps_mtime(tmp_path):
 
 def test_every_schema_module_is_documented():
     """Modules that declare tables must be listed so that docs/outputs.md covers them."""
-    from cmr_atlas.tables import _SCHEMA_MODULES
+    from cmr_atlas.core.tables import _SCHEMA_MODULES
 
     pkg = REPO / "cmr_atlas"
     declaring = {

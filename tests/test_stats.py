@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmr_atlas.stats import (
+from cmr_atlas.stats.risk_factors import (
     DELONG,
     MEASURES_AGREEMENT,
     ODDS_RATIOS,
@@ -24,7 +24,7 @@ from cmr_atlas.stats import (
     odds_ratios,
     run_stats,
 )
-from cmr_atlas.tables import conform
+from cmr_atlas.core.tables import conform
 
 PROC = json.loads((Path(__file__).parent / "fixtures" / "proc_asah_placements.json").read_text())
 
@@ -228,7 +228,7 @@ def test_delong_row_explains_missing_cv_auc():
     """A factor too rare for 10-fold CV gives a DeLong row that says so, not 'got 0 and 0'."""
     import pandas as pd
 
-    from cmr_atlas.stats import run_stats
+    from cmr_atlas.stats.risk_factors import run_stats
 
     rng = np.random.default_rng(0)
     ids = [f"E{i}" for i in range(30)]

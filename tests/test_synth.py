@@ -9,13 +9,13 @@ import pydicom
 import pytest
 from matplotlib.path import Path as MplPath
 
-from cmr_atlas.geometry import SlicePlane
+from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth import calibration as cal
-from cmr_atlas.synth.cohort import exam_label, generate_cohort, generate_exam, truth_label_map, write_synthetic_exam
+from cmr_atlas.synth.mesa.cohort import exam_label, generate_cohort, generate_exam, truth_label_map, write_synthetic_exam
 from cmr_atlas.synth.subjects import sample_subjects
 from cmr_atlas.synth.truth import TRUTH_TABLES
-from cmr_atlas.tables import read_table
+from cmr_atlas.core.tables import read_table
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmr_atlas.shards import assign_shards, read_manifest, update_manifest
+from cmr_atlas.core.shards import assign_shards, read_manifest, update_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]

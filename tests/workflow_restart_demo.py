@@ -67,7 +67,7 @@ def main() -> int:
     cohort = Path(a.cohort) if a.cohort else work / "cohort"
     if not a.cohort:
         print("making a cohort of 2 exams ...", flush=True)
-        subprocess.run([sys.executable, "-m", "cmr_atlas.cli", "synth", "--n-exams", "2", "--seed", "31",
+        subprocess.run([sys.executable, "-m", "cmr_atlas", "synth", "--n-exams", "2", "--seed", "31",
                         "--faults", "0.5", "--jobs", "2", "--out", str(cohort)], env=ENV, check=True,
                        capture_output=True)
     # the cohort seen by the workflow: the exams (linked) plus two folders that must fail

@@ -1,6 +1,6 @@
 """De-identification: keyed exam ids and keyed hashes of linkage keys.
 
-* ``exam_id`` = :func:`cmr_atlas.ids.exam_id` of the StudyInstanceUID.  A folder whose files carry
+* ``exam_id`` = :func:`cmr_atlas.core.ids.exam_id` of the StudyInstanceUID.  A folder whose files carry
   no StudyInstanceUID (or no readable DICOM at all) gets the id of the pseudo-UID
   ``folder:<folder name>``, so it still has a stable row with its failure reason.
 * ``exam_keys`` rows: the keyed hash of the top-level folder name, the StudyInstanceUID and the
@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from .. import ids
+from cmr_atlas.core import ids
 
 KEY_TYPES = ("exam_folder", "study_instance_uid", "patient_id")
 

@@ -26,14 +26,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..guidepoints import SLICE_PLANE_COLUMNS, plane_to_row
-from ..imagecache import save_exam_images
-from ..progress import Progress
-from ..tables import Column, TableSchema, register, write_table
-from . import deid
-from .scan import FolderScan, ImageHeader, StudyMeta, scan_folder
-from .stack import PixelError, build_exam_images, check_stack
-from .views import ViewSelection, select_views, slice_gaps
+from cmr_atlas.cine.guidepoints import SLICE_PLANE_COLUMNS, plane_to_row
+from cmr_atlas.core.imagecache import save_exam_images
+from cmr_atlas.core.progress import Progress
+from cmr_atlas.core.tables import Column, TableSchema, register, write_table
+from cmr_atlas.dicom import deid
+from cmr_atlas.dicom.scan import FolderScan, ImageHeader, StudyMeta, scan_folder
+from cmr_atlas.dicom.stack import PixelError, build_exam_images, check_stack
+from cmr_atlas.dicom.views import ViewSelection, select_views, slice_gaps
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ EXAM_KEYS = register(TableSchema(
     columns=(
         _EXAM_ID,
         Column("key_type", "str", "exam_folder, study_instance_uid or patient_id", nullable=False),
-        Column("key_hash", "str", "cmr_atlas.ids.keyed_hash(value, exam_id_key)", nullable=False),
+        Column("key_hash", "str", "cmr_atlas.core.ids.keyed_hash(value, exam_id_key)", nullable=False),
     ),
 ))
 

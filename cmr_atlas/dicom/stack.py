@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 
-from ..imagecache import ExamImages
-from .scan import ImageHeader
-from .views import CinePlane, ViewSelection
+from cmr_atlas.core.imagecache import ExamImages
+from cmr_atlas.dicom.scan import ImageHeader
+from cmr_atlas.dicom.views import CinePlane, ViewSelection
 
 
 class PixelError(Exception):

@@ -20,7 +20,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian, ImplicitVRLittleEndian, MRImageStorage, generate_uid,
 )
 
-from ..geometry import SlicePlane
+from cmr_atlas.core.geometry import SlicePlane
 
 ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
 LONG_AXIS = np.array([0.6, -0.45, -0.65]) / np.linalg.norm([0.6, -0.45, -0.65])

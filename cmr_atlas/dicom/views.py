@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..geometry import SlicePlane, angle_between_deg
-from .scan import ImageHeader
+from cmr_atlas.core.geometry import SlicePlane, angle_between_deg
+from cmr_atlas.dicom.scan import ImageHeader
 
 PARALLEL_DEG = 5.0
 MIN_SAX_SLICES = 5

@@ -2,7 +2,7 @@
 centred on the image centre (the heart sits near the FOV centre in these exams), then whitened.
 
 The mapping between original pixels and network pixels is an exact affine map, and the network
-grid is itself a :class:`~cmr_atlas.geometry.SlicePlane` (same centre and direction cosines as the
+grid is itself a :class:`~cmr_atlas.core.geometry.SlicePlane` (same centre and direction cosines as the
 original plane), so network-pixel positions map straight to patient millimetres.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..geometry import SlicePlane
+from cmr_atlas.core.geometry import SlicePlane
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..tables import atomic_write_bytes
-from .preprocess import Grid
-from .unet import UNet
-from .vgg import VGGRegressor
+from cmr_atlas.core.tables import atomic_write_bytes
+from cmr_atlas.nets.preprocess import Grid
+from cmr_atlas.nets.unet import UNet
+from cmr_atlas.nets.vgg import VGGRegressor
 
 ARCHITECTURES = {"UNet": UNet, "VGGRegressor": VGGRegressor}
 

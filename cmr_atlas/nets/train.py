@@ -13,13 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..landmarks import decode_batch, gaussian_targets
-from ..segmentation import CAVITY, MYO
-from .augment import LANDMARK_AUG, SEGMENTATION_AUG, AugmentConfig, augment_batch
-from .data import Samples, exam_split
-from .losses import coordinate_loss, heatmap_loss, segmentation_loss
-from .unet import UNet
-from .vgg import VGGRegressor, from_normalised, to_normalised
+from cmr_atlas.cine.landmarks import decode_batch, gaussian_targets
+from cmr_atlas.cine.segmentation import CAVITY, MYO
+from cmr_atlas.nets.augment import LANDMARK_AUG, SEGMENTATION_AUG, AugmentConfig, augment_batch
+from cmr_atlas.cine.training_data import Samples, exam_split
+from cmr_atlas.nets.losses import coordinate_loss, heatmap_loss, segmentation_loss
+from cmr_atlas.nets.unet import UNet
+from cmr_atlas.nets.vgg import VGGRegressor, from_normalised, to_normalised
 
 log = logging.getLogger(__name__)
 

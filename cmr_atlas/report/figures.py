@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..atlas import Atlas, grid_faces  # noqa: E402
+from cmr_atlas.cine.atlas import Atlas, grid_faces  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _mode_panels(atlas: Atlas, mode: int, n_sd: float):
 def _render_pyvista(atlas: Atlas, mode: int, n_sd: float, path: Path) -> Path:
     import pyvista as pv
 
-    from ..atlas import surface_polydata
+    from cmr_atlas.cine.atlas import surface_polydata
 
     panels = _mode_panels(atlas, mode, n_sd)
     pl = pv.Plotter(off_screen=True, shape=(2, 3), window_size=(900, 560), border=False)

@@ -25,7 +25,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from ..geometry import SlicePlane
+from cmr_atlas.core.geometry import SlicePlane
 
 _SURNAMES = ["ALVAREZ", "BROWN", "CHEN", "DIALLO", "EVANS", "FISCHER", "GARCIA", "HUANG", "IVANOV",
              "JOHNSON", "KIM", "LOPEZ", "MILLER", "NGUYEN", "OKAFOR", "PATEL", "QUINN", "ROSSI",

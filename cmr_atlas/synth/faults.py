@@ -25,9 +25,9 @@ import pandas as pd
 import pydicom
 from pydicom.uid import generate_uid
 
-from ..dicom.scan import scan_folder
-from ..tables import Column, TableSchema, register
-from ..dicom.views import MIN_SAX_SLICES, ViewSelection, select_views
+from cmr_atlas.dicom.scan import scan_folder
+from cmr_atlas.core.tables import Column, TableSchema, register
+from cmr_atlas.dicom.views import MIN_SAX_SLICES, ViewSelection, select_views
 
 FAULTS = register(TableSchema(
     name="faults", group="truth", row="damaged exam",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import SlicePlane
+from cmr_atlas.core.geometry import SlicePlane
 
 # Per-axis in-plane SD (mm): mean Obs1-Obs2 distance = SD * sqrt(2) * sqrt(pi/2).
 LANDMARK_SD_MM = {

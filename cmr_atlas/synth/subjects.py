@@ -29,7 +29,7 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from . import calibration as cal
+from cmr_atlas.synth import calibration as cal
 
 EFFECTS_SD: dict[str, np.ndarray] = {
     "age_per_10y": np.array([-0.25, 0.05, 0.05, 0.25, -0.05, -0.15]),

@@ -2,7 +2,7 @@
 
 The truth is keyed by ``exam_id`` = the synthetic exam's folder name (``DIR/dicom/<exam_id>``),
 which doubles as a covariates key; ``study_instance_uid`` lets the pipeline compute its own keyed id
-(:func:`cmr_atlas.ids.exam_id`).  No pipeline stage may read these tables except to evaluate
+(:func:`cmr_atlas.core.ids.exam_id`).  No pipeline stage may read these tables except to evaluate
 itself or, for the manual path, as annotations (``contours``, ``landmarks``, observers).
 
 Breath-hold convention (``slice_shifts``): during the acquisition of a slice the heart is displaced
@@ -13,8 +13,8 @@ include that displacement (they are what an observer would trace on the image); 
 
 from __future__ import annotations
 
-from ..guidepoints import SLICE_PLANE_COLUMNS
-from ..tables import Column, TableSchema, register
+from cmr_atlas.cine.guidepoints import SLICE_PLANE_COLUMNS
+from cmr_atlas.core.tables import Column, TableSchema, register
 
 _EXAM = Column("exam_id", "str", "synthetic exam label = folder name under dicom/", nullable=False)
 _XYZ = (
@@ -151,7 +151,7 @@ CONTOURS = register(TableSchema(
 LANDMARKS = register(TableSchema(
     name="landmarks", group="truth", row="landmark",
     description=(
-        "Landmarks (see cmr_atlas.guidepoints.LANDMARKS) on each image plane where they exist: "
+        "Landmarks (see cmr_atlas.cine.guidepoints.LANDMARKS) on each image plane where they exist: "
         "observer `truth` on every frame, `obs1`/`obs2` at ED and ES."
     ),
     columns=(

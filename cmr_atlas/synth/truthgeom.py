@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import SlicePlane
-from . import anatomy as an
+from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.synth import anatomy as an
 
 N_RAYS = 64
 

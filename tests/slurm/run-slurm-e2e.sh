@@ -89,7 +89,7 @@ say "synthetic cohort (3 exams, seed $SEED) and tiny untrained models"
 # own process group (setsid), so that cleanup can stop it and its children at once
 setsid "$PY" -c "
 import subprocess, sys
-subprocess.run([sys.executable, '-m', 'cmr_atlas.cli', 'synth', '--n-exams', '3', '--seed', '$SEED',
+subprocess.run([sys.executable, '-m', 'cmr_atlas', 'synth', '--n-exams', '3', '--seed', '$SEED',
                 '--observers', '2', '--jobs', '2', '--out', '$WORK/cohort'], check=True)
 subprocess.run([sys.executable, '$REPO/tests/slurm/tiny_models.py', '$WORK/models'], check=True)
 " >"$WORK/log/inputs.log" 2>&1 &

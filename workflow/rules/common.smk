@@ -3,7 +3,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from cmr_atlas.shards import update_manifest
+from cmr_atlas.core.shards import update_manifest
 
 RESULTS = Path(config["results_dir"])
 # One environment for every rule (used only with --software-deployment-method conda).

@@ -1,4 +1,4 @@
-# LV model fitting with breath-hold correction and clinical measures (cmr_atlas.lvmodel).
+# LV model fitting with breath-hold correction and clinical measures (cmr_atlas.cine.lvmodel).
 # Per shard: guide points + slice planes -> shapes, model frames, slice shifts, measures, wall
 # thickness; then one cohort table each.  Optional config (defaults in brackets):
 #   fit: {breath_hold: true, shift_reference: sax_mean, vtp: false}

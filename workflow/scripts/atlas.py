@@ -2,7 +2,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from cmr_atlas.atlas_cli import run
+from cmr_atlas.cli.atlas import run
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,8 +1,8 @@
 import logging
 from pathlib import Path
 
-from cmr_atlas import autoguide
-from cmr_atlas.inference_cli import shard_exam_ids
+from cmr_atlas.cine import autoguide
+from cmr_atlas.cli.infer import shard_exam_ids
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,7 +1,7 @@
 import logging
 from pathlib import Path
 
-from cmr_atlas.covariates import write_covariates
+from cmr_atlas.stats.covariates import write_covariates
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,12 +1,12 @@
-"""Snakemake script: fit the LV model for one shard (thin wrapper over cmr_atlas.lvmodel.cli)."""
+"""Snakemake script: fit the LV model for one shard (thin wrapper over cmr_atlas.cli.fit)."""
 
 import logging
 from pathlib import Path
 
-from cmr_atlas.guidepoints import GUIDE_POINTS
-from cmr_atlas.lvmodel.cli import fit_all
-from cmr_atlas.lvmodel.outputs import TABLES
-from cmr_atlas.tables import read_table, write_table
+from cmr_atlas.cine.guidepoints import GUIDE_POINTS
+from cmr_atlas.cli.fit import fit_all
+from cmr_atlas.cine.lvmodel.outputs import TABLES
+from cmr_atlas.core.tables import read_table, write_table
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

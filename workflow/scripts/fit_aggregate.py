@@ -4,9 +4,9 @@ import logging
 
 import pandas as pd
 
-from cmr_atlas.covariates import index_by_bsa
-from cmr_atlas.lvmodel.outputs import TABLES
-from cmr_atlas.tables import concat_tables, write_table
+from cmr_atlas.stats.covariates import index_by_bsa
+from cmr_atlas.cine.lvmodel.outputs import TABLES
+from cmr_atlas.core.tables import concat_tables, write_table
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 for name, schema in TABLES.items():

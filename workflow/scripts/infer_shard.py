@@ -2,8 +2,8 @@ import logging
 
 import torch
 
-from cmr_atlas.inference import load_models, run_shard
-from cmr_atlas.inference_cli import shard_exam_ids
+from cmr_atlas.cine.inference import load_models, run_shard
+from cmr_atlas.cli.infer import shard_exam_ids
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

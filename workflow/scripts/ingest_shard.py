@@ -3,7 +3,7 @@ import logging
 from pathlib import Path
 
 from cmr_atlas.dicom.index import ingest_folders, write_ingest_tables
-from cmr_atlas.shards import dicom_root, read_folder_list
+from cmr_atlas.core.shards import dicom_root, read_folder_list
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from cmr_atlas.guidepoints import GUIDE_POINTS
-from cmr_atlas.guidepoints_cli import build_manual
-from cmr_atlas.tables import write_table
+from cmr_atlas.cine.guidepoints import GUIDE_POINTS
+from cmr_atlas.cli.guidepoints import build_manual
+from cmr_atlas.core.tables import write_table
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

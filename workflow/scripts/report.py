@@ -1,7 +1,7 @@
 import logging
 from pathlib import Path
 
-from cmr_atlas.report.html import build_report
+from cmr_atlas.report.page import build_report
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -2,7 +2,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from cmr_atlas.stats_cli import DEFAULT_RISK_FACTORS, run
+from cmr_atlas.cli.stats import DEFAULT_RISK_FACTORS, run
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

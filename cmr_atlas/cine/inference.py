@@ -1,0 +1,313 @@
+"""Inference: SAX segmentation of every frame, ED/ES selection, landmarks on every view.
+
+One process per shard loads each model once (:func:`load_models`) and runs
+:func:`infer_exam` per exam: images are prepared on the network grid (:mod:`cmr_atlas.nets.preprocess`),
+run in batches (CPU with the job's threads, or CUDA with autocast), and mapped back to the original
+pixels exactly.  Outputs per shard: the tables declared here (``landmarks``, ``segmentation_qc``,
+``phases``) and one compact mask file per exam (``masks/<exam_id>.npz`` with ``sax_masks``
+(S, T, R, C) uint8, labels as in :data:`cmr_atlas.core.imagecache.LABELS`).
+
+Landmark pixel columns: ``x_px`` is the column and ``y_px`` the row (sub-pixel, pixel centres at
+integers) of the original image; ``x_mm, y_mm, z_mm`` are patient coordinates via the slice plane.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.core.imagecache import ExamImages, load_exam_images
+from cmr_atlas.cine.landmarks import MODEL_VIEWS, decode_batch, landmark_names, view_model
+from cmr_atlas.nets.preprocess import Grid, prepare, to_net_px
+from cmr_atlas.nets.registry import card_grid, load_model
+from cmr_atlas.nets.vgg import from_normalised
+from cmr_atlas.cine.segmentation import CAVITY, MYO, choose_phases, clean_mask, mask_qc, slice_spacing_mm
+from cmr_atlas.core.progress import Progress
+from cmr_atlas.core.tables import Column, TableSchema, atomic_write_bytes, register, write_table
+
+log = logging.getLogger(__name__)
+
+_EXAM = Column("exam_id", "str", "keyed, de-identified exam id", nullable=False)
+
+LANDMARKS_AUTO = register(TableSchema(
+    name="landmarks", row="landmark per image",
+    description=(
+        "CNN landmarks: long-axis views on every frame, SAX slices at ED and ES. Pixel positions "
+        "in the original image (x = column, y = row, sub-pixel, pixel centres at integers); "
+        "patient coordinates via the slice plane. Absent landmarks have present = false and null "
+        "positions."
+    ),
+    columns=(
+        _EXAM,
+        Column("view", "str", "sax, lax_2ch or lax_4ch", nullable=False),
+        Column("slice_index", "int", "SAX slice index (0 = most basal); 0 for LAX views", nullable=False),
+        Column("frame", "int", "cine frame index", nullable=False),
+        Column("landmark", "str", "landmark name (cmr_atlas.cine.guidepoints.LANDMARKS)", nullable=False),
+        Column("x_px", "float", "column in the original image", "px"),
+        Column("y_px", "float", "row in the original image", "px"),
+        Column("x_mm", "float", "patient x (left)", "mm"),
+        Column("y_mm", "float", "patient y (posterior)", "mm"),
+        Column("z_mm", "float", "patient z (superior)", "mm"),
+        Column("confidence", "float", "heatmap peak probability (1 for coordinate regression)"),
+        Column("present", "bool", "detected (peak probability >= landmarks.absent_threshold)", nullable=False),
+        Column("method", "str", "heatmap or vgg"),
+    ),
+))
+
+SEGMENTATION_QC = register(TableSchema(
+    name="segmentation_qc", row="SAX slice and frame",
+    description=(
+        "Areas and plausibility of each predicted SAX mask (after keeping the largest component "
+        "per label; component counts and flags describe the raw prediction)."
+    ),
+    columns=(
+        _EXAM,
+        Column("slice_index", "int", "SAX slice index (0 = most basal)", nullable=False),
+        Column("frame", "int", "cine frame index", nullable=False),
+        Column("cavity_area_mm2", "float", "LV cavity area", "mm2"),
+        Column("myo_area_mm2", "float", "LV myocardium area", "mm2"),
+        Column("n_components_cavity", "int", "connected cavity regions in the raw mask"),
+        Column("n_components_myo", "int", "connected myocardium regions in the raw mask"),
+        Column("flag", "str", "implausible-mask reasons joined by ';' (empty = plausible)"),
+    ),
+))
+
+PHASES = register(TableSchema(
+    name="phases", row="exam",
+    description="End-diastolic and end-systolic frames chosen from the segmented cavity volumes.",
+    columns=(
+        _EXAM,
+        Column("ed_frame", "int", "end-diastolic frame index"),
+        Column("es_frame", "int", "end-systolic frame index (minimal cavity volume)"),
+        Column("method", "str", "ED rule: max_volume or first"),
+        Column("edv_ml", "float", "cavity volume at ED by slice summation", "ml"),
+        Column("esv_ml", "float", "cavity volume at ES by slice summation", "ml"),
+    ),
+))
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda requested but CUDA is not available")
+    return torch.device(name)
+
+
+@dataclass
+class Models:
+    """Every network an inference job needs, loaded once."""
+
+    seg: torch.nn.Module
+    seg_card: dict
+    landmark_method: str
+    landmark: dict[str, tuple[torch.nn.Module, dict]]  # heatmap: model key; vgg: view
+    device: torch.device
+
+    def autocast(self):
+        if self.device.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.autocast("cuda", dtype=dtype)
+        return contextlib.nullcontext()
+
+
+def load_models(models_dir: str | Path, method: str = "heatmap", device: str = "auto") -> Models:
+    dev = pick_device(device)
+    seg, seg_card = load_model("seg_sax", models_dir, dev)
+    if method == "heatmap":
+        lm = {m: load_model(f"lm_heatmap_{m}", models_dir, dev) for m in MODEL_VIEWS}
+    elif method == "vgg":
+        lm = {v: load_model(f"lm_vgg_{v}", models_dir, dev) for v in ("lax_2ch", "lax_4ch", "sax")}
+    else:
+        raise ValueError(f"landmarks.method must be heatmap or vgg, not {method!r}")
+    return Models(seg, seg_card, method, lm, dev)
+
+
+def _forward(model: torch.nn.Module, x: np.ndarray, models: Models, batch: int) -> torch.Tensor:
+    """Run ``x (N, n, n)`` in batches; returns float32 output on the CPU."""
+    outs = []
+    with torch.inference_mode(), models.autocast():
+        for i in range(0, len(x), batch):
+            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch], dtype=np.float32))[:, None]
+            outs.append(model(xb.to(models.device)).float().cpu())
+    return torch.cat(outs) if outs else torch.zeros(0)
+
+
+def _back_to_original(probs: torch.Tensor, plane: SlicePlane, grid: Grid) -> torch.Tensor:
+    """Network-grid maps ``(N, C, n, n)`` resampled (bilinear) onto the original pixels ``(N, C, R, C)``."""
+    rows, cols = plane.shape
+    r, c = np.meshgrid(np.arange(rows, dtype=float), np.arange(cols, dtype=float), indexing="ij")
+    net = to_net_px(np.stack([r, c], -1), plane, grid) * (2.0 / (grid.size - 1)) - 1.0
+    g = torch.from_numpy(net[..., ::-1].copy()).float()[None].expand(len(probs), -1, -1, -1)
+    out = F.grid_sample(probs, g, mode="bilinear", padding_mode="zeros", align_corners=True)
+    # outside the network field of view: background
+    outside = (g.abs() > 1).any(-1)
+    out[:, 0][outside] = 1.0
+    return out
+
+
+def segment_exam(images: ExamImages, models: Models, batch: int = 32) -> tuple[np.ndarray, pd.DataFrame]:
+    """Masks ``(S, T, R, C)`` uint8 (cleaned) and the QC rows of every slice and frame."""
+    grid = card_grid(models.seg_card)
+    s_n, t_n = images.n_slices, images.n_frames
+    masks = np.zeros(images.sax.shape, dtype=np.uint8)
+    rows = []
+    for s, plane in enumerate(images.sax_planes):
+        x = prepare(images.sax[s], plane, grid)
+        probs = torch.softmax(_forward(models.seg, x, models, batch), 1)
+        raw = _back_to_original(probs, plane, grid).argmax(1).numpy().astype(np.uint8)
+        px_area = plane.pixel_spacing_mm[0] * plane.pixel_spacing_mm[1]
+        for t in range(t_n):
+            qc = mask_qc(raw[t])
+            m = clean_mask(raw[t])
+            masks[s, t] = m
+            rows.append({"exam_id": images.exam_id, "slice_index": s, "frame": t,
+                         "cavity_area_mm2": float((m == CAVITY).sum() * px_area),
+                         "myo_area_mm2": float((m == MYO).sum() * px_area),
+                         "n_components_cavity": qc.n_components_cavity,
+                         "n_components_myo": qc.n_components_myo, "flag": qc.flag})
+    return masks, pd.DataFrame(rows, columns=SEGMENTATION_QC.column_names)
+
+
+def exam_volumes_ml(images: ExamImages, masks: np.ndarray) -> np.ndarray:
+    """Cavity volume per frame (slice summation: area x slice spacing)."""
+    spacing = slice_spacing_mm(np.stack([p.position_mm for p in images.sax_planes]), images.sax_planes[0].normal)
+    area = np.array([p.pixel_spacing_mm[0] * p.pixel_spacing_mm[1] for p in images.sax_planes])
+    cav = (masks == CAVITY).sum(axis=(2, 3)) * area[:, None]
+    return cav.sum(0) * spacing / 1000.0
+
+
+def lax_frame(sax_frame: int, n_sax: int, n_lax: int) -> int:
+    """The LAX frame at the same fraction of the cycle as a SAX frame."""
+    if n_lax == n_sax:
+        return int(sax_frame)
+    return int(round(sax_frame * n_lax / max(n_sax, 1))) % n_lax
+
+
+def _landmark_rows(exam_id: str, view: str, slice_index: int, frames: list[int], pred_rc: np.ndarray,
+                   present: np.ndarray, conf: np.ndarray, plane: SlicePlane, grid: Grid, method: str) -> list[dict]:
+    from cmr_atlas.nets.preprocess import from_net_px
+
+    names = landmark_names(view)
+    rows = []
+    for i, f in enumerate(frames):
+        for k, name in enumerate(names):
+            ok = bool(present[i, k])
+            rc = from_net_px(pred_rc[i, k], plane, grid) if ok else np.array([np.nan, np.nan])
+            xyz = plane.pixel_to_patient(rc) if ok else np.full(3, np.nan)
+            rows.append({"exam_id": exam_id, "view": view, "slice_index": slice_index, "frame": int(f),
+                         "landmark": name, "x_px": float(rc[1]), "y_px": float(rc[0]),
+                         "x_mm": float(xyz[0]), "y_mm": float(xyz[1]), "z_mm": float(xyz[2]),
+                         "confidence": float(conf[i, k]), "present": ok, "method": method})
+    return rows
+
+
+def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int],
+                     absent_threshold: float = 0.1, batch: int = 32,
+                     sax_has_lv: np.ndarray | None = None) -> pd.DataFrame:
+    """Landmarks on every LAX frame and on every SAX slice at ``sax_frames``.
+
+    ``sax_has_lv (S, len(sax_frames))`` gates coordinate regression on SAX (it cannot say absent):
+    a slice without a plausible LV mask gets absent landmarks.
+    """
+    stacks: list[tuple[str, int, np.ndarray, SlicePlane, list[int]]] = []
+    for view in ("lax_2ch", "lax_4ch"):
+        if view in images.lax:
+            cine = images.lax[view]
+            stacks.append((view, 0, cine, images.lax_planes[view], list(range(cine.shape[0]))))
+    for s, plane in enumerate(images.sax_planes):
+        stacks.append(("sax", s, images.sax[s, sax_frames], plane, list(sax_frames)))
+    rows: list[dict] = []
+    for view, s, cine, plane, frames in stacks:
+        key = view_model(view) if models.landmark_method == "heatmap" else view
+        model, card = models.landmark[key]
+        grid = card_grid(card)
+        x = prepare(cine, plane, grid)
+        out = _forward(model, x, models, batch)
+        if models.landmark_method == "heatmap":
+            dets = decode_batch(torch.softmax(out, 1).numpy(), absent_threshold)
+            rc = np.array([[(d.row, d.col) for d in ds] for ds in dets], dtype=float)
+            present = np.array([[d.present for d in ds] for ds in dets])
+            conf = np.array([[d.confidence for d in ds] for ds in dets])
+        else:
+            rc = from_normalised(out, grid.size).numpy().astype(float)
+            inside = ((rc >= 0) & (rc <= grid.size - 1)).all(-1)
+            present = inside.copy()
+            if view == "sax" and sax_has_lv is not None:
+                present &= np.asarray(sax_has_lv[s], bool)[:, None]
+            conf = np.where(present, 1.0, 0.0)
+        rows += _landmark_rows(images.exam_id, view, s, frames, rc, present, conf, plane, grid,
+                               models.landmark_method)
+    return pd.DataFrame(rows, columns=LANDMARKS_AUTO.column_names)
+
+
+@dataclass
+class ExamInference:
+    masks: np.ndarray
+    qc: pd.DataFrame
+    landmarks: pd.DataFrame
+    phases: dict = field(default_factory=dict)
+
+
+def infer_exam(images: ExamImages, models: Models, ed_method: str = "max_volume",
+               absent_threshold: float = 0.1, batch: int = 32) -> ExamInference:
+    masks, qc = segment_exam(images, models, batch)
+    vols = exam_volumes_ml(images, masks)
+    ed, es = choose_phases(vols, ed_method)
+    frames = sorted({ed, es})
+    flags = qc.set_index(["slice_index", "frame"])["flag"]
+    has_lv = np.array([[flags.get((s, f), "empty") == "" for f in frames] for s in range(images.n_slices)])
+    lm = detect_landmarks(images, models, frames, absent_threshold, batch, has_lv)
+    phases = {"exam_id": images.exam_id, "ed_frame": ed, "es_frame": es, "method": ed_method,
+              "edv_ml": float(vols[ed]), "esv_ml": float(vols[es])}
+    return ExamInference(masks, qc, lm, phases)
+
+
+def save_masks(exam_id: str, masks: np.ndarray, path: str | Path) -> Path:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, exam_id=np.array(exam_id), sax_masks=masks.astype(np.uint8))
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_masks(path: str | Path) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as z:
+        return z["sax_masks"]
+
+
+def run_shard(exam_ids: list[str], cache_dir: str | Path, out_dir: str | Path, models: Models,
+              ed_method: str = "max_volume", absent_threshold: float = 0.1, batch: int = 32) -> dict[str, str]:
+    """Infer every exam of a shard; one failing exam is logged and skipped.  Writes
+    ``out_dir/{landmarks,segmentation_qc,phases}.parquet`` and ``out_dir/masks/<exam_id>.npz``.
+    Returns ``{exam_id: "ok" or the failure reason}``."""
+    out = Path(out_dir)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    lms, qcs, phs, status = [], [], [], {}
+    progress = Progress(log, "infer", len(exam_ids))
+    for eid in exam_ids:
+        try:
+            images = load_exam_images(Path(cache_dir) / f"{eid}.npz")
+            res = infer_exam(images, models, ed_method, absent_threshold, batch)
+        except Exception as exc:  # one bad exam never stops the shard
+            log.error("inference failed for %s: %s: %s", eid, type(exc).__name__, exc)
+            status[eid] = f"{type(exc).__name__}: {exc}"
+            progress.update(failed=True)
+            continue
+        save_masks(eid, res.masks, out / "masks" / f"{eid}.npz")
+        lms.append(res.landmarks)
+        qcs.append(res.qc)
+        phs.append(pd.DataFrame([res.phases]))
+        status[eid] = "ok"
+        progress.update()
+    for schema, frames in ((LANDMARKS_AUTO, lms), (SEGMENTATION_QC, qcs), (PHASES, phs)):
+        df = pd.concat(frames, ignore_index=True) if frames else schema.empty()
+        write_table(df, out / f"{schema.name}.parquet", schema)
+    return status

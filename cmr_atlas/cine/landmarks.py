@@ -1,0 +1,84 @@
+"""Landmark heatmaps: Gaussian targets for training and sub-pixel points from predicted maps.
+
+Targets (after the heatmap method of Xue et al. 2021): one channel per landmark holding a Gaussian
+normalised to a peak of 1, and a background channel ``1 - sum`` (clipped at 0) in channel 0.  An
+absent landmark has an all-zero channel.  At inference the softmax channel's peak probability is
+the landmark's confidence; below ``absent_threshold`` the landmark is absent; otherwise its
+position is the weighted centroid of the blob around the peak (pixels above half the peak,
+connected to it, weighted by probability minus the cut), which gives sub-pixel positions.
+
+Model channels are generic per model (``MODEL_LANDMARKS``); the view decides the names
+(:data:`cmr_atlas.cine.guidepoints.LANDMARKS`): on the long-axis model ``mv_a``/``mv_b`` are
+``mv_anterior``/``mv_inferior`` on a 2CH image and ``mv_septal``/``mv_lateral`` on a 4CH image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from cmr_atlas.cine.guidepoints import LANDMARKS
+
+# model -> views it serves; channel k+1 of that model is landmark k of the view's tuple
+MODEL_VIEWS: dict[str, tuple[str, ...]] = {"lax": ("lax_2ch", "lax_4ch"), "sax": ("sax",)}
+MODEL_LANDMARKS: dict[str, tuple[str, ...]] = {
+    "lax": ("mv_a", "mv_b", "apex"),
+    "sax": ("rv_insert_anterior", "rv_insert_posterior", "lv_centre"),
+}
+
+
+def view_model(view: str) -> str:
+    for model, views in MODEL_VIEWS.items():
+        if view in views:
+            return model
+    raise ValueError(f"no landmark model for view {view!r}")
+
+
+def landmark_names(view: str) -> tuple[str, ...]:
+    """Names of the model channels 1..K on an image of ``view``."""
+    return LANDMARKS[view]
+
+
+def gaussian_targets(points: torch.Tensor, size: int, sigma_px: float) -> torch.Tensor:
+    """Targets ``(B, K+1, size, size)`` from points ``(B, K, 2)`` (row, col; NaN = absent)."""
+    b, k, _ = points.shape
+    ax = torch.arange(size, dtype=torch.float32)
+    present = torch.isfinite(points).all(-1)  # (B, K)
+    p = torch.where(present[..., None], points, torch.zeros_like(points))
+    dr = (ax[None, None, :] - p[..., 0:1]) ** 2  # (B, K, size)
+    dc = (ax[None, None, :] - p[..., 1:2]) ** 2
+    g = torch.exp(-(dr[..., :, None] + dc[..., None, :]) / (2 * sigma_px**2))
+    g = g * present[..., None, None].float()
+    bg = (1.0 - g.sum(1, keepdim=True)).clamp_min(0.0)
+    return torch.cat([bg, g], dim=1)
+
+
+@dataclass(frozen=True)
+class Detection:
+    row: float          # network pixel row (NaN when absent)
+    col: float
+    confidence: float   # peak probability
+    present: bool
+
+
+def decode_heatmap(prob: np.ndarray, absent_threshold: float = 0.1, blob_fraction: float = 0.5) -> Detection:
+    """Sub-pixel point from one landmark probability map ``(H, W)``."""
+    peak_idx = np.unravel_index(int(np.argmax(prob)), prob.shape)
+    peak = float(prob[peak_idx])
+    if not np.isfinite(peak) or peak < absent_threshold:
+        return Detection(float("nan"), float("nan"), max(peak, 0.0), False)
+    cut = blob_fraction * peak
+    labels, _ = ndimage.label(prob >= cut)
+    blob = labels == labels[peak_idx]
+    # weights fall to zero at the blob's edge, so which pixels made the cut barely matters
+    w = np.where(blob, prob - cut, 0.0)
+    r, c = ndimage.center_of_mass(w)
+    return Detection(float(r), float(c), peak, True)
+
+
+def decode_batch(probs: np.ndarray, absent_threshold: float = 0.1) -> list[list[Detection]]:
+    """``probs (B, K+1, H, W)`` softmax output -> per image, one :class:`Detection` per landmark."""
+    return [[decode_heatmap(p[k], absent_threshold) for k in range(1, p.shape[0])] for p in probs]

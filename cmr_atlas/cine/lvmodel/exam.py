@@ -1,0 +1,370 @@
+"""Fit one exam (one source of guide points): landmarks -> frame -> fit -> surfaces and measures.
+
+Failures are values: :func:`fit_exam` returns an :class:`ExamFit` with ``status='failed'`` and a
+specific ``qc_reason`` instead of raising, so one bad exam never stops a shard.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.cine.lvmodel import measures
+from cmr_atlas.cine.lvmodel.fit import FitData, FitResult, FitSettings, fit
+from cmr_atlas.cine.lvmodel.frame import FrameError, ModelFrame, base_plane, build_frame
+
+log = logging.getLogger(__name__)
+
+PHASES = ("ED", "ES")
+SURFACES = ("endo", "epi")
+MIN_SAX_SLICES = 3
+APEX_WEIGHT = 2.0  # the apex landmark counts as two contour points on the epicardium
+MV_WEIGHT = 2.0  # each mitral hinge point counts as two endocardial contour points
+FINE_MU, FINE_THETA = 61, 96  # sampling used for volumes and wall thickness (finer than 29x29)
+MIN_SHIFT_RADIUS_MM = 8.0  # SAX slices with only smaller contours get no shift of their own
+BASE_MARGIN_MM = 2.0  # contour points closer than this to the mitral plane are not fitted
+MAX_OUTLIER_FRACTION = 0.1  # more rejected contour points than this flags the fit for review
+HIGH_RESIDUAL_MM = 3.0  # RMS data-to-surface distance that flags a fit for review (status stays ok)
+
+
+class ExamError(ValueError):
+    """A per-exam problem with a QC reason (caught by :func:`fit_exam`)."""
+
+
+@dataclass
+class ExamFit:
+    exam_id: str
+    source: str
+    status: str = "ok"
+    qc_reason: str | None = None
+    frame: ModelFrame | None = None
+    planes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # phase -> base
+    surfaces: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # local (841, 3)
+    shifts: list[tuple[str, int, np.ndarray]] = field(default_factory=list)  # view, slice, patient
+    volumes: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> measures
+    thickness: dict[str, np.ndarray] = field(default_factory=dict)  # phase -> (17,)
+    rms_residual_mm: float | None = None
+    result: FitResult | None = None
+    seconds: float = 0.0
+
+
+def _landmarks(gp: pd.DataFrame, names: tuple[str, ...] | str, phase: str | None) -> pd.DataFrame:
+    lm = gp[gp["kind"] == "landmark"]
+    if isinstance(names, str):
+        sel = lm["landmark"].astype(str).str.startswith(names)
+    else:
+        sel = lm["landmark"].isin(names)
+    sub = lm[sel]
+    if phase is not None and (sub["phase"] == phase).any():
+        sub = sub[sub["phase"] == phase]
+    return sub
+
+
+def _weights(df: pd.DataFrame) -> np.ndarray:
+    """Guide-point weights (confidence for automated landmarks); missing = 1."""
+    if "weight" not in df:
+        return np.ones(len(df))
+    w = df["weight"].to_numpy(dtype=float)
+    return np.where(np.isfinite(w) & (w >= 0), w, 1.0)
+
+
+def _xyz(df: pd.DataFrame) -> np.ndarray:
+    return df[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=float)
+
+
+def _septum_direction(gp: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Mean direction from the LV centre to the RV insertion midpoint over SAX slices, and the
+    mean posterior-to-anterior insertion vector (for the anterior side)."""
+    lm = gp[(gp["kind"] == "landmark") & (gp["view"] == "sax")]
+    ed = lm[lm["phase"] == "ED"] if (lm["phase"] == "ED").any() else lm
+    cont = gp[(gp["kind"] == "contour") & (gp["view"] == "sax") & (gp["phase"] == "ED")]
+    dirs, ant_post = [], []
+    for s, g in ed.groupby("slice_index"):
+        ant = g[g["landmark"] == "rv_insert_anterior"]
+        post = g[g["landmark"] == "rv_insert_posterior"]
+        if ant.empty or post.empty:
+            continue
+        mid = (_xyz(ant)[0] + _xyz(post)[0]) / 2
+        cen = g[g["landmark"] == "lv_centre"]
+        if not cen.empty:
+            c = _xyz(cen)[0]
+        else:
+            pts = cont[(cont["slice_index"] == s) & (cont["surface"] == "endo")]
+            if pts.empty:
+                continue
+            c = _xyz(pts).mean(axis=0)
+        v = mid - c
+        if np.linalg.norm(v) > 1e-6:
+            dirs.append(v / np.linalg.norm(v))
+            ant_post.append(_xyz(ant)[0] - _xyz(post)[0])
+    if not dirs:
+        raise ExamError("missing_landmarks: rv_insert")
+    return np.mean(dirs, axis=0), np.mean(ant_post, axis=0)
+
+
+def _frame(gp: pd.DataFrame) -> tuple[ModelFrame, float, str | None]:
+    mv = _landmarks(gp, "mv_", "ED")
+    if len(mv) < 2:
+        raise ExamError("missing_landmarks: mv")
+    mv_pts = _xyz(mv)
+    apex = _landmarks(gp, ("apex",), "ED")
+    if len(apex):
+        apex_pt = _xyz(apex).mean(axis=0)
+    else:  # the apex from the contours: the LAX epicardial point furthest from the base
+        lax_epi = gp[(gp["kind"] == "contour") & (gp["view"] != "sax") & (gp["surface"] == "epi")
+                     & (gp["phase"] == "ED")]
+        if lax_epi.empty:
+            raise ExamError("missing_landmarks: apex")
+        pts = _xyz(lax_epi)
+        apex_pt = pts[np.argmax(np.linalg.norm(pts - mv_pts.mean(axis=0), axis=1))]
+    try:
+        septum, ant_post = _septum_direction(gp)
+        note = None
+    except ExamError:
+        # No RV insertion points: the 4CH hinge points span septum-lateral and the 2CH ones
+        # anterior-inferior, which orients the model nearly as well.
+        sep, lat = _landmarks(gp, ("mv_septal",), "ED"), _landmarks(gp, ("mv_lateral",), "ED")
+        ant, inf = _landmarks(gp, ("mv_anterior",), "ED"), _landmarks(gp, ("mv_inferior",), "ED")
+        if sep.empty or lat.empty or ant.empty or inf.empty:
+            raise
+        septum = _xyz(sep).mean(axis=0) - _xyz(lat).mean(axis=0)
+        ant_post = _xyz(ant).mean(axis=0) - _xyz(inf).mean(axis=0)
+        note = "septum_from_mv"
+    axis = apex_pt - mv_pts.mean(axis=0)
+    axis = axis / max(np.linalg.norm(axis), 1e-9)
+    epi = gp[(gp["kind"] == "contour") & (gp["view"] == "sax") & (gp["surface"] == "epi")
+             & (gp["phase"] == "ED")]
+    src = epi if len(epi) else gp[(gp["kind"] == "contour") & (gp["view"] == "sax")]
+    rel = _xyz(src) - mv_pts.mean(axis=0)
+    radius = float(np.median(np.linalg.norm(rel - np.outer(rel @ axis, axis), axis=1)))
+    if len(epi) == 0:
+        radius += 10.0  # endocardium only: add a typical wall
+    try:
+        frame = build_frame(mv_pts, apex_pt, septum, radius)
+    except FrameError as exc:
+        raise ExamError(f"bad_landmarks: {exc}") from exc
+    anterior_sign = 1.0 if frame.vec_to_local(ant_post)[1] >= 0 else -1.0
+    return frame, anterior_sign, note
+
+
+def _below_base(cont: pd.DataFrame, gp: pd.DataFrame, frame: ModelFrame) -> np.ndarray:
+    """Mask of contour points to fit: SAX points must lie BASE_MARGIN_MM below the mitral plane.
+
+    A SAX slice at the level of the mitral plane cuts the cavity's flat top: its contour runs
+    partly across the valve opening (a chord on the base plane, not a wall).  Points within the
+    margin of the plane, or on the atrial side, are left out of the fit; the model is extrapolated
+    over that band.
+    """
+    keep = np.ones(len(cont), dtype=bool)
+    for phase in PHASES:
+        # LAX contours end at the hinge points by definition: only SAX contours are trimmed
+        m = ((cont["phase"] == phase) & (cont["view"] == "sax")).to_numpy()
+        mv = _landmarks(gp, "mv_", phase)
+        if not m.any() or mv.empty:
+            continue
+        point, normal = base_plane(frame.to_local(_xyz(mv)))
+        depth = (frame.to_local(_xyz(cont[m])) - point) @ normal
+        keep[m] = depth > BASE_MARGIN_MM
+    return keep
+
+
+def _small_contour_slices(cont: pd.DataFrame) -> set[tuple[str, int]]:
+    """SAX slices whose largest contour has a mean radius below MIN_SHIFT_RADIUS_MM."""
+    sax = cont[cont["view"] == "sax"]
+    if sax.empty:
+        return set()
+    radius: dict[int, float] = {}
+    for (s, _, _), g in sax.groupby(["slice_index", "phase", "surface"]):
+        xyz = _xyz(g)
+        r = float(np.linalg.norm(xyz - xyz.mean(axis=0), axis=1).mean())
+        radius[int(s)] = max(radius.get(int(s), 0.0), r)
+    return {("sax", s) for s, r in radius.items() if r < MIN_SHIFT_RADIUS_MM}
+
+
+def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
+                   frame: ModelFrame, shift_reference: str = "sax_mean",
+                   ) -> tuple[FitData, list[tuple[str, int]]]:
+    """Data points in local coordinates, and the (view, slice_index) of each shift unknown.
+
+    ``shift_reference='sax_mean'``: every slice with contours and a plane gets an in-plane shift;
+    the SAX shifts sum to zero (the gauge).  ``'lax'``: only SAX slices are shifted; the LAX views
+    are the fixed reference.
+    """
+    if shift_reference not in ("sax_mean", "lax"):
+        raise ValueError(f"unknown shift reference {shift_reference!r}")
+    cont = gp[(gp["kind"] == "contour") & gp["phase"].isin(PHASES) & gp["surface"].isin(SURFACES)]
+    cont = cont[_below_base(cont, gp, frame)]
+    apex = gp[(gp["kind"] == "landmark") & (gp["landmark"] == "apex") & gp["phase"].isin(PHASES)]
+    # mitral hinge points lie on the endocardial base ring: endocardial guide points
+    mv = gp[(gp["kind"] == "landmark") & gp["landmark"].astype(str).str.startswith("mv_")
+            & gp["phase"].isin(PHASES)] if MV_WEIGHT > 0 else gp.iloc[:0]
+    lms = pd.concat([apex, mv])
+    phase_map = {p: i for i, p in enumerate(PHASES)}
+    phase_i = np.concatenate([cont["phase"].map(phase_map).to_numpy(),
+                              lms["phase"].map(phase_map).to_numpy()])
+    surf_i = np.concatenate([cont["surface"].map({s: i for i, s in enumerate(SURFACES)}).to_numpy(),
+                             np.ones(len(apex), dtype=int),  # the apex landmark is epicardial
+                             np.zeros(len(mv), dtype=int)])
+    both = pd.concat([cont[["view", "slice_index"]], lms[["view", "slice_index"]]], ignore_index=True)
+    pts = frame.to_local(np.concatenate([_xyz(cont), _xyz(lms)]))
+    w = np.concatenate([_weights(cont), APEX_WEIGHT * _weights(apex), MV_WEIGHT * _weights(mv)])
+    views = both["view"].astype(str).to_numpy()
+    sl = both["slice_index"].fillna(0).astype(int).to_numpy()
+    # Slices with contours get a shift; a LAX view with landmarks only (the automated path has
+    # no LAX contours) stays fixed, else its shift would simply absorb its apex landmark.
+    with_contours = {(v, int(s)) for v, s in zip(cont["view"].astype(str),
+                                                   cont["slice_index"].fillna(0).astype(int))}
+    # A SAX slice whose contours are all tiny (a tangential cut of the apical cap) has no
+    # identifiable in-plane position: it keeps zero shift rather than sliding over the dome.
+    small = _small_contour_slices(cont)
+    keys = sorted({k for k in with_contours if k in planes and k not in small
+                   and (k[0] == "sax" or shift_reference == "sax_mean")},
+                  key=lambda k: (k[0] != "sax", k[0], k[1]))
+    kmap = {k: i for i, k in enumerate(keys)}
+    slice_id = np.array([kmap.get((v, int(s)), -1) for v, s in zip(views, sl)], dtype=int)
+    basis = np.array([[frame.vec_to_local(planes[k].row_cosine),
+                       frame.vec_to_local(planes[k].col_cosine)] for k in keys]).reshape(-1, 2, 3)
+    zero_mean = np.array([k[0] == "sax" for k in keys], dtype=bool)
+    data = FitData(pts, (phase_i * 2 + surf_i).astype(int), w, slice_id, basis, n_fields=4,
+                   zero_mean=zero_mean if shift_reference == "sax_mean" else None)
+    return data, keys
+
+
+def slice_summation(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane]) -> dict[str, float]:
+    """Volumes and mass by the slice-summation (disc) method on the SAX contours."""
+    cont = gp[(gp["kind"] == "contour") & (gp["view"] == "sax")]
+    sax = sorted(s for v, s in planes if v == "sax")
+    if len(sax) >= 2:
+        ref = planes[("sax", sax[0])]
+        offs = np.array([(planes[("sax", s)].position_mm - ref.position_mm) @ ref.normal for s in sax])
+        spacing = float(np.median(np.abs(np.diff(np.sort(offs)))))
+    elif sax:
+        spacing = planes[("sax", sax[0])].thickness_mm
+    else:
+        spacing = float("nan")
+    out: dict[str, float] = {}
+    for phase in PHASES:
+        areas = {}
+        for (s, surf), g in cont[cont["phase"] == phase].groupby(["slice_index", "surface"]):
+            if ("sax", int(s)) not in planes or len(g) < 3:
+                continue
+            g = g.sort_values("point_index")
+            xy = planes[("sax", int(s))].in_plane_mm(_xyz(g))
+            # a stray point (far beyond the contour's typical radius) would distort the polygon
+            rad = np.linalg.norm(xy - np.median(xy, axis=0), axis=1)
+            xy = xy[rad <= 2.5 * np.median(rad) + 1.0]
+            if len(xy) >= 3:
+                areas[(int(s), surf)] = measures.polygon_area_mm2(xy)
+        endo = [a for (s, su), a in areas.items() if su == "endo"]
+        out[f"{phase}_cavity_ml"] = sum(endo) * spacing / 1000.0 if endo else float("nan")
+        myo = [areas[(s, "epi")] - areas[(s, "endo")]
+               for (s, su) in areas if su == "epi" and (s, "endo") in areas]
+        out[f"{phase}_myo_ml"] = sum(myo) * spacing / 1000.0 if myo else float("nan")
+    return out
+
+
+def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_id: str,
+             source: str, breath_hold: bool = True, settings: FitSettings | None = None,
+             shift_reference: str = "sax_mean") -> ExamFit:
+    """Fit the model to one exam's guide points; never raises for bad data (status 'failed')."""
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    t0 = time.perf_counter()
+    out = ExamFit(exam_id, source)
+    # BLAS held to one thread: the systems are small (a few hundred unknowns) and threads only
+    # contend with the other jobs of a shard-parallel workflow
+    with threadpool_limits(limits=1):
+        _fit_exam_guarded(gp, planes, out, breath_hold, settings, shift_reference)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _fit_exam_guarded(gp, planes, out: ExamFit, breath_hold, settings, shift_reference) -> None:
+    exam_id, source = out.exam_id, out.source
+    try:
+        _fit_exam(gp, planes, out, breath_hold, settings or FitSettings(), shift_reference)
+    except ExamError as exc:
+        out.status, out.qc_reason = "failed", str(exc)
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+        log.warning("exam %s/%s: fit failed: %s", exam_id, source, exc)
+        out.status, out.qc_reason = "failed", f"fit_error: {type(exc).__name__}"
+    try:  # the slice method needs no model: report it even when the fit failed
+        out.volumes["slices"] = slice_summation(gp, planes)
+    except (ValueError, KeyError) as exc:
+        log.warning("exam %s/%s: slice summation failed: %s", exam_id, source, exc)
+
+
+def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings,
+              shift_reference: str) -> None:
+    cont = gp[gp["kind"] == "contour"]
+    ed_sax = cont[(cont["phase"] == "ED") & (cont["view"] == "sax") & (cont["surface"] == "endo")]
+    if ed_sax["slice_index"].nunique() < MIN_SAX_SLICES:
+        raise ExamError("too_few_sax_contours")
+    frame, anterior_sign, note = _frame(gp)
+    out.frame = frame
+    data, keys = build_fit_data(gp, planes, frame, shift_reference)
+    res = fit(data, frame.focal_mm, settings, breath_hold=breath_hold)
+    out.result = res
+    # RMS over the points the final fit kept (Tukey weight > 0); rejected points are counted
+    inlier = res.robust_weight > 0
+    out.rms_residual_mm = float(np.sqrt(np.mean(res.residual[inlier] ** 2))) if inlier.any() else None
+    outlier_frac = 1.0 - float(inlier.mean())
+    # Shifts in patient coordinates for every slice with data; with the LAX reference the LAX
+    # views are listed with zero.  Slices without contours have no estimate and no row.
+    shift_of = {k: res.shifts[i, 0] * planes[k].row_cosine + res.shifts[i, 1] * planes[k].col_cosine
+                for i, k in enumerate(keys)}
+    if shift_reference == "lax":
+        lax_views = {(v, int(s)) for v, s in zip(gp["view"], gp["slice_index"].fillna(0))
+                     if v != "sax" and (v, int(s)) in planes}
+        shift_of.update({k: np.zeros(3) for k in lax_views})
+    for k in sorted(shift_of, key=lambda k: (k[0] != "sax", k[0], k[1])):
+        out.shifts.append((k[0], k[1], shift_of[k]))
+    mesh = settings.mesh
+    tris_fine = measures.triangles(FINE_MU, FINE_THETA)
+    missing = []
+    model: dict[str, float] = {}
+    for pi, phase in enumerate(PHASES):
+        have = [bool((data.field == pi * 2 + si).sum() >= 10) for si in range(2)]
+        if not have[0]:
+            missing.append(phase)
+            continue
+        mv = _landmarks(gp, "mv_", phase)
+        # hinge points corrected by their view's breath-hold shift, like the contours
+        mv_xyz = _xyz(mv) - np.array([shift_of.get((v, int(s)), np.zeros(3)) for v, s in
+                                      zip(mv["view"], mv["slice_index"].fillna(0))]).reshape(-1, 3)
+        point, normal = base_plane(frame.to_local(mv_xyz))
+        out.planes[phase] = (point, normal)
+        fine = {}
+        for si, surf in enumerate(SURFACES):
+            if not have[si]:
+                continue
+            x = res.params[pi * 2 + si]
+            out.surfaces[(phase, surf)] = measures.sample_surface(mesh, frame.focal_mm, x, point, normal)
+            fine[surf] = measures.sample_surface(mesh, frame.focal_mm, x, point, normal,
+                                                 FINE_MU, FINE_THETA)
+        model[f"{phase}_cavity_ml"] = measures.enclosed_volume_ml(fine["endo"], tris_fine, point)
+        if "epi" in fine:
+            v_epi = measures.enclosed_volume_ml(fine["epi"], tris_fine, point)
+            model[f"{phase}_myo_ml"] = v_epi - model[f"{phase}_cavity_ml"]
+            out.thickness[phase] = measures.wall_thickness(fine["endo"], fine["epi"], point,
+                                                           normal, anterior_sign)
+    out.volumes["model"] = model
+    if "ED" in missing:
+        raise ExamError("missing_phase: ED")
+    if any(v <= 0 for k, v in model.items()):
+        raise ExamError("implausible_fit: non-positive volume")
+    warnings = [w for w in (
+        note, None if res.converged else "not_converged",
+        "high_residual" if (out.rms_residual_mm or 0.0) > HIGH_RESIDUAL_MM else None,
+        f"outliers: {100 * outlier_frac:.0f}% of points" if outlier_frac > MAX_OUTLIER_FRACTION else None,
+    ) if w]
+    if missing:
+        out.status = "partial"
+        warnings.insert(0, "missing_phase: " + ",".join(missing))
+    out.qc_reason = "; ".join(warnings) or None

@@ -1,0 +1,121 @@
+"""Fixed-topology sampling of fitted surfaces, volumes, mass and AHA wall thickness.
+
+Sampling grid: ``N_GRID`` x ``N_GRID`` points per surface (29 x 29 = 841 as in the Cardiac Atlas
+Project), ``point_index = i_mu * N_GRID + i_theta``; ``i_mu = 0`` is the apex (all 29 points of that
+ring coincide), ``i_mu = N_GRID - 1`` lies on the mitral-valve plane; ``theta_j = 2 pi j / N_GRID``
+with ``j = 0`` at the septum direction (local +x).  Along mu the rings are evenly spaced between
+the apex and where the surface meets the base plane (found per theta by bisection).  Triangles:
+``N_GRID - 1`` ring gaps x ``N_GRID`` quads x 2, less the degenerate apex triangles
+(1595 for 29 x 29).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from cmr_atlas.cine.lvmodel import prolate
+from cmr_atlas.cine.lvmodel.hermite import HermiteMesh
+
+N_GRID = 29
+MYOCARDIAL_DENSITY_G_PER_ML = 1.05
+
+
+def triangles(n_mu: int = N_GRID, n_theta: int = N_GRID) -> np.ndarray:
+    """Triangles (T, 3) of the ring grid, 0-based point indices, outward-consistent orientation."""
+    i = np.arange(n_mu - 1)[:, None]
+    j = np.arange(n_theta)[None, :]
+    j1 = (j + 1) % n_theta
+    a = i * n_theta + j
+    b = i * n_theta + j1
+    c = (i + 1) * n_theta + j
+    e = (i + 1) * n_theta + j1
+    upper = np.stack([a, c, e], axis=-1)  # (i, j), (i+1, j), (i+1, j+1)
+    lower = np.stack([a, e, b], axis=-1)  # degenerate on the apex ring (a and b coincide)
+    lower = lower[1:]
+    return np.concatenate([upper.reshape(-1, 3), lower.reshape(-1, 3)])
+
+
+def base_mu(mesh: HermiteMesh, d: float, x: np.ndarray, theta: np.ndarray,
+            plane_point: np.ndarray, plane_normal: np.ndarray, n_iter: int = 40) -> np.ndarray:
+    """mu where the surface meets the base plane, per theta (bisection; mu_max if it never does)."""
+    def height(mu):
+        (lam,) = mesh.evaluate(x, mu, theta)
+        return (prolate.to_cartesian(lam, mu, theta, d) - plane_point) @ plane_normal
+
+    lo = np.zeros_like(theta)
+    hi = np.full_like(theta, mesh.mu_max)
+    reaches = height(hi) < 0
+    for _ in range(n_iter):
+        mid = (lo + hi) / 2
+        above = height(mid) < 0  # beyond the plane, on the atrial side
+        hi = np.where(above, mid, hi)
+        lo = np.where(above, lo, mid)
+    return np.where(reaches, (lo + hi) / 2, mesh.mu_max)
+
+
+def sample_surface(mesh: HermiteMesh, d: float, x: np.ndarray, plane_point: np.ndarray,
+                   plane_normal: np.ndarray, n_mu: int = N_GRID, n_theta: int = N_GRID) -> np.ndarray:
+    """Points (n_mu * n_theta, 3) of the surface, apex to base plane, local coordinates."""
+    theta = 2 * np.pi * np.arange(n_theta) / n_theta
+    mu_b = base_mu(mesh, d, x, theta, plane_point, plane_normal)
+    frac = np.linspace(0.0, 1.0, n_mu)
+    mu = (frac[:, None] * mu_b[None, :]).ravel()
+    th = np.tile(theta, n_mu)
+    (lam,) = mesh.evaluate(x, mu, th)
+    return prolate.to_cartesian(lam, mu, th, d)
+
+
+def enclosed_volume_ml(points: np.ndarray, tris: np.ndarray, plane_point: np.ndarray) -> float:
+    """Volume between a sampled surface and its base plane (the top ring lies on the plane)."""
+    a, b, c = (points[tris[:, k]] - plane_point for k in range(3))
+    return float(abs(np.einsum("ij,ij->i", a, np.cross(b, c)).sum()) / 6.0 / 1000.0)
+
+
+# AHA 17 segments from the angle phi measured from the septum towards the anterior wall (degrees).
+_BASAL_MID = np.array([2, 1, 6, 5, 4, 3])  # phi in [0,60): anteroseptal, [60,120): anterior, ...
+_APICAL = np.array([14, 13, 16, 15])  # phi in [-45,45): septal, [45,135): anterior, ...
+
+
+def aha_segment(depth_frac: np.ndarray, phi_deg: np.ndarray) -> np.ndarray:
+    """AHA segment (1..17) of points by depth fraction (0 base plane, 1 endocardial apex) and phi.
+
+    Thirds of the base-apex length: basal [0, 1/3), mid [1/3, 2/3), apical [2/3, 0.9); the apical
+    cap (17) is depth >= 0.9.  Basal/mid: six 60-degree sectors starting at the septal centre
+    (phi = 0) going anterior: 2 anteroseptal, 1 anterior, 6 anterolateral, 5 inferolateral,
+    4 inferior, 3 inferoseptal (7..12 likewise).  Apical: four 90-degree sectors centred on the
+    septum (14), anterior (13), lateral (16), inferior (15) walls.
+    """
+    phi = np.mod(phi_deg, 360.0)
+    seg = np.empty(phi.shape, dtype=int)
+    bm = _BASAL_MID[np.minimum((phi // 60).astype(int), 5)]
+    ap = _APICAL[np.minimum((np.mod(phi + 45.0, 360.0) // 90).astype(int), 3)]
+    seg[:] = np.where(depth_frac < 1 / 3, bm, np.where(depth_frac < 2 / 3, bm + 6, ap))
+    seg[depth_frac >= 0.9] = 17
+    return seg
+
+
+def wall_thickness(endo: np.ndarray, epi: np.ndarray, plane_point: np.ndarray,
+                   plane_normal: np.ndarray, anterior_sign: float) -> np.ndarray:
+    """Mean wall thickness (mm) per AHA segment 1..17 (NaN where a segment has no points).
+
+    ``endo``/``epi`` are finely sampled surfaces (local coordinates); thickness at an endocardial
+    point is its distance to the nearest epicardial sample.  ``anterior_sign`` is +1 when the
+    anterior wall lies at positive theta (local +y), -1 otherwise.
+    """
+    dist, _ = cKDTree(epi).query(endo)
+    depth = (endo - plane_point) @ plane_normal
+    depth_frac = depth / max(float(depth.max()), 1e-6)
+    phi = np.degrees(np.arctan2(anterior_sign * endo[:, 1], endo[:, 0]))
+    seg = aha_segment(depth_frac, phi)
+    keep = depth_frac >= 0
+    sums = np.bincount(seg[keep], weights=dist[keep], minlength=18)
+    counts = np.bincount(seg[keep], minlength=18)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sums / counts)[1:18]
+
+
+def polygon_area_mm2(xy: np.ndarray) -> float:
+    """Area of a closed polygon (shoelace), vertices in order, (N, 2)."""
+    x, y = xy[:, 0], xy[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)

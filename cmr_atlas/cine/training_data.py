@@ -1,0 +1,209 @@
+"""Annotated training samples on the network grid, built from images + truth-format annotations.
+
+An exam's annotations come in the synthetic truth format (:mod:`cmr_atlas.synth.truth`):
+``contours`` and ``landmarks`` frames with patient coordinates ``x_mm, y_mm, z_mm`` of what an
+observer traced on each image.  Points are projected onto the image's own plane
+(:meth:`SlicePlane.patient_to_pixel`), so truth slices are matched to image slices by geometry
+(nearest plane), never by index.  Samples are stored as arrays (float16 images) with an exam
+index, so splits are exam-wise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.cine.guidepoints import LANDMARKS
+from cmr_atlas.core.imagecache import ExamImages
+from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS
+from cmr_atlas.cine.segmentation import label_mask
+from cmr_atlas.nets.preprocess import Grid, prepare, to_net_px
+
+VIEW_CODES = {"sax": 0, "lax_2ch": 1, "lax_4ch": 2}
+
+
+@dataclass
+class Samples:
+    """``images (M, n, n)`` float16 whitened; ``labels (M, n, n)`` uint8 or ``points (M, K, 2)``
+    float32 network (row, col) with NaN = absent; ``exam (M,)`` index into ``exam_ids``;
+    ``view (M,)`` :data:`VIEW_CODES`; ``frame``/``slice_index`` for bookkeeping."""
+
+    images: np.ndarray
+    exam: np.ndarray
+    view: np.ndarray
+    exam_ids: list[str]
+    labels: np.ndarray | None = None
+    points: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, idx: np.ndarray) -> "Samples":
+        return Samples(self.images[idx], self.exam[idx], self.view[idx], self.exam_ids,
+                       None if self.labels is None else self.labels[idx],
+                       None if self.points is None else self.points[idx], dict(self.meta))
+
+    def save(self, path: str | Path) -> Path:
+        arrays = {"images": self.images, "exam": self.exam, "view": self.view,
+                  "exam_ids": np.array(self.exam_ids)}
+        if self.labels is not None:
+            arrays["labels"] = self.labels
+        if self.points is not None:
+            arrays["points"] = self.points
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, **arrays)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Samples":
+        with np.load(path, allow_pickle=False) as z:
+            return cls(z["images"], z["exam"], z["view"], [str(s) for s in z["exam_ids"]],
+                       z["labels"] if "labels" in z.files else None,
+                       z["points"] if "points" in z.files else None)
+
+    @staticmethod
+    def concat(parts: list["Samples"]) -> "Samples":
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            raise ValueError("no samples")
+        ids: list[str] = []
+        exams = []
+        for p in parts:
+            exams.append(p.exam + len(ids))
+            ids += p.exam_ids
+        lab = None if parts[0].labels is None else np.concatenate([p.labels for p in parts])
+        pts = None if parts[0].points is None else np.concatenate([p.points for p in parts])
+        return Samples(np.concatenate([p.images for p in parts]), np.concatenate(exams),
+                       np.concatenate([p.view for p in parts]), ids, lab, pts)
+
+
+def exam_split(n_exams: int, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Exam-wise split: ``(train_exams, val_exams)`` index arrays (at least one validation exam)."""
+    order = rng.permutation(n_exams)
+    n_val = max(1, int(round(val_fraction * n_exams))) if n_exams > 1 else 0
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _xyz(df: pd.DataFrame) -> np.ndarray:
+    return df[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=float)
+
+
+def match_plane(xyz: np.ndarray, planes: list[SlicePlane], tol_mm: float = 2.0) -> int | None:
+    """Index of the plane the points lie on (smallest mean |distance|), None if none within ``tol_mm``."""
+    if len(xyz) == 0 or not planes:
+        return None
+    d = [float(np.abs(p.patient_to_pixel(xyz)[1]).mean()) for p in planes]
+    i = int(np.argmin(d))
+    return i if d[i] <= tol_mm else None
+
+
+def truth_slice_map(sax_contours: pd.DataFrame, planes: list[SlicePlane]) -> dict[int, int]:
+    """``{image slice index: annotated slice_index}``, matched by geometry (not by index)."""
+    mapping = {}
+    for ts, g in sax_contours.groupby("slice_index"):
+        j = match_plane(_xyz(g), planes)
+        if j is not None:
+            mapping[int(j)] = int(ts)
+    return mapping
+
+
+def contour_polygons(rows: pd.DataFrame, plane: SlicePlane) -> dict[str, np.ndarray]:
+    """``{surface: (N, 2) original-pixel (row, col)}`` of one slice and frame's contours (>= 3 points)."""
+    polys = {}
+    for surface in ("endo", "epi"):
+        pts = rows[rows["surface"] == surface].sort_values("point_index")
+        if len(pts) >= 3:
+            polys[surface] = plane.patient_to_pixel(_xyz(pts))[0]
+    return polys
+
+
+def select_frames(annot: pd.DataFrame, n_frames: int, extra: int, rng: np.random.Generator) -> list[int]:
+    """ED and ES frames (from the annotation's ``phase``) plus ``extra`` other random frames."""
+    key = annot.dropna(subset=["phase"]).groupby("phase")["frame"].first().to_dict() if "phase" in annot else {}
+    frames = sorted({int(f) for f in key.values()})
+    others = [f for f in range(n_frames) if f not in frames]
+    if extra and others:
+        frames += [int(f) for f in rng.choice(others, size=min(extra, len(others)), replace=False)]
+    return sorted(frames)
+
+
+def segmentation_samples(images: ExamImages, contours: pd.DataFrame, grid: Grid,
+                         rng: np.random.Generator, extra_frames: int = 2,
+                         observer: str = "truth") -> Samples:
+    """SAX image + label mask pairs of one exam (slices with no contour are kept as background
+    samples, so the network learns to leave apical/basal non-LV slices empty)."""
+    c = contours[(contours["observer"] == observer) & (contours["view"] == "sax")]
+    frames = select_frames(c, images.n_frames, extra_frames, rng)
+    imgs, labs = [], []
+    mapping = truth_slice_map(c, images.sax_planes)
+    n = grid.size
+    for s, plane in enumerate(images.sax_planes):
+        prepped = prepare(images.sax[s, frames], plane, grid)
+        for k, f in enumerate(frames):
+            polys = {}
+            if s in mapping:
+                g = c[(c["slice_index"] == mapping[s]) & (c["frame"] == f)]
+                polys = {k: to_net_px(rc, plane, grid) for k, rc in contour_polygons(g, plane).items()}
+                if "epi" not in polys and "endo" not in polys and len(g) == 0:
+                    continue  # frame not annotated on an annotated slice: skip, not background
+            imgs.append(prepped[k])
+            labs.append(label_mask((n, n), polys.get("endo"), polys.get("epi")))
+    m = len(imgs)
+    return Samples(np.asarray(imgs, dtype=np.float16).reshape(m, n, n), np.zeros(m, np.int32),
+                   np.zeros(m, np.int8), [images.exam_id],
+                   labels=np.asarray(labs, dtype=np.uint8).reshape(m, n, n))
+
+
+def landmark_samples(images: ExamImages, landmarks: pd.DataFrame, model: str, grid: Grid,
+                     rng: np.random.Generator, extra_frames: int = 2, observer: str = "truth",
+                     sax_frames: str = "ed_es") -> Samples:
+    """Images of the views served by landmark ``model`` ('lax' or 'sax') with their points.
+
+    SAX: every slice at the selected frames, including slices without landmarks (explicit
+    negatives); LAX: the selected frames of each cine.
+    """
+    lm = landmarks[landmarks["observer"] == observer]
+    k = len(MODEL_LANDMARKS[model])
+    imgs, pts, views = [], [], []
+    n = grid.size
+    for view in MODEL_VIEWS[model]:
+        v = lm[lm["view"] == view]
+        names = LANDMARKS[view]
+        if view == "sax":
+            stacks = [(images.sax[s], p, s) for s, p in enumerate(images.sax_planes)]
+            mapping = {}
+            for ts, g in v.groupby("slice_index"):
+                j = match_plane(_xyz(g), images.sax_planes)
+                if j is not None:
+                    mapping[int(j)] = int(ts)
+        else:
+            if view not in images.lax:
+                continue
+            stacks = [(images.lax[view], images.lax_planes[view], 0)]
+            mapping = {0: int(v["slice_index"].iloc[0])} if len(v) else {}
+        if not len(v):
+            continue
+        frames = select_frames(v, stacks[0][0].shape[0], extra_frames if view != "sax" or sax_frames != "ed_es" else 0, rng)
+        for cine, plane, s in stacks:
+            prepped = prepare(cine[frames], plane, grid)
+            for i, f in enumerate(frames):
+                p = np.full((k, 2), np.nan, dtype=np.float32)
+                if s in mapping:
+                    g = v[(v["slice_index"] == mapping[s]) & (v["frame"] == f)]
+                    for j, name in enumerate(names):
+                        row = g[g["landmark"] == name]
+                        if len(row):
+                            rc, _ = plane.patient_to_pixel(_xyz(row.iloc[:1]))
+                            p[j] = to_net_px(rc, plane, grid)[0]
+                imgs.append(prepped[i])
+                pts.append(p)
+                views.append(VIEW_CODES[view])
+    m = len(imgs)
+    return Samples(np.asarray(imgs, dtype=np.float16).reshape(m, n, n), np.zeros(m, np.int32),
+                   np.asarray(views, dtype=np.int8), [images.exam_id],
+                   points=np.asarray(pts, dtype=np.float32).reshape(m, k, 2))

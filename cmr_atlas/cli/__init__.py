@@ -1,0 +1,77 @@
+"""Command-line interface: ``cmr-atlas <subcommand> ...``.
+
+Each subcommand lives in its stage's module, which exposes ``add_arguments(parser)`` and
+``run(args) -> int``; this file only lists them, so stages stay independent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from cmr_atlas import __version__
+
+# name -> (module with add_arguments/run, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("cmr_atlas.cli.synth", "generate a synthetic legacy cine MRI cohort with ground truth"),
+    "ingest": ("cmr_atlas.cli.ingest", "index a folder of DICOM exams: views, slices, frames, image cache"),
+    "infer": ("cmr_atlas.cli.infer", "run the landmark and segmentation CNNs on ingested exams"),
+    "guidepoints": ("cmr_atlas.cli.guidepoints", "build the guide-point table (auto or manual source)"),
+    "fit": ("cmr_atlas.cli.fit", "fit the LV model with breath-hold correction; clinical measures"),
+    "covariates": ("cmr_atlas.stats.covariates", "join a covariates table to exam_id by keyed hashes (no identifiers)"),
+    "atlas": ("cmr_atlas.cli.atlas", "Procrustes alignment and PCA of fitted shapes"),
+    "stats": ("cmr_atlas.cli.stats", "risk-factor logistic regression, cross-validated AUC, DeLong"),
+    "report": ("cmr_atlas.cli.report", "HTML report for a results folder"),
+    "train": ("cmr_atlas.cine.training", "train the landmark and segmentation networks"),
+    "query": ("cmr_atlas.core.query", "run SQL (DuckDB) over a results folder's parquet tables"),
+    "schemas": ("cmr_atlas.cli.schemas", "print the documented schema of every output table"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The CLI parser; with ``only``, import just that subcommand's module."""
+    parser = argparse.ArgumentParser(
+        prog="cmr-atlas",
+        description="Legacy cine cardiac MRI to a population atlas of LV shape and motion.",
+    )
+    parser.add_argument("--version", action="version", version=f"cmr-atlas {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if only is not None and name != only:
+            continue  # imported lazily: only the chosen stage pays for its imports (torch, ...)
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            p.set_defaults(_unavailable=name)
+            continue
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=chosen if chosen in COMMANDS else "")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if getattr(args, "_unavailable", None):
+        print(f"cmr-atlas {args._unavailable}: this stage is not built yet", file=sys.stderr)
+        return 2
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""``cmr-atlas ingest COHORT_DIR --out DIR``: index DICOM exams, select views, write the image cache.
+
+Writes ``DIR/exams.parquet``, ``series.parquet``, ``slices.parquet``, ``exam_keys.parquet``,
+``DIR/cache/<exam_id>.npz`` and, with ``--linkage``, ``DIR/linkage.parquet``.  ``--folders``
+restricts the run to some top-level folders of the cohort (one shard of the workflow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from cmr_atlas.core.shards import dicom_root, list_exam_folders, read_folder_list
+from cmr_atlas.dicom.index import ingest_folders, write_ingest_tables
+
+log = logging.getLogger(__name__)
+
+KEY_ENV = "CMR_ATLAS_EXAM_ID_KEY"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("cohort_dir", type=Path, help="folder of exams (or a synthetic cohort with dicom/)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--exam-id-key", default=None,
+                   help=f"secret key of the exam-id hash (default: ${KEY_ENV}, else config exam_id_key)")
+    p.add_argument("--config", type=Path, default=None, help="config YAML to take exam_id_key/linkage from")
+    p.add_argument("--linkage", action=argparse.BooleanOptionalAction, default=None,
+                   help="also write linkage.parquet (exam_id <-> StudyInstanceUID, folder)")
+    p.add_argument("--folders", nargs="+", default=None, metavar="NAME",
+                   help="only these top-level folders (default: all)")
+    p.add_argument("--folders-file", type=Path, default=None, help="only the folders listed in this file")
+    p.add_argument("--no-cache", action="store_true", help="index only, do not write the image cache")
+
+
+def _settings(args: argparse.Namespace) -> tuple[str, bool]:
+    cfg: dict = {}
+    if args.config is not None:
+        from cmr_atlas.core.config import load_config
+
+        cfg = load_config(args.config)
+    key = args.exam_id_key or os.environ.get(KEY_ENV) or cfg.get("exam_id_key")
+    if not key:
+        raise SystemExit(f"cmr-atlas ingest: give --exam-id-key, ${KEY_ENV} or --config with exam_id_key")
+    linkage = args.linkage if args.linkage is not None else bool(cfg.get("linkage", False))
+    return key, linkage
+
+
+def run(args: argparse.Namespace) -> int:
+    key, linkage = _settings(args)
+    root = dicom_root(args.cohort_dir)
+    folders = list_exam_folders(args.cohort_dir)
+    if args.folders_file is not None:
+        wanted = set(read_folder_list(args.folders_file))
+        folders = [f for f in folders if f in wanted]
+    if args.folders:
+        wanted = set(args.folders)
+        unknown = wanted - set(folders)
+        if unknown:
+            log.error("%d requested folder(s) are not in the cohort", len(unknown))
+            return 2
+        folders = [f for f in folders if f in wanted]
+    cache = None if args.no_cache else args.out / "cache"
+    rows = ingest_folders(root, folders, key, cache)
+    write_ingest_tables(rows, args.out, linkage=linkage)
+    n_ok = sum(r["status"] == "ok" for r in rows.exams)
+    log.info("ingest: %d folders, %d exams ok, %d failed", len(folders), n_ok, len(rows.exams) - n_ok)
+    return 0

@@ -1,0 +1,1 @@
+"""The legacy MESA protocol (2000-era GRE cine): acquisition planning, rendering, exam generation."""

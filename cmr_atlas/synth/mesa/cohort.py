@@ -1,0 +1,313 @@
+"""Generate synthetic legacy exams (images + ground truth) and whole cohorts on disk.
+
+Every exam is generated from its own seed sequence ``(seed, index)``, so exam ``i`` of a cohort is
+the same whatever the cohort size, and the same seed gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.cine.guidepoints import LANDMARKS, plane_to_row
+from cmr_atlas.core.imagecache import ExamImages
+from cmr_atlas.core.tables import write_table
+from cmr_atlas.synth import anatomy as an
+from cmr_atlas.synth import truth as T
+from cmr_atlas.synth import truthgeom as tg
+from cmr_atlas.synth.dicom_writer import DESCRIPTIONS, PatientHeader, SeriesSpec, make_patient_header, write_exam
+from cmr_atlas.synth.observers import perturb_contour, perturb_landmark
+from cmr_atlas.synth.mesa.scanner import Acquisition, plan_acquisition, render_plane
+from cmr_atlas.synth.subjects import sample_subjects
+
+log = logging.getLogger(__name__)
+
+SHAPE_GRID = (29, 29)  # n_long x n_circ samples of each true surface
+
+
+@dataclass
+class SyntheticExam:
+    """One generated exam: images as stored, plus everything true about it."""
+
+    label: str
+    subject: dict
+    heart: an.Heart
+    acq: Acquisition
+    header: PatientHeader
+    images: ExamImages  # stored pixel values (uint16 range) as float32; exam_id = label
+    truth: dict[str, pd.DataFrame] = field(default_factory=dict)
+    localizers: list[tuple[SlicePlane, np.ndarray]] = field(default_factory=list)
+
+
+def exam_label(seed: int, index: int) -> str:
+    return f"SYN{seed}-{index:04d}"
+
+
+def _quantise(img: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(img), 0, 4095).astype(np.uint16)
+
+
+def _landmark_rows(label, observer, view, sl, frame, phase, name, p, plane) -> dict:
+    rc, _ = plane.patient_to_pixel(p)
+    return {"exam_id": label, "observer": observer, "view": view, "slice_index": sl, "frame": frame,
+            "phase": phase, "landmark": name, "x_mm": p[0], "y_mm": p[1], "z_mm": p[2],
+            "row_px": rc[0], "col_px": rc[1]}
+
+
+def _contour_rows(label, observer, view, sl, frame, phase, surface, pts, plane) -> dict:
+    """Columns of one contour (concatenated into a frame once per exam: DataFrames are slow)."""
+    rc, _ = plane.patient_to_pixel(pts)
+    return ({
+        "exam_id": label, "observer": observer, "view": view, "slice_index": sl, "frame": frame,
+        "phase": phase, "surface": surface, "point_index": np.arange(len(pts)),
+        "x_mm": pts[:, 0], "y_mm": pts[:, 1], "z_mm": pts[:, 2], "row_px": rc[:, 0], "col_px": rc[:, 1],
+    })
+
+
+def _frame_from_contours(parts: list[dict]) -> pd.DataFrame:
+    cols = [c.name for c in T.CONTOURS.columns]
+    if not parts:
+        return T.CONTOURS.empty()
+    n = [len(p["x_mm"]) for p in parts]
+    data = {}
+    for c in cols:
+        vals = [p[c] for p in parts]
+        if np.ndim(vals[0]) == 0:
+            data[c] = np.repeat(np.array(vals, dtype=object), n)
+        else:
+            data[c] = np.concatenate(vals)
+    df = pd.DataFrame(data)
+    for c in ("slice_index", "frame", "point_index"):
+        df[c] = df[c].astype("int64")
+    return df
+
+
+def _name_pair(heart: an.Heart, view: str, pts: list[np.ndarray], shift: np.ndarray) -> dict[str, np.ndarray]:
+    """Name two landmarks of a pair by anatomy: septal/lateral, anterior/inferior(posterior)."""
+    if len(pts) != 2:
+        return {}
+    a, b = pts
+    if view == "lax_4ch":
+        la, lb = heart.to_local(a - shift), heart.to_local(b - shift)
+        return {"mv_septal": a, "mv_lateral": b} if la[0] > lb[0] else {"mv_septal": b, "mv_lateral": a}
+    first, second = LANDMARKS[view][:2]  # anterior first: smaller patient y is more anterior
+    return {first: a, second: b} if a[1] < b[1] else {first: b, second: a}
+
+
+def _plane_truth(heart: an.Heart, acq: Acquisition, label: str, view: str, sl: int, plane: SlicePlane,
+                 frames: range, phases: dict[int, str]) -> tuple[list[dict], list[dict]]:
+    shift = acq.shifts_mm[(view, sl)]
+    contours, marks = [], []
+    for f in frames:
+        w = float(acq.activation[f])
+        phase = phases.get(f)
+        centre = tg.axis_point_in_plane(heart, plane, shift, w)
+        for surface in ("endo", "epi"):
+            pts = tg.plane_contour(heart, w, plane, shift, surface, centre)
+            if pts is None:
+                continue
+            if view != "sax":
+                pts = tg.lax_open_contour(heart, w, pts, shift)
+            contours.append(_contour_rows(label, "truth", view, sl, f, phase, surface, pts, plane))
+            if view == "sax" and surface == "epi":
+                named = _name_pair(heart, view, tg.rv_insertions(heart, w, pts, shift), shift)
+                marks += [_landmark_rows(label, "truth", view, sl, f, phase, n, p, plane) for n, p in named.items()]
+            if view == "sax" and surface == "endo":
+                c2 = tg.polygon_centroid(plane.in_plane_mm(pts))
+                c3 = plane.position_mm + c2[0] * plane.row_cosine + c2[1] * plane.col_cosine
+                marks.append(_landmark_rows(label, "truth", view, sl, f, phase, "lv_centre", c3, plane))
+        if view != "sax":
+            named = _name_pair(heart, view, tg.mitral_hinges(heart, w, plane, shift), shift)
+            named["apex"] = tg.apex_point(heart, w, plane, shift)
+            marks += [_landmark_rows(label, "truth", view, sl, f, phase, n, p, plane) for n, p in named.items()]
+    return contours, marks
+
+
+def _observer_truth(rng: np.random.Generator, contours: pd.DataFrame, marks: pd.DataFrame,
+                    planes: dict[tuple[str, int], SlicePlane], n_observers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    c_out, m_out = [], []
+    sub = contours[contours.phase.notna()]
+    groups = list(sub.groupby(["view", "slice_index", "frame", "surface"], sort=True))
+    mk = marks[marks.phase.notna()].to_dict("records")
+    for obs in [f"obs{i + 1}" for i in range(n_observers)]:
+        for (view, sl, f, surface), g in groups:
+            plane = planes[(view, sl)]
+            pts = perturb_contour(rng, g[["x_mm", "y_mm", "z_mm"]].to_numpy(), plane, surface, obs, view == "sax")
+            c_out.append(_contour_rows(g.exam_id.iloc[0], obs, view, sl, f, g.phase.iloc[0], surface, pts, plane))
+        for r in mk:
+            plane = planes[(r["view"], r["slice_index"])]
+            p = perturb_landmark(rng, np.array([r["x_mm"], r["y_mm"], r["z_mm"]]), plane, r["landmark"])
+            m_out.append(_landmark_rows(r["exam_id"], obs, r["view"], r["slice_index"], r["frame"], r["phase"], r["landmark"], p, plane))
+    return _frame_from_contours(c_out), (pd.DataFrame(m_out) if m_out else marks.iloc[:0])
+
+
+def generate_exam(seed: int, index: int, mi_fraction: float = 0.0, observers: int = 0) -> SyntheticExam:
+    """Generate exam ``index`` of the cohort with ``seed``: subject, heart, images and truth."""
+    ss = np.random.SeedSequence([int(seed), int(index)])
+    rng_subject, rng_heart, rng_scan, rng_noise, rng_obs, rng_hdr = (np.random.default_rng(s) for s in ss.spawn(6))
+    label = exam_label(seed, index)
+    subj = sample_subjects(rng_subject, 1, mi_fraction).iloc[0].to_dict()
+    targets = {k[len("target_"):]: v for k, v in subj.items() if k.startswith("target_")}
+    heart = an.make_heart(rng_heart, targets, subj["bsa_m2"], subj["height_cm"], subj["weight_kg"], subj["heart_rate"])
+    vendor = "SIEMENS" if rng_scan.random() < 0.55 else "GE MEDICAL SYSTEMS"
+    acq = plan_acquisition(rng_scan, heart, subj["heart_rate"], vendor)
+    frames = np.arange(acq.n_frames)
+    sax = np.stack([_quantise(render_plane(heart, acq, p, acq.shifts_mm[("sax", i)], frames, rng_noise))
+                    for i, p in enumerate(acq.sax_planes)])
+    lax = {v: _quantise(render_plane(heart, acq, p, acq.shifts_mm[(v, 0)], frames, rng_noise))
+           for v, p in acq.lax_planes.items()}
+    images = ExamImages(label, sax.astype(np.float32), list(acq.sax_planes), acq.trigger_times_ms,
+                        {v: a.astype(np.float32) for v, a in lax.items()}, dict(acq.lax_planes))
+    uid_seed = f"cmr-atlas-synth-{seed}-{index}"
+    hdr = make_patient_header(rng_hdr, uid_seed, subj["age"], subj["sex"], subj["height_cm"], subj["weight_kg"])
+    ex = SyntheticExam(label, subj, heart, acq, hdr, images)
+    ex.truth = _truth_tables(ex, rng_obs, observers)
+    # three-plane localizer through the heart, end-diastole, no breath-hold shift
+    centre = heart.to_patient(np.array([0, 0, 0.5 * heart.ed.length_mm]))
+    for row, col in (([1, 0, 0], [0, 1, 0]), ([1, 0, 0], [0, 0, -1]), ([0, 1, 0], [0, 0, -1])):
+        pl = SlicePlane.centred(centre, np.array(row, float), np.array(col, float), (1.8, 1.8), (256, 256), 8.0)
+        img = render_plane(heart, acq, pl, np.zeros(3), np.array([acq.ed_frame]), rng_noise)
+        ex.localizers.append((pl, _quantise(img)))
+    return ex
+
+
+def _truth_tables(ex: SyntheticExam, rng_obs: np.random.Generator, observers: int) -> dict[str, pd.DataFrame]:
+    heart, acq, label, subj = ex.heart, ex.acq, ex.label, ex.subject
+    ed_f, es_f = acq.ed_frame, acq.es_frame
+    phases = {ed_f: "ED", es_f: "ES"}
+    planes = {(v, i): p for v, i, p in acq.planes()}
+    contours, marks = [], []
+    for (view, sl), plane in planes.items():
+        c, m = _plane_truth(heart, acq, label, view, sl, plane, range(acq.n_frames), phases)
+        contours += c
+        marks += m
+    contours_df = _frame_from_contours(contours)
+    marks_df = pd.DataFrame(marks)
+    if observers:
+        oc, om = _observer_truth(rng_obs, contours_df, marks_df, planes, observers)
+        contours_df = pd.concat([contours_df, oc], ignore_index=True)
+        marks_df = pd.concat([marks_df, om], ignore_index=True)
+    w_ed, w_es = float(acq.activation[ed_f]), float(acq.activation[es_f])
+    ph_ed, ph_es = heart.phase(w_ed), heart.phase(w_es)
+    design = an.measured_indices(heart, subj["bsa_m2"])
+    edv, esv = ph_ed.cavity_volume_ml, ph_es.cavity_volume_ml
+    mass = an.MYOCARDIAL_DENSITY_G_PER_ML * ph_ed.myocardial_volume_ml
+    p0 = acq.sax_planes[0]
+    exams = pd.DataFrame([{
+        "exam_id": label, "vendor": "SIEMENS" if acq.vendor == "SIEMENS" else "GE",
+        "n_frames": acq.n_frames, "rr_ms": acq.rr_ms, "ed_frame": ed_f, "es_frame": es_f,
+        "n_sax_slices": len(acq.sax_planes), "rows": p0.shape[0], "cols": p0.shape[1],
+        "pixel_spacing_mm": p0.pixel_spacing_mm[0], "snr": acq.snr,
+        "edv_ml": edv, "esv_ml": esv, "sv_ml": edv - esv, "ef_pct": 100 * (edv - esv) / edv,
+        "lv_mass_g": mass, "edvi": edv / subj["bsa_m2"], "esvi": esv / subj["bsa_m2"],
+        "lvmi": mass / subj["bsa_m2"], "sphericity_pct": design["sphericity_pct"],
+        "rwt_pct": design["rwt_pct"], "conicity_pct": design["conicity_pct"], "ls_pct": design["ls_pct"],
+    }])
+    subjects = pd.DataFrame([{
+        "exam_id": label, "study_instance_uid": ex.header.study_uid, "patient_id": ex.header.patient_id,
+        **{c.name: subj[c.name] for c in T.SUBJECTS.columns if c.name in subj},
+    }])
+    shapes = []
+    for phase, w in (("ED", w_ed), ("ES", w_es)):
+        for surface in ("endo", "epi"):
+            pts = heart.surface_grid(w, surface, *SHAPE_GRID)
+            shapes.append(pd.DataFrame({"exam_id": label, "phase": phase, "surface": surface,
+                                        "point_index": np.arange(len(pts)), "x_mm": pts[:, 0],
+                                        "y_mm": pts[:, 1], "z_mm": pts[:, 2]}))
+    slices = pd.DataFrame([plane_to_row(label, v, i, p) for (v, i), p in planes.items()])
+    shift_rows = []
+    for (v, i), p in planes.items():
+        d = acq.shifts_mm[(v, i)]
+        tp = float(d @ p.normal)
+        shift_rows.append({"exam_id": label, "view": v, "slice_index": i, "dx_mm": d[0], "dy_mm": d[1],
+                           "dz_mm": d[2], "in_plane_mm": float(np.linalg.norm(d - tp * p.normal)),
+                           "through_plane_mm": tp})
+    return {
+        "subjects": subjects, "exams": exams, "shapes": pd.concat(shapes, ignore_index=True),
+        "slices": slices, "slice_shifts": pd.DataFrame(shift_rows), "contours": contours_df,
+        "landmarks": marks_df,
+    }
+
+
+def _series_specs(ex: SyntheticExam, rng: np.random.Generator) -> list[SeriesSpec]:
+    vendor = ex.acq.vendor
+    desc = DESCRIPTIONS[vendor]
+    pick = lambda key: str(desc[key][int(rng.integers(len(desc[key])))])  # noqa: E731
+    generic = rng.random() < 0.2
+    specs = [SeriesSpec("localizer", pick("localizer"), 1, [p for p, _ in ex.localizers],
+                        [im for _, im in ex.localizers], [0, 1, 2])]
+    lax_order = ["lax_2ch", "lax_4ch"] if rng.random() < 0.7 else ["lax_4ch", "lax_2ch"]
+    for n, view in enumerate(lax_order):
+        d = (desc["generic_lax"][n] if vendor == "SIEMENS" else desc["generic_lax"][0]) if generic else pick(view)
+        specs.append(SeriesSpec(view, d, 2 + n, [ex.acq.lax_planes[view]], [_quantise(ex.images.lax[view])], [0]))
+    sax_imgs = [_quantise(ex.images.sax[i]) for i in range(ex.images.n_slices)]
+    template = pick("sax")
+    if vendor == "SIEMENS":
+        for k, (p, im) in enumerate(zip(ex.acq.sax_planes, sax_imgs)):
+            specs.append(SeriesSpec("sax", template.format(k=k + 1), 4 + k, [p], [im], [k]))
+    else:
+        specs.append(SeriesSpec("sax", template.format(k=""), 4, list(ex.acq.sax_planes), sax_imgs,
+                                list(range(len(sax_imgs)))))
+    return specs
+
+
+def write_synthetic_exam(ex: SyntheticExam, dicom_dir: Path, seed: int, index: int) -> list[Path]:
+    """Write one generated exam's DICOM files under ``dicom_dir/<label>/``."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7]))
+    vendor_tag = "SIEMENS" if ex.acq.vendor == "SIEMENS" else "GE MEDICAL SYSTEMS"
+    return write_exam(dicom_dir / ex.label, ex.header, vendor_tag, _series_specs(ex, rng),
+                      ex.acq.trigger_times_ms, ex.acq.rr_ms, f"cmr-atlas-synth-{seed}-{index}", rng)
+
+
+def _generate_and_write(args: tuple) -> dict[str, pd.DataFrame]:
+    seed, index, mi_fraction, observers, dicom_dir = args
+    ex = generate_exam(seed, index, mi_fraction, observers)
+    write_synthetic_exam(ex, Path(dicom_dir), seed, index)
+    return ex.truth
+
+
+def generate_cohort(out: str | Path, n_exams: int, seed: int, mi_fraction: float = 0.0,
+                    observers: int = 0, jobs: int = 1) -> Path:
+    """Write ``out/dicom/<exam>/...`` and ``out/truth/*.parquet`` for ``n_exams`` exams."""
+    out = Path(out)
+    dicom_dir = out / "dicom"
+    dicom_dir.mkdir(parents=True, exist_ok=True)
+    tasks = [(seed, i, mi_fraction, observers, str(dicom_dir)) for i in range(n_exams)]
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(_generate_and_write, tasks, chunksize=1))
+    else:
+        results = [_generate_and_write(t) for t in tasks]
+    for i, r in enumerate(results):
+        if (i + 1) % 10 == 0 or i + 1 == len(results):
+            log.info("synth: %d/%d exams", i + 1, len(results))
+    for schema in T.TRUTH_TABLES:
+        df = pd.concat([r[schema.name] for r in results], ignore_index=True) if results else schema.empty()
+        write_table(df, out / "truth" / f"{schema.name}.parquet", schema)
+    return out
+
+
+def default_jobs() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def truth_label_map(ex: SyntheticExam, view: str, slice_index: int, frame: int) -> np.ndarray:
+    """Noise-free labels (imagecache.LABELS codes) at the pixel centres of a plane's central depth.
+
+    0 background, 1 LV myocardium, 2 LV cavity, 3 RV cavity; includes the breath-hold shift.
+    """
+    plane = ex.acq.sax_planes[slice_index] if view == "sax" else ex.acq.lax_planes[view]
+    shift = ex.acq.shifts_mm[(view, slice_index)]
+    tissue = ex.heart.heart_labels(plane.pixel_grid_mm() - shift, float(ex.acq.activation[frame]))
+    out = np.zeros(tissue.shape, dtype=np.uint8)
+    out[tissue == an.LV_MYO] = 1
+    out[tissue == an.LV_BLOOD] = 2
+    out[tissue == an.RV_BLOOD] = 3
+    return out
