@@ -30,12 +30,12 @@ def test_console_script_lists_subcommands():
 
 
 def test_default_config_is_valid():
-    cfg = load_config()
+    cfg = load_config(REPO / "config" / "config.yaml")
     assert cfg["shard_size"] >= 1
 
 
 def test_bad_config_names_the_key():
-    cfg = load_config()
+    cfg = load_config(REPO / "config" / "config.yaml")
     cfg["shard_size"] = 0
     with pytest.raises(ConfigError, match="shard_size"):
         validate_config(cfg)

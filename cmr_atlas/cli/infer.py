@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cmr_atlas.core.config import DEFAULT_CONFIG, load_config
+from cmr_atlas.core.config import defaults, find_models_dir, load_config
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--exams", help="ingest exams.parquet of the shard (exams with status ok)")
     g.add_argument("--exam-ids", nargs="+", help="explicit exam ids")
     p.add_argument("--out", required=True, help="output folder (the shard folder)")
-    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="config YAML (models_dir, landmarks, segmentation, device)")
+    p.add_argument("--config", help="config YAML (models_dir, landmarks, segmentation, device); default: the schema's defaults")
     p.add_argument("--models-dir", help="override config models_dir")
     p.add_argument("--method", choices=["heatmap", "vgg"], help="override landmarks.method")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override config device")
@@ -49,20 +49,17 @@ def run(args: argparse.Namespace) -> int:
     from cmr_atlas.cine import autoguide
     from cmr_atlas.cine.inference import load_models, run_shard
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config) if args.config else defaults()
     torch.set_num_threads(max(1, args.threads))
-    models_dir = args.models_dir or cfg.get("models_dir", "resources/models")
-    if not Path(models_dir).is_absolute() and not Path(models_dir).exists():
-        from cmr_atlas.core.config import REPO_ROOT
-        models_dir = REPO_ROOT / models_dir
-    method = args.method or cfg.get("landmarks", {}).get("method", "heatmap")
-    device = args.device or cfg.get("device", "auto")
+    models_dir = find_models_dir(args.models_dir or cfg["models_dir"])
+    method = args.method or cfg["landmarks"]["method"]
+    device = args.device or cfg["device"]
     ids = args.exam_ids or shard_exam_ids(args.exams)
     models = load_models(models_dir, method, device)
     log.info("inference on %d exams (%s landmarks, device %s)", len(ids), method, models.device)
     status = run_shard(ids, args.cache, args.out, models,
-                       ed_method=cfg.get("segmentation", {}).get("ed_frame", "max_volume"),
-                       absent_threshold=float(cfg.get("landmarks", {}).get("absent_threshold", 0.1)),
+                       ed_method=cfg["segmentation"]["ed_frame"],
+                       absent_threshold=float(cfg["landmarks"]["absent_threshold"]),
                        batch=args.batch)
     if args.guide_points:
         ok = [e for e, s in status.items() if s == "ok"]

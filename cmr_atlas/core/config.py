@@ -1,40 +1,105 @@
-"""Configuration: load config/config.yaml-style files and validate them with the workflow schema.
+"""Configuration: the JSON schema that validates a config AND holds every default.
 
-The same JSON schema (workflow/schemas/config.schema.yaml) is used by Snakemake's
-``validate`` and by the CLI, so a bad value gets the same clear message either way.
+The schema (``config.schema.yaml`` beside this file, shipped as package data; the workflow's
+``workflow/schemas/config.schema.yaml`` links to it) is read by Snakemake's ``validate`` with
+``set_default=True`` and by :func:`load_config` here, so a bad value gets the same message either
+way, and a default is written in the schema only: code reads the filled config or :func:`default`.
 """
 
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
+SCHEMA_RESOURCE = "config.schema.yaml"
 
 
 class ConfigError(ValueError):
     """Invalid configuration, with the offending key in the message."""
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None) -> dict:
-    """Read a YAML config, apply top-level overrides, validate, and return it."""
-    with open(path) as fh:
-        cfg = yaml.safe_load(fh) or {}
+@lru_cache(maxsize=1)
+def _schema_text() -> str:
+    return resources.files("cmr_atlas.core").joinpath(SCHEMA_RESOURCE).read_text()
+
+
+def schema() -> dict:
+    """The config schema (a fresh copy)."""
+    return yaml.safe_load(_schema_text())
+
+
+def _fill(cfg: dict, sch: dict) -> None:
+    """Set missing keys of ``cfg`` to the schema's defaults, recursing into objects."""
+    for key, sub in sch.get("properties", {}).items():
+        if key not in cfg and "default" in sub:
+            cfg[key] = copy.deepcopy(sub["default"])
+        if isinstance(cfg.get(key), dict) and sub.get("type") == "object":
+            _fill(cfg[key], sub)
+
+
+def defaults() -> dict:
+    """Every default of the schema as a config tree (no required key is invented)."""
+    cfg: dict = {}
+    _fill(cfg, schema())
+    return cfg
+
+
+def default(dotted: str) -> Any:
+    """One default by dotted key, e.g. ``default("stats.n_pcs")``; KeyError names unknown keys."""
+    node: Any = defaults()
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(f"no default for config key {dotted!r}")
+        node = node[part]
+    return node
+
+
+def with_defaults(cfg: dict) -> dict:
+    """A copy of ``cfg`` with missing keys filled from the schema (not validated)."""
+    out = copy.deepcopy(cfg)
+    _fill(out, schema())
+    return out
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict:
+    """Read a YAML config, apply top-level overrides, fill defaults, validate, and return it."""
+    try:
+        with open(path) as fh:
+            cfg = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: a config file holds a mapping of keys, not {type(cfg).__name__}")
     cfg.update(overrides or {})
+    cfg = with_defaults(cfg)
     validate_config(cfg)
     return cfg
 
 
 def validate_config(cfg: dict) -> None:
     """Raise :class:`ConfigError` naming the key when ``cfg`` does not match the schema."""
-    with open(SCHEMA_PATH) as fh:
-        schema = yaml.safe_load(fh)
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.path))
+    errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(cfg), key=lambda e: list(e.path))
     if errors:
         msgs = [f"{'.'.join(map(str, e.path)) or '(top level)'}: {e.message}" for e in errors]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(msgs))
+
+
+def find_models_dir(models_dir: str | Path) -> Path:
+    """The model folder: as given when it exists (absolute, or relative to the working folder),
+    else relative to the source checkout this package runs from; FileNotFoundError names both."""
+    p = Path(models_dir)
+    if p.is_dir():
+        return p
+    checkout = Path(__file__).resolve().parents[2] / p
+    if not p.is_absolute() and checkout.is_dir():
+        return checkout
+    tried = [str(p.resolve())] + ([str(checkout)] if not p.is_absolute() else [])
+    raise FileNotFoundError(
+        f"models folder {str(models_dir)!r} not found (looked in {', '.join(tried)}); "
+        "set models_dir in the config or pass --models-dir")

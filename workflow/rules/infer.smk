@@ -1,10 +1,8 @@
 # CNN inference per shard, then the automated guide points (source auto).
 # Needs ingest's per-shard exams.parquet (exam_ids, status) and the image cache RESULTS/cache/.
-from cmr_atlas.core.config import REPO_ROOT
+from cmr_atlas.core.config import find_models_dir
 
-MODELS_DIR = Path(config.get("models_dir", "resources/models"))
-if not MODELS_DIR.is_absolute():
-    MODELS_DIR = REPO_ROOT / MODELS_DIR
+MODELS_DIR = find_models_dir(config["models_dir"])
 
 
 rule infer_shard:
