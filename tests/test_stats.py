@@ -8,20 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cmr_atlas.stats.agreement import bland_altman, measures_agreement
+from cmr_atlas.stats.auc import auc_score, cv_auc
+from cmr_atlas.stats.delong import delong_placements, delong_placements_slow, delong_test
+from cmr_atlas.stats.odds import odds_ratios
 from cmr_atlas.stats.risk_factors import (
     DELONG,
     MEASURES_AGREEMENT,
     ODDS_RATIOS,
     OOF_PREDICTIONS,
     RISK_FACTOR_AUC,
-    auc_score,
-    bland_altman,
-    cv_auc,
-    delong_placements,
-    delong_placements_slow,
-    delong_test,
-    measures_agreement,
-    odds_ratios,
     run_stats,
 )
 from cmr_atlas.core.tables import conform
