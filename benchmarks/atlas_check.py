@@ -27,7 +27,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cmr_atlas.core.ids import exam_id  # noqa: E402
-from cmr_atlas.stats.risk_factors import cv_auc  # noqa: E402
+from cmr_atlas.stats.auc import cv_auc  # noqa: E402
 from cmr_atlas.synth import calibration as cal  # noqa: E402
 from cmr_atlas.synth.subjects import sample_subjects  # noqa: E402
 

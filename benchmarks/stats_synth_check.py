@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.cine.atlas import SURFACES, build_atlas
-from cmr_atlas.stats.risk_factors import cv_auc, delong_test
+from cmr_atlas.stats.auc import cv_auc
+from cmr_atlas.stats.delong import delong_test
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth import calibration as cal
 from cmr_atlas.synth.mesa.cohort import SHAPE_GRID

@@ -159,3 +159,81 @@ def test_join_synthetic_subjects_table(key_type, column):
     np.testing.assert_allclose(mosteller_bsa(sub.height_cm, sub.weight_kg), sub.bsa_m2, atol=2e-3)
     flat = " ".join(map(str, r.covariates.to_numpy().ravel()))
     assert "SYN3" not in flat and "MESA" not in flat and "1.2.826" not in flat
+
+
+def test_duplicate_keys_keep_the_first_row(caplog):
+    table = pd.concat([subjects(), subjects().iloc[[1]].assign(age=99.0)], ignore_index=True)
+    with caplog.at_level(logging.WARNING):
+        r = join_covariates(table, exam_keys(["synth_000", "synth_001"]), "exam_folder", "exam_id", KEY)
+    assert r.n_duplicate_keys == 1 and "1 rows repeat a key" in caplog.text
+    assert r.covariates.set_index("exam_id").loc["E0000000000000001", "age"] == 70.0
+
+
+def _inputs(tmp_path):
+    subjects().to_csv(tmp_path / "subjects.csv", index=False)
+    exam_keys(["synth_000", "synth_001", "other"]).to_parquet(tmp_path / "exam_keys.parquet")
+    return tmp_path / "subjects.csv", tmp_path / "exam_keys.parquet"
+
+
+def test_write_covariates_to_explicit_paths(tmp_path):
+    from cmr_atlas.core.tables import read_table
+    from cmr_atlas.stats.covariates import covariates_paths, write_covariates
+
+    table, keys = _inputs(tmp_path)
+    out = covariates_paths(tmp_path / "results")
+    assert {k: p.name for k, p in out.items()} == {
+        "covariates": "covariates.parquet", "extra": "covariates_extra.parquet", "missing": "covariates_missing.parquet"}
+    r = write_covariates(out, table, keys, "exam_folder", "exam_id", KEY)
+    pd.testing.assert_frame_equal(read_table(out["covariates"], COVARIATES), r.covariates, check_dtype=False)
+    assert read_table(out["missing"], COVARIATES_MISSING)["exam_id"].tolist() == ["E0000000000000002"]
+    assert set(read_table(out["extra"], COVARIATES_EXTRA)["name"]) == {"ldl", "site_comment"}
+    # no covariates table configured: empty tables, every exam missing
+    elsewhere = {k: tmp_path / "none" / f"{k}.parquet" for k in out}
+    r = write_covariates(elsewhere, None, keys, "exam_folder", "exam_id", KEY)
+    assert len(pd.read_parquet(elsewhere["covariates"])) == 0 and len(pd.read_parquet(elsewhere["missing"])) == 3
+    with pytest.raises(ValueError, match="need paths for"):
+        write_covariates({"covariates": tmp_path / "c.parquet"}, table, keys, "exam_folder", "exam_id", KEY)
+
+
+def test_covariates_cli(tmp_path, capsys):
+    from cmr_atlas.cli import main
+    from cmr_atlas.core.config import load_config
+
+    table, keys = _inputs(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"cohort_dir: {tmp_path}\nresults_dir: {tmp_path}\nexam_id_key: {KEY}\n")
+    load_config(config)  # a valid config
+    assert main(["covariates", "--covariates", str(table), "--exam-keys", str(keys), "--config", str(config),
+                 "--out", str(tmp_path / "r")]) == 0
+    assert "2 exams joined, 1 without covariates" in capsys.readouterr().out
+    assert len(pd.read_parquet(tmp_path / "r" / "covariates.parquet")) == 2
+
+
+def test_covariates_cli_defaults_come_from_the_config_schema():
+    import argparse
+
+    from cmr_atlas.cli import covariates as cli
+    from cmr_atlas.core.config import default
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    args = p.parse_args(["--exam-keys", "k", "--out", "o"])
+    assert (args.key_type, args.key_column) == (default("covariates_key"), default("covariates_key_column"))
+
+
+def test_workflow_covariates_script_writes_the_rule_outputs(tmp_path):
+    """workflow/scripts/covariates.py with a stand-in for Snakemake's ``snakemake`` object."""
+    import runpy
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    table, keys = _inputs(tmp_path)
+    output = SimpleNamespace(**{k: str(tmp_path / "out" / f"{k}.parquet") for k in ("covariates", "extra", "missing")})
+    smk = SimpleNamespace(
+        input=SimpleNamespace(table=[str(table)], exam_keys=str(keys), exams=str(tmp_path / "no_exams.parquet")),
+        output=output, params=SimpleNamespace(key_type="exam_folder", key_column="exam_id"),
+        config={"exam_id_key": KEY}, log=[str(tmp_path / "covariates.log")])
+    script = Path(__file__).parents[1] / "workflow" / "scripts" / "covariates.py"
+    runpy.run_path(str(script), init_globals={"snakemake": smk})
+    assert len(pd.read_parquet(output.covariates)) == 2 and len(pd.read_parquet(output.missing)) == 1
+    assert set(pd.read_parquet(output.extra)["name"]) == {"ldl", "site_comment"}

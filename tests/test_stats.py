@@ -8,20 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cmr_atlas.stats.agreement import bland_altman, measures_agreement
+from cmr_atlas.stats.auc import auc_score, cv_auc
+from cmr_atlas.stats.delong import delong_placements, delong_placements_slow, delong_test
+from cmr_atlas.stats.odds import odds_ratios
 from cmr_atlas.stats.risk_factors import (
     DELONG,
     MEASURES_AGREEMENT,
     ODDS_RATIOS,
     OOF_PREDICTIONS,
     RISK_FACTOR_AUC,
-    auc_score,
-    bland_altman,
-    cv_auc,
-    delong_placements,
-    delong_placements_slow,
-    delong_test,
-    measures_agreement,
-    odds_ratios,
     run_stats,
 )
 from cmr_atlas.core.tables import conform
@@ -251,3 +247,114 @@ def test_measures_agreement_pairs_one_method_and_drops_failed_fits():
             rows.append({"exam_id": e, "source": src, "method": "slices", "status": "ok", "edvi": 50.0})
     df = measures_agreement(pd.DataFrame(rows)).set_index("measure")
     assert df.loc["edvi", "n"] == 2 and df.loc["edvi", "bias"] == pytest.approx(1.0)
+
+
+def _stats_inputs(root, n=60, seed=0):
+    """scores, covariates (+ extra) and BSA-indexed measures files of a small two-atlas cohort."""
+    from cmr_atlas.core.tables import write_table
+    from cmr_atlas.stats.covariates import COVARIATES, COVARIATES_EXTRA
+
+    rng = np.random.default_rng(seed)
+    X, y = _simulated(n=n, effect=1.5, k=3, seed=seed)
+    ids = [f"E{i:04d}" for i in range(n)]
+    pd.concat([pd.DataFrame({"exam_id": ids, "source": s, **{f"pc{i + 1}": X[:, i] + z * rng.normal(size=n)
+                                                              for i in range(3)}})
+               for s, z in (("auto", 0.3), ("manual", 0.0))], ignore_index=True).to_parquet(root / "scores.parquet")
+    cov = COVARIATES.empty().reindex(range(n))
+    cov["exam_id"], cov["hypertension"], cov["age"] = ids, pd.array(y, dtype="Int64"), rng.normal(60, 10, n)
+    write_table(cov, root / "covariates.parquet", COVARIATES)
+    extra = pd.DataFrame({"exam_id": ids, "name": "ldl", "value_num": rng.normal(100, 10, n), "value_str": None})
+    write_table(extra, root / "covariates_extra.parquet", COVARIATES_EXTRA)
+    pd.DataFrame({"exam_id": ids * 2, "source": ["auto"] * n + ["manual"] * n, "edvi": rng.normal(70, 5, 2 * n),
+                  "esvi": np.nan, "ef_pct": 60.0, "lvmi": 60.0}).to_parquet(root / "measures.parquet")
+    return [root / f for f in ("scores.parquet", "covariates.parquet", "covariates_extra.parquet", "measures.parquet")]
+
+
+def test_write_stats_writes_the_five_tables_from_files(tmp_path):
+    from cmr_atlas.core.tables import read_table
+    from cmr_atlas.stats.risk_factors import STATS_TABLES, stats_paths, write_stats
+
+    inputs = _stats_inputs(tmp_path)
+    out = stats_paths(tmp_path / "results")
+    assert sorted(p.relative_to(tmp_path / "results").as_posix() for p in out.values()) == sorted(
+        f"{s.name}.parquet" for s in STATS_TABLES)
+    kw = dict(risk_factors=["hypertension", "ldl"], n_pcs=2, folds=5, n_bootstrap=10, adjust_for=["age"], seed=1)
+    res = write_stats(*inputs, out, **kw)
+    auc = read_table(out["risk_factor_auc"], RISK_FACTOR_AUC).set_index(["risk_factor", "source"])
+    assert auc.loc[("hypertension", "manual"), "auc"] > 0.6 and (auc["k"] == 2).all()
+    assert auc.loc[("hypertension", "auto"), "adjusted_for"] == "age"
+    assert "not binary" in auc.loc[("ldl", "auto"), "note"]  # the extra column is read back in (wide)
+    assert read_table(out["delong"], DELONG)["n"].tolist() == [60, 0]
+    assert read_table(out["odds_ratios"], ODDS_RATIOS)["term"].tolist()[:4] == ["const", "pc1", "pc2", "age"]
+    agreement = read_table(out["measures_agreement"], MEASURES_AGREEMENT).set_index("measure")
+    # the measures are used as they come (already BSA-indexed): esvi stays unpaired
+    assert agreement.loc["edvi", "n"] == 60 and agreement.loc["esvi", "n"] == 0
+    oof = read_table(out["oof_predictions"], OOF_PREDICTIONS)
+    pd.testing.assert_frame_equal(oof, res.oof_predictions, check_dtype=False)
+    # the same as run_stats on the frames, and seeded
+    again = write_stats(*inputs, stats_paths(tmp_path / "again"), **kw)
+    pd.testing.assert_frame_equal(again.risk_factor_auc, res.risk_factor_auc)
+
+
+def test_write_stats_without_measures_or_covariates_and_bad_outputs(tmp_path):
+    from cmr_atlas.stats.risk_factors import stats_paths, write_stats
+
+    scores, cov, _extra, _meas = _stats_inputs(tmp_path)
+    out = stats_paths(tmp_path / "r")
+    kw = dict(risk_factors=["hypertension"], n_pcs=3, folds=5, n_bootstrap=0, adjust_for=[], seed=0)
+    res = write_stats(scores, tmp_path / "absent.parquet", None, None, out, **kw)
+    assert res.risk_factor_auc["note"].iloc[0] == "risk factor has no values in the covariates"
+    assert (pd.read_parquet(out["measures_agreement"])["n"] == 0).all()
+    with pytest.raises(ValueError, match="need paths for"):
+        write_stats(scores, cov, None, None, {"delong": tmp_path / "d.parquet"}, **kw)
+
+
+def test_measures_agreement_columns_are_the_schema():
+    meas = pd.DataFrame({"exam_id": ["a", "a"], "source": ["auto", "manual"], "edvi": [1.0, 2.0]})
+    assert list(measures_agreement(meas).columns) == MEASURES_AGREEMENT.column_names
+    assert list(measures_agreement(None).columns) == MEASURES_AGREEMENT.column_names
+
+
+def test_cv_auc_default_seed_is_the_configured_one():
+    from cmr_atlas.core.config import default
+
+    X, y = _simulated(n=120, effect=1.5)
+    a = cv_auc(X, y, folds=5, n_bootstrap=20)
+    b = cv_auc(X, y, folds=5, n_bootstrap=20, seed=default("stats.seed"))
+    np.testing.assert_array_equal(a.oof, b.oof)
+    assert (a.ci_low, a.ci_high) == (b.ci_low, b.ci_high)
+
+
+def test_stats_cli_defaults_come_from_the_config_schema():
+    import argparse
+
+    from cmr_atlas.cli import stats as cli
+    from cmr_atlas.core.config import default
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    args = p.parse_args(["--scores", "s", "--covariates", "c", "--out", "o"])
+    assert args.risk_factors == default("stats.risk_factors")
+    assert (args.n_pcs, args.folds, args.bootstrap, args.adjust_for, args.seed) == tuple(
+        default(f"stats.{k}") for k in ("n_pcs", "folds", "bootstrap", "adjust_for", "seed"))
+
+
+def test_workflow_stats_script_writes_the_rule_outputs(tmp_path):
+    """workflow/scripts/stats.py with a stand-in for Snakemake's ``snakemake`` object."""
+    import runpy
+    from types import SimpleNamespace
+
+    from cmr_atlas.core.config import default
+
+    scores, cov, extra, meas = _stats_inputs(tmp_path)
+    names = ("auc", "delong", "odds_ratios", "agreement", "oof")
+    output = SimpleNamespace(**{k: str(tmp_path / "stats" / f"{k}.parquet") for k in names})
+    cfg = {**default("stats"), "n_pcs": 2, "folds": 5, "bootstrap": 0, "risk_factors": ["hypertension"]}
+    smk = SimpleNamespace(
+        input=SimpleNamespace(scores=str(scores), covariates=str(cov), extra=str(extra), measures=str(meas)),
+        output=output, params=SimpleNamespace(stats=cfg), log=[str(tmp_path / "stats.log")])
+    runpy.run_path(str(Path(__file__).parents[1] / "workflow" / "scripts" / "stats.py"), init_globals={"snakemake": smk})
+    auc = pd.read_parquet(output.auc)
+    assert len(auc) == 2 and set(auc.columns) == set(RISK_FACTOR_AUC.column_names)
+    assert set(pd.read_parquet(output.agreement)["measure"]) == {"edvi", "esvi", "ef_pct", "lvmi"}
+    assert len(pd.read_parquet(output.oof)) == 120 and len(pd.read_parquet(output.delong)) == 1

@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "infer": ("cmr_atlas.cli.infer", "run the landmark and segmentation CNNs on ingested exams"),
     "guidepoints": ("cmr_atlas.cli.guidepoints", "build the guide-point table (auto or manual source)"),
     "fit": ("cmr_atlas.cli.fit", "fit the LV model with breath-hold correction; clinical measures"),
-    "covariates": ("cmr_atlas.stats.covariates", "join a covariates table to exam_id by keyed hashes (no identifiers)"),
+    "covariates": ("cmr_atlas.cli.covariates", "join a covariates table to exam_id by keyed hashes (no identifiers)"),
     "atlas": ("cmr_atlas.cli.atlas", "Procrustes alignment and PCA of fitted shapes"),
     "stats": ("cmr_atlas.cli.stats", "risk-factor logistic regression, cross-validated AUC, DeLong"),
     "report": ("cmr_atlas.cli.report", "HTML report for a results folder"),

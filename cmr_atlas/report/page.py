@@ -172,7 +172,7 @@ def _cohort(page: Page, results: Path) -> None:
 
 
 def _measures(page: Page, results: Path) -> None:
-    from cmr_atlas.stats.risk_factors import one_method
+    from cmr_atlas.stats.agreement import one_method
 
     page.h2("Clinical measures", "measures")
     m = _measures_indexed(results)
@@ -302,7 +302,7 @@ def _risk(page: Page, results: Path) -> None:
 
 
 def _agreement(page: Page, results: Path) -> None:
-    from cmr_atlas.stats.risk_factors import AGREEMENT_MEASURES, paired_measures
+    from cmr_atlas.stats.agreement import AGREEMENT_MEASURES, paired_measures
 
     page.h2("Automated vs manual", "agreement")
     ag = _read(results, "stats/measures_agreement")

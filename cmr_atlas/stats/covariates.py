@@ -18,12 +18,14 @@ dropped before anything is written.
 BSA: Mosteller, ``bsa_m2 = sqrt(height_cm * weight_kg / 3600)``, filled where height and weight are
 known and ``bsa_m2`` is not; failing that, from the DICOM PatientSize (m) / PatientWeight (kg)
 when ingest's ``exams`` table carries them (``patient_size_m``, ``patient_weight_kg``).
+:func:`index_by_bsa` is the one place measures are indexed by it (edvi, esvi, lvmi).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.core.ids import keyed_hash
-from cmr_atlas.core.tables import Column, TableSchema, register
+from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 
 log = logging.getLogger(__name__)
 
@@ -152,20 +154,8 @@ def _to_binary(v: pd.Series) -> pd.Series:
     return num.where(num.isin([0, 1])).astype("Int64")
 
 
-def join_covariates(
-    table: pd.DataFrame,
-    exam_keys: pd.DataFrame,
-    key_type: str,
-    key_column: str,
-    exam_id_key: str,
-    exams: pd.DataFrame | None = None,
-) -> JoinResult:
-    """Join a covariates table to exam_id through keyed hashes (see the module docstring).
-
-    ``exam_keys``: exam_id, key_type, key_hash.  ``exams`` (optional, ingest's exams table) lists
-    every exam to report as missing when it has no covariates, and may carry DICOM
-    ``patient_size_m``/``patient_weight_kg`` for the BSA fallback.
-    """
+def _check_join_inputs(table: pd.DataFrame, exam_keys: pd.DataFrame, key_type: str, key_column: str) -> None:
+    """Clear errors for a wrong key type, a missing key column or a malformed exam_keys table."""
     if key_type not in KEY_TYPES:
         raise ValueError(f"covariates_key must be one of {KEY_TYPES}, got {key_type!r}")
     if key_column not in table.columns:
@@ -176,6 +166,11 @@ def join_covariates(
     for c in ("exam_id", "key_type", "key_hash"):
         if c not in exam_keys.columns:
             raise ValueError(f"exam_keys table lacks column {c!r}")
+
+
+def _hash_keys(table: pd.DataFrame, key_column: str, exam_id_key: str) -> tuple[pd.DataFrame, int]:
+    """The rows with a key, with its keyed hash in ``_key_hash``, first row per key kept:
+    (rows, number of rows dropped because their key repeats)."""
     tab = table.copy()
     tab["_key_hash"] = [keyed_hash(v, exam_id_key) if pd.notna(v) and str(v).strip() else None
                         for v in tab[key_column]]
@@ -184,17 +179,29 @@ def join_covariates(
     n_dup = int(dup.sum())
     if n_dup:
         log.warning("covariates: %d rows repeat a key already seen; the first row per key is used", n_dup)
-    tab = tab[~dup]
-    # Drop identifiers (and the key itself) before anything else touches the frame.
-    drop = {key_column, "key_hash", "exam_id"} | {c for c in table.columns if is_identifier_column(c)}
-    tab = tab.drop(columns=[c for c in drop if c in tab.columns])
-    keys = exam_keys[exam_keys["key_type"] == key_type][["exam_id", "key_hash"]].drop_duplicates()
+    return tab[~dup], n_dup
+
+
+def _drop_identifiers(tab: pd.DataFrame, key_column: str) -> pd.DataFrame:
+    """``tab`` without identifier-like columns, the key column and any exam_id/key_hash column
+    (``_key_hash`` stays: it is what the join matches on)."""
+    drop = {key_column, "key_hash", "exam_id"} | {c for c in tab.columns if c != "_key_hash" and is_identifier_column(c)}
+    return tab.drop(columns=[c for c in drop if c in tab.columns])
+
+
+def _match_exams(tab: pd.DataFrame, keys: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Covariates rows joined to exam_id on the key hash (``keys``: exam_id, key_hash of the
+    configured type): (joined rows without the hashes, covariates rows that matched no exam)."""
     joined = keys.merge(tab, left_on="key_hash", right_on="_key_hash", how="inner")
     # One exam with several hashes of the same type (should not happen): keep its first match.
     joined = joined.drop_duplicates("exam_id", keep="first")
     n_unmatched = int((~tab["_key_hash"].isin(keys["key_hash"])).sum())
-    joined = joined.drop(columns=["key_hash", "_key_hash"])
+    return joined.drop(columns=["key_hash", "_key_hash"]), n_unmatched
 
+
+def _known_columns(joined: pd.DataFrame) -> pd.DataFrame:
+    """exam_id plus every :data:`KNOWN_COLUMNS` column except bsa_source, typed (binary risk
+    factors as 0/1 Int64), null where the cohort lacks it."""
     out = pd.DataFrame({"exam_id": joined["exam_id"].astype(str).to_numpy()})
     for name, (typ, _unit, _d) in KNOWN_COLUMNS.items():
         if name == "bsa_source":
@@ -210,38 +217,72 @@ def join_covariates(
         else:
             out[name] = pd.Series([None] * len(out), dtype=object if typ == "str" else
                                   ("Int64" if typ == "int" else float))
-    out = _fill_bsa(out, exams)
+    return out
 
-    # Extra columns, long form.
-    extra_cols = [c for c in joined.columns if c not in KNOWN_COLUMNS and c != "exam_id"]
-    extra_frames = []
-    for c in extra_cols:
+
+def _extra_long(joined: pd.DataFrame) -> pd.DataFrame:
+    """The columns outside :data:`KNOWN_COLUMNS` in long form (schema COVARIATES_EXTRA), null
+    values left out."""
+    exam_ids = pd.Series(joined["exam_id"].astype(str).to_numpy())
+    frames = []
+    for c in [c for c in joined.columns if c not in KNOWN_COLUMNS and c != "exam_id"]:
         v = joined[c].reset_index(drop=True)
         num = pd.to_numeric(v, errors="coerce") if not pd.api.types.is_bool_dtype(v) else v.astype(float)
         is_num = pd.api.types.is_numeric_dtype(v) or pd.api.types.is_bool_dtype(v)
-        extra_frames.append(pd.DataFrame({
-            "exam_id": out["exam_id"], "name": str(c),
+        frames.append(pd.DataFrame({
+            "exam_id": exam_ids, "name": str(c),
             "value_num": num.astype(float) if is_num else np.nan,
             "value_str": None if is_num else v.astype("string").astype(object),
         }))
-    extra = pd.concat(extra_frames, ignore_index=True) if extra_frames else COVARIATES_EXTRA.empty()
+    extra = pd.concat(frames, ignore_index=True) if frames else COVARIATES_EXTRA.empty()
     if len(extra):
         extra = extra[extra["value_num"].notna() | extra["value_str"].notna()]
+    return extra.reset_index(drop=True)
 
-    # Exams without covariates.
+
+def _missing_exams(
+    joined_ids, keys: pd.DataFrame, exam_keys: pd.DataFrame, exams: pd.DataFrame | None, key_type: str,
+) -> pd.DataFrame:
+    """Exams (of ``exams``, else of ``exam_keys``) without a covariates row, with the reason
+    (schema COVARIATES_MISSING); ``keys`` are the exam keys of the configured type."""
     all_exams = pd.Index(exams["exam_id"].astype(str).unique()) if exams is not None and "exam_id" in exams \
         else pd.Index(exam_keys["exam_id"].astype(str).unique())
     with_key = set(keys["exam_id"].astype(str))
-    have = set(out["exam_id"])
+    have = set(joined_ids)
     missing = [{"exam_id": e, "reason": ("no covariates row matches its key" if e in with_key
                                          else f"no {key_type} key recorded for the exam")}
                for e in all_exams if e not in have]
-    missing_df = pd.DataFrame(missing, columns=COVARIATES_MISSING.column_names)
+    return pd.DataFrame(missing, columns=COVARIATES_MISSING.column_names)
+
+
+def join_covariates(
+    table: pd.DataFrame,
+    exam_keys: pd.DataFrame,
+    key_type: str,
+    key_column: str,
+    exam_id_key: str,
+    exams: pd.DataFrame | None = None,
+) -> JoinResult:
+    """Join a covariates table to exam_id through keyed hashes (see the module docstring).
+
+    ``exam_keys``: exam_id, key_type, key_hash.  ``exams`` (optional, ingest's exams table) lists
+    every exam to report as missing when it has no covariates, and may carry DICOM
+    ``patient_size_m``/``patient_weight_kg`` for the BSA fallback.
+    """
+    _check_join_inputs(table, exam_keys, key_type, key_column)
+    tab, n_dup = _hash_keys(table, key_column, exam_id_key)
+    # Drop identifiers (and the key itself) before anything else touches the frame.
+    tab = _drop_identifiers(tab, key_column)
+    keys = exam_keys[exam_keys["key_type"] == key_type][["exam_id", "key_hash"]].drop_duplicates()
+    joined, n_unmatched = _match_exams(tab, keys)
+    out = _fill_bsa(_known_columns(joined), exams)
+    extra = _extra_long(joined)
+    missing = _missing_exams(out["exam_id"], keys, exam_keys, exams, key_type)
     log.info(
         "covariates: %d exams joined, %d exams without covariates, %d covariates rows matched no exam",
-        len(out), len(missing_df), n_unmatched,
+        len(out), len(missing), n_unmatched,
     )
-    return JoinResult(out[COVARIATES.column_names], extra.reset_index(drop=True), missing_df, n_unmatched, n_dup)
+    return JoinResult(out[COVARIATES.column_names], extra, missing, n_unmatched, n_dup)
 
 
 def _fill_bsa(out: pd.DataFrame, exams: pd.DataFrame | None) -> pd.DataFrame:
@@ -282,6 +323,9 @@ def load_covariates_wide(covariates_path: str | Path, extra_path: str | Path | N
 def index_by_bsa(measures: pd.DataFrame, covariates: pd.DataFrame) -> pd.DataFrame:
     """Fill edvi, esvi, lvmi = edv_ml, esv_ml, lv_mass_g / bsa_m2 (null when BSA is unknown).
 
+    The one BSA indexing of the package: the cohort measures aggregate applies it once, and the
+    stats and report read the indexed measures.
+
     Other columns are untouched; rows keep their order; ``covariates`` needs exam_id and bsa_m2.
     """
     out = measures.copy()
@@ -295,10 +339,19 @@ def index_by_bsa(measures: pd.DataFrame, covariates: pd.DataFrame) -> pd.DataFra
 
 
 # --------------------------------------------------------------------------------------------
-# Step entry point (workflow script and an optional ``covariates`` subcommand)
+# Step entry point (cmr-atlas covariates and the workflow script)
 # --------------------------------------------------------------------------------------------
+_OUTPUT_SCHEMAS = {"covariates": COVARIATES, "extra": COVARIATES_EXTRA, "missing": COVARIATES_MISSING}
+
+
+def covariates_paths(results_dir: str | Path) -> dict[str, Path]:
+    """Where the covariates tables go under a results folder, keyed like :class:`JoinResult`'s
+    tables (covariates, extra, missing)."""
+    return {key: Path(results_dir) / f"{schema.name}.parquet" for key, schema in _OUTPUT_SCHEMAS.items()}
+
+
 def write_covariates(
-    out_dir: str | Path,
+    out: Mapping[str, str | Path],
     covariates_path: str | Path | None,
     exam_keys_path: str | Path,
     key_type: str,
@@ -306,14 +359,14 @@ def write_covariates(
     exam_id_key: str,
     exams_path: str | Path | None = None,
 ) -> JoinResult:
-    """Write covariates.parquet, covariates_extra.parquet and covariates_missing.parquet.
+    """Write the covariates, covariates_extra and covariates_missing tables to ``out["covariates"]``,
+    ``out["extra"]`` and ``out["missing"]`` (e.g. from :func:`covariates_paths`).
 
     Without a covariates table (``covariates_path`` empty or None) the tables are written empty
     except covariates_missing, which lists every exam: the workflow's outputs stay the same.
     """
-    from cmr_atlas.core.tables import write_table
-
-    out = Path(out_dir)
+    if set(out) != set(_OUTPUT_SCHEMAS):
+        raise ValueError(f"covariates outputs: need paths for {sorted(_OUTPUT_SCHEMAS)}, got {sorted(out)}")
     keys = pd.read_parquet(exam_keys_path)
     exams = pd.read_parquet(exams_path) if exams_path and Path(exams_path).is_file() else None
     if covariates_path:
@@ -323,28 +376,6 @@ def write_covariates(
         miss = pd.DataFrame({"exam_id": sorted(set(ids.astype(str))), "reason": "no covariates table configured"})
         log.info("covariates: no covariates table configured; %d exams without covariates", len(miss))
         res = JoinResult(COVARIATES.empty(), COVARIATES_EXTRA.empty(), miss, 0, 0)
-    write_table(res.covariates, out / "covariates.parquet", COVARIATES)
-    write_table(res.extra, out / "covariates_extra.parquet", COVARIATES_EXTRA)
-    write_table(res.missing, out / "covariates_missing.parquet", COVARIATES_MISSING)
+    for key, schema in _OUTPUT_SCHEMAS.items():
+        write_table(getattr(res, key), out[key], schema)
     return res
-
-
-def add_arguments(p) -> None:
-    p.add_argument("--covariates", default="", help="covariates table (CSV or parquet); empty = none")
-    p.add_argument("--exam-keys", required=True, help="exam_keys.parquet written by ingest")
-    p.add_argument("--exams", help="exams.parquet (all exams, DICOM height/weight for BSA)")
-    p.add_argument("--key-type", default="exam_folder", choices=KEY_TYPES, help="config covariates_key")
-    p.add_argument("--key-column", default="exam_id", help="config covariates_key_column")
-    p.add_argument("--config", default="config/config.yaml",
-                   help="config file whose exam_id_key is used (kept off the command line)")
-    p.add_argument("--out", required=True, help="results folder")
-
-
-def run(args) -> int:
-    from cmr_atlas.core.config import load_config
-
-    key = load_config(args.config)["exam_id_key"]
-    res = write_covariates(args.out, args.covariates, args.exam_keys, args.key_type, args.key_column,
-                           key, args.exams)
-    print(f"covariates: {len(res.covariates)} exams joined, {len(res.missing)} without covariates -> {args.out}")
-    return 0

@@ -1,17 +1,14 @@
-import argparse
 import logging
-from pathlib import Path
 
-from cmr_atlas.cli.stats import DEFAULT_RISK_FACTORS, run
+from cmr_atlas.stats.risk_factors import write_stats
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-cfg = snakemake.params.stats
-run(argparse.Namespace(
-    scores=snakemake.input.scores, covariates=snakemake.input.covariates,
-    covariates_extra=snakemake.input.extra, measures=snakemake.input.measures,
-    out=str(Path(snakemake.output.auc).parent.parent),  # RESULTS; the CLI writes stats/ inside
-    risk_factors=cfg.get("risk_factors", DEFAULT_RISK_FACTORS), n_pcs=cfg.get("n_pcs", 20),
-    folds=cfg.get("folds", 10), bootstrap=cfg.get("bootstrap", 1000), adjust_for=cfg.get("adjust_for", []),
-    seed=cfg.get("seed", 0),
-))
+out, cfg = snakemake.output, snakemake.params.stats  # cfg: the validated config's stats block, defaults filled
+write_stats(
+    snakemake.input.scores, snakemake.input.covariates, snakemake.input.extra, snakemake.input.measures,
+    {"risk_factor_auc": out.auc, "delong": out.delong, "odds_ratios": out.odds_ratios,
+     "measures_agreement": out.agreement, "oof_predictions": out.oof},
+    risk_factors=cfg["risk_factors"], n_pcs=cfg["n_pcs"], folds=cfg["folds"], n_bootstrap=cfg["bootstrap"],
+    adjust_for=cfg["adjust_for"], seed=cfg["seed"],
+)
