@@ -130,3 +130,9 @@ def test_config_command_without_a_file_lists_defaults_and_required_keys(capsys):
     out = capsys.readouterr().out
     assert "cohort_dir, results_dir, exam_id_key" in out.splitlines()[0]
     assert yaml.safe_load(out) == defaults()
+
+
+def test_ci_test_config_is_valid_and_its_cohort_has_exam_folders():
+    cfg = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
+    validate(cfg, SCHEMA)
+    assert len(list_exam_folders(REPO / ".test" / cfg["cohort_dir"])) > cfg["shard_size"]  # >1 shard
