@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
 #   make demo   -> venv, install, synthetic demo cohort, whole workflow on it
 #   make test   -> venv, install, test suite
+#   make check-workflow -> snakemake --lint and dry runs on the tiny .test/ configuration (CI)
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -9,7 +10,7 @@ DEMO_SEED ?= 20001
 DEMO_COHORT ?= data/demo_cohort
 CORES  ?= 2
 
-.PHONY: demo test install clean-demo lint bench
+.PHONY: demo test install clean-demo lint check-workflow bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +36,17 @@ demo: $(DEMO_COHORT)/.complete
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
+# The workflow on the test configuration .test/config/config.yaml (a cohort of empty exam folders,
+# the snakemake-workflows layout): lint, then dry runs of the default target and of `train`; no job
+# runs and no DICOM is read.
+SMK_TEST = PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --directory .test
+
 lint: $(VENV)/.installed
-	c=$$(mktemp -d) && r=$$(mktemp -d) && PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint --config cohort_dir=$$c results_dir=$$r
+	$(SMK_TEST) --lint
+
+check-workflow: lint
+	$(SMK_TEST) --dry-run --quiet rules
+	$(SMK_TEST) train --dry-run --quiet rules
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/synth.py

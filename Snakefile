@@ -1,22 +1,22 @@
 # cmr-atlas workflow: legacy cine MRI -> LV atlas -> risk-factor tables.
-# Rules live in workflow/rules/, one file per stage; the science lives in the cmr_atlas package.
-from snakemake.utils import min_version, validate
+# Rules live in workflow/rules/: shared stages at the top (ingest, stats, report), one folder per
+# pipeline (cine/); the science lives in the cmr_atlas package.  common.smk validates the config
+# and fills every default from workflow/schemas/config.schema.yaml (`cmr-atlas config` prints them).
+from snakemake.utils import min_version
 
 min_version("9.0")
 
 configfile: "config/config.yaml"
 
-validate(config, "workflow/schemas/config.schema.yaml")
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
-include: "workflow/rules/infer.smk"
-include: "workflow/rules/guidepoints.smk"
-include: "workflow/rules/fit.smk"
-include: "workflow/rules/atlas.smk"
+include: "workflow/rules/cine/infer.smk"
+include: "workflow/rules/cine/guidepoints.smk"
+include: "workflow/rules/cine/fit.smk"
+include: "workflow/rules/cine/atlas.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/report.smk"
-include: "workflow/rules/train.smk"
+include: "workflow/rules/cine/train.smk"
 
 
 rule all:

@@ -34,6 +34,12 @@ def test_default_config_is_valid():
     assert cfg["shard_size"] >= 1
 
 
+def test_workflow_schema_is_the_package_schema():
+    # one schema, one set of defaults: the workflow's path links to the file shipped in the package
+    link = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    assert link.resolve() == (REPO / "cmr_atlas" / "core" / "config.schema.yaml").resolve()
+
+
 def test_bad_config_names_the_key():
     cfg = load_config(REPO / "config" / "config.yaml")
     cfg["shard_size"] = 0

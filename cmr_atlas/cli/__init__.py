@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("cmr_atlas.cine.training", "train the landmark and segmentation networks"),
     "query": ("cmr_atlas.core.query", "run SQL (DuckDB) over a results folder's parquet tables"),
     "schemas": ("cmr_atlas.cli.schemas", "print the documented schema of every output table"),
+    "config": ("cmr_atlas.cli.config", "validate a workflow config and print it with every default filled in"),
 }
 
 

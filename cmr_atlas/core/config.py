@@ -67,8 +67,52 @@ def with_defaults(cfg: dict) -> dict:
     return out
 
 
+def required_keys() -> list[str]:
+    """Top-level keys a config must set: required by the schema and without a default."""
+    sch = schema()
+    return [k for k in sch.get("required", []) if "default" not in sch["properties"].get(k, {})]
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"stats.n_pcs=5"`` -> ``("stats.n_pcs", 5)``: the value is read as YAML (5, true, [a, b]),
+    an empty value is the empty string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{text!r}: an override is KEY=VALUE (dotted KEY for a block: stats.n_pcs=5)")
+    return key.strip(), (yaml.safe_load(value) if value.strip() else "")
+
+
+def apply_overrides(cfg: dict, overrides: dict[str, Any]) -> dict:
+    """Set each (dotted) key of ``overrides`` in ``cfg``, creating blocks as needed; returns ``cfg``."""
+    for dotted, value in overrides.items():
+        *blocks, leaf = dotted.split(".")
+        node = cfg
+        for i, part in enumerate(blocks):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{'.'.join(blocks[:i + 1])}: not a block, cannot set {dotted}")
+        node[leaf] = value
+    return cfg
+
+
+def fill_and_validate(cfg: dict) -> dict:
+    """A copy of ``cfg`` with every default filled, in the schema's key order; ConfigError names
+    the first bad keys."""
+    out = with_defaults(cfg)
+    validate_config(out)
+    return _schema_ordered(out, schema())
+
+
+def _schema_ordered(cfg: dict, sch: dict) -> dict:
+    """``cfg`` with keys in the order the schema lists them (recursing into blocks)."""
+    props = sch.get("properties", {})
+    keys = [k for k in props if k in cfg] + [k for k in cfg if k not in props]
+    return {k: _schema_ordered(cfg[k], props[k]) if isinstance(cfg[k], dict) and k in props else cfg[k]
+            for k in keys}
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict:
-    """Read a YAML config, apply top-level overrides, fill defaults, validate, and return it."""
+    """Read a YAML config, apply (dotted) overrides, fill defaults, validate, and return it."""
     try:
         with open(path) as fh:
             cfg = yaml.safe_load(fh) or {}
@@ -76,10 +120,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> di
         raise ConfigError(f"config file not found: {path}") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: a config file holds a mapping of keys, not {type(cfg).__name__}")
-    cfg.update(overrides or {})
-    cfg = with_defaults(cfg)
-    validate_config(cfg)
-    return cfg
+    return fill_and_validate(apply_overrides(cfg, overrides or {}))
 
 
 def validate_config(cfg: dict) -> None:

@@ -1,16 +1,23 @@
-# Shared helpers: results paths, shard manifest, input functions.
+# Shared helpers: the validated config, results paths, shard manifest, input functions.
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
 from cmr_atlas.core.shards import update_manifest
 
+# Validate and fill every missing key from the schema's `default:` values (nested blocks too), so
+# the rules read config["a"]["b"] directly and no default is written twice.  Here rather than in
+# the Snakefile: whatever includes this file gets the filled config.
+validate(config, "../schemas/config.schema.yaml")
+
 RESULTS = Path(config["results_dir"])
-# One environment for every rule (used only with --software-deployment-method conda).
-CONDA_ENV = "../envs/cmr-atlas.yaml"
+# One environment for every rule (used only with --software-deployment-method conda), located
+# from this file, so that rules in subfolders (rules/cine/) name the same file.
+CONDA_ENV = workflow.current_basedir.join("../envs/cmr-atlas.yaml")
 COHORT = Path(config["cohort_dir"])
 
-# Shard membership is append-only (see cmr_atlas/shards.py): adding exams reruns at most one shard.
+# Shard membership is append-only (see cmr_atlas/core/shards.py): adding exams reruns at most one shard.
 if not COHORT.is_dir():
     raise WorkflowError(
         f"cohort_dir {str(COHORT)!r} is not a folder: pass --config cohort_dir=DIR "
@@ -18,8 +25,8 @@ if not COHORT.is_dir():
     )
 SHARDS = update_manifest(COHORT, RESULTS, config["shard_size"])
 
-# Manual annotations in the documented truth format; default: the synthetic cohort's truth/.
-_ann = config.get("manual_annotations", "") or (
+# Manual annotations in the documented truth format; empty config = the synthetic cohort's truth/.
+_ann = config["manual_annotations"] or (
     str(COHORT / "truth") if (COHORT / "truth" / "contours.parquet").is_file() else ""
 )
 ANNOTATIONS = Path(_ann) if _ann else None

@@ -1,8 +1,8 @@
 # Ingest: DICOM exams -> de-identified exam index + image cache, one job per shard.
 # The cache files RESULTS/cache/<exam_id>.npz are named by content (exam ids), so they are written
 # as a side effect of ingest_shard and not declared as outputs; the shard's exams table lists them.
-# `--config linkage=false` arrives as the string "false" (Snakemake only parses True/False): be strict.
-_LINKAGE = str(config.get("linkage", False)).lower() in ("true", "1", "yes")
+# linkage is a boolean (validated in common.smk): on the command line `--config linkage=True`.
+_LINKAGE = config["linkage"]
 _INGEST_TABLES = ["exams", "series", "slices", "exam_keys"] + (["linkage"] if _LINKAGE else [])
 
 

@@ -18,6 +18,6 @@ rule report:
     benchmark:
         RESULTS / "benchmarks/report.tsv"
     params:
-        models_dir=config.get("models_dir", "resources/models"),
+        models_dir=config["models_dir"],
     script:
         "../scripts/report.py"

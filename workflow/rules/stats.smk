@@ -3,7 +3,7 @@
 
 # Configured covariates table; empty config = <cohort_dir>/truth/subjects.parquet when the cohort
 # is synthetic, else none ("" -> every exam is reported without covariates).
-COVARIATES_TABLE = config.get("covariates", "") or (
+COVARIATES_TABLE = config["covariates"] or (
     str(COHORT / "truth" / "subjects.parquet") if (COHORT / "truth" / "subjects.parquet").is_file() else ""
 )
 
@@ -24,8 +24,8 @@ rule covariates:
     benchmark:
         RESULTS / "benchmarks/covariates.tsv"
     params:
-        key_type=config.get("covariates_key", "exam_folder"),
-        key_column=config.get("covariates_key_column", "exam_id"),
+        key_type=config["covariates_key"],
+        key_column=config["covariates_key_column"],
     script:
         "../scripts/covariates.py"
 
@@ -49,6 +49,6 @@ rule stats:
     benchmark:
         RESULTS / "benchmarks/stats.tsv"
     params:
-        stats=config.get("stats", {}),
+        stats=config["stats"],
     script:
         "../scripts/stats.py"

@@ -1,11 +1,10 @@
 # Train every network from a synthetic training cohort (seeds disjoint from demo and test cohorts).
-# Target `train`; models land in TRAIN_OUT (default results/train/models): review their cards, then
-# copy them to resources/models to ship them.  Optional config block (defaults shown):
-#   train: {n_exams: 240, seed: 910000, minutes: 20, threads: 1, out: results/train}
-# 240 exams: the segmentation model generalised to unseen exams only from about that many (with 80
-# it under-segmented unseen myocardium; docs/models.md).
-TRAIN = {"n_exams": 240, "seed": 910000, "minutes": 20, "threads": 1, "out": "results/train",
-         **config.get("train", {})}
+# Target `train`; models land in <train.out>/models: review their cards, then
+# copy them to resources/models to ship them.  Config block `train` (n_exams, seed, minutes,
+# threads, out; defaults in the schema).  The default of 240 exams: the segmentation model
+# generalised to unseen exams only from about that many (with 80 it under-segmented unseen
+# myocardium; docs/models.md).
+TRAIN = config["train"]
 TRAIN_OUT = Path(TRAIN["out"])
 TRAIN_CARDS = {
     "seg_sax": ["seg_sax"],

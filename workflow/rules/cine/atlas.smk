@@ -15,7 +15,8 @@ rule atlas:
     benchmark:
         RESULTS / "benchmarks/atlas.tsv"
     params:
-        n_components=config.get("atlas", {}).get("n_components", 20),
-        scaling=config.get("atlas", {}).get("scaling", False),
+        n_components=config["atlas"]["n_components"],
+        scaling=config["atlas"]["scaling"],
+        modes_to_render=config["atlas"]["modes_to_render"],
     script:
-        "../scripts/atlas.py"
+        "../../scripts/atlas.py"

@@ -1,9 +1,7 @@
 # LV model fitting with breath-hold correction and clinical measures (cmr_atlas.cine.lvmodel).
 # Per shard: guide points + slice planes -> shapes, model frames, slice shifts, measures, wall
-# thickness; then one cohort table each.  Optional config (defaults in brackets):
-#   fit: {breath_hold: true, shift_reference: sax_mean, vtp: false}
+# thickness; then one cohort table each.  Config block `fit` (breath_hold, shift_reference, vtp).
 FIT_TABLES = ["shapes", "model_frames", "slice_shifts", "measures", "wall_thickness"]
-_FIT_CFG = config.get("fit", {}) or {}
 
 
 rule fit_shard:
@@ -19,12 +17,12 @@ rule fit_shard:
     benchmark:
         RESULTS / "benchmarks/fit_shard/{shard}.tsv"
     params:
-        breath_hold=bool(_FIT_CFG.get("breath_hold", True)),
-        shift_reference=str(_FIT_CFG.get("shift_reference", "sax_mean")),
-        vtp_dir=(str(RESULTS / "vtp") if _FIT_CFG.get("vtp", False) else None),
+        breath_hold=config["fit"]["breath_hold"],
+        shift_reference=config["fit"]["shift_reference"],
+        vtp_dir=str(RESULTS / "vtp") if config["fit"]["vtp"] else None,
     threads: 1
     script:
-        "../scripts/fit.py"
+        "../../scripts/fit.py"
 
 
 rule fit:
@@ -40,4 +38,4 @@ rule fit:
     benchmark:
         RESULTS / "benchmarks/fit.tsv"
     script:
-        "../scripts/fit_aggregate.py"
+        "../../scripts/fit_aggregate.py"

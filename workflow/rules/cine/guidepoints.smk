@@ -18,9 +18,9 @@ rule manual_guide_points_shard:
     params:
         # the annotations folder, derived from the input files (empty when none are configured)
         annotations=lambda wildcards, input: str(Path(input.annotations[0]).parent) if input.annotations else "",
-        observer=config.get("manual_observer", "obs1"),
+        observer=config["manual_observer"],
     script:
-        "../scripts/manual_guide_points.py"
+        "../../scripts/manual_guide_points.py"
 
 
 rule guide_points_shard:
@@ -36,7 +36,7 @@ rule guide_points_shard:
     benchmark:
         RESULTS / "benchmarks/guide_points_shard/{shard}.tsv"
     script:
-        "../scripts/concat_tables.py"
+        "../../scripts/concat_tables.py"
 
 
 rule guide_points:
@@ -51,4 +51,4 @@ rule guide_points:
     benchmark:
         RESULTS / "benchmarks/guide_points.tsv"
     script:
-        "../scripts/concat_tables.py"
+        "../../scripts/concat_tables.py"

@@ -22,11 +22,11 @@ rule infer_shard:
     params:
         cache=str(RESULTS / "cache"),
         models_dir=str(MODELS_DIR),
-        method=config.get("landmarks", {}).get("method", "heatmap"),
-        absent_threshold=config.get("landmarks", {}).get("absent_threshold", 0.1),
-        ed_frame=config.get("segmentation", {}).get("ed_frame", "max_volume"),
-        device=config.get("device", "auto"),
-        batch=32,
+        method=config["landmarks"]["method"],
+        absent_threshold=config["landmarks"]["absent_threshold"],
+        ed_frame=config["segmentation"]["ed_frame"],
+        device=config["device"],
+        batch=config["inference"]["batch"],
     # torch uses the job's threads on CPU.
     threads: 2
     # Scheduling hints: on a cluster give each inference job one GPU (e.g. `--resources gpu=1` to
@@ -36,7 +36,7 @@ rule infer_shard:
         gpu=1,
         mem_mb=4000,
     script:
-        "../scripts/infer_shard.py"
+        "../../scripts/infer_shard.py"
 
 
 rule auto_guide_points_shard:
@@ -57,7 +57,7 @@ rule auto_guide_points_shard:
     params:
         cache=str(RESULTS / "cache"),
     script:
-        "../scripts/auto_guide_points.py"
+        "../../scripts/auto_guide_points.py"
 
 
 rule infer:
