@@ -30,7 +30,7 @@ def test_ingest_rules_shard_and_aggregate(tmp_path, linkage):
         f"rule all:\n    input: {[str(results / f'{t}.parquet') for t in tables]}\n"
     )
     cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--cores", "1", "-q", "--config",
-           f"cohort_dir={cohort}", f"results_dir={results}", "shard_size=2", f"linkage={str(linkage).lower()}"]
+           f"cohort_dir={cohort}", f"results_dir={results}", "shard_size=2", f"linkage={linkage}"]
     out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr[-3000:]
