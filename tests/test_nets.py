@@ -11,6 +11,7 @@ from cmr_atlas.cine.training_data import Samples, exam_split, segmentation_sampl
 from cmr_atlas.nets.losses import heatmap_loss, segmentation_loss, soft_dice
 from cmr_atlas.nets.preprocess import Grid, from_net_px, net_plane, prepare, resample_to_net, to_net_px
 from cmr_atlas.nets.registry import ModelFileError, load_model, save_model
+from cmr_atlas.nets.runtime import forward, pick_device
 from cmr_atlas.nets.train import TrainConfig, train_heatmap, train_segmentation, train_vgg_cyclic
 from cmr_atlas.nets.unet import UNet
 from cmr_atlas.nets.vgg import VGGRegressor
@@ -50,6 +51,22 @@ def test_architectures_shapes():
     with pytest.raises(ValueError, match="divisible"):
         UNet(1, 4, 8, 3)(torch.zeros(1, 1, 30, 30))
     assert VGGRegressor(3, input_size=64, widths=(8, 8, 16)).eval()(torch.zeros(2, 1, 64, 64)).shape == (2, 3, 2)
+
+
+def test_runtime_forward_batches_in_float32_on_the_cpu():
+    model = UNet(1, 4, 4, 2).eval()
+    x = np.random.default_rng(0).normal(size=(5, 32, 32))  # float64 in: float32 through the net
+    out = forward(model, x, torch.device("cpu"), batch=2)
+    assert out.dtype == torch.float32 and out.device.type == "cpu" and out.shape == (5, 4, 32, 32)
+    with torch.no_grad():
+        whole = model(torch.from_numpy(x.astype(np.float32))[:, None])
+    assert torch.allclose(out, whole, atol=1e-5)  # batching changes nothing (eval-mode batch norm)
+    assert forward(model, x[:0], torch.device("cpu"), 2).numel() == 0
+    assert pick_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert pick_device("auto").type == "cpu"
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            pick_device("cuda")
 
 
 def test_losses_prefer_the_truth():
