@@ -7,12 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmr_atlas.nets.augment import SEGMENTATION_AUG, AugmentConfig, augment_batch
-from cmr_atlas.cine.training_data import Samples, exam_split, segmentation_samples
+from cmr_atlas.cine.train_models import train_heatmap, train_segmentation
+from cmr_atlas.cine.training_data import Samples, segmentation_samples
 from cmr_atlas.nets.losses import heatmap_loss, segmentation_loss, soft_dice
 from cmr_atlas.nets.preprocess import Grid, from_net_px, net_plane, prepare, resample_to_net, to_net_px
 from cmr_atlas.nets.registry import ModelFileError, load_model, save_model
 from cmr_atlas.nets.runtime import forward, pick_device
-from cmr_atlas.nets.train import TrainConfig, train_heatmap, train_segmentation, train_vgg_cyclic
+from cmr_atlas.nets.train import TrainConfig, exam_split, train_vgg_cyclic
 from cmr_atlas.nets.unet import UNet
 from cmr_atlas.nets.vgg import VGGRegressor
 from cmr_atlas.cine.segmentation import CAVITY, MYO
@@ -194,3 +195,22 @@ def test_training_data_folders_pool_with_distinct_exams(tmp_path):
         load_data([a, c], "seg")
     with pytest.raises(SystemExit, match="no data.json"):
         load_data([tmp_path], "seg")
+
+
+def test_train_cli_keeps_the_workflow_command_lines_and_config_defaults():
+    import argparse
+
+    from cmr_atlas.cli import train as train_cli
+    from cmr_atlas.core.config import default
+
+    p = argparse.ArgumentParser()
+    train_cli.add_arguments(p)
+    a = p.parse_args(["data", "--out", "d"])
+    assert (a.n_exams, a.seed) == (default("train.n_exams"), default("train.seed"))
+    m = p.parse_args(["model", "seg_sax", "--data", "d1", "d2", "--out", "m"])
+    assert (m.minutes, m.threads, m.data) == (default("train.minutes"), default("train.threads"), ["d1", "d2"])
+    # the command lines of workflow/rules/train.smk
+    a = p.parse_args(["data", "--n-exams", "240", "--seed", "910000", "--out", "d"])
+    assert (a.train_command, a.n_exams, a.seed, a.out) == ("data", 240, 910000, "d")
+    m = p.parse_args(["model", "lm_vgg", "--data", "d", "--out", "m", "--minutes", "20", "--threads", "1"])
+    assert (m.train_command, m.name, m.minutes, m.threads, m.vgg_schedule) == ("model", "lm_vgg", 20.0, 1, "cyclic")
