@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cmr_atlas.core.geometry import SlicePlane  # noqa: E402
 from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
-from cmr_atlas.cine.inference import Models, _forward, infer_exam, load_models  # noqa: E402
+from cmr_atlas.cine.inference import Models, infer_exam, load_models  # noqa: E402
 from cmr_atlas.nets.preprocess import Grid  # noqa: E402
 from cmr_atlas.nets.registry import ModelFileError  # noqa: E402
+from cmr_atlas.nets.runtime import forward  # noqa: E402
 from cmr_atlas.nets.unet import UNet  # noqa: E402
 
 
@@ -50,11 +51,11 @@ def bench(models: Models, exam: ExamImages, n_images: int, batch: int) -> None:
     x = np.random.default_rng(1).normal(size=(n_images, 128, 128)).astype(np.float32)
     named = [("seg_sax", models.seg)] + [(f"landmarks[{k}]", m) for k, (m, _) in models.landmark.items()]
     for name, model in named:
-        _forward(model, x[:batch], models, batch)  # warm-up
+        forward(model, x[:batch], models.device, batch)  # warm-up
         if models.device.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
-        _forward(model, x, models, batch)
+        forward(model, x, models.device, batch)
         if models.device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t

@@ -7,11 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmr_atlas.nets.augment import SEGMENTATION_AUG, AugmentConfig, augment_batch
-from cmr_atlas.cine.training_data import Samples, exam_split, segmentation_samples
+from cmr_atlas.cine.train_models import train_heatmap, train_segmentation
+from cmr_atlas.cine.training_data import Samples, segmentation_samples
 from cmr_atlas.nets.losses import heatmap_loss, segmentation_loss, soft_dice
 from cmr_atlas.nets.preprocess import Grid, from_net_px, net_plane, prepare, resample_to_net, to_net_px
 from cmr_atlas.nets.registry import ModelFileError, load_model, save_model
-from cmr_atlas.nets.train import TrainConfig, train_heatmap, train_segmentation, train_vgg_cyclic
+from cmr_atlas.nets.runtime import forward, pick_device
+from cmr_atlas.nets.train import TrainConfig, exam_split, train_vgg_cyclic
 from cmr_atlas.nets.unet import UNet
 from cmr_atlas.nets.vgg import VGGRegressor
 from cmr_atlas.cine.segmentation import CAVITY, MYO
@@ -50,6 +52,22 @@ def test_architectures_shapes():
     with pytest.raises(ValueError, match="divisible"):
         UNet(1, 4, 8, 3)(torch.zeros(1, 1, 30, 30))
     assert VGGRegressor(3, input_size=64, widths=(8, 8, 16)).eval()(torch.zeros(2, 1, 64, 64)).shape == (2, 3, 2)
+
+
+def test_runtime_forward_batches_in_float32_on_the_cpu():
+    model = UNet(1, 4, 4, 2).eval()
+    x = np.random.default_rng(0).normal(size=(5, 32, 32))  # float64 in: float32 through the net
+    out = forward(model, x, torch.device("cpu"), batch=2)
+    assert out.dtype == torch.float32 and out.device.type == "cpu" and out.shape == (5, 4, 32, 32)
+    with torch.no_grad():
+        whole = model(torch.from_numpy(x.astype(np.float32))[:, None])
+    assert torch.allclose(out, whole, atol=1e-5)  # batching changes nothing (eval-mode batch norm)
+    assert forward(model, x[:0], torch.device("cpu"), 2).numel() == 0
+    assert pick_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert pick_device("auto").type == "cpu"
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            pick_device("cuda")
 
 
 def test_losses_prefer_the_truth():
@@ -177,3 +195,22 @@ def test_training_data_folders_pool_with_distinct_exams(tmp_path):
         load_data([a, c], "seg")
     with pytest.raises(SystemExit, match="no data.json"):
         load_data([tmp_path], "seg")
+
+
+def test_train_cli_keeps_the_workflow_command_lines_and_config_defaults():
+    import argparse
+
+    from cmr_atlas.cli import train as train_cli
+    from cmr_atlas.core.config import default
+
+    p = argparse.ArgumentParser()
+    train_cli.add_arguments(p)
+    a = p.parse_args(["data", "--out", "d"])
+    assert (a.n_exams, a.seed) == (default("train.n_exams"), default("train.seed"))
+    m = p.parse_args(["model", "seg_sax", "--data", "d1", "d2", "--out", "m"])
+    assert (m.minutes, m.threads, m.data) == (default("train.minutes"), default("train.threads"), ["d1", "d2"])
+    # the command lines of workflow/rules/train.smk
+    a = p.parse_args(["data", "--n-exams", "240", "--seed", "910000", "--out", "d"])
+    assert (a.train_command, a.n_exams, a.seed, a.out) == ("data", 240, 910000, "d")
+    m = p.parse_args(["model", "lm_vgg", "--data", "d", "--out", "m", "--minutes", "20", "--threads", "1"])
+    assert (m.train_command, m.name, m.minutes, m.threads, m.vgg_schedule) == ("model", "lm_vgg", 20.0, 1, "cyclic")

@@ -13,7 +13,6 @@ integers) of the original image; ``x_mm, y_mm, z_mm`` are patient coordinates vi
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from cmr_atlas.core.imagecache import ExamImages, load_exam_images
 from cmr_atlas.cine.landmarks import MODEL_VIEWS, decode_batch, landmark_names, view_model
 from cmr_atlas.nets.preprocess import Grid, prepare, to_net_px
 from cmr_atlas.nets.registry import card_grid, load_model
+from cmr_atlas.nets.runtime import forward, pick_device
 from cmr_atlas.nets.vgg import from_normalised
 from cmr_atlas.cine.segmentation import CAVITY, MYO, choose_phases, clean_mask, mask_qc, slice_spacing_mm
 from cmr_atlas.core.progress import Progress
@@ -95,14 +95,6 @@ PHASES = register(TableSchema(
 ))
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda requested but CUDA is not available")
-    return torch.device(name)
-
-
 @dataclass
 class Models:
     """Every network an inference job needs, loaded once."""
@@ -112,12 +104,6 @@ class Models:
     landmark_method: str
     landmark: dict[str, tuple[torch.nn.Module, dict]]  # heatmap: model key; vgg: view
     device: torch.device
-
-    def autocast(self):
-        if self.device.type == "cuda":
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            return torch.autocast("cuda", dtype=dtype)
-        return contextlib.nullcontext()
 
 
 def load_models(models_dir: str | Path, method: str = "heatmap", device: str = "auto") -> Models:
@@ -130,16 +116,6 @@ def load_models(models_dir: str | Path, method: str = "heatmap", device: str = "
     else:
         raise ValueError(f"landmarks.method must be heatmap or vgg, not {method!r}")
     return Models(seg, seg_card, method, lm, dev)
-
-
-def _forward(model: torch.nn.Module, x: np.ndarray, models: Models, batch: int) -> torch.Tensor:
-    """Run ``x (N, n, n)`` in batches; returns float32 output on the CPU."""
-    outs = []
-    with torch.inference_mode(), models.autocast():
-        for i in range(0, len(x), batch):
-            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch], dtype=np.float32))[:, None]
-            outs.append(model(xb.to(models.device)).float().cpu())
-    return torch.cat(outs) if outs else torch.zeros(0)
 
 
 def _back_to_original(probs: torch.Tensor, plane: SlicePlane, grid: Grid) -> torch.Tensor:
@@ -163,7 +139,7 @@ def segment_exam(images: ExamImages, models: Models, batch: int = 32) -> tuple[n
     rows = []
     for s, plane in enumerate(images.sax_planes):
         x = prepare(images.sax[s], plane, grid)
-        probs = torch.softmax(_forward(models.seg, x, models, batch), 1)
+        probs = torch.softmax(forward(models.seg, x, models.device, batch), 1)
         raw = _back_to_original(probs, plane, grid).argmax(1).numpy().astype(np.uint8)
         px_area = plane.pixel_spacing_mm[0] * plane.pixel_spacing_mm[1]
         for t in range(t_n):
@@ -232,7 +208,7 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int],
         model, card = models.landmark[key]
         grid = card_grid(card)
         x = prepare(cine, plane, grid)
-        out = _forward(model, x, models, batch)
+        out = forward(model, x, models.device, batch)
         if models.landmark_method == "heatmap":
             dets = decode_batch(torch.softmax(out, 1).numpy(), absent_threshold)
             rc = np.array([[(d.row, d.col) for d in ds] for ds in dets], dtype=float)

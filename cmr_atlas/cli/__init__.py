@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "atlas": ("cmr_atlas.cli.atlas", "Procrustes alignment and PCA of fitted shapes"),
     "stats": ("cmr_atlas.cli.stats", "risk-factor logistic regression, cross-validated AUC, DeLong"),
     "report": ("cmr_atlas.cli.report", "HTML report for a results folder"),
-    "train": ("cmr_atlas.cine.training", "train the landmark and segmentation networks"),
+    "train": ("cmr_atlas.cli.train", "train the landmark and segmentation networks"),
     "query": ("cmr_atlas.core.query", "run SQL (DuckDB) over a results folder's parquet tables"),
     "schemas": ("cmr_atlas.cli.schemas", "print the documented schema of every output table"),
     "config": ("cmr_atlas.cli.config", "validate a workflow config and print it with every default filled in"),

@@ -1,4 +1,4 @@
-"""Shipped models: ``<models_dir>/<name>.pt`` (a state_dict) + ``<name>.json`` (the model card).
+"""Model files: ``<models_dir>/<name>.pt`` (a state_dict) + ``<name>.json`` (the model card).
 
 The card records the architecture and its hyper-parameters, the input grid, the label or landmark
 names, how it was trained (cohort, seeds, epochs) with its validation metrics, and the sha256 of
@@ -23,16 +23,6 @@ from cmr_atlas.nets.unet import UNet
 from cmr_atlas.nets.vgg import VGGRegressor
 
 ARCHITECTURES = {"UNet": UNet, "VGGRegressor": VGGRegressor}
-
-# The shipped set: name -> what it does (inference loads the ones its config selects).
-MODELS = {
-    "seg_sax": "SAX segmentation U-Net: background, LV myocardium, LV cavity, RV cavity",
-    "lm_heatmap_lax": "heatmap U-Net for 2CH and 4CH landmarks (mv_a, mv_b, apex)",
-    "lm_heatmap_sax": "heatmap U-Net for SAX landmarks (RV inserts, LV centre)",
-    "lm_vgg_lax_2ch": "VGG coordinate regression, 2CH landmarks",
-    "lm_vgg_lax_4ch": "VGG coordinate regression, 4CH landmarks",
-    "lm_vgg_sax": "VGG coordinate regression, SAX landmarks",
-}
 
 
 class ModelFileError(RuntimeError):

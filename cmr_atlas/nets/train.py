@@ -1,22 +1,27 @@
-"""Training loops: segmentation U-Net, heatmap U-Nets, and VGG regressors with the legacy paper's
-cyclic transfer learning.  Exam-wise train/validation split, early stopping on the validation
-loss, a wall-clock budget, deterministic given the seed (torch and numpy generators)."""
+"""Generic training loops: a segmentation U-Net, a heatmap U-Net and VGG coordinate regressors
+with the legacy paper's cyclic transfer learning.  Exam-wise train/validation split, early stopping
+on the validation loss, a wall-clock budget, deterministic given the seed (torch and numpy
+generators).
+
+The loops know no pipeline: a pipeline's training module passes its samples (anything shaped like
+:class:`ExamSamples`), its label classes and, for heatmaps, how targets are built and predictions
+are decoded."""
 
 from __future__ import annotations
 
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from cmr_atlas.cine.landmarks import decode_batch, gaussian_targets
-from cmr_atlas.cine.segmentation import CAVITY, MYO
 from cmr_atlas.nets.augment import LANDMARK_AUG, SEGMENTATION_AUG, AugmentConfig, augment_batch
-from cmr_atlas.cine.training_data import Samples, exam_split
 from cmr_atlas.nets.losses import coordinate_loss, heatmap_loss, segmentation_loss
 from cmr_atlas.nets.unet import UNet
 from cmr_atlas.nets.vgg import VGGRegressor, from_normalised, to_normalised
@@ -41,6 +46,28 @@ class TrainConfig:
         return asdict(self)
 
 
+class ExamSamples(Protocol):
+    """What the loops read of a sample set: ``images (M, n, n)``, ``exam (M,)`` index into
+    ``exam_ids``, and ``labels (M, n, n)`` or ``points (M, K, 2)`` (network row, col; NaN = absent)."""
+
+    images: np.ndarray
+    exam: np.ndarray
+    exam_ids: list[str]
+    labels: np.ndarray | None
+    points: np.ndarray | None
+
+    def __len__(self) -> int: ...
+
+    def subset(self, idx: np.ndarray) -> "ExamSamples": ...
+
+
+def exam_split(n_exams: int, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Exam-wise split: ``(train_exams, val_exams)`` index arrays (at least one validation exam)."""
+    order = rng.permutation(n_exams)
+    n_val = max(1, int(round(val_fraction * n_exams))) if n_exams > 1 else 0
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
 def _seed(cfg: TrainConfig) -> np.random.Generator:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -51,7 +78,7 @@ def _tensor_images(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(images, dtype=np.float32))[:, None]
 
 
-def _split(samples: Samples, cfg: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+def _split(samples: ExamSamples, cfg: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
     tr_ex, va_ex = exam_split(len(samples.exam_ids), cfg.val_fraction, rng)
     tr = np.flatnonzero(np.isin(samples.exam, tr_ex))
     va = np.flatnonzero(np.isin(samples.exam, va_ex))
@@ -125,19 +152,27 @@ def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(2 * (pred & truth).sum() / s) if s else float("nan")
 
 
-def train_segmentation(samples: Samples, cfg: TrainConfig, base: int = 16, levels: int = 4,
-                       aug: AugmentConfig = SEGMENTATION_AUG, dice_weight: float = 1.0,
-                       init_state: dict | None = None) -> tuple[UNet, dict]:
-    """``init_state``: start from these weights (continued training) instead of random ones."""
+def mean_dice(pred: np.ndarray, truth: np.ndarray, label: int) -> float:
+    """Mean Dice of one label over the images ``(M, n, n)`` whose truth contains it (NaN if none)."""
+    d = [dice_score(p == label, t == label) for p, t in zip(pred, truth) if (t == label).any()]
+    return float(np.nanmean(d)) if d else float("nan")
+
+
+def train_segmentation(samples: ExamSamples, cfg: TrainConfig, n_classes: int, dice_labels: dict[str, int],
+                       base: int = 16, levels: int = 4, aug: AugmentConfig = SEGMENTATION_AUG,
+                       dice_weight: float = 1.0, init_state: dict | None = None) -> tuple[UNet, dict]:
+    """A U-Net with ``n_classes`` outputs on ``samples.labels``; validation reports the mean Dice
+    of each ``dice_labels`` entry (metric name -> label value).  ``init_state``: start from these
+    weights (continued training) instead of random ones."""
     rng = _seed(cfg)
-    model = UNet(1, 4, base, levels)
+    model = UNet(1, n_classes, base, levels)
     if init_state is not None:
         model.load_state_dict(init_state)
     tr, va, info = _split(samples, cfg, rng)
     x_all = _tensor_images(samples.images)
     y_all = torch.from_numpy(samples.labels.astype(np.int64))
-    # Dice over the foreground classes the annotations contain (the synthetic truth has no RV
-    # contours: a never-present class would only add a constant pull towards zero)
+    # Dice over the foreground classes the annotations contain (a never-present class, e.g. one
+    # the annotations never trace, would only add a constant pull towards zero)
     dice_classes = [int(c) for c in np.unique(samples.labels) if c > 0]
 
     def step(idx):
@@ -148,12 +183,8 @@ def train_segmentation(samples: Samples, cfg: TrainConfig, base: int = 16, level
     def val():
         logits = _predict_batches(model, x_all[va])
         loss = float(segmentation_loss(logits, y_all[va], dice_weight, dice_classes))
-        pred = logits.argmax(1).numpy()
-        truth = y_all[va].numpy()
-        d_cav = [dice_score(p == CAVITY, t == CAVITY) for p, t in zip(pred, truth) if (t == CAVITY).any()]
-        d_myo = [dice_score(p == MYO, t == MYO) for p, t in zip(pred, truth) if (t == MYO).any()]
-        return loss, {"dice_cavity": float(np.nanmean(d_cav)) if d_cav else float("nan"),
-                      "dice_myocardium": float(np.nanmean(d_myo)) if d_myo else float("nan")}
+        pred, truth = logits.argmax(1).numpy(), y_all[va].numpy()
+        return loss, {name: mean_dice(pred, truth, label) for name, label in dice_labels.items()}
 
     report = _fit(model, step, val, len(tr), cfg, rng, "seg")
     report.update(info, train_config=cfg.to_dict(), augmentation=aug.to_dict(), dice_weight=dice_weight,
@@ -172,10 +203,17 @@ def landmark_errors(pred_rc: np.ndarray, present: np.ndarray, truth_rc: np.ndarr
             "distance_mm_sd": float(d.std()) if d.size else float("nan")}
 
 
-def train_heatmap(samples: Samples, cfg: TrainConfig, sigma_px: float, spacing_mm: float,
-                  base: int = 16, levels: int = 4, aug: AugmentConfig = LANDMARK_AUG,
-                  dice_weight: float = 1.0, absent_threshold: float = 0.1,
-                  init_state: dict | None = None) -> tuple[UNet, dict]:
+# points (B, K, 2) network (row, col), NaN = absent, and the grid size -> targets (B, K+1, n, n)
+HeatmapTargets = Callable[[torch.Tensor, int], torch.Tensor]
+# probabilities (M, K+1, n, n) -> (points (M, K, 2) network (row, col), present (M, K) bool)
+HeatmapDecoder = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTargets, decode: HeatmapDecoder,
+                  spacing_mm: float, base: int = 16, levels: int = 4, aug: AugmentConfig = LANDMARK_AUG,
+                  dice_weight: float = 1.0, init_state: dict | None = None) -> tuple[UNet, dict]:
+    """A U-Net with a background channel and one channel per landmark of ``samples.points``,
+    trained on ``targets``; validation decodes the softmax with ``decode``."""
     rng = _seed(cfg)
     k = samples.points.shape[1]
     model = UNet(1, k + 1, base, levels)
@@ -192,29 +230,49 @@ def train_heatmap(samples: Samples, cfg: TrainConfig, sigma_px: float, spacing_m
         x, _, p = augment_batch(rng, x_all[i], aug, points=p_all[i])
         # a landmark moved outside the grid is absent
         p = torch.where(((p >= 0) & (p <= size - 1)).all(-1, keepdim=True), p, torch.full_like(p, float("nan")))
-        return heatmap_loss(model(x), gaussian_targets(p, size, sigma_px), dice_weight, weights)
+        return heatmap_loss(model(x), targets(p, size), dice_weight, weights)
 
     def val():
         logits = _predict_batches(model, x_all[va])
-        target = gaussian_targets(p_all[va], size, sigma_px)
-        loss = float(heatmap_loss(logits, target, dice_weight, weights))
-        dets = decode_batch(torch.softmax(logits, 1).numpy(), absent_threshold)
-        pred = np.array([[(d.row, d.col) for d in ds] for ds in dets]).reshape(-1, k, 2)
-        pres = np.array([[d.present for d in ds] for ds in dets]).reshape(-1, k)
-        return loss, landmark_errors(pred, pres, p_all[va].numpy(), spacing_mm)
+        loss = float(heatmap_loss(logits, targets(p_all[va], size), dice_weight, weights))
+        pred, pres = decode(torch.softmax(logits, 1).numpy())
+        return loss, landmark_errors(pred.reshape(-1, k, 2), pres.reshape(-1, k), p_all[va].numpy(), spacing_mm)
 
     report = _fit(model, step, val, len(tr), cfg, rng, "heatmap")
     report.update(info, train_config=cfg.to_dict(), augmentation=aug.to_dict(), dice_weight=dice_weight,
-                  sigma_px=sigma_px, class_weights=weights)
+                  class_weights=weights)
     return model, report
 
 
-def complete(samples: Samples) -> Samples:
+def complete(samples: ExamSamples) -> ExamSamples:
     """Only images where every landmark is present (coordinate regression cannot say 'absent')."""
     return samples.subset(np.flatnonzero(np.isfinite(samples.points).all(axis=(1, 2))))
 
 
-def train_vgg_cyclic(by_view: dict[str, Samples], cfg: TrainConfig, spacing_mm: float,
+def _vgg_stage(model: VGGRegressor, split: tuple, cfg: TrainConfig, rng: np.random.Generator,
+               aug: AugmentConfig, spacing_mm: float, name: str) -> dict:
+    """Train one view's regressor for one stage of the cyclic schedule; returns :func:`_fit`'s report."""
+    s, tr, va, _ = split
+    size = s.images.shape[-1]
+    x_all = _tensor_images(s.images)
+    p_all = torch.from_numpy(s.points.astype(np.float32))
+
+    def step(idx):
+        i = tr[idx]
+        x, _, p = augment_batch(rng, x_all[i], aug, points=p_all[i])
+        return coordinate_loss(model(x), to_normalised(p, size))
+
+    def val():
+        pred = _predict_batches(model, x_all[va])
+        loss = float(coordinate_loss(pred, to_normalised(p_all[va], size)))
+        rc = from_normalised(pred, size).numpy()
+        pres = np.ones(rc.shape[:2], bool)
+        return loss, landmark_errors(rc, pres, p_all[va].numpy(), spacing_mm)
+
+    return _fit(model, step, val, len(tr), cfg, rng, name)
+
+
+def train_vgg_cyclic(by_view: dict[str, ExamSamples], cfg: TrainConfig, spacing_mm: float,
                      vgg_kwargs: dict | None = None, aug: AugmentConfig = LANDMARK_AUG,
                      max_cycles: int = 3, transfer: bool = True) -> tuple[dict[str, VGGRegressor], dict]:
     """Legacy paper's scheme: train one view's network, use its weights to initialise the next
@@ -231,11 +289,10 @@ def train_vgg_cyclic(by_view: dict[str, Samples], cfg: TrainConfig, spacing_mm: 
     data = {}
     for v in views:
         s = complete(by_view[v])
-        tr, va, info = _split(s, cfg, rng)
-        data[v] = (s, tr, va, info)
+        data[v] = (s, *_split(s, cfg, rng))
     n_points = by_view[views[0]].points.shape[1]
-    kw = dict(vgg_kwargs or {})
     size = by_view[views[0]].images.shape[-1]
+    new_model = partial(VGGRegressor, n_points=n_points, input_size=size, **(vgg_kwargs or {}))
     best: dict[str, tuple[float, dict, dict]] = {}
     stages = []
     state = None
@@ -248,46 +305,36 @@ def train_vgg_cyclic(by_view: dict[str, Samples], cfg: TrainConfig, spacing_mm: 
             remaining = cfg.max_seconds - (time.monotonic() - t0)
             if remaining <= 5:
                 break
-            s, tr, va, info = data[v]
-            model = VGGRegressor(n_points=n_points, input_size=size, **kw)
+            model = new_model()
             init = state if transfer else own_state.get(v)
             if init is not None:
                 model.load_state_dict(init)
-            x_all = _tensor_images(s.images)
-            p_all = torch.from_numpy(s.points.astype(np.float32))
-
-            def step(idx, model=model, x_all=x_all, p_all=p_all, tr=tr):
-                i = tr[idx]
-                x, _, p = augment_batch(rng, x_all[i], aug, points=p_all[i])
-                return coordinate_loss(model(x), to_normalised(p, size))
-
-            def val(model=model, x_all=x_all, p_all=p_all, va=va):
-                pred = _predict_batches(model, x_all[va])
-                loss = float(coordinate_loss(pred, to_normalised(p_all[va], size)))
-                rc = from_normalised(pred, size).numpy()
-                pres = np.ones(rc.shape[:2], bool)
-                return loss, landmark_errors(rc, pres, p_all[va].numpy(), spacing_mm)
-
             stages_left = max(1, n_stages_max - len(stages))
             stage_cfg = TrainConfig(**{**cfg.to_dict(), "max_seconds": remaining / min(stages_left, len(views))})
-            rep = _fit(model, step, val, len(tr), stage_cfg, rng, f"vgg[{v}]")
+            rep = _vgg_stage(model, data[v], stage_cfg, rng, aug, spacing_mm, f"vgg[{v}]")
             state = copy.deepcopy(model.state_dict())
             own_state[v] = state
             stages.append({"cycle": cycle, "view": v, "val_loss": rep["val_loss"],
                            "val_metrics": rep["val_metrics"], "epochs_run": rep["epochs_run"],
                            "seconds": rep["seconds"]})
             if v not in best or rep["val_loss"] < best[v][0]:
-                best[v] = (rep["val_loss"], copy.deepcopy(model.state_dict()), {**rep, **info})
+                best[v] = (rep["val_loss"], copy.deepcopy(model.state_dict()), {**rep, **data[v][3]})
                 improved = True
         if not improved:
             break
-    models = {}
-    reports = {}
+    models, reports = _best_models(best, new_model, cfg, aug)
+    return models, {"views": reports, "stages": stages, "transfer": transfer,
+                    "seconds": round(time.monotonic() - t0, 1)}
+
+
+def _best_models(best: dict[str, tuple[float, dict, dict]], new_model: Callable[[], VGGRegressor],
+                 cfg: TrainConfig, aug: AugmentConfig) -> tuple[dict[str, VGGRegressor], dict[str, dict]]:
+    """Each view's best weights (in eval mode) and its report."""
+    models, reports = {}, {}
     for v, (_, st, rep) in best.items():
-        m = VGGRegressor(n_points=n_points, input_size=size, **kw)
+        m = new_model()
         m.load_state_dict(st)
         models[v] = m.eval()
         rep.update(train_config=cfg.to_dict(), augmentation=aug.to_dict())
         reports[v] = rep
-    return models, {"views": reports, "stages": stages, "transfer": transfer,
-                    "seconds": round(time.monotonic() - t0, 1)}
+    return models, reports

@@ -1,0 +1,156 @@
+"""Training the cine networks from ``cmr-atlas train data`` folders (:mod:`cmr_atlas.cine.training`):
+what each model learns (labels, landmarks, heatmap targets and their decoding) on the generic loops
+of :mod:`cmr_atlas.nets.train`, and the model card written next to its weights.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from cmr_atlas.cine.guidepoints import LANDMARKS
+from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, decode_batch, gaussian_targets
+from cmr_atlas.cine.segmentation import CAVITY, MYO
+from cmr_atlas.cine.training import LM_GRID, SEG_GRID, load_data
+from cmr_atlas.cine.training_data import VIEW_CODES, Samples
+from cmr_atlas.core.config import default
+from cmr_atlas.core.imagecache import LABELS
+from cmr_atlas.nets import train as loops
+from cmr_atlas.nets.augment import SEGMENTATION_AUG
+from cmr_atlas.nets.preprocess import Grid
+from cmr_atlas.nets.registry import load_model, save_model
+from cmr_atlas.nets.unet import UNet
+
+# The shipped set: name -> what it does (inference loads the ones its config selects).
+MODELS = {
+    "seg_sax": "SAX segmentation U-Net: background, LV myocardium, LV cavity, RV cavity",
+    "lm_heatmap_lax": "heatmap U-Net for 2CH and 4CH landmarks (mv_a, mv_b, apex)",
+    "lm_heatmap_sax": "heatmap U-Net for SAX landmarks (RV inserts, LV centre)",
+    "lm_vgg_lax_2ch": "VGG coordinate regression, 2CH landmarks",
+    "lm_vgg_lax_4ch": "VGG coordinate regression, 4CH landmarks",
+    "lm_vgg_sax": "VGG coordinate regression, SAX landmarks",
+}
+TRAINABLE = ("seg_sax", "lm_heatmap_lax", "lm_heatmap_sax", "lm_vgg")  # lm_vgg: its three views together
+SIGMA_MM = {"lax": 6.0, "sax": 4.0}  # Gaussian target width (Xue et al.: 8 px LAX / 4 px SAX at 1 mm)
+SEG_DICE = {"dice_cavity": CAVITY, "dice_myocardium": MYO}  # validation metric -> label
+
+
+def train_segmentation(samples: Samples, cfg: loops.TrainConfig, **kwargs) -> tuple[UNet, dict]:
+    """The SAX segmentation U-Net: one output per label of :data:`LABELS`, validated by the Dice of
+    cavity and myocardium; ``kwargs`` as :func:`cmr_atlas.nets.train.train_segmentation`."""
+    return loops.train_segmentation(samples, cfg, len(LABELS), SEG_DICE, **kwargs)
+
+
+def decode_points(probs: np.ndarray, absent_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmap probabilities ``(M, K+1, n, n)`` -> network points ``(M, K, 2)`` and present ``(M, K)``."""
+    dets = decode_batch(probs, absent_threshold)
+    return (np.array([[(d.row, d.col) for d in ds] for ds in dets]),
+            np.array([[d.present for d in ds] for ds in dets]))
+
+
+def train_heatmap(samples: Samples, cfg: loops.TrainConfig, sigma_px: float, spacing_mm: float,
+                  absent_threshold: float | None = None, **kwargs) -> tuple[UNet, dict]:
+    """A landmark heatmap U-Net on Gaussian targets of width ``sigma_px``, validated at the
+    config's ``landmarks.absent_threshold`` unless given; ``kwargs`` as
+    :func:`cmr_atlas.nets.train.train_heatmap`."""
+    if absent_threshold is None:
+        absent_threshold = default("landmarks.absent_threshold")
+    model, report = loops.train_heatmap(samples, cfg, partial(gaussian_targets, sigma_px=sigma_px),
+                                        partial(decode_points, absent_threshold=absent_threshold),
+                                        spacing_mm, **kwargs)
+    report["sigma_px"] = sigma_px
+    return model, report
+
+
+def _card(name: str, grid: Grid, data_info: dict, report: dict, extra: dict) -> dict:
+    return {
+        "name": name,
+        "description": MODELS[name],
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "input": {**grid.to_dict(), "preprocessing": "per-image whitening, then bilinear resampling to "
+                  "the grid centred on the image centre (zero outside the image)"},
+        "training_data": data_info,
+        "training": {k: v for k, v in report.items() if k != "history"},
+        "history": report.get("history", []),
+        **extra,
+    }
+
+
+def _previous_run(name: str, init_from: str | Path | None) -> tuple[dict | None, list[dict]]:
+    """Weights of model ``name`` in the models folder ``init_from`` and the records of its runs."""
+    if not init_from:
+        return None, []
+    prev_model, prev_card = load_model(name, init_from)
+    previous = prev_card.get("previous_runs", []) + [{
+        "sha256": prev_card["sha256"], "training": prev_card.get("training"),
+        "history": prev_card.get("history", [])}]
+    return prev_model.state_dict(), previous
+
+
+def _train_seg_sax(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig, init_from: str | Path | None,
+                   zoom: tuple[float, float] | None) -> Path:
+    init_state, previous = _previous_run("seg_sax", init_from)
+    aug = SEGMENTATION_AUG if zoom is None else replace(SEGMENTATION_AUG, zoom=tuple(zoom))
+    samples, info = load_data(data_dirs, "seg")
+    model, rep = train_segmentation(samples, cfg, init_state=init_state, aug=aug)
+    card = _card("seg_sax", SEG_GRID, info, rep, {"labels": LABELS, "loss": "cross-entropy + soft Dice",
+                                                  "previous_runs": previous})
+    return save_model(model, card, out_dir)
+
+
+def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig,
+                      init_from: str | Path | None) -> Path:
+    name = f"lm_heatmap_{m}"
+    init_state, previous = _previous_run(name, init_from)
+    sigma_px = SIGMA_MM[m] / LM_GRID.spacing_mm
+    samples, info = load_data(data_dirs, f"lm_{m}")
+    model, rep = train_heatmap(samples, cfg, sigma_px, LM_GRID.spacing_mm, init_state=init_state)
+    card = _card(name, LM_GRID, info, rep, {
+        "channels": ["background", *MODEL_LANDMARKS[m]], "views": list(MODEL_VIEWS[m]),
+        "landmarks_by_view": {v: list(LANDMARKS[v]) for v in MODEL_VIEWS[m]},
+        "sigma_mm": SIGMA_MM[m], "loss": "KL + soft Dice (class weights 1, 5, 5, 5)",
+        "previous_runs": previous})
+    return save_model(model, card, out_dir)
+
+
+def _train_lm_vgg(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig, transfer: bool) -> list[Path]:
+    by_view = {}
+    for m in MODEL_VIEWS:
+        s, info = load_data(data_dirs, f"lm_{m}")
+        for v in MODEL_VIEWS[m]:
+            by_view[v] = s.subset(np.flatnonzero(s.view == VIEW_CODES[v]))
+    models, rep = loops.train_vgg_cyclic(by_view, cfg, LM_GRID.spacing_mm, transfer=transfer)
+    paths = []
+    for v, model in models.items():
+        card = _card(f"lm_vgg_{v}", LM_GRID, info, rep["views"][v], {
+            "landmarks": list(LANDMARKS[v]), "views": [v], "loss": "MSE of normalised coordinates",
+            "schedule": "cyclic transfer" if transfer else "independent",
+            "cyclic_transfer_stages": rep["stages"], "output": "normalised (row, col) in [-1, 1]"})
+        paths.append(save_model(model, card, out_dir))
+    return paths
+
+
+def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: str | Path, minutes: float,
+                threads: int, seed: int, max_epochs: int, batch_size: int, steps_per_epoch: int,
+                init_from: str | Path | None = None, zoom: tuple[float, float] | None = None,
+                vgg_transfer: bool = True) -> list[Path]:
+    """Train model ``name`` (:data:`TRAINABLE`) on one or more ``train data`` folders and write its
+    weights and card(s) to ``out_dir``; ``steps_per_epoch`` 0 = one pass over the training images.
+    With ``init_from`` (a models folder) a U-Net continues from its weights of the same name, and
+    the card keeps the earlier runs' records under ``previous_runs``; ``zoom`` overrides the
+    segmentation augmentation's zoom range; ``vgg_transfer=False`` trains the VGG views
+    independently (the legacy paper's baseline)."""
+    if name not in TRAINABLE:
+        raise SystemExit(f"unknown model {name!r}: choose {', '.join(TRAINABLE)}")
+    data_dirs = [data_dirs] if isinstance(data_dirs, (str, Path)) else list(data_dirs)
+    cfg = loops.TrainConfig(max_epochs=max_epochs, batch_size=batch_size, max_seconds=minutes * 60,
+                            seed=seed, threads=threads, steps_per_epoch=steps_per_epoch or None)
+    if name == "seg_sax":
+        return [_train_seg_sax(data_dirs, out_dir, cfg, init_from, zoom)]
+    if name == "lm_vgg":
+        return _train_lm_vgg(data_dirs, out_dir, cfg, vgg_transfer)
+    return [_train_lm_heatmap(name.removeprefix("lm_heatmap_"), data_dirs, out_dir, cfg, init_from)]

@@ -1,0 +1,90 @@
+"""``cmr-atlas train``: build annotated samples from a training cohort, then train each model.
+
+    cmr-atlas train data  --out DATA [--n-exams N --seed S | --cohort DIR --cache DIR]
+    cmr-atlas train model NAME --data DATA --out resources/models [--minutes M --threads T]
+    cmr-atlas train all   --out resources/models --data DATA ...   (both steps, every model)
+
+Defaults of ``--n-exams``, ``--seed``, ``--minutes`` and ``--threads`` are the config's ``train``
+defaults.  ``data`` writes a training-data folder (:mod:`cmr_atlas.cine.training`); ``model``
+trains one model (:data:`cmr_atlas.cine.train_models.TRAINABLE`) and writes its weights and model
+card (:mod:`cmr_atlas.cine.train_models`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from cmr_atlas.cine.train_models import TRAINABLE
+from cmr_atlas.core.config import default
+
+log = logging.getLogger(__name__)
+
+
+def _data_arguments(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--n-exams", type=int, default=default("train.n_exams"), help="synthetic training exams")
+    q.add_argument("--seed", type=int, default=default("train.seed"), help="synthetic cohort seed (exams 0..n-1)")
+    q.add_argument("--mi-fraction", type=float, default=0.2, help="fraction of MI exams")
+    q.add_argument("--jobs", type=int, default=1, help="worker processes generating exams")
+    q.add_argument("--extra-frames", type=int, default=2, help="frames per slice besides ED and ES")
+    q.add_argument("--cohort", help="use an ingested synthetic cohort (truth/) instead of generating")
+    q.add_argument("--cache", help="image cache of that cohort")
+    q.add_argument("--exam-id-key", default="cmr-atlas-demo-key", help="ingest's exam_id_key")
+
+
+def _model_arguments(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--out", required=True, help="models folder (resources/models)")
+    q.add_argument("--minutes", type=float, default=default("train.minutes"), help="wall-clock budget per model")
+    q.add_argument("--threads", type=int, default=default("train.threads"), help="torch CPU threads")
+    q.add_argument("--train-seed", type=int, default=0, help="seed of initialisation, split and augmentation")
+    q.add_argument("--max-epochs", type=int, default=60)
+    q.add_argument("--batch-size", type=int, default=16)
+    q.add_argument("--init-from", help="continue from the same-named model in this models folder (U-Nets)")
+    q.add_argument("--zoom", type=float, nargs=2, metavar=("LO", "HI"), help="segmentation zoom range")
+    q.add_argument("--steps-per-epoch", type=int, default=60,
+                   help="batches between validations (0 = one pass over the training images)")
+    q.add_argument("--vgg-schedule", choices=["cyclic", "independent"], default="cyclic",
+                   help="lm_vgg: the legacy paper's cyclic transfer between views, or its baseline "
+                        "of independently trained networks (same budget; for the Table A-1 comparison)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="train_command", metavar="STEP", required=True)
+    d = sub.add_parser("data", help="build annotated training samples")
+    m = sub.add_parser("model", help="train one model from built samples")
+    a = sub.add_parser("all", help="build samples and train every model")
+    _data_arguments(d)
+    _data_arguments(a)
+    d.add_argument("--out", required=True, help="data folder")
+    m.add_argument("name", choices=TRAINABLE)
+    m.add_argument("--data", required=True, nargs="+", help="data folder(s) from `train data` (several are pooled)")
+    a.add_argument("--data", required=True, help="data folder to write")
+    _model_arguments(m)
+    _model_arguments(a)
+
+
+def _build_data(args: argparse.Namespace, out: str) -> dict:
+    from cmr_atlas.cine.training import build_data
+
+    if args.cohort and not args.cache:
+        raise SystemExit("--cohort needs --cache")
+    return build_data(out, args.seed, args.n_exams, args.extra_frames, args.jobs, args.mi_fraction,
+                      args.cohort or None, args.cache, args.exam_id_key)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cmr_atlas.cine.train_models import train_model
+
+    if args.train_command == "data":
+        _build_data(args, args.out)
+        return 0
+    if args.train_command == "all":
+        _build_data(args, args.data)
+    names = [args.name] if args.train_command == "model" else list(TRAINABLE)
+    for name in names:
+        for p in train_model(name, args.data, args.out, args.minutes, args.threads, args.train_seed,
+                             args.max_epochs, args.batch_size, args.steps_per_epoch,
+                             args.init_from, args.zoom,
+                             args.vgg_schedule == "cyclic"):
+            log.info("wrote %s", p)
+    return 0
