@@ -1,4 +1,6 @@
-"""A known LV for the model-fitting tests: truncated ellipsoids in a random pose, cut by SAX and
+"""Fixtures of the cine tests.
+
+``make_fixture``: a known LV for the model-fitting tests: truncated ellipsoids in a random pose, cut by SAX and
 LAX image planes, with per-slice breath-hold shifts and landmarks, as guide-point and slice tables.
 
 Local truth frame: origin at the base centre, +z towards the apex, +x towards the septum.  Endo and
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.cine.guidepoints import plane_to_row
@@ -38,6 +41,10 @@ class Fixture:
         from cmr_atlas.cine.guidepoints import planes_by_slice
 
         return planes_by_slice(self.slices, self.guide_points["exam_id"].iloc[0])
+
+    def surface_distance(self, points_local: np.ndarray, key: tuple[str, str]) -> np.ndarray:
+        """Distance of local points to the true surface ``key`` = (phase, surface)."""
+        return ellipsoid_distance(points_local, SHAPES[key])
 
 
 def half_ellipsoid_ml(a: float, bx: float, by: float) -> float:
@@ -71,7 +78,7 @@ def _ray_contour(plane_c, u, v, shape, n_rays=72, t_range=None):
     return pts[ok & (r > 0)]
 
 
-def make_fixture(seed: int = 0, exam_id: str = "exam0", shift_sd_mm: float = 3.0,
+def _make_fixture(seed: int = 0, exam_id: str = "exam0", shift_sd_mm: float = 3.0,
                  noise_mm: float = 0.0, n_sax: int = 10, tilt_deg: float = 5.0,
                  source: str = "truth", through_plane: bool = True) -> Fixture:
     rng = np.random.default_rng(seed)
@@ -166,3 +173,9 @@ def ellipsoid_distance(points_local: np.ndarray, shape: tuple[float, float, floa
     f = (points_local**2 * s).sum(1) - 1
     grad = 2 * points_local * s
     return np.abs(f) / np.linalg.norm(grad, axis=1)
+
+
+@pytest.fixture(scope="session")
+def make_fixture():
+    """``make_fixture(seed, exam_id=..., shift_sd_mm=..., ...) -> Fixture`` (a known LV)."""
+    return _make_fixture

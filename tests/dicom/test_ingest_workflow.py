@@ -12,7 +12,7 @@ from cmr_atlas.dicom.index import EXAMS, LINKAGE
 from cmr_atlas.dicom.testdata import write_cohort
 from cmr_atlas.core.tables import read_table
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 

@@ -12,7 +12,7 @@ from snakemake.utils import validate
 
 from cmr_atlas.core.shards import list_exam_folders
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
 BASE = yaml.safe_load((REPO / "config/config.yaml").read_text())
 
