@@ -193,9 +193,25 @@ def select_views(images: list[ImageHeader]) -> ViewSelection:
     for s in no_geo:
         s.reason = "no_geometry"
     sel = ViewSelection(series=series + no_geo)
-
-    cine: list[CinePlane] = []
     by_key = {s.key: s for s in series}
+    cluster = _sax_cluster(_cine_planes(series), by_key)
+    if cluster is None:
+        sel.failure = "no_sax_stack"
+        for s in series:
+            if not s.reason:
+                s.reason = "not_in_sax_stack"
+        return sel
+    _select_sax(sel, cluster, by_key)
+    _select_lax(sel, _lax_candidates(series, sel.sax, sel.sax_normal))
+    for s in series:
+        if s.role == "ignored" and not s.reason:
+            s.reason = "unassigned"
+    return sel
+
+
+def _cine_planes(series: list[SeriesInfo]) -> list[CinePlane]:
+    """Group each series into planes; the planes with at least two frames, reasons for the rest."""
+    cine: list[CinePlane] = []
     for s in series:
         s.planes = group_planes(s)
         if not s.planes:
@@ -205,48 +221,64 @@ def select_views(images: list[ImageHeader]) -> ViewSelection:
                 else "not_cine"
         else:
             cine += [p for p in s.planes if p.n_frames >= 2]
+    return cine
 
-    # --- SAX stack: the parallel cluster with the most distinct positions
+
+def _sax_cluster(cine: list[CinePlane], by_key: dict[str, SeriesInfo]) -> list[CinePlane] | None:
+    """The parallel cluster with the most distinct positions (then SAX descriptions), or None."""
     best = None
     for c in _cluster_parallel(cine):
-        normal = c[0].plane.normal
-        n_pos = len(_positions(c, normal))
+        n_pos = len(_positions(c, c[0].plane.normal))
         sax_hints = sum(by_key[p.series_key].description_hint == "sax" for p in c)
         score = (n_pos, sax_hints)
         if n_pos >= MIN_SAX_SLICES and (best is None or score > best[0]):
             best = (score, c)
-    if best is None:
-        sel.failure = "no_sax_stack"
-        for s in series:
-            if not s.reason:
-                s.reason = "not_in_sax_stack"
-        return sel
-    cluster = best[1]
+    return None if best is None else best[1]
 
+
+def _base_to_apex_normal(cluster: list[CinePlane], warnings: list[str]) -> np.ndarray:
     normal = cluster[0].plane.normal
     if normal @ APEX_DIRECTION < 0:
         normal = -normal
     if abs(float(normal @ APEX_DIRECTION)) < 0.2:
-        sel.warnings.append("ambiguous_base_apex")
+        warnings.append("ambiguous_base_apex")
+    return normal
+
+
+def _one_plane_per_position(cluster: list[CinePlane], normal: np.ndarray, by_key: dict[str, SeriesInfo]
+                            ) -> tuple[list[CinePlane], dict[str, str]]:
+    """At each position the complete (modal frame count), then latest plane; base to apex.
+
+    Returns the chosen planes and ``{superseded series key: reason}``.
+    """
     modal_frames = _modal([p.n_frames for p in cluster])
+
+    def rank(p: CinePlane) -> tuple:
+        return (p.n_frames == modal_frames, *_series_sort_key(by_key[p.series_key]))
+
     chosen: list[CinePlane] = []
     superseded: dict[str, str] = {}
     for group in _positions(cluster, normal):
-        def rank(p: CinePlane) -> tuple:
-            return (p.n_frames == modal_frames, *_series_sort_key(by_key[p.series_key]))
         keep = max(group, key=rank)
         chosen.append(keep)
         for p in group:
             if p is not keep and p.series_key != keep.series_key:
                 superseded[p.series_key] = f"repeat_superseded_by_series_{by_key[keep.series_key].series_number}"
+    return chosen, superseded
+
+
+def _select_sax(sel: ViewSelection, cluster: list[CinePlane], by_key: dict[str, SeriesInfo]) -> None:
+    """Fill ``sel.sax`` (index 0 most basal), its normal and offsets, and the SAX series' roles."""
+    normal = _base_to_apex_normal(cluster, sel.warnings)
+    chosen, superseded = _one_plane_per_position(cluster, normal, by_key)
     if superseded:
         sel.warnings.append("repeated_series")
-    sel.sax = chosen  # sorted along the base->apex normal: index 0 most basal
+    sel.sax = chosen
     sel.sax_normal = normal
     sel.sax_offsets_mm = np.array([float(p.plane.centre_mm @ normal) for p in chosen])
     chosen_keys = {p.series_key for p in chosen}
     cluster_keys = {p.series_key for p in cluster}
-    for s in series:
+    for s in by_key.values():
         if s.key in chosen_keys:
             s.role, s.reason, s.evidence = "sax", "", "parallel_stack"
             s.angle_to_sax_deg = 0.0
@@ -255,12 +287,15 @@ def select_views(images: list[ImageHeader]) -> ViewSelection:
         elif s.key in cluster_keys:
             s.reason = "repeat_superseded"
 
-    # --- LAX candidates
-    centre = np.mean([p.plane.centre_mm for p in chosen], axis=0)
-    sax_plane = chosen[len(chosen) // 2].plane
+
+def _lax_candidates(series: list[SeriesInfo], sax: list[CinePlane], normal: np.ndarray
+                    ) -> list[tuple[CinePlane, SeriesInfo]]:
+    """Unassigned cine series steep to the stack and through its centre, with their RV score."""
+    centre = np.mean([p.plane.centre_mm for p in sax], axis=0)
+    sax_plane = sax[len(sax) // 2].plane
     d_rv = RV_DIRECTION - (RV_DIRECTION @ normal) * normal
     d_rv = d_rv / np.linalg.norm(d_rv) if np.linalg.norm(d_rv) > 1e-6 else None
-    lax_cands: list[tuple[CinePlane, SeriesInfo]] = []
+    cands: list[tuple[CinePlane, SeriesInfo]] = []
     for s in series:
         if s.role == "sax" or s.reason:
             continue
@@ -276,8 +311,12 @@ def select_views(images: list[ImageHeader]) -> ViewSelection:
             s.reason = "lax_plane_misses_sax_stack"
             continue
         s.rv_cos = abs(float(p.plane.normal @ d_rv)) if d_rv is not None else None
-        lax_cands.append((p, s))
+        cands.append((p, s))
+    return cands
 
+
+def _select_lax(sel: ViewSelection, lax_cands: list[tuple[CinePlane, SeriesInfo]]) -> None:
+    """Label the candidates 2CH/4CH and keep, per view, the complete then latest series."""
     geo = _geometric_lax_labels(lax_cands)
     candidates: dict[str, list[tuple[CinePlane, SeriesInfo]]] = {"lax_2ch": [], "lax_4ch": []}
     for p, s in lax_cands:
@@ -287,7 +326,6 @@ def select_views(images: list[ImageHeader]) -> ViewSelection:
             continue
         s.evidence = evidence
         candidates[view].append((p, s))
-
     for view, cands in candidates.items():
         if not cands:
             continue
@@ -301,10 +339,6 @@ def select_views(images: list[ImageHeader]) -> ViewSelection:
                 s.evidence = None
                 if "repeated_series" not in sel.warnings:
                     sel.warnings.append("repeated_series")
-    for s in series:
-        if s.role == "ignored" and not s.reason:
-            s.reason = "unassigned"
-    return sel
 
 
 def _geometric_lax_labels(cands: list[tuple[CinePlane, SeriesInfo]]) -> dict[str, tuple[str | None, bool]]:

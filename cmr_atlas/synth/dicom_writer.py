@@ -150,6 +150,13 @@ def _base_dataset(hdr: PatientHeader, vendor: str, model: str, transfer_syntax: 
     return ds
 
 
+def stored_geometry(plane: SlicePlane) -> tuple[list[float], list[float], list[float]]:
+    """ImagePositionPatient, ImageOrientationPatient and PixelSpacing as written (rounded)."""
+    return ([round(float(v), 4) for v in plane.position_mm],
+            [round(v, 6) for v in plane.dicom_orientation()],
+            [round(plane.pixel_spacing_mm[0], 6), round(plane.pixel_spacing_mm[1], 6)])
+
+
 def write_exam(
     out_dir: Path, hdr: PatientHeader, vendor: str, series: list[SeriesSpec], trigger_times_ms: np.ndarray,
     rr_ms: float, uid_seed: str, rng: np.random.Generator,
@@ -178,9 +185,7 @@ def write_exam(
                 ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
                 ds.InstanceNumber = instance
                 ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NORM"] if s.role != "localizer" else ["ORIGINAL", "PRIMARY", "LOCALIZER"]
-                ds.ImagePositionPatient = [round(float(v), 4) for v in plane.position_mm]
-                ds.ImageOrientationPatient = [round(v, 6) for v in plane.dicom_orientation()]
-                ds.PixelSpacing = [round(plane.pixel_spacing_mm[0], 6), round(plane.pixel_spacing_mm[1], 6)]
+                ds.ImagePositionPatient, ds.ImageOrientationPatient, ds.PixelSpacing = stored_geometry(plane)
                 ds.SliceThickness = plane.thickness_mm
                 if s.role == "sax":
                     ds.SpacingBetweenSlices = 10.0

@@ -9,7 +9,6 @@ import pytest
 
 from cmr_atlas.core import ids
 from cmr_atlas.dicom.index import ingest_folders
-from cmr_atlas.dicom.testdata import write_cohort
 from cmr_atlas.synth.faults import FAULT_COLUMNS, FAULT_KINDS, FAULTS, apply_fault, inject_faults, outcome_matches
 
 KEY = "test-key-for-faults"
@@ -17,7 +16,7 @@ SMALL = dict(n_slices=7, n_frames=4, rows=24, cols=24)
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory):
+def clean(tmp_path_factory, write_cohort):
     root = tmp_path_factory.mktemp("clean")
     written = write_cohort(root / "dicom", 2, seed=21, **SMALL)
     rows = ingest_folders(root / "dicom", ["EXAM0000", "EXAM0001"], KEY, None)
@@ -61,7 +60,7 @@ def test_fault_outcome(clean, tmp_path, fault, folder):
         assert sl["gap_flag"].fillna(False).sum() == 1
 
 
-def test_inject_faults_table(tmp_path):
+def test_inject_faults_table(tmp_path, write_cohort):
     dicom = tmp_path / "dicom"
     write_cohort(dicom, 3, seed=5, **SMALL)
     folders = ["EXAM0000", "EXAM0001", "EXAM0002"]

@@ -1,7 +1,7 @@
 """Demonstration (minutes, not a unit test): a killed workflow resumes without redoing finished
 shards, leaves no partial table that looks complete, and records bad exams as failed, once.
 
-    python tests/workflow_restart_demo.py [--cohort DIR] [--target ingest|all] [--models-dir DIR]
+    python tests/workflow/workflow_restart_demo.py [--cohort DIR] [--target ingest|all] [--models-dir DIR]
 
 Without --cohort it makes one (`cmr-atlas synth --n-exams 2 --faults 0.5`); two bad folders are
 added (one empty, one with a garbage .dcm file).  With shard_size 2 there are two shards or more.  Steps, each printed with what happened:
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 

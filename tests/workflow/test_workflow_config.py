@@ -14,7 +14,7 @@ from cmr_atlas.cli import main
 from cmr_atlas.core.config import defaults, fill_and_validate, required_keys
 from cmr_atlas.core.shards import list_exam_folders
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
 BASE = yaml.safe_load((REPO / "config/config.yaml").read_text())
 

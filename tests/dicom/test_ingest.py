@@ -17,7 +17,6 @@ from cmr_atlas.core import ids
 from cmr_atlas.cli import main
 from cmr_atlas.dicom.index import EXAM_KEYS, EXAMS, SERIES, SLICES, ingest_folder, ingest_folders
 from cmr_atlas.dicom.scan import description_hint, scan_folder
-from cmr_atlas.dicom.testdata import ExamSpec, write_cohort, write_exam
 from cmr_atlas.dicom.views import select_views, slice_gaps
 from cmr_atlas.cine.guidepoints import row_to_plane
 from cmr_atlas.core.imagecache import load_exam_images
@@ -33,7 +32,7 @@ def _same_plane(a, b, tol=1e-4) -> bool:
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
+def cohort(tmp_path_factory, write_cohort):
     root = tmp_path_factory.mktemp("cohort")
     written = write_cohort(root / "dicom", 2, seed=3, **SMALL)
     return root, written
@@ -143,8 +142,8 @@ def test_cli_folder_restriction(cohort, tmp_path):
 
 
 @pytest.mark.parametrize("variant", ["multiframe", "rle", "jpeg2000"])
-def test_enhanced_and_compressed_match_plain(tmp_path, variant):
-    base = ExamSpec(vendor="GE", seed=11, **SMALL)
+def test_enhanced_and_compressed_match_plain(tmp_path, variant, exam_spec, write_exam):
+    base = exam_spec(vendor="GE", seed=11, **SMALL)
     spec = {
         "multiframe": dataclasses.replace(base, multiframe=True, vendor="SIEMENS"),
         "rle": dataclasses.replace(base, transfer_syntax=pydicom.uid.RLELossless),
@@ -164,9 +163,9 @@ def test_enhanced_and_compressed_match_plain(tmp_path, variant):
 
 
 @pytest.fixture(scope="module")
-def headers(tmp_path_factory):
+def headers(tmp_path_factory, exam_spec, write_exam):
     root = tmp_path_factory.mktemp("hdr")
-    w = write_exam(root / "X", ExamSpec(vendor="SIEMENS", seed=5, **SMALL))
+    w = write_exam(root / "X", exam_spec(vendor="SIEMENS", seed=5, **SMALL))
     return scan_folder(root / "X").images, w
 
 
@@ -217,8 +216,8 @@ def test_swapped_descriptions_lose_to_strong_geometry(headers):
     (30.0, {"2ch": "none", "4ch": "none"}, "geometry"),  # weaker anatomy prior, still right
     (65.0, {}, "description(geometry_weak)"),  # prior off by ~60 deg: the descriptions decide
 ])
-def test_lax_labels_when_rv_direction_is_off(tmp_path, rotation, hints, evidence):
-    w = write_exam(tmp_path / "X", ExamSpec(seed=2, rv_rotation_deg=rotation, **SMALL))
+def test_lax_labels_when_rv_direction_is_off(tmp_path, rotation, hints, evidence, exam_spec, write_exam):
+    w = write_exam(tmp_path / "X", exam_spec(seed=2, rv_rotation_deg=rotation, **SMALL))
     sel = select_views(_with_hints(scan_folder(tmp_path / "X").images, hints))
     assert _same_plane(sel.lax["lax_2ch"].plane, w["planes"]["lax_2ch"][0])
     assert _same_plane(sel.lax["lax_4ch"].plane, w["planes"]["lax_4ch"][0])
@@ -247,13 +246,13 @@ def ingest_study_rows(images):
     return ingest_study(images, "Etest", None, None, len(images), 0).exams[0]
 
 
-def test_bad_folders_do_not_stop_others(tmp_path, caplog):
+def test_bad_folders_do_not_stop_others(tmp_path, caplog, exam_spec, write_exam):
     root = tmp_path / "dicom"
     (root / "empty").mkdir(parents=True)
     (root / "text").mkdir()
     (root / "text" / "notes.txt").write_text("not an image")
     (root / "text" / "fake.dcm").write_bytes(b"\x00" * 50)
-    write_exam(root / "good", ExamSpec(seed=1, **SMALL))
+    write_exam(root / "good", exam_spec(seed=1, **SMALL))
     rows = ingest_folders(root, ["empty", "text", "good"], KEY, None)
     assert [(e["status"], e["qc_reason"]) for e in rows.exams] == [
         ("failed", "no_dicom_files"), ("failed", "no_dicom_files"), ("ok", None)]
@@ -261,9 +260,9 @@ def test_bad_folders_do_not_stop_others(tmp_path, caplog):
     assert rows.exams[0]["exam_id"] == ids.exam_id("folder:empty", KEY)
 
 
-def test_two_studies_in_one_folder_are_two_exams(tmp_path):
-    write_exam(tmp_path / "both" / "a", ExamSpec(seed=1, **SMALL))
-    write_exam(tmp_path / "both" / "b", ExamSpec(seed=2, vendor="GE", **SMALL))
+def test_two_studies_in_one_folder_are_two_exams(tmp_path, exam_spec, write_exam):
+    write_exam(tmp_path / "both" / "a", exam_spec(seed=1, **SMALL))
+    write_exam(tmp_path / "both" / "b", exam_spec(seed=2, vendor="GE", **SMALL))
     rows = ingest_folder(tmp_path, "both", KEY, None)
     assert len(rows.exams) == 2 and all(e["status"] == "ok" for e in rows.exams)
 
@@ -288,8 +287,8 @@ def test_slice_gaps_flags_missing_slice():
     assert np.isnan(gap[0]) and gap[3] == 20
 
 
-def test_pydicom_messages_do_not_reach_logs(tmp_path, caplog):
-    w = write_exam(tmp_path / "X", ExamSpec(seed=4, **SMALL))
+def test_pydicom_messages_do_not_reach_logs(tmp_path, caplog, exam_spec, write_exam):
+    w = write_exam(tmp_path / "X", exam_spec(seed=4, **SMALL))
     from pydicom.dataelem import DataElement
 
     for f in w["files"]:
@@ -303,14 +302,14 @@ def test_pydicom_messages_do_not_reach_logs(tmp_path, caplog):
     assert "SECRET" not in caplog.text
 
 
-def test_loose_files_at_cohort_root_are_one_unit(tmp_path):
+def test_loose_files_at_cohort_root_are_one_unit(tmp_path, exam_spec, write_exam):
     from cmr_atlas.core.shards import list_exam_folders
 
-    w = write_exam(tmp_path / "tmp_exam", ExamSpec(seed=6, **SMALL))
+    w = write_exam(tmp_path / "tmp_exam", exam_spec(seed=6, **SMALL))
     for f in w["files"]:  # flatten the exam into the cohort root
         f.rename(tmp_path / f"{f.parent.name}_{f.name}")
     (tmp_path / "other").mkdir()
-    write_exam(tmp_path / "other", ExamSpec(seed=7, **SMALL))
+    write_exam(tmp_path / "other", exam_spec(seed=7, **SMALL))
     assert list_exam_folders(tmp_path) == ["other", "tmp_exam", "."]
     rows = ingest_folder(tmp_path, ".", KEY, None)
     assert len(rows.exams) == 1 and rows.exams[0]["status"] == "ok"

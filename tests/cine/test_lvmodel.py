@@ -17,7 +17,6 @@ from cmr_atlas.cine.lvmodel.exam import fit_exam
 from cmr_atlas.cine.lvmodel.hermite import HermiteMesh
 from cmr_atlas.cine.lvmodel.outputs import TABLES
 from cmr_atlas.core.tables import conform, read_table, write_table
-from tests.lvfixtures import SHAPES, ellipsoid_distance, make_fixture
 
 MESH = HermiteMesh()
 
@@ -128,12 +127,12 @@ def _surface_error(fix, fit):
     out = {}
     for key, pts in fit.surfaces.items():
         local_truth = (fit.frame.to_patient(pts) - gauge - fix.origin) @ fix.rotation
-        out[key] = float(ellipsoid_distance(local_truth, SHAPES[key]).mean())
+        out[key] = float(fix.surface_distance(local_truth, key).mean())
     return out
 
 
 @pytest.fixture(scope="module")
-def shifted():
+def shifted(make_fixture):
     # in-plane shifts (what the correction can see); through-plane ones are tested separately
     fix = make_fixture(3, shift_sd_mm=3.0, noise_mm=0.5, through_plane=False)
     return fix, {bh: fit_exam(fix.guide_points, fix.planes(), "exam0", "truth", breath_hold=bh)
@@ -153,7 +152,7 @@ def test_breath_hold_shifts_are_recovered(shifted):
     assert {v for v, s, d in fits[True].shifts} == {"sax", "lax_2ch", "lax_4ch"}
 
 
-def test_lax_reference_keeps_long_axis_views_fixed():
+def test_lax_reference_keeps_long_axis_views_fixed(make_fixture):
     fix = make_fixture(3, shift_sd_mm=3.0, noise_mm=0.5, through_plane=False)
     fit = fit_exam(fix.guide_points, fix.planes(), "exam0", "truth", shift_reference="lax")
     assert all(np.all(d == 0) for v, s, d in fit.shifts if v != "sax")
@@ -172,7 +171,7 @@ def test_fitted_surfaces_and_volumes_match_the_truth(shifted):
     assert fit.rms_residual_mm < fits[False].rms_residual_mm
 
 
-def test_through_plane_shifts_leave_in_plane_recovery_intact():
+def test_through_plane_shifts_leave_in_plane_recovery_intact(make_fixture):
     fix = make_fixture(5, shift_sd_mm=3.0, noise_mm=0.5, through_plane=True)
     fit = fit_exam(fix.guide_points, fix.planes(), "exam0", "truth")
     assert _shift_error(fix, fit) < 1.0
@@ -189,7 +188,7 @@ def test_wall_thickness_of_the_known_lv(shifted):
     assert np.all((t > 7.0) & (t < 11.0))
 
 
-def test_bad_basal_slice_does_not_wreck_the_fit():
+def test_bad_basal_slice_does_not_wreck_the_fit(make_fixture):
     fix = make_fixture(4, shift_sd_mm=0.0)
     gp = fix.guide_points.copy()
     bad = (gp["view"] == "sax") & (gp["slice_index"] == 0) & (gp["kind"] == "contour") & \
@@ -213,7 +212,7 @@ def test_slice_summation_is_close_to_the_truth(shifted):
 
 
 # ---------------------------------------------------------------- failures are values; CLI
-def test_failures_are_reported_not_raised():
+def test_failures_are_reported_not_raised(make_fixture):
     good = make_fixture(5, exam_id="good", shift_sd_mm=1.0)
     no_mv = make_fixture(6, exam_id="no_mv", shift_sd_mm=1.0)
     gp_no_mv = no_mv.guide_points
@@ -239,7 +238,7 @@ def test_failures_are_reported_not_raised():
     assert sorted(wt["aha_segment"].unique()) == list(range(1, 18))
 
 
-def test_cli_writes_the_tables(tmp_path):
+def test_cli_writes_the_tables(tmp_path, make_fixture):
     fix = make_fixture(8, shift_sd_mm=2.0)
     write_table(fix.guide_points, tmp_path / "gp.parquet", GUIDE_POINTS)
     fix.slices.to_parquet(tmp_path / "slices.parquet")
@@ -253,7 +252,7 @@ def test_cli_writes_the_tables(tmp_path):
     assert len(list((tmp_path / "out" / "vtp").glob("*.vtp"))) == 2
 
 
-def test_missing_es_gives_a_partial_result():
+def test_missing_es_gives_a_partial_result(make_fixture):
     fix = make_fixture(9, shift_sd_mm=1.0)
     gp = fix.guide_points[fix.guide_points["phase"] == "ED"]
     fit = fit_exam(gp, fix.planes(), "exam0", "truth")
@@ -265,7 +264,7 @@ def test_missing_es_gives_a_partial_result():
     assert m.loc["model", "edv_ml"] > 0 and pd.isna(m.loc["model", "esv_ml"])
 
 
-def test_sax_contours_with_lax_landmarks_only():
+def test_sax_contours_with_lax_landmarks_only(make_fixture):
     # the automated path: SAX contours, landmarks on the LAX views, no LAX contours
     fix = make_fixture(10, shift_sd_mm=3.0, noise_mm=0.5, through_plane=False)
     gp = fix.guide_points
@@ -277,7 +276,7 @@ def test_sax_contours_with_lax_landmarks_only():
     assert fit.volumes["model"]["ED_cavity_ml"] == pytest.approx(fix.truth["edv_ml"], rel=0.05)
 
 
-def test_orientation_from_mitral_points_when_rv_inserts_are_missing():
+def test_orientation_from_mitral_points_when_rv_inserts_are_missing(make_fixture):
     fix = make_fixture(11, shift_sd_mm=1.0)
     gp = fix.guide_points
     full = fit_exam(gp, fix.planes(), "exam0", "truth")
@@ -307,7 +306,7 @@ def test_projection_recovers_normal_offsets_including_near_the_apex():
     np.testing.assert_allclose(np.linalg.norm(p - s1, axis=1), np.abs(off), atol=0.02)
 
 
-def test_basal_chords_and_tiny_apical_contours_are_handled():
+def test_basal_chords_and_tiny_apical_contours_are_handled(make_fixture):
     from cmr_atlas.cine.lvmodel.exam import _below_base, _frame, _small_contour_slices
 
     fix = make_fixture(12, shift_sd_mm=0.0)
@@ -335,7 +334,7 @@ def test_basal_chords_and_tiny_apical_contours_are_handled():
     assert ("sax", 42) in small and not small & {("sax", s) for s in range(6)}
 
 
-def test_degenerate_inputs_never_raise():
+def test_degenerate_inputs_never_raise(make_fixture):
     fix = make_fixture(13, shift_sd_mm=2.0)
     gp0 = fix.guide_points
     variants = {

@@ -8,7 +8,6 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-from test_atlas import cohort, to_table
 
 import argparse
 import importlib
@@ -28,8 +27,9 @@ def main(argv):
     return mod.run(p.parse_args(argv[1:]))
 
 
-def make_results(root, n=40, manual=True, seed=0):
-    """A results folder as the earlier stages would leave it, plus a covariates table."""
+def make_results(root, cohort, to_table, n=40, manual=True, seed=0):
+    """A results folder as the earlier stages would leave it, plus a covariates table
+    (``cohort``, ``to_table``: the shape_cohort and shape_table fixtures)."""
     rng = np.random.default_rng(seed)
     shapes, lat = cohort(n=n, seed=seed)
     ids = [f"E{i:016x}" for i in range(n)]
@@ -87,8 +87,8 @@ def run_pipeline(root, models_dir=None):
 
 
 @pytest.fixture(scope="module")
-def full_report(tmp_path_factory):
-    root = make_results(tmp_path_factory.mktemp("results"))
+def full_report(tmp_path_factory, shape_cohort, shape_table):
+    root = make_results(tmp_path_factory.mktemp("results"), shape_cohort, shape_table)
     models = root / "models"
     models.mkdir()
     (models / "segmentation.json").write_text('{"name": "sax-unet", "version": "1.2", "sha256": "abc123"}')
@@ -120,8 +120,8 @@ def test_pipeline_outputs_and_report_content(full_report):
     assert "exam_0" not in page and "PAT1" not in page  # no identifiers
 
 
-def test_report_tolerates_missing_parts(tmp_path):
-    root = make_results(tmp_path / "r", n=12, manual=False)
+def test_report_tolerates_missing_parts(tmp_path, shape_cohort, shape_table):
+    root = make_results(tmp_path / "r", shape_cohort, shape_table, n=12, manual=False)
     index = run_pipeline(root)
     page = index.read_text()
     assert "No manual atlas" in page and "No DeLong comparison" in page

@@ -1,5 +1,6 @@
-"""A known LV for the model-fitting tests: truncated ellipsoids in a random pose, cut by SAX and
-LAX image planes, with per-slice breath-hold shifts and landmarks, as guide-point and slice tables.
+"""A known LV for the model-fitting tests and benchmarks/fit_accuracy.py: truncated ellipsoids in a
+random pose, cut by SAX and LAX image planes, with per-slice breath-hold shifts and landmarks, as
+guide-point and slice tables.
 
 Local truth frame: origin at the base centre, +z towards the apex, +x towards the septum.  Endo and
 epi are half-ellipsoids ``(x/bx)^2 + (y/by)^2 + (z/a)^2 = 1, z >= 0`` (base plane z = 0), so the
@@ -38,6 +39,10 @@ class Fixture:
         from cmr_atlas.cine.guidepoints import planes_by_slice
 
         return planes_by_slice(self.slices, self.guide_points["exam_id"].iloc[0])
+
+    def surface_distance(self, points_local: np.ndarray, key: tuple[str, str]) -> np.ndarray:
+        """Distance of local points to the true surface ``key`` = (phase, surface)."""
+        return ellipsoid_distance(points_local, SHAPES[key])
 
 
 def half_ellipsoid_ml(a: float, bx: float, by: float) -> float:
@@ -166,3 +171,4 @@ def ellipsoid_distance(points_local: np.ndarray, shape: tuple[float, float, floa
     f = (points_local**2 * s).sum(1) - 1
     grad = 2 * points_local * s
     return np.abs(f) / np.linalg.norm(grad, axis=1)
+

@@ -22,7 +22,7 @@ from cmr_atlas.stats.risk_factors import (
 )
 from cmr_atlas.core.tables import conform
 
-PROC = json.loads((Path(__file__).parent / "fixtures" / "proc_asah_placements.json").read_text())
+PROC = json.loads((Path(__file__).parents[1] / "fixtures" / "proc_asah_placements.json").read_text())
 
 
 def _scores_from_placements(marker: str) -> np.ndarray:

@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 
 from cmr_atlas.dicom.index import EXAMS, LINKAGE
-from cmr_atlas.dicom.testdata import write_cohort
 from cmr_atlas.core.tables import read_table
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("linkage", [False, True])
-def test_ingest_rules_shard_and_aggregate(tmp_path, linkage):
+def test_ingest_rules_shard_and_aggregate(tmp_path, linkage, write_cohort):
     pytest.importorskip("snakemake")
     cohort, results = tmp_path / "cohort", tmp_path / "results"
     write_cohort(cohort / "dicom", 3, seed=9, n_slices=6, n_frames=3, rows=16, cols=16)

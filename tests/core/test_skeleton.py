@@ -11,7 +11,7 @@ from cmr_atlas.core.ids import exam_id
 from cmr_atlas.core.shards import assign_shards, update_manifest
 from cmr_atlas.core.tables import Column, SchemaError, TableSchema, read_table, schemas_markdown, write_table
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_every_subcommand_has_help(capsys):

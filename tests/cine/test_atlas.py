@@ -8,7 +8,6 @@ from scipy.spatial.transform import Rotation
 from cmr_atlas.cine.atlas import (
     EXPLAINED_VARIANCE,
     SCORES,
-    SURFACES,
     Atlas,
     build_atlas,
     build_atlases,
@@ -21,53 +20,6 @@ from cmr_atlas.cine.atlas import (
     write_vtp_surfaces,
 )
 from cmr_atlas.core.tables import conform
-
-NL = NC = 9  # small grid keeps tests fast; the code is the same for 29 x 29
-
-
-def lv_shape(length=80.0, radius=25.0, wall=10.0, es_factor=0.75, n_long=NL, n_circ=NC):
-    """Half-ellipsoid LV-like surfaces (apex ring first), (4 N, 3) in SURFACES order."""
-    u = np.linspace(0.05, 1.0, n_long)  # 0 near apex, 1 at base
-    v = np.linspace(0, 2 * np.pi, n_circ, endpoint=False)
-    uu, vv = np.meshgrid(u, v, indexing="ij")
-    blocks = []
-    for phase, surf in SURFACES:
-        f = 1.0 if phase == "ED" else es_factor
-        r = radius * f + (wall if surf == "epi" else 0.0)
-        L = length * (1.0 if phase == "ED" else 0.9) + (wall if surf == "epi" else 0.0)
-        s = np.sin(uu * np.pi / 2)
-        pts = np.stack([r * s * np.cos(vv), r * s * np.sin(vv), -L * np.cos(uu * np.pi / 2)], axis=-1)
-        blocks.append(pts.reshape(-1, 3))
-    return np.concatenate(blocks)
-
-
-def cohort(n=12, seed=0, transform=True, effect=None):
-    rng = np.random.default_rng(seed)
-    pose = np.random.default_rng(seed + 1000)  # separate stream: same shapes with or without poses
-    shapes, factors = [], []
-    for _ in range(n):
-        lat = rng.normal(size=2)
-        s = lv_shape(length=80 + 6 * lat[0], radius=25 + 3 * lat[1])
-        if transform:
-            R = Rotation.random(random_state=pose).as_matrix()
-            s = s @ R.T + pose.normal(0, 50, 3)
-        shapes.append(s)
-        factors.append(lat)
-    return np.stack(shapes), np.array(factors)
-
-
-def to_table(shapes, source="auto", ids=None):
-    rows = []
-    n = shapes.shape[1] // 4
-    for e, s in enumerate(shapes):
-        for k, (phase, surf) in enumerate(SURFACES):
-            b = s[k * n:(k + 1) * n]
-            rows.append(pd.DataFrame({
-                "exam_id": ids[e] if ids else f"E{e:03d}", "source": source, "phase": phase,
-                "surface": surf, "point_index": np.arange(n), "x_mm": b[:, 0], "y_mm": b[:, 1],
-                "z_mm": b[:, 2], "extra": 1}))
-    return pd.concat(rows, ignore_index=True)
-
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 2**31 - 1))
@@ -85,7 +37,7 @@ def test_kabsch_recovers_rotation_never_reflection(seed):
     assert s == pytest.approx(2.5)
 
 
-def test_gpa_removes_rigid_transforms():
+def test_gpa_removes_rigid_transforms(lv_shape):
     base = lv_shape()
     rng = np.random.default_rng(1)
     copies = np.stack([base @ Rotation.random(random_state=rng).as_matrix().T + rng.normal(0, 40, 3)
@@ -100,15 +52,15 @@ def test_gpa_removes_rigid_transforms():
     assert np.allclose([np.linalg.det(r) for r in g.rotations], 1.0)
 
 
-def test_gpa_scaling_option():
+def test_gpa_scaling_option(lv_shape):
     base = lv_shape()
     copies = np.stack([base * s for s in (0.8, 1.0, 1.3)])
     assert np.abs(generalized_procrustes(copies, scaling=True).aligned.std(axis=0)).max() < 1e-6
     assert np.abs(generalized_procrustes(copies, scaling=False).aligned.std(axis=0)).max() > 1.0
 
 
-def test_pca_recovers_two_factors_and_is_pose_invariant():
-    shapes, lat = cohort(n=15)
+def test_pca_recovers_two_factors_and_is_pose_invariant(shape_cohort):
+    shapes, lat = shape_cohort(n=15)
     atlas = build_atlas(shapes, "auto", n_components=5)
     assert atlas.n_components == 5
     assert atlas.variance_ratio[:2].sum() > 0.98  # two latent factors
@@ -117,12 +69,12 @@ def test_pca_recovers_two_factors_and_is_pose_invariant():
     pred = np.c_[lat, np.ones(15)] @ coef
     assert np.corrcoef(pred[:, 0], atlas.scores[:, 0])[0, 1] > 0.99
     # same cohort without random poses: same variances
-    untransformed = build_atlas(cohort(n=15, transform=False)[0], "auto", n_components=5)
+    untransformed = build_atlas(shape_cohort(n=15, transform=False)[0], "auto", n_components=5)
     np.testing.assert_allclose(untransformed.variance, atlas.variance, rtol=1e-6, atol=1e-9)
 
 
-def test_projection_of_training_exams_and_new_pose(tmp_path):
-    shapes, _ = cohort(n=10)
+def test_projection_of_training_exams_and_new_pose(tmp_path, shape_cohort, shape_grid):
+    shapes, _ = shape_cohort(n=10)
     atlas = build_atlas(shapes, "manual", n_components=4)
     np.testing.assert_allclose(atlas.project(shapes), atlas.scores, atol=1e-6)
     R = Rotation.from_euler("xyz", [30, -50, 10], degrees=True).as_matrix()
@@ -130,15 +82,15 @@ def test_projection_of_training_exams_and_new_pose(tmp_path):
     np.testing.assert_allclose(atlas.project(moved)[0], atlas.scores[3], atol=1e-6)
     p = atlas.save(tmp_path / "atlas" / "manual.npz")
     back = Atlas.load(p)
-    assert back.source == "manual" and back.exam_ids == atlas.exam_ids and back.grid == (NL, NC)
+    assert back.source == "manual" and back.exam_ids == atlas.exam_ids and back.grid == shape_grid
     np.testing.assert_allclose(back.project(shapes), atlas.scores, atol=1e-6)
     with pytest.raises(ValueError, match="shape must be"):
         atlas.project(np.zeros((5, 3)))
 
 
-def test_shape_vectors_order_and_exclusion():
-    shapes, _ = cohort(n=4)
-    tab = to_table(shapes)
+def test_shape_vectors_order_and_exclusion(shape_cohort, shape_table):
+    shapes, _ = shape_cohort(n=4)
+    tab = shape_table(shapes)
     tab = tab.sample(frac=1.0, random_state=0)  # order of rows must not matter
     tab = tab[~((tab["exam_id"] == "E002") & (tab["surface"] == "epi") & (tab["phase"] == "ES")
                 & (tab["point_index"] == 5))]
@@ -147,14 +99,14 @@ def test_shape_vectors_order_and_exclusion():
     assert s.exam_ids == ["E000", "E001"]
     assert s.excluded == {"E002": "ES-epi: 80 of 81 points", "E003": "ED-endo: non-finite coordinates"}
     np.testing.assert_allclose(s.points[1], shapes[1])
-    dup = pd.concat([to_table(shapes[:2]), to_table(shapes[:1]).query("phase == 'ES'")])
+    dup = pd.concat([shape_table(shapes[:2]), shape_table(shapes[:1]).query("phase == 'ES'")])
     assert shape_vectors(dup, "auto").excluded == {"E000": "ES-endo: duplicate point indices"}
 
 
-def test_build_atlases_on_common_exams_and_tables():
-    auto, _ = cohort(n=8, seed=2)
+def test_build_atlases_on_common_exams_and_tables(shape_cohort, shape_table):
+    auto, _ = shape_cohort(n=8, seed=2)
     manual = auto + np.random.default_rng(3).normal(0, 0.5, auto.shape)
-    tab = pd.concat([to_table(auto, "auto"), to_table(manual[:7], "manual")])
+    tab = pd.concat([shape_table(auto, "auto"), shape_table(manual[:7], "manual")])
     exams = pd.DataFrame({"exam_id": [f"E{i:03d}" for i in range(8)], "status": ["ok"] * 7 + ["failed"]})
     exams.loc[0, "status"] = "failed"
     b = build_atlases(tab, exams, n_components=25)
@@ -168,27 +120,28 @@ def test_build_atlases_on_common_exams_and_tables():
     ev = pd.concat([explained_variance_frame(a) for a in b.atlases.values()])
     conform(ev, EXPLAINED_VARIANCE)
     assert ev.groupby("source")["cumulative"].max().round(9).eq(1.0).all()
-    only_auto = build_atlases(to_table(auto, "auto"))
+    only_auto = build_atlases(shape_table(auto, "auto"))
     assert set(only_auto.atlases) == {"auto"} and any("no manual" in n for n in only_auto.notes)
 
 
-def test_grid_faces_closed_ring_and_vtp(tmp_path):
+def test_grid_faces_closed_ring_and_vtp(tmp_path, lv_shape, shape_cohort, shape_grid):
     f = grid_faces(4, 5)
     assert f.shape == ((4 - 1) * 5 * 2, 3) and f.max() == 19
     # duplicated seam column: no wrap-around triangles
     pts = lv_shape(n_long=4, n_circ=5)[:20].reshape(4, 5, 3).copy()
     pts[:, -1] = pts[:, 0]
     assert len(grid_faces(4, 5, pts.reshape(-1, 3))) == 3 * 4 * 2
-    atlas = build_atlas(cohort(n=6)[0], "auto", n_components=3)
+    atlas = build_atlas(shape_cohort(n=6)[0], "auto", n_components=3)
     paths = write_vtp_surfaces(atlas, tmp_path, n_modes=2)
     assert len(paths) == (1 + 2 * 2) * 4
     import pyvista as pv
 
     mesh = pv.read(paths[0])
-    assert mesh.n_points == NL * NC and mesh.n_cells == (NL - 1) * NC * 2
+    n_long, n_circ = shape_grid
+    assert mesh.n_points == n_long * n_circ and mesh.n_cells == (n_long - 1) * n_circ * 2
 
 
-def test_grid_faces_drop_collapsed_apex_ring():
+def test_grid_faces_drop_collapsed_apex_ring(lv_shape):
     pts = lv_shape(n_long=5, n_circ=6)[:30].copy()
     pts[:6] = pts[:6].mean(axis=0)  # apex ring collapsed to one point, as in the synthetic grid
     f = grid_faces(5, 6, pts)

@@ -18,12 +18,10 @@ from cmr_atlas.nets.unet import UNet
 from cmr_atlas.nets.vgg import VGGRegressor
 from cmr_atlas.cine.segmentation import CAVITY, MYO
 
-from nets_fixtures import oblique_plane, ring_exam
-
 
 @settings(max_examples=30, deadline=None)
 @given(st.floats(0, 95), st.floats(0, 79), st.floats(0.8, 3.0), st.integers(16, 160))
-def test_net_mapping_is_exact_and_geometric(r, c, spacing, size):
+def test_net_mapping_is_exact_and_geometric(oblique_plane, r, c, spacing, size):
     plane = oblique_plane()
     grid = Grid(spacing, size)
     rc = np.array([r, c])
@@ -33,7 +31,7 @@ def test_net_mapping_is_exact_and_geometric(r, c, spacing, size):
     assert np.allclose(net_plane(plane, grid).pixel_to_patient(net), plane.pixel_to_patient(rc), atol=1e-9)
 
 
-def test_resample_puts_a_feature_where_the_mapping_says():
+def test_resample_puts_a_feature_where_the_mapping_says(oblique_plane):
     plane = oblique_plane()
     grid = Grid(1.0, 128)
     img = np.zeros(plane.shape, np.float32)
@@ -98,7 +96,7 @@ def test_augmentation_moves_points_with_the_image():
         assert lab[b].sum() > 0
 
 
-def test_segmentation_samples_from_truth_contours():
+def test_segmentation_samples_from_truth_contours(ring_exam):
     images, contours = ring_exam()
     grid = Grid(1.5, 64)
     s = segmentation_samples(images, contours, grid, np.random.default_rng(0), extra_frames=1)
@@ -117,7 +115,7 @@ def test_exam_split_is_exam_wise_and_seeded():
     assert np.array_equal(a[1], b[1]) and len(a[1]) == 4 and not set(a[0]) & set(a[1])
 
 
-def _ring_samples(n_exams=4):
+def _ring_samples(ring_exam, n_exams=4):
     parts = []
     for e in range(n_exams):
         images, contours = ring_exam(seed=e)
@@ -126,8 +124,8 @@ def _ring_samples(n_exams=4):
     return Samples.concat(parts)
 
 
-def test_training_loops_run_and_are_deterministic():
-    s = _ring_samples()
+def test_training_loops_run_and_are_deterministic(ring_exam):
+    s = _ring_samples(ring_exam)
     cfg = TrainConfig(max_epochs=1, batch_size=4, steps_per_epoch=2, val_fraction=0.25, seed=5)
     m1, rep = train_segmentation(s, cfg, base=4, levels=3)
     m2, _ = train_segmentation(s, cfg, base=4, levels=3)
@@ -178,10 +176,10 @@ def _data_folder(path, samples, grid):
     return path
 
 
-def test_training_data_folders_pool_with_distinct_exams(tmp_path):
+def test_training_data_folders_pool_with_distinct_exams(tmp_path, ring_exam):
     from cmr_atlas.cine.training import load_data
 
-    s = _ring_samples(2)
+    s = _ring_samples(ring_exam, 2)
     g = {"spacing_mm": 3.0, "size": 32}
     a = _data_folder(tmp_path / "a", s, g)
     b = _data_folder(tmp_path / "b", s, g)

@@ -16,8 +16,6 @@ from cmr_atlas.nets.unet import UNet
 from cmr_atlas.cine.segmentation import CAVITY, MYO
 from cmr_atlas.core.tables import conform
 
-from nets_fixtures import ring_exam
-
 GRID = Grid(1.5, 64)
 CARD = {"input": GRID.to_dict()}
 
@@ -50,7 +48,7 @@ def _models():
     return Models(RingOracle(), CARD, "heatmap", {"lax": (peak, CARD), "sax": (peak, CARD)}, torch.device("cpu"))
 
 
-def test_infer_exam_masks_phases_and_landmark_geometry():
+def test_infer_exam_masks_phases_and_landmark_geometry(ring_exam):
     images, _ = ring_exam(n_slices=3, n_frames=4, noise=False)
     res = infer_exam(images, _models(), batch=5)
     assert res.masks.shape == images.sax.shape
@@ -71,7 +69,7 @@ def test_infer_exam_masks_phases_and_landmark_geometry():
     assert np.allclose(plane.pixel_to_patient(np.array([r.y_px, r.x_px])), [r.x_mm, r.y_mm, r.z_mm])
 
 
-def test_auto_guide_points_lie_on_the_ring():
+def test_auto_guide_points_lie_on_the_ring(ring_exam):
     images, _ = ring_exam(n_slices=3, n_frames=4, noise=False)
     res = infer_exam(images, _models())
     gp = auto_guide_points(images, res.masks, res.phases, res.landmarks, res.qc, n_points=40)
@@ -93,7 +91,7 @@ def test_lax_frame_mapping():
     assert lax_frame(10, 20, 30) == 15
 
 
-def test_run_shard_survives_a_bad_exam_and_loads_checked_models(tmp_path):
+def test_run_shard_survives_a_bad_exam_and_loads_checked_models(tmp_path, ring_exam):
     images, _ = ring_exam(n_slices=2, n_frames=3)
     save_exam_images(images, tmp_path / "cache" / "X1.npz")
     mdir = tmp_path / "models"
@@ -108,7 +106,7 @@ def test_run_shard_survives_a_bad_exam_and_loads_checked_models(tmp_path):
     assert (tmp_path / "out" / "masks" / "X1.npz").is_file()
 
 
-def test_infer_cli_writes_tables_and_auto_guide_points(tmp_path):
+def test_infer_cli_writes_tables_and_auto_guide_points(tmp_path, ring_exam):
     import argparse
 
     from cmr_atlas.cli import infer as inference_cli
@@ -139,7 +137,7 @@ def test_cuda_autocast_agrees_with_cpu_on_the_shipped_models():
 
     from cmr_atlas.synth.mesa.cohort import generate_exam
 
-    models_dir = Path(__file__).resolve().parent.parent / "resources/models"
+    models_dir = Path(__file__).resolve().parents[2] / "resources/models"
     images = generate_exam(30001, 0).images
     cpu = infer_exam(images, load_models(models_dir, "heatmap", "cpu"))
     gpu_models = load_models(models_dir, "heatmap", "cuda")

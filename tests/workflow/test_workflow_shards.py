@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from cmr_atlas.core.shards import assign_shards, read_manifest, update_manifest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 names = st.lists(st.from_regex(r"[A-Za-z0-9_-]{1,8}", fullmatch=True), unique=True, max_size=40)
