@@ -12,7 +12,7 @@ from test_atlas import cohort, to_table
 
 import argparse
 import importlib
-from cmr_atlas.stats.covariates import write_covariates
+from cmr_atlas.stats.covariates import index_by_bsa, write_covariates
 from cmr_atlas.core.ids import keyed_hash
 
 KEY = "report-test-key"
@@ -68,6 +68,9 @@ def make_results(root, n=40, manual=True, seed=0):
 def run_pipeline(root, models_dir=None):
     write_covariates(root, root / "subjects.csv", root / "exam_keys.parquet", "exam_folder", "exam_id", KEY,
                      root / "exams.parquet")
+    # the cohort measures table is indexed by BSA, as the fit stage's aggregate leaves it
+    measures = pd.read_parquet(root / "measures.parquet")
+    index_by_bsa(measures, pd.read_parquet(root / "covariates.parquet")).to_parquet(root / "measures.parquet")
     assert main(["atlas", "--shapes", str(root / "shapes.parquet"), "--exams", str(root / "exams.parquet"),
                  "--out", str(root), "--n-components", "6", "--modes-to-render", "1"]) == 0
     assert main(["stats", "--scores", str(root / "atlas/scores.parquet"),
