@@ -1,19 +1,20 @@
 """Command-line interface: ``cmr-atlas <subcommand> ...``.
 
-Each subcommand lives in its stage's module, which exposes ``add_arguments(parser)`` and
-``run(args) -> int``; this file only lists them, so stages stay independent.
+Every subcommand is a module of this package exposing ``add_arguments(parser)`` and
+``run(args) -> int``, which only parse arguments and call one package function; this file only
+lists them (in pipeline order), so stages stay independent and only the chosen one is imported.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
 from cmr_atlas import __version__
+from cmr_atlas.core.logs import log_to_stderr
 
-# name -> (module with add_arguments/run, one-line help)
+# name -> (module in cmr_atlas.cli with add_arguments/run, one-line help); pipeline order
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("cmr_atlas.cli.synth", "generate a synthetic legacy cine MRI cohort with ground truth"),
     "ingest": ("cmr_atlas.cli.ingest", "index a folder of DICOM exams: views, slices, frames, image cache"),
@@ -25,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("cmr_atlas.cli.stats", "risk-factor logistic regression, cross-validated AUC, DeLong"),
     "report": ("cmr_atlas.cli.report", "HTML report for a results folder"),
     "train": ("cmr_atlas.cli.train", "train the landmark and segmentation networks"),
-    "query": ("cmr_atlas.core.query", "run SQL (DuckDB) over a results folder's parquet tables"),
+    "query": ("cmr_atlas.cli.query", "run SQL (DuckDB) over a results folder's parquet tables"),
     "schemas": ("cmr_atlas.cli.schemas", "print the documented schema of every output table"),
     "config": ("cmr_atlas.cli.config", "validate a workflow config and print it with every default filled in"),
 }
@@ -61,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=chosen if chosen in COMMANDS else "")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_to_stderr(args.verbose)
     if args.command is None:
         parser.print_help()
         return 0

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
-from cmr_atlas.synth.mesa.cohort import generate_cohort
+from cmr_atlas.synth.mesa.cohort import exam_label, generate_cohort
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +29,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("cmr-atlas synth: --mi-fraction and --faults must be between 0 and 1")
     out = generate_cohort(args.out, args.n_exams, args.seed, args.mi_fraction, args.observers, args.jobs)
     if args.faults > 0:
-        from cmr_atlas.core.tables import write_table
-        from cmr_atlas.synth.mesa.cohort import exam_label
-        from cmr_atlas.synth.faults import FAULTS, inject_faults
+        from cmr_atlas.synth.faults import write_faults  # reads DICOM back with ingest's view selection
 
-        labels = [exam_label(args.seed, i) for i in range(args.n_exams)]
-        df = inject_faults(Path(out) / "dicom", labels, args.faults, args.seed)
-        write_table(df, Path(out) / "truth" / "faults.parquet", FAULTS)
+        write_faults(out, [exam_label(args.seed, i) for i in range(args.n_exams)], args.faults, args.seed)
     log.info("synthetic cohort written to %s", out)
     return 0

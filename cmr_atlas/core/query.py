@@ -1,4 +1,4 @@
-"""``cmr-atlas query``: DuckDB SQL over a results folder.
+"""DuckDB SQL over a results folder (the ``cmr-atlas query`` command is :mod:`cmr_atlas.cli.query`).
 
 Every ``*.parquet`` under the folder becomes a view named after its path with ``/`` replaced by
 ``_`` (``atlas/scores.parquet`` -> ``atlas_scores``), so ``SELECT * FROM measures`` just works.
@@ -6,7 +6,6 @@ Every ``*.parquet`` under the folder becomes a view named after its path with ``
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import duckdb
@@ -27,14 +26,7 @@ def connect(results_dir: str | Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("sql", help='SQL, e.g. "SELECT status, count(*) FROM exams GROUP BY 1"')
-    p.add_argument("--results", default="results/demo", help="results folder (default results/demo)")
-    p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
-
-
-def run(args: argparse.Namespace) -> int:
-    con = connect(args.results)
-    df = con.execute(args.sql).df()
-    print(df.to_csv(index=False) if args.csv else df.to_string(index=False))
-    return 0
+def query(results_dir: str | Path, sql: str, csv: bool = False) -> str:
+    """The result of ``sql`` over ``results_dir`` as printable text: an aligned table, or CSV."""
+    df = connect(results_dir).execute(sql).df()
+    return df.to_csv(index=False) if csv else df.to_string(index=False)

@@ -26,7 +26,7 @@ import pydicom
 from pydicom.uid import generate_uid
 
 from cmr_atlas.dicom.scan import scan_folder
-from cmr_atlas.core.tables import Column, TableSchema, register
+from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 from cmr_atlas.dicom.views import MIN_SAX_SLICES, ViewSelection, select_views
 
 FAULTS = register(TableSchema(
@@ -242,6 +242,14 @@ def inject_faults(dicom_dir: Path, exam_folders: list[str], fraction: float, see
             name, status, reason = f"{name}:not_applied", None, None
         rows.append({"exam": folders[i], "fault": name, "expected_status": status, "expected_qc_reason": reason})
     return pd.DataFrame(rows, columns=FAULT_COLUMNS)
+
+
+def write_faults(cohort_dir: str | Path, exam_folders: list[str], fraction: float, seed: int) -> pd.DataFrame:
+    """Damage a written cohort (:func:`inject_faults` on ``<cohort_dir>/dicom``) and write the
+    faults table to ``<cohort_dir>/truth/faults.parquet``; returns it."""
+    df = inject_faults(Path(cohort_dir) / "dicom", exam_folders, fraction, seed)
+    write_table(df, Path(cohort_dir) / "truth" / "faults.parquet", FAULTS)
+    return df
 
 
 def outcome_matches(expected_status: str, expected_reason: str | None, status: str, qc_reason: str | None,

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from cmr_atlas.cine.guidepoints import GUIDE_POINTS, manual_guide_points, match_annotation_planes
-from cmr_atlas.cli.guidepoints import build_manual, folder_map
+from cmr_atlas.cine.annotations import build_manual, folder_map
 from cmr_atlas.core.ids import exam_id, keyed_hash
 from cmr_atlas.synth.mesa.cohort import generate_exam
 from cmr_atlas.core.tables import conform

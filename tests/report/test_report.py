@@ -132,6 +132,27 @@ def test_report_tolerates_missing_parts(tmp_path, shape_cohort, shape_table):
     assert "exams.parquet not found" in page and "No atlas found" in page
 
 
+def test_fit_aggregate_indexes_the_cohort_measures_by_bsa(tmp_path):
+    """BSA indexing happens once, when the per-shard measures become the cohort table; the report
+    and the stats stage read it as is."""
+    from cmr_atlas.cine.lvmodel.outputs import MEASURES
+    from cmr_atlas.stats.fit_aggregate import aggregate_measures
+
+    paths = []
+    for i, exam in enumerate(("E1", "E2")):
+        row = {c: None for c in MEASURES.column_names}
+        row.update(exam_id=exam, source="auto", method="model", edv_ml=120.0 + i, esv_ml=50.0, lv_mass_g=100.0,
+                   status="ok")
+        paths.append(tmp_path / f"s{i}.parquet")
+        pd.DataFrame([row]).astype({"edv_ml": float, "esv_ml": float, "lv_mass_g": float}).to_parquet(paths[-1])
+    pd.DataFrame({"exam_id": ["E1"], "bsa_m2": [2.0]}).to_parquet(tmp_path / "covariates.parquet")
+    out = aggregate_measures(paths, tmp_path / "covariates.parquet", tmp_path / "measures.parquet")
+    written = pd.read_parquet(tmp_path / "measures.parquet").set_index("exam_id")
+    np.testing.assert_allclose(out.set_index("exam_id")["edvi"].astype(float), written["edvi"])
+    assert written.loc["E1", ["edvi", "esvi", "lvmi"]].tolist() == [60.0, 25.0, 50.0]
+    assert written.loc["E2", ["edvi", "esvi", "lvmi"]].isna().all()  # no BSA: null, not a guess
+
+
 def _chromium():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)

@@ -1,14 +1,14 @@
-import argparse
-import logging
+"""Snakemake script of rule atlas: cmr_atlas.cine.atlas_outputs.write_atlas."""
 from pathlib import Path
 
-from cmr_atlas.cli.atlas import run
+from cmr_atlas.cine.atlas_outputs import write_atlas
+from cmr_atlas.core.logs import log_to_file
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-run(argparse.Namespace(
-    shapes=snakemake.input.shapes, exams=snakemake.input.exams,
-    out=str(Path(snakemake.output.scores).parent.parent),  # RESULTS; the CLI writes atlas/ inside
-    n_components=snakemake.params.n_components, scaling=snakemake.params.scaling,
-    modes_to_render=3, render_backend="auto", project=None,
-))
+log_to_file(snakemake.log[0])  # noqa: F821
+out, params = snakemake.output, snakemake.params  # noqa: F821
+write_atlas(
+    snakemake.input.shapes, snakemake.input.exams, out.scores, out.explained_variance,  # noqa: F821
+    atlas_dir=Path(out.scores).parent,  # the npz, VTP and renders go beside the declared tables
+    n_components=params.n_components, scaling=params.scaling,
+    modes_to_render=snakemake.config["atlas"]["modes_to_render"], render_backend="auto",  # noqa: F821
+)

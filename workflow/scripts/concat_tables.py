@@ -1,8 +1,7 @@
-"""Concatenate parquet tables of the guide-point schema (per source, or per shard) into one."""
-import logging
-
+"""Snakemake script: concatenate guide-point tables (per source, or per shard) into one."""
 from cmr_atlas.cine.guidepoints import GUIDE_POINTS
-from cmr_atlas.core.tables import concat_tables, write_table
+from cmr_atlas.core.aggregate import concat_to
+from cmr_atlas.core.logs import log_to_file
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
-write_table(concat_tables(list(snakemake.input), GUIDE_POINTS), snakemake.output[0], GUIDE_POINTS)
+log_to_file(snakemake.log[0])  # noqa: F821
+concat_to(snakemake.input, snakemake.output[0], GUIDE_POINTS)  # noqa: F821

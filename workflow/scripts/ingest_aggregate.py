@@ -1,8 +1,7 @@
-# Concatenate the per-shard ingest tables into cohort tables.
-from cmr_atlas.dicom.index import EXAM_KEYS, EXAMS, LINKAGE, SERIES, SLICES
-from cmr_atlas.core.tables import concat_tables, write_table
+"""Snakemake script of rule ingest: the cohort ingest tables from the per-shard ones."""
+from cmr_atlas.core.aggregate import aggregate_tables
+from cmr_atlas.core.logs import log_to_file
+from cmr_atlas.dicom.index import INGEST_TABLES, LINKAGE
 
-for schema in (EXAMS, SERIES, SLICES, EXAM_KEYS, LINKAGE):
-    if schema.name in snakemake.output.keys():
-        paths = getattr(snakemake.input, schema.name)
-        write_table(concat_tables(list(paths), schema), snakemake.output[schema.name], schema)
+log_to_file(snakemake.log[0])  # noqa: F821
+aggregate_tables(snakemake.input, snakemake.output, (*INGEST_TABLES, LINKAGE))  # noqa: F821

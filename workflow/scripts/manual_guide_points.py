@@ -1,19 +1,9 @@
-import logging
-from pathlib import Path
+"""Snakemake script of rule manual_guide_points_shard: cmr_atlas.cine.annotations."""
+from cmr_atlas.cine.annotations import write_manual_guide_points
+from cmr_atlas.core.logs import log_to_file
 
-import pandas as pd
-
-from cmr_atlas.cine.guidepoints import GUIDE_POINTS
-from cmr_atlas.cli.guidepoints import build_manual
-from cmr_atlas.core.tables import write_table
-
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-if snakemake.params.annotations:
-    gp = build_manual(Path(snakemake.params.annotations), pd.read_parquet(snakemake.input.slices),
-                      pd.read_parquet(snakemake.input.exam_keys), snakemake.config["exam_id_key"],
-                      snakemake.params.observer)
-else:
-    logging.info("no manual annotations configured: the manual path is empty")
-    gp = GUIDE_POINTS.empty()
-write_table(gp, snakemake.output[0], GUIDE_POINTS)
+log_to_file(snakemake.log[0])  # noqa: F821
+write_manual_guide_points(
+    snakemake.params.annotations, snakemake.input.slices, snakemake.input.exam_keys,  # noqa: F821
+    snakemake.config["exam_id_key"], snakemake.params.observer, snakemake.output[0],  # noqa: F821
+)

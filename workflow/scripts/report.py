@@ -1,9 +1,6 @@
-import logging
-from pathlib import Path
-
+"""Snakemake script of rule report: cmr_atlas.report.page.build_report."""
+from cmr_atlas.core.logs import log_to_file
 from cmr_atlas.report.page import build_report
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-index = build_report(Path(snakemake.output[0]).parent.parent, models_dir=snakemake.params.models_dir)
-print(f"report: {index.resolve()}")
+log_to_file(snakemake.log[0])  # noqa: F821
+build_report(snakemake.config["results_dir"], snakemake.output[0], models_dir=snakemake.params.models_dir)  # noqa: F821

@@ -86,7 +86,8 @@ MEASURES = register(TableSchema(
         "Clinical LV measures. method `model`: volumes enclosed by the fitted surfaces below the "
         "mitral-valve plane; method `slices`: slice summation of SAX contour areas x slice "
         "spacing (thickness + gap). Mass = ED myocardial volume x 1.05 g/ml. Indexed values are "
-        "left null here (indexed by BSA downstream). Failures are rows with status `failed`."
+        "null in the per-shard tables and divided by the covariates' BSA in the cohort table. "
+        "Failures are rows with status `failed`."
     ),
     columns=(
         *_KEY,
@@ -96,9 +97,9 @@ MEASURES = register(TableSchema(
         Column("sv_ml", "float", "stroke volume", "ml"),
         Column("ef_pct", "float", "ejection fraction", "%"),
         Column("lv_mass_g", "float", "LV myocardial mass at ED", "g"),
-        Column("edvi", "float", "EDV / BSA (null here)", "ml/m2"),
-        Column("esvi", "float", "ESV / BSA (null here)", "ml/m2"),
-        Column("lvmi", "float", "LV mass / BSA (null here)", "g/m2"),
+        Column("edvi", "float", "EDV / BSA (cohort table only; null where BSA is unknown)", "ml/m2"),
+        Column("esvi", "float", "ESV / BSA (cohort table only; null where BSA is unknown)", "ml/m2"),
+        Column("lvmi", "float", "LV mass / BSA (cohort table only; null where BSA is unknown)", "g/m2"),
         Column("rms_residual_mm", "float", "RMS data-to-surface distance (model only)", "mm"),
         Column("status", "str", "ok, partial or failed", nullable=False),
         Column("qc_reason", "str", "why not ok (e.g. missing_landmarks: mv), or a warning"),

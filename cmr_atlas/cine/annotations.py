@@ -1,0 +1,74 @@
+"""The manual path's guide points from an annotations folder (a core lab's, or the synthetic truth).
+
+An annotations folder holds ``contours.parquet`` and ``landmarks.parquet`` in the documented truth
+format, keyed by exam folder name; ingest's ``exam_keys`` (keyed hashes of the folder names) maps
+them to exam ids without writing any identifier.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from cmr_atlas.cine.guidepoints import GUIDE_POINTS, manual_guide_points
+from cmr_atlas.core.config import default
+from cmr_atlas.core.ids import keyed_hash
+from cmr_atlas.core.tables import write_table
+
+log = logging.getLogger(__name__)
+
+
+def folder_map(exam_keys: pd.DataFrame, folders: list[str], key: str) -> dict[str, str]:
+    """``{exam folder name: exam_id}`` for the given folders, via ingest's keyed hashes."""
+    fk = exam_keys[exam_keys["key_type"] == "exam_folder"]
+    by_hash = dict(zip(fk["key_hash"], fk["exam_id"]))
+    return {f: by_hash[keyed_hash(f, key)] for f in folders if keyed_hash(f, key) in by_hash}
+
+
+def _exam_labels(path: Path) -> set[str]:
+    return set(pq.read_table(path, columns=["exam_id"]).column("exam_id").unique().to_pylist())
+
+
+def _read_annotations(path: Path, labels: list[str], observers: list[str]) -> pd.DataFrame:
+    """Rows of these exams and observers only: the filter is pushed into the parquet reader, so a
+    shard job's memory follows the shard, not the cohort (a 300-exam synthetic truth is 11 M rows)."""
+    if not labels:
+        return pd.read_parquet(path).iloc[:0]
+    return pd.read_parquet(path, filters=[("exam_id", "in", labels), ("observer", "in", observers)])
+
+
+def build_manual(annotations: Path, slices: pd.DataFrame, exam_keys: pd.DataFrame, key: str,
+                 observer: str | None = None) -> pd.DataFrame:
+    """Read an annotations folder and build manual guide points for the exams in ``exam_keys``
+    (``observer``: default the config's ``manual_observer``; 'truth' where it is absent)."""
+    observer = observer or default("manual_observer")
+    paths = {t: Path(annotations) / f"{t}.parquet" for t in ("contours", "landmarks")}
+    labels = sorted(_exam_labels(paths["contours"]) | _exam_labels(paths["landmarks"]))
+    mapping = folder_map(exam_keys, labels, key)
+    wanted = sorted(mapping)
+    contours, landmarks = (_read_annotations(p, wanted, [observer, "truth"]) for p in paths.values())
+    if len(contours) and observer not in set(contours["observer"]):
+        log.warning("annotations have no observer %r for these exams; using 'truth'", observer)
+        observer = "truth"
+    gp = manual_guide_points(contours, landmarks, slices, mapping, observer)
+    log.info("manual guide points: %d points for %d exams (observer %s)", len(gp), gp["exam_id"].nunique(), observer)
+    return gp
+
+
+def write_manual_guide_points(annotations: str | os.PathLike | None, slices_path: str | os.PathLike,
+                              exam_keys_path: str | os.PathLike, key: str, observer: str | None,
+                              out_path: str | os.PathLike) -> pd.DataFrame:
+    """The manual guide-point table of the exams in ``exam_keys_path``, written to ``out_path``;
+    empty (the manual path off) when ``annotations`` is empty or None."""
+    if annotations:
+        gp = build_manual(Path(annotations), pd.read_parquet(slices_path), pd.read_parquet(exam_keys_path),
+                          key, observer)
+    else:
+        log.info("no manual annotations configured: the manual path is empty")
+        gp = GUIDE_POINTS.empty()
+    write_table(gp, out_path, GUIDE_POINTS)
+    return gp
