@@ -233,7 +233,7 @@ def test_workflow_covariates_script_writes_the_rule_outputs(tmp_path):
         input=SimpleNamespace(table=[str(table)], exam_keys=str(keys), exams=str(tmp_path / "no_exams.parquet")),
         output=output, params=SimpleNamespace(key_type="exam_folder", key_column="exam_id"),
         config={"exam_id_key": KEY}, log=[str(tmp_path / "covariates.log")])
-    script = Path(__file__).parents[1] / "workflow" / "scripts" / "covariates.py"
+    script = Path(__file__).parents[2] / "workflow" / "scripts" / "covariates.py"
     runpy.run_path(str(script), init_globals={"snakemake": smk})
     assert len(pd.read_parquet(output.covariates)) == 2 and len(pd.read_parquet(output.missing)) == 1
     assert set(pd.read_parquet(output.extra)["name"]) == {"ldl", "site_comment"}

@@ -353,7 +353,7 @@ def test_workflow_stats_script_writes_the_rule_outputs(tmp_path):
     smk = SimpleNamespace(
         input=SimpleNamespace(scores=str(scores), covariates=str(cov), extra=str(extra), measures=str(meas)),
         output=output, params=SimpleNamespace(stats=cfg), log=[str(tmp_path / "stats.log")])
-    runpy.run_path(str(Path(__file__).parents[1] / "workflow" / "scripts" / "stats.py"), init_globals={"snakemake": smk})
+    runpy.run_path(str(Path(__file__).parents[2] / "workflow" / "scripts" / "stats.py"), init_globals={"snakemake": smk})
     auc = pd.read_parquet(output.auc)
     assert len(auc) == 2 and set(auc.columns) == set(RISK_FACTOR_AUC.column_names)
     assert set(pd.read_parquet(output.agreement)["measure"]) == {"edvi", "esvi", "ef_pct", "lvmi"}
