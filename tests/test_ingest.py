@@ -19,7 +19,7 @@ from cmr_atlas.dicom.index import EXAM_KEYS, EXAMS, SERIES, SLICES, ingest_folde
 from cmr_atlas.dicom.scan import description_hint, scan_folder
 from cmr_atlas.dicom.testdata import ExamSpec, write_cohort, write_exam
 from cmr_atlas.dicom.views import select_views, slice_gaps
-from cmr_atlas.cine.guidepoints import row_to_plane
+from cmr_atlas.core.geometry import row_to_plane
 from cmr_atlas.core.imagecache import load_exam_images
 from cmr_atlas.core.tables import read_table
 

@@ -14,7 +14,7 @@ from cmr_atlas.nets.registry import ModelFileError, load_model, save_model
 from cmr_atlas.nets.train import TrainConfig, train_heatmap, train_segmentation, train_vgg_cyclic
 from cmr_atlas.nets.unet import UNet
 from cmr_atlas.nets.vgg import VGGRegressor
-from cmr_atlas.cine.segmentation import CAVITY, MYO
+from cmr_atlas.core.vocab import CAVITY, MYO
 
 from nets_fixtures import oblique_plane, ring_exam
 

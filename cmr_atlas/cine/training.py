@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.cine.guidepoints import LANDMARKS
-from cmr_atlas.core.imagecache import ExamImages, LABELS
+from cmr_atlas.core.imagecache import ExamImages
+from cmr_atlas.core.vocab import LABELS, LANDMARKS
 from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS
 from cmr_atlas.cine.training_data import Samples, landmark_samples, segmentation_samples
 from cmr_atlas.nets.preprocess import Grid

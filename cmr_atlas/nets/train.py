@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from cmr_atlas.cine.landmarks import decode_batch, gaussian_targets
-from cmr_atlas.cine.segmentation import CAVITY, MYO
+from cmr_atlas.core.vocab import CAVITY, MYO
 from cmr_atlas.nets.augment import LANDMARK_AUG, SEGMENTATION_AUG, AugmentConfig, augment_batch
 from cmr_atlas.cine.training_data import Samples, exam_split
 from cmr_atlas.nets.losses import coordinate_loss, heatmap_loss, segmentation_loss
