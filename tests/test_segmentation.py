@@ -50,3 +50,15 @@ def test_choose_phases():
     assert choose_phases(v, "first") == (0, 3)
     with pytest.raises(ValueError, match="ed_frame"):
         choose_phases(v, "last")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 60), st.data())
+def test_lax_frame_is_the_same_cycle_fraction(n_sax, n_lax, data):
+    f = data.draw(st.integers(0, n_sax - 1))
+    g = lax_frame(f, n_sax, n_lax)
+    assert 0 <= g < n_lax
+    if n_sax == n_lax:
+        assert g == f
+    else:  # within half a LAX frame of the same fraction of the cycle (frame n_lax wraps to 0)
+        assert min(abs(g - f * n_lax / n_sax), abs(g + n_lax - f * n_lax / n_sax)) <= 0.5 + 1e-9
