@@ -28,11 +28,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cmr_atlas.cine.guidepoints import LANDMARKS  # noqa: E402
+from cmr_atlas.core.vocab import CAVITY, LANDMARKS, MYO  # noqa: E402
+from cmr_atlas.core.geometry import slice_spacing_mm  # noqa: E402
 from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
 from cmr_atlas.cine.inference import Models, detect_landmarks, exam_volumes_ml, load_models, segment_exam  # noqa: E402
 from cmr_atlas.cine.training_data import contour_polygons, truth_slice_map  # noqa: E402
-from cmr_atlas.cine.segmentation import CAVITY, MYO, choose_phases, label_mask, slice_spacing_mm  # noqa: E402
+from cmr_atlas.cine.segmentation import choose_phases, label_mask  # noqa: E402
 
 
 def _xyz(df):
@@ -59,7 +60,7 @@ def _dice(a, b):
 
 
 def measures(images: ExamImages, masks: np.ndarray, ed: int, es: int) -> dict:
-    spacing = slice_spacing_mm(np.stack([p.position_mm for p in images.sax_planes]), images.sax_planes[0].normal)
+    spacing = slice_spacing_mm(images.sax_planes) or 0.0
     area = np.array([p.pixel_spacing_mm[0] * p.pixel_spacing_mm[1] for p in images.sax_planes])
     vol = lambda f, lab: float(((masks[:, f] == lab).sum(axis=(1, 2)) * area).sum() * spacing / 1000)  # noqa: E731
     edv, esv = vol(ed, CAVITY), vol(es, CAVITY)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fit_accuracy import cohort_cases, fixture_cases  # noqa: E402
 
-from cmr_atlas.cine.guidepoints import planes_by_slice  # noqa: E402
+from cmr_atlas.core.geometry import planes_by_slice  # noqa: E402
 from cmr_atlas.cine.lvmodel.exam import fit_exam  # noqa: E402
 
 

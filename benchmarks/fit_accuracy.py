@@ -25,7 +25,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cmr_atlas.cine.guidepoints import planes_by_slice  # noqa: E402
+from cmr_atlas.core.geometry import planes_by_slice  # noqa: E402
 from cmr_atlas.cine.lvmodel.exam import fit_exam  # noqa: E402
 
 

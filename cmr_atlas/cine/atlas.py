@@ -40,11 +40,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cmr_atlas.core import vocab
+from cmr_atlas.core.columns import ATLAS_SOURCE, EXAM_ID
 from cmr_atlas.core.tables import Column, TableSchema, atomic_write_bytes, register
 
 log = logging.getLogger(__name__)
 
-SURFACES = (("ED", "endo"), ("ED", "epi"), ("ES", "endo"), ("ES", "epi"))
+SURFACES = tuple((p, s) for p in vocab.PHASES for s in vocab.SURFACES)  # blocks of a shape vector
 SURFACE_NAMES = tuple(f"{p}-{s}" for p, s in SURFACES)
 MAX_SCORE_COLUMNS = 20  # atlas/scores holds pc1..pc20; the npz holds every component
 
@@ -58,8 +60,8 @@ SCORES = register(TableSchema(
     ),
     row="exam and atlas source",
     columns=(
-        Column("exam_id", "str", "exam", nullable=False),
-        Column("source", "str", "auto (automated pipeline) or manual (annotations)", nullable=False),
+        EXAM_ID,
+        ATLAS_SOURCE,
         Column("rms_to_mean_mm", "float", "RMS point distance of the aligned shape to the atlas mean", "mm"),
         *(Column(f"pc{i}", "float", f"score on mode {i}", "mm") for i in range(1, MAX_SCORE_COLUMNS + 1)),
     ),
@@ -70,7 +72,7 @@ EXPLAINED_VARIANCE = register(TableSchema(
     description="Variance explained by each principal mode of each atlas.",
     row="atlas source and component",
     columns=(
-        Column("source", "str", "auto or manual", nullable=False),
+        ATLAS_SOURCE,
         Column("component", "int", "mode number, 1-based", nullable=False),
         Column("variance", "float", "variance of the scores (ddof = 1)", "mm2"),
         Column("ratio", "float", "share of the total shape variance"),

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.cine.guidepoints import GUIDE_POINTS
+from cmr_atlas.cine.segmentation import lax_frame, mask_contours
 from cmr_atlas.core.imagecache import ExamImages
-from cmr_atlas.cine.inference import lax_frame
 from cmr_atlas.core.progress import Progress
-from cmr_atlas.cine.segmentation import CAVITY, MYO, mask_contours
+from cmr_atlas.core.vocab import CAVITY, MYO
 
 # QC flags that exclude a slice from the contours ("empty" slices simply have no LV)
 EXCLUDING_FLAGS = ("small_cavity", "no_myocardium", "fragmented_cavity", "fragmented_myocardium",
@@ -71,8 +71,7 @@ def run_shard(exam_ids: list[str], cache_dir, infer_dir, out_path, n_points: int
     import logging
     from pathlib import Path
 
-    from cmr_atlas.core.imagecache import load_exam_images
-    from cmr_atlas.cine.inference import load_masks
+    from cmr_atlas.core.imagecache import load_exam_images, load_masks
     from cmr_atlas.core.tables import read_table, write_table
 
     log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ One process per shard loads each model once (:func:`load_models`) and runs
 run in batches (CPU with the job's threads, or CUDA with autocast), and mapped back to the original
 pixels exactly.  Outputs per shard: the tables declared here (``landmarks``, ``segmentation_qc``,
 ``phases``) and one compact mask file per exam (``masks/<exam_id>.npz`` with ``sax_masks``
-(S, T, R, C) uint8, labels as in :data:`cmr_atlas.core.imagecache.LABELS`).
+(S, T, R, C) uint8, labels as in :data:`cmr_atlas.core.vocab.LABELS`).
 
 Landmark pixel columns: ``x_px`` is the column and ``y_px`` the row (sub-pixel, pixel centres at
 integers) of the original image; ``x_mm, y_mm, z_mm`` are patient coordinates via the slice plane.
@@ -13,7 +13,6 @@ integers) of the original image; ``x_mm, y_mm, z_mm`` are patient coordinates vi
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,20 +22,20 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from cmr_atlas.core.geometry import SlicePlane
-from cmr_atlas.core.imagecache import ExamImages, load_exam_images
+from cmr_atlas.core.columns import ED_FRAME, ES_FRAME, EXAM_ID, FRAME, PATIENT_XYZ_MM, SLICE_INDEX, VIEW
+from cmr_atlas.core.geometry import SlicePlane, slice_spacing_mm
+from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
+from cmr_atlas.core.vocab import CAVITY, MYO
 from cmr_atlas.cine.landmarks import MODEL_VIEWS, decode_batch, landmark_names, view_model
 from cmr_atlas.nets.preprocess import Grid, prepare, to_net_px
 from cmr_atlas.nets.registry import card_grid, load_model
 from cmr_atlas.nets.runtime import forward, pick_device
 from cmr_atlas.nets.vgg import from_normalised
-from cmr_atlas.cine.segmentation import CAVITY, MYO, choose_phases, clean_mask, mask_qc, slice_spacing_mm
+from cmr_atlas.cine.segmentation import cavity_volumes_ml, choose_phases, clean_mask, mask_qc
 from cmr_atlas.core.progress import Progress
-from cmr_atlas.core.tables import Column, TableSchema, atomic_write_bytes, register, write_table
+from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 
 log = logging.getLogger(__name__)
-
-_EXAM = Column("exam_id", "str", "keyed, de-identified exam id", nullable=False)
 
 LANDMARKS_AUTO = register(TableSchema(
     name="landmarks", row="landmark per image",
@@ -47,16 +46,14 @@ LANDMARKS_AUTO = register(TableSchema(
         "positions."
     ),
     columns=(
-        _EXAM,
-        Column("view", "str", "sax, lax_2ch or lax_4ch", nullable=False),
-        Column("slice_index", "int", "SAX slice index (0 = most basal); 0 for LAX views", nullable=False),
-        Column("frame", "int", "cine frame index", nullable=False),
-        Column("landmark", "str", "landmark name (cmr_atlas.cine.guidepoints.LANDMARKS)", nullable=False),
+        EXAM_ID,
+        VIEW,
+        SLICE_INDEX,
+        FRAME,
+        Column("landmark", "str", "landmark name (cmr_atlas.core.vocab.LANDMARKS)", nullable=False),
         Column("x_px", "float", "column in the original image", "px"),
         Column("y_px", "float", "row in the original image", "px"),
-        Column("x_mm", "float", "patient x (left)", "mm"),
-        Column("y_mm", "float", "patient y (posterior)", "mm"),
-        Column("z_mm", "float", "patient z (superior)", "mm"),
+        *PATIENT_XYZ_MM,
         Column("confidence", "float", "heatmap peak probability (1 for coordinate regression)"),
         Column("present", "bool", "detected (peak probability >= landmarks.absent_threshold)", nullable=False),
         Column("method", "str", "heatmap or vgg"),
@@ -70,9 +67,9 @@ SEGMENTATION_QC = register(TableSchema(
         "per label; component counts and flags describe the raw prediction)."
     ),
     columns=(
-        _EXAM,
-        Column("slice_index", "int", "SAX slice index (0 = most basal)", nullable=False),
-        Column("frame", "int", "cine frame index", nullable=False),
+        EXAM_ID,
+        SLICE_INDEX,
+        FRAME,
         Column("cavity_area_mm2", "float", "LV cavity area", "mm2"),
         Column("myo_area_mm2", "float", "LV myocardium area", "mm2"),
         Column("n_components_cavity", "int", "connected cavity regions in the raw mask"),
@@ -85,9 +82,9 @@ PHASES = register(TableSchema(
     name="phases", row="exam",
     description="End-diastolic and end-systolic frames chosen from the segmented cavity volumes.",
     columns=(
-        _EXAM,
-        Column("ed_frame", "int", "end-diastolic frame index"),
-        Column("es_frame", "int", "end-systolic frame index (minimal cavity volume)"),
+        EXAM_ID,
+        ED_FRAME,
+        ES_FRAME,
         Column("method", "str", "ED rule: max_volume or first"),
         Column("edv_ml", "float", "cavity volume at ED by slice summation", "ml"),
         Column("esv_ml", "float", "cavity volume at ES by slice summation", "ml"),
@@ -155,18 +152,9 @@ def segment_exam(images: ExamImages, models: Models, batch: int = 32) -> tuple[n
 
 
 def exam_volumes_ml(images: ExamImages, masks: np.ndarray) -> np.ndarray:
-    """Cavity volume per frame (slice summation: area x slice spacing)."""
-    spacing = slice_spacing_mm(np.stack([p.position_mm for p in images.sax_planes]), images.sax_planes[0].normal)
+    """Cavity volume per frame (slice summation: area x slice spacing; 0 for a single slice)."""
     area = np.array([p.pixel_spacing_mm[0] * p.pixel_spacing_mm[1] for p in images.sax_planes])
-    cav = (masks == CAVITY).sum(axis=(2, 3)) * area[:, None]
-    return cav.sum(0) * spacing / 1000.0
-
-
-def lax_frame(sax_frame: int, n_sax: int, n_lax: int) -> int:
-    """The LAX frame at the same fraction of the cycle as a SAX frame."""
-    if n_lax == n_sax:
-        return int(sax_frame)
-    return int(round(sax_frame * n_lax / max(n_sax, 1))) % n_lax
+    return cavity_volumes_ml(masks, area, slice_spacing_mm(images.sax_planes) or 0.0)
 
 
 def _landmark_rows(exam_id: str, view: str, slice_index: int, frames: list[int], pred_rc: np.ndarray,
@@ -246,17 +234,6 @@ def infer_exam(images: ExamImages, models: Models, ed_method: str = "max_volume"
     phases = {"exam_id": images.exam_id, "ed_frame": ed, "es_frame": es, "method": ed_method,
               "edv_ml": float(vols[ed]), "esv_ml": float(vols[es])}
     return ExamInference(masks, qc, lm, phases)
-
-
-def save_masks(exam_id: str, masks: np.ndarray, path: str | Path) -> Path:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, exam_id=np.array(exam_id), sax_masks=masks.astype(np.uint8))
-    return atomic_write_bytes(path, buf.getvalue())
-
-
-def load_masks(path: str | Path) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as z:
-        return z["sax_masks"]
 
 
 def run_shard(exam_ids: list[str], cache_dir: str | Path, out_dir: str | Path, models: Models,

@@ -8,7 +8,7 @@ position is the weighted centroid of the blob around the peak (pixels above half
 connected to it, weighted by probability minus the cut), which gives sub-pixel positions.
 
 Model channels are generic per model (``MODEL_LANDMARKS``); the view decides the names
-(:data:`cmr_atlas.cine.guidepoints.LANDMARKS`): on the long-axis model ``mv_a``/``mv_b`` are
+(:data:`cmr_atlas.core.vocab.LANDMARKS`): on the long-axis model ``mv_a``/``mv_b`` are
 ``mv_anterior``/``mv_inferior`` on a 2CH image and ``mv_septal``/``mv_lateral`` on a 4CH image.
 """
 
@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from cmr_atlas.cine.guidepoints import LANDMARKS
+from cmr_atlas.core.vocab import LANDMARKS
 
 # model -> views it serves; channel k+1 of that model is landmark k of the view's tuple
 MODEL_VIEWS: dict[str, tuple[str, ...]] = {"lax": ("lax_2ch", "lax_4ch"), "sax": ("sax",)}
 MODEL_LANDMARKS: dict[str, tuple[str, ...]] = {
     "lax": ("mv_a", "mv_b", "apex"),
-    "sax": ("rv_insert_anterior", "rv_insert_posterior", "lv_centre"),
+    "sax": LANDMARKS["sax"],
 }
 
 

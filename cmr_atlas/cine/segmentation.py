@@ -1,7 +1,7 @@
 """Label masks: rasterised from contours (training), cleaned, checked, turned back into contours,
-and used to choose the ED and ES frames.
+and used to choose the ED and ES frames (and the matching long-axis frames).
 
-Labels follow :data:`cmr_atlas.core.imagecache.LABELS`: 0 background, 1 LV myocardium, 2 LV cavity,
+Labels follow :data:`cmr_atlas.core.vocab.LABELS`: 0 background, 1 LV myocardium, 2 LV cavity,
 3 RV cavity.  Pixel coordinates are (row, col) pixel centres as in :mod:`cmr_atlas.core.geometry`.
 """
 
@@ -13,9 +13,7 @@ import numpy as np
 from matplotlib.path import Path as MplPath
 from scipy import ndimage
 
-from cmr_atlas.core.imagecache import LABELS
-
-MYO, CAVITY, RV = LABELS["myocardium"], LABELS["lv_cavity"], LABELS["rv_cavity"]
+from cmr_atlas.core.vocab import CAVITY, MYO, RV
 
 
 def rasterise_polygon(rc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -99,12 +97,6 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def slice_spacing_mm(positions_mm: np.ndarray, normal: np.ndarray) -> float:
-    """Median distance between consecutive slice positions along the stack normal."""
-    d = np.abs(np.diff(np.asarray(positions_mm, dtype=float) @ np.asarray(normal, dtype=float)))
-    return float(np.median(d)) if len(d) else 0.0
-
-
 def cavity_volumes_ml(masks: np.ndarray, pixel_area_mm2: np.ndarray, spacing_mm: float,
                       include: np.ndarray | None = None) -> np.ndarray:
     """Cavity volume per frame by slice summation: ``masks (S, T, R, C)``, pixel areas ``(S,)``."""
@@ -126,6 +118,13 @@ def choose_phases(volumes_ml: np.ndarray, ed_method: str = "max_volume") -> tupl
     else:
         raise ValueError(f"segmentation.ed_frame must be max_volume or first, not {ed_method!r}")
     return ed, int(np.argmin(v))
+
+
+def lax_frame(sax_frame: int, n_sax: int, n_lax: int) -> int:
+    """The LAX frame at the same fraction of the cycle as a SAX frame."""
+    if n_lax == n_sax:
+        return int(sax_frame)
+    return int(round(sax_frame * n_lax / max(n_sax, 1))) % n_lax
 
 
 def mask_contours(binary: np.ndarray, n_points: int = 48, smooth_px: float = 0.7) -> np.ndarray | None:

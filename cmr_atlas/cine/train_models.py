@@ -12,13 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cmr_atlas.cine.guidepoints import LANDMARKS
 from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, decode_batch, gaussian_targets
-from cmr_atlas.cine.segmentation import CAVITY, MYO
 from cmr_atlas.cine.training import LM_GRID, SEG_GRID, load_data
 from cmr_atlas.cine.training_data import VIEW_CODES, Samples
 from cmr_atlas.core.config import default
-from cmr_atlas.core.imagecache import LABELS
+from cmr_atlas.core.vocab import CAVITY, LABELS, LANDMARKS, MYO
 from cmr_atlas.nets import train as loops
 from cmr_atlas.nets.augment import SEGMENTATION_AUG
 from cmr_atlas.nets.preprocess import Grid

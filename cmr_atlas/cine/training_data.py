@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.core.geometry import SlicePlane
-from cmr_atlas.cine.guidepoints import LANDMARKS
+from cmr_atlas.core.geometry import SlicePlane, nearest_plane
 from cmr_atlas.core.imagecache import ExamImages
+from cmr_atlas.core.vocab import LANDMARKS, SURFACES, VIEWS
 from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS
 from cmr_atlas.cine.segmentation import label_mask
 from cmr_atlas.nets.preprocess import Grid, prepare, to_net_px
 
-VIEW_CODES = {"sax": 0, "lax_2ch": 1, "lax_4ch": 2}
+VIEW_CODES = {view: i for i, view in enumerate(VIEWS)}
 
 
 @dataclass
@@ -93,20 +93,11 @@ def _xyz(df: pd.DataFrame) -> np.ndarray:
     return df[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=float)
 
 
-def match_plane(xyz: np.ndarray, planes: list[SlicePlane], tol_mm: float = 2.0) -> int | None:
-    """Index of the plane the points lie on (smallest mean |distance|), None if none within ``tol_mm``."""
-    if len(xyz) == 0 or not planes:
-        return None
-    d = [float(np.abs(p.patient_to_pixel(xyz)[1]).mean()) for p in planes]
-    i = int(np.argmin(d))
-    return i if d[i] <= tol_mm else None
-
-
 def truth_slice_map(sax_contours: pd.DataFrame, planes: list[SlicePlane]) -> dict[int, int]:
     """``{image slice index: annotated slice_index}``, matched by geometry (not by index)."""
     mapping = {}
     for ts, g in sax_contours.groupby("slice_index"):
-        j = match_plane(_xyz(g), planes)
+        j = nearest_plane(_xyz(g), planes)
         if j is not None:
             mapping[int(j)] = int(ts)
     return mapping
@@ -115,7 +106,7 @@ def truth_slice_map(sax_contours: pd.DataFrame, planes: list[SlicePlane]) -> dic
 def contour_polygons(rows: pd.DataFrame, plane: SlicePlane) -> dict[str, np.ndarray]:
     """``{surface: (N, 2) original-pixel (row, col)}`` of one slice and frame's contours (>= 3 points)."""
     polys = {}
-    for surface in ("endo", "epi"):
+    for surface in SURFACES:
         pts = rows[rows["surface"] == surface].sort_values("point_index")
         if len(pts) >= 3:
             polys[surface] = plane.patient_to_pixel(_xyz(pts))[0]
@@ -178,7 +169,7 @@ def landmark_samples(images: ExamImages, landmarks: pd.DataFrame, model: str, gr
             stacks = [(images.sax[s], p, s) for s, p in enumerate(images.sax_planes)]
             mapping = {}
             for ts, g in v.groupby("slice_index"):
-                j = match_plane(_xyz(g), images.sax_planes)
+                j = nearest_plane(_xyz(g), images.sax_planes)
                 if j is not None:
                     mapping[int(j)] = int(ts)
         else:

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.core.progress import Progress
-from cmr_atlas.cine.guidepoints import GUIDE_POINTS, planes_by_slice
+from cmr_atlas.cine.guidepoints import GUIDE_POINTS
+from cmr_atlas.core.geometry import planes_by_slice
 from cmr_atlas.core.tables import read_table, write_table
 from cmr_atlas.cine.lvmodel.exam import ExamFit, fit_exam
 from cmr_atlas.cine.lvmodel.outputs import TABLES, tables_from_fits

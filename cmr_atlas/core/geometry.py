@@ -12,14 +12,21 @@ where ``F_row = ImageOrientationPatient[:3]`` is the direction along a row (the 
 the column index grows) and ``F_col = ImageOrientationPatient[3:]`` the direction down a column.
 The plane normal is ``F_row x F_col``.
 
-Every stage uses :class:`SlicePlane` for this mapping; nobody re-derives it.
+Every stage uses :class:`SlicePlane` for this mapping; nobody re-derives it.  A plane is stored
+in one field order, :data:`PLANE_FIELDS`: as named columns of a slice-plane table
+(:func:`plane_to_row`) and as the image cache's float vector (:func:`plane_vector`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -200,3 +207,104 @@ def orthonormal_frame(axis: np.ndarray, hint: np.ndarray) -> np.ndarray:
     e1 = _unit(e1)
     e2 = np.cross(e3, e1)
     return np.stack([e1, e2, e3], axis=1)
+
+
+# ---- the one serialisation of a SlicePlane --------------------------------------------------
+
+
+class PlaneField(NamedTuple):
+    name: str  # column name in slice-plane tables
+    type: str  # "float" or "int" (a cmr_atlas.core.tables type)
+    unit: str
+    description: str
+
+
+PLANE_FIELDS: tuple[PlaneField, ...] = (
+    PlaneField("ipp_x", "float", "mm", "ImagePositionPatient x"),
+    PlaneField("ipp_y", "float", "mm", "ImagePositionPatient y"),
+    PlaneField("ipp_z", "float", "mm", "ImagePositionPatient z"),
+    PlaneField("row_cos_x", "float", "", "ImageOrientationPatient[0]"),
+    PlaneField("row_cos_y", "float", "", "ImageOrientationPatient[1]"),
+    PlaneField("row_cos_z", "float", "", "ImageOrientationPatient[2]"),
+    PlaneField("col_cos_x", "float", "", "ImageOrientationPatient[3]"),
+    PlaneField("col_cos_y", "float", "", "ImageOrientationPatient[4]"),
+    PlaneField("col_cos_z", "float", "", "ImageOrientationPatient[5]"),
+    PlaneField("pixel_spacing_row_mm", "float", "mm", "PixelSpacing[0] (between rows)"),
+    PlaneField("pixel_spacing_col_mm", "float", "mm", "PixelSpacing[1] (between columns)"),
+    PlaneField("rows", "int", "", "pixel rows"),
+    PlaneField("cols", "int", "", "pixel columns"),
+    PlaneField("thickness_mm", "float", "mm", "SliceThickness"),
+)
+"""Field order of a serialised plane: table columns and cache vector alike."""
+
+PLANE_VECTOR_LENGTH = 17
+"""Cache vectors hold :data:`PLANE_FIELDS` and then zeros (3 spare slots kept for the file format)."""
+
+
+def plane_values(plane: SlicePlane) -> list[float | int]:
+    """The plane's values in :data:`PLANE_FIELDS` order (rows and cols as int)."""
+    return [*plane.position_mm, *plane.row_cosine, *plane.col_cosine, *plane.pixel_spacing_mm,
+            int(plane.shape[0]), int(plane.shape[1]), plane.thickness_mm]
+
+
+def plane_from_values(v: Sequence[float]) -> SlicePlane:
+    """Inverse of :func:`plane_values` (extra trailing values are ignored)."""
+    v = np.asarray(v[:len(PLANE_FIELDS)], dtype=float)
+    return SlicePlane(
+        position_mm=v[0:3], row_cosine=v[3:6], col_cosine=v[6:9],
+        pixel_spacing_mm=(float(v[9]), float(v[10])), shape=(int(v[11]), int(v[12])),
+        thickness_mm=float(v[13]),
+    )
+
+
+def plane_vector(plane: SlicePlane) -> np.ndarray:
+    """The image cache's layout: :func:`plane_values` padded with zeros to :data:`PLANE_VECTOR_LENGTH`."""
+    v = np.zeros(PLANE_VECTOR_LENGTH, dtype=float)
+    v[:len(PLANE_FIELDS)] = plane_values(plane)
+    return v
+
+
+def plane_from_vector(v: np.ndarray) -> SlicePlane:
+    """Inverse of :func:`plane_vector`."""
+    return plane_from_values(np.asarray(v, dtype=float))
+
+
+def plane_to_row(exam_id: str, view: str, slice_index: int, plane: SlicePlane) -> dict:
+    """One slice-plane record: ``exam_id``, ``view``, ``slice_index`` and the :data:`PLANE_FIELDS`."""
+    return {"exam_id": exam_id, "view": view, "slice_index": int(slice_index),
+            **{f.name: x for f, x in zip(PLANE_FIELDS, plane_values(plane))}}
+
+
+def row_to_plane(row: "pd.Series | Mapping") -> SlicePlane:
+    """Inverse of :func:`plane_to_row`."""
+    return plane_from_values([row[f.name] for f in PLANE_FIELDS])
+
+
+def planes_by_slice(slices: "pd.DataFrame", exam_id: str) -> dict[tuple[str, int], SlicePlane]:
+    """``{(view, slice_index): SlicePlane}`` for one exam from a slice-plane table."""
+    sub = slices[slices["exam_id"] == exam_id]
+    return {(r["view"], int(r["slice_index"])): row_to_plane(r) for _, r in sub.iterrows()}
+
+
+# ---- planes of a stack ---------------------------------------------------------------------
+
+
+def nearest_plane(xyz: np.ndarray, planes: Sequence[SlicePlane], tol_mm: float = 2.0) -> int | None:
+    """Index of the plane that points ``(N, 3)`` lie on: the smallest mean |distance| to the plane,
+    if it is within ``tol_mm``; None otherwise (or without points or planes)."""
+    xyz = np.asarray(xyz, dtype=float)
+    if len(xyz) == 0 or len(planes) == 0:
+        return None
+    d = [float(np.abs((xyz - p.position_mm) @ p.normal).mean()) for p in planes]
+    i = int(np.argmin(d))
+    return i if d[i] <= tol_mm else None
+
+
+def slice_spacing_mm(planes: Sequence[SlicePlane]) -> float | None:
+    """Median distance between neighbouring planes of a stack along the first plane's normal
+    (planes in any order); None for fewer than two planes."""
+    if len(planes) < 2:
+        return None
+    ref = planes[0]
+    offsets = np.sort([float((p.position_mm - ref.position_mm) @ ref.normal) for p in planes])
+    return float(np.median(np.diff(offsets)))

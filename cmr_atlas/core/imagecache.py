@@ -7,21 +7,25 @@ key                    shape / dtype                   meaning
 =====================  ==============================  =========================================
 ``sax``                (S, T, R, C) float32            SAX stack, slice 0 = most basal, frames in
                                                        trigger-time order
-``sax_planes``         (S, 17) float64                 one :func:`plane_vector` per slice
+``sax_planes``         (S, 17) float64                 one :func:`~cmr_atlas.core.geometry.plane_vector`
+                                                       per slice
 ``lax_2ch``            (T2, R2, C2) float32            2-chamber cine (absent key = no 2CH view)
 ``lax_2ch_plane``      (17,) float64
 ``lax_4ch``            (T4, R4, C4) float32            4-chamber cine (absent key = no 4CH view)
 ``lax_4ch_plane``      (17,) float64
 ``trigger_times_ms``   (T,) float64                    SAX trigger times
 ``sax_masks``          (S, T, R, C) uint8 (optional)   labels written by inference:
-                                                       0 background, 1 myocardium, 2 LV cavity,
-                                                       3 RV cavity
+                                                       :data:`cmr_atlas.core.vocab.LABELS`
 =====================  ==============================  =========================================
 
 Intensities are the stored pixel values after RescaleSlope/Intercept (no normalisation: the
-networks whiten per image).  Plane vectors hold ImagePositionPatient (3), ImageOrientationPatient
-(6), PixelSpacing (2), rows, cols, SliceThickness, and 3 spare zeros, so that geometry survives
-without DICOM.
+networks whiten per image).  Plane vectors (:func:`~cmr_atlas.core.geometry.plane_vector`) hold
+ImagePositionPatient (3), ImageOrientationPatient (6), PixelSpacing (2), rows, cols,
+SliceThickness, and 3 spare zeros, so that geometry survives without DICOM.
+
+Inference writes the predicted masks of an exam beside it, in a file of their own
+(:func:`save_masks`: ``exam_id`` and ``sax_masks`` (S, T, R, C) uint8), so that the guide-point
+stage reads them without the networks (no torch).
 """
 
 from __future__ import annotations
@@ -33,29 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.core.geometry import SlicePlane, plane_from_vector, plane_vector
 from cmr_atlas.core.tables import atomic_write_bytes
-
-LABELS = {"background": 0, "myocardium": 1, "lv_cavity": 2, "rv_cavity": 3}
-
-
-def plane_vector(plane: SlicePlane) -> np.ndarray:
-    """Flatten a :class:`SlicePlane` into the cache's 17-float layout."""
-    return np.array(
-        [*plane.position_mm, *plane.row_cosine, *plane.col_cosine, *plane.pixel_spacing_mm,
-         plane.shape[0], plane.shape[1], plane.thickness_mm, 0.0, 0.0, 0.0],
-        dtype=float,
-    )
-
-
-def plane_from_vector(v: np.ndarray) -> SlicePlane:
-    """Inverse of :func:`plane_vector`."""
-    v = np.asarray(v, dtype=float)
-    return SlicePlane(
-        position_mm=v[0:3], row_cosine=v[3:6], col_cosine=v[6:9],
-        pixel_spacing_mm=(float(v[9]), float(v[10])), shape=(int(v[11]), int(v[12])),
-        thickness_mm=float(v[13]),
-    )
+from cmr_atlas.core.vocab import LAX_VIEWS
 
 
 @dataclass
@@ -108,7 +92,7 @@ def _savez(buf: io.BytesIO, arrays: dict[str, np.ndarray], level: int = 1) -> No
 def load_exam_images(path: str | Path) -> ExamImages:
     """Read a cache file written by :func:`save_exam_images`."""
     with np.load(path, allow_pickle=False) as z:
-        lax = {v: z[v] for v in ("lax_2ch", "lax_4ch") if v in z.files}
+        lax = {v: z[v] for v in LAX_VIEWS if v in z.files}
         return ExamImages(
             exam_id=str(z["exam_id"]),
             sax=z["sax"],
@@ -118,3 +102,16 @@ def load_exam_images(path: str | Path) -> ExamImages:
             lax_planes={v: plane_from_vector(z[f"{v}_plane"]) for v in lax},
             sax_masks=z["sax_masks"] if "sax_masks" in z.files else None,
         )
+
+
+def save_masks(exam_id: str, masks: np.ndarray, path: str | Path) -> Path:
+    """Write an exam's predicted label masks ``(S, T, R, C)`` atomically."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, exam_id=np.array(exam_id), sax_masks=masks.astype(np.uint8))
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_masks(path: str | Path) -> np.ndarray:
+    """The ``sax_masks`` of a file written by :func:`save_masks`."""
+    with np.load(path, allow_pickle=False) as z:
+        return z["sax_masks"]

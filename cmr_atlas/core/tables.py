@@ -10,6 +10,7 @@ that looks complete.  ``docs/outputs.md`` is generated from the registry
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ def registered() -> list[TableSchema]:
     """All declared schemas, after importing every module that declares some."""
     import importlib
 
-    for mod in _SCHEMA_MODULES:
+    for mod in schema_modules():
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:  # a stage not built yet
@@ -89,18 +90,23 @@ def registered() -> list[TableSchema]:
     return sorted(_REGISTRY.values(), key=lambda s: (s.group, s.name))
 
 
-# Modules that declare tables; imported lazily by registered() so that docs cover all of them.
-_SCHEMA_MODULES = [
-    "cmr_atlas.synth.truth",
-    "cmr_atlas.synth.faults",
-    "cmr_atlas.dicom.index",
-    "cmr_atlas.stats.covariates",
-    "cmr_atlas.cine.guidepoints",
-    "cmr_atlas.cine.inference",
-    "cmr_atlas.cine.lvmodel.outputs",
-    "cmr_atlas.cine.atlas",
-    "cmr_atlas.stats.risk_factors",
-]
+@functools.lru_cache(maxsize=1)
+def schema_modules() -> tuple[str, ...]:
+    """Modules of the package that declare tables (their source calls ``register(``), so that
+    docs cover all of them; found by reading the package's sources, so that this core module
+    names no pipeline."""
+    pkg = Path(__file__).resolve().parents[1]
+    return tuple(sorted(
+        ".".join(p.relative_to(pkg.parent).with_suffix("").parts)
+        for p in pkg.rglob("*.py")
+        if p != Path(__file__).resolve() and "register(" in p.read_text(encoding="utf-8")
+    ))
+
+
+def __getattr__(name: str):
+    if name == "_SCHEMA_MODULES":  # the name tests used before schema_modules() existed
+        return schema_modules()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SchemaError(ValueError):

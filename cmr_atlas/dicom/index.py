@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.cine.guidepoints import SLICE_PLANE_COLUMNS, plane_to_row
+from cmr_atlas.core.columns import EXAM_ID, SHIFT_MM, SLICE_PLANE_COLUMNS
+from cmr_atlas.core.geometry import plane_to_row
 from cmr_atlas.core.imagecache import save_exam_images
 from cmr_atlas.core.progress import Progress
 from cmr_atlas.core.tables import Column, TableSchema, register, write_table
@@ -37,8 +38,6 @@ from cmr_atlas.dicom.views import ViewSelection, select_views, slice_gaps
 
 log = logging.getLogger(__name__)
 
-_EXAM_ID = Column("exam_id", "str", "keyed, de-identified exam id", nullable=False)
-
 EXAMS = register(TableSchema(
     name="exams",
     description=(
@@ -47,7 +46,7 @@ EXAMS = register(TableSchema(
     ),
     row="exam (one DICOM study)",
     columns=(
-        _EXAM_ID,
+        EXAM_ID,
         Column("status", "str", "ok or failed", nullable=False),
         Column("qc_reason", "str", "failure reason (failed) or ';'-separated warnings (ok); null = clean"),
         Column("vendor", "str", "SIEMENS, GE, PHILIPS, ... or OTHER"),
@@ -82,7 +81,7 @@ SERIES = register(TableSchema(
     ),
     row="series",
     columns=(
-        _EXAM_ID,
+        EXAM_ID,
         Column("series_index", "int", "order of the series in the exam (by SeriesNumber)", nullable=False),
         Column("series_number", "int", "SeriesNumber"),
         Column("role", "str", "sax, lax_2ch, lax_4ch or ignored", nullable=False),
@@ -120,9 +119,7 @@ SLICES = register(TableSchema(
         Column("position_along_normal_mm", "float", "SAX: plane centre along the base-to-apex normal", "mm"),
         Column("gap_before_mm", "float", "SAX: distance from the previous (more basal) slice", "mm"),
         Column("gap_flag", "bool", "SAX: spacing to the previous slice irregular (> 1.5x or < 1/1.5x median)"),
-        Column("dx_mm", "float", "breath-hold shift, patient x (filled by later stages)", "mm"),
-        Column("dy_mm", "float", "breath-hold shift, patient y (filled by later stages)", "mm"),
-        Column("dz_mm", "float", "breath-hold shift, patient z (filled by later stages)", "mm"),
+        *SHIFT_MM,
     ),
 ))
 
@@ -134,7 +131,7 @@ EXAM_KEYS = register(TableSchema(
     ),
     row="exam and key type",
     columns=(
-        _EXAM_ID,
+        EXAM_ID,
         Column("key_type", "str", "exam_folder, study_instance_uid or patient_id", nullable=False),
         Column("key_hash", "str", "cmr_atlas.core.ids.keyed_hash(value, exam_id_key)", nullable=False),
     ),
@@ -148,7 +145,7 @@ LINKAGE = register(TableSchema(
     ),
     row="exam",
     columns=(
-        _EXAM_ID,
+        EXAM_ID,
         Column("study_instance_uid", "str", "StudyInstanceUID"),
         Column("source_folder", "str", "top-level folder of the cohort"),
     ),

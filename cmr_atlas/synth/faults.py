@@ -16,7 +16,6 @@ The target files are found by reading the exam's headers with ingest's own view 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 

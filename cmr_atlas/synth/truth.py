@@ -13,15 +13,13 @@ include that displacement (they are what an observer would trace on the image); 
 
 from __future__ import annotations
 
-from cmr_atlas.cine.guidepoints import SLICE_PLANE_COLUMNS
+from cmr_atlas.core.columns import (ED_FRAME, ES_FRAME, FRAME, PATIENT_XYZ_MM, PHASE, SHIFT_MM, SLICE_INDEX,
+                                    SLICE_PLANE_COLUMNS, SURFACE, VIEW, optional)
 from cmr_atlas.core.tables import Column, TableSchema, register
 
 _EXAM = Column("exam_id", "str", "synthetic exam label = folder name under dicom/", nullable=False)
-_XYZ = (
-    Column("x_mm", "float", "patient x (left)", "mm"),
-    Column("y_mm", "float", "patient y (posterior)", "mm"),
-    Column("z_mm", "float", "patient z (superior)", "mm"),
-)
+_PHASE_OR_NULL = Column("phase", "str", "ED, ES or null for other frames")
+_OBSERVER = Column("observer", "str", "truth, obs1 or obs2")
 _PX = (
     Column("row_px", "float", "pixel row of the point in its slice (sub-pixel)", "px"),
     Column("col_px", "float", "pixel column of the point in its slice (sub-pixel)", "px"),
@@ -67,8 +65,8 @@ EXAMS = register(TableSchema(
         Column("vendor", "str", "SIEMENS or GE"),
         Column("n_frames", "int", "cine frames per slice"),
         Column("rr_ms", "float", "R-R interval", "ms"),
-        Column("ed_frame", "int", "end-diastolic frame index"),
-        Column("es_frame", "int", "end-systolic frame index (minimal cavity volume)"),
+        ED_FRAME,
+        ES_FRAME,
         Column("n_sax_slices", "int", "short-axis slices"),
         Column("rows", "int", "pixel rows"),
         Column("cols", "int", "pixel columns"),
@@ -98,10 +96,10 @@ SHAPES = register(TableSchema(
     ),
     columns=(
         _EXAM,
-        Column("phase", "str", "ED or ES"),
-        Column("surface", "str", "endo or epi"),
+        optional(PHASE),
+        optional(SURFACE),
         Column("point_index", "int", "grid index"),
-        *_XYZ,
+        *PATIENT_XYZ_MM,
     ),
 ))
 
@@ -116,11 +114,9 @@ SLICE_SHIFTS = register(TableSchema(
     description="Breath-hold displacement of the heart during each slice's acquisition.",
     columns=(
         _EXAM,
-        Column("view", "str", "sax, lax_2ch or lax_4ch"),
-        Column("slice_index", "int", "slice index (0 = most basal SAX)"),
-        Column("dx_mm", "float", "displacement, patient x", "mm"),
-        Column("dy_mm", "float", "displacement, patient y", "mm"),
-        Column("dz_mm", "float", "displacement, patient z", "mm"),
+        optional(VIEW),
+        optional(SLICE_INDEX),
+        *SHIFT_MM,
         Column("in_plane_mm", "float", "length of the in-plane component", "mm"),
         Column("through_plane_mm", "float", "component along the plane normal", "mm"),
     ),
@@ -136,14 +132,14 @@ CONTOURS = register(TableSchema(
     ),
     columns=(
         _EXAM,
-        Column("observer", "str", "truth, obs1 or obs2"),
-        Column("view", "str", "sax, lax_2ch or lax_4ch"),
-        Column("slice_index", "int", "slice index"),
-        Column("frame", "int", "frame index"),
-        Column("phase", "str", "ED, ES or null for other frames"),
-        Column("surface", "str", "endo or epi"),
+        _OBSERVER,
+        optional(VIEW),
+        optional(SLICE_INDEX),
+        optional(FRAME),
+        _PHASE_OR_NULL,
+        optional(SURFACE),
         Column("point_index", "int", "order along the contour"),
-        *_XYZ,
+        *PATIENT_XYZ_MM,
         *_PX,
     ),
 ))
@@ -151,18 +147,18 @@ CONTOURS = register(TableSchema(
 LANDMARKS = register(TableSchema(
     name="landmarks", group="truth", row="landmark",
     description=(
-        "Landmarks (see cmr_atlas.cine.guidepoints.LANDMARKS) on each image plane where they exist: "
+        "Landmarks (see cmr_atlas.core.vocab.LANDMARKS) on each image plane where they exist: "
         "observer `truth` on every frame, `obs1`/`obs2` at ED and ES."
     ),
     columns=(
         _EXAM,
-        Column("observer", "str", "truth, obs1 or obs2"),
-        Column("view", "str", "sax, lax_2ch or lax_4ch"),
-        Column("slice_index", "int", "slice index"),
-        Column("frame", "int", "frame index"),
-        Column("phase", "str", "ED, ES or null"),
-        Column("landmark", "str", "landmark name"),
-        *_XYZ,
+        _OBSERVER,
+        optional(VIEW),
+        optional(SLICE_INDEX),
+        optional(FRAME),
+        _PHASE_OR_NULL,
+        Column("landmark", "str", "landmark name (cmr_atlas.core.vocab.LANDMARKS)"),
+        *PATIENT_XYZ_MM,
         *_PX,
     ),
 ))

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.core.geometry import SlicePlane
-from cmr_atlas.cine.guidepoints import plane_to_row
+from cmr_atlas.core.geometry import SlicePlane, plane_to_row
 
 # (a, bx, by) in mm
 SHAPES = {
@@ -36,7 +35,7 @@ class Fixture:
     truth: dict  # edv_ml, esv_ml, lv_mass_g
 
     def planes(self):
-        from cmr_atlas.cine.guidepoints import planes_by_slice
+        from cmr_atlas.core.geometry import planes_by_slice
 
         return planes_by_slice(self.slices, self.guide_points["exam_id"].iloc[0])
 

@@ -74,3 +74,14 @@ def test_build_manual_reads_only_the_shards_exams(exam, tmp_path):
     # no exam of this shard in the annotations: empty, not an error
     none = keys.assign(key_hash=keyed_hash("SYN31-0500", "kk"))
     assert build_manual(tmp_path, slices, none, "kk").empty
+
+
+def test_guide_point_job_does_not_import_torch():
+    """The automated guide-point stage (CPU job) needs masks and landmarks, not the networks."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cmr_atlas.cine.autoguide, cmr_atlas.core.imagecache; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -7,13 +7,13 @@ from torch import nn
 from cmr_atlas.cine.autoguide import auto_guide_points
 from cmr_atlas.cine.guidepoints import GUIDE_POINTS
 from cmr_atlas.core.imagecache import save_exam_images
-from cmr_atlas.cine.inference import (LANDMARKS_AUTO, Models, detect_landmarks, infer_exam, lax_frame,
-                                 load_models, run_shard)
+from cmr_atlas.cine.inference import LANDMARKS_AUTO, Models, infer_exam, load_models, run_shard
 from cmr_atlas.cine.landmarks import gaussian_targets
 from cmr_atlas.nets.preprocess import Grid, to_net_px
 from cmr_atlas.nets.registry import save_model
 from cmr_atlas.nets.unet import UNet
-from cmr_atlas.cine.segmentation import CAVITY, MYO
+from cmr_atlas.cine.segmentation import lax_frame
+from cmr_atlas.core.vocab import CAVITY, MYO
 from cmr_atlas.core.tables import conform
 
 GRID = Grid(1.5, 64)

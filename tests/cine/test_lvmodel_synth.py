@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmr_atlas.cine.guidepoints import planes_by_slice
+from cmr_atlas.core.geometry import planes_by_slice
 from cmr_atlas.cine.lvmodel.exam import fit_exam
 
 pytestmark = pytest.mark.slow

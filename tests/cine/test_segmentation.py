@@ -3,8 +3,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmr_atlas.cine.segmentation import (CAVITY, MYO, choose_phases, clean_mask, label_mask, mask_contours,
-                                    mask_qc, rasterise_polygon)
+from cmr_atlas.cine.segmentation import (choose_phases, clean_mask, label_mask, lax_frame, mask_contours, mask_qc,
+                                         rasterise_polygon)
+from cmr_atlas.core.vocab import CAVITY, MYO
 
 
 def _circle(c, r, n=64):
@@ -49,3 +50,15 @@ def test_choose_phases():
     assert choose_phases(v, "first") == (0, 3)
     with pytest.raises(ValueError, match="ed_frame"):
         choose_phases(v, "last")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 60), st.data())
+def test_lax_frame_is_the_same_cycle_fraction(n_sax, n_lax, data):
+    f = data.draw(st.integers(0, n_sax - 1))
+    g = lax_frame(f, n_sax, n_lax)
+    assert 0 <= g < n_lax
+    if n_sax == n_lax:
+        assert g == f
+    else:  # within half a LAX frame of the same fraction of the cycle (frame n_lax wraps to 0)
+        assert min(abs(g - f * n_lax / n_sax), abs(g + n_lax - f * n_lax / n_sax)) <= 0.5 + 1e-9

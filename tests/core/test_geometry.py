@@ -1,8 +1,11 @@
 import numpy as np
+import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmr_atlas.core.geometry import SlicePlane, orthonormal_frame, plane_intersection_line
+from cmr_atlas.core.geometry import (PLANE_FIELDS, PLANE_VECTOR_LENGTH, SlicePlane, nearest_plane, orthonormal_frame,
+                                     plane_from_vector, plane_intersection_line, plane_to_row, plane_vector,
+                                     planes_by_slice, row_to_plane, slice_spacing_mm)
 
 unit = st.tuples(*[st.floats(-1, 1)] * 3).map(np.array).filter(lambda v: np.linalg.norm(v) > 0.2)
 
@@ -78,3 +81,57 @@ def test_image_cache_round_trip(tmp_path):
     assert back.exam_id == "E1" and set(back.lax) == {"lax_4ch"} and back.sax_masks is None
     np.testing.assert_allclose(back.sax_planes[2].affine, planes[2].affine)
     np.testing.assert_allclose(back.lax_planes["lax_4ch"].affine, lax_plane.affine)
+
+
+def _same(a: SlicePlane, b: SlicePlane) -> bool:
+    return (np.allclose(a.affine, b.affine) and a.shape == b.shape and a.thickness_mm == b.thickness_mm
+            and a.pixel_spacing_mm == b.pixel_spacing_mm)
+
+
+def test_one_plane_serialisation_for_rows_and_cache_vectors():
+    """Row columns and cache vector share PLANE_FIELDS' order; both round-trip exactly."""
+    p = SlicePlane.from_dicom([-12.5, 30.25, 101.0], [0.6, 0.8, 0, 0, 0, -1], (1.25, 1.5), (192, 156), 8.0)
+    row = plane_to_row("E1", "sax", 4, p)
+    assert list(row) == ["exam_id", "view", "slice_index", *(f.name for f in PLANE_FIELDS)]
+    v = plane_vector(p)
+    assert v.shape == (PLANE_VECTOR_LENGTH,) and v.dtype == np.float64
+    assert list(v[:len(PLANE_FIELDS)]) == [row[f.name] for f in PLANE_FIELDS]
+    np.testing.assert_array_equal(v[len(PLANE_FIELDS):], 0.0)
+    # the cache's historical layout, byte for byte
+    legacy = np.array([*p.position_mm, *p.row_cosine, *p.col_cosine, *p.pixel_spacing_mm,
+                       p.shape[0], p.shape[1], p.thickness_mm, 0.0, 0.0, 0.0], dtype=float)
+    assert v.tobytes() == legacy.tobytes()
+    assert _same(plane_from_vector(v), p) and _same(row_to_plane(row), p)
+    assert isinstance(row["rows"], int) and isinstance(row["slice_index"], int)
+
+
+def test_planes_by_slice_picks_one_exam():
+    planes = [_plane(np.array([0.2, 0.1, 1.0]), np.array([1.0, 0, 0]), centre=(0, 0, 8.0 * i)) for i in range(3)]
+    rows = [plane_to_row("E1", "sax", i, p) for i, p in enumerate(planes)]
+    rows.append(plane_to_row("E2", "lax_2ch", 0, planes[0]))
+    got = planes_by_slice(pd.DataFrame(rows), "E1")
+    assert sorted(got) == [("sax", 0), ("sax", 1), ("sax", 2)]
+    assert _same(got[("sax", 2)], planes[2])
+
+
+@settings(max_examples=40, deadline=None)
+@given(unit, st.floats(4.0, 12.0), st.permutations(range(5)), st.floats(-1.9, 1.9))
+def test_slice_spacing_and_nearest_plane(axis, gap, order, off):
+    f = orthonormal_frame(axis, np.array([1.0, 0.3, 0.1]) if abs(axis[0]) < 0.9 * np.linalg.norm(axis) else np.array([0, 1.0, 0.2]))
+    stack = [SlicePlane.centred(f[:, 2] * gap * k + f[:, 0] * k, f[:, 0], f[:, 1], (1.5, 1.5), (32, 32)) for k in range(5)]
+    shuffled = [stack[k] for k in order]
+    assert abs(slice_spacing_mm(shuffled) - gap) < 1e-9
+    assert slice_spacing_mm(stack[:1]) is None and slice_spacing_mm([]) is None
+    # points on slice 2, displaced along the normal by less than the tolerance
+    pts = stack[2].pixel_to_patient(np.array([[3.0, 4.0], [20.0, 11.0], [9.0, 30.0]])) + off * stack[2].normal
+    assert nearest_plane(pts, shuffled) == order.index(2)
+    far = pts + 3.0 * np.sign(off or 1.0) * stack[2].normal
+    assert nearest_plane(far, [stack[2]]) is None
+    assert nearest_plane(pts[:0], shuffled) is None and nearest_plane(pts, []) is None
+
+
+def test_nearest_plane_tolerance_is_inclusive():
+    p = SlicePlane.from_dicom([0, 0, 0], [1, 0, 0, 0, 1, 0], (1.0, 1.0), (10, 10))
+    pts = np.array([[1.0, 2.0, 2.0], [3.0, 1.0, -2.0]])
+    assert nearest_plane(pts, [p], tol_mm=2.0) == 0
+    assert nearest_plane(pts, [p], tol_mm=1.999) is None

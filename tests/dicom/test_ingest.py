@@ -18,7 +18,7 @@ from cmr_atlas.cli import main
 from cmr_atlas.dicom.index import EXAM_KEYS, EXAMS, SERIES, SLICES, ingest_folder, ingest_folders
 from cmr_atlas.dicom.scan import description_hint, scan_folder
 from cmr_atlas.dicom.views import select_views, slice_gaps
-from cmr_atlas.cine.guidepoints import row_to_plane
+from cmr_atlas.core.geometry import row_to_plane
 from cmr_atlas.core.imagecache import load_exam_images
 from cmr_atlas.core.tables import read_table
 

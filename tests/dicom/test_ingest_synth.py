@@ -8,7 +8,7 @@ import pytest
 
 from cmr_atlas.core import ids
 from cmr_atlas.dicom.index import ingest_folders
-from cmr_atlas.cine.guidepoints import SLICE_PLANE_COLUMNS
+from cmr_atlas.core.columns import SLICE_PLANE_COLUMNS
 
 pytestmark = pytest.mark.slow
 KEY = "test-key-for-synth"

@@ -16,7 +16,7 @@ from cmr_atlas.nets.runtime import forward, pick_device
 from cmr_atlas.nets.train import TrainConfig, exam_split, train_vgg_cyclic
 from cmr_atlas.nets.unet import UNet
 from cmr_atlas.nets.vgg import VGGRegressor
-from cmr_atlas.cine.segmentation import CAVITY, MYO
+from cmr_atlas.core.vocab import CAVITY, MYO
 
 
 @settings(max_examples=30, deadline=None)

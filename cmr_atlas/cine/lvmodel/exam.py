@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.cine.lvmodel import measures
 from cmr_atlas.cine.lvmodel.fit import FitData, FitResult, FitSettings, fit
 from cmr_atlas.cine.lvmodel.frame import FrameError, ModelFrame, base_plane, build_frame
+from cmr_atlas.core.geometry import SlicePlane, slice_spacing_mm
+from cmr_atlas.core.vocab import PHASES, SURFACES
 
 log = logging.getLogger(__name__)
 
-PHASES = ("ED", "ES")
-SURFACES = ("endo", "epi")
 MIN_SAX_SLICES = 3
 APEX_WEIGHT = 2.0  # the apex landmark counts as two contour points on the epicardium
 MV_WEIGHT = 2.0  # each mitral hinge point counts as two endocardial contour points
@@ -237,15 +236,10 @@ def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
 def slice_summation(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane]) -> dict[str, float]:
     """Volumes and mass by the slice-summation (disc) method on the SAX contours."""
     cont = gp[(gp["kind"] == "contour") & (gp["view"] == "sax")]
-    sax = sorted(s for v, s in planes if v == "sax")
-    if len(sax) >= 2:
-        ref = planes[("sax", sax[0])]
-        offs = np.array([(planes[("sax", s)].position_mm - ref.position_mm) @ ref.normal for s in sax])
-        spacing = float(np.median(np.abs(np.diff(np.sort(offs)))))
-    elif sax:
-        spacing = planes[("sax", sax[0])].thickness_mm
-    else:
-        spacing = float("nan")
+    sax = [planes[("sax", s)] for s in sorted(s for v, s in planes if v == "sax")]
+    spacing = slice_spacing_mm(sax)
+    if spacing is None:  # one slice: its thickness; none: no volume
+        spacing = sax[0].thickness_mm if sax else float("nan")
     out: dict[str, float] = {}
     for phase in PHASES:
         areas = {}

@@ -16,6 +16,7 @@ from scipy.spatial import cKDTree
 
 from cmr_atlas.cine.lvmodel import prolate
 from cmr_atlas.cine.lvmodel.hermite import HermiteMesh
+from cmr_atlas.core.aha import aha_segment
 
 N_GRID = 29
 MYOCARDIAL_DENSITY_G_PER_ML = 1.05
@@ -72,32 +73,10 @@ def enclosed_volume_ml(points: np.ndarray, tris: np.ndarray, plane_point: np.nda
     return float(abs(np.einsum("ij,ij->i", a, np.cross(b, c)).sum()) / 6.0 / 1000.0)
 
 
-# AHA 17 segments from the angle phi measured from the septum towards the anterior wall (degrees).
-_BASAL_MID = np.array([2, 1, 6, 5, 4, 3])  # phi in [0,60): anteroseptal, [60,120): anterior, ...
-_APICAL = np.array([14, 13, 16, 15])  # phi in [-45,45): septal, [45,135): anterior, ...
-
-
-def aha_segment(depth_frac: np.ndarray, phi_deg: np.ndarray) -> np.ndarray:
-    """AHA segment (1..17) of points by depth fraction (0 base plane, 1 endocardial apex) and phi.
-
-    Thirds of the base-apex length: basal [0, 1/3), mid [1/3, 2/3), apical [2/3, 0.9); the apical
-    cap (17) is depth >= 0.9.  Basal/mid: six 60-degree sectors starting at the septal centre
-    (phi = 0) going anterior: 2 anteroseptal, 1 anterior, 6 anterolateral, 5 inferolateral,
-    4 inferior, 3 inferoseptal (7..12 likewise).  Apical: four 90-degree sectors centred on the
-    septum (14), anterior (13), lateral (16), inferior (15) walls.
-    """
-    phi = np.mod(phi_deg, 360.0)
-    seg = np.empty(phi.shape, dtype=int)
-    bm = _BASAL_MID[np.minimum((phi // 60).astype(int), 5)]
-    ap = _APICAL[np.minimum((np.mod(phi + 45.0, 360.0) // 90).astype(int), 3)]
-    seg[:] = np.where(depth_frac < 1 / 3, bm, np.where(depth_frac < 2 / 3, bm + 6, ap))
-    seg[depth_frac >= 0.9] = 17
-    return seg
-
-
 def wall_thickness(endo: np.ndarray, epi: np.ndarray, plane_point: np.ndarray,
                    plane_normal: np.ndarray, anterior_sign: float) -> np.ndarray:
-    """Mean wall thickness (mm) per AHA segment 1..17 (NaN where a segment has no points).
+    """Mean wall thickness (mm) per AHA segment 1..17 (NaN where a segment has no points;
+    :func:`cmr_atlas.core.aha.aha_segment`, phi from the septum).
 
     ``endo``/``epi`` are finely sampled surfaces (local coordinates); thickness at an endocardial
     point is its distance to the nearest epicardial sample.  ``anterior_sign`` is +1 when the

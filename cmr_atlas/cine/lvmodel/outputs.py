@@ -5,14 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.core.tables import Column, TableSchema, register
-from cmr_atlas.cine.lvmodel.exam import PHASES, SURFACES, ExamFit
+from cmr_atlas.cine.lvmodel.exam import ExamFit
 from cmr_atlas.cine.lvmodel.measures import MYOCARDIAL_DENSITY_G_PER_ML, N_GRID
+from cmr_atlas.core.columns import EXAM_ID, GUIDE_POINT_SOURCE, PHASE, SHIFT_MM, SLICE_INDEX, SURFACE, VIEW
+from cmr_atlas.core.tables import Column, TableSchema, register
 
-_KEY = (
-    Column("exam_id", "str", "keyed, de-identified exam id", nullable=False),
-    Column("source", "str", "guide-point source: auto, manual, obs1, obs2, truth", nullable=False),
-)
+_KEY = (EXAM_ID, GUIDE_POINT_SOURCE)
 
 SHAPES = register(TableSchema(
     name="shapes", row="surface point",
@@ -26,8 +24,8 @@ SHAPES = register(TableSchema(
     ),
     columns=(
         *_KEY,
-        Column("phase", "str", "ED or ES", nullable=False),
-        Column("surface", "str", "endo or epi", nullable=False),
+        PHASE,
+        SURFACE,
         Column("point_index", "int", "grid index", nullable=False),
         Column("x_mm", "float", "local x (towards the septum)", "mm"),
         Column("y_mm", "float", "local y (= z cross x)", "mm"),
@@ -45,7 +43,7 @@ MODEL_FRAMES = register(TableSchema(
     ),
     columns=(
         *_KEY,
-        Column("phase", "str", "ED or ES", nullable=False),
+        PHASE,
         Column("origin_x_mm", "float", "frame origin, patient x", "mm"),
         Column("origin_y_mm", "float", "frame origin, patient y", "mm"),
         Column("origin_z_mm", "float", "frame origin, patient z", "mm"),
@@ -72,11 +70,9 @@ SLICE_SHIFTS = register(TableSchema(
     ),
     columns=(
         *_KEY,
-        Column("view", "str", "sax, lax_2ch or lax_4ch", nullable=False),
-        Column("slice_index", "int", "slice index (0 = most basal SAX)", nullable=False),
-        Column("dx_mm", "float", "displacement, patient x", "mm"),
-        Column("dy_mm", "float", "displacement, patient y", "mm"),
-        Column("dz_mm", "float", "displacement, patient z", "mm"),
+        VIEW,
+        SLICE_INDEX,
+        *SHIFT_MM,
     ),
 ))
 
@@ -115,7 +111,7 @@ WALL_THICKNESS = register(TableSchema(
     ),
     columns=(
         *_KEY,
-        Column("phase", "str", "ED or ES", nullable=False),
+        PHASE,
         Column("aha_segment", "int", "AHA segment 1..17", nullable=False),
         Column("thickness_mm", "float", "mean wall thickness", "mm"),
     ),
@@ -192,5 +188,3 @@ def tables_from_fits(fits: list[ExamFit]) -> dict[str, pd.DataFrame]:
         "wall_thickness": frame(thick, WALL_THICKNESS),
     }
 
-
-__all__ = ["TABLES", "tables_from_fits", "PHASES", "SURFACES"]

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.core.geometry import SlicePlane
-from cmr_atlas.cine.guidepoints import LANDMARKS, plane_to_row
+from cmr_atlas.core.geometry import SlicePlane, plane_to_row
 from cmr_atlas.core.imagecache import ExamImages
 from cmr_atlas.core.tables import write_table
+from cmr_atlas.core.vocab import LANDMARKS
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth import truth as T
 from cmr_atlas.synth import truthgeom as tg
@@ -299,7 +299,7 @@ def default_jobs() -> int:
 
 
 def truth_label_map(ex: SyntheticExam, view: str, slice_index: int, frame: int) -> np.ndarray:
-    """Noise-free labels (imagecache.LABELS codes) at the pixel centres of a plane's central depth.
+    """Noise-free labels (vocab.LABELS codes) at the pixel centres of a plane's central depth.
 
     0 background, 1 LV myocardium, 2 LV cavity, 3 RV cavity; includes the breath-hold shift.
     """
