@@ -91,6 +91,7 @@ def registered() -> list[TableSchema]:
 
 # Modules that declare tables; imported lazily by registered() so that docs cover all of them.
 _SCHEMA_MODULES = [
+    "cmr_atlas.core.runner",
     "cmr_atlas.synth.truth",
     "cmr_atlas.synth.faults",
     "cmr_atlas.dicom.index",

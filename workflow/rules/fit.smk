@@ -14,6 +14,7 @@ rule fit_shard:
         slices=RESULTS / "shards/{shard}/slices.parquet",
     output:
         **{t: RESULTS / f"shards/{{shard}}/{t}.parquet" for t in FIT_TABLES},
+        status=RESULTS / "shards/{shard}/status/fit.parquet",
     log:
         RESULTS / "logs/fit/{shard}.log",
     benchmark:
@@ -41,3 +42,23 @@ rule fit:
         RESULTS / "benchmarks/fit.tsv"
     script:
         "../scripts/fit_aggregate.py"
+
+
+# Every exam's outcome in every per-exam stage (cmr_atlas.core.runner.EXAM_STATUS): one file per
+# shard and stage, written by the stage's own job, concatenated here.
+STATUS_STAGES = ["ingest", "infer", "auto_guide_points", "fit"]
+
+
+rule exam_status:
+    conda:
+        CONDA_ENV
+    input:
+        [f for stage in STATUS_STAGES for f in per_shard(RESULTS / f"shards/{{shard}}/status/{stage}.parquet")],
+    output:
+        RESULTS / "exam_status.parquet",
+    log:
+        RESULTS / "logs/exam_status.log",
+    benchmark:
+        RESULTS / "benchmarks/exam_status.tsv"
+    script:
+        "../scripts/exam_status.py"
