@@ -9,14 +9,23 @@ cycle fraction) are added with ``weight = confidence``; contour points get weigh
 
 from __future__ import annotations
 
+import logging
+from functools import partial
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from cmr_atlas.cine.guidepoints import GUIDE_POINTS
 from cmr_atlas.cine.segmentation import lax_frame, mask_contours
-from cmr_atlas.core.imagecache import ExamImages
-from cmr_atlas.core.progress import Progress
+from cmr_atlas.core.imagecache import ExamImages, load_exam_images, load_masks
+from cmr_atlas.core.runner import ExamFailure, Outcome, run_exams, status_frame, write_status
+from cmr_atlas.core.tables import read_table, write_table
 from cmr_atlas.core.vocab import CAVITY, MYO
+
+log = logging.getLogger(__name__)
+
+STAGE = "auto_guide_points"  # the stage name of the runner's qc_reasons and of the exam_status rows
 
 # QC flags that exclude a slice from the contours ("empty" slices simply have no LV)
 EXCLUDING_FLAGS = ("small_cavity", "no_myocardium", "fragmented_cavity", "fragmented_myocardium",
@@ -66,34 +75,28 @@ def auto_guide_points(images: ExamImages, masks: np.ndarray, phases: dict, landm
     return pd.DataFrame(rows, columns=GUIDE_POINTS.column_names)
 
 
-def run_shard(exam_ids: list[str], cache_dir, infer_dir, out_path, n_points: int = 48) -> dict[str, str]:
-    """Guide points (source auto) of a shard from its inference outputs; one bad exam is skipped."""
-    import logging
-    from pathlib import Path
+def _guide_points_one(eid: str, cache_dir: Path, masks_dir: Path, phases: pd.DataFrame, landmarks: pd.DataFrame,
+                      qc: pd.DataFrame, n_points: int) -> pd.DataFrame:
 
-    from cmr_atlas.core.imagecache import load_exam_images, load_masks
-    from cmr_atlas.core.tables import read_table, write_table
+    if eid not in phases.index:
+        raise ExamFailure("no_inference_result")
+    images = load_exam_images(cache_dir / f"{eid}.npz")
+    masks = load_masks(masks_dir / f"{eid}.npz")
+    return auto_guide_points(images, masks, phases.loc[eid].to_dict(), landmarks[landmarks["exam_id"] == eid],
+                             qc[qc["exam_id"] == eid], n_points)
 
-    log = logging.getLogger(__name__)
-    infer_dir = Path(infer_dir)
-    phases = read_table(infer_dir / "phases.parquet").set_index("exam_id")
-    lms = read_table(infer_dir / "landmarks.parquet")
-    qcs = read_table(infer_dir / "segmentation_qc.parquet")
-    frames, status = [], {}
-    progress = Progress(log, "auto guide points", len(exam_ids))
-    for eid in exam_ids:
-        try:
-            if eid not in phases.index:
-                raise ValueError("no inference result")
-            images = load_exam_images(Path(cache_dir) / f"{eid}.npz")
-            masks = load_masks(infer_dir / "masks" / f"{eid}.npz")
-            frames.append(auto_guide_points(images, masks, phases.loc[eid].to_dict(),
-                                            lms[lms["exam_id"] == eid], qcs[qcs["exam_id"] == eid], n_points))
-            status[eid] = "ok"
-        except Exception as exc:
-            log.error("auto guide points failed for %s: %s: %s", eid, type(exc).__name__, exc)
-            status[eid] = f"{type(exc).__name__}: {exc}"
-        progress.update(failed=status[eid] != "ok")
-    df = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else GUIDE_POINTS.empty()
-    write_table(df, out_path, GUIDE_POINTS)
-    return status
+
+def run_shard(exam_ids: list[str], cache_dir: str | Path, *, landmarks_path: str | Path, qc_path: str | Path,
+              phases_path: str | Path, masks_dir: str | Path, out_path: str | Path, status_path: str | Path,
+              n_points: int = 48) -> list[Outcome[pd.DataFrame]]:
+    """Guide points (source auto) of a shard from its inference outputs, under the runner's failure
+    policy (:mod:`cmr_atlas.core.runner`); an exam without an inference result fails with
+    ``no_inference_result``.  Writes the guide-point table and the ``exam_status`` rows."""
+    phases = read_table(phases_path).set_index("exam_id")
+    work = partial(_guide_points_one, cache_dir=Path(cache_dir), masks_dir=Path(masks_dir), phases=phases,
+                   landmarks=read_table(landmarks_path), qc=read_table(qc_path), n_points=n_points)
+    outcomes = run_exams(exam_ids, work, STAGE, log)
+    frames = [o.value for o in outcomes if o.ok and len(o.value)]
+    write_table(pd.concat(frames, ignore_index=True) if frames else GUIDE_POINTS.empty(), out_path, GUIDE_POINTS)
+    write_status(status_frame(outcomes, STAGE), status_path)
+    return outcomes

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -32,7 +34,7 @@ from cmr_atlas.nets.registry import card_grid, load_model
 from cmr_atlas.nets.runtime import forward, pick_device
 from cmr_atlas.nets.vgg import from_normalised
 from cmr_atlas.cine.segmentation import cavity_volumes_ml, choose_phases, clean_mask, mask_qc
-from cmr_atlas.core.progress import Progress
+from cmr_atlas.core.runner import ExamFailure, Outcome, run_exams, status_frame, write_status
 from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 
 log = logging.getLogger(__name__)
@@ -236,31 +238,63 @@ def infer_exam(images: ExamImages, models: Models, ed_method: str = "max_volume"
     return ExamInference(masks, qc, lm, phases)
 
 
-def run_shard(exam_ids: list[str], cache_dir: str | Path, out_dir: str | Path, models: Models,
-              ed_method: str = "max_volume", absent_threshold: float = 0.1, batch: int = 32) -> dict[str, str]:
-    """Infer every exam of a shard; one failing exam is logged and skipped.  Writes
-    ``out_dir/{landmarks,segmentation_qc,phases}.parquet`` and ``out_dir/masks/<exam_id>.npz``.
-    Returns ``{exam_id: "ok" or the failure reason}``."""
-    out = Path(out_dir)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
-    lms, qcs, phs, status = [], [], [], {}
-    progress = Progress(log, "infer", len(exam_ids))
-    for eid in exam_ids:
-        try:
-            images = load_exam_images(Path(cache_dir) / f"{eid}.npz")
-            res = infer_exam(images, models, ed_method, absent_threshold, batch)
-        except Exception as exc:  # one bad exam never stops the shard
-            log.error("inference failed for %s: %s: %s", eid, type(exc).__name__, exc)
-            status[eid] = f"{type(exc).__name__}: {exc}"
-            progress.update(failed=True)
-            continue
-        save_masks(eid, res.masks, out / "masks" / f"{eid}.npz")
-        lms.append(res.landmarks)
-        qcs.append(res.qc)
-        phs.append(pd.DataFrame([res.phases]))
-        status[eid] = "ok"
-        progress.update()
-    for schema, frames in ((LANDMARKS_AUTO, lms), (SEGMENTATION_QC, qcs), (PHASES, phs)):
+STAGE = "infer"  # the stage name of the runner's qc_reasons and of the exam_status rows
+
+
+class ExamTables(NamedTuple):
+    """The table rows of one inferred exam (its masks are on disk, not kept for the whole shard)."""
+
+    landmarks: pd.DataFrame
+    qc: pd.DataFrame
+    phases: dict
+
+
+def _infer_one(eid: str, cache_dir: Path, masks_dir: Path, models: Models, ed_method: str,
+               absent_threshold: float, batch: int) -> ExamTables:
+    """Infer one exam and save its masks."""
+    cache = cache_dir / f"{eid}.npz"
+    if not cache.is_file():
+        raise ExamFailure("no_image_cache")
+    res = infer_exam(load_exam_images(cache), models, ed_method, absent_threshold, batch)
+    save_masks(eid, res.masks, masks_dir / f"{eid}.npz")
+    return ExamTables(res.landmarks, res.qc, res.phases)
+
+
+def run_shard(exam_ids: list[str], cache_dir: str | Path, models: Models, *, landmarks_path: str | Path,
+              qc_path: str | Path, phases_path: str | Path, masks_dir: str | Path, status_path: str | Path,
+              ed_method: str, absent_threshold: float, batch: int) -> list[Outcome[ExamTables]]:
+    """Infer every exam of a shard under the runner's failure policy (:mod:`cmr_atlas.core.runner`).
+
+    Writes the ``landmarks``, ``segmentation_qc`` and ``phases`` tables of the ok exams,
+    ``<masks_dir>/<exam_id>.npz`` per ok exam and the ``exam_status`` rows of every exam.
+    A missing cache file fails the exam with ``no_image_cache``.
+    """
+    masks_dir = Path(masks_dir)
+    masks_dir.mkdir(parents=True, exist_ok=True)
+    work = partial(_infer_one, cache_dir=Path(cache_dir), masks_dir=masks_dir, models=models,
+                   ed_method=ed_method, absent_threshold=absent_threshold, batch=batch)
+    outcomes = run_exams(exam_ids, work, STAGE, log)
+    ok = [o.value for o in outcomes if o.ok]
+    for schema, path, frames in ((LANDMARKS_AUTO, landmarks_path, [r.landmarks for r in ok]),
+                                 (SEGMENTATION_QC, qc_path, [r.qc for r in ok]),
+                                 (PHASES, phases_path, [pd.DataFrame([r.phases]) for r in ok])):
         df = pd.concat(frames, ignore_index=True) if frames else schema.empty()
-        write_table(df, out / f"{schema.name}.parquet", schema)
-    return status
+        write_table(df, path, schema)
+    write_status(status_frame(outcomes, STAGE), status_path)
+    return outcomes
+
+
+def infer_shard(exam_ids: list[str], cache_dir: str | Path, models_dir: str | Path, *, method: str, device: str,
+                threads: int, landmarks_path: str | Path, qc_path: str | Path, phases_path: str | Path,
+                masks_dir: str | Path, status_path: str | Path, ed_method: str, absent_threshold: float,
+                batch: int) -> list[Outcome[ExamTables]]:
+    """One inference job: torch on ``threads`` CPU threads, the models loaded once, :func:`run_shard`."""
+    torch.set_num_threads(max(1, int(threads)))
+    models = load_models(models_dir, method, device)
+    log.info("inference on %d exams (%s landmarks, device %s)", len(exam_ids), method, models.device)
+    outcomes = run_shard(exam_ids, cache_dir, models, landmarks_path=landmarks_path, qc_path=qc_path,
+                         phases_path=phases_path, masks_dir=masks_dir, status_path=status_path,
+                         ed_method=ed_method, absent_threshold=float(absent_threshold), batch=int(batch))
+    n_ok = sum(o.ok for o in outcomes)
+    log.info("inference done: %d ok, %d failed", n_ok, len(outcomes) - n_ok)
+    return outcomes

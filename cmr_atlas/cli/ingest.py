@@ -1,7 +1,8 @@
 """``cmr-atlas ingest COHORT_DIR --out DIR``: index DICOM exams, select views, write the image cache.
 
 Writes ``DIR/exams.parquet``, ``series.parquet``, ``slices.parquet``, ``exam_keys.parquet``,
-``DIR/cache/<exam_id>.npz`` and, with ``--linkage``, ``DIR/linkage.parquet``.  ``--folders``
+``DIR/cache/<exam_id>.npz``, ``DIR/status/ingest.parquet`` (``exam_status`` rows) and, with
+``--linkage``, ``DIR/linkage.parquet``.  ``--folders``
 restricts the run to some top-level folders of the cohort (one shard of the workflow).
 """
 
@@ -12,8 +13,8 @@ import logging
 import os
 from pathlib import Path
 
-from cmr_atlas.core.shards import dicom_root, list_exam_folders, read_folder_list
-from cmr_atlas.dicom.index import ingest_folders, write_ingest_tables
+from cmr_atlas.core.shards import select_folders
+from cmr_atlas.dicom.index import ingest_shard
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +50,15 @@ def _settings(args: argparse.Namespace) -> tuple[str, bool]:
 
 def run(args: argparse.Namespace) -> int:
     key, linkage = _settings(args)
-    root = dicom_root(args.cohort_dir)
-    folders = list_exam_folders(args.cohort_dir)
-    if args.folders_file is not None:
-        wanted = set(read_folder_list(args.folders_file))
-        folders = [f for f in folders if f in wanted]
-    if args.folders:
-        wanted = set(args.folders)
-        unknown = wanted - set(folders)
-        if unknown:
-            log.error("%d requested folder(s) are not in the cohort", len(unknown))
-            return 2
-        folders = [f for f in folders if f in wanted]
-    cache = None if args.no_cache else args.out / "cache"
-    rows = ingest_folders(root, folders, key, cache)
-    write_ingest_tables(rows, args.out, linkage=linkage)
-    n_ok = sum(r["status"] == "ok" for r in rows.exams)
-    log.info("ingest: %d folders, %d exams ok, %d failed", len(folders), n_ok, len(rows.exams) - n_ok)
+    try:
+        folders = select_folders(args.cohort_dir, args.folders, args.folders_file)
+    except ValueError as exc:  # names no folder, only their number
+        log.error("%s", exc)
+        return 2
+    out = args.out
+    ingest_shard(args.cohort_dir, folders, key, None if args.no_cache else out / "cache",
+                 exams_path=out / "exams.parquet", series_path=out / "series.parquet",
+                 slices_path=out / "slices.parquet", exam_keys_path=out / "exam_keys.parquet",
+                 status_path=out / "status" / "ingest.parquet",
+                 linkage_path=out / "linkage.parquet" if linkage else None)
     return 0

@@ -103,3 +103,34 @@ def _write_if_changed(path: Path, text: str) -> None:
 def read_folder_list(path: str | Path) -> list[str]:
     """Folders of one shard from its ``folders.txt``."""
     return [line for line in Path(path).read_text().splitlines() if line]
+
+
+def select_folders(cohort_dir: str | Path, folders: list[str] | None = None,
+                   folders_file: str | Path | None = None) -> list[str]:
+    """The cohort's exam folders (sorted), restricted to those in ``folders_file`` and ``folders``.
+
+    Folders listed in the file but absent from the cohort are dropped; a name in ``folders`` that
+    is not in the cohort is an error (the message gives their number only: names are identifiers).
+    """
+    selected = list_exam_folders(cohort_dir)
+    if folders_file is not None:
+        wanted = set(read_folder_list(folders_file))
+        selected = [f for f in selected if f in wanted]
+    if folders:
+        unknown = set(folders) - set(selected)
+        if unknown:
+            raise ValueError(f"{len(unknown)} requested folder(s) are not in the cohort")
+        selected = [f for f in selected if f in set(folders)]
+    return selected
+
+
+def shard_exam_ids(exams_parquet: str | Path) -> list[str]:
+    """Exam ids with status ok from an ingest ``exams.parquet`` (all of them if it has no status)."""
+    import pandas as pd
+
+    df = pd.read_parquet(exams_parquet)
+    if "exam_id" not in df.columns:
+        raise ValueError(f"{exams_parquet}: no exam_id column")
+    if "status" in df.columns:
+        df = df[df["status"] == "ok"]
+    return sorted(df["exam_id"].astype(str).unique())

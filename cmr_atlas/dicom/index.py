@@ -4,12 +4,15 @@
 files into exams by StudyInstanceUID, selects views (:mod:`views`), checks the stack, reads the
 pixels of the chosen views into ``<cache_dir>/<exam_id>.npz`` and returns the rows of the
 ``exams``, ``series``, ``slices`` and ``exam_keys`` tables (and ``linkage`` rows, which only
-:func:`write_ingest_tables` with ``linkage=True`` writes).  Every exam ends ``ok`` or ``failed``
-with a specific ``qc_reason``; an exception in one exam is caught and recorded, never propagated.
+:func:`ingest_shard` given a ``linkage_path`` writes).  Every exam ends ``ok`` or ``failed``
+with a specific ``qc_reason``; an exception in one exam is caught and recorded, never propagated
+(:mod:`cmr_atlas.core.runner`).  :func:`ingest_shard` writes the tables and the ``exam_status``
+rows of one shard.
 
 ``qc_reason``: for a failed exam, the failure (``no_sax_stack``, ``no_lax_view``,
 ``inconsistent_frame_count``, ``inconsistent_pixel_geometry``, ``corrupt_pixel_data: file <i> (...)``,
-``no_dicom_files``, ``internal_error: <type>``); for an ok exam, the warnings joined by ``;``
+``no_dicom_files``, ``unreadable_folder: <type>``, ``ingest_error: <type>`` for an unexpected error, see
+:mod:`cmr_atlas.core.runner`); for an ok exam, the warnings joined by ``;``
 (``missing_2ch``, ``missing_4ch``, ``slice_gap``, ``repeated_series``, ``no_trigger_time``,
 ``ambiguous_base_apex``, ``sop_uid_collision``) or null.  A missing LAX view is a warning: the LV fit needs at least one
 LAX view with mitral-valve points; an exam without any LAX view fails (``no_lax_view``).
@@ -21,6 +24,7 @@ import contextlib
 import logging
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +33,8 @@ import pandas as pd
 from cmr_atlas.core.columns import EXAM_ID, SHIFT_MM, SLICE_PLANE_COLUMNS
 from cmr_atlas.core.geometry import plane_to_row
 from cmr_atlas.core.imagecache import save_exam_images
-from cmr_atlas.core.progress import Progress
+from cmr_atlas.core.runner import Outcome, attempt, run_exams, status_frame, write_status
+from cmr_atlas.core.shards import dicom_root
 from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 from cmr_atlas.dicom import deid
 from cmr_atlas.dicom.scan import FolderScan, ImageHeader, StudyMeta, scan_folder
@@ -37,6 +42,8 @@ from cmr_atlas.dicom.stack import PixelError, build_exam_images, check_stack
 from cmr_atlas.dicom.views import ViewSelection, select_views, slice_gaps
 
 log = logging.getLogger(__name__)
+
+STAGE = "ingest"  # the stage name of the runner's qc_reasons and of the exam_status rows
 
 EXAMS = register(TableSchema(
     name="exams",
@@ -311,80 +318,109 @@ def ingest_folder(root: Path, folder: str, key: str, cache_dir: Path | None, fol
         return _ingest_folder(root, folder, key, cache_dir, folder_index)
 
 
-def _ingest_folder(root: Path, folder: str, key: str, cache_dir: Path | None, folder_index: int) -> IngestRows:
+def _failed_folder(folder: str, key: str, reason: str, n_files: int = 0, n_skipped: int = 0,
+                   linkage: bool = True) -> IngestRows:
+    """The one failed exam of a folder that gave no study (named by the folder's pseudo study)."""
+    pseudo = deid.pseudo_study_uid(folder)
+    eid = deid.exam_id(pseudo, key)
     out = IngestRows()
+    row = _exam_row(eid, None, n_files, n_skipped)
+    row["qc_reason"] = reason
+    out.exams.append(row)
+    out.exam_keys += deid.key_rows(eid, key, folder, pseudo, None)
+    if linkage:
+        out.linkage.append({"exam_id": eid, "study_instance_uid": None, "source_folder": folder})
+    return out
+
+
+def _ingest_folder(root: Path, folder: str, key: str, cache_dir: Path | None, folder_index: int) -> IngestRows:
     path = Path(root) if folder == "." else Path(root) / folder
     pseudo = deid.pseudo_study_uid(folder)
     try:
         scan: FolderScan = scan_folder(path, recursive=folder != ".", pseudo_study=pseudo)
     except OSError as exc:
-        eid = deid.exam_id(pseudo, key)
-        row = _exam_row(eid, None, 0, 0)
-        row["qc_reason"] = f"unreadable_folder: {type(exc).__name__}"
-        out.exams.append(row)
-        out.exam_keys += deid.key_rows(eid, key, folder, pseudo, None)
-        return out
+        return _failed_folder(folder, key, f"unreadable_folder: {type(exc).__name__}", linkage=False)
     for file_index, reason in scan.rejected:
         log.info("folder %d: file %d skipped (%s)", folder_index, file_index, reason)
     n_skipped = len(scan.rejected)
     if not scan.images:
-        eid = deid.exam_id(pseudo, key)
-        row = _exam_row(eid, None, scan.n_files, n_skipped)
-        row["qc_reason"] = "no_dicom_files"
-        out.exams.append(row)
-        out.exam_keys += deid.key_rows(eid, key, folder, pseudo, None)
-        out.linkage.append({"exam_id": eid, "study_instance_uid": None, "source_folder": folder})
-        log.info("folder %d: exam %s failed (no_dicom_files)", folder_index, eid)
+        out = _failed_folder(folder, key, "no_dicom_files", scan.n_files, n_skipped)
+        log.info("folder %d: exam %s failed (no_dicom_files)", folder_index, out.exams[0]["exam_id"])
         return out
     by_study: dict[str, list[ImageHeader]] = {}
     for h in scan.images:
         by_study.setdefault(h.study_uid, []).append(h)
+    out = IngestRows()
     for study_uid, images in by_study.items():
-        eid = deid.exam_id(study_uid, key)
-        meta = scan.studies.get(study_uid)
-        try:
-            extra = ["sop_uid_collision"] if scan.uid_collisions.get(study_uid) else []
-            rows = ingest_study(images, eid, meta, cache_dir, scan.n_files, n_skipped, extra)
-        except Exception as exc:  # noqa: BLE001 - one bad exam never stops the others
-            # type and line only: exception messages and tracebacks may quote paths or values
-            tb = exc.__traceback__
-            while tb is not None and tb.tb_next is not None:
-                tb = tb.tb_next
-            where = f"{Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}" if tb else "?"
-            log.error("folder %d: exam %s internal error %s at %s", folder_index, eid, type(exc).__name__, where)
-            rows = IngestRows()
-            row = _exam_row(eid, meta, scan.n_files, n_skipped)
-            row["qc_reason"] = f"internal_error: {type(exc).__name__}"
-            rows.exams.append(row)
-        rows.exam_keys += deid.key_rows(eid, key, folder, study_uid, meta.patient_id if meta else None)
-        rows.linkage.append({
-            "exam_id": eid, "source_folder": folder,
-            "study_instance_uid": None if study_uid == pseudo else study_uid,
-        })
-        e = rows.exams[0]
-        log.info("folder %d: exam %s %s%s", folder_index, eid, e["status"],
-                 f" ({e['qc_reason']})" if e["qc_reason"] else "")
-        out.extend(rows)
+        out.extend(_ingest_one_study(scan, study_uid, images, folder, key, cache_dir, folder_index))
     return out
+
+
+def _ingest_one_study(scan: FolderScan, study_uid: str, images: list[ImageHeader], folder: str, key: str,
+                      cache_dir: Path | None, folder_index: int) -> IngestRows:
+    """One study of a folder under the runner's failure policy, with its key and linkage rows."""
+    eid = deid.exam_id(study_uid, key)
+    meta = scan.studies.get(study_uid)
+    n_skipped = len(scan.rejected)
+    extra = ["sop_uid_collision"] if scan.uid_collisions.get(study_uid) else []
+    outcome = attempt(eid, partial(ingest_study, images, eid, meta, cache_dir, scan.n_files, n_skipped, extra),
+                      STAGE, log)
+    rows = outcome.value
+    if not outcome.ok:  # an unexpected error: the exam row alone
+        rows = IngestRows()
+        row = _exam_row(eid, meta, scan.n_files, n_skipped)
+        row["qc_reason"] = outcome.qc_reason
+        rows.exams.append(row)
+    rows.exam_keys += deid.key_rows(eid, key, folder, study_uid, meta.patient_id if meta else None)
+    rows.linkage.append({
+        "exam_id": eid, "source_folder": folder,
+        "study_instance_uid": None if study_uid == deid.pseudo_study_uid(folder) else study_uid,
+    })
+    e = rows.exams[0]
+    log.info("folder %d: exam %s %s%s", folder_index, eid, e["status"],
+             f" ({e['qc_reason']})" if e["qc_reason"] else "")
+    return rows
 
 
 def ingest_folders(root: Path, folders: list[str], key: str, cache_dir: Path | None) -> IngestRows:
-    """Ingest several top-level folders; folder indices in log lines follow ``folders``' order."""
+    """Ingest several top-level folders; folder indices in log lines follow ``folders``' order.
+
+    A folder whose ingest raises unexpectedly (outside its studies) becomes one failed exam named
+    by the folder's pseudo study, ``qc_reason = "ingest_error: <type>"``.
+    """
+    index = {f: i for i, f in enumerate(folders)}
+    outcomes = run_exams(
+        folders, lambda f: ingest_folder(root, f, key, cache_dir, folder_index=index[f]), STAGE, log,
+        exam_id=lambda f: deid.exam_id(deid.pseudo_study_uid(f), key), unit="folders",
+        failed=lambda o: not o.ok or any(e["status"] != "ok" for e in o.value.exams),
+    )
     out = IngestRows()
-    progress = Progress(log, "ingest", len(folders), unit="folders")
-    for i, folder in enumerate(folders):
-        rows = ingest_folder(root, folder, key, cache_dir, folder_index=i)
-        out.extend(rows)
-        progress.update(failed=any(e.get("status") != "ok" for e in rows.exams))
+    for folder, o in zip(folders, outcomes):
+        out.extend(o.value if o.ok else _failed_folder(folder, key, o.qc_reason))
     return out
 
 
-def write_ingest_tables(rows: IngestRows, out_dir: Path, linkage: bool = False) -> dict[str, Path]:
-    """Write exams/series/slices/exam_keys (and linkage when asked) under ``out_dir``."""
+def ingest_status(rows: IngestRows) -> pd.DataFrame:
+    """``exam_status`` rows of ingest: one per exam, from its ``exams`` row."""
+    return status_frame([Outcome(e["exam_id"], e["status"], e["qc_reason"]) for e in rows.exams], STAGE)
+
+
+def ingest_shard(cohort_dir: str | Path, folders: list[str], key: str, cache_dir: str | Path | None, *,
+                 exams_path: str | Path, series_path: str | Path, slices_path: str | Path,
+                 exam_keys_path: str | Path, status_path: str | Path,
+                 linkage_path: str | Path | None = None) -> IngestRows:
+    """Ingest some top-level folders of a cohort and write every ingest table and the status rows.
+
+    ``cache_dir`` None: index only, no image cache.  ``linkage_path`` None: no linkage table.
+    """
+    rows = ingest_folders(dicom_root(cohort_dir), folders, key, None if cache_dir is None else Path(cache_dir))
     frames = rows.frames()
-    paths = {}
-    for schema in INGEST_TABLES:
-        paths[schema.name] = write_table(frames[schema.name], Path(out_dir) / f"{schema.name}.parquet", schema)
-    if linkage:
-        paths["linkage"] = write_table(frames["linkage"], Path(out_dir) / "linkage.parquet", LINKAGE)
-    return paths
+    paths = {"exams": exams_path, "series": series_path, "slices": slices_path, "exam_keys": exam_keys_path,
+             "linkage": linkage_path}
+    for schema in (*INGEST_TABLES, LINKAGE):
+        if paths[schema.name] is not None:
+            write_table(frames[schema.name], paths[schema.name], schema)
+    write_status(ingest_status(rows), status_path)
+    n_ok = sum(r["status"] == "ok" for r in rows.exams)
+    log.info("ingest: %d folders, %d exams ok, %d failed", len(folders), n_ok, len(rows.exams) - n_ok)
+    return rows

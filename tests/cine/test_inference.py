@@ -6,6 +6,7 @@ from torch import nn
 
 from cmr_atlas.cine.autoguide import auto_guide_points
 from cmr_atlas.cine.guidepoints import GUIDE_POINTS
+from cmr_atlas.core.config import default
 from cmr_atlas.core.imagecache import save_exam_images
 from cmr_atlas.cine.inference import LANDMARKS_AUTO, Models, infer_exam, load_models, run_shard
 from cmr_atlas.cine.landmarks import gaussian_targets
@@ -99,7 +100,13 @@ def test_run_shard_survives_a_bad_exam_and_loads_checked_models(tmp_path, ring_e
     for m in ("lax", "sax"):
         save_model(UNet(1, 4, 4, 2), {"name": f"lm_heatmap_{m}", "input": GRID.to_dict()}, mdir)
     models = load_models(mdir, "heatmap", "cpu")
-    status = run_shard(["X1", "MISSING"], tmp_path / "cache", tmp_path / "out", models)
+    out = tmp_path / "out"
+    outcomes = run_shard(["X1", "MISSING"], tmp_path / "cache", models, landmarks_path=out / "landmarks.parquet",
+                         qc_path=out / "segmentation_qc.parquet", phases_path=out / "phases.parquet",
+                         masks_dir=out / "masks", status_path=out / "status" / "infer.parquet",
+                         ed_method=default("segmentation.ed_frame"),
+                         absent_threshold=default("landmarks.absent_threshold"), batch=default("inference.batch"))
+    status = {o.exam_id: o.status for o in outcomes}
     assert status["X1"] == "ok" and status["MISSING"] != "ok"
     ph = pd.read_parquet(tmp_path / "out" / "phases.parquet")
     assert list(ph["exam_id"]) == ["X1"]

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from cmr_atlas.cine.guidepoints import GUIDE_POINTS
 from cmr_atlas.cine.lvmodel import measures, prolate
-from cmr_atlas.cli.fit import fit_all, run
+from cmr_atlas.cine.lvmodel.run import fit_all
+from cmr_atlas.cli.fit import run
 from cmr_atlas.cine.lvmodel.exam import fit_exam
 from cmr_atlas.cine.lvmodel.hermite import HermiteMesh
 from cmr_atlas.cine.lvmodel.outputs import TABLES
@@ -243,7 +244,8 @@ def test_cli_writes_the_tables(tmp_path, make_fixture):
     write_table(fix.guide_points, tmp_path / "gp.parquet", GUIDE_POINTS)
     fix.slices.to_parquet(tmp_path / "slices.parquet")
     args = argparse.Namespace(guide_points=tmp_path / "gp.parquet", slices=tmp_path / "slices.parquet",
-                              out=tmp_path / "out", no_breath_hold=True, vtp=True)
+                              out=tmp_path / "out", no_breath_hold=True, vtp=True,
+                              shift_reference="sax_mean")
     assert run(args) == 0
     for name, schema in TABLES.items():
         read_table(tmp_path / "out" / f"{name}.parquet", schema)

@@ -40,6 +40,7 @@ def per_shard(pattern):
 def final_targets():
     return [
         str(RESULTS / "exams.parquet"),
+        str(RESULTS / "exam_status.parquet"),
         str(RESULTS / "guide_points.parquet"),
         str(RESULTS / "measures.parquet"),
         str(RESULTS / "stats/risk_factor_auc.parquet"),

@@ -13,6 +13,7 @@ rule ingest_shard:
         folders=RESULTS / "shards/{shard}/folders.txt",
     output:
         **{t: RESULTS / f"shards/{{shard}}/{t}.parquet" for t in _INGEST_TABLES},
+        status=RESULTS / "shards/{shard}/status/ingest.parquet",
     log:
         RESULTS / "logs/ingest/{shard}.log",
     benchmark:

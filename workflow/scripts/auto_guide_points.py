@@ -1,10 +1,11 @@
-import logging
-from pathlib import Path
+# Automated guide points (source auto) of one shard from its inference outputs.
+from cmr_atlas.core.logs import log_to_file
 
 from cmr_atlas.cine import autoguide
-from cmr_atlas.cli.infer import shard_exam_ids
+from cmr_atlas.core.shards import shard_exam_ids
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-autoguide.run_shard(shard_exam_ids(snakemake.input.exams), snakemake.params.cache,
-                    Path(snakemake.input.phases).parent, snakemake.output[0])
+log_to_file(snakemake.log[0])
+inp, out = snakemake.input, snakemake.output
+autoguide.run_shard(shard_exam_ids(inp.exams), snakemake.params.cache, landmarks_path=inp.landmarks,
+                    qc_path=inp.qc, phases_path=inp.phases, masks_dir=inp.masks,
+                    out_path=out.guide_points, status_path=out.status)

@@ -1,9 +1,8 @@
-import logging
+from cmr_atlas.core.logs import log_to_file
 
 from cmr_atlas.stats.covariates import write_covariates
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])
 out, table = snakemake.output, snakemake.input.table  # table: [] when no covariates table is configured
 write_covariates(
     {"covariates": out.covariates, "extra": out.extra, "missing": out.missing}, table[0] if table else None,

@@ -1,14 +1,12 @@
-import logging
+# CNN inference of one shard: the ok exams of its exams table, models loaded once.
+from cmr_atlas.core.logs import log_to_file
 
-import torch
+from cmr_atlas.cine.inference import infer_shard
+from cmr_atlas.core.shards import shard_exam_ids
 
-from cmr_atlas.cine.inference import load_models, run_shard
-from cmr_atlas.cli.infer import shard_exam_ids
-
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-torch.set_num_threads(max(1, snakemake.threads))
-p = snakemake.params
-models = load_models(p.models_dir, p.method, p.device)
-run_shard(shard_exam_ids(snakemake.input.exams), p.cache, snakemake.output.masks.rsplit("/masks", 1)[0], models,
-          ed_method=p.ed_frame, absent_threshold=float(p.absent_threshold), batch=int(p.batch))
+log_to_file(snakemake.log[0])
+p, out = snakemake.params, snakemake.output
+infer_shard(shard_exam_ids(snakemake.input.exams), p.cache, p.models_dir, method=p.method, device=p.device,
+            threads=snakemake.threads, landmarks_path=out.landmarks, qc_path=out.qc, phases_path=out.phases,
+            masks_dir=out.masks, status_path=out.status, ed_method=p.ed_frame,
+            absent_threshold=p.absent_threshold, batch=p.batch)

@@ -1,16 +1,16 @@
 # Ingest one shard: the top-level cohort folders listed in folders.txt.
-import logging
-from pathlib import Path
+from cmr_atlas.core.logs import log_to_file
 
-from cmr_atlas.dicom.index import ingest_folders, write_ingest_tables
-from cmr_atlas.core.shards import dicom_root, read_folder_list
+from cmr_atlas.core.shards import read_folder_list
+from cmr_atlas.dicom.index import ingest_shard
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-rows = ingest_folders(
-    dicom_root(snakemake.params.cohort),
+log_to_file(snakemake.log[0])
+out = snakemake.output
+ingest_shard(
+    snakemake.params.cohort,
     read_folder_list(snakemake.input.folders),
     snakemake.config["exam_id_key"],  # read from config, never passed as a param (logged)
-    Path(snakemake.params.cache),
+    snakemake.params.cache,
+    exams_path=out.exams, series_path=out.series, slices_path=out.slices, exam_keys_path=out.exam_keys,
+    status_path=out.status, linkage_path=out.get("linkage"),
 )
-write_ingest_tables(rows, Path(snakemake.output.exams).parent, linkage=snakemake.params.linkage)

@@ -1,9 +1,8 @@
-import logging
+from cmr_atlas.core.logs import log_to_file
 
 from cmr_atlas.stats.risk_factors import write_stats
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log_to_file(snakemake.log[0])
 out, cfg = snakemake.output, snakemake.params.stats  # cfg: the validated config's stats block, defaults filled
 write_stats(
     snakemake.input.scores, snakemake.input.covariates, snakemake.input.extra, snakemake.input.measures,

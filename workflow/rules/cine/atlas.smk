@@ -18,5 +18,6 @@ rule atlas:
         n_components=config["atlas"]["n_components"],
         scaling=config["atlas"]["scaling"],
         modes_to_render=config["atlas"]["modes_to_render"],
+        atlas_dir=str(RESULTS / "atlas"),  # the npz, VTP surfaces and renders beside the tables
     script:
         "../../scripts/atlas.py"

@@ -12,6 +12,7 @@ rule fit_shard:
         slices=RESULTS / "shards/{shard}/slices.parquet",
     output:
         **{t: RESULTS / f"shards/{{shard}}/{t}.parquet" for t in FIT_TABLES},
+        status=RESULTS / "shards/{shard}/status/fit.parquet",
     log:
         RESULTS / "logs/fit/{shard}.log",
     benchmark:

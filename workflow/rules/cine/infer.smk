@@ -15,6 +15,7 @@ rule infer_shard:
         qc=RESULTS / "shards/{shard}/segmentation_qc.parquet",
         phases=RESULTS / "shards/{shard}/phases.parquet",
         masks=directory(RESULTS / "shards/{shard}/masks"),
+        status=RESULTS / "shards/{shard}/status/infer.parquet",
     log:
         RESULTS / "logs/infer/{shard}.log",
     benchmark:
@@ -49,7 +50,8 @@ rule auto_guide_points_shard:
         phases=RESULTS / "shards/{shard}/phases.parquet",
         masks=RESULTS / "shards/{shard}/masks",
     output:
-        RESULTS / "shards/{shard}/guide_points_auto.parquet",
+        guide_points=RESULTS / "shards/{shard}/guide_points_auto.parquet",
+        status=RESULTS / "shards/{shard}/status/auto_guide_points.parquet",
     log:
         RESULTS / "logs/auto_guide_points/{shard}.log",
     benchmark:

@@ -1,0 +1,126 @@
+"""Fit every exam and source of a guide-point table: the fit stage's per-shard loop and its files.
+
+:func:`fit_exams` runs :func:`cmr_atlas.cine.lvmodel.exam.fit_exam` on each (exam, source) under the
+runner's failure policy (:mod:`cmr_atlas.core.runner`): a fit that fails keeps its specific
+``qc_reason`` (and its slice-summation volumes); an unexpected error becomes a failed fit with
+``fit_error: <ExceptionType>``.  :func:`fit_shard` reads and writes the files of one shard, with
+the ``exam_status`` rows (stage ``fit_<source>``, status and qc_reason as in ``measures``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cmr_atlas.cine.guidepoints import GUIDE_POINTS, planes_by_slice
+from cmr_atlas.cine.lvmodel.exam import ExamFit, fit_exam
+from cmr_atlas.cine.lvmodel.outputs import TABLES, tables_from_fits
+from cmr_atlas.core.config import default
+from cmr_atlas.core.runner import EXAM_STATUS, ExamFailure, run_exams, write_status
+from cmr_atlas.core.tables import read_table, write_table
+
+log = logging.getLogger(__name__)
+
+STAGE = "fit"  # the stage of the runner's qc_reasons; exam_status rows say fit_<source>
+
+Group = tuple[tuple[str, str], pd.DataFrame]  # ((exam_id, source), guide points)
+
+
+def _fit_one(group: Group, slices: pd.DataFrame, breath_hold: bool, shift_reference: str,
+             vtp_dir: Path | None) -> ExamFit:
+    (exam_id, source), gp = group
+    try:
+        planes = planes_by_slice(slices, exam_id)
+    except (KeyError, ValueError) as exc:  # the type only: a message may quote values
+        log.warning("exam %s: bad slice planes (%s)", exam_id, type(exc).__name__)
+        planes = {}
+    f = fit_exam(gp, planes, str(exam_id), str(source), breath_hold=breath_hold,
+                 shift_reference=shift_reference)
+    log.info("fit %s/%s: %s%s in %.2f s, rms %s mm", exam_id, source, f.status,
+             f" ({f.qc_reason})" if f.qc_reason else "", f.seconds,
+             f"{f.rms_residual_mm:.2f}" if f.rms_residual_mm is not None else "-")
+    if f.status == "failed":
+        raise ExamFailure(f.qc_reason or "fit_failed", value=f)
+    if vtp_dir is not None:
+        write_vtp(f, vtp_dir)
+    return f
+
+
+def fit_exams(guide_points: pd.DataFrame, slices: pd.DataFrame, breath_hold: bool | None = None,
+              vtp_dir: Path | None = None, shift_reference: str | None = None) -> list[ExamFit]:
+    """One :class:`ExamFit` per (exam, source) of a guide-point table, in (exam, source) order.
+
+    ``breath_hold`` and ``shift_reference`` default to the config's ``fit`` defaults.
+    """
+    breath_hold = default("fit.breath_hold") if breath_hold is None else breath_hold
+    shift_reference = shift_reference or default("fit.shift_reference")
+    groups: list[Group] = [((str(e), str(s)), gp) for (e, s), gp in
+                           guide_points.groupby(["exam_id", "source"], sort=True)]
+    outcomes = run_exams(groups, lambda g: _fit_one(g, slices, breath_hold, shift_reference, vtp_dir),
+                         STAGE, log, exam_id=lambda g: g[0][0], unit="exam fits")
+    fits = []
+    for ((exam_id, source), _), o in zip(groups, outcomes):
+        fits.append(o.value if o.value is not None else ExamFit(exam_id, source, "failed", o.qc_reason))
+    return fits
+
+
+def fit_all(guide_points: pd.DataFrame, slices: pd.DataFrame, breath_hold: bool | None = None,
+            vtp_dir: Path | None = None, shift_reference: str | None = None) -> dict[str, pd.DataFrame]:
+    """Fit every (exam, source) of a guide-point table; returns the output tables."""
+    return tables_from_fits(fit_exams(guide_points, slices, breath_hold, vtp_dir, shift_reference))
+
+
+def fit_status(fits: list[ExamFit]) -> pd.DataFrame:
+    """``exam_status`` rows of the fits: stage ``fit_<source>``, status and qc_reason of the fit."""
+    rows = [{"exam_id": f.exam_id, "stage": f"{STAGE}_{f.source}", "status": f.status, "qc_reason": f.qc_reason}
+            for f in fits]
+    return pd.DataFrame(rows, columns=EXAM_STATUS.column_names) if rows else EXAM_STATUS.empty()
+
+
+def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_path: str | Path,
+              model_frames_path: str | Path, slice_shifts_path: str | Path, measures_path: str | Path,
+              wall_thickness_path: str | Path, status_path: str | Path, breath_hold: bool | None = None,
+              shift_reference: str | None = None, vtp_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """Fit one shard's guide points and write the five fit tables and the ``exam_status`` rows."""
+    fits = fit_exams(read_table(guide_points_path, GUIDE_POINTS), read_table(slices_path), breath_hold,
+                     Path(vtp_dir) if vtp_dir else None, shift_reference)
+    tables = tables_from_fits(fits)
+    paths = {"shapes": shapes_path, "model_frames": model_frames_path, "slice_shifts": slice_shifts_path,
+             "measures": measures_path, "wall_thickness": wall_thickness_path}
+    for name, df in tables.items():
+        write_table(df, paths[name], TABLES[name])
+    write_status(fit_status(fits), status_path)
+    n_fail = sum(f.status == "failed" for f in fits)
+    log.info("fit: %d exam/source fits, %d failed", len(fits), n_fail)
+    return tables
+
+
+def write_vtp(f: ExamFit, folder: Path) -> list[Path]:
+    """One VTP per phase (endo and epi, patient coordinates, point array `surface` 0/1)."""
+    import pyvista as pv
+
+    from cmr_atlas.cine.lvmodel.measures import triangles
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tris = triangles()
+    out = []
+    for phase in ("ED", "ES"):
+        parts = []
+        for si, surf in enumerate(("endo", "epi")):
+            pts = f.surfaces.get((phase, surf))
+            if pts is None:
+                continue
+            faces = np.hstack([np.full((len(tris), 1), 3), tris]).ravel()
+            mesh = pv.PolyData(f.frame.to_patient(pts), faces)
+            mesh.point_data["surface"] = np.full(len(pts), si, dtype=np.int32)
+            parts.append(mesh)
+        if not parts:
+            continue
+        merged = parts[0].merge(parts[1:]) if len(parts) > 1 else parts[0]
+        path = folder / f"{f.exam_id}_{f.source}_{phase}.vtp"
+        merged.save(path)
+        out.append(path)
+    return out
