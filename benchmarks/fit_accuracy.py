@@ -42,7 +42,7 @@ class Case:
 # ------------------------------------------------------------------------------------ cases
 def fixture_cases(n: int, seed: int, shift_sd: float, noise: float,
                   through_plane: bool = True) -> list[Case]:
-    from tests.lvfixtures import SHAPES, ellipsoid_distance, make_fixture
+    from tests.cine.known_lv import SHAPES, ellipsoid_distance, make_fixture
 
     out = []
     for i in range(n):

@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD python benchmarks/ingest.py [--n-exams 4] [--slices 10] [--frames 20] [--size 192]
     PYTHONPATH=$PWD python benchmarks/ingest.py --cohort DIR   # e.g. from `cmr-atlas synth`
 
-Writes a cohort with :mod:`cmr_atlas.dicom.testdata` (Siemens and GE layouts alternating), or uses
+Writes a cohort with `tests/dicom/exams.py` (Siemens and GE layouts alternating), or uses
 an existing one (``DIR/dicom/<exam>/...``), then times, each in a fresh subprocess so that peak memory (ru_maxrss) belongs to that phase alone:
 
 * ``ingest``: :func:`cmr_atlas.dicom.index.ingest_folders` with the image cache written;
@@ -67,12 +67,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ingest_bench_") as tmp:
         root = args.cohort
         if root is None:
-            from cmr_atlas.dicom.testdata import write_cohort
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests/ helpers
+            from tests.dicom.exams import write_cohort
 
             root = Path(tmp)
             write_cohort(root / "dicom", args.n_exams, seed=0, n_slices=args.slices, n_frames=args.frames,
                          rows=args.size, cols=args.size)
-            what = (f"{args.n_exams} exams (cmr_atlas.dicom.testdata), {args.slices} SAX slices x "
+            what = (f"{args.n_exams} exams (tests/dicom/exams.py), {args.slices} SAX slices x "
                     f"{args.frames} frames, {args.size}x{args.size} px")
         else:
             what = f"{len(list((root / 'dicom').iterdir()))} exams from {root}"

@@ -133,7 +133,7 @@ def _back_to_original(probs: torch.Tensor, plane: SlicePlane, grid: Grid) -> tor
 def segment_exam(images: ExamImages, models: Models, batch: int = 32) -> tuple[np.ndarray, pd.DataFrame]:
     """Masks ``(S, T, R, C)`` uint8 (cleaned) and the QC rows of every slice and frame."""
     grid = card_grid(models.seg_card)
-    s_n, t_n = images.n_slices, images.n_frames
+    t_n = images.n_frames
     masks = np.zeros(images.sax.shape, dtype=np.uint8)
     rows = []
     for s, plane in enumerate(images.sax_planes):

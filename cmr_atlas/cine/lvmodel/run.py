@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.cine.guidepoints import GUIDE_POINTS, planes_by_slice
+from cmr_atlas.cine.guidepoints import GUIDE_POINTS
+from cmr_atlas.core.geometry import planes_by_slice
 from cmr_atlas.cine.lvmodel.exam import ExamFit, fit_exam
 from cmr_atlas.cine.lvmodel.outputs import TABLES, tables_from_fits
 from cmr_atlas.core.config import default
