@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cmr_atlas.cine.segmentation import mask_contours
 from cmr_atlas.core.tables import write_table
 from cmr_atlas.dicom.views import RV_DIRECTION
 from cmr_atlas.formats.dicom_index import ImageRef
@@ -135,3 +136,19 @@ def assign_phases(ann: Annotations) -> Annotations:
         return df.assign(phase=df["phase"].where(df["phase"].notna(), pd.Series(rule, index=df.index)))
 
     return Annotations(fill(ann.contours), fill(ann.landmarks))
+
+
+def mask_contour_rows(ref: ImageRef, labelled: np.ndarray, values: dict[str, int], observer: str,
+                      phase: str | None = None, n_points: int = 48) -> list[pd.DataFrame]:
+    """Contour rows of one (R, C) label slice of image ``ref``; ``values`` maps ``lv_cavity``,
+    ``myocardium`` (and ``rv_cavity``) to label values.  LV ``endo`` = the cavity's outline, ``epi`` =
+    that of cavity plus myocardium, ``rv_endo`` = the RV's (:func:`cmr_atlas.cine.segmentation.mask_contours`)."""
+    lv, myo, rv = values["lv_cavity"], values["myocardium"], values.get("rv_cavity")
+    regions = (("endo", labelled == lv), ("epi", (labelled == lv) | (labelled == myo)),
+               ("rv_endo", labelled == rv if rv is not None else None))
+    rows = []
+    for surface, binary in regions:
+        rc = mask_contours(binary, n_points) if binary is not None else None
+        if rc is not None:
+            rows.append(contour_rows(ref, surface, rc, observer, phase))
+    return rows

@@ -28,13 +28,11 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pandas as pd
 
-from cmr_atlas.cine.segmentation import mask_contours
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.formats import FormatError
-from cmr_atlas.formats.annotations import Annotations, assign_phases, contour_rows
-from cmr_atlas.formats.dicom_index import CohortIndex, ImageRef
+from cmr_atlas.formats.annotations import Annotations, assign_phases, mask_contour_rows
+from cmr_atlas.formats.dicom_index import CohortIndex
 
 log = logging.getLogger(__name__)
 
@@ -152,20 +150,6 @@ def _reorient(data: np.ndarray, affine: np.ndarray, planes: list[SlicePlane], pa
     return out
 
 
-def _slice_contours(ref: ImageRef, labelled: np.ndarray, values: dict[str, int], observer: str, phase: str | None,
-                    n_points: int) -> list[pd.DataFrame]:
-    """Contour rows of one (R, C) label slice."""
-    lv, myo, rv = values["lv_cavity"], values["myocardium"], values.get("rv_cavity")
-    regions = (("endo", labelled == lv), ("epi", (labelled == lv) | (labelled == myo)),
-               ("rv_endo", labelled == rv if rv is not None else None))
-    rows = []
-    for surface, binary in regions:
-        rc = mask_contours(binary, n_points) if binary is not None else None
-        if rc is not None:
-            rows.append(contour_rows(ref, surface, rc, observer, phase))
-    return rows
-
-
 def read_nifti_labels(path: str | Path, index: CohortIndex, exam: str, frame: int | None = None,
                       phase: str | None = None, labels: str | dict[str, int] = "acdc",
                       observer: str = "nifti", n_points: int = 48) -> Annotations:
@@ -208,6 +192,6 @@ def read_nifti_labels(path: str | Path, index: CohortIndex, exam: str, frame: in
                     ref = index.at(exam, "sax", k, f)
                 except KeyError:
                     raise FormatError(f"{path}: exam {exam} has no SAX frame {f}") from None
-                parts += _slice_contours(ref, slab, values, observer, phase, n_points)
+                parts += mask_contour_rows(ref, slab, values, observer, phase, n_points)
     ann = Annotations.concat([Annotations(c, Annotations.empty().landmarks) for c in parts])
     return assign_phases(ann)
