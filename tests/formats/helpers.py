@@ -69,3 +69,29 @@ def assert_same_guide_points(expected: pd.DataFrame, got: pd.DataFrame, tol_mm: 
     pd.testing.assert_frame_equal(a[KEYS], b[KEYS], check_dtype=False)
     d = np.linalg.norm(a[["x_mm", "y_mm", "z_mm"]].to_numpy() - b[["x_mm", "y_mm", "z_mm"]].to_numpy(), axis=1)
     assert d.max() < tol_mm, d.max()
+
+
+def sax_planes(cohort: Cohort, frame: int) -> list:
+    refs = [r for r in cohort.index.images(cohort.exam, "sax") if r.frame == frame]
+    return [r.plane for r in refs]
+
+
+def _polyline_distance(points: np.ndarray, closed: np.ndarray) -> np.ndarray:
+    """Distance of each point to a closed polyline (N, 3)."""
+    a, b = closed, np.roll(closed, -1, axis=0)
+    ab, ap = b - a, points[:, None] - a[None]
+    t = np.clip((ap * ab).sum(-1) / (ab * ab).sum(-1), 0, 1)
+    return np.linalg.norm(ap - t[..., None] * ab, axis=-1).min(axis=1)
+
+
+def contour_errors_px(cohort: Cohort, imported: pd.DataFrame, frame: int) -> np.ndarray:
+    """Distance (pixels) of each imported contour point to the observer's contour it came from."""
+    c = cohort.contours
+    truth = c[(c["exam_id"] == cohort.exam) & (c["view"] == "sax") & (c["frame"] == frame)]
+    spacing = sax_planes(cohort, frame)[0].pixel_spacing_mm[0]
+    out = []
+    for (k, surface), g in imported.groupby(["slice_index", "surface"]):
+        t = truth[(truth["slice_index"] == k) & (truth["surface"] == surface)].sort_values("point_index")
+        assert len(t), (k, surface)
+        out.append(_polyline_distance(g[["x_mm", "y_mm", "z_mm"]].to_numpy(), t[["x_mm", "y_mm", "z_mm"]].to_numpy()))
+    return np.concatenate(out) / spacing
