@@ -12,6 +12,7 @@ Formats that do not record the cardiac phase get it from :func:`assign_phases`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,11 +51,16 @@ class Annotations:
         return cls(CONTOURS.empty(), LANDMARKS.empty())
 
     @classmethod
-    def concat(cls, parts: list["Annotations"]) -> "Annotations":
-        c = [p.contours for p in parts if len(p.contours)]
-        lm = [p.landmarks for p in parts if len(p.landmarks)]
+    def from_rows(cls, contours: Sequence[pd.DataFrame] = (), landmarks: Sequence[pd.DataFrame] = ()) -> "Annotations":
+        """Concatenate row frames (either list may be empty)."""
+        c = [f for f in contours if len(f)]
+        lm = [f for f in landmarks if len(f)]
         return cls(pd.concat(c, ignore_index=True) if c else CONTOURS.empty(),
                    pd.concat(lm, ignore_index=True) if lm else LANDMARKS.empty())
+
+    @classmethod
+    def concat(cls, parts: list["Annotations"]) -> "Annotations":
+        return cls.from_rows([p.contours for p in parts], [p.landmarks for p in parts])
 
     def write(self, folder: str | Path) -> dict[str, Path]:
         """Write the annotations folder (``contours.parquet``, ``landmarks.parquet``)."""

@@ -172,14 +172,12 @@ def _group_rows(ref: ImageRef, cap_type: str, xyz: np.ndarray, where: str, obser
     if (view_class == "sax") != (ref.view == "sax"):
         raise FormatError(f"{where}: {cap_type} points on the exam's {ref.view} plane (orientation mismatch)")
     rc, _ = ref.plane.patient_to_pixel(xyz)
-    empty = Annotations.empty()
     if kind == "contour":
         rows = contour_rows(ref, name, rc, observer)
-        rows[["x_mm", "y_mm", "z_mm"]] = xyz  # the file's coordinates, not their projection
-        return Annotations(rows, empty.landmarks)
-    rows = landmark_rows(ref, _landmark_names(ref.view, name, xyz), rc, observer)
-    rows[["x_mm", "y_mm", "z_mm"]] = xyz
-    return Annotations(empty.contours, rows)
+    else:
+        rows = landmark_rows(ref, _landmark_names(ref.view, name, xyz), rc, observer)
+    rows[["x_mm", "y_mm", "z_mm"]] = xyz  # the file's coordinates, not their projection
+    return Annotations.from_rows([rows] if kind == "contour" else [], [rows] if kind != "contour" else [])
 
 
 def read_cap(gp_files: list[str | Path], slice_info: str | Path, index: CohortIndex, exam: str,

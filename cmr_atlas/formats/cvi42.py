@@ -108,9 +108,11 @@ def _extent_landmarks(ref: ImageRef, rc: np.ndarray, where: str) -> tuple[list[s
     return name_pair(ref.view, xyz[hinges]) + ["apex"], rc[hinges + [apex]]
 
 
-def _image_rows(path: Path, ref: ImageRef, state: ET.Element, observer: str) -> list[pd.DataFrame]:
+def _image_rows(path: Path, ref: ImageRef, state: ET.Element, observer: str) -> Annotations:
+    """Contours and points of one ImageStates item."""
     contours = _child(state, "Contours")
-    rows: list[pd.DataFrame] = []
+    lines: list[pd.DataFrame] = []
+    points: list[pd.DataFrame] = []
     for c in ([] if contours is None else contours.findall(ITEM)):
         name, where = _key(c), f"{path}: image {ref.sop_uid} contour {_key(c)!r}"
         if name in IGNORED_NAMES:
@@ -118,16 +120,16 @@ def _image_rows(path: Path, ref: ImageRef, state: ET.Element, observer: str) -> 
         if name in CONTOUR_NAMES:
             view_class, surface = CONTOUR_NAMES[name]
             _view_ok(ref, view_class, where, name)
-            rows.append(contour_rows(ref, surface, _points(c, where), observer))
+            lines.append(contour_rows(ref, surface, _points(c, where), observer))
         elif name in POINT_NAMES:
             view_class, landmark = POINT_NAMES[name]
             _view_ok(ref, view_class, where, name)
             rc = _points(c, where)
             names, rc = _extent_landmarks(ref, rc, where) if landmark == "extent" else ([landmark], rc[:1])
-            rows.append(landmark_rows(ref, names, rc, observer))
+            points.append(landmark_rows(ref, names, rc, observer))
         else:
             raise FormatError(f"{where}: unknown contour name (known: {sorted(CONTOUR_NAMES) + sorted(POINT_NAMES)})")
-    return rows
+    return Annotations.from_rows(lines, points)
 
 
 def read_cvi42(path: str | Path, index: CohortIndex, observer: str = "cvi42") -> Annotations:
@@ -140,15 +142,9 @@ def read_cvi42(path: str | Path, index: CohortIndex, observer: str = "cvi42") ->
     states = [el for el in root.iter(ITEM) if _key(el) == "ImageStates"]
     if not states:
         raise FormatError(f"{path}: no Hash:item 'ImageStates' (is it a cvi42 workspace?)")
-    contours, landmarks = [], []
-    for st in states:
-        for image in st.findall(ITEM):
-            ref = index.ref(str(_key(image)), path, "ImageStates item")
-            for df in _image_rows(path, ref, image, observer):
-                (contours if "surface" in df.columns else landmarks).append(df)
-    ann = Annotations.concat([Annotations(c, Annotations.empty().landmarks) for c in contours]
-                             + [Annotations(Annotations.empty().contours, lm) for lm in landmarks])
-    return assign_phases(ann)
+    parts = [_image_rows(path, index.ref(str(_key(image)), path, "ImageStates item"), image, observer)
+             for st in states for image in st.findall(ITEM)]
+    return assign_phases(Annotations.concat(parts))
 
 
 # ---- writer ------------------------------------------------------------------------------------

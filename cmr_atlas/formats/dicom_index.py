@@ -99,12 +99,12 @@ def index_folder(root: Path, folder: str) -> list[ImageRef]:
     by_study: dict[str, list[ImageHeader]] = {}
     for h in scan.images:
         by_study.setdefault(h.study_uid, []).append(h)
-    for study_uid, images in by_study.items():
+    if len(by_study) > 1:
+        log.warning("folder %s holds %d studies; indexing the first with a SAX stack", folder, len(by_study))
+    for images in by_study.values():
         sel = select_views(images)
         if sel.failure:
             continue
-        if len(by_study) > 1:
-            log.warning("folder %s holds %d studies; indexing the first with a SAX stack", folder, len(by_study))
         refs = [r for i, p in enumerate(sel.sax) for r in _refs(folder, "sax", i, p)]
         for view, p in sorted(sel.lax.items()):
             refs += _refs(folder, view, 0, p)

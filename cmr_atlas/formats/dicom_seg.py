@@ -152,4 +152,4 @@ def read_dicom_seg(path: str | Path, index: CohortIndex, observer: str = "seg", 
         for j, n in enumerate(numbers):
             labelled[stack[..., j] > 0] = n
         parts += mask_contour_rows(ref, labelled, values, observer, phase, n_points)
-    return assign_phases(Annotations.concat([Annotations(c, Annotations.empty().landmarks) for c in parts]))
+    return assign_phases(Annotations.from_rows(parts))

@@ -193,5 +193,4 @@ def read_nifti_labels(path: str | Path, index: CohortIndex, exam: str, frame: in
                 except KeyError:
                     raise FormatError(f"{path}: exam {exam} has no SAX frame {f}") from None
                 parts += mask_contour_rows(ref, slab, values, observer, phase, n_points)
-    ann = Annotations.concat([Annotations(c, Annotations.empty().landmarks) for c in parts])
-    return assign_phases(ann)
+    return assign_phases(Annotations.from_rows(parts))

@@ -56,7 +56,8 @@ def test_sax_type_on_a_lax_plane(cohort, cap_files):
     lax_ids = [int(line.split("\t")[2]) for line in paths[0].read_text().splitlines() if line.startswith("lax")]
     df.loc[df["sliceID"] == lax_ids[0], "contour type"] = "SAX_LV_ENDOCARDIAL"
     df.to_csv(paths[1], sep="\t", index=False)
-    with pytest.raises(FormatError, match=r"SAX_LV_ENDOCARDIAL points on the exam's lax_\dch plane \(orientation mismatch\)"):
+    msg = r"SAX_LV_ENDOCARDIAL points on the exam's lax_\dch plane \(orientation mismatch\)"
+    with pytest.raises(FormatError, match=msg):
         read_cap(paths[1:], paths[0], cohort.index, cohort.exam)
 
 

@@ -48,7 +48,8 @@ def test_uid_not_in_cohort(cohort, workspace, tmp_path):
 
 def test_sax_contour_on_a_lax_image(cohort, workspace, tmp_path):
     bad = _rewrite(tmp_path, workspace.replace('"laendocardialContour"', '"saendocardialContour"', 1))
-    with pytest.raises(FormatError, match=r"saendocardialContour is a SAX contour but the image is the exam's lax_\dch view"):
+    msg = r"saendocardialContour is a SAX contour but the image is the exam's lax_\dch view"
+    with pytest.raises(FormatError, match=msg):
         read_cvi42(bad, cohort.index)
 
 

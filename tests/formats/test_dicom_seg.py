@@ -78,7 +78,8 @@ def test_unknown_segment_code(cohort, es_seg, tmp_path):
 
 
 def test_referenced_image_not_in_cohort(cohort, es_seg):
-    with pytest.raises(FormatError, match=r"_ES_seg\.dcm: SOPInstanceUID .* \(ReferencedSOPInstanceUID\) is not an image"):
+    msg = r"_ES_seg\.dcm: SOPInstanceUID .* \(ReferencedSOPInstanceUID\) is not an image"
+    with pytest.raises(FormatError, match=msg):
         read_dicom_seg(es_seg[2][0], CohortIndex(cohort.root))
 
 

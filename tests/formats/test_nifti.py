@@ -68,7 +68,8 @@ def test_orientation_mismatch(cohort, ed_label_map, tmp_path):
     rot[:2, :2] = [[np.cos(0.05), -np.sin(0.05)], [np.sin(0.05), np.cos(0.05)]]  # 3 degrees in plane
     bad = tmp_path / "rotated.nii.gz"
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine @ rot), bad)
-    with pytest.raises(FormatError, match=r"rotated\.nii\.gz: affine does not match the SAX stack of exam .* \(orientation mismatch: voxel axes"):
+    msg = r"rotated\.nii\.gz: affine does not match the SAX stack of exam .* \(orientation mismatch: voxel axes"
+    with pytest.raises(FormatError, match=msg):
         read_nifti_labels(bad, cohort.index, cohort.exam, frame=ed)
     moved = tmp_path / "moved.nii.gz"
     shift = img.affine.copy()
