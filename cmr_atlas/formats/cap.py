@@ -30,7 +30,7 @@ import pandas as pd
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.formats import FormatError
 from cmr_atlas.formats.annotations import Annotations, assign_phases, contour_rows, landmark_rows, name_pair
-from cmr_atlas.formats.dicom_index import CohortIndex, ImageRef, match_plane
+from cmr_atlas.formats.dicom_index import CohortIndex, ImageRef, exam_of_planes, match_plane
 
 CAP_TYPES: dict[str, tuple[str, str, str]] = {
     # CAP contour type: (view class, kind, cmr-atlas surface or landmark)
@@ -180,10 +180,14 @@ def _group_rows(ref: ImageRef, cap_type: str, xyz: np.ndarray, where: str, obser
     return Annotations.from_rows([rows] if kind == "contour" else [], [rows] if kind != "contour" else [])
 
 
-def read_cap(gp_files: list[str | Path], slice_info: str | Path, index: CohortIndex, exam: str,
+def read_cap(gp_files: list[str | Path], slice_info: str | Path, index: CohortIndex, exam: str | None = None,
              observer: str = "cap") -> Annotations:
-    """Annotation rows of one exam's CAP guide-point files (all frames)."""
+    """Annotation rows of one exam's CAP guide-point files (all frames).
+
+    ``exam`` (folder name) defaults to the cohort's exam whose planes match the slice file's."""
     planes = read_slice_info(slice_info)
+    if exam is None:
+        exam = exam_of_planes(index, planes, slice_info)
     exam_planes = index.planes(exam)
     if not exam_planes:
         raise FormatError(f"{slice_info}: exam {exam!r} is not in the cohort index")

@@ -139,3 +139,21 @@ def match_plane(planes: dict[tuple[str, int], SlicePlane], plane: SlicePlane, so
         raise FormatError(f"{source}: {element} matches no SAX/LAX image plane of the exam "
                           f"(orientation or position differs; nearest {best_d:.1f} mm)")
     return best
+
+
+def exam_of_planes(index: CohortIndex, planes: dict[object, SlicePlane], source: str | Path) -> str:
+    """The exam whose image planes match every one of ``planes`` (files that name no exam: CAP);
+    :class:`FormatError` when none or several do."""
+    found = []
+    for exam in index.exams:
+        own = index.planes(exam)
+        try:
+            for key, p in planes.items():
+                match_plane(own, p, source, f"plane {key}")
+        except FormatError:
+            continue
+        found.append(exam)
+    if len(found) != 1:
+        what = "no exam" if not found else f"several exams {found}"
+        raise FormatError(f"{source}: its planes match {what} of the cohort under {index.root}")
+    return found[0]

@@ -150,31 +150,17 @@ def _reorient(data: np.ndarray, affine: np.ndarray, planes: list[SlicePlane], pa
     return out
 
 
-def read_nifti_labels(path: str | Path, index: CohortIndex, exam: str, frame: int | None = None,
-                      phase: str | None = None, labels: str | dict[str, int] = "acdc",
-                      observer: str = "nifti", n_points: int = 48) -> Annotations:
-    """Contours of a label map aligned to exam ``exam``'s SAX stack.
-
-    A 3D map is one frame: ``frame`` (0-based, trigger-time order) is required.  A 4D map holds
-    every frame along its 4th axis; frames without labels are skipped.  ``labels`` names a
-    :data:`LABEL_SETS` entry or maps ``lv_cavity``, ``myocardium`` (and ``rv_cavity``) to values.
-    Without ``phase``, phases come from :func:`~cmr_atlas.formats.annotations.assign_phases`.
-    """
-    path, values = Path(path), _labels(labels)
+def _load_labels(path: Path, frame: int | None, values: dict[str, int]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """``(data (X, Y, Z, T), affine, cine frame of each t)`` of a 3D or 4D label map."""
     try:
         img = nib.load(path)
         data = np.rint(np.asanyarray(img.dataobj)).astype(np.int16)
     except Exception as exc:  # nibabel raises many types for a bad file
         raise FormatError(f"{path}: not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
-    refs = index.images(exam, "sax")
-    if not refs:
-        raise FormatError(f"{path}: exam {exam!r} has no SAX stack in the cohort index")
-    planes = [r.plane for r in refs if r.frame == 0]  # slice order
     if data.ndim == 3:
         if frame is None:
             raise FormatError(f"{path}: a 3D label map needs the frame it was drawn on")
-        data = data[..., None]
-        frames = [int(frame)]
+        data, frames = data[..., None], [int(frame)]
     elif data.ndim == 4:
         frames = list(range(data.shape[3]))
     else:
@@ -182,7 +168,38 @@ def read_nifti_labels(path: str | Path, index: CohortIndex, exam: str, frame: in
     unknown = sorted(set(np.unique(data).tolist()) - {0, *values.values()})
     if unknown:
         raise FormatError(f"{path}: label values {unknown} are not in the label set {values}")
-    grid = _reorient(data, img.affine, planes, path, exam)
+    return data, img.affine, frames
+
+
+def _sax_grid(data: np.ndarray, affine: np.ndarray, index: CohortIndex, exam: str | None,
+              path: Path) -> tuple[str, np.ndarray]:
+    """``(exam, data on its SAX grid)``; without ``exam``, the one exam whose SAX stack fits."""
+    for candidate in ([exam] if exam is not None else index.exams):
+        planes = [r.plane for r in index.images(candidate, "sax") if r.frame == 0]  # slice order
+        if not planes:
+            raise FormatError(f"{path}: exam {candidate!r} has no SAX stack in the cohort index")
+        try:
+            return candidate, _reorient(data, affine, planes, path, candidate)
+        except FormatError:
+            if exam is not None:
+                raise
+    raise FormatError(f"{path}: the label map fits the SAX stack of no exam of the cohort under {index.root}")
+
+
+def read_nifti_labels(path: str | Path, index: CohortIndex, exam: str | None = None, frame: int | None = None,
+                      phase: str | None = None, labels: str | dict[str, int] = "acdc",
+                      observer: str = "nifti", n_points: int = 48) -> Annotations:
+    """Contours of a label map aligned to an exam's SAX stack.
+
+    ``exam`` (folder name) defaults to the cohort's exam whose SAX stack the map fits.  A 3D map
+    is one frame: ``frame`` (0-based, trigger-time order) is required.  A 4D map holds every frame
+    along its 4th axis; frames without labels are skipped.  ``labels`` names a :data:`LABEL_SETS`
+    entry or maps ``lv_cavity``, ``myocardium`` (and ``rv_cavity``) to values.  Without ``phase``,
+    phases come from :func:`~cmr_atlas.formats.annotations.assign_phases`.
+    """
+    path, values = Path(path), _labels(labels)
+    data, affine, frames = _load_labels(path, frame, values)
+    exam, grid = _sax_grid(data, affine, index, exam, path)
     parts = []
     for t, f in enumerate(frames):
         for k in range(grid.shape[2]):

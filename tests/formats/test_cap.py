@@ -38,14 +38,21 @@ def test_unknown_contour_type(cohort, cap_files):
         read_cap(paths[1:], paths[0], cohort.index, cohort.exam)
 
 
+def _shift_slices(slice_info, lines_to_shift):
+    """Move slices 40 mm along x, y and z: off their plane whatever its orientation."""
+    lines = slice_info.read_text().splitlines()
+    for n in lines_to_shift:
+        tokens = lines[n].split("\t")
+        i = tokens.index("ImagePositionPatient")
+        for j in (1, 2, 3):
+            tokens[i + j] = repr(float(tokens[i + j]) + 40.0)
+        lines[n] = "\t".join(tokens)
+    slice_info.write_text("\n".join(lines) + "\n")
+
+
 def test_slice_that_matches_no_image_plane(cohort, cap_files):
     _, paths = cap_files
-    lines = paths[0].read_text().splitlines()
-    tokens = lines[0].split("\t")
-    i = tokens.index("ImagePositionPatient")
-    for j in (1, 2, 3):  # 40 mm along x, y and z: off the plane whatever its orientation
-        tokens[i + j] = repr(float(tokens[i + j]) + 40.0)
-    paths[0].write_text("\n".join(["\t".join(tokens), *lines[1:]]) + "\n")
+    _shift_slices(paths[0], [0])
     with pytest.raises(FormatError, match=r"SliceInfoFile\.txt: sliceID 1 matches no SAX/LAX image plane"):
         read_cap(paths[1:], paths[0], cohort.index, cohort.exam)
 
@@ -71,3 +78,12 @@ def test_missing_columns_and_keywords(cohort, cap_files, tmp_path):
     info.write_text("sax_0\tsliceID: \t1\tImagePositionPatient\t1\t2\n")
     with pytest.raises(FormatError, match=r"SliceInfoFile\.txt: line 1: missing or bad ImageOrientationPatient"):
         read_cap(paths[1:], info, cohort.index, cohort.exam)
+
+
+def test_exam_found_by_geometry(cohort, cap_files):
+    _, paths = cap_files
+    back = read_cap(paths[1:], paths[0], cohort.index)
+    assert set(back.contours["exam_id"]) == {cohort.exam}
+    _shift_slices(paths[0], range(len(paths[0].read_text().splitlines())))
+    with pytest.raises(FormatError, match=r"SliceInfoFile\.txt: its planes match no exam of the cohort"):
+        read_cap(paths[1:], paths[0], cohort.index)

@@ -90,3 +90,18 @@ def test_bad_values_and_missing_frame(cohort, ed_label_map, tmp_path):
     junk.write_bytes(b"not nifti")
     with pytest.raises(FormatError, match=r"junk\.nii\.gz: not a readable NIfTI file"):
         read_nifti_labels(junk, cohort.index, cohort.exam, frame=ed)
+
+
+def test_4d_map_and_exam_found_by_geometry(cohort, tmp_path):
+    ed, es = int(cohort.exams["ed_frame"].iloc[0]), int(cohort.exams["es_frame"].iloc[0])
+    n_frames = int(cohort.exams["n_frames"].iloc[0])
+    planes = _sax(cohort, 0)
+    masks = np.zeros((len(planes), n_frames, *planes[0].shape), dtype=np.uint8)
+    masks[:, ed], masks[:, es] = cohort.sax_masks(ed), cohort.sax_masks(es)
+    path = write_nifti(relabel(masks, "ukbb"), planes, tmp_path / "seg_sa.nii.gz")
+    ann = read_nifti_labels(path, cohort.index, labels="ukbb", observer=OBSERVER)  # no exam, no frame
+    assert set(ann.contours["exam_id"]) == {cohort.exam}
+    assert ann.contours.groupby("frame")["phase"].unique().map(list).to_dict() == {ed: ["ED"], es: ["ES"]}
+    for f in (ed, es):
+        err = contour_errors_px(cohort, ann.contours[ann.contours["frame"] == f], f)
+        assert err.max() < 0.75 and err.mean() < 0.25
