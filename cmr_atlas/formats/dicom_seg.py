@@ -121,11 +121,12 @@ def _segment_map(seg: hd.seg.Segmentation, path: Path) -> dict[int, Segment]:
 
 
 def read_dicom_seg(path: str | Path, index: CohortIndex, observer: str = "seg", phase: str | None = None,
-                   n_points: int = 48) -> Annotations:
+                   n_points: int = 48, fill_phases: bool = True) -> Annotations:
     """Contours of each SAX image a SEG references; every referenced image must be in ``index``.
 
     The phase: ``phase``, else the ``ED_``/``ES_`` prefix of the ContentLabel cmr-atlas writes, else
-    :func:`~cmr_atlas.formats.annotations.assign_phases`."""
+    :func:`~cmr_atlas.formats.annotations.assign_phases` (not with ``fill_phases=False``: for a
+    caller that pools the SEGs of one exam)."""
     path = Path(path)
     try:
         seg = hd.seg.segread(path)
@@ -152,4 +153,5 @@ def read_dicom_seg(path: str | Path, index: CohortIndex, observer: str = "seg", 
         for j, n in enumerate(numbers):
             labelled[stack[..., j] > 0] = n
         parts += mask_contour_rows(ref, labelled, values, observer, phase, n_points)
-    return assign_phases(Annotations.from_rows(parts))
+    ann = Annotations.from_rows(parts)
+    return assign_phases(ann) if fill_phases else ann

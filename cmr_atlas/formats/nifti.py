@@ -188,14 +188,15 @@ def _sax_grid(data: np.ndarray, affine: np.ndarray, index: CohortIndex, exam: st
 
 def read_nifti_labels(path: str | Path, index: CohortIndex, exam: str | None = None, frame: int | None = None,
                       phase: str | None = None, labels: str | dict[str, int] = "acdc",
-                      observer: str = "nifti", n_points: int = 48) -> Annotations:
+                      observer: str = "nifti", n_points: int = 48, fill_phases: bool = True) -> Annotations:
     """Contours of a label map aligned to an exam's SAX stack.
 
     ``exam`` (folder name) defaults to the cohort's exam whose SAX stack the map fits.  A 3D map
     is one frame: ``frame`` (0-based, trigger-time order) is required.  A 4D map holds every frame
     along its 4th axis; frames without labels are skipped.  ``labels`` names a :data:`LABEL_SETS`
     entry or maps ``lv_cavity``, ``myocardium`` (and ``rv_cavity``) to values.  Without ``phase``,
-    phases come from :func:`~cmr_atlas.formats.annotations.assign_phases`.
+    phases come from :func:`~cmr_atlas.formats.annotations.assign_phases` (``fill_phases=False``
+    leaves them null: for a caller that pools several files of one exam, e.g. ED and ES maps).
     """
     path, values = Path(path), _labels(labels)
     data, affine, frames = _load_labels(path, frame, values)
@@ -210,4 +211,5 @@ def read_nifti_labels(path: str | Path, index: CohortIndex, exam: str | None = N
                 except KeyError:
                     raise FormatError(f"{path}: exam {exam} has no SAX frame {f}") from None
                 parts += mask_contour_rows(ref, slab, values, observer, phase, n_points)
-    return assign_phases(Annotations.from_rows(parts))
+    ann = Annotations.from_rows(parts)
+    return assign_phases(ann) if fill_phases else ann
