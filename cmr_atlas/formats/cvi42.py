@@ -22,6 +22,7 @@ divide by the stored value, and 1/32 pixel keeps the rounding of a round trip un
 
 from __future__ import annotations
 
+import logging
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -31,6 +32,8 @@ import pandas as pd
 from cmr_atlas.formats import FormatError
 from cmr_atlas.formats.annotations import Annotations, assign_phases, contour_rows, landmark_rows, name_pair
 from cmr_atlas.formats.dicom_index import CohortIndex, ImageRef
+
+log = logging.getLogger(__name__)
 
 NS = {
     "": "http://www.circlecvi.com/cvi42/Workspace/",
@@ -133,7 +136,10 @@ def _image_rows(path: Path, ref: ImageRef, state: ET.Element, observer: str) -> 
 
 
 def read_cvi42(path: str | Path, index: CohortIndex, observer: str = "cvi42") -> Annotations:
-    """Annotation rows of a cvi42 workspace; every image UID must be in ``index``."""
+    """Annotation rows of a cvi42 workspace.
+
+    Every image UID must be in the cohort; images outside the cines ingest chose (localizers,
+    LVOT or flow series, superseded repeats) are skipped and counted in the log."""
     path = Path(path)
     try:
         root = ET.parse(path).getroot()
@@ -142,8 +148,15 @@ def read_cvi42(path: str | Path, index: CohortIndex, observer: str = "cvi42") ->
     states = [el for el in root.iter(ITEM) if _key(el) == "ImageStates"]
     if not states:
         raise FormatError(f"{path}: no Hash:item 'ImageStates' (is it a cvi42 workspace?)")
-    parts = [_image_rows(path, index.ref(str(_key(image)), path, "ImageStates item"), image, observer)
-             for st in states for image in st.findall(ITEM)]
+    parts, skipped = [], 0
+    for image in (im for st in states for im in st.findall(ITEM)):
+        ref = index.lookup(str(_key(image)), path, "ImageStates item")
+        if ref is None:  # an image of the exam outside the cines ingest chose (localizer, LVOT, ...)
+            skipped += 1
+            continue
+        parts.append(_image_rows(path, ref, image, observer))
+    if skipped:
+        log.info("%s: %d images outside the chosen SAX/LAX cines skipped", path, skipped)
     return assign_phases(Annotations.concat(parts))
 
 

@@ -49,6 +49,7 @@ class CohortIndex:
     root: Path
     by_uid: dict[str, ImageRef] = field(default_factory=dict)
     by_key: dict[tuple[str, str, int, int], ImageRef] = field(default_factory=dict)
+    other: dict[str, str] = field(default_factory=dict)  # UIDs of the folders' other images -> exam
 
     @property
     def exams(self) -> list[str]:
@@ -60,12 +61,22 @@ class CohortIndex:
 
     def ref(self, sop_uid: str, source: str | Path, element: str = "") -> ImageRef:
         """The image of ``sop_uid``; :class:`FormatError` naming ``source`` when not in the cohort."""
-        try:
+        ref = self.lookup(sop_uid, source, element)
+        if ref is None:
+            raise FormatError(f"{source}: SOPInstanceUID {sop_uid} ({element}) is an image of exam "
+                              f"{self.other[sop_uid]} outside its SAX/LAX cines")
+        return ref
+
+    def lookup(self, sop_uid: str, source: str | Path, element: str = "") -> ImageRef | None:
+        """The image of ``sop_uid``; None for another image of an indexed folder (a localizer, a
+        view ingest did not choose); :class:`FormatError` for a UID that is in no folder."""
+        if sop_uid in self.by_uid:
             return self.by_uid[sop_uid]
-        except KeyError:
-            where = f" ({element})" if element else ""
-            raise FormatError(f"{source}: SOPInstanceUID {sop_uid}{where} is not an image of the "
-                              f"cohort's SAX/LAX cines under {self.root}") from None
+        if sop_uid in self.other:
+            return None
+        where = f" ({element})" if element else ""
+        raise FormatError(f"{source}: SOPInstanceUID {sop_uid}{where} is not an image of the cohort "
+                          f"under {self.root}")
 
     def at(self, exam: str, view: str, slice_index: int, frame: int) -> ImageRef:
         """The image at a position; KeyError when there is none."""
@@ -92,8 +103,9 @@ def _refs(exam: str, view: str, slice_index: int, plane: CinePlane) -> list[Imag
     ]
 
 
-def index_folder(root: Path, folder: str) -> list[ImageRef]:
-    """Indexed images of one top-level folder (empty when no study has a SAX stack)."""
+def index_folder(root: Path, folder: str) -> tuple[list[ImageRef], list[str]]:
+    """Indexed images of one top-level folder (none when no study has a SAX stack), and the
+    SOPInstanceUIDs of its other images."""
     with quiet_pydicom():
         scan = scan_folder(Path(root) / folder)
     by_study: dict[str, list[ImageHeader]] = {}
@@ -108,8 +120,9 @@ def index_folder(root: Path, folder: str) -> list[ImageRef]:
         refs = [r for i, p in enumerate(sel.sax) for r in _refs(folder, "sax", i, p)]
         for view, p in sorted(sel.lax.items()):
             refs += _refs(folder, view, 0, p)
-        return refs
-    return []
+        chosen = {r.sop_uid for r in refs}
+        return refs, [h.sop_uid for h in scan.images if h.sop_uid not in chosen]
+    return [], [h.sop_uid for h in scan.images]
 
 
 def build_index(root: str | Path, folders: list[str] | None = None) -> CohortIndex:
@@ -119,8 +132,10 @@ def build_index(root: str | Path, folders: list[str] | None = None) -> CohortInd
         folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     index = CohortIndex(root)
     for folder in folders:
-        for ref in index_folder(root, folder):
+        refs, others = index_folder(root, folder)
+        for ref in refs:
             index.add(ref)
+        index.other.update(dict.fromkeys(others, folder))
     return index
 
 

@@ -59,3 +59,14 @@ def test_bad_points_and_not_xml(cohort, workspace, tmp_path):
         read_cvi42(bad, cohort.index)
     with pytest.raises(FormatError, match=r"not\.xml: not a readable cvi42 workspace XML"):
         read_cvi42(_rewrite(tmp_path, "<a>").rename(tmp_path / "not.xml"), cohort.index)
+
+
+def test_images_outside_the_chosen_cines_are_skipped(cohort, workspace, tmp_path):
+    other = next(iter(cohort.index.other))  # e.g. a localizer image of the exam
+    uid = re.search(r'ImageStates" Hash:type="Hash"><Hash:item Hash:key="([0-9.]+)"', workspace).group(1)
+    first = read_cvi42(_rewrite(tmp_path, workspace), cohort.index)
+    skipped = read_cvi42(_rewrite(tmp_path, workspace.replace(uid, other)), cohort.index)
+    ref = cohort.index.by_uid[uid]
+    c = first.contours
+    on_image = (c["view"] == ref.view) & (c["slice_index"] == ref.slice_index) & (c["frame"] == ref.frame)
+    assert on_image.any() and len(skipped.contours) == len(c) - on_image.sum()
