@@ -14,7 +14,8 @@ from tests.formats.helpers import OBSERVER, Cohort
 
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory) -> Cohort:
-    root = generate_cohort(tmp_path_factory.mktemp("formats") / "cohort", 1, 5, observers=1)
+    # seed 1: exam 0 is a SIEMENS exam (one series per SAX slice), exam 1 a GE exam (one SAX series)
+    root = generate_cohort(tmp_path_factory.mktemp("formats") / "cohort", 2, 1, observers=1)
     truth = Path(root) / "truth"
     c, lm = pd.read_parquet(truth / "contours.parquet"), pd.read_parquet(truth / "landmarks.parquet")
     return Cohort(

@@ -71,8 +71,8 @@ def assert_same_guide_points(expected: pd.DataFrame, got: pd.DataFrame, tol_mm: 
     assert d.max() < tol_mm, d.max()
 
 
-def sax_planes(cohort: Cohort, frame: int) -> list:
-    refs = [r for r in cohort.index.images(cohort.exam, "sax") if r.frame == frame]
+def sax_planes(cohort: Cohort, frame: int, exam: str | None = None) -> list:
+    refs = [r for r in cohort.index.images(exam or cohort.exam, "sax") if r.frame == frame]
     return [r.plane for r in refs]
 
 
@@ -86,9 +86,10 @@ def _polyline_distance(points: np.ndarray, closed: np.ndarray) -> np.ndarray:
 
 def contour_errors_px(cohort: Cohort, imported: pd.DataFrame, frame: int) -> np.ndarray:
     """Distance (pixels) of each imported contour point to the observer's contour it came from."""
+    (exam,) = set(imported["exam_id"])
     c = cohort.contours
-    truth = c[(c["exam_id"] == cohort.exam) & (c["view"] == "sax") & (c["frame"] == frame)]
-    spacing = sax_planes(cohort, frame)[0].pixel_spacing_mm[0]
+    truth = c[(c["exam_id"] == exam) & (c["view"] == "sax") & (c["frame"] == frame)]
+    spacing = sax_planes(cohort, frame, exam)[0].pixel_spacing_mm[0]
     out = []
     for (k, surface), g in imported.groupby(["slice_index", "surface"]):
         t = truth[(truth["slice_index"] == k) & (truth["surface"] == surface)].sort_values("point_index")
