@@ -16,6 +16,11 @@ convention (:mod:`cmr_atlas.core.geometry`), so no half-pixel shift.  Slice and 
 image's DICOM headers through :class:`~cmr_atlas.formats.dicom_index.CohortIndex`; the phase from
 :func:`~cmr_atlas.formats.annotations.assign_phases`.
 
+Contour names (:data:`CONTOUR_NAMES`, :data:`IGNORED_NAMES`) are those public readers of UK Biobank
+workspaces list; the point-ROI names (:data:`POINT_NAMES`: RV insertion reference points, the LAX
+LV extent) are cmr-atlas's reading of cvi42 and should be checked against a real workspace.  An
+unlisted name is an error, so a new name shows up at once rather than being dropped.
+
 The writer uses ``SubpixelResolution`` :data:`WRITE_SUBPIXEL` (16, not cvi42's usual 4): readers
 divide by the stored value, and 1/32 pixel keeps the rounding of a round trip under 0.1 mm.
 """
