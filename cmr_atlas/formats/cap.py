@@ -13,6 +13,12 @@ with ids 1..N.  ``<name>`` is ``<view>_<slice_index>`` when cmr-atlas writes it;
 it and matches each plane to the exam's images by geometry
 (:func:`~cmr_atlas.formats.dicom_index.match_plane`).
 
+Limits of the mapping (:data:`CAP_TYPES`): cmr-atlas has no tricuspid, aortic or pulmonary valve
+landmarks, so written files lack the ``TRICUSPID_VALVE`` points biv-me's biventricular fit needs
+(they serve LV fits as they are); an imported RV endocardium (``rv_endo``, from label maps) is
+written whole as ``SAX_RV_FREEWALL``, septum included, and read back the same way
+(``SAX_RV_SEPTUM`` is read past).
+
 Points carry no phase; :func:`~cmr_atlas.formats.annotations.assign_phases` gives it.  Landmarks
 that CAP types alike (two ``MITRAL_VALVE``, two ``RV_INSERT`` points of one plane) are named by
 geometry (:data:`~cmr_atlas.formats.annotations.LANDMARK_PAIRS`); other counts of mitral points

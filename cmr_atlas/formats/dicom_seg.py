@@ -22,6 +22,7 @@ import pydicom
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
+from cmr_atlas import __version__
 from cmr_atlas.formats import FormatError
 from cmr_atlas.formats.annotations import Annotations, assign_phases, mask_contour_rows
 from cmr_atlas.formats.dicom_index import CohortIndex, ImageRef
@@ -74,7 +75,7 @@ def _sources(index: CohortIndex, exam: str, frame: int, n_slices: int) -> list[I
 
 
 def export_dicom_seg(masks: np.ndarray, index: CohortIndex, exam: str, frame: int, phase: str,
-                     out_dir: str | Path, algorithm: str = "cmr-atlas", version: str = "0",
+                     out_dir: str | Path, algorithm: str = "cmr-atlas", version: str = __version__,
                      series_number: int = 9000) -> list[Path]:
     """Write the SEG(s) of one exam's SAX masks ``(S, R, C)`` at ``frame`` (the ``phase`` frame).
 
@@ -82,11 +83,14 @@ def export_dicom_seg(masks: np.ndarray, index: CohortIndex, exam: str, frame: in
     stack spans several series.
     """
     masks = np.asarray(masks, dtype=np.uint8)
-    if masks.ndim != 3 or masks.max(initial=0) > 3:
-        raise ValueError(f"masks must be (S, R, C) with labels 0..3, got shape {masks.shape}")
+    if masks.ndim != 3 or masks.max(initial=0) > 3 or phase not in ("ED", "ES"):
+        raise ValueError(f"masks must be (S, R, C) with labels 0..3 and phase ED or ES, got shape "
+                         f"{masks.shape} and phase {phase!r}")
     refs = _sources(index, exam, frame, masks.shape[0])
+    if refs[0].plane.shape != masks.shape[1:]:
+        raise ValueError(f"exam {exam}: masks of {masks.shape[1:]} pixels, SAX images of {refs[0].plane.shape}")
     descriptions = segment_descriptions(masks, algorithm, version)
-    series = sorted({r.series_uid for r in refs})
+    series = list(dict.fromkeys(r.series_uid for r in refs))  # in slice order
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
