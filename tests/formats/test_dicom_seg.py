@@ -108,3 +108,11 @@ def test_seg_on_long_axis_images(cohort, es_seg):
     msg = r"references the exam's lax_4ch image .*SAX masks \(orientation mismatch\)"
     with pytest.raises(FormatError, match=msg):
         read_dicom_seg(es_seg[3][0], lax)
+
+
+def test_export_checks_phase_and_shape(cohort, tmp_path):
+    masks = cohort.sax_masks(0)
+    with pytest.raises(ValueError, match="phase ED or ES, got shape .* and phase 'frame0'"):
+        export_dicom_seg(masks, cohort.index, cohort.exam, 0, "frame0", tmp_path)
+    with pytest.raises(ValueError, match=r"masks of \(10, 10\) pixels, SAX images of"):
+        export_dicom_seg(masks[:, :10, :10], cohort.index, cohort.exam, 0, "ED", tmp_path)
