@@ -18,7 +18,7 @@ LAYERS = {
     "dicom": 1, "nets": 1,
     "synth": 2,
     "cine": 3, "perfusion": 3, "tiscout": 3,
-    "stats": 4,
+    "stats": 4, "formats": 4,
     "report": 5,
     "cli": 6,
 }

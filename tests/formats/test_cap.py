@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from cmr_atlas.cine.guidepoints import planes_by_slice
+from cmr_atlas.core.geometry import planes_by_slice
 from cmr_atlas.formats import FormatError
 from cmr_atlas.formats.cap import SLICE_INFO, read_cap, read_gp_file, write_cap
 from tests.formats.helpers import OBSERVER, assert_same_guide_points

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cmr_atlas.cine.guidepoints import planes_by_slice
+from cmr_atlas.core.geometry import planes_by_slice
 from cmr_atlas.formats import FormatError
 
 

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from cmr_atlas.cine.guidepoints import planes_by_slice
-from cmr_atlas.cli.guidepoints import build_manual
+from cmr_atlas.core.geometry import planes_by_slice
+from cmr_atlas.cine.annotations import build_manual
 from cmr_atlas.dicom.index import ingest_folders
 from cmr_atlas.formats import FormatError
 from cmr_atlas.formats.cap import write_cap

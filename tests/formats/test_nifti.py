@@ -2,7 +2,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from cmr_atlas.core.imagecache import LABELS
+from cmr_atlas.core.vocab import LABELS
 from cmr_atlas.formats import FormatError
 from cmr_atlas.formats.nifti import LPS_TO_RAS, export_sax_nifti, read_nifti_labels, relabel, write_nifti
 from tests.formats.helpers import OBSERVER, contour_errors_px, sax_planes as _sax
