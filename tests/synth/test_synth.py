@@ -256,3 +256,23 @@ def test_uids_unique(cohort):
             series.add((ds.StudyInstanceUID, ds.SeriesNumber, ds.SeriesInstanceUID))
     assert len(sops) == len(set(sops))
     assert len({s[2] for s in series}) == len(series)
+
+
+def test_cohort_progress_is_logged_as_exams_finish(tmp_path, monkeypatch, caplog):
+    from cmr_atlas.synth import truth as T
+    from cmr_atlas.synth.mesa import cohort as mesa_cohort
+
+    done = []
+
+    def fake(task):  # stands in for generating and writing one exam
+        done.append(task[1])
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("synth:")]
+        assert len(lines) == len(done) - 1  # the previous exam was reported before this one started
+        return {s.name: s.empty() for s in T.TRUTH_TABLES}
+
+    monkeypatch.setattr(mesa_cohort, "_generate_and_write", fake)
+    monkeypatch.setattr(mesa_cohort, "PROGRESS_INTERVAL_S", 0.0)
+    with caplog.at_level("INFO", logger=mesa_cohort.log.name):
+        mesa_cohort.generate_cohort(tmp_path, 3, seed=1)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("synth:")]
+    assert [ln.split()[1] for ln in lines] == ["1/3", "2/3", "3/3"]

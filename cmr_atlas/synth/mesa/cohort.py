@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import pandas as pd
 
 from cmr_atlas.core.geometry import SlicePlane, plane_to_row
 from cmr_atlas.core.imagecache import ExamImages
+from cmr_atlas.core.progress import Progress
 from cmr_atlas.core.tables import write_table
 from cmr_atlas.core.vocab import LANDMARKS
 from cmr_atlas.synth import anatomy as an
@@ -28,6 +29,8 @@ from cmr_atlas.synth.mesa.scanner import Acquisition, plan_acquisition, render_p
 from cmr_atlas.synth.subjects import sample_subjects
 
 log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 5.0  # synth is interactive (make demo): report often
 
 SHAPE_GRID = (29, 29)  # n_long x n_circ samples of each true surface
 
@@ -280,14 +283,19 @@ def generate_cohort(out: str | Path, n_exams: int, seed: int, mi_fraction: float
     dicom_dir = out / "dicom"
     dicom_dir.mkdir(parents=True, exist_ok=True)
     tasks = [(seed, i, mi_fraction, observers, str(dicom_dir)) for i in range(n_exams)]
+    # Progress as exams finish (not once all have), so a long run shows its rate and time left.
+    progress = Progress(log, "synth", n_exams, interval_s=PROGRESS_INTERVAL_S)
+    results: list[dict[str, pd.DataFrame] | None] = [None] * n_exams
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(_generate_and_write, tasks, chunksize=1))
+            futures = {pool.submit(_generate_and_write, t): i for i, t in enumerate(tasks)}
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                progress.update()
     else:
-        results = [_generate_and_write(t) for t in tasks]
-    for i, r in enumerate(results):
-        if (i + 1) % 10 == 0 or i + 1 == len(results):
-            log.info("synth: %d/%d exams", i + 1, len(results))
+        for i, t in enumerate(tasks):
+            results[i] = _generate_and_write(t)
+            progress.update()
     for schema in T.TRUTH_TABLES:
         df = pd.concat([r[schema.name] for r in results], ignore_index=True) if results else schema.empty()
         write_table(df, out / "truth" / f"{schema.name}.parquet", schema)
