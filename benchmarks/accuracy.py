@@ -28,6 +28,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.vocab import CAVITY, LANDMARKS, MYO  # noqa: E402
 from cmr_atlas.core.geometry import slice_spacing_mm  # noqa: E402
 from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
@@ -73,7 +74,7 @@ def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: di
     ex = truth["exams"].iloc[0]
     ed_t, es_t = int(ex["ed_frame"]), int(ex["es_frame"])
     any_models = next(iter(models.values()))
-    masks, qc = segment_exam(images, any_models)
+    masks, qc = segment_exam(images, any_models, batch=default("inference.batch"))
     ed_a, es_a = choose_phases(exam_volumes_ml(images, masks), "max_volume")
     out = {"dice": [], "measures": [], "landmarks": [], "phases": []}
     out["phases"].append({"ed_true": ed_t, "es_true": es_t, "ed_auto": ed_a, "es_auto": es_a,
@@ -97,7 +98,8 @@ def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: di
         frames = sorted({ed_t, es_t})
         flags = qc.set_index(["slice_index", "frame"])["flag"]
         has_lv = np.array([[flags.get((s, f), "empty") == "" for f in frames] for s in range(images.n_slices)])
-        auto_lm = detect_landmarks(images, mods, frames, absent_threshold, sax_has_lv=has_lv)
+        auto_lm = detect_landmarks(images, mods, frames, absent_threshold=absent_threshold,
+                                   batch=default("inference.batch"), sax_has_lv=has_lv)
         for view in ("lax_2ch", "lax_4ch", "sax"):
             tv = lm_truth[(lm_truth["view"] == view) & lm_truth["frame"].isin([ed_t, es_t]) if view == "sax"
                           else (lm_truth["view"] == view)]
@@ -242,7 +244,8 @@ def main() -> int:
     ap.add_argument("--exam-id-key", default="cmr-atlas-demo-key")
     ap.add_argument("--methods", nargs="+", default=["heatmap", "vgg"], choices=["heatmap", "vgg"])
     ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
-    ap.add_argument("--absent-threshold", type=float, default=0.1)
+    ap.add_argument("--absent-threshold", type=float, default=default("landmarks.absent_threshold"),
+                    help="config landmarks.absent_threshold")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keep-exams", help="folder to store generated test exams in (and reuse them from)")
     ap.add_argument("--generate-only", action="store_true", help="only generate (and keep) the test exams")
@@ -259,7 +262,7 @@ def main() -> int:
         for i, _ in enumerate(generated(args.n_exams, args.seed, args.observers, args.mi_fraction, keep)):
             print(f"generated {i + 1}/{args.n_exams}", file=sys.stderr)
         return 0
-    models = {m: load_models(args.models_dir, m, "cpu") for m in args.methods}
+    models = {m: load_models(args.models_dir, method=m, device="cpu") for m in args.methods}
     models.update(vgg_variants(args.models_dir, args.vgg_variant))
     if args.cohort:
         exams = cohort_with_truth(args.cohort, args.cache, args.exam_id_key)
@@ -286,7 +289,7 @@ def vgg_variants(models_dir: str, specs: list[str]) -> dict[str, Models]:
     from cmr_atlas.nets.registry import load_model
 
     out: dict[str, Models] = {}
-    base = load_models(models_dir, "vgg", "cpu") if specs else None
+    base = load_models(models_dir, method="vgg", device="cpu") if specs else None
     for spec in specs:
         label, _, d = spec.partition("=")
         if not d:

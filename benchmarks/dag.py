@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from cmr_atlas.core.config import default  # noqa: E402
 
 
 def dry_run(cohort: Path, results: Path, shard_size: int) -> tuple[float, float, str]:
@@ -51,7 +54,7 @@ def job_count(log: str) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-exams", type=int, default=5000)
-    ap.add_argument("--shard-size", type=int, default=64)
+    ap.add_argument("--shard-size", type=int, default=default("shard_size"), help="config shard_size")
     ap.add_argument("--repeats", type=int, default=2)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="cmr-dag-") as tmp:

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fit_accuracy import cohort_cases, fixture_cases  # noqa: E402
 
+from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.geometry import planes_by_slice  # noqa: E402
 from cmr_atlas.cine.lvmodel.exam import fit_exam  # noqa: E402
 
@@ -46,15 +47,17 @@ def main(argv=None) -> int:
         pass
     cases = cohort_cases(args.cohort) if args.cohort else fixture_cases(args.n, 200, 3.0, 0.5)
     prepared = [(c, planes_by_slice(c.slices, c.exam_id)) for c in cases]
+    shift_reference = default("fit.shift_reference")  # the workflow's setting
     n_points = np.mean([(c.guide_points["kind"] == "contour").sum() for c in cases])
-    fit_exam(prepared[0][0].guide_points, prepared[0][1], "warm", "truth")  # imports, caches
+    fit_exam(prepared[0][0].guide_points, prepared[0][1], "warm", "truth", breath_hold=True,
+             shift_reference=shift_reference)  # imports, caches
     print(f"{len(cases)} exams, {n_points:.0f} contour points per exam (ED+ES), 1 thread")
     for bh in (True, False):
         wall, cpu = [], []
         for _ in range(args.repeat):
             t0, c0 = time.perf_counter(), time.process_time()
             for c, planes in prepared:
-                fit_exam(c.guide_points, planes, c.exam_id, "truth", breath_hold=bh)
+                fit_exam(c.guide_points, planes, c.exam_id, "truth", breath_hold=bh, shift_reference=shift_reference)
             wall.append((time.perf_counter() - t0) / (2 * len(prepared)))
             cpu.append((time.process_time() - c0) / (2 * len(prepared)))
         print(f"breath-hold {'on ' if bh else 'off'}: {min(wall):.3f} s per frame wall clock, "

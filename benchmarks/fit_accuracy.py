@@ -25,6 +25,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.geometry import planes_by_slice  # noqa: E402
 from cmr_atlas.cine.lvmodel.exam import fit_exam  # noqa: E402
 
@@ -152,8 +153,7 @@ def aligned_distance(c: Case, f, n_iter: int = 6) -> float:
     return float(np.mean([c.distance(p + t, ph, su).mean() for (ph, su), p in pts.items()]))
 
 
-def evaluate(cases: list[Case], breath_hold: bool, shift_reference: str = "sax_mean",
-             settings=None) -> dict:
+def evaluate(cases: list[Case], breath_hold: bool, shift_reference: str, settings=None) -> dict:
     sh_err, sh_true, dist, ev, es, mass, slc_ev, rms, failed = [], [], [], [], [], [], [], [], 0
     adist, seconds = [], []
     for c in cases:
@@ -196,8 +196,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=100)
     ap.add_argument("--shift-sd", type=float, default=3.0, help="fixture shift SD per axis, mm")
     ap.add_argument("--noise", type=float, default=0.5, help="fixture contour noise SD, mm")
-    ap.add_argument("--shift-reference", default="sax_mean", choices=["sax_mean", "lax"],
-                    help="gauge of the breath-hold shifts (docs/lvmodel.md)")
+    ap.add_argument("--shift-reference", default=default("fit.shift_reference"), choices=["sax_mean", "lax"],
+                    help="gauge of the breath-hold shifts (docs/lvmodel.md; config fit.shift_reference)")
     ap.add_argument("--in-plane-only", action="store_true",
                     help="fixture shifts without a through-plane component")
     ap.add_argument("--observer", default="truth", help="cohort contours: truth, obs1 or obs2")

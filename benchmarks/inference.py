@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.geometry import SlicePlane  # noqa: E402
 from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
 from cmr_atlas.cine.inference import Models, infer_exam, load_models  # noqa: E402
@@ -61,7 +62,8 @@ def bench(models: Models, exam: ExamImages, n_images: int, batch: int) -> None:
         dt = time.perf_counter() - t
         print(f"  {name:22s} {n_images / dt:8.1f} images/s  (batch {batch}, 128x128, forward only)")
     t = time.perf_counter()
-    res = infer_exam(exam, models, batch=batch)
+    res = infer_exam(exam, models, ed_method=default("segmentation.ed_frame"),
+                     absent_threshold=default("landmarks.absent_threshold"), batch=batch)
     dt = time.perf_counter() - t
     n = exam.sax.shape[0] * exam.sax.shape[1]
     print(f"  whole exam: {dt:.2f} s ({exam.sax.shape[0]} slices x {exam.sax.shape[1]} frames SAX "
@@ -78,7 +80,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=25)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--images", type=int, default=64, help="images per model for images/s")
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=default("inference.batch"), help="config inference.batch")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     exam = fake_exam(args.slices, args.frames, args.size)
@@ -86,7 +88,7 @@ def main() -> int:
     for dev in devices:
         label = f"CPU, {args.threads} threads" if dev.type == "cpu" else f"CUDA ({torch.cuda.get_device_name()}, autocast)"
         try:
-            models = random_models(dev) if args.random_weights else load_models(args.models_dir, "heatmap", str(dev))
+            models = random_models(dev) if args.random_weights else load_models(args.models_dir, method="heatmap", device=str(dev))
             kind = "random weights" if args.random_weights else "shipped models"
         except ModelFileError as exc:
             print(f"shipped models unavailable ({exc}); using random weights")

@@ -8,7 +8,7 @@ atlas.  For each risk factor it prints
 * oracle AUC: 10-fold CV logistic regression on the six target clinical indices the generator
   applied the risk-factor effects to (EDVi, sphericity, EF, RWT, conicity, LS): the association
   the generator was given, as far as a linear model can see it;
-* manual and auto atlas AUCs on 20 PCs with bootstrap CIs, and DeLong p (auto vs manual).
+* manual and auto atlas AUCs on ``--pcs`` PCs (the config's stats.n_pcs) with bootstrap CIs, and DeLong p (auto vs manual).
 
 The manual AUCs should be close to the oracle AUCs (shape carries the indices, plus the random
 harmonics and pose that are noise for this purpose), and DeLong should mostly find no difference.
@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.cine.atlas import SURFACES, build_atlas
+from cmr_atlas.core.config import default
 from cmr_atlas.stats.auc import cv_auc
 from cmr_atlas.stats.delong import delong_test
 from cmr_atlas.synth import anatomy as an
@@ -32,7 +33,7 @@ from cmr_atlas.synth import calibration as cal
 from cmr_atlas.synth.mesa.cohort import SHAPE_GRID
 from cmr_atlas.synth.subjects import sample_subjects
 
-RISK_FACTORS = ["hypertension", "diabetes", "current_smoker", "high_cholesterol", "calcium_positive"]
+RISK_FACTORS = default("stats.risk_factors")  # the workflow's risk factors
 
 
 def subject_shapes(seed: int, index: int) -> tuple[dict, np.ndarray]:
@@ -61,7 +62,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--auto-noise-mm", type=float, default=1.5)
     ap.add_argument("--bootstrap", type=int, default=200)
-    ap.add_argument("--pcs", type=int, default=20)
+    ap.add_argument("--pcs", type=int, default=default("stats.n_pcs"), help="config stats.n_pcs")
     a = ap.parse_args()
     t0 = time.time()
     subs, shapes = [], []
@@ -74,18 +75,19 @@ def main() -> None:
     rng = np.random.default_rng(a.seed + 1)
     auto = np.stack([smooth_noise(rng, s, a.auto_noise_mm) for s in manual])
     t1 = time.time()
-    atl = {src: build_atlas(x, src, n_components=a.pcs) for src, x in (("manual", manual), ("auto", auto))}
+    atl = {src: build_atlas(x, src, n_components=a.pcs, scaling=default("atlas.scaling")) for src, x in (("manual", manual), ("auto", auto))}
     t2 = time.time()
     idx = subj[[f"target_{k}" for k in cal.INDEX_NAMES]].to_numpy(float)
     print(f"N = {a.n} subjects (seed {a.seed}); shapes {t1 - t0:.1f} s, atlases {t2 - t1:.1f} s; "
-          f"manual atlas: 20 PCs explain {100 * atl['manual'].variance_ratio.sum():.1f} %")
+          f"manual atlas: {a.pcs} PCs explain {100 * atl['manual'].variance_ratio.sum():.1f} %")
     print(f"{'risk factor':18s} {'prev':>5s} {'oracle':>7s} {'manual (95% CI)':>20s} "
           f"{'auto (95% CI)':>20s} {'DeLong p':>9s}")
+    folds, seed = default("stats.folds"), default("stats.seed")  # the workflow's settings
     for rf in RISK_FACTORS:
         y = subj[rf].to_numpy(float)
-        o = cv_auc(idx, y, folds=10, seed=0, n_bootstrap=0)
-        m = cv_auc(atl["manual"].scores, y, folds=10, seed=0, n_bootstrap=a.bootstrap)
-        u = cv_auc(atl["auto"].scores, y, folds=10, seed=0, n_bootstrap=a.bootstrap)
+        o = cv_auc(idx, y, folds=folds, seed=seed, n_bootstrap=0)
+        m = cv_auc(atl["manual"].scores, y, folds=folds, seed=seed, n_bootstrap=a.bootstrap)
+        u = cv_auc(atl["auto"].scores, y, folds=folds, seed=seed, n_bootstrap=a.bootstrap)
         p = delong_test(y, m.oof, u.oof).p if not (np.isnan(m.auc) or np.isnan(u.auc)) else float("nan")
         fmt = lambda r: f"{r.auc:.3f} ({r.ci_low:.2f}-{r.ci_high:.2f})" if np.isfinite(r.auc) else r.note  # noqa: E731
         print(f"{rf:18s} {y.mean():5.2f} {o.auc:7.3f} {fmt(m):>20s} {fmt(u):>20s} {p:9.3f}")

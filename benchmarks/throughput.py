@@ -30,6 +30,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.shards import read_folder_list  # noqa: E402
 
 PER_SHARD = ["ingest_shard", "infer_shard", "auto_guide_points_shard", "manual_guide_points_shard",
@@ -114,7 +115,7 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--shard-size", type=int, default=8,
                     help="exams per shard (small so that both cores have shards to work on)")
-    ap.add_argument("--models-dir", default="resources/models")
+    ap.add_argument("--models-dir", default=default("models_dir"), help="config models_dir")
     ap.add_argument("--tiny-models", action="store_true")
     ap.add_argument("--report-only", action="store_true", help="only read an earlier run's benchmarks")
     ap.add_argument("--target", type=int, default=5000)
@@ -142,7 +143,7 @@ def main() -> None:
     cfg = results / "throughput-config.yaml"
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(f"cohort_dir: {cohort}\nresults_dir: {results.resolve()}\n"
-                   f"shard_size: {a.shard_size}\nmodels_dir: {Path(models).resolve()}\ndevice: auto\n")
+                   f"shard_size: {a.shard_size}\nmodels_dir: {Path(models).resolve()}\n")
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "snakemake", "--cores", str(a.cores), "--configfile", str(cfg)]
     print("running:", " ".join(cmd), flush=True)

@@ -126,7 +126,7 @@ def test_infer_run_shard_policy(tmp_path, monkeypatch, caplog):
         images.exam_id = eid
         save_exam_images(images, tmp_path / "cache" / f"{eid}.npz")
 
-    def fake_infer(images, *args):
+    def fake_infer(images, *args, **kwargs):
         if images.exam_id == "B":
             raise ValueError(SECRET)
         lm = inference.LANDMARKS_AUTO.empty()

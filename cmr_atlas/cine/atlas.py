@@ -157,7 +157,7 @@ def shape_vectors(shapes: pd.DataFrame, source: str, n_points: int | None = None
 # --------------------------------------------------------------------------------------------
 # Procrustes
 # --------------------------------------------------------------------------------------------
-def kabsch(source: np.ndarray, target: np.ndarray, scaling: bool = False) -> tuple[np.ndarray, float]:
+def kabsch(source: np.ndarray, target: np.ndarray, scaling: bool) -> tuple[np.ndarray, float]:
     """Rotation R (det +1) and scale s minimising ||s (source_c) R^T - target_c|| for centred
     (P, 3) arrays.  ``s`` is 1 unless ``scaling``."""
     h = source.T @ target
@@ -184,7 +184,7 @@ class GPAResult:
 
 
 def generalized_procrustes(
-    shapes: np.ndarray, scaling: bool = False, tol: float = 1e-6, max_iter: int = 100
+    shapes: np.ndarray, scaling: bool, tol: float = 1e-6, max_iter: int = 100
 ) -> GPAResult:
     """Generalised Procrustes alignment of (E, P, 3) point sets (see the module docstring)."""
     x = np.asarray(shapes, dtype=float)
@@ -206,7 +206,7 @@ def generalized_procrustes(
             aligned[e] = s * xc[e] @ r.T
         new = aligned.mean(axis=0)
         new -= new.mean(axis=0)
-        r, _ = kabsch(new, mean)  # keep the frame of the previous mean
+        r, _ = kabsch(new, mean, scaling=False)  # keep the frame of the previous mean
         new = new @ r.T
         if scaling:
             sz = float(np.sqrt((new**2).sum()))
@@ -339,13 +339,14 @@ def build_atlas(
     shapes: ShapeSet | np.ndarray,
     source: str = "auto",
     exam_ids: list[str] | None = None,
-    n_components: int = 20,
-    scaling: bool = False,
+    *,
+    n_components: int,
+    scaling: bool,
     tol: float = 1e-6,
     max_iter: int = 100,
 ) -> Atlas:
     """GPA + PCA of (E, 4N, 3) shapes; K = min(n_components, E - 1) (PCA of E shapes has at most
-    E - 1 non-trivial modes)."""
+    E - 1 non-trivial modes).  ``n_components`` and ``scaling``: the config's ``atlas`` block."""
     if isinstance(shapes, ShapeSet):
         exam_ids, pts, n_points = shapes.exam_ids, shapes.points, shapes.n_points
     else:
@@ -415,8 +416,9 @@ class AtlasBuild:
 def build_atlases(
     shapes: pd.DataFrame,
     exams: pd.DataFrame | None = None,
-    n_components: int = 20,
-    scaling: bool = False,
+    *,
+    n_components: int,
+    scaling: bool,
     sources: tuple[str, ...] = ("auto", "manual"),
 ) -> AtlasBuild:
     """One atlas per source present in ``shapes``, on the same exams when there are several
@@ -499,7 +501,7 @@ def surface_polydata(points: np.ndarray, grid: tuple[int, int]):
     return pv.PolyData(np.asarray(points, dtype=float), faces)
 
 
-def write_vtp_surfaces(atlas: Atlas, out_dir: str | Path, n_modes: int = 3, n_sd: float = 2.0) -> list[Path]:
+def write_vtp_surfaces(atlas: Atlas, out_dir: str | Path, n_modes: int, n_sd: float = 2.0) -> list[Path]:
     """Mean shape and mean +- n_sd SD of the first modes as VTP files, one per surface:
     ``<source>_mean_<ED-endo>.vtp``, ``<source>_mode1_plus2sd_<ED-endo>.vtp``, ..."""
     out = Path(out_dir)

@@ -117,7 +117,7 @@ def _render_matplotlib(atlas: Atlas, mode: int, n_sd: float, path: Path) -> Path
 
 
 def render_atlas_modes(
-    atlas: Atlas, out_dir: str | Path, n_modes: int = 3, n_sd: float = 2.0, backend: str = "auto"
+    atlas: Atlas, out_dir: str | Path, n_modes: int, n_sd: float = 2.0, backend: str = "auto"
 ) -> tuple[list[Path], str]:
     """One PNG per mode (``<source>_mode<k>.png``: rows ED/ES, columns -2 SD, mean, +2 SD; endo red,
     epi translucent).  ``backend``: auto (pyvista, matplotlib if that fails), pyvista or

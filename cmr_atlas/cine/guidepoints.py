@@ -78,13 +78,14 @@ def match_annotation_planes(points: pd.DataFrame, slices: pd.DataFrame) -> dict:
 
 def manual_guide_points(
     contours: pd.DataFrame, landmarks: pd.DataFrame, slices: pd.DataFrame, folder_to_exam: dict[str, str],
-    observer: str = "obs1", source: str = "manual",
+    observer: str, source: str = "manual",
 ) -> pd.DataFrame:
     """Guide points from annotations at ED and ES, keyed by the pipeline's exam_id.
 
     ``folder_to_exam`` maps an annotation ``exam_id`` (exam folder name) to the pipeline's
     ``exam_id``; exams missing there, or annotation slices that match no ingested plane, are
-    skipped (the exam's fit then reports what is missing).
+    skipped (the exam's fit then reports what is missing).  ``observer``: the annotator whose
+    contours are manual (the config's ``manual_observer``).
     """
     parts = []
     for table, kind in ((contours, "contour"), (landmarks, "landmark")):

@@ -105,7 +105,8 @@ class Models:
     device: torch.device
 
 
-def load_models(models_dir: str | Path, method: str = "heatmap", device: str = "auto") -> Models:
+def load_models(models_dir: str | Path, *, method: str, device: str) -> Models:
+    """The networks of ``method`` (config ``landmarks.method``) on ``device`` (config ``device``)."""
     dev = pick_device(device)
     seg, seg_card = load_model("seg_sax", models_dir, dev)
     if method == "heatmap":
@@ -130,7 +131,7 @@ def _back_to_original(probs: torch.Tensor, plane: SlicePlane, grid: Grid) -> tor
     return out
 
 
-def segment_exam(images: ExamImages, models: Models, batch: int = 32) -> tuple[np.ndarray, pd.DataFrame]:
+def segment_exam(images: ExamImages, models: Models, *, batch: int) -> tuple[np.ndarray, pd.DataFrame]:
     """Masks ``(S, T, R, C)`` uint8 (cleaned) and the QC rows of every slice and frame."""
     grid = card_grid(models.seg_card)
     t_n = images.n_frames
@@ -177,8 +178,8 @@ def _landmark_rows(exam_id: str, view: str, slice_index: int, frames: list[int],
     return rows
 
 
-def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int],
-                     absent_threshold: float = 0.1, batch: int = 32,
+def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], *,
+                     absent_threshold: float, batch: int,
                      sax_has_lv: np.ndarray | None = None) -> pd.DataFrame:
     """Landmarks on every LAX frame and on every SAX slice at ``sax_frames``.
 
@@ -224,15 +225,18 @@ class ExamInference:
     phases: dict = field(default_factory=dict)
 
 
-def infer_exam(images: ExamImages, models: Models, ed_method: str = "max_volume",
-               absent_threshold: float = 0.1, batch: int = 32) -> ExamInference:
-    masks, qc = segment_exam(images, models, batch)
+def infer_exam(images: ExamImages, models: Models, *, ed_method: str, absent_threshold: float,
+               batch: int) -> ExamInference:
+    """Masks, QC, ED/ES phases and landmarks of one exam (settings: the config's
+    ``segmentation.ed_frame``, ``landmarks.absent_threshold`` and ``inference.batch``)."""
+    masks, qc = segment_exam(images, models, batch=batch)
     vols = exam_volumes_ml(images, masks)
     ed, es = choose_phases(vols, ed_method)
     frames = sorted({ed, es})
     flags = qc.set_index(["slice_index", "frame"])["flag"]
     has_lv = np.array([[flags.get((s, f), "empty") == "" for f in frames] for s in range(images.n_slices)])
-    lm = detect_landmarks(images, models, frames, absent_threshold, batch, has_lv)
+    lm = detect_landmarks(images, models, frames, absent_threshold=absent_threshold, batch=batch,
+                          sax_has_lv=has_lv)
     phases = {"exam_id": images.exam_id, "ed_frame": ed, "es_frame": es, "method": ed_method,
               "edv_ml": float(vols[ed]), "esv_ml": float(vols[es])}
     return ExamInference(masks, qc, lm, phases)
@@ -255,7 +259,8 @@ def _infer_one(eid: str, cache_dir: Path, masks_dir: Path, models: Models, ed_me
     cache = cache_dir / f"{eid}.npz"
     if not cache.is_file():
         raise ExamFailure("no_image_cache")
-    res = infer_exam(load_exam_images(cache), models, ed_method, absent_threshold, batch)
+    res = infer_exam(load_exam_images(cache), models, ed_method=ed_method, absent_threshold=absent_threshold,
+                     batch=batch)
     save_masks(eid, res.masks, masks_dir / f"{eid}.npz")
     return ExamTables(res.landmarks, res.qc, res.phases)
 
@@ -290,7 +295,7 @@ def infer_shard(exam_ids: list[str], cache_dir: str | Path, models_dir: str | Pa
                 batch: int) -> list[Outcome[ExamTables]]:
     """One inference job: torch on ``threads`` CPU threads, the models loaded once, :func:`run_shard`."""
     torch.set_num_threads(max(1, int(threads)))
-    models = load_models(models_dir, method, device)
+    models = load_models(models_dir, method=method, device=device)
     log.info("inference on %d exams (%s landmarks, device %s)", len(exam_ids), method, models.device)
     outcomes = run_shard(exam_ids, cache_dir, models, landmarks_path=landmarks_path, qc_path=qc_path,
                          phases_path=phases_path, masks_dir=masks_dir, status_path=status_path,

@@ -64,8 +64,9 @@ class Detection:
     present: bool
 
 
-def decode_heatmap(prob: np.ndarray, absent_threshold: float = 0.1, blob_fraction: float = 0.5) -> Detection:
-    """Sub-pixel point from one landmark probability map ``(H, W)``."""
+def decode_heatmap(prob: np.ndarray, absent_threshold: float, blob_fraction: float = 0.5) -> Detection:
+    """Sub-pixel point from one landmark probability map ``(H, W)``; absent below
+    ``absent_threshold`` (the config's ``landmarks.absent_threshold``)."""
     peak_idx = np.unravel_index(int(np.argmax(prob)), prob.shape)
     peak = float(prob[peak_idx])
     if not np.isfinite(peak) or peak < absent_threshold:
@@ -79,6 +80,6 @@ def decode_heatmap(prob: np.ndarray, absent_threshold: float = 0.1, blob_fractio
     return Detection(float(r), float(c), peak, True)
 
 
-def decode_batch(probs: np.ndarray, absent_threshold: float = 0.1) -> list[list[Detection]]:
+def decode_batch(probs: np.ndarray, absent_threshold: float) -> list[list[Detection]]:
     """``probs (B, K+1, H, W)`` softmax output -> per image, one :class:`Detection` per landmark."""
     return [[decode_heatmap(p[k], absent_threshold) for k in range(1, p.shape[0])] for p in probs]

@@ -106,7 +106,7 @@ def cavity_volumes_ml(masks: np.ndarray, pixel_area_mm2: np.ndarray, spacing_mm:
     return area.sum(0) * spacing_mm / 1000.0
 
 
-def choose_phases(volumes_ml: np.ndarray, ed_method: str = "max_volume") -> tuple[int, int]:
+def choose_phases(volumes_ml: np.ndarray, ed_method: str) -> tuple[int, int]:
     """``(ed_frame, es_frame)``: ES = minimal cavity volume; ED = maximal volume or frame 0."""
     v = np.asarray(volumes_ml, dtype=float)
     if v.size == 0:

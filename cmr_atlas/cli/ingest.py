@@ -36,15 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> tuple[str, bool]:
-    cfg: dict = {}
-    if args.config is not None:
-        from cmr_atlas.core.config import load_config
+    from cmr_atlas.core.config import defaults, load_config
 
-        cfg = load_config(args.config)
+    cfg = load_config(args.config) if args.config is not None else defaults()
     key = args.exam_id_key or os.environ.get(KEY_ENV) or cfg.get("exam_id_key")
     if not key:
         raise SystemExit(f"cmr-atlas ingest: give --exam-id-key, ${KEY_ENV} or --config with exam_id_key")
-    linkage = args.linkage if args.linkage is not None else bool(cfg.get("linkage", False))
+    linkage = args.linkage if args.linkage is not None else bool(cfg["linkage"])
     return key, linkage
 
 

@@ -19,7 +19,12 @@ from cmr_atlas.cine.atlas import (
     shape_vectors,
     write_vtp_surfaces,
 )
+from cmr_atlas.core.config import default
 from cmr_atlas.core.tables import conform
+
+# the config's default atlas settings (read from the schema, not copied)
+ATLAS = {"n_components": default("atlas.n_components"), "scaling": default("atlas.scaling")}
+
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 2**31 - 1))
@@ -28,10 +33,10 @@ def test_kabsch_recovers_rotation_never_reflection(seed):
     a = rng.normal(size=(20, 3))
     a -= a.mean(axis=0)
     R = Rotation.random(random_state=rng).as_matrix()
-    r, s = kabsch(a, a @ R.T)
+    r, s = kabsch(a, a @ R.T, scaling=False)
     np.testing.assert_allclose(r, R, atol=1e-9)
     # a mirrored target: the best proper rotation, det +1
-    r, _ = kabsch(a, a * np.array([1, 1, -1]))
+    r, _ = kabsch(a, a * np.array([1, 1, -1]), scaling=False)
     assert np.linalg.det(r) == pytest.approx(1.0)
     r, s = kabsch(a, 2.5 * a @ R.T, scaling=True)
     assert s == pytest.approx(2.5)
@@ -42,7 +47,7 @@ def test_gpa_removes_rigid_transforms(lv_shape):
     rng = np.random.default_rng(1)
     copies = np.stack([base @ Rotation.random(random_state=rng).as_matrix().T + rng.normal(0, 40, 3)
                        for _ in range(6)])
-    g = generalized_procrustes(copies)
+    g = generalized_procrustes(copies, scaling=False)
     assert g.converged
     spread = np.abs(g.aligned - g.aligned[0]).max()
     assert spread < 1e-6
@@ -61,7 +66,7 @@ def test_gpa_scaling_option(lv_shape):
 
 def test_pca_recovers_two_factors_and_is_pose_invariant(shape_cohort):
     shapes, lat = shape_cohort(n=15)
-    atlas = build_atlas(shapes, "auto", n_components=5)
+    atlas = build_atlas(shapes, "auto", n_components=5, scaling=False)
     assert atlas.n_components == 5
     assert atlas.variance_ratio[:2].sum() > 0.98  # two latent factors
     # scores of the first two modes are a linear function of the factors
@@ -69,13 +74,13 @@ def test_pca_recovers_two_factors_and_is_pose_invariant(shape_cohort):
     pred = np.c_[lat, np.ones(15)] @ coef
     assert np.corrcoef(pred[:, 0], atlas.scores[:, 0])[0, 1] > 0.99
     # same cohort without random poses: same variances
-    untransformed = build_atlas(shape_cohort(n=15, transform=False)[0], "auto", n_components=5)
+    untransformed = build_atlas(shape_cohort(n=15, transform=False)[0], "auto", n_components=5, scaling=False)
     np.testing.assert_allclose(untransformed.variance, atlas.variance, rtol=1e-6, atol=1e-9)
 
 
 def test_projection_of_training_exams_and_new_pose(tmp_path, shape_cohort, shape_grid):
     shapes, _ = shape_cohort(n=10)
-    atlas = build_atlas(shapes, "manual", n_components=4)
+    atlas = build_atlas(shapes, "manual", n_components=4, scaling=False)
     np.testing.assert_allclose(atlas.project(shapes), atlas.scores, atol=1e-6)
     R = Rotation.from_euler("xyz", [30, -50, 10], degrees=True).as_matrix()
     moved = shapes[3] @ R.T + [100, -20, 5]
@@ -109,7 +114,7 @@ def test_build_atlases_on_common_exams_and_tables(shape_cohort, shape_table):
     tab = pd.concat([shape_table(auto, "auto"), shape_table(manual[:7], "manual")])
     exams = pd.DataFrame({"exam_id": [f"E{i:03d}" for i in range(8)], "status": ["ok"] * 7 + ["failed"]})
     exams.loc[0, "status"] = "failed"
-    b = build_atlases(tab, exams, n_components=25)
+    b = build_atlases(tab, exams, n_components=25, scaling=False)
     assert set(b.atlases) == {"auto", "manual"}
     assert b.atlases["auto"].exam_ids == b.atlases["manual"].exam_ids == [f"E{i:03d}" for i in range(1, 7)]
     assert b.atlases["auto"].n_components == 5  # E - 1
@@ -120,7 +125,7 @@ def test_build_atlases_on_common_exams_and_tables(shape_cohort, shape_table):
     ev = pd.concat([explained_variance_frame(a) for a in b.atlases.values()])
     conform(ev, EXPLAINED_VARIANCE)
     assert ev.groupby("source")["cumulative"].max().round(9).eq(1.0).all()
-    only_auto = build_atlases(shape_table(auto, "auto"))
+    only_auto = build_atlases(shape_table(auto, "auto"), **ATLAS)
     assert set(only_auto.atlases) == {"auto"} and any("no manual" in n for n in only_auto.notes)
 
 
@@ -131,7 +136,7 @@ def test_grid_faces_closed_ring_and_vtp(tmp_path, lv_shape, shape_cohort, shape_
     pts = lv_shape(n_long=4, n_circ=5)[:20].reshape(4, 5, 3).copy()
     pts[:, -1] = pts[:, 0]
     assert len(grid_faces(4, 5, pts.reshape(-1, 3))) == 3 * 4 * 2
-    atlas = build_atlas(shape_cohort(n=6)[0], "auto", n_components=3)
+    atlas = build_atlas(shape_cohort(n=6)[0], "auto", n_components=3, scaling=False)
     paths = write_vtp_surfaces(atlas, tmp_path, n_modes=2)
     assert len(paths) == (1 + 2 * 2) * 4
     import pyvista as pv

@@ -19,6 +19,9 @@ from cmr_atlas.core.tables import conform
 
 GRID = Grid(1.5, 64)
 CARD = {"input": GRID.to_dict()}
+# the config's default inference settings (read from the schema, not copied)
+INFER = {"ed_method": default("segmentation.ed_frame"), "absent_threshold": default("landmarks.absent_threshold"),
+         "batch": default("inference.batch")}
 
 
 class RingOracle(nn.Module):
@@ -51,7 +54,7 @@ def _models():
 
 def test_infer_exam_masks_phases_and_landmark_geometry(ring_exam):
     images, _ = ring_exam(n_slices=3, n_frames=4, noise=False)
-    res = infer_exam(images, _models(), batch=5)
+    res = infer_exam(images, _models(), **(INFER | {"batch": 5}))
     assert res.masks.shape == images.sax.shape
     assert res.phases["ed_frame"] == 0 and res.phases["es_frame"] == 3  # cavity shrinks over time
     assert res.phases["edv_ml"] > res.phases["esv_ml"] > 0
@@ -72,7 +75,7 @@ def test_infer_exam_masks_phases_and_landmark_geometry(ring_exam):
 
 def test_auto_guide_points_lie_on_the_ring(ring_exam):
     images, _ = ring_exam(n_slices=3, n_frames=4, noise=False)
-    res = infer_exam(images, _models())
+    res = infer_exam(images, _models(), **INFER)
     gp = auto_guide_points(images, res.masks, res.phases, res.landmarks, res.qc, n_points=40)
     conform(gp, GUIDE_POINTS)
     endo = gp[(gp["surface"] == "endo") & (gp["phase"] == "ED") & (gp["slice_index"] == 0)]
@@ -99,7 +102,7 @@ def test_run_shard_survives_a_bad_exam_and_loads_checked_models(tmp_path, ring_e
     save_model(UNet(1, 4, 4, 2), {"name": "seg_sax", "input": GRID.to_dict()}, mdir)
     for m in ("lax", "sax"):
         save_model(UNet(1, 4, 4, 2), {"name": f"lm_heatmap_{m}", "input": GRID.to_dict()}, mdir)
-    models = load_models(mdir, "heatmap", "cpu")
+    models = load_models(mdir, method="heatmap", device="cpu")
     out = tmp_path / "out"
     outcomes = run_shard(["X1", "MISSING"], tmp_path / "cache", models, landmarks_path=out / "landmarks.parquet",
                          qc_path=out / "segmentation_qc.parquet", phases_path=out / "phases.parquet",
@@ -146,10 +149,10 @@ def test_cuda_autocast_agrees_with_cpu_on_the_shipped_models():
 
     models_dir = Path(__file__).resolve().parents[2] / "resources/models"
     images = generate_exam(30001, 0).images
-    cpu = infer_exam(images, load_models(models_dir, "heatmap", "cpu"))
-    gpu_models = load_models(models_dir, "heatmap", "cuda")
+    cpu = infer_exam(images, load_models(models_dir, method="heatmap", device="cpu"), **INFER)
+    gpu_models = load_models(models_dir, method="heatmap", device="cuda")
     assert gpu_models.device.type == "cuda"
-    gpu = infer_exam(images, gpu_models)
+    gpu = infer_exam(images, gpu_models, **INFER)
     assert (cpu.masks == gpu.masks).mean() > 0.995
     assert (cpu.phases["ed_frame"], cpu.phases["es_frame"]) == (gpu.phases["ed_frame"], gpu.phases["es_frame"])
     a, b = (r.landmarks.sort_values(["view", "slice_index", "frame", "landmark"]).reset_index(drop=True)

@@ -17,9 +17,12 @@ from cmr_atlas.cli.fit import run
 from cmr_atlas.cine.lvmodel.exam import fit_exam
 from cmr_atlas.cine.lvmodel.hermite import HermiteMesh
 from cmr_atlas.cine.lvmodel.outputs import TABLES
+from cmr_atlas.core.config import default
 from cmr_atlas.core.tables import conform, read_table, write_table
 
 MESH = HermiteMesh()
+# the config's default fit settings (read from the schema, not copied)
+FIT = {"breath_hold": default("fit.breath_hold"), "shift_reference": default("fit.shift_reference")}
 
 
 # ---------------------------------------------------------------- Hermite field and coordinates
@@ -136,7 +139,7 @@ def _surface_error(fix, fit):
 def shifted(make_fixture):
     # in-plane shifts (what the correction can see); through-plane ones are tested separately
     fix = make_fixture(3, shift_sd_mm=3.0, noise_mm=0.5, through_plane=False)
-    return fix, {bh: fit_exam(fix.guide_points, fix.planes(), "exam0", "truth", breath_hold=bh)
+    return fix, {bh: fit_exam(fix.guide_points, fix.planes(), "exam0", "truth", **(FIT | {"breath_hold": bh}))
                  for bh in (True, False)}
 
 
@@ -155,7 +158,7 @@ def test_breath_hold_shifts_are_recovered(shifted):
 
 def test_lax_reference_keeps_long_axis_views_fixed(make_fixture):
     fix = make_fixture(3, shift_sd_mm=3.0, noise_mm=0.5, through_plane=False)
-    fit = fit_exam(fix.guide_points, fix.planes(), "exam0", "truth", shift_reference="lax")
+    fit = fit_exam(fix.guide_points, fix.planes(), "exam0", "truth", **(FIT | {"shift_reference": "lax"}))
     assert all(np.all(d == 0) for v, s, d in fit.shifts if v != "sax")
     assert _shift_error(fix, fit) < 1.0
 
@@ -174,7 +177,7 @@ def test_fitted_surfaces_and_volumes_match_the_truth(shifted):
 
 def test_through_plane_shifts_leave_in_plane_recovery_intact(make_fixture):
     fix = make_fixture(5, shift_sd_mm=3.0, noise_mm=0.5, through_plane=True)
-    fit = fit_exam(fix.guide_points, fix.planes(), "exam0", "truth")
+    fit = fit_exam(fix.guide_points, fix.planes(), "exam0", "truth", **FIT)
     assert _shift_error(fix, fit) < 1.0
     # a SAX slice displaced along its normal shows another level of the heart: volumes stay
     # within a few percent (the limit of an in-plane correction)
@@ -200,7 +203,7 @@ def test_bad_basal_slice_does_not_wreck_the_fit(make_fixture):
     pts = gp.loc[idx, ["x_mm", "y_mm", "z_mm"]].to_numpy()
     out = (pts - centre) / np.linalg.norm(pts - centre, axis=1)[:, None]
     gp.loc[idx, ["x_mm", "y_mm", "z_mm"]] = pts + 12.0 * out
-    fit = fit_exam(gp, fix.planes(), "exam0", "truth")
+    fit = fit_exam(gp, fix.planes(), "exam0", "truth", **FIT)
     assert fit.status == "ok"
     assert _surface_error(fix, fit)[("ED", "endo")] < 1.0
     assert fit.volumes["model"]["ED_cavity_ml"] == pytest.approx(fix.truth["edv_ml"], rel=0.03)
@@ -257,7 +260,7 @@ def test_cli_writes_the_tables(tmp_path, make_fixture):
 def test_missing_es_gives_a_partial_result(make_fixture):
     fix = make_fixture(9, shift_sd_mm=1.0)
     gp = fix.guide_points[fix.guide_points["phase"] == "ED"]
-    fit = fit_exam(gp, fix.planes(), "exam0", "truth")
+    fit = fit_exam(gp, fix.planes(), "exam0", "truth", **FIT)
     assert fit.status == "partial" and fit.qc_reason == "missing_phase: ES"
     assert ("ES", "endo") not in fit.surfaces and ("ED", "epi") in fit.surfaces
     from cmr_atlas.cine.lvmodel.outputs import tables_from_fits
@@ -271,7 +274,7 @@ def test_sax_contours_with_lax_landmarks_only(make_fixture):
     fix = make_fixture(10, shift_sd_mm=3.0, noise_mm=0.5, through_plane=False)
     gp = fix.guide_points
     gp = gp[~((gp["view"] != "sax") & (gp["kind"] == "contour"))]
-    fit = fit_exam(gp, fix.planes(), "exam0", "auto")
+    fit = fit_exam(gp, fix.planes(), "exam0", "auto", **FIT)
     assert fit.status == "ok"
     assert {v for v, s, d in fit.shifts} == {"sax"}
     assert _shift_error(fix, fit) < 1.0
@@ -281,9 +284,9 @@ def test_sax_contours_with_lax_landmarks_only(make_fixture):
 def test_orientation_from_mitral_points_when_rv_inserts_are_missing(make_fixture):
     fix = make_fixture(11, shift_sd_mm=1.0)
     gp = fix.guide_points
-    full = fit_exam(gp, fix.planes(), "exam0", "truth")
+    full = fit_exam(gp, fix.planes(), "exam0", "truth", **FIT)
     gp = gp[~gp["landmark"].astype(str).str.startswith("rv_insert")]
-    fit = fit_exam(gp, fix.planes(), "exam0", "truth")
+    fit = fit_exam(gp, fix.planes(), "exam0", "truth", **FIT)
     assert fit.status == "ok" and "septum_from_mv" in fit.qc_reason
     # the fixture's 4CH plane contains the septum direction: same frame, same thickness map
     np.testing.assert_allclose(fit.frame.rotation, full.frame.rotation, atol=0.05)

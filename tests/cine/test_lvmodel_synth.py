@@ -6,10 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cmr_atlas.core.config import default
 from cmr_atlas.core.geometry import planes_by_slice
 from cmr_atlas.cine.lvmodel.exam import fit_exam
 
 pytestmark = pytest.mark.slow
+# the config's default fit settings (read from the schema, not copied)
+FIT = {"breath_hold": default("fit.breath_hold"), "shift_reference": default("fit.shift_reference")}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,7 @@ def synth_exam():
     ], ignore_index=True).assign(source="truth", weight=1.0)
     exam_id = str(truth["exams"]["exam_id"].iloc[0])
     planes = planes_by_slice(truth["slices"], exam_id)
-    fits = {bh: fit_exam(gp, planes, exam_id, "truth", breath_hold=bh) for bh in (True, False)}
+    fits = {bh: fit_exam(gp, planes, exam_id, "truth", **(FIT | {"breath_hold": bh})) for bh in (True, False)}
     return truth, planes, fits
 
 

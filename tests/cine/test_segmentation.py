@@ -46,7 +46,7 @@ def test_label_mask_and_qc():
 
 def test_choose_phases():
     v = np.array([100, 120, 80, 60, 90, 110.0])
-    assert choose_phases(v) == (1, 3)
+    assert choose_phases(v, "max_volume") == (1, 3)
     assert choose_phases(v, "first") == (0, 3)
     with pytest.raises(ValueError, match="ed_frame"):
         choose_phases(v, "last")

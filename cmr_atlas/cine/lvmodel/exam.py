@@ -185,7 +185,7 @@ def _small_contour_slices(cont: pd.DataFrame) -> set[tuple[str, int]]:
 
 
 def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
-                   frame: ModelFrame, shift_reference: str = "sax_mean",
+                   frame: ModelFrame, shift_reference: str,
                    ) -> tuple[FitData, list[tuple[str, int]]]:
     """Data points in local coordinates, and the (view, slice_index) of each shift unknown.
 
@@ -262,9 +262,10 @@ def slice_summation(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane])
 
 
 def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_id: str,
-             source: str, breath_hold: bool = True, settings: FitSettings | None = None,
-             shift_reference: str = "sax_mean") -> ExamFit:
-    """Fit the model to one exam's guide points; never raises for bad data (status 'failed')."""
+             source: str, *, breath_hold: bool, shift_reference: str,
+             settings: FitSettings | None = None) -> ExamFit:
+    """Fit the model to one exam's guide points; never raises for bad data (status 'failed').
+    ``breath_hold`` and ``shift_reference``: the config's ``fit`` block."""
     import time
 
     from threadpoolctl import threadpool_limits

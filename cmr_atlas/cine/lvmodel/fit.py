@@ -349,8 +349,8 @@ def _field_delta(rows, dx, n):
     return out
 
 
-def fit(data: FitData, d: float, settings: FitSettings | None = None,
-        breath_hold: bool = True) -> FitResult:
+def fit(data: FitData, d: float, settings: FitSettings | None = None, *,
+        breath_hold: bool) -> FitResult:
     """Fit all lambda fields (and, with ``breath_hold``, the SAX slice shifts) of one exam."""
     s = settings or FitSettings()
     prob = _Problem(data, d, s)
