@@ -25,9 +25,6 @@ from cmr_atlas.dicom.views import RV_DIRECTION
 from cmr_atlas.formats.dicom_index import ImageRef
 from cmr_atlas.synth.truth import CONTOURS, LANDMARKS
 
-SURFACES = ("endo", "epi", "rv_endo", "rv_epi")
-"""Contour surfaces of imported annotations: LV endo/epicardium and RV endo/epicardium."""
-
 # Pairs of landmarks that a format names alike (one CAP type, or one cvi42 point list); the first
 # of each pair is the one further along the direction (LPS): anterior is -y and superior +z, the
 # septum lies towards the RV (:data:`cmr_atlas.dicom.views.RV_DIRECTION`).

@@ -69,7 +69,7 @@ def test_status_table_written_and_concatenated(tmp_path):
 
 def test_ingest_crash_in_one_study_fails_that_exam_only(tmp_path, monkeypatch, caplog):
     from cmr_atlas.dicom import index
-    from cmr_atlas.dicom.testdata import write_cohort
+    from tests.dicom.exams import write_cohort
 
     write_cohort(tmp_path / "cohort" / "dicom", 2, seed=3, n_slices=6, n_frames=3, rows=16, cols=16)
     real = index.ingest_study
@@ -115,9 +115,7 @@ def test_ingest_crash_outside_the_studies_fails_the_folder(tmp_path, monkeypatch
     _no_secret_in_logs(caplog)
 
 
-def test_infer_run_shard_policy(tmp_path, monkeypatch, caplog):
-    from nets_fixtures import ring_exam
-
+def test_infer_run_shard_policy(tmp_path, monkeypatch, caplog, ring_exam):
     from cmr_atlas.cine import inference
     from cmr_atlas.core.imagecache import save_exam_images
 
@@ -197,7 +195,7 @@ def test_fit_unexpected_error_is_a_failed_fit(tmp_path, monkeypatch, caplog):
 @pytest.mark.slow
 def test_ingest_cli_writes_the_status_table(tmp_path):
     from cmr_atlas.cli import main
-    from cmr_atlas.dicom.testdata import write_cohort
+    from tests.dicom.exams import write_cohort
 
     write_cohort(tmp_path / "cohort" / "dicom", 1, seed=4, n_slices=6, n_frames=3, rows=16, cols=16)
     assert main(["ingest", str(tmp_path / "cohort"), "--out", str(tmp_path / "out"), "--exam-id-key", "k"]) == 0

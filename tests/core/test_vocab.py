@@ -5,7 +5,7 @@ from pathlib import Path
 
 from cmr_atlas.core import vocab
 
-PKG = Path(__file__).resolve().parents[1] / "cmr_atlas"
+PKG = Path(__file__).resolve().parents[2] / "cmr_atlas"
 
 # a literal definition of a vocabulary name (derived values, e.g. tuple(...) or register(...), are fine)
 LITERAL = re.compile(r"^(VIEWS|LAX_VIEWS|PHASES|SURFACES|LANDMARKS|LABELS|MYO|CAVITY|RV)\s*(:[^=]*)?=\s*[\(\{\[\"'0-9]",
