@@ -18,6 +18,7 @@ rule atlas:
         n_components=config["atlas"]["n_components"],
         scaling=config["atlas"]["scaling"],
         modes_to_render=config["atlas"]["modes_to_render"],
-        atlas_dir=str(RESULTS / "atlas"),  # the npz, VTP surfaces and renders beside the tables
+        # the npz, VTP surfaces and renders go beside the declared tables (lint: derived, not hardcoded)
+        atlas_dir=lambda wildcards, output: str(Path(output.scores).parent),
     script:
         "../../scripts/atlas.py"
