@@ -123,3 +123,15 @@ def test_section_tolerates_missing_inputs(tmp_path, missing):
     page = build_report(root).read_text()
     section = page.split('<h2 id="review">')[1].split("<h2")[0]
     assert ("Nothing to rank" in section) if missing == "everything" else ("No exam has" in section)
+
+
+def test_phase_frames_fall_back_to_the_masks_then_frame_0(review_results):
+    from cmr_atlas.core.imagecache import load_exam_images, load_masks
+    from cmr_atlas.report.overlay import phase_frames, sax_slices
+
+    images = load_exam_images(review_results / "cache" / "X1.npz")
+    masks = load_masks(review_results / "shards" / "s0000" / "masks" / "X1.npz")
+    assert phase_frames(images, masks, {"ed_frame": 1, "es_frame": 2}) == {"ED": 1, "ES": 2}
+    assert phase_frames(images, masks, None) == {"ED": 0, "ES": 3}  # largest and smallest cavity
+    assert phase_frames(images, None, None) == {"frame 0": 0}
+    assert sax_slices(1) == [0] and sax_slices(2) == [0, 1] and sax_slices(12) == [0, 6, 11]
