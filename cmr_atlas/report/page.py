@@ -3,7 +3,8 @@
 This module is the page frame: header, navigation, the software and model-card section, and the
 list of sections in page order.  The sections themselves live with their pipeline:
 :mod:`~cmr_atlas.report.cohort` (cohort and QC, every pipeline), :mod:`~cmr_atlas.report.cine`
-(measures, atlas, auto vs manual) and :mod:`~cmr_atlas.report.stats` (risk factors).  A new
+(measures, atlas, auto vs manual), :mod:`~cmr_atlas.report.stats` (risk factors) and
+:mod:`~cmr_atlas.report.review` (the exams a reader should look at, with overlay strips).  A new
 pipeline plugs in by adding a module with a function ``(page, inputs) -> None`` and one
 :class:`Section` line to :data:`SECTIONS`.
 
@@ -32,6 +33,7 @@ from cmr_atlas.core.tables import atomic_write_bytes
 from cmr_atlas.report.cine import agreement_section, atlas_section, measures_section
 from cmr_atlas.report.cohort import cohort_section
 from cmr_atlas.report.html import Page, ReportInputs
+from cmr_atlas.report.review import review_section
 from cmr_atlas.report.stats import risk_factor_section
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ class Section:
     anchor: str  # also the section's name in logs and error notes
     nav: str  # link text in the navigation bar
     heading: str
-    write: Callable[[Page, ReportInputs], None]
+    write: Callable[..., None]  # (page, inputs, **options of build_report) -> None
 
 
 def versions_section(page: Page, inputs: ReportInputs) -> None:
@@ -105,6 +107,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("atlas", "Atlas", "Shape atlas", atlas_section),
     Section("risk", "Risk factors", "Risk factors and shape", risk_factor_section),
     Section("agreement", "Auto vs manual", "Automated vs manual", agreement_section),
+    Section("review", "Review", "Exams to review", review_section),
     Section("versions", "Versions", "Software and models", versions_section),
 )
 
@@ -115,18 +118,21 @@ def build_report(
     models_dir: str | os.PathLike | None = None,
     title: str = DEFAULT_TITLE,
     render_backend: str = RENDER_BACKENDS[0],
+    review_max_exams: int | None = None,
 ) -> Path:
     """Write the report page at ``index_path`` (default ``<results_dir>/report/index.html``) with its
-    figures beside it; returns its path."""
+    figures beside it; returns its path.  ``review_max_exams``: exams in the Review section (None:
+    the config default ``report.review_max_exams``)."""
     results = Path(results_dir)
     index = Path(index_path) if index_path else results / "report" / "index.html"
     index.parent.mkdir(parents=True, exist_ok=True)
     page = Page(index.parent)
     inputs = ReportInputs(results, Path(models_dir) if models_dir else None, render_backend)
+    options = {"review": {"max_exams": review_max_exams}}  # per-section settings from the config
     for s in SECTIONS:
         page.h2(s.heading, s.anchor)
         try:
-            s.write(page, inputs)
+            s.write(page, inputs, **options.get(s.anchor, {}))
         except Exception as exc:  # one broken section must not lose the others
             log.exception("report section %s failed", s.anchor)
             page.note(f"Section '{s.anchor}' could not be produced: {exc}")

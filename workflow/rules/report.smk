@@ -11,6 +11,10 @@ rule report:
         auc=RESULTS / "stats/risk_factor_auc.parquet",
         delong=RESULTS / "stats/delong.parquet",
         agreement=RESULTS / "stats/measures_agreement.parquet",
+        # the Review section (cmr_atlas/report/review.py); it also reads the shards' segmentation_qc,
+        # phases and masks and the image cache, all written before these
+        exam_status=RESULTS / "exam_status.parquet",
+        guide_points=RESULTS / "guide_points.parquet",
     output:
         RESULTS / "report/index.html",
     log:
@@ -19,5 +23,6 @@ rule report:
         RESULTS / "benchmarks/report.tsv"
     params:
         models_dir=config["models_dir"],
+        review_max_exams=config["report"]["review_max_exams"],
     script:
         "../scripts/report.py"
