@@ -17,10 +17,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title", default=DEFAULT_TITLE)
     p.add_argument("--render-backend", default=RENDER_BACKENDS[0], choices=RENDER_BACKENDS,
                    help="atlas renders when the atlas stage left none")
+    p.add_argument("--review-max-exams", type=int, default=default("report.review_max_exams"),
+                   help="exams listed in the Review section (0 = none)")
 
 
 def run(args: argparse.Namespace) -> int:
     index = build_report(args.results, Path(args.out) / "index.html" if args.out else None, args.models_dir,
-                         args.title, args.render_backend)
+                         args.title, args.render_backend, review_max_exams=args.review_max_exams)
     print(f"report: {index.resolve()}")
     return 0
