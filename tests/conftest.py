@@ -7,6 +7,8 @@ tests may use them).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -150,3 +152,19 @@ def shape_cohort():
 def shape_table():
     """``shape_table(shapes, source="auto", ids=None)``: a ``shapes`` table of the given shapes."""
     return _shape_table
+
+
+PACKAGE = Path(__file__).resolve().parents[1] / "cmr_atlas"
+
+
+@pytest.fixture(scope="session")
+def package_modules() -> dict[str, Path]:
+    """``{dotted name below cmr_atlas: source path}`` of every module (a package by its folder,
+    the package root as ``""``): what the source-reading checks (layers, defaults) walk."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out

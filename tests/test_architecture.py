@@ -36,17 +36,6 @@ LONG_KERNELS = {("cine.lvmodel.fit", "step")}
 KNOWN_LONG: set[tuple[str, str]] = set()
 
 
-def _modules() -> dict[str, Path]:
-    """``{dotted name below cmr_atlas: path}``; a package is named by its folder."""
-    out = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        out[".".join(parts)] = path
-    return out
-
-
 def _is_package(path: Path) -> bool:
     return path.name == "__init__.py"
 
@@ -81,9 +70,9 @@ def _pipeline(name: str) -> str:
     return ENTRY_POINT.get(top, top)
 
 
-def _violations() -> set[tuple[str, str]]:
+def _violations(modules: dict[str, Path]) -> set[tuple[str, str]]:
     bad = set()
-    for name, path in _modules().items():
+    for name, path in modules.items():
         if not name:
             continue
         src = _pipeline(name)
@@ -106,17 +95,17 @@ def test_no_module_at_the_package_top_level():
     assert not loose, f"move into a package folder: {loose}"
 
 
-def test_imports_go_downward_and_never_to_a_sibling_pipeline():
-    found = _violations()
+def test_imports_go_downward_and_never_to_a_sibling_pipeline(package_modules):
+    found = _violations(package_modules)
     new = sorted(found - KNOWN_VIOLATIONS)
     assert not new, "upward or sibling imports (importer, imported):\n" + "\n".join(map(str, new))
     fixed = sorted(KNOWN_VIOLATIONS - found)
     assert not fixed, f"gone from the code: remove from KNOWN_VIOLATIONS: {fixed}"
 
 
-def test_no_function_over_80_lines_outside_named_kernels():
+def test_no_function_over_80_lines_outside_named_kernels(package_modules):
     long = set()
-    for name, path in _modules().items():
+    for name, path in package_modules.items():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) \
                     and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES:

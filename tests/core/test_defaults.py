@@ -15,7 +15,6 @@ import pytest
 
 from cmr_atlas.core.config import default
 
-PACKAGE = Path(__file__).resolve().parents[2] / "cmr_atlas"
 
 # parameter / option name -> (config key, package where the name means that key; None = anywhere)
 CONFIG_NAMES: dict[str, tuple[str, str | None]] = {
@@ -54,16 +53,6 @@ UNRELATED: dict[tuple[str, str, str], str] = {
     ("nets.train", "_predict_batches", "batch"): "validation forward-pass batch of the training loop, "
                                                  "not the inference.batch setting of the workflow",
 }
-
-
-def _modules() -> dict[str, Path]:
-    out = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        out[".".join(parts)] = path
-    return out
 
 
 def _literal(node: ast.AST):
@@ -149,9 +138,9 @@ def test_every_mapped_name_is_a_config_key_with_a_default():
         default(key)  # KeyError names a key the schema does not have
 
 
-def test_no_config_default_is_written_again_in_the_package():
+def test_no_config_default_is_written_again_in_the_package(package_modules):
     found = set()
-    for name, path in _modules().items():
+    for name, path in package_modules.items():
         found |= repeated_defaults(name, path.read_text())
     new = sorted(f for f in found if f[:3] not in UNRELATED)
     assert not new, ("literal defaults that repeat the config schema (make the parameter required "
