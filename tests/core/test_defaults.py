@@ -9,7 +9,6 @@ with ``cmr_atlas.core.config.default("a.b")``.
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 
