@@ -247,6 +247,8 @@ def main() -> int:
     ap.add_argument("--absent-threshold", type=float, default=default("landmarks.absent_threshold"),
                     help="config landmarks.absent_threshold")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", default=default("inference.precision"), choices=["auto", "float32", "bfloat16"],
+                    help="network precision (config inference.precision); run twice to compare")
     ap.add_argument("--keep-exams", help="folder to store generated test exams in (and reuse them from)")
     ap.add_argument("--generate-only", action="store_true", help="only generate (and keep) the test exams")
     ap.add_argument("--out", default="benchmarks/out/accuracy", help="folder for the Bland-Altman PNGs")
@@ -262,8 +264,10 @@ def main() -> int:
         for i, _ in enumerate(generated(args.n_exams, args.seed, args.observers, args.mi_fraction, keep)):
             print(f"generated {i + 1}/{args.n_exams}", file=sys.stderr)
         return 0
-    models = {m: load_models(args.models_dir, method=m, device="cpu") for m in args.methods}
-    models.update(vgg_variants(args.models_dir, args.vgg_variant))
+    models = {m: load_models(args.models_dir, method=m, device="cpu", precision=args.precision) for m in args.methods}
+    dtype = next(iter(models.values())).dtype
+    print(f"precision: {args.precision} ({'float32' if dtype is None else str(dtype).removeprefix('torch.')})")
+    models.update(vgg_variants(args.models_dir, args.vgg_variant, args.precision))
     if args.cohort:
         exams = cohort_with_truth(args.cohort, args.cache, args.exam_id_key)
     else:
@@ -281,7 +285,7 @@ def main() -> int:
     return 0
 
 
-def vgg_variants(models_dir: str, specs: list[str]) -> dict[str, Models]:
+def vgg_variants(models_dir: str, specs: list[str], precision: str) -> dict[str, Models]:
     """``LABEL=DIR`` -> Models with the VGG landmark networks of DIR (segmentation from models_dir);
     prints each variant's validation distances from its cards (the paper's Table A-1 is on validation)."""
     from dataclasses import replace
@@ -289,7 +293,7 @@ def vgg_variants(models_dir: str, specs: list[str]) -> dict[str, Models]:
     from cmr_atlas.nets.registry import load_model
 
     out: dict[str, Models] = {}
-    base = load_models(models_dir, method="vgg", device="cpu") if specs else None
+    base = load_models(models_dir, method="vgg", device="cpu", precision=precision) if specs else None
     for spec in specs:
         label, _, d = spec.partition("=")
         if not d:

@@ -27,7 +27,7 @@ from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
 from cmr_atlas.cine.inference import Models, infer_exam, load_models  # noqa: E402
 from cmr_atlas.nets.preprocess import Grid  # noqa: E402
 from cmr_atlas.nets.registry import ModelFileError  # noqa: E402
-from cmr_atlas.nets.runtime import forward  # noqa: E402
+from cmr_atlas.nets.runtime import forward, resolve_precision  # noqa: E402
 from cmr_atlas.nets.unet import UNet  # noqa: E402
 
 
@@ -41,22 +41,23 @@ def fake_exam(slices: int, frames: int, size: int, spacing: float = 1.4) -> Exam
     return ExamImages("BENCH", sax, planes, np.arange(frames) * 40.0, lax, {v: lax_plane for v in lax})
 
 
-def random_models(device: torch.device) -> Models:
+def random_models(device: torch.device, precision: str) -> Models:
     card = {"input": Grid(1.5, 128).to_dict()}
     torch.manual_seed(0)
     return Models(UNet(1, 4).to(device).eval(), card, "heatmap",
-                  {m: (UNet(1, 4).to(device).eval(), card) for m in ("lax", "sax")}, device)
+                  {m: (UNet(1, 4).to(device).eval(), card) for m in ("lax", "sax")}, device,
+                  resolve_precision(precision, device))
 
 
 def bench(models: Models, exam: ExamImages, n_images: int, batch: int) -> None:
     x = np.random.default_rng(1).normal(size=(n_images, 128, 128)).astype(np.float32)
     named = [("seg_sax", models.seg)] + [(f"landmarks[{k}]", m) for k, (m, _) in models.landmark.items()]
     for name, model in named:
-        forward(model, x[:batch], models.device, batch)  # warm-up
+        forward(model, x[:batch], models.device, batch, models.dtype)  # warm-up
         if models.device.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
-        forward(model, x, models.device, batch)
+        forward(model, x, models.device, batch, models.dtype)
         if models.device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t
@@ -81,20 +82,26 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--images", type=int, default=64, help="images per model for images/s")
     ap.add_argument("--batch", type=int, default=default("inference.batch"), help="config inference.batch")
+    ap.add_argument("--precision", nargs="+", default=["float32", "auto"], choices=["auto", "float32", "bfloat16"],
+                    help="precisions to measure side by side (config inference.precision)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     exam = fake_exam(args.slices, args.frames, args.size)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for dev in devices:
-        label = f"CPU, {args.threads} threads" if dev.type == "cpu" else f"CUDA ({torch.cuda.get_device_name()}, autocast)"
-        try:
-            models = random_models(dev) if args.random_weights else load_models(args.models_dir, method="heatmap", device=str(dev))
-            kind = "random weights" if args.random_weights else "shipped models"
-        except ModelFileError as exc:
-            print(f"shipped models unavailable ({exc}); using random weights")
-            models, kind = random_models(dev), "random weights"
-        print(f"{label} [{kind}]")
-        bench(models, exam, args.images if dev.type == "cpu" else args.images * 8, args.batch)
+        for precision in args.precision:
+            dtype = resolve_precision(precision, dev)
+            label = (f"CPU, {args.threads} threads" if dev.type == "cpu" else f"CUDA ({torch.cuda.get_device_name()})")
+            label += f", precision {precision} ({'float32' if dtype is None else str(dtype).removeprefix('torch.')})"
+            try:
+                models = (random_models(dev, precision) if args.random_weights else
+                          load_models(args.models_dir, method="heatmap", device=str(dev), precision=precision))
+                kind = "random weights" if args.random_weights else "shipped models"
+            except ModelFileError as exc:
+                print(f"shipped models unavailable ({exc}); using random weights")
+                models, kind = random_models(dev, precision), "random weights"
+            print(f"{label} [{kind}]")
+            bench(models, exam, args.images if dev.type == "cpu" else args.images * 8, args.batch)
     return 0
 
 

@@ -31,7 +31,7 @@ from cmr_atlas.core.vocab import CAVITY, MYO
 from cmr_atlas.cine.landmarks import MODEL_VIEWS, decode_batch, landmark_names, view_model
 from cmr_atlas.nets.preprocess import Grid, prepare, to_net_px
 from cmr_atlas.nets.registry import card_grid, load_model
-from cmr_atlas.nets.runtime import forward, pick_device
+from cmr_atlas.nets.runtime import forward, pick_device, resolve_precision
 from cmr_atlas.nets.vgg import from_normalised
 from cmr_atlas.cine.segmentation import cavity_volumes_ml, choose_phases, clean_mask, mask_qc
 from cmr_atlas.core.runner import ExamFailure, Outcome, run_exams, status_frame, write_status
@@ -103,10 +103,12 @@ class Models:
     landmark_method: str
     landmark: dict[str, tuple[torch.nn.Module, dict]]  # heatmap: model key; vgg: view
     device: torch.device
+    dtype: torch.dtype | None  # autocast precision (None = float32), nets.runtime.resolve_precision
 
 
-def load_models(models_dir: str | Path, *, method: str, device: str) -> Models:
-    """The networks of ``method`` (config ``landmarks.method``) on ``device`` (config ``device``)."""
+def load_models(models_dir: str | Path, *, method: str, device: str, precision: str) -> Models:
+    """The networks of ``method`` (config ``landmarks.method``) on ``device`` (config ``device``),
+    run at ``precision`` (config ``inference.precision``)."""
     dev = pick_device(device)
     seg, seg_card = load_model("seg_sax", models_dir, dev)
     if method == "heatmap":
@@ -115,7 +117,7 @@ def load_models(models_dir: str | Path, *, method: str, device: str) -> Models:
         lm = {v: load_model(f"lm_vgg_{v}", models_dir, dev) for v in ("lax_2ch", "lax_4ch", "sax")}
     else:
         raise ValueError(f"landmarks.method must be heatmap or vgg, not {method!r}")
-    return Models(seg, seg_card, method, lm, dev)
+    return Models(seg, seg_card, method, lm, dev, resolve_precision(precision, dev))
 
 
 def _back_to_original(probs: torch.Tensor, plane: SlicePlane, grid: Grid) -> torch.Tensor:
@@ -139,7 +141,7 @@ def segment_exam(images: ExamImages, models: Models, *, batch: int) -> tuple[np.
     rows = []
     for s, plane in enumerate(images.sax_planes):
         x = prepare(images.sax[s], plane, grid)
-        probs = torch.softmax(forward(models.seg, x, models.device, batch), 1)
+        probs = torch.softmax(forward(models.seg, x, models.device, batch, models.dtype), 1)
         raw = _back_to_original(probs, plane, grid).argmax(1).numpy().astype(np.uint8)
         px_area = plane.pixel_spacing_mm[0] * plane.pixel_spacing_mm[1]
         for t in range(t_n):
@@ -199,7 +201,7 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
         model, card = models.landmark[key]
         grid = card_grid(card)
         x = prepare(cine, plane, grid)
-        out = forward(model, x, models.device, batch)
+        out = forward(model, x, models.device, batch, models.dtype)
         if models.landmark_method == "heatmap":
             dets = decode_batch(torch.softmax(out, 1).numpy(), absent_threshold)
             rc = np.array([[(d.row, d.col) for d in ds] for ds in dets], dtype=float)
@@ -290,13 +292,14 @@ def run_shard(exam_ids: list[str], cache_dir: str | Path, models: Models, *, lan
 
 
 def infer_shard(exam_ids: list[str], cache_dir: str | Path, models_dir: str | Path, *, method: str, device: str,
-                threads: int, landmarks_path: str | Path, qc_path: str | Path, phases_path: str | Path,
+                precision: str, threads: int, landmarks_path: str | Path, qc_path: str | Path, phases_path: str | Path,
                 masks_dir: str | Path, status_path: str | Path, ed_method: str, absent_threshold: float,
                 batch: int) -> list[Outcome[ExamTables]]:
     """One inference job: torch on ``threads`` CPU threads, the models loaded once, :func:`run_shard`."""
     torch.set_num_threads(max(1, int(threads)))
-    models = load_models(models_dir, method=method, device=device)
-    log.info("inference on %d exams (%s landmarks, device %s)", len(exam_ids), method, models.device)
+    models = load_models(models_dir, method=method, device=device, precision=precision)
+    log.info("inference on %d exams (%s landmarks, device %s, %s)", len(exam_ids), method, models.device,
+             "float32" if models.dtype is None else str(models.dtype).removeprefix("torch."))
     outcomes = run_shard(exam_ids, cache_dir, models, landmarks_path=landmarks_path, qc_path=qc_path,
                          phases_path=phases_path, masks_dir=masks_dir, status_path=status_path,
                          ed_method=ed_method, absent_threshold=float(absent_threshold), batch=int(batch))

@@ -1,12 +1,25 @@
-"""Inference runtime shared by every pipeline's networks: the device, the autocast choice and the
-batched forward pass (numpy images in, float32 CPU tensor out)."""
+"""Inference runtime shared by every pipeline's networks: the device, the numeric precision and
+the batched forward pass (numpy images in, float32 CPU tensor out).
+
+Precision (config ``inference.precision``): ``float32``, ``bfloat16``, or ``auto``, which takes
+bfloat16 autocast where the hardware computes it natively (CUDA with bf16 support, else float16 on
+CUDA; on the CPU only where the processor has AVX-512 BF16 or AMX units, which oneDNN uses) and
+float32 elsewhere.  On this project's 2-core development CPU (AVX-512 BF16) bfloat16 autocast runs
+the shipped U-Nets about 4x faster than float32 (``benchmarks/inference.py``); the accuracy check
+of the change is ``benchmarks/accuracy.py --precision`` (figures in docs/models.md).
+"""
 
 from __future__ import annotations
 
 import contextlib
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 def pick_device(name: str) -> torch.device:
@@ -18,19 +31,49 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """Mixed precision on CUDA (bf16 where supported, else fp16); plain float32 on the CPU."""
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True where the CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX) and oneDNN can use
+    it; without those units oneDNN emulates bf16, which is slower than float32."""
+    try:
+        flags = Path(cpuinfo).read_text()
+    except OSError:  # not Linux: no cheap reliable probe, stay with float32
+        return False
+    native = " avx512_bf16" in flags or " amx_bf16" in flags
+    return native and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``name`` on ``device`` (None = plain float32)."""
+    if name not in PRECISIONS:
+        raise ValueError(f"inference.precision must be one of {PRECISIONS}, not {name!r}")
     if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
+        if name == "float32":
+            return None
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        if name == "bfloat16":
+            raise RuntimeError("inference.precision: bfloat16 requested but this GPU has no bf16 support")
+        return torch.float16
+    if name == "auto":
+        return torch.bfloat16 if cpu_has_native_bf16() else None
+    return _DTYPES[name]
 
 
-def forward(model: torch.nn.Module, x: np.ndarray, device: torch.device, batch: int) -> torch.Tensor:
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device``; plain float32 when ``dtype`` is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def forward(model: torch.nn.Module, x: np.ndarray, device: torch.device, batch: int,
+            dtype: torch.dtype | None) -> torch.Tensor:
     """Run ``x (N, n, n)`` through ``model`` in batches of ``batch`` single-channel images on
-    ``device``; returns the float32 output on the CPU (``torch.zeros(0)`` for no images)."""
+    ``device`` under :func:`autocast` to ``dtype``; returns the float32 output on the CPU
+    (``torch.zeros(0)`` for no images)."""
     outs = []
-    with torch.inference_mode(), autocast(device):
+    with torch.inference_mode(), autocast(device, dtype):
         for i in range(0, len(x), batch):
             xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch], dtype=np.float32))[:, None]
             outs.append(model(xb.to(device)).float().cpu())

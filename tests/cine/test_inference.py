@@ -7,7 +7,7 @@ from torch import nn
 from cmr_atlas.cine.autoguide import auto_guide_points
 from cmr_atlas.cine.guidepoints import GUIDE_POINTS
 from cmr_atlas.core.config import default
-from cmr_atlas.core.imagecache import save_exam_images
+from cmr_atlas.core.imagecache import ExamImages, save_exam_images
 from cmr_atlas.cine.inference import LANDMARKS_AUTO, Models, infer_exam, load_models, run_shard
 from cmr_atlas.cine.landmarks import gaussian_targets
 from cmr_atlas.nets.preprocess import Grid, to_net_px
@@ -49,7 +49,7 @@ class FixedPeak(nn.Module):
 
 def _models():
     peak = FixedPeak([20.3, 40.6])
-    return Models(RingOracle(), CARD, "heatmap", {"lax": (peak, CARD), "sax": (peak, CARD)}, torch.device("cpu"))
+    return Models(RingOracle(), CARD, "heatmap", {"lax": (peak, CARD), "sax": (peak, CARD)}, torch.device("cpu"), None)
 
 
 def test_infer_exam_masks_phases_and_landmark_geometry(ring_exam):
@@ -102,7 +102,7 @@ def test_run_shard_survives_a_bad_exam_and_loads_checked_models(tmp_path, ring_e
     save_model(UNet(1, 4, 4, 2), {"name": "seg_sax", "input": GRID.to_dict()}, mdir)
     for m in ("lax", "sax"):
         save_model(UNet(1, 4, 4, 2), {"name": f"lm_heatmap_{m}", "input": GRID.to_dict()}, mdir)
-    models = load_models(mdir, method="heatmap", device="cpu")
+    models = load_models(mdir, method="heatmap", device="cpu", precision="float32")
     out = tmp_path / "out"
     outcomes = run_shard(["X1", "MISSING"], tmp_path / "cache", models, landmarks_path=out / "landmarks.parquet",
                          qc_path=out / "segmentation_qc.parquet", phases_path=out / "phases.parquet",
@@ -149,14 +149,39 @@ def test_cuda_autocast_agrees_with_cpu_on_the_shipped_models():
 
     models_dir = Path(__file__).resolve().parents[2] / "resources/models"
     images = generate_exam(30001, 0).images
-    cpu = infer_exam(images, load_models(models_dir, method="heatmap", device="cpu"), **INFER)
-    gpu_models = load_models(models_dir, method="heatmap", device="cuda")
+    cpu = infer_exam(images, load_models(models_dir, method="heatmap", device="cpu", precision="float32"), **INFER)
+    gpu_models = load_models(models_dir, method="heatmap", device="cuda", precision="auto")
     assert gpu_models.device.type == "cuda"
     gpu = infer_exam(images, gpu_models, **INFER)
     assert (cpu.masks == gpu.masks).mean() > 0.995
     assert (cpu.phases["ed_frame"], cpu.phases["es_frame"]) == (gpu.phases["ed_frame"], gpu.phases["es_frame"])
     a, b = (r.landmarks.sort_values(["view", "slice_index", "frame", "landmark"]).reset_index(drop=True)
             for r in (cpu, gpu))
+    both = a["present"] & b["present"]
+    d = np.linalg.norm(a.loc[both, ["x_mm", "y_mm", "z_mm"]].to_numpy() - b.loc[both, ["x_mm", "y_mm", "z_mm"]].to_numpy(), axis=1)
+    assert (a["present"] == b["present"]).mean() > 0.98 and np.median(d) < 0.5
+
+
+@pytest.mark.slow
+def test_bfloat16_inference_agrees_with_float32_on_the_shipped_models():
+    """The CPU's bf16 autocast path (precision auto on AVX-512 BF16 / AMX CPUs) gives the float32
+    path's masks, ED/ES frames and landmarks on a held-out synthetic exam."""
+    from pathlib import Path
+
+    from cmr_atlas.synth.mesa.cohort import generate_exam
+
+    models_dir = Path(__file__).resolve().parents[2] / "resources/models"
+    full = generate_exam(30001, 1).images
+    keep = [1, full.n_slices // 2, full.n_slices - 3]  # base, mid, apex: a quarter of the cost
+    images = ExamImages(full.exam_id, full.sax[keep], [full.sax_planes[i] for i in keep], full.trigger_times_ms,
+                        full.lax, full.lax_planes)
+    ref = infer_exam(images, load_models(models_dir, method="heatmap", device="cpu", precision="float32"), **INFER)
+    bf = infer_exam(images, load_models(models_dir, method="heatmap", device="cpu", precision="bfloat16"), **INFER)
+    assert (ref.masks == bf.masks).mean() > 0.995
+    assert (ref.phases["ed_frame"], ref.phases["es_frame"]) == (bf.phases["ed_frame"], bf.phases["es_frame"])
+    assert abs(ref.phases["edv_ml"] - bf.phases["edv_ml"]) < 0.02 * ref.phases["edv_ml"]
+    a, b = (r.landmarks.sort_values(["view", "slice_index", "frame", "landmark"]).reset_index(drop=True)
+            for r in (ref, bf))
     both = a["present"] & b["present"]
     d = np.linalg.norm(a.loc[both, ["x_mm", "y_mm", "z_mm"]].to_numpy() - b.loc[both, ["x_mm", "y_mm", "z_mm"]].to_numpy(), axis=1)
     assert (a["present"] == b["present"]).mean() > 0.98 and np.median(d) < 0.5

@@ -55,12 +55,12 @@ def test_architectures_shapes():
 def test_runtime_forward_batches_in_float32_on_the_cpu():
     model = UNet(1, 4, 4, 2).eval()
     x = np.random.default_rng(0).normal(size=(5, 32, 32))  # float64 in: float32 through the net
-    out = forward(model, x, torch.device("cpu"), batch=2)
+    out = forward(model, x, torch.device("cpu"), batch=2, dtype=None)
     assert out.dtype == torch.float32 and out.device.type == "cpu" and out.shape == (5, 4, 32, 32)
     with torch.no_grad():
         whole = model(torch.from_numpy(x.astype(np.float32))[:, None])
     assert torch.allclose(out, whole, atol=1e-5)  # batching changes nothing (eval-mode batch norm)
-    assert forward(model, x[:0], torch.device("cpu"), 2).numel() == 0
+    assert forward(model, x[:0], torch.device("cpu"), 2, None).numel() == 0
     assert pick_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
         assert pick_device("auto").type == "cpu"
@@ -212,3 +212,30 @@ def test_train_cli_keeps_the_workflow_command_lines_and_config_defaults():
     assert (a.train_command, a.n_exams, a.seed, a.out) == ("data", 240, 910000, "d")
     m = p.parse_args(["model", "lm_vgg", "--data", "d", "--out", "m", "--minutes", "20", "--threads", "1"])
     assert (m.train_command, m.name, m.minutes, m.threads, m.vgg_schedule) == ("model", "lm_vgg", 20.0, 1, "cyclic")
+
+
+def test_precision_choice(tmp_path):
+    from cmr_atlas.nets.runtime import cpu_has_native_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("float32", cpu) is None
+    assert resolve_precision("bfloat16", cpu) is torch.bfloat16
+    assert resolve_precision("auto", cpu) is (torch.bfloat16 if cpu_has_native_bf16() else None)
+    with pytest.raises(ValueError, match="inference.precision"):
+        resolve_precision("float16", cpu)
+    plain = tmp_path / "cpuinfo"
+    plain.write_text("flags\t\t: fpu sse2 avx2 avx512f\n")
+    assert not cpu_has_native_bf16(str(plain))  # no native bf16 units: oneDNN would emulate it
+    assert not cpu_has_native_bf16(str(tmp_path / "missing"))
+
+
+def test_bfloat16_forward_close_to_float32():
+    from cmr_atlas.nets.runtime import forward
+
+    torch.manual_seed(0)
+    model = UNet(1, 4, 8, 2).eval()
+    x = np.random.default_rng(0).normal(size=(4, 64, 64)).astype(np.float32)
+    a = forward(model, x, torch.device("cpu"), 2, None)
+    b = forward(model, x, torch.device("cpu"), 2, torch.bfloat16)
+    assert b.dtype == torch.float32 and b.shape == a.shape
+    assert (a.argmax(1) == b.argmax(1)).float().mean() > 0.97

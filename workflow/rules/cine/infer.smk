@@ -28,6 +28,7 @@ rule infer_shard:
         ed_frame=config["segmentation"]["ed_frame"],
         device=config["device"],
         batch=config["inference"]["batch"],
+        precision=config["inference"]["precision"],
     # torch uses the job's threads on CPU.
     threads: 2
     # Scheduling hints: on a cluster give each inference job one GPU (e.g. `--resources gpu=1` to
