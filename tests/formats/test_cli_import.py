@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from cmr_atlas.cli import main
+from cmr_atlas.core.geometry import planes_by_slice
+from cmr_atlas.formats.cap import write_cap
 from cmr_atlas.formats.cvi42 import write_cvi42
 from cmr_atlas.formats.importers import import_annotations
 from tests.formats.helpers import OBSERVER
@@ -20,6 +22,17 @@ def test_import_writes_the_annotations_folder(cohort, tmp_path, capsys):
     pd.testing.assert_frame_equal(pd.read_parquet(out / "contours.parquet"), expected.contours, check_dtype=False)
     pd.testing.assert_frame_equal(pd.read_parquet(out / "landmarks.parquet"), expected.landmarks, check_dtype=False)
     assert "1 exams" in capsys.readouterr().out
+
+
+def test_cap_folders_are_found_under_the_folder_given(cohort, tmp_path):
+    gp = cohort.guide_points(cohort.annotations())
+    write_cap(gp, planes_by_slice(cohort.slices, cohort.exam), tmp_path / "cap" / "site1" / "exam1")
+    out = tmp_path / "annotations"
+    assert main(["annotations", "import", "--format", "cap", "--cohort", str(cohort.root / "dicom"),
+                 "--out", str(out), "--observer", OBSERVER, str(tmp_path / "cap")]) == 0
+    expected = import_annotations("cap", [tmp_path / "cap" / "site1" / "exam1"], cohort.index, OBSERVER)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "landmarks.parquet"), expected.landmarks, check_dtype=False)
+    assert len(pd.read_parquet(out / "contours.parquet")) == len(expected.contours) > 0
 
 
 def test_bad_input_exits_2_with_the_message(cohort, tmp_path, capsys):
