@@ -21,9 +21,11 @@ folder list, so no table maps exam ids to folder names.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cmr_atlas.cine.annotations import folder_map
@@ -32,8 +34,9 @@ from cmr_atlas.core.geometry import planes_by_slice
 from cmr_atlas.core.imagecache import load_exam_images, load_masks
 from cmr_atlas.core.shards import dicom_root, read_folder_list
 from cmr_atlas.core.tables import Column, TableSchema, write_table
+from cmr_atlas.formats import FormatError
 from cmr_atlas.formats.cap import write_cap
-from cmr_atlas.formats.dicom_index import build_index
+from cmr_atlas.formats.dicom_index import CohortIndex, build_index
 from cmr_atlas.formats.dicom_seg import export_dicom_seg
 from cmr_atlas.formats.nifti import export_sax_nifti
 
@@ -49,6 +52,7 @@ EXPORT_MANIFEST = TableSchema(
 )
 
 PathLike = str | os.PathLike
+log = logging.getLogger(__name__)
 
 
 def _manifest(rows: list[tuple[str, str, str, Path]], out_dir: Path, manifest_path: PathLike) -> pd.DataFrame:
@@ -58,7 +62,7 @@ def _manifest(rows: list[tuple[str, str, str, Path]], out_dir: Path, manifest_pa
     return df
 
 
-def _masks(masks_dir: Path, exam_id: str):
+def _masks(masks_dir: Path, exam_id: str) -> np.ndarray | None:
     path = masks_dir / f"{exam_id}.npz"
     return load_masks(path) if path.is_file() else None
 
@@ -68,7 +72,8 @@ def export_shard_dicom_seg(cohort_dir: PathLike, folders_path: PathLike, exam_ke
                            manifest_path: PathLike) -> pd.DataFrame:
     """DICOM SEG of each exam's automated SAX masks at its ED and ES frames (``phases_path``):
     ``out_dir/<exam_id>/<exam_id>_<phase>_seg[_n].dcm``, referencing the exam's source images.
-    Exams without masks (failed inference) are skipped."""
+    Exams without masks (failed inference) are skipped, and so are exams whose images a SEG cannot
+    reference (:class:`~cmr_atlas.formats.FormatError`, logged by exam_id)."""
     out_dir, masks_dir = Path(out_dir), Path(masks_dir)
     folders = read_folder_list(folders_path)
     by_exam = {e: f for f, e in folder_map(pd.read_parquet(exam_keys_path), folders, key).items()}
@@ -80,12 +85,23 @@ def export_shard_dicom_seg(cohort_dir: PathLike, folders_path: PathLike, exam_ke
         masks = _masks(masks_dir, r.exam_id)
         if masks is None:
             continue
-        for phase, frame in (("ED", int(r.ed_frame)), ("ES", int(r.es_frame))):
-            for path in export_dicom_seg(masks[:, frame], index, by_exam[r.exam_id], frame, phase,
-                                         out_dir / r.exam_id):
-                named = path.with_name(path.name.replace(by_exam[r.exam_id], r.exam_id, 1))
-                rows.append((r.exam_id, "dicom_seg", phase, path.rename(named)))
+        try:
+            rows += _exam_segs(r.exam_id, by_exam[r.exam_id], masks, {"ED": r.ed_frame, "ES": r.es_frame},
+                               index, out_dir)
+        except FormatError as exc:  # e.g. a multi-frame SAX stack; the message names the folder: not logged
+            log.warning("exam %s: no DICOM SEG (%s)", r.exam_id, type(exc).__name__)
     return _manifest(rows, out_dir, manifest_path)
+
+
+def _exam_segs(exam_id: str, folder: str, masks: np.ndarray, frames: dict[str, int], index: CohortIndex,
+               out_dir: Path) -> list[tuple[str, str, str, Path]]:
+    """Manifest rows of one exam's SEGs, renamed from the folder name to ``exam_id``."""
+    rows = []
+    for phase, frame in frames.items():
+        for path in export_dicom_seg(masks[:, int(frame)], index, folder, int(frame), phase, out_dir / exam_id):
+            named = path.with_name(path.name.replace(folder, exam_id, 1))
+            rows.append((exam_id, "dicom_seg", phase, path.rename(named)))
+    return rows
 
 
 def export_shard_nifti(exam_ids: list[str], cache_dir: PathLike, masks_dir: PathLike, out_dir: PathLike,

@@ -15,6 +15,8 @@ import pytest
 from cmr_atlas.cine.annotations import build_manual, folder_map
 from cmr_atlas.core.imagecache import load_masks, save_masks
 from cmr_atlas.dicom.index import ingest_folders
+from cmr_atlas.formats import FormatError
+from cmr_atlas.formats.dicom_seg import export_dicom_seg
 from cmr_atlas.formats.export import export_shard_cap, export_shard_dicom_seg, export_shard_nifti
 from cmr_atlas.formats.importers import import_annotations
 from cmr_atlas.formats.nifti import to_nifti_array
@@ -75,6 +77,23 @@ def test_dicom_seg_per_exam_and_phase_reads_back(cohort, shard, tmp_path):
     for folder, exam_id in shard.ids.items():
         e = sax[sax["exam_id"] == folder]
         assert dict(e.groupby("phase")["frame"].first()) == dict(zip(("ED", "ES"), shard.phases[exam_id]))
+
+
+def test_an_exam_a_seg_cannot_reference_is_skipped_and_logged(cohort, shard, tmp_path, monkeypatch, caplog):
+    import cmr_atlas.formats.export as export
+    bad_folder, bad_id = next(iter(shard.ids.items()))
+
+    def refuse(masks, index, exam, *args, **kwargs):
+        if exam == bad_folder:
+            raise FormatError(f"exam {exam}: SAX slice 0 is a frame of a multi-frame file (not supported)")
+        return export_dicom_seg(masks, index, exam, *args, **kwargs)
+
+    monkeypatch.setattr(export, "export_dicom_seg", refuse)
+    s, out = shard.dir, tmp_path / "seg"
+    man = export_shard_dicom_seg(cohort.root, s / "folders.txt", s / "exam_keys.parquet", KEY, s / "phases.parquet",
+                                 s / "masks", out, out / "manifest.parquet")
+    assert set(man["exam_id"]) == set(shard.ids.values()) - {bad_id}
+    assert f"exam {bad_id}: no DICOM SEG (FormatError)" in caplog.text and bad_folder not in caplog.text
 
 
 def test_nifti_images_and_masks_per_exam(cohort, shard, tmp_path):
