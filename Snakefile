@@ -10,6 +10,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
+include: "workflow/rules/formats.smk"
 include: "workflow/rules/cine/infer.smk"
 include: "workflow/rules/cine/guidepoints.smk"
 include: "workflow/rules/cine/fit.smk"
@@ -17,6 +18,7 @@ include: "workflow/rules/status.smk"
 include: "workflow/rules/cine/atlas.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/cine/train.smk"
 
 

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("cmr_atlas.cli.synth", "generate a synthetic legacy cine MRI cohort with ground truth"),
     "ingest": ("cmr_atlas.cli.ingest", "index a folder of DICOM exams: views, slices, frames, image cache"),
     "infer": ("cmr_atlas.cli.infer", "run the landmark and segmentation CNNs on ingested exams"),
+    "annotations": ("cmr_atlas.cli.annotations", "import core-lab annotation files (cvi42, CAP, NIfTI, DICOM SEG) into an annotations folder"),
     "guidepoints": ("cmr_atlas.cli.guidepoints", "build the guide-point table (auto or manual source)"),
     "fit": ("cmr_atlas.cli.fit", "fit the LV model with breath-hold correction; clinical measures"),
     "covariates": ("cmr_atlas.cli.covariates", "join a covariates table to exam_id by keyed hashes (no identifiers)"),

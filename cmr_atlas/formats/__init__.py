@@ -7,7 +7,10 @@ One module per format (plain functions, a documented mapping table as a module c
 * :mod:`.cap` -- Cardiac Atlas Project guide points (``GPFile.txt`` + ``SliceInfoFile.txt``);
 * :mod:`.nifti` -- NIfTI label maps (import) and images/masks (export);
 * :mod:`.dicom_seg` -- DICOM SEG of the automated SAX masks (export) and back (import);
-* :mod:`.importers` -- one entry point, :func:`~.importers.import_annotations`, for all of them.
+* :mod:`.importers` -- one entry point, :func:`~.importers.import_annotations`, for all of them,
+  and :func:`~.importers.import_to_folder` (files -> annotations folder) that ``cmr-atlas
+  annotations import`` and the workflow's ``import_annotations`` rule run;
+* :mod:`.export` -- the workflow's opt-in per-shard exports (DICOM SEG, NIfTI, CAP).
 
 Importers return :class:`cmr_atlas.formats.annotations.Annotations`: rows of cmr-atlas's own
 annotation format (the ``contours``/``landmarks`` columns of :mod:`cmr_atlas.synth.truth`, in

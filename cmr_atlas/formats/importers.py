@@ -14,6 +14,11 @@ format         paths                                  exam, frame
                                                       ``frame<N>`` in the name, 1-based as in
                                                       ACDC (``patient001_frame01_gt.nii.gz``)
 =============  =====================================  ==========================================
+
+:func:`import_to_folder` is what ``cmr-atlas annotations import`` and the workflow's
+``import_annotations`` rule run: files -> an annotations folder (``contours.parquet`` +
+``landmarks.parquet``, :mod:`.annotations`), the manual path's input.  A folder rather than one
+parquet file because contours and landmarks are two tables with different columns.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from cmr_atlas.core.shards import dicom_root, list_exam_folders
 from cmr_atlas.formats import FormatError
 from cmr_atlas.formats.annotations import Annotations, assign_phases
 from cmr_atlas.formats.cap import SLICE_INFO, read_cap
 from cmr_atlas.formats.cvi42 import read_cvi42
-from cmr_atlas.formats.dicom_index import CohortIndex
+from cmr_atlas.formats.dicom_index import CohortIndex, build_index
 from cmr_atlas.formats.dicom_seg import read_dicom_seg
 from cmr_atlas.formats.nifti import read_nifti_labels
 
@@ -70,3 +76,37 @@ def import_annotations(fmt: str, paths: list[str | Path], index: CohortIndex, ob
     else:
         raise ValueError(f"unknown annotation format {fmt!r} (known: {', '.join(FORMATS)})")
     return assign_phases(Annotations.concat(parts))  # phases of one exam's files together
+
+
+# Files of a format inside a folder given as the source.
+_PATTERNS = {"cvi42": ("*.cvi42wsx",), "cap": (SLICE_INFO, "GPFile*.txt"), "nifti": ("*.nii", "*.nii.gz"),
+             "dicom_seg": ("*.dcm",)}
+
+
+def annotation_files(fmt: str, source: str | Path) -> list[Path]:
+    """The files of format ``fmt`` that ``source`` names: itself if a file, else those found
+    under the folder, recursively (for CAP its ``SliceInfoFile.txt`` and ``GPFile*.txt`` files,
+    which :func:`import_annotations` groups by folder)."""
+    if fmt not in _PATTERNS:
+        raise ValueError(f"unknown annotation format {fmt!r} (known: {', '.join(FORMATS)})")
+    source = Path(source)
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise FormatError(f"{source}: no such file or folder")
+    found = sorted({p for pattern in _PATTERNS[fmt] for p in source.rglob(pattern)})
+    if not found:
+        raise FormatError(f"{source}: no {fmt} files ({', '.join(_PATTERNS[fmt])}) in this folder")
+    return found
+
+
+def import_to_folder(fmt: str, paths: list[str | Path], cohort_dir: str | Path, out_dir: str | Path,
+                     observer: str, labels: str | dict[str, int]) -> Annotations:
+    """Import ``paths`` (files, or folders searched by :func:`annotation_files`) of format ``fmt``
+    against the cohort's DICOM (``cohort_dir``, or its ``dicom/`` subfolder) and write the
+    annotations folder ``out_dir``.  Missing paths raise :class:`FormatError`."""
+    files = [f for p in paths for f in annotation_files(fmt, p)]
+    folders = [f for f in list_exam_folders(cohort_dir) if f != "."]
+    ann = import_annotations(fmt, files, build_index(dicom_root(cohort_dir), folders), observer, labels)
+    ann.write(out_dir)
+    return ann

@@ -25,11 +25,19 @@ if not COHORT.is_dir():
     )
 SHARDS = update_manifest(COHORT, RESULTS, config["shard_size"])
 
-# Manual annotations in the documented truth format; empty config = the synthetic cohort's truth/.
-_ann = config["manual_annotations"] or (
-    str(COHORT / "truth") if (COHORT / "truth" / "contours.parquet").is_file() else ""
-)
-ANNOTATIONS = Path(_ann) if _ann else None
+# Manual annotations: an annotations folder in the documented format (parquet; empty config = the
+# synthetic cohort's truth/), or core-lab files (cvi42, cap, nifti, dicom_seg) that rule
+# import_annotations (rules/formats.smk) converts into RESULTS/annotations/ first.
+ANNOTATIONS_FORMAT = config["manual_annotations_format"]
+if ANNOTATIONS_FORMAT == "parquet":
+    _ann = config["manual_annotations"] or (
+        str(COHORT / "truth") if (COHORT / "truth" / "contours.parquet").is_file() else ""
+    )
+    ANNOTATIONS = Path(_ann) if _ann else None
+elif not config["manual_annotations"]:
+    raise WorkflowError(f"manual_annotations_format {ANNOTATIONS_FORMAT}: set manual_annotations to its files")
+else:
+    ANNOTATIONS = RESULTS / "annotations"
 
 
 def per_shard(pattern):
@@ -37,7 +45,17 @@ def per_shard(pattern):
     return [str(pattern).format(shard=s) for s in SHARDS]
 
 
+# Opt-in exports (rules/export.smk): format -> per-shard manifest pattern.  DICOM SEG carries the
+# source images' patient attributes, so it lives apart from the de-identified results.
+EXPORT_MANIFESTS = {
+    "dicom_seg": RESULTS / "export_identified/dicom_seg/{shard}/manifest.parquet",
+    "nifti": RESULTS / "export/nifti/{shard}/manifest.parquet",
+    "cap": RESULTS / "export/cap/{shard}/manifest.parquet",
+}
+
+
 def final_targets():
+    exports = [p for fmt, pattern in EXPORT_MANIFESTS.items() if config["export"][fmt] for p in per_shard(pattern)]
     return [
         str(RESULTS / "exams.parquet"),
         str(RESULTS / "exam_status.parquet"),
@@ -45,4 +63,4 @@ def final_targets():
         str(RESULTS / "measures.parquet"),
         str(RESULTS / "stats/risk_factor_auc.parquet"),
         str(RESULTS / "report/index.html"),
-    ]
+    ] + exports
