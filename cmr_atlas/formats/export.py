@@ -33,23 +33,25 @@ from cmr_atlas.core.columns import EXAM_ID
 from cmr_atlas.core.geometry import planes_by_slice
 from cmr_atlas.core.imagecache import load_exam_images, load_masks
 from cmr_atlas.core.shards import dicom_root, read_folder_list
-from cmr_atlas.core.tables import Column, TableSchema, write_table
+from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 from cmr_atlas.formats import FormatError
 from cmr_atlas.formats.cap import write_cap
 from cmr_atlas.formats.dicom_index import CohortIndex, build_index
 from cmr_atlas.formats.dicom_seg import export_dicom_seg
 from cmr_atlas.formats.nifti import export_sax_nifti
 
-EXPORT_MANIFEST = TableSchema(
-    name="export_manifest", row="exported file",
-    description="Files one per-shard export wrote (paths relative to the export's shard folder).",
+EXPORT_MANIFEST = register(TableSchema(
+    name="export/<format>/<shard>/manifest", row="exported file",
+    description=("Files one per-shard export wrote (opt-in, config `export`); DICOM SEG's manifest "
+                 "sits under export_identified/dicom_seg/<shard>/ with the files, which carry the "
+                 "source images' patient attributes. Paths are relative to the manifest's folder."),
     columns=(
         EXAM_ID,
         Column("format", "str", "dicom_seg, nifti or cap", nullable=False),
         Column("part", "str", "ED or ES (dicom_seg), images or masks (nifti), guide-point source (cap)"),
         Column("path", "str", "file path relative to the manifest's folder", nullable=False),
     ),
-)
+))
 
 PathLike = str | os.PathLike
 log = logging.getLogger(__name__)
