@@ -60,15 +60,15 @@ def one_method(measures: pd.DataFrame) -> pd.DataFrame:
     return df.drop_duplicates(["exam_id", "source"], keep="first")
 
 
-def paired_measures(measures: pd.DataFrame | None) -> pd.DataFrame | None:
-    """One row per exam with ``<measure>_auto`` and ``<measure>_manual`` columns (None when a source
-    is absent), from :func:`one_method`."""
+def paired_measures(measures: pd.DataFrame | None, columns=AGREEMENT_MEASURES) -> pd.DataFrame | None:
+    """One row per exam with ``<measure>_auto`` and ``<measure>_manual`` columns for ``columns``
+    (None when a source or every column is absent), from :func:`one_method`."""
     if measures is None or not len(measures) or "source" not in measures:
         return None
     df = one_method(measures)
-    cols = [c for c in AGREEMENT_MEASURES if c in df]
+    cols = [c for c in columns if c in df]
     a = df[df["source"] == "auto"].set_index("exam_id")[cols]
     m = df[df["source"] == "manual"].set_index("exam_id")[cols]
-    if not len(a) or not len(m):
+    if not len(a) or not len(m) or not cols:
         return None
     return a.add_suffix("_auto").join(m.add_suffix("_manual"), how="inner").reset_index()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from cmr_atlas.stats.agreement import one_method
+from cmr_atlas.stats.agreement import paired_measures
 
 PRIORITIES: tuple[str, ...] = ("failed", "partial", "qc_flag", "disagreement")
 # measure column -> (label, unit) of the auto-vs-manual disagreement check
@@ -123,7 +123,7 @@ def qc_reasons(segmentation_qc: pd.DataFrame | None, phases: pd.DataFrame | None
 
 def disagreement_reasons(measures: pd.DataFrame | None) -> list[Reason]:
     """Auto-vs-manual differences beyond the Bland-Altman limits of agreement (see module doc)."""
-    wide = _paired(measures)
+    wide = paired_measures(measures, DISAGREEMENT_MEASURES)
     if wide is None:
         return []
     out = []
@@ -140,19 +140,6 @@ def disagreement_reasons(measures: pd.DataFrame | None) -> list[Reason]:
                 out.append(Reason(exam, "disagreement",
                                   f"{label} auto - manual {di:+.1f} {unit} (z {zi:+.1f})", abs(float(zi))))
     return out
-
-
-def _paired(measures: pd.DataFrame | None) -> pd.DataFrame | None:
-    """exam_id with ``<col>_auto`` and ``<col>_manual`` of :data:`DISAGREEMENT_MEASURES` (one method)."""
-    if measures is None or not len(measures) or "source" not in measures:
-        return None
-    df = one_method(measures)
-    cols = [c for c in DISAGREEMENT_MEASURES if c in df]
-    a = df[df["source"] == "auto"].set_index("exam_id")[cols]
-    m = df[df["source"] == "manual"].set_index("exam_id")[cols]
-    if not len(a) or not len(m) or not cols:
-        return None
-    return a.add_suffix("_auto").join(m.add_suffix("_manual"), how="inner").sort_index().reset_index()
 
 
 def _phase_frames(phases: pd.DataFrame | None) -> dict[str, dict[str, int]]:
