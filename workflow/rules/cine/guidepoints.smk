@@ -2,14 +2,6 @@
 # and the per-shard union of both sources that the fit stage reads.
 
 
-def auto_landmarks_input(wildcards):
-    """The shard's automated guide points, an input of the manual path only when it takes the
-    landmarks its annotations lack from them (config manual_landmarks_from_auto)."""
-    if config["manual_landmarks_from_auto"] and ANNOTATIONS:
-        return [str(RESULTS / f"shards/{wildcards.shard}/guide_points_auto.parquet")]
-    return []
-
-
 rule manual_guide_points_shard:
     conda:
         CONDA_ENV
@@ -17,8 +9,11 @@ rule manual_guide_points_shard:
         slices=RESULTS / "shards/{shard}/slices.parquet",
         exam_keys=RESULTS / "shards/{shard}/exam_keys.parquet",
         annotations=[str(ANNOTATIONS / f) for f in ("contours.parquet", "landmarks.parquet")] if ANNOTATIONS else [],
-        # the landmarks the annotations lack come from here (config manual_landmarks_from_auto)
-        auto_guide_points=auto_landmarks_input,
+        # the landmarks the annotations lack come from the shard's automated guide points: an input
+        # only with config manual_landmarks_from_auto (and annotations to complete)
+        auto_guide_points=[RESULTS / "shards/{shard}/guide_points_auto.parquet"]
+        if config["manual_landmarks_from_auto"] and ANNOTATIONS
+        else [],
     output:
         RESULTS / "shards/{shard}/guide_points_manual.parquet",
     log:
