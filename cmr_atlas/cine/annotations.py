@@ -2,7 +2,9 @@
 
 An annotations folder holds ``contours.parquet`` and ``landmarks.parquet`` in the documented truth
 format, keyed by exam folder name; ingest's ``exam_keys`` (keyed hashes of the folder names) maps
-them to exam ids without writing any identifier.
+them to exam ids without writing any identifier.  With the automated guide points given (config
+``manual_landmarks_from_auto``), landmarks the annotations lack are taken from them
+(:func:`~cmr_atlas.cine.guidepoints.landmarks_from_auto`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from cmr_atlas.cine.guidepoints import GUIDE_POINTS, manual_guide_points
+from cmr_atlas.cine.guidepoints import GUIDE_POINTS, landmarks_from_auto, manual_guide_points
 from cmr_atlas.core.config import default
 from cmr_atlas.core.ids import keyed_hash
 from cmr_atlas.core.tables import write_table
@@ -42,9 +44,10 @@ def _read_annotations(path: Path, labels: list[str], observers: list[str]) -> pd
 
 
 def build_manual(annotations: Path, slices: pd.DataFrame, exam_keys: pd.DataFrame, key: str,
-                 observer: str | None = None) -> pd.DataFrame:
+                 observer: str | None = None, auto: pd.DataFrame | None = None) -> pd.DataFrame:
     """Read an annotations folder and build manual guide points for the exams in ``exam_keys``
-    (``observer``: default the config's ``manual_observer``; 'truth' where it is absent)."""
+    (``observer``: default the config's ``manual_observer``; 'truth' where it is absent).  ``auto``:
+    the automated guide points whose landmarks fill the (phase, view)s without manual landmarks."""
     observer = observer or default("manual_observer")
     paths = {t: Path(annotations) / f"{t}.parquet" for t in ("contours", "landmarks")}
     labels = sorted(_exam_labels(paths["contours"]) | _exam_labels(paths["landmarks"]))
@@ -56,17 +59,33 @@ def build_manual(annotations: Path, slices: pd.DataFrame, exam_keys: pd.DataFram
         observer = "truth"
     gp = manual_guide_points(contours, landmarks, slices, mapping, observer)
     log.info("manual guide points: %d points for %d exams (observer %s)", len(gp), gp["exam_id"].nunique(), observer)
+    if auto is not None:
+        gp = _fill_landmarks(gp, auto)
     return gp
+
+
+def _fill_landmarks(manual: pd.DataFrame, auto: pd.DataFrame) -> pd.DataFrame:
+    filled = landmarks_from_auto(manual, auto)
+    added = filled.iloc[len(manual):]
+    for exam, g in added.groupby("exam_id"):
+        log.info("exam %s: %d landmarks from the automated source (%s)", exam, len(g),
+                 ", ".join(f"{p} {v}" for p, v in sorted(set(zip(g["phase"], g["view"])))))
+    return filled
 
 
 def write_manual_guide_points(annotations: str | os.PathLike | None, slices_path: str | os.PathLike,
                               exam_keys_path: str | os.PathLike, key: str, observer: str | None,
-                              out_path: str | os.PathLike) -> pd.DataFrame:
+                              out_path: str | os.PathLike,
+                              auto_guide_points: str | os.PathLike | None = None) -> pd.DataFrame:
     """The manual guide-point table of the exams in ``exam_keys_path``, written to ``out_path``;
-    empty (the manual path off) when ``annotations`` is empty or None."""
+    empty (the manual path off) when ``annotations`` is empty or None.  ``auto_guide_points``: the
+    shard's automated guide-point table, to take the landmarks the annotations lack from (config
+    ``manual_landmarks_from_auto``); None = manual landmarks only."""
     if annotations:
+        # landmark rows only: a shard's automated contours are most of the table
+        auto = pd.read_parquet(auto_guide_points, filters=[("kind", "==", "landmark")]) if auto_guide_points else None
         gp = build_manual(Path(annotations), pd.read_parquet(slices_path), pd.read_parquet(exam_keys_path),
-                          key, observer)
+                          key, observer, auto)
     else:
         log.info("no manual annotations configured: the manual path is empty")
         gp = GUIDE_POINTS.empty()

@@ -26,7 +26,10 @@ GUIDE_POINTS = register(
         description=(
             "Contour and landmark points in patient coordinates (DICOM LPS, mm) that the LV model "
             "is fitted to. Written by the automated path (`source=auto`) and, from annotations, "
-            "by the manual path (`source=manual`, `obs1`, `obs2`)."
+            "by the manual path (`source=manual`, `obs1`, `obs2`). With the config's "
+            "`manual_landmarks_from_auto`, the manual landmarks of an exam's (phase, view) that the "
+            "annotations lack (DICOM SEG, NIfTI) are copies of the automated ones: the same landmark, "
+            "frame, slice, coordinates and weight as the exam's `source=auto` row."
         ),
         row="point",
         columns=(
@@ -111,3 +114,22 @@ def manual_guide_points(
     if not parts:
         return GUIDE_POINTS.empty()
     return pd.concat(parts, ignore_index=True)
+
+
+def landmarks_from_auto(manual: pd.DataFrame, auto: pd.DataFrame) -> pd.DataFrame:
+    """``manual`` plus, for each of its exams, the automated landmarks of every (phase, view) in which
+    the manual guide points have no landmark (config ``manual_landmarks_from_auto``).
+
+    A copy keeps the automated row (frame, slice, coordinates, weight) and takes the manual rows'
+    source, so it can be found afterwards by its equal ``source=auto`` row.  Exams without manual
+    guide points get nothing: there is no manual source to complete.
+    """
+    lm = auto[(auto["kind"] == "landmark") & auto["exam_id"].isin(set(manual["exam_id"]))]
+    if lm.empty:
+        return manual
+    has = manual[manual["kind"] == "landmark"][["exam_id", "phase", "view"]].drop_duplicates()
+    key = pd.MultiIndex.from_frame(lm[["exam_id", "phase", "view"]])
+    take = lm[~key.isin(pd.MultiIndex.from_frame(has))]
+    sources = manual.groupby("exam_id")["source"].first()  # one source per table in practice
+    take = take.assign(source=take["exam_id"].map(sources))
+    return pd.concat([manual, take[manual.columns]], ignore_index=True)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmr_atlas.cine.guidepoints import GUIDE_POINTS, manual_guide_points, match_annotation_planes
+from cmr_atlas.cine.guidepoints import GUIDE_POINTS, landmarks_from_auto, manual_guide_points, match_annotation_planes
 from cmr_atlas.cine.annotations import build_manual, folder_map
 from cmr_atlas.core.ids import exam_id, keyed_hash
 from cmr_atlas.synth.mesa.cohort import generate_exam
@@ -74,6 +74,61 @@ def test_build_manual_reads_only_the_shards_exams(exam, tmp_path):
     # no exam of this shard in the annotations: empty, not an error
     none = keys.assign(key_hash=keyed_hash("SYN31-0500", "kk"))
     assert build_manual(tmp_path, slices, none, "kk").empty
+
+
+def _auto(exam, eid: str) -> pd.DataFrame:
+    """A stand-in automated table: the truth observer's guide points, source auto, weights < 1."""
+    truth = exam.truth
+    gp = manual_guide_points(truth["contours"], truth["landmarks"], truth["slices"].assign(exam_id=eid),
+                             {exam.label: eid}, observer="truth", source="auto")
+    return gp.assign(weight=np.linspace(0.5, 0.9, len(gp)))
+
+
+def test_landmarks_from_auto_fill_only_the_phase_views_without_manual_landmarks(exam):
+    truth = exam.truth
+    slices = truth["slices"].assign(exam_id="E1")
+    contours_only = manual_guide_points(truth["contours"], truth["landmarks"].iloc[:0], slices, {exam.label: "E1"}, "obs1")
+    auto = pd.concat([_auto(exam, "E1"), _auto(exam, "E2")], ignore_index=True)  # E2: no manual source
+    filled = landmarks_from_auto(contours_only, auto)
+    conform(filled, GUIDE_POINTS)
+    assert list(filled.columns) == list(contours_only.columns)
+    pd.testing.assert_frame_equal(filled.iloc[:len(contours_only)], contours_only, check_dtype=False)
+    added = filled.iloc[len(contours_only):]
+    assert set(added.exam_id) == {"E1"} and set(added.source) == {"manual"} and set(added.kind) == {"landmark"}
+    lm = auto[(auto.exam_id == "E1") & (auto.kind == "landmark")]
+    # a copy is the automated row but for its source: coordinates, frame, slice and weight kept
+    pd.testing.assert_frame_equal(added.drop(columns="source").reset_index(drop=True),
+                                  lm.drop(columns="source").reset_index(drop=True), check_dtype=False)
+
+    # manual landmarks at ED on SAX (RV insertion points): those stay, the rest is filled
+    manual = manual_guide_points(truth["contours"], truth["landmarks"], slices, {exam.label: "E1"}, "obs1")
+    partial = manual[(manual.kind == "contour") | ((manual.phase == "ED") & (manual.view == "sax"))]
+    added = landmarks_from_auto(partial, auto).iloc[len(partial):]
+    cells = set(zip(added.phase, added.view))
+    assert ("ED", "sax") not in cells and {("ES", "sax"), ("ED", "lax_2ch"), ("ED", "lax_4ch")} <= cells
+    # complete manual annotations take nothing; an empty manual table stays empty
+    assert len(landmarks_from_auto(manual, auto)) == len(manual)
+    assert landmarks_from_auto(GUIDE_POINTS.empty(), auto).empty
+
+
+def test_guidepoints_command_takes_landmarks_from_auto_guide_points(exam, tmp_path):
+    from cmr_atlas.cli import main
+
+    truth = exam.truth
+    truth["contours"].to_parquet(tmp_path / "contours.parquet")
+    truth["landmarks"].iloc[:0].to_parquet(tmp_path / "landmarks.parquet")  # a SEG-like source: no landmarks
+    pd.DataFrame({"exam_id": ["E1"], "key_type": ["exam_folder"], "key_hash": [keyed_hash(exam.label, "kk")]}) \
+        .to_parquet(tmp_path / "keys.parquet")
+    truth["slices"].assign(exam_id="E1").to_parquet(tmp_path / "slices.parquet")
+    _auto(exam, "E1").to_parquet(tmp_path / "auto.parquet")
+    args = ["guidepoints", "--annotations", str(tmp_path), "--slices", str(tmp_path / "slices.parquet"),
+            "--exam-keys", str(tmp_path / "keys.parquet"), "--key", "kk", "--observer", "obs1"]
+    assert main([*args, "--out", str(tmp_path / "off.parquet")]) == 0
+    assert main([*args, "--out", str(tmp_path / "on.parquet"), "--auto-guide-points", str(tmp_path / "auto.parquet")]) == 0
+    off, on = pd.read_parquet(tmp_path / "off.parquet"), pd.read_parquet(tmp_path / "on.parquet")
+    assert (off.kind == "contour").all() and len(off) > 0
+    assert len(on) == len(off) + int((_auto(exam, "E1").kind == "landmark").sum())
+    assert set(on.source) == {"manual"} and {"mv_septal", "apex", "rv_insert_anterior"} <= set(on.landmark.dropna())
 
 
 def test_guide_point_job_does_not_import_torch():

@@ -9,6 +9,11 @@ rule manual_guide_points_shard:
         slices=RESULTS / "shards/{shard}/slices.parquet",
         exam_keys=RESULTS / "shards/{shard}/exam_keys.parquet",
         annotations=[str(ANNOTATIONS / f) for f in ("contours.parquet", "landmarks.parquet")] if ANNOTATIONS else [],
+        # the landmarks the annotations lack come from the shard's automated guide points: an input
+        # only with config manual_landmarks_from_auto (and annotations to complete)
+        auto_guide_points=[RESULTS / "shards/{shard}/guide_points_auto.parquet"]
+        if config["manual_landmarks_from_auto"] and ANNOTATIONS
+        else [],
     output:
         RESULTS / "shards/{shard}/guide_points_manual.parquet",
     log:
