@@ -10,6 +10,12 @@ and prints, per rule: jobs, wall seconds summed over its jobs, seconds per exam,
 one job slot, peak memory (max_rss, MiB) of its largest job; the whole run's wall time and exams
 per hour; and the extrapolation to a 5,000-exam cohort on the same machine and on a cluster.
 
+Floors, measured in the same run on the exams of the first shard: bare pydicom (`dcmread` +
+`pixel_array` of every file of the exam folders, one process) beside ingest, and the networks'
+pure forward time on as many network-grid images as those exams needed (SAX frames for the
+segmentation, LAX frames and SAX ED/ES for the landmarks; the job's threads, the configured
+precision) beside inference, with the ratio stage / floor.
+
 --tiny-models uses untrained 4-channel networks (tests/slurm/tiny_models.py): every stage runs, but
 the inference figure is then not that of the shipped networks (and auto fits fail early).
 """
@@ -62,7 +68,8 @@ def n_exams(results: Path) -> tuple[int, str]:
     return n, ", ".join(f"{k} {v}" for k, v in ex["status"].value_counts().items())
 
 
-def report(results: Path, wall_s: float | None, cores: int, target: int = 5000) -> None:
+def report(results: Path, wall_s: float | None, cores: int, target: int = 5000) -> dict[str, float]:
+    """Print the per-rule table and extrapolation; returns wall seconds per exam of each per-shard rule."""
     bm = read_benchmarks(results)
     if bm.empty:
         sys.exit(f"no benchmark files under {results}/benchmarks")
@@ -73,6 +80,7 @@ def report(results: Path, wall_s: float | None, cores: int, target: int = 5000) 
     print(f"{'rule':28s} {'jobs':>4s} {'wall s':>8s} {'cpu s':>8s} {'wall s/exam':>11s} {'cpu s/exam':>10s} "
           f"{'max_rss MiB':>11s}")
     wall_per_exam = wall_agg = 0.0
+    per_exam: dict[str, float] = {}
     for rule in PER_SHARD + COHORT_RULES:
         g = bm[bm.rule == rule]
         if g.empty:
@@ -81,6 +89,7 @@ def report(results: Path, wall_s: float | None, cores: int, target: int = 5000) 
         if rule in PER_SHARD:  # per exam of the shards this rule has finished
             m = sum(len(read_folder_list(results / "shards" / j / "folders.txt")) for j in g["job"])
             wall_per_exam += s / m
+            per_exam[rule] = s / m
         else:
             m = n
             wall_agg += s
@@ -104,6 +113,72 @@ def report(results: Path, wall_s: float | None, cores: int, target: int = 5000) 
     else:
         line += f"; cohort-level stages not extrapolated from {n} exams (start-up dominated)"
     print(line)
+    return per_exam
+
+
+def _pydicom_floor(cohort: Path, folders: list[str]) -> float:
+    """Seconds to dcmread + decode every file of ``folders`` (bare pydicom, one process)."""
+    import pydicom
+
+    from cmr_atlas.core.shards import dicom_root
+
+    files = [f for d in folders for f in sorted((dicom_root(cohort) / d).rglob("*")) if f.is_file()]
+    t = time.perf_counter()
+    for f in files:
+        try:
+            pydicom.dcmread(f).pixel_array
+        except Exception:  # noqa: BLE001 - a non-image file costs its read, as in ingest
+            pass
+    return time.perf_counter() - t
+
+
+def _forward_floor(results: Path, exam_ids: list[str], models_dir: str, threads: int, precision: str) -> float:
+    """Seconds of pure network forward passes for the images inference ran on these exams."""
+    import numpy as np
+    import torch
+
+    from cmr_atlas.cine.inference import load_models
+    from cmr_atlas.core.imagecache import load_exam_images
+    from cmr_atlas.nets.registry import card_grid
+    from cmr_atlas.nets.runtime import forward
+
+    torch.set_num_threads(threads)
+    models = load_models(models_dir, method="heatmap", device="cpu", precision=precision)
+    n_seg = n_lax = n_sax = 0
+    for eid in exam_ids:
+        im = load_exam_images(results / "cache" / f"{eid}.npz")
+        n_seg += im.n_slices * im.n_frames
+        n_lax += sum(a.shape[0] for a in im.lax.values())
+        n_sax += im.n_slices * 2  # landmarks on SAX at ED and ES
+    size = card_grid(models.seg_card).size
+    batch = default("inference.batch")
+    total = 0.0
+    for model, n in ((models.seg, n_seg), (models.landmark["lax"][0], n_lax), (models.landmark["sax"][0], n_sax)):
+        x = np.random.default_rng(0).normal(size=(n, size, size)).astype(np.float32)
+        forward(model, x[:batch], models.device, batch, models.dtype)  # warm-up
+        t = time.perf_counter()
+        forward(model, x, models.device, batch, models.dtype)
+        total += time.perf_counter() - t
+    return total
+
+
+def floors(results: Path, cohort: Path, models_dir: str, stage_s_per_exam: dict[str, float]) -> None:
+    """Print the floors beside ingest and inference, measured now on the first shard's exams."""
+    shard = sorted(p for p in (results / "shards").iterdir() if p.is_dir())[0]
+    folders = read_folder_list(shard / "folders.txt")
+    ex = pd.read_parquet(shard / "exams.parquet")
+    ok = ex.loc[ex["status"] == "ok", "exam_id"].tolist()
+    if not folders or not ok:
+        print("floors: the first shard has no ok exam")
+        return
+    dicom_s = _pydicom_floor(cohort, folders) / len(folders)
+    net_s = _forward_floor(results, ok, models_dir, threads=2, precision=default("inference.precision")) / len(ok)
+    print(f"floors (first shard, {len(folders)} exam folders, measured now): stage s/exam, floor s/exam, ratio")
+    for rule, floor, what in (("ingest_shard", dicom_s, "bare pydicom dcmread + pixel_array"),
+                              ("infer_shard", net_s, "network forward passes only")):
+        if rule in stage_s_per_exam:
+            st = stage_s_per_exam[rule]
+            print(f"  {rule:22s} {st:6.2f} {floor:6.2f} {st / floor:6.1f}x  ({what})")
 
 
 def main() -> None:
@@ -122,7 +197,8 @@ def main() -> None:
     a = ap.parse_args()
     results = Path(a.results or tempfile.mkdtemp(prefix="cmr-throughput-"))
     if a.report_only:
-        report(results, None, a.cores, a.target)
+        per_exam = report(results, None, a.cores, a.target)
+        floors(results, Path(a.cohort).resolve(), a.models_dir, per_exam)
         return
     cohort = Path(a.cohort).resolve()
     if a.n_exams:
@@ -153,7 +229,9 @@ def main() -> None:
     wall = time.perf_counter() - t
     if rc != 0:
         sys.exit(f"snakemake failed (exit {rc}); see {results / 'throughput-snakemake.log'}")
-    report(results, wall, a.cores, a.target)
+    per_exam = report(results, wall, a.cores, a.target)
+    if not a.tiny_models:
+        floors(results, cohort, models, per_exam)
     print(f"results: {results}")
 
 
