@@ -171,7 +171,7 @@ def draw_physiology(rng: np.random.Generator, subject, field_t: float) -> Physio
 
 
 def post_contrast_t1_ms(native_t1_ms, ecv, hematocrit: float, blood_concentration_mmol_l: float,
-                        field_t: float, native_t1_blood_ms: float | None = None):
+                        field_t: float):
     """Tissue T1 after contrast from the two-space water model behind ECV.
 
     The agent stays in plasma and interstitium, so the tissue's R1 rises by
@@ -179,8 +179,9 @@ def post_contrast_t1_ms(native_t1_ms, ecv, hematocrit: float, blood_concentratio
     tissue): with ECV 0.25 and blood at 0.5 mmol/l (about 10 minutes after 0.1-0.15 mmol/kg),
     myocardium goes from about 1,000 ms to about 500 ms at 1.5 T.
     """
-    t1_blood = physics.relaxation(field_t, "blood").t1_ms if native_t1_blood_ms is None else native_t1_blood_ms
-    d_r1_blood = physics.R1_RELAXIVITY[field_t] * blood_concentration_mmol_l
+    if field_t not in physics.R1_RELAXIVITY:
+        raise ValueError(f"field strength {field_t} T not modelled")
+    d_r1_blood = physics.R1_RELAXIVITY[field_t] * blood_concentration_mmol_l  # R1_post - R1_native of blood
     r1 = 1000.0 / np.asarray(native_t1_ms, float) + np.asarray(ecv, float) / (1.0 - hematocrit) * d_r1_blood
     return 1000.0 / r1
 
