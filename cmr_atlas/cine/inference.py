@@ -28,7 +28,7 @@ from cmr_atlas.core.columns import ED_FRAME, ES_FRAME, EXAM_ID, FRAME, PATIENT_X
 from cmr_atlas.core.geometry import SlicePlane, slice_spacing_mm
 from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, MYO
-from cmr_atlas.cine.landmarks import MODEL_VIEWS, decode_batch, landmark_names, view_model
+from cmr_atlas.cine.landmarks import MODEL_VIEWS, decode_arrays, landmark_names, view_model
 from cmr_atlas.nets.preprocess import Grid, prepare, to_net_px
 from cmr_atlas.nets.registry import card_grid, load_model
 from cmr_atlas.nets.runtime import forward, pick_device, resolve_precision
@@ -203,10 +203,7 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
         x = prepare(cine, plane, grid)
         out = forward(model, x, models.device, batch, models.dtype)
         if models.landmark_method == "heatmap":
-            dets = decode_batch(torch.softmax(out, 1).numpy(), absent_threshold)
-            rc = np.array([[(d.row, d.col) for d in ds] for ds in dets], dtype=float)
-            present = np.array([[d.present for d in ds] for ds in dets])
-            conf = np.array([[d.confidence for d in ds] for ds in dets])
+            rc, present, conf = decode_arrays(torch.softmax(out, 1).numpy(), absent_threshold)
         else:
             rc = from_normalised(out, grid.size).numpy().astype(float)
             inside = ((rc >= 0) & (rc <= grid.size - 1)).all(-1)

@@ -80,6 +80,14 @@ def decode_heatmap(prob: np.ndarray, absent_threshold: float, blob_fraction: flo
     return Detection(float(r), float(c), peak, True)
 
 
+def decode_arrays(probs: np.ndarray, absent_threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`decode_batch` as arrays: network points ``(B, K, 2)`` (row, col; NaN when absent),
+    present ``(B, K)`` and confidence ``(B, K)``."""
+    dets = decode_batch(probs, absent_threshold)
+    rc = np.array([[(d.row, d.col) for d in ds] for ds in dets], dtype=float)
+    return rc, np.array([[d.present for d in ds] for ds in dets]), np.array([[d.confidence for d in ds] for ds in dets])
+
+
 def decode_batch(probs: np.ndarray, absent_threshold: float) -> list[list[Detection]]:
     """``probs (B, K+1, H, W)`` softmax output -> per image, one :class:`Detection` per landmark."""
     return [[decode_heatmap(p[k], absent_threshold) for k in range(1, p.shape[0])] for p in probs]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, decode_batch, gaussian_targets
+from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, decode_arrays, gaussian_targets
 from cmr_atlas.cine.training import LM_GRID, SEG_GRID, load_data
 from cmr_atlas.cine.training_data import VIEW_CODES, Samples
 from cmr_atlas.core.config import default
@@ -45,9 +45,8 @@ def train_segmentation(samples: Samples, cfg: loops.TrainConfig, **kwargs) -> tu
 
 def decode_points(probs: np.ndarray, absent_threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Heatmap probabilities ``(M, K+1, n, n)`` -> network points ``(M, K, 2)`` and present ``(M, K)``."""
-    dets = decode_batch(probs, absent_threshold)
-    return (np.array([[(d.row, d.col) for d in ds] for ds in dets]),
-            np.array([[d.present for d in ds] for ds in dets]))
+    rc, present, _ = decode_arrays(probs, absent_threshold)
+    return rc, present
 
 
 def train_heatmap(samples: Samples, cfg: loops.TrainConfig, sigma_px: float, spacing_mm: float,

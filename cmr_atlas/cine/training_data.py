@@ -82,13 +82,6 @@ class Samples:
                        np.concatenate([p.view for p in parts]), ids, lab, pts)
 
 
-def exam_split(n_exams: int, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Exam-wise split: ``(train_exams, val_exams)`` index arrays (at least one validation exam)."""
-    order = rng.permutation(n_exams)
-    n_val = max(1, int(round(val_fraction * n_exams))) if n_exams > 1 else 0
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
 def _xyz(df: pd.DataFrame) -> np.ndarray:
     return df[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=float)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 
 from cmr_atlas.core.config import default, load_config
-from cmr_atlas.stats.covariates import KEY_TYPES, covariates_paths, write_covariates
+from cmr_atlas.core.ids import KEY_TYPES
+from cmr_atlas.stats.covariates import covariates_paths, write_covariates
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

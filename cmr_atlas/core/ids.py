@@ -10,6 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+# The identifiers ingest stores keyed hashes of (exam_keys.key_type), so covariates keyed by any of
+# them join to exam_id without the identifier reaching an output.
+KEY_TYPES = ("exam_folder", "study_instance_uid", "patient_id")
+
 
 def exam_id(study_instance_uid: str, key: str) -> str:
     """De-identified exam id for a StudyInstanceUID under ``key``."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from cmr_atlas.core import ids
 
-KEY_TYPES = ("exam_folder", "study_instance_uid", "patient_id")
-
 
 def pseudo_study_uid(folder: str) -> str:
     """Stand-in StudyInstanceUID for files without one (never written to any output)."""

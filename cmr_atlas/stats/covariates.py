@@ -32,12 +32,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.core.ids import keyed_hash
+from cmr_atlas.core.ids import KEY_TYPES, keyed_hash
 from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 
 log = logging.getLogger(__name__)
 
-KEY_TYPES = ("exam_folder", "study_instance_uid", "patient_id")
 
 # Known covariate columns: name -> (type, unit, description).  Binary risk factors are 0/1 ints.
 KNOWN_COLUMNS: dict[str, tuple[str, str, str]] = {
