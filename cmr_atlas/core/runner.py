@@ -28,7 +28,7 @@ import pandas as pd
 
 from cmr_atlas.core.columns import EXAM_ID
 from cmr_atlas.core.progress import Progress
-from cmr_atlas.core.tables import Column, TableSchema, concat_tables, register, write_table
+from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - an item of a shard (an exam id, a folder, a group)
@@ -132,8 +132,3 @@ def status_frame(outcomes: Iterable[Outcome], stage: str) -> pd.DataFrame:
 def write_status(rows: pd.DataFrame, path: str | Path) -> Path:
     """Write one shard's ``exam_status`` rows of one stage."""
     return write_table(rows, path, EXAM_STATUS)
-
-
-def concat_status(paths: Sequence[str | Path], out_path: str | Path) -> Path:
-    """The cohort's ``exam_status`` table from every shard's per-stage files."""
-    return write_table(concat_tables(list(paths), EXAM_STATUS), out_path, EXAM_STATUS)

@@ -103,12 +103,6 @@ def schema_modules() -> tuple[str, ...]:
     ))
 
 
-def __getattr__(name: str):
-    if name == "_SCHEMA_MODULES":  # the name tests used before schema_modules() existed
-        return schema_modules()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 class SchemaError(ValueError):
     """A frame does not match its declared schema."""
 

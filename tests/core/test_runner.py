@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmr_atlas.core.runner import (EXAM_STATUS, ExamFailure, concat_status, run_exams, status_frame,
+from cmr_atlas.core.aggregate import concat_to
+from cmr_atlas.core.runner import (EXAM_STATUS, ExamFailure, run_exams, status_frame,
                                    write_status)
 from cmr_atlas.core.tables import read_table
 
@@ -55,8 +56,8 @@ def test_status_table_written_and_concatenated(tmp_path):
     out = run_exams(["a", "bad"], _work, "unit", logging.getLogger("test.runner"))
     write_status(status_frame(out, "unit"), tmp_path / "s0" / "status" / "unit.parquet")
     write_status(status_frame([], "unit"), tmp_path / "s1" / "status" / "unit.parquet")
-    concat_status([tmp_path / "s0" / "status" / "unit.parquet", tmp_path / "s1" / "status" / "unit.parquet"],
-                  tmp_path / "exam_status.parquet")
+    concat_to([tmp_path / "s0" / "status" / "unit.parquet", tmp_path / "s1" / "status" / "unit.parquet"],
+              tmp_path / "exam_status.parquet", EXAM_STATUS)
     st = read_table(tmp_path / "exam_status.parquet", EXAM_STATUS).astype(object)
     st = st.where(st.notna(), None)
     assert st.to_dict("records") == [
