@@ -2,7 +2,8 @@
 
 Each is defined here once; every module imports it from here.
 
-* views: ``sax``, ``lax_2ch``, ``lax_4ch``
+* views: ``sax``, ``lax_2ch``, ``lax_4ch``, ``lax_3ch`` (clinical exams)
+* sequences: :data:`SEQUENCES` (the contrast an image was acquired with)
 * phases: ``ED``, ``ES``
 * surfaces: ``endo``, ``epi``
 * landmarks per view: :data:`LANDMARKS`
@@ -11,8 +12,12 @@ Each is defined here once; every module imports it from here.
 
 from __future__ import annotations
 
-VIEWS: tuple[str, ...] = ("sax", "lax_2ch", "lax_4ch")
-LAX_VIEWS: tuple[str, ...] = ("lax_2ch", "lax_4ch")
+VIEWS: tuple[str, ...] = ("sax", "lax_2ch", "lax_4ch", "lax_3ch")  # new views go last: codes are stable
+LAX_VIEWS: tuple[str, ...] = ("lax_2ch", "lax_4ch")  # the legacy cine long-axis views
+CLINICAL_LAX_VIEWS: tuple[str, ...] = ("lax_2ch", "lax_3ch", "lax_4ch")
+# Legacy gradient-echo cine, bSSFP cine, first-pass perfusion, late gadolinium enhancement
+# (magnitude or phase-sensitive), T1 maps (MOLLI-like), inversion-time scout.
+SEQUENCES: tuple[str, ...] = ("cine_gre", "cine_ssfp", "perfusion", "lge", "t1map", "ti_scout")
 PHASES: tuple[str, ...] = ("ED", "ES")
 SURFACES: tuple[str, ...] = ("endo", "epi")
 
@@ -20,6 +25,9 @@ LANDMARKS: dict[str, tuple[str, ...]] = {
     # mitral-valve hinge points and the epicardial apex on the long-axis views
     "lax_2ch": ("mv_anterior", "mv_inferior", "apex"),
     "lax_4ch": ("mv_septal", "mv_lateral", "apex"),
+    # 3-chamber (LVOT) view: the inferolateral mitral hinge and the anteroseptal point where the
+    # septum meets the LV outflow tract (Xue et al. 2021, Figure 1)
+    "lax_3ch": ("mv_inferolateral", "lvot_anteroseptal", "apex"),
     # RV insertion points (where the RV free wall meets the septum) and the LV cavity centre
     "sax": ("rv_insert_anterior", "rv_insert_posterior", "lv_centre"),
 }

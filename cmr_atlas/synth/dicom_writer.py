@@ -17,7 +17,7 @@ cohort seed and exam index), so the same seed gives the same bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -49,7 +49,8 @@ DESCRIPTIONS = {
         "generic_lax": ["FGRE LAX", "FGRE LAX"],
     },
 }
-MODELS = {"SIEMENS": ["Sonata", "Symphony"], "GE MEDICAL SYSTEMS": ["Signa CV/i", "Signa LX"]}
+MODELS = {"SIEMENS": ["Sonata", "Symphony"], "GE MEDICAL SYSTEMS": ["Signa CV/i", "Signa LX"],
+          "Philips": ["Intera", "Achieva"]}  # clinical series override the model in their headers
 
 
 def _uid(*parts: object) -> str:
@@ -97,14 +98,23 @@ def make_patient_header(rng: np.random.Generator, uid_seed: str, age: float, sex
 
 @dataclass
 class SeriesSpec:
-    """One series to write: its images (T, R, C) per plane, and labels."""
+    """One series to write: its images (T, R, C) per plane, and labels.
+
+    ``series_headers`` override the legacy defaults of :func:`_base_dataset` (sequence, timing,
+    field strength, ImageType, PixelRepresentation 1 for signed PSIR images, ...) and
+    ``frame_headers[k][f]`` add per-image attributes by DICOM keyword (TriggerTime, InversionTime,
+    AcquisitionTime, ...); a series with frame headers takes its TriggerTime from them, not from the
+    exam's cine timing.  Both empty: the legacy series, byte for byte as before.
+    """
 
     role: str  # localizer, sax, lax_2ch, lax_4ch (the truth; never written as such)
     description: str
     series_number: int
     planes: list[SlicePlane]
-    images: list[np.ndarray]  # per plane: (T, R, C) uint16
+    images: list[np.ndarray]  # per plane: (T, R, C) uint16 (int16 where PixelRepresentation is 1)
     slice_indices: list[int]
+    series_headers: dict = field(default_factory=dict)
+    frame_headers: list[list[dict]] | None = None
 
 
 def _base_dataset(hdr: PatientHeader, vendor: str, model: str, transfer_syntax: str) -> Dataset:
@@ -191,17 +201,22 @@ def write_exam(
                     ds.SpacingBetweenSlices = 10.0
                 if siemens:
                     ds.SliceLocation = round(float(plane.position_mm @ plane.normal), 4)
-                if s.role != "localizer":
+                if s.role != "localizer" and s.frame_headers is None:
                     ds.TriggerTime = float(trigger_times_ms[f])
                     ds.CardiacNumberOfImages = n_frames
                     ds.NominalInterval = round(rr_ms)
                     ds.HeartRate = int(round(60000.0 / rr_ms))
+                for key, value in s.series_headers.items():
+                    setattr(ds, key, value)
+                if s.frame_headers is not None:
+                    for key, value in s.frame_headers[k][f].items():
+                        setattr(ds, key, value)
                 ds.Rows, ds.Columns = plane.shape
                 ds.AcquisitionMatrix = [0, plane.shape[1], plane.shape[0], 0]
                 pix = imgs[f]
                 ds.WindowCenter = int(np.percentile(pix, 99) / 2)
                 ds.WindowWidth = int(np.percentile(pix, 99))
-                ds.PixelData = np.ascontiguousarray(pix, dtype="<u2").tobytes()
+                ds.PixelData = np.ascontiguousarray(pix, dtype="<i2" if ds.PixelRepresentation else "<u2").tobytes()
                 if siemens:
                     path = folder / f"MR.{s.series_number}.{instance}.IMA"
                 else:

@@ -16,10 +16,13 @@ from __future__ import annotations
 from cmr_atlas.core.columns import (ED_FRAME, ES_FRAME, FRAME, PATIENT_XYZ_MM, PHASE, SHIFT_MM, SLICE_INDEX,
                                     SLICE_PLANE_COLUMNS, SURFACE, VIEW, optional)
 from cmr_atlas.core.tables import Column, TableSchema, register
+from cmr_atlas.core.vocab import SEQUENCES, one_of
 
 _EXAM = Column("exam_id", "str", "synthetic exam label = folder name under dicom/", nullable=False)
 _PHASE_OR_NULL = Column("phase", "str", "ED, ES or null for other frames")
 _OBSERVER = Column("observer", "str", "truth, obs1 or obs2")
+_SEQUENCE = Column("sequence", "str", f"image contrast, {one_of(SEQUENCES)} (null: not known, e.g. an imported "
+                   "annotation)")
 _PX = (
     Column("row_px", "float", "pixel row of the point in its slice (sub-pixel)", "px"),
     Column("col_px", "float", "pixel column of the point in its slice (sub-pixel)", "px"),
@@ -133,6 +136,7 @@ CONTOURS = register(TableSchema(
     columns=(
         _EXAM,
         _OBSERVER,
+        _SEQUENCE,
         optional(VIEW),
         optional(SLICE_INDEX),
         optional(FRAME),
@@ -153,6 +157,7 @@ LANDMARKS = register(TableSchema(
     columns=(
         _EXAM,
         _OBSERVER,
+        _SEQUENCE,
         optional(VIEW),
         optional(SLICE_INDEX),
         optional(FRAME),

@@ -27,6 +27,6 @@ def test_labels_and_landmarks():
 
 
 def test_one_of():
-    assert vocab.one_of(vocab.VIEWS) == "sax, lax_2ch or lax_4ch"
+    assert vocab.one_of(vocab.VIEWS) == "sax, lax_2ch, lax_4ch or lax_3ch"
     assert vocab.one_of(vocab.PHASES) == "ED or ES"
     assert vocab.one_of(("x",)) == "x"

@@ -12,6 +12,13 @@ from cmr_atlas.formats.importers import import_annotations
 from tests.formats.helpers import OBSERVER
 
 
+def _assert_written(path, expected: pd.DataFrame) -> None:
+    """The parquet at ``path`` holds ``expected`` (nulls compared as nulls, whatever pandas calls them)."""
+    got = pd.read_parquet(path)
+    pd.testing.assert_frame_equal(got.astype(object).where(got.notna(), None),
+                                  expected.astype(object).where(expected.notna(), None), check_dtype=False)
+
+
 def test_import_writes_the_annotations_folder(cohort, tmp_path, capsys):
     ws = write_cvi42(cohort.annotations(), cohort.index, cohort.exam, tmp_path / "ws" / "a.cvi42wsx")
     out = tmp_path / "annotations"
@@ -19,8 +26,8 @@ def test_import_writes_the_annotations_folder(cohort, tmp_path, capsys):
     assert main(["annotations", "import", "--format", "cvi42", "--cohort", str(cohort.root),
                  "--out", str(out), "--observer", OBSERVER, str(ws.parent)]) == 0
     expected = import_annotations("cvi42", [ws], cohort.index, OBSERVER)
-    pd.testing.assert_frame_equal(pd.read_parquet(out / "contours.parquet"), expected.contours, check_dtype=False)
-    pd.testing.assert_frame_equal(pd.read_parquet(out / "landmarks.parquet"), expected.landmarks, check_dtype=False)
+    _assert_written(out / "contours.parquet", expected.contours)
+    _assert_written(out / "landmarks.parquet", expected.landmarks)
     assert "1 exams" in capsys.readouterr().out
 
 
@@ -31,7 +38,7 @@ def test_cap_folders_are_found_under_the_folder_given(cohort, tmp_path):
     assert main(["annotations", "import", "--format", "cap", "--cohort", str(cohort.root / "dicom"),
                  "--out", str(out), "--observer", OBSERVER, str(tmp_path / "cap")]) == 0
     expected = import_annotations("cap", [tmp_path / "cap" / "site1" / "exam1"], cohort.index, OBSERVER)
-    pd.testing.assert_frame_equal(pd.read_parquet(out / "landmarks.parquet"), expected.landmarks, check_dtype=False)
+    _assert_written(out / "landmarks.parquet", expected.landmarks)
     assert len(pd.read_parquet(out / "contours.parquet")) == len(expected.contours) > 0
 
 

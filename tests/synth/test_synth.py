@@ -259,6 +259,7 @@ def test_uids_unique(cohort):
 
 
 def test_cohort_progress_is_logged_as_exams_finish(tmp_path, monkeypatch, caplog):
+    from cmr_atlas.synth import parallel
     from cmr_atlas.synth import truth as T
     from cmr_atlas.synth.mesa import cohort as mesa_cohort
 
@@ -271,7 +272,7 @@ def test_cohort_progress_is_logged_as_exams_finish(tmp_path, monkeypatch, caplog
         return {s.name: s.empty() for s in T.TRUTH_TABLES}
 
     monkeypatch.setattr(mesa_cohort, "_generate_and_write", fake)
-    monkeypatch.setattr(mesa_cohort, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(parallel, "PROGRESS_INTERVAL_S", 0.0)
     with caplog.at_level("INFO", logger=mesa_cohort.log.name):
         mesa_cohort.generate_cohort(tmp_path, 3, seed=1)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("synth:")]

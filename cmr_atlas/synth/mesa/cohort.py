@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,22 +16,20 @@ import pandas as pd
 
 from cmr_atlas.core.geometry import SlicePlane, plane_to_row
 from cmr_atlas.core.imagecache import ExamImages
-from cmr_atlas.core.progress import Progress
 from cmr_atlas.core.tables import write_table
-from cmr_atlas.core.vocab import LANDMARKS
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth import truth as T
+from cmr_atlas.synth import truth_rows as tr
 from cmr_atlas.synth import truthgeom as tg
 from cmr_atlas.synth.dicom_writer import DESCRIPTIONS, PatientHeader, SeriesSpec, make_patient_header, write_exam
-from cmr_atlas.synth.observers import perturb_contour, perturb_landmark
 from cmr_atlas.synth.mesa.scanner import Acquisition, plan_acquisition, render_plane
+from cmr_atlas.synth.parallel import map_exams
 from cmr_atlas.synth.subjects import sample_subjects
 
 log = logging.getLogger(__name__)
 
-PROGRESS_INTERVAL_S = 5.0  # synth is interactive (make demo): report often
-
-SHAPE_GRID = (29, 29)  # n_long x n_circ samples of each true surface
+SHAPE_GRID = (29, 29)
+SEQUENCE = "cine_gre"  # the legacy protocol's one contrast  # n_long x n_circ samples of each true surface
 
 
 @dataclass
@@ -57,53 +54,6 @@ def _quantise(img: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(img), 0, 4095).astype(np.uint16)
 
 
-def _landmark_rows(label, observer, view, sl, frame, phase, name, p, plane) -> dict:
-    rc, _ = plane.patient_to_pixel(p)
-    return {"exam_id": label, "observer": observer, "view": view, "slice_index": sl, "frame": frame,
-            "phase": phase, "landmark": name, "x_mm": p[0], "y_mm": p[1], "z_mm": p[2],
-            "row_px": rc[0], "col_px": rc[1]}
-
-
-def _contour_rows(label, observer, view, sl, frame, phase, surface, pts, plane) -> dict:
-    """Columns of one contour (concatenated into a frame once per exam: DataFrames are slow)."""
-    rc, _ = plane.patient_to_pixel(pts)
-    return ({
-        "exam_id": label, "observer": observer, "view": view, "slice_index": sl, "frame": frame,
-        "phase": phase, "surface": surface, "point_index": np.arange(len(pts)),
-        "x_mm": pts[:, 0], "y_mm": pts[:, 1], "z_mm": pts[:, 2], "row_px": rc[:, 0], "col_px": rc[:, 1],
-    })
-
-
-def _frame_from_contours(parts: list[dict]) -> pd.DataFrame:
-    cols = [c.name for c in T.CONTOURS.columns]
-    if not parts:
-        return T.CONTOURS.empty()
-    n = [len(p["x_mm"]) for p in parts]
-    data = {}
-    for c in cols:
-        vals = [p[c] for p in parts]
-        if np.ndim(vals[0]) == 0:
-            data[c] = np.repeat(np.array(vals, dtype=object), n)
-        else:
-            data[c] = np.concatenate(vals)
-    df = pd.DataFrame(data)
-    for c in ("slice_index", "frame", "point_index"):
-        df[c] = df[c].astype("int64")
-    return df
-
-
-def _name_pair(heart: an.Heart, view: str, pts: list[np.ndarray], shift: np.ndarray) -> dict[str, np.ndarray]:
-    """Name two landmarks of a pair by anatomy: septal/lateral, anterior/inferior(posterior)."""
-    if len(pts) != 2:
-        return {}
-    a, b = pts
-    if view == "lax_4ch":
-        la, lb = heart.to_local(a - shift), heart.to_local(b - shift)
-        return {"mv_septal": a, "mv_lateral": b} if la[0] > lb[0] else {"mv_septal": b, "mv_lateral": a}
-    first, second = LANDMARKS[view][:2]  # anterior first: smaller patient y is more anterior
-    return {first: a, second: b} if a[1] < b[1] else {first: b, second: a}
-
-
 def _plane_truth(heart: an.Heart, acq: Acquisition, label: str, view: str, sl: int, plane: SlicePlane,
                  frames: range, phases: dict[int, str]) -> tuple[list[dict], list[dict]]:
     shift = acq.shifts_mm[(view, sl)]
@@ -118,37 +68,19 @@ def _plane_truth(heart: an.Heart, acq: Acquisition, label: str, view: str, sl: i
                 continue
             if view != "sax":
                 pts = tg.lax_open_contour(heart, w, pts, shift)
-            contours.append(_contour_rows(label, "truth", view, sl, f, phase, surface, pts, plane))
+            contours.append(tr.contour_rows(label, "truth", SEQUENCE, view, sl, f, phase, surface, pts, plane))
             if view == "sax" and surface == "epi":
-                named = _name_pair(heart, view, tg.rv_insertions(heart, w, pts, shift), shift)
-                marks += [_landmark_rows(label, "truth", view, sl, f, phase, n, p, plane) for n, p in named.items()]
+                named = tr.name_pair(heart, view, tg.rv_insertions(heart, w, pts, shift), shift)
+                marks += [tr.landmark_row(label, "truth", SEQUENCE, view, sl, f, phase, n, p, plane) for n, p in named.items()]
             if view == "sax" and surface == "endo":
                 c2 = tg.polygon_centroid(plane.in_plane_mm(pts))
                 c3 = plane.position_mm + c2[0] * plane.row_cosine + c2[1] * plane.col_cosine
-                marks.append(_landmark_rows(label, "truth", view, sl, f, phase, "lv_centre", c3, plane))
+                marks.append(tr.landmark_row(label, "truth", SEQUENCE, view, sl, f, phase, "lv_centre", c3, plane))
         if view != "sax":
-            named = _name_pair(heart, view, tg.mitral_hinges(heart, w, plane, shift), shift)
+            named = tr.name_pair(heart, view, tg.mitral_hinges(heart, w, plane, shift), shift)
             named["apex"] = tg.apex_point(heart, w, plane, shift)
-            marks += [_landmark_rows(label, "truth", view, sl, f, phase, n, p, plane) for n, p in named.items()]
+            marks += [tr.landmark_row(label, "truth", SEQUENCE, view, sl, f, phase, n, p, plane) for n, p in named.items()]
     return contours, marks
-
-
-def _observer_truth(rng: np.random.Generator, contours: pd.DataFrame, marks: pd.DataFrame,
-                    planes: dict[tuple[str, int], SlicePlane], n_observers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    c_out, m_out = [], []
-    sub = contours[contours.phase.notna()]
-    groups = list(sub.groupby(["view", "slice_index", "frame", "surface"], sort=True))
-    mk = marks[marks.phase.notna()].to_dict("records")
-    for obs in [f"obs{i + 1}" for i in range(n_observers)]:
-        for (view, sl, f, surface), g in groups:
-            plane = planes[(view, sl)]
-            pts = perturb_contour(rng, g[["x_mm", "y_mm", "z_mm"]].to_numpy(), plane, surface, obs, view == "sax")
-            c_out.append(_contour_rows(g.exam_id.iloc[0], obs, view, sl, f, g.phase.iloc[0], surface, pts, plane))
-        for r in mk:
-            plane = planes[(r["view"], r["slice_index"])]
-            p = perturb_landmark(rng, np.array([r["x_mm"], r["y_mm"], r["z_mm"]]), plane, r["landmark"])
-            m_out.append(_landmark_rows(r["exam_id"], obs, r["view"], r["slice_index"], r["frame"], r["phase"], r["landmark"], p, plane))
-    return _frame_from_contours(c_out), (pd.DataFrame(m_out) if m_out else marks.iloc[:0])
 
 
 def generate_exam(seed: int, index: int, mi_fraction: float = 0.0, observers: int = 0) -> SyntheticExam:
@@ -191,10 +123,10 @@ def _truth_tables(ex: SyntheticExam, rng_obs: np.random.Generator, observers: in
         c, m = _plane_truth(heart, acq, label, view, sl, plane, range(acq.n_frames), phases)
         contours += c
         marks += m
-    contours_df = _frame_from_contours(contours)
+    contours_df = tr.frame_from_contours(contours)
     marks_df = pd.DataFrame(marks)
     if observers:
-        oc, om = _observer_truth(rng_obs, contours_df, marks_df, planes, observers)
+        oc, om = tr.observer_truth(rng_obs, contours_df, marks_df, planes, observers)
         contours_df = pd.concat([contours_df, oc], ignore_index=True)
         marks_df = pd.concat([marks_df, om], ignore_index=True)
     w_ed, w_es = float(acq.activation[ed_f]), float(acq.activation[es_f])
@@ -283,19 +215,7 @@ def generate_cohort(out: str | Path, n_exams: int, seed: int, mi_fraction: float
     dicom_dir = out / "dicom"
     dicom_dir.mkdir(parents=True, exist_ok=True)
     tasks = [(seed, i, mi_fraction, observers, str(dicom_dir)) for i in range(n_exams)]
-    # Progress as exams finish (not once all have), so a long run shows its rate and time left.
-    progress = Progress(log, "synth", n_exams, interval_s=PROGRESS_INTERVAL_S)
-    results: list[dict[str, pd.DataFrame] | None] = [None] * n_exams
-    if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(_generate_and_write, t): i for i, t in enumerate(tasks)}
-            for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-                progress.update()
-    else:
-        for i, t in enumerate(tasks):
-            results[i] = _generate_and_write(t)
-            progress.update()
+    results = map_exams(_generate_and_write, tasks, jobs, log)
     for schema in T.TRUTH_TABLES:
         df = pd.concat([r[schema.name] for r in results], ignore_index=True) if results else schema.empty()
         write_table(df, out / "truth" / f"{schema.name}.parquet", schema)

@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.synth import anatomy as an
-from cmr_atlas.synth import calibration as cal
+from cmr_atlas.synth.imaging import (breath_hold_shift, coil_sensitivity, in_plane_axes, kspace_window,
+                                      small_rotation, unit)
 
 SLICE_THICKNESS_MM = 6.0
 SLICE_GAP_MM = 4.0
@@ -67,38 +67,6 @@ class Acquisition:
         return out
 
 
-def _small_rotation(rng: np.random.Generator, sd_deg: float) -> np.ndarray:
-    axis = rng.normal(size=3)
-    axis /= np.linalg.norm(axis)
-    return Rotation.from_rotvec(axis * np.radians(rng.normal(0, sd_deg))).as_matrix()
-
-
-def _in_plane_axes(normal: np.ndarray, rng: np.random.Generator, jitter_deg: float) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column cosines for a plane: rows run roughly towards patient left, like scanners do."""
-    ref = np.array([1.0, 0.0, 0.0])
-    row = ref - (ref @ normal) * normal
-    if np.linalg.norm(row) < 0.3:
-        ref = np.array([0.0, 1.0, 0.0])
-        row = ref - (ref @ normal) * normal
-    row /= np.linalg.norm(row)
-    ang = np.radians(rng.uniform(-jitter_deg, jitter_deg))
-    col = np.cross(normal, row)
-    row, col = np.cos(ang) * row + np.sin(ang) * col, -np.sin(ang) * row + np.cos(ang) * col
-    return row, col
-
-
-def breath_hold_shift(rng: np.random.Generator, plane: SlicePlane, scale: float = 1.0) -> np.ndarray:
-    """Displacement of the heart in one breath-hold: heavy-tailed in-plane, small through-plane."""
-    df = 4.0
-    t = rng.standard_t(df, size=2) / np.sqrt(df / (df - 2.0))  # unit variance, heavy tails
-    ip = scale * cal.BREATH_HOLD_INPLANE_SD_MM * t
-    n = np.linalg.norm(ip)
-    if n > cal.BREATH_HOLD_MAX_MM:
-        ip *= cal.BREATH_HOLD_MAX_MM / n
-    tp = scale * rng.normal(0, cal.BREATH_HOLD_THROUGH_SD_MM)
-    return ip[0] * plane.row_cosine + ip[1] * plane.col_cosine + tp * plane.normal
-
-
 def plan_acquisition(rng: np.random.Generator, heart: an.Heart, heart_rate: float, vendor: str) -> Acquisition:
     """Plan the exam: timing, SAX stack and LAX planes, matrix, contrast, noise, coils, shifts."""
     rr = 60000.0 / heart_rate
@@ -116,8 +84,8 @@ def plan_acquisition(rng: np.random.Generator, heart: an.Heart, heart_rate: floa
     ed = heart.ed
     e1, e2, e3 = heart.frame.T
     # SAX stack, planned perpendicular to an imperfect long axis, base to apex.
-    n_sax = _unit(_small_rotation(rng, 4.0) @ e3)
-    row, col = _in_plane_axes(n_sax, rng, 15.0)
+    n_sax = unit(small_rotation(rng, 4.0) @ e3)
+    row, col = in_plane_axes(n_sax, rng, 15.0)
     first = ed.length_mm + rng.uniform(-3.0, 7.0)
     n_slices = int(np.clip(np.ceil((first + ed.epi_apex_mm) / 10.0) + 1, 10, 12))
     fov_offset = rng.normal(0, 8.0, 2)
@@ -138,8 +106,8 @@ def plan_acquisition(rng: np.random.Generator, heart: an.Heart, heart_rate: floa
     lv_centre = heart.origin_mm + 0.5 * ed.length_mm * e3
     lax = {}
     for view, normal in (("lax_4ch", e2), ("lax_2ch", e1)):
-        nrm = _unit(_small_rotation(rng, 3.0) @ normal)
-        r, c = _in_plane_axes(nrm, rng, 20.0)
+        nrm = unit(small_rotation(rng, 3.0) @ normal)
+        r, c = in_plane_axes(nrm, rng, 20.0)
         centre = lv_centre + 0.15 * ed.length_mm * e3 + rng.normal(0, 6.0) * r + rng.normal(0, 6.0) * c
         lax[view] = SlicePlane.centred(centre, r, c, (spacing, spacing), (rows, cols), SLICE_THICKNESS_MM)
     shifts = {("sax", i): breath_hold_shift(rng, p) for i, p in enumerate(sax)}
@@ -162,31 +130,6 @@ def plan_acquisition(rng: np.random.Generator, heart: an.Heart, heart_rate: floa
         ghost=float(rng.uniform(0.03, 0.08)) if rng.random() < 0.3 else 0.0,
         kspace_fraction=float(rng.uniform(0.65, 0.85)),
     )
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v)
-
-
-def coil_sensitivity(xyz: np.ndarray, coil: dict) -> np.ndarray:
-    """Smooth receive field of an anterior and a posterior surface-coil array."""
-    dx = (xyz[..., 0] - coil["x_centre"]) / 220.0
-    lateral = np.exp(-dx**2)
-    ant = 1.0 / (1.0 + ((xyz[..., 1] - coil["anterior_y"]) / coil["depth_mm"]) ** 2)
-    post = coil["posterior_weight"] / (1.0 + ((coil["posterior_y"] - xyz[..., 1]) / coil["depth_mm"]) ** 2)
-    return (0.35 + 0.65 * lateral) * (ant + post)
-
-
-def _kspace_window(shape: tuple[int, int], fraction: float) -> np.ndarray:
-    """Acquired k-space support: fraction of phase-encode lines (rows) with a Tukey edge."""
-    rows, cols = shape
-    ky = np.fft.fftfreq(rows) * 2.0  # -1..1
-    kx = np.fft.fftfreq(cols) * 2.0
-    def tukey(k: np.ndarray, cutoff: float) -> np.ndarray:
-        a = np.abs(k) / cutoff
-        w = np.where(a <= 0.8, 1.0, 0.5 * (1 + np.cos(np.pi * (a - 0.8) / 0.2)))
-        return np.where(a <= 1.0, w, 0.0)
-    return tukey(ky, fraction)[:, None] * tukey(kx, 0.95)[None, :]
 
 
 def render_plane(
@@ -212,7 +155,7 @@ def render_plane(
     polar = an.polar_terms(sub_local, heart.ed.harmonics) if sub_local is not None else None
     sub_bg = bg[r0:r1, c0:c1]
     sens = coil_sensitivity(grid, acq.coil)
-    window = _kspace_window((rows, cols), acq.kspace_fraction)
+    window = kspace_window((rows, cols), acq.kspace_fraction)
     sigma = 1.0 / acq.snr
     out = np.empty((len(frames), rows, cols), dtype=np.float32)
     for i, f in enumerate(frames):

@@ -1,0 +1,88 @@
+"""Rows of the truth tables ``contours`` and ``landmarks``, shared by every synthetic protocol.
+
+Rows are built as column dicts and concatenated once per exam (pandas frames per contour are slow).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.core.vocab import LANDMARKS
+from cmr_atlas.synth import anatomy as an
+from cmr_atlas.synth import truth as T
+from cmr_atlas.synth.observers import perturb_contour, perturb_landmark
+
+# Long-axis views whose two valve landmarks are told apart by the septal (e1) side: the first name
+# is the septal one.
+_SEPTAL_FIRST = {"lax_4ch": ("mv_septal", "mv_lateral"), "lax_3ch": ("lvot_anteroseptal", "mv_inferolateral")}
+
+
+def landmark_row(label: str, observer: str, sequence: str, view: str, sl: int, frame: int, phase: str | None,
+                 name: str, p: np.ndarray, plane: SlicePlane) -> dict:
+    rc, _ = plane.patient_to_pixel(p)
+    return {"exam_id": label, "observer": observer, "sequence": sequence, "view": view, "slice_index": sl,
+            "frame": frame, "phase": phase, "landmark": name, "x_mm": p[0], "y_mm": p[1], "z_mm": p[2],
+            "row_px": rc[0], "col_px": rc[1]}
+
+
+def contour_rows(label: str, observer: str, sequence: str, view: str, sl: int, frame: int, phase: str | None,
+                 surface: str, pts: np.ndarray, plane: SlicePlane) -> dict:
+    """Columns of one contour (concatenated into a frame once per exam by :func:`frame_from_contours`)."""
+    rc, _ = plane.patient_to_pixel(pts)
+    return ({
+        "exam_id": label, "observer": observer, "sequence": sequence, "view": view, "slice_index": sl,
+        "frame": frame, "phase": phase, "surface": surface, "point_index": np.arange(len(pts)),
+        "x_mm": pts[:, 0], "y_mm": pts[:, 1], "z_mm": pts[:, 2], "row_px": rc[:, 0], "col_px": rc[:, 1],
+    })
+
+
+def frame_from_contours(parts: list[dict]) -> pd.DataFrame:
+    cols = [c.name for c in T.CONTOURS.columns]
+    if not parts:
+        return T.CONTOURS.empty()
+    n = [len(p["x_mm"]) for p in parts]
+    data = {}
+    for c in cols:
+        vals = [p[c] for p in parts]
+        if np.ndim(vals[0]) == 0:
+            data[c] = np.repeat(np.array(vals, dtype=object), n)
+        else:
+            data[c] = np.concatenate(vals)
+    df = pd.DataFrame(data)
+    for c in ("slice_index", "frame", "point_index"):
+        df[c] = df[c].astype("int64")
+    return df
+
+
+def name_pair(heart: an.Heart, view: str, pts: list[np.ndarray], shift: np.ndarray) -> dict[str, np.ndarray]:
+    """Name two landmarks of a pair by anatomy: septal/lateral, anterior/inferior(posterior)."""
+    if len(pts) != 2:
+        return {}
+    a, b = pts
+    if view in _SEPTAL_FIRST:
+        septal, other = _SEPTAL_FIRST[view]
+        la, lb = heart.to_local(a - shift), heart.to_local(b - shift)
+        return {septal: a, other: b} if la[0] > lb[0] else {septal: b, other: a}
+    first, second = LANDMARKS[view][:2]  # anterior first: smaller patient y is more anterior
+    return {first: a, second: b} if a[1] < b[1] else {first: b, second: a}
+
+
+def observer_truth(rng: np.random.Generator, contours: pd.DataFrame, marks: pd.DataFrame,
+                    planes: dict[tuple[str, int], SlicePlane], n_observers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    c_out, m_out = [], []
+    sub = contours[contours.phase.notna()]
+    groups = list(sub.groupby(["sequence", "view", "slice_index", "frame", "surface"], sort=True))
+    mk = marks[marks.phase.notna()].to_dict("records")
+    for obs in [f"obs{i + 1}" for i in range(n_observers)]:
+        for (seq, view, sl, f, surface), g in groups:
+            plane = planes[(view, sl)]
+            pts = perturb_contour(rng, g[["x_mm", "y_mm", "z_mm"]].to_numpy(), plane, surface, obs, view == "sax")
+            c_out.append(contour_rows(g.exam_id.iloc[0], obs, seq, view, sl, f, g.phase.iloc[0], surface, pts, plane))
+        for r in mk:
+            plane = planes[(r["view"], r["slice_index"])]
+            p = perturb_landmark(rng, np.array([r["x_mm"], r["y_mm"], r["z_mm"]]), plane, r["landmark"])
+            m_out.append(landmark_row(r["exam_id"], obs, r["sequence"], r["view"], r["slice_index"], r["frame"],
+                                     r["phase"], r["landmark"], p, plane))
+    return frame_from_contours(c_out), (pd.DataFrame(m_out) if m_out else marks.iloc[:0])
