@@ -1,17 +1,24 @@
-"""``cmr-atlas synth``: write a synthetic legacy cine MRI cohort with ground truth."""
+"""``cmr-atlas synth``: write a synthetic cardiac MRI cohort with ground truth: the legacy MESA cine
+protocol (default) or the modern clinical exam (bSSFP cine, perfusion, TI scout, LGE, T1 maps)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from cmr_atlas.synth.mesa.cohort import exam_label, generate_cohort
+from cmr_atlas.synth.clinical import cohort as clinical
+from cmr_atlas.synth.mesa import cohort as mesa
 
 log = logging.getLogger(__name__)
+
+PROTOCOLS = {"mesa": mesa, "clinical": clinical}  # module with exam_label and generate_cohort
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-exams", type=int, required=True, help="number of exams")
+    p.add_argument("--protocol", choices=tuple(PROTOCOLS), default="mesa",
+                   help="mesa: 2000-era GRE cine (SAX, 2CH, 4CH); clinical: bSSFP cine (SAX, 2/3/4CH), "
+                        "stress/rest perfusion, TI scout, LGE and T1 maps")
     p.add_argument("--seed", type=int, required=True, help="cohort seed (same seed, same bytes)")
     p.add_argument("--out", required=True, help="output folder (dicom/ and truth/ are written in it)")
     p.add_argument("--mi-fraction", type=float, default=0.0, help="fraction of myocardial-infarction subjects")
@@ -27,10 +34,11 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("cmr-atlas synth: --n-exams must be >= 1")
     if not 0.0 <= args.mi_fraction <= 1.0 or not 0.0 <= args.faults <= 1.0:
         raise SystemExit("cmr-atlas synth: --mi-fraction and --faults must be between 0 and 1")
-    out = generate_cohort(args.out, args.n_exams, args.seed, args.mi_fraction, args.observers, args.jobs)
+    protocol = PROTOCOLS[args.protocol]
+    out = protocol.generate_cohort(args.out, args.n_exams, args.seed, args.mi_fraction, args.observers, args.jobs)
     if args.faults > 0:
         from cmr_atlas.synth.faults import write_faults  # reads DICOM back with ingest's view selection
 
-        write_faults(out, [exam_label(args.seed, i) for i in range(args.n_exams)], args.faults, args.seed)
+        write_faults(out, [protocol.exam_label(args.seed, i) for i in range(args.n_exams)], args.faults, args.seed)
     log.info("synthetic cohort written to %s", out)
     return 0
