@@ -1,4 +1,5 @@
-"""Myocardial perfusion pipeline (Xue et al. 2020): filled by the perfusion issue.
+"""Myocardial perfusion pipeline (Xue et al. 2020): being filled by the perfusion issue; ``mbf``
+(quantification) exists.
 
 Planned stages, each a module with one job: prepare (pair stress/rest with the AIF series),
 motion (respiratory motion correction), concentration and aif (signal -> Gd), segment (2D+T CNN),
