@@ -1,0 +1,67 @@
+"""RV insertion and AHA sectors from a segmentation (cmr_atlas.perfusion.sectors)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cmr_atlas.perfusion import sectors as S
+
+
+def phantom(rot_deg: float = 0.0, half_arc_deg: float = 60.0, shape=(96, 96)):
+    """LV ring centred at (48, 48) and an RV crescent attached over +-half_arc around angle
+    ``rot_deg`` (measured like arctan2(col, row)); insertion points at rot +- half_arc."""
+    rr, cc = np.mgrid[: shape[0], : shape[1]].astype(float)
+    dr, dc = rr - 48, cc - 48
+    rho = np.hypot(dr, dc)
+    ang = np.degrees(np.arctan2(dc, dr))
+    cavity = rho < 12
+    myo = (rho >= 12) & (rho < 20)
+    rel = np.mod(ang - rot_deg + 180.0, 360.0) - 180.0
+    rv = (rho >= 20) & (rho < 32) & (np.abs(rel) < half_arc_deg)
+    ends = [np.radians(rot_deg - half_arc_deg), np.radians(rot_deg + half_arc_deg)]
+    pts = [np.array([48 + 16 * np.cos(e), 48 + 16 * np.sin(e)]) for e in ends]
+    return myo, rv, cavity, pts
+
+
+@settings(max_examples=25, deadline=None)
+@given(rot=st.floats(-180, 180), half=st.floats(40, 75))
+def test_insertions_are_the_ends_of_the_contact_arc(rot, half):
+    myo, rv, cavity, (p1, p2) = phantom(rot, half)
+    anterior = p2 - np.array([48.0, 48.0])  # say the second end is the anterior side
+    ins = S.find_insertions(myo, rv, cavity, anterior)
+    assert ins is not None
+    assert S.direction_error_deg(ins.anterior - ins.centre, p2 - 48.0) < 6.0
+    assert S.direction_error_deg(ins.inferior - ins.centre, p1 - 48.0) < 6.0
+
+
+def test_sectors_follow_the_insertion_points_and_the_level():
+    myo, rv, cavity, (p1, p2) = phantom(90.0, 60.0)
+    ins = S.find_insertions(myo, rv, cavity, p2 - 48.0)
+    basal = S.sector_map(myo, ins, "basal")
+    assert set(np.unique(basal[myo])) == {1, 2, 3, 4, 5, 6}
+    assert set(np.unique(S.sector_map(myo, ins, "mid")[myo])) == {7, 8, 9, 10, 11, 12}
+    assert set(np.unique(S.sector_map(myo, ins, "apical")[myo])) == {13, 14, 15, 16}
+    assert np.all(basal[~myo] == 0)
+    # the septum (between the insertions, where the RV is) is anteroseptal 2 and inferoseptal 3
+    near_rv = myo & S.ndimage.binary_dilation(rv, iterations=2)
+    assert {2, 3} <= set(np.unique(basal[near_rv])) <= {1, 2, 3, 4}
+
+
+def test_no_rv_contact_gives_none():
+    myo, rv, cavity, _ = phantom()
+    assert S.find_insertions(myo, np.zeros_like(rv), cavity, np.array([1.0, 0.0])) is None
+    assert S.find_insertions(np.zeros_like(myo), rv, cavity, np.array([1.0, 0.0])) is None
+
+
+def test_sector_means_count_pixels_and_skip_nans():
+    sectors = np.array([[1, 1, 2], [0, 2, 2]])
+    values = np.array([[1.0, 3.0, np.nan], [9.0, 4.0, 6.0]])
+    assert S.sector_means(values, sectors) == {1: (2.0, 2), 2: (5.0, 2)}
+
+
+@pytest.mark.parametrize("a, b, deg", [([1, 0], [0, 1], 90.0), ([1, 1], [1, 1], 0.0), ([1, 0], [-1, 0], 180.0)])
+def test_direction_error(a, b, deg):
+    assert S.direction_error_deg(np.array(a, float), np.array(b, float)) == pytest.approx(deg, abs=1e-6)
