@@ -27,7 +27,7 @@ from cmr_atlas.synth.clinical.render import (DIASTASIS_FRAC, TISSUE_OF_CLASS, Pl
                                              myocardial_ecv, post_contrast_class_t1, quantise, remote_ecv)
 from cmr_atlas.synth.clinical import truth as CT
 from cmr_atlas.synth.imaging import breath_hold_shift
-from cmr_atlas.synth.physics import inversion_recovery_mz, relaxation
+from cmr_atlas.synth.physics import inversion_recovery_mz, r1_with_contrast, relaxation
 
 SEQUENCE = "lge"
 SEQUENCE_NAME = {"SIEMENS": "*tfl2d1", "GE MEDICAL SYSTEMS": "fgre_ir", "Philips": "T1-TFE-IR"}
@@ -83,6 +83,12 @@ def remote_null_ti_ms(ctx: ClinicalExamContext, t_min: float) -> float:
     """TI that nulls remote myocardium at ``t_min`` after the stress bolus (the right LGE TI)."""
     c = float(ctx.timeline.blood_concentration_mmol_l(t_min, ctx.physiology.hematocrit))
     return null_ti_ms(ctx, float(myocardial_t1_post(ctx, remote_ecv(ctx.physiology), c)))
+
+
+def blood_null_ti_ms(ctx: ClinicalExamContext, t_min: float) -> float:
+    """TI that nulls blood at ``t_min`` after the stress bolus."""
+    c = float(ctx.timeline.blood_concentration_mmol_l(t_min, ctx.physiology.hematocrit))
+    return null_ti_ms(ctx, 1000.0 / float(r1_with_contrast(relaxation(ctx.field_t, "blood").t1_ms, c, ctx.field_t)))
 
 
 def plane_mz(ctx: ClinicalExamContext, sampler: PlaneSampler, w: float, ti_ms: float, t_min: float):
