@@ -102,3 +102,11 @@ def test_null_ti_drifts_later_as_gadolinium_washes_out(mi_ctx):
     t = mi_ctx.timeline.lge_min
     assert lge.remote_null_ti_ms(mi_ctx, t + 10.0) > lge.remote_null_ti_ms(mi_ctx, t) + 10.0
     assert 200.0 < lge.remote_null_ti_ms(mi_ctx, t) < 450.0
+
+
+def test_same_seed_same_images(small_ctx):
+    ctx = small_ctx(41, 2)
+    a, b = (lge.render(ctx, np.random.default_rng(4), 300.0) for _ in range(2))
+    for sa, sb in zip(a.series, b.series):
+        for ia, ib in zip(sa.images, sb.images):
+            np.testing.assert_array_equal(ia, ib)
