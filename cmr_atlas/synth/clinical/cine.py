@@ -216,19 +216,16 @@ def plane_signal(sampler: PlaneSampler, w: float, contrast: Contrast, trab: Trab
     """(R, C) true signal of one plane at activation ``w``: class signals with the trabecular band,
     averaged over the through-plane samples (partial volume)."""
     lab = sampler.labels(w)
-    rows, cols, depth_n = lab.shape
+    rows, cols, _ = lab.shape
     pix = np.broadcast_to(np.arange(rows * cols).reshape(rows, cols, 1), lab.shape)
-    col = _column(contrast.table, pix)
-    val = contrast.table[lab, col]
-    if sampler.local is not None:
+    val = contrast.table[lab, _column(contrast.table, pix)]
+    depth = cavity_depth_mm(sampler, w)
+    if depth is not None and trab.band_mm > 0:
         r0, r1, c0, c1 = sampler.box
-        depth = cavity_depth_mm(sampler, w)[r0:r1, c0:c1]
         sub = lab[r0:r1, c0:c1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = depth / trab.thickness_mm(sampler._polar[1])
-        band = (sub == an.LV_BLOOD) & (t < 1.0)
+        band = (sub == an.LV_BLOOD) & (depth < trab.thickness_mm(sampler._polar[1]))
         if band.any():
-            tb = np.clip(t[band], 0.0, 1.0)
+            tb = np.clip(depth[band] / trab.thickness_mm(sampler._polar[1][band]), 0.0, 1.0)
             pb = pix[r0:r1, c0:c1][band]
             muscle = trab.muscle * (1.0 - tb)
             myo = contrast.table[an.LV_MYO, _column(contrast.table, pb)]
@@ -296,8 +293,15 @@ def localizer(ctx: ClinicalExamContext, rng: np.random.Generator, field_fn, tm: 
         images.append(quantise(form_image(sig, pl, ctx.coil, 2.0 / tm.snr, rng, 0.6)[None] * tm.scale))
     start = -32.0
     return RenderedSeries("localizer", None, None, _description(rng, ctx.vendor, "localizer"), start, planes,
-                          [0, 1, 2], images, {"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]},
+                          [0, 1, 2], images, localizer_headers(ctx, tm),
                           [[{"AcquisitionTime": acquisition_time(start)}] for _ in planes])
+
+
+def localizer_headers(ctx: ClinicalExamContext, tm: CineTiming) -> dict:
+    """Single-shot bSSFP readout without cardiac phases; the LOCALIZER ImageType tells it apart."""
+    h = {k: v for k, v in series_headers(ctx, tm, None).items()
+         if k not in ("CardiacNumberOfImages", "NominalInterval", "HeartRate")}
+    return {**h, "ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]}
 
 
 def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int = 0) -> RenderResult:

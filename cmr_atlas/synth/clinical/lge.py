@@ -31,8 +31,8 @@ from cmr_atlas.synth.physics import inversion_recovery_mz, r1_with_contrast, rel
 
 SEQUENCE = "lge"
 SEQUENCE_NAME = {"SIEMENS": "*tfl2d1", "GE MEDICAL SYSTEMS": "fgre_ir", "Philips": "T1-TFE-IR"}
-DESCRIPTIONS = {"SIEMENS": ("de_psir_{view}", "DE PSIR {view}"), "GE MEDICAL SYSTEMS": ("MDE {view}", "MDE PSIR {view}"),
-                "Philips": ("LGE_{view}", "LGE_PSIR_{view}")}
+DESCRIPTIONS = {"SIEMENS": ("de_psir_{view}_MAG", "de_psir_{view}_PSIR"),
+                "GE MEDICAL SYSTEMS": ("MDE {view}", "MDE PSIR {view}"), "Philips": ("LGE_{view}", "LGE_PSIR_{view}")}
 VIEW_WORD = {"sax": "SA", "lax_2ch": "2CH", "lax_3ch": "3CH", "lax_4ch": "4CH"}
 BLANK_DESCRIPTION_P = 0.15
 INVERSION_EFFICIENCY = 0.95

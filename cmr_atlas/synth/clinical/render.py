@@ -161,19 +161,16 @@ def post_contrast_class_t1(field_t: float, blood_mmol_l: float, hematocrit: floa
     return out
 
 
-def cavity_depth_mm(sampler: PlaneSampler, w: float) -> np.ndarray:
-    """(R, C, D) distance in mm from the LV endocardium into the cavity (radially, or above the
-    endocardial apex, whichever is smaller); NaN outside the heart region, <= 0 outside the cavity.
-    Locates the trabecular layer just inside the compact myocardium."""
-    out = np.full(sampler.background.shape, np.nan)
-    if sampler.local is not None:
-        r0, r1, c0, c1 = sampler.box
-        ph = sampler.heart.phase(w)
-        rho, phi, g = sampler._polar
-        z = sampler.local[..., 2]
-        radial = ph.r_endo(np.clip(z, 0, ph.length_mm), phi, g) - rho
-        out[r0:r1, c0:c1] = np.minimum(radial, z)
-    return out
+def cavity_depth_mm(sampler: PlaneSampler, w: float) -> np.ndarray | None:
+    """(r1-r0, c1-c0, D) distance in mm from the LV endocardium into the cavity over the sampler's
+    heart box (radially, or above the endocardial apex, whichever is smaller; <= 0 outside the
+    cavity), None without a heart region.  Locates the trabecular layer inside the compact wall."""
+    if sampler.local is None:
+        return None
+    ph = sampler.heart.phase(w)
+    rho, phi, g = sampler._polar
+    z = sampler.local[..., 2]
+    return np.minimum(ph.r_endo(np.clip(z, 0, ph.length_mm), phi, g) - rho, z)
 
 
 def segment_values(regions: np.ndarray, per_segment: np.ndarray, default: float) -> np.ndarray:
@@ -232,11 +229,15 @@ def acquire(signals: np.ndarray, plane: SlicePlane, coil: dict, noise_sd: float,
     """Complex images (T, R, C) of a stack of one plane, in single precision, as :func:`form_image`
     forms one (coil field, finite k-space support, complex Gaussian noise) with the background
     phase already removed: magnitude and phase-sensitive reconstructions come from the same data."""
-    img = (np.asarray(signals) * coil_sensitivity(plane.pixel_grid_mm(), coil)).astype(np.float32)
+    sens = coil_sensitivity(plane.pixel_grid_mm(), coil).astype(np.float32)
+    img = np.asarray(signals, dtype=np.float32) * sens
     k = scipy.fft.fft2(img, axes=(-2, -1)) * kspace_window(plane.shape, kspace_fraction).astype(np.float32)
-    cplx = scipy.fft.ifft2(k, axes=(-2, -1))
-    noise = rng.standard_normal((2,) + cplx.shape, dtype=np.float32) * np.float32(noise_sd)
-    return cplx + (noise[0] + 1j * noise[1]).astype(np.complex64)
+    cplx = scipy.fft.ifft2(k, axes=(-2, -1), overwrite_x=True)
+    noise = rng.standard_normal((2,) + cplx.shape, dtype=np.float32)
+    noise *= np.float32(noise_sd)
+    cplx.real += noise[0]
+    cplx.imag += noise[1]
+    return cplx
 
 
 def form_images(signals: np.ndarray, plane: SlicePlane, coil: dict, noise_sd: float, rng: np.random.Generator,

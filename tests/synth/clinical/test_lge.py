@@ -110,3 +110,26 @@ def test_same_seed_same_images(small_ctx):
     for sa, sb in zip(a.series, b.series):
         for ia, ib in zip(sa.images, sb.images):
             np.testing.assert_array_equal(ia, ib)
+
+
+def test_written_files_carry_psir_sign_and_t1_units(small_ctx, tmp_path):
+    """Through the exam writer: signed PSIR pixels, constant TI, T1-map units as ingest reads them."""
+    import pydicom
+
+    from cmr_atlas.synth.clinical import cohort, t1map
+    from cmr_atlas.synth.dicom_writer import make_patient_header
+
+    ctx = small_ctx(41, 2, vendor="GE MEDICAL SYSTEMS")
+    ex = cohort.ClinicalExam(ctx, make_patient_header(np.random.default_rng(0), "t", 60, "F", 160.0, 60.0))
+    ex.series = (lge.render(ctx, np.random.default_rng(1), 280.0).series
+                 + t1map.render(ctx, np.random.default_rng(2)).series)
+    ex.series.sort(key=lambda s: s.start_min)
+    files = [pydicom.dcmread(p) for p in cohort.write_clinical_exam(ex, tmp_path, 41, 2)]
+    psir = [d for d in files if "PSIR" in d.ImageType]
+    assert psir and all(d.PixelRepresentation == 1 and d.pixel_array.dtype == np.int16 for d in psir)
+    assert min(int(d.pixel_array.min()) for d in psir) < 0
+    assert {float(d.InversionTime) for d in files if "InversionTime" in d} == {280.0}
+    maps = [d for d in files if "T1 MAP" in d.ImageType]
+    assert maps and all(d.RealWorldValueMappingSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "ms"
+                        for d in maps)
+    assert {("ContrastBolusAgent" in d) for d in maps} == {True, False}
