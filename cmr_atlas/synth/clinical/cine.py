@@ -34,9 +34,9 @@ from cmr_atlas.synth.clinical import planetruth as pt
 from cmr_atlas.synth.clinical.protocol import (SAX_GAP_MM, SAX_THICKNESS_MM, ClinicalExamContext, RenderedSeries,
                                                RenderResult, acquisition_time)
 from cmr_atlas.synth.clinical.render import (PlaneSampler, TISSUE_OF_CLASS, cavity_depth_mm, form_image,
-                                             form_images,
+                                             form_images, sample_angle,
                                              quantise)
-from cmr_atlas.synth.imaging import breath_hold_shift
+from cmr_atlas.synth.imaging import breath_hold_shift, unit
 from cmr_atlas.synth.physics import bssfp_signal, relaxation, spoiled_gre_signal
 
 SEQUENCE = "cine_ssfp"
@@ -189,11 +189,11 @@ def off_resonance_hz(rng: np.random.Generator, ctx: ClinicalExamContext) -> Call
     """Smooth B0 field map of the exam (Hz) as a function of patient coordinates (mm)."""
     heart = ctx.heart
     centre = heart.to_patient(np.array([0.0, 0.0, 0.5 * heart.ed.length_mm]))
-    g = unit_vec(rng.normal(size=3))
+    g = unit(rng.normal(size=3))
     ramp = rng.uniform(*B0_SHAPE["ramp"])
     # inferolateral: opposite the septum (-e1) and towards the patient's back
     post = heart.frame[:, :2] @ heart.posterior_local
-    bump = centre + (heart.ed.epi_radius_mm + 8.0) * unit_vec(post - heart.frame[:, 0])
+    bump = centre + (heart.ed.epi_radius_mm + 8.0) * unit(post - heart.frame[:, 0])
     amp, sd = rng.uniform(*B0_SHAPE["bump"]), rng.uniform(*B0_BUMP_SD_MM)
     offset = rng.uniform(-B0_SHAPE["offset"], B0_SHAPE["offset"])
     peak = rng.uniform(*B0_PEAK_3T_HZ) * ctx.field_t / 3.0
@@ -208,10 +208,6 @@ def off_resonance_hz(rng: np.random.Generator, ctx: ClinicalExamContext) -> Call
     return lambda xyz: np.clip(shape(xyz) * (peak / norm), -peak, peak)
 
 
-def unit_vec(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v)
-
-
 def plane_signal(sampler: PlaneSampler, w: float, contrast: Contrast, trab: Trabeculae) -> np.ndarray:
     """(R, C) true signal of one plane at activation ``w``: class signals with the trabecular band,
     averaged over the through-plane samples (partial volume)."""
@@ -222,10 +218,10 @@ def plane_signal(sampler: PlaneSampler, w: float, contrast: Contrast, trab: Trab
     depth = cavity_depth_mm(sampler, w)
     if depth is not None and trab.band_mm > 0:
         r0, r1, c0, c1 = sampler.box
-        sub = lab[r0:r1, c0:c1]
-        band = (sub == an.LV_BLOOD) & (depth < trab.thickness_mm(sampler._polar[1]))
+        sub, phi = lab[r0:r1, c0:c1], sample_angle(sampler)
+        band = (sub == an.LV_BLOOD) & (depth < trab.thickness_mm(phi))
         if band.any():
-            tb = np.clip(depth[band] / trab.thickness_mm(sampler._polar[1][band]), 0.0, 1.0)
+            tb = np.clip(depth[band] / trab.thickness_mm(phi[band]), 0.0, 1.0)
             pb = pix[r0:r1, c0:c1][band]
             muscle = trab.muscle * (1.0 - tb)
             myo = contrast.table[an.LV_MYO, _column(contrast.table, pb)]

@@ -21,10 +21,11 @@ import numpy as np
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth.clinical import planetruth as pt
-from cmr_atlas.synth.clinical.physiology import post_contrast_t1_ms
-from cmr_atlas.synth.clinical.protocol import ClinicalExamContext, RenderedSeries, RenderResult, acquisition_time
+from cmr_atlas.synth.clinical.protocol import (CONTRAST_AGENT, ClinicalExamContext, RenderedSeries, RenderResult,
+                                               acquisition_time)
 from cmr_atlas.synth.clinical.render import (DIASTASIS_FRAC, TISSUE_OF_CLASS, PlaneSampler, acquire, mostly,
-                                             myocardial_ecv, post_contrast_class_t1, quantise, remote_ecv)
+                                             myocardial_ecv, myocardial_t1_post_ms, post_contrast_class_t1, quantise,
+                                             remote_ecv)
 from cmr_atlas.synth.clinical import truth as CT
 from cmr_atlas.synth.imaging import breath_hold_shift
 from cmr_atlas.synth.physics import inversion_recovery_mz, r1_with_contrast, relaxation
@@ -36,7 +37,6 @@ DESCRIPTIONS = {"SIEMENS": ("de_psir_{view}_MAG", "de_psir_{view}_PSIR"),
 VIEW_WORD = {"sax": "SA", "lax_2ch": "2CH", "lax_3ch": "3CH", "lax_4ch": "4CH"}
 BLANK_DESCRIPTION_P = 0.15
 INVERSION_EFFICIENCY = 0.95
-CONTRAST_AGENT = "GADOBUTROL"
 TR_MS, TE_MS, FLIP_DEG = 8.6, 3.3, 25.0  # segmented FLASH readout (echo spacing)
 SNR = {1.5: (22.0, 40.0), 3.0: (32.0, 60.0)}  # fully recovered PD 1 / noise SD at unit coil
 PLANE_MIN = 0.35  # one breath-hold plus recovery per plane
@@ -59,11 +59,6 @@ def plan_planes(rng: np.random.Generator, ctx: ClinicalExamContext) -> list[LGEP
     return [LGEPlane(v, sl, p, breath_hold_shift(rng, p), t0 + k * PLANE_MIN) for k, (v, sl, p) in enumerate(todo)]
 
 
-def myocardial_t1_post(ctx: ClinicalExamContext, ecv, blood_mmol_l: float):
-    return post_contrast_t1_ms(ctx.physiology.native_t1_myo_ms, ecv, ctx.physiology.hematocrit, blood_mmol_l,
-                               ctx.field_t)
-
-
 def recovery_ms(ctx: ClinicalExamContext, ti_ms):
     """Time from the previous readout to the inversion (inversion every other heartbeat)."""
     return 2.0 * 60000.0 / ctx.physiology.heart_rate_rest_bpm - np.asarray(ti_ms, float)
@@ -82,7 +77,7 @@ def null_ti_ms(ctx: ClinicalExamContext, t1_ms: float) -> float:
 def remote_null_ti_ms(ctx: ClinicalExamContext, t_min: float) -> float:
     """TI that nulls remote myocardium at ``t_min`` after the stress bolus (the right LGE TI)."""
     c = float(ctx.timeline.blood_concentration_mmol_l(t_min, ctx.physiology.hematocrit))
-    return null_ti_ms(ctx, float(myocardial_t1_post(ctx, remote_ecv(ctx.physiology), c)))
+    return null_ti_ms(ctx, float(myocardial_t1_post_ms(ctx.physiology, ctx.field_t, remote_ecv(ctx.physiology), c)))
 
 
 def blood_null_ti_ms(ctx: ClinicalExamContext, t_min: float) -> float:
@@ -98,7 +93,7 @@ def plane_mz(ctx: ClinicalExamContext, sampler: PlaneSampler, w: float, ti_ms: f
     lab = sampler.labels(w)
     t1 = post_contrast_class_t1(ctx.field_t, c, ph.hematocrit, remote_ecv(ph), ph.native_t1_myo_ms)[lab]
     ecv, tissue = myocardial_ecv(sampler, w, ph, lab)
-    t1 = np.where(tissue >= 0, myocardial_t1_post(ctx, np.nan_to_num(ecv, nan=0.25), c), t1)
+    t1 = np.where(tissue >= 0, myocardial_t1_post_ms(ctx.physiology, ctx.field_t, np.nan_to_num(ecv, nan=0.25), c), t1)
     pd = np.array([relaxation(ctx.field_t, TISSUE_OF_CLASS[k]).pd for k in range(an.N_TISSUES)])[lab]
     mz = inversion_recovery_mz(ti_ms, t1, INVERSION_EFFICIENCY, recovery_ms(ctx, ti_ms))
     return (pd * mz).mean(axis=-1), tissue

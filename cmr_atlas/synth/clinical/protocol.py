@@ -199,6 +199,7 @@ def draw_scanner(rng: np.random.Generator) -> tuple[float, str, str]:
 
 # --- cine / LGE / T1-map helpers
 STRESS_BOLUS_CLOCK_S = 10 * 3600  # the stress bolus at 10:00 (as cohort's SeriesTime assumes)
+CONTRAST_AGENT = "GADOBUTROL"  # ContrastBolusAgent of every post-contrast series
 
 
 def acquisition_time(minutes: float) -> str:

@@ -173,6 +173,16 @@ def cavity_depth_mm(sampler: PlaneSampler, w: float) -> np.ndarray | None:
     return np.minimum(ph.r_endo(np.clip(z, 0, ph.length_mm), phi, g) - rho, z)
 
 
+def sample_angle(sampler: PlaneSampler) -> np.ndarray | None:
+    """(r1-r0, c1-c0, D) local angle ``phi`` (from the septum) of the heart-box samples, or None."""
+    return None if sampler._polar is None else sampler._polar[1]
+
+
+def myocardial_t1_post_ms(physiology, field_t: float, ecv, blood_mmol_l: float):
+    """Post-contrast T1 of myocardium at ``ecv`` from the subject's native myocardial T1."""
+    return post_contrast_t1_ms(physiology.native_t1_myo_ms, ecv, physiology.hematocrit, blood_mmol_l, field_t)
+
+
 def segment_values(regions: np.ndarray, per_segment: np.ndarray, default: float) -> np.ndarray:
     """Per-sample value from an AHA region map (1-17; 0 outside): ``per_segment[s - 1]`` for
     segments 1-16, ``default`` elsewhere (apex cap 17 and outside)."""

@@ -22,10 +22,11 @@ from pydicom.dataset import Dataset
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth.clinical import planetruth as pt
 from cmr_atlas.synth.clinical import truth as CT
-from cmr_atlas.synth.clinical.lge import CONTRAST_AGENT, myocardial_t1_post
-from cmr_atlas.synth.clinical.protocol import ClinicalExamContext, RenderedSeries, RenderResult, acquisition_time
+from cmr_atlas.synth.clinical.protocol import (CONTRAST_AGENT, ClinicalExamContext, RenderedSeries, RenderResult,
+                                               acquisition_time)
 from cmr_atlas.synth.clinical.render import (DIASTASIS_FRAC, TISSUE_OF_CLASS, PlaneSampler, kspace_blur, mostly,
-                                             myocardial_ecv, post_contrast_class_t1, remote_ecv)
+                                             myocardial_ecv, myocardial_t1_post_ms, post_contrast_class_t1,
+                                             remote_ecv)
 from cmr_atlas.synth.imaging import breath_hold_shift, coil_sensitivity
 from cmr_atlas.synth.physics import relaxation
 
@@ -50,7 +51,7 @@ def sample_t1(ctx: ClinicalExamContext, sampler: PlaneSampler, w: float, blood_m
         table[[an.LV_MYO, an.RV_MYO]] = ph.native_t1_myo_ms
         return table[lab], pd, tissue
     table = post_contrast_class_t1(ctx.field_t, blood_mmol_l, ph.hematocrit, remote_ecv(ph), ph.native_t1_myo_ms)
-    t1 = np.where(tissue >= 0, myocardial_t1_post(ctx, np.nan_to_num(ecv, nan=0.25), blood_mmol_l), table[lab])
+    t1 = np.where(tissue >= 0, myocardial_t1_post_ms(ph, ctx.field_t, np.nan_to_num(ecv, nan=0.25), blood_mmol_l), table[lab])
     return t1, pd, tissue
 
 
