@@ -129,3 +129,61 @@ def polygon_centroid(points_2d: np.ndarray) -> np.ndarray:
     if abs(a) < 1e-9:
         return points_2d.mean(axis=0)
     return np.array([((x + xn) * cross).sum(), ((y + yn) * cross).sum()]) / (6.0 * a)
+
+
+
+def rv_cavity_level(heart: an.Heart, local: np.ndarray, w: float, polar: tuple | None = None) -> np.ndarray:
+    """Negative inside the RV cavity (the region :meth:`Heart.heart_labels_local` labels RV_BLOOD),
+    positive outside, roughly in mm: the inner RV ellipse, septal side cut, LV epicardium excluded.
+    ``polar``: :func:`anatomy.polar_terms` of ``local`` (reused across frames)."""
+    ph = heart.phase(w)
+    x, y, z = local[..., 0], local[..., 1], local[..., 2]
+    c, a, b, depth = heart.rv_ellipse(z, w, ph, inner=True)
+    ok = (depth > 0.5) & (a > 0) & (b > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ell = (np.sqrt(((x - c) / a) ** 2 + (y / b) ** 2) - 1.0) * np.minimum(a, b)
+    level = np.maximum(np.maximum(ell, c - x), -ph.implicit(local, "epi", polar))
+    return np.where(ok & np.isfinite(level), level, 5.0)
+
+
+class RVGrid:
+    """Fine in-plane grid around the displaced heart on which :func:`rv_endo_contour` traces the RV
+    cavity; heart-local coordinates computed once per plane and reused for every frame."""
+
+    def __init__(self, heart: an.Heart, plane: SlicePlane, shift_mm: np.ndarray, step_mm: float = 1.0,
+                 half_width_mm: float = 80.0) -> None:
+        centre = heart.to_patient(np.array([0.0, 0.0, 0.55 * heart.ed.length_mm])) + shift_mm
+        self.centre = centre - ((centre - plane.position_mm) @ plane.normal) * plane.normal
+        self.u = np.arange(-half_width_mm, half_width_mm + step_mm / 2, step_mm)
+        self.plane = plane
+        grid = self.centre + self.u[:, None, None] * plane.row_cosine + self.u[None, :, None] * plane.col_cosine
+        self.local = heart.to_local(grid - shift_mm)
+        self.polar = an.polar_terms(self.local, heart.ed.harmonics)
+
+
+def rv_endo_contour(heart: an.Heart, w: float, plane: SlicePlane, shift_mm: np.ndarray, grid: RVGrid | None = None,
+                    min_length_mm: float = 20.0) -> np.ndarray | None:
+    """Closed RV endocardial boundary (N_RAYS, 3) in patient mm where a plane cuts the displaced RV
+    cavity (the longest closed piece), or None where the plane misses it.
+
+    The RV crescent is not star-shaped, so unlike :func:`plane_contour` the boundary is the zero
+    level of :func:`rv_cavity_level` traced by marching squares on a fine in-plane grid.
+    """
+    import contourpy  # a matplotlib dependency
+
+    grid = grid or RVGrid(heart, plane, shift_mm)
+    level = rv_cavity_level(heart, grid.local, w, grid.polar)
+    if not (level < 0).any():
+        return None
+    lines = contourpy.contour_generator(grid.u, grid.u, level).lines(0.0)
+    closed = [ln for ln in lines if len(ln) > 3 and np.allclose(ln[0], ln[-1])]
+    if not closed:
+        return None
+    line = max(closed, key=lambda ln: np.linalg.norm(np.diff(ln, axis=0), axis=1).sum())
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
+    if arc[-1] < min_length_mm:
+        return None
+    s = np.linspace(0.0, arc[-1], N_RAYS, endpoint=False)
+    xy = np.stack([np.interp(s, arc, line[:, 0]), np.interp(s, arc, line[:, 1])], axis=1)
+    # contourpy's x runs along the grid's second axis (col_cosine), y along the first (row_cosine)
+    return grid.centre + xy[:, 1:2] * plane.row_cosine + xy[:, 0:1] * plane.col_cosine

@@ -195,3 +195,15 @@ def draw_scanner(rng: np.random.Generator) -> tuple[float, str, str]:
     vendor = str(rng.choice(list(VENDORS), p=[0.5, 0.3, 0.2]))
     models = VENDORS[vendor][field_t == 3.0]
     return field_t, vendor, str(models[int(rng.integers(len(models)))])
+
+
+# --- cine / LGE / T1-map helpers
+STRESS_BOLUS_CLOCK_S = 10 * 3600  # the stress bolus at 10:00 (as cohort's SeriesTime assumes)
+CONTRAST_AGENT = "GADOBUTROL"  # ContrastBolusAgent of every post-contrast series
+
+
+def acquisition_time(minutes: float) -> str:
+    """AcquisitionTime (HHMMSS.ffffff) ``minutes`` after the stress bolus."""
+    us = int(round((STRESS_BOLUS_CLOCK_S + minutes * 60.0) * 1e6))
+    s, frac = divmod(us, 1_000_000)
+    return f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}.{frac:06d}"

@@ -128,3 +128,135 @@ def quantise(img: np.ndarray, signed: bool = False) -> np.ndarray:
     if signed:
         return np.clip(np.rint(img), -4096, 4095).astype(np.int16)
     return np.clip(np.rint(img), 0, 4095).astype(np.uint16)
+
+
+# --- cine / LGE / T1-map helpers
+from cmr_atlas.synth.clinical.physiology import post_contrast_t1_ms  # noqa: E402
+from cmr_atlas.synth.physics import r1_with_contrast  # noqa: E402
+import scipy.fft  # noqa: E402
+
+# Extracellular volume fraction of the background tissues, for their T1 after contrast (the
+# two-space model of :func:`cmr_atlas.synth.clinical.physiology.post_contrast_t1_ms`); approximate
+# literature values (skeletal muscle 0.10-0.15, liver about 0.28 for an extracellular agent, fat
+# and marrow small).  Myocardium takes the subject's ECV per AHA segment, blood its own curve.
+BACKGROUND_ECV: dict[str, float] = {"fat": 0.06, "muscle": 0.12, "liver": 0.28, "lung": 0.30, "soft": 0.20,
+                                    "bone": 0.06, "air": 0.0}
+DIASTASIS_FRAC = 0.72  # fraction of the R-R in mid-diastole, where single-phase images are triggered
+
+
+def post_contrast_class_t1(field_t: float, blood_mmol_l: float, hematocrit: float, myo_ecv: float,
+                           myo_native_t1_ms: float) -> np.ndarray:
+    """(N_TISSUES,) T1 in ms of every anatomy class with whole-blood gadolinium ``blood_mmol_l``
+    (myocardium at ECV ``myo_ecv``; per-segment values are assigned by the renderer)."""
+    out = np.empty(an.N_TISSUES)
+    for c in range(an.N_TISSUES):
+        tissue = TISSUE_OF_CLASS[c]
+        native = relaxation(field_t, tissue).t1_ms
+        if tissue == "blood":
+            out[c] = 1000.0 / r1_with_contrast(native, blood_mmol_l, field_t)
+        elif tissue == "myocardium":
+            out[c] = post_contrast_t1_ms(myo_native_t1_ms, myo_ecv, hematocrit, blood_mmol_l, field_t)
+        else:
+            out[c] = post_contrast_t1_ms(native, BACKGROUND_ECV[tissue], hematocrit, blood_mmol_l, field_t)
+    return out
+
+
+def cavity_depth_mm(sampler: PlaneSampler, w: float) -> np.ndarray | None:
+    """(r1-r0, c1-c0, D) distance in mm from the LV endocardium into the cavity over the sampler's
+    heart box (radially, or above the endocardial apex, whichever is smaller; <= 0 outside the
+    cavity), None without a heart region.  Locates the trabecular layer inside the compact wall."""
+    if sampler.local is None:
+        return None
+    ph = sampler.heart.phase(w)
+    rho, phi, g = sampler._polar
+    z = sampler.local[..., 2]
+    return np.minimum(ph.r_endo(np.clip(z, 0, ph.length_mm), phi, g) - rho, z)
+
+
+def sample_angle(sampler: PlaneSampler) -> np.ndarray | None:
+    """(r1-r0, c1-c0, D) local angle ``phi`` (from the septum) of the heart-box samples, or None."""
+    return None if sampler._polar is None else sampler._polar[1]
+
+
+def myocardial_t1_post_ms(physiology, field_t: float, ecv, blood_mmol_l: float):
+    """Post-contrast T1 of myocardium at ``ecv`` from the subject's native myocardial T1."""
+    return post_contrast_t1_ms(physiology.native_t1_myo_ms, ecv, physiology.hematocrit, blood_mmol_l, field_t)
+
+
+def segment_values(regions: np.ndarray, per_segment: np.ndarray, default: float) -> np.ndarray:
+    """Per-sample value from an AHA region map (1-17; 0 outside): ``per_segment[s - 1]`` for
+    segments 1-16, ``default`` elsewhere (apex cap 17 and outside)."""
+    table = np.concatenate([[default], np.asarray(per_segment, float), [default]])
+    return table[np.clip(regions, 0, 17)]
+
+
+def myocardial_tissue(sampler: PlaneSampler, w: float, physiology, labels: np.ndarray,
+                      regions: np.ndarray) -> np.ndarray:
+    """(R, C, D) 0 remote myocardium, 1 scar, 2 mid-wall fibrosis, -1 not LV myocardium.
+
+    Scar runs from the endocardium to the subject's transmurality of the wall in its scar segments
+    (infarcts grow from the subendocardium, the wavefront phenomenon); fibrosis occupies wall depth
+    0.3-0.7 in the fibrosis segments (the mid-wall stripe of non-ischaemic cardiomyopathy)."""
+    out = np.where(labels == an.LV_MYO, 0, -1).astype(np.int8)
+    if not len(physiology.scar_segments) and not len(physiology.fibrosis_segments):
+        return out
+    depth = sampler.wall_depth(w)
+    myo = labels == an.LV_MYO
+    out[myo & np.isin(regions, physiology.scar_segments) & (depth <= physiology.scar_transmurality)] = 1
+    out[myo & np.isin(regions, physiology.fibrosis_segments) & (depth >= 0.3) & (depth <= 0.7)] = 2
+    return out
+
+
+def remote_ecv(physiology) -> float:
+    """ECV of the subject's myocardium outside scar and fibrosis (median of the other segments)."""
+    sick = set(physiology.scar_segments) | set(physiology.fibrosis_segments)
+    return float(np.median([e for s, e in enumerate(physiology.ecv, 1) if s not in sick]))
+
+
+def myocardial_ecv(sampler: PlaneSampler, w: float, physiology, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(R, C, D) ECV of every LV-myocardium sample (NaN elsewhere) and :func:`myocardial_tissue`.
+
+    Segments keep their ECV where healthy; in scar and fibrosis segments the lesion carries the
+    segment's ECV (the truth's per-segment value) and the rest of the wall the remote ECV."""
+    regions = sampler.myocardial_regions(w)
+    tissue = myocardial_tissue(sampler, w, physiology, labels, regions)
+    remote = remote_ecv(physiology)
+    sick = np.isin(np.arange(1, len(physiology.ecv) + 1),
+                   list(physiology.scar_segments) + list(physiology.fibrosis_segments))
+    healthy = np.where(sick, remote, physiology.ecv)
+    ecv = np.where(tissue > 0, segment_values(regions, physiology.ecv, remote), segment_values(regions, healthy, remote))
+    return np.where(tissue >= 0, ecv, np.nan), tissue
+
+
+def mostly(tissue: np.ndarray, kind: int) -> np.ndarray:
+    """(R, C) pixels whose myocardial samples are mostly ``kind`` (:func:`myocardial_tissue`)."""
+    n_myo = (tissue >= 0).sum(axis=-1)
+    return (n_myo > 0) & ((tissue == kind).sum(axis=-1) * 2 > n_myo)
+
+
+def acquire(signals: np.ndarray, plane: SlicePlane, coil: dict, noise_sd: float, rng: np.random.Generator,
+            kspace_fraction: float = 0.8) -> np.ndarray:
+    """Complex images (T, R, C) of a stack of one plane, in single precision, as :func:`form_image`
+    forms one (coil field, finite k-space support, complex Gaussian noise) with the background
+    phase already removed: magnitude and phase-sensitive reconstructions come from the same data."""
+    sens = coil_sensitivity(plane.pixel_grid_mm(), coil).astype(np.float32)
+    img = np.asarray(signals, dtype=np.float32) * sens
+    k = scipy.fft.fft2(img, axes=(-2, -1)) * kspace_window(plane.shape, kspace_fraction).astype(np.float32)
+    cplx = scipy.fft.ifft2(k, axes=(-2, -1), overwrite_x=True)
+    noise = rng.standard_normal((2,) + cplx.shape, dtype=np.float32)
+    noise *= np.float32(noise_sd)
+    cplx.real += noise[0]
+    cplx.imag += noise[1]
+    return cplx
+
+
+def form_images(signals: np.ndarray, plane: SlicePlane, coil: dict, noise_sd: float, rng: np.random.Generator,
+                kspace_fraction: float = 0.8, signed: bool = False) -> np.ndarray:
+    """:func:`form_image` of a stack (T, R, C) of one plane (see :func:`acquire`)."""
+    cplx = acquire(signals, plane, coil, noise_sd, rng, kspace_fraction)
+    return cplx.real if signed else np.abs(cplx)
+
+
+def kspace_blur(img: np.ndarray, plane: SlicePlane, kspace_fraction: float) -> np.ndarray:
+    """A map (R, C) seen through the acquired k-space support (in-plane partial volume), no noise."""
+    return scipy.fft.ifft2(scipy.fft.fft2(img) * kspace_window(plane.shape, kspace_fraction)).real
