@@ -195,3 +195,15 @@ def draw_scanner(rng: np.random.Generator) -> tuple[float, str, str]:
     vendor = str(rng.choice(list(VENDORS), p=[0.5, 0.3, 0.2]))
     models = VENDORS[vendor][field_t == 3.0]
     return field_t, vendor, str(models[int(rng.integers(len(models)))])
+
+
+# --- perfusion / scout helpers
+BOLUS_CLOCK_S = 10 * 3600  # the stress bolus is given at 10:00:00 (as cohort's SeriesTime assumes)
+
+
+def clock_time(minutes_after_bolus: float) -> str:
+    """DICOM time (HHMMSS.ffffff) ``minutes_after_bolus`` after a 10:00 stress bolus: per-image
+    AcquisitionTime of dynamic series."""
+    us = int(round((BOLUS_CLOCK_S + minutes_after_bolus * 60.0) * 1e6))
+    s, frac = divmod(us, 1_000_000)
+    return f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}.{frac:06d}"
