@@ -10,10 +10,10 @@ signal normalisation.  Readout: saturation-recovery FLASH (TR 2.2-2.6 ms, TE 1.0
 2-4 pulses).  Contrast, kinetics and signal: :mod:`.perfusion_curves`; free breathing:
 :mod:`.respiration`; fast moving-slice rendering: :mod:`.dynamic`.
 
-Noise: SNR0, the ratio of a fully relaxed blood signal to the noise SD, is 55-90 at 1.5 T and
-1.5-1.9 times that at 3 T, which gives pre-contrast myocardium an SNR of about 5-10 and peak
-myocardial enhancement 15-30 at 1.5 T (Kellman 2017 report myocardial SNR of this order; Cheng et
-al., JACC 2007 measure 1.6-2x the SNR/CNR at 3 T for the same perfusion protocol).
+Noise: SNR0, the ratio of a fully relaxed signal (unit coil) to the noise SD, is 90-150 at 1.5 T
+and 1.5-1.9 times that at 3 T; with the coil field over the heart (0.5-1) pre-contrast myocardium
+has an SNR of about 4-10 and peak myocardial enhancement 12-30 at 1.5 T (the order Kellman 2017
+report; Cheng et al., JACC 2007 measure 1.6-2x the SNR/CNR at 3 T for the same perfusion protocol).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ N_FRAMES = 60
 LEVELS = ("basal", "mid", "apical")
 PD_FLIP_DEG = 5.0
 SEQUENCE_NAME = {"SIEMENS": "*tfl2d1", "GE MEDICAL SYSTEMS": "fgre_sr", "Philips": "T1-TFE-SR"}
-SNR0 = {1.5: (55.0, 90.0), 3.0: (55.0 * 1.5, 90.0 * 1.9)}
+SNR0 = {1.5: (90.0, 150.0), 3.0: (90.0 * 1.5, 150.0 * 1.9)}
 READOUT_MS = 60.0  # readout of one slice after its saturation delay (lines x TR)
 
 
