@@ -178,14 +178,17 @@ def _render_series(ctx, rng, plan: StatePlan, curves: pc.StateCurves, tasks: lis
         if kind == "perfusion":
             _slice_truth(ctx, plan, task, layers, w, parts)
     series = RenderedSeries(
-        kind=kind, sequence=SEQUENCE, view="sax", description=_description(ctx, plan.state, kind),
+        kind=kind, sequence=SEQUENCE, view="sax", description=_description(ctx, plan.state, kind, rng.random() < 0.15),
         start_min=plan.start_min + (0.0 if kind == "perfusion" else 1e-4), planes=[t.moving.plane for t in tasks],
         slice_indices=[t.slice_index for t in tasks], images=images,
         series_headers=_series_headers(ctx, tasks[0].readout), frame_headers=headers)
     return series, parts
 
 
-def _description(ctx: ClinicalExamContext, state: str, kind: str) -> str:
+def _description(ctx: ClinicalExamContext, state: str, kind: str, blank: bool) -> str:
+    """SeriesDescription as sites write it; blank in some exams (ingest must not rely on it)."""
+    if blank:
+        return ""
     aif = "_AIF" if kind == "perfusion_aif" else ""
     names = {"SIEMENS": f"{state}_perf_dual{aif}", "GE MEDICAL SYSTEMS": f"{state.upper()} PERFUSION{aif}",
              "Philips": f"sBTFE_{state}_perf{aif}"}
@@ -193,7 +196,7 @@ def _description(ctx: ClinicalExamContext, state: str, kind: str) -> str:
 
 
 def _series_headers(ctx: ClinicalExamContext, readout: pc.Readout) -> dict:
-    return {"ScanningSequence": "GR", "SequenceVariant": "SK\\SP", "SequenceName": SEQUENCE_NAME[ctx.vendor],
+    return {"ScanningSequence": "GR", "SequenceVariant": ["SK", "SP"], "SequenceName": SEQUENCE_NAME[ctx.vendor],
             "RepetitionTime": round(readout.tr_ms, 2), "EchoTime": round(readout.te_ms, 2),
             "FlipAngle": readout.flip_deg, "ContrastBolusAgent": "GADOBUTROL", "MRAcquisitionType": "2D"}
 

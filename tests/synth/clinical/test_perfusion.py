@@ -25,7 +25,9 @@ def exam():
 
 
 def _series(res, kind, state):
-    return next(s for s in res.series if s.kind == kind and state in s.description.lower())
+    """The series of ``kind`` and ``state`` (stress is acquired first; descriptions may be blank)."""
+    found = sorted((s for s in res.series if s.kind == kind), key=lambda s: s.start_min)
+    return found[0 if state == "stress" else 1]
 
 
 @pytest.mark.parametrize("state,mean,sd", [("stress", 3.5, 1.2), ("rest", 4.4, 1.2)])
@@ -244,6 +246,17 @@ def test_proton_density_frames_and_snr_are_realistic(exam):
     snr_base = myo[n_pd] / sigma
     snr_peak = myo[n_pd:].max() / sigma
     assert 2.0 < snr_base < 20.0 and 8.0 < snr_peak < 60.0
+
+
+def test_observers_trace_the_reference_frame(exam):
+    _, res = exam
+    c, m = res.truth["contours"], res.truth["landmarks"]
+    obs = c[c.observer == "obs1"]
+    assert set(obs.frame) == {0} and set(obs.state) == {"stress", "rest"} and obs.phase.isna().all()
+    assert set(obs.surface) == {"endo", "epi"} and len(set(obs.slice_index)) == 3
+    assert set(m[m.observer == "obs1"].landmark) >= {"lv_centre", "rv_insert_anterior", "rv_insert_posterior"}
+    truth = c[(c.observer == "truth") & (c.frame == 0)]
+    assert set(truth.state) == {"stress", "rest"} and c.frame.max() == perfusion.N_FRAMES - 1
 
 
 def test_deterministic(exam):

@@ -145,3 +145,14 @@ def test_deterministic_and_truth_free_headers(exam):
     from pydicom.datadict import keyword_dict
 
     assert keys <= set(keyword_dict)
+
+
+def test_four_chamber_scout_has_long_axis_truth():
+    ctx = cohort.make_context(5, 2)
+    rng = np.random.default_rng(0)
+    acq = scout.draw_acquisition(ctx, rng, "lax_4ch")
+    images, shift, w = scout.render_scout_series(ctx, rng, acq)
+    contours, marks = scout.plane_truth(ctx, acq, shift, w)
+    assert images.shape == (30, 128, 128) and acq.slice_index == 0
+    assert {m["landmark"] for m in marks} == {"mv_septal", "mv_lateral", "apex"}
+    assert {c["frame"] for c in contours} == set(range(30))
