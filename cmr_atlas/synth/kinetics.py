@@ -108,11 +108,18 @@ def tissue_curve(t_s: np.ndarray, c_plasma: np.ndarray, params: ExchangeParams, 
     The input is interpolated onto a fine grid (``dt_s``, well below the fastest exchange time
     constant, ``vp / (Fp + PS)``) and convolved with the trapezoidal rule, then sampled back.
     """
-    from scipy.signal import fftconvolve
-
     t = np.asarray(t_s, float)
     fine = np.arange(t[0], t[-1] + dt_s, dt_s)
     ca = np.interp(fine, t, np.asarray(c_plasma, float))
     h = exchange_impulse_response(fine - fine[0], params, hematocrit)
-    ct = fftconvolve(ca, h)[: len(fine)] - 0.5 * (ca[0] * h + ca * h[0])
+    n = 2 * len(fine)
+    full = np.fft.irfft(np.fft.rfft(ca, n) * np.fft.rfft(h, n), n)
+    ct = full[: len(fine)] - 0.5 * (ca[0] * h + ca * h[0])
     return np.interp(t, fine, ct * dt_s)
+
+
+def delayed(t_s: np.ndarray, curve: np.ndarray, delay_s: float) -> np.ndarray:
+    """``curve`` (sampled on ``t_s``) arriving ``delay_s`` later: the transit from the LV cavity,
+    where the AIF is measured, to the myocardium, or from the RV to the LV."""
+    t = np.asarray(t_s, float)
+    return np.interp(t - delay_s, t, np.asarray(curve, float), left=float(curve[0]))

@@ -1,0 +1,288 @@
+"""Stress and rest first-pass perfusion (dual sequence, Kellman et al., JCMR 2017) of a clinical exam.
+
+Per state one series of 3 SAX slices (basal, mid, apical stack positions, 8-10 mm) x 60 heartbeats
+and one low-resolution AIF series (one slice, short saturation delay) acquired in the same
+heartbeats.  Each heartbeat: the AIF image right after the R wave, then the three slices one after
+the other, each after its own saturation pulse, so each slice sits at its own cardiac phase.  The
+first 2-3 frames are proton-density images (no saturation, 5 degree flip) for surface-coil and
+signal normalisation.  Readout: saturation-recovery FLASH (TR 2.2-2.6 ms, TE 1.0-1.2 ms, flip
+12-15 degrees, 10-20 pulses to the k-space centre, saturation delay 100-150 ms; AIF 5-20 ms and
+2-4 pulses).  Contrast, kinetics and signal: :mod:`.perfusion_curves`; free breathing:
+:mod:`.respiration`; fast moving-slice rendering: :mod:`.dynamic`.
+
+Noise: SNR0, the ratio of a fully relaxed signal (unit coil) to the noise SD, is 90-150 at 1.5 T
+and 1.5-1.9 times that at 3 T; with the coil field over the heart (0.5-1) pre-contrast myocardium
+has an SNR of about 4-10 and peak myocardial enhancement 12-30 at 1.5 T (the order Kellman 2017
+report; Cheng et al., JACC 2007 measure 1.6-2x the SNR/CNR at 3 T for the same perfusion protocol).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.synth import truth_rows as tr
+from cmr_atlas.synth import truthgeom as tg
+from cmr_atlas.synth.anatomy import activation_curve
+from cmr_atlas.synth.clinical import perfusion_curves as pc
+from cmr_atlas.synth.clinical import truth as CT
+from cmr_atlas.synth.clinical.dynamic import SEGMENT_BASE, MovingSlice, PhaseLayers, contour_atlas
+from cmr_atlas.synth.clinical.protocol import (CONTRAST_AGENT, ClinicalExamContext, RenderedSeries, RenderResult,
+                                               acquisition_time)
+from cmr_atlas.synth.clinical.render import form_image, quantise
+from cmr_atlas.synth.clinical.respiration import RespiratoryTrace, respiratory_trace
+from cmr_atlas.synth.imaging import coil_sensitivity
+
+SEQUENCE = "perfusion"
+N_FRAMES = 60
+LEVELS = ("basal", "mid", "apical")
+PD_FLIP_DEG = 5.0
+SEQUENCE_NAME = {"SIEMENS": "*tfl2d1", "GE MEDICAL SYSTEMS": "fgre_sr", "Philips": "T1-TFE-SR"}
+SNR0 = {1.5: (90.0, 150.0), 3.0: (90.0 * 1.5, 150.0 * 1.9)}
+READOUT_MS = 60.0  # readout of one slice after its saturation delay (lines x TR)
+
+
+@dataclass
+class StatePlan:
+    """Timing and readout of one perfusion state (stress or rest)."""
+
+    state: str
+    start_min: float  # series start, minutes after the stress bolus
+    injection_s: float  # bolus injection, seconds after the series start
+    rr_ms: np.ndarray  # (T,) R-R interval of each heartbeat
+    beat_s: np.ndarray  # (T,) R wave of each heartbeat from the series start
+    trigger_ms: np.ndarray  # (3,) k-space centre of each slice after the R wave
+    aif_trigger_ms: float
+    readouts: list[pc.Readout]  # per slice
+    aif_readout: pc.Readout
+    n_pd: int
+    breathing: RespiratoryTrace
+
+    @property
+    def heart_rate_bpm(self) -> float:
+        return float(60000.0 / np.mean(self.rr_ms))
+
+    def frame_readout(self, readout: pc.Readout, f: int) -> pc.Readout:
+        if f < self.n_pd:
+            return pc.Readout(0.0, PD_FLIP_DEG, readout.tr_ms, readout.te_ms, readout.n_before_centre, True)
+        return readout
+
+
+def plan_state(ctx: ClinicalExamContext, rng: np.random.Generator, state: str) -> StatePlan:
+    """Heart rate variability, slice timing in the R-R, readouts, breathing of one state."""
+    ph = ctx.physiology
+    hr = ph.heart_rate_stress_bpm if state == "stress" else ph.heart_rate_rest_bpm
+    t0_min = ctx.timeline.injections[0 if state == "stress" else 1][0]
+    pre_s = float(rng.uniform(2.0, 5.0))  # PD frames and a few baseline beats before the injection
+    rr = 60000.0 / hr * np.clip(1.0 + rng.normal(0, 0.03 if state == "stress" else 0.05, N_FRAMES), 0.8, 1.2)
+    beat_s = np.concatenate([[0.0], np.cumsum(rr[:-1])]) / 1000.0
+    tr_ms, te_ms = float(rng.uniform(2.2, 2.6)), float(rng.uniform(1.0, 1.2))
+    flip = float(rng.choice([12.0, 14.0, 15.0]))
+    ts = float(np.clip(rng.uniform(100.0, 150.0), 80.0, (0.92 * rr.mean() - 60.0) / 3 - READOUT_MS))
+    n_centre = int(rng.integers(10, 21))
+    aif_ts = float(rng.uniform(5.0, 20.0))
+    aif_trigger = 20.0 + aif_ts + 3 * tr_ms
+    slot = ts + READOUT_MS  # each slice: saturation, delay, readout
+    start = aif_trigger + 30.0
+    trigger = start + np.arange(3) * slot + ts + n_centre * tr_ms
+    readouts = [pc.Readout(ts - 0.0, flip, tr_ms, te_ms, n_centre) for _ in range(3)]
+    aif_readout = pc.Readout(aif_ts, flip, tr_ms, 0.8, int(rng.integers(2, 5)))
+    times = beat_s + trigger[1] / 1000.0
+    return StatePlan(state, t0_min - pre_s / 60.0, pre_s, rr, beat_s, trigger, aif_trigger, readouts, aif_readout,
+                     int(rng.choice([2, 3])), respiratory_trace(rng, times))
+
+
+def perfusion_matrix(rng: np.random.Generator, low_res: bool) -> tuple[float, tuple[int, int], float]:
+    """Pixel spacing (mm), (rows, cols) and thickness (mm) of a perfusion or AIF series."""
+    if low_res:
+        rows = int(rng.choice([48, 56, 64]))
+        return float(rng.uniform(3.8, 5.5)), (rows, int(round(rows * 4 / 3))), 10.0
+    cols = int(rng.choice([160, 176, 192]))
+    rows = int(round(cols * rng.uniform(0.68, 0.75) / 4) * 4)
+    return float(rng.uniform(2.0, 2.6)), (rows, cols), float(rng.choice([8.0, 10.0]))
+
+
+def perfusion_plane(sax: SlicePlane, matrix: tuple[float, tuple[int, int], float]) -> SlicePlane:
+    """The perfusion (or AIF) matrix at a SAX stack position: same place and orientation."""
+    spacing, shape, thick = matrix
+    return SlicePlane.centred(sax.centre_mm, sax.row_cosine, sax.col_cosine, (spacing, spacing), shape, thick)
+
+
+@dataclass
+class SliceTask:
+    """One plane of one state: where it is, when in the R-R, how it is read."""
+
+    level: str
+    slice_index: int
+    moving: MovingSlice
+    trigger_ms: float
+    readout: pc.Readout
+
+
+def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int) -> RenderResult:
+    """Stress and rest perfusion series and their AIF series, with truth."""
+    geo = ctx.geometry
+    idx = [geo.sax_level(lv) for lv in LEVELS]
+    matrix = perfusion_matrix(rng, False)
+    planes = [perfusion_plane(geo.sax_planes[i], matrix) for i in idx]
+    aif_plane = perfusion_plane(geo.sax_planes[idx[1]], perfusion_matrix(rng, True))
+    plans = [plan_state(ctx, rng, s) for s in ("stress", "rest")]
+    reach = max(float(np.abs(p.breathing.shift_mm @ pl.normal).max()) for p in plans for pl in planes + [aif_plane])
+    moving = [MovingSlice(ctx.heart, pl, reach) for pl in planes]
+    aif_moving = MovingSlice(ctx.heart, aif_plane, reach)
+    out = RenderResult()
+    truth: dict[str, list] = {"contours": [], "landmarks": [], CT.PERFUSION_PIXELS.name: [],
+                              CT.PERFUSION_CURVES.name: []}
+    snr0 = float(rng.uniform(*SNR0[ctx.field_t]))
+    for plan in plans:
+        curves = pc.state_curves(ctx, rng, plan.state, plan.beat_s + plan.trigger_ms[1] / 1000.0,
+                                 plan.injection_s, plan.start_min)
+        tasks = [SliceTask(lv, i, m, t, r) for lv, i, m, t, r in zip(LEVELS, idx, moving, plan.trigger_ms, plan.readouts)]
+        aif_task = SliceTask("mid", idx[1], aif_moving, plan.aif_trigger_ms, plan.aif_readout)
+        for kind, group in (("perfusion", tasks), ("perfusion_aif", [aif_task])):
+            series, parts = _render_series(ctx, rng, plan, curves, group, kind, snr0)
+            out.series.append(series)
+            if kind == "perfusion":
+                truth["contours"].append(tr.frame_from_contours(parts["contours"]).assign(state=plan.state))
+                truth["landmarks"].append(pd.DataFrame(parts["landmarks"]).assign(state=plan.state))
+                truth[CT.PERFUSION_PIXELS.name] += parts[CT.PERFUSION_PIXELS.name]
+        truth[CT.PERFUSION_CURVES.name].append(_curve_rows(ctx, plan, curves))
+    out.truth = _assemble_truth(ctx, rng, truth, planes, idx, observers)
+    return out
+
+
+def _render_series(ctx, rng, plan: StatePlan, curves: pc.StateCurves, tasks: list[SliceTask], kind: str,
+                   snr0: float) -> tuple[RenderedSeries, dict]:
+    native = pc.native_properties(ctx)
+    images, headers = [], []
+    parts: dict[str, list] = {"contours": [], "landmarks": [], CT.PERFUSION_PIXELS.name: []}
+    main_flip = tasks[0].readout.flip_deg
+    for task in tasks:
+        w = float(activation_curve(np.array([task.trigger_ms / np.mean(plan.rr_ms)]), ctx.heart.es_frac)[0])
+        layers = task.moving.layers(w)
+        plane = task.moving.plane
+        centre = tg.axis_point_in_plane(ctx.heart, plane, np.zeros(3), w)
+        scale = float(rng.uniform(1200.0, 1800.0)) / float(coil_sensitivity(centre[None], ctx.coil)[0])
+        pd_tables = pc.signal_tables(ctx, native, curves.compartments, plan.frame_readout(task.readout, 0), main_flip)
+        sr_tables = pc.signal_tables(ctx, native, curves.compartments, task.readout, main_flip)
+        stack = np.empty((N_FRAMES,) + plane.shape, dtype=np.uint16)
+        for f in range(N_FRAMES):
+            table = pd_tables[f] if f < plan.n_pd else sr_tables[f]
+            sig = task.moving.frame(layers, table, plan.breathing.shift_mm[f], float(plan.breathing.scale[f]))
+            img = form_image(sig, plane, ctx.coil, 1.0 / snr0, rng, kspace_fraction=0.75)
+            stack[f] = quantise(img * scale)
+        images.append(stack)
+        headers.append(_frame_headers(plan, task))
+        if kind == "perfusion":
+            _slice_truth(ctx, plan, task, layers, w, parts)
+    series = RenderedSeries(
+        kind=kind, sequence=SEQUENCE, view="sax", description=_description(ctx, plan.state, kind, rng.random() < 0.15),
+        start_min=plan.start_min + (0.0 if kind == "perfusion" else 1e-4), planes=[t.moving.plane for t in tasks],
+        slice_indices=[t.slice_index for t in tasks], images=images,
+        series_headers=_series_headers(ctx, tasks[0].readout), frame_headers=headers)
+    return series, parts
+
+
+def _description(ctx: ClinicalExamContext, state: str, kind: str, blank: bool) -> str:
+    """SeriesDescription as sites write it; blank in some exams (ingest must not rely on it)."""
+    if blank:
+        return ""
+    aif = "_AIF" if kind == "perfusion_aif" else ""
+    names = {"SIEMENS": f"{state}_perf_dual{aif}", "GE MEDICAL SYSTEMS": f"{state.upper()} PERFUSION{aif}",
+             "Philips": f"sBTFE_{state}_perf{aif}"}
+    return names[ctx.vendor]
+
+
+def _series_headers(ctx: ClinicalExamContext, readout: pc.Readout) -> dict:
+    return {"ScanningSequence": "GR", "SequenceVariant": ["SK", "SP"], "SequenceName": SEQUENCE_NAME[ctx.vendor],
+            "RepetitionTime": round(readout.tr_ms, 2), "EchoTime": round(readout.te_ms, 2),
+            "FlipAngle": readout.flip_deg, "ContrastBolusAgent": CONTRAST_AGENT, "MRAcquisitionType": "2D"}
+
+
+def _frame_headers(plan: StatePlan, task: SliceTask) -> list[dict]:
+    out = []
+    for f in range(N_FRAMES):
+        t_s = plan.start_min * 60.0 + plan.beat_s[f] + task.trigger_ms / 1000.0
+        h = {"TriggerTime": round(task.trigger_ms, 1), "AcquisitionTime": acquisition_time(t_s / 60.0),
+             "NominalInterval": int(round(plan.rr_ms[f])), "HeartRate": int(round(60000.0 / plan.rr_ms[f]))}
+        if f < plan.n_pd:
+            h["FlipAngle"] = PD_FLIP_DEG
+        out.append(h)
+    return out
+
+
+def _slice_truth(ctx, plan: StatePlan, task: SliceTask, layers: PhaseLayers, w: float, parts: dict) -> None:
+    """Contours and SAX landmarks of every frame (following the breathing), and the per-pixel
+    MBF of the reference frame (the first proton-density frame)."""
+    plane = task.moving.plane
+    offsets = plan.breathing.shift_mm @ plane.normal
+    atlas = contour_atlas(ctx.heart, plane, w, float(offsets.min()), float(offsets.max()))
+    for f in range(N_FRAMES):
+        shift, scale = plan.breathing.shift_mm[f], float(plan.breathing.scale[f])
+        contours, ins = atlas.at(float(offsets[f]))
+        for surface, pts in contours.items():
+            moved = task.moving.move_points(pts, shift, scale)
+            parts["contours"].append(tr.contour_rows(ctx.label, "truth", SEQUENCE, "sax", task.slice_index, f, None,
+                                                     surface, moved, plane))
+            if surface == "endo":
+                c2 = tg.polygon_centroid(plane.in_plane_mm(moved))
+                c3 = plane.position_mm + c2[0] * plane.row_cosine + c2[1] * plane.col_cosine
+                parts["landmarks"].append(tr.landmark_row(ctx.label, "truth", SEQUENCE, "sax", task.slice_index, f,
+                                                          None, "lv_centre", c3, plane))
+        moved_ins = [task.moving.move_points(p[None], shift, scale)[0] for p in ins]
+        for name, p in tr.name_pair(ctx.heart, "sax", moved_ins, shift).items():
+            parts["landmarks"].append(tr.landmark_row(ctx.label, "truth", SEQUENCE, "sax", task.slice_index, f, None,
+                                                      name, p, plane))
+    parts[CT.PERFUSION_PIXELS.name].append(_pixel_truth(ctx, plan, task, layers))
+
+
+def _pixel_truth(ctx, plan: StatePlan, task: SliceTask, layers: PhaseLayers) -> pd.DataFrame:
+    """Myocardial pixels (LV myocardium fraction >= 0.5) of the reference frame, their AHA segment
+    (the segment covering most of the pixel) and MBF."""
+    shift, scale = plan.breathing.shift_mm[0], float(plan.breathing.scale[0])
+    fractions = []
+    for s in range(1, 18):
+        table = np.zeros(SEGMENT_BASE + 17)
+        table[SEGMENT_BASE + s - 1] = 1.0
+        fractions.append(task.moving.frame(layers, table, shift, scale, background=np.zeros(task.moving.plane.shape)))
+    fr = np.stack(fractions)
+    myo = fr.sum(axis=0) >= 0.5
+    seg = np.argmax(fr, axis=0) + 1
+    keep = myo & (seg <= 16)
+    rows, cols = np.nonzero(keep)
+    mbf = ctx.physiology.mbf_stress if plan.state == "stress" else ctx.physiology.mbf_rest
+    return pd.DataFrame({"exam_id": ctx.label, "state": plan.state, "slice_index": task.slice_index,
+                         "level": task.level, "row_px": rows.astype("int64"), "col_px": cols.astype("int64"),
+                         "segment": seg[keep].astype("int64"), "mbf_ml_min_g": mbf[seg[keep] - 1]})
+
+
+def _curve_rows(ctx: ClinicalExamContext, plan: StatePlan, curves: pc.StateCurves) -> pd.DataFrame:
+    t = curves.times_s - curves.times_s[0]
+    named = {"aif_blood": curves.blood_lv, "aif_plasma": curves.plasma_lv}
+    named.update({f"segment_{s}": curves.segment(s) for s in range(1, 17)})
+    return pd.concat([pd.DataFrame({"exam_id": ctx.label, "state": plan.state, "curve": name,
+                                    "frame": np.arange(N_FRAMES, dtype="int64"), "time_s": t,
+                                    "concentration_mmol_l": y}) for name, y in named.items()], ignore_index=True)
+
+
+def _assemble_truth(ctx, rng, truth: dict, planes: list[SlicePlane], idx: list[int], observers: int) -> dict:
+    """Truth tables of both states.  Contour and landmark rows carry a ``state`` column (stress and
+    rest share sequence, slice and frame numbers)."""
+    contours, marks = list(truth["contours"]), list(truth["landmarks"])
+    plane_of = {("sax", i): p for i, p in zip(idx, planes)}
+    for c, m in zip(truth["contours"], truth["landmarks"]):
+        if observers <= 0:
+            break
+        # observers trace the reference frame of each slice (the frames' phase is null: pass them as "ref")
+        state = c.state.iloc[0]
+        ref_c = c[c.frame == 0].drop(columns="state").assign(phase="ref")
+        ref_m = m[m.frame == 0].drop(columns="state").assign(phase="ref")
+        oc, om = tr.observer_truth(rng, ref_c, ref_m, plane_of, observers)
+        contours.append(oc.assign(phase=None, state=state))
+        marks.append(om.assign(phase=None, state=state))
+    return {"contours": pd.concat(contours, ignore_index=True), "landmarks": pd.concat(marks, ignore_index=True),
+            CT.PERFUSION_PIXELS.name: pd.concat(truth[CT.PERFUSION_PIXELS.name], ignore_index=True),
+            CT.PERFUSION_CURVES.name: pd.concat(truth[CT.PERFUSION_CURVES.name], ignore_index=True)}

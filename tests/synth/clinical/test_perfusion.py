@@ -1,0 +1,268 @@
+"""Stress/rest first-pass perfusion of the clinical protocol (cmr_atlas.synth.clinical.perfusion):
+calibration against the published figures, signal physics, motion, headers, truth."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from pydicom.datadict import keyword_dict
+
+from cmr_atlas.synth import anatomy as an
+from cmr_atlas.synth.clinical import cohort, perfusion
+from cmr_atlas.synth.clinical.dynamic import N_COMPARTMENTS, MovingSlice, contour_atlas
+from cmr_atlas.synth.truthgeom import polygon_centroid
+from cmr_atlas.synth.clinical import perfusion_curves as pc
+from cmr_atlas.synth.clinical.physiology import CORONARY_TERRITORIES
+from cmr_atlas.synth.clinical.respiration import respiratory_trace
+
+SEED, INDEX = 5, 2
+
+
+@pytest.fixture(scope="module")
+def exam():
+    ctx = cohort.make_context(SEED, INDEX)
+    return ctx, perfusion.render(ctx, np.random.default_rng(11), 1)
+
+
+def _series(res, kind, state):
+    """The series of ``kind`` and ``state`` (stress is acquired first; descriptions may be blank)."""
+    found = sorted((s for s in res.series if s.kind == kind), key=lambda s: s.start_min)
+    return found[0 if state == "stress" else 1]
+
+
+@pytest.mark.parametrize("state,mean,sd", [("stress", 3.5, 1.2), ("rest", 4.4, 1.2)])
+def test_aif_first_pass_peaks_match_kellman(state, mean, sd):
+    rng = np.random.default_rng(3)
+    t = np.arange(0, 70, pc.FINE_DT_S)
+    peaks = []
+    for _ in range(1500):
+        peak, shape = pc.draw_aif_shape(rng, state, 3.0)
+        peaks.append(pc.kin.aif_blood(t, peak, shape).max())
+    assert np.mean(peaks) == pytest.approx(mean, abs=0.1)
+    assert np.std(peaks) == pytest.approx(sd, rel=0.1)
+
+
+def test_rendered_aif_peak_and_residual_baseline(exam):
+    ctx, res = exam
+    curves = res.truth["perfusion_curves"]
+    aif = {s: g[g.curve == "aif_blood"].concentration_mmol_l.to_numpy() for s, g in curves.groupby("state")}
+    assert aif["stress"][0] == 0.0  # nothing given before the stress bolus
+    assert aif["rest"][0] > 0.05  # residual gadolinium of the stress bolus, 12-20 min earlier
+    for s in ("stress", "rest"):
+        assert 0.5 < aif[s].max() - aif[s][0] < 10.0
+        assert aif[s].argmax() > 4  # arrives after the PD frames and a few baseline beats
+        plasma = curves[(curves.state == s) & (curves.curve == "aif_plasma")].concentration_mmol_l.to_numpy()
+        np.testing.assert_allclose(plasma, aif[s] / (1 - ctx.physiology.hematocrit))
+
+
+def test_signal_is_concave_in_concentration_and_less_so_for_the_aif_readout():
+    ctx = cohort.make_context(SEED, INDEX)
+    native = pc.native_properties(ctx)
+    c = np.linspace(0, 5.0, 51)
+    conc = np.zeros((len(c), pc.N_COMPARTMENTS))
+    conc[:, pc.an.LV_BLOOD] = c
+    main = pc.signal_tables(ctx, native, conc, pc.Readout(120.0, 12.0, 2.4, 1.1, 15), 12.0)[:, pc.an.LV_BLOOD]
+    aif = pc.signal_tables(ctx, native, conc, pc.Readout(8.0, 12.0, 2.4, 0.8, 3), 12.0)[:, pc.an.LV_BLOOD]
+    assert np.all(np.diff(main, 2)[10:] < 0)  # concave: saturation at the AIF peak
+
+    def linearity(s):  # signal at 4 mmol/l over the extrapolated initial slope
+        return (s[40] - s[0]) / ((s[2] - s[0]) / 2 * 40)
+
+    assert linearity(main) < 0.45
+    assert linearity(aif) > linearity(main) + 0.25
+
+
+def test_ischaemic_territory_upslope_is_lower():
+    ctx = cohort.make_context(SEED, INDEX)
+    ph = ctx.physiology
+    stress = ph.mbf_rest * 2.2
+    lad = np.array(CORONARY_TERRITORIES["LAD"]) - 1
+    stress[lad] = ph.mbf_rest[lad] * 1.05
+    ctx = replace(ctx, physiology=replace(ph, mbf_stress=stress, perfusion_group="ischaemic", ischaemic_territory="LAD"))
+    t = np.arange(60) * 0.7
+    curves = pc.state_curves(ctx, np.random.default_rng(1), "stress", t, 3.0, -0.05)
+    up = {s: np.max(np.diff(curves.segment(s))) for s in range(1, 17)}
+    lad_up = np.mean([up[s + 1] for s in lad])
+    remote_up = np.mean([up[s] for s in range(1, 17) if s - 1 not in lad])
+    assert lad_up < 0.7 * remote_up
+    # the 2CXM retains less than Fermi-like full extraction: the tissue curve never exceeds ECV x plasma
+    assert curves.segment(3).max() < 0.4 * curves.plasma_lv.max()
+
+
+def test_pixel_mbf_is_the_segment_value_on_the_right_levels(exam):
+    ctx, res = exam
+    px = res.truth["perfusion_pixels"]
+    for state, mbf in (("stress", ctx.physiology.mbf_stress), ("rest", ctx.physiology.mbf_rest)):
+        p = px[px.state == state]
+        np.testing.assert_allclose(p.mbf_ml_min_g.to_numpy(), mbf[p.segment.to_numpy() - 1])
+        counts = p.groupby("level").segment.agg(lambda s: np.bincount(s, minlength=17))
+        assert counts["basal"][1:7].sum() > 0.8 * counts["basal"].sum()
+        assert counts["mid"][7:13].sum() > 0.8 * counts["mid"].sum()
+        assert counts["apical"][13:17].sum() > 0.8 * counts["apical"].sum()
+        assert len(p) > 300
+
+
+def test_myocardial_pixels_lie_between_the_truth_contours(exam):
+    _, res = exam
+    px = res.truth["perfusion_pixels"]
+    c = res.truth["contours"]
+    p = px[(px.state == "stress") & (px.level == "mid")]
+    ref = c[(c.state == "stress") & (c.frame == 0) & (c.slice_index == p.slice_index.iloc[0]) & (c.observer == "truth")]
+    endo, epi = (ref[ref.surface == s][["row_px", "col_px"]].to_numpy() for s in ("endo", "epi"))
+    centre = endo.mean(axis=0)
+    rad = lambda pts: np.hypot(*(pts - centre).T)  # noqa: E731
+    r = rad(p[["row_px", "col_px"]].to_numpy())
+    assert np.mean((r > rad(endo).min() - 1.5) & (r < rad(epi).max() + 1.5)) > 0.97
+
+
+def test_breathing_moves_the_heart_and_the_truth_follows_the_image(exam):
+    _, res = exam
+    s = _series(res, "perfusion", "stress")
+    marks = res.truth["landmarks"]
+    lv = marks[(marks.landmark == "lv_centre") & (marks.state == "stress") & (marks.observer == "truth")
+               & (marks.slice_index == s.slice_indices[1])].sort_values("frame")
+    xyz = lv[["x_mm", "y_mm", "z_mm"]].to_numpy()
+    extent = np.ptp(xyz, axis=0)
+    assert 2.0 < np.linalg.norm(extent) < 40.0
+    # late frames (contrast nearly steady): the image moves between two frames as the truth does
+    img = s.images[1].astype(float)
+    late = lv[lv.frame >= 40]
+    rc = late[["row_px", "col_px"]].to_numpy()
+    d = np.linalg.norm(rc[:, None] - rc[None], axis=-1)
+    i, j = np.unravel_index(np.argmax(d), d.shape)
+    fa, fb = int(late.frame.iloc[i]), int(late.frame.iloc[j])
+    truth_shift = rc[j] - rc[i]
+    assert np.linalg.norm(truth_shift) > 1.0
+    c = res.truth["contours"]
+    epi = c[(c.state == "stress") & (c.frame == fb) & (c.slice_index == s.slice_indices[1]) & (c.surface == "epi")
+            & (c.observer == "truth")][["row_px", "col_px"]].to_numpy()
+    radius = np.hypot(*(epi - rc[j]).T).max() + 1.0
+    found = _register(img[fa], img[fb], rc[j], radius)
+    # noise, contrast change, deformation and through-plane motion blur the estimate; a sign or axis
+    # error would miss by twice the shift
+    assert np.linalg.norm(found - truth_shift) < 0.5 + 0.3 * np.linalg.norm(truth_shift), (found, truth_shift)
+
+
+@pytest.mark.parametrize("k", range(4))
+def test_moving_slice_truth_contour_matches_its_noise_free_image(k):
+    ctx = cohort.make_context(SEED, INDEX)
+    rng = np.random.default_rng(k)
+    plane = perfusion.perfusion_plane(ctx.geometry.sax_planes[ctx.geometry.sax_level(perfusion.LEVELS[k % 3])],
+                                      perfusion.perfusion_matrix(rng, False))
+    moving = MovingSlice(ctx.heart, plane, 9.0)
+    w = float(rng.uniform(0, 1))
+    atlas = contour_atlas(ctx.heart, plane, w, -8.0, 8.0)
+    table = np.zeros(N_COMPARTMENTS)
+    table[an.LV_BLOOD] = 1.0
+    layers = moving.layers(w)
+    for _ in range(3):
+        shift, scale = rng.normal(0, 4.0, 3), float(rng.uniform(0.97, 1.03))
+        img = moving.frame(layers, table, shift, scale, background=np.zeros(plane.shape))
+        rr, cc = np.mgrid[: img.shape[0], : img.shape[1]]
+        seen = np.array([(rr * img).sum(), (cc * img).sum()]) / img.sum()
+        endo = moving.move_points(atlas.at(float(shift @ plane.normal))[0]["endo"], shift, scale)
+        c2 = polygon_centroid(plane.in_plane_mm(endo))
+        truth, _ = plane.patient_to_pixel(plane.position_mm + c2[0] * plane.row_cosine + c2[1] * plane.col_cosine)
+        assert np.linalg.norm(seen - truth) < 0.15
+        area_img = img.sum() * np.prod(plane.pixel_spacing_mm)
+        uv = plane.in_plane_mm(endo)
+        area_truth = 0.5 * abs(np.dot(uv[:, 0], np.roll(uv[:, 1], 1)) - np.dot(uv[:, 1], np.roll(uv[:, 0], 1)))
+        assert area_img == pytest.approx(area_truth, rel=0.06)  # partial volume across the slice profile
+
+
+def _register(a: np.ndarray, b: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+    """In-plane shift (rows, cols) that best maps the heart of ``a`` onto the heart of ``b``
+    (SSD over a disc around ``b``'s LV centre: the chest wall does not move with the heart)."""
+    from scipy import ndimage
+
+    rr, cc = np.mgrid[: b.shape[0], : b.shape[1]]
+    disc = np.hypot(rr - centre[0], cc - centre[1]) < radius
+    best, arg = np.inf, None
+    for dr in np.arange(-8, 8.01, 0.25):
+        for dc in np.arange(-8, 8.01, 0.25):
+            moved = ndimage.shift(a, (dr, dc), order=1)
+            e = np.sum((moved[disc] - b[disc]) ** 2)
+            if e < best:
+                best, arg = e, np.array([dr, dc])
+    return arg
+
+
+def test_respiratory_trace_has_realistic_excursion_and_period():
+    spans, deep = [], 0
+    for k in range(60):
+        rng = np.random.default_rng(k)
+        t = np.arange(60) * 0.75
+        tr_ = respiratory_trace(rng, t)
+        si = tr_.shift_mm[:, 2]
+        spans.append(np.ptp(si))
+        deep += np.ptp(si) > 15
+    assert 5.0 < np.median(spans) < 20.0
+    assert 0 < deep < 50
+
+
+def test_headers_follow_the_conventions(exam):
+    ctx, res = exam
+    for state in ("stress", "rest"):
+        s = _series(res, "perfusion", state)
+        aif = _series(res, "perfusion_aif", state)
+        assert len(s.planes) == 3 and all(im.shape[0] == perfusion.N_FRAMES for im in s.images)
+        assert s.slice_indices == [ctx.geometry.sax_level(lv) for lv in perfusion.LEVELS]
+        fh = s.frame_headers
+        rr = [h["NominalInterval"] for h in fh[0]]
+        t = [_seconds(h["AcquisitionTime"]) for h in fh[0]]
+        np.testing.assert_allclose(np.diff(t) * 1000.0, rr[:-1], atol=1.0)
+        assert 30.0 < t[-1] - t[0] < 70.0
+        trig = [fh[k][0]["TriggerTime"] for k in range(3)]
+        assert trig[0] < trig[1] < trig[2] < np.mean(rr)
+        n_pd = sum("FlipAngle" in h for h in fh[0])
+        assert n_pd in (2, 3) and all(h["FlipAngle"] < s.series_headers["FlipAngle"] for h in fh[0][:n_pd])
+        assert 100 <= s.planes[0].shape[0] <= 144 and 160 <= s.planes[0].shape[1] <= 192
+        assert aif.planes[0].shape[0] <= 96 and aif.planes[0].pixel_spacing_mm[0] >= 3.5
+        assert aif.frame_headers[0][0]["TriggerTime"] < trig[0]
+        for series in (s, aif):
+            keys = set(series.series_headers) | {k for plane in series.frame_headers for h in plane for k in h}
+            assert keys <= set(keyword_dict), keys - set(keyword_dict)  # real DICOM keywords only
+            assert not any(w in series.description.lower() for w in ("isch", "mbf", "lad", "rca", "lcx"))
+    stress, rest = _series(res, "perfusion", "stress"), _series(res, "perfusion", "rest")
+    assert 10.0 < rest.start_min - stress.start_min < 22.0
+
+
+def _seconds(t: str) -> float:
+    return int(t[:2]) * 3600 + int(t[2:4]) * 60 + float(t[4:])
+
+
+def test_proton_density_frames_and_snr_are_realistic(exam):
+    ctx, res = exam
+    s = _series(res, "perfusion", "rest")
+    n_pd = sum("FlipAngle" in h for h in s.frame_headers[0])
+    img = s.images[1].astype(float)
+    px = res.truth["perfusion_pixels"]
+    p = px[(px.state == "rest") & (px.level == "mid")]
+    myo = img[:, p.row_px.to_numpy(), p.col_px.to_numpy()].mean(axis=1)
+    assert myo[0] > 2.0 * myo[n_pd]  # unsaturated PD frames are brighter than saturated baseline
+    # noise from the air outside the body (Rician: mean = sigma sqrt(pi/2)) in the corners
+    corner = np.concatenate([img[n_pd, :8, :8].ravel(), img[n_pd, :8, -8:].ravel()])
+    sigma = corner.mean() / np.sqrt(np.pi / 2)
+    snr_base = myo[n_pd] / sigma
+    snr_peak = myo[n_pd:].max() / sigma
+    assert 2.0 < snr_base < 20.0 and 8.0 < snr_peak < 60.0
+
+
+def test_observers_trace_the_reference_frame(exam):
+    _, res = exam
+    c, m = res.truth["contours"], res.truth["landmarks"]
+    obs = c[c.observer == "obs1"]
+    assert set(obs.frame) == {0} and set(obs.state) == {"stress", "rest"} and obs.phase.isna().all()
+    assert set(obs.surface) == {"endo", "epi"} and len(set(obs.slice_index)) == 3
+    assert set(m[m.observer == "obs1"].landmark) >= {"lv_centre", "rv_insert_anterior", "rv_insert_posterior"}
+    truth = c[(c.observer == "truth") & (c.frame == 0)]
+    assert set(truth.state) == {"stress", "rest"} and c.frame.max() == perfusion.N_FRAMES - 1
+
+
+def test_deterministic(exam):
+    ctx, res = exam
+    again = perfusion.render(cohort.make_context(SEED, INDEX), np.random.default_rng(11), 1)
+    for a, b in zip(res.series, again.series):
+        for x, y in zip(a.images, b.images):
+            np.testing.assert_array_equal(x, y)
+    assert res.truth["perfusion_pixels"].equals(again.truth["perfusion_pixels"])
