@@ -296,8 +296,8 @@ def exam_rules(types: list[SeriesType]) -> list[str]:
                 a.kind = "perfusion_aif"
                 a.evidence += f"; {a.pixel_mm / b.pixel_mm:.1f}x coarser than its concurrent perfusion series"
     warnings = []
-    for a in perf:
-        why = _truncation(a, [b for b in perf if b is not a and _concurrent(a, b)])
+    for a in perf:  # partners: the series of the same heartbeats, and stress vs rest (same protocol)
+        why = _truncation(a, [b for b in perf if b is not a and (_concurrent(a, b) or b.kind == a.kind)])
         if why:
             a.reason = why
     if any(t.reason and t.reason.startswith("truncated") for t in perf):
@@ -316,7 +316,7 @@ def _truncation(t: SeriesType, partners: list[SeriesType]) -> str | None:
         return f"truncated: planes have {min(t.plane_frames)}-{max(t.plane_frames)} frames"
     more = [p.n_frames for p in partners if p.n_frames > t.n_frames]
     if more:
-        return f"truncated: {t.n_frames} frames, {max(more)} in the series acquired with it"
+        return f"truncated: {t.n_frames} frames, {max(more)} in its AIF/perfusion partner or stress/rest pair"
     if t.acq_span_s is not None and t.acq_span_s < MIN_PERFUSION_SPAN_S:
         return f"truncated: {t.acq_span_s:.0f} s, under the {MIN_PERFUSION_SPAN_S:.0f} s of a first pass"
     return None
