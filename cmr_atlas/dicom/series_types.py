@@ -8,8 +8,11 @@ SeriesDescription keyword class only breaks ties, and the evidence is recorded. 
    present, or the sequence is MOLLI-like.  Maps without units stay ``t1map`` with
    ``type_reason = no_units`` (ImageType is the robust signal; scanners store T1 maps in ms).
    Other maps (T2, T2*) are ``unknown``.
-3. ``ti_scout``: the InversionTime varies across frames (>= 3 values spanning >= 100 ms).
-4. ``lge`` / ``lge_psir``: one InversionTime for every image and one frame per plane; phase
+   A map has one image per plane: ImageType MAP on a series with frames over time is ignored.
+3. ``ti_scout``: the InversionTime varies across the frames of one plane (>= 3 values spanning
+   >= 100 ms: Look-Locker).
+4. ``lge`` / ``lge_psir``: InversionTime present and one frame per plane (one value per series
+   normally; an operator's adjustment between planes is recorded in the evidence); phase
    sensitive (``lge_psir``) when ImageType value 3 is ``R`` (real) or a value is ``PSIR``.
    Single-frame PSIR images without InversionTime are still ``lge_psir`` (with a reason).
 5. Inversion recovery (``IR`` in ScanningSequence) without inversion times: not a scout nor an
@@ -48,7 +51,7 @@ KINDS: tuple[str, ...] = ("localizer", "cine", "perfusion", "perfusion_aif", "ti
                           "t1map", "unknown")
 MIN_TI_VALUES = 3  # distinct inversion times of a scout
 MIN_TI_RANGE_MS = 100.0
-SAME_TI_MS = 10.0  # an LGE series has one inversion time (within this)
+SAME_TI_MS = 10.0  # one inversion time (within this) is quoted as one value
 MIN_PERFUSION_FRAMES = 10  # repetitions over time: many heartbeats
 FRAME_INTERVAL_S = (0.25, 3.0)  # one R-R (or two at high heart rates), 20-240 bpm
 FIXED_TRIGGER_FRACTION = 0.3  # trigger spread per plane below this fraction of the frame interval
@@ -165,7 +168,8 @@ def _cine_sequence(images: list[ImageHeader]) -> tuple[str | None, str]:
 
 
 def _map_type(images: list[ImageHeader], hint: str) -> tuple[str, str | None, str] | None:
-    """(kind, reason, evidence) of a parametric map, or None when the series is not a map."""
+    """(kind, reason, evidence) of a parametric map, or None when the series is not a map (the
+    caller checks that it has one image per plane: a map is not acquired over time)."""
     image_type = _first_value(images, "image_type") or ()
     units, label = _first_value(images, "map_units"), _first_value(images, "map_label")
     name = _first_value(images, "sequence_name") or ""
@@ -181,6 +185,12 @@ def _map_type(images: list[ImageHeader], hint: str) -> tuple[str, str | None, st
     return "t1map", (None if units else "no_units"), evidence
 
 
+def _scout_plane(plane: list[ImageHeader]) -> bool:
+    """Frames at one position whose inversion times vary (Look-Locker)."""
+    ti = _finite(h.inversion_time_ms for h in plane)
+    return len(np.unique(np.round(ti))) >= MIN_TI_VALUES and _span(ti) >= MIN_TI_RANGE_MS
+
+
 def _inversion_type(images, planes, hint: str) -> tuple[str, str | None, str, str | None] | None:
     """(kind, sequence, evidence, reason) from inversion times, or None when there are none."""
     ti = _finite(h.inversion_time_ms for h in images)
@@ -189,13 +199,14 @@ def _inversion_type(images, planes, hint: str) -> tuple[str, str | None, str, st
     max_frames = max(len(p) for p in planes)
     image_type = _first_value(images, "image_type") or ()
     psir = "PSIR" in image_type or (len(image_type) > 2 and image_type[2] == "R")
-    if len(np.unique(np.round(ti))) >= MIN_TI_VALUES and _span(ti) >= MIN_TI_RANGE_MS:
+    if any(_scout_plane(p) for p in planes):
         return "ti_scout", "ti_scout", f"InversionTime {ti.min():.0f}-{ti.max():.0f} ms{bad}", None
-    if len(ti) and _span(ti) <= SAME_TI_MS and max_frames == 1:
+    if len(ti) and max_frames == 1:
         missing = len(images) - len(ti)
         reason = f"InversionTime missing on {missing} of {len(images)} images" if missing else None
         kind = "lge_psir" if psir else "lge"
-        return kind, "lge", f"InversionTime {np.median(ti):.0f} ms{' PSIR' if psir else ''}{bad}", reason
+        value = (f"{np.median(ti):.0f}" if _span(ti) <= SAME_TI_MS else f"{ti.min():.0f}-{ti.max():.0f}")
+        return kind, "lge", f"InversionTime {value} ms{' PSIR' if psir else ''}{bad}", reason
     if len(ti):
         return ("unknown", None, f"InversionTime {ti.min():.0f}-{ti.max():.0f} ms",
                 f"inversion times over {max_frames} frames per plane neither vary (scout) nor one frame (LGE)")
@@ -233,7 +244,7 @@ def _decide(images, planes, hint: str, t: SeriesType) -> tuple[str, str | None, 
     image_type = _first_value(images, "image_type") or ()
     if "LOCALIZER" in image_type:
         return "localizer", None, "ImageType LOCALIZER", None
-    mapped = _map_type(images, hint)
+    mapped = _map_type(images, hint) if t.n_frames == 1 else None
     if mapped is not None:
         kind, reason, evidence = mapped
         return kind, ("t1map" if kind == "t1map" else None), evidence, reason

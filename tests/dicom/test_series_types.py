@@ -162,3 +162,15 @@ def test_lax_3ch_among_two_views_when_one_is_missing(clinical_cohort, tmp_path):
     assert set(sel.lax) == {"lax_4ch"} and set(sel.other_lax) == {"lax_3ch"}
     assert np.isclose(sel.lax["lax_4ch"].plane.normal @ sel.other_lax["lax_3ch"].plane.normal, np.sqrt(0.5), atol=0.05) \
         or np.isclose(abs(sel.lax["lax_4ch"].plane.normal @ sel.other_lax["lax_3ch"].plane.normal), np.sqrt(0.5), atol=0.05)
+
+
+def test_lge_with_adjusted_inversion_times_is_not_a_scout(headers):
+    images = sorted(headers["lge sax"], key=lambda h: tuple(h.position))
+    adjusted = [dataclasses.replace(h, inversion_time_ms=280.0 + 40.0 * k) for k, h in enumerate(images)]
+    t = type_series(adjusted, None)
+    assert t.kind == "lge" and "280-" in t.evidence  # varies across planes, one frame each: LGE
+
+
+def test_map_image_type_on_frames_over_time_is_ignored(headers):
+    t = _retype(headers["cine sax 2"], image_type=("DERIVED", "PRIMARY", "T1 MAP"))
+    assert t.kind == "cine"
