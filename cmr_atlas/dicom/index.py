@@ -11,10 +11,12 @@ rows of one shard.
 
 ``qc_reason``: for a failed exam, the failure (``no_sax_stack``, ``no_lax_view``,
 ``inconsistent_frame_count``, ``inconsistent_pixel_geometry``, ``corrupt_pixel_data: file <i> (...)``,
-``no_dicom_files``, ``unreadable_folder: <type>``, ``ingest_error: <type>`` for an unexpected error, see
+``no_dicom_files``, ``unreadable_folder: <type>``, ``mixed_patients`` (one StudyInstanceUID, several
+PatientIDs), ``ingest_error: <type>`` for an unexpected error, see
 :mod:`cmr_atlas.core.runner`); for an ok exam, the warnings joined by ``;``
 (``missing_2ch``, ``missing_4ch``, ``slice_gap``, ``repeated_series``, ``no_trigger_time``,
-``ambiguous_base_apex``, ``sop_uid_collision``) or null.  A missing LAX view is a warning: the LV fit needs at least one
+``ambiguous_base_apex``, ``sop_uid_collision``, and from series typing ``perfusion_truncated``,
+``no_ti_scout``, ``t1map_no_units``) or null.  A missing LAX view is a warning: the LV fit needs at least one
 LAX view with mitral-valve points; an exam without any LAX view fails (``no_lax_view``).
 """
 
@@ -91,11 +93,22 @@ SERIES = register(TableSchema(
         EXAM_ID,
         Column("series_index", "int", "order of the series in the exam (by SeriesNumber)", nullable=False),
         Column("series_number", "int", "SeriesNumber"),
-        Column("role", "str", "sax, lax_2ch, lax_4ch or ignored", nullable=False),
+        Column("role", "str", "sax, lax_2ch, lax_4ch (the selected cine views), lax_3ch (a 3-chamber cine "
+               "found, not used by the cine pipeline) or ignored", nullable=False),
+        Column("kind", "str", "series type from header physics (cmr_atlas.dicom.series_types): localizer, "
+               "cine, perfusion, perfusion_aif, ti_scout, lge, lge_psir, t1map or unknown", nullable=False),
+        Column("sequence", "str", "acquisition contrast (cmr_atlas.core.vocab.SEQUENCES): cine_gre, cine_ssfp, "
+               "perfusion, ti_scout, lge, t1map; null when not known"),
+        Column("post_contrast", "bool", "ContrastBolusAgent present (post-contrast T1 map, LGE, ...)"),
+        Column("stress_rest", "str", "perfusion: stress or rest (higher heart rate = stress)"),
+        Column("type_reason", "str", "why the kind is unknown, or a caveat of a typed series "
+               "(no_units, truncated: ..., no inversion time, ...)"),
+        Column("type_evidence", "str", "the header values that decided the kind"),
         Column("reason", "str", "why ignored (not_cine, localizer, repeat_superseded_by_series_N, ...)"),
         Column("view_evidence", "str", "how the role was decided: parallel_stack, geometry, "
                "geometry+description, geometry(description_disagrees), description(geometry_weak)"),
-        Column("description_hint", "str", "keyword class of SeriesDescription: sax, 2ch, 4ch, localizer, other, none"),
+        Column("description_hint", "str", "keyword class of SeriesDescription: sax, 2ch, 3ch, 4ch, localizer, "
+               "ti_scout, t1map, perfusion, lge, other, none"),
         Column("n_images", "int", "images (files, or frames of multi-frame files)"),
         Column("n_planes", "int", "distinct image planes"),
         Column("n_frames", "int", "most frames of any plane of the series"),
@@ -201,9 +214,12 @@ def _series_rows(exam_id: str, sel: ViewSelection) -> list[dict]:
                                                 s.series_time_s or 0.0))
     for i, s in enumerate(ordered):
         n = s.normal
+        t = s.type
         rows.append({
             "exam_id": exam_id, "series_index": i, "series_number": s.series_number,
-            "role": s.role, "reason": s.reason or None, "view_evidence": s.evidence,
+            "role": s.role, "kind": t.kind, "sequence": t.sequence, "post_contrast": t.post_contrast,
+            "stress_rest": t.stress_rest, "type_reason": t.reason, "type_evidence": t.evidence,
+            "reason": s.reason or None, "view_evidence": s.evidence,
             "description_hint": s.description_hint, "n_images": len(s.images),
             "n_planes": len(s.planes), "n_frames": max((p.n_frames for p in s.planes), default=len(s.images) and 1),
             "normal_x": None if n is None else float(n[0]),
@@ -241,9 +257,12 @@ def _slice_rows(exam_id: str, sel: ViewSelection, by_key: dict) -> list[dict]:
 
 def ingest_study(
     images: list[ImageHeader], exam_id: str, meta: StudyMeta | None, cache_dir: Path | None,
-    n_files: int, n_skipped: int, extra_warnings: list[str] | None = None,
+    n_files: int, n_skipped: int, extra_warnings: list[str] | None = None, failure: str | None = None,
 ) -> IngestRows:
     """Index one study and write its cache file; failures become the exam's qc_reason.
+
+    ``failure``: a reason found before view selection (``mixed_patients``): the series are still
+    typed and listed, the exam fails with it.
 
     A failed exam has no cache file: one left by an earlier run is removed, so the cache always
     matches the ``exams`` table.
@@ -259,8 +278,8 @@ def ingest_study(
     out.series = _series_rows(exam_id, sel)
     row["has_2ch"], row["has_4ch"] = "lax_2ch" in sel.lax, "lax_4ch" in sel.lax
     warnings = list(extra_warnings or []) + list(sel.warnings)
-    if sel.failure:
-        row["qc_reason"] = sel.failure
+    if failure or sel.failure:
+        row["qc_reason"] = failure or sel.failure
         return out
     p0 = sel.sax[0].plane
     _, flags, spacing = slice_gaps(sel.sax_offsets_mm)
@@ -363,8 +382,9 @@ def _ingest_one_study(scan: FolderScan, study_uid: str, images: list[ImageHeader
     meta = scan.studies.get(study_uid)
     n_skipped = len(scan.rejected)
     extra = ["sop_uid_collision"] if scan.uid_collisions.get(study_uid) else []
-    outcome = attempt(eid, partial(ingest_study, images, eid, meta, cache_dir, scan.n_files, n_skipped, extra),
-                      STAGE, log)
+    failure = "mixed_patients" if len({p for p in scan.patients.get(study_uid, ()) if p}) > 1 else None
+    outcome = attempt(eid, partial(ingest_study, images, eid, meta, cache_dir, scan.n_files, n_skipped, extra,
+                                   failure), STAGE, log)
     rows = outcome.value
     if not outcome.ok:  # an unexpected error: the exam row alone
         rows = IngestRows()

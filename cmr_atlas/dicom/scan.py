@@ -46,6 +46,21 @@ class ImageHeader:
     spacing_between_mm: float | None
     trigger_time_ms: float | None
     localizer: bool = False
+    # acquisition values for series typing (:mod:`cmr_atlas.dicom.series_types`); defaults = absent
+    inversion_time_ms: float | None = None  # InversionTime, only when a finite value > 0
+    inversion_time_bad: bool = False  # InversionTime present but not a finite number >= 0
+    acquisition_time_s: float | None = None  # AcquisitionTime (else ContentTime), s since midnight
+    image_type: tuple[str, ...] = ()  # ImageType values, upper case
+    scanning_sequence: tuple[str, ...] = ()  # ScanningSequence values (GR, IR, SE, ...)
+    sequence_variant: tuple[str, ...] = ()  # SequenceVariant values (SK, SS, SP, MP, ...)
+    sequence_name: str | None = None  # SequenceName (sanitised)
+    repetition_time_ms: float | None = None
+    echo_time_ms: float | None = None
+    flip_angle_deg: float | None = None
+    contrast_agent: bool = False  # ContrastBolusAgent present and not blank
+    map_units: str | None = None  # RealWorldValueMappingSequence units CodeValue (e.g. "ms")
+    map_label: str | None = None  # RealWorldValueMappingSequence LUTLabel (e.g. "T1")
+    pixel_signed: bool = False  # PixelRepresentation 1
 
     @property
     def has_geometry(self) -> bool:
@@ -82,10 +97,16 @@ class FolderScan:
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (file_index, reason)
     studies: dict[str, StudyMeta] = field(default_factory=dict)
     uid_collisions: dict[str, int] = field(default_factory=dict)  # study -> images sharing a SOP UID
+    patients: dict[str, set] = field(default_factory=dict)  # study -> PatientIDs (only counted, never stored)
 
 
-_HINT_PATTERNS = (
+_HINT_PATTERNS = (  # first match wins: sequence words before view words ("LGE 2CH" is lge)
+    ("ti_scout", re.compile(r"ti[ _-]?(scout|find|select)|look[ _-]?locker")),
+    ("t1map", re.compile(r"t1[ _-]?map|molli")),
+    ("perfusion", re.compile(r"perf|first[ _-]?pass|(^|[^a-z])(fpp|aif|stress|rest)([^a-z]|$)")),
+    ("lge", re.compile(r"(^|[^a-z])(lge|psir|de|delayed|late|viability)([^a-z]|$)")),
     ("localizer", re.compile(r"loc|scout|survey|pilot|3[ _-]?plane|tri[ _-]?plane")),
+    ("3ch", re.compile(r"3[ _-]?ch|(^|[^a-z])(three|lvot)([^a-z]|$)")),
     ("2ch", re.compile(r"2[ _-]?ch|(^|[^a-z])two|(^|[^a-z])vla([^a-z]|$)")),
     ("4ch", re.compile(r"4[ _-]?ch|(^|[^a-z])four|(^|[^a-z])hla([^a-z]|$)")),
     ("sax", re.compile(r"(^|[^a-z])(sax?|short)([^a-z]|$)")),
@@ -93,7 +114,8 @@ _HINT_PATTERNS = (
 
 
 def description_hint(description: str | None) -> str:
-    """Keyword class of a SeriesDescription: sax, 2ch, 4ch, localizer, other or none.
+    """Keyword class of a SeriesDescription: sax, 2ch, 3ch, 4ch, localizer, ti_scout, t1map,
+    perfusion, lge, other or none (a hint only: series typing and views rely on header physics).
 
     Only this class is stored: descriptions are free text and may hold anything.
     """
@@ -138,6 +160,74 @@ def _floats(v, n: int) -> np.ndarray | None:
     except (TypeError, ValueError):
         return None
     return a if a.shape == (n,) and np.all(np.isfinite(a)) else None
+
+
+def _positive(v: int | None) -> int | None:
+    return v if v is not None and v > 0 else None
+
+
+def _spacing(v) -> tuple[float, float] | None:
+    """PixelSpacing (row, column) in mm; None unless two finite values > 0."""
+    a = _floats(v, 2)
+    return tuple(a) if a is not None and np.all(a > 0) else None
+
+
+def _values(v) -> tuple[str, ...]:
+    """A multi-valued code string (ImageType, ScanningSequence, ...) as upper-case values."""
+    if v is None:
+        return ()
+    items = v.split("\\") if isinstance(v, (str, bytes)) else v
+    try:
+        return tuple(str(x).strip().upper()[:32] for x in items)
+    except TypeError:
+        return (str(v).strip().upper()[:32],)
+
+
+def _inversion(v) -> tuple[float | None, bool]:
+    """(InversionTime in ms when > 0, whether a value was present but unusable).
+
+    Some scanners write 0 on sequences without inversion: 0 is absent, not bad.
+    """
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return None, False
+    f = _float(v)
+    if f is None or f < 0:
+        return None, True
+    return (f if f > 0 else None), False
+
+
+def _real_world_units(ds: pydicom.Dataset) -> tuple[str | None, str | None]:
+    """(units CodeValue, LUTLabel) of the first RealWorldValueMappingSequence item, if any."""
+    try:
+        item = _first(ds, "RealWorldValueMappingSequence")
+        if item is None:
+            return None, None
+        units = _first(item, "MeasurementUnitsCodeSequence")
+        return (_sanitise(units.get("CodeValue"), 16) if units is not None else None,
+                _sanitise(item.get("LUTLabel"), 16))
+    except Exception:  # noqa: BLE001 - a malformed optional sequence is the same as none
+        return None, None
+
+
+def _acquisition_values(ds: pydicom.Dataset) -> dict:
+    """The per-file values of :class:`ImageHeader` that series typing reads (one pass, no pixels)."""
+    units, label = _real_world_units(ds)
+    ti, ti_bad = _inversion(ds.get("InversionTime"))
+    agent = ds.get("ContrastBolusAgent")
+    return dict(
+        inversion_time_ms=ti, inversion_time_bad=ti_bad,
+        acquisition_time_s=_time_s(ds.get("AcquisitionTime") or ds.get("ContentTime")),
+        image_type=_values(ds.get("ImageType")),
+        scanning_sequence=_values(ds.get("ScanningSequence")),
+        sequence_variant=_values(ds.get("SequenceVariant")),
+        sequence_name=_sanitise(ds.get("SequenceName"), 32),
+        repetition_time_ms=_float(ds.get("RepetitionTime")),
+        echo_time_ms=_float(ds.get("EchoTime")),
+        flip_angle_deg=_float(ds.get("FlipAngle")),
+        contrast_agent=bool(str(agent or "").strip()),
+        map_units=units, map_label=label,
+        pixel_signed=_int(ds.get("PixelRepresentation")) == 1,
+    )
 
 
 def _time_s(v) -> float | None:
@@ -231,7 +321,7 @@ def study_meta(ds: pydicom.Dataset, study_uid: str) -> StudyMeta:
 def image_headers(ds: pydicom.Dataset, file_index: int, path: Path, study_uid: str) -> list[ImageHeader]:
     """One header per image of a dataset (several for a multi-frame file)."""
     desc = ds.get("SeriesDescription") or ds.get("ProtocolName")
-    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+    acq = _acquisition_values(ds)
     base = dict(
         file_index=file_index,
         path=path,
@@ -242,9 +332,10 @@ def image_headers(ds: pydicom.Dataset, file_index: int, path: Path, study_uid: s
         description_hint=description_hint(desc),
         sop_uid=str(ds.get("SOPInstanceUID", "") or f"file-{file_index}"),
         instance_number=_int(ds.get("InstanceNumber")),
-        rows=_int(ds.get("Rows")),
-        cols=_int(ds.get("Columns")),
-        localizer="LOCALIZER" in image_type,
+        rows=_positive(_int(ds.get("Rows"))),
+        cols=_positive(_int(ds.get("Columns"))),
+        localizer="LOCALIZER" in acq["image_type"],
+        **acq,
     )
     n_frames = _int(ds.get("NumberOfFrames")) or 1
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
@@ -256,15 +347,15 @@ def image_headers(ds: pydicom.Dataset, file_index: int, path: Path, study_uid: s
             pix = _functional(fg, shared, "PixelMeasuresSequence")
             sync = _functional(fg, shared, "CardiacSynchronizationSequence")
             out.append(_frame_header(
-                base, k,
+                _frame_timing(base, fg, shared), k,
                 _functional(fg, shared, "PlanePositionSequence"),
                 _functional(fg, shared, "PlaneOrientationSequence"),
                 pix,
-                _floats(pix.get("PixelSpacing"), 2) if pix is not None else None,
+                _spacing(pix.get("PixelSpacing")) if pix is not None else None,
                 _float(sync.get("NominalCardiacTriggerDelayTime")) if sync is not None else None,
             ))
         return out
-    spacing = _floats(ds.get("PixelSpacing"), 2)
+    spacing = _spacing(ds.get("PixelSpacing"))
     frames = [None] if n_frames == 1 else list(range(n_frames))
     # A legacy multi-frame file without functional groups: frames share the geometry; the
     # cine time axis, if any, comes from FrameTime.
@@ -279,11 +370,29 @@ def image_headers(ds: pydicom.Dataset, file_index: int, path: Path, study_uid: s
             frame=k,
             position=_floats(ds.get("ImagePositionPatient"), 3),
             orientation=_floats(ds.get("ImageOrientationPatient"), 6),
-            pixel_spacing=tuple(spacing) if spacing is not None else None,
+            pixel_spacing=spacing,
             thickness_mm=_float(ds.get("SliceThickness")),
             spacing_between_mm=_float(ds.get("SpacingBetweenSlices")),
             trigger_time_ms=trig,
         ))
+    return out
+
+
+def _frame_timing(base: dict, frame_group, shared_group) -> dict:
+    """``base`` with the frame's acquisition time and inversion time of an enhanced MR file
+    (FrameContentSequence FrameAcquisitionDateTime, MRModifierSequence InversionTimes)."""
+    out = dict(base)
+    content = _functional(frame_group, None, "FrameContentSequence")
+    if content is not None:
+        dt = str(content.get("FrameAcquisitionDateTime") or "").strip()
+        t = _time_s(dt[8:].split("+")[0].split("-")[0]) if len(dt) > 8 else None
+        if t is not None:
+            out["acquisition_time_s"] = t
+    modifier = _functional(frame_group, shared_group, "MRModifierSequence")
+    if modifier is not None and modifier.get("InversionTimes") is not None:
+        times = modifier.get("InversionTimes")
+        out["inversion_time_ms"], out["inversion_time_bad"] = _inversion(
+            times[0] if not isinstance(times, (str, bytes, float, int)) else times)
     return out
 
 
@@ -295,7 +404,7 @@ def _frame_header(base: dict, k: int, pos, ori, pix, spacing, trig) -> ImageHead
         frame=k,
         position=_floats(pos.get("ImagePositionPatient"), 3) if pos is not None else None,
         orientation=_floats(ori.get("ImageOrientationPatient"), 6) if ori is not None else None,
-        pixel_spacing=tuple(spacing) if spacing is not None else None,
+        pixel_spacing=spacing,
         thickness_mm=_float(pix.get("SliceThickness")) if pix is not None else None,
         spacing_between_mm=_float(pix.get("SpacingBetweenSlices")) if pix is not None else None,
         trigger_time_ms=trig,
@@ -319,6 +428,14 @@ def scan_file(path: Path, file_index: int, pseudo_study: str) -> tuple[list[Imag
         return image_headers(ds, file_index, path, study_uid), ds, None
     except Exception as exc:  # malformed values deep in the header
         return [], None, f"bad_header: {type(exc).__name__}"
+
+
+def _patient_key(ds: pydicom.Dataset) -> str:
+    """PatientID, to count the patients of a study (never stored); blank when absent."""
+    try:
+        return str(ds.get("PatientID", "") or "").strip()
+    except Exception:  # noqa: BLE001 - an unreadable identifier is the same as none
+        return ""
 
 
 def _content_key(h: ImageHeader) -> tuple:
@@ -360,6 +477,7 @@ def scan_folder(folder: Path, recursive: bool = True, pseudo_study: str = "no-st
             continue
         result.images += new
         study = new[0].study_uid
+        result.patients.setdefault(study, set()).add(_patient_key(ds))
         if study not in result.studies:
             try:
                 result.studies[study] = study_meta(ds, study)

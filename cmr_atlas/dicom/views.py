@@ -2,8 +2,9 @@
 
 Rules (documented in docs/ingest.md):
 
-1. Images are grouped per series into *planes* (same orientation and position); a series whose
-   planes all have a single frame is not cine (localizers, scouts) and is ignored.
+1. Images are grouped per series into *planes* (same orientation and position) and every series
+   is typed (:mod:`cmr_atlas.dicom.series_types`); only ``cine`` series take part in the view
+   selection (perfusion, TI scouts, LGE and maps never become a SAX stack or a LAX view).
 2. SAX stack: cine planes of all series of the study are clustered by orientation (normals within
    :data:`PARALLEL_DEG`); the cluster with the most distinct positions along its normal, at least
    :data:`MIN_SAX_SLICES`, is the stack.  This works for one series per slice (Siemens) as for one
@@ -20,7 +21,10 @@ Rules (documented in docs/ingest.md):
    ``rv_cos = |n_lax . d_rv|`` is ~0 for a 4CH plane and ~1 for a 2CH plane; with two LAX
    orientations the lower score is the 4CH (:func:`_geometric_lax_labels`).  Description keywords
    (2ch/vla/two, 4ch/hla/four) support the geometric label; when they disagree, strong geometry
-   wins, otherwise the description.  The evidence is recorded per series.
+   wins, otherwise the description.  The evidence is recorded per series.  Three LAX orientations
+   (clinical exams): lowest ``rv_cos`` 4CH, highest 2CH, the one between is the 3CH (LVOT) view,
+   recorded as the series role ``lax_3ch`` but not part of the selected views (the legacy cine
+   pipeline has no use for it).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 
 from cmr_atlas.core.geometry import SlicePlane, angle_between_deg
 from cmr_atlas.dicom.scan import ImageHeader
+from cmr_atlas.dicom.series_types import SeriesType, exam_rules, type_series
 
 PARALLEL_DEG = 5.0
 MIN_SAX_SLICES = 5
@@ -39,6 +44,7 @@ MIN_LAX_ANGLE_DEG = 60.0
 MAX_LAX_DISTANCE_MM = 40.0
 APEX_DIRECTION = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
 RV_DIRECTION = np.array([-1.0, -1.0, 0.0]) / np.sqrt(2.0)
+TWO_CH_FOUR_CH_MIN_DEG = 65.0  # 2CH and 4CH planes are ~90 deg apart, the 3CH ~45 deg from each
 GAP_FACTOR = 1.5  # a spacing > 1.5 x the median spacing (or < 1/1.5) is flagged
 
 
@@ -74,6 +80,7 @@ class SeriesInfo:
     angle_to_sax_deg: float | None = None
     rv_cos: float | None = None
     distance_to_sax_centre_mm: float | None = None
+    type: SeriesType | None = None
 
     @property
     def normal(self) -> np.ndarray | None:
@@ -84,7 +91,8 @@ class SeriesInfo:
 class ViewSelection:
     series: list[SeriesInfo]
     sax: list[CinePlane] = field(default_factory=list)  # slice 0 = most basal
-    lax: dict[str, CinePlane] = field(default_factory=dict)
+    lax: dict[str, CinePlane] = field(default_factory=dict)  # lax_2ch, lax_4ch: the cine views
+    other_lax: dict[str, CinePlane] = field(default_factory=dict)  # lax_3ch: found, not selected
     sax_normal: np.ndarray | None = None  # oriented base -> apex
     sax_offsets_mm: np.ndarray | None = None  # position of each SAX plane along sax_normal
     warnings: list[str] = field(default_factory=list)
@@ -193,6 +201,11 @@ def select_views(images: list[ImageHeader]) -> ViewSelection:
     for s in no_geo:
         s.reason = "no_geometry"
     sel = ViewSelection(series=series + no_geo)
+    for s in series:
+        s.planes = group_planes(s)
+    for s in sel.series:
+        s.type = type_series(s.images, [p.images for p in s.planes] if s.planes else None, s.description_hint)
+    type_warnings = exam_rules([s.type for s in sel.series])
     by_key = {s.key: s for s in series}
     cluster = _sax_cluster(_cine_planes(series), by_key)
     if cluster is None:
@@ -206,19 +219,20 @@ def select_views(images: list[ImageHeader]) -> ViewSelection:
     for s in series:
         if s.role == "ignored" and not s.reason:
             s.reason = "unassigned"
+    sel.warnings += type_warnings
     return sel
 
 
 def _cine_planes(series: list[SeriesInfo]) -> list[CinePlane]:
-    """Group each series into planes; the planes with at least two frames, reasons for the rest."""
+    """The multi-frame planes of the cine-typed series; reasons for the other series."""
     cine: list[CinePlane] = []
     for s in series:
-        s.planes = group_planes(s)
         if not s.planes:
             s.reason = "no_geometry"
+        elif s.type.kind != "cine":
+            s.reason = "localizer" if s.type.kind == "localizer" else "not_cine"
         elif max(p.n_frames for p in s.planes) < 2:
-            s.reason = "localizer" if (s.description_hint == "localizer" or any(h.localizer for h in s.images)) \
-                else "not_cine"
+            s.reason = "not_cine"
         else:
             cine += [p for p in s.planes if p.n_frames >= 2]
     return cine
@@ -318,7 +332,7 @@ def _lax_candidates(series: list[SeriesInfo], sax: list[CinePlane], normal: np.n
 def _select_lax(sel: ViewSelection, lax_cands: list[tuple[CinePlane, SeriesInfo]]) -> None:
     """Label the candidates 2CH/4CH and keep, per view, the complete then latest series."""
     geo = _geometric_lax_labels(lax_cands)
-    candidates: dict[str, list[tuple[CinePlane, SeriesInfo]]] = {"lax_2ch": [], "lax_4ch": []}
+    candidates: dict[str, list[tuple[CinePlane, SeriesInfo]]] = {"lax_2ch": [], "lax_4ch": [], "lax_3ch": []}
     for p, s in lax_cands:
         view, evidence = _label_lax(s.description_hint, *geo[s.key])
         if view is None:
@@ -332,7 +346,7 @@ def _select_lax(sel: ViewSelection, lax_cands: list[tuple[CinePlane, SeriesInfo]
         most = max(p.n_frames for p, _ in cands)
         p, keep = max(cands, key=lambda c: (c[0].n_frames == most, *_series_sort_key(c[1])))
         keep.role = view
-        sel.lax[view] = p
+        (sel.other_lax if view == "lax_3ch" else sel.lax)[view] = p
         for _, s in cands:
             if s is not keep:
                 s.reason = f"repeat_superseded_by_series_{keep.series_number}"
@@ -359,8 +373,18 @@ def _geometric_lax_labels(cands: list[tuple[CinePlane, SeriesInfo]]) -> dict[str
                 break
         else:
             groups.append([(p, s)])
+    means = [float(np.mean([s.rv_cos for _, s in g])) for g in groups]
+    if len(groups) == 3:
+        return _three_lax_labels(groups, means, out)
+    if len(groups) == 2 and angle_between_deg(groups[0][0][0].plane.normal, groups[1][0][0].plane.normal) \
+            < TWO_CH_FOUR_CH_MIN_DEG:  # not a 2CH/4CH pair (~90 deg apart): one is the 3CH (~45 deg)
+        three = int(np.argmin([abs(m - np.sqrt(0.5)) for m in means]))
+        for i, g in enumerate(groups):
+            for _, s in g:
+                out[s.key] = ("lax_3ch" if i == three else
+                              "lax_4ch" if s.rv_cos < np.sqrt(0.5) else "lax_2ch", False)
+        return out
     if len(groups) == 2:
-        means = [float(np.mean([s.rv_cos for _, s in g])) for g in groups]
         if abs(means[0] - means[1]) > 0.2:
             four = int(np.argmin(means))
             strong = abs(means[0] - means[1]) > 0.4
@@ -373,9 +397,22 @@ def _geometric_lax_labels(cands: list[tuple[CinePlane, SeriesInfo]]) -> dict[str
     return out
 
 
+def _three_lax_labels(groups: list[list[tuple[CinePlane, SeriesInfo]]], means: list[float],
+                      out: dict[str, tuple[str | None, bool]]) -> dict[str, tuple[str | None, bool]]:
+    """Three LAX orientations: by ``rv_cos``, lowest 4CH, middle 3CH, highest 2CH; strong when
+    neighbouring scores differ by more than 0.2 (undetermined below 0.1)."""
+    order = np.argsort(means)
+    gap = float(np.min(np.diff(np.sort(means))))
+    if gap > 0.1:
+        for view, i in zip(("lax_4ch", "lax_3ch", "lax_2ch"), order):
+            for _, s in groups[i]:
+                out[s.key] = (view, gap > 0.2)
+    return out
+
+
 def _label_lax(hint: str, geo: str | None, strong: bool) -> tuple[str | None, str | None]:
     """Combine the description keyword class and the geometric label into a LAX label."""
-    desc = {"2ch": "lax_2ch", "4ch": "lax_4ch"}.get(hint)
+    desc = {"2ch": "lax_2ch", "4ch": "lax_4ch", "3ch": "lax_3ch"}.get(hint)
     if geo is None:
         return desc, ("description" if desc else None)
     if desc is None:

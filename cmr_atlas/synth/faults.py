@@ -16,7 +16,7 @@ The target files are found by reading the exam's headers with ingest's own view 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ FAULTS = register(TableSchema(
     ),
     columns=(
         Column("exam", "str", "exam folder name under dicom/", nullable=False),
-        Column("fault", "str", "fault kind (see cmr_atlas.synth.faults.FAULT_KINDS); "
+        Column("fault", "str", "fault kind (cmr_atlas.synth.faults.FAULT_KINDS, CLINICAL_FAULT_KINDS); "
                "'<kind>:not_applied' when it could not be applied", nullable=False),
         Column("expected_status", "str", "ok or failed"),
         Column("expected_qc_reason", "str", "expected failure-reason prefix or warning; null = no trace"),
@@ -200,6 +200,66 @@ def description_traversal(folder: Path, rng: np.random.Generator) -> tuple[str, 
     return "ok", None
 
 
+def _typed(folder: Path, *kinds: str) -> list:
+    """The series of an exam folder that ingest's series typing gives one of ``kinds``."""
+    found = [s for s in _selection(folder).series if s.type is not None and s.type.kind in kinds]
+    if not found:
+        raise ValueError(f"no {'/'.join(kinds)} series")
+    return found
+
+
+def _has(folder: Path, *kinds: str) -> bool:
+    return any(s.type is not None and s.type.kind in kinds for s in _selection(folder).series)
+
+
+def _remove_element(paths, keyword: str) -> None:
+    """Delete a DICOM attribute from every file of ``paths``."""
+    for path in paths:
+        ds = pydicom.dcmread(path, force=True)
+        if keyword in ds:
+            delattr(ds, keyword)
+        ds.save_as(path)
+
+
+def truncated_perfusion(folder: Path, rng: np.random.Generator) -> tuple[str, str | None]:
+    """The last 15-30 heartbeats of a perfusion series missing (every plane: the scan was stopped)."""
+    series = _typed(folder, "perfusion")
+    s = series[int(rng.integers(len(series)))]
+    frames = min((p.n_frames for p in s.planes), default=0)
+    if frames < 40:
+        raise ValueError("perfusion series too short to truncate")
+    keep = frames - int(rng.integers(15, 31))  # heartbeats kept
+    for p in s.planes:
+        for h in sorted(p.images, key=lambda h: h.acquisition_time_s or 0.0)[keep:]:
+            h.path.unlink(missing_ok=True)
+    return "ok", "perfusion_truncated"
+
+
+def scout_without_inversion_time(folder: Path, rng: np.random.Generator) -> tuple[str, str | None]:
+    """InversionTime removed from every image of the TI scout: no longer a scout (ingest says why)."""
+    series = _typed(folder, "ti_scout")
+    lge = _has(folder, "lge", "lge_psir")
+    for s in series:
+        _remove_element(_files(s.images), "InversionTime")
+    return "ok", ("no_ti_scout" if lge else None)
+
+
+def lge_without_scout(folder: Path, rng: np.random.Generator) -> tuple[str, str | None]:
+    """The TI scout deleted: the LGE series are still typed, the exam is flagged."""
+    _typed(folder, "lge", "lge_psir")
+    for s in _typed(folder, "ti_scout"):
+        for path in _files(s.images):
+            path.unlink()
+    return "ok", "no_ti_scout"
+
+
+def t1map_without_units(folder: Path, rng: np.random.Generator) -> tuple[str, str | None]:
+    """RealWorldValueMappingSequence removed from every T1 map: still a T1 map, flagged no units."""
+    for s in _typed(folder, "t1map"):
+        _remove_element(_files(s.images), "RealWorldValueMappingSequence")
+    return "ok", "t1map_no_units"
+
+
 FAULT_KINDS: dict[str, Callable[[Path, np.random.Generator], tuple[str, str | None]]] = {
     "truncated_file": truncated_file,
     "missing_slice": missing_slice,
@@ -213,16 +273,37 @@ FAULT_KINDS: dict[str, Callable[[Path, np.random.Generator], tuple[str, str | No
 }
 
 
+# Faults of the clinical series (found by ingest's series typing), with their expected outcomes.
+CLINICAL_FAULT_KINDS: dict[str, Callable[[Path, np.random.Generator], tuple[str, str | None]]] = {
+    "truncated_perfusion": truncated_perfusion,
+    "scout_without_inversion_time": scout_without_inversion_time,
+    "lge_without_scout": lge_without_scout,
+    "t1map_without_units": t1map_without_units,
+}
+_ALL_FAULTS = {**FAULT_KINDS, **CLINICAL_FAULT_KINDS}
+
+
+def clinical_fault_names() -> list[str]:
+    """The faults a clinical exam draws among: the clinical ones, then every legacy one (they act
+    on the cine views, which a clinical exam has too)."""
+    return [*CLINICAL_FAULT_KINDS, *FAULT_KINDS]
+
+
 def apply_fault(folder: Path, fault: str, seed: int = 0) -> tuple[str, str | None]:
-    """Apply one named fault to an exam folder; returns (expected_status, expected_qc_reason)."""
-    return FAULT_KINDS[fault](Path(folder), np.random.default_rng(seed))
+    """Apply one named fault (legacy or clinical) to an exam folder; returns (expected_status,
+    expected_qc_reason)."""
+    return _ALL_FAULTS[fault](Path(folder), np.random.default_rng(seed))
 
 
-def inject_faults(dicom_dir: Path, exam_folders: list[str], fraction: float, seed: int) -> pd.DataFrame:
+def inject_faults(dicom_dir: Path, exam_folders: list[str], fraction: float, seed: int,
+                  clinical_exams: Collection[str] = ()) -> pd.DataFrame:
     """Apply one fault to each of ``round(fraction * len(exam_folders))`` seeded exams.
 
-    Returns the faults table (columns :data:`FAULT_COLUMNS`).  A fault that cannot be applied to
-    an exam (no SAX stack to damage, say) is recorded as ``not_applied`` with null expectations.
+    Legacy exams cycle through :data:`FAULT_KINDS` in a seeded order; exams named in
+    ``clinical_exams`` cycle through :func:`clinical_fault_names` in an order of their own (from a
+    separate stream, so a legacy-only cohort draws exactly as before).  Returns the faults table
+    (columns :data:`FAULT_COLUMNS`).  A fault that cannot be applied to an exam (no SAX stack to
+    damage, no perfusion series, say) is recorded as ``not_applied`` with null expectations.
     """
     if not 0.0 <= fraction <= 1.0:
         raise ValueError("fault fraction must be in [0, 1]")
@@ -231,9 +312,17 @@ def inject_faults(dicom_dir: Path, exam_folders: list[str], fraction: float, see
     n = int(round(fraction * len(folders)))
     chosen = sorted(rng.choice(len(folders), size=n, replace=False).tolist()) if n else []
     order = list(rng.permutation(list(FAULT_KINDS)))
+    clinical_order = list(np.random.default_rng([seed, 13]).permutation(clinical_fault_names()))
+    clinical = set(clinical_exams)
     rows = []
-    for j, i in enumerate(chosen):
-        name = str(order[j % len(order)])
+    n_legacy = n_clinical = 0
+    for i in chosen:
+        if folders[i] in clinical:
+            name = str(clinical_order[n_clinical % len(clinical_order)])
+            n_clinical += 1
+        else:
+            name = str(order[n_legacy % len(order)])
+            n_legacy += 1
         folder = Path(dicom_dir) / folders[i]
         try:
             status, reason = apply_fault(folder, name, seed=int(rng.integers(2**31)))
@@ -243,10 +332,11 @@ def inject_faults(dicom_dir: Path, exam_folders: list[str], fraction: float, see
     return pd.DataFrame(rows, columns=FAULT_COLUMNS)
 
 
-def write_faults(cohort_dir: str | Path, exam_folders: list[str], fraction: float, seed: int) -> pd.DataFrame:
+def write_faults(cohort_dir: str | Path, exam_folders: list[str], fraction: float, seed: int,
+                 clinical_exams: Collection[str] = ()) -> pd.DataFrame:
     """Damage a written cohort (:func:`inject_faults` on ``<cohort_dir>/dicom``) and write the
     faults table to ``<cohort_dir>/truth/faults.parquet``; returns it."""
-    df = inject_faults(Path(cohort_dir) / "dicom", exam_folders, fraction, seed)
+    df = inject_faults(Path(cohort_dir) / "dicom", exam_folders, fraction, seed, clinical_exams)
     write_table(df, Path(cohort_dir) / "truth" / "faults.parquet", FAULTS)
     return df
 

@@ -27,3 +27,17 @@ def write_exam():
 def write_cohort():
     """``write_cohort(dicom_dir, n_exams, seed=0, **spec_kwargs) -> [write_exam result, ...]``."""
     return exams.write_cohort
+
+
+@pytest.fixture(scope="session")
+def clinical_cohort(tmp_path_factory):
+    """Two written clinical-like exams with every series type and blank descriptions (Siemens:
+    one cine series per SAX slice; GE: one for the stack): ``(dicom_dir, {folder: write result})``.
+    Tests that damage an exam copy its folder first."""
+    from tests.dicom import clinical_exams
+
+    root = tmp_path_factory.mktemp("clinical") / "dicom"
+    written = {vendor: clinical_exams.write_clinical_exam(root / vendor, clinical_exams.ClinicalSpec(
+        vendor=vendor, seed=i, perfusion_frames=45, scout_frames=20, patient_id=f"PID-CLIN-{i}"))
+        for i, vendor in enumerate(("SIEMENS", "GE"))}
+    return root, written

@@ -7,7 +7,6 @@ import logging
 import random
 
 import numpy as np
-import pandas as pd
 import pydicom
 import pytest
 from hypothesis import given, settings
