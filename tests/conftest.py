@@ -168,3 +168,22 @@ def package_modules() -> dict[str, Path]:
             parts = parts[:-1]
         out[".".join(parts)] = path
     return out
+
+
+@pytest.fixture(scope="session")
+def clinical_seed() -> int:
+    """Seed of :func:`clinical_synth_cohort` (disjoint from training 91xxxx and demo seeds)."""
+    return 86
+
+
+@pytest.fixture(scope="session")
+def clinical_synth_cohort(tmp_path_factory, clinical_seed) -> Path:
+    """One generated clinical exam (every series type, two observers) written by the CLI, as a
+    cohort folder (``dicom/``, ``truth/``); shared by the synth, ingest and workflow tests (the
+    generator takes seconds per exam, so it is made once)."""
+    from cmr_atlas.cli import main
+
+    out = tmp_path_factory.mktemp("clinical_cohort")
+    assert main(["synth", "--protocol", "clinical", "--n-exams", "1", "--seed", str(clinical_seed),
+                 "--observers", "2", "--out", str(out)]) == 0
+    return out

@@ -72,7 +72,7 @@ def contour_rows(ref: ImageRef, surface: str, rc: np.ndarray, observer: str,
     rc = np.asarray(rc, dtype=float).reshape(-1, 2)
     xyz = ref.plane.pixel_to_patient(rc)
     return pd.DataFrame({
-        "exam_id": ref.exam, "observer": observer, "sequence": None, "view": ref.view,
+        "exam_id": ref.exam, "observer": observer, "sequence": None, "condition": None, "view": ref.view,
         "slice_index": ref.slice_index, "frame": ref.frame, "phase": phase, "surface": surface, "point_index": np.arange(len(rc)),
         "x_mm": xyz[:, 0], "y_mm": xyz[:, 1], "z_mm": xyz[:, 2], "row_px": rc[:, 0], "col_px": rc[:, 1],
     }, columns=CONTOURS.column_names)
@@ -84,7 +84,7 @@ def landmark_rows(ref: ImageRef, names: list[str], rc: np.ndarray, observer: str
     rc = np.asarray(rc, dtype=float).reshape(-1, 2)
     xyz = ref.plane.pixel_to_patient(rc)
     return pd.DataFrame({
-        "exam_id": ref.exam, "observer": observer, "sequence": None, "view": ref.view,
+        "exam_id": ref.exam, "observer": observer, "sequence": None, "condition": None, "view": ref.view,
         "slice_index": ref.slice_index, "frame": ref.frame, "phase": phase, "landmark": list(names),
         "x_mm": xyz[:, 0], "y_mm": xyz[:, 1], "z_mm": xyz[:, 2], "row_px": rc[:, 0], "col_px": rc[:, 1],
     }, columns=LANDMARKS.column_names)

@@ -23,6 +23,7 @@ _PHASE_OR_NULL = Column("phase", "str", "ED, ES or null for other frames")
 _OBSERVER = Column("observer", "str", "truth, obs1 or obs2")
 _SEQUENCE = Column("sequence", "str", f"image contrast, {one_of(SEQUENCES)} (null: not known, e.g. an imported "
                    "annotation)")
+_CONDITION = Column("condition", "str", "stress or rest on perfusion rows, null elsewhere")
 _PX = (
     Column("row_px", "float", "pixel row of the point in its slice (sub-pixel)", "px"),
     Column("col_px", "float", "pixel column of the point in its slice (sub-pixel)", "px"),
@@ -137,6 +138,7 @@ CONTOURS = register(TableSchema(
         _EXAM,
         _OBSERVER,
         _SEQUENCE,
+        _CONDITION,
         optional(VIEW),
         optional(SLICE_INDEX),
         optional(FRAME),
@@ -158,6 +160,7 @@ LANDMARKS = register(TableSchema(
         _EXAM,
         _OBSERVER,
         _SEQUENCE,
+        _CONDITION,
         optional(VIEW),
         optional(SLICE_INDEX),
         optional(FRAME),

@@ -20,20 +20,21 @@ _SEPTAL_FIRST = {"lax_4ch": ("mv_septal", "mv_lateral"), "lax_3ch": ("lvot_anter
 
 
 def landmark_row(label: str, observer: str, sequence: str, view: str, sl: int, frame: int, phase: str | None,
-                 name: str, p: np.ndarray, plane: SlicePlane) -> dict:
+                 name: str, p: np.ndarray, plane: SlicePlane, condition: str | None = None) -> dict:
     rc, _ = plane.patient_to_pixel(p)
-    return {"exam_id": label, "observer": observer, "sequence": sequence, "view": view, "slice_index": sl,
+    return {"exam_id": label, "observer": observer, "sequence": sequence, "condition": condition,
+            "view": view, "slice_index": sl,
             "frame": frame, "phase": phase, "landmark": name, "x_mm": p[0], "y_mm": p[1], "z_mm": p[2],
             "row_px": rc[0], "col_px": rc[1]}
 
 
 def contour_rows(label: str, observer: str, sequence: str, view: str, sl: int, frame: int, phase: str | None,
-                 surface: str, pts: np.ndarray, plane: SlicePlane) -> dict:
+                 surface: str, pts: np.ndarray, plane: SlicePlane, condition: str | None = None) -> dict:
     """Columns of one contour (concatenated into a frame once per exam by :func:`frame_from_contours`)."""
     rc, _ = plane.patient_to_pixel(pts)
     return ({
-        "exam_id": label, "observer": observer, "sequence": sequence, "view": view, "slice_index": sl,
-        "frame": frame, "phase": phase, "surface": surface, "point_index": np.arange(len(pts)),
+        "exam_id": label, "observer": observer, "sequence": sequence, "condition": condition, "view": view,
+        "slice_index": sl, "frame": frame, "phase": phase, "surface": surface, "point_index": np.arange(len(pts)),
         "x_mm": pts[:, 0], "y_mm": pts[:, 1], "z_mm": pts[:, 2], "row_px": rc[:, 0], "col_px": rc[:, 1],
     })
 
@@ -73,16 +74,18 @@ def observer_truth(rng: np.random.Generator, contours: pd.DataFrame, marks: pd.D
                     planes: dict[tuple[str, int], SlicePlane], n_observers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     c_out, m_out = [], []
     sub = contours[contours.phase.notna()]
-    groups = list(sub.groupby(["sequence", "view", "slice_index", "frame", "surface"], sort=True))
+    groups = list(sub.groupby(["sequence", "condition", "view", "slice_index", "frame", "surface"], sort=True,
+                              dropna=False))
     mk = marks[marks.phase.notna()].to_dict("records")
     for obs in [f"obs{i + 1}" for i in range(n_observers)]:
-        for (seq, view, sl, f, surface), g in groups:
+        for (seq, cond, view, sl, f, surface), g in groups:
             plane = planes[(view, sl)]
             pts = perturb_contour(rng, g[["x_mm", "y_mm", "z_mm"]].to_numpy(), plane, surface, obs, view == "sax")
-            c_out.append(contour_rows(g.exam_id.iloc[0], obs, seq, view, sl, f, g.phase.iloc[0], surface, pts, plane))
+            c_out.append(contour_rows(g.exam_id.iloc[0], obs, seq, view, sl, f, g.phase.iloc[0], surface, pts, plane,
+                                      None if pd.isna(cond) else cond))
         for r in mk:
             plane = planes[(r["view"], r["slice_index"])]
             p = perturb_landmark(rng, np.array([r["x_mm"], r["y_mm"], r["z_mm"]]), plane, r["landmark"])
             m_out.append(landmark_row(r["exam_id"], obs, r["sequence"], r["view"], r["slice_index"], r["frame"],
-                                     r["phase"], r["landmark"], p, plane))
+                                     r["phase"], r["landmark"], p, plane, r.get("condition")))
     return frame_from_contours(c_out), (pd.DataFrame(m_out) if m_out else marks.iloc[:0])

@@ -146,8 +146,8 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int) -
             series, parts = _render_series(ctx, rng, plan, curves, group, kind, snr0)
             out.series.append(series)
             if kind == "perfusion":
-                truth["contours"].append(tr.frame_from_contours(parts["contours"]).assign(state=plan.state))
-                truth["landmarks"].append(pd.DataFrame(parts["landmarks"]).assign(state=plan.state))
+                truth["contours"].append(tr.frame_from_contours(parts["contours"]).assign(condition=plan.state))
+                truth["landmarks"].append(pd.DataFrame(parts["landmarks"]).assign(condition=plan.state))
                 truth[CT.PERFUSION_PIXELS.name] += parts[CT.PERFUSION_PIXELS.name]
         truth[CT.PERFUSION_CURVES.name].append(_curve_rows(ctx, plan, curves))
     out.truth = _assemble_truth(ctx, rng, truth, planes, idx, observers)
@@ -254,7 +254,7 @@ def _pixel_truth(ctx, plan: StatePlan, task: SliceTask, layers: PhaseLayers) -> 
     keep = myo & (seg <= 16)
     rows, cols = np.nonzero(keep)
     mbf = ctx.physiology.mbf_stress if plan.state == "stress" else ctx.physiology.mbf_rest
-    return pd.DataFrame({"exam_id": ctx.label, "state": plan.state, "slice_index": task.slice_index,
+    return pd.DataFrame({"exam_id": ctx.label, "condition": plan.state, "slice_index": task.slice_index,
                          "level": task.level, "row_px": rows.astype("int64"), "col_px": cols.astype("int64"),
                          "segment": seg[keep].astype("int64"), "mbf_ml_min_g": mbf[seg[keep] - 1]})
 
@@ -263,13 +263,13 @@ def _curve_rows(ctx: ClinicalExamContext, plan: StatePlan, curves: pc.StateCurve
     t = curves.times_s - curves.times_s[0]
     named = {"aif_blood": curves.blood_lv, "aif_plasma": curves.plasma_lv}
     named.update({f"segment_{s}": curves.segment(s) for s in range(1, 17)})
-    return pd.concat([pd.DataFrame({"exam_id": ctx.label, "state": plan.state, "curve": name,
+    return pd.concat([pd.DataFrame({"exam_id": ctx.label, "condition": plan.state, "curve": name,
                                     "frame": np.arange(N_FRAMES, dtype="int64"), "time_s": t,
                                     "concentration_mmol_l": y}) for name, y in named.items()], ignore_index=True)
 
 
 def _assemble_truth(ctx, rng, truth: dict, planes: list[SlicePlane], idx: list[int], observers: int) -> dict:
-    """Truth tables of both states.  Contour and landmark rows carry a ``state`` column (stress and
+    """Truth tables of both states.  Contour and landmark rows carry the ``condition`` (stress and
     rest share sequence, slice and frame numbers)."""
     contours, marks = list(truth["contours"]), list(truth["landmarks"])
     plane_of = {("sax", i): p for i, p in zip(idx, planes)}
@@ -277,12 +277,10 @@ def _assemble_truth(ctx, rng, truth: dict, planes: list[SlicePlane], idx: list[i
         if observers <= 0:
             break
         # observers trace the reference frame of each slice (the frames' phase is null: pass them as "ref")
-        state = c.state.iloc[0]
-        ref_c = c[c.frame == 0].drop(columns="state").assign(phase="ref")
-        ref_m = m[m.frame == 0].drop(columns="state").assign(phase="ref")
-        oc, om = tr.observer_truth(rng, ref_c, ref_m, plane_of, observers)
-        contours.append(oc.assign(phase=None, state=state))
-        marks.append(om.assign(phase=None, state=state))
+        oc, om = tr.observer_truth(rng, c[c.frame == 0].assign(phase="ref"), m[m.frame == 0].assign(phase="ref"),
+                                   plane_of, observers)
+        contours.append(oc.assign(phase=None))
+        marks.append(om.assign(phase=None))
     return {"contours": pd.concat(contours, ignore_index=True), "landmarks": pd.concat(marks, ignore_index=True),
             CT.PERFUSION_PIXELS.name: pd.concat(truth[CT.PERFUSION_PIXELS.name], ignore_index=True),
             CT.PERFUSION_CURVES.name: pd.concat(truth[CT.PERFUSION_CURVES.name], ignore_index=True)}

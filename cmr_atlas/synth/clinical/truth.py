@@ -17,7 +17,7 @@ from cmr_atlas.core.vocab import SEQUENCES, one_of
 
 GROUP = "truth_clinical"
 _EXAM = Column("exam_id", "str", "synthetic exam label = folder name under dicom/", nullable=False)
-_STATE = Column("state", "str", "stress or rest", nullable=False)
+_CONDITION = Column("condition", "str", "stress or rest", nullable=False)
 SERIES_KINDS = ("localizer", "cine", "perfusion", "perfusion_aif", "ti_scout", "lge", "lge_psir",
                 "t1map_native", "t1map_post")
 _KIND = Column("kind", "str", f"what the series is: {one_of(SERIES_KINDS)}", nullable=False)
@@ -98,7 +98,7 @@ PERFUSION_PIXELS = register(TableSchema(
         "AHA segment and blood flow."
     ),
     columns=(
-        _EXAM, _STATE, SLICE_INDEX,
+        _EXAM, _CONDITION, SLICE_INDEX,
         Column("level", "str", "basal, mid or apical"),
         *_ROW_COL,
         Column("segment", "int", "AHA segment 1-16"),
@@ -113,7 +113,7 @@ PERFUSION_CURVES = register(TableSchema(
         "`aif_blood`, `aif_plasma`) and each AHA segment's tissue curve (curve `segment_<n>`)."
     ),
     columns=(
-        _EXAM, _STATE,
+        _EXAM, _CONDITION,
         Column("curve", "str", "aif_blood, aif_plasma or segment_<n>", nullable=False),
         FRAME,
         Column("time_s", "float", "acquisition time from the first frame", "s"),

@@ -45,13 +45,13 @@ def test_aif_first_pass_peaks_match_kellman(state, mean, sd):
 def test_rendered_aif_peak_and_residual_baseline(exam):
     ctx, res = exam
     curves = res.truth["perfusion_curves"]
-    aif = {s: g[g.curve == "aif_blood"].concentration_mmol_l.to_numpy() for s, g in curves.groupby("state")}
+    aif = {s: g[g.curve == "aif_blood"].concentration_mmol_l.to_numpy() for s, g in curves.groupby("condition")}
     assert aif["stress"][0] == 0.0  # nothing given before the stress bolus
     assert aif["rest"][0] > 0.05  # residual gadolinium of the stress bolus, 12-20 min earlier
     for s in ("stress", "rest"):
         assert 0.5 < aif[s].max() - aif[s][0] < 10.0
         assert aif[s].argmax() > 4  # arrives after the PD frames and a few baseline beats
-        plasma = curves[(curves.state == s) & (curves.curve == "aif_plasma")].concentration_mmol_l.to_numpy()
+        plasma = curves[(curves.condition == s) & (curves.curve == "aif_plasma")].concentration_mmol_l.to_numpy()
         np.testing.assert_allclose(plasma, aif[s] / (1 - ctx.physiology.hematocrit))
 
 
@@ -93,7 +93,7 @@ def test_pixel_mbf_is_the_segment_value_on_the_right_levels(exam):
     ctx, res = exam
     px = res.truth["perfusion_pixels"]
     for state, mbf in (("stress", ctx.physiology.mbf_stress), ("rest", ctx.physiology.mbf_rest)):
-        p = px[px.state == state]
+        p = px[px.condition == state]
         np.testing.assert_allclose(p.mbf_ml_min_g.to_numpy(), mbf[p.segment.to_numpy() - 1])
         counts = p.groupby("level").segment.agg(lambda s: np.bincount(s, minlength=17))
         assert counts["basal"][1:7].sum() > 0.8 * counts["basal"].sum()
@@ -106,8 +106,8 @@ def test_myocardial_pixels_lie_between_the_truth_contours(exam):
     _, res = exam
     px = res.truth["perfusion_pixels"]
     c = res.truth["contours"]
-    p = px[(px.state == "stress") & (px.level == "mid")]
-    ref = c[(c.state == "stress") & (c.frame == 0) & (c.slice_index == p.slice_index.iloc[0]) & (c.observer == "truth")]
+    p = px[(px.condition == "stress") & (px.level == "mid")]
+    ref = c[(c.condition == "stress") & (c.frame == 0) & (c.slice_index == p.slice_index.iloc[0]) & (c.observer == "truth")]
     endo, epi = (ref[ref.surface == s][["row_px", "col_px"]].to_numpy() for s in ("endo", "epi"))
     centre = endo.mean(axis=0)
     rad = lambda pts: np.hypot(*(pts - centre).T)  # noqa: E731
@@ -119,7 +119,7 @@ def test_breathing_moves_the_heart_and_the_truth_follows_the_image(exam):
     _, res = exam
     s = _series(res, "perfusion", "stress")
     marks = res.truth["landmarks"]
-    lv = marks[(marks.landmark == "lv_centre") & (marks.state == "stress") & (marks.observer == "truth")
+    lv = marks[(marks.landmark == "lv_centre") & (marks.condition == "stress") & (marks.observer == "truth")
                & (marks.slice_index == s.slice_indices[1])].sort_values("frame")
     xyz = lv[["x_mm", "y_mm", "z_mm"]].to_numpy()
     extent = np.ptp(xyz, axis=0)
@@ -134,7 +134,7 @@ def test_breathing_moves_the_heart_and_the_truth_follows_the_image(exam):
     truth_shift = rc[j] - rc[i]
     assert np.linalg.norm(truth_shift) > 1.0
     c = res.truth["contours"]
-    epi = c[(c.state == "stress") & (c.frame == fb) & (c.slice_index == s.slice_indices[1]) & (c.surface == "epi")
+    epi = c[(c.condition == "stress") & (c.frame == fb) & (c.slice_index == s.slice_indices[1]) & (c.surface == "epi")
             & (c.observer == "truth")][["row_px", "col_px"]].to_numpy()
     radius = np.hypot(*(epi - rc[j]).T).max() + 1.0
     found = _register(img[fa], img[fb], rc[j], radius)
@@ -237,7 +237,7 @@ def test_proton_density_frames_and_snr_are_realistic(exam):
     n_pd = sum("FlipAngle" in h for h in s.frame_headers[0])
     img = s.images[1].astype(float)
     px = res.truth["perfusion_pixels"]
-    p = px[(px.state == "rest") & (px.level == "mid")]
+    p = px[(px.condition == "rest") & (px.level == "mid")]
     myo = img[:, p.row_px.to_numpy(), p.col_px.to_numpy()].mean(axis=1)
     assert myo[0] > 2.0 * myo[n_pd]  # unsaturated PD frames are brighter than saturated baseline
     # noise from the air outside the body (Rician: mean = sigma sqrt(pi/2)) in the corners
@@ -252,11 +252,11 @@ def test_observers_trace_the_reference_frame(exam):
     _, res = exam
     c, m = res.truth["contours"], res.truth["landmarks"]
     obs = c[c.observer == "obs1"]
-    assert set(obs.frame) == {0} and set(obs.state) == {"stress", "rest"} and obs.phase.isna().all()
+    assert set(obs.frame) == {0} and set(obs.condition) == {"stress", "rest"} and obs.phase.isna().all()
     assert set(obs.surface) == {"endo", "epi"} and len(set(obs.slice_index)) == 3
     assert set(m[m.observer == "obs1"].landmark) >= {"lv_centre", "rv_insert_anterior", "rv_insert_posterior"}
     truth = c[(c.observer == "truth") & (c.frame == 0)]
-    assert set(truth.state) == {"stress", "rest"} and c.frame.max() == perfusion.N_FRAMES - 1
+    assert set(truth.condition) == {"stress", "rest"} and c.frame.max() == perfusion.N_FRAMES - 1
 
 
 def test_deterministic(exam):
