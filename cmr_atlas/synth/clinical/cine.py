@@ -23,6 +23,8 @@ the MESA substudy): the difference comes out of the images, the truth is shared.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,9 +35,8 @@ from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth.clinical import planetruth as pt
 from cmr_atlas.synth.clinical.protocol import (SAX_GAP_MM, SAX_THICKNESS_MM, ClinicalExamContext, RenderedSeries,
                                                RenderResult, acquisition_time)
-from cmr_atlas.synth.clinical.render import (PlaneSampler, TISSUE_OF_CLASS, cavity_depth_mm, form_image,
-                                             form_images, sample_angle,
-                                             quantise)
+from cmr_atlas.synth.clinical.render import (TISSUE_OF_CLASS, PlaneSampler, cavity_depth_mm, form_image, form_images,
+                                             phase_cached, quantise, sample_angle)
 from cmr_atlas.synth.imaging import breath_hold_shift, unit
 from cmr_atlas.synth.physics import bssfp_signal, relaxation, spoiled_gre_signal
 
@@ -103,7 +104,8 @@ def draw_timing(rng: np.random.Generator, ctx: ClinicalExamContext) -> CineTimin
     n = int(rng.integers(25, 31))
     trig = np.round(np.arange(n) * rr / n, 1)  # retrospective gating reconstructs the whole R-R
     return CineTiming(rr, trig, an.activation_curve(trig / rr, ctx.heart.es_frac),
-                      float(np.round(rng.uniform(*TR_MS[ctx.field_t]), 2)), float(np.round(rng.uniform(*FLIP_DEG[ctx.field_t]))),
+                      float(np.round(rng.uniform(*TR_MS[ctx.field_t]), 2)),
+                      float(np.round(rng.uniform(*FLIP_DEG[ctx.field_t]))),
                       float(rng.uniform(*SNR[ctx.field_t])), float(rng.uniform(650.0, 1000.0)),
                       float(rng.uniform(0.7, 0.9)))
 
@@ -116,7 +118,7 @@ class Trabeculae:
     muscle: float  # muscle fraction at the compact wall
 
     def thickness_mm(self, phi: np.ndarray) -> np.ndarray:
-        """Thinner on the septum (``phi`` = 0), thicker on the lateral wall."""
+        """Thinner on the septum (``phi`` = 0), thicker on the lateral wall (at most 1.3x)."""
         return self.band_mm * (1.0 - 0.3 * np.cos(phi))
 
 
@@ -219,7 +221,8 @@ def plane_signal(sampler: PlaneSampler, w: float, contrast: Contrast, trab: Trab
     if depth is not None and trab.band_mm > 0:
         r0, r1, c0, c1 = sampler.box
         sub, phi = lab[r0:r1, c0:c1], sample_angle(sampler)
-        band = (sub == an.LV_BLOOD) & (depth < trab.thickness_mm(phi))
+        band = (sub == an.LV_BLOOD) & (depth < trab.band_mm * 1.3)  # the thickest band (lateral)
+        band[band] = depth[band] < trab.thickness_mm(phi[band])
         if band.any():
             tb = np.clip(depth[band] / trab.thickness_mm(phi[band]), 0.0, 1.0)
             pb = pix[r0:r1, c0:c1][band]
@@ -302,6 +305,7 @@ def localizer_headers(ctx: ClinicalExamContext, tm: CineTiming) -> dict:
 
 def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int = 0) -> RenderResult:
     """Localizer and bSSFP cine series of one exam, with contour and landmark truth."""
+    ctx = dataclasses.replace(ctx, heart=phase_cached(ctx.heart))  # same heart, phases memoised
     tm = draw_timing(rng, ctx)
     trab = draw_trabeculae(rng)
     field_fn = off_resonance_hz(rng, ctx)

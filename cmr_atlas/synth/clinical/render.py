@@ -134,6 +134,7 @@ def quantise(img: np.ndarray, signed: bool = False) -> np.ndarray:
 from cmr_atlas.synth.clinical.physiology import post_contrast_t1_ms  # noqa: E402
 from cmr_atlas.synth.physics import r1_with_contrast  # noqa: E402
 import scipy.fft  # noqa: E402
+import dataclasses  # noqa: E402
 
 # Extracellular volume fraction of the background tissues, for their T1 after contrast (the
 # two-space model of :func:`cmr_atlas.synth.clinical.physiology.post_contrast_t1_ms`); approximate
@@ -224,7 +225,8 @@ def myocardial_ecv(sampler: PlaneSampler, w: float, physiology, labels: np.ndarr
     sick = np.isin(np.arange(1, len(physiology.ecv) + 1),
                    list(physiology.scar_segments) + list(physiology.fibrosis_segments))
     healthy = np.where(sick, remote, physiology.ecv)
-    ecv = np.where(tissue > 0, segment_values(regions, physiology.ecv, remote), segment_values(regions, healthy, remote))
+    ecv = np.where(tissue > 0, segment_values(regions, physiology.ecv, remote),
+                   segment_values(regions, healthy, remote))
     return np.where(tissue >= 0, ecv, np.nan), tissue
 
 
@@ -260,3 +262,23 @@ def form_images(signals: np.ndarray, plane: SlicePlane, coil: dict, noise_sd: fl
 def kspace_blur(img: np.ndarray, plane: SlicePlane, kspace_fraction: float) -> np.ndarray:
     """A map (R, C) seen through the acquired k-space support (in-plane partial volume), no noise."""
     return scipy.fft.ifft2(scipy.fft.fft2(img) * kspace_window(plane.shape, kspace_fraction)).real
+
+
+class PhaseCachedHeart(an.Heart):
+    """The same heart, with :meth:`Heart.phase` memoised per activation: a renderer asks for the
+    geometry of one activation a dozen times per frame (labels, wall depth, every truth contour
+    and landmark), and each call integrates the shape anew.  Values are identical."""
+
+    def phase(self, w: float) -> an.LVPhase:
+        cache = self.__dict__.setdefault("_phase_cache", {})
+        key = float(w)
+        if key not in cache:
+            cache[key] = super().phase(key)
+        return cache[key]
+
+
+def phase_cached(heart: an.Heart) -> PhaseCachedHeart:
+    """A :class:`PhaseCachedHeart` copy of ``heart`` (its own cache, the original untouched)."""
+    if isinstance(heart, PhaseCachedHeart):
+        return heart
+    return PhaseCachedHeart(**{f.name: getattr(heart, f.name) for f in dataclasses.fields(heart) if f.init})

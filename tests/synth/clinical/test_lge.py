@@ -32,8 +32,8 @@ def _regions(res, kind="lge"):
             scar[g.row_px, g.col_px] = True
             if scar.sum() < 15:
                 continue
-            pts = {sf: c[(c.view == "sax") & (c.slice_index == sl) & (c.surface == sf)][["x_mm", "y_mm", "z_mm"]].to_numpy()
-                   for sf in ("endo", "epi")}
+            here = c[(c.view == "sax") & (c.slice_index == sl)]
+            pts = {sf: here[here.surface == sf][["x_mm", "y_mm", "z_mm"]].to_numpy() for sf in ("endo", "epi")}
             if min(len(p) for p in pts.values()) == 0:
                 continue  # the plane is above the base at its centre
             endo, epi = _mask(plane, pts["endo"]), _mask(plane, pts["epi"])
