@@ -16,7 +16,7 @@ between trabeculae just inside the compact myocardium.  It is cavity in the trut
 blood is as bright as any blood, so the band is nearly blood-bright; on the legacy spoiled gradient
 echo the slow blood is saturated (no fresh spins), so the band looks like muscle.  Readers who
 threshold half-way between blood and myocardium therefore find larger cavities and smaller mass on
-bSSFP for the same heart, as published (Moon et al., Radiology 2002; Malayeri et al., JMRI 2008,
+bSSFP for the same heart, as published (Moon et al., Radiology 2002; Malayeri et al. 2008,
 the MESA substudy): the difference comes out of the images, the truth is shared.
 :func:`gre_contrast` is that legacy contrast for the calibration test.
 """
