@@ -35,8 +35,8 @@ from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth.clinical import planetruth as pt
 from cmr_atlas.synth.clinical.protocol import (SAX_GAP_MM, SAX_THICKNESS_MM, ClinicalExamContext, RenderedSeries,
                                                RenderResult, acquisition_time)
-from cmr_atlas.synth.clinical.render import (TISSUE_OF_CLASS, PlaneSampler, cavity_depth_mm, form_image, form_images,
-                                             phase_cached, quantise, sample_angle)
+from cmr_atlas.synth.clinical.render import (TISSUE_OF_CLASS, PlaneSampler, box_labels, cavity_depth_mm, form_image,
+                                             form_images, phase_cached, quantise, sample_angle)
 from cmr_atlas.synth.imaging import breath_hold_shift, unit
 from cmr_atlas.synth.physics import bssfp_signal, relaxation, spoiled_gre_signal
 
@@ -212,27 +212,40 @@ def off_resonance_hz(rng: np.random.Generator, ctx: ClinicalExamContext) -> Call
     return lambda xyz: np.clip(shape(xyz) * (peak / norm), -peak, peak)
 
 
-def plane_signal(sampler: PlaneSampler, w: float, contrast: Contrast, trab: Trabeculae) -> np.ndarray:
+def plane_signal(sampler: PlaneSampler, w: float, contrast: Contrast, trab: Trabeculae,
+                 static: np.ndarray | None = None) -> np.ndarray:
     """(R, C) true signal of one plane at activation ``w``: class signals with the trabecular band,
-    averaged over the through-plane samples (partial volume)."""
-    lab = sampler.labels(w)
-    rows, cols, _ = lab.shape
-    pix = np.broadcast_to(np.arange(rows * cols).reshape(rows, cols, 1), lab.shape)
+    averaged over the through-plane samples (partial volume).  ``static``: :func:`static_signal`
+    of the sampler, reused across frames (only the heart box changes)."""
+    rows, cols, depth_n = sampler.background.shape
+    pix = np.arange(rows * cols).reshape(rows, cols, 1)
+    out = static_signal(sampler, contrast) if static is None else static.copy()
+    lab = box_labels(sampler, w)
+    if lab is None:
+        return out
+    r0, r1, c0, c1 = sampler.box
+    pix = np.broadcast_to(pix[r0:r1, c0:c1], lab.shape)
     val = contrast.table[lab, _column(contrast.table, pix)]
     depth = cavity_depth_mm(sampler, w)
-    if depth is not None and trab.band_mm > 0:
-        r0, r1, c0, c1 = sampler.box
-        sub, phi = lab[r0:r1, c0:c1], sample_angle(sampler)
-        band = (sub == an.LV_BLOOD) & (depth < trab.band_mm * 1.3)  # the thickest band (lateral)
+    if trab.band_mm > 0:
+        phi = sample_angle(sampler)
+        band = (lab == an.LV_BLOOD) & (depth < trab.band_mm * 1.3)  # the thickest band (lateral)
         band[band] = depth[band] < trab.thickness_mm(phi[band])
         if band.any():
             tb = np.clip(depth[band] / trab.thickness_mm(phi[band]), 0.0, 1.0)
-            pb = pix[r0:r1, c0:c1][band]
+            pb = pix[band]
             muscle = trab.muscle * (1.0 - tb)
             myo = contrast.table[an.LV_MYO, _column(contrast.table, pb)]
-            sub_val = val[r0:r1, c0:c1]
-            sub_val[band] = muscle * myo + (1.0 - muscle) * contrast.band_blood(tb, pb)
-    return val.mean(axis=-1)
+            val[band] = muscle * myo + (1.0 - muscle) * contrast.band_blood(tb, pb)
+    out[r0:r1, c0:c1] = val.mean(axis=-1)
+    return out
+
+
+def static_signal(sampler: PlaneSampler, contrast: Contrast) -> np.ndarray:
+    """(R, C) signal of the static thorax (the heart box is overwritten per frame)."""
+    rows, cols, depth_n = sampler.background.shape
+    pix = np.broadcast_to(np.arange(rows * cols).reshape(rows, cols, 1), sampler.background.shape)
+    return contrast.table[sampler.background, _column(contrast.table, pix)].mean(axis=-1)
 
 
 @dataclass
@@ -277,7 +290,8 @@ def render_plane_frames(ctx: ClinicalExamContext, pp: PlanePlan, tm: CineTiming,
                         trab: Trabeculae, rng: np.random.Generator) -> np.ndarray:
     """(T, R, C) stored cine images of one plane."""
     sampler = PlaneSampler(ctx.heart, pp.plane, pp.shift_mm)
-    signals = np.stack([plane_signal(sampler, float(w), contrast, trab) for w in tm.activation])
+    static = static_signal(sampler, contrast)
+    signals = np.stack([plane_signal(sampler, float(w), contrast, trab, static) for w in tm.activation])
     return quantise(form_images(signals, pp.plane, ctx.coil, 1.0 / tm.snr, rng, tm.kspace_fraction) * tm.scale)
 
 

@@ -174,6 +174,16 @@ def cavity_depth_mm(sampler: PlaneSampler, w: float) -> np.ndarray | None:
     return np.minimum(ph.r_endo(np.clip(z, 0, ph.length_mm), phi, g) - rho, z)
 
 
+def box_labels(sampler: PlaneSampler, w: float) -> np.ndarray | None:
+    """(r1-r0, c1-c0, D) anatomy classes over the heart box only (:meth:`PlaneSampler.labels`
+    without copying the static rest of the plane, for renderers that precompute it), or None."""
+    if sampler.local is None:
+        return None
+    r0, r1, c0, c1 = sampler.box
+    hl = sampler.heart.heart_labels_local(sampler.local, w, sampler._polar)
+    return np.where(hl >= 0, hl, sampler.background[r0:r1, c0:c1])
+
+
 def sample_angle(sampler: PlaneSampler) -> np.ndarray | None:
     """(r1-r0, c1-c0, D) local angle ``phi`` (from the septum) of the heart-box samples, or None."""
     return None if sampler._polar is None else sampler._polar[1]
