@@ -72,6 +72,13 @@ TRABECULAR_BAND_MM = (1.5, 2.5)
 TRABECULAR_MUSCLE = (0.25, 0.40)  # muscle fraction of the band at the compact wall (falls to 0 inwards)
 LOCALIZER_PIXEL_MM, LOCALIZER_SHAPE = 1.8, (256, 256)
 SAX_BREATH_HOLD_MIN = 0.45  # one breath-hold plus recovery per plane
+# A breath-hold not kept: the patient breathes shallowly through the acquisition, the heart moving
+# head-foot with the diaphragm, which ghosts and blurs along phase-encode.  Assumed in about one
+# plane in eight (respiratory artefacts are a common reason for repeating a clinical cine).
+BREATHING_P = 0.12
+BREATHING_MM = (2.0, 7.0)  # amplitude of the head-foot excursion
+BREATHING_PERIOD_S = (3.0, 5.0)
+HEARTBEATS_PER_BREATH_HOLD = (8, 14)  # segmented acquisition: k-space lines spread over these
 
 
 @dataclass(frozen=True)
@@ -253,20 +260,34 @@ class PlanePlan:
     view: str
     sl: int
     plane: SlicePlane
-    shift_mm: np.ndarray
+    shift_mm: np.ndarray  # displacement of the breath-hold (the truth's)
     start_min: float
+    motion_mm: np.ndarray | None = None  # (rows, 3) breathing per k-space line (None: held)
+
+
+def draw_breathing(rng: np.random.Generator, plane: SlicePlane, rr_ms: float) -> np.ndarray | None:
+    """Per phase-encode line (``fftfreq`` order, acquired from -ky_max to +ky_max over the
+    heartbeats of the breath-hold) the displacement of a patient breathing through it, or None."""
+    if rng.random() >= BREATHING_P:
+        return None
+    direction = unit(np.array([0.0, rng.normal(0.0, 0.3), 1.0]))  # head-foot, a little antero-posterior
+    beats = int(rng.integers(*HEARTBEATS_PER_BREATH_HOLD))
+    t_s = np.floor((np.fft.fftfreq(plane.shape[0]) + 0.5) * beats) * rr_ms / 1000.0
+    phase = 2 * np.pi * t_s / rng.uniform(*BREATHING_PERIOD_S) + rng.uniform(0, 2 * np.pi)
+    return rng.uniform(*BREATHING_MM) * np.sin(phase)[:, None] * direction
 
 
 def plan_planes(rng: np.random.Generator, ctx: ClinicalExamContext) -> list[PlanePlan]:
     """Long-axis cines first (2CH, 3CH, 4CH), then the SAX stack base to apex; one breath-hold each."""
     t = -30.0 + rng.uniform(0.0, 2.0)
+    rr = 60000.0 / ctx.physiology.heart_rate_rest_bpm
     out = []
     for view in ("lax_2ch", "lax_3ch", "lax_4ch"):
         plane = ctx.geometry.lax_planes[view]
-        out.append(PlanePlan(view, 0, plane, breath_hold_shift(rng, plane), t))
+        out.append(PlanePlan(view, 0, plane, breath_hold_shift(rng, plane), t, draw_breathing(rng, plane, rr)))
         t += SAX_BREATH_HOLD_MIN
     for k, plane in enumerate(ctx.geometry.sax_planes):
-        out.append(PlanePlan("sax", k, plane, breath_hold_shift(rng, plane), t))
+        out.append(PlanePlan("sax", k, plane, breath_hold_shift(rng, plane), t, draw_breathing(rng, plane, rr)))
         t += SAX_BREATH_HOLD_MIN
     return out
 
@@ -292,7 +313,8 @@ def render_plane_frames(ctx: ClinicalExamContext, pp: PlanePlan, tm: CineTiming,
     sampler = PlaneSampler(ctx.heart, pp.plane, pp.shift_mm)
     static = static_signal(sampler, contrast)
     signals = np.stack([plane_signal(sampler, float(w), contrast, trab, static) for w in tm.activation])
-    return quantise(form_images(signals, pp.plane, ctx.coil, 1.0 / tm.snr, rng, tm.kspace_fraction) * tm.scale)
+    images = form_images(signals, pp.plane, ctx.coil, 1.0 / tm.snr, rng, tm.kspace_fraction, motion_mm=pp.motion_mm)
+    return quantise(images * tm.scale)
 
 
 def localizer(ctx: ClinicalExamContext, rng: np.random.Generator, field_fn, tm: CineTiming) -> RenderedSeries:

@@ -247,13 +247,19 @@ def mostly(tissue: np.ndarray, kind: int) -> np.ndarray:
 
 
 def acquire(signals: np.ndarray, plane: SlicePlane, coil: dict, noise_sd: float, rng: np.random.Generator,
-            kspace_fraction: float = 0.8) -> np.ndarray:
+            kspace_fraction: float = 0.8, motion_mm: np.ndarray | None = None) -> np.ndarray:
     """Complex images (T, R, C) of a stack of one plane, in single precision, as :func:`form_image`
     forms one (coil field, finite k-space support, complex Gaussian noise) with the background
-    phase already removed: magnitude and phase-sensitive reconstructions come from the same data."""
+    phase already removed: magnitude and phase-sensitive reconstructions come from the same data.
+
+    ``motion_mm`` (R, 3): rigid displacement of the anatomy when each phase-encode line (row of
+    k-space, in ``fftfreq`` order) was acquired, as in a breath-hold the patient did not keep:
+    a linear phase per line (:func:`motion_phase`), i.e. blur and ghosts along phase-encode."""
     sens = coil_sensitivity(plane.pixel_grid_mm(), coil).astype(np.float32)
     img = np.asarray(signals, dtype=np.float32) * sens
     k = scipy.fft.fft2(img, axes=(-2, -1)) * kspace_window(plane.shape, kspace_fraction).astype(np.float32)
+    if motion_mm is not None:
+        k *= motion_phase(plane, motion_mm)
     cplx = scipy.fft.ifft2(k, axes=(-2, -1), overwrite_x=True)
     noise = rng.standard_normal((2,) + cplx.shape, dtype=np.float32)
     noise *= np.float32(noise_sd)
@@ -262,10 +268,22 @@ def acquire(signals: np.ndarray, plane: SlicePlane, coil: dict, noise_sd: float,
     return cplx
 
 
+def motion_phase(plane: SlicePlane, motion_mm: np.ndarray) -> np.ndarray:
+    """(R, C) k-space phase of per-line displacements ``motion_mm`` (R, 3) in patient mm (the
+    in-plane part; relative to the k-space centre line, whose position the image takes)."""
+    rows, cols = plane.shape
+    d = np.asarray(motion_mm, float) - np.asarray(motion_mm, float)[0]  # fftfreq order: row 0 is ky = 0
+    d_col = (d @ plane.row_cosine / plane.pixel_spacing_mm[1])[:, None]
+    d_row = (d @ plane.col_cosine / plane.pixel_spacing_mm[0])[:, None]
+    ky = np.fft.fftfreq(rows)[:, None]  # cycles per pixel
+    kx = np.fft.fftfreq(cols)[None, :]
+    return np.exp(-2j * np.pi * (ky * d_row + kx * d_col)).astype(np.complex64)
+
+
 def form_images(signals: np.ndarray, plane: SlicePlane, coil: dict, noise_sd: float, rng: np.random.Generator,
-                kspace_fraction: float = 0.8, signed: bool = False) -> np.ndarray:
+                kspace_fraction: float = 0.8, signed: bool = False, motion_mm: np.ndarray | None = None) -> np.ndarray:
     """:func:`form_image` of a stack (T, R, C) of one plane (see :func:`acquire`)."""
-    cplx = acquire(signals, plane, coil, noise_sd, rng, kspace_fraction)
+    cplx = acquire(signals, plane, coil, noise_sd, rng, kspace_fraction, motion_mm)
     return cplx.real if signed else np.abs(cplx)
 
 

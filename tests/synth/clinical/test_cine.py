@@ -191,3 +191,29 @@ def _mask(plane, pts):
     rows, cols = plane.shape
     grid = np.stack(np.mgrid[:rows, :cols], -1).reshape(-1, 2).astype(float)
     return mpath.Path(plane.patient_to_pixel(pts)[0]).contains_points(grid).reshape(rows, cols)
+
+
+def test_breathing_through_a_breath_hold_ghosts_along_phase_encode(cine_exam):
+    """Breathing during the acquisition moves signal into the air outside the body along the
+    phase-encode direction (ghosts) and leaves the total signal nearly unchanged."""
+    ctx, _ = cine_exam
+    rng = np.random.default_rng(3)
+    tm = dataclasses.replace(cine.draw_timing(rng, ctx), snr=1e4)
+    tm = dataclasses.replace(tm, activation=tm.activation[:1])
+    pp = cine.plan_planes(rng, ctx)[4]
+    contrast = cine.ssfp_contrast(ctx.field_t, tm.tr_ms, tm.flip_deg)
+    trab = cine.draw_trabeculae(rng)
+
+    def image(motion):
+        plan = dataclasses.replace(pp, motion_mm=motion)
+        return cine.render_plane_frames(ctx, plan, tm, contrast, trab, np.random.default_rng(0))[0].astype(float)
+
+    motion = None
+    while motion is None:  # a breathing draw (one plane in eight)
+        motion = cine.draw_breathing(rng, pp.plane, tm.rr_ms)
+    motion = 6.0 * motion / np.abs(motion).max()
+    still, breathing = image(None), image(motion)
+    air = PlaneSampler(ctx.heart, pp.plane, pp.shift_mm).background[..., 1] == an.AIR
+    air = ndimage.binary_erosion(air, iterations=5)
+    assert breathing[air].mean() > 2.0 * still[air].mean() + 5.0, (breathing[air].mean(), still[air].mean())
+    assert breathing.sum() == pytest.approx(still.sum(), rel=0.05)
