@@ -16,12 +16,14 @@ between trabeculae just inside the compact myocardium.  It is cavity in the trut
 blood is as bright as any blood, so the band is nearly blood-bright; on the legacy spoiled gradient
 echo the slow blood is saturated (no fresh spins), so the band looks like muscle.  Readers who
 threshold half-way between blood and myocardium therefore find larger cavities and smaller mass on
-bSSFP for the same heart, as published (Moon et al., Radiology 2002; Malayeri et al., JMRI 2008,
+bSSFP for the same heart, as published (Moon et al., Radiology 2002; Malayeri et al. 2008,
 the MESA substudy): the difference comes out of the images, the truth is shared.
 :func:`gre_contrast` is that legacy contrast for the calibration test.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,9 +35,8 @@ from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth.clinical import planetruth as pt
 from cmr_atlas.synth.clinical.protocol import (SAX_GAP_MM, SAX_THICKNESS_MM, ClinicalExamContext, RenderedSeries,
                                                RenderResult, acquisition_time)
-from cmr_atlas.synth.clinical.render import (PlaneSampler, TISSUE_OF_CLASS, cavity_depth_mm, form_image,
-                                             form_images, sample_angle,
-                                             quantise)
+from cmr_atlas.synth.clinical.render import (TISSUE_OF_CLASS, PlaneSampler, box_labels, cavity_depth_mm, form_image,
+                                             form_images, phase_cached, quantise, sample_angle)
 from cmr_atlas.synth.imaging import breath_hold_shift, unit
 from cmr_atlas.synth.physics import bssfp_signal, relaxation, spoiled_gre_signal
 
@@ -71,6 +72,13 @@ TRABECULAR_BAND_MM = (1.5, 2.5)
 TRABECULAR_MUSCLE = (0.25, 0.40)  # muscle fraction of the band at the compact wall (falls to 0 inwards)
 LOCALIZER_PIXEL_MM, LOCALIZER_SHAPE = 1.8, (256, 256)
 SAX_BREATH_HOLD_MIN = 0.45  # one breath-hold plus recovery per plane
+# A breath-hold not kept: the patient breathes shallowly through the acquisition, the heart moving
+# head-foot with the diaphragm, which ghosts and blurs along phase-encode.  Assumed in about one
+# plane in eight (respiratory artefacts are a common reason for repeating a clinical cine).
+BREATHING_P = 0.12
+BREATHING_MM = (2.0, 7.0)  # amplitude of the head-foot excursion
+BREATHING_PERIOD_S = (3.0, 5.0)
+HEARTBEATS_PER_BREATH_HOLD = (8, 14)  # segmented acquisition: k-space lines spread over these
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,8 @@ def draw_timing(rng: np.random.Generator, ctx: ClinicalExamContext) -> CineTimin
     n = int(rng.integers(25, 31))
     trig = np.round(np.arange(n) * rr / n, 1)  # retrospective gating reconstructs the whole R-R
     return CineTiming(rr, trig, an.activation_curve(trig / rr, ctx.heart.es_frac),
-                      float(np.round(rng.uniform(*TR_MS[ctx.field_t]), 2)), float(np.round(rng.uniform(*FLIP_DEG[ctx.field_t]))),
+                      float(np.round(rng.uniform(*TR_MS[ctx.field_t]), 2)),
+                      float(np.round(rng.uniform(*FLIP_DEG[ctx.field_t]))),
                       float(rng.uniform(*SNR[ctx.field_t])), float(rng.uniform(650.0, 1000.0)),
                       float(rng.uniform(0.7, 0.9)))
 
@@ -116,7 +125,7 @@ class Trabeculae:
     muscle: float  # muscle fraction at the compact wall
 
     def thickness_mm(self, phi: np.ndarray) -> np.ndarray:
-        """Thinner on the septum (``phi`` = 0), thicker on the lateral wall."""
+        """Thinner on the septum (``phi`` = 0), thicker on the lateral wall (at most 1.3x)."""
         return self.band_mm * (1.0 - 0.3 * np.cos(phi))
 
 
@@ -166,7 +175,9 @@ def gre_contrast(field_t: float = 1.5, tr_ms: float = 9.0, te_ms: float = 4.0, f
     owes its brightness to inflow: spins entering the slice have seen only ``inflow_pulses`` RF
     pulses, ``S_n = S_ss + (S_fresh - S_ss) (E1 cos a)^n``.  Between trabeculae the flow slows
     towards the wall (velocity ~ relative depth ``t``), so the pulses seen grow as ``n / t`` and
-    the slow blood saturates to the steady state: the band looks like muscle.
+    the slow blood saturates to the steady state: the band looks like muscle.  18 pulses give a
+    blood/myocardium ratio of about 3.5, mid-range of the legacy GRE table (myocardium 0.22-0.40
+    of blood in :mod:`cmr_atlas.synth.mesa.scanner`).
     """
     tis = [relaxation(field_t, TISSUE_OF_CLASS[c]) for c in range(an.N_TISSUES)]
     table = np.array([spoiled_gre_signal(r.t1_ms, r.t2star_ms, r.pd, flip_deg, tr_ms, te_ms) for r in tis])
@@ -208,26 +219,40 @@ def off_resonance_hz(rng: np.random.Generator, ctx: ClinicalExamContext) -> Call
     return lambda xyz: np.clip(shape(xyz) * (peak / norm), -peak, peak)
 
 
-def plane_signal(sampler: PlaneSampler, w: float, contrast: Contrast, trab: Trabeculae) -> np.ndarray:
+def plane_signal(sampler: PlaneSampler, w: float, contrast: Contrast, trab: Trabeculae,
+                 static: np.ndarray | None = None) -> np.ndarray:
     """(R, C) true signal of one plane at activation ``w``: class signals with the trabecular band,
-    averaged over the through-plane samples (partial volume)."""
-    lab = sampler.labels(w)
-    rows, cols, _ = lab.shape
-    pix = np.broadcast_to(np.arange(rows * cols).reshape(rows, cols, 1), lab.shape)
+    averaged over the through-plane samples (partial volume).  ``static``: :func:`static_signal`
+    of the sampler, reused across frames (only the heart box changes)."""
+    rows, cols, depth_n = sampler.background.shape
+    pix = np.arange(rows * cols).reshape(rows, cols, 1)
+    out = static_signal(sampler, contrast) if static is None else static.copy()
+    lab = box_labels(sampler, w)
+    if lab is None:
+        return out
+    r0, r1, c0, c1 = sampler.box
+    pix = np.broadcast_to(pix[r0:r1, c0:c1], lab.shape)
     val = contrast.table[lab, _column(contrast.table, pix)]
     depth = cavity_depth_mm(sampler, w)
-    if depth is not None and trab.band_mm > 0:
-        r0, r1, c0, c1 = sampler.box
-        sub, phi = lab[r0:r1, c0:c1], sample_angle(sampler)
-        band = (sub == an.LV_BLOOD) & (depth < trab.thickness_mm(phi))
+    if trab.band_mm > 0:
+        phi = sample_angle(sampler)
+        band = (lab == an.LV_BLOOD) & (depth < trab.band_mm * 1.3)  # the thickest band (lateral)
+        band[band] = depth[band] < trab.thickness_mm(phi[band])
         if band.any():
             tb = np.clip(depth[band] / trab.thickness_mm(phi[band]), 0.0, 1.0)
-            pb = pix[r0:r1, c0:c1][band]
+            pb = pix[band]
             muscle = trab.muscle * (1.0 - tb)
             myo = contrast.table[an.LV_MYO, _column(contrast.table, pb)]
-            sub_val = val[r0:r1, c0:c1]
-            sub_val[band] = muscle * myo + (1.0 - muscle) * contrast.band_blood(tb, pb)
-    return val.mean(axis=-1)
+            val[band] = muscle * myo + (1.0 - muscle) * contrast.band_blood(tb, pb)
+    out[r0:r1, c0:c1] = val.mean(axis=-1)
+    return out
+
+
+def static_signal(sampler: PlaneSampler, contrast: Contrast) -> np.ndarray:
+    """(R, C) signal of the static thorax (the heart box is overwritten per frame)."""
+    rows, cols, depth_n = sampler.background.shape
+    pix = np.broadcast_to(np.arange(rows * cols).reshape(rows, cols, 1), sampler.background.shape)
+    return contrast.table[sampler.background, _column(contrast.table, pix)].mean(axis=-1)
 
 
 @dataclass
@@ -235,20 +260,34 @@ class PlanePlan:
     view: str
     sl: int
     plane: SlicePlane
-    shift_mm: np.ndarray
+    shift_mm: np.ndarray  # displacement of the breath-hold (the truth's)
     start_min: float
+    motion_mm: np.ndarray | None = None  # (rows, 3) breathing per k-space line (None: held)
+
+
+def draw_breathing(rng: np.random.Generator, plane: SlicePlane, rr_ms: float) -> np.ndarray | None:
+    """Per phase-encode line (``fftfreq`` order, acquired from -ky_max to +ky_max over the
+    heartbeats of the breath-hold) the displacement of a patient breathing through it, or None."""
+    if rng.random() >= BREATHING_P:
+        return None
+    direction = unit(np.array([0.0, rng.normal(0.0, 0.3), 1.0]))  # head-foot, a little antero-posterior
+    beats = int(rng.integers(*HEARTBEATS_PER_BREATH_HOLD))
+    t_s = np.floor((np.fft.fftfreq(plane.shape[0]) + 0.5) * beats) * rr_ms / 1000.0
+    phase = 2 * np.pi * t_s / rng.uniform(*BREATHING_PERIOD_S) + rng.uniform(0, 2 * np.pi)
+    return rng.uniform(*BREATHING_MM) * np.sin(phase)[:, None] * direction
 
 
 def plan_planes(rng: np.random.Generator, ctx: ClinicalExamContext) -> list[PlanePlan]:
     """Long-axis cines first (2CH, 3CH, 4CH), then the SAX stack base to apex; one breath-hold each."""
     t = -30.0 + rng.uniform(0.0, 2.0)
+    rr = 60000.0 / ctx.physiology.heart_rate_rest_bpm
     out = []
     for view in ("lax_2ch", "lax_3ch", "lax_4ch"):
         plane = ctx.geometry.lax_planes[view]
-        out.append(PlanePlan(view, 0, plane, breath_hold_shift(rng, plane), t))
+        out.append(PlanePlan(view, 0, plane, breath_hold_shift(rng, plane), t, draw_breathing(rng, plane, rr)))
         t += SAX_BREATH_HOLD_MIN
     for k, plane in enumerate(ctx.geometry.sax_planes):
-        out.append(PlanePlan("sax", k, plane, breath_hold_shift(rng, plane), t))
+        out.append(PlanePlan("sax", k, plane, breath_hold_shift(rng, plane), t, draw_breathing(rng, plane, rr)))
         t += SAX_BREATH_HOLD_MIN
     return out
 
@@ -272,8 +311,10 @@ def render_plane_frames(ctx: ClinicalExamContext, pp: PlanePlan, tm: CineTiming,
                         trab: Trabeculae, rng: np.random.Generator) -> np.ndarray:
     """(T, R, C) stored cine images of one plane."""
     sampler = PlaneSampler(ctx.heart, pp.plane, pp.shift_mm)
-    signals = np.stack([plane_signal(sampler, float(w), contrast, trab) for w in tm.activation])
-    return quantise(form_images(signals, pp.plane, ctx.coil, 1.0 / tm.snr, rng, tm.kspace_fraction) * tm.scale)
+    static = static_signal(sampler, contrast)
+    signals = np.stack([plane_signal(sampler, float(w), contrast, trab, static) for w in tm.activation])
+    images = form_images(signals, pp.plane, ctx.coil, 1.0 / tm.snr, rng, tm.kspace_fraction, motion_mm=pp.motion_mm)
+    return quantise(images * tm.scale)
 
 
 def localizer(ctx: ClinicalExamContext, rng: np.random.Generator, field_fn, tm: CineTiming) -> RenderedSeries:
@@ -302,6 +343,7 @@ def localizer_headers(ctx: ClinicalExamContext, tm: CineTiming) -> dict:
 
 def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int = 0) -> RenderResult:
     """Localizer and bSSFP cine series of one exam, with contour and landmark truth."""
+    ctx = dataclasses.replace(ctx, heart=phase_cached(ctx.heart))  # same heart, phases memoised
     tm = draw_timing(rng, ctx)
     trab = draw_trabeculae(rng)
     field_fn = off_resonance_hz(rng, ctx)

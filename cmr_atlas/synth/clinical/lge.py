@@ -14,6 +14,8 @@ inverted contrast); the PSIR image keeps the sign (signed int16).
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,8 +26,8 @@ from cmr_atlas.synth.clinical import planetruth as pt
 from cmr_atlas.synth.clinical.protocol import (CONTRAST_AGENT, ClinicalExamContext, RenderedSeries, RenderResult,
                                                acquisition_time)
 from cmr_atlas.synth.clinical.render import (DIASTASIS_FRAC, TISSUE_OF_CLASS, PlaneSampler, acquire, mostly,
-                                             myocardial_ecv, myocardial_t1_post_ms, post_contrast_class_t1, quantise,
-                                             remote_ecv)
+                                             myocardial_ecv, myocardial_t1_post_ms, phase_cached,
+                                             post_contrast_class_t1, quantise, remote_ecv)
 from cmr_atlas.synth.clinical import truth as CT
 from cmr_atlas.synth.imaging import breath_hold_shift
 from cmr_atlas.synth.physics import inversion_recovery_mz, r1_with_contrast, relaxation
@@ -115,6 +117,7 @@ def series_headers(ctx: ClinicalExamContext, ti_ms: float, psir: bool) -> dict:
 def render(ctx: ClinicalExamContext, rng: np.random.Generator, ti_ms: float, observers: int = 0) -> RenderResult:
     """Magnitude and PSIR LGE of one exam at the operator's ``ti_ms``, with contour, landmark and
     scar/fibrosis pixel truth (sequence ``lge``); observers do not annotate LGE here."""
+    ctx = dataclasses.replace(ctx, heart=phase_cached(ctx.heart))  # same heart, phases memoised
     plans = plan_planes(rng, ctx)
     rr = 60000.0 / ctx.physiology.heart_rate_rest_bpm
     trigger = round(DIASTASIS_FRAC * rr, 1)

@@ -134,6 +134,7 @@ def quantise(img: np.ndarray, signed: bool = False) -> np.ndarray:
 from cmr_atlas.synth.clinical.physiology import post_contrast_t1_ms  # noqa: E402
 from cmr_atlas.synth.physics import r1_with_contrast  # noqa: E402
 import scipy.fft  # noqa: E402
+import dataclasses  # noqa: E402
 
 # Extracellular volume fraction of the background tissues, for their T1 after contrast (the
 # two-space model of :func:`cmr_atlas.synth.clinical.physiology.post_contrast_t1_ms`); approximate
@@ -171,6 +172,16 @@ def cavity_depth_mm(sampler: PlaneSampler, w: float) -> np.ndarray | None:
     rho, phi, g = sampler._polar
     z = sampler.local[..., 2]
     return np.minimum(ph.r_endo(np.clip(z, 0, ph.length_mm), phi, g) - rho, z)
+
+
+def box_labels(sampler: PlaneSampler, w: float) -> np.ndarray | None:
+    """(r1-r0, c1-c0, D) anatomy classes over the heart box only (:meth:`PlaneSampler.labels`
+    without copying the static rest of the plane, for renderers that precompute it), or None."""
+    if sampler.local is None:
+        return None
+    r0, r1, c0, c1 = sampler.box
+    hl = sampler.heart.heart_labels_local(sampler.local, w, sampler._polar)
+    return np.where(hl >= 0, hl, sampler.background[r0:r1, c0:c1])
 
 
 def sample_angle(sampler: PlaneSampler) -> np.ndarray | None:
@@ -224,7 +235,8 @@ def myocardial_ecv(sampler: PlaneSampler, w: float, physiology, labels: np.ndarr
     sick = np.isin(np.arange(1, len(physiology.ecv) + 1),
                    list(physiology.scar_segments) + list(physiology.fibrosis_segments))
     healthy = np.where(sick, remote, physiology.ecv)
-    ecv = np.where(tissue > 0, segment_values(regions, physiology.ecv, remote), segment_values(regions, healthy, remote))
+    ecv = np.where(tissue > 0, segment_values(regions, physiology.ecv, remote),
+                   segment_values(regions, healthy, remote))
     return np.where(tissue >= 0, ecv, np.nan), tissue
 
 
@@ -235,13 +247,19 @@ def mostly(tissue: np.ndarray, kind: int) -> np.ndarray:
 
 
 def acquire(signals: np.ndarray, plane: SlicePlane, coil: dict, noise_sd: float, rng: np.random.Generator,
-            kspace_fraction: float = 0.8) -> np.ndarray:
+            kspace_fraction: float = 0.8, motion_mm: np.ndarray | None = None) -> np.ndarray:
     """Complex images (T, R, C) of a stack of one plane, in single precision, as :func:`form_image`
     forms one (coil field, finite k-space support, complex Gaussian noise) with the background
-    phase already removed: magnitude and phase-sensitive reconstructions come from the same data."""
+    phase already removed: magnitude and phase-sensitive reconstructions come from the same data.
+
+    ``motion_mm`` (R, 3): rigid displacement of the anatomy when each phase-encode line (row of
+    k-space, in ``fftfreq`` order) was acquired, as in a breath-hold the patient did not keep:
+    a linear phase per line (:func:`motion_phase`), i.e. blur and ghosts along phase-encode."""
     sens = coil_sensitivity(plane.pixel_grid_mm(), coil).astype(np.float32)
     img = np.asarray(signals, dtype=np.float32) * sens
     k = scipy.fft.fft2(img, axes=(-2, -1)) * kspace_window(plane.shape, kspace_fraction).astype(np.float32)
+    if motion_mm is not None:
+        k *= motion_phase(plane, motion_mm)
     cplx = scipy.fft.ifft2(k, axes=(-2, -1), overwrite_x=True)
     noise = rng.standard_normal((2,) + cplx.shape, dtype=np.float32)
     noise *= np.float32(noise_sd)
@@ -250,13 +268,45 @@ def acquire(signals: np.ndarray, plane: SlicePlane, coil: dict, noise_sd: float,
     return cplx
 
 
+def motion_phase(plane: SlicePlane, motion_mm: np.ndarray) -> np.ndarray:
+    """(R, C) k-space phase of per-line displacements ``motion_mm`` (R, 3) in patient mm (the
+    in-plane part; relative to the k-space centre line, whose position the image takes)."""
+    rows, cols = plane.shape
+    d = np.asarray(motion_mm, float) - np.asarray(motion_mm, float)[0]  # fftfreq order: row 0 is ky = 0
+    d_col = (d @ plane.row_cosine / plane.pixel_spacing_mm[1])[:, None]
+    d_row = (d @ plane.col_cosine / plane.pixel_spacing_mm[0])[:, None]
+    ky = np.fft.fftfreq(rows)[:, None]  # cycles per pixel
+    kx = np.fft.fftfreq(cols)[None, :]
+    return np.exp(-2j * np.pi * (ky * d_row + kx * d_col)).astype(np.complex64)
+
+
 def form_images(signals: np.ndarray, plane: SlicePlane, coil: dict, noise_sd: float, rng: np.random.Generator,
-                kspace_fraction: float = 0.8, signed: bool = False) -> np.ndarray:
+                kspace_fraction: float = 0.8, signed: bool = False, motion_mm: np.ndarray | None = None) -> np.ndarray:
     """:func:`form_image` of a stack (T, R, C) of one plane (see :func:`acquire`)."""
-    cplx = acquire(signals, plane, coil, noise_sd, rng, kspace_fraction)
+    cplx = acquire(signals, plane, coil, noise_sd, rng, kspace_fraction, motion_mm)
     return cplx.real if signed else np.abs(cplx)
 
 
 def kspace_blur(img: np.ndarray, plane: SlicePlane, kspace_fraction: float) -> np.ndarray:
     """A map (R, C) seen through the acquired k-space support (in-plane partial volume), no noise."""
     return scipy.fft.ifft2(scipy.fft.fft2(img) * kspace_window(plane.shape, kspace_fraction)).real
+
+
+class PhaseCachedHeart(an.Heart):
+    """The same heart, with :meth:`Heart.phase` memoised per activation: a renderer asks for the
+    geometry of one activation a dozen times per frame (labels, wall depth, every truth contour
+    and landmark), and each call integrates the shape anew.  Values are identical."""
+
+    def phase(self, w: float) -> an.LVPhase:
+        cache = self.__dict__.setdefault("_phase_cache", {})
+        key = float(w)
+        if key not in cache:
+            cache[key] = super().phase(key)
+        return cache[key]
+
+
+def phase_cached(heart: an.Heart) -> PhaseCachedHeart:
+    """A :class:`PhaseCachedHeart` copy of ``heart`` (its own cache, the original untouched)."""
+    if isinstance(heart, PhaseCachedHeart):
+        return heart
+    return PhaseCachedHeart(**{f.name: getattr(heart, f.name) for f in dataclasses.fields(heart) if f.init})

@@ -16,6 +16,8 @@ rows, which therefore serve both maps; the operator repeats the same breath-hold
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from pydicom.dataset import Dataset
 
@@ -25,8 +27,8 @@ from cmr_atlas.synth.clinical import truth as CT
 from cmr_atlas.synth.clinical.protocol import (CONTRAST_AGENT, ClinicalExamContext, RenderedSeries, RenderResult,
                                                acquisition_time)
 from cmr_atlas.synth.clinical.render import (DIASTASIS_FRAC, TISSUE_OF_CLASS, PlaneSampler, kspace_blur, mostly,
-                                             myocardial_ecv, myocardial_t1_post_ms, post_contrast_class_t1,
-                                             remote_ecv)
+                                             myocardial_ecv, myocardial_t1_post_ms, phase_cached,
+                                             post_contrast_class_t1, remote_ecv)
 from cmr_atlas.synth.imaging import breath_hold_shift, coil_sensitivity
 from cmr_atlas.synth.physics import relaxation
 
@@ -51,7 +53,8 @@ def sample_t1(ctx: ClinicalExamContext, sampler: PlaneSampler, w: float, blood_m
         table[[an.LV_MYO, an.RV_MYO]] = ph.native_t1_myo_ms
         return table[lab], pd, tissue
     table = post_contrast_class_t1(ctx.field_t, blood_mmol_l, ph.hematocrit, remote_ecv(ph), ph.native_t1_myo_ms)
-    t1 = np.where(tissue >= 0, myocardial_t1_post_ms(ph, ctx.field_t, np.nan_to_num(ecv, nan=0.25), blood_mmol_l), table[lab])
+    myo = myocardial_t1_post_ms(ph, ctx.field_t, np.nan_to_num(ecv, nan=0.25), blood_mmol_l)
+    t1 = np.where(tissue >= 0, myo, table[lab])
     return t1, pd, tissue
 
 
@@ -63,7 +66,8 @@ def t1_map(ctx: ClinicalExamContext, sampler: PlaneSampler, w: float, blood_mmol
     true = (t1 * pd).sum(axis=-1) / np.maximum(pd.sum(axis=-1), 1e-9)
     seen = kspace_blur(true, sampler.plane, kspace_fraction)
     coil = coil_sensitivity(sampler.plane.pixel_grid_mm(), ctx.coil)
-    heart_px, _ = sampler.plane.patient_to_pixel(ctx.heart.to_patient(np.array([0.0, 0.0, 0.5 * ctx.heart.ed.length_mm])))
+    mid_axis = ctx.heart.to_patient(np.array([0.0, 0.0, 0.5 * ctx.heart.ed.length_mm]))
+    heart_px, _ = sampler.plane.patient_to_pixel(mid_axis)
     r, c = np.clip(np.rint(heart_px).astype(int), 0, np.array(coil.shape) - 1)
     gain = pd_px * coil / coil[r, c]
     sd = rel_sd * np.abs(seen) / np.maximum(gain, MIN_PD)
@@ -99,6 +103,7 @@ def series_headers(ctx: ClinicalExamContext, post: bool) -> dict:
 
 def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int = 0) -> RenderResult:
     """Native and post-contrast T1 maps with contour, SAX landmark and scar/fibrosis pixel truth."""
+    ctx = dataclasses.replace(ctx, heart=phase_cached(ctx.heart))  # same heart, phases memoised
     levels = LEVELS[int(rng.integers(1, 4))]
     slices = sorted({ctx.geometry.sax_level(lv) for lv in levels})
     planes = [ctx.geometry.sax_planes[k] for k in slices]
@@ -116,7 +121,8 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int = 
         for k, (sl, sampler) in enumerate(zip(slices, samplers)):
             img, tissue = t1_map(ctx, sampler, w, conc, rel_sd, kfrac, rng)
             images.append(img[None])
-            headers.append([{"TriggerTime": round(DIASTASIS_FRAC * rr, 1), "AcquisitionTime": acquisition_time(start + 0.3 * k)}])
+            headers.append([{"TriggerTime": round(DIASTASIS_FRAC * rr, 1),
+                             "AcquisitionTime": acquisition_time(start + 0.3 * k)}])
             if state == "native":
                 for kind, code in (("scar", 1), ("fibrosis", 2)):
                     tissue_rows.append(pt.tissue_pixel_rows(ctx.label, SEQUENCE, kind, "sax", sl, mostly(tissue, code)))

@@ -2,13 +2,14 @@
 one fixed algorithm, give larger cavities and less myocardium on bSSFP, by the published margins.
 
 Published: SSFP vs FLASH/GRE on the same subjects gives end-diastolic volume about 10 % larger and
-LV mass about 10-15 % smaller (Moon et al., Radiology 2002; Malayeri et al., JMRI 2008, the MESA
+LV mass about 10-15 % smaller (Moon et al., Radiology 2002; Malayeri et al. 2008, the MESA
 substudy; Plein et al., Radiology 2001), because blood between trabeculae stays bright on SSFP.
 Here the difference is measured on images (10 hearts, 3 mid-ventricular ED slices each), never
 taken from the truth: the renderer draws the trabecular layer as cavity in both, only the physics
 differs.  Accepted: cavity +5 % to +20 %, myocardium -4 % to -18 %; the published means carry
 confidence intervals of several percent, and 30 slices of 10 hearts add a few percent of
-subject-to-subject spread (band thickness 1.5-2.5 mm is drawn per heart).
+subject-to-subject spread (band thickness 1.5-2.5 mm is drawn per heart).  Measured when written:
+cavity +11.7 %, myocardium -8.4 % (``pytest -s`` prints them).
 """
 
 import matplotlib.path as mpath
@@ -73,6 +74,7 @@ def test_ssfp_cavity_larger_and_myocardium_smaller_than_gre_by_published_margins
     myo = {s: sum(r[s][1] for r in measured) for s in SNR}
     cavity_change = cav["ssfp"] / cav["gre"] - 1.0
     myo_change = myo["ssfp"] / myo["gre"] - 1.0
+    print(f"SSFP vs GRE: cavity {100 * cavity_change:+.1f} %, myocardium {100 * myo_change:+.1f} %")  # pytest -s
     assert 0.05 <= cavity_change <= 0.20, cavity_change
     assert -0.18 <= myo_change <= -0.04, myo_change
     # and slice by slice, not only on average
