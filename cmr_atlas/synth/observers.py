@@ -17,8 +17,11 @@ from cmr_atlas.core.geometry import SlicePlane
 LANDMARK_SD_MM = {
     "mv_anterior": 1.0, "mv_inferior": 1.0, "mv_septal": 1.25, "mv_lateral": 1.25,
     "apex": 1.6, "rv_insert_anterior": 1.5, "rv_insert_posterior": 1.5, "lv_centre": 0.8,
+    # 3-chamber valve points (clinical exams): as the 4CH hinges, no published reader figure here
+    "mv_inferolateral": 1.25, "lvot_anteroseptal": 1.25,
 }
-CONTOUR_BIAS_MM = {"obs1": {"endo": -0.3, "epi": 0.2}, "obs2": {"endo": 0.3, "epi": -0.2}}
+CONTOUR_BIAS_MM = {"obs1": {"endo": -0.3, "epi": 0.2, "rv_endo": -0.3},
+                   "obs2": {"endo": 0.3, "epi": -0.2, "rv_endo": 0.3}}
 
 
 def perturb_contour(

@@ -143,7 +143,7 @@ CONTOURS = register(TableSchema(
         optional(SLICE_INDEX),
         optional(FRAME),
         _PHASE_OR_NULL,
-        optional(SURFACE),
+        Column("surface", "str", "endo or epi (LV), rv_endo (RV cavity; clinical exams)"),
         Column("point_index", "int", "order along the contour"),
         *PATIENT_XYZ_MM,
         *_PX,

@@ -159,8 +159,9 @@ def _exam_truth(ex: ClinicalExam) -> dict[str, pd.DataFrame]:
 
 
 def _series_time(start_min: float) -> str:
-    """SeriesTime (HHMMSS) of a series starting ``start_min`` after a 10:00 stress bolus."""
-    s = int(round(10 * 3600 + start_min * 60))
+    """SeriesTime (HHMMSS) of a series starting ``start_min`` after the stress bolus (the clock of
+    :func:`~cmr_atlas.synth.clinical.protocol.acquisition_time`)."""
+    s = int(round(P.STRESS_BOLUS_CLOCK_S + start_min * 60))
     return f"{s // 3600:02d}{s // 60 % 60:02d}{s % 60:02d}"
 
 
@@ -171,7 +172,7 @@ def write_clinical_exam(ex: ClinicalExam, dicom_dir: Path, seed: int, index: int
     for k, s in enumerate(ex.series):
         headers = {**ctx.scanner_headers(), "SeriesTime": _series_time(s.start_min), **s.series_headers}
         specs.append(SeriesSpec(s.kind, s.description, k + 1, s.planes, s.images, s.slice_indices, headers,
-                                s.frame_headers))
+                                s.frame_headers or None))
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7]))
     return write_exam(dicom_dir / ex.label, ex.header, ctx.vendor, specs, np.zeros(0), 1000.0,
                       f"cmr-atlas-clinical-{seed}-{index}", rng)
