@@ -10,10 +10,11 @@ signal normalisation.  Readout: saturation-recovery FLASH (TR 2.2-2.6 ms, TE 1.0
 2-4 pulses).  Contrast, kinetics and signal: :mod:`.perfusion_curves`; free breathing:
 :mod:`.respiration`; fast moving-slice rendering: :mod:`.dynamic`.
 
-Noise: SNR0, the ratio of a fully relaxed signal (unit coil) to the noise SD, is 90-150 at 1.5 T
-and 1.5-1.9 times that at 3 T; with the coil field over the heart (0.5-1) pre-contrast myocardium
-has an SNR of about 4-10 and peak myocardial enhancement 12-30 at 1.5 T (the order Kellman 2017
-report; Cheng et al., JACC 2007 measure 1.6-2x the SNR/CNR at 3 T for the same perfusion protocol).
+Noise: SNR0, the ratio of a fully relaxed signal (unit coil) to the noise SD, is 75-130 at 1.5 T
+and 1.4-1.8 times that at 3 T; with the coil field over the heart (0.5-1) pre-contrast myocardium
+has an SNR of about 4-12 and peak myocardial enhancement 15-35 at 1.5 T (the order Kellman 2017
+report; Cheng et al., JACC 2007 find roughly 1.5-2x the SNR/CNR at 3 T for the same protocol, of
+which B1 inhomogeneity and the lower r1 give part back).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from cmr_atlas.synth import truthgeom as tg
 from cmr_atlas.synth.anatomy import activation_curve
 from cmr_atlas.synth.clinical import perfusion_curves as pc
 from cmr_atlas.synth.clinical import truth as CT
-from cmr_atlas.synth.clinical.dynamic import SEGMENT_BASE, MovingSlice, PhaseLayers, contour_atlas
+from cmr_atlas.synth.clinical.dynamic import (N_COMPARTMENTS, N_LAYERS, MovingSlice, PhaseLayers,
+                                               compartment_of_segment, contour_atlas)
 from cmr_atlas.synth.clinical.protocol import ClinicalExamContext, RenderedSeries, RenderResult, clock_time
 from cmr_atlas.synth.clinical.render import form_image, quantise
 from cmr_atlas.synth.clinical.respiration import RespiratoryTrace, respiratory_trace
@@ -40,7 +42,7 @@ N_FRAMES = 60
 LEVELS = ("basal", "mid", "apical")
 PD_FLIP_DEG = 5.0
 SEQUENCE_NAME = {"SIEMENS": "*tfl2d1", "GE MEDICAL SYSTEMS": "fgre_sr", "Philips": "T1-TFE-SR"}
-SNR0 = {1.5: (90.0, 150.0), 3.0: (90.0 * 1.5, 150.0 * 1.9)}
+SNR0 = {1.5: (75.0, 130.0), 3.0: (75.0 * 1.4, 130.0 * 1.8)}
 READOUT_MS = 60.0  # readout of one slice after its saturation delay (lines x TR)
 
 
@@ -176,7 +178,8 @@ def _render_series(ctx, rng, plan: StatePlan, curves: pc.StateCurves, tasks: lis
         images.append(stack)
         headers.append(_frame_headers(plan, task))
         if kind == "perfusion":
-            _slice_truth(ctx, plan, task, layers, w, parts)
+            _slice_truth(ctx, plan, task, w, parts)
+            parts[CT.PERFUSION_PIXELS.name].append(_pixel_truth(ctx, plan, task, layers, curves.layer_mbf))
     series = RenderedSeries(
         kind=kind, sequence=SEQUENCE, view="sax", description=_description(ctx, plan.state, kind, rng.random() < 0.15),
         start_min=plan.start_min + (0.0 if kind == "perfusion" else 1e-4), planes=[t.moving.plane for t in tasks],
@@ -213,9 +216,8 @@ def _frame_headers(plan: StatePlan, task: SliceTask) -> list[dict]:
     return out
 
 
-def _slice_truth(ctx, plan: StatePlan, task: SliceTask, layers: PhaseLayers, w: float, parts: dict) -> None:
-    """Contours and SAX landmarks of every frame (following the breathing), and the per-pixel
-    MBF of the reference frame (the first proton-density frame)."""
+def _slice_truth(ctx, plan: StatePlan, task: SliceTask, w: float, parts: dict) -> None:
+    """Contours and SAX landmarks of every frame (following the breathing)."""
     plane = task.moving.plane
     offsets = plan.breathing.shift_mm @ plane.normal
     atlas = contour_atlas(ctx.heart, plane, w, float(offsets.min()), float(offsets.max()))
@@ -235,27 +237,27 @@ def _slice_truth(ctx, plan: StatePlan, task: SliceTask, layers: PhaseLayers, w: 
         for name, p in tr.name_pair(ctx.heart, "sax", moved_ins, shift).items():
             parts["landmarks"].append(tr.landmark_row(ctx.label, "truth", SEQUENCE, "sax", task.slice_index, f, None,
                                                       name, p, plane))
-    parts[CT.PERFUSION_PIXELS.name].append(_pixel_truth(ctx, plan, task, layers))
 
 
-def _pixel_truth(ctx, plan: StatePlan, task: SliceTask, layers: PhaseLayers) -> pd.DataFrame:
+def _pixel_truth(ctx, plan: StatePlan, task: SliceTask, layers: PhaseLayers, layer_mbf: np.ndarray) -> pd.DataFrame:
     """Myocardial pixels (LV myocardium fraction >= 0.5) of the reference frame, their AHA segment
-    (the segment covering most of the pixel) and MBF."""
+    and wall layer (the compartment covering most of the pixel) and that layer's MBF."""
     shift, scale = plan.breathing.shift_mm[0], float(plan.breathing.scale[0])
+    zero = np.zeros(task.moving.plane.shape)
     fractions = []
     for s in range(1, 18):
-        table = np.zeros(SEGMENT_BASE + 17)
-        table[SEGMENT_BASE + s - 1] = 1.0
-        fractions.append(task.moving.frame(layers, table, shift, scale, background=np.zeros(task.moving.plane.shape)))
+        for layer in range(N_LAYERS):
+            table = np.zeros(N_COMPARTMENTS)
+            table[compartment_of_segment(s, layer)] = 1.0
+            fractions.append(task.moving.frame(layers, table, shift, scale, background=zero))
     fr = np.stack(fractions)
-    myo = fr.sum(axis=0) >= 0.5
-    seg = np.argmax(fr, axis=0) + 1
-    keep = myo & (seg <= 16)
+    best = np.argmax(fr, axis=0)
+    seg, layer = best // N_LAYERS + 1, best % N_LAYERS
+    keep = (fr.sum(axis=0) >= 0.5) & (seg <= 16)
     rows, cols = np.nonzero(keep)
-    mbf = ctx.physiology.mbf_stress if plan.state == "stress" else ctx.physiology.mbf_rest
     return pd.DataFrame({"exam_id": ctx.label, "state": plan.state, "slice_index": task.slice_index,
                          "level": task.level, "row_px": rows.astype("int64"), "col_px": cols.astype("int64"),
-                         "segment": seg[keep].astype("int64"), "mbf_ml_min_g": mbf[seg[keep] - 1]})
+                         "segment": seg[keep].astype("int64"), "mbf_ml_min_g": layer_mbf[seg[keep] - 1, layer[keep]]})
 
 
 def _curve_rows(ctx: ClinicalExamContext, plan: StatePlan, curves: pc.StateCurves) -> pd.DataFrame:

@@ -156,3 +156,14 @@ def test_four_chamber_scout_has_long_axis_truth():
     assert images.shape == (30, 128, 128) and acq.slice_index == 0
     assert {m["landmark"] for m in marks} == {"mv_septal", "mv_lateral", "apex"}
     assert {c["frame"] for c in contours} == set(range(30))
+
+
+def test_truth_tables_conform_to_their_schemas(exam):
+    from cmr_atlas.core.tables import conform
+    from cmr_atlas.synth import truth as T
+    from cmr_atlas.synth.clinical import truth as CT
+
+    _, res = exam
+    conform(res.truth["ti_scout"], CT.TI_SCOUT)
+    conform(res.truth["contours"], T.CONTOURS)
+    conform(res.truth["landmarks"], T.LANDMARKS)
