@@ -221,6 +221,8 @@ class ScoutImageParams:
     ghost: float  # amplitude of the pulsatile-blood ghost along the phase encoding
     b1_tilt: np.ndarray  # (2,) inversion-efficiency gradient across the FOV (per 100 mm)
     m0_jitter: float  # SD of the relative magnetisation at inversion between heartbeats
+    echo_ghost: float  # amplitude of the early-frame ghost of unspoiled inversion-pulse coherence
+    echo_tau_ms: float  # its decay with TI
 
 
 def _sample_t1_pd(ctx: ClinicalExamContext, sampler: PlaneSampler, w: float, t1s: TissueT1):
@@ -266,7 +268,8 @@ def _frame_signal(ti: float, t1, pd, blood, acq: ScoutAcquisition, img: ScoutIma
     return s0, (mz(ti + dt_ms, eff_map) - s0) / dt_ms, mz(ti, 0.9 * eff_map) - s0
 
 
-def _acquire(maps: tuple, acq: ScoutAcquisition, ctx, img: ScoutImageParams, rng, blood_img) -> np.ndarray:
+def _acquire(maps: tuple, ti_ms: float, acq: ScoutAcquisition, ctx, img: ScoutImageParams, rng,
+             blood_img) -> np.ndarray:
     """k-space of one frame, filled by segments of ``lines_per_segment`` contiguous lines, one
     segment per inversion: within a segment each line is read at its own time (a fast-changing Mz
     modulates k-space with the segment period), and each segment starts from a slightly different
@@ -281,8 +284,13 @@ def _acquire(maps: tuple, acq: ScoutAcquisition, ctx, img: ScoutImageParams, rng
     jitter = np.fft.ifftshift(rng.normal(0, img.m0_jitter / 0.1, rows // lines + 1)[n // lines])
     coil = coil_sensitivity(acq.plane.pixel_grid_mm(), ctx.coil)
     k = np.fft.fft2(sig * coil) + np.fft.fft2(dsig * coil) * t_off[:, None] + np.fft.fft2(dm * coil) * jitter[:, None]
+    ky = np.fft.fftfreq(rows)[:, None]
     if img.ghost > 0:  # a copy displaced by a third of the FOV along the phase encoding
-        k = k + img.ghost * np.fft.fft2(blood_img * coil) * np.exp(-2j * np.pi * np.fft.fftfreq(rows) * rows / 3)[:, None]
+        k = k + img.ghost * np.fft.fft2(blood_img * coil) * np.exp(-2j * np.pi * ky * rows / 3)
+    # coherence left by the inversion pulse (imperfect spoiling) alternates between segments: an
+    # N/2 ghost that fades over the first frames
+    echo = img.echo_ghost * np.exp(-ti_ms / img.echo_tau_ms)
+    k = k + echo * np.fft.fft2(np.abs(sig) * coil) * np.exp(-2j * np.pi * ky * rows / 2) * 1j
     cplx = np.fft.ifft2(k * kspace_window(acq.plane.shape, 0.85))
     cplx = cplx + (rng.normal(0, 1, cplx.shape) + 1j * rng.normal(0, 1, cplx.shape)) / img.snr0
     return np.abs(cplx) * img.scale
@@ -296,7 +304,8 @@ def render_scout_series(ctx: ClinicalExamContext, rng: np.random.Generator, acq:
     img = ScoutImageParams(snr0=float(rng.uniform(35, 60) * (1.6 if ctx.field_t == 3.0 else 1.0)),
                            scale=float(rng.uniform(1800, 2600)), inflow=float(rng.uniform(0.1, 0.4)),
                            ghost=float(rng.uniform(0.03, 0.1)) if rng.random() < 0.5 else 0.0,
-                           b1_tilt=rng.normal(0, 0.02, 2), m0_jitter=float(rng.uniform(0.02, 0.06)))
+                           b1_tilt=rng.normal(0, 0.02, 2), m0_jitter=float(rng.uniform(0.02, 0.06)),
+                           echo_ghost=float(rng.uniform(0.4, 0.9)), echo_tau_ms=float(rng.uniform(60.0, 100.0)))
     grid = acq.plane.in_plane_mm(acq.plane.pixel_grid_mm())  # (R, C, 2) mm
     centred = (grid - grid.mean(axis=(0, 1))) / 100.0
     eff_map = np.clip(acq.inversion_efficiency + centred @ img.b1_tilt, 0.7, 1.0)
@@ -307,7 +316,8 @@ def render_scout_series(ctx: ClinicalExamContext, rng: np.random.Generator, acq:
         t1, pd, blood = _sample_t1_pd(ctx, sampler, float(w[f]), t1s)
         maps = _frame_signal(float(acq.ti_ms[f]), t1, pd, blood, acq, img, eff_map, 2.0)
         blood_img = (maps[0] * blood.mean(axis=2)) * (0.5 + np.cos(np.pi * w[f]))
-        out[f] = quantise(_acquire(tuple(m * sin_ratio for m in maps), acq, ctx, img, rng, blood_img))
+        out[f] = quantise(_acquire(tuple(m * sin_ratio for m in maps), float(acq.ti_ms[f]), acq, ctx, img, rng,
+                                   blood_img))
     return out, shift, w
 
 
