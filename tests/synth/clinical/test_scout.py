@@ -167,3 +167,21 @@ def test_truth_tables_conform_to_their_schemas(exam):
     conform(res.truth["ti_scout"], CT.TI_SCOUT)
     conform(res.truth["contours"], T.CONTOURS)
     conform(res.truth["landmarks"], T.LANDMARKS)
+
+
+def test_inversion_artefact_fades_over_the_first_frames():
+    from cmr_atlas.synth import anatomy as an
+    from cmr_atlas.synth.clinical.render import PlaneSampler
+
+    excess = []
+    for i in range(3):
+        ctx = cohort.make_context(5, i)
+        rng = np.random.default_rng(i)
+        acq = scout.draw_acquisition(ctx, rng, "sax")
+        images, shift, _ = scout.render_scout_series(ctx, rng, acq)
+        air = (PlaneSampler(ctx.heart, acq.plane, shift).background == an.AIR).all(axis=2)
+        air_mean = images[:, air].astype(float).mean(axis=1)  # ghosts land in the air around the body
+        floor = air_mean[-10:].mean()
+        excess.append((air_mean[0] - floor) / floor)
+        assert np.all(air_mean[8:] < 1.1 * floor)  # resolved after about 400 ms
+    assert np.mean(excess) > 0.2
