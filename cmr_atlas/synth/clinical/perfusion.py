@@ -82,15 +82,20 @@ def plan_state(ctx: ClinicalExamContext, rng: np.random.Generator, state: str) -
     beat_s = np.concatenate([[0.0], np.cumsum(rr[:-1])]) / 1000.0
     tr_ms, te_ms = float(rng.uniform(2.2, 2.6)), float(rng.uniform(1.0, 1.2))
     flip = float(rng.choice([12.0, 14.0, 15.0]))
-    ts = float(np.clip(rng.uniform(100.0, 150.0), 80.0, (0.92 * rr.mean() - 60.0) / 3 - READOUT_MS))
     n_centre = int(rng.integers(10, 21))
-    aif_ts = float(rng.uniform(5.0, 20.0))
-    aif_trigger = 20.0 + aif_ts + 3 * tr_ms
-    slot = ts + READOUT_MS  # each slice: saturation, delay, readout
-    start = aif_trigger + 30.0
-    trigger = start + np.arange(3) * slot + ts + n_centre * tr_ms
-    readouts = [pc.Readout(ts - 0.0, flip, tr_ms, te_ms, n_centre) for _ in range(3)]
-    aif_readout = pc.Readout(aif_ts, flip, tr_ms, 0.8, int(rng.integers(2, 5)))
+    n_aif = int(rng.integers(2, 5))
+    aif_first = float(rng.uniform(3.0, 12.0))  # AIF saturation delay to the k-space centre about 5-20 ms
+    aif_trigger = 20.0 + aif_first + n_aif * tr_ms
+    start = aif_trigger + 25.0  # the AIF image's remaining lines, then the first slice's saturation
+    # saturation delay TS (saturation to the k-space centre) 100-150 ms, shortened when three slices
+    # would not fit in 92 % of the R-R at a fast stress heart rate
+    fit = (0.92 * rr.min() - start) / 3 - READOUT_MS + n_centre * tr_ms
+    ts = float(np.clip(rng.uniform(100.0, 150.0), 70.0, max(fit, 70.0)))
+    first = ts - n_centre * tr_ms  # to the first readout pulse
+    slot = first + READOUT_MS  # each slice: saturation, delay, readout
+    trigger = start + np.arange(3) * slot + ts
+    readouts = [pc.Readout(first, flip, tr_ms, te_ms, n_centre) for _ in range(3)]
+    aif_readout = pc.Readout(aif_first, flip, tr_ms, 0.8, n_aif)
     times = beat_s + trigger[1] / 1000.0
     return StatePlan(state, t0_min - pre_s / 60.0, pre_s, rr, beat_s, trigger, aif_trigger, readouts, aif_readout,
                      int(rng.choice([2, 3])), respiratory_trace(rng, times))

@@ -178,7 +178,7 @@ def native_properties(ctx: ClinicalExamContext) -> NativeProperties:
 class Readout:
     """Saturation-recovery (or proton-density) FLASH readout of one image."""
 
-    saturation_delay_ms: float  # from the saturation pulse to the first readout pulse
+    saturation_delay_ms: float  # from the saturation pulse to the first readout pulse (TS - n TR)
     flip_deg: float
     tr_ms: float
     te_ms: float

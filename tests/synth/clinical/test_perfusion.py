@@ -299,3 +299,17 @@ def test_truth_tables_conform_to_their_schemas(exam):
     assert set(res.truth["contours"].state) == {"stress", "rest"}
     conform(res.truth["contours"].drop(columns="state"), T.CONTOURS)
     conform(res.truth["landmarks"].drop(columns="state"), T.LANDMARKS)
+
+
+def test_slice_timing_fits_the_rr_with_clinical_saturation_delays():
+    for i in range(30):
+        ctx = cohort.make_context(SEED, i)
+        for state in ("stress", "rest"):
+            plan = perfusion.plan_state(ctx, np.random.default_rng(i), state)
+            ts = [r.saturation_delay_ms + r.n_before_centre * r.tr_ms for r in plan.readouts]
+            aif_ts = plan.aif_readout.saturation_delay_ms + plan.aif_readout.n_before_centre * plan.aif_readout.tr_ms
+            assert all(70.0 <= t <= 150.0 for t in ts) and 5.0 <= aif_ts <= 25.0
+            if plan.heart_rate_bpm < 85:
+                assert min(ts) >= 100.0
+            assert plan.trigger_ms[-1] + perfusion.READOUT_MS < 0.95 * plan.rr_ms.min()
+            assert plan.aif_trigger_ms < plan.trigger_ms[0] - min(ts)  # AIF image first, then slice 1's saturation
