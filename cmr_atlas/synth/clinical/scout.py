@@ -6,7 +6,7 @@ inversion times from about 90 to 1,300 ms, temporal resolution 24-36 ms.  An ECG
 non-selective inversion is followed by a segmented FLASH readout: frame k's segment of k-space
 lines is read around TI_k; segments of the same frame are collected over successive inversions,
 one every ``inversion_rr`` (2-3) heartbeats, so frames span one and a half cardiac cycles (each
-frame at its own cardiac phase) and the breath-hold lasts 10-20 s.
+frame at its own cardiac phase) and the breath-hold lasts 10-20 s (:func:`breath_hold_s`).
 
 Signal (derivation; :func:`look_locker_model`).  During the readout Mz relaxes with the apparent
 rate ``1/T1* = 1/T1 - d ln(cos a_eff) / TR`` towards ``A = T1*/T1`` (Deichmann & Haase, JMR 1992),
@@ -144,10 +144,12 @@ def draw_acquisition(ctx: ClinicalExamContext, rng: np.random.Generator, view: s
     dead = float(rng.uniform(0.0, 0.15))  # fraction of each frame interval without pulses
     duty = float(np.clip(lines * TR_MS / np.diff(ti).mean() * (1 - dead), 0.4, 1.0))
     b1 = float(rng.uniform(*B1_RANGE[ctx.field_t]))
+    rr = 60000.0 / ctx.physiology.heart_rate_rest_bpm
+    every = int(rng.choice([2, 3], p=[0.6, 0.4])) if rr < 850.0 else 2  # slow hearts: 2 beats suffice
     return ScoutAcquisition(
-        view=view, plane=plane, slice_index=idx, ti_ms=ti, rr_ms=60000.0 / ctx.physiology.heart_rate_rest_bpm,
+        view=view, plane=plane, slice_index=idx, ti_ms=ti, rr_ms=rr,
         trigger_delay_ms=float(rng.uniform(5.0, 20.0)), duty=duty, flip_eff_deg=FLIP_DEG * b1 * SLICE_PROFILE_FLIP,
-        inversion_efficiency=float(rng.uniform(0.90, 0.98)), inversion_rr=int(rng.choice([2, 3], p=[0.6, 0.4])),
+        inversion_efficiency=float(rng.uniform(0.90, 0.98)), inversion_rr=every,
         lines_per_segment=lines)
 
 
@@ -407,18 +409,23 @@ def plane_truth(ctx: ClinicalExamContext, acq: ScoutAcquisition, shift: np.ndarr
     return contours, marks
 
 
-def _headers(ctx: ClinicalExamContext, acq: ScoutAcquisition) -> tuple[dict, list[dict]]:
+def breath_hold_s(acq: ScoutAcquisition) -> float:
+    """Duration of the scout: 128 x 6/8 partial Fourier / GRAPPA 2 = 48 lines per frame, one
+    segment of ``lines_per_segment`` per inversion, an inversion every ``inversion_rr`` beats."""
+    lines = int(np.ceil(MATRIX[0] * 0.75 / 2))
+    return float(np.ceil(lines / acq.lines_per_segment) * acq.inversion_rr * acq.rr_ms / 1000.0)
+
+
+def _headers(ctx: ClinicalExamContext, acq: ScoutAcquisition, start_min: float) -> tuple[dict, list[dict]]:
     series = {"ScanningSequence": ["GR", "IR"], "SequenceVariant": ["SK", "SP", "MP"],
               "SequenceName": SEQUENCE_NAME[ctx.vendor], "MRAcquisitionType": "2D", "RepetitionTime": TR_MS,
               "EchoTime": TE_MS, "FlipAngle": FLIP_DEG, "ContrastBolusAgent": "GADOBUTROL",
               "NominalInterval": int(round(acq.rr_ms)), "HeartRate": int(round(60000.0 / acq.rr_ms)),
               "CardiacNumberOfImages": N_FRAMES}
-    # segments of one frame come from successive inversions: the frame's time is its last one's
-    t0 = ctx.timeline.scout_min * 60.0
-    span_s = acq.inversion_rr * acq.rr_ms / 1000.0 * int(np.ceil(MATRIX[0] * 0.85 / acq.lines_per_segment))
+    # segmented cine: every image of the series carries the acquisition start
     frames = [{"InversionTime": float(acq.ti_ms[f]),
                "TriggerTime": round(float((acq.trigger_delay_ms + acq.ti_ms[f]) % acq.rr_ms), 1),
-               "AcquisitionTime": clock_time((t0 + span_s) / 60.0)} for f in range(N_FRAMES)]
+               "AcquisitionTime": clock_time(start_min)} for f in range(N_FRAMES)]
     return series, frames
 
 
@@ -431,11 +438,12 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int) -
     for k, view in enumerate(views):
         acq = draw_acquisition(ctx, rng, view)
         images, shift, w = render_scout_series(ctx, rng, acq)
-        series_h, frame_h = _headers(ctx, acq)
+        start = ctx.timeline.scout_min + k * (breath_hold_s(acq) + 20.0) / 60.0
+        series_h, frame_h = _headers(ctx, acq, start)
         desc = {"SIEMENS": "TI_Scout", "GE MEDICAL SYSTEMS": "CINE IR", "Philips": "LookLocker_TI"}[ctx.vendor]
         out.series.append(RenderedSeries(
             kind="ti_scout", sequence=SEQUENCE, view=view, description=desc if rng.random() > 0.15 else "",
-            start_min=ctx.timeline.scout_min + 0.5 * k, planes=[acq.plane], slice_indices=[acq.slice_index],
+            start_min=start, planes=[acq.plane], slice_indices=[acq.slice_index],
             images=[images], series_headers=series_h, frame_headers=[frame_h]))
         rows.append(scout_truth_row(ctx, rng, acq))
         c, m = plane_truth(ctx, acq, shift, w)

@@ -185,3 +185,8 @@ def test_inversion_artefact_fades_over_the_first_frames():
         excess.append((air_mean[0] - floor) / floor)
         assert np.all(air_mean[8:] < 1.1 * floor)  # resolved after about 400 ms
     assert np.mean(excess) > 0.2
+
+
+def test_breath_hold_is_clinical(population):
+    hold = np.array([scout.breath_hold_s(acq) for _, acq, _ in population])
+    assert hold.min() > 6.0 and hold.max() < 25.0 and 9.0 < np.median(hold) < 18.0
