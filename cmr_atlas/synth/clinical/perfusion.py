@@ -55,7 +55,7 @@ class StatePlan:
     injection_s: float  # bolus injection, seconds after the series start
     rr_ms: np.ndarray  # (T,) R-R interval of each heartbeat
     beat_s: np.ndarray  # (T,) R wave of each heartbeat from the series start
-    trigger_ms: np.ndarray  # (3,) k-space centre of each slice after the R wave
+    trigger_ms: np.ndarray  # (3,) k-space centre of each slice (basal, mid, apical) after the R wave
     aif_trigger_ms: float
     readouts: list[pc.Readout]  # per slice
     aif_readout: pc.Readout
@@ -93,10 +93,13 @@ def plan_state(ctx: ClinicalExamContext, rng: np.random.Generator, state: str) -
     ts = float(np.clip(rng.uniform(100.0, 150.0), 70.0, max(fit, 70.0)))
     first = ts - n_centre * tr_ms  # to the first readout pulse
     slot = first + READOUT_MS  # each slice: saturation, delay, readout
-    trigger = start + np.arange(3) * slot + ts
+    # acquisition order in the R-R: most sites read the basal slice last (in diastole, when the base
+    # has come back up), some base first (then the basal slice may catch the outflow tract at ES)
+    order = np.array([2, 1, 0]) if rng.random() < 0.6 else np.array([0, 1, 2])  # position of each level
+    trigger = start + order * slot + ts
     readouts = [pc.Readout(first, flip, tr_ms, te_ms, n_centre) for _ in range(3)]
     aif_readout = pc.Readout(aif_first, flip, tr_ms, 0.8, n_aif)
-    times = beat_s + trigger[1] / 1000.0
+    times = beat_s + trigger[1] / 1000.0  # the mid slice's time stands for the heartbeat
     return StatePlan(state, t0_min - pre_s / 60.0, pre_s, rr, beat_s, trigger, aif_trigger, readouts, aif_readout,
                      int(rng.choice([2, 3])), respiratory_trace(rng, times))
 
