@@ -115,17 +115,31 @@ def _myocardium_mask(res, frame, shape):
     return inside["epi"] & ~inside["endo"], inside["endo"]
 
 
-def test_images_null_myocardium_where_the_truth_says(exam):
-    ctx, res = exam
-    row = res.truth["ti_scout"].iloc[0]
+def _tissue_means(res):
+    from scipy.ndimage import binary_erosion
+
     img = res.series[0].images[0].astype(float)
     myo_mean, blood_mean = [], []
     for f in range(30):
         myo, cav = _myocardium_mask(res, f, img.shape[1:])
-        from scipy.ndimage import binary_erosion
-
         myo_mean.append(img[f][binary_erosion(myo)].mean())
         blood_mean.append(img[f][binary_erosion(cav, iterations=2)].mean())
+    return np.array(myo_mean), np.array(blood_mean)
+
+
+def test_amyloid_like_image_nulls_myocardium_before_blood():
+    ctx = cohort.make_context(5, 2)
+    ctx = replace(ctx, physiology=replace(ctx.physiology, amyloid_like=True))
+    res = scout.render(ctx, np.random.default_rng(4), 0)
+    myo, blood = _tissue_means(res)
+    assert np.argmin(myo) < np.argmin(blood)
+
+
+def test_images_null_myocardium_where_the_truth_says(exam):
+    ctx, res = exam
+    row = res.truth["ti_scout"].iloc[0]
+    img = res.series[0].images[0].astype(float)
+    myo_mean, blood_mean = _tissue_means(res)
     darkest = int(np.argmin(myo_mean))
     assert abs(darkest - row.null_frame) <= 1
     assert int(np.argmin(blood_mean)) < darkest  # blood nulls first in this (non-amyloid) subject
