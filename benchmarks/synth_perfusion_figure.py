@@ -35,7 +35,9 @@ def ischaemic_exam(seed: int, limit: int = 400):
 
 
 def _series(res, kind, state):
-    return next(s for s in res.series if s.kind == kind and state in s.description.lower())
+    """Stress is acquired first (descriptions may be blank)."""
+    found = sorted((s for s in res.series if s.kind == kind), key=lambda s: s.start_min)
+    return found[0 if state == "stress" else 1]
 
 
 def _blood_roi(series, marks, state, plane_k, slice_index, radius_mm=8.0):
