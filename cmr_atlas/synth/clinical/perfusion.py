@@ -146,9 +146,10 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int) -
     truth: dict[str, list] = {"contours": [], "landmarks": [], CT.PERFUSION_PIXELS.name: [],
                               CT.PERFUSION_CURVES.name: []}
     snr0 = float(rng.uniform(*SNR0[ctx.field_t]))
+    subject_z = float(rng.standard_normal())  # shared by the stress and rest AIF peaks
     for plan in plans:
         curves = pc.state_curves(ctx, rng, plan.state, plan.beat_s + plan.trigger_ms[1] / 1000.0,
-                                 plan.injection_s, plan.start_min)
+                                 plan.injection_s, plan.start_min, subject_z)
         tasks = [SliceTask(lv, i, m, t, r) for lv, i, m, t, r in zip(LEVELS, idx, moving, plan.trigger_ms, plan.readouts)]
         aif_task = SliceTask("mid", idx[1], aif_moving, plan.aif_trigger_ms, plan.aif_readout)
         for kind, group in (("perfusion", tasks), ("perfusion_aif", [aif_task])):

@@ -5,7 +5,8 @@ Figures (sources):
 - AIF first-pass peak of whole blood for 0.05 mmol/kg: 3.5 +- 1.2 mmol/l at stress, 4.4 +- 1.2 at
   rest (Kellman et al., JCMR 2017, dual-sequence AIF); gamma-variate shape alpha 2.5-3.5, beta
   0.9-1.3 s at stress (higher cardiac output) and 1.1-1.6 s at rest, arrival 5-9 s after the
-  injection (:mod:`cmr_atlas.synth.kinetics`).
+  injection (:mod:`cmr_atlas.synth.kinetics`); a subject's stress and rest peaks correlate
+  (r about 0.36: body size and cardiac output are shared).
 - The RV sees the bolus 2-4 s earlier (pulmonary transit), sharper (beta x 0.6-0.8) and higher
   (x 1.2-1.6: less dispersion), as in every dual-bolus/first-pass study's RV and LV curves.
 - Myocardium: the two-compartment exchange model (Sourbron & Buckley 2011; NOT the Fermi model the
@@ -48,10 +49,17 @@ BACKGROUND_EXCHANGE = {
 }
 
 
-def draw_aif_shape(rng: np.random.Generator, state: str, injection_s: float) -> tuple[float, kin.AifShape]:
-    """First-pass peak (mmol/l whole blood) and gamma-variate shape of one subject's LV input."""
+AIF_PEAK_CORRELATION = 0.6  # a subject's stress and rest peaks go together (body size, cardiac output)
+
+
+def draw_aif_shape(rng: np.random.Generator, state: str, injection_s: float,
+                   subject_z: float = 0.0) -> tuple[float, kin.AifShape]:
+    """First-pass peak (mmol/l whole blood) and gamma-variate shape of one subject's LV input;
+    ``subject_z`` (standard normal, shared by both states) correlates the stress and rest peaks
+    without changing their marginal distributions."""
     mean, sd = AIF_PEAK_MMOL_L[state]
-    peak = float(np.clip(rng.normal(mean, sd), 0.8, mean + 4 * sd))
+    z = AIF_PEAK_CORRELATION * subject_z + np.sqrt(1 - AIF_PEAK_CORRELATION**2) * rng.standard_normal()
+    peak = float(np.clip(mean + sd * z, 0.8, mean + 4 * sd))
     stress = state == "stress"
     shape = kin.AifShape(
         arrival_s=injection_s + rng.uniform(5.0, 7.5) if stress else injection_s + rng.uniform(6.0, 9.0),
@@ -82,12 +90,12 @@ def _fine_grid(times_s: np.ndarray) -> np.ndarray:
 
 
 def state_curves(ctx: ClinicalExamContext, rng: np.random.Generator, state: str, times_s: np.ndarray,
-                 injection_s: float, start_min: float) -> StateCurves:
+                 injection_s: float, start_min: float, subject_z: float = 0.0) -> StateCurves:
     """Draw the inputs and compute every compartment's concentration at ``times_s``."""
     ph = ctx.physiology
     hct = ph.hematocrit
     t = _fine_grid(times_s)
-    peak, shape = draw_aif_shape(rng, state, injection_s)
+    peak, shape = draw_aif_shape(rng, state, injection_s, subject_z)
     lv = kin.aif_blood(t, peak, shape)
     rv_shape = replace(shape, arrival_s=shape.arrival_s - rng.uniform(2.0, 4.0), beta_s=shape.beta_s * rng.uniform(0.6, 0.8))
     rv = kin.aif_blood(t, peak * rng.uniform(1.2, 1.6), rv_shape)

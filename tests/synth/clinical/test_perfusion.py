@@ -36,10 +36,20 @@ def test_aif_first_pass_peaks_match_kellman(state, mean, sd):
     t = np.arange(0, 70, pc.FINE_DT_S)
     peaks = []
     for _ in range(1500):
-        peak, shape = pc.draw_aif_shape(rng, state, 3.0)
+        peak, shape = pc.draw_aif_shape(rng, state, 3.0, float(rng.standard_normal()))
         peaks.append(pc.kin.aif_blood(t, peak, shape).max())
     assert np.mean(peaks) == pytest.approx(mean, abs=0.1)
     assert np.std(peaks) == pytest.approx(sd, rel=0.1)
+
+
+def test_stress_and_rest_peaks_of_a_subject_are_correlated():
+    rng = np.random.default_rng(5)
+    pairs = []
+    for _ in range(800):
+        z = float(rng.standard_normal())
+        pairs.append([pc.draw_aif_shape(rng, s, 3.0, z)[0] for s in ("stress", "rest")])
+    r = np.corrcoef(np.array(pairs).T)[0, 1]
+    assert 0.25 < r < 0.5  # rho^2 of the shared part
 
 
 def test_rendered_aif_peak_and_residual_baseline(exam):
