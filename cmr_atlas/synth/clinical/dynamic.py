@@ -6,8 +6,8 @@ grid (1 mm steps over the slice thickness plus the breathing range), once per ca
 frame's through-plane displacement then picks and weights the grid depths under its slice profile
 (exact partial volume for that displacement), its in-plane displacement and deformation are a
 resampling of the heart layer over the static thorax (the chest wall does not move with the heart),
-and the tissue signal is a table lookup per compartment: anatomy class, or AHA segment for LV
-myocardium (:data:`N_COMPARTMENTS`).  Truth contours are computed on the same through-plane grid
+and the tissue signal is a table lookup per compartment: anatomy class, or AHA segment and wall
+layer (inner / outer half) for LV myocardium (:data:`N_COMPARTMENTS`).  Truth contours are computed on the same through-plane grid
 and carried by the same in-plane transform.
 """
 
@@ -23,14 +23,16 @@ from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth import truthgeom as tg
 from cmr_atlas.synth.clinical.render import PlaneSampler
 
-SEGMENT_BASE = an.N_TISSUES  # compartment of LV myocardium in AHA segment s: SEGMENT_BASE + s - 1
-N_COMPARTMENTS = an.N_TISSUES + 17
+SEGMENT_BASE = an.N_TISSUES  # LV myocardium of AHA segment s, layer l: SEGMENT_BASE + 2 (s - 1) + l
+N_LAYERS = 2  # 0: subendocardial half of the wall, 1: subepicardial half
+N_COMPARTMENTS = an.N_TISSUES + N_LAYERS * 17
 DEPTH_STEP_MM = 1.0
 PROFILE_EDGE_MM = 1.5  # width of each slice-profile edge (2D excitation is not a rectangle)
 
 
-def compartment_of_segment(segment: int) -> int:
-    return SEGMENT_BASE + int(segment) - 1
+def compartment_of_segment(segment, layer):
+    """Compartment of LV myocardium in AHA ``segment`` (1-17) and wall ``layer`` (0 inner, 1 outer)."""
+    return SEGMENT_BASE + N_LAYERS * (np.asarray(segment) - 1) + np.asarray(layer)
 
 
 def slice_profile_weights(depths_mm: np.ndarray, centre_mm: float, thickness_mm: float) -> np.ndarray:
@@ -79,7 +81,9 @@ class MovingSlice:
         r0, r1, c0, c1 = self.sampler.box
         lab = self.sampler.labels(w)[r0:r1, c0:c1]
         seg = self.sampler.myocardial_regions(w)[r0:r1, c0:c1]
-        comp = np.where(lab == an.LV_MYO, SEGMENT_BASE + np.maximum(seg, 1) - 1, lab).astype(np.int16)
+        outer = np.nan_to_num(self.sampler.wall_depth(w)[r0:r1, c0:c1], nan=0.0) >= 0.5
+        comp = np.where(lab == an.LV_MYO, compartment_of_segment(np.maximum(seg, 1), outer.astype(int)), lab)
+        comp = comp.astype(np.int16)
         heart = (lab != self.sampler.background[r0:r1, c0:c1]).astype(float)
         return PhaseLayers(comp, heart)
 

@@ -10,10 +10,11 @@ signal normalisation.  Readout: saturation-recovery FLASH (TR 2.2-2.6 ms, TE 1.0
 2-4 pulses).  Contrast, kinetics and signal: :mod:`.perfusion_curves`; free breathing:
 :mod:`.respiration`; fast moving-slice rendering: :mod:`.dynamic`.
 
-Noise: SNR0, the ratio of a fully relaxed signal (unit coil) to the noise SD, is 90-150 at 1.5 T
-and 1.5-1.9 times that at 3 T; with the coil field over the heart (0.5-1) pre-contrast myocardium
-has an SNR of about 4-10 and peak myocardial enhancement 12-30 at 1.5 T (the order Kellman 2017
-report; Cheng et al., JACC 2007 measure 1.6-2x the SNR/CNR at 3 T for the same perfusion protocol).
+Noise: SNR0, the ratio of a fully relaxed signal (unit coil) to the noise SD, is 75-130 at 1.5 T
+and 1.4-1.8 times that at 3 T; with the coil field over the heart (0.5-1) pre-contrast myocardium
+has an SNR of about 4-12 and peak myocardial enhancement 15-35 at 1.5 T (the order Kellman 2017
+report; Cheng et al., JACC 2007 find roughly 1.5-2x the SNR/CNR at 3 T for the same protocol, of
+which B1 inhomogeneity and the lower r1 give part back).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from cmr_atlas.synth import truthgeom as tg
 from cmr_atlas.synth.anatomy import activation_curve
 from cmr_atlas.synth.clinical import perfusion_curves as pc
 from cmr_atlas.synth.clinical import truth as CT
-from cmr_atlas.synth.clinical.dynamic import SEGMENT_BASE, MovingSlice, PhaseLayers, contour_atlas
+from cmr_atlas.synth.clinical.dynamic import (N_COMPARTMENTS, N_LAYERS, MovingSlice, PhaseLayers,
+                                               compartment_of_segment, contour_atlas)
 from cmr_atlas.synth.clinical.protocol import (CONTRAST_AGENT, ClinicalExamContext, RenderedSeries, RenderResult,
                                                acquisition_time)
 from cmr_atlas.synth.clinical.render import form_image, quantise
@@ -41,7 +43,7 @@ N_FRAMES = 60
 LEVELS = ("basal", "mid", "apical")
 PD_FLIP_DEG = 5.0
 SEQUENCE_NAME = {"SIEMENS": "*tfl2d1", "GE MEDICAL SYSTEMS": "fgre_sr", "Philips": "T1-TFE-SR"}
-SNR0 = {1.5: (90.0, 150.0), 3.0: (90.0 * 1.5, 150.0 * 1.9)}
+SNR0 = {1.5: (75.0, 130.0), 3.0: (75.0 * 1.4, 130.0 * 1.8)}
 READOUT_MS = 60.0  # readout of one slice after its saturation delay (lines x TR)
 
 
@@ -54,7 +56,7 @@ class StatePlan:
     injection_s: float  # bolus injection, seconds after the series start
     rr_ms: np.ndarray  # (T,) R-R interval of each heartbeat
     beat_s: np.ndarray  # (T,) R wave of each heartbeat from the series start
-    trigger_ms: np.ndarray  # (3,) k-space centre of each slice after the R wave
+    trigger_ms: np.ndarray  # (3,) k-space centre of each slice (basal, mid, apical) after the R wave
     aif_trigger_ms: float
     readouts: list[pc.Readout]  # per slice
     aif_readout: pc.Readout
@@ -81,16 +83,24 @@ def plan_state(ctx: ClinicalExamContext, rng: np.random.Generator, state: str) -
     beat_s = np.concatenate([[0.0], np.cumsum(rr[:-1])]) / 1000.0
     tr_ms, te_ms = float(rng.uniform(2.2, 2.6)), float(rng.uniform(1.0, 1.2))
     flip = float(rng.choice([12.0, 14.0, 15.0]))
-    ts = float(np.clip(rng.uniform(100.0, 150.0), 80.0, (0.92 * rr.mean() - 60.0) / 3 - READOUT_MS))
     n_centre = int(rng.integers(10, 21))
-    aif_ts = float(rng.uniform(5.0, 20.0))
-    aif_trigger = 20.0 + aif_ts + 3 * tr_ms
-    slot = ts + READOUT_MS  # each slice: saturation, delay, readout
-    start = aif_trigger + 30.0
-    trigger = start + np.arange(3) * slot + ts + n_centre * tr_ms
-    readouts = [pc.Readout(ts - 0.0, flip, tr_ms, te_ms, n_centre) for _ in range(3)]
-    aif_readout = pc.Readout(aif_ts, flip, tr_ms, 0.8, int(rng.integers(2, 5)))
-    times = beat_s + trigger[1] / 1000.0
+    n_aif = int(rng.integers(2, 5))
+    aif_first = float(rng.uniform(3.0, 12.0))  # AIF saturation delay to the k-space centre about 5-20 ms
+    aif_trigger = 20.0 + aif_first + n_aif * tr_ms
+    start = aif_trigger + 25.0  # the AIF image's remaining lines, then the first slice's saturation
+    # saturation delay TS (saturation to the k-space centre) 100-150 ms, shortened when three slices
+    # would not fit in 92 % of the R-R at a fast stress heart rate
+    fit = (0.92 * rr.min() - start) / 3 - READOUT_MS + n_centre * tr_ms
+    ts = float(np.clip(rng.uniform(100.0, 150.0), 70.0, max(fit, 70.0)))
+    first = ts - n_centre * tr_ms  # to the first readout pulse
+    slot = first + READOUT_MS  # each slice: saturation, delay, readout
+    # acquisition order in the R-R: most sites read the basal slice last (in diastole, when the base
+    # has come back up), some base first (then the basal slice may catch the outflow tract at ES)
+    order = np.array([2, 1, 0]) if rng.random() < 0.6 else np.array([0, 1, 2])  # position of each level
+    trigger = start + order * slot + ts
+    readouts = [pc.Readout(first, flip, tr_ms, te_ms, n_centre) for _ in range(3)]
+    aif_readout = pc.Readout(aif_first, flip, tr_ms, 0.8, n_aif)
+    times = beat_s + trigger[1] / 1000.0  # the mid slice's time stands for the heartbeat
     return StatePlan(state, t0_min - pre_s / 60.0, pre_s, rr, beat_s, trigger, aif_trigger, readouts, aif_readout,
                      int(rng.choice([2, 3])), respiratory_trace(rng, times))
 
@@ -137,9 +147,10 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int) -
     truth: dict[str, list] = {"contours": [], "landmarks": [], CT.PERFUSION_PIXELS.name: [],
                               CT.PERFUSION_CURVES.name: []}
     snr0 = float(rng.uniform(*SNR0[ctx.field_t]))
+    subject_z = float(rng.standard_normal())  # shared by the stress and rest AIF peaks
     for plan in plans:
         curves = pc.state_curves(ctx, rng, plan.state, plan.beat_s + plan.trigger_ms[1] / 1000.0,
-                                 plan.injection_s, plan.start_min)
+                                 plan.injection_s, plan.start_min, subject_z)
         tasks = [SliceTask(lv, i, m, t, r) for lv, i, m, t, r in zip(LEVELS, idx, moving, plan.trigger_ms, plan.readouts)]
         aif_task = SliceTask("mid", idx[1], aif_moving, plan.aif_trigger_ms, plan.aif_readout)
         for kind, group in (("perfusion", tasks), ("perfusion_aif", [aif_task])):
@@ -177,7 +188,8 @@ def _render_series(ctx, rng, plan: StatePlan, curves: pc.StateCurves, tasks: lis
         images.append(stack)
         headers.append(_frame_headers(plan, task))
         if kind == "perfusion":
-            _slice_truth(ctx, plan, task, layers, w, parts)
+            _slice_truth(ctx, plan, task, w, parts)
+            parts[CT.PERFUSION_PIXELS.name].append(_pixel_truth(ctx, plan, task, layers, curves.layer_mbf))
     series = RenderedSeries(
         kind=kind, sequence=SEQUENCE, view="sax", description=_description(ctx, plan.state, kind, rng.random() < 0.15),
         start_min=plan.start_min + (0.0 if kind == "perfusion" else 1e-4), planes=[t.moving.plane for t in tasks],
@@ -214,9 +226,8 @@ def _frame_headers(plan: StatePlan, task: SliceTask) -> list[dict]:
     return out
 
 
-def _slice_truth(ctx, plan: StatePlan, task: SliceTask, layers: PhaseLayers, w: float, parts: dict) -> None:
-    """Contours and SAX landmarks of every frame (following the breathing), and the per-pixel
-    MBF of the reference frame (the first proton-density frame)."""
+def _slice_truth(ctx, plan: StatePlan, task: SliceTask, w: float, parts: dict) -> None:
+    """Contours and SAX landmarks of every frame (following the breathing)."""
     plane = task.moving.plane
     offsets = plan.breathing.shift_mm @ plane.normal
     atlas = contour_atlas(ctx.heart, plane, w, float(offsets.min()), float(offsets.max()))
@@ -236,27 +247,27 @@ def _slice_truth(ctx, plan: StatePlan, task: SliceTask, layers: PhaseLayers, w: 
         for name, p in tr.name_pair(ctx.heart, "sax", moved_ins, shift).items():
             parts["landmarks"].append(tr.landmark_row(ctx.label, "truth", SEQUENCE, "sax", task.slice_index, f, None,
                                                       name, p, plane))
-    parts[CT.PERFUSION_PIXELS.name].append(_pixel_truth(ctx, plan, task, layers))
 
 
-def _pixel_truth(ctx, plan: StatePlan, task: SliceTask, layers: PhaseLayers) -> pd.DataFrame:
+def _pixel_truth(ctx, plan: StatePlan, task: SliceTask, layers: PhaseLayers, layer_mbf: np.ndarray) -> pd.DataFrame:
     """Myocardial pixels (LV myocardium fraction >= 0.5) of the reference frame, their AHA segment
-    (the segment covering most of the pixel) and MBF."""
+    and wall layer (the compartment covering most of the pixel) and that layer's MBF."""
     shift, scale = plan.breathing.shift_mm[0], float(plan.breathing.scale[0])
+    zero = np.zeros(task.moving.plane.shape)
     fractions = []
     for s in range(1, 18):
-        table = np.zeros(SEGMENT_BASE + 17)
-        table[SEGMENT_BASE + s - 1] = 1.0
-        fractions.append(task.moving.frame(layers, table, shift, scale, background=np.zeros(task.moving.plane.shape)))
+        for layer in range(N_LAYERS):
+            table = np.zeros(N_COMPARTMENTS)
+            table[compartment_of_segment(s, layer)] = 1.0
+            fractions.append(task.moving.frame(layers, table, shift, scale, background=zero))
     fr = np.stack(fractions)
-    myo = fr.sum(axis=0) >= 0.5
-    seg = np.argmax(fr, axis=0) + 1
-    keep = myo & (seg <= 16)
+    best = np.argmax(fr, axis=0)
+    seg, layer = best // N_LAYERS + 1, best % N_LAYERS
+    keep = (fr.sum(axis=0) >= 0.5) & (seg <= 16)
     rows, cols = np.nonzero(keep)
-    mbf = ctx.physiology.mbf_stress if plan.state == "stress" else ctx.physiology.mbf_rest
     return pd.DataFrame({"exam_id": ctx.label, "condition": plan.state, "slice_index": task.slice_index,
                          "level": task.level, "row_px": rows.astype("int64"), "col_px": cols.astype("int64"),
-                         "segment": seg[keep].astype("int64"), "mbf_ml_min_g": mbf[seg[keep] - 1]})
+                         "segment": seg[keep].astype("int64"), "mbf_ml_min_g": layer_mbf[seg[keep] - 1, layer[keep]]})
 
 
 def _curve_rows(ctx: ClinicalExamContext, plan: StatePlan, curves: pc.StateCurves) -> pd.DataFrame:

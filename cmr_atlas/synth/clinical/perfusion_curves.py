@@ -5,7 +5,8 @@ Figures (sources):
 - AIF first-pass peak of whole blood for 0.05 mmol/kg: 3.5 +- 1.2 mmol/l at stress, 4.4 +- 1.2 at
   rest (Kellman et al., JCMR 2017, dual-sequence AIF); gamma-variate shape alpha 2.5-3.5, beta
   0.9-1.3 s at stress (higher cardiac output) and 1.1-1.6 s at rest, arrival 5-9 s after the
-  injection (:mod:`cmr_atlas.synth.kinetics`).
+  injection (:mod:`cmr_atlas.synth.kinetics`); a subject's stress and rest peaks correlate
+  (r about 0.36: body size and cardiac output are shared).
 - The RV sees the bolus 2-4 s earlier (pulmonary transit), sharper (beta x 0.6-0.8) and higher
   (x 1.2-1.6: less dispersion), as in every dual-bolus/first-pass study's RV and LV curves.
 - Myocardium: the two-compartment exchange model (Sourbron & Buckley 2011; NOT the Fermi model the
@@ -13,6 +14,10 @@ Figures (sources):
   adenosine (capillary recruitment), plasma volume 0.045 rest / 0.06 stress (blood volume 0.08-0.12
   ml/g, Jerosch-Herold, JCMR 2010), interstitium ECV - vp; the input reaches the myocardium
   0.5-1.5 s after the LV cavity, 0.5-1.5 s later still in a territory fed by collaterals.
+- Transmural gradient: the inner half of the wall gets ``endo/epi`` times the outer half's flow
+  (segment MBF = their mean): 1.05-1.2 at rest and 0.95-1.1 at stress in health (Bache & Schwartz,
+  Circulation 1982; Chiribiri et al., JACC CVI 2013), 0.5-0.8 at stress in an ischaemic territory
+  (a stenosis first starves the subendocardium) and 0.75-0.9 with microvascular disease.
 - Residual gadolinium of earlier injections (the rest series follows the stress one by 12-20 min)
   raises every baseline: blood from :meth:`Timeline.blood_concentration_mmol_l`, tissues at their
   equilibrium share ``(vp + ve) Cp``.
@@ -27,7 +32,7 @@ import numpy as np
 
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth import kinetics as kin
-from cmr_atlas.synth.clinical.dynamic import N_COMPARTMENTS, SEGMENT_BASE
+from cmr_atlas.synth.clinical.dynamic import N_COMPARTMENTS, N_LAYERS, SEGMENT_BASE, compartment_of_segment
 from cmr_atlas.synth.clinical.physiology import N_SEGMENTS
 from cmr_atlas.synth.clinical.protocol import ClinicalExamContext
 from cmr_atlas.synth.clinical.render import TISSUE_OF_CLASS
@@ -44,10 +49,17 @@ BACKGROUND_EXCHANGE = {
 }
 
 
-def draw_aif_shape(rng: np.random.Generator, state: str, injection_s: float) -> tuple[float, kin.AifShape]:
-    """First-pass peak (mmol/l whole blood) and gamma-variate shape of one subject's LV input."""
+AIF_PEAK_CORRELATION = 0.6  # a subject's stress and rest peaks go together (body size, cardiac output)
+
+
+def draw_aif_shape(rng: np.random.Generator, state: str, injection_s: float,
+                   subject_z: float = 0.0) -> tuple[float, kin.AifShape]:
+    """First-pass peak (mmol/l whole blood) and gamma-variate shape of one subject's LV input;
+    ``subject_z`` (standard normal, shared by both states) correlates the stress and rest peaks
+    without changing their marginal distributions."""
     mean, sd = AIF_PEAK_MMOL_L[state]
-    peak = float(np.clip(rng.normal(mean, sd), 0.8, mean + 4 * sd))
+    z = AIF_PEAK_CORRELATION * subject_z + np.sqrt(1 - AIF_PEAK_CORRELATION**2) * rng.standard_normal()
+    peak = float(np.clip(mean + sd * z, 0.8, mean + 4 * sd))
     stress = state == "stress"
     shape = kin.AifShape(
         arrival_s=injection_s + rng.uniform(5.0, 7.5) if stress else injection_s + rng.uniform(6.0, 9.0),
@@ -66,9 +78,11 @@ class StateCurves:
     blood_lv: np.ndarray  # (T,) whole blood, including any residual gadolinium
     plasma_lv: np.ndarray
     compartments: np.ndarray  # (T, N_COMPARTMENTS)
+    layer_mbf: np.ndarray  # (17, N_LAYERS) ml/min/g of each segment's inner and outer half
 
     def segment(self, s: int) -> np.ndarray:
-        return self.compartments[:, SEGMENT_BASE + s - 1]
+        """Tissue curve of AHA segment ``s`` (mean of its wall layers)."""
+        return self.compartments[:, compartment_of_segment(s, np.arange(N_LAYERS))].mean(axis=1)
 
 
 def _fine_grid(times_s: np.ndarray) -> np.ndarray:
@@ -76,12 +90,12 @@ def _fine_grid(times_s: np.ndarray) -> np.ndarray:
 
 
 def state_curves(ctx: ClinicalExamContext, rng: np.random.Generator, state: str, times_s: np.ndarray,
-                 injection_s: float, start_min: float) -> StateCurves:
+                 injection_s: float, start_min: float, subject_z: float = 0.0) -> StateCurves:
     """Draw the inputs and compute every compartment's concentration at ``times_s``."""
     ph = ctx.physiology
     hct = ph.hematocrit
     t = _fine_grid(times_s)
-    peak, shape = draw_aif_shape(rng, state, injection_s)
+    peak, shape = draw_aif_shape(rng, state, injection_s, subject_z)
     lv = kin.aif_blood(t, peak, shape)
     rv_shape = replace(shape, arrival_s=shape.arrival_s - rng.uniform(2.0, 4.0), beta_s=shape.beta_s * rng.uniform(0.6, 0.8))
     rv = kin.aif_blood(t, peak * rng.uniform(1.2, 1.6), rv_shape)
@@ -94,21 +108,25 @@ def state_curves(ctx: ClinicalExamContext, rng: np.random.Generator, state: str,
     comp[:, an.LUNG] = 0.2 * rv  # pulmonary capillary blood
     for c in BLOOD_CLASSES + (an.LUNG,):
         comp[:, c] += base_blood * (0.2 if c == an.LUNG else 1.0)
-    mbf = ph.mbf_stress if state == "stress" else ph.mbf_rest
     stress = state == "stress"
     ps_scale = rng.uniform(1.2, 1.5) if stress else 1.0
     vp = 0.06 if stress else 0.045
     delay = rng.uniform(0.5, 1.5)
     collateral = rng.uniform(0.5, 1.5)
+    layer_mbf = layer_flows(ctx, rng, state)
     territory = set(_territory_segments(ph.ischaemic_territory)) if ph.perfusion_group == "ischaemic" else set()
     for s in range(1, N_SEGMENTS + 1):
         ve = max(float(ph.ecv[s - 1]) - vp, 0.08)
-        params = kin.ExchangeParams(float(mbf[s - 1]), rng.uniform(1.0, 1.4) * ps_scale, vp, ve)
-        lag = delay + (collateral if s in territory else 0.0)
-        inp = kin.delayed(t, cp, lag)
-        comp[:, SEGMENT_BASE + s - 1] = kin.tissue_curve(t, inp, params, hct) + (vp + ve) * base_plasma
-    comp[:, SEGMENT_BASE + 16] = comp[:, SEGMENT_BASE + 12: SEGMENT_BASE + 16].mean(axis=1)  # apical cap
-    comp[:, an.LV_MYO] = comp[:, SEGMENT_BASE: SEGMENT_BASE + 16].mean(axis=1)
+        ps = rng.uniform(1.0, 1.4) * ps_scale
+        inp = kin.delayed(t, cp, delay + (collateral if s in territory else 0.0))
+        for layer in range(N_LAYERS):
+            params = kin.ExchangeParams(float(layer_mbf[s - 1, layer]), ps, vp, ve)
+            comp[:, compartment_of_segment(s, layer)] = kin.tissue_curve(t, inp, params, hct) + (vp + ve) * base_plasma
+    apical = compartment_of_segment(np.arange(13, 17)[:, None], np.arange(N_LAYERS)[None, :])
+    for layer in range(N_LAYERS):  # apical cap: the mean of the apical segments
+        comp[:, compartment_of_segment(17, layer)] = comp[:, apical[:, layer]].mean(axis=1)
+    comp[:, an.LV_MYO] = comp[:, SEGMENT_BASE:].mean(axis=1)
+    mbf = ph.mbf_stress if stress else ph.mbf_rest
     rv_params = kin.ExchangeParams(float(np.mean(mbf)) * 0.7, 1.2 * ps_scale, vp, 0.2)
     comp[:, an.RV_MYO] = kin.tissue_curve(t, kin.delayed(t, cp, delay), rv_params, hct) + (vp + 0.2) * base_plasma
     for c, (f, ps, v_p, v_e, lag) in BACKGROUND_EXCHANGE.items():
@@ -116,7 +134,27 @@ def state_curves(ctx: ClinicalExamContext, rng: np.random.Generator, state: str,
         comp[:, c] = kin.tissue_curve(t, kin.delayed(t, cp, lag), params, hct) + (v_p + v_e) * base_plasma
     sample = lambda y: np.interp(times_s, t, y)  # noqa: E731
     comp_t = np.stack([sample(comp[:, k]) for k in range(N_COMPARTMENTS)], axis=1)
-    return StateCurves(np.asarray(times_s, float), peak, sample(lv + base_blood), sample(cp + base_plasma), comp_t)
+    return StateCurves(np.asarray(times_s, float), peak, sample(lv + base_blood), sample(cp + base_plasma), comp_t,
+                       layer_mbf)
+
+
+def layer_flows(ctx: ClinicalExamContext, rng: np.random.Generator, state: str) -> np.ndarray:
+    """(17, 2) MBF of the inner and outer half of each segment's wall (segment 17: the apical mean);
+    their mean is the segment's MBF (see the module docstring for the endo/epi ratios)."""
+    ph = ctx.physiology
+    stress = state == "stress"
+    mbf = ph.mbf_stress if stress else ph.mbf_rest
+    ratio = np.full(N_SEGMENTS, rng.uniform(0.95, 1.1) if stress else rng.uniform(1.05, 1.2))
+    if stress and ph.perfusion_group == "microvascular":
+        ratio[:] = rng.uniform(0.75, 0.9)
+    if stress and ph.perfusion_group == "ischaemic":
+        seg = np.array(_territory_segments(ph.ischaemic_territory)) - 1
+        ratio[seg] = rng.uniform(0.5, 0.8)
+    out = np.empty((17, N_LAYERS))
+    out[:16, 0] = 2 * mbf * ratio / (1 + ratio)
+    out[:16, 1] = 2 * mbf / (1 + ratio)
+    out[16] = out[12:16].mean(axis=0)
+    return out
 
 
 def _territory_segments(territory: str | None) -> tuple[int, ...]:
@@ -148,7 +186,7 @@ def native_properties(ctx: ClinicalExamContext) -> NativeProperties:
 class Readout:
     """Saturation-recovery (or proton-density) FLASH readout of one image."""
 
-    saturation_delay_ms: float  # from the saturation pulse to the first readout pulse
+    saturation_delay_ms: float  # from the saturation pulse to the first readout pulse (TS - n TR)
     flip_deg: float
     tr_ms: float
     te_ms: float

@@ -3,14 +3,15 @@
 The heart rides on the diaphragm: its displacement is mostly superior-inferior (patient z) with a
 smaller anterior-posterior component (patient y) and a little left-right (x), about 0.6-0.7 of the
 diaphragm's excursion.  Figures (sources):
-- quiet-breathing diaphragm excursion 10-20 mm, heart 5-12 mm peak to peak, mostly SI with AP
+- quiet-breathing diaphragm excursion 10-15 mm, heart 4-10 mm peak to peak, mostly SI with AP
   about 0.3 and LR about 0.15 of it (Wang et al., MRM 1995; McLeish et al., IEEE TMI 2002);
 - breathing period 3-6 s, cycle-to-cycle irregularity about 15 % and an end-expiratory pause
-  (Lujan et al., Med Phys 1999: cos^4-like waveform); deep breaths (sighs) of about twice the tidal
+  (Lujan et al., Med Phys 1999: cos^4-like waveform); deep breaths (sighs) of 1.5-2 times the tidal
   amplitude, which adenosine makes more frequent (dyspnoea is its commonest side effect);
 - the heart deforms a little with breathing (about 1-3 % in-plane, McLeish 2002).
 Many patients try to hold their breath for the first pass and then gasp: half the series start
-with a breath-hold of 10-25 s (slow drift only), the rest breathe throughout.
+with a breath-hold of 10-25 s (slow drift only) and a deeper first breath after it, the rest
+breathe throughout.  Through the SAX plane this gives about 4-12 mm peak to peak over a series.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SI_PEAK_TO_PEAK_MM = (5.0, 12.0)  # tidal heart excursion, uniform range
+SI_PEAK_TO_PEAK_MM = (4.0, 10.0)  # tidal heart excursion, uniform range
 DIRECTION_SI_AP_LR = np.array([0.15, 0.3, 1.0])  # relative components along patient x, y, z
 PERIOD_S = (3.0, 6.0)
-DEEP_BREATH_PROB = 0.12  # per breathing cycle
+DEEP_BREATH_PROB = 0.08  # per breathing cycle
 DEFORMATION_PER_MM = 0.0015  # in-plane scale change per mm of SI displacement
 
 
@@ -41,7 +42,7 @@ def breathing_phase(rng: np.random.Generator, t_s: np.ndarray) -> tuple[np.ndarr
     base_period = rng.uniform(*PERIOD_S)
     while starts[-1] < t_end:
         starts.append(starts[-1] + base_period * float(np.clip(rng.normal(1.0, 0.15), 0.6, 1.5)))
-        amps.append(rng.uniform(1.7, 2.4) if rng.random() < DEEP_BREATH_PROB else rng.normal(1.0, 0.12))
+        amps.append(rng.uniform(1.5, 2.0) if rng.random() < DEEP_BREATH_PROB else rng.normal(1.0, 0.12))
     starts = np.array(starts)
     k = np.clip(np.searchsorted(starts, t_s, side="right") - 1, 0, len(amps) - 1)
     frac = (t_s - starts[k]) / (starts[k + 1] - starts[k])
@@ -60,7 +61,7 @@ def respiratory_trace(rng: np.random.Generator, t_s: np.ndarray) -> RespiratoryT
     if hold_s > 0:  # breath-hold at end expiration with a slow drift, then a gasp
         held = t_s < hold_s
         drift = rng.normal(0, 1.0) * t_s / hold_s
-        si = np.where(held, drift, si + rng.uniform(1.3, 2.0) * p2p * np.exp(-(t_s - hold_s) / 4.0) * (t_s >= hold_s))
+        si = np.where(held, drift, si + rng.uniform(0.2, 0.6) * p2p * np.exp(-(t_s - hold_s) / 4.0) * (t_s >= hold_s))
     direction = DIRECTION_SI_AP_LR * rng.uniform(0.7, 1.3, 3) * np.array([rng.choice([-1, 1]), 1.0, 1.0])
     # inspiration moves the heart inferior (+z is superior in DICOM patient coordinates: -z)
     shift = -si[:, None] * direction[None, :] / np.linalg.norm(direction)

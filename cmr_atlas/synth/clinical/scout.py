@@ -6,7 +6,7 @@ inversion times from about 90 to 1,300 ms, temporal resolution 24-36 ms.  An ECG
 non-selective inversion is followed by a segmented FLASH readout: frame k's segment of k-space
 lines is read around TI_k; segments of the same frame are collected over successive inversions,
 one every ``inversion_rr`` (2-3) heartbeats, so frames span one and a half cardiac cycles (each
-frame at its own cardiac phase) and the breath-hold lasts 10-20 s.
+frame at its own cardiac phase) and the breath-hold lasts 10-20 s (:func:`breath_hold_s`).
 
 Signal (derivation; :func:`look_locker_model`).  During the readout Mz relaxes with the apparent
 rate ``1/T1* = 1/T1 - d ln(cos a_eff) / TR`` towards ``A = T1*/T1`` (Deichmann & Haase, JMR 1992),
@@ -145,10 +145,12 @@ def draw_acquisition(ctx: ClinicalExamContext, rng: np.random.Generator, view: s
     dead = float(rng.uniform(0.0, 0.15))  # fraction of each frame interval without pulses
     duty = float(np.clip(lines * TR_MS / np.diff(ti).mean() * (1 - dead), 0.4, 1.0))
     b1 = float(rng.uniform(*B1_RANGE[ctx.field_t]))
+    rr = 60000.0 / ctx.physiology.heart_rate_rest_bpm
+    every = int(rng.choice([2, 3], p=[0.6, 0.4])) if rr < 850.0 else 2  # slow hearts: 2 beats suffice
     return ScoutAcquisition(
-        view=view, plane=plane, slice_index=idx, ti_ms=ti, rr_ms=60000.0 / ctx.physiology.heart_rate_rest_bpm,
+        view=view, plane=plane, slice_index=idx, ti_ms=ti, rr_ms=rr,
         trigger_delay_ms=float(rng.uniform(5.0, 20.0)), duty=duty, flip_eff_deg=FLIP_DEG * b1 * SLICE_PROFILE_FLIP,
-        inversion_efficiency=float(rng.uniform(0.90, 0.98)), inversion_rr=int(rng.choice([2, 3], p=[0.6, 0.4])),
+        inversion_efficiency=float(rng.uniform(0.90, 0.98)), inversion_rr=every,
         lines_per_segment=lines)
 
 
@@ -222,6 +224,8 @@ class ScoutImageParams:
     ghost: float  # amplitude of the pulsatile-blood ghost along the phase encoding
     b1_tilt: np.ndarray  # (2,) inversion-efficiency gradient across the FOV (per 100 mm)
     m0_jitter: float  # SD of the relative magnetisation at inversion between heartbeats
+    echo_ghost: float  # amplitude of the early-frame ghost of unspoiled inversion-pulse coherence
+    echo_tau_ms: float  # its decay with TI
 
 
 def _sample_t1_pd(ctx: ClinicalExamContext, sampler: PlaneSampler, w: float, t1s: TissueT1):
@@ -267,7 +271,8 @@ def _frame_signal(ti: float, t1, pd, blood, acq: ScoutAcquisition, img: ScoutIma
     return s0, (mz(ti + dt_ms, eff_map) - s0) / dt_ms, mz(ti, 0.9 * eff_map) - s0
 
 
-def _acquire(maps: tuple, acq: ScoutAcquisition, ctx, img: ScoutImageParams, rng, blood_img) -> np.ndarray:
+def _acquire(maps: tuple, ti_ms: float, acq: ScoutAcquisition, ctx, img: ScoutImageParams, rng,
+             blood_img) -> np.ndarray:
     """k-space of one frame, filled by segments of ``lines_per_segment`` contiguous lines, one
     segment per inversion: within a segment each line is read at its own time (a fast-changing Mz
     modulates k-space with the segment period), and each segment starts from a slightly different
@@ -282,8 +287,13 @@ def _acquire(maps: tuple, acq: ScoutAcquisition, ctx, img: ScoutImageParams, rng
     jitter = np.fft.ifftshift(rng.normal(0, img.m0_jitter / 0.1, rows // lines + 1)[n // lines])
     coil = coil_sensitivity(acq.plane.pixel_grid_mm(), ctx.coil)
     k = np.fft.fft2(sig * coil) + np.fft.fft2(dsig * coil) * t_off[:, None] + np.fft.fft2(dm * coil) * jitter[:, None]
+    ky = np.fft.fftfreq(rows)[:, None]
     if img.ghost > 0:  # a copy displaced by a third of the FOV along the phase encoding
-        k = k + img.ghost * np.fft.fft2(blood_img * coil) * np.exp(-2j * np.pi * np.fft.fftfreq(rows) * rows / 3)[:, None]
+        k = k + img.ghost * np.fft.fft2(blood_img * coil) * np.exp(-2j * np.pi * ky * rows / 3)
+    # coherence left by the inversion pulse (imperfect spoiling) alternates between segments: an
+    # N/2 ghost that fades over the first frames
+    echo = img.echo_ghost * np.exp(-ti_ms / img.echo_tau_ms)
+    k = k + echo * np.fft.fft2(np.abs(sig) * coil) * np.exp(-2j * np.pi * ky * rows / 2) * 1j
     cplx = np.fft.ifft2(k * kspace_window(acq.plane.shape, 0.85))
     cplx = cplx + (rng.normal(0, 1, cplx.shape) + 1j * rng.normal(0, 1, cplx.shape)) / img.snr0
     return np.abs(cplx) * img.scale
@@ -297,7 +307,8 @@ def render_scout_series(ctx: ClinicalExamContext, rng: np.random.Generator, acq:
     img = ScoutImageParams(snr0=float(rng.uniform(35, 60) * (1.6 if ctx.field_t == 3.0 else 1.0)),
                            scale=float(rng.uniform(1800, 2600)), inflow=float(rng.uniform(0.1, 0.4)),
                            ghost=float(rng.uniform(0.03, 0.1)) if rng.random() < 0.5 else 0.0,
-                           b1_tilt=rng.normal(0, 0.02, 2), m0_jitter=float(rng.uniform(0.02, 0.06)))
+                           b1_tilt=rng.normal(0, 0.02, 2), m0_jitter=float(rng.uniform(0.02, 0.06)),
+                           echo_ghost=float(rng.uniform(0.4, 0.9)), echo_tau_ms=float(rng.uniform(60.0, 100.0)))
     grid = acq.plane.in_plane_mm(acq.plane.pixel_grid_mm())  # (R, C, 2) mm
     centred = (grid - grid.mean(axis=(0, 1))) / 100.0
     eff_map = np.clip(acq.inversion_efficiency + centred @ img.b1_tilt, 0.7, 1.0)
@@ -308,7 +319,8 @@ def render_scout_series(ctx: ClinicalExamContext, rng: np.random.Generator, acq:
         t1, pd, blood = _sample_t1_pd(ctx, sampler, float(w[f]), t1s)
         maps = _frame_signal(float(acq.ti_ms[f]), t1, pd, blood, acq, img, eff_map, 2.0)
         blood_img = (maps[0] * blood.mean(axis=2)) * (0.5 + np.cos(np.pi * w[f]))
-        out[f] = quantise(_acquire(tuple(m * sin_ratio for m in maps), acq, ctx, img, rng, blood_img))
+        out[f] = quantise(_acquire(tuple(m * sin_ratio for m in maps), float(acq.ti_ms[f]), acq, ctx, img, rng,
+                                   blood_img))
     return out, shift, w
 
 
@@ -398,18 +410,23 @@ def plane_truth(ctx: ClinicalExamContext, acq: ScoutAcquisition, shift: np.ndarr
     return contours, marks
 
 
-def _headers(ctx: ClinicalExamContext, acq: ScoutAcquisition) -> tuple[dict, list[dict]]:
+def breath_hold_s(acq: ScoutAcquisition) -> float:
+    """Duration of the scout: 128 x 6/8 partial Fourier / GRAPPA 2 = 48 lines per frame, one
+    segment of ``lines_per_segment`` per inversion, an inversion every ``inversion_rr`` beats."""
+    lines = int(np.ceil(MATRIX[0] * 0.75 / 2))
+    return float(np.ceil(lines / acq.lines_per_segment) * acq.inversion_rr * acq.rr_ms / 1000.0)
+
+
+def _headers(ctx: ClinicalExamContext, acq: ScoutAcquisition, start_min: float) -> tuple[dict, list[dict]]:
     series = {"ScanningSequence": ["GR", "IR"], "SequenceVariant": ["SK", "SP", "MP"],
               "SequenceName": SEQUENCE_NAME[ctx.vendor], "MRAcquisitionType": "2D", "RepetitionTime": TR_MS,
               "EchoTime": TE_MS, "FlipAngle": FLIP_DEG, "ContrastBolusAgent": CONTRAST_AGENT,
               "NominalInterval": int(round(acq.rr_ms)), "HeartRate": int(round(60000.0 / acq.rr_ms)),
               "CardiacNumberOfImages": N_FRAMES}
-    # segments of one frame come from successive inversions: the frame's time is its last one's
-    t0 = ctx.timeline.scout_min * 60.0
-    span_s = acq.inversion_rr * acq.rr_ms / 1000.0 * int(np.ceil(MATRIX[0] * 0.85 / acq.lines_per_segment))
+    # segmented cine: every image of the series carries the acquisition start
     frames = [{"InversionTime": float(acq.ti_ms[f]),
                "TriggerTime": round(float((acq.trigger_delay_ms + acq.ti_ms[f]) % acq.rr_ms), 1),
-               "AcquisitionTime": acquisition_time((t0 + span_s) / 60.0)} for f in range(N_FRAMES)]
+               "AcquisitionTime": acquisition_time(start_min)} for f in range(N_FRAMES)]
     return series, frames
 
 
@@ -422,11 +439,12 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int) -
     for k, view in enumerate(views):
         acq = draw_acquisition(ctx, rng, view)
         images, shift, w = render_scout_series(ctx, rng, acq)
-        series_h, frame_h = _headers(ctx, acq)
+        start = ctx.timeline.scout_min + k * (breath_hold_s(acq) + 20.0) / 60.0
+        series_h, frame_h = _headers(ctx, acq, start)
         desc = {"SIEMENS": "TI_Scout", "GE MEDICAL SYSTEMS": "CINE IR", "Philips": "LookLocker_TI"}[ctx.vendor]
         out.series.append(RenderedSeries(
             kind="ti_scout", sequence=SEQUENCE, view=view, description=desc if rng.random() > 0.15 else "",
-            start_min=ctx.timeline.scout_min + 0.5 * k, planes=[acq.plane], slice_indices=[acq.slice_index],
+            start_min=start, planes=[acq.plane], slice_indices=[acq.slice_index],
             images=[images], series_headers=series_h, frame_headers=[frame_h]))
         rows.append(scout_truth_row(ctx, rng, acq))
         c, m = plane_truth(ctx, acq, shift, w)

@@ -115,17 +115,31 @@ def _myocardium_mask(res, frame, shape):
     return inside["epi"] & ~inside["endo"], inside["endo"]
 
 
-def test_images_null_myocardium_where_the_truth_says(exam):
-    ctx, res = exam
-    row = res.truth["ti_scout"].iloc[0]
+def _tissue_means(res):
+    from scipy.ndimage import binary_erosion
+
     img = res.series[0].images[0].astype(float)
     myo_mean, blood_mean = [], []
     for f in range(30):
         myo, cav = _myocardium_mask(res, f, img.shape[1:])
-        from scipy.ndimage import binary_erosion
-
         myo_mean.append(img[f][binary_erosion(myo)].mean())
         blood_mean.append(img[f][binary_erosion(cav, iterations=2)].mean())
+    return np.array(myo_mean), np.array(blood_mean)
+
+
+def test_amyloid_like_image_nulls_myocardium_before_blood():
+    ctx = cohort.make_context(5, 2)
+    ctx = replace(ctx, physiology=replace(ctx.physiology, amyloid_like=True))
+    res = scout.render(ctx, np.random.default_rng(4), 0)
+    myo, blood = _tissue_means(res)
+    assert np.argmin(myo) < np.argmin(blood)
+
+
+def test_images_null_myocardium_where_the_truth_says(exam):
+    ctx, res = exam
+    row = res.truth["ti_scout"].iloc[0]
+    img = res.series[0].images[0].astype(float)
+    myo_mean, blood_mean = _tissue_means(res)
     darkest = int(np.argmin(myo_mean))
     assert abs(darkest - row.null_frame) <= 1
     assert int(np.argmin(blood_mean)) < darkest  # blood nulls first in this (non-amyloid) subject
@@ -156,3 +170,37 @@ def test_four_chamber_scout_has_long_axis_truth():
     assert images.shape == (30, 128, 128) and acq.slice_index == 0
     assert {m["landmark"] for m in marks} == {"mv_septal", "mv_lateral", "apex"}
     assert {c["frame"] for c in contours} == set(range(30))
+
+
+def test_truth_tables_conform_to_their_schemas(exam):
+    from cmr_atlas.core.tables import conform
+    from cmr_atlas.synth import truth as T
+    from cmr_atlas.synth.clinical import truth as CT
+
+    _, res = exam
+    conform(res.truth["ti_scout"], CT.TI_SCOUT)
+    conform(res.truth["contours"], T.CONTOURS)
+    conform(res.truth["landmarks"], T.LANDMARKS)
+
+
+def test_inversion_artefact_fades_over_the_first_frames():
+    from cmr_atlas.synth import anatomy as an
+    from cmr_atlas.synth.clinical.render import PlaneSampler
+
+    excess = []
+    for i in range(3):
+        ctx = cohort.make_context(5, i)
+        rng = np.random.default_rng(i)
+        acq = scout.draw_acquisition(ctx, rng, "sax")
+        images, shift, _ = scout.render_scout_series(ctx, rng, acq)
+        air = (PlaneSampler(ctx.heart, acq.plane, shift).background == an.AIR).all(axis=2)
+        air_mean = images[:, air].astype(float).mean(axis=1)  # ghosts land in the air around the body
+        floor = air_mean[-10:].mean()
+        excess.append((air_mean[0] - floor) / floor)
+        assert np.all(air_mean[8:] < 1.1 * floor)  # resolved after about 400 ms
+    assert np.mean(excess) > 0.2
+
+
+def test_breath_hold_is_clinical(population):
+    hold = np.array([scout.breath_hold_s(acq) for _, acq, _ in population])
+    assert hold.min() > 6.0 and hold.max() < 25.0 and 9.0 < np.median(hold) < 18.0
