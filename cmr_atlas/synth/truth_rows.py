@@ -5,6 +5,8 @@ Rows are built as column dicts and concatenated once per exam (pandas frames per
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
@@ -12,6 +14,7 @@ from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.core.vocab import LANDMARKS
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth import truth as T
+from cmr_atlas.synth import truthgeom as tg
 from cmr_atlas.synth.observers import perturb_contour, perturb_landmark
 
 # Long-axis views whose two valve landmarks are told apart by the septal (e1) side: the first name
@@ -68,6 +71,44 @@ def name_pair(heart: an.Heart, view: str, pts: list[np.ndarray], shift: np.ndarr
         return {septal: a, other: b} if la[0] > lb[0] else {septal: b, other: a}
     first, second = LANDMARKS[view][:2]  # anterior first: smaller patient y is more anterior
     return {first: a, second: b} if a[1] < b[1] else {first: b, second: a}
+
+
+def plane_truth(label: str, heart: an.Heart, sequence: str, view: str, sl: int, plane: SlicePlane,
+                shift_mm: np.ndarray, frames: Iterable[tuple[int, float, str | None]],
+                rv_endo: bool = True) -> tuple[list[dict], list[dict]]:
+    """Contour parts (:func:`contour_rows`) and landmark rows of one plane, displaced by
+    ``shift_mm``, for ``frames`` = (frame index, activation w, phase ED/ES/None): LV endo and epi
+    (and with ``rv_endo`` the RV cavity's) and the landmark set of the view."""
+    contours, marks = [], []
+
+    def mark(f, phase, name, p):
+        marks.append(landmark_row(label, "truth", sequence, view, sl, f, phase, name, p, plane))
+
+    rv_grid = tg.RVGrid(heart, plane, shift_mm) if rv_endo else None
+    for f, w, phase in frames:
+        centre = tg.axis_point_in_plane(heart, plane, shift_mm, w)
+        for surface in ("endo", "epi"):
+            pts = tg.plane_contour(heart, w, plane, shift_mm, surface, centre)
+            if pts is None:
+                continue
+            if view != "sax":
+                pts = tg.lax_open_contour(heart, w, pts, shift_mm)
+            contours.append(contour_rows(label, "truth", sequence, view, sl, f, phase, surface, pts, plane))
+            if view == "sax" and surface == "epi":
+                for n, p in name_pair(heart, view, tg.rv_insertions(heart, w, pts, shift_mm), shift_mm).items():
+                    mark(f, phase, n, p)
+            if view == "sax" and surface == "endo":
+                c2 = tg.polygon_centroid(plane.in_plane_mm(pts))
+                mark(f, phase, "lv_centre", plane.position_mm + c2[0] * plane.row_cosine + c2[1] * plane.col_cosine)
+        rv = tg.rv_endo_contour(heart, w, plane, shift_mm, rv_grid) if rv_endo else None
+        if rv is not None:
+            contours.append(contour_rows(label, "truth", sequence, view, sl, f, phase, "rv_endo", rv, plane))
+        if view != "sax":
+            named = name_pair(heart, view, tg.mitral_hinges(heart, w, plane, shift_mm), shift_mm)
+            named["apex"] = tg.apex_point(heart, w, plane, shift_mm)
+            for n, p in named.items():
+                mark(f, phase, n, p)
+    return contours, marks
 
 
 def observer_truth(rng: np.random.Generator, contours: pd.DataFrame, marks: pd.DataFrame,

@@ -32,6 +32,7 @@ import numpy as np
 
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.synth import anatomy as an
+from cmr_atlas.synth import truth_rows as tr
 from cmr_atlas.synth.clinical import planetruth as pt
 from cmr_atlas.synth.clinical.protocol import (SAX_GAP_MM, SAX_THICKNESS_MM, ClinicalExamContext, RenderedSeries,
                                                RenderResult, acquisition_time)
@@ -355,7 +356,7 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int = 
     for pp in plans:
         contrast = ssfp_contrast(ctx.field_t, tm.tr_ms, tm.flip_deg, field_fn(pp.plane.pixel_grid_mm()).ravel())
         images[(pp.view, pp.sl)] = render_plane_frames(ctx, pp, tm, contrast, trab, rng)
-        c, m = pt.plane_truth(ctx.label, ctx.heart, SEQUENCE, pp.view, pp.sl, pp.plane, pp.shift_mm, frames)
+        c, m = tr.plane_truth(ctx.label, ctx.heart, SEQUENCE, pp.view, pp.sl, pp.plane, pp.shift_mm, frames)
         contours += c
         marks += m
     series += _cine_series(ctx, rng, tm, plans, images)

@@ -124,7 +124,7 @@ def _segment_truth(ctx: P.ClinicalExamContext) -> pd.DataFrame:
 
 
 def _post_blood_concentration(ctx: P.ClinicalExamContext) -> float:
-    return float(ctx.timeline.blood_concentration_mmol_l(ctx.timeline.t1_post_min, ctx.physiology.hematocrit))
+    return float(ctx.blood_gd_mmol_l(ctx.timeline.t1_post_min))
 
 
 def _exam_truth(ex: ClinicalExam) -> dict[str, pd.DataFrame]:

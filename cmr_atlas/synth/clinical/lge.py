@@ -22,6 +22,7 @@ import numpy as np
 
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.synth import anatomy as an
+from cmr_atlas.synth import truth_rows as tr
 from cmr_atlas.synth.clinical import planetruth as pt
 from cmr_atlas.synth.clinical.protocol import (CONTRAST_AGENT, ClinicalExamContext, RenderedSeries, RenderResult,
                                                acquisition_time)
@@ -78,20 +79,20 @@ def null_ti_ms(ctx: ClinicalExamContext, t1_ms: float) -> float:
 
 def remote_null_ti_ms(ctx: ClinicalExamContext, t_min: float) -> float:
     """TI that nulls remote myocardium at ``t_min`` after the stress bolus (the right LGE TI)."""
-    c = float(ctx.timeline.blood_concentration_mmol_l(t_min, ctx.physiology.hematocrit))
+    c = float(ctx.blood_gd_mmol_l(t_min))
     return null_ti_ms(ctx, float(myocardial_t1_post_ms(ctx.physiology, ctx.field_t, remote_ecv(ctx.physiology), c)))
 
 
 def blood_null_ti_ms(ctx: ClinicalExamContext, t_min: float) -> float:
     """TI that nulls blood at ``t_min`` after the stress bolus."""
-    c = float(ctx.timeline.blood_concentration_mmol_l(t_min, ctx.physiology.hematocrit))
+    c = float(ctx.blood_gd_mmol_l(t_min))
     return null_ti_ms(ctx, 1000.0 / float(r1_with_contrast(relaxation(ctx.field_t, "blood").t1_ms, c, ctx.field_t)))
 
 
 def plane_mz(ctx: ClinicalExamContext, sampler: PlaneSampler, w: float, ti_ms: float, t_min: float):
     """(R, C) signed signal ``pd Mz(TI)`` averaged through the slice, and the samples' tissue map."""
     ph = ctx.physiology
-    c = float(ctx.timeline.blood_concentration_mmol_l(t_min, ph.hematocrit))
+    c = float(ctx.blood_gd_mmol_l(t_min))
     lab = sampler.labels(w)
     t1 = post_contrast_class_t1(ctx.field_t, c, ph.hematocrit, remote_ecv(ph), ph.native_t1_myo_ms)[lab]
     ecv, tissue = myocardial_ecv(sampler, w, ph, lab)
@@ -132,7 +133,7 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, ti_ms: float, obs
         cplx = acquire(signal[None], p.plane, ctx.coil, 1.0 / snr, rng, kfrac)
         mag[(p.view, p.sl)] = quantise(np.abs(cplx) * scale)
         psir[(p.view, p.sl)] = quantise(cplx.real * scale, signed=True)
-        c, m = pt.plane_truth(ctx.label, ctx.heart, SEQUENCE, p.view, p.sl, p.plane, p.shift_mm, [(0, w, None)])
+        c, m = tr.plane_truth(ctx.label, ctx.heart, SEQUENCE, p.view, p.sl, p.plane, p.shift_mm, [(0, w, None)])
         contours += c
         marks += m
         for kind, code in (("scar", 1), ("fibrosis", 2)):

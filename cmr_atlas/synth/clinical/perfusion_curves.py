@@ -99,7 +99,7 @@ def state_curves(ctx: ClinicalExamContext, rng: np.random.Generator, state: str,
     lv = kin.aif_blood(t, peak, shape)
     rv_shape = replace(shape, arrival_s=shape.arrival_s - rng.uniform(2.0, 4.0), beta_s=shape.beta_s * rng.uniform(0.6, 0.8))
     rv = kin.aif_blood(t, peak * rng.uniform(1.2, 1.6), rv_shape)
-    base_blood = float(ctx.timeline.blood_concentration_mmol_l(start_min, hct))
+    base_blood = float(ctx.blood_gd_mmol_l(start_min))
     base_plasma = base_blood / (1.0 - hct)
     cp = kin.plasma_from_blood(lv, hct)
     comp = np.zeros((len(t), N_COMPARTMENTS))

@@ -26,7 +26,7 @@ the marginal MBF of unaffected subjects keeps the published mean and SD.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -70,6 +70,7 @@ class Physiology:
     scar_transmurality: float = 0.0  # 0 subendocardial rim ... 1 transmural
     fibrosis_segments: tuple[int, ...] = ()  # mid-wall fibrosis (non-ischaemic)
     amyloid_like: bool = False  # myocardium nulls before blood on the TI scout
+    blood_gd_scale: float = 1.0  # plasma Gd relative to the washout model (amyloid: a larger space)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -162,12 +163,28 @@ def draw_physiology(rng: np.random.Generator, subject, field_t: float) -> Physio
         fibrosis = tuple(sorted(int(s) for s in rng.choice((2, 3, 8, 9, 14), size=int(rng.integers(1, 4)),
                                                             replace=False)))
         ecv[np.array(fibrosis) - 1] = rng.uniform(0.30, 0.40, len(fibrosis))
-    return Physiology(
-        hematocrit=hct, heart_rate_rest_bpm=hr, heart_rate_stress_bpm=hr + float(rng.uniform(10.0, 25.0)),
+    hr_stress = hr + float(rng.uniform(10.0, 25.0))
+    amyloid = bool(rng.random() < 0.02)
+    ph = Physiology(
+        hematocrit=hct, heart_rate_rest_bpm=hr, heart_rate_stress_bpm=hr_stress,
         mbf_rest=rest, mbf_stress=stress, perfusion_group=group, ischaemic_territory=territory,
         native_t1_myo_ms=t1, ecv=ecv, scar_segments=scar, scar_transmurality=transmural,
-        fibrosis_segments=fibrosis, amyloid_like=bool(rng.random() < 0.02),
+        fibrosis_segments=fibrosis,
     )
+    return make_amyloid_like(ph, rng) if amyloid else ph
+
+
+def make_amyloid_like(ph: Physiology, rng: np.random.Generator) -> Physiology:
+    """The same subject with amyloid-like myocardium: ECV 0.54-0.66 with 0.03 patchiness outside
+    any scar (amyloid ECV is 0.45-0.65 in AL and ATTR series, Martinez-Naharro et al., JACC 2017),
+    native T1 +100 ms, and plasma gadolinium x 0.75 (the agent spreads into the expanded
+    interstitium).  Myocardium then nulls before blood on the TI scout: its partition coefficient
+    ``ECV / (1 - Hct)`` nears 1 while its native T1 is high."""
+    ecv = ph.ecv.copy()
+    keep = np.isin(np.arange(1, N_SEGMENTS + 1), ph.scar_segments)
+    amyloid = np.clip(rng.uniform(0.54, 0.66) + 0.03 * rng.standard_normal(N_SEGMENTS), 0.48, 0.75)
+    ecv[~keep] = amyloid[~keep]
+    return replace(ph, ecv=ecv, native_t1_myo_ms=ph.native_t1_myo_ms + 100.0, amyloid_like=True, blood_gd_scale=0.75)
 
 
 def post_contrast_t1_ms(native_t1_ms, ecv, hematocrit: float, blood_concentration_mmol_l: float,

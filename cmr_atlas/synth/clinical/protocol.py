@@ -103,6 +103,12 @@ class ClinicalExamContext:
     timeline: Timeline
     coil: dict  # surface-coil receive field (:func:`cmr_atlas.synth.imaging.coil_sensitivity`)
 
+    def blood_gd_mmol_l(self, t_min):
+        """Whole-blood gadolinium ``t_min`` after the stress bolus for this subject (washout of every
+        injection, hematocrit, and the physiology's scale): the one source for every late series."""
+        ph = self.physiology
+        return self.timeline.blood_concentration_mmol_l(t_min, ph.hematocrit) * ph.blood_gd_scale
+
     def scanner_headers(self) -> dict:
         """Series-level DICOM values every clinical series shares."""
         return {"Manufacturer": self.vendor, "ManufacturerModelName": self.model,

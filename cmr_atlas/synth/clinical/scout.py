@@ -35,7 +35,6 @@ native T1, so myocardium nulls before blood and not everywhere at once.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +43,7 @@ import pandas as pd
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth import truth_rows as tr
-from cmr_atlas.synth import truthgeom as tg
+from cmr_atlas.synth.clinical import lge
 from cmr_atlas.synth.clinical import truth as CT
 from cmr_atlas.synth.clinical.physiology import post_contrast_t1_ms
 from cmr_atlas.synth.clinical.protocol import (CONTRAST_AGENT, ClinicalExamContext, RenderedSeries, RenderResult,
@@ -65,8 +64,6 @@ B1_RANGE = {1.5: (0.85, 1.0), 3.0: (0.70, 0.95)}
 SLICE_PROFILE_FLIP = 0.85
 # amyloid: the expanded interstitium takes up gadolinium and the blood pool clears faster (Maceira
 # et al., Circulation 2005: "abnormal gadolinium kinetics", blood-myocardium T1 difference reversed)
-AMYLOID_BLOOD_FACTOR = 0.75
-LGE_INVERSION_EFFICIENCY = 0.95  # as the LGE renderer's
 
 
 @dataclass
@@ -117,18 +114,6 @@ def scout_mz(ti_ms, t1_ms, acq: ScoutAcquisition, efficiency=None, duty=None):
     return a - b * np.exp(-np.asarray(ti_ms, float) / t1s)
 
 
-def lge_null_ti_ms(t1_ms, rr_ms: float, every_rr: int = 2):
-    """Myocardial null TI of a segmented IR-FLASH LGE (inversion every ``every_rr`` heartbeats):
-    ``TI = T1 ln(1 + e m)`` with ``m = 1 - exp(-(every_rr RR - TI)/T1)`` recovered since the last
-    readout (fixed point); the readout's own saturation is neglected (few lines per heartbeat)."""
-    t1 = np.asarray(t1_ms, float)
-    ti = 0.69 * t1
-    for _ in range(20):
-        m = 1.0 - np.exp(-np.maximum(every_rr * rr_ms - ti, 1.0) / t1)
-        ti = t1 * np.log(1.0 + LGE_INVERSION_EFFICIENCY * m)
-    return ti
-
-
 def draw_acquisition(ctx: ClinicalExamContext, rng: np.random.Generator, view: str) -> ScoutAcquisition:
     geo = ctx.geometry
     if view == "sax":
@@ -167,26 +152,14 @@ class TissueT1:
     d_r1_blood: float  # 1/s
 
 
-def amyloid_ecv(ctx: ClinicalExamContext) -> np.ndarray | None:
-    """ECV per segment of an amyloid-like heart (0.54-0.66 with 0.03 patchiness; amyloid ECV is
-    0.45-0.65 in AL and ATTR series, e.g. Martinez-Naharro et al., JACC 2017); None otherwise.
-    Myocardium nulls before blood when its partition coefficient ``ECV / (1 - Hct)`` is near 1 and
-    its native T1 is high: ``R1_myo - R1_blood = (R1n_myo - R1n_blood) - dR1_blood (1 - lambda)``.
-    Drawn from the exam label so that every series of the exam agrees (belongs in physiology)."""
-    if not ctx.physiology.amyloid_like:
-        return None
-    rng = np.random.default_rng(zlib.crc32(f"amyloid {ctx.label}".encode()))
-    return np.clip(rng.uniform(0.54, 0.66) + 0.03 * rng.standard_normal(16), 0.48, 0.75)
-
-
 def tissue_t1(ctx: ClinicalExamContext, t_min: float) -> TissueT1:
     ph = ctx.physiology
     hct = ph.hematocrit
-    amy = amyloid_ecv(ctx)
-    cb = float(ctx.timeline.blood_concentration_mmol_l(t_min, hct)) * (AMYLOID_BLOOD_FACTOR if amy is not None else 1.0)
+    amy = ph.ecv if ph.amyloid_like else None  # physiology.make_amyloid_like
+    cb = float(ctx.blood_gd_mmol_l(t_min))
     d_r1 = R1_RELAXIVITY[ctx.field_t] * cb
     blood = 1000.0 / (1000.0 / relaxation(ctx.field_t, "blood").t1_ms + d_r1)
-    native = ph.native_t1_myo_ms + (100.0 if amy is not None else 0.0)  # amyloid raises native T1
+    native = ph.native_t1_myo_ms
     lesion_segs = np.array(list(ph.scar_segments) + list(ph.fibrosis_segments), int)
     healthy = np.setdiff1d(np.arange(1, 17), lesion_segs)
     ecv = ph.ecv.copy()
@@ -370,8 +343,7 @@ def operator_choice(rng: np.random.Generator, acq: ScoutAcquisition, null_ms: fl
 def scout_truth_row(ctx: ClinicalExamContext, rng: np.random.Generator, acq: ScoutAcquisition) -> dict:
     t1s = tissue_t1(ctx, ctx.timeline.scout_min)
     null = float(np.median(null_ti_ms(t1s.remote, acq)))
-    lge_t1 = tissue_t1(ctx, ctx.timeline.lge_min)
-    lge_null = float(np.median(lge_null_ti_ms(lge_t1.remote, acq.rr_ms)))
+    lge_null = lge.remote_null_ti_ms(ctx, ctx.timeline.lge_min)  # the LGE images' own physics
     amyloid = ctx.physiology.amyloid_like
     op_ti, op_err = operator_choice(rng, acq, null, lge_null, amyloid)
     return {"exam_id": ctx.label, "view": acq.view, "null_ti_ms": null,
@@ -383,31 +355,10 @@ def scout_truth_row(ctx: ClinicalExamContext, rng: np.random.Generator, acq: Sco
 
 
 def plane_truth(ctx: ClinicalExamContext, acq: ScoutAcquisition, shift: np.ndarray, w: np.ndarray):
-    """Contours (endo, epi) and landmarks of every scout frame (the heart moves with the cycle)."""
-    heart, plane, view, sl = ctx.heart, acq.plane, acq.view, acq.slice_index
-    contours, marks = [], []
-    for f in range(N_FRAMES):
-        wf = float(w[f])
-        centre = tg.axis_point_in_plane(heart, plane, shift, wf)
-        row = lambda name, p: tr.landmark_row(ctx.label, "truth", SEQUENCE, view, sl, f, None, name, p, plane)  # noqa: E731
-        for surface in ("endo", "epi"):
-            pts = tg.plane_contour(heart, wf, plane, shift, surface, centre)
-            if pts is None:
-                continue
-            if view != "sax":
-                pts = tg.lax_open_contour(heart, wf, pts, shift)
-            contours.append(tr.contour_rows(ctx.label, "truth", SEQUENCE, view, sl, f, None, surface, pts, plane))
-            if view == "sax" and surface == "epi":
-                named = tr.name_pair(heart, view, tg.rv_insertions(heart, wf, pts, shift), shift)
-                marks += [row(n, p) for n, p in named.items()]
-            if view == "sax" and surface == "endo":
-                c2 = tg.polygon_centroid(plane.in_plane_mm(pts))
-                marks.append(row("lv_centre", plane.position_mm + c2[0] * plane.row_cosine + c2[1] * plane.col_cosine))
-        if view != "sax":
-            named = tr.name_pair(heart, view, tg.mitral_hinges(heart, wf, plane, shift), shift)
-            named["apex"] = tg.apex_point(heart, wf, plane, shift)
-            marks += [row(n, p) for n, p in named.items()]
-    return contours, marks
+    """Contours (LV endo/epi, RV endo) and landmarks of every scout frame (the heart moves with the
+    cycle)."""
+    frames = ((f, float(w[f]), None) for f in range(N_FRAMES))
+    return tr.plane_truth(ctx.label, ctx.heart, SEQUENCE, acq.view, acq.slice_index, acq.plane, shift, frames)
 
 
 def breath_hold_s(acq: ScoutAcquisition) -> float:

@@ -22,6 +22,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from cmr_atlas.synth import anatomy as an
+from cmr_atlas.synth import truth_rows as tr
 from cmr_atlas.synth.clinical import planetruth as pt
 from cmr_atlas.synth.clinical import truth as CT
 from cmr_atlas.synth.clinical.protocol import (CONTRAST_AGENT, ClinicalExamContext, RenderedSeries, RenderResult,
@@ -116,7 +117,7 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int = 
     series, tissue_rows, contours, marks = [], [], [], []
     for state, start in (("native", float(rng.uniform(*NATIVE_MIN))), ("post", ctx.timeline.t1_post_min)):
         conc = None if state == "native" else float(
-            ctx.timeline.blood_concentration_mmol_l(start, ctx.physiology.hematocrit))
+            ctx.blood_gd_mmol_l(start))
         images, headers = [], []
         for k, (sl, sampler) in enumerate(zip(slices, samplers)):
             img, tissue = t1_map(ctx, sampler, w, conc, rel_sd, kfrac, rng)
@@ -126,7 +127,7 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int = 
             if state == "native":
                 for kind, code in (("scar", 1), ("fibrosis", 2)):
                     tissue_rows.append(pt.tissue_pixel_rows(ctx.label, SEQUENCE, kind, "sax", sl, mostly(tissue, code)))
-                c, m = pt.plane_truth(ctx.label, ctx.heart, SEQUENCE, "sax", sl, sampler.plane, sampler.shift_mm,
+                c, m = tr.plane_truth(ctx.label, ctx.heart, SEQUENCE, "sax", sl, sampler.plane, sampler.shift_mm,
                                       [(0, w, None)])
                 contours += c
                 marks += m

@@ -20,7 +20,6 @@ from cmr_atlas.core.tables import write_table
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth import truth as T
 from cmr_atlas.synth import truth_rows as tr
-from cmr_atlas.synth import truthgeom as tg
 from cmr_atlas.synth.dicom_writer import DESCRIPTIONS, PatientHeader, SeriesSpec, make_patient_header, write_exam
 from cmr_atlas.synth.mesa.scanner import Acquisition, plan_acquisition, render_plane
 from cmr_atlas.synth.parallel import map_exams
@@ -56,31 +55,9 @@ def _quantise(img: np.ndarray) -> np.ndarray:
 
 def _plane_truth(heart: an.Heart, acq: Acquisition, label: str, view: str, sl: int, plane: SlicePlane,
                  frames: range, phases: dict[int, str]) -> tuple[list[dict], list[dict]]:
-    shift = acq.shifts_mm[(view, sl)]
-    contours, marks = [], []
-    for f in frames:
-        w = float(acq.activation[f])
-        phase = phases.get(f)
-        centre = tg.axis_point_in_plane(heart, plane, shift, w)
-        for surface in ("endo", "epi"):
-            pts = tg.plane_contour(heart, w, plane, shift, surface, centre)
-            if pts is None:
-                continue
-            if view != "sax":
-                pts = tg.lax_open_contour(heart, w, pts, shift)
-            contours.append(tr.contour_rows(label, "truth", SEQUENCE, view, sl, f, phase, surface, pts, plane))
-            if view == "sax" and surface == "epi":
-                named = tr.name_pair(heart, view, tg.rv_insertions(heart, w, pts, shift), shift)
-                marks += [tr.landmark_row(label, "truth", SEQUENCE, view, sl, f, phase, n, p, plane) for n, p in named.items()]
-            if view == "sax" and surface == "endo":
-                c2 = tg.polygon_centroid(plane.in_plane_mm(pts))
-                c3 = plane.position_mm + c2[0] * plane.row_cosine + c2[1] * plane.col_cosine
-                marks.append(tr.landmark_row(label, "truth", SEQUENCE, view, sl, f, phase, "lv_centre", c3, plane))
-        if view != "sax":
-            named = tr.name_pair(heart, view, tg.mitral_hinges(heart, w, plane, shift), shift)
-            named["apex"] = tg.apex_point(heart, w, plane, shift)
-            marks += [tr.landmark_row(label, "truth", SEQUENCE, view, sl, f, phase, n, p, plane) for n, p in named.items()]
-    return contours, marks
+    # the legacy truth has LV contours only (its tables and bytes predate the RV contours)
+    return tr.plane_truth(label, heart, SEQUENCE, view, sl, plane, acq.shifts_mm[(view, sl)],
+                          ((f, float(acq.activation[f]), phases.get(f)) for f in frames), rv_endo=False)
 
 
 def generate_exam(seed: int, index: int, mi_fraction: float = 0.0, observers: int = 0) -> SyntheticExam:

@@ -182,7 +182,8 @@ def test_rv_endocardial_contour_encloses_the_rendered_rv_cavity(cine_exam, level
     if pts is None:
         assert rv.sum() * 0.25 < 20.0  # nothing traced: no RV cavity worth a contour here
         return
-    assert np.abs(tg.rv_cavity_level(heart, heart.to_local(pts), w)).max() < 0.5
+    # on the edge to within the 1 mm tracing grid (linear interpolation at the septal corners)
+    assert np.abs(tg.rv_cavity_level(heart, heart.to_local(pts), w)).max() < 0.6
     inside = _mask(plane, pts)
     assert (inside & rv).sum() > 0.93 * rv.sum() and (inside & ~rv).sum() < 0.07 * rv.sum()
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from cmr_atlas.synth import physics
-from cmr_atlas.synth.clinical import cohort, scout
+from cmr_atlas.synth.clinical import cohort, lge, scout
+from cmr_atlas.synth.clinical.physiology import make_amyloid_like
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_blood_nulls_before_myocardium_except_in_amyloid(population):
     normal = [row for ctx, _, row in population if not ctx.physiology.amyloid_like]
     assert np.mean([r["blood_null_ti_ms"] < r["null_ti_ms"] for r in normal]) > 0.95
     for ctx, acq, _ in population[:25]:
-        amy = replace(ctx, physiology=replace(ctx.physiology, amyloid_like=True))
+        amy = replace(ctx, physiology=make_amyloid_like(ctx.physiology, np.random.default_rng(1)))
         t1s = scout.tissue_t1(amy, amy.timeline.scout_min)
         myo = scout.null_ti_ms(t1s.remote, acq)
         assert np.median(myo) < scout.null_ti_ms(t1s.blood, acq)
@@ -70,8 +71,7 @@ def test_operator_error_mix(population):
 
 def test_lge_null_drifts_up_with_washout(population):
     for ctx, acq, row in population[:30]:
-        t1_scout = scout.tissue_t1(ctx, ctx.timeline.scout_min).remote
-        at_scout = float(np.median(scout.lge_null_ti_ms(t1_scout, acq.rr_ms)))
+        at_scout = lge.remote_null_ti_ms(ctx, ctx.timeline.scout_min)
         assert row["lge_null_ti_ms"] > at_scout  # later: less gadolinium, longer T1
         assert row["lge_null_ti_ms"] > row["null_ti_ms"]  # the Look-Locker scout nulls earlier
 
@@ -129,7 +129,7 @@ def _tissue_means(res):
 
 def test_amyloid_like_image_nulls_myocardium_before_blood():
     ctx = cohort.make_context(5, 2)
-    ctx = replace(ctx, physiology=replace(ctx.physiology, amyloid_like=True))
+    ctx = replace(ctx, physiology=make_amyloid_like(ctx.physiology, np.random.default_rng(1)))
     res = scout.render(ctx, np.random.default_rng(4), 0)
     myo, blood = _tissue_means(res)
     assert np.argmin(myo) < np.argmin(blood)

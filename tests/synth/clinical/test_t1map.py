@@ -68,7 +68,7 @@ def test_values_in_published_ranges_and_blood_above_myocardium(small_ctx):
         myo = img[seg > 0].astype(float)
         assert lo < myo.mean() < hi and 25.0 < myo.std() < 90.0
         assert img[blood].mean() > myo.mean() + 300.0
-        c = float(ctx.timeline.blood_concentration_mmol_l(ctx.timeline.t1_post_min, ctx.physiology.hematocrit))
+        c = float(ctx.blood_gd_mmol_l(ctx.timeline.t1_post_min))
         post, _ = t1map.t1_map(ctx, sampler, w, c, 0.04, 0.8, np.random.default_rng(1))
         assert post[blood].mean() < post[seg > 0].mean() < 0.8 * myo.mean()
 
@@ -80,7 +80,7 @@ def test_ecv_from_the_maps_matches_the_true_ecv_per_segment(small_ctx):
     for index in range(6):
         ctx = small_ctx(29, index, mi_fraction=0.5)
         ph = ctx.physiology
-        c = float(ctx.timeline.blood_concentration_mmol_l(ctx.timeline.t1_post_min, ph.hematocrit))
+        c = float(ctx.blood_gd_mmol_l(ctx.timeline.t1_post_min))
         rng = np.random.default_rng(index)
         for k in range(len(ctx.geometry.sax_planes)):
             sampler, w, seg, blood = _rois(ctx, k)
