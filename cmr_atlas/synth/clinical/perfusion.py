@@ -41,6 +41,9 @@ from cmr_atlas.synth.imaging import coil_sensitivity
 SEQUENCE = "perfusion"
 N_FRAMES = 60
 LEVELS = ("basal", "mid", "apical")
+# The "3 of 5" placement at 1/4, 1/2 and 3/4 of the stack: the basal slice stays below the base
+# through systole (at 1/6 the base plane left it in up to 40 % of the frames).
+STACK_FRACTIONS = {"basal": 0.25, "mid": 0.5, "apical": 0.75}
 PD_FLIP_DEG = 5.0
 SEQUENCE_NAME = {"SIEMENS": "*tfl2d1", "GE MEDICAL SYSTEMS": "fgre_sr", "Philips": "T1-TFE-SR"}
 SNR0 = {1.5: (75.0, 130.0), 3.0: (75.0 * 1.4, 130.0 * 1.8)}
@@ -135,7 +138,7 @@ class SliceTask:
 def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int) -> RenderResult:
     """Stress and rest perfusion series and their AIF series, with truth."""
     geo = ctx.geometry
-    idx = [geo.sax_level(lv) for lv in LEVELS]
+    idx = [geo.sax_level(lv, STACK_FRACTIONS) for lv in LEVELS]
     matrix = perfusion_matrix(rng, False)
     planes = [perfusion_plane(geo.sax_planes[i], matrix) for i in idx]
     aif_plane = perfusion_plane(geo.sax_planes[idx[1]], perfusion_matrix(rng, True))

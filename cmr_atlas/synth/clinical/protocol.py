@@ -46,9 +46,10 @@ class ClinicalGeometry:
     lax_planes: dict[str, SlicePlane]  # lax_2ch, lax_3ch, lax_4ch
     pixel_spacing_mm: float
 
-    def sax_level(self, level: str) -> int:
-        """Index of the stack slice nearest a basal (1/6), mid (1/2) or apical (5/6) LV level."""
-        frac = {"basal": 1 / 6, "mid": 1 / 2, "apical": 5 / 6}[level]
+    def sax_level(self, level: str, fractions: dict[str, float] | None = None) -> int:
+        """Index of the stack slice nearest a basal (1/6), mid (1/2) or apical (5/6) level of the
+        stack, or at ``fractions[level]`` of it."""
+        frac = (fractions or {"basal": 1 / 6, "mid": 1 / 2, "apical": 5 / 6})[level]
         return int(round(frac * (len(self.sax_planes) - 1)))
 
 

@@ -102,7 +102,8 @@ PERFUSION_PIXELS = register(TableSchema(
         Column("level", "str", "basal, mid or apical"),
         *_ROW_COL,
         Column("segment", "int", "AHA segment 1-16"),
-        Column("mbf_ml_min_g", "float", "myocardial blood flow", "ml/min/g"),
+        Column("mbf_ml_min_g", "float", "blood flow of the pixel's wall layer (subendocardial or "
+               "subepicardial half; their mean is the segment's; apical cap excluded)", "ml/min/g"),
     ),
 ))
 
