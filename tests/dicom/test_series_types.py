@@ -174,3 +174,15 @@ def test_lge_with_adjusted_inversion_times_is_not_a_scout(headers):
 def test_map_image_type_on_frames_over_time_is_ignored(headers):
     t = _retype(headers["cine sax 2"], image_type=("DERIVED", "PRIMARY", "T1 MAP"))
     assert t.kind == "cine"
+
+
+@pytest.mark.parametrize("vendor", ["SIEMENS", "GE"])
+def test_plane_views_of_every_series(ingested, vendor):
+    frames, written = ingested
+    series, _ = _series(frames, written, vendor)
+    desc = {n: d for n, _, d in written[vendor]["series"]}
+    views = {desc[n]: v for n, v in series["plane_views"].items()}
+    assert views["lge lax"] == views["lge_psir lax"] == "lax_2ch+lax_3ch+lax_4ch"
+    for d in ("perf stress", "perf aif rest", "TI scout", "lge sax", "T1 map post", "T1 map native"):
+        assert views[d] == "sax", d
+    assert views["cine 3ch"] == "lax_3ch"
