@@ -6,6 +6,7 @@ import dataclasses
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cmr_atlas.dicom.index import ingest_folders
@@ -84,14 +85,21 @@ def test_descriptions_do_not_change_types(tmp_path, ingested):
                                             "ti_scout", "lge"]).all()
 
 
-def test_legacy_series_are_cine_gre_and_localizer(tmp_path, write_cohort):
+def test_legacy_series_are_cine_gre_and_localizer_in_a_mixed_cohort(tmp_path, write_cohort, clinical_cohort):
     write_cohort(tmp_path / "dicom", 2, seed=4, **SMALL)
-    rows = ingest_folders(tmp_path / "dicom", ["EXAM0000", "EXAM0001"], KEY, None)
-    series = rows.frames()["series"]
+    legacy = ingest_folders(tmp_path / "dicom", ["EXAM0000", "EXAM0001"], KEY, None).frames()
+    series = legacy["series"]
     assert set(series["kind"]) == {"cine", "localizer"}
     assert set(series.loc[series["kind"] == "cine", "sequence"]) == {"cine_gre"}
     assert (series.loc[series["kind"] == "localizer", "reason"] == "localizer").all()
     assert series["type_reason"].isna().all() and not series["post_contrast"].any()
+    shutil.copytree(clinical_cohort[0] / "GE", tmp_path / "dicom" / "CLIN")
+    mixed = ingest_folders(tmp_path / "dicom", ["CLIN", "EXAM0000", "EXAM0001"], KEY, None).frames()
+    assert list(mixed["exams"]["status"]) == ["ok", "ok", "ok"]
+    for table in ("exams", "slices", "series"):
+        ours = mixed[table][mixed[table]["exam_id"].isin(legacy["exams"]["exam_id"])].reset_index(drop=True)
+        nulls = (lambda d: d.astype(object).where(d.notna(), None))  # noqa: E731 - dtypes follow the rows
+        pd.testing.assert_frame_equal(nulls(ours), nulls(legacy[table]))
 
 
 @pytest.fixture(scope="module")
