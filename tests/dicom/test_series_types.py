@@ -13,7 +13,7 @@ from cmr_atlas.dicom.index import ingest_folders
 from cmr_atlas.dicom.scan import scan_folder
 from cmr_atlas.dicom.series_types import KINDS, plane_groups, type_series
 from cmr_atlas.dicom.views import select_views
-from tests.dicom import clinical_exams
+from tests.dicom import clinical_exams, exams
 
 KEY = "test-key-for-types"
 SMALL = dict(n_slices=7, n_frames=5, rows=24, cols=24)
@@ -194,3 +194,45 @@ def test_plane_views_of_every_series(ingested, vendor):
     for d in ("perf stress", "perf aif rest", "TI scout", "lge sax", "T1 map post", "T1 map native"):
         assert views[d] == "sax", d
     assert views["cine 3ch"] == "lax_3ch"
+
+
+def test_enhanced_scout_and_perfusion_read_per_frame_times(clinical_cohort, tmp_path):
+    """Enhanced MR: inversion and acquisition times per frame (MRModifierSequence InversionTimes,
+    FrameContentSequence FrameAcquisitionDateTime) type the series as classic files do."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    root, written = clinical_cohort
+    desc = {n: d for n, _, d in written["SIEMENS"]["series"]}
+    number = {d: n for n, d in desc.items()}
+    out = tmp_path / "X"
+    out.mkdir()
+    for name in ("TI scout", "perf rest"):
+        files = sorted((root / "SIEMENS" / f"series_{number[name]:03d}").iterdir())
+        frames = [pydicom.dcmread(f) for f in files]
+        planes: dict[tuple, list] = {}
+        for ds in frames:
+            planes.setdefault(tuple(ds.ImagePositionPatient), []).append(ds)
+        for k, plane in enumerate(planes.values()):
+            times = [(ds.get("InversionTime"), str(ds.get("AcquisitionTime", ""))) for ds in plane]
+            enh = exams._enhanced(plane, k)
+            for item, (ti, acq) in zip(enh.PerFrameFunctionalGroupsSequence, times):
+                content = Dataset()
+                content.FrameAcquisitionDateTime = f"20240101{acq}" if acq else ""
+                item.FrameContentSequence = Sequence([content])
+                if ti is not None:
+                    mod = Dataset()
+                    mod.InversionTimes = [float(ti)]
+                    item.MRModifierSequence = Sequence([mod])
+            for keyword in ("InversionTime", "AcquisitionTime"):
+                if keyword in enh:
+                    delattr(enh, keyword)
+            enh.save_as(out / f"{name.replace(' ', '_')}_{k}.dcm", enforce_file_format=True)
+    images = scan_folder(out).images
+    kinds = {}
+    for s in {h.series_uid for h in images}:
+        t = type_series([h for h in images if h.series_uid == s], None)
+        kinds[t.kind] = t
+    assert set(kinds) == {"ti_scout", "perfusion"}
+    assert kinds["perfusion"].n_planes == 3 and kinds["perfusion"].frame_interval_s == pytest.approx(0.9, abs=0.01)
