@@ -347,7 +347,7 @@ def _lax_candidates(series: list[SeriesInfo], sax: list[CinePlane], normal: np.n
 
 
 def _select_lax(sel: ViewSelection, lax_cands: list[tuple[CinePlane, SeriesInfo]]) -> None:
-    """Label the candidates 2CH/4CH and keep, per view, the complete then latest series."""
+    """Label the candidates 2CH/3CH/4CH and keep, per view, the complete then latest series."""
     geo = _geometric_lax_labels(lax_cands)
     candidates: dict[str, list[tuple[CinePlane, SeriesInfo]]] = {"lax_2ch": [], "lax_4ch": [], "lax_3ch": []}
     for p, s in lax_cands:
