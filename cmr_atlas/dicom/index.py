@@ -104,6 +104,9 @@ SERIES = register(TableSchema(
         Column("type_reason", "str", "why the kind is unknown, or a caveat of a typed series "
                "(no_units, truncated: ..., no inversion time, ...)"),
         Column("type_evidence", "str", "the header values that decided the kind"),
+        Column("plane_views", "str", "views of the series' planes by orientation: sax, lax_2ch, lax_3ch, lax_4ch "
+               "or other, '+'-joined (e.g. an LGE long-axis series: lax_2ch+lax_3ch+lax_4ch); null without "
+               "a SAX stack"),
         Column("reason", "str", "why ignored (not_cine, localizer, repeat_superseded_by_series_N, ...)"),
         Column("view_evidence", "str", "how the role was decided: parallel_stack, geometry, "
                "geometry+description, geometry(description_disagrees), description(geometry_weak)"),
@@ -219,6 +222,7 @@ def _series_rows(exam_id: str, sel: ViewSelection) -> list[dict]:
             "exam_id": exam_id, "series_index": i, "series_number": s.series_number,
             "role": s.role, "kind": t.kind, "sequence": t.sequence, "post_contrast": t.post_contrast,
             "stress_rest": t.stress_rest, "type_reason": t.reason, "type_evidence": t.evidence,
+            "plane_views": s.plane_views,
             "reason": s.reason or None, "view_evidence": s.evidence,
             "description_hint": s.description_hint, "n_images": len(s.images),
             "n_planes": len(s.planes), "n_frames": max((p.n_frames for p in s.planes), default=len(s.images) and 1),

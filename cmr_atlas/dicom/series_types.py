@@ -88,10 +88,12 @@ class SeriesType:
 
 def plane_groups(images: list[ImageHeader]) -> list[list[ImageHeader]]:
     """Images grouped by their raw position and orientation (for series without usable geometry)."""
+    def rounded(a: np.ndarray | None) -> tuple | None:
+        return None if a is None else tuple(np.round(a, 1))
+
     groups: dict[tuple, list[ImageHeader]] = {}
     for h in images:
-        r = (lambda a: None if a is None else tuple(np.round(a, 1)))
-        groups.setdefault((r(h.position), r(h.orientation)), []).append(h)
+        groups.setdefault((rounded(h.position), rounded(h.orientation)), []).append(h)
     return list(groups.values())
 
 
@@ -270,7 +272,8 @@ def _timed_type(images, planes, hint: str, t: SeriesType) -> tuple[str, str | No
     if repeated:
         aif = t.pixel_mm is not None and t.pixel_mm >= AIF_MIN_PIXEL_MM
         evidence = (f"{t.n_frames} frames at {tm.interval_s:.2f} s intervals over {tm.span_s:.0f} s, "
-                    f"{'fixed' if tm.trigger_fixed else 'no'} trigger time{'; pixel >= 3.5 mm' if aif else ''}{note}")
+                    f"{'fixed' if tm.trigger_fixed else 'no'} trigger time"
+                    f"{f'; pixel >= {AIF_MIN_PIXEL_MM:g} mm' if aif else ''}{note}")
         return ("perfusion_aif" if aif else "perfusion"), "perfusion", evidence, None
     if tm.trigger_varies:
         if tm.span_s is not None and tm.span_s > MAX_BREATH_HOLD_S:

@@ -44,6 +44,7 @@ MIN_LAX_ANGLE_DEG = 60.0
 MAX_LAX_DISTANCE_MM = 40.0
 APEX_DIRECTION = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
 RV_DIRECTION = np.array([-1.0, -1.0, 0.0]) / np.sqrt(2.0)
+SAME_VIEW_DEG = 20.0  # a plane within this of a cine view's orientation is that view
 TWO_CH_FOUR_CH_MIN_DEG = 65.0  # 2CH and 4CH planes are ~90 deg apart, the 3CH ~45 deg from each
 GAP_FACTOR = 1.5  # a spacing > 1.5 x the median spacing (or < 1/1.5) is flagged
 
@@ -81,6 +82,7 @@ class SeriesInfo:
     rv_cos: float | None = None
     distance_to_sax_centre_mm: float | None = None
     type: SeriesType | None = None
+    plane_views: str | None = None  # views of its planes by geometry (e.g. "sax", "lax_2ch+lax_4ch")
 
     @property
     def normal(self) -> np.ndarray | None:
@@ -220,7 +222,22 @@ def select_views(images: list[ImageHeader]) -> ViewSelection:
         if s.role == "ignored" and not s.reason:
             s.reason = "unassigned"
     sel.warnings += type_warnings
+    _label_plane_views(sel)
     return sel
+
+
+def _label_plane_views(sel: ViewSelection) -> None:
+    """Name the view of every series' planes by orientation: parallel (within
+    :data:`SAME_VIEW_DEG`) to the SAX stack or to a found LAX view (perfusion slices, scouts,
+    LGE and maps are planned like the cine views)."""
+    refs = [("sax", sel.sax_normal)] + [(v, p.plane.normal) for v, p in {**sel.lax, **sel.other_lax}.items()]
+    for s in sel.series:
+        views = set()
+        for p in s.planes:
+            angles = [(angle_between_deg(p.plane.normal, n), v) for v, n in refs]
+            best = min(angles)
+            views.add(best[1] if best[0] < SAME_VIEW_DEG else "other")
+        s.plane_views = "+".join(sorted(views)) or None
 
 
 def _cine_planes(series: list[SeriesInfo]) -> list[CinePlane]:
@@ -330,7 +347,7 @@ def _lax_candidates(series: list[SeriesInfo], sax: list[CinePlane], normal: np.n
 
 
 def _select_lax(sel: ViewSelection, lax_cands: list[tuple[CinePlane, SeriesInfo]]) -> None:
-    """Label the candidates 2CH/4CH and keep, per view, the complete then latest series."""
+    """Label the candidates 2CH/3CH/4CH and keep, per view, the complete then latest series."""
     geo = _geometric_lax_labels(lax_cands)
     candidates: dict[str, list[tuple[CinePlane, SeriesInfo]]] = {"lax_2ch": [], "lax_4ch": [], "lax_3ch": []}
     for p, s in lax_cands:

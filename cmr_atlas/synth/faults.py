@@ -11,7 +11,12 @@ is the prefix of the failure reason (``corrupt_pixel_data`` matches ``corrupt_pi
 no trace in ``qc_reason`` (same outcome as the clean exam).
 
 The target files are found by reading the exam's headers with ingest's own view selection
-(:mod:`cmr_atlas.dicom.views`); the expected outcomes are fixed here, independently of it.
+(:mod:`cmr_atlas.dicom.views`) and series typing (:mod:`cmr_atlas.dicom.series_types`); the
+expected outcomes are fixed here, independently of them.
+
+Clinical exams (``inject_faults(..., clinical_exams=...)``) draw among :func:`clinical_fault_names`:
+the faults of the clinical series (:data:`CLINICAL_FAULT_KINDS`: a truncated perfusion series, a
+TI scout without InversionTime, LGE without a scout, T1 maps without units) and the legacy ones.
 """
 
 from __future__ import annotations

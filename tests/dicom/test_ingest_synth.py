@@ -59,3 +59,11 @@ def test_exam_keys_join_covariates(synth):
         hashed = sub[column].map(lambda v: ids.keyed_hash(v, KEY))
         joined = keys[keys["key_type"] == key_type].merge(pd.DataFrame({"key_hash": hashed}), on="key_hash")
         assert len(joined) == len(sub), key_type
+
+
+def test_legacy_series_typed_gre_cine(synth):
+    frames, _ = synth
+    series = frames["series"]
+    assert set(series["kind"]) <= {"cine", "localizer"} and (series["kind"] == "cine").any()
+    assert set(series.loc[series["kind"] == "cine", "sequence"]) == {"cine_gre"}
+    assert series["type_reason"].isna().all()

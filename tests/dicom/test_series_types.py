@@ -6,13 +6,14 @@ import dataclasses
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cmr_atlas.dicom.index import ingest_folders
 from cmr_atlas.dicom.scan import scan_folder
 from cmr_atlas.dicom.series_types import KINDS, plane_groups, type_series
 from cmr_atlas.dicom.views import select_views
-from tests.dicom import clinical_exams
+from tests.dicom import clinical_exams, exams
 
 KEY = "test-key-for-types"
 SMALL = dict(n_slices=7, n_frames=5, rows=24, cols=24)
@@ -84,14 +85,21 @@ def test_descriptions_do_not_change_types(tmp_path, ingested):
                                             "ti_scout", "lge"]).all()
 
 
-def test_legacy_series_are_cine_gre_and_localizer(tmp_path, write_cohort):
+def test_legacy_series_are_cine_gre_and_localizer_in_a_mixed_cohort(tmp_path, write_cohort, clinical_cohort):
     write_cohort(tmp_path / "dicom", 2, seed=4, **SMALL)
-    rows = ingest_folders(tmp_path / "dicom", ["EXAM0000", "EXAM0001"], KEY, None)
-    series = rows.frames()["series"]
+    legacy = ingest_folders(tmp_path / "dicom", ["EXAM0000", "EXAM0001"], KEY, None).frames()
+    series = legacy["series"]
     assert set(series["kind"]) == {"cine", "localizer"}
     assert set(series.loc[series["kind"] == "cine", "sequence"]) == {"cine_gre"}
     assert (series.loc[series["kind"] == "localizer", "reason"] == "localizer").all()
     assert series["type_reason"].isna().all() and not series["post_contrast"].any()
+    shutil.copytree(clinical_cohort[0] / "GE", tmp_path / "dicom" / "CLIN")
+    mixed = ingest_folders(tmp_path / "dicom", ["CLIN", "EXAM0000", "EXAM0001"], KEY, None).frames()
+    assert list(mixed["exams"]["status"]) == ["ok", "ok", "ok"]
+    for table in ("exams", "slices", "series"):
+        ours = mixed[table][mixed[table]["exam_id"].isin(legacy["exams"]["exam_id"])].reset_index(drop=True)
+        nulls = (lambda d: d.astype(object).where(d.notna(), None))  # noqa: E731 - dtypes follow the rows
+        pd.testing.assert_frame_equal(nulls(ours), nulls(legacy[table]))
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +182,57 @@ def test_lge_with_adjusted_inversion_times_is_not_a_scout(headers):
 def test_map_image_type_on_frames_over_time_is_ignored(headers):
     t = _retype(headers["cine sax 2"], image_type=("DERIVED", "PRIMARY", "T1 MAP"))
     assert t.kind == "cine"
+
+
+@pytest.mark.parametrize("vendor", ["SIEMENS", "GE"])
+def test_plane_views_of_every_series(ingested, vendor):
+    frames, written = ingested
+    series, _ = _series(frames, written, vendor)
+    desc = {n: d for n, _, d in written[vendor]["series"]}
+    views = {desc[n]: v for n, v in series["plane_views"].items()}
+    assert views["lge lax"] == views["lge_psir lax"] == "lax_2ch+lax_3ch+lax_4ch"
+    for d in ("perf stress", "perf aif rest", "TI scout", "lge sax", "T1 map post", "T1 map native"):
+        assert views[d] == "sax", d
+    assert views["cine 3ch"] == "lax_3ch"
+
+
+def test_enhanced_scout_and_perfusion_read_per_frame_times(clinical_cohort, tmp_path):
+    """Enhanced MR: inversion and acquisition times per frame (MRModifierSequence InversionTimes,
+    FrameContentSequence FrameAcquisitionDateTime) type the series as classic files do."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    root, written = clinical_cohort
+    desc = {n: d for n, _, d in written["SIEMENS"]["series"]}
+    number = {d: n for n, d in desc.items()}
+    out = tmp_path / "X"
+    out.mkdir()
+    for name in ("TI scout", "perf rest"):
+        files = sorted((root / "SIEMENS" / f"series_{number[name]:03d}").iterdir())
+        frames = [pydicom.dcmread(f) for f in files]
+        planes: dict[tuple, list] = {}
+        for ds in frames:
+            planes.setdefault(tuple(ds.ImagePositionPatient), []).append(ds)
+        for k, plane in enumerate(planes.values()):
+            times = [(ds.get("InversionTime"), str(ds.get("AcquisitionTime", ""))) for ds in plane]
+            enh = exams._enhanced(plane, k)
+            for item, (ti, acq) in zip(enh.PerFrameFunctionalGroupsSequence, times):
+                content = Dataset()
+                content.FrameAcquisitionDateTime = f"20240101{acq}" if acq else ""
+                item.FrameContentSequence = Sequence([content])
+                if ti is not None:
+                    mod = Dataset()
+                    mod.InversionTimes = [float(ti)]
+                    item.MRModifierSequence = Sequence([mod])
+            for keyword in ("InversionTime", "AcquisitionTime"):
+                if keyword in enh:
+                    delattr(enh, keyword)
+            enh.save_as(out / f"{name.replace(' ', '_')}_{k}.dcm", enforce_file_format=True)
+    images = scan_folder(out).images
+    kinds = {}
+    for s in {h.series_uid for h in images}:
+        t = type_series([h for h in images if h.series_uid == s], None)
+        kinds[t.kind] = t
+    assert set(kinds) == {"ti_scout", "perfusion"}
+    assert kinds["perfusion"].n_planes == 3 and kinds["perfusion"].frame_interval_s == pytest.approx(0.9, abs=0.01)
