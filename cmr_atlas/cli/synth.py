@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--observers", type=int, default=0, choices=(0, 1, 2),
                    help="add simulated observers' ED/ES annotations (obs1, obs2)")
     p.add_argument("--faults", type=float, default=0.0,
-                   help="fraction of exams given a realistic fault (truncated file, missing slice, ...)")
+                   help="fraction of exams given a realistic fault (truncated file, missing slice, ...; "
+                        "clinical exams also truncated perfusion, scout without inversion times, ...)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
 
 
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.faults > 0:
         from cmr_atlas.synth.faults import write_faults  # reads DICOM back with ingest's view selection
 
-        write_faults(out, [protocol.exam_label(args.seed, i) for i in range(args.n_exams)], args.faults, args.seed)
+        labels = [protocol.exam_label(args.seed, i) for i in range(args.n_exams)]
+        write_faults(out, labels, args.faults, args.seed, clinical_exams=labels if protocol is clinical else ())
     log.info("synthetic cohort written to %s", out)
     return 0

@@ -22,9 +22,10 @@ Rules (documented in docs/ingest.md):
    orientations the lower score is the 4CH (:func:`_geometric_lax_labels`).  Description keywords
    (2ch/vla/two, 4ch/hla/four) support the geometric label; when they disagree, strong geometry
    wins, otherwise the description.  The evidence is recorded per series.  Three LAX orientations
-   (clinical exams): lowest ``rv_cos`` 4CH, highest 2CH, the one between is the 3CH (LVOT) view,
-   recorded as the series role ``lax_3ch`` but not part of the selected views (the legacy cine
-   pipeline has no use for it).
+   (clinical exams): lowest ``rv_cos`` 4CH; of the other two the one nearer perpendicular to the
+   4CH is the 2CH, the one between (~45-60 deg from the 4CH) the 3CH (LVOT) view, recorded as the
+   series role ``lax_3ch`` but not part of the selected views (the legacy cine pipeline has no
+   use for it).
 """
 
 from __future__ import annotations
@@ -416,14 +417,23 @@ def _geometric_lax_labels(cands: list[tuple[CinePlane, SeriesInfo]]) -> dict[str
 
 def _three_lax_labels(groups: list[list[tuple[CinePlane, SeriesInfo]]], means: list[float],
                       out: dict[str, tuple[str | None, bool]]) -> dict[str, tuple[str | None, bool]]:
-    """Three LAX orientations: by ``rv_cos``, lowest 4CH, middle 3CH, highest 2CH; strong when
-    neighbouring scores differ by more than 0.2 (undetermined below 0.1)."""
+    """Three LAX orientations: the 4CH has the lowest ``rv_cos`` (its plane holds the LV-to-RV
+    direction); of the other two, the 2CH is the one nearer perpendicular to the 4CH (~90 deg) and
+    the 3CH the one between (~45-60 deg).  Angles between the planes are intrinsic to the exam, so
+    this does not lean on the generic RV direction twice.  Strong when the 4CH's score is clear
+    (0.2 below the next) and the two angles differ by more than 15 deg; undetermined when neither."""
     order = np.argsort(means)
-    gap = float(np.min(np.diff(np.sort(means))))
-    if gap > 0.1:
-        for view, i in zip(("lax_4ch", "lax_3ch", "lax_2ch"), order):
+    four = int(order[0])
+    others = [int(i) for i in order[1:]]
+    normal = groups[four][0][0].plane.normal
+    angles = [angle_between_deg(normal, groups[i][0][0].plane.normal) for i in others]
+    two, three = (others[0], others[1]) if angles[0] >= angles[1] else (others[1], others[0])
+    clear_four = means[others[0]] - means[four] > 0.2
+    clear_split = abs(angles[0] - angles[1]) > 15.0
+    if clear_four or clear_split:
+        for view, i in (("lax_4ch", four), ("lax_2ch", two), ("lax_3ch", three)):
             for _, s in groups[i]:
-                out[s.key] = (view, gap > 0.2)
+                out[s.key] = (view, clear_four and clear_split)
     return out
 
 

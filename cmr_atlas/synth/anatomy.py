@@ -188,6 +188,11 @@ class Heart:
     rv: RVParams
     thorax: Thorax
     es_frac: float  # ES time as a fraction of R-R
+    # Angle of the aortic root (LV outflow) about the long axis, from e1 (septal) towards anterior;
+    # None: the legacy placement, close to the septal direction (the shipped cine networks were
+    # trained on it).  The clinical protocol draws 45-65 deg, so that its 3-chamber plane through
+    # the outflow tract lies well apart from the 4-chamber one, as in real hearts.
+    aortic_root_deg: float | None = None
     posterior_local: np.ndarray = field(init=False)  # patient posterior in local (e1, e2)
     _shape_integral: float = field(init=False, repr=False)
 
@@ -266,7 +271,7 @@ class Heart:
         re_b = ph.epi_radius_mm
         la_c = np.array([-0.3 * re_b + 14.0 * pl[0], 14.0 * pl[1], L + 20.0])
         ra_c = np.array([re_b + 12.0 + 6.0 * pl[0], 6.0 * pl[1], L + 16.0])
-        ao_a = np.array([0.3 * re_b - 12.0 * pl[0], -12.0 * pl[1], L - 4.0])
+        ao_a = self.aortic_root_local(ph)
         ao_b = ao_a + np.array([-6.0 * pl[0], -6.0 * pl[1], 60.0])
         top = z > L - 8.0
         la = _ellipsoid(x, y, z, la_c, (23.0, 21.0, 20.0))
@@ -286,6 +291,16 @@ class Heart:
         out[epi] = LV_MYO
         out[cav] = LV_BLOOD
         return out
+
+    def aortic_root_local(self, ph: LVPhase) -> np.ndarray:
+        """Local position of the base of the aortic root (where the outflow tract leaves the LV)."""
+        pl = self.posterior_local
+        if self.aortic_root_deg is None:
+            return np.array([0.3 * ph.epi_radius_mm - 12.0 * pl[0], -12.0 * pl[1], ph.length_mm - 4.0])
+        sense = 1.0 if np.arctan2(-pl[1], -pl[0]) > 0 else -1.0  # +angle turns towards anterior
+        a = np.radians(self.aortic_root_deg)
+        r = 0.8 * ph.epi_radius_mm
+        return np.array([r * np.cos(a), sense * r * np.sin(a), ph.length_mm - 4.0])
 
     def background_labels(self, xyz: np.ndarray) -> np.ndarray:
         """Static thorax tissue class of each point."""

@@ -12,6 +12,7 @@ import pytest
 
 from cmr_atlas.core.tables import read_table
 from cmr_atlas.dicom.index import ingest_folder
+from cmr_atlas.synth.faults import apply_fault, outcome_matches
 
 pytestmark = pytest.mark.slow
 
@@ -57,3 +58,13 @@ def test_every_series_is_typed_as_its_truth(blank_exam, clinical_synth_cohort):
     exam = rows.exams[0]
     n_sax = int(read_table(clinical_synth_cohort / "truth" / "clinical_exams.parquet").n_sax_slices.iloc[0])
     assert exam["n_sax_slices"] == n_sax and exam["has_2ch"] and exam["has_4ch"]
+
+
+@pytest.mark.parametrize("fault", ["truncated_perfusion", "scout_without_inversion_time", "lge_without_scout",
+                                   "t1map_without_units"])
+def test_clinical_faults_on_a_generated_exam_end_as_announced(clinical_synth_cohort, tmp_path, fault):
+    exam = next((clinical_synth_cohort / "dicom").iterdir())
+    shutil.copytree(exam, tmp_path / exam.name)
+    status, reason = apply_fault(tmp_path / exam.name, fault, seed=3)
+    row = ingest_folder(tmp_path, exam.name, "k", None).exams[0]
+    assert outcome_matches(status, reason, row["status"], row["qc_reason"]), (fault, row["status"], row["qc_reason"])

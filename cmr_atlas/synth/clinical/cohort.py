@@ -10,7 +10,7 @@ same whatever the cohort size or the renderers after it, and the same seed gives
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +66,7 @@ def make_context(seed: int, index: int, mi_fraction: float = 0.0,
     targets = {k[len("target_"):]: v for k, v in subj.items() if k.startswith("target_")}
     heart = an.make_heart(rngs["heart"], targets, subj["bsa_m2"], subj["height_cm"], subj["weight_kg"],
                           subj["heart_rate"])
+    heart = replace(heart, aortic_root_deg=float(rngs["heart"].uniform(45.0, 65.0)))  # see Heart
     rs = rngs["scanner"]
     field_t, vendor, model = P.draw_scanner(rs)
     geometry = P.plan_geometry(rs, heart)

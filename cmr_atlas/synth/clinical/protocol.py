@@ -172,8 +172,7 @@ def plan_geometry(rng: np.random.Generator, heart: an.Heart) -> ClinicalGeometry
 def three_chamber_normal(heart: an.Heart) -> np.ndarray:
     """Normal of the 3-chamber (LVOT) plane: it holds the long axis and the direction from the LV
     axis to the aortic root (anterior-septal of the mitral valve in :meth:`Heart.heart_labels_local`)."""
-    pl = heart.posterior_local
-    ao_local = np.array([0.3 * heart.ed.epi_radius_mm - 12.0 * pl[0], -12.0 * pl[1], 0.0])
+    ao_local = heart.aortic_root_local(heart.ed) * np.array([1.0, 1.0, 0.0])
     d = unit(heart.frame @ ao_local)
     return unit(np.cross(heart.frame[:, 2], d))
 
