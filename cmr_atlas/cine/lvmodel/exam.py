@@ -236,29 +236,50 @@ def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
 def slice_summation(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane]) -> dict[str, float]:
     """Volumes and mass by the slice-summation (disc) method on the SAX contours."""
     cont = gp[(gp["kind"] == "contour") & (gp["view"] == "sax")]
-    sax = [planes[("sax", s)] for s in sorted(s for v, s in planes if v == "sax")]
-    spacing = slice_spacing_mm(sax)
-    if spacing is None:  # one slice: its thickness; none: no volume
-        spacing = sax[0].thickness_mm if sax else float("nan")
+    spacing = sax_spacing_mm(planes)
     out: dict[str, float] = {}
     for phase in PHASES:
-        areas = {}
-        for (s, surf), g in cont[cont["phase"] == phase].groupby(["slice_index", "surface"]):
-            if ("sax", int(s)) not in planes or len(g) < 3:
-                continue
-            g = g.sort_values("point_index")
-            xy = planes[("sax", int(s))].in_plane_mm(_xyz(g))
-            # a stray point (far beyond the contour's typical radius) would distort the polygon
-            rad = np.linalg.norm(xy - np.median(xy, axis=0), axis=1)
-            xy = xy[rad <= 2.5 * np.median(rad) + 1.0]
-            if len(xy) >= 3:
-                areas[(int(s), surf)] = measures.polygon_area_mm2(xy)
-        endo = [a for (s, su), a in areas.items() if su == "endo"]
-        out[f"{phase}_cavity_ml"] = sum(endo) * spacing / 1000.0 if endo else float("nan")
-        myo = [areas[(s, "epi")] - areas[(s, "endo")]
-               for (s, su) in areas if su == "epi" and (s, "endo") in areas]
-        out[f"{phase}_myo_ml"] = sum(myo) * spacing / 1000.0 if myo else float("nan")
+        cav, myo = slice_volumes_ml(cont[cont["phase"] == phase], planes, spacing)
+        out[f"{phase}_cavity_ml"], out[f"{phase}_myo_ml"] = cav, myo
     return out
+
+
+def sax_spacing_mm(planes: dict[tuple[str, int], SlicePlane]) -> float:
+    """Slice spacing of the SAX stack (thickness + gap; one slice: its thickness; none: NaN)."""
+    sax = [planes[("sax", s)] for s in sorted(s for v, s in planes if v == "sax")]
+    spacing = slice_spacing_mm(sax)
+    if spacing is None:
+        spacing = sax[0].thickness_mm if sax else float("nan")
+    return spacing
+
+
+def slice_volumes_ml(cont: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
+                     spacing: float) -> tuple[float, float]:
+    """(cavity, myocardium) volumes of one frame's SAX contours by slice summation (NaN if none).
+
+    Plain arrays rather than a pandas groupby: the per-frame volume curves call this ~30 times an
+    exam."""
+    sl = cont["slice_index"].to_numpy(dtype=int)
+    epi = (cont["surface"] == "epi").to_numpy()
+    order = np.lexsort((cont["point_index"].to_numpy(), epi, sl))
+    sl, epi, xyz = sl[order], epi[order], _xyz(cont)[order]
+    key = sl * 2 + epi
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=int)
+    areas = {}
+    for a, b in zip(starts, np.r_[starts[1:], len(key)]):
+        plane = planes.get(("sax", int(sl[a])))
+        if plane is None or b - a < 3:
+            continue
+        xy = plane.in_plane_mm(xyz[a:b])
+        # a stray point (far beyond the contour's typical radius) would distort the polygon
+        rad = np.linalg.norm(xy - np.median(xy, axis=0), axis=1)
+        xy = xy[rad <= 2.5 * np.median(rad) + 1.0]
+        if len(xy) >= 3:
+            areas[(int(sl[a]), "epi" if epi[a] else "endo")] = measures.polygon_area_mm2(xy)
+    endo = [a for (s, su), a in areas.items() if su == "endo"]
+    cav = sum(endo) * spacing / 1000.0 if endo else float("nan")
+    myo = [areas[(s, "epi")] - areas[(s, "endo")] for (s, su) in areas if su == "epi" and (s, "endo") in areas]
+    return cav, (sum(myo) * spacing / 1000.0 if myo else float("nan"))
 
 
 def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_id: str,

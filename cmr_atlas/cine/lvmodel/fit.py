@@ -387,3 +387,28 @@ def fit(data: FitData, d: float, settings: FitSettings | None = None, *,
     r, n, g = prob.residuals(x, shifts)
     rw = _robust_weights(r, data.weight, "tukey", s)
     return FitResult(x, shifts, prob.mu.copy(), prob.theta.copy(), r, rw, it, converged)
+
+
+def fit_warm(data: FitData, d: float, x0: np.ndarray, settings: FitSettings | None = None,
+             iterations: int = 3) -> FitResult:
+    """Final-stage fit started from ``x0`` (a neighbouring cine frame's fields), shifts fixed.
+
+    The per-frame fits of :mod:`cmr_atlas.cine.lvmodel.cycle`: the data are already corrected by
+    the exam's breath-hold shifts, and consecutive frames differ by a few mm, so a few
+    Levenberg-Marquardt steps (Huber weights on the first, Tukey after) reach the
+    fit that a cold start needs ~10 to find.
+    """
+    s = settings or FitSettings()
+    prob = _Problem(data, d, s)
+    x = np.array(x0, dtype=float, copy=True)
+    shifts = np.zeros((prob.k, 2))
+    converged, it = False, 0
+    for i in range(iterations):
+        x, shifts, r, rw, move = prob.step(x, shifts, s.smooth_final, "huber" if i == 0 else "tukey", False)
+        it += 1
+        if move < s.tol_mm:
+            converged = True
+            break
+    r, _, _ = prob.residuals(x, shifts)
+    rw = _robust_weights(r, data.weight, "tukey", s)
+    return FitResult(x, shifts, prob.mu.copy(), prob.theta.copy(), r, rw, it, converged)

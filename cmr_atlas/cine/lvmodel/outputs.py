@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cmr_atlas.cine.lvmodel.cycle import CycleFit
 from cmr_atlas.cine.lvmodel.exam import ExamFit
+from cmr_atlas.cine.volume_curves import FUNCTION_INDICES, VOLUME_CURVES, curve_rows, indices_table
 from cmr_atlas.cine.lvmodel.measures import MYOCARDIAL_DENSITY_G_PER_ML, N_GRID
 from cmr_atlas.core.columns import EXAM_ID, GUIDE_POINT_SOURCE, PHASE, SHIFT_MM, SLICE_INDEX, SURFACE, VIEW
 from cmr_atlas.core.tables import Column, TableSchema, register
@@ -119,6 +121,15 @@ WALL_THICKNESS = register(TableSchema(
 
 TABLES = {"shapes": SHAPES, "model_frames": MODEL_FRAMES, "slice_shifts": SLICE_SHIFTS,
           "measures": MEASURES, "wall_thickness": WALL_THICKNESS}
+CYCLE_TABLES = {"volume_curves": VOLUME_CURVES, "function_indices": FUNCTION_INDICES}
+
+
+def tables_from_cycles(cycles: list[CycleFit]) -> dict[str, pd.DataFrame]:
+    """``volume_curves`` (both methods of every per-frame fit) and their ``function_indices``."""
+    parts = [curve_rows(c.exam_id, c.source, m, c.frames, c.time_ms, v)
+             for c in cycles for m, v in sorted(c.volumes.items()) if len(v)]
+    curves = pd.concat(parts, ignore_index=True) if parts else VOLUME_CURVES.empty()
+    return {"volume_curves": curves, "function_indices": indices_table(curves)}
 
 
 def _measure_row(fit: ExamFit, method: str) -> dict:

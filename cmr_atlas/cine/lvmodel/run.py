@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.cine.guidepoints import GUIDE_POINTS
+from cmr_atlas.cine.guidepoints import CYCLE_GUIDE_POINTS, GUIDE_POINTS
 from cmr_atlas.core.geometry import planes_by_slice
+from cmr_atlas.cine.lvmodel.cycle import CycleFit, fit_cycle
 from cmr_atlas.cine.lvmodel.exam import ExamFit, fit_exam
-from cmr_atlas.cine.lvmodel.outputs import TABLES, tables_from_fits
+from cmr_atlas.cine.lvmodel.outputs import CYCLE_TABLES, TABLES, tables_from_cycles, tables_from_fits
 from cmr_atlas.core.config import default
 from cmr_atlas.core.runner import EXAM_STATUS, ExamFailure, run_exams, write_status
 from cmr_atlas.core.tables import read_table, write_table
@@ -81,18 +82,56 @@ def fit_status(fits: list[ExamFit]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=EXAM_STATUS.column_names) if rows else EXAM_STATUS.empty()
 
 
+def cycle_fits(fits: list[ExamFit], cycle_guide_points: pd.DataFrame, slices: pd.DataFrame) -> list[CycleFit]:
+    """The per-frame fits (:func:`~cmr_atlas.cine.lvmodel.cycle.fit_cycle`) of every exam fit whose
+    (exam, source) has cycle guide points; an unexpected numerical failure leaves that exam's
+    model curve out (logged), never the shard."""
+    from threadpoolctl import threadpool_limits
+
+    groups = dict(tuple(cycle_guide_points.groupby(["exam_id", "source"]))) if len(cycle_guide_points) else {}
+    out = []
+    for f in fits:
+        cgp = groups.get((f.exam_id, f.source))
+        if cgp is None:
+            continue
+        try:
+            planes = planes_by_slice(slices, f.exam_id)
+            with threadpool_limits(limits=1):
+                c = fit_cycle(cgp, planes, f)
+        except (KeyError, ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+            log.warning("cycle %s/%s: failed (%s)", f.exam_id, f.source, type(exc).__name__)
+            continue
+        log.info("cycle %s/%s: %d frames in %.2f s%s", f.exam_id, f.source, len(c.frames), c.seconds,
+                 f" ({c.qc_reason})" if c.qc_reason else "")
+        out.append(c)
+    return out
+
+
 def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_path: str | Path,
               model_frames_path: str | Path, slice_shifts_path: str | Path, measures_path: str | Path,
               wall_thickness_path: str | Path, status_path: str | Path, breath_hold: bool | None = None,
-              shift_reference: str | None = None, vtp_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
-    """Fit one shard's guide points and write the five fit tables and the ``exam_status`` rows."""
-    fits = fit_exams(read_table(guide_points_path, GUIDE_POINTS), read_table(slices_path), breath_hold,
+              shift_reference: str | None = None, vtp_dir: str | Path | None = None,
+              cycle_guide_points_path: str | Path | None = None, volume_curves_path: str | Path | None = None,
+              function_indices_path: str | Path | None = None,
+              all_frames: bool | None = None) -> dict[str, pd.DataFrame]:
+    """Fit one shard's guide points and write the five fit tables and the ``exam_status`` rows;
+    with ``cycle_guide_points_path`` also the per-frame tables ``volume_curves`` and
+    ``function_indices`` (empty when ``all_frames``, default config ``fit.all_frames``, is off)."""
+    slices = read_table(slices_path)
+    fits = fit_exams(read_table(guide_points_path, GUIDE_POINTS), slices, breath_hold,
                      Path(vtp_dir) if vtp_dir else None, shift_reference)
     tables = tables_from_fits(fits)
     paths = {"shapes": shapes_path, "model_frames": model_frames_path, "slice_shifts": slice_shifts_path,
              "measures": measures_path, "wall_thickness": wall_thickness_path}
     for name, df in tables.items():
         write_table(df, paths[name], TABLES[name])
+    if cycle_guide_points_path is not None:
+        all_frames = default("fit.all_frames") if all_frames is None else all_frames
+        cgp = read_table(cycle_guide_points_path, CYCLE_GUIDE_POINTS) if all_frames else CYCLE_GUIDE_POINTS.empty()
+        cycle = tables_from_cycles(cycle_fits(fits, cgp, slices))
+        for name, path in (("volume_curves", volume_curves_path), ("function_indices", function_indices_path)):
+            write_table(cycle[name], path, CYCLE_TABLES[name])
+        tables.update(cycle)
     write_status(fit_status(fits), status_path)
     n_fail = sum(f.status == "failed" for f in fits)
     log.info("fit: %d exam/source fits, %d failed", len(fits), n_fail)

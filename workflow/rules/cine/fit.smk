@@ -1,7 +1,10 @@
 # LV model fitting with breath-hold correction and clinical measures (cmr_atlas.cine.lvmodel).
 # Per shard: guide points + slice planes -> shapes, model frames, slice shifts, measures, wall
-# thickness; then one cohort table each.  Config block `fit` (breath_hold, shift_reference, vtp).
-FIT_TABLES = ["shapes", "model_frames", "slice_shifts", "measures", "wall_thickness"]
+# thickness, and the per-frame fits' volume_curves and function_indices (from the cycle guide
+# points; empty with fit.all_frames off); then one cohort table each.  Config block `fit`
+# (breath_hold, shift_reference, vtp, all_frames).
+FIT_TABLES = ["shapes", "model_frames", "slice_shifts", "measures", "wall_thickness", "volume_curves",
+              "function_indices"]
 
 
 rule fit_shard:
@@ -9,6 +12,7 @@ rule fit_shard:
         CONDA_ENV
     input:
         guide_points=RESULTS / "shards/{shard}/guide_points.parquet",
+        cycle_guide_points=RESULTS / "shards/{shard}/cycle_guide_points.parquet",
         slices=RESULTS / "shards/{shard}/slices.parquet",
     output:
         **{t: RESULTS / f"shards/{{shard}}/{t}.parquet" for t in FIT_TABLES},
@@ -21,6 +25,7 @@ rule fit_shard:
         breath_hold=config["fit"]["breath_hold"],
         shift_reference=config["fit"]["shift_reference"],
         vtp_dir=str(RESULTS / "vtp") if config["fit"]["vtp"] else None,
+        all_frames=config["fit"]["all_frames"],
     threads: 1
     script:
         "../../scripts/fit.py"
