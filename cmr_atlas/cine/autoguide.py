@@ -51,7 +51,7 @@ def cycle_guide_points(images: ExamImages, masks: np.ndarray, phases: dict, land
     label = {int(phases["ed_frame"]): "ED", int(phases["es_frame"]): "ES"}
     frames = [(label.get(f), f) for f in range(images.n_frames)]
     rows = _frame_rows(images, masks, frames, landmarks, qc, n_points)
-    df = pd.DataFrame(rows, columns=GUIDE_POINTS.column_names)
+    df = pd.DataFrame(rows, columns=[*GUIDE_POINTS.column_names, "sax_frame"])
     times = np.asarray(images.trigger_times_ms, dtype=float)
     # a LAX landmark row carries its LAX frame: the time is that of the SAX frame it stands for
     df["time_ms"] = times[df.pop("sax_frame").to_numpy(dtype=int)] if len(df) else np.array([])

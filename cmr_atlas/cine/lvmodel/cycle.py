@@ -26,7 +26,7 @@ from cmr_atlas.cine.lvmodel.fit import FitData, FitSettings, fit_warm
 from cmr_atlas.cine.lvmodel.frame import base_plane
 from cmr_atlas.core.geometry import SlicePlane
 
-WARM_ITERATIONS = 3  # Levenberg-Marquardt steps per frame from the neighbour's fit (docs/motion.md)
+WARM_ITERATIONS = 2  # Levenberg-Marquardt steps per frame from the neighbour's fit (docs/motion.md)
 N_BISECT = 20  # bisection steps of each frame's base ring (40 for ED/ES; 20 are within 1e-4 mm)
 
 
@@ -151,10 +151,16 @@ def _fit_frames(cgp: pd.DataFrame, frames: np.ndarray, ed: ExamFit, s: FitSettin
             f = int(f)
             plane = base[f]
             if f in anchors:  # the ED/ES fit itself: the curve passes through its measures
-                x, plane = x_of[anchors[f]], ed.planes[anchors[f]]
-            else:
-                data = _frame_data(by_frame[f], frame.to_local, plane)
-                x = fit_warm(data, frame.focal_mm, x, s, iterations).params
+                ph = anchors[f]
+                x = x_of[ph]
+                cav[f] = ed.volumes["model"][f"{ph}_cavity_ml"]
+                myo[f] = ed.volumes["model"].get(f"{ph}_myo_ml", np.nan)
+                if keep_surfaces:
+                    out.surfaces[f] = {surf: ed.surfaces[(ph, surf)] for surf in ("endo", "epi")
+                                       if (ph, surf) in ed.surfaces}
+                continue
+            data = _frame_data(by_frame[f], frame.to_local, plane)
+            x = fit_warm(data, frame.focal_mm, x, s, iterations).params
             fine = {surf: measures.sample_surface(s.mesh, frame.focal_mm, x[i], *plane, FINE_MU, FINE_THETA,
                                                   N_BISECT) for i, surf in enumerate(("endo", "epi"))}
             cav[f] = measures.enclosed_volume_ml(fine["endo"], tris, plane[0])

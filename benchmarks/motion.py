@@ -1,0 +1,132 @@
+"""Volume curves from the LV model at every frame, against the synthetic truth.
+
+    PYTHONPATH=$PWD python benchmarks/motion.py [--n-exams 16] [--seed 40001] [--observer truth]
+
+Generates a held-out legacy cohort in memory (seed 40001 by default: training uses 910000, the
+demo 20001, benchmarks/accuracy.py 30001), builds every frame's guide points from the truth
+contours and landmarks (observer ``truth``: contours on every frame, displaced by the breath-hold
+shifts), fits ED/ES (:func:`fit_exam`, breath-hold correction) and then every frame
+(:func:`fit_cycle`), and prints, per method (model, slices):
+
+* the volume-curve error per frame against ``truth/volumes`` (RMS over all frames, ml, and the
+  mean bias);
+* the relative error of the function indices (peak ejection rate, E, A, E/A; time to peak
+  filling and diastasis in ms) computed by :func:`function_indices` from the fitted and from the
+  true volumes at the same frames (so the figure is the fit's error, not the sampling's);
+* ED and ES frames of the fitted curve equal to the truth's;
+* the per-frame fitting time per exam (CPU seconds on one thread, ED/ES fit excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cmr_atlas.cine.lvmodel.cycle import WARM_ITERATIONS, fit_cycle  # noqa: E402
+from cmr_atlas.cine.lvmodel.exam import fit_exam  # noqa: E402
+from cmr_atlas.cine.volume_curves import function_indices  # noqa: E402
+from cmr_atlas.core.geometry import planes_by_slice  # noqa: E402
+
+RATES = ("per_ml_s", "pfr_e_ml_s", "pfr_a_ml_s", "e_a_ratio")
+TIMES = ("time_to_pfr_ms", "diastasis_ms")
+
+
+def truth_cycle_guide_points(truth: dict[str, pd.DataFrame], observer: str = "truth") -> pd.DataFrame:
+    """Cycle guide points (CYCLE_GUIDE_POINTS columns) of one exam from its truth tables."""
+    c = truth["contours"][truth["contours"]["observer"] == observer]
+    lm = truth["landmarks"][truth["landmarks"]["observer"] == observer]
+    cols = ["exam_id", "phase", "frame", "view", "slice_index", "x_mm", "y_mm", "z_mm"]
+    a = c[cols + ["surface", "point_index"]].assign(kind="contour", landmark=None)
+    b = lm[cols + ["landmark"]].assign(kind="landmark", surface=None, point_index=0)
+    gp = pd.concat([a, b], ignore_index=True).assign(source=observer, weight=1.0)
+    times = dict(zip(truth["volumes"]["frame"], truth["volumes"]["time_ms"]))
+    return gp.assign(time_ms=gp["frame"].map(times))
+
+
+def evaluate_exam(truth: dict[str, pd.DataFrame], observer: str, iterations: int) -> list[dict]:
+    from threadpoolctl import threadpool_limits
+
+    label = str(truth["exams"]["exam_id"].iloc[0])
+    cgp = truth_cycle_guide_points(truth, observer)
+    planes = planes_by_slice(truth["slices"], label)
+    ed = fit_exam(cgp[cgp["phase"].isin(["ED", "ES"])], planes, label, observer, breath_hold=True,
+                  shift_reference="sax_mean")
+    with threadpool_limits(limits=1):
+        t0 = time.process_time()
+        cyc = fit_cycle(cgp, planes, ed, iterations=iterations)
+        cpu = time.process_time() - t0
+    vol = truth["volumes"].set_index("frame")
+    true_v = vol["volume_ml"].reindex(cyc.frames).to_numpy()
+    ref = function_indices(cyc.time_ms, true_v, cyc.frames)
+    ex = truth["exams"].iloc[0]
+    rows = []
+    for method, v in cyc.volumes.items():
+        got = function_indices(cyc.time_ms, v, cyc.frames)
+        row = {"exam": label, "method": method, "n_frames": len(cyc.frames), "cpu_s": cpu,
+               "rms_ml": float(np.sqrt(np.mean((v - true_v) ** 2))), "bias_ml": float(np.mean(v - true_v)),
+               "ed_exact": got["ed_frame"] == int(ex["ed_frame"]), "es_exact": got["es_frame"] == int(ex["es_frame"])}
+        for k in RATES:
+            ok = got[k] is not None and ref[k] is not None
+            row[k] = 100.0 * (got[k] - ref[k]) / ref[k] if ok else np.nan
+        for k in TIMES:
+            ok = got[k] is not None and ref[k] is not None
+            row[k] = got[k] - ref[k] if ok else np.nan
+        row["true_" + "pfr_e_edv_s"] = ref["pfr_e_edv_s"]
+        row["true_e_a"] = ref["e_a_ratio"]
+        rows.append(row)
+    return rows
+
+
+def _summary(df: pd.DataFrame) -> None:
+    print(f"{'method':8} {'n':>3} {'RMS ml':>7} {'bias ml':>8} {'ED ok':>6} {'ES ok':>6} "
+          + " ".join(f"{k.replace('_ml_s', ''):>14}" for k in RATES) + " "
+          + " ".join(f"{k:>16}" for k in TIMES))
+    for m, g in df.groupby("method"):
+        rms = float(np.sqrt(np.mean(g["rms_ml"] ** 2)))
+        cells = []
+        for k in RATES:
+            x = g[k].dropna()
+            cells.append(f"{x.mean():+5.1f}+-{x.std():4.1f}%({len(x):2d})" if len(x) else f"{'-':>14}")
+        for k in TIMES:
+            x = g[k].dropna()
+            cells.append(f"{x.mean():+6.1f}+-{x.std():5.1f}ms" if len(x) else f"{'-':>16}")
+        print(f"{m:8} {len(g):3d} {rms:7.2f} {g['bias_ml'].mean():+8.2f} {g['ed_exact'].mean():6.2f} "
+              f"{g['es_exact'].mean():6.2f} " + " ".join(cells))
+    print("rates: mean +- SD of the % error (n exams with the feature); times: mean +- SD error in ms")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-exams", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=40001, help="held-out cohort seed (never a training seed)")
+    ap.add_argument("--observer", default="truth")
+    ap.add_argument("--iterations", type=int, default=WARM_ITERATIONS, help="warm-start steps per frame")
+    args = ap.parse_args()
+    from cmr_atlas.synth.mesa import cohort
+
+    rows = []
+    for i in range(args.n_exams):
+        ex = cohort.generate_exam(args.seed, i)
+        rows += evaluate_exam(ex.truth, args.observer, args.iterations)
+        print(f"exam {i + 1}/{args.n_exams}", file=sys.stderr)
+    df = pd.DataFrame(rows)
+    print(f"Held-out legacy cohort: seed {args.seed}, {args.n_exams} exams, observer {args.observer} "
+          f"(every frame), {args.iterations} warm-start steps per frame")
+    _summary(df)
+    model = df[df["method"] == "model"]
+    print(f"per-frame fitting: {model['cpu_s'].mean():.2f} s CPU per exam (max {model['cpu_s'].max():.2f}), "
+          f"{model['n_frames'].mean():.1f} frames, {1000 * (model['cpu_s'] / model['n_frames']).mean():.0f} ms "
+          "per frame, one thread")
+    print(f"true E: {df['true_pfr_e_edv_s'].mean():.2f} EDV/s, true E/A {df['true_e_a'].mean():.2f} (frame-sampled)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
