@@ -130,13 +130,9 @@ def run_shard(exam_ids: list[str], cache_dir: str | Path, *, landmarks_path: str
     return outcomes
 
 
-def run_cycle_shard(exam_ids: list[str], cache_dir: str | Path, *, landmarks_path: str | Path,
-                    qc_path: str | Path, phases_path: str | Path, masks_dir: str | Path,
-                    out_path: str | Path, n_points: int = 48) -> list[Outcome[pd.DataFrame]]:
-    """Guide points of every frame (:data:`CYCLE_GUIDE_POINTS`) of a shard; an exam that fails here
-    has failed :func:`run_shard` too (same inputs), whose ``exam_status`` rows report it."""
-    outcomes = _run(exam_ids, cache_dir, landmarks_path, qc_path, phases_path, masks_dir, n_points, True)
-    frames = [o.value for o in outcomes if o.ok and len(o.value)]
-    write_table(pd.concat(frames, ignore_index=True) if frames else CYCLE_GUIDE_POINTS.empty(), out_path,
-                CYCLE_GUIDE_POINTS)
-    return outcomes
+def run_cycle(exam_ids: list[str], cache_dir: str | Path, *, landmarks_path: str | Path, qc_path: str | Path,
+              phases_path: str | Path, masks_dir: str | Path, n_points: int = 48) -> list[Outcome[pd.DataFrame]]:
+    """Guide points of every frame (:data:`CYCLE_GUIDE_POINTS`) of a shard's exams, under the
+    runner's failure policy; an exam that fails here has failed :func:`run_shard` too (same
+    inputs), whose ``exam_status`` rows report it."""
+    return _run(exam_ids, cache_dir, landmarks_path, qc_path, phases_path, masks_dir, n_points, True)

@@ -10,6 +10,7 @@ the ``exam_status`` rows (stage ``fit_<source>``, status and qc_reason as in ``m
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -107,15 +108,37 @@ def cycle_fits(fits: list[ExamFit], cycle_guide_points: pd.DataFrame, slices: pd
     return out
 
 
+@dataclass
+class CycleInputs:
+    """Where a shard's every-frame automated guide points come from (inference outputs)."""
+
+    exams_path: str | Path
+    cache_dir: str | Path
+    landmarks_path: str | Path
+    qc_path: str | Path
+    phases_path: str | Path
+    masks_dir: str | Path
+
+    def guide_points(self) -> pd.DataFrame:
+        """:data:`CYCLE_GUIDE_POINTS` of the shard's exams (failed exams have none)."""
+        from cmr_atlas.cine.autoguide import run_cycle
+        from cmr_atlas.core.shards import shard_exam_ids
+
+        outcomes = run_cycle(shard_exam_ids(self.exams_path), self.cache_dir, landmarks_path=self.landmarks_path,
+                             qc_path=self.qc_path, phases_path=self.phases_path, masks_dir=self.masks_dir)
+        frames = [o.value for o in outcomes if o.ok and len(o.value)]
+        return pd.concat(frames, ignore_index=True) if frames else CYCLE_GUIDE_POINTS.empty()
+
+
 def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_path: str | Path,
               model_frames_path: str | Path, slice_shifts_path: str | Path, measures_path: str | Path,
               wall_thickness_path: str | Path, status_path: str | Path, breath_hold: bool | None = None,
               shift_reference: str | None = None, vtp_dir: str | Path | None = None,
-              cycle_guide_points_path: str | Path | None = None, volume_curves_path: str | Path | None = None,
+              cycle: CycleInputs | None = None, volume_curves_path: str | Path | None = None,
               function_indices_path: str | Path | None = None,
               all_frames: bool | None = None) -> dict[str, pd.DataFrame]:
     """Fit one shard's guide points and write the five fit tables and the ``exam_status`` rows;
-    with ``cycle_guide_points_path`` also the per-frame tables ``volume_curves`` and
+    with ``cycle`` also the per-frame tables ``volume_curves`` and
     ``function_indices`` (empty when ``all_frames``, default config ``fit.all_frames``, is off)."""
     slices = read_table(slices_path)
     fits = fit_exams(read_table(guide_points_path, GUIDE_POINTS), slices, breath_hold,
@@ -125,9 +148,9 @@ def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_
              "measures": measures_path, "wall_thickness": wall_thickness_path}
     for name, df in tables.items():
         write_table(df, paths[name], TABLES[name])
-    if cycle_guide_points_path is not None:
+    if cycle is not None:
         all_frames = default("fit.all_frames") if all_frames is None else all_frames
-        cgp = read_table(cycle_guide_points_path, CYCLE_GUIDE_POINTS) if all_frames else CYCLE_GUIDE_POINTS.empty()
+        cgp = cycle.guide_points() if all_frames else CYCLE_GUIDE_POINTS.empty()
         cycle = tables_from_cycles(cycle_fits(fits, cgp, slices))
         for name, path in (("volume_curves", volume_curves_path), ("function_indices", function_indices_path)):
             write_table(cycle[name], path, CYCLE_TABLES[name])

@@ -1,7 +1,7 @@
 # LV model fitting with breath-hold correction and clinical measures (cmr_atlas.cine.lvmodel).
 # Per shard: guide points + slice planes -> shapes, model frames, slice shifts, measures, wall
-# thickness, and the per-frame fits' volume_curves and function_indices (from the cycle guide
-# points; empty with fit.all_frames off); then one cohort table each.  Config block `fit`
+# thickness, and the per-frame fits' volume_curves and function_indices (automated source: every
+# frame's guide points from the inference masks and landmarks; empty with fit.all_frames off); then one cohort table each.  Config block `fit`
 # (breath_hold, shift_reference, vtp, all_frames).
 FIT_TABLES = ["shapes", "model_frames", "slice_shifts", "measures", "wall_thickness", "volume_curves",
               "function_indices"]
@@ -12,8 +12,13 @@ rule fit_shard:
         CONDA_ENV
     input:
         guide_points=RESULTS / "shards/{shard}/guide_points.parquet",
-        cycle_guide_points=RESULTS / "shards/{shard}/cycle_guide_points.parquet",
         slices=RESULTS / "shards/{shard}/slices.parquet",
+        # every frame's automated guide points come from inference's masks and landmarks
+        exams=RESULTS / "shards/{shard}/exams.parquet",
+        landmarks=RESULTS / "shards/{shard}/landmarks.parquet",
+        qc=RESULTS / "shards/{shard}/segmentation_qc.parquet",
+        phases=RESULTS / "shards/{shard}/phases.parquet",
+        masks=RESULTS / "shards/{shard}/masks",
     output:
         **{t: RESULTS / f"shards/{{shard}}/{t}.parquet" for t in FIT_TABLES},
         status=RESULTS / "shards/{shard}/status/fit.parquet",
@@ -26,6 +31,7 @@ rule fit_shard:
         shift_reference=config["fit"]["shift_reference"],
         vtp_dir=str(RESULTS / "vtp") if config["fit"]["vtp"] else None,
         all_frames=config["fit"]["all_frames"],
+        cache=str(RESULTS / "cache"),
     threads: 1
     script:
         "../../scripts/fit.py"

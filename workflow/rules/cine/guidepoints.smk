@@ -58,26 +58,3 @@ rule guide_points:
     script:
         "../../scripts/concat_tables.py"
 
-
-# Guide points of every cine frame (automated path) for the per-frame LV model fits (volume
-# curves): the inputs of auto_guide_points_shard, every frame's masks.
-rule cycle_guide_points_shard:
-    conda:
-        CONDA_ENV
-    input:
-        exams=RESULTS / "shards/{shard}/exams.parquet",
-        landmarks=RESULTS / "shards/{shard}/landmarks.parquet",
-        qc=RESULTS / "shards/{shard}/segmentation_qc.parquet",
-        phases=RESULTS / "shards/{shard}/phases.parquet",
-        masks=RESULTS / "shards/{shard}/masks",
-    output:
-        RESULTS / "shards/{shard}/cycle_guide_points.parquet",
-    log:
-        RESULTS / "logs/cycle_guide_points/{shard}.log",
-    benchmark:
-        RESULTS / "benchmarks/cycle_guide_points_shard/{shard}.tsv"
-    params:
-        cache=str(RESULTS / "cache"),
-        all_frames=config["fit"]["all_frames"],
-    script:
-        "../../scripts/cycle_guide_points.py"
