@@ -92,3 +92,28 @@ def histogram_plot(values: dict[str, np.ndarray], title: str, xlabel: str, path:
     ax.set_xlabel(xlabel)
     ax.legend(fontsize=8)
     return save_png(fig, path)
+
+
+def volume_curve_plot(curves: pd.DataFrame, path: str | Path, max_exams: int = 40) -> Path:
+    """Volume-time curves (``volume_curves`` rows of one source), one panel per method: each exam's
+    volume / its largest volume against time (ms), grey, and the cohort median on a common grid."""
+    methods = sorted(curves["method"].unique())
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.6 * len(methods), 2.8), squeeze=False, sharey=True)
+    for ax, m in zip(axes[0], methods):
+        d = curves[curves["method"] == m]
+        grid = np.linspace(0, float(d["time_ms"].max()), 60)
+        stack = []
+        for i, (_, g) in enumerate(d.groupby("exam_id")):
+            g = g.sort_values("time_ms")
+            v = g["volume_ml"].to_numpy(float) / np.nanmax(g["volume_ml"].to_numpy(float))
+            if i < max_exams:
+                ax.plot(g["time_ms"], v, color="0.7", lw=0.6)
+            t = g["time_ms"].to_numpy(float)
+            stack.append(np.where(grid <= t.max(), np.interp(grid, t, v), np.nan))
+        if stack:
+            ax.plot(grid, np.nanmedian(np.array(stack), axis=0), color="tab:blue", lw=2, label="median")
+        ax.set_title(f"method {m}")
+        ax.set_xlabel("time after R wave (ms)")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("volume / EDV")
+    return save_png(fig, path)
