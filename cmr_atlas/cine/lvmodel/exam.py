@@ -185,13 +185,14 @@ def _small_contour_slices(cont: pd.DataFrame) -> set[tuple[str, int]]:
 
 
 def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
-                   frame: ModelFrame, shift_reference: str,
+                   frame: ModelFrame, shift_reference: str, through_plane: bool = False,
                    ) -> tuple[FitData, list[tuple[str, int]]]:
     """Data points in local coordinates, and the (view, slice_index) of each shift unknown.
 
     ``shift_reference='sax_mean'``: every slice with contours and a plane gets an in-plane shift;
     the SAX shifts sum to zero (the gauge).  ``'lax'``: only SAX slices are shifted; the LAX views
-    are the fixed reference.
+    are the fixed reference.  ``through_plane``: each shift also has a component along its
+    plane's normal (shift_basis (K, 3, 3)).
     """
     if shift_reference not in ("sax_mean", "lax"):
         raise ValueError(f"unknown shift reference {shift_reference!r}")
@@ -225,8 +226,9 @@ def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
                   key=lambda k: (k[0] != "sax", k[0], k[1]))
     kmap = {k: i for i, k in enumerate(keys)}
     slice_id = np.array([kmap.get((v, int(s)), -1) for v, s in zip(views, sl)], dtype=int)
-    basis = np.array([[frame.vec_to_local(planes[k].row_cosine),
-                       frame.vec_to_local(planes[k].col_cosine)] for k in keys]).reshape(-1, 2, 3)
+    vecs = ("row_cosine", "col_cosine", "normal") if through_plane else ("row_cosine", "col_cosine")
+    basis = np.array([[frame.vec_to_local(getattr(planes[k], v)) for v in vecs]
+                      for k in keys]).reshape(-1, len(vecs), 3)
     zero_mean = np.array([k[0] == "sax" for k in keys], dtype=bool)
     data = FitData(pts, (phase_i * 2 + surf_i).astype(int), w, slice_id, basis, n_fields=4,
                    zero_mean=zero_mean if shift_reference == "sax_mean" else None)
@@ -324,7 +326,7 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
         raise ExamError("too_few_sax_contours")
     frame, anterior_sign, note = _frame(gp)
     out.frame = frame
-    data, keys = build_fit_data(gp, planes, frame, shift_reference)
+    data, keys = build_fit_data(gp, planes, frame, shift_reference, settings.through_plane)
     res = fit(data, frame.focal_mm, settings, breath_hold=breath_hold)
     out.result = res
     # RMS over the points the final fit kept (Tukey weight > 0); rejected points are counted
@@ -333,7 +335,8 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
     outlier_frac = 1.0 - float(inlier.mean())
     # Shifts in patient coordinates for every slice with data; with the LAX reference the LAX
     # views are listed with zero.  Slices without contours have no estimate and no row.
-    shift_of = {k: res.shifts[i, 0] * planes[k].row_cosine + res.shifts[i, 1] * planes[k].col_cosine
+    vecs = ("row_cosine", "col_cosine", "normal")
+    shift_of = {k: sum(res.shifts[i, j] * getattr(planes[k], vecs[j]) for j in range(res.shifts.shape[1]))
                 for i, k in enumerate(keys)}
     if shift_reference == "lax":
         lax_views = {(v, int(s)) for v, s in zip(gp["view"], gp["slice_index"].fillna(0))

@@ -20,6 +20,7 @@ from cmr_atlas.cine.guidepoints import CYCLE_GUIDE_POINTS, GUIDE_POINTS
 from cmr_atlas.core.geometry import planes_by_slice
 from cmr_atlas.cine.lvmodel.cycle import CycleFit, fit_cycle
 from cmr_atlas.cine.lvmodel.exam import ExamFit, fit_exam
+from cmr_atlas.cine.lvmodel.fit import FitSettings
 from cmr_atlas.cine.lvmodel.outputs import CYCLE_TABLES, TABLES, tables_from_cycles, tables_from_fits
 from cmr_atlas.core.config import default
 from cmr_atlas.core.runner import EXAM_STATUS, ExamFailure, run_exams, write_status
@@ -33,7 +34,7 @@ Group = tuple[tuple[str, str], pd.DataFrame]  # ((exam_id, source), guide points
 
 
 def _fit_one(group: Group, slices: pd.DataFrame, breath_hold: bool, shift_reference: str,
-             vtp_dir: Path | None) -> ExamFit:
+             vtp_dir: Path | None, settings: FitSettings | None = None) -> ExamFit:
     (exam_id, source), gp = group
     try:
         planes = planes_by_slice(slices, exam_id)
@@ -41,7 +42,7 @@ def _fit_one(group: Group, slices: pd.DataFrame, breath_hold: bool, shift_refere
         log.warning("exam %s: bad slice planes (%s)", exam_id, type(exc).__name__)
         planes = {}
     f = fit_exam(gp, planes, str(exam_id), str(source), breath_hold=breath_hold,
-                 shift_reference=shift_reference)
+                 shift_reference=shift_reference, settings=settings)
     log.info("fit %s/%s: %s%s in %.2f s, rms %s mm", exam_id, source, f.status,
              f" ({f.qc_reason})" if f.qc_reason else "", f.seconds,
              f"{f.rms_residual_mm:.2f}" if f.rms_residual_mm is not None else "-")
@@ -53,16 +54,20 @@ def _fit_one(group: Group, slices: pd.DataFrame, breath_hold: bool, shift_refere
 
 
 def fit_exams(guide_points: pd.DataFrame, slices: pd.DataFrame, breath_hold: bool | None = None,
-              vtp_dir: Path | None = None, shift_reference: str | None = None) -> list[ExamFit]:
+              vtp_dir: Path | None = None, shift_reference: str | None = None,
+              through_plane: bool | None = None) -> list[ExamFit]:
     """One :class:`ExamFit` per (exam, source) of a guide-point table, in (exam, source) order.
 
-    ``breath_hold`` and ``shift_reference`` default to the config's ``fit`` defaults.
+    ``breath_hold``, ``shift_reference`` and ``through_plane`` default to the config's ``fit``
+    defaults.
     """
     breath_hold = default("fit.breath_hold") if breath_hold is None else breath_hold
     shift_reference = shift_reference or default("fit.shift_reference")
+    through_plane = default("fit.through_plane") if through_plane is None else through_plane
+    settings = FitSettings(through_plane=True) if through_plane else None
     groups: list[Group] = [((str(e), str(s)), gp) for (e, s), gp in
                            guide_points.groupby(["exam_id", "source"], sort=True)]
-    outcomes = run_exams(groups, lambda g: _fit_one(g, slices, breath_hold, shift_reference, vtp_dir),
+    outcomes = run_exams(groups, lambda g: _fit_one(g, slices, breath_hold, shift_reference, vtp_dir, settings),
                          STAGE, log, exam_id=lambda g: g[0][0], unit="exam fits")
     fits = []
     for ((exam_id, source), _), o in zip(groups, outcomes):
@@ -136,13 +141,13 @@ def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_
               shift_reference: str | None = None, vtp_dir: str | Path | None = None,
               cycle: CycleInputs | None = None, volume_curves_path: str | Path | None = None,
               function_indices_path: str | Path | None = None,
-              all_frames: bool | None = None) -> dict[str, pd.DataFrame]:
+              all_frames: bool | None = None, through_plane: bool | None = None) -> dict[str, pd.DataFrame]:
     """Fit one shard's guide points and write the five fit tables and the ``exam_status`` rows;
     with ``cycle`` also the per-frame tables ``volume_curves`` and
     ``function_indices`` (empty when ``all_frames``, default config ``fit.all_frames``, is off)."""
     slices = read_table(slices_path)
     fits = fit_exams(read_table(guide_points_path, GUIDE_POINTS), slices, breath_hold,
-                     Path(vtp_dir) if vtp_dir else None, shift_reference)
+                     Path(vtp_dir) if vtp_dir else None, shift_reference, through_plane)
     tables = tables_from_fits(fits)
     paths = {"shapes": shapes_path, "model_frames": model_frames_path, "slice_shifts": slice_shifts_path,
              "measures": measures_path, "wall_thickness": wall_thickness_path}
