@@ -1,6 +1,7 @@
 """Volume curves from the LV model at every frame, against the synthetic truth.
 
     PYTHONPATH=$PWD python benchmarks/motion.py [--n-exams 16] [--seed 40001] [--observer truth]
+    PYTHONPATH=$PWD python benchmarks/motion.py --cnn [--n-exams 8]     # the automated path
 
 Generates a held-out legacy cohort in memory (seed 40001 by default: training uses 910000, the
 demo 20001, benchmarks/accuracy.py 30001), builds every frame's guide points from the truth
@@ -72,13 +73,30 @@ def truth_only(seed: int, index: int) -> dict[str, pd.DataFrame]:
     return cohort._truth_tables(ex, rng_obs, 0)
 
 
-def evaluate_exam(truth: dict[str, pd.DataFrame], observer: str, iterations: int) -> list[dict]:
+def cnn_cycle_guide_points(seed: int, index: int, models) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """The exam's truth and its automated cycle guide points: the shipped networks on its images
+    (:func:`infer_exam`, config defaults), every frame's masks through :func:`cycle_guide_points`."""
+    from cmr_atlas.cine.autoguide import cycle_guide_points
+    from cmr_atlas.cine.inference import infer_exam
+    from cmr_atlas.core.config import default
+    from cmr_atlas.synth.mesa import cohort
+
+    ex = cohort.generate_exam(seed, index)
+    res = infer_exam(ex.images, models, ed_method=default("segmentation.ed_frame"),
+                     absent_threshold=default("landmarks.absent_threshold"), batch=default("inference.batch"))
+    return ex.truth, cycle_guide_points(ex.images, res.masks, res.phases, res.landmarks, res.qc)
+
+
+def evaluate_exam(truth: dict[str, pd.DataFrame], observer: str, iterations: int,
+                  cgp: pd.DataFrame | None = None) -> list[dict]:
+    """Fit ED/ES and every frame of one exam (its truth's guide points, or ``cgp``) and compare."""
     from threadpoolctl import threadpool_limits
 
     label = str(truth["exams"]["exam_id"].iloc[0])
-    cgp = truth_cycle_guide_points(truth, observer)
+    cgp = truth_cycle_guide_points(truth, observer) if cgp is None else cgp
     planes = planes_by_slice(truth["slices"], label)
-    ed = fit_exam(cgp[cgp["phase"].isin(["ED", "ES"])], planes, label, observer, breath_hold=True,
+    src = str(cgp["source"].iloc[0])
+    ed = fit_exam(cgp[cgp["phase"].isin(["ED", "ES"])], planes, label, src, breath_hold=True,
                   shift_reference="sax_mean")
     with threadpool_limits(limits=1):
         t0 = time.process_time()
@@ -130,14 +148,33 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=40001, help="held-out cohort seed (never a training seed)")
     ap.add_argument("--observer", default="truth")
     ap.add_argument("--iterations", type=int, default=WARM_ITERATIONS, help="warm-start steps per frame")
+    ap.add_argument("--cnn", action="store_true",
+                    help="the automated path: the shipped networks' masks and landmarks (CPU, slow)")
+    ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    models = None
+    if args.cnn:
+        import torch
+
+        from cmr_atlas.cine.inference import load_models
+        from cmr_atlas.core.config import default
+
+        torch.set_num_threads(args.threads)
+        models = load_models(args.models_dir, method=default("landmarks.method"), device="cpu",
+                             precision=default("inference.precision"))
     rows = []
     for i in range(args.n_exams):
-        rows += evaluate_exam(truth_only(args.seed, i), args.observer, args.iterations)
+        if models is not None:
+            truth, cgp = cnn_cycle_guide_points(args.seed, i, models)
+            rows += evaluate_exam(truth, "auto", args.iterations, cgp)
+        else:
+            rows += evaluate_exam(truth_only(args.seed, i), args.observer, args.iterations)
         print(f"exam {i + 1}/{args.n_exams}", file=sys.stderr)
     df = pd.DataFrame(rows)
-    print(f"Held-out legacy cohort: seed {args.seed}, {args.n_exams} exams, observer {args.observer} "
-          f"(every frame), {args.iterations} warm-start steps per frame")
+    what = "automated (shipped CNNs, every frame's masks)" if args.cnn else f"observer {args.observer} (every frame)"
+    print(f"Held-out legacy cohort: seed {args.seed}, {args.n_exams} exams, {what}, "
+          f"{args.iterations} warm-start steps per frame")
     _summary(df)
     model = df[df["method"] == "model"]
     print(f"per-frame fitting: {model['cpu_s'].mean():.2f} s CPU per exam (max {model['cpu_s'].max():.2f}), "
