@@ -176,3 +176,31 @@ def motion_section(page: Page, inputs: ReportInputs) -> None:
         p = figures.volume_curve_plot(d, page.out_dir / f"volume_curves_{src}.png")
         items.append((p, f"volume curves, source {src} (each exam's volume / its largest)"))
     page.figs(items)
+    motion_atlas_part(page, inputs)
+
+
+def motion_atlas_part(page: Page, inputs: ReportInputs, n_modes: int = 3) -> None:
+    """The motion atlas: explained variance, risk-factor AUCs beside the ED+ES modes, mode strips."""
+    from cmr_atlas.cine.motion import MotionAtlas
+
+    auc = read_result(inputs.results, "stats/motion_auc")
+    ev = read_result(inputs.results, "atlas/motion_explained_variance")
+    if ev is None or not len(ev):
+        page.note("No motion atlas (too few exams with every frame fitted).")
+        return
+    cum = ev.groupby("source")["cumulative"].max()
+    page.p("Motion atlas: PCA of each exam's phase-normalised endo/epi trajectory, aligned by one rigid "
+           "transform per exam; modes explain " + ", ".join(f"{100 * v:.0f} % ({s})" for s, v in cum.items())
+           + " of the variance.", "muted")
+    if auc is not None and len(auc):
+        page.p("Risk-factor AUC (cross-validated) from the ED+ES modes, the motion modes and both, with "
+               "DeLong's p against ED+ES:", "muted")
+        page.table(auc[["risk_factor", "source", "modes", "k", "auc", "ci_low", "ci_high", "n", "p_vs_ed_es"]],
+                   digits=3)
+    items = []
+    for npz in sorted((inputs.results / "atlas").glob("motion_*.npz")):
+        atlas = MotionAtlas.load(npz)
+        for m in range(1, min(n_modes, len(atlas.variance)) + 1):
+            p = figures.motion_mode_strip(atlas, m, page.out_dir / f"{npz.stem}_mode{m}.png")
+            items.append((p, f"{atlas.source} motion mode {m}: {100 * atlas.variance_ratio[m - 1]:.0f} % of variance"))
+    page.figs(items)

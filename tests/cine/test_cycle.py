@@ -78,6 +78,15 @@ def test_cycle_fit_tracks_the_true_volume_curve(exam, auto_like):
     fi = t["function_indices"]
     assert list(fi.columns) == FUNCTION_INDICES.column_names and (fi["status"] == "ok").all()
     assert fi.loc[fi["method"] == "model", "es_frame"].iloc[0] == phases["es_frame"]
+    # the phase-normalised trajectory: phase 0 is the ED fit, ES_PHASE the ES fit, 12 phases
+    from cmr_atlas.cine.motion import ES_PHASE, N_PHASES, phase_normalised
+
+    traj = phase_normalised(cyc, phases["ed_frame"], phases["es_frame"])
+    assert traj.shape == (N_PHASES, 2 * 841, 3)
+    assert np.allclose(traj[0, :841], ed.surfaces[("ED", "endo")])
+    assert np.allclose(traj[ES_PHASE, 841:], ed.surfaces[("ES", "epi")])
+    ms = t["motion_shapes"]
+    assert len(ms) == N_PHASES * 2 * 841 and set(ms["phase_index"]) == set(range(N_PHASES))
 
 
 def test_cycle_without_model_fit_keeps_the_slice_curve(exam, auto_like):

@@ -9,5 +9,6 @@ fit_shard(inp.guide_points, inp.slices, shapes_path=out.shapes, model_frames_pat
           slice_shifts_path=out.slice_shifts, measures_path=out.measures, wall_thickness_path=out.wall_thickness,
           status_path=out.status, breath_hold=p.breath_hold, shift_reference=p.shift_reference, vtp_dir=p.vtp_dir,
           cycle=CycleInputs(inp.exams, p.cache, inp.landmarks, inp.qc, inp.phases, inp.masks),
-          volume_curves_path=out.volume_curves, function_indices_path=out.function_indices, all_frames=p.all_frames,
+          volume_curves_path=out.volume_curves, function_indices_path=out.function_indices,
+          motion_shapes_path=out.motion_shapes, all_frames=p.all_frames,
           through_plane=p.through_plane)

@@ -41,6 +41,8 @@ class CycleFit:
     volumes: dict[str, np.ndarray] = field(default_factory=dict)  # method -> cavity ml per frame
     myo_ml: np.ndarray = field(default_factory=lambda: np.zeros(0))  # model myocardial volume
     surfaces: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # frame -> surface -> (841, 3)
+    ed_frame: int | None = None  # the ED/ES fit's frames (the anchors of the chain)
+    es_frame: int | None = None
     qc_reason: str | None = None
     seconds: float = 0.0
 
@@ -139,6 +141,8 @@ def _fit_frames(cgp: pd.DataFrame, frames: np.ndarray, ed: ExamFit, s: FitSettin
     anchors = {_anchor(cgp, "ED"): "ED", _anchor(cgp, "ES"): "ES"}
     anchors = {f: p for f, p in anchors.items() if f is not None and p in ed.planes}
     start = next((f for f, p in anchors.items() if p == "ED"), int(frames[0]))
+    out.ed_frame = next((f for f, p in anchors.items() if p == "ED"), None)
+    out.es_frame = next((f for f, p in anchors.items() if p == "ES"), None)
     params = ed.result.params
     x_of = {"ED": params[0:2], "ES": params[2:4]}
     by_frame = dict(tuple(cgp.groupby("frame_sax")))

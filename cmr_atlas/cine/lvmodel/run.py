@@ -103,7 +103,7 @@ def cycle_fits(fits: list[ExamFit], cycle_guide_points: pd.DataFrame, slices: pd
         try:
             planes = planes_by_slice(slices, f.exam_id)
             with threadpool_limits(limits=1):
-                c = fit_cycle(cgp, planes, f)
+                c = fit_cycle(cgp, planes, f, keep_surfaces=True)
         except (KeyError, ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
             log.warning("cycle %s/%s: failed (%s)", f.exam_id, f.source, type(exc).__name__)
             continue
@@ -140,11 +140,11 @@ def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_
               wall_thickness_path: str | Path, status_path: str | Path, breath_hold: bool | None = None,
               shift_reference: str | None = None, vtp_dir: str | Path | None = None,
               cycle: CycleInputs | None = None, volume_curves_path: str | Path | None = None,
-              function_indices_path: str | Path | None = None,
+              function_indices_path: str | Path | None = None, motion_shapes_path: str | Path | None = None,
               all_frames: bool | None = None, through_plane: bool | None = None) -> dict[str, pd.DataFrame]:
     """Fit one shard's guide points and write the five fit tables and the ``exam_status`` rows;
-    with ``cycle`` also the per-frame tables ``volume_curves`` and
-    ``function_indices`` (empty when ``all_frames``, default config ``fit.all_frames``, is off)."""
+    with ``cycle`` also the per-frame tables ``volume_curves``, ``function_indices`` and
+    ``motion_shapes`` (empty when ``all_frames``, default config ``fit.all_frames``, is off)."""
     slices = read_table(slices_path)
     fits = fit_exams(read_table(guide_points_path, GUIDE_POINTS), slices, breath_hold,
                      Path(vtp_dir) if vtp_dir else None, shift_reference, through_plane)
@@ -157,8 +157,10 @@ def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_
         all_frames = default("fit.all_frames") if all_frames is None else all_frames
         cgp = cycle.guide_points() if all_frames else CYCLE_GUIDE_POINTS.empty()
         cycle = tables_from_cycles(cycle_fits(fits, cgp, slices))
-        for name, path in (("volume_curves", volume_curves_path), ("function_indices", function_indices_path)):
-            write_table(cycle[name], path, CYCLE_TABLES[name])
+        for name, path in (("volume_curves", volume_curves_path), ("function_indices", function_indices_path),
+                           ("motion_shapes", motion_shapes_path)):
+            if path is not None:
+                write_table(cycle[name], path, CYCLE_TABLES[name])
         tables.update(cycle)
     write_status(fit_status(fits), status_path)
     n_fail = sum(f.status == "failed" for f in fits)

@@ -4,7 +4,7 @@
 # frame's guide points from the inference masks and landmarks; empty with fit.all_frames off); then one cohort table each.  Config block `fit`
 # (breath_hold, shift_reference, through_plane, vtp, all_frames).
 FIT_TABLES = ["shapes", "model_frames", "slice_shifts", "measures", "wall_thickness", "volume_curves",
-              "function_indices"]
+              "function_indices", "motion_shapes"]
 
 
 rule fit_shard:
