@@ -88,7 +88,7 @@ def cnn_cycle_guide_points(seed: int, index: int, models) -> tuple[dict[str, pd.
 
 
 def evaluate_exam(truth: dict[str, pd.DataFrame], observer: str, iterations: int,
-                  cgp: pd.DataFrame | None = None) -> list[dict]:
+                  cgp: pd.DataFrame | None = None, keep: list | None = None) -> list[dict]:
     """Fit ED/ES and every frame of one exam (its truth's guide points, or ``cgp``) and compare."""
     from threadpoolctl import threadpool_limits
 
@@ -100,12 +100,14 @@ def evaluate_exam(truth: dict[str, pd.DataFrame], observer: str, iterations: int
                   shift_reference="sax_mean")
     with threadpool_limits(limits=1):
         t0 = time.process_time()
-        cyc = fit_cycle(cgp, planes, ed, iterations=iterations)
+        cyc = fit_cycle(cgp, planes, ed, iterations=iterations, keep_surfaces=keep is not None)
         cpu = time.process_time() - t0
     vol = truth["volumes"].set_index("frame")
     true_v = vol["volume_ml"].reindex(cyc.frames).to_numpy()
     ref = function_indices(cyc.time_ms, true_v, cyc.frames)
     ex = truth["exams"].iloc[0]
+    if keep is not None:
+        keep.append((ed, cyc))
     rows = []
     for method, v in cyc.volumes.items():
         got = function_indices(cyc.time_ms, v, cyc.frames)
@@ -152,6 +154,9 @@ def main() -> int:
                     help="the automated path: the shipped networks' masks and landmarks (CPU, slow)")
     ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--atlas", action="store_true",
+                    help="also build the ED+ES and motion atlases of the cohort and print the risk-factor "
+                         "AUC table (motion modes beside ED+ES modes; use >= 100 exams)")
     args = ap.parse_args()
     models = None
     if args.cnn:
@@ -163,13 +168,15 @@ def main() -> int:
         torch.set_num_threads(args.threads)
         models = load_models(args.models_dir, method=default("landmarks.method"), device="cpu",
                              precision=default("inference.precision"))
-    rows = []
+    rows, keep, subjects = [], [] if args.atlas else None, []
     for i in range(args.n_exams):
         if models is not None:
             truth, cgp = cnn_cycle_guide_points(args.seed, i, models)
-            rows += evaluate_exam(truth, "auto", args.iterations, cgp)
+            rows += evaluate_exam(truth, "auto", args.iterations, cgp, keep)
         else:
-            rows += evaluate_exam(truth_only(args.seed, i), args.observer, args.iterations)
+            truth = truth_only(args.seed, i)
+            rows += evaluate_exam(truth, args.observer, args.iterations, keep=keep)
+        subjects.append(truth["subjects"])
         print(f"exam {i + 1}/{args.n_exams}", file=sys.stderr)
     df = pd.DataFrame(rows)
     what = "automated (shipped CNNs, every frame's masks)" if args.cnn else f"observer {args.observer} (every frame)"
@@ -181,7 +188,31 @@ def main() -> int:
           f"{model['n_frames'].mean():.1f} frames, {1000 * (model['cpu_s'] / model['n_frames']).mean():.0f} ms "
           "per frame, one thread")
     print(f"true E: {df['true_pfr_e_edv_s'].mean():.2f} EDV/s, true E/A {df['true_e_a'].mean():.2f} (frame-sampled)")
+    if keep:
+        print_motion_auc(keep, pd.concat(subjects, ignore_index=True))
     return 0
+
+
+def print_motion_auc(fits: list, subjects: pd.DataFrame, n_pcs: int = 20) -> None:
+    """ED+ES atlas and motion atlas of the fitted exams, and the risk-factor AUC table."""
+    from cmr_atlas.cine.atlas import build_atlases, scores_frame
+    from cmr_atlas.cine.lvmodel.outputs import tables_from_cycles, tables_from_fits
+    from cmr_atlas.cine.motion import build_motion_atlas, motion_tables
+    from cmr_atlas.core.config import default
+    from cmr_atlas.stats.motion_modes import motion_auc
+
+    eds = [e for e, _ in fits]
+    shapes = tables_from_fits(eds)["shapes"].assign(source="auto")
+    ms = tables_from_cycles([c for _, c in fits])["motion_shapes"].assign(source="auto")
+    edes = build_atlases(shapes, n_components=n_pcs, scaling=False, sources=("auto",)).atlases["auto"]
+    motion = build_motion_atlas(ms, "auto", n_components=n_pcs, exam_ids=edes.exam_ids)
+    t = motion_auc(scores_frame(edes), motion_tables(motion)[0], subjects, list(default("stats.risk_factors")),
+                   n_pcs=n_pcs, folds=default("stats.folds"), n_bootstrap=200, seed=0)
+    print(f"\nRisk-factor AUC, {len(motion.exam_ids)} exams, {n_pcs} modes each (motion modes: "
+          f"{100 * motion.variance_ratio[:n_pcs].sum():.0f} % of trajectory variance; ED+ES: "
+          f"{100 * edes.variance_ratio[:n_pcs].sum():.0f} %)")
+    print(t[["risk_factor", "modes", "k", "auc", "ci_low", "ci_high", "n", "n_positive", "p_vs_ed_es"]]
+          .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 if __name__ == "__main__":
