@@ -2,7 +2,8 @@
 
 Unknowns: one lambda field (a :class:`HermiteMesh` parameter vector) per phase and surface, and,
 with breath-hold correction, a 2D in-plane translation per SAX slice shared by all phases (the
-slices of one breath-hold are displaced alike at ED and ES).  Data points carry the phase, surface,
+slices of one breath-hold are displaced alike at ED and ES); with ``FitSettings.through_plane`` a
+third component along the plane normal, under a ridge (``through_plane_ridge``).  Data points carry the phase, surface,
 weight and (for SAX points) the slice they come from; the corrected point is
 ``observed - shift(slice)`` (sign convention of :mod:`cmr_atlas.synth.truth`).
 

@@ -156,12 +156,12 @@ def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_
     if cycle is not None:
         all_frames = default("fit.all_frames") if all_frames is None else all_frames
         cgp = cycle.guide_points() if all_frames else CYCLE_GUIDE_POINTS.empty()
-        cycle = tables_from_cycles(cycle_fits(fits, cgp, slices))
+        per_frame = tables_from_cycles(cycle_fits(fits, cgp, slices))
         for name, path in (("volume_curves", volume_curves_path), ("function_indices", function_indices_path),
                            ("motion_shapes", motion_shapes_path)):
             if path is not None:
-                write_table(cycle[name], path, CYCLE_TABLES[name])
-        tables.update(cycle)
+                write_table(per_frame[name], path, CYCLE_TABLES[name])
+        tables.update(per_frame)
     write_status(fit_status(fits), status_path)
     n_fail = sum(f.status == "failed" for f in fits)
     log.info("fit: %d exam/source fits, %d failed", len(fits), n_fail)
