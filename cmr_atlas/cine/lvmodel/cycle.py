@@ -69,8 +69,10 @@ def _frame_data(pts: pd.DataFrame, frame_local, plane: tuple[np.ndarray, np.ndar
 
 def _corrected(gp: pd.DataFrame, shifts: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
     """Guide points minus their slice's breath-hold shift (patient coordinates)."""
-    keys = zip(gp["view"].astype(str), gp["slice_index"].fillna(0).astype(int))
-    d = np.array([shifts.get(k, np.zeros(3)) for k in keys]).reshape(-1, 3)
+    d = np.zeros((len(gp), 3))
+    keys = pd.DataFrame({"v": gp["view"].astype(str).to_numpy(), "s": gp["slice_index"].fillna(0).astype(int).to_numpy()})
+    for (v, k), idx in keys.groupby(["v", "s"]).indices.items():
+        d[idx] = shifts.get((v, int(k)), np.zeros(3))
     out = gp.copy()
     out[["x_mm", "y_mm", "z_mm"]] = _xyz(gp) - d
     return out
@@ -109,8 +111,9 @@ def fit_cycle(cgp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], ed: 
     # same trigger time
     times = cgp[cgp["view"] == "sax"].groupby("frame")["time_ms"].first()
     by_time = {float(t): int(f) for f, t in times.items()}
-    cgp = cgp.assign(frame_sax=[f if v == "sax" else by_time.get(float(t), -1)
-                                for v, f, t in zip(cgp["view"], cgp["frame"], cgp["time_ms"])])
+    is_sax = (cgp["view"] == "sax").to_numpy()
+    lax_frame = cgp["time_ms"].astype(float).map(by_time).fillna(-1).to_numpy(dtype=int)
+    cgp = cgp.assign(frame_sax=np.where(is_sax, cgp["frame"].to_numpy(dtype=int), lax_frame))
     endo = cgp[(cgp["kind"] == "contour") & (cgp["view"] == "sax") & (cgp["surface"] == "endo")]
     n_sl = endo.groupby("frame_sax")["slice_index"].nunique()
     frames = np.array(sorted(int(f) for f, n in n_sl.items() if n >= MIN_SAX_SLICES), dtype=int)
