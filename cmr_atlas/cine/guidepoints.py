@@ -50,7 +50,10 @@ GUIDE_POINTS = register(
 )
 
 
-CYCLE_GUIDE_POINTS = register(
+# Not registered: the fit stage builds these frames in memory from the inference outputs and writes
+# only what it fits from them (volume_curves, function_indices, motion_shapes); the schema fixes
+# the columns that cine.autoguide.cycle_guide_points returns and cine.lvmodel.cycle reads.
+CYCLE_GUIDE_POINTS = (
     TableSchema(
         name="cycle_guide_points",
         description=(
