@@ -24,12 +24,12 @@ from cmr_atlas.cine.atlas import MAX_SCORE_COLUMNS, _top_singular, generalized_p
 from cmr_atlas.cine.lvmodel.cycle import CycleFit
 from cmr_atlas.core.columns import ATLAS_SOURCE, EXAM_ID, GUIDE_POINT_SOURCE, SURFACE
 from cmr_atlas.core.tables import Column, TableSchema, register
+from cmr_atlas.core.vocab import SURFACES  # endo, epi: the order of a trajectory's points
 
 log = logging.getLogger(__name__)
 
 N_PHASES = 12
 ES_PHASE = 4  # phases 0..4: ED to ES; 4..11: ES to the last acquired frame
-SURFACES = ("endo", "epi")
 
 MOTION_SHAPES = register(TableSchema(
     name="motion_shapes", row="exam, source, cycle phase, surface and point",

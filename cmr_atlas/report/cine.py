@@ -179,9 +179,13 @@ def motion_section(page: Page, inputs: ReportInputs) -> None:
     motion_atlas_part(page, inputs)
 
 
-def motion_atlas_part(page: Page, inputs: ReportInputs, n_modes: int = 3) -> None:
-    """The motion atlas: explained variance, risk-factor AUCs beside the ED+ES modes, mode strips."""
+def motion_atlas_part(page: Page, inputs: ReportInputs) -> None:
+    """The motion atlas: explained variance, risk-factor AUCs beside the ED+ES modes, strips of as
+    many modes as the ED+ES atlas renders (config ``atlas.modes_to_render``)."""
     from cmr_atlas.cine.motion import MotionAtlas
+    from cmr_atlas.core.config import default
+
+    n_modes = default("atlas.modes_to_render")
 
     auc = read_result(inputs.results, "stats/motion_auc")
     ev = read_result(inputs.results, "atlas/motion_explained_variance")
