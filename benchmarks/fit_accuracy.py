@@ -134,6 +134,23 @@ def shift_errors(case: Case, fit, planes) -> tuple[np.ndarray, np.ndarray]:
     return errs - errs.mean(axis=0), trues - trues.mean(axis=0)
 
 
+def through_plane_errors(case: Case, fit, planes) -> tuple[np.ndarray, np.ndarray]:
+    """Through-plane (estimate - truth) and truth per SAX slice, each less its mean (the stack's
+    common through-plane offset is the model's position along the axis: a gauge)."""
+    est = {s: d for v, s, d in fit.shifts if v == "sax"}
+    tru = case.shifts[case.shifts["view"] == "sax"].set_index("slice_index")
+    errs, trues = [], []
+    for s, d in est.items():
+        if s not in tru.index:
+            continue
+        n = planes[("sax", s)].normal
+        t = tru.loc[s, ["dx_mm", "dy_mm", "dz_mm"]].to_numpy(dtype=float)
+        errs.append(n @ (d - t))
+        trues.append(n @ t)
+    errs, trues = np.array(errs), np.array(trues)
+    return errs - errs.mean(), trues - trues.mean()
+
+
 def aligned_distance(c: Case, f, n_iter: int = 6) -> float:
     """Mean surface distance after removing the best common translation of all four surfaces
     (the heart's absolute position under breath-holds is a gauge, see docs/lvmodel.md)."""
@@ -155,6 +172,7 @@ def aligned_distance(c: Case, f, n_iter: int = 6) -> float:
 
 def evaluate(cases: list[Case], breath_hold: bool, shift_reference: str, settings=None) -> dict:
     sh_err, sh_true, dist, ev, es, mass, slc_ev, rms, failed = [], [], [], [], [], [], [], [], 0
+    tp_err, tp_true = [], []
     adist, seconds = [], []
     for c in cases:
         planes = planes_by_slice(c.slices, c.exam_id)
@@ -168,6 +186,9 @@ def evaluate(cases: list[Case], breath_hold: bool, shift_reference: str, setting
         e, t = shift_errors(c, f, planes)
         sh_err.append(e)
         sh_true.append(t)
+        e, t = through_plane_errors(c, f, planes)
+        tp_err.append(e)
+        tp_true.append(t)
         for (phase, surf), pts in f.surfaces.items():
             dist.append(c.distance(f.frame.to_patient(pts), phase, surf).mean())
         adist.append(aligned_distance(c, f))
@@ -181,6 +202,8 @@ def evaluate(cases: list[Case], breath_hold: bool, shift_reference: str, setting
     return {
         "shift_err": float(np.sqrt((cat(sh_err) ** 2).sum(1).mean())) if sh_err else np.nan,
         "shift_true": float(np.sqrt((cat(sh_true) ** 2).sum(1).mean())) if sh_true else np.nan,
+        "tp_err": float(np.sqrt((cat(tp_err) ** 2).mean())) if tp_err else np.nan,
+        "tp_true": float(np.sqrt((cat(tp_true) ** 2).mean())) if tp_true else np.nan,
         "dist": float(np.mean(dist)) if dist else np.nan,
         "adist": float(np.mean(adist)) if adist else np.nan,
         "edv": (np.mean(ev), np.std(ev)), "esv": (np.mean(es), np.std(es)),
@@ -206,11 +229,16 @@ def main(argv=None) -> int:
     ap.add_argument("--smooth-bh", type=float, help="override FitSettings.smooth_breath_hold")
     ap.add_argument("--smooth-final", type=float, help="override FitSettings.smooth_final")
     ap.add_argument("--no-off", action="store_true", help="skip the run without correction")
+    ap.add_argument("--through-plane", action="store_true",
+                    help="also estimate through-plane shifts (config fit.through_plane)")
+    ap.add_argument("--tp-ridge", type=float, help="override FitSettings.through_plane_ridge")
     args = ap.parse_args(argv)
     from cmr_atlas.cine.lvmodel.fit import FitSettings
 
     over = {k: v for k, v in (("smooth_breath_hold", args.smooth_bh),
-                              ("smooth_final", args.smooth_final)) if v is not None}
+                              ("smooth_final", args.smooth_final),
+                              ("through_plane_ridge", args.tp_ridge)) if v is not None}
+    over["through_plane"] = args.through_plane
     settings = FitSettings(**over)
     if args.cohort:
         cases = cohort_cases(args.cohort, args.observer)
@@ -226,16 +254,18 @@ def main(argv=None) -> int:
         label += ", SAX contours only (LAX landmarks kept)"
     print(label)
     print(f"shift reference: {args.shift_reference}; smoothing: breath-hold stage "
-          f"{settings.smooth_breath_hold:g}, final {settings.smooth_final:g}")
+          f"{settings.smooth_breath_hold:g}, final {settings.smooth_final:g}; through-plane "
+          f"{'estimated (ridge ' + format(settings.through_plane_ridge, 'g') + ')' if settings.through_plane else 'not estimated'}")
     hdr = (f"{'breath-hold':<12}{'n':>3} {'shift err':>9} {'(true)':>7} {'surf dist':>9} {'aligned':>7} "
-           f"{'EDV bias %':>14} {'ESV bias %':>14} {'mass bias %':>14} {'slices EDV %':>14} {'rms':>6}")
+           f"{'EDV bias %':>14} {'ESV bias %':>14} {'mass bias %':>14} {'slices EDV %':>14} {'rms':>6} "
+           f"{'tp err':>6} {'(true)':>6}")
     print(hdr)
     for bh in (True,) if args.no_off else (True, False):
         r = evaluate(cases, bh, args.shift_reference, settings)
         pm = lambda m: f"{m[0]:+6.2f}+-{m[1]:5.2f}"  # noqa: E731
         print(f"{'on' if bh else 'off':<12}{r['n']:>3} {r['shift_err']:>9.2f} {r['shift_true']:>7.2f} "
               f"{r['dist']:>9.2f} {r['adist']:>7.2f} {pm(r['edv']):>14} {pm(r['esv']):>14} {pm(r['mass']):>14} "
-              f"{pm(r['slices_edv']):>14} {r['rms']:>6.2f}")
+              f"{pm(r['slices_edv']):>14} {r['rms']:>6.2f} {r['tp_err']:>6.2f} {r['tp_true']:>6.2f}")
     print("shift err: RMS in-plane error of SAX shifts after removing the common in-plane "
           "translation (mm); (true): RMS of the true in-plane shifts likewise; surf dist: mean "
           "distance of the 841-point surfaces to the truth (mm); aligned: the same after removing the best common translation; rms: data-to-surface RMS (mm)")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.cine.guidepoints import GUIDE_POINTS
+from cmr_atlas.cine.guidepoints import CYCLE_GUIDE_POINTS, GUIDE_POINTS
 from cmr_atlas.cine.segmentation import lax_frame, mask_contours
 from cmr_atlas.core.imagecache import ExamImages, load_exam_images, load_masks
 from cmr_atlas.core.runner import ExamFailure, Outcome, run_exams, status_frame, write_status
@@ -38,12 +38,37 @@ def _excluded(flag: str) -> bool:
 
 def auto_guide_points(images: ExamImages, masks: np.ndarray, phases: dict, landmarks: pd.DataFrame,
                       qc: pd.DataFrame | None = None, n_points: int = 48) -> pd.DataFrame:
-    """Guide-point rows of one exam (columns of :data:`GUIDE_POINTS`)."""
+    """Guide-point rows of one exam at ED and ES (columns of :data:`GUIDE_POINTS`)."""
+    frames = [("ED", int(phases["ed_frame"])), ("ES", int(phases["es_frame"]))]
+    rows = _frame_rows(images, masks, frames, landmarks, qc, n_points)
+    return pd.DataFrame(rows, columns=GUIDE_POINTS.column_names)
+
+
+def cycle_guide_points(images: ExamImages, masks: np.ndarray, phases: dict, landmarks: pd.DataFrame,
+                       qc: pd.DataFrame | None = None, n_points: int = 48) -> pd.DataFrame:
+    """Guide-point rows of every SAX frame (columns of :data:`CYCLE_GUIDE_POINTS`); phase ED/ES on
+    those frames, null on the others.  The ED and ES rows equal :func:`auto_guide_points`'."""
+    label = {int(phases["ed_frame"]): "ED", int(phases["es_frame"]): "ES"}
+    frames = [(label.get(f), f) for f in range(images.n_frames)]
+    rows = _frame_rows(images, masks, frames, landmarks, qc, n_points)
+    df = pd.DataFrame(rows, columns=[*GUIDE_POINTS.column_names, "sax_frame"])
+    times = np.asarray(images.trigger_times_ms, dtype=float)
+    # a LAX landmark row carries its LAX frame: the time is that of the SAX frame it stands for
+    df["time_ms"] = times[df.pop("sax_frame").to_numpy(dtype=int)] if len(df) else np.array([])
+    return df[CYCLE_GUIDE_POINTS.column_names]
+
+
+def _frame_rows(images: ExamImages, masks: np.ndarray, frames: list[tuple[str | None, int]],
+                landmarks: pd.DataFrame, qc: pd.DataFrame | None, n_points: int) -> list[dict]:
+    """Contour rows of each (phase, SAX frame) and the landmarks of the matching frames; each row
+    also carries ``sax_frame`` (dropped by :func:`auto_guide_points`' column selection)."""
     eid = images.exam_id
     flags = {} if qc is None else {(int(r.slice_index), int(r.frame)): str(r.flag or "")
                                    for r in qc.itertuples()}
+    lm = landmarks[(landmarks["exam_id"] == eid) & landmarks["present"]] if len(landmarks) else landmarks
+    lm_by = {k: g for k, g in lm.groupby(["view", "frame"])} if len(lm) else {}
     rows: list[dict] = []
-    for phase, frame in (("ED", int(phases["ed_frame"])), ("ES", int(phases["es_frame"]))):
+    for phase, frame in frames:
         for s, plane in enumerate(images.sax_planes):
             m = masks[s, frame]
             if _excluded(flags.get((s, frame), "")) or not (m == CAVITY).any():
@@ -57,8 +82,7 @@ def auto_guide_points(images: ExamImages, masks: np.ndarray, phases: dict, landm
                     rows.append({"exam_id": eid, "source": "auto", "phase": phase, "frame": frame,
                                  "view": "sax", "slice_index": s, "kind": "contour", "surface": surface,
                                  "landmark": None, "point_index": i, "x_mm": p[0], "y_mm": p[1],
-                                 "z_mm": p[2], "weight": 1.0})
-        lm = landmarks[(landmarks["exam_id"] == eid) & landmarks["present"]] if len(landmarks) else landmarks
+                                 "z_mm": p[2], "weight": 1.0, "sax_frame": frame})
         for view in ("sax", "lax_2ch", "lax_4ch"):
             if view == "sax":
                 f = frame
@@ -66,24 +90,31 @@ def auto_guide_points(images: ExamImages, masks: np.ndarray, phases: dict, landm
                 f = lax_frame(frame, images.n_frames, images.lax[view].shape[0])
             else:
                 continue
-            sel = lm[(lm["view"] == view) & (lm["frame"] == f)] if len(lm) else lm
-            for r in sel.itertuples():
+            for r in lm_by.get((view, f), lm.iloc[:0]).itertuples():
                 rows.append({"exam_id": eid, "source": "auto", "phase": phase, "frame": f, "view": view,
                              "slice_index": int(r.slice_index), "kind": "landmark", "surface": None,
                              "landmark": r.landmark, "point_index": 0, "x_mm": r.x_mm, "y_mm": r.y_mm,
-                             "z_mm": r.z_mm, "weight": float(r.confidence)})
-    return pd.DataFrame(rows, columns=GUIDE_POINTS.column_names)
+                             "z_mm": r.z_mm, "weight": float(r.confidence), "sax_frame": frame})
+    return rows
 
 
 def _guide_points_one(eid: str, cache_dir: Path, masks_dir: Path, phases: pd.DataFrame, landmarks: pd.DataFrame,
-                      qc: pd.DataFrame, n_points: int) -> pd.DataFrame:
-
+                      qc: pd.DataFrame, n_points: int, cycle: bool = False) -> pd.DataFrame:
     if eid not in phases.index:
         raise ExamFailure("no_inference_result")
     images = load_exam_images(cache_dir / f"{eid}.npz")
     masks = load_masks(masks_dir / f"{eid}.npz")
-    return auto_guide_points(images, masks, phases.loc[eid].to_dict(), landmarks[landmarks["exam_id"] == eid],
-                             qc[qc["exam_id"] == eid], n_points)
+    make = cycle_guide_points if cycle else auto_guide_points
+    return make(images, masks, phases.loc[eid].to_dict(), landmarks[landmarks["exam_id"] == eid],
+                qc[qc["exam_id"] == eid], n_points)
+
+
+def _run(exam_ids: list[str], cache_dir, landmarks_path, qc_path, phases_path, masks_dir, n_points: int,
+         cycle: bool) -> list[Outcome[pd.DataFrame]]:
+    phases = read_table(phases_path).set_index("exam_id")
+    work = partial(_guide_points_one, cache_dir=Path(cache_dir), masks_dir=Path(masks_dir), phases=phases,
+                   landmarks=read_table(landmarks_path), qc=read_table(qc_path), n_points=n_points, cycle=cycle)
+    return run_exams(exam_ids, work, STAGE, log)
 
 
 def run_shard(exam_ids: list[str], cache_dir: str | Path, *, landmarks_path: str | Path, qc_path: str | Path,
@@ -92,11 +123,16 @@ def run_shard(exam_ids: list[str], cache_dir: str | Path, *, landmarks_path: str
     """Guide points (source auto) of a shard from its inference outputs, under the runner's failure
     policy (:mod:`cmr_atlas.core.runner`); an exam without an inference result fails with
     ``no_inference_result``.  Writes the guide-point table and the ``exam_status`` rows."""
-    phases = read_table(phases_path).set_index("exam_id")
-    work = partial(_guide_points_one, cache_dir=Path(cache_dir), masks_dir=Path(masks_dir), phases=phases,
-                   landmarks=read_table(landmarks_path), qc=read_table(qc_path), n_points=n_points)
-    outcomes = run_exams(exam_ids, work, STAGE, log)
+    outcomes = _run(exam_ids, cache_dir, landmarks_path, qc_path, phases_path, masks_dir, n_points, False)
     frames = [o.value for o in outcomes if o.ok and len(o.value)]
     write_table(pd.concat(frames, ignore_index=True) if frames else GUIDE_POINTS.empty(), out_path, GUIDE_POINTS)
     write_status(status_frame(outcomes, STAGE), status_path)
     return outcomes
+
+
+def run_cycle(exam_ids: list[str], cache_dir: str | Path, *, landmarks_path: str | Path, qc_path: str | Path,
+              phases_path: str | Path, masks_dir: str | Path, n_points: int = 48) -> list[Outcome[pd.DataFrame]]:
+    """Guide points of every frame (:data:`CYCLE_GUIDE_POINTS`) of a shard's exams, under the
+    runner's failure policy; an exam that fails here has failed :func:`run_shard` too (same
+    inputs), whose ``exam_status`` rows report it."""
+    return _run(exam_ids, cache_dir, landmarks_path, qc_path, phases_path, masks_dir, n_points, True)

@@ -50,6 +50,32 @@ GUIDE_POINTS = register(
 )
 
 
+# Not registered: the fit stage builds these frames in memory from the inference outputs and writes
+# only what it fits from them (volume_curves, function_indices, motion_shapes); the schema fixes
+# the columns that cine.autoguide.cycle_guide_points returns and cine.lvmodel.cycle reads.
+CYCLE_GUIDE_POINTS = (
+    TableSchema(
+        name="cycle_guide_points",
+        description=(
+            "Guide points of every cine frame (the automated path: contours from each frame's SAX "
+            "masks, LAX landmarks of the LAX frame at the same cycle fraction; SAX landmarks exist "
+            "at ED and ES only), for the per-frame LV model fits and volume curves "
+            "(`cmr_atlas.cine.lvmodel.cycle`). Columns of `guide_points`, with `phase` null on "
+            "frames other than ED and ES, and each frame's trigger time."
+        ),
+        row="point",
+        columns=(
+            EXAM_ID,
+            GUIDE_POINT_SOURCE,
+            Column("phase", "str", "ED, ES or null for other frames"),
+            FRAME,
+            *GUIDE_POINTS.columns[4:],
+            Column("time_ms", "float", "trigger time of the SAX frame after the R wave", "ms"),
+        ),
+    )
+)
+
+
 # ---- manual path: annotations in the documented truth format -> guide points ------------------
 
 ANNOTATION_FILES = ("contours.parquet", "landmarks.parquet")

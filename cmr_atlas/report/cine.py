@@ -143,3 +143,68 @@ def agreement_section(page: Page, inputs: ReportInputs) -> None:
                                                     page.out_dir / f"bland_altman_{meas}.png"),
                           f"Bland-Altman: {meas}"))
     page.figs(items)
+
+
+# --------------------------------------------------------------------------------------------
+# Motion: volume curves and function indices
+# --------------------------------------------------------------------------------------------
+INDEX_COLUMNS = (("per_edv_s", "peak ejection rate", "EDV/s"), ("pfr_e_edv_s", "peak early filling (E)", "EDV/s"),
+                 ("pfr_a_edv_s", "peak atrial filling (A)", "EDV/s"), ("e_a_ratio", "E/A", ""),
+                 ("time_to_pfr_ms", "time to peak filling", "ms"), ("diastasis_ms", "diastasis", "ms"))
+
+
+def motion_section(page: Page, inputs: ReportInputs) -> None:
+    """Function indices per source and method, and the volume curves of the automated source."""
+    fi = read_result(inputs.results, "function_indices")
+    vc = read_result(inputs.results, "volume_curves")
+    if fi is None or vc is None or not len(vc):
+        page.note("volume_curves.parquet not found or empty: the per-frame fits have not run "
+                  "(config fit.all_frames) or no exam has every frame's guide points.")
+        return
+    ok = fi[fi["status"] == "ok"]
+    rows = []
+    for (src, m), d in ok.groupby(["source", "method"]):
+        for col, label, unit in INDEX_COLUMNS:
+            v = d[col].astype(float)
+            rows.append({"index": f"{label} ({unit})" if unit else label, "source": src, "method": m,
+                         "n": int(v.notna().sum()), "mean": v.mean(), "sd": v.std()})
+    page.p("Indices from each exam's volume curve (docs/motion.md): n counts the exams whose curve "
+           "shows the feature (no A peak when the acquisition ends before atrial contraction).", "muted")
+    page.table(pd.DataFrame(rows), digits=2)
+    items = []
+    for src, d in vc.groupby("source"):
+        p = figures.volume_curve_plot(d, page.out_dir / f"volume_curves_{src}.png")
+        items.append((p, f"volume curves, source {src} (each exam's volume / its largest)"))
+    page.figs(items)
+    motion_atlas_part(page, inputs)
+
+
+def motion_atlas_part(page: Page, inputs: ReportInputs) -> None:
+    """The motion atlas: explained variance, risk-factor AUCs beside the ED+ES modes, strips of as
+    many modes as the ED+ES atlas renders (config ``atlas.modes_to_render``)."""
+    from cmr_atlas.cine.motion import MotionAtlas
+    from cmr_atlas.core.config import default
+
+    n_modes = default("atlas.modes_to_render")
+
+    auc = read_result(inputs.results, "stats/motion_auc")
+    ev = read_result(inputs.results, "atlas/motion_explained_variance")
+    if ev is None or not len(ev):
+        page.note("No motion atlas (too few exams with every frame fitted).")
+        return
+    cum = ev.groupby("source")["cumulative"].max()
+    page.p("Motion atlas: PCA of each exam's phase-normalised endo/epi trajectory, aligned by one rigid "
+           "transform per exam; modes explain " + ", ".join(f"{100 * v:.0f} % ({s})" for s, v in cum.items())
+           + " of the variance.", "muted")
+    if auc is not None and len(auc):
+        page.p("Risk-factor AUC (cross-validated) from the ED+ES modes, the motion modes and both, with "
+               "DeLong's p against ED+ES:", "muted")
+        page.table(auc[["risk_factor", "source", "modes", "k", "auc", "ci_low", "ci_high", "n", "p_vs_ed_es"]],
+                   digits=3)
+    items = []
+    for npz in sorted((inputs.results / "atlas").glob("motion_*.npz")):
+        atlas = MotionAtlas.load(npz)
+        for m in range(1, min(n_modes, len(atlas.variance)) + 1):
+            p = figures.motion_mode_strip(atlas, m, page.out_dir / f"{npz.stem}_mode{m}.png")
+            items.append((p, f"{atlas.source} motion mode {m}: {100 * atlas.variance_ratio[m - 1]:.0f} % of variance"))
+    page.figs(items)

@@ -92,3 +92,54 @@ def histogram_plot(values: dict[str, np.ndarray], title: str, xlabel: str, path:
     ax.set_xlabel(xlabel)
     ax.legend(fontsize=8)
     return save_png(fig, path)
+
+
+def volume_curve_plot(curves: pd.DataFrame, path: str | Path, max_exams: int = 40) -> Path:
+    """Volume-time curves (``volume_curves`` rows of one source), one panel per method: each exam's
+    volume / its largest volume against time (ms), grey, and the cohort median on a common grid."""
+    methods = sorted(curves["method"].unique())
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.6 * len(methods), 2.8), squeeze=False, sharey=True)
+    for ax, m in zip(axes[0], methods):
+        d = curves[curves["method"] == m]
+        grid = np.linspace(0, float(d["time_ms"].max()), 60)
+        stack = []
+        for i, (_, g) in enumerate(d.groupby("exam_id")):
+            g = g.sort_values("time_ms")
+            v = g["volume_ml"].to_numpy(float) / np.nanmax(g["volume_ml"].to_numpy(float))
+            if i < max_exams:
+                ax.plot(g["time_ms"], v, color="0.7", lw=0.6)
+            t = g["time_ms"].to_numpy(float)
+            stack.append(np.where(grid <= t.max(), np.interp(grid, t, v), np.nan))
+        if stack:
+            ax.plot(grid, np.nanmedian(np.array(stack), axis=0), color="tab:blue", lw=2, label="median")
+        ax.set_title(f"method {m}")
+        ax.set_xlabel("time after R wave (ms)")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("volume / EDV")
+    return save_png(fig, path)
+
+
+def motion_mode_strip(atlas, mode: int, path: str | Path, phases: tuple[int, ...] | None = None,
+                      n_sd: float = 2.0) -> Path:
+    """A frame strip of one motion mode (:class:`cmr_atlas.cine.motion.MotionAtlas`): the long-axis
+    section through the septum (endo and epi) at a few cycle phases, mean (black) and mean -/+
+    ``n_sd`` SD along the mode (blue/red)."""
+    from cmr_atlas.cine.motion import ES_PHASE
+
+    n = atlas.n_points
+    g = int(round(np.sqrt(n)))
+    phases = phases or (0, ES_PHASE // 2, ES_PHASE, (ES_PHASE + atlas.n_phases - 1) // 2, atlas.n_phases - 1)
+    trajs = {c: atlas.trajectory(mode, s) for c, s in (("tab:blue", -n_sd), ("black", 0.0), ("tab:red", n_sd))}
+    fig, axes = plt.subplots(1, len(phases), figsize=(1.9 * len(phases), 2.6), sharex=True, sharey=True)
+    for ax, ph in zip(np.atleast_1d(axes), phases):
+        for colour, tr in trajs.items():
+            for k in range(2):  # endo, epi
+                pts = tr[ph, k * n:(k + 1) * n].reshape(g, g, 3)
+                sect = np.concatenate([pts[::-1, g // 2], pts[:, 0]])  # lateral base -> apex -> septal base
+                ax.plot(sect[:, 0], -sect[:, 2], color=colour, lw=1.0 if colour == "black" else 0.8)
+        label = "ED" if ph == 0 else "ES" if ph == ES_PHASE else f"phase {ph}"
+        ax.set_title(label, fontsize=8)
+        ax.set_aspect("equal")
+        ax.axis("off")
+    fig.suptitle(f"motion mode {mode} (-/+{n_sd:g} SD blue/red)", fontsize=9)
+    return save_png(fig, path)

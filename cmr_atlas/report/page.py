@@ -30,7 +30,7 @@ import pandas as pd
 from cmr_atlas import __version__
 from cmr_atlas.cine.atlas_render import RENDER_BACKENDS
 from cmr_atlas.core.tables import atomic_write_bytes
-from cmr_atlas.report.cine import agreement_section, atlas_section, measures_section
+from cmr_atlas.report.cine import agreement_section, atlas_section, measures_section, motion_section
 from cmr_atlas.report.cohort import cohort_section
 from cmr_atlas.report.html import Page, ReportInputs
 from cmr_atlas.report.review import review_section
@@ -104,6 +104,7 @@ def _model_card_rows(cards: list[Path]) -> list[dict]:
 SECTIONS: tuple[Section, ...] = (
     Section("cohort", "Cohort", "Cohort and quality control", cohort_section),
     Section("measures", "Measures", "Clinical measures", measures_section),
+    Section("motion", "Motion", "Volume curves and filling rates", motion_section),
     Section("atlas", "Atlas", "Shape atlas", atlas_section),
     Section("risk", "Risk factors", "Risk factors and shape", risk_factor_section),
     Section("agreement", "Auto vs manual", "Automated vs manual", agreement_section),

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from cmr_atlas.cine.lvmodel.outputs import MEASURES, TABLES
+from cmr_atlas.cine.lvmodel.outputs import CYCLE_TABLES, MEASURES, TABLES
 from cmr_atlas.core.aggregate import aggregate_tables
 from cmr_atlas.core.tables import concat_tables, write_table
 from cmr_atlas.stats.covariates import index_by_bsa
@@ -34,7 +34,9 @@ def aggregate_measures(paths: Sequence[PathLike], covariates_path: PathLike, out
 
 def aggregate_fit_tables(shard_paths: Mapping[str, Sequence[PathLike]], covariates_path: PathLike,
                          out_paths: Mapping[str, PathLike]) -> None:
-    """Every LV model table (:data:`TABLES`) at ``out_paths[name]`` from ``shard_paths[name]``;
-    the measures indexed by BSA (:func:`aggregate_measures`)."""
-    aggregate_tables(shard_paths, out_paths, [s for s in TABLES.values() if s is not MEASURES])
+    """Every LV model table (:data:`TABLES`, and the per-frame :data:`CYCLE_TABLES` named in
+    ``out_paths``) at ``out_paths[name]`` from ``shard_paths[name]``; the measures indexed by BSA
+    (:func:`aggregate_measures`)."""
+    schemas = [s for s in TABLES.values() if s is not MEASURES] + list(CYCLE_TABLES.values())
+    aggregate_tables(shard_paths, out_paths, schemas)
     aggregate_measures(shard_paths["measures"], covariates_path, out_paths["measures"])

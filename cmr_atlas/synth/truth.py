@@ -171,4 +171,23 @@ LANDMARKS = register(TableSchema(
     ),
 ))
 
-TRUTH_TABLES = (SUBJECTS, EXAMS, SHAPES, SLICES, SLICE_SHIFTS, CONTOURS, LANDMARKS)
+VOLUMES = register(TableSchema(
+    name="volumes", group="truth", row="exam and cine frame",
+    description=(
+        "True LV volumes at every cine frame (the generator's cycle, "
+        "`cmr_atlas.synth.anatomy.activation_curve`): cavity volume below the mitral plane and "
+        "myocardial volume, with the frame's trigger time. The volume-curve truth of "
+        "`volume_curves` and `function_indices`."
+    ),
+    columns=(
+        _EXAM,
+        FRAME,
+        _PHASE_OR_NULL,
+        Column("time_ms", "float", "trigger time after the R wave", "ms"),
+        Column("activation", "float", "fraction of the ED-to-ES change (0 = ED, 1 = ES)"),
+        Column("volume_ml", "float", "cavity volume below the mitral plane", "ml"),
+        Column("myo_volume_ml", "float", "myocardial volume", "ml"),
+    ),
+))
+
+TRUTH_TABLES = (SUBJECTS, EXAMS, SHAPES, SLICES, SLICE_SHIFTS, CONTOURS, LANDMARKS, VOLUMES)

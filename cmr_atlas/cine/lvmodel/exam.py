@@ -185,13 +185,14 @@ def _small_contour_slices(cont: pd.DataFrame) -> set[tuple[str, int]]:
 
 
 def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
-                   frame: ModelFrame, shift_reference: str,
+                   frame: ModelFrame, shift_reference: str, through_plane: bool = False,
                    ) -> tuple[FitData, list[tuple[str, int]]]:
     """Data points in local coordinates, and the (view, slice_index) of each shift unknown.
 
     ``shift_reference='sax_mean'``: every slice with contours and a plane gets an in-plane shift;
     the SAX shifts sum to zero (the gauge).  ``'lax'``: only SAX slices are shifted; the LAX views
-    are the fixed reference.
+    are the fixed reference.  ``through_plane``: each shift also has a component along its
+    plane's normal (shift_basis (K, 3, 3)).
     """
     if shift_reference not in ("sax_mean", "lax"):
         raise ValueError(f"unknown shift reference {shift_reference!r}")
@@ -225,8 +226,9 @@ def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
                   key=lambda k: (k[0] != "sax", k[0], k[1]))
     kmap = {k: i for i, k in enumerate(keys)}
     slice_id = np.array([kmap.get((v, int(s)), -1) for v, s in zip(views, sl)], dtype=int)
-    basis = np.array([[frame.vec_to_local(planes[k].row_cosine),
-                       frame.vec_to_local(planes[k].col_cosine)] for k in keys]).reshape(-1, 2, 3)
+    vecs = ("row_cosine", "col_cosine", "normal") if through_plane else ("row_cosine", "col_cosine")
+    basis = np.array([[frame.vec_to_local(getattr(planes[k], v)) for v in vecs]
+                      for k in keys]).reshape(-1, len(vecs), 3)
     zero_mean = np.array([k[0] == "sax" for k in keys], dtype=bool)
     data = FitData(pts, (phase_i * 2 + surf_i).astype(int), w, slice_id, basis, n_fields=4,
                    zero_mean=zero_mean if shift_reference == "sax_mean" else None)
@@ -236,29 +238,50 @@ def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
 def slice_summation(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane]) -> dict[str, float]:
     """Volumes and mass by the slice-summation (disc) method on the SAX contours."""
     cont = gp[(gp["kind"] == "contour") & (gp["view"] == "sax")]
-    sax = [planes[("sax", s)] for s in sorted(s for v, s in planes if v == "sax")]
-    spacing = slice_spacing_mm(sax)
-    if spacing is None:  # one slice: its thickness; none: no volume
-        spacing = sax[0].thickness_mm if sax else float("nan")
+    spacing = sax_spacing_mm(planes)
     out: dict[str, float] = {}
     for phase in PHASES:
-        areas = {}
-        for (s, surf), g in cont[cont["phase"] == phase].groupby(["slice_index", "surface"]):
-            if ("sax", int(s)) not in planes or len(g) < 3:
-                continue
-            g = g.sort_values("point_index")
-            xy = planes[("sax", int(s))].in_plane_mm(_xyz(g))
-            # a stray point (far beyond the contour's typical radius) would distort the polygon
-            rad = np.linalg.norm(xy - np.median(xy, axis=0), axis=1)
-            xy = xy[rad <= 2.5 * np.median(rad) + 1.0]
-            if len(xy) >= 3:
-                areas[(int(s), surf)] = measures.polygon_area_mm2(xy)
-        endo = [a for (s, su), a in areas.items() if su == "endo"]
-        out[f"{phase}_cavity_ml"] = sum(endo) * spacing / 1000.0 if endo else float("nan")
-        myo = [areas[(s, "epi")] - areas[(s, "endo")]
-               for (s, su) in areas if su == "epi" and (s, "endo") in areas]
-        out[f"{phase}_myo_ml"] = sum(myo) * spacing / 1000.0 if myo else float("nan")
+        cav, myo = slice_volumes_ml(cont[cont["phase"] == phase], planes, spacing)
+        out[f"{phase}_cavity_ml"], out[f"{phase}_myo_ml"] = cav, myo
     return out
+
+
+def sax_spacing_mm(planes: dict[tuple[str, int], SlicePlane]) -> float:
+    """Slice spacing of the SAX stack (thickness + gap; one slice: its thickness; none: NaN)."""
+    sax = [planes[("sax", s)] for s in sorted(s for v, s in planes if v == "sax")]
+    spacing = slice_spacing_mm(sax)
+    if spacing is None:
+        spacing = sax[0].thickness_mm if sax else float("nan")
+    return spacing
+
+
+def slice_volumes_ml(cont: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
+                     spacing: float) -> tuple[float, float]:
+    """(cavity, myocardium) volumes of one frame's SAX contours by slice summation (NaN if none).
+
+    Plain arrays rather than a pandas groupby: the per-frame volume curves call this ~30 times an
+    exam."""
+    sl = cont["slice_index"].to_numpy(dtype=int)
+    epi = (cont["surface"] == "epi").to_numpy()
+    order = np.lexsort((cont["point_index"].to_numpy(), epi, sl))
+    sl, epi, xyz = sl[order], epi[order], _xyz(cont)[order]
+    key = sl * 2 + epi
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=int)
+    areas = {}
+    for a, b in zip(starts, np.r_[starts[1:], len(key)]):
+        plane = planes.get(("sax", int(sl[a])))
+        if plane is None or b - a < 3:
+            continue
+        xy = plane.in_plane_mm(xyz[a:b])
+        # a stray point (far beyond the contour's typical radius) would distort the polygon
+        rad = np.linalg.norm(xy - np.median(xy, axis=0), axis=1)
+        xy = xy[rad <= 2.5 * np.median(rad) + 1.0]
+        if len(xy) >= 3:
+            areas[(int(sl[a]), "epi" if epi[a] else "endo")] = measures.polygon_area_mm2(xy)
+    endo = [a for (s, su), a in areas.items() if su == "endo"]
+    cav = sum(endo) * spacing / 1000.0 if endo else float("nan")
+    myo = [areas[(s, "epi")] - areas[(s, "endo")] for (s, su) in areas if su == "epi" and (s, "endo") in areas]
+    return cav, (sum(myo) * spacing / 1000.0 if myo else float("nan"))
 
 
 def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_id: str,
@@ -303,7 +326,7 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
         raise ExamError("too_few_sax_contours")
     frame, anterior_sign, note = _frame(gp)
     out.frame = frame
-    data, keys = build_fit_data(gp, planes, frame, shift_reference)
+    data, keys = build_fit_data(gp, planes, frame, shift_reference, settings.through_plane)
     res = fit(data, frame.focal_mm, settings, breath_hold=breath_hold)
     out.result = res
     # RMS over the points the final fit kept (Tukey weight > 0); rejected points are counted
@@ -312,7 +335,8 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
     outlier_frac = 1.0 - float(inlier.mean())
     # Shifts in patient coordinates for every slice with data; with the LAX reference the LAX
     # views are listed with zero.  Slices without contours have no estimate and no row.
-    shift_of = {k: res.shifts[i, 0] * planes[k].row_cosine + res.shifts[i, 1] * planes[k].col_cosine
+    vecs = ("row_cosine", "col_cosine", "normal")
+    shift_of = {k: sum(res.shifts[i, j] * getattr(planes[k], vecs[j]) for j in range(res.shifts.shape[1]))
                 for i, k in enumerate(keys)}
     if shift_reference == "lax":
         lax_views = {(v, int(s)) for v, s in zip(gp["view"], gp["slice_index"].fillna(0))

@@ -2,7 +2,8 @@
 
 Unknowns: one lambda field (a :class:`HermiteMesh` parameter vector) per phase and surface, and,
 with breath-hold correction, a 2D in-plane translation per SAX slice shared by all phases (the
-slices of one breath-hold are displaced alike at ED and ES).  Data points carry the phase, surface,
+slices of one breath-hold are displaced alike at ED and ES); with ``FitSettings.through_plane`` a
+third component along the plane normal, under a ridge (``through_plane_ridge``).  Data points carry the phase, surface,
 weight and (for SAX points) the slice they come from; the corrected point is
 ``observed - shift(slice)`` (sign convention of :mod:`cmr_atlas.synth.truth`).
 
@@ -33,7 +34,8 @@ class FitData:
     field: np.ndarray  # (N,) index of the lambda field: phase_index * 2 + surface_index
     weight: np.ndarray  # (N,) relative weights
     slice_id: np.ndarray  # (N,) index into shift_basis, -1 for points that are never shifted
-    shift_basis: np.ndarray  # (K, 2, 3) in-plane unit vectors (row, col cosines) of each slice
+    shift_basis: np.ndarray  # (K, C, 3) unit vectors of each slice's shift: row, col cosines (C = 2)
+    # and, with through-plane correction, the plane normal (C = 3)
     n_fields: int = 4
     zero_mean: np.ndarray | None = None  # (K,) slices whose shifts must sum to zero (the gauge)
 
@@ -49,6 +51,10 @@ class FitSettings:
     w_second: float = 1.0  # second-derivative share
     shift_ridge: float = 1e-3  # tiny ridge on shifts (per unit data weight) for empty slices
     max_shift_mm: float = 15.0  # larger estimated shifts are clipped (an implausible breath-hold)
+    # through-plane component (shift_basis with C = 3): a ridge of this many median-weight data
+    # points at 1 mm, i.e. a prior SD of sigma_floor_mm / sqrt(this) (docs/motion.md)
+    through_plane_ridge: float = 150.0
+    through_plane: bool = False  # also estimate each slice's through-plane shift (config fit.through_plane)
     bh_iterations: int = 15
     final_iterations: int = 8
     tol_bh_mm: float = 0.05  # breath-hold stage stops when no shift or surface point moves more
@@ -62,7 +68,7 @@ class FitSettings:
 @dataclass
 class FitResult:
     params: np.ndarray  # (n_fields, n_params)
-    shifts: np.ndarray  # (K, 2) in-plane shift coefficients along shift_basis
+    shifts: np.ndarray  # (K, C) shift coefficients along shift_basis
     mu: np.ndarray  # (N,) projections of the data points at convergence
     theta: np.ndarray
     residual: np.ndarray  # (N,) signed normal distance at convergence, mm
@@ -245,20 +251,22 @@ class _Problem:
         npar = mesh.n_params
         nf = data.n_fields
         use_shift = estimate_shifts and self.k > 0
-        nsh = 2 * self.k if use_shift else 0
+        c = data.shift_basis.shape[1]
+        nsh = c * self.k if use_shift else 0
         ntot = nf * npar + nsh
         h = np.zeros((ntot, ntot))
         rhs = np.zeros(ntot)
-        ridge = s.shift_ridge * max(float(np.median(data.weight)), 1e-6)
+        w_med = max(float(np.median(data.weight)), 1e-6)
+        ridge = np.array([s.shift_ridge, s.shift_ridge, s.through_plane_ridge][:c]) * w_med
         # gauge: the 3D sum of the zero-mean slices' shifts is held at zero (stiff penalty)
         a, rho = None, 0.0
         if use_shift and data.zero_mean is not None and data.zero_mean.any():
-            a = (data.shift_basis * data.zero_mean[:, None, None]).reshape(-1, 3).T  # (3, 2K)
+            a = (data.shift_basis * data.zero_mean[:, None, None]).reshape(-1, 3).T  # (3, CK)
             rho = 10.0 * float(w.sum())
         if use_shift:
             # dr/dc_k = n . basis_k for SAX points
             sid = data.slice_id
-            js = np.zeros((len(r), 2))
+            js = np.zeros((len(r), c))
             sax = sid >= 0
             js[sax] = np.einsum("ij,icj->ic", n[sax], data.shift_basis[sid[sax]])
         for f, (m, b) in rows.items():
@@ -274,11 +282,11 @@ class _Problem:
                     mm = m[sax]
                     kk = data.slice_id[mm]
                     wj = jb[sax] * wm[sax][:, None]
-                    # one-hot layout of dr/dc: column 2k+c of point i holds js[i, c]
+                    # one-hot layout of dr/dc: column C k + j of point i holds js[i, j]
                     onehot = np.zeros((mm.size, nsh))
                     idx = np.arange(mm.size)
-                    onehot[idx, 2 * kk] = js[mm, 0]
-                    onehot[idx, 2 * kk + 1] = js[mm, 1]
+                    for j in range(c):
+                        onehot[idx, c * kk + j] = js[mm, j]
                     cross = wj.T @ onehot
                     h[sl, nf * npar:] = cross
                     h[nf * npar:, sl] = cross.T
@@ -287,14 +295,14 @@ class _Problem:
             kk = data.slice_id[sax]
             ws = w[sax]
             jss = js[sax]
-            hs = np.zeros((self.k, 2, 2))
+            hs = np.zeros((self.k, c, c))
             np.add.at(hs, kk, (jss[:, :, None] * jss[:, None, :]) * ws[:, None, None])
-            gs = np.zeros((self.k, 2))
+            gs = np.zeros((self.k, c))
             np.add.at(gs, kk, jss * (ws * r[sax])[:, None])
-            blk = np.zeros((nsh, nsh))  # per-slice 2x2 blocks
-            for k in range(self.k):  # K 2x2 blocks (a dozen), cheap
-                blk[2 * k:2 * k + 2, 2 * k:2 * k + 2] = hs[k] + ridge * np.eye(2)
-            rhs[nf * npar:] = -(gs.ravel() + ridge * shifts.ravel())
+            blk = np.zeros((nsh, nsh))  # per-slice C x C blocks
+            for k in range(self.k):  # K small blocks (a dozen), cheap
+                blk[c * k:c * k + c, c * k:c * k + c] = hs[k] + np.diag(ridge)
+            rhs[nf * npar:] = -(gs.ravel() + (shifts * ridge).ravel())
             if a is not None:
                 blk += rho * a.T @ a
                 rhs[nf * npar:] -= rho * a.T @ (a @ shifts.ravel())
@@ -307,7 +315,7 @@ class _Problem:
             for f in rows:
                 val += smooth * self.scale[f] * float(xx[f] @ self.unit_smooth @ xx[f])
             if use_shift:
-                val += ridge * float((ss**2).sum())
+                val += float((ss**2 * ridge).sum())
                 if a is not None:
                     val += rho * float(((a @ ss.ravel()) ** 2).sum())
             return val
@@ -322,7 +330,7 @@ class _Problem:
             x_new = x + delta[: nf * npar].reshape(nf, npar)
             sh_new = shifts
             if use_shift:
-                sh_new = shifts + delta[nf * npar:].reshape(self.k, 2)
+                sh_new = shifts + delta[nf * npar:].reshape(self.k, c)
                 norm = np.linalg.norm(sh_new, axis=1)
                 big = norm > s.max_shift_mm
                 sh_new[big] *= (s.max_shift_mm / norm[big])[:, None]
@@ -355,7 +363,7 @@ def fit(data: FitData, d: float, settings: FitSettings | None = None, *,
     s = settings or FitSettings()
     prob = _Problem(data, d, s)
     x = initial_params(s.mesh, d, data, prob.unit_smooth, s.smooth_breath_hold)
-    shifts = np.zeros((prob.k, 2))
+    shifts = np.zeros((prob.k, data.shift_basis.shape[1]))
     it = 0
     converged = True
     # Robust weights are re-estimated for the first iterations of each stage, then frozen so
@@ -385,5 +393,30 @@ def fit(data: FitData, d: float, settings: FitSettings | None = None, *,
             break
     converged &= conv
     r, n, g = prob.residuals(x, shifts)
+    rw = _robust_weights(r, data.weight, "tukey", s)
+    return FitResult(x, shifts, prob.mu.copy(), prob.theta.copy(), r, rw, it, converged)
+
+
+def fit_warm(data: FitData, d: float, x0: np.ndarray, settings: FitSettings | None = None,
+             iterations: int = 3) -> FitResult:
+    """Final-stage fit started from ``x0`` (a neighbouring cine frame's fields), shifts fixed.
+
+    The per-frame fits of :mod:`cmr_atlas.cine.lvmodel.cycle`: the data are already corrected by
+    the exam's breath-hold shifts, and consecutive frames differ by a few mm, so a few
+    Levenberg-Marquardt steps (Huber weights on the first, Tukey after) reach the
+    fit that a cold start needs ~10 to find.
+    """
+    s = settings or FitSettings()
+    prob = _Problem(data, d, s)
+    x = np.array(x0, dtype=float, copy=True)
+    shifts = np.zeros((prob.k, data.shift_basis.shape[1]))
+    converged, it = False, 0
+    for i in range(iterations):
+        x, shifts, r, rw, move = prob.step(x, shifts, s.smooth_final, "huber" if i == 0 else "tukey", False)
+        it += 1
+        if move < s.tol_mm:
+            converged = True
+            break
+    r, _, _ = prob.residuals(x, shifts)
     rw = _robust_weights(r, data.weight, "tukey", s)
     return FitResult(x, shifts, prob.mu.copy(), prob.theta.copy(), r, rw, it, converged)

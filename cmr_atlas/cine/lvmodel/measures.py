@@ -56,10 +56,12 @@ def base_mu(mesh: HermiteMesh, d: float, x: np.ndarray, theta: np.ndarray,
 
 
 def sample_surface(mesh: HermiteMesh, d: float, x: np.ndarray, plane_point: np.ndarray,
-                   plane_normal: np.ndarray, n_mu: int = N_GRID, n_theta: int = N_GRID) -> np.ndarray:
-    """Points (n_mu * n_theta, 3) of the surface, apex to base plane, local coordinates."""
+                   plane_normal: np.ndarray, n_mu: int = N_GRID, n_theta: int = N_GRID,
+                   n_bisect: int = 40) -> np.ndarray:
+    """Points (n_mu * n_theta, 3) of the surface, apex to base plane, local coordinates.
+    ``n_bisect``: bisection steps of the base ring (20 place it within ~1e-4 mm)."""
     theta = 2 * np.pi * np.arange(n_theta) / n_theta
-    mu_b = base_mu(mesh, d, x, theta, plane_point, plane_normal)
+    mu_b = base_mu(mesh, d, x, theta, plane_point, plane_normal, n_bisect)
     frac = np.linspace(0.0, 1.0, n_mu)
     mu = (frac[:, None] * mu_b[None, :]).ravel()
     th = np.tile(theta, n_mu)

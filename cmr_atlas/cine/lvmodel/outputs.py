@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cmr_atlas.cine.lvmodel.cycle import CycleFit
 from cmr_atlas.cine.lvmodel.exam import ExamFit
+from cmr_atlas.cine.motion import MOTION_SHAPES, motion_shape_rows, phase_normalised
+from cmr_atlas.cine.volume_curves import FUNCTION_INDICES, VOLUME_CURVES, curve_rows, indices_table
 from cmr_atlas.cine.lvmodel.measures import MYOCARDIAL_DENSITY_G_PER_ML, N_GRID
 from cmr_atlas.core.columns import EXAM_ID, GUIDE_POINT_SOURCE, PHASE, SHIFT_MM, SLICE_INDEX, SURFACE, VIEW
 from cmr_atlas.core.tables import Column, TableSchema, register
@@ -64,7 +67,7 @@ SLICE_SHIFTS = register(TableSchema(
     description=(
         "Estimated breath-hold displacement of each slice with contours, in patient coordinates "
         "(same sign as the synthetic truth: the heart appeared at p + d, corrected contour = "
-        "observed - d). In-plane components only. Reference (default `sax_mean`): the SAX "
+        "observed - d). In-plane components only, unless config fit.through_plane (then also the component along the plane normal). Reference (default `sax_mean`): the SAX "
         "shifts sum to zero and the LAX views get their own shifts; with `--shift-reference "
         "lax` the LAX views are fixed (listed with zero). All zero with --no-breath-hold."
     ),
@@ -119,6 +122,22 @@ WALL_THICKNESS = register(TableSchema(
 
 TABLES = {"shapes": SHAPES, "model_frames": MODEL_FRAMES, "slice_shifts": SLICE_SHIFTS,
           "measures": MEASURES, "wall_thickness": WALL_THICKNESS}
+CYCLE_TABLES = {"volume_curves": VOLUME_CURVES, "function_indices": FUNCTION_INDICES, "motion_shapes": MOTION_SHAPES}
+
+
+def tables_from_cycles(cycles: list[CycleFit]) -> dict[str, pd.DataFrame]:
+    """``volume_curves`` (both methods of every per-frame fit), their ``function_indices`` and the
+    phase-normalised trajectories ``motion_shapes`` (fits with surfaces and ED/ES anchors)."""
+    parts = [curve_rows(c.exam_id, c.source, m, c.frames, c.time_ms, v)
+             for c in cycles for m, v in sorted(c.volumes.items()) if len(v)]
+    curves = pd.concat(parts, ignore_index=True) if parts else VOLUME_CURVES.empty()
+    traj = []
+    for c in cycles:
+        t = None if c.ed_frame is None or c.es_frame is None else phase_normalised(c, c.ed_frame, c.es_frame)
+        if t is not None:
+            traj.append(motion_shape_rows(c.exam_id, c.source, t))
+    shapes = pd.concat(traj, ignore_index=True) if traj else MOTION_SHAPES.empty()
+    return {"volume_curves": curves, "function_indices": indices_table(curves), "motion_shapes": shapes}
 
 
 def _measure_row(fit: ExamFit, method: str) -> dict:

@@ -10,15 +10,18 @@ the ``exam_status`` rows (stage ``fit_<source>``, status and qc_reason as in ``m
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.cine.guidepoints import GUIDE_POINTS
+from cmr_atlas.cine.guidepoints import CYCLE_GUIDE_POINTS, GUIDE_POINTS
 from cmr_atlas.core.geometry import planes_by_slice
+from cmr_atlas.cine.lvmodel.cycle import CycleFit, fit_cycle
 from cmr_atlas.cine.lvmodel.exam import ExamFit, fit_exam
-from cmr_atlas.cine.lvmodel.outputs import TABLES, tables_from_fits
+from cmr_atlas.cine.lvmodel.fit import FitSettings
+from cmr_atlas.cine.lvmodel.outputs import CYCLE_TABLES, TABLES, tables_from_cycles, tables_from_fits
 from cmr_atlas.core.config import default
 from cmr_atlas.core.runner import EXAM_STATUS, ExamFailure, run_exams, write_status
 from cmr_atlas.core.tables import read_table, write_table
@@ -31,7 +34,7 @@ Group = tuple[tuple[str, str], pd.DataFrame]  # ((exam_id, source), guide points
 
 
 def _fit_one(group: Group, slices: pd.DataFrame, breath_hold: bool, shift_reference: str,
-             vtp_dir: Path | None) -> ExamFit:
+             vtp_dir: Path | None, settings: FitSettings | None = None) -> ExamFit:
     (exam_id, source), gp = group
     try:
         planes = planes_by_slice(slices, exam_id)
@@ -39,7 +42,7 @@ def _fit_one(group: Group, slices: pd.DataFrame, breath_hold: bool, shift_refere
         log.warning("exam %s: bad slice planes (%s)", exam_id, type(exc).__name__)
         planes = {}
     f = fit_exam(gp, planes, str(exam_id), str(source), breath_hold=breath_hold,
-                 shift_reference=shift_reference)
+                 shift_reference=shift_reference, settings=settings)
     log.info("fit %s/%s: %s%s in %.2f s, rms %s mm", exam_id, source, f.status,
              f" ({f.qc_reason})" if f.qc_reason else "", f.seconds,
              f"{f.rms_residual_mm:.2f}" if f.rms_residual_mm is not None else "-")
@@ -51,16 +54,20 @@ def _fit_one(group: Group, slices: pd.DataFrame, breath_hold: bool, shift_refere
 
 
 def fit_exams(guide_points: pd.DataFrame, slices: pd.DataFrame, breath_hold: bool | None = None,
-              vtp_dir: Path | None = None, shift_reference: str | None = None) -> list[ExamFit]:
+              vtp_dir: Path | None = None, shift_reference: str | None = None,
+              through_plane: bool | None = None) -> list[ExamFit]:
     """One :class:`ExamFit` per (exam, source) of a guide-point table, in (exam, source) order.
 
-    ``breath_hold`` and ``shift_reference`` default to the config's ``fit`` defaults.
+    ``breath_hold``, ``shift_reference`` and ``through_plane`` default to the config's ``fit``
+    defaults.
     """
     breath_hold = default("fit.breath_hold") if breath_hold is None else breath_hold
     shift_reference = shift_reference or default("fit.shift_reference")
+    through_plane = default("fit.through_plane") if through_plane is None else through_plane
+    settings = FitSettings(through_plane=True) if through_plane else None
     groups: list[Group] = [((str(e), str(s)), gp) for (e, s), gp in
                            guide_points.groupby(["exam_id", "source"], sort=True)]
-    outcomes = run_exams(groups, lambda g: _fit_one(g, slices, breath_hold, shift_reference, vtp_dir),
+    outcomes = run_exams(groups, lambda g: _fit_one(g, slices, breath_hold, shift_reference, vtp_dir, settings),
                          STAGE, log, exam_id=lambda g: g[0][0], unit="exam fits")
     fits = []
     for ((exam_id, source), _), o in zip(groups, outcomes):
@@ -81,18 +88,80 @@ def fit_status(fits: list[ExamFit]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=EXAM_STATUS.column_names) if rows else EXAM_STATUS.empty()
 
 
+def cycle_fits(fits: list[ExamFit], cycle_guide_points: pd.DataFrame, slices: pd.DataFrame) -> list[CycleFit]:
+    """The per-frame fits (:func:`~cmr_atlas.cine.lvmodel.cycle.fit_cycle`) of every exam fit whose
+    (exam, source) has cycle guide points; an unexpected numerical failure leaves that exam's
+    model curve out (logged), never the shard."""
+    from threadpoolctl import threadpool_limits
+
+    groups = dict(tuple(cycle_guide_points.groupby(["exam_id", "source"]))) if len(cycle_guide_points) else {}
+    out = []
+    for f in fits:
+        cgp = groups.get((f.exam_id, f.source))
+        if cgp is None:
+            continue
+        try:
+            planes = planes_by_slice(slices, f.exam_id)
+            with threadpool_limits(limits=1):
+                c = fit_cycle(cgp, planes, f, keep_surfaces=True)
+        except (KeyError, ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+            log.warning("cycle %s/%s: failed (%s)", f.exam_id, f.source, type(exc).__name__)
+            continue
+        log.info("cycle %s/%s: %d frames in %.2f s%s", f.exam_id, f.source, len(c.frames), c.seconds,
+                 f" ({c.qc_reason})" if c.qc_reason else "")
+        out.append(c)
+    return out
+
+
+@dataclass
+class CycleInputs:
+    """Where a shard's every-frame automated guide points come from (inference outputs)."""
+
+    exams_path: str | Path
+    cache_dir: str | Path
+    landmarks_path: str | Path
+    qc_path: str | Path
+    phases_path: str | Path
+    masks_dir: str | Path
+
+    def guide_points(self) -> pd.DataFrame:
+        """:data:`CYCLE_GUIDE_POINTS` of the shard's exams (failed exams have none)."""
+        from cmr_atlas.cine.autoguide import run_cycle
+        from cmr_atlas.core.shards import shard_exam_ids
+
+        outcomes = run_cycle(shard_exam_ids(self.exams_path), self.cache_dir, landmarks_path=self.landmarks_path,
+                             qc_path=self.qc_path, phases_path=self.phases_path, masks_dir=self.masks_dir)
+        frames = [o.value for o in outcomes if o.ok and len(o.value)]
+        return pd.concat(frames, ignore_index=True) if frames else CYCLE_GUIDE_POINTS.empty()
+
+
 def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_path: str | Path,
               model_frames_path: str | Path, slice_shifts_path: str | Path, measures_path: str | Path,
               wall_thickness_path: str | Path, status_path: str | Path, breath_hold: bool | None = None,
-              shift_reference: str | None = None, vtp_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
-    """Fit one shard's guide points and write the five fit tables and the ``exam_status`` rows."""
-    fits = fit_exams(read_table(guide_points_path, GUIDE_POINTS), read_table(slices_path), breath_hold,
-                     Path(vtp_dir) if vtp_dir else None, shift_reference)
+              shift_reference: str | None = None, vtp_dir: str | Path | None = None,
+              cycle: CycleInputs | None = None, volume_curves_path: str | Path | None = None,
+              function_indices_path: str | Path | None = None, motion_shapes_path: str | Path | None = None,
+              all_frames: bool | None = None, through_plane: bool | None = None) -> dict[str, pd.DataFrame]:
+    """Fit one shard's guide points and write the five fit tables and the ``exam_status`` rows;
+    with ``cycle`` also the per-frame tables ``volume_curves``, ``function_indices`` and
+    ``motion_shapes`` (empty when ``all_frames``, default config ``fit.all_frames``, is off)."""
+    slices = read_table(slices_path)
+    fits = fit_exams(read_table(guide_points_path, GUIDE_POINTS), slices, breath_hold,
+                     Path(vtp_dir) if vtp_dir else None, shift_reference, through_plane)
     tables = tables_from_fits(fits)
     paths = {"shapes": shapes_path, "model_frames": model_frames_path, "slice_shifts": slice_shifts_path,
              "measures": measures_path, "wall_thickness": wall_thickness_path}
     for name, df in tables.items():
         write_table(df, paths[name], TABLES[name])
+    if cycle is not None:
+        all_frames = default("fit.all_frames") if all_frames is None else all_frames
+        cgp = cycle.guide_points() if all_frames else CYCLE_GUIDE_POINTS.empty()
+        per_frame = tables_from_cycles(cycle_fits(fits, cgp, slices))
+        for name, path in (("volume_curves", volume_curves_path), ("function_indices", function_indices_path),
+                           ("motion_shapes", motion_shapes_path)):
+            if path is not None:
+                write_table(per_frame[name], path, CYCLE_TABLES[name])
+        tables.update(per_frame)
     write_status(fit_status(fits), status_path)
     n_fail = sum(f.status == "failed" for f in fits)
     log.info("fit: %d exam/source fits, %d failed", len(fits), n_fail)

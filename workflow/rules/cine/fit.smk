@@ -1,7 +1,10 @@
 # LV model fitting with breath-hold correction and clinical measures (cmr_atlas.cine.lvmodel).
 # Per shard: guide points + slice planes -> shapes, model frames, slice shifts, measures, wall
-# thickness; then one cohort table each.  Config block `fit` (breath_hold, shift_reference, vtp).
-FIT_TABLES = ["shapes", "model_frames", "slice_shifts", "measures", "wall_thickness"]
+# thickness, and the per-frame fits' volume_curves and function_indices (automated source: every
+# frame's guide points from the inference masks and landmarks; empty with fit.all_frames off); then one cohort table each.  Config block `fit`
+# (breath_hold, shift_reference, through_plane, vtp, all_frames).
+FIT_TABLES = ["shapes", "model_frames", "slice_shifts", "measures", "wall_thickness", "volume_curves",
+              "function_indices", "motion_shapes"]
 
 
 rule fit_shard:
@@ -10,6 +13,12 @@ rule fit_shard:
     input:
         guide_points=RESULTS / "shards/{shard}/guide_points.parquet",
         slices=RESULTS / "shards/{shard}/slices.parquet",
+        # every frame's automated guide points come from inference's masks and landmarks
+        exams=RESULTS / "shards/{shard}/exams.parquet",
+        landmarks=RESULTS / "shards/{shard}/landmarks.parquet",
+        qc=RESULTS / "shards/{shard}/segmentation_qc.parquet",
+        phases=RESULTS / "shards/{shard}/phases.parquet",
+        masks=RESULTS / "shards/{shard}/masks",
     output:
         **{t: RESULTS / f"shards/{{shard}}/{t}.parquet" for t in FIT_TABLES},
         status=RESULTS / "shards/{shard}/status/fit.parquet",
@@ -21,6 +30,9 @@ rule fit_shard:
         breath_hold=config["fit"]["breath_hold"],
         shift_reference=config["fit"]["shift_reference"],
         vtp_dir=str(RESULTS / "vtp") if config["fit"]["vtp"] else None,
+        all_frames=config["fit"]["all_frames"],
+        through_plane=config["fit"]["through_plane"],
+        cache=str(RESULTS / "cache"),
     threads: 1
     script:
         "../../scripts/fit.py"

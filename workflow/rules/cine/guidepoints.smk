@@ -57,3 +57,4 @@ rule guide_points:
         RESULTS / "benchmarks/guide_points.tsv"
     script:
         "../../scripts/concat_tables.py"
+

@@ -1,0 +1,219 @@
+"""Volume curves from the LV model at every frame, against the synthetic truth.
+
+    PYTHONPATH=$PWD python benchmarks/motion.py [--n-exams 16] [--seed 40001] [--observer truth]
+    PYTHONPATH=$PWD python benchmarks/motion.py --cnn [--n-exams 8]     # the automated path
+
+Generates a held-out legacy cohort in memory (seed 40001 by default: training uses 910000, the
+demo 20001, benchmarks/accuracy.py 30001), builds every frame's guide points from the truth
+contours and landmarks (observer ``truth``: contours on every frame, displaced by the breath-hold
+shifts), fits ED/ES (:func:`fit_exam`, breath-hold correction) and then every frame
+(:func:`fit_cycle`), and prints, per method (model, slices):
+
+* the volume-curve error per frame against ``truth/volumes`` (RMS over all frames, ml, and the
+  mean bias);
+* the relative error of the function indices (peak ejection rate, E, A, E/A; time to peak
+  filling and diastasis in ms) computed by :func:`function_indices` from the fitted and from the
+  true volumes at the same frames (so the figure is the fit's error, not the sampling's);
+* ED and ES frames of the fitted curve equal to the truth's;
+* the per-frame fitting time per exam (CPU seconds on one thread, ED/ES fit excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cmr_atlas.cine.lvmodel.cycle import WARM_ITERATIONS, fit_cycle  # noqa: E402
+from cmr_atlas.cine.lvmodel.exam import fit_exam  # noqa: E402
+from cmr_atlas.cine.volume_curves import function_indices  # noqa: E402
+from cmr_atlas.core.geometry import planes_by_slice  # noqa: E402
+
+RATES = ("per_ml_s", "pfr_e_ml_s", "pfr_a_ml_s", "e_a_ratio")
+TIMES = ("time_to_pfr_ms", "diastasis_ms")
+
+
+def truth_cycle_guide_points(truth: dict[str, pd.DataFrame], observer: str = "truth") -> pd.DataFrame:
+    """Cycle guide points (CYCLE_GUIDE_POINTS columns) of one exam from its truth tables."""
+    c = truth["contours"][truth["contours"]["observer"] == observer]
+    lm = truth["landmarks"][truth["landmarks"]["observer"] == observer]
+    cols = ["exam_id", "phase", "frame", "view", "slice_index", "x_mm", "y_mm", "z_mm"]
+    a = c[cols + ["surface", "point_index"]].assign(kind="contour", landmark=None)
+    b = lm[cols + ["landmark"]].assign(kind="landmark", surface=None, point_index=0)
+    gp = pd.concat([a, b], ignore_index=True).assign(source=observer, weight=1.0)
+    times = dict(zip(truth["volumes"]["frame"], truth["volumes"]["time_ms"]))
+    return gp.assign(time_ms=gp["frame"].map(times))
+
+
+def truth_only(seed: int, index: int) -> dict[str, pd.DataFrame]:
+    """The truth tables of exam ``index`` of the cohort ``seed``, as ``generate_exam`` makes them
+    (same seed streams) but without rendering the images, which the truth does not need."""
+    from cmr_atlas.synth import anatomy as an
+    from cmr_atlas.synth.dicom_writer import make_patient_header
+    from cmr_atlas.synth.mesa import cohort
+    from cmr_atlas.synth.mesa.scanner import plan_acquisition
+    from cmr_atlas.synth.subjects import sample_subjects
+
+    ss = np.random.SeedSequence([int(seed), int(index)])
+    rng_subject, rng_heart, rng_scan, _, rng_obs, rng_hdr = (np.random.default_rng(s) for s in ss.spawn(6))
+    subj = sample_subjects(rng_subject, 1, 0.0).iloc[0].to_dict()
+    targets = {k[len("target_"):]: v for k, v in subj.items() if k.startswith("target_")}
+    heart = an.make_heart(rng_heart, targets, subj["bsa_m2"], subj["height_cm"], subj["weight_kg"], subj["heart_rate"])
+    vendor = "SIEMENS" if rng_scan.random() < 0.55 else "GE MEDICAL SYSTEMS"
+    acq = plan_acquisition(rng_scan, heart, subj["heart_rate"], vendor)
+    hdr = make_patient_header(rng_hdr, f"cmr-atlas-synth-{seed}-{index}", subj["age"], subj["sex"],
+                              subj["height_cm"], subj["weight_kg"])
+    ex = cohort.SyntheticExam(cohort.exam_label(seed, index), subj, heart, acq, hdr, images=None)
+    return cohort._truth_tables(ex, rng_obs, 0)
+
+
+def cnn_cycle_guide_points(seed: int, index: int, models) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """The exam's truth and its automated cycle guide points: the shipped networks on its images
+    (:func:`infer_exam`, config defaults), every frame's masks through :func:`cycle_guide_points`."""
+    from cmr_atlas.cine.autoguide import cycle_guide_points
+    from cmr_atlas.cine.inference import infer_exam
+    from cmr_atlas.core.config import default
+    from cmr_atlas.synth.mesa import cohort
+
+    ex = cohort.generate_exam(seed, index)
+    res = infer_exam(ex.images, models, ed_method=default("segmentation.ed_frame"),
+                     absent_threshold=default("landmarks.absent_threshold"), batch=default("inference.batch"))
+    return ex.truth, cycle_guide_points(ex.images, res.masks, res.phases, res.landmarks, res.qc)
+
+
+def evaluate_exam(truth: dict[str, pd.DataFrame], observer: str, iterations: int,
+                  cgp: pd.DataFrame | None = None, keep: list | None = None) -> list[dict]:
+    """Fit ED/ES and every frame of one exam (its truth's guide points, or ``cgp``) and compare."""
+    from threadpoolctl import threadpool_limits
+
+    label = str(truth["exams"]["exam_id"].iloc[0])
+    cgp = truth_cycle_guide_points(truth, observer) if cgp is None else cgp
+    planes = planes_by_slice(truth["slices"], label)
+    src = str(cgp["source"].iloc[0])
+    ed = fit_exam(cgp[cgp["phase"].isin(["ED", "ES"])], planes, label, src, breath_hold=True,
+                  shift_reference="sax_mean")
+    with threadpool_limits(limits=1):
+        t0 = time.process_time()
+        cyc = fit_cycle(cgp, planes, ed, iterations=iterations, keep_surfaces=keep is not None)
+        cpu = time.process_time() - t0
+    vol = truth["volumes"].set_index("frame")
+    true_v = vol["volume_ml"].reindex(cyc.frames).to_numpy()
+    ref = function_indices(cyc.time_ms, true_v, cyc.frames)
+    ex = truth["exams"].iloc[0]
+    if keep is not None:
+        keep.append((ed, cyc))
+    rows = []
+    for method, v in cyc.volumes.items():
+        got = function_indices(cyc.time_ms, v, cyc.frames)
+        row = {"exam": label, "method": method, "n_frames": len(cyc.frames), "cpu_s": cpu,
+               "rms_ml": float(np.sqrt(np.mean((v - true_v) ** 2))), "bias_ml": float(np.mean(v - true_v)),
+               "ed_exact": got["ed_frame"] == int(ex["ed_frame"]), "es_exact": got["es_frame"] == int(ex["es_frame"])}
+        for k in RATES:
+            ok = got[k] is not None and ref[k] is not None
+            row[k] = 100.0 * (got[k] - ref[k]) / ref[k] if ok else np.nan
+        for k in TIMES:
+            ok = got[k] is not None and ref[k] is not None
+            row[k] = got[k] - ref[k] if ok else np.nan
+        row["true_" + "pfr_e_edv_s"] = ref["pfr_e_edv_s"]
+        row["true_e_a"] = ref["e_a_ratio"]
+        rows.append(row)
+    return rows
+
+
+def _summary(df: pd.DataFrame) -> None:
+    print(f"{'method':8} {'n':>3} {'RMS ml':>7} {'bias ml':>8} {'ED ok':>6} {'ES ok':>6} "
+          + " ".join(f"{k.replace('_ml_s', ''):>14}" for k in RATES) + " "
+          + " ".join(f"{k:>16}" for k in TIMES))
+    for m, g in df.groupby("method"):
+        rms = float(np.sqrt(np.mean(g["rms_ml"] ** 2)))
+        cells = []
+        for k in RATES:
+            x = g[k].dropna()
+            cells.append(f"{x.mean():+5.1f}+-{x.std():4.1f}%({len(x):2d})" if len(x) else f"{'-':>14}")
+        for k in TIMES:
+            x = g[k].dropna()
+            cells.append(f"{x.mean():+6.1f}+-{x.std():5.1f}ms" if len(x) else f"{'-':>16}")
+        print(f"{m:8} {len(g):3d} {rms:7.2f} {g['bias_ml'].mean():+8.2f} {g['ed_exact'].mean():6.2f} "
+              f"{g['es_exact'].mean():6.2f} " + " ".join(cells))
+    print("rates: mean +- SD of the % error (n exams with the feature); times: mean +- SD error in ms")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-exams", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=40001, help="held-out cohort seed (never a training seed)")
+    ap.add_argument("--observer", default="truth")
+    ap.add_argument("--iterations", type=int, default=WARM_ITERATIONS, help="warm-start steps per frame")
+    ap.add_argument("--cnn", action="store_true",
+                    help="the automated path: the shipped networks' masks and landmarks (CPU, slow)")
+    ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--atlas", action="store_true",
+                    help="also build the ED+ES and motion atlases of the cohort and print the risk-factor "
+                         "AUC table (motion modes beside ED+ES modes; use >= 100 exams)")
+    args = ap.parse_args()
+    models = None
+    if args.cnn:
+        import torch
+
+        from cmr_atlas.cine.inference import load_models
+        from cmr_atlas.core.config import default
+
+        torch.set_num_threads(args.threads)
+        models = load_models(args.models_dir, method=default("landmarks.method"), device="cpu",
+                             precision=default("inference.precision"))
+    rows, keep, subjects = [], [] if args.atlas else None, []
+    for i in range(args.n_exams):
+        if models is not None:
+            truth, cgp = cnn_cycle_guide_points(args.seed, i, models)
+            rows += evaluate_exam(truth, "auto", args.iterations, cgp, keep)
+        else:
+            truth = truth_only(args.seed, i)
+            rows += evaluate_exam(truth, args.observer, args.iterations, keep=keep)
+        subjects.append(truth["subjects"])
+        print(f"exam {i + 1}/{args.n_exams}", file=sys.stderr)
+    df = pd.DataFrame(rows)
+    what = "automated (shipped CNNs, every frame's masks)" if args.cnn else f"observer {args.observer} (every frame)"
+    print(f"Held-out legacy cohort: seed {args.seed}, {args.n_exams} exams, {what}, "
+          f"{args.iterations} warm-start steps per frame")
+    _summary(df)
+    model = df[df["method"] == "model"]
+    print(f"per-frame fitting: {model['cpu_s'].mean():.2f} s CPU per exam (max {model['cpu_s'].max():.2f}), "
+          f"{model['n_frames'].mean():.1f} frames, {1000 * (model['cpu_s'] / model['n_frames']).mean():.0f} ms "
+          "per frame, one thread")
+    print(f"true E: {df['true_pfr_e_edv_s'].mean():.2f} EDV/s, true E/A {df['true_e_a'].mean():.2f} (frame-sampled)")
+    if keep:
+        print_motion_auc(keep, pd.concat(subjects, ignore_index=True))
+    return 0
+
+
+def print_motion_auc(fits: list, subjects: pd.DataFrame, n_pcs: int = 20) -> None:
+    """ED+ES atlas and motion atlas of the fitted exams, and the risk-factor AUC table."""
+    from cmr_atlas.cine.atlas import build_atlases, scores_frame
+    from cmr_atlas.cine.lvmodel.outputs import tables_from_cycles, tables_from_fits
+    from cmr_atlas.cine.motion import build_motion_atlas, motion_tables
+    from cmr_atlas.core.config import default
+    from cmr_atlas.stats.motion_modes import motion_auc
+
+    eds = [e for e, _ in fits]
+    shapes = tables_from_fits(eds)["shapes"].assign(source="auto")
+    ms = tables_from_cycles([c for _, c in fits])["motion_shapes"].assign(source="auto")
+    edes = build_atlases(shapes, n_components=n_pcs, scaling=False, sources=("auto",)).atlases["auto"]
+    motion = build_motion_atlas(ms, "auto", n_components=n_pcs, exam_ids=edes.exam_ids)
+    t = motion_auc(scores_frame(edes), motion_tables(motion)[0], subjects, list(default("stats.risk_factors")),
+                   n_pcs=n_pcs, folds=default("stats.folds"), n_bootstrap=200, seed=0)
+    print(f"\nRisk-factor AUC, {len(motion.exam_ids)} exams, {n_pcs} modes each (motion modes: "
+          f"{100 * motion.variance_ratio[:n_pcs].sum():.0f} % of trajectory variance; ED+ES: "
+          f"{100 * edes.variance_ratio[:n_pcs].sum():.0f} %)")
+    print(t[["risk_factor", "modes", "k", "auc", "ci_low", "ci_high", "n", "n_positive", "p_vs_ed_es"]]
+          .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
