@@ -111,6 +111,18 @@ def plane_truth(label: str, heart: an.Heart, sequence: str, view: str, sl: int, 
     return contours, marks
 
 
+def frame_volumes(label: str, heart: an.Heart, activation: np.ndarray, times_ms: np.ndarray,
+                  phases: dict[int, str]) -> pd.DataFrame:
+    """Rows of the truth table ``volumes``: the true cavity and myocardial volume of every cine frame."""
+    rows = []
+    for f, w in enumerate(activation):
+        ph = heart.phase(float(w))
+        rows.append({"exam_id": label, "frame": f, "phase": phases.get(f), "time_ms": float(times_ms[f]),
+                     "activation": float(w), "volume_ml": ph.cavity_volume_ml,
+                     "myo_volume_ml": ph.myocardial_volume_ml})
+    return pd.DataFrame(rows, columns=T.VOLUMES.column_names)
+
+
 def observer_truth(rng: np.random.Generator, contours: pd.DataFrame, marks: pd.DataFrame,
                     planes: dict[tuple[str, int], SlicePlane], n_observers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     c_out, m_out = [], []

@@ -32,6 +32,7 @@ import numpy as np
 
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.synth import anatomy as an
+from cmr_atlas.synth import truth as T
 from cmr_atlas.synth import truth_rows as tr
 from cmr_atlas.synth.clinical import planetruth as pt
 from cmr_atlas.synth.clinical.protocol import (SAX_GAP_MM, SAX_THICKNESS_MM, ClinicalExamContext, RenderedSeries,
@@ -362,6 +363,7 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int = 
     series += _cine_series(ctx, rng, tm, plans, images)
     planes = {(pp.view, pp.sl): pp.plane for pp in plans}
     truth = pt.truth_frames(contours, marks, planes, rng, observers)
+    truth[T.VOLUMES.name] = tr.frame_volumes(ctx.label, ctx.heart, tm.activation, tm.trigger_ms, phases)
     return RenderResult(series, truth)
 
 

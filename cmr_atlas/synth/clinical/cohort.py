@@ -188,7 +188,7 @@ def _generate_and_write(args: tuple) -> dict[str, pd.DataFrame]:
 
 def truth_schemas():
     """The tables a clinical cohort's truth/ holds, shared and clinical."""
-    return (T.SUBJECTS, T.CONTOURS, T.LANDMARKS, *CT.CLINICAL_TRUTH_TABLES)
+    return (T.SUBJECTS, T.CONTOURS, T.LANDMARKS, T.VOLUMES, *CT.CLINICAL_TRUTH_TABLES)
 
 
 def generate_cohort(out: str | Path, n_exams: int, seed: int, mi_fraction: float = 0.0,

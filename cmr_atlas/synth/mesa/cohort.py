@@ -150,14 +150,8 @@ def _truth_tables(ex: SyntheticExam, rng_obs: np.random.Generator, observers: in
 
 def frame_volumes(heart: an.Heart, acq: Acquisition, label: str) -> pd.DataFrame:
     """Rows of the truth table ``volumes``: the true cavity and myocardial volume of every frame."""
-    phases = {acq.ed_frame: "ED", acq.es_frame: "ES"}
-    rows = []
-    for f, w in enumerate(acq.activation):
-        ph = heart.phase(float(w))
-        rows.append({"exam_id": label, "frame": f, "phase": phases.get(f),
-                     "time_ms": float(acq.trigger_times_ms[f]), "activation": float(w),
-                     "volume_ml": ph.cavity_volume_ml, "myo_volume_ml": ph.myocardial_volume_ml})
-    return pd.DataFrame(rows, columns=T.VOLUMES.column_names)
+    return tr.frame_volumes(label, heart, acq.activation, acq.trigger_times_ms,
+                            {acq.ed_frame: "ED", acq.es_frame: "ES"})
 
 
 def _series_specs(ex: SyntheticExam, rng: np.random.Generator) -> list[SeriesSpec]:

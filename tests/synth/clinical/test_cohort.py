@@ -34,6 +34,8 @@ def test_written_series_are_the_truths(clinical_synth_cohort):
     assert set(series.kind) == {"localizer", "cine", "perfusion", "perfusion_aif", "ti_scout", "lge",
                                 "lge_psir", "t1map_native", "t1map_post"}
     assert set(series[series.kind == "cine"].view) == {"sax", "lax_2ch", "lax_3ch", "lax_4ch"}
+    volumes = read_table(clinical_synth_cohort / "truth" / "volumes.parquet")
+    assert len(volumes) == series[(series.kind == "cine")].n_frames.iloc[0] and set(volumes.phase.dropna()) == {"ED", "ES"}
 
 
 def test_truth_tables_are_complete(clinical_synth_cohort):
