@@ -124,12 +124,16 @@ def frame_volumes(label: str, heart: an.Heart, activation: np.ndarray, times_ms:
 
 
 def observer_truth(rng: np.random.Generator, contours: pd.DataFrame, marks: pd.DataFrame,
-                    planes: dict[tuple[str, int], SlicePlane], n_observers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    planes: dict[tuple[str, int], SlicePlane], n_observers: int,
+                    all_frames: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``n_observers`` simulated observers' versions of the truth rows of the annotated frames: ED
+    and ES (rows with a phase), or every given row with ``all_frames`` (single-frame series such as
+    LGE and T1 maps, a perfusion series' reference frame)."""
     c_out, m_out = [], []
-    sub = contours[contours.phase.notna()]
+    sub = contours if all_frames else contours[contours.phase.notna()]
     groups = list(sub.groupby(["sequence", "condition", "view", "slice_index", "frame", "surface"], sort=True,
                               dropna=False))
-    mk = marks[marks.phase.notna()].to_dict("records")
+    mk = (marks if all_frames else marks[marks.phase.notna()]).to_dict("records")
     for obs in [f"obs{i + 1}" for i in range(n_observers)]:
         for (seq, cond, view, sl, f, surface), g in groups:
             plane = planes[(view, sl)]

@@ -117,7 +117,7 @@ def series_headers(ctx: ClinicalExamContext, ti_ms: float, psir: bool) -> dict:
 
 def render(ctx: ClinicalExamContext, rng: np.random.Generator, ti_ms: float, observers: int = 0) -> RenderResult:
     """Magnitude and PSIR LGE of one exam at the operator's ``ti_ms``, with contour, landmark and
-    scar/fibrosis pixel truth (sequence ``lge``); observers do not annotate LGE here."""
+    scar/fibrosis pixel truth (sequence ``lge``); ``observers`` simulated observers trace every image."""
     ctx = dataclasses.replace(ctx, heart=phase_cached(ctx.heart))  # same heart, phases memoised
     plans = plan_planes(rng, ctx)
     rr = 60000.0 / ctx.physiology.heart_rate_rest_bpm
@@ -139,7 +139,8 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, ti_ms: float, obs
         for kind, code in (("scar", 1), ("fibrosis", 2)):
             tissue_rows.append(pt.tissue_pixel_rows(ctx.label, SEQUENCE, kind, p.view, p.sl, mostly(tissue, code)))
     series = _series(ctx, rng, plans, mag, psir, ti_ms, trigger)
-    truth = pt.truth_frames(contours, marks, {(p.view, p.sl): p.plane for p in plans}, rng, 0)
+    truth = pt.truth_frames(contours, marks, {(p.view, p.sl): p.plane for p in plans}, rng, observers,
+                            all_frames=True)
     truth[CT.TISSUE_PIXELS.name] = pt.tissue_frame(tissue_rows)
     return RenderResult(series, truth)
 

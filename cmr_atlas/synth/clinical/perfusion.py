@@ -291,10 +291,9 @@ def _assemble_truth(ctx, rng, truth: dict, planes: list[SlicePlane], idx: list[i
         if observers <= 0:
             break
         # observers trace the reference frame of each slice (the frames' phase is null: pass them as "ref")
-        oc, om = tr.observer_truth(rng, c[c.frame == 0].assign(phase="ref"), m[m.frame == 0].assign(phase="ref"),
-                                   plane_of, observers)
-        contours.append(oc.assign(phase=None))
-        marks.append(om.assign(phase=None))
+        oc, om = tr.observer_truth(rng, c[c.frame == 0], m[m.frame == 0], plane_of, observers, all_frames=True)
+        contours.append(oc)
+        marks.append(om)
     return {"contours": pd.concat(contours, ignore_index=True), "landmarks": pd.concat(marks, ignore_index=True),
             CT.PERFUSION_PIXELS.name: pd.concat(truth[CT.PERFUSION_PIXELS.name], ignore_index=True),
             CT.PERFUSION_CURVES.name: pd.concat(truth[CT.PERFUSION_CURVES.name], ignore_index=True)}

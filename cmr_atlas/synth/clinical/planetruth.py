@@ -16,16 +16,16 @@ from cmr_atlas.synth.observers import CONTOUR_BIAS_MM, LANDMARK_SD_MM
 
 
 def truth_frames(contours: list[dict], marks: list[dict], planes: dict[tuple[str, int], SlicePlane],
-                 rng: np.random.Generator, observers: int) -> dict[str, pd.DataFrame]:
+                 rng: np.random.Generator, observers: int, all_frames: bool = False) -> dict[str, pd.DataFrame]:
     """``contours`` and ``landmarks`` tables of one renderer, with ``observers`` simulated observers
-    at ED and ES (:func:`truth_rows.observer_truth`; contours and landmarks the observer model has
-    no habits for are left to the truth)."""
+    at ED and ES, or on every image with ``all_frames`` (:func:`truth_rows.observer_truth`;
+    contours and landmarks the observer model has no habits for are left to the truth)."""
     contours_df = tr.frame_from_contours(contours)
     marks_df = pd.DataFrame(marks) if marks else T.LANDMARKS.empty()
     if observers:
         known_c = contours_df[contours_df.surface.isin(CONTOUR_BIAS_MM["obs1"])]
         known_m = marks_df[marks_df.landmark.isin(LANDMARK_SD_MM)]
-        oc, om = tr.observer_truth(rng, known_c, known_m, planes, observers)
+        oc, om = tr.observer_truth(rng, known_c, known_m, planes, observers, all_frames)
         contours_df = pd.concat([contours_df, oc], ignore_index=True)
         marks_df = pd.concat([marks_df, om], ignore_index=True)
     return {T.CONTOURS.name: contours_df, T.LANDMARKS.name: marks_df}

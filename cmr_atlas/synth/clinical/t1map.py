@@ -134,6 +134,7 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int = 
         desc = "" if rng.random() < BLANK_DESCRIPTION_P else DESCRIPTIONS[state]
         series.append(RenderedSeries(f"t1map_{state}", SEQUENCE, "sax", desc, start, planes, slices, images,
                                      series_headers(ctx, state == "post"), headers))
-    truth = pt.truth_frames(contours, marks, {("sax", sl): p for sl, p in zip(slices, planes)}, rng, 0)
+    truth = pt.truth_frames(contours, marks, {("sax", sl): p for sl, p in zip(slices, planes)}, rng, observers,
+                            all_frames=True)
     truth[CT.TISSUE_PIXELS.name] = pt.tissue_frame(tissue_rows)
     return RenderResult(series, truth)

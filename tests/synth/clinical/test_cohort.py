@@ -46,6 +46,8 @@ def test_truth_tables_are_complete(clinical_synth_cohort):
     contours = read_table(truth / "contours.parquet")
     assert {"cine_ssfp", "perfusion", "lge", "t1map", "ti_scout"} <= set(contours.sequence)
     assert {"truth", "obs1", "obs2"} <= set(contours.observer)
+    observed = contours[contours.observer == "obs1"]
+    assert {"cine_ssfp", "perfusion", "lge", "t1map"} <= set(observed.sequence)  # observers on every kind
     landmarks = read_table(truth / "landmarks.parquet")
     assert {"mv_inferolateral", "lvot_anteroseptal"} <= set(landmarks.landmark)
     assert len(read_table(truth / "segments.parquet")) == 16
