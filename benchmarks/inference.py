@@ -27,7 +27,7 @@ from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
 from cmr_atlas.cine.inference import Models, infer_exam, load_models  # noqa: E402
 from cmr_atlas.nets.preprocess import Grid  # noqa: E402
 from cmr_atlas.nets.registry import ModelFileError  # noqa: E402
-from cmr_atlas.nets.runtime import forward, resolve_precision  # noqa: E402
+from cmr_atlas.nets.runtime import forward, prepare_model, resolve_precision  # noqa: E402
 from cmr_atlas.nets.unet import UNet  # noqa: E402
 
 
@@ -44,8 +44,8 @@ def fake_exam(slices: int, frames: int, size: int, spacing: float = 1.4) -> Exam
 def random_models(device: torch.device, precision: str) -> Models:
     card = {"input": Grid(1.5, 128).to_dict()}
     torch.manual_seed(0)
-    return Models(UNet(1, 4).to(device).eval(), card, "heatmap",
-                  {m: (UNet(1, 4).to(device).eval(), card) for m in ("lax", "sax")}, device,
+    return Models(prepare_model(UNet(1, 4)).to(device), card, "heatmap",
+                  {m: (prepare_model(UNet(1, 4)).to(device), card) for m in ("lax", "sax")}, device,
                   resolve_precision(precision, device))
 
 

@@ -16,6 +16,13 @@ pure forward time on as many network-grid images as those exams needed (SAX fram
 segmentation, LAX frames and SAX ED/ES for the landmarks; the job's threads, the configured
 precision) beside inference, with the ratio stage / floor.
 
+Accuracy guard, in the same run with ``--accuracy-exams N`` (after the timing, so it does not
+disturb it): ``benchmarks/accuracy.py`` on the first N exams of the held-out synthetic test cohort
+(cohort seed 30001, kept in ``--accuracy-keep`` so that repeated runs evaluate the same exams)
+with the networks and precision of this run: landmark distances, Dice, ED/ES frames, EDV/ESV/EF/mass
+against the truth.  Compare its tables with those of an earlier run (the figures of record are in
+docs/models.md); without the option the command that prints them is shown.
+
 --tiny-models uses untrained 4-channel networks (tests/slurm/tiny_models.py): every stage runs, but
 the inference figure is then not that of the shipped networks (and auto fits fail early).
 """
@@ -181,6 +188,19 @@ def floors(results: Path, cohort: Path, models_dir: str, stage_s_per_exam: dict[
             print(f"  {rule:22s} {st:6.2f} {floor:6.2f} {st / floor:6.1f}x  ({what})")
 
 
+def accuracy_guard(models_dir: str, n: int, keep: str) -> None:
+    """Run benchmarks/accuracy.py on ``n`` held-out test exams (or print the command when n = 0)."""
+    cmd = [sys.executable, str(REPO / "benchmarks" / "accuracy.py"), "--n-exams", str(n or 20),
+           "--keep-exams", keep, "--models-dir", str(Path(models_dir).resolve()),
+           "--precision", default("inference.precision"), "--out", str(Path(keep) / "bland_altman")]
+    if not n:
+        print("accuracy guard not run (--accuracy-exams N runs it here): PYTHONPATH=. " + " ".join(cmd[1:]))
+        return
+    print(f"accuracy guard: {n} held-out test exams (benchmarks/accuracy.py)", flush=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    subprocess.run(cmd, cwd=REPO, env=env, check=True, stderr=subprocess.DEVNULL)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cohort", required=True)
@@ -194,11 +214,16 @@ def main() -> None:
     ap.add_argument("--tiny-models", action="store_true")
     ap.add_argument("--report-only", action="store_true", help="only read an earlier run's benchmarks")
     ap.add_argument("--target", type=int, default=5000)
+    ap.add_argument("--accuracy-exams", type=int, default=0,
+                    help="run benchmarks/accuracy.py on this many held-out test exams after the timing")
+    ap.add_argument("--accuracy-keep", default=str(Path(tempfile.gettempdir()) / "cmr-accuracy-exams"),
+                    help="folder of the generated held-out test exams (reused between runs)")
     a = ap.parse_args()
     results = Path(a.results or tempfile.mkdtemp(prefix="cmr-throughput-"))
     if a.report_only:
         per_exam = report(results, None, a.cores, a.target)
         floors(results, Path(a.cohort).resolve(), a.models_dir, per_exam)
+        accuracy_guard(a.models_dir, a.accuracy_exams, a.accuracy_keep)
         return
     cohort = Path(a.cohort).resolve()
     if a.n_exams:
@@ -232,6 +257,7 @@ def main() -> None:
     per_exam = report(results, wall, a.cores, a.target)
     if not a.tiny_models:
         floors(results, cohort, models, per_exam)
+        accuracy_guard(models, a.accuracy_exams, a.accuracy_keep)
     print(f"results: {results}")
 
 

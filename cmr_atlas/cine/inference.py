@@ -22,18 +22,17 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from cmr_atlas.core.columns import ED_FRAME, ES_FRAME, EXAM_ID, FRAME, PATIENT_XYZ_MM, SLICE_INDEX, VIEW
 from cmr_atlas.core.geometry import SlicePlane, slice_spacing_mm
 from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, MYO
 from cmr_atlas.cine.landmarks import MODEL_VIEWS, decode_arrays, landmark_names, view_model
-from cmr_atlas.nets.preprocess import Grid, prepare, to_net_px
+from cmr_atlas.nets.preprocess import Grid, from_net_px, prepare, to_net_px
 from cmr_atlas.nets.registry import card_grid, load_model
-from cmr_atlas.nets.runtime import forward, pick_device, resolve_precision
+from cmr_atlas.nets.runtime import forward, pick_device, prepare_model, resolve_precision
 from cmr_atlas.nets.vgg import from_normalised
-from cmr_atlas.cine.segmentation import cavity_volumes_ml, choose_phases, clean_mask, mask_qc
+from cmr_atlas.cine.segmentation import cavity_volumes_ml, choose_phases, clean_masks, masks_qc
 from cmr_atlas.core.runner import ExamFailure, Outcome, run_exams, status_frame, write_status
 from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 
@@ -110,50 +109,87 @@ def load_models(models_dir: str | Path, *, method: str, device: str, precision: 
     """The networks of ``method`` (config ``landmarks.method``) on ``device`` (config ``device``),
     run at ``precision`` (config ``inference.precision``)."""
     dev = pick_device(device)
-    seg, seg_card = load_model("seg_sax", models_dir, dev)
+
+    def load(name: str) -> tuple[torch.nn.Module, dict]:
+        model, card = load_model(name, models_dir, dev)
+        return prepare_model(model), card
+
+    seg, seg_card = load("seg_sax")
     if method == "heatmap":
-        lm = {m: load_model(f"lm_heatmap_{m}", models_dir, dev) for m in MODEL_VIEWS}
+        lm = {m: load(f"lm_heatmap_{m}") for m in MODEL_VIEWS}
     elif method == "vgg":
-        lm = {v: load_model(f"lm_vgg_{v}", models_dir, dev) for v in ("lax_2ch", "lax_4ch", "sax")}
+        lm = {v: load(f"lm_vgg_{v}") for v in ("lax_2ch", "lax_4ch", "sax")}
     else:
         raise ValueError(f"landmarks.method must be heatmap or vgg, not {method!r}")
     return Models(seg, seg_card, method, lm, dev, resolve_precision(precision, dev))
 
 
-def _back_to_original(probs: torch.Tensor, plane: SlicePlane, grid: Grid) -> torch.Tensor:
-    """Network-grid maps ``(N, C, n, n)`` resampled (bilinear) onto the original pixels ``(N, C, R, C)``."""
-    rows, cols = plane.shape
-    r, c = np.meshgrid(np.arange(rows, dtype=float), np.arange(cols, dtype=float), indexing="ij")
-    net = to_net_px(np.stack([r, c], -1), plane, grid) * (2.0 / (grid.size - 1)) - 1.0
-    g = torch.from_numpy(net[..., ::-1].copy()).float()[None].expand(len(probs), -1, -1, -1)
-    out = F.grid_sample(probs, g, mode="bilinear", padding_mode="zeros", align_corners=True)
-    # outside the network field of view: background
-    outside = (g.abs() > 1).any(-1)
-    out[:, 0][outside] = 1.0
-    return out
+def _net_taps(plane: SlicePlane, grid: Grid, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each original row (``axis`` 0) or column (1): the lower of its two network-grid
+    neighbours, the weight of the upper one, and whether it lies within the network field of view
+    (bilinear sampling as ``grid_sample(align_corners=True)``)."""
+    n = plane.shape[axis]
+    rc = np.zeros((n, 2))
+    rc[:, axis] = np.arange(n)
+    x = to_net_px(rc, plane, grid)[:, axis]
+    inside = (x >= 0) & (x <= grid.size - 1)
+    lo = np.clip(np.floor(x), 0, grid.size - 2).astype(np.intp)
+    return lo, np.clip(x - lo, 0.0, 1.0).astype(np.float32), inside
+
+
+def _labels_on_original(logits: torch.Tensor, plane: SlicePlane, grid: Grid) -> np.ndarray:
+    """Labels ``(N, R, C)`` uint8 on the original pixels of network-grid logits ``(N, K, n, n)``:
+    the softmax probabilities resampled bilinearly, then the most probable class (the first of
+    equals); background outside the network field of view.
+
+    A bilinear sample is a convex combination of its four network neighbours, so where all four
+    have the same most probable class, so has the sample: only pixels between neighbours of
+    different classes (the label borders, a few percent) interpolate the probabilities.
+    """
+    probs = torch.softmax(logits, 1).numpy()
+    net = probs.argmax(1).astype(np.uint8)
+    # network cells (between 4 neighbouring nodes) whose corners disagree on the class
+    mixed_cell = ((net[:, :-1, :-1] != net[:, :-1, 1:]) | (net[:, :-1, :-1] != net[:, 1:, :-1])
+                  | (net[:, :-1, :-1] != net[:, 1:, 1:]))
+    r0, wr, in_r = _net_taps(plane, grid, 0)
+    c0, wc, in_c = _net_taps(plane, grid, 1)
+    labels = net[:, r0][:, :, c0]
+    i, r, c = np.nonzero(mixed_cell[:, r0][:, :, c0])
+    rr, cc, wr, wc = r0[r], c0[c], wr[r][:, None], wc[c][:, None]
+    p = ((1 - wr) * (1 - wc) * probs[i, :, rr, cc] + (1 - wr) * wc * probs[i, :, rr, cc + 1]
+         + wr * (1 - wc) * probs[i, :, rr + 1, cc] + wr * wc * probs[i, :, rr + 1, cc + 1])
+    labels[i, r, c] = p.argmax(1)
+    labels[:, ~(in_r[:, None] & in_c[None, :])] = 0
+    return labels
 
 
 def segment_exam(images: ExamImages, models: Models, *, batch: int) -> tuple[np.ndarray, pd.DataFrame]:
-    """Masks ``(S, T, R, C)`` uint8 (cleaned) and the QC rows of every slice and frame."""
+    """Masks ``(S, T, R, C)`` uint8 (cleaned) and the QC rows of every slice and frame.
+
+    Every SAX image of the exam goes through the network in one :func:`forward` (batches cross
+    slices); masks are cleaned and checked for the whole stack at once.
+    """
     grid = card_grid(models.seg_card)
-    t_n = images.n_frames
-    masks = np.zeros(images.sax.shape, dtype=np.uint8)
-    rows = []
-    for s, plane in enumerate(images.sax_planes):
-        x = prepare(images.sax[s], plane, grid)
-        probs = torch.softmax(forward(models.seg, x, models.device, batch, models.dtype), 1)
-        raw = _back_to_original(probs, plane, grid).argmax(1).numpy().astype(np.uint8)
-        px_area = plane.pixel_spacing_mm[0] * plane.pixel_spacing_mm[1]
-        for t in range(t_n):
-            qc = mask_qc(raw[t])
-            m = clean_mask(raw[t])
-            masks[s, t] = m
-            rows.append({"exam_id": images.exam_id, "slice_index": s, "frame": t,
-                         "cavity_area_mm2": float((m == CAVITY).sum() * px_area),
-                         "myo_area_mm2": float((m == MYO).sum() * px_area),
-                         "n_components_cavity": qc.n_components_cavity,
-                         "n_components_myo": qc.n_components_myo, "flag": qc.flag})
-    return masks, pd.DataFrame(rows, columns=SEGMENTATION_QC.column_names)
+    n_s, n_t = images.n_slices, images.n_frames
+    x = np.concatenate([prepare(images.sax[s], plane, grid) for s, plane in enumerate(images.sax_planes)])
+    logits = forward(models.seg, x, models.device, batch, models.dtype)
+    raw = np.stack([_labels_on_original(logits[s * n_t:(s + 1) * n_t], plane, grid)
+                    for s, plane in enumerate(images.sax_planes)])
+    flat = raw.reshape(-1, *raw.shape[2:])
+    qcs = masks_qc(flat)
+    masks = clean_masks(flat).reshape(raw.shape)
+    px_area = np.repeat([p.pixel_spacing_mm[0] * p.pixel_spacing_mm[1] for p in images.sax_planes], n_t)
+    qc = pd.DataFrame({
+        "exam_id": images.exam_id,
+        "slice_index": np.repeat(np.arange(n_s), n_t),
+        "frame": np.tile(np.arange(n_t), n_s),
+        "cavity_area_mm2": (masks == CAVITY).sum(axis=(2, 3)).ravel() * px_area,
+        "myo_area_mm2": (masks == MYO).sum(axis=(2, 3)).ravel() * px_area,
+        "n_components_cavity": [q.n_components_cavity for q in qcs],
+        "n_components_myo": [q.n_components_myo for q in qcs],
+        "flag": [q.flag for q in qcs],
+    }, columns=SEGMENTATION_QC.column_names)
+    return masks, qc
 
 
 def exam_volumes_ml(images: ExamImages, masks: np.ndarray) -> np.ndarray:
@@ -163,21 +199,21 @@ def exam_volumes_ml(images: ExamImages, masks: np.ndarray) -> np.ndarray:
 
 
 def _landmark_rows(exam_id: str, view: str, slice_index: int, frames: list[int], pred_rc: np.ndarray,
-                   present: np.ndarray, conf: np.ndarray, plane: SlicePlane, grid: Grid, method: str) -> list[dict]:
-    from cmr_atlas.nets.preprocess import from_net_px
-
+                   present: np.ndarray, conf: np.ndarray, plane: SlicePlane, grid: Grid, method: str) -> pd.DataFrame:
+    """Rows of one stack's landmarks: network points ``pred_rc (F, K, 2)`` mapped to the original
+    pixels and to patient mm (NaN where absent)."""
     names = landmark_names(view)
-    rows = []
-    for i, f in enumerate(frames):
-        for k, name in enumerate(names):
-            ok = bool(present[i, k])
-            rc = from_net_px(pred_rc[i, k], plane, grid) if ok else np.array([np.nan, np.nan])
-            xyz = plane.pixel_to_patient(rc) if ok else np.full(3, np.nan)
-            rows.append({"exam_id": exam_id, "view": view, "slice_index": slice_index, "frame": int(f),
-                         "landmark": name, "x_px": float(rc[1]), "y_px": float(rc[0]),
-                         "x_mm": float(xyz[0]), "y_mm": float(xyz[1]), "z_mm": float(xyz[2]),
-                         "confidence": float(conf[i, k]), "present": ok, "method": method})
-    return rows
+    present = np.asarray(present, bool)
+    rc = np.where(present[..., None], from_net_px(np.nan_to_num(pred_rc), plane, grid), np.nan)
+    xyz = np.where(present[..., None], plane.pixel_to_patient(np.nan_to_num(rc)), np.nan)
+    n_f, n_k = present.shape
+    return pd.DataFrame({
+        "exam_id": exam_id, "view": view, "slice_index": slice_index,
+        "frame": np.repeat(np.asarray(frames, dtype=int), n_k), "landmark": np.tile(names, n_f),
+        "x_px": rc[..., 1].ravel(), "y_px": rc[..., 0].ravel(),
+        "x_mm": xyz[..., 0].ravel(), "y_mm": xyz[..., 1].ravel(), "z_mm": xyz[..., 2].ravel(),
+        "confidence": np.asarray(conf, dtype=float).ravel(), "present": present.ravel(), "method": method,
+    })
 
 
 def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], *,
@@ -186,7 +222,8 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
     """Landmarks on every LAX frame and on every SAX slice at ``sax_frames``.
 
     ``sax_has_lv (S, len(sax_frames))`` gates coordinate regression on SAX (it cannot say absent):
-    a slice without a plausible LV mask gets absent landmarks.
+    a slice without a plausible LV mask gets absent landmarks.  The images of one network (all
+    LAX cines, all SAX slices) go through it in one :func:`forward`.
     """
     stacks: list[tuple[str, int, np.ndarray, SlicePlane, list[int]]] = []
     for view in ("lax_2ch", "lax_4ch"):
@@ -195,25 +232,32 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
             stacks.append((view, 0, cine, images.lax_planes[view], list(range(cine.shape[0]))))
     for s, plane in enumerate(images.sax_planes):
         stacks.append(("sax", s, images.sax[s, sax_frames], plane, list(sax_frames)))
-    rows: list[dict] = []
-    for view, s, cine, plane, frames in stacks:
-        key = view_model(view) if models.landmark_method == "heatmap" else view
-        model, card = models.landmark[key]
-        grid = card_grid(card)
-        x = prepare(cine, plane, grid)
+    key = (lambda view: view_model(view)) if models.landmark_method == "heatmap" else (lambda view: view)
+    outputs: dict[int, torch.Tensor] = {}
+    for k in dict.fromkeys(key(st[0]) for st in stacks):
+        model, card = models.landmark[k]
+        members = [i for i, st in enumerate(stacks) if key(st[0]) == k]
+        x = np.concatenate([prepare(stacks[i][2], stacks[i][3], card_grid(card)) for i in members])
         out = forward(model, x, models.device, batch, models.dtype)
         if models.landmark_method == "heatmap":
-            rc, present, conf = decode_arrays(torch.softmax(out, 1).numpy(), absent_threshold)
+            out = torch.softmax(out, 1)
+        for i, part in zip(members, torch.split(out, [len(stacks[i][4]) for i in members])):
+            outputs[i] = part
+    rows = []
+    for i, (view, s, _, plane, frames) in enumerate(stacks):
+        grid = card_grid(models.landmark[key(view)][1])
+        if models.landmark_method == "heatmap":
+            rc, present, conf = decode_arrays(outputs[i].numpy(), absent_threshold)
         else:
-            rc = from_normalised(out, grid.size).numpy().astype(float)
+            rc = from_normalised(outputs[i], grid.size).numpy().astype(float)
             inside = ((rc >= 0) & (rc <= grid.size - 1)).all(-1)
             present = inside.copy()
             if view == "sax" and sax_has_lv is not None:
                 present &= np.asarray(sax_has_lv[s], bool)[:, None]
             conf = np.where(present, 1.0, 0.0)
-        rows += _landmark_rows(images.exam_id, view, s, frames, rc, present, conf, plane, grid,
-                               models.landmark_method)
-    return pd.DataFrame(rows, columns=LANDMARKS_AUTO.column_names)
+        rows.append(_landmark_rows(images.exam_id, view, s, frames, rc, present, conf, plane, grid,
+                                   models.landmark_method))
+    return pd.concat(rows, ignore_index=True)[list(LANDMARKS_AUTO.column_names)] if rows else LANDMARKS_AUTO.empty()
 
 
 @dataclass

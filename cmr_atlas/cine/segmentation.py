@@ -40,10 +40,54 @@ def label_mask(shape: tuple[int, int], endo: np.ndarray | None, epi: np.ndarray 
     return mask
 
 
-def _components(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lab, n = ndimage.label(binary)
+# 4-connectivity within each image of an (N, R, C) stack and none across images: one scipy call
+# over the whole stack gives each image's 2-D result (labels, dilation, hole filling)
+_IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
+_IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
+
+
+def _foreground_box(masks: np.ndarray) -> tuple[slice, slice, slice]:
+    """The stack ``(N, R, C)`` cropped to the labelled pixels of all its images plus one pixel of
+    background (clipped at the image edge).  Components, borders and holes of the labels are the
+    same in the crop: outside it there is only background, connected to the crop's edge exactly
+    when it is connected to the image's edge.  Cuts the work to the heart's neighbourhood."""
+    rows, cols = np.flatnonzero(masks.any(axis=(0, 2))), np.flatnonzero(masks.any(axis=(0, 1)))
+    if not len(rows):
+        return slice(None), slice(0, 1), slice(0, 1)  # all background: one pixel stands for all
+    return (slice(None), slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2))
+
+
+@dataclass(frozen=True)
+class _Components:
+    """Connected components of every image of a binary stack ``(N, R, C)``."""
+
+    labels: np.ndarray     # (N, R, C) int, 0 = background, unique over the stack
+    count: np.ndarray      # (N,) components per image
+    total: np.ndarray      # (N,) pixels in all of them
+    largest: np.ndarray    # (N,) label of the largest (the first in scan order among equals), 0 if none
+    size_1: np.ndarray     # (N,) size of the largest
+    size_2: np.ndarray     # (N,) size of the second largest (0 if fewer than two)
+
+
+def _components(binary: np.ndarray) -> _Components:
+    n_images = binary.shape[0]
+    lab, n = ndimage.label(binary, _IN_PLANE)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-    return lab, sizes
+    image = np.array([sl[0].start for sl in ndimage.find_objects(lab)], dtype=np.intp)
+    count = np.bincount(image, minlength=n_images)
+    total = np.bincount(image, weights=sizes, minlength=n_images).astype(int)
+    # by image, then size (largest first), then label (scan order)
+    order = np.lexsort((np.arange(n), -sizes, image))
+    img_sorted = image[order]
+    first = np.flatnonzero(np.r_[True, img_sorted[1:] != img_sorted[:-1]]) if n else np.zeros(0, np.intp)
+    largest, size_1, size_2 = (np.zeros(n_images, dtype=int) for _ in range(3))
+    largest[img_sorted[first]] = order[first] + 1
+    size_1[img_sorted[first]] = sizes[order[first]]
+    nxt = first + 1
+    has_2 = nxt < n
+    has_2[has_2] = img_sorted[nxt[has_2]] == img_sorted[first[has_2]]
+    size_2[img_sorted[first[has_2]]] = sizes[order[nxt[has_2]]]
+    return _Components(lab, count, total, largest, size_1, size_2)
 
 
 @dataclass(frozen=True)
@@ -55,46 +99,66 @@ class MaskQC:
     flag: str  # "" when plausible
 
 
+def masks_qc(masks: np.ndarray, min_cavity_px: int = 10, min_myo_px: int = 10,
+             fragment_fraction: float = 0.1) -> list[MaskQC]:
+    """Plausibility of each slice's mask of a stack ``(N, R, C)``.  Flags: ``empty`` (no LV),
+    ``small_cavity``, ``no_myocardium``, ``fragmented_cavity`` / ``fragmented_myocardium`` (a
+    second component larger than ``fragment_fraction`` of the largest), ``cavity_outside_myocardium``
+    (less than half of the cavity's border touches myocardium)."""
+    masks = np.asarray(masks)
+    masks = masks[_foreground_box(masks)]
+    cavity = masks == CAVITY
+    c, m = _components(cavity), _components(masks == MYO)
+    border = ndimage.binary_dilation(cavity, _IN_PLANE) & ~cavity
+    n_border = border.sum(axis=(1, 2))
+    n_border_myo = (border & (masks == MYO)).sum(axis=(1, 2))
+    out = []
+    for i in range(masks.shape[0]):
+        cav, myo = int(c.total[i]), int(m.total[i])
+        flags = []
+        if cav == 0 and myo == 0:
+            flags.append("empty")
+        else:
+            if cav < min_cavity_px:
+                flags.append("small_cavity")
+            if myo < min_myo_px:
+                flags.append("no_myocardium")
+            for name, comp in (("cavity", c), ("myocardium", m)):
+                if comp.count[i] > 1 and comp.size_2[i] > fragment_fraction * comp.size_1[i]:
+                    flags.append(f"fragmented_{name}")
+            if cav >= min_cavity_px and myo >= min_myo_px and n_border[i] and n_border_myo[i] / n_border[i] < 0.5:
+                flags.append("cavity_outside_myocardium")
+        out.append(MaskQC(cav, myo, int(c.count[i]), int(m.count[i]), ";".join(flags)))
+    return out
+
+
 def mask_qc(mask: np.ndarray, min_cavity_px: int = 10, min_myo_px: int = 10,
             fragment_fraction: float = 0.1) -> MaskQC:
-    """Plausibility of one slice's mask.  Flags: ``empty`` (no LV), ``small_cavity``,
-    ``no_myocardium``, ``fragmented_cavity`` / ``fragmented_myocardium`` (a second component
-    larger than ``fragment_fraction`` of the largest), ``cavity_outside_myocardium`` (less than
-    half of the cavity's border touches myocardium)."""
-    _, cs = _components(mask == CAVITY)
-    _, ms = _components(mask == MYO)
-    cav, myo = int(cs.sum()), int(ms.sum())
-    flags = []
-    if cav == 0 and myo == 0:
-        flags.append("empty")
-    else:
-        if cav < min_cavity_px:
-            flags.append("small_cavity")
-        if myo < min_myo_px:
-            flags.append("no_myocardium")
-        for name, s in (("cavity", cs), ("myocardium", ms)):
-            if len(s) > 1 and np.sort(s)[-2] > fragment_fraction * s.max():
-                flags.append(f"fragmented_{name}")
-        if cav >= min_cavity_px and myo >= min_myo_px:
-            cavity = mask == CAVITY
-            border = ndimage.binary_dilation(cavity) & ~cavity
-            if (mask[border] == MYO).mean() < 0.5:
-                flags.append("cavity_outside_myocardium")
-    return MaskQC(cav, myo, len(cs), len(ms), ";".join(flags))
+    """:func:`masks_qc` of one slice's mask ``(R, C)``."""
+    return masks_qc(np.asarray(mask)[None], min_cavity_px, min_myo_px, fragment_fraction)[0]
+
+
+def clean_masks(masks: np.ndarray) -> np.ndarray:
+    """Per image of a stack ``(N, R, C)``: keep the largest connected component of each label
+    (others become background), fill holes in the cavity."""
+    masks = np.asarray(masks)
+    box = _foreground_box(masks)
+    out = np.zeros_like(masks)
+    crop, out_crop = masks[box], out[box]
+    for label in (RV, MYO, CAVITY):
+        comp = _components(crop == label)
+        keep_label = np.zeros(int(comp.labels.max(initial=0)) + 1, dtype=bool)
+        keep_label[comp.largest[comp.largest > 0]] = True
+        keep = keep_label[comp.labels]
+        if label == CAVITY:
+            keep = ndimage.binary_fill_holes(keep, _IN_PLANE)
+        out_crop[keep] = label
+    return out
 
 
 def clean_mask(mask: np.ndarray) -> np.ndarray:
-    """Keep the largest connected component of each label (others become background), fill holes
-    in the cavity."""
-    out = np.zeros_like(mask)
-    for label in (RV, MYO, CAVITY):
-        lab, sizes = _components(mask == label)
-        if len(sizes):
-            keep = lab == (int(np.argmax(sizes)) + 1)
-            if label == CAVITY:
-                keep = ndimage.binary_fill_holes(keep)
-            out[keep] = label
-    return out
+    """:func:`clean_masks` of one mask ``(R, C)``."""
+    return clean_masks(np.asarray(mask)[None])[0]
 
 
 def cavity_volumes_ml(masks: np.ndarray, pixel_area_mm2: np.ndarray, spacing_mm: float,

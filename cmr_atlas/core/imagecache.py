@@ -1,17 +1,19 @@
 """Per-exam image cache: what ingest writes and the GPU stage reads, so inference never parses DICOM.
 
-One compressed ``.npz`` per exam at ``<results>/cache/<exam_id>.npz``:
+One ``.npz`` per exam at ``<results>/cache/<exam_id>.npz`` (format version 2, key
+``format_version``):
 
 =====================  ==============================  =========================================
 key                    shape / dtype                   meaning
 =====================  ==============================  =========================================
-``sax``                (S, T, R, C) float32            SAX stack, slice 0 = most basal, frames in
-                                                       trigger-time order
+``format_version``     () int                          2 (absent: version 1)
+``sax``                (S, T, R, C) uint16, int16 or   SAX stack, slice 0 = most basal, frames in
+                       float32 (see below)             trigger-time order
 ``sax_planes``         (S, 17) float64                 one :func:`~cmr_atlas.core.geometry.plane_vector`
                                                        per slice
-``lax_2ch``            (T2, R2, C2) float32            2-chamber cine (absent key = no 2CH view)
+``lax_2ch``            (T2, R2, C2) as ``sax``         2-chamber cine (absent key = no 2CH view)
 ``lax_2ch_plane``      (17,) float64
-``lax_4ch``            (T4, R4, C4) float32            4-chamber cine (absent key = no 4CH view)
+``lax_4ch``            (T4, R4, C4) as ``sax``         4-chamber cine (absent key = no 4CH view)
 ``lax_4ch_plane``      (17,) float64
 ``trigger_times_ms``   (T,) float64                    SAX trigger times
 ``sax_masks``          (S, T, R, C) uint8 (optional)   labels written by inference:
@@ -19,19 +21,27 @@ key                    shape / dtype                   meaning
 =====================  ==============================  =========================================
 
 Intensities are the stored pixel values after RescaleSlope/Intercept (no normalisation: the
-networks whiten per image).  Plane vectors (:func:`~cmr_atlas.core.geometry.plane_vector`) hold
-ImagePositionPatient (3), ImageOrientationPatient (6), PixelSpacing (2), rows, cols,
+networks whiten per image); :func:`load_exam_images` returns them as float32.  On disk an image
+array whose float32 values are all integers that fit 16 bits (DICOM stored values without a
+rescale, the usual MR case) is kept as uint16 or int16 in an uncompressed zip entry: writing and
+reading it costs little more than copying the bytes, and the file is about the size of the
+pixel data of the DICOM files.  Any other array (a rescale slope other than 1, floats) is kept as
+float32 with deflate level 1.  Version 1 files (float32 images, all entries deflated) are read
+the same way; a newer version stops with :class:`CacheFormatError`.
+
+Plane vectors (:func:`~cmr_atlas.core.geometry.plane_vector`) hold ImagePositionPatient (3), ImageOrientationPatient (6), PixelSpacing (2), rows, cols,
 SliceThickness, and 3 spare zeros, so that geometry survives without DICOM.
 
 Inference writes the predicted masks of an exam beside it, in a file of their own
-(:func:`save_masks`: ``exam_id`` and ``sax_masks`` (S, T, R, C) uint8), so that the guide-point
-stage reads them without the networks (no torch).
+(:func:`save_masks`: ``exam_id`` and ``sax_masks`` (S, T, R, C) uint8, deflate level 1), so that
+the guide-point stage reads them without the networks (no torch).
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,39 +73,73 @@ class ExamImages:
         return int(self.sax.shape[1])
 
 
+FORMAT_VERSION = 2
+
+
+class CacheFormatError(ValueError):
+    """A cache file written by a newer cmr-atlas (its format version is unknown here)."""
+
+
+def _compact(image: np.ndarray) -> np.ndarray:
+    """``image`` as uint16 or int16 when that holds every float32 value exactly, else float32."""
+    arr = np.asarray(image, dtype=np.float32)
+    with np.errstate(invalid="ignore"):  # out-of-range casts are caught by the comparison
+        for dtype in (np.uint16, np.int16):
+            ints = arr.astype(dtype)
+            if np.array_equal(ints, arr):
+                return ints
+    return arr
+
+
 def save_exam_images(images: ExamImages, path: str | Path) -> Path:
     """Write the cache file atomically."""
     arrays: dict[str, np.ndarray] = {
-        "sax": images.sax.astype(np.float32),
+        "format_version": np.array(FORMAT_VERSION),
+        "sax": _compact(images.sax),
         "sax_planes": np.stack([plane_vector(p) for p in images.sax_planes]),
         "trigger_times_ms": np.asarray(images.trigger_times_ms, dtype=float),
         "exam_id": np.array(images.exam_id),
     }
     for view, arr in images.lax.items():
-        arrays[view] = arr.astype(np.float32)
+        arrays[view] = _compact(arr)
         arrays[f"{view}_plane"] = plane_vector(images.lax_planes[view])
     if images.sax_masks is not None:
         arrays["sax_masks"] = images.sax_masks.astype(np.uint8)
     buf = io.BytesIO()
-    _savez(buf, arrays)
-    return atomic_write_bytes(path, buf.getvalue())
+    _savez(buf, arrays, stored=lambda a: a.dtype in (np.uint16, np.int16))
+    return atomic_write_bytes(path, buf.getbuffer())
 
 
-def _savez(buf: io.BytesIO, arrays: dict[str, np.ndarray], level: int = 1) -> None:
-    """``np.savez_compressed`` at deflate level 1: 8x faster on float images, 12 % larger files."""
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
+def _savez(buf: io.BytesIO, arrays: dict[str, np.ndarray], level: int = 1,
+           stored: Callable[[np.ndarray], bool] = lambda a: False) -> None:
+    """``np.savez_compressed`` at deflate level 1 (8x faster on float images than the default,
+    12 % larger files); arrays for which ``stored(array)`` is true go uncompressed."""
+    with zipfile.ZipFile(buf, "w") as zf:
         for name, arr in arrays.items():
-            with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+            arr = np.asanyarray(arr)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o600 << 16
+            if stored(arr):  # streamed into the archive: no intermediate copy
+                info.compress_type = zipfile.ZIP_STORED
+                with zf.open(info, "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, arr, allow_pickle=False)
+            else:
+                npy = io.BytesIO()
+                np.lib.format.write_array(npy, arr, allow_pickle=False)
+                zf.writestr(info, npy.getbuffer(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=level)
 
 
 def load_exam_images(path: str | Path) -> ExamImages:
-    """Read a cache file written by :func:`save_exam_images`."""
+    """Read a cache file written by :func:`save_exam_images` (format version 1 or 2); images float32."""
     with np.load(path, allow_pickle=False) as z:
-        lax = {v: z[v] for v in LAX_VIEWS if v in z.files}
+        version = int(z["format_version"]) if "format_version" in z.files else 1
+        if version > FORMAT_VERSION:
+            raise CacheFormatError(f"{path}: image cache format version {version} is newer than this "
+                                   f"cmr-atlas reads ({FORMAT_VERSION}); re-run ingest or update cmr-atlas")
+        lax = {v: z[v].astype(np.float32, copy=False) for v in LAX_VIEWS if v in z.files}
         return ExamImages(
             exam_id=str(z["exam_id"]),
-            sax=z["sax"],
+            sax=z["sax"].astype(np.float32, copy=False),
             sax_planes=[plane_from_vector(v) for v in z["sax_planes"]],
             trigger_times_ms=z["trigger_times_ms"],
             lax=lax,
@@ -107,8 +151,8 @@ def load_exam_images(path: str | Path) -> ExamImages:
 def save_masks(exam_id: str, masks: np.ndarray, path: str | Path) -> Path:
     """Write an exam's predicted label masks ``(S, T, R, C)`` atomically."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, exam_id=np.array(exam_id), sax_masks=masks.astype(np.uint8))
-    return atomic_write_bytes(path, buf.getvalue())
+    _savez(buf, {"exam_id": np.array(exam_id), "sax_masks": masks.astype(np.uint8)})
+    return atomic_write_bytes(path, buf.getbuffer())
 
 
 def load_masks(path: str | Path) -> np.ndarray:

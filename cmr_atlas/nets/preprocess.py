@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from cmr_atlas.core.geometry import SlicePlane
 
@@ -56,38 +55,66 @@ def from_net_px(rc: np.ndarray, plane: SlicePlane, grid: Grid) -> np.ndarray:
 
 
 def whiten(image: np.ndarray) -> np.ndarray:
-    """Zero mean, unit standard deviation per image (a flat image becomes zeros)."""
+    """Zero mean, unit standard deviation per image ``(..., R, C)`` (a flat image becomes zeros)."""
     x = np.asarray(image, dtype=np.float32)
-    sd = float(x.std())
-    return (x - float(x.mean())) / (sd if sd > 1e-6 else 1.0)
+    mean = x.mean(axis=(-2, -1), keepdims=True)
+    sd = x.std(axis=(-2, -1), keepdims=True)
+    return (x - mean) / np.where(sd > 1e-6, sd, np.float32(1.0))
 
 
-def resample_to_net(image: np.ndarray, plane: SlicePlane, grid: Grid, order: int = 1) -> np.ndarray:
-    """Sample an original image ``(R, C)`` on the network grid (zero outside the image)."""
-    if image.shape != tuple(plane.shape):
-        raise ValueError(f"image shape {image.shape} does not match its plane {plane.shape}")
-    n = grid.size
-    r, c = np.meshgrid(np.arange(n, dtype=float), np.arange(n, dtype=float), indexing="ij")
-    src = from_net_px(np.stack([r, c], axis=-1), plane, grid)
-    return ndimage.map_coordinates(
-        np.asarray(image, dtype=np.float32), [src[..., 0], src[..., 1]],
-        order=order, mode="constant", cval=0.0, prefilter=False,
-    ).astype(np.float32)
+def _interp_axis(x: np.ndarray, src: np.ndarray, axis: int, cval: float) -> np.ndarray:
+    """Linear interpolation of ``x`` along ``axis`` at positions ``src`` (sample indices); ``cval``
+    where a position lies off the samples (as ``map_coordinates(order=1, mode="constant")``)."""
+    length = x.shape[axis]
+    src = np.asarray(src, dtype=float)
+    inside = (src >= 0) & (src <= length - 1)
+    lo = np.clip(np.floor(src), 0, max(length - 2, 0)).astype(np.intp)
+    hi = np.minimum(lo + 1, length - 1)
+    shape = [1] * x.ndim
+    shape[axis] = len(src)
+    w = np.where(inside, src - lo, 0.0).astype(np.float32).reshape(shape)
+    out = np.take(x, lo, axis=axis) * (1 - w) + np.take(x, hi, axis=axis) * w
+    if not inside.all():
+        index = [slice(None)] * x.ndim
+        index[axis] = ~inside
+        out[tuple(index)] = cval
+    return out
 
 
-def resample_from_net(values: np.ndarray, plane: SlicePlane, grid: Grid, order: int = 1,
-                      cval: float = 0.0) -> np.ndarray:
-    """Sample network-grid maps ``(..., n, n)`` back on the original pixel grid ``(..., R, C)``."""
+def resample_linear(values: np.ndarray, src_rows: np.ndarray, src_cols: np.ndarray, cval: float = 0.0) -> np.ndarray:
+    """Bilinear samples of ``values (..., R, C)`` (float32) at rows ``src_rows (m,)`` x columns
+    ``src_cols (k,)`` (source pixel indices): ``(..., m, k)``, ``cval`` off the source grid.
+
+    The map between original and network pixels is axis-aligned (:func:`to_net_px`), so one 2-D
+    bilinear resampling is two 1-D linear ones, vectorised over every image at once (no BLAS, so
+    no thread pool of its own): the values of ``map_coordinates(order=1, mode="constant",
+    prefilter=False)`` image by image, computed in float32 instead of float64.
+    """
+    x = np.asarray(values, dtype=np.float32)
+    return _interp_axis(_interp_axis(x, src_rows, x.ndim - 2, cval), src_cols, x.ndim - 1, cval)
+
+
+def _check_shape(images: np.ndarray, plane: SlicePlane) -> None:
+    if np.shape(images)[-2:] != tuple(plane.shape):
+        raise ValueError(f"image shape {np.shape(images)[-2:]} does not match its plane {plane.shape}")
+
+
+def resample_to_net(images: np.ndarray, plane: SlicePlane, grid: Grid) -> np.ndarray:
+    """Sample original images ``(..., R, C)`` on the network grid ``(..., n, n)`` (zero outside the image)."""
+    _check_shape(images, plane)
+    ax = np.arange(grid.size, dtype=float)
+    src_r = from_net_px(np.stack([ax, np.zeros_like(ax)], -1), plane, grid)[:, 0]
+    src_c = from_net_px(np.stack([np.zeros_like(ax), ax], -1), plane, grid)[:, 1]
+    return resample_linear(images, src_r, src_c)
+
+
+def resample_from_net(values: np.ndarray, plane: SlicePlane, grid: Grid, cval: float = 0.0) -> np.ndarray:
+    """Sample network-grid maps ``(..., n, n)`` back on the original pixel grid ``(..., R, C)``,
+    ``cval`` outside the network field of view."""
     rows, cols = plane.shape
-    r, c = np.meshgrid(np.arange(rows, dtype=float), np.arange(cols, dtype=float), indexing="ij")
-    dst = to_net_px(np.stack([r, c], axis=-1), plane, grid)
-    flat = np.asarray(values, dtype=np.float32).reshape(-1, grid.size, grid.size)
-    out = np.stack([
-        ndimage.map_coordinates(v, [dst[..., 0], dst[..., 1]], order=order, mode="constant",
-                                cval=cval, prefilter=False)
-        for v in flat
-    ])
-    return out.reshape(*np.shape(values)[:-2], rows, cols)
+    dst_r = to_net_px(np.stack([np.arange(rows, dtype=float), np.zeros(rows)], -1), plane, grid)[:, 0]
+    dst_c = to_net_px(np.stack([np.zeros(cols), np.arange(cols, dtype=float)], -1), plane, grid)[:, 1]
+    return resample_linear(values, dst_r, dst_c, cval)
 
 
 def prepare(images: np.ndarray, plane: SlicePlane, grid: Grid) -> np.ndarray:
@@ -96,7 +123,5 @@ def prepare(images: np.ndarray, plane: SlicePlane, grid: Grid) -> np.ndarray:
     Whitening uses the original pixels (as in the paper: whiten, then zero-pad/crop), so zero
     padding outside the original FOV equals the image mean.
     """
-    arr = np.asarray(images, dtype=np.float32)
-    flat = arr.reshape(-1, *arr.shape[-2:])
-    out = np.stack([resample_to_net(whiten(im), plane, grid) for im in flat])
-    return out.reshape(*arr.shape[:-2], grid.size, grid.size)
+    _check_shape(images, plane)
+    return resample_to_net(whiten(images), plane, grid)

@@ -12,11 +12,13 @@ of the change is ``benchmarks/accuracy.py --precision`` (figures in docs/models.
 from __future__ import annotations
 
 import contextlib
+import copy
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 _DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
@@ -67,14 +69,39 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device.type, dtype=dtype)
 
 
+def fuse_conv_bn(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of an eval-mode ``model`` whose (transposed) convolutions followed by batch norm in
+    an ``nn.Sequential`` carry the batch norm in their weights and bias (the norm becomes an
+    identity): the same function up to rounding, one pass over the activations fewer per layer."""
+    model = copy.deepcopy(model).eval()
+    for seq in [m for m in model.modules() if isinstance(m, torch.nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if isinstance(conv, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and isinstance(bn, torch.nn.BatchNorm2d):
+                seq[i] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, torch.nn.ConvTranspose2d))
+                seq[i + 1] = torch.nn.Identity()
+    return model
+
+
+def prepare_model(model: torch.nn.Module) -> torch.nn.Module:
+    """An inference copy of ``model``: eval mode, batch norm fused into the convolutions
+    (:func:`fuse_conv_bn`), channels-last weights, which oneDNN's convolutions (CPU) and cuDNN's
+    under autocast (GPU) run fastest on.  The shipped U-Net on this project's CPU (2 threads,
+    bfloat16 autocast, batch 32): 5.6 ms per 128 x 128 image as loaded, 3.1 ms channels-last,
+    2.5 ms fused and channels-last (``benchmarks/inference.py``)."""
+    return fuse_conv_bn(model).to(memory_format=torch.channels_last)
+
+
 def forward(model: torch.nn.Module, x: np.ndarray, device: torch.device, batch: int,
             dtype: torch.dtype | None) -> torch.Tensor:
     """Run ``x (N, n, n)`` through ``model`` in batches of ``batch`` single-channel images on
-    ``device`` under :func:`autocast` to ``dtype``; returns the float32 output on the CPU
-    (``torch.zeros(0)`` for no images)."""
+    ``device`` under :func:`autocast` to ``dtype``; returns the float32 output on the CPU,
+    contiguous (``torch.zeros(0)`` for no images).  Inputs go in channels-last memory format
+    (see :func:`prepare_model`)."""
     outs = []
     with torch.inference_mode(), autocast(device, dtype):
         for i in range(0, len(x), batch):
             xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch], dtype=np.float32))[:, None]
-            outs.append(model(xb.to(device)).float().cpu())
-    return torch.cat(outs) if outs else torch.zeros(0)
+            xb = xb.to(device).contiguous(memory_format=torch.channels_last)
+            outs.append(model(xb).float().cpu())
+    return torch.cat(outs).contiguous() if outs else torch.zeros(0)

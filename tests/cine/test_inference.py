@@ -14,7 +14,6 @@ from cmr_atlas.nets.preprocess import Grid, to_net_px
 from cmr_atlas.nets.registry import save_model
 from cmr_atlas.nets.unet import UNet
 from cmr_atlas.cine.segmentation import lax_frame
-from cmr_atlas.core.vocab import CAVITY, MYO
 from cmr_atlas.core.tables import conform
 
 GRID = Grid(1.5, 64)

@@ -1,0 +1,121 @@
+"""Image cache format 2: 16-bit stored values kept exactly, other images as float32, version 1
+files still read, a newer version a specific error."""
+
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cmr_atlas.core.geometry import SlicePlane, plane_vector
+from cmr_atlas.core.imagecache import (
+    FORMAT_VERSION, CacheFormatError, ExamImages, load_exam_images, load_masks, save_exam_images, save_masks,
+)
+
+
+def _planes(n: int, shape=(6, 5)) -> list[SlicePlane]:
+    return [SlicePlane.centred(np.array([0, 0, 8.0 * i]), [1, 0, 0], [0, 1, 0], (1.5, 1.5), shape) for i in range(n)]
+
+
+def _exam(sax: np.ndarray, lax: np.ndarray | None = None) -> ExamImages:
+    planes = _planes(sax.shape[0], sax.shape[2:])
+    views = {} if lax is None else {"lax_2ch": lax}
+    return ExamImages("E1", sax, planes, np.arange(sax.shape[1]) * 40.0, views,
+                      {v: _planes(1, lax.shape[1:])[0] for v in views})
+
+
+def _entries(path) -> dict[str, tuple[np.dtype, int]]:
+    """zip entry -> (stored array dtype, compression method)."""
+    out = {}
+    with zipfile.ZipFile(path) as zf, np.load(path) as z:
+        for info in zf.infolist():
+            name = info.filename.removesuffix(".npy")
+            out[name] = (z[name].dtype, info.compress_type)
+    return out
+
+
+@pytest.mark.parametrize("values, disk_dtype", [
+    (np.arange(0, 4096), np.uint16),          # 12-bit unsigned MR values
+    (np.arange(-2048, 2048), np.int16),       # signed stored values
+    (np.arange(0, 65536, 7), np.uint16),      # the full unsigned range
+])
+def test_16_bit_integers_are_stored_uncompressed_and_read_back_exactly(tmp_path, values, disk_dtype):
+    rng = np.random.default_rng(0)
+    sax = rng.choice(values, (2, 3, 6, 5)).astype(np.float32)
+    lax = rng.choice(values, (3, 4, 7)).astype(np.float32)
+    p = save_exam_images(_exam(sax, lax), tmp_path / "E1.npz")
+    entries = _entries(p)
+    assert entries["sax"] == (disk_dtype, zipfile.ZIP_STORED)
+    assert entries["lax_2ch"] == (disk_dtype, zipfile.ZIP_STORED)
+    assert int(np.load(p)["format_version"]) == FORMAT_VERSION
+    back = load_exam_images(p)
+    assert back.sax.dtype == np.float32 and back.lax["lax_2ch"].dtype == np.float32
+    np.testing.assert_array_equal(back.sax, sax)
+    np.testing.assert_array_equal(back.lax["lax_2ch"], lax)
+
+
+@pytest.mark.parametrize("sax", [
+    np.full((2, 2, 6, 5), 0.5, np.float32),                      # rescaled (slope 0.5)
+    np.full((2, 2, 6, 5), 70000.0, np.float32),                  # beyond 16 bits
+    np.concatenate([np.full((1, 2, 6, 5), -1.0), np.full((1, 2, 6, 5), 40000.0)]).astype(np.float32),
+    np.full((2, 2, 6, 5), np.nan, np.float32),
+])
+def test_other_images_stay_float32(tmp_path, sax):
+    p = save_exam_images(_exam(sax), tmp_path / "E1.npz")
+    assert _entries(p)["sax"] == (np.float32, zipfile.ZIP_DEFLATED)
+    np.testing.assert_array_equal(load_exam_images(p).sax, sax)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-70000, 70000, width=32) | st.integers(-40000, 70000).map(float), min_size=1, max_size=30))
+def test_any_float32_image_round_trips_exactly(values):
+    sax = np.resize(np.array(values, np.float32), (1, 1, 6, 5))
+    with tempfile.TemporaryDirectory() as tmp:
+        back = load_exam_images(save_exam_images(_exam(sax), Path(tmp) / "E1.npz")).sax
+    assert back.dtype == np.float32 and np.array_equal(back, sax)
+
+
+def test_version_1_files_are_read(tmp_path):
+    """A format 1 file (float32 images, every entry deflated, no version key) as ingest wrote it."""
+    sax = np.random.default_rng(1).integers(0, 1000, (3, 2, 6, 5)).astype(np.float32)
+    planes = _planes(3)
+    p = tmp_path / "old.npz"
+    np.savez_compressed(p, sax=sax, sax_planes=np.stack([plane_vector(q) for q in planes]),
+                        trigger_times_ms=np.array([0.0, 40.0]), exam_id=np.array("OLD"),
+                        lax_4ch=sax[0] + 0.25, lax_4ch_plane=plane_vector(planes[0]))
+    back = load_exam_images(p)
+    assert back.exam_id == "OLD" and back.sax.dtype == np.float32
+    np.testing.assert_array_equal(back.sax, sax)
+    np.testing.assert_array_equal(back.lax["lax_4ch"], sax[0] + 0.25)
+
+
+def test_newer_version_is_a_specific_error(tmp_path):
+    p = save_exam_images(_exam(np.zeros((2, 2, 6, 5), np.float32)), tmp_path / "E1.npz")
+    with np.load(p) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["format_version"] = np.array(FORMAT_VERSION + 1)
+    np.savez(p, **arrays)
+    with pytest.raises(CacheFormatError, match=f"format version {FORMAT_VERSION + 1} is newer"):
+        load_exam_images(p)
+
+
+def test_masks_round_trip(tmp_path):
+    masks = np.random.default_rng(2).integers(0, 4, (2, 3, 6, 5)).astype(np.uint8)
+    p = save_masks("E1", masks, tmp_path / "m.npz")
+    back = load_masks(p)
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back, masks)
+    assert str(np.load(p)["exam_id"]) == "E1"
+
+
+def test_writes_are_reproducible(tmp_path):
+    """Same images, same bytes (fixed zip timestamps): reruns do not look like changed outputs."""
+    sax = np.arange(60, dtype=np.float32).reshape(1, 2, 6, 5)
+    a = save_exam_images(_exam(sax), tmp_path / "a.npz").read_bytes()
+    b = save_exam_images(_exam(sax), tmp_path / "b.npz").read_bytes()
+    assert a == b
