@@ -126,23 +126,22 @@ SLICE_SHIFTS = register(TableSchema(
     ),
 ))
 
+# Which image of which series an annotation belongs to, and who made it (contours and landmarks).
+_IMAGE_KEY = (_EXAM, _OBSERVER, _SEQUENCE, _CONDITION, optional(VIEW), optional(SLICE_INDEX), optional(FRAME),
+              _PHASE_OR_NULL)
+
 CONTOURS = register(TableSchema(
     name="contours", group="truth", row="contour point",
     description=(
-        "Endo- and epicardial LV contours where each image plane cuts the displaced anatomy: "
-        "observer `truth` on every frame, simulated observers `obs1`/`obs2` at ED and ES. "
+        "Endo- and epicardial LV contours (and the RV cavity's on clinical exams) where each image "
+        "plane cuts the displaced anatomy: observer `truth` on every frame, simulated observers "
+        "`obs1`/`obs2` at ED and ES (clinical exams: also every LGE and T1-map image and the "
+        "perfusion reference frame). "
         "SAX contours are closed (last point != first), LAX contours run from one mitral hinge "
         "via the apex to the other."
     ),
     columns=(
-        _EXAM,
-        _OBSERVER,
-        _SEQUENCE,
-        _CONDITION,
-        optional(VIEW),
-        optional(SLICE_INDEX),
-        optional(FRAME),
-        _PHASE_OR_NULL,
+        *_IMAGE_KEY,
         Column("surface", "str", "endo or epi (LV), rv_endo (RV cavity; clinical exams)"),
         Column("point_index", "int", "order along the contour"),
         *PATIENT_XYZ_MM,
@@ -154,17 +153,10 @@ LANDMARKS = register(TableSchema(
     name="landmarks", group="truth", row="landmark",
     description=(
         "Landmarks (see cmr_atlas.core.vocab.LANDMARKS) on each image plane where they exist: "
-        "observer `truth` on every frame, `obs1`/`obs2` at ED and ES."
+        "observer `truth` on every frame, `obs1`/`obs2` where they annotate contours."
     ),
     columns=(
-        _EXAM,
-        _OBSERVER,
-        _SEQUENCE,
-        _CONDITION,
-        optional(VIEW),
-        optional(SLICE_INDEX),
-        optional(FRAME),
-        _PHASE_OR_NULL,
+        *_IMAGE_KEY,
         Column("landmark", "str", "landmark name (cmr_atlas.core.vocab.LANDMARKS)"),
         *PATIENT_XYZ_MM,
         *_PX,
