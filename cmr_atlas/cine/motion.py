@@ -22,7 +22,7 @@ import pandas as pd
 
 from cmr_atlas.cine.atlas import MAX_SCORE_COLUMNS, _top_singular, generalized_procrustes
 from cmr_atlas.cine.lvmodel.cycle import CycleFit
-from cmr_atlas.core.columns import ATLAS_SOURCE, EXAM_ID, GUIDE_POINT_SOURCE, SURFACE
+from cmr_atlas.core.columns import ATLAS_SOURCE, EXAM_ID, GUIDE_POINT_SOURCE, LOCAL_XYZ_MM, SURFACE
 from cmr_atlas.core.tables import Column, TableSchema, register
 from cmr_atlas.core.vocab import SURFACES  # endo, epi: the order of a trajectory's points
 
@@ -44,9 +44,7 @@ MOTION_SHAPES = register(TableSchema(
         Column("phase_index", "int", f"0..{N_PHASES - 1}: 0 ED, {ES_PHASE} ES", nullable=False),
         SURFACE,
         Column("point_index", "int", "grid index (as in `shapes`)", nullable=False),
-        Column("x_mm", "float", "local x (towards the septum)", "mm"),
-        Column("y_mm", "float", "local y", "mm"),
-        Column("z_mm", "float", "local z (long axis, towards the apex)", "mm"),
+        *LOCAL_XYZ_MM,
     ),
 ))
 

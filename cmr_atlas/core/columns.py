@@ -44,6 +44,13 @@ PATIENT_XYZ_MM = (
 )
 """A point in patient coordinates (DICOM LPS, :mod:`cmr_atlas.core.geometry`)."""
 
+LOCAL_XYZ_MM = (
+    Column("x_mm", "float", "local x (towards the septum)", "mm"),
+    Column("y_mm", "float", "local y (= z cross x)", "mm"),
+    Column("z_mm", "float", "local z (long axis, towards the apex)", "mm"),
+)
+"""A point in a fitted LV model's local frame (``model_frames``: patient = origin + R @ local)."""
+
 SHIFT_MM = (
     Column("dx_mm", "float", "breath-hold displacement, patient x", "mm"),
     Column("dy_mm", "float", "breath-hold displacement, patient y", "mm"),

@@ -10,7 +10,8 @@ from cmr_atlas.cine.lvmodel.exam import ExamFit
 from cmr_atlas.cine.motion import MOTION_SHAPES, motion_shape_rows, phase_normalised
 from cmr_atlas.cine.volume_curves import FUNCTION_INDICES, VOLUME_CURVES, curve_rows, indices_table
 from cmr_atlas.cine.lvmodel.measures import MYOCARDIAL_DENSITY_G_PER_ML, N_GRID
-from cmr_atlas.core.columns import EXAM_ID, GUIDE_POINT_SOURCE, PHASE, SHIFT_MM, SLICE_INDEX, SURFACE, VIEW
+from cmr_atlas.core.columns import (EXAM_ID, GUIDE_POINT_SOURCE, LOCAL_XYZ_MM, PHASE, SHIFT_MM, SLICE_INDEX, SURFACE,
+                                    VIEW)
 from cmr_atlas.core.tables import Column, TableSchema, register
 
 _KEY = (EXAM_ID, GUIDE_POINT_SOURCE)
@@ -30,9 +31,7 @@ SHAPES = register(TableSchema(
         PHASE,
         SURFACE,
         Column("point_index", "int", "grid index", nullable=False),
-        Column("x_mm", "float", "local x (towards the septum)", "mm"),
-        Column("y_mm", "float", "local y (= z cross x)", "mm"),
-        Column("z_mm", "float", "local z (long axis, towards the apex)", "mm"),
+        *LOCAL_XYZ_MM,
     ),
 ))
 
