@@ -262,6 +262,10 @@ def _slice_rows(exam_id: str, sel: ViewSelection, by_key: dict) -> list[dict]:
     return rows
 
 
+def _not_cached(row: dict, reason: str) -> None:
+    row["type_reason"] = ";".join(r for r in (row["type_reason"], f"not_cached: {reason}") if r)
+
+
 def _cache_series(sel: ViewSelection, rows: list[dict], exam_id: str, meta: StudyMeta | None,
                   cache_dir: Path) -> None:
     """Write the series cache of every non-cine series the perfusion and TI-scout stages read; a
@@ -272,7 +276,10 @@ def _cache_series(sel: ViewSelection, rows: list[dict], exam_id: str, meta: Stud
         try:
             images = read_series_images(s, exam_id, row["series_index"], meta)
         except (SeriesReadError, PixelError) as exc:
-            row["type_reason"] = ";".join(r for r in (row["type_reason"], f"not_cached: {exc}") if r)
+            _not_cached(row, str(exc))
+            continue
+        except Exception as exc:  # noqa: BLE001 - one odd series never costs the exam its cine
+            _not_cached(row, f"read_error: {type(exc).__name__}")
             continue
         save_series_images(images, series_cache_path(cache_dir, exam_id, row["series_index"], s.type.kind))
 
