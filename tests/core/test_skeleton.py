@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cmr_atlas.cli import COMMANDS, build_parser, main
+from cmr_atlas.cli import COMMANDS, main
 from cmr_atlas.core.config import ConfigError, load_config, validate_config
 from cmr_atlas.core.ids import exam_id
 from cmr_atlas.core.shards import assign_shards, update_manifest

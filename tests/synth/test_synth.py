@@ -70,7 +70,6 @@ def test_dicom_geometry_round_trip(cohort):
         assert np.abs(dist).max() < 1e-3  # contours lie in the image plane (header rounding: 1e-5 mm)
         # blood inside the traced cavity is much brighter than the ring just outside it
         img = ds.pixel_array.astype(float)
-        inside = _rasterise(rc, img.shape)
         centre = rc.mean(axis=0)
         # myocardium: inside the epicardium, away from the endocardial edge (partial volume)
         myo = _rasterise(e[["row_px", "col_px"]].to_numpy(), img.shape) & ~_rasterise(centre + 1.2 * (rc - centre), img.shape)
