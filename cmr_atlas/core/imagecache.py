@@ -82,6 +82,8 @@ class CacheFormatError(ValueError):
 
 def compact_image(image: np.ndarray) -> np.ndarray:
     """``image`` as uint16 or int16 when that holds every float32 value exactly, else float32."""
+    if image.dtype in (np.uint16, np.int16):  # stored values, already exact
+        return image
     arr = np.asarray(image, dtype=np.float32)
     with np.errstate(invalid="ignore"):  # out-of-range casts are caught by the comparison
         for dtype in (np.uint16, np.int16):

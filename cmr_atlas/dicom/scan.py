@@ -1,7 +1,9 @@
 """Header scan: every file of an exam folder, whatever its name, read as DICOM or rejected with a reason.
 
-Only headers are read here (``stop_before_pixels``); pixels are read later for the chosen series
-only (:mod:`cmr_atlas.dicom.stack`).  One :class:`ImageHeader` per image: a classic one-file-per-
+Only headers are read here: the pixel data element is deferred (its value is not read), and for
+an uncompressed little-endian single-frame image its position in the file is kept
+(:class:`RawPixels`), so that pixels are read later, for the chosen series only
+(:mod:`cmr_atlas.dicom.stack`), with one seek and no second parse.  One :class:`ImageHeader` per image: a classic one-file-per-
 image file gives one, an enhanced multi-frame file gives one per frame (geometry and trigger delay
 from the per-frame functional groups).
 
@@ -20,7 +22,18 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
+
+
+@dataclass(frozen=True)
+class RawPixels:
+    """Where an uncompressed little-endian single-frame image's stored values lie in its file."""
+
+    offset: int  # file position of the first pixel value
+    dtype: str  # numpy dtype of the stored values: <u2, <i2, u1 or i1
+    slope: float  # RescaleSlope (1 when absent)
+    intercept: float  # RescaleIntercept (0 when absent)
 
 
 @dataclass
@@ -62,6 +75,7 @@ class ImageHeader:
     map_label: str | None = None  # RealWorldValueMappingSequence LUTLabel (e.g. "T1")
     pixel_signed: bool = False  # PixelRepresentation 1
     image_flip_angle_deg: float | None = None  # this image's FlipAngle (perfusion proton-density frames differ)
+    raw_pixels: RawPixels | None = None  # None: pixels go through pydicom's decoders
 
     @property
     def has_geometry(self) -> bool:
@@ -280,6 +294,44 @@ def _vendor(manufacturer) -> str | None:
     return "OTHER" if m.strip() else None
 
 
+_DEFER_BYTES = 1024  # element values longer than this are not read (pixel data, private blobs)
+_PIXEL_DATA = 0x7FE00010
+_NATIVE_LITTLE_ENDIAN = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")  # implicit, explicit VR
+_RAW_DTYPES = {(16, False): "<u2", (16, True): "<i2", (8, False): "u1", (8, True): "i1"}
+
+
+def raw_pixels(ds: pydicom.Dataset) -> RawPixels | None:
+    """The position and layout of a single-frame image's pixel values when they can be read as
+    raw bytes (uncompressed, little endian, one sample, 8 or 16 bits, the expected length), else
+    None.  Signed values narrower than their container need pydicom's sign extension: None."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or str(meta.get("TransferSyntaxUID", "")) not in _NATIVE_LITTLE_ENDIAN or _PIXEL_DATA not in ds:
+        return None
+    el = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    if not isinstance(el, RawDataElement) or el.value is not None:  # undefined length (encapsulated) fails the length test below
+        return None
+    bits, stored = _int(ds.get("BitsAllocated")), _int(ds.get("BitsStored"))
+    signed = _int(ds.get("PixelRepresentation")) == 1
+    rows, cols = _int(ds.get("Rows")) or 0, _int(ds.get("Columns")) or 0
+    if ((_int(ds.get("NumberOfFrames")) or 1) != 1 or (_int(ds.get("SamplesPerPixel")) or 1) != 1
+            or (bits, signed) not in _RAW_DTYPES or (signed and stored != bits)
+            or el.length != rows * cols * bits // 8):
+        return None
+    slope, intercept = _float(ds.get("RescaleSlope")), _float(ds.get("RescaleIntercept"))
+    return RawPixels(el.value_tell, _RAW_DTYPES[bits, signed], 1.0 if slope is None else slope,
+                     0.0 if intercept is None else intercept)
+
+
+def _dcmread(path: Path, force: bool) -> pydicom.Dataset:
+    """The whole dataset with long values deferred; a file whose full parse loses the dataset
+    (encapsulated pixel data without its sequence delimiter: pydicom returns nothing) is read
+    again up to its pixel data."""
+    ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES, force=force)
+    if "Rows" not in ds:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=force)
+    return ds
+
+
 def read_header(path: Path) -> pydicom.Dataset:
     """Read a file's header; raises InvalidDicomError when it is not DICOM.
 
@@ -287,10 +339,10 @@ def read_header(path: Path) -> pydicom.Dataset:
     accepted only if they hold real DICOM attributes.
     """
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        return _dcmread(path, force=False)
     except InvalidDicomError:
         pass
-    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    ds = _dcmread(path, force=True)
     if "SOPClassUID" not in ds and "StudyInstanceUID" not in ds:
         raise InvalidDicomError("no DICOM attributes")
     return ds
@@ -365,6 +417,7 @@ def image_headers(ds: pydicom.Dataset, file_index: int, path: Path, study_uid: s
         localizer="LOCALIZER" in acq["image_type"],
         **acq,
     )
+    base["raw_pixels"] = raw_pixels(ds)  # None for multi-frame files
     n_frames = _int(ds.get("NumberOfFrames")) or 1
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if n_frames > 1 and per_frame is not None:

@@ -58,8 +58,13 @@ def read_stored(images: list[ImageHeader]) -> tuple[np.ndarray, np.ndarray, np.n
     """Stored pixel values of ``images`` ``(T, R, C)`` (as decoded: their common numpy dtype) and
     per-frame RescaleSlope and RescaleIntercept ``(T,)`` each.
 
+    Images whose header scan located their raw values (:class:`~cmr_atlas.dicom.scan.RawPixels`)
+    are read with one seek each; any other goes through pydicom's decoders.
+
     Raises :class:`PixelError` ``corrupt_pixel_data: file <index>`` for undecodable or truncated data.
     """
+    if images and len({h.raw_pixels.dtype if h.raw_pixels else None for h in images}) == 1 and images[0].raw_pixels:
+        return _read_raw(images)
     decoded: dict[str, tuple[pydicom.Dataset, np.ndarray]] = {}
     out, rescale = [], []
     for h in images:
@@ -80,6 +85,23 @@ def read_stored(images: list[ImageHeader]) -> tuple[np.ndarray, np.ndarray, np.n
             raise PixelError(f"corrupt_pixel_data: file {h.file_index} ({type(exc).__name__})") from None
     slope, intercept = np.array(rescale, dtype=float).reshape(-1, 2).T
     return np.stack(out), slope, intercept
+
+
+def _read_raw(images: list[ImageHeader]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    out = np.empty((len(images), images[0].rows, images[0].cols), dtype=images[0].raw_pixels.dtype)
+    for k, h in enumerate(images):
+        n = h.rows * h.cols
+        if (h.rows, h.cols) != out.shape[1:]:
+            raise PixelError(f"corrupt_pixel_data: file {h.file_index} (shape {(h.rows, h.cols)})")
+        try:
+            values = np.fromfile(h.path, dtype=h.raw_pixels.dtype, count=n, offset=h.raw_pixels.offset)
+        except (OSError, ValueError) as exc:
+            raise PixelError(f"corrupt_pixel_data: file {h.file_index} ({type(exc).__name__})") from None
+        if values.size != n:
+            raise PixelError(f"corrupt_pixel_data: file {h.file_index} (truncated)")
+        out[k] = values.reshape(h.rows, h.cols)
+    rescale = np.array([(h.raw_pixels.slope, h.raw_pixels.intercept) for h in images], dtype=float)
+    return out, rescale[:, 0], rescale[:, 1]
 
 
 def to_float32(stored: np.ndarray, slope: np.ndarray, intercept: np.ndarray) -> np.ndarray:
@@ -117,13 +139,25 @@ def trigger_times(planes: list[CinePlane]) -> np.ndarray:
         return np.array([np.nanmedian(c) if np.isfinite(c).any() else np.nan for c in t.T])
 
 
+def cache_values(stored: np.ndarray, slope: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """What the image cache keeps: the 16-bit stored values themselves when no rescale applies (the
+    usual MR case: no float32 round trip), else the rescaled float32 values."""
+    if stored.dtype in (np.uint16, np.int16) and (np.asarray(slope) == 1).all() and (np.asarray(intercept) == 0).all():
+        return stored
+    return to_float32(stored, slope, intercept)
+
+
 def build_exam_images(exam_id: str, sel: ViewSelection) -> ExamImages:
-    """Read the pixels of the selected views into the cache structure (SAX slice 0 most basal)."""
+    """Read the pixels of the selected views into the cache structure (SAX slice 0 most basal).
+
+    Image arrays are :func:`cache_values`: ready for :func:`~cmr_atlas.core.imagecache.save_exam_images`
+    (which loads them back as float32).
+    """
     sax = [read_stored(p.images) for p in sel.sax]  # stored values: stacked at half the bytes of float32
-    lax = {view: read_frames(p.images) for view, p in sel.lax.items()}
+    lax = {view: cache_values(*read_stored(p.images)) for view, p in sel.lax.items()}
     return ExamImages(
         exam_id=exam_id,
-        sax=to_float32(*(np.stack(part) for part in zip(*sax))),
+        sax=cache_values(*(np.stack(part) for part in zip(*sax))),
         sax_planes=[p.plane for p in sel.sax],
         trigger_times_ms=trigger_times(sel.sax),
         lax=lax,

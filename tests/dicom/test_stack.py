@@ -78,3 +78,35 @@ def test_missing_sequence_delimiter_still_decodes_the_right_pixels():
     headers, _, reason = scan_file(Path(short), 0, "x")
     assert reason is None
     np.testing.assert_array_equal(read_frames(headers), pydicom.dcmread(intact).pixel_array.astype(np.float32))
+
+
+def test_raw_reads_equal_full_reads_and_only_native_files_take_them():
+    """Images the header scan located (uncompressed, little endian, single frame) are read with one
+    seek: values, dtype and rescale as a full read gives them; every other file is decoded."""
+    n_raw = 0
+    for i, f in enumerate(FILES):
+        headers, _, reason = scan_file(Path(f), i, "x")
+        if reason is not None or headers[0].raw_pixels is None:
+            continue
+        try:
+            ds, ref = _full(f)
+        except Exception:  # noqa: BLE001 - damaged test files: the truncation test covers them
+            continue
+        assert ds.file_meta.TransferSyntaxUID in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"), Path(f).name
+        assert not ds.file_meta.TransferSyntaxUID.is_compressed and len(headers) == 1
+        stored, slope, intercept = read_stored(headers)
+        assert stored.dtype == ref.dtype and np.array_equal(stored[0], ref), Path(f).name
+        assert (slope[0], intercept[0]) == _rescale(ds, None), Path(f).name
+        n_raw += 1
+    assert n_raw >= 10
+
+
+def test_truncated_raw_pixels_are_corrupt(tmp_path):
+    f = next(f for f in FILES if Path(f).name == "MR_small.dcm")
+    offset = scan_file(Path(f), 0, "x")[0][0].raw_pixels.offset
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(Path(f).read_bytes()[:offset + 1000])  # inside the pixel data
+    headers, _, reason = scan_file(cut, 3, "x")
+    assert reason is None and headers[0].raw_pixels is not None
+    with pytest.raises(PixelError, match=r"^corrupt_pixel_data: file 3 \(truncated\)"):
+        read_stored(headers)
