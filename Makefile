@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
-#   make demo   -> venv, install, synthetic demo cohort, whole workflow on it
+#   make demo   -> venv, install, synthetic demo cohort (24 legacy + 4 clinical exams), whole workflow on it
 #   make test   -> venv, install, test suite
 #   make check-workflow -> snakemake --lint and dry runs on the tiny .test/ configuration (CI)
 PYTHON ?= python3.11
@@ -8,6 +8,8 @@ BIN     = $(VENV)/bin
 DEMO_N ?= 24
 DEMO_SEED ?= 20001
 DEMO_COHORT ?= data/demo_cohort
+DEMO_CLINICAL ?= 4
+DEMO_CLINICAL_SEED ?= 20002
 CORES  ?= 2
 
 .PHONY: demo test install clean-demo lint check-workflow bench
@@ -22,8 +24,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The demo cohort mixes protocols as an archive does: legacy MESA cine exams and modern clinical
+# exams (bSSFP cine, stress/rest perfusion, TI scout, LGE, T1 maps) in one folder.
 $(DEMO_COHORT)/.complete: $(VENV)/.installed
+	rm -rf $(DEMO_COHORT)
 	$(BIN)/cmr-atlas synth --n-exams $(DEMO_N) --seed $(DEMO_SEED) --observers 2 --jobs $(CORES) --out $(DEMO_COHORT)
+	[ "$(DEMO_CLINICAL)" = 0 ] || $(BIN)/cmr-atlas synth --protocol clinical --n-exams $(DEMO_CLINICAL) \
+	    --seed $(DEMO_CLINICAL_SEED) --observers 2 --jobs $(CORES) --append --out $(DEMO_COHORT)
 	touch $@
 
 demo: $(DEMO_COHORT)/.complete

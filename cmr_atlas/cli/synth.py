@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
+from pathlib import Path
 
 from cmr_atlas.synth.clinical import cohort as clinical
+from cmr_atlas.synth.merge import MergeError, merge_cohort
 from cmr_atlas.synth.mesa import cohort as mesa
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fraction of exams given a realistic fault (truncated file, missing slice, ...; "
                         "clinical exams also truncated perfusion, scout without inversion times, ...)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--append", action="store_true",
+                   help="add the exams to an existing cohort in --out (its truth tables extended): a "
+                        "cohort that mixes protocols")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,11 +42,26 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.mi_fraction <= 1.0 or not 0.0 <= args.faults <= 1.0:
         raise SystemExit("cmr-atlas synth: --mi-fraction and --faults must be between 0 and 1")
     protocol = PROTOCOLS[args.protocol]
-    out = protocol.generate_cohort(args.out, args.n_exams, args.seed, args.mi_fraction, args.observers, args.jobs)
+    target = Path(args.out)
+    if args.append and not (target / "dicom").is_dir():
+        raise SystemExit(f"cmr-atlas synth --append: no cohort in {target} (no dicom/ folder)")
+    out = target / f".append-{args.protocol}-{args.seed}" if args.append else target
+    if args.append:
+        shutil.rmtree(out, ignore_errors=True)  # a staging folder left by an interrupted run
+    out = protocol.generate_cohort(out, args.n_exams, args.seed, args.mi_fraction, args.observers, args.jobs)
     if args.faults > 0:
         from cmr_atlas.synth.faults import write_faults  # reads DICOM back with ingest's view selection
 
         labels = [protocol.exam_label(args.seed, i) for i in range(args.n_exams)]
         write_faults(out, labels, args.faults, args.seed, clinical_exams=labels if protocol is clinical else ())
+    if args.append:
+        try:
+            added = merge_cohort(out, target)
+        except MergeError as exc:
+            raise SystemExit(f"cmr-atlas synth --append: {exc}") from None
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        log.info("%d %s exams added to %s", len(added), args.protocol, target)
+        return 0
     log.info("synthetic cohort written to %s", out)
     return 0

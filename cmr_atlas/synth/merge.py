@@ -1,0 +1,50 @@
+"""Add a generated cohort to an existing one (``cmr-atlas synth --append``): a cohort folder that
+mixes protocols, as a real archive does (legacy MESA cine beside modern clinical exams)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from cmr_atlas.core.tables import TableSchema, concat_tables, write_table
+from cmr_atlas.synth import truth as T
+from cmr_atlas.synth.clinical.cohort import truth_schemas as clinical_truth_schemas
+
+
+class MergeError(ValueError):
+    """The two cohorts cannot be merged (the message says why)."""
+
+
+def _truth_schemas() -> dict[str, TableSchema]:
+    return {s.name: s for s in (*T.TRUTH_TABLES, *clinical_truth_schemas())}
+
+
+def merge_cohort(src: str | Path, dst: str | Path) -> list[str]:
+    """Move ``src``'s exam folders into ``dst/dicom`` and append its truth tables to ``dst/truth``.
+
+    A truth table only one side has is copied (a legacy cohort has no perfusion truth).  Exam
+    folders already present in ``dst`` (the same protocol and seed twice) stop the merge before
+    anything is moved.  Returns the exam folders added.
+    """
+    src, dst = Path(src), Path(dst)
+    exams = sorted(p.name for p in (src / "dicom").iterdir() if p.is_dir())
+    clash = [e for e in exams if (dst / "dicom" / e).exists()]
+    if clash:
+        raise MergeError(f"exam folders already in {dst / 'dicom'}: {', '.join(clash[:3])}"
+                         f"{' ...' if len(clash) > 3 else ''} (same protocol and seed twice?)")
+    schemas = _truth_schemas()
+    tables = {}
+    for path in sorted((src / "truth").glob("*.parquet")):
+        schema = schemas.get(path.stem)
+        if schema is None:
+            raise MergeError(f"unknown truth table {path.name}")
+        old = dst / "truth" / path.name
+        tables[path.name] = (concat_tables([old, path], schema) if old.exists() else pd.read_parquet(path), schema)
+    for name, (df, schema) in tables.items():
+        write_table(df, dst / "truth" / name, schema)
+    (dst / "dicom").mkdir(parents=True, exist_ok=True)
+    for e in exams:
+        shutil.move(str(src / "dicom" / e), str(dst / "dicom" / e))
+    return exams
