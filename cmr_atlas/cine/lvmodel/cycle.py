@@ -25,6 +25,7 @@ from cmr_atlas.cine.lvmodel.exam import (APEX_WEIGHT, BASE_MARGIN_MM, FINE_MU, F
 from cmr_atlas.cine.lvmodel.fit import FitData, FitSettings, fit_warm
 from cmr_atlas.cine.lvmodel.frame import base_plane
 from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.core.vocab import SURFACES
 
 WARM_ITERATIONS = 2  # Levenberg-Marquardt steps per frame from the neighbour's fit (docs/motion.md)
 N_BISECT = 20  # bisection steps of each frame's base ring (40 for ED/ES; 20 are within 1e-4 mm)
@@ -134,6 +135,7 @@ def fit_cycle(cgp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], ed: 
         out.qc_reason = "no_cycle_guide_points"
         return out
     cgp, times = with_sax_frame(cgp)
+    cgp = cgp[(cgp["kind"] != "contour") | cgp["surface"].isin(SURFACES)]  # LV contours only (no RV)
     frames = usable_frames(cgp)
     out.frames, out.time_ms = frames, np.array([float(times[f]) for f in frames])
     spacing = sax_spacing_mm(planes)

@@ -32,6 +32,7 @@ from cmr_atlas.cine.lvmodel.cycle import corrected, with_sax_frame
 from cmr_atlas.cine.lvmodel.exam import ExamFit, _xyz, fit_exam
 from cmr_atlas.cine.lvmodel.fit import FitSettings
 from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.core.vocab import SURFACES
 
 BASE_MARGIN_MM = 4.0  # crossings closer to the frame's mitral plane are left out (valve chords, hinge ends)
 MAX_SLOPE = 4.0  # steeper crossings (contour nearly in the SAX plane: the apical cap) are left out
@@ -87,7 +88,7 @@ def crossing_observations(cgp: pd.DataFrame, planes: dict[tuple[str, int], Slice
     the guide points corrected by ``shifts`` (the in-plane breath-hold shifts)."""
     cgp = corrected(with_sax_frame(cgp)[0], shifts)
     base = _bases(cgp)
-    cont = cgp[cgp["kind"] == "contour"]
+    cont = cgp[(cgp["kind"] == "contour") & cgp["surface"].isin(SURFACES)]
     sax = _polylines(cont[cont["view"] == "sax"], ["frame_sax", "surface", "slice_index"])
     lax = _polylines(cont[cont["view"] != "sax"], ["frame_sax", "surface", "view"])
     by_fs: dict[tuple, list] = {}
