@@ -153,10 +153,14 @@ def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_
               all_frames: bool | None = None, through_plane: bool | None = None) -> dict[str, pd.DataFrame]:
     """Fit one shard's guide points and write the five fit tables and the ``exam_status`` rows;
     with ``cycle`` also the per-frame tables ``volume_curves``, ``function_indices`` and
-    ``motion_shapes`` (empty when ``all_frames``, default config ``fit.all_frames``, is off)."""
+    ``motion_shapes`` (empty when ``all_frames``, default config ``fit.all_frames``, is off).
+    ``through_plane`` (config ``fit.through_plane``): SAX through-plane shifts from the contour
+    crossings (:mod:`cmr_atlas.cine.lvmodel.through_plane`)."""
     slices = read_table(slices_path)
     all_frames = default("fit.all_frames") if all_frames is None else all_frames
-    cgp = cycle.guide_points() if cycle is not None and all_frames else CYCLE_GUIDE_POINTS.empty()
+    through_plane = default("fit.through_plane") if through_plane is None else through_plane
+    # the per-frame guide points feed the through-plane estimate too: then they come first
+    cgp = cycle.guide_points() if cycle is not None and all_frames and through_plane else None
     fits = fit_exams(read_table(guide_points_path, GUIDE_POINTS), slices, breath_hold,
                      Path(vtp_dir) if vtp_dir else None, shift_reference, through_plane, cgp)
     tables = tables_from_fits(fits)
@@ -165,6 +169,8 @@ def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_
     for name, df in tables.items():
         write_table(df, paths[name], TABLES[name])
     if cycle is not None:
+        if cgp is None:
+            cgp = cycle.guide_points() if all_frames else CYCLE_GUIDE_POINTS.empty()
         per_frame = tables_from_cycles(cycle_fits(fits, cgp, slices))
         for name, path in (("volume_curves", volume_curves_path), ("function_indices", function_indices_path),
                            ("motion_shapes", motion_shapes_path)):
