@@ -102,9 +102,10 @@ def legacy_cases(seed: int, n: int, observer: str = "truth") -> list[Case]:
 
     out = []
     for i in range(n):
-        tables = truth_only(seed, i)
+        tables = truth_only(seed, i, 0 if observer == "truth" else 2)
         case = cases_from_truth(tables, observer)[0]
-        case.cycle = truth_cycle_guide_points(tables, observer)
+        # observers contour ED/ES only: their cases have no every-frame guide points
+        case.cycle = truth_cycle_guide_points(tables, observer) if observer == "truth" else None
         out.append(case)
     return out
 

@@ -53,9 +53,10 @@ def truth_cycle_guide_points(truth: dict[str, pd.DataFrame], observer: str = "tr
     return gp.assign(time_ms=gp["frame"].map(times))
 
 
-def truth_only(seed: int, index: int) -> dict[str, pd.DataFrame]:
+def truth_only(seed: int, index: int, observers: int = 0) -> dict[str, pd.DataFrame]:
     """The truth tables of exam ``index`` of the cohort ``seed``, as ``generate_exam`` makes them
-    (same seed streams) but without rendering the images, which the truth does not need."""
+    (same seed streams) but without rendering the images, which the truth does not need;
+    ``observers``: also that many simulated observers' ED/ES contours (obs1, obs2, ...)."""
     from cmr_atlas.synth import anatomy as an
     from cmr_atlas.synth.dicom_writer import make_patient_header
     from cmr_atlas.synth.mesa import cohort
@@ -72,7 +73,7 @@ def truth_only(seed: int, index: int) -> dict[str, pd.DataFrame]:
     hdr = make_patient_header(rng_hdr, f"cmr-atlas-synth-{seed}-{index}", subj["age"], subj["sex"],
                               subj["height_cm"], subj["weight_kg"])
     ex = cohort.SyntheticExam(cohort.exam_label(seed, index), subj, heart, acq, hdr, images=None)
-    return cohort._truth_tables(ex, rng_obs, 0)
+    return cohort._truth_tables(ex, rng_obs, observers)
 
 
 def clinical_truth_only(seed: int, index: int) -> dict[str, pd.DataFrame]:
