@@ -3,11 +3,14 @@
 Usage:
     PYTHONPATH=$PWD python benchmarks/fit_accuracy.py                 # known-LV fixtures
     PYTHONPATH=$PWD python benchmarks/fit_accuracy.py --cohort DIR    # synthetic cohort truth
+    PYTHONPATH=$PWD python benchmarks/fit_accuracy.py --legacy-seed 40001 --n 12 --no-off --through-plane crossings
+                                     # legacy truth generated in memory (every frame), no images
 
 Prints one row per setting: SAX shift recovery (RMS in-plane error after removing the common
 in-plane translation, and the RMS of the true in-plane shifts for scale), mean distance of the
 fitted surfaces to the true ones, and volume/mass bias (mean and SD of the % error) against the
-truth.  Cohort mode builds guide points from ``truth/contours`` (observer ``truth``, ED/ES) and
+truth; ``tp err``: RMS error of the SAX slices' through-plane shifts (each stack less its mean).
+Cohort mode builds guide points from ``truth/contours`` (observer ``truth``, ED/ES) and
 ``truth/landmarks`` and takes the planes from ``truth/slices``.
 """
 
