@@ -3,11 +3,14 @@
 Usage:
     PYTHONPATH=$PWD python benchmarks/fit_accuracy.py                 # known-LV fixtures
     PYTHONPATH=$PWD python benchmarks/fit_accuracy.py --cohort DIR    # synthetic cohort truth
+    PYTHONPATH=$PWD python benchmarks/fit_accuracy.py --legacy-seed 40001 --n 12 --no-off --through-plane crossings
+                                     # legacy truth generated in memory (every frame), no images
 
 Prints one row per setting: SAX shift recovery (RMS in-plane error after removing the common
 in-plane translation, and the RMS of the true in-plane shifts for scale), mean distance of the
 fitted surfaces to the true ones, and volume/mass bias (mean and SD of the % error) against the
-truth.  Cohort mode builds guide points from ``truth/contours`` (observer ``truth``, ED/ES) and
+truth; ``tp err``: RMS error of the SAX slices' through-plane shifts (each stack less its mean).
+Cohort mode builds guide points from ``truth/contours`` (observer ``truth``, ED/ES) and
 ``truth/landmarks`` and takes the planes from ``truth/slices``.
 """
 
@@ -38,6 +41,7 @@ class Case:
     shifts: pd.DataFrame  # view, slice_index, dx_mm, dy_mm, dz_mm (truth, patient)
     truth: dict  # edv_ml, esv_ml, lv_mass_g
     distance: Callable[[np.ndarray, str, str], np.ndarray]  # patient points -> distance to truth
+    cycle: pd.DataFrame | None = None  # every frame's guide points (CYCLE_GUIDE_POINTS), if known
 
 
 # ------------------------------------------------------------------------------------ cases
@@ -57,11 +61,11 @@ def fixture_cases(n: int, seed: int, shift_sd: float, noise: float,
     return out
 
 
-def truth_guide_points(truth: Path, observer: str = "truth") -> pd.DataFrame:
-    """Guide points (GUIDE_POINTS columns) from the synthetic truth's contours and landmarks."""
-    c = pd.read_parquet(truth / "contours.parquet")
+def truth_guide_points(tables: dict[str, pd.DataFrame], observer: str = "truth") -> pd.DataFrame:
+    """Guide points (GUIDE_POINTS columns) from the synthetic truth's ED/ES contours and landmarks."""
+    c = tables["contours"]
     c = c[(c["observer"] == observer) & c["phase"].isin(["ED", "ES"])]
-    lm = pd.read_parquet(truth / "landmarks.parquet")
+    lm = tables["landmarks"]
     lm = lm[(lm["observer"] == observer) & lm["phase"].isin(["ED", "ES"])]
     cols = ["exam_id", "phase", "frame", "view", "slice_index", "x_mm", "y_mm", "z_mm"]
     a = c[cols + ["surface", "point_index"]].assign(kind="contour", landmark=None)
@@ -84,15 +88,37 @@ def _surface_sampler(grid: np.ndarray, n_circ: int, per_edge: int = 6) -> np.nda
     return out.reshape(-1, 3)
 
 
+def _truth_tables(cohort: Path) -> dict[str, pd.DataFrame]:
+    names = ("contours", "landmarks", "slices", "slice_shifts", "exams", "shapes")
+    return {n: pd.read_parquet(cohort / "truth" / f"{n}.parquet") for n in names}
+
+
 def cohort_cases(cohort: Path, observer: str = "truth") -> list[Case]:
+    """Cases of a synthetic cohort folder (``cmr-atlas synth``)."""
+    return cases_from_truth(_truth_tables(cohort), observer)
+
+
+def legacy_cases(seed: int, n: int, observer: str = "truth") -> list[Case]:
+    """Cases of the legacy cohort ``seed`` (exams 0..n-1), truth tables generated in memory without
+    images (the same truth as ``cmr-atlas synth --seed SEED``), every frame's guide points."""
+    from benchmarks.motion import truth_cycle_guide_points, truth_only
+
+    out = []
+    for i in range(n):
+        tables = truth_only(seed, i, 0 if observer == "truth" else 2)
+        case = cases_from_truth(tables, observer)[0]
+        # observers contour ED/ES only: their cases have no every-frame guide points
+        case.cycle = truth_cycle_guide_points(tables, observer) if observer == "truth" else None
+        out.append(case)
+    return out
+
+
+def cases_from_truth(tables: dict[str, pd.DataFrame], observer: str = "truth") -> list[Case]:
     from scipy.spatial import cKDTree
 
-    truth = cohort / "truth"
-    gp_all = truth_guide_points(truth, observer)
-    slices = pd.read_parquet(truth / "slices.parquet")
-    shifts = pd.read_parquet(truth / "slice_shifts.parquet")
-    exams = pd.read_parquet(truth / "exams.parquet").set_index("exam_id")
-    shapes = pd.read_parquet(truth / "shapes.parquet")
+    gp_all = truth_guide_points(tables, observer)
+    slices, shifts, shapes = tables["slices"], tables["slice_shifts"], tables["shapes"]
+    exams = tables["exams"].set_index("exam_id")
     out = []
     for exam_id, gp in gp_all.groupby("exam_id"):
         trees = {}
@@ -170,14 +196,25 @@ def aligned_distance(c: Case, f, n_iter: int = 6) -> float:
     return float(np.mean([c.distance(p + t, ph, su).mean() for (ph, su), p in pts.items()]))
 
 
-def evaluate(cases: list[Case], breath_hold: bool, shift_reference: str, settings=None) -> dict:
+def evaluate(cases: list[Case], breath_hold: bool, shift_reference: str, settings=None,
+             crossings: str | None = None, ridge: float | None = None) -> dict:
+    """Fit every case and compare with its truth; ``crossings`` ('cycle' or 'ed-es'): through-plane
+    shifts from the SAX/LAX contour crossings of every frame of ``case.cycle`` or of ED/ES only
+    (:func:`fit_exam_through_plane`)."""
+    from cmr_atlas.cine.lvmodel.through_plane import fit_exam_through_plane
+
     sh_err, sh_true, dist, ev, es, mass, slc_ev, rms, failed = [], [], [], [], [], [], [], [], 0
     tp_err, tp_true = [], []
     adist, seconds = [], []
     for c in cases:
         planes = planes_by_slice(c.slices, c.exam_id)
-        f = fit_exam(c.guide_points, planes, c.exam_id, "truth", breath_hold=breath_hold,
-                     shift_reference=shift_reference, settings=settings)
+        if crossings and breath_hold:
+            kw = {} if ridge is None else {"ridge_per_frame": ridge}
+            f = fit_exam_through_plane(c.guide_points, c.cycle if crossings == "cycle" else None, planes,
+                                       c.exam_id, "truth", shift_reference=shift_reference, settings=settings, **kw)
+        else:
+            f = fit_exam(c.guide_points, planes, c.exam_id, "truth", breath_hold=breath_hold,
+                         shift_reference=shift_reference, settings=settings)
         seconds.append(f.seconds)
         if f.status == "failed":
             failed += 1
@@ -209,6 +246,7 @@ def evaluate(cases: list[Case], breath_hold: bool, shift_reference: str, setting
         "edv": (np.mean(ev), np.std(ev)), "esv": (np.mean(es), np.std(es)),
         "mass": (np.mean(mass), np.std(mass)), "slices_edv": (np.mean(slc_ev), np.std(slc_ev)),
         "rms": float(np.mean(rms)) if rms else np.nan, "n": len(cases) - failed, "failed": failed,
+        "seconds": float(np.mean(seconds)) if seconds else np.nan,
     }
 
 
@@ -229,18 +267,30 @@ def main(argv=None) -> int:
     ap.add_argument("--smooth-bh", type=float, help="override FitSettings.smooth_breath_hold")
     ap.add_argument("--smooth-final", type=float, help="override FitSettings.smooth_final")
     ap.add_argument("--no-off", action="store_true", help="skip the run without correction")
-    ap.add_argument("--through-plane", action="store_true",
-                    help="also estimate through-plane shifts (config fit.through_plane)")
-    ap.add_argument("--tp-ridge", type=float, help="override FitSettings.through_plane_ridge")
+    ap.add_argument("--legacy-seed", type=int,
+                    help="legacy cohort generated in memory (truth only, every frame; with --n exams)")
+    ap.add_argument("--through-plane", nargs="?", const="model", default="off",
+                    choices=["off", "model", "crossings", "crossings-ed-es"],
+                    help="through-plane shifts: not estimated; estimated within the ED/ES model fit "
+                         "(FitSettings.through_plane); from the SAX/LAX contour crossings of every frame "
+                         "(config fit.through_plane; needs --legacy-seed) or of ED/ES only")
+    ap.add_argument("--tp-ridge", type=float, help="override FitSettings.through_plane_ridge (model) or "
+                                                   "through_plane.RIDGE_PER_FRAME (crossings)")
     args = ap.parse_args(argv)
     from cmr_atlas.cine.lvmodel.fit import FitSettings
 
+    from cmr_atlas.cine.lvmodel import through_plane
+
+    crossings = {"crossings": "cycle", "crossings-ed-es": "ed-es"}.get(args.through_plane)
     over = {k: v for k, v in (("smooth_breath_hold", args.smooth_bh),
                               ("smooth_final", args.smooth_final),
-                              ("through_plane_ridge", args.tp_ridge)) if v is not None}
-    over["through_plane"] = args.through_plane
+                              ("through_plane_ridge", None if crossings else args.tp_ridge)) if v is not None}
+    over["through_plane"] = args.through_plane == "model"
     settings = FitSettings(**over)
-    if args.cohort:
+    if args.legacy_seed is not None:
+        cases = legacy_cases(args.legacy_seed, args.n, args.observer)
+        label = f"legacy cohort seed {args.legacy_seed} in memory ({args.observer} contours, {len(cases)} exams)"
+    elif args.cohort:
         cases = cohort_cases(args.cohort, args.observer)
         label = f"synthetic cohort {args.cohort} ({args.observer} contours, {len(cases)} exams)"
     else:
@@ -253,19 +303,24 @@ def main(argv=None) -> int:
             c.guide_points = gp[~((gp["view"] != "sax") & (gp["kind"] == "contour"))]
         label += ", SAX contours only (LAX landmarks kept)"
     print(label)
+    ridge = args.tp_ridge if crossings and args.tp_ridge is not None else through_plane.RIDGE_PER_FRAME
+    tp = {"off": "not estimated", "model": f"estimated in the ED/ES fit (ridge {settings.through_plane_ridge:g})",
+          "crossings": f"from the SAX/LAX crossings of every frame (ridge {ridge:g} per frame)",
+          "crossings-ed-es": f"from the SAX/LAX crossings at ED and ES (ridge {ridge:g} per frame)"}[args.through_plane]
+    if crossings == "cycle" and any(c.cycle is None for c in cases):
+        ap.error("--through-plane crossings needs every frame's contours: --legacy-seed")
     print(f"shift reference: {args.shift_reference}; smoothing: breath-hold stage "
-          f"{settings.smooth_breath_hold:g}, final {settings.smooth_final:g}; through-plane "
-          f"{'estimated (ridge ' + format(settings.through_plane_ridge, 'g') + ')' if settings.through_plane else 'not estimated'}")
+          f"{settings.smooth_breath_hold:g}, final {settings.smooth_final:g}; through-plane {tp}")
     hdr = (f"{'breath-hold':<12}{'n':>3} {'shift err':>9} {'(true)':>7} {'surf dist':>9} {'aligned':>7} "
            f"{'EDV bias %':>14} {'ESV bias %':>14} {'mass bias %':>14} {'slices EDV %':>14} {'rms':>6} "
-           f"{'tp err':>6} {'(true)':>6}")
+           f"{'tp err':>6} {'(true)':>6} {'s/exam':>6}")
     print(hdr)
     for bh in (True,) if args.no_off else (True, False):
-        r = evaluate(cases, bh, args.shift_reference, settings)
+        r = evaluate(cases, bh, args.shift_reference, settings, crossings, ridge)
         pm = lambda m: f"{m[0]:+6.2f}+-{m[1]:5.2f}"  # noqa: E731
         print(f"{'on' if bh else 'off':<12}{r['n']:>3} {r['shift_err']:>9.2f} {r['shift_true']:>7.2f} "
               f"{r['dist']:>9.2f} {r['adist']:>7.2f} {pm(r['edv']):>14} {pm(r['esv']):>14} {pm(r['mass']):>14} "
-              f"{pm(r['slices_edv']):>14} {r['rms']:>6.2f} {r['tp_err']:>6.2f} {r['tp_true']:>6.2f}")
+              f"{pm(r['slices_edv']):>14} {r['rms']:>6.2f} {r['tp_err']:>6.2f} {r['tp_true']:>6.2f} {r['seconds']:>6.2f}")
     print("shift err: RMS in-plane error of SAX shifts after removing the common in-plane "
           "translation (mm); (true): RMS of the true in-plane shifts likewise; surf dist: mean "
           "distance of the 841-point surfaces to the truth (mm); aligned: the same after removing the best common translation; rms: data-to-surface RMS (mm)")

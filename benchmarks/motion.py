@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cmr_atlas.cine.lvmodel.cycle import WARM_ITERATIONS, fit_cycle  # noqa: E402
 from cmr_atlas.cine.lvmodel.exam import fit_exam  # noqa: E402
+from cmr_atlas.cine.lvmodel.through_plane import fit_exam_through_plane  # noqa: E402
+from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.cine.volume_curves import function_indices  # noqa: E402
 from cmr_atlas.core.geometry import planes_by_slice  # noqa: E402
 
@@ -51,9 +53,10 @@ def truth_cycle_guide_points(truth: dict[str, pd.DataFrame], observer: str = "tr
     return gp.assign(time_ms=gp["frame"].map(times))
 
 
-def truth_only(seed: int, index: int) -> dict[str, pd.DataFrame]:
+def truth_only(seed: int, index: int, observers: int = 0) -> dict[str, pd.DataFrame]:
     """The truth tables of exam ``index`` of the cohort ``seed``, as ``generate_exam`` makes them
-    (same seed streams) but without rendering the images, which the truth does not need."""
+    (same seed streams) but without rendering the images, which the truth does not need;
+    ``observers``: also that many simulated observers' ED/ES contours (obs1, obs2, ...)."""
     from cmr_atlas.synth import anatomy as an
     from cmr_atlas.synth.dicom_writer import make_patient_header
     from cmr_atlas.synth.mesa import cohort
@@ -70,7 +73,49 @@ def truth_only(seed: int, index: int) -> dict[str, pd.DataFrame]:
     hdr = make_patient_header(rng_hdr, f"cmr-atlas-synth-{seed}-{index}", subj["age"], subj["sex"],
                               subj["height_cm"], subj["weight_kg"])
     ex = cohort.SyntheticExam(cohort.exam_label(seed, index), subj, heart, acq, hdr, images=None)
-    return cohort._truth_tables(ex, rng_obs, 0)
+    return cohort._truth_tables(ex, rng_obs, observers)
+
+
+def clinical_truth_only(seed: int, index: int) -> dict[str, pd.DataFrame]:
+    """The cine truth of clinical exam ``index`` of the cohort ``seed`` (``synth.clinical``), as
+    :func:`cmr_atlas.synth.clinical.cine.render` makes it (same seed stream, the draws before any
+    image is rendered: timing, trabeculae, off-resonance, planes and breath-holds) without rendering
+    the images: contours and landmarks of every frame, slices, breath-hold shifts, per-frame volumes."""
+    import dataclasses
+
+    from cmr_atlas.core.geometry import plane_to_row
+    from cmr_atlas.synth import truth_rows as tr
+    from cmr_atlas.synth.clinical import cine
+    from cmr_atlas.synth.clinical import cohort as cc
+    from cmr_atlas.synth.clinical import planetruth as pt
+    from cmr_atlas.synth.clinical.render import phase_cached
+
+    rngs = cc._streams(seed, index)
+    ctx = cc.make_context(seed, index, 0.0, rngs)
+    ctx = dataclasses.replace(ctx, heart=phase_cached(ctx.heart))
+    rng = rngs["cine"]
+    tm = cine.draw_timing(rng, ctx)
+    cine.draw_trabeculae(rng)
+    cine.off_resonance_hz(rng, ctx)
+    plans = cine.plan_planes(rng, ctx)
+    phases = tm.phases()
+    frames = [(f, float(w), phases.get(f)) for f, w in enumerate(tm.activation)]
+    contours, marks = [], []
+    for pp in plans:
+        c, m = tr.plane_truth(ctx.label, ctx.heart, cine.SEQUENCE, pp.view, pp.sl, pp.plane, pp.shift_mm, frames)
+        contours += c
+        marks += m
+    truth = pt.truth_frames(contours, marks, {(pp.view, pp.sl): pp.plane for pp in plans}, rng, 0)
+    truth["volumes"] = tr.frame_volumes(ctx.label, ctx.heart, tm.activation, tm.trigger_ms, phases)
+    truth["slices"] = pd.DataFrame([plane_to_row(ctx.label, pp.view, pp.sl, pp.plane) for pp in plans])
+    truth["slice_shifts"] = pd.DataFrame([
+        {"exam_id": ctx.label, "view": pp.view, "slice_index": pp.sl, "dx_mm": pp.shift_mm[0],
+         "dy_mm": pp.shift_mm[1], "dz_mm": pp.shift_mm[2]} for pp in plans])
+    truth["exams"] = pd.DataFrame([{"exam_id": ctx.label, "ed_frame": tm.ed_frame, "es_frame": tm.es_frame,
+                                    "rr_ms": tm.rr_ms, "n_frames": len(tm.trigger_ms)}])
+    truth["subjects"] = pd.DataFrame([{"exam_id": ctx.label, **{k: v for k, v in ctx.subject.items()
+                                                                 if not k.startswith("target_")}}])
+    return truth
 
 
 def cnn_cycle_guide_points(seed: int, index: int, models) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
@@ -88,16 +133,22 @@ def cnn_cycle_guide_points(seed: int, index: int, models) -> tuple[dict[str, pd.
 
 
 def evaluate_exam(truth: dict[str, pd.DataFrame], observer: str, iterations: int,
-                  cgp: pd.DataFrame | None = None, keep: list | None = None) -> list[dict]:
-    """Fit ED/ES and every frame of one exam (its truth's guide points, or ``cgp``) and compare."""
+                  cgp: pd.DataFrame | None = None, keep: list | None = None,
+                  curves: list | None = None) -> list[dict]:
+    """Fit ED/ES and every frame of one exam (its truth's guide points, or ``cgp``) and compare;
+    ``curves``: gets a frame of the fitted and true volumes per method (``--dump``)."""
     from threadpoolctl import threadpool_limits
 
     label = str(truth["exams"]["exam_id"].iloc[0])
     cgp = truth_cycle_guide_points(truth, observer) if cgp is None else cgp
     planes = planes_by_slice(truth["slices"], label)
     src = str(cgp["source"].iloc[0])
-    ed = fit_exam(cgp[cgp["phase"].isin(["ED", "ES"])], planes, label, src, breath_hold=True,
-                  shift_reference="sax_mean")
+    gp = cgp[cgp["phase"].isin(["ED", "ES"])]
+    if default("fit.through_plane"):  # as the fit stage: through-plane shifts from the crossings
+        ed = fit_exam_through_plane(gp.drop(columns="time_ms"), cgp, planes, label, src,
+                                    shift_reference=default("fit.shift_reference"))
+    else:
+        ed = fit_exam(gp, planes, label, src, breath_hold=True, shift_reference=default("fit.shift_reference"))
     with threadpool_limits(limits=1):
         t0 = time.process_time()
         cyc = fit_cycle(cgp, planes, ed, iterations=iterations, keep_surfaces=keep is not None)
@@ -110,6 +161,10 @@ def evaluate_exam(truth: dict[str, pd.DataFrame], observer: str, iterations: int
         keep.append((ed, cyc))
     rows = []
     for method, v in cyc.volumes.items():
+        if curves is not None:
+            curves.append(pd.DataFrame({"exam": label, "method": method, "frame": cyc.frames,
+                                        "time_ms": cyc.time_ms, "volume_ml": v, "true_ml": true_v,
+                                        "rr_ms": float(ex["rr_ms"]) if "rr_ms" in ex else np.nan}))
         got = function_indices(cyc.time_ms, v, cyc.frames)
         row = {"exam": label, "method": method, "n_frames": len(cyc.frames), "cpu_s": cpu,
                "rms_ml": float(np.sqrt(np.mean((v - true_v) ** 2))), "bias_ml": float(np.mean(v - true_v)),
@@ -149,15 +204,21 @@ def main() -> int:
     ap.add_argument("--n-exams", type=int, default=16)
     ap.add_argument("--seed", type=int, default=40001, help="held-out cohort seed (never a training seed)")
     ap.add_argument("--observer", default="truth")
+    ap.add_argument("--protocol", default="legacy", choices=["legacy", "clinical"],
+                    help="legacy GRE exams (synth.mesa) or clinical bSSFP exams (synth.clinical; truth "
+                         "contours only, no --cnn)")
     ap.add_argument("--iterations", type=int, default=WARM_ITERATIONS, help="warm-start steps per frame")
     ap.add_argument("--cnn", action="store_true",
                     help="the automated path: the shipped networks' masks and landmarks (CPU, slow)")
     ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dump", type=Path, help="write every exam's fitted and true volume curves (parquet)")
     ap.add_argument("--atlas", action="store_true",
                     help="also build the ED+ES and motion atlases of the cohort and print the risk-factor "
                          "AUC table (motion modes beside ED+ES modes; use >= 100 exams)")
     args = ap.parse_args()
+    if args.protocol == "clinical" and args.cnn:
+        ap.error("--cnn runs the legacy protocol only (the shipped networks are trained on GRE exams)")
     models = None
     if args.cnn:
         import torch
@@ -169,18 +230,21 @@ def main() -> int:
         models = load_models(args.models_dir, method=default("landmarks.method"), device="cpu",
                              precision=default("inference.precision"))
     rows, keep, subjects = [], [] if args.atlas else None, []
+    curves = [] if args.dump else None
     for i in range(args.n_exams):
         if models is not None:
             truth, cgp = cnn_cycle_guide_points(args.seed, i, models)
-            rows += evaluate_exam(truth, "auto", args.iterations, cgp, keep)
+            rows += evaluate_exam(truth, "auto", args.iterations, cgp, keep, curves)
         else:
-            truth = truth_only(args.seed, i)
-            rows += evaluate_exam(truth, args.observer, args.iterations, keep=keep)
+            truth = (clinical_truth_only if args.protocol == "clinical" else truth_only)(args.seed, i)
+            rows += evaluate_exam(truth, args.observer, args.iterations, keep=keep, curves=curves)
         subjects.append(truth["subjects"])
         print(f"exam {i + 1}/{args.n_exams}", file=sys.stderr)
     df = pd.DataFrame(rows)
+    if curves:
+        pd.concat(curves, ignore_index=True).to_parquet(args.dump)
     what = "automated (shipped CNNs, every frame's masks)" if args.cnn else f"observer {args.observer} (every frame)"
-    print(f"Held-out legacy cohort: seed {args.seed}, {args.n_exams} exams, {what}, "
+    print(f"Held-out {args.protocol} cohort: seed {args.seed}, {args.n_exams} exams, {what}, "
           f"{args.iterations} warm-start steps per frame")
     _summary(df)
     model = df[df["method"] == "model"]

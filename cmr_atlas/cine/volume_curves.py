@@ -12,7 +12,8 @@ curve analysis (table ``function_indices``):
 * peak early filling rate (E) = the steepest rise in the first 60 % of diastole (ES to the last
   frame); its time after ES is the time to peak filling;
 * the atrial peak (A) = the steepest rise after the lowest filling rate that follows E (the
-  diastasis trough), if that trough falls below 60 % of E (a separate atrial wave); else null
+  diastasis trough), if that trough falls below 60 % of E (a separate atrial wave) and the peak
+  rises above it by at least 20 % of E (a wave, not the slow filling of diastasis); else null
   (E and A fused, or the acquisition ended before atrial contraction);
 * diastasis = the time between E and A during which the filling rate stays below 20 % of E
   (linear interpolation between frames); 0 when E and A fuse, null without an A peak.
@@ -31,6 +32,9 @@ from cmr_atlas.core.tables import Column, TableSchema, register
 
 EARLY_DIASTOLE_FRACTION = 0.6  # E is sought in this first share of diastole
 SEPARATE_A_FRACTION = 0.6  # a trough below this share of E separates the atrial wave
+# the atrial peak must rise above that trough by this share of E: slower filling at the end of an
+# acquisition that stops before atrial contraction is diastasis, not an atrial wave (docs/motion.md)
+ATRIAL_RISE_FRACTION = 0.2
 DIASTASIS_FRACTION = 0.2  # diastasis: filling slower than this share of E
 
 _KEY = (EXAM_ID, GUIDE_POINT_SOURCE, Column("method", "str", "model or slices", nullable=False))
@@ -131,7 +135,7 @@ def function_indices(time_ms: np.ndarray, volume_ml: np.ndarray, frames: np.ndar
         if i_tr < n - 1 and rate[i_tr] < SEPARATE_A_FRACTION * e:
             i_a = i_tr + int(np.argmax(rate[i_tr:]))
             a = float(rate[i_a])
-            if a > rate[i_tr] and i_a > i_tr:
+            if a - rate[i_tr] >= ATRIAL_RISE_FRACTION * e and i_a > i_tr:
                 out["pfr_a_ml_s"], out["e_a_ratio"] = a, e / a if a > 0 else None
                 out["diastasis_ms"] = _below_duration(t[i_e:i_a + 1], rate[i_e:i_a + 1], DIASTASIS_FRACTION * e)
     for k in ("per", "pfr_e", "pfr_a"):

@@ -174,3 +174,38 @@ def test_through_plane_shifts_are_estimated_along_the_normal():
     rms_err = np.sqrt(np.mean(np.concatenate(errs) ** 2))
     rms_true = np.sqrt(np.mean(np.concatenate(trues) ** 2))
     assert rms_err < 0.8 * rms_true, (rms_err, rms_true)
+
+
+def _curve_from_rates(a_amplitude: float):
+    """Volume curve of 30 frames (30 ms apart) from a filling-rate profile: ejection, an early
+    wave of 350 ml/s, diastasis at 20 ml/s and a late rise of ``a_amplitude`` ml/s above it."""
+    f = np.arange(30)
+    rate = np.where(f < 9, -330 * np.sin(np.pi * (f + 0.5) / 9), 0.0)
+    rate += (f >= 9) * (20 + 330 * np.exp(-0.5 * ((f - 12) / 1.5) ** 2))
+    rate += (f >= 9) * a_amplitude * np.exp(-0.5 * ((f - 27) / 1.5) ** 2)
+    t = f * 30.0
+    return t, 150 + np.concatenate([[0], np.cumsum((rate[1:] + rate[:-1]) / 2 * 0.03)])
+
+
+def test_atrial_peak_must_rise_above_diastasis():
+    """A late filling rate barely above diastasis (an acquisition that stops before atrial
+    contraction) is no atrial wave: A is null; a real wave is found."""
+    fi = function_indices(*_curve_from_rates(30.0))
+    assert fi["status"] == "ok" and fi["pfr_e_ml_s"] > 300
+    assert fi["pfr_a_ml_s"] is None and fi["e_a_ratio"] is None
+    fi = function_indices(*_curve_from_rates(200.0))
+    assert fi["pfr_a_ml_s"] == pytest.approx(220.0, rel=0.1) and fi["e_a_ratio"] > 1
+
+
+def test_slice_summation_ignores_rv_contours():
+    """Clinical annotations contour the RV too (surface rv_endo): the LV volumes ignore it."""
+    from tests.cine.known_lv import make_fixture
+
+    from cmr_atlas.cine.lvmodel.exam import slice_summation
+
+    fx = make_fixture(3, shift_sd_mm=1.0)
+    gp = fx.guide_points
+    endo = gp[(gp["kind"] == "contour") & (gp["view"] == "sax") & (gp["surface"] == "endo")]
+    rv = endo.assign(surface="rv_endo", x_mm=endo["x_mm"] + 40.0)
+    planes = fx.planes()
+    assert slice_summation(pd.concat([gp, rv], ignore_index=True), planes) == slice_summation(gp, planes)

@@ -25,6 +25,7 @@ from cmr_atlas.cine.lvmodel.exam import (APEX_WEIGHT, BASE_MARGIN_MM, FINE_MU, F
 from cmr_atlas.cine.lvmodel.fit import FitData, FitSettings, fit_warm
 from cmr_atlas.cine.lvmodel.frame import base_plane
 from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.core.vocab import SURFACES
 
 WARM_ITERATIONS = 2  # Levenberg-Marquardt steps per frame from the neighbour's fit (docs/motion.md)
 N_BISECT = 20  # bisection steps of each frame's base ring (40 for ED/ES; 20 are within 1e-4 mm)
@@ -67,7 +68,33 @@ def _frame_data(pts: pd.DataFrame, frame_local, plane: tuple[np.ndarray, np.ndar
     return FitData(points, fld, w, np.full(n, -1), np.zeros((0, 2, 3)), n_fields=2)
 
 
-def _corrected(gp: pd.DataFrame, shifts: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
+def with_sax_frame(cgp: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """``cgp`` with column ``frame_sax`` (the SAX frame each row stands for) and the SAX frames'
+    times (ms).  LAX rows carry their LAX frame; the SAX frame they stand for is the one with the
+    same trigger time (cycle guide points), else the one of the same phase (ED/ES guide points,
+    which have no ``time_ms``; their SAX frame numbers then stand in for times)."""
+    is_sax = (cgp["view"] == "sax").to_numpy()
+    sax = cgp[is_sax]
+    if "time_ms" in cgp:
+        key, times = "time_ms", sax.groupby("frame")["time_ms"].first()
+        by_key = {float(t): int(f) for f, t in times.items()}
+        lax_frame = cgp[key].astype(float).map(by_key)
+    else:
+        times = sax.groupby("frame")["frame"].first().astype(float)
+        by_key = {p: int(f) for p, f in zip(sax["phase"], sax["frame"]) if isinstance(p, str)}
+        lax_frame = cgp["phase"].map(by_key)
+    lax_frame = lax_frame.fillna(-1).to_numpy(dtype=int)
+    return cgp.assign(frame_sax=np.where(is_sax, cgp["frame"].to_numpy(dtype=int), lax_frame)), times
+
+
+def usable_frames(cgp: pd.DataFrame) -> np.ndarray:
+    """SAX frames (of ``frame_sax``) with an endocardial contour on at least MIN_SAX_SLICES slices."""
+    endo = cgp[(cgp["kind"] == "contour") & (cgp["view"] == "sax") & (cgp["surface"] == "endo")]
+    n_sl = endo.groupby("frame_sax")["slice_index"].nunique()
+    return np.array(sorted(int(f) for f, n in n_sl.items() if n >= MIN_SAX_SLICES), dtype=int)
+
+
+def corrected(gp: pd.DataFrame, shifts: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
     """Guide points minus their slice's breath-hold shift (patient coordinates)."""
     d = np.zeros((len(gp), 3))
     keys = pd.DataFrame({"v": gp["view"].astype(str).to_numpy(), "s": gp["slice_index"].fillna(0).astype(int).to_numpy()})
@@ -107,16 +134,9 @@ def fit_cycle(cgp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], ed: 
     if cgp.empty:
         out.qc_reason = "no_cycle_guide_points"
         return out
-    # LAX landmark rows carry their LAX frame; the SAX frame they stand for is the one with the
-    # same trigger time
-    times = cgp[cgp["view"] == "sax"].groupby("frame")["time_ms"].first()
-    by_time = {float(t): int(f) for f, t in times.items()}
-    is_sax = (cgp["view"] == "sax").to_numpy()
-    lax_frame = cgp["time_ms"].astype(float).map(by_time).fillna(-1).to_numpy(dtype=int)
-    cgp = cgp.assign(frame_sax=np.where(is_sax, cgp["frame"].to_numpy(dtype=int), lax_frame))
-    endo = cgp[(cgp["kind"] == "contour") & (cgp["view"] == "sax") & (cgp["surface"] == "endo")]
-    n_sl = endo.groupby("frame_sax")["slice_index"].nunique()
-    frames = np.array(sorted(int(f) for f, n in n_sl.items() if n >= MIN_SAX_SLICES), dtype=int)
+    cgp, times = with_sax_frame(cgp)
+    cgp = cgp[(cgp["kind"] != "contour") | cgp["surface"].isin(SURFACES)]  # LV contours only (no RV)
+    frames = usable_frames(cgp)
     out.frames, out.time_ms = frames, np.array([float(times[f]) for f in frames])
     spacing = sax_spacing_mm(planes)
     cont = dict(tuple(cgp[(cgp["kind"] == "contour") & (cgp["view"] == "sax")].groupby("frame_sax")))
@@ -139,7 +159,7 @@ def _fit_frames(cgp: pd.DataFrame, frames: np.ndarray, ed: ExamFit, s: FitSettin
                 out: CycleFit, keep_surfaces: bool) -> None:
     frame = ed.frame
     shifts = {(v, int(k)): d for v, k, d in ed.shifts}
-    cgp = _corrected(cgp, shifts)
+    cgp = corrected(cgp, shifts)
     base = _planes(cgp, frames, frame.to_local, ed.planes["ED"])
     anchors = {_anchor(cgp, "ED"): "ED", _anchor(cgp, "ES"): "ES"}
     anchors = {f: p for f, p in anchors.items() if f is not None and p in ed.planes}

@@ -260,7 +260,8 @@ def slice_volumes_ml(cont: pd.DataFrame, planes: dict[tuple[str, int], SlicePlan
     """(cavity, myocardium) volumes of one frame's SAX contours by slice summation (NaN if none).
 
     Plain arrays rather than a pandas groupby: the per-frame volume curves call this ~30 times an
-    exam."""
+    exam.  Only LV contours count (an RV contour, as in clinical annotations, is not the LV's)."""
+    cont = cont[cont["surface"].isin(SURFACES)]
     sl = cont["slice_index"].to_numpy(dtype=int)
     epi = (cont["surface"] == "epi").to_numpy()
     order = np.lexsort((cont["point_index"].to_numpy(), epi, sl))

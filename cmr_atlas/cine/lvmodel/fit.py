@@ -54,7 +54,8 @@ class FitSettings:
     # through-plane component (shift_basis with C = 3): a ridge of this many median-weight data
     # points at 1 mm, i.e. a prior SD of sigma_floor_mm / sqrt(this) (docs/motion.md)
     through_plane_ridge: float = 150.0
-    through_plane: bool = False  # also estimate each slice's through-plane shift (config fit.through_plane)
+    through_plane: bool = False  # also estimate each slice's through-plane shift within the ED/ES fit
+    # (weakly identifiable; config fit.through_plane uses cmr_atlas.cine.lvmodel.through_plane instead)
     bh_iterations: int = 15
     final_iterations: int = 8
     tol_bh_mm: float = 0.05  # breath-hold stage stops when no shift or surface point moves more

@@ -66,7 +66,7 @@ SLICE_SHIFTS = register(TableSchema(
     description=(
         "Estimated breath-hold displacement of each slice with contours, in patient coordinates "
         "(same sign as the synthetic truth: the heart appeared at p + d, corrected contour = "
-        "observed - d). In-plane components only, unless config fit.through_plane (then also the component along the plane normal). Reference (default `sax_mean`): the SAX "
+        "observed - d). In-plane components only, unless config fit.through_plane (then SAX slices also have a component along the plane normal, from the SAX/LAX contour crossings, summing to zero over the stack; sources without LAX contours keep none). Reference (default `sax_mean`): the SAX "
         "shifts sum to zero and the LAX views get their own shifts; with `--shift-reference "
         "lax` the LAX views are fixed (listed with zero). All zero with --no-breath-hold."
     ),

@@ -20,7 +20,7 @@ from cmr_atlas.cine.guidepoints import CYCLE_GUIDE_POINTS, GUIDE_POINTS
 from cmr_atlas.core.geometry import planes_by_slice
 from cmr_atlas.cine.lvmodel.cycle import CycleFit, fit_cycle
 from cmr_atlas.cine.lvmodel.exam import ExamFit, fit_exam
-from cmr_atlas.cine.lvmodel.fit import FitSettings
+from cmr_atlas.cine.lvmodel.through_plane import fit_exam_through_plane
 from cmr_atlas.cine.lvmodel.outputs import CYCLE_TABLES, TABLES, tables_from_cycles, tables_from_fits
 from cmr_atlas.core.config import default
 from cmr_atlas.core.runner import EXAM_STATUS, ExamFailure, run_exams, write_status
@@ -34,15 +34,20 @@ Group = tuple[tuple[str, str], pd.DataFrame]  # ((exam_id, source), guide points
 
 
 def _fit_one(group: Group, slices: pd.DataFrame, breath_hold: bool, shift_reference: str,
-             vtp_dir: Path | None, settings: FitSettings | None = None) -> ExamFit:
+             vtp_dir: Path | None, through_plane: bool = False,
+             cycle: dict[tuple[str, str], pd.DataFrame] | None = None) -> ExamFit:
     (exam_id, source), gp = group
     try:
         planes = planes_by_slice(slices, exam_id)
     except (KeyError, ValueError) as exc:  # the type only: a message may quote values
         log.warning("exam %s: bad slice planes (%s)", exam_id, type(exc).__name__)
         planes = {}
-    f = fit_exam(gp, planes, str(exam_id), str(source), breath_hold=breath_hold,
-                 shift_reference=shift_reference, settings=settings)
+    if through_plane and breath_hold:
+        f = fit_exam_through_plane(gp, (cycle or {}).get((exam_id, source)), planes, str(exam_id), str(source),
+                                   shift_reference=shift_reference)
+    else:
+        f = fit_exam(gp, planes, str(exam_id), str(source), breath_hold=breath_hold,
+                     shift_reference=shift_reference)
     log.info("fit %s/%s: %s%s in %.2f s, rms %s mm", exam_id, source, f.status,
              f" ({f.qc_reason})" if f.qc_reason else "", f.seconds,
              f"{f.rms_residual_mm:.2f}" if f.rms_residual_mm is not None else "-")
@@ -55,19 +60,23 @@ def _fit_one(group: Group, slices: pd.DataFrame, breath_hold: bool, shift_refere
 
 def fit_exams(guide_points: pd.DataFrame, slices: pd.DataFrame, breath_hold: bool | None = None,
               vtp_dir: Path | None = None, shift_reference: str | None = None,
-              through_plane: bool | None = None) -> list[ExamFit]:
+              through_plane: bool | None = None, cycle_guide_points: pd.DataFrame | None = None) -> list[ExamFit]:
     """One :class:`ExamFit` per (exam, source) of a guide-point table, in (exam, source) order.
 
     ``breath_hold``, ``shift_reference`` and ``through_plane`` default to the config's ``fit``
-    defaults.
+    defaults.  With ``through_plane`` the SAX slices' through-plane shifts come from the SAX/LAX
+    contour crossings (:mod:`cmr_atlas.cine.lvmodel.through_plane`) of every frame of the
+    (exam, source)'s ``cycle_guide_points``, else of its ED/ES guide points.
     """
     breath_hold = default("fit.breath_hold") if breath_hold is None else breath_hold
     shift_reference = shift_reference or default("fit.shift_reference")
     through_plane = default("fit.through_plane") if through_plane is None else through_plane
-    settings = FitSettings(through_plane=True) if through_plane else None
+    cycle = (dict(tuple(cycle_guide_points.groupby(["exam_id", "source"])))
+             if through_plane and cycle_guide_points is not None and len(cycle_guide_points) else None)
     groups: list[Group] = [((str(e), str(s)), gp) for (e, s), gp in
                            guide_points.groupby(["exam_id", "source"], sort=True)]
-    outcomes = run_exams(groups, lambda g: _fit_one(g, slices, breath_hold, shift_reference, vtp_dir, settings),
+    outcomes = run_exams(groups, lambda g: _fit_one(g, slices, breath_hold, shift_reference, vtp_dir,
+                                                    through_plane, cycle),
                          STAGE, log, exam_id=lambda g: g[0][0], unit="exam fits")
     fits = []
     for ((exam_id, source), _), o in zip(groups, outcomes):
@@ -144,18 +153,24 @@ def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_
               all_frames: bool | None = None, through_plane: bool | None = None) -> dict[str, pd.DataFrame]:
     """Fit one shard's guide points and write the five fit tables and the ``exam_status`` rows;
     with ``cycle`` also the per-frame tables ``volume_curves``, ``function_indices`` and
-    ``motion_shapes`` (empty when ``all_frames``, default config ``fit.all_frames``, is off)."""
+    ``motion_shapes`` (empty when ``all_frames``, default config ``fit.all_frames``, is off).
+    ``through_plane`` (config ``fit.through_plane``): SAX through-plane shifts from the contour
+    crossings (:mod:`cmr_atlas.cine.lvmodel.through_plane`)."""
     slices = read_table(slices_path)
+    all_frames = default("fit.all_frames") if all_frames is None else all_frames
+    through_plane = default("fit.through_plane") if through_plane is None else through_plane
+    # the per-frame guide points feed the through-plane estimate too: then they come first
+    cgp = cycle.guide_points() if cycle is not None and all_frames and through_plane else None
     fits = fit_exams(read_table(guide_points_path, GUIDE_POINTS), slices, breath_hold,
-                     Path(vtp_dir) if vtp_dir else None, shift_reference, through_plane)
+                     Path(vtp_dir) if vtp_dir else None, shift_reference, through_plane, cgp)
     tables = tables_from_fits(fits)
     paths = {"shapes": shapes_path, "model_frames": model_frames_path, "slice_shifts": slice_shifts_path,
              "measures": measures_path, "wall_thickness": wall_thickness_path}
     for name, df in tables.items():
         write_table(df, paths[name], TABLES[name])
     if cycle is not None:
-        all_frames = default("fit.all_frames") if all_frames is None else all_frames
-        cgp = cycle.guide_points() if all_frames else CYCLE_GUIDE_POINTS.empty()
+        if cgp is None:
+            cgp = cycle.guide_points() if all_frames else CYCLE_GUIDE_POINTS.empty()
         per_frame = tables_from_cycles(cycle_fits(fits, cgp, slices))
         for name, path in (("volume_curves", volume_curves_path), ("function_indices", function_indices_path),
                            ("motion_shapes", motion_shapes_path)):
