@@ -22,7 +22,7 @@ import numpy as np
 
 NATIVE_T1_MS = {1.5: 1000.0, 3.0: 1200.0}  # remote myocardium, MOLLI-like reference values
 WASHOUT_PER_MIN = 0.015
-VERDICTS = ("ok", "too short", "too long", "no reliable null point")
+VERDICTS = ("ok", "too_short", "too_long", "no_reliable_null")
 
 
 def expected_lge_null_ms(scout_null_ms, minutes_after_scout, field_t: float = 1.5,
@@ -40,12 +40,12 @@ def expected_lge_null_ms(scout_null_ms, minutes_after_scout, field_t: float = 1.
 def ti_verdict(lge_ti_ms: float | None, expected_null_ms: float | None, tolerance_ms: float = 25.0,
                tolerance_fraction: float = 0.08) -> str:
     """``ok`` within max(tolerance_ms, tolerance_fraction x expected) of the expected null, else
-    ``too short`` / ``too long``; ``no reliable null point`` when either value is missing."""
+    ``too_short`` / ``too_long``; ``no_reliable_null`` when either value is missing."""
     if lge_ti_ms is None or expected_null_ms is None or not np.isfinite([lge_ti_ms, expected_null_ms]).all():
-        return "no reliable null point"
+        return "no_reliable_null"
     tol = max(tolerance_ms, tolerance_fraction * expected_null_ms)
     if lge_ti_ms < expected_null_ms - tol:
-        return "too short"
+        return "too_short"
     if lge_ti_ms > expected_null_ms + tol:
-        return "too long"
+        return "too_long"
     return "ok"

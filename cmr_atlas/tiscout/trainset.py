@@ -14,7 +14,7 @@ observer 2's is kept to report inter-reader agreement.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,10 @@ from cmr_atlas.tiscout.windows import order_scout
 
 TRAIN_SEED = 151000
 BENCHMARK_SEED = 152000
-SIZES = (64, 32)  # network grids stored: the paper-like networks and the small default
+SIZES = (64, 32)
+# truth for scoring the LGE audit: the operator's LGE TI and its error class, the null at LGE time,
+# minutes from the scout's start to the LGE, field strength
+AUDIT_KEYS = ("operator_ti_ms", "operator_error", "lge_null_ti_ms", "lge_minutes_after_scout", "field_t")  # network grids stored: the paper-like networks and the small default
 
 
 @dataclass
@@ -46,6 +49,7 @@ class ScoutSet:
     amyloid: np.ndarray      # (N,) bool
     view: np.ndarray         # (N,) str
     subject: np.ndarray      # (N,) exam index: one subject may have a SAX and a 4-chamber scout
+    audit: dict = field(default_factory=dict)  # AUDIT_KEYS -> (N,): the LGE truth of the exam
 
     def __len__(self) -> int:
         return len(self.obs1)
@@ -54,12 +58,14 @@ class ScoutSet:
         idx = np.asarray(idx)
         return ScoutSet(self.raw[idx], self.spacing_mm[idx], {k: v[idx] for k, v in self.frames.items()},
                         self.ti_ms[idx], self.obs1[idx], self.obs2[idx], self.null_frame[idx],
-                        self.null_ti_ms[idx], self.amyloid[idx], self.view[idx], self.subject[idx])
+                        self.null_ti_ms[idx], self.amyloid[idx], self.view[idx], self.subject[idx],
+                        {k: v[idx] for k, v in self.audit.items()})
 
     def save(self, path: str | Path) -> Path:
         arrays = {k: getattr(self, k) for k in ("raw", "spacing_mm", "ti_ms", "obs1", "obs2", "null_frame",
                                                 "null_ti_ms", "amyloid", "view", "subject")}
         arrays.update({f"frames{k}": v for k, v in self.frames.items()})
+        arrays.update(self.audit)
         np.savez_compressed(path, **arrays)
         return Path(path)
 
@@ -68,7 +74,8 @@ class ScoutSet:
         z = np.load(path, allow_pickle=False)
         frames = {int(k[len("frames"):]): z[k] for k in z.files if k.startswith("frames")}
         return cls(z["raw"], z["spacing_mm"], frames, z["ti_ms"], z["obs1"], z["obs2"], z["null_frame"],
-                   z["null_ti_ms"], z["amyloid"], z["view"], z["subject"])
+                   z["null_ti_ms"], z["amyloid"], z["view"], z["subject"],
+                   {k: z[k] for k in AUDIT_KEYS if k in z.files})
 
 
 def _exam_scouts(args: tuple) -> list[dict]:
@@ -88,7 +95,10 @@ def _exam_scouts(args: tuple) -> list[dict]:
         out.append({"raw": s.frames, "spacing_mm": np.array(series.planes[0].pixel_spacing_mm), "ti_ms": s.ti_ms,
                     "obs1": inv[int(row.obs1_frame)], "obs2": inv[int(row.obs2_frame)],
                     "null_frame": inv[int(row.null_frame)], "null_ti_ms": float(row.null_ti_ms),
-                    "amyloid": bool(ctx.physiology.amyloid_like), "view": series.view, "subject": index})
+                    "amyloid": bool(ctx.physiology.amyloid_like), "view": series.view, "subject": index,
+                    "operator_ti_ms": float(row.operator_ti_ms), "operator_error": str(row.operator_error),
+                    "lge_null_ti_ms": float(row.lge_null_ti_ms), "field_t": float(ctx.field_t),
+                    "lge_minutes_after_scout": float(ctx.timeline.lge_min - series.start_min)})
     return out
 
 
@@ -104,4 +114,4 @@ def generate_scouts(seed: int, n_exams: int, amyloid_fraction: float = 0.0, jobs
               for n in sizes}
     return ScoutSet(np.stack([r["raw"] for r in rows]), col("spacing_mm"), frames, col("ti_ms"), col("obs1"),
                     col("obs2"), col("null_frame"), col("null_ti_ms"), col("amyloid"), col("view").astype(str),
-                    col("subject"))
+                    col("subject"), {k: col(k) for k in AUDIT_KEYS})

@@ -89,8 +89,8 @@ def test_null_ti_drifts_up_after_the_scout():
 
 
 @pytest.mark.parametrize("lge, expected, verdict", [
-    (300.0, 305.0, "ok"), (250.0, 305.0, "too short"), (380.0, 305.0, "too long"),
-    (None, 305.0, "no reliable null point"), (300.0, float("nan"), "no reliable null point"),
+    (300.0, 305.0, "ok"), (250.0, 305.0, "too_short"), (380.0, 305.0, "too_long"),
+    (None, 305.0, "no_reliable_null"), (300.0, float("nan"), "no_reliable_null"),
 ])
 def test_verdicts(lge, expected, verdict):
     assert audit.ti_verdict(lge, expected) == verdict
