@@ -2,8 +2,9 @@
 decoding, and the classical fit as a second opinion; every failure is a ``qc_reason``.
 
 Decodings (:mod:`cmr_atlas.tiscout.windows`): ``first_acceptable`` (the paper) and
-``change_point`` (default: robust to a stray early "acceptable").  ``confidence`` is the change
-point's likelihood share; below ``min_confidence`` the frame is still reported but with the QC
+``change_point`` (default: robust to a stray early "acceptable").  ``confidence`` is the
+likelihood share of change points within one frame of the chosen null
+(:func:`~cmr_atlas.tiscout.windows.null_confidence`); below ``min_confidence`` the frame is still reported but with the QC
 reason "ambiguous null point", which the LGE audit reads as "no reliable null point" (amyloid-like
 myocardium typically lands there).
 """
@@ -84,13 +85,14 @@ def select_null(frames: np.ndarray, ti_ms, spacing_mm: tuple[float, float], mode
     p = window_probabilities(net, card, s.frames, spacing_mm)
     out.p_acceptable = [round(float(v), 4) for v in p]
     out.first_acceptable_frame = W.first_acceptable(p)
-    out.change_point_frame, conf = W.change_point(p)
-    out.confidence = round(conf, 4)
+    out.change_point_frame = W.change_point(p)[0]
     if decoding == "classical":
         frame, out.method, out.qc_reason = cl.null_frame, "classical", cl.qc_reason
     else:
         frame = out.change_point_frame if decoding == "change_point" else out.first_acceptable_frame
         out.method = f"{model}:{decoding}"
+        conf = W.null_confidence(p, frame)
+        out.confidence = round(conf, 4)
         if frame is None:
             out.qc_reason = "no acceptable window: no reliable null point"
         elif conf < min_confidence:

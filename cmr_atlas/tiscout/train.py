@@ -56,6 +56,7 @@ class TrainCfg:
     near: int = 10      # windows with t0 < min(obs1) + near: all, every epoch
     extra: int = 3      # random later windows per scout and epoch
     val_fraction: float = 0.15
+    steps: int | None = None  # batches per epoch (None: every selected window once)
 
 
 def _window_batch(frames: np.ndarray, n: np.ndarray, t0: np.ndarray) -> torch.Tensor:
@@ -129,7 +130,7 @@ def train(arch: str, data: ScoutSet, cfg: TrainCfg, checkpoint: Path | None = No
     for epoch in range(cfg.epochs):
         model.train()
         n, t0 = _epoch_windows(data.obs1, frames.shape[1], cfg, rng)
-        order = rng.permutation(len(n))
+        order = rng.permutation(len(n))[:None if cfg.steps is None else cfg.steps * cfg.batch]
         for i in range(0, len(order), cfg.batch):
             b = order[i:i + cfg.batch]
             x = _augment(_window_batch(frames, n[b], t0[b]), g)
@@ -193,10 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", help="model name (final model)")
     ap.add_argument("--epochs", type=int, default=TrainCfg.epochs)
     ap.add_argument("--max-seconds", type=float, default=TrainCfg.max_seconds)
+    ap.add_argument("--steps", type=int, help="batches per epoch (default: every selected window once)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     data = ScoutSet.load(args.data)
-    cfg = TrainCfg(epochs=args.epochs, max_seconds=args.max_seconds)
+    cfg = TrainCfg(epochs=args.epochs, max_seconds=args.max_seconds, steps=args.steps)
     if args.cv:
         held = ScoutSet.load(args.heldout) if args.heldout else None
         res = cross_validate(args.arch, data, args.cv, cfg, args.folds, held)

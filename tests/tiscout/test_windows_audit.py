@@ -100,3 +100,12 @@ def test_verdicts(lge, expected, verdict):
 def test_unknown_field_strength_is_a_specific_error():
     with pytest.raises(ValueError, match="field strength 7.0 T"):
         audit.expected_lge_null_ms(300.0, 5.0, 7.0)
+
+
+def test_null_confidence_counts_the_neighbouring_change_points():
+    clear = np.array([0.01, 0.02, 0.03, 0.99, 0.99, 0.99, 0.99])
+    open_ = np.array([0.3, 0.5, 0.5, 0.5, 0.5, 0.6, 0.7])
+    assert W.null_confidence(clear, W.change_point(clear)[0]) > 0.95
+    assert W.null_confidence(open_, W.change_point(open_)[0]) < 0.6
+    assert W.null_confidence(clear, None) == 0.0
+    assert W.change_point_shares(open_).sum() == pytest.approx(1.0)
