@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cmr_atlas.core.config import default
 from cmr_atlas.tiscout import audit
 from cmr_atlas.tiscout import windows as W
 from cmr_atlas.tiscout.classical import classical_null
@@ -98,10 +99,50 @@ def confusion_figure(pred, ref, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def decoding_figure(prob: np.ndarray, s: ScoutSet, path: Path, n: int = 3) -> None:
+    """Window probabilities of the scouts where the two decodings differ most (else the first
+    scouts), with observer 1's frame and both decoded frames."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fa, cp = decode(prob, "first_acceptable"), decode(prob, "change_point")
+    gap = np.nan_to_num(np.abs(cp - fa), nan=99.0)
+    pick = np.argsort(-gap, kind="stable")[:n]
+    fig, axes = plt.subplots(1, n, figsize=(4.0 * n, 3.0), squeeze=False)
+    t0 = W.window_t0(s.ti_ms.shape[1])
+    for ax, i in zip(axes[0], pick):
+        ax.plot(t0, prob[i], "o-", ms=3, label="P(acceptable)")
+        ax.axvline(s.obs1[i], color="k", ls=":", label="observer 1")
+        for f, c, lab in ((fa[i], "tab:red", "first acceptable"), (cp[i], "tab:green", "change point")):
+            if np.isfinite(f):
+                ax.axvline(f, color=c, alpha=0.7, label=lab)
+        ax.set_xlim(1, 14)
+        ax.set_xlabel("window t0 (frame)")
+        ax.set_title(f"scout {i} ({s.view[i]}{', amyloid' if s.amyloid[i] else ''})", fontsize=9)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _saliency_png(s: ScoutSet, null: np.ndarray, path: Path) -> None:
+    from cmr_atlas.report.tiscout import saliency_figure
+    from cmr_atlas.tiscout.saliency import window_saliency
+
+    model, card = load_ti_model("ti_default")
+    i = int(np.nonzero(np.isfinite(null) & (s.view == "sax"))[0][0])
+    f = int(null[i])
+    t0 = [f - 2, f, f + 3]
+    saliency_figure(window_saliency(model, card, s.raw[i], tuple(s.spacing_mm[i]), t0), t0, s.ti_ms[i], path)
+
+
 def speed(name: str, s: ScoutSet, n: int = 10) -> float:
     model, card = load_ti_model(name)
     torch.set_num_threads(2)
     window_probabilities(model, card, s.raw[0], tuple(s.spacing_mm[0]))  # warm-up
+    n = min(n, len(s))
     t = time.perf_counter()
     for i in range(n):
         window_probabilities(model, card, s.raw[i], tuple(s.spacing_mm[i]))
@@ -117,12 +158,13 @@ def classical_frames(s: ScoutSet) -> tuple[np.ndarray, float]:
 def audit_check(s: ScoutSet, null_frame: np.ndarray) -> str:
     """Verdicts of the audit (predicted scout null -> expected LGE null vs the operator's TI)
     against the generator's operator_error (right / short / long against the true LGE null)."""
-    a = s.audit
+    a, cfg = s.audit, default("tiscout.audit")
     rows = {}
     for i in range(len(s)):
         exp = None if not np.isfinite(null_frame[i]) else float(audit.expected_lge_null_ms(
-            s.ti_ms[i, int(null_frame[i])], a["lge_minutes_after_scout"][i], float(a["field_t"][i])))
-        v = audit.ti_verdict(float(a["operator_ti_ms"][i]), exp)
+            s.ti_ms[i, int(null_frame[i])], a["lge_minutes_after_scout"][i], float(a["field_t"][i]),
+            cfg["washout_per_min"], cfg["scout_to_lge"]))
+        v = audit.ti_verdict(float(a["operator_ti_ms"][i]), exp, cfg["tolerance_ms"], cfg["tolerance_fraction"])
         rows.setdefault(str(a["operator_error"][i]), []).append(v)
     lines = ["truth \\ verdict " + " ".join(f"{v:>16s}" for v in audit.VERDICTS)]
     for t, vs in sorted(rows.items()):
@@ -138,7 +180,15 @@ def main(argv=None) -> int:
     ap.add_argument("--amyloid")
     ap.add_argument("--cv", help="folder of cv_<arch>.npz")
     ap.add_argument("--figures", help="folder for the confusion and decoding figures")
+    ap.add_argument("--calibrate", help="scouts (seed 154000): print the audit's scout_to_lge factor and stop")
     args = ap.parse_args(argv)
+    if args.calibrate:
+        c = ScoutSet.load(args.calibrate)
+        f = audit.scout_to_lge_factor(c.null_ti_ms, c.audit["lge_null_ti_ms"], c.audit["lge_minutes_after_scout"],
+                                      c.audit["field_t"], default("tiscout.audit")["washout_per_min"])
+        print(f"scout_to_lge over {len(c)} scouts: median {np.median(f):.3f}, IQR {np.percentile(f, 25):.3f}-"
+              f"{np.percentile(f, 75):.3f}")
+        return 0
     s = ScoutSet.load(args.bench)
     print(f"held-out: {len(s)} scouts from {len(np.unique(s.subject))} exams (seed 152000); "
           f"{int(s.amyloid.sum())} amyloid-like, {int(np.sum(s.view != 'sax'))} 4-chamber")
@@ -185,6 +235,8 @@ def main(argv=None) -> int:
         if args.figures:
             confusion_figure(best, s.obs1, Path(args.figures) / "tiscout_confusion.png",
                              f"ti_default, change point, {len(s)} held-out scouts")
+            decoding_figure(probs["ti_default"], s, Path(args.figures) / "tiscout_decoding.png")
+            _saliency_png(s, best, Path(args.figures) / "tiscout_saliency.png")
     print("\n== speed per scout (network only; CPU threads 2) ==")
     for name in probs:
         print(f"{name:12s} {1000 * speed(name, s):7.1f} ms")

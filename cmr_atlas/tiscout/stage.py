@@ -87,8 +87,8 @@ def scout_row(s: SeriesImages, **options) -> tuple[dict, TiSelection]:
     return row, sel
 
 
-def audit_rows(scouts: pd.DataFrame, lges: list[SeriesImages], washout_per_min: float, tolerance_ms: float,
-               tolerance_fraction: float) -> list[dict]:
+def audit_rows(scouts: pd.DataFrame, lges: list[SeriesImages], washout_per_min: float, scout_to_lge: float,
+               tolerance_ms: float, tolerance_fraction: float) -> list[dict]:
     """``lge_ti_audit`` rows of an exam's LGE series against its scouts' rows (options: the
     config's ``tiscout.audit``)."""
     rows = []
@@ -105,7 +105,8 @@ def audit_rows(scouts: pd.DataFrame, lges: list[SeriesImages], washout_per_min: 
         minutes = (t_lge - ref.acquisition_time_s) / 60.0
         expected = None
         if len(reliable) and np.isfinite(minutes):
-            expected = float(audit.expected_lge_null_ms(ref.null_ti_ms, minutes, _field_t(s), washout_per_min))
+            expected = float(audit.expected_lge_null_ms(ref.null_ti_ms, minutes, _field_t(s), washout_per_min,
+                                                        scout_to_lge))
         verdict = audit.ti_verdict(lge_ti, expected, tolerance_ms, tolerance_fraction)
         rows.append({"exam_id": s.exam_id, "series_index": s.series_index, "kind": s.kind,
                      "scout_series_index": int(ref.series_index), "scout_null_ti_ms": ref.null_ti_ms,

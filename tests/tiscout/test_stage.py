@@ -35,10 +35,12 @@ def test_audit_judges_against_the_latest_reliable_scout_before_the_lge():
         {"exam_id": "E", "series_index": 12, "null_ti_ms": 300.0, "acquisition_time_s": 36060.0},
         {"exam_id": "E", "series_index": 30, "null_ti_ms": 500.0, "acquisition_time_s": 40000.0},  # after
     ])
-    rows = ST.audit_rows(scouts, [_lge(330.0, 36360.0), _lge(250.0, 36360.0, 21), _lge(420.0, 36360.0, 22)], **AUDIT)
+    lge_null = AUDIT["scout_to_lge"] * 300.0  # the LGE readout's null at the scout's time
+    rows = ST.audit_rows(scouts, [_lge(lge_null + 10, 36360.0), _lge(lge_null - 60, 36360.0, 21),
+                                  _lge(lge_null + 80, 36360.0, 22)], **AUDIT)
     assert [r["scout_series_index"] for r in rows] == [12, 12, 12]
     assert rows[0]["minutes_after_scout"] == pytest.approx(5.0)
-    assert 300.0 < rows[0]["expected_null_ti_ms"] < 330.0  # drifted up in 5 minutes
+    assert lge_null < rows[0]["expected_null_ti_ms"] < lge_null + 30.0  # drifted up in 5 minutes
     assert [r["verdict"] for r in rows] == ["ok", "too_short", "too_long"]
 
 
