@@ -4,8 +4,8 @@ that ingest wrote (``<results>/cache/series/<exam_id>/``).
 
 Exams without a scout get no rows; a scout that cannot give a null point gets a row with its
 ``qc_reason`` (and its LGE series the verdict ``no_reliable_null``); one failing series never stops
-the shard.  The scout an LGE series is judged against: the latest scout with a reliable null
-acquired before it (else the nearest in time).
+the shard.  The scouts an LGE series is judged against: those with a reliable null acquired
+before it (see :func:`audit_rows`).
 """
 
 from __future__ import annotations
@@ -53,9 +53,10 @@ LGE_TI_AUDIT = register(TableSchema(
     columns=(
         EXAM_ID, _SERIES_INDEX,
         Column("kind", "str", "lge (magnitude) or lge_psir"),
-        Column("scout_series_index", "int", "series_index of the scout it is judged against"),
-        Column("scout_null_ti_ms", "float", "that scout's null TI", "ms"),
-        Column("minutes_after_scout", "float", "LGE acquisition minus scout acquisition time", "min"),
+        Column("scout_series_index", "int", "series_index of the latest scout it is judged against (the "
+               "reliable scouts acquired before it; their drifted nulls' median is the expectation)"),
+        Column("scout_null_ti_ms", "float", "median null TI of those scouts", "ms"),
+        Column("minutes_after_scout", "float", "LGE acquisition minus the latest such scout's acquisition time", "min"),
         Column("expected_null_ti_ms", "float", "myocardial null TI expected at the LGE time", "ms"),
         Column("lge_ti_ms", "float", "the LGE series' InversionTime (median over its images)", "ms"),
         Column("ti_error_ms", "float", "lge_ti_ms - expected_null_ti_ms", "ms"),
@@ -87,30 +88,38 @@ def scout_row(s: SeriesImages, **options) -> tuple[dict, TiSelection]:
     return row, sel
 
 
+def _scouts_for(scouts: pd.DataFrame, t_lge: float) -> pd.DataFrame:
+    """The scouts an LGE is judged against: the reliable ones acquired before it (all reliable
+    ones when none is before it; all scouts when none is reliable), by acquisition time."""
+    reliable = scouts[scouts.null_ti_ms.notna() & scouts.qc_reason.isna()]
+    pick = reliable if len(reliable) else scouts
+    before = pick[pick.acquisition_time_s <= t_lge]
+    return (before if len(before) else pick).sort_values("acquisition_time_s")
+
+
 def audit_rows(scouts: pd.DataFrame, lges: list[SeriesImages], washout_per_min: float, scout_to_lge: float,
                tolerance_ms: float, tolerance_fraction: float) -> list[dict]:
     """``lge_ti_audit`` rows of an exam's LGE series against its scouts' rows (options: the
-    config's ``tiscout.audit``)."""
+    config's ``tiscout.audit``).  With several usable scouts (a SAX and a 4-chamber one) the
+    expected null is the median of each one's drifted null: readers differ by a frame between
+    views, and one view's frame should not decide alone."""
     rows = []
-    reliable = scouts[scouts.null_ti_ms.notna() & scouts.qc_reason.isna()]
+    any_reliable = bool((scouts.null_ti_ms.notna() & scouts.qc_reason.isna()).any())
     for s in lges:
         t_lge = _first_time(s)
         ti = np.asarray(s.inversion_time_ms, float)
         lge_ti = float(np.nanmedian(ti)) if np.isfinite(ti).any() else None
-        pick = reliable if len(reliable) else scouts
-        before = pick[pick.acquisition_time_s <= t_lge]
-        ref = (before.sort_values("acquisition_time_s").iloc[-1] if len(before)
-               else pick.iloc[int(np.argmin(np.abs(pick.acquisition_time_s.to_numpy() - t_lge)))]
-               if pick.acquisition_time_s.notna().any() else pick.iloc[0])
-        minutes = (t_lge - ref.acquisition_time_s) / 60.0
+        used = _scouts_for(scouts, t_lge)
+        ref = used.iloc[-1]
+        minutes = (t_lge - used.acquisition_time_s.to_numpy()) / 60.0
         expected = None
-        if len(reliable) and np.isfinite(minutes):
-            expected = float(audit.expected_lge_null_ms(ref.null_ti_ms, minutes, _field_t(s), washout_per_min,
-                                                        scout_to_lge))
+        if any_reliable and np.isfinite(minutes).all():
+            expected = float(np.median(audit.expected_lge_null_ms(used.null_ti_ms.to_numpy(float), minutes,
+                                                                  _field_t(s), washout_per_min, scout_to_lge)))
         verdict = audit.ti_verdict(lge_ti, expected, tolerance_ms, tolerance_fraction)
         rows.append({"exam_id": s.exam_id, "series_index": s.series_index, "kind": s.kind,
-                     "scout_series_index": int(ref.series_index), "scout_null_ti_ms": ref.null_ti_ms,
-                     "minutes_after_scout": minutes, "expected_null_ti_ms": expected, "lge_ti_ms": lge_ti,
+                     "scout_series_index": int(ref.series_index), "scout_null_ti_ms": float(used.null_ti_ms.median()),
+                     "minutes_after_scout": float(minutes[-1]), "expected_null_ti_ms": expected, "lge_ti_ms": lge_ti,
                      "ti_error_ms": None if expected is None or lge_ti is None else lge_ti - expected,
                      "verdict": verdict})
     return rows

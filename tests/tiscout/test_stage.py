@@ -29,10 +29,12 @@ def _lge(ti_ms, t_s, index=20, kind="lge"):
                            acquisition_time_s=np.array([[t_s]]), inversion_time_ms=np.array([[ti_ms]]))
 
 
-def test_audit_judges_against_the_latest_reliable_scout_before_the_lge():
+def test_audit_judges_against_the_reliable_scouts_before_the_lge():
     scouts = _scouts([
-        {"exam_id": "E", "series_index": 11, "null_ti_ms": 280.0, "acquisition_time_s": 36000.0},
+        {"exam_id": "E", "series_index": 11, "null_ti_ms": 300.0, "acquisition_time_s": 36060.0},
         {"exam_id": "E", "series_index": 12, "null_ti_ms": 300.0, "acquisition_time_s": 36060.0},
+        {"exam_id": "E", "series_index": 13, "null_ti_ms": 150.0, "acquisition_time_s": 36000.0,
+         "qc_reason": "ambiguous null point (confidence 0.31 < 0.5)"},  # unreliable: ignored
         {"exam_id": "E", "series_index": 30, "null_ti_ms": 500.0, "acquisition_time_s": 40000.0},  # after
     ])
     lge_null = AUDIT["scout_to_lge"] * 300.0  # the LGE readout's null at the scout's time
