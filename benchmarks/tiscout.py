@@ -180,6 +180,7 @@ def main(argv=None) -> int:
     ap.add_argument("--amyloid")
     ap.add_argument("--cv", help="folder of cv_<arch>.npz")
     ap.add_argument("--figures", help="folder for the confusion and decoding figures")
+    ap.add_argument("--only-cv", action="store_true", help="print the cross-validation rows only (fast)")
     ap.add_argument("--calibrate", help="scouts (seed 154000): print the audit's scout_to_lge factor and stop")
     args = ap.parse_args(argv)
     if args.calibrate:
@@ -194,7 +195,7 @@ def main(argv=None) -> int:
           f"{int(s.amyloid.sum())} amyloid-like, {int(np.sum(s.view != 'sax'))} 4-chamber")
     y1 = labels(s, s.obs1)
     probs = {}
-    for name in ("ti_default", "ti_stemi"):
+    for name in () if args.only_cv else ("ti_default", "ti_stemi"):
         try:
             model, card = load_ti_model(name)
         except Exception as exc:
@@ -207,6 +208,10 @@ def main(argv=None) -> int:
     for name, p in {**probs, **cv}.items():
         print(f"{name:24s} held-out {100 * np.mean((p >= 0.5) == y1):5.1f} %  vs observer 2 "
               f"{100 * np.mean((p >= 0.5) == labels(s, s.obs2)):5.1f} %")
+    if args.only_cv:
+        for name, p in cv.items():
+            print(f"{name:24s} held-out null: {fmt(null_stats(decode(p, 'change_point'), s.obs1, s.ti_ms))}")
+        return 0
     print("\n== null point ==")
     print(f"{'observer 2 vs observer 1':40s} {fmt(null_stats(s.obs2.astype(float), s.obs1, s.ti_ms))}")
     print(f"{'physical null frame vs observer 1':40s} {fmt(null_stats(s.null_frame.astype(float), s.obs1, s.ti_ms))}")
@@ -257,7 +262,8 @@ def _cv_table(folder: str, s: ScoutSet, probs: dict) -> dict:
         cfg = json.loads(str(z["cfg"]))
         vals = np.array(list(acc.values()))
         print(f"{arch:8s} folds {sorted(int(k) for k in acc)}: {100 * vals.mean():5.1f} % +- {100 * vals.std():.1f} "
-              f"(paper {PAPER[arch]}); epochs <= {cfg['epochs']}, budget {cfg['max_seconds']:.0f} s per fold")
+              f"(paper {PAPER[arch]}); {cfg['epochs']} epoch(s) of "
+              f"{'all' if cfg.get('steps') is None else cfg['steps'] * cfg['batch']} windows per fold")
         if "heldout_prob" in z.files:
             hp = z["heldout_prob"]
             f0 = int(sorted(acc)[0])

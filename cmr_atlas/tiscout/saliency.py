@@ -20,7 +20,7 @@ def window_saliency(model: torch.nn.Module, card: dict, frames: np.ndarray, spac
     out = []
     model.eval()
     for t in t0:
-        xi = torch.from_numpy(np.ascontiguousarray(win[t - W.T0_OFFSET], dtype=np.float32))[None].requires_grad_(True)
+        xi = torch.from_numpy(np.array(win[t - W.T0_OFFSET], dtype=np.float32))[None].requires_grad_(True)
         with torch.enable_grad():
             logit = model(xi)[0]
             logit.backward()
