@@ -47,8 +47,9 @@ def _audit(page: Page, aud: pd.DataFrame | None) -> None:
     if aud is None or not len(aud):
         page.note("No LGE series audited (lge_ti_audit empty or absent).")
         return
-    page.p("LGE inversion time against the myocardial null expected at the LGE's acquisition time "
-           "(the scout's null drifted by the contrast washout in between).")
+    page.p("LGE inversion time against the myocardial null expected at the LGE's acquisition time: the "
+           "scouts' Look-Locker null converted to the LGE readout (tiscout.audit.scout_to_lge) and drifted "
+           "by the contrast washout in between (docs/tiscout.md).")
     page.table(audit_summary(aud), digits=0)
     bad = aud[aud.verdict.isin(["too_short", "too_long"])].sort_values("ti_error_ms", key=np.abs, ascending=False)
     if len(bad):

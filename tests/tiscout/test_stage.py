@@ -14,6 +14,8 @@ from cmr_atlas.core.config import default
 from cmr_atlas.core.seriescache import save_series_images, series_cache_path
 from cmr_atlas.core.tables import read_table
 from cmr_atlas.dicom.series_read import read_folder_series
+from cmr_atlas.report.html import Page, ReportInputs
+from cmr_atlas.report.tiscout import tiscout_section
 from cmr_atlas.tiscout import stage as ST
 from cmr_atlas.tiscout.select import default_options
 
@@ -56,7 +58,8 @@ def test_an_unreliable_scout_makes_every_lge_of_the_exam_unjudged():
 
 def test_stage_writes_both_tables_from_the_series_cache(tmp_path, clinical_synth_cohort):
     folder = next((clinical_synth_cohort / "dicom").iterdir())
-    cache = tmp_path / "cache"
+    results = tmp_path / "results"
+    cache = results / "cache"
     kinds = ST.SCOUT_KINDS + ST.LGE_KINDS
     series = [replace(s, exam_id="EXAM1") for s in read_folder_series(folder, kinds) if not isinstance(s, Exception)]
     for s in series:
@@ -67,9 +70,9 @@ def test_stage_writes_both_tables_from_the_series_cache(tmp_path, clinical_synth
     table = tmp_path / "series.parquet"
     pd.DataFrame({"exam_id": ["EXAM1", "EXAM2", "EXAM3"]}).to_parquet(table)
     opts = default_options()
-    ST.tiscout_shard(table, cache, tmp_path / "sel.parquet", tmp_path / "aud.parquet", opts, AUDIT)
-    sel = read_table(tmp_path / "sel.parquet", ST.TI_SELECTION)
-    aud = read_table(tmp_path / "aud.parquet", ST.LGE_TI_AUDIT)
+    ST.tiscout_shard(table, cache, results / "ti_selection.parquet", results / "lge_ti_audit.parquet", opts, AUDIT)
+    sel = read_table(results / "ti_selection.parquet", ST.TI_SELECTION)
+    aud = read_table(results / "lge_ti_audit.parquet", ST.LGE_TI_AUDIT)
     truth = pd.read_parquet(clinical_synth_cohort / "truth" / "ti_scout.parquet")
     assert set(sel.exam_id) == {"EXAM1", "EXAM2"}  # EXAM3 has no scout: no rows
     bad = sel[sel.exam_id == "EXAM2"]
@@ -81,3 +84,11 @@ def test_stage_writes_both_tables_from_the_series_cache(tmp_path, clinical_synth
     n_lge = sum(s.kind in ST.LGE_KINDS for s in series)
     assert len(aud) == n_lge and aud.verdict.isin(["ok", "too_short", "too_long", "no_reliable_null"]).all()
     assert (aud.minutes_after_scout > 0).all() and aud.expected_null_ti_ms.notna().all()
+
+    # the report section reads both tables and the cache: audit summary and saliency figures
+    page = Page(tmp_path / "report")
+    page.out_dir.mkdir()
+    tiscout_section(page, ReportInputs(results, opts["models_dir"], "matplotlib"))
+    html = "".join(page.parts)
+    assert "median TI error" in html and "unreadable series cache" in html
+    assert len(page.figures) == len(truth) and all(f.is_file() for f in page.figures)
