@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "covariates": ("cmr_atlas.cli.covariates", "join a covariates table to exam_id by keyed hashes (no identifiers)"),
     "atlas": ("cmr_atlas.cli.atlas", "Procrustes alignment and PCA of fitted shapes"),
     "stats": ("cmr_atlas.cli.stats", "risk-factor logistic regression, cross-validated AUC, DeLong"),
+    "tiscout": ("cmr_atlas.cli.tiscout", "myocardial null inversion time of the TI scout in one DICOM folder (JSON line)"),
     "report": ("cmr_atlas.cli.report", "HTML report for a results folder"),
     "train": ("cmr_atlas.cli.train", "train the landmark and segmentation networks"),
     "query": ("cmr_atlas.cli.query", "run SQL (DuckDB) over a results folder's parquet tables"),

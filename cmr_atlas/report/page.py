@@ -35,6 +35,7 @@ from cmr_atlas.report.cohort import cohort_section
 from cmr_atlas.report.html import Page, ReportInputs
 from cmr_atlas.report.review import review_section
 from cmr_atlas.report.stats import risk_factor_section
+from cmr_atlas.report.tiscout import tiscout_section
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("atlas", "Atlas", "Shape atlas", atlas_section),
     Section("risk", "Risk factors", "Risk factors and shape", risk_factor_section),
     Section("agreement", "Auto vs manual", "Automated vs manual", agreement_section),
+    Section("tiscout", "TI scout", "TI scout null points and LGE inversion times", tiscout_section),
     Section("review", "Review", "Exams to review", review_section),
     Section("versions", "Versions", "Software and models", versions_section),
 )

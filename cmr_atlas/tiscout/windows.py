@@ -77,17 +77,33 @@ def first_acceptable(p_acceptable: np.ndarray, threshold: float = 0.5) -> int | 
     return int(hit[0] + T0_OFFSET) if len(hit) else None
 
 
+def change_point_shares(p_acceptable: np.ndarray, eps: float = 1e-4) -> np.ndarray:
+    """Likelihood share of each change point ``k = 0 .. W`` ("windows < k early, >= k
+    acceptable"; ``k = W``: none acceptable) given every window's probability; sums to 1."""
+    p = np.clip(np.asarray(p_acceptable, dtype=float), eps, 1.0 - eps)
+    log_early, log_ok = np.log1p(-p), np.log(p)
+    before = np.concatenate([[0.0], np.cumsum(log_early)])
+    after = np.concatenate([np.cumsum(log_ok[::-1])[::-1], [0.0]])
+    ll = before + after
+    share = np.exp(ll - ll.max())
+    return share / share.sum()
+
+
 def change_point(p_acceptable: np.ndarray, eps: float = 1e-4) -> tuple[int | None, float]:
     """The null frame that maximises the likelihood of "early before it, acceptable from it on"
     given every window's probability, and that likelihood's share among all change points (a
     confidence in [0, 1]; None when "no window acceptable" is likeliest).  One stray high
     probability before the true change no longer decides."""
-    p = np.clip(np.asarray(p_acceptable, dtype=float), eps, 1.0 - eps)
-    log_early, log_ok = np.log1p(-p), np.log(p)
-    # change before window k: windows < k early, >= k acceptable; k = len(p): none acceptable
-    before = np.concatenate([[0.0], np.cumsum(log_early)])
-    after = np.concatenate([np.cumsum(log_ok[::-1])[::-1], [0.0]])
-    ll = before + after
-    k = int(np.argmax(ll))
-    share = np.exp(ll - ll.max())
-    return (None if k == len(p) else k + T0_OFFSET), float(share[k] / share.sum())
+    share = change_point_shares(p_acceptable, eps)
+    k = int(np.argmax(share))
+    return (None if k == len(share) - 1 else k + T0_OFFSET), float(share[k])
+
+
+def null_confidence(p_acceptable: np.ndarray, frame: int | None, eps: float = 1e-4) -> float:
+    """Likelihood share of change points within one frame of ``frame`` (readers differ by a frame,
+    the paper notes): near 1 for a clear change, low when the probabilities leave the null open."""
+    if frame is None:
+        return 0.0
+    share = change_point_shares(p_acceptable, eps)[:-1]
+    k = frame - T0_OFFSET
+    return float(share[max(k - 1, 0): k + 2].sum())

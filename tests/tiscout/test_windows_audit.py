@@ -7,7 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cmr_atlas.core.config import default
 from cmr_atlas.tiscout import audit, windows as W
+
+AUDIT = default("tiscout.audit")
+DRIFT = {"washout_per_min": AUDIT["washout_per_min"], "scout_to_lge": 1.0}
+TOL = {"tolerance_ms": AUDIT["tolerance_ms"], "tolerance_fraction": AUDIT["tolerance_fraction"]}
 
 
 def _scout(n: int = 30) -> tuple[np.ndarray, np.ndarray]:
@@ -82,21 +87,40 @@ def test_change_point_recovers_the_labels_it_was_given(n, k, noise, seed):
 
 def test_null_ti_drifts_up_after_the_scout():
     ti0 = 300.0
-    later = audit.expected_lge_null_ms(ti0, [0.0, 5.0, 15.0], 1.5)
+    later = audit.expected_lge_null_ms(ti0, [0.0, 5.0, 15.0], 1.5, **DRIFT)
     assert later[0] == pytest.approx(ti0)
     assert np.all(np.diff(later) > 0)
     assert 3.0 <= later[1] - ti0 <= 25.0  # a few ms per minute
 
 
 @pytest.mark.parametrize("lge, expected, verdict", [
-    (300.0, 305.0, "ok"), (250.0, 305.0, "too short"), (380.0, 305.0, "too long"),
-    (None, 305.0, "no reliable null point"), (300.0, float("nan"), "no reliable null point"),
+    (300.0, 305.0, "ok"), (250.0, 305.0, "too_short"), (380.0, 305.0, "too_long"),
+    (None, 305.0, "no_reliable_null"), (300.0, float("nan"), "no_reliable_null"),
 ])
 def test_verdicts(lge, expected, verdict):
-    assert audit.ti_verdict(lge, expected) == verdict
+    assert audit.ti_verdict(lge, expected, **TOL) == verdict
     assert verdict in audit.VERDICTS
 
 
 def test_unknown_field_strength_is_a_specific_error():
     with pytest.raises(ValueError, match="field strength 7.0 T"):
-        audit.expected_lge_null_ms(300.0, 5.0, 7.0)
+        audit.expected_lge_null_ms(300.0, 5.0, 7.0, **DRIFT)
+
+
+def test_null_confidence_counts_the_neighbouring_change_points():
+    clear = np.array([0.01, 0.02, 0.03, 0.99, 0.99, 0.99, 0.99])
+    open_ = np.array([0.3, 0.5, 0.5, 0.5, 0.5, 0.6, 0.7])
+    assert W.null_confidence(clear, W.change_point(clear)[0]) > 0.95
+    assert W.null_confidence(open_, W.change_point(open_)[0]) < 0.6
+    assert W.null_confidence(clear, None) == 0.0
+    assert W.change_point_shares(open_).sum() == pytest.approx(1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(scout=st.floats(200.0, 400.0), minutes=st.floats(0.0, 20.0), factor=st.floats(1.0, 1.5),
+       field=st.sampled_from([1.5, 3.0]))
+def test_readout_factor_calibration_inverts_the_expected_null(scout, minutes, factor, field):
+    lge = audit.expected_lge_null_ms(scout, minutes, field, AUDIT["washout_per_min"], factor)
+    back = audit.scout_to_lge_factor(scout, lge, minutes, field, AUDIT["washout_per_min"])
+    assert float(back[0]) == pytest.approx(factor, rel=1e-9)
+    assert lge >= factor * scout - 1e-9  # the null only drifts later after contrast
