@@ -21,7 +21,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cmr_atlas.nets import registry
 
 BRANCHES = ("vgg", "lstm", "both")
 VGG19_CONVS = (2, 2, 4, 4, 4)
@@ -130,5 +129,3 @@ class StemiNet(nn.Module):
         """Logit of "acceptable" per window: ``(B,)``."""
         return self.head(self.features(x))[:, 0]
 
-
-registry.ARCHITECTURES.setdefault("StemiNet", StemiNet)
