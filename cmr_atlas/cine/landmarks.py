@@ -9,7 +9,8 @@ connected to it, weighted by probability minus the cut), which gives sub-pixel p
 
 Model channels are generic per model (``MODEL_LANDMARKS``); the view decides the names
 (:data:`cmr_atlas.core.vocab.LANDMARKS`): on the long-axis model ``mv_a``/``mv_b`` are
-``mv_anterior``/``mv_inferior`` on a 2CH image and ``mv_septal``/``mv_lateral`` on a 4CH image.
+``mv_anterior``/``mv_inferior`` on a 2CH image, ``mv_septal``/``mv_lateral`` on a 4CH image and
+``mv_inferolateral``/``lvot_anteroseptal`` on a 3CH image.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from scipy import ndimage
 from cmr_atlas.core.vocab import LANDMARKS
 
 # model -> views it serves; channel k+1 of that model is landmark k of the view's tuple
-MODEL_VIEWS: dict[str, tuple[str, ...]] = {"lax": ("lax_2ch", "lax_4ch"), "sax": ("sax",)}
+# (a model card's ``views`` says which of them a shipped network was trained on)
+MODEL_VIEWS: dict[str, tuple[str, ...]] = {"lax": ("lax_2ch", "lax_4ch", "lax_3ch"), "sax": ("sax",)}
 MODEL_LANDMARKS: dict[str, tuple[str, ...]] = {
     "lax": ("mv_a", "mv_b", "apex"),
     "sax": LANDMARKS["sax"],

@@ -26,7 +26,7 @@ from cmr_atlas.nets.unet import UNet
 # The shipped set: name -> what it does (inference loads the ones its config selects).
 MODELS = {
     "seg_sax": "SAX segmentation U-Net: background, LV myocardium, LV cavity, RV cavity",
-    "lm_heatmap_lax": "heatmap U-Net for 2CH and 4CH landmarks (mv_a, mv_b, apex)",
+    "lm_heatmap_lax": "heatmap U-Net for long-axis landmarks (mv_a, mv_b, apex): 2CH, 4CH (and 3CH where trained)",
     "lm_heatmap_sax": "heatmap U-Net for SAX landmarks (RV inserts, LV centre)",
     "lm_vgg_lax_2ch": "VGG coordinate regression, 2CH landmarks",
     "lm_vgg_lax_4ch": "VGG coordinate regression, 4CH landmarks",
@@ -34,6 +34,7 @@ MODELS = {
 }
 TRAINABLE = ("seg_sax", "lm_heatmap_lax", "lm_heatmap_sax", "lm_vgg")  # lm_vgg: its three views together
 SIGMA_MM = {"lax": 6.0, "sax": 4.0}  # Gaussian target width (Xue et al.: 8 px LAX / 4 px SAX at 1 mm)
+VGG_VIEWS = ("lax_2ch", "lax_4ch", "sax")  # one regressor each (no 3CH regressor)
 SEG_DICE = {"dice_cavity": CAVITY, "dice_myocardium": MYO}  # validation metric -> label
 
 
@@ -63,10 +64,18 @@ def train_heatmap(samples: Samples, cfg: loops.TrainConfig, sigma_px: float, spa
     return model, report
 
 
+def data_sequences(data_info: dict) -> list[str]:
+    """Sequences of a training-data provenance (:func:`cmr_atlas.cine.training.load_data`'s info;
+    folders built before the clinical protocol are legacy GRE cine)."""
+    parts = data_info.get("parts", [data_info])
+    return sorted({q for p in parts for q in p.get("sequences", ["cine_gre"])})
+
+
 def _card(name: str, grid: Grid, data_info: dict, report: dict, extra: dict) -> dict:
     return {
         "name": name,
         "description": MODELS[name],
+        "sequences": data_sequences(data_info),
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "input": {**grid.to_dict(), "preprocessing": "per-image whitening, then bilinear resampling to "
                   "the grid centred on the image centre (zero outside the image)"},
@@ -95,7 +104,7 @@ def _train_seg_sax(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig,
     samples, info = load_data(data_dirs, "seg")
     model, rep = train_segmentation(samples, cfg, init_state=init_state, aug=aug)
     card = _card("seg_sax", SEG_GRID, info, rep, {"labels": LABELS, "loss": "cross-entropy + soft Dice",
-                                                  "previous_runs": previous})
+                                                  "views": ["sax"], "previous_runs": previous})
     return save_model(model, card, out_dir)
 
 
@@ -106,9 +115,10 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
     sigma_px = SIGMA_MM[m] / LM_GRID.spacing_mm
     samples, info = load_data(data_dirs, f"lm_{m}")
     model, rep = train_heatmap(samples, cfg, sigma_px, LM_GRID.spacing_mm, init_state=init_state)
+    views = [v for v in MODEL_VIEWS[m] if (samples.view == VIEW_CODES[v]).any()]  # those it saw
     card = _card(name, LM_GRID, info, rep, {
-        "channels": ["background", *MODEL_LANDMARKS[m]], "views": list(MODEL_VIEWS[m]),
-        "landmarks_by_view": {v: list(LANDMARKS[v]) for v in MODEL_VIEWS[m]},
+        "channels": ["background", *MODEL_LANDMARKS[m]], "views": views,
+        "landmarks_by_view": {v: list(LANDMARKS[v]) for v in views},
         "sigma_mm": SIGMA_MM[m], "loss": "KL + soft Dice (class weights 1, 5, 5, 5)",
         "previous_runs": previous})
     return save_model(model, card, out_dir)
@@ -119,7 +129,8 @@ def _train_lm_vgg(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig, 
     for m in MODEL_VIEWS:
         s, info = load_data(data_dirs, f"lm_{m}")
         for v in MODEL_VIEWS[m]:
-            by_view[v] = s.subset(np.flatnonzero(s.view == VIEW_CODES[v]))
+            if v in VGG_VIEWS:
+                by_view[v] = s.subset(np.flatnonzero(s.view == VIEW_CODES[v]))
     models, rep = loops.train_vgg_cyclic(by_view, cfg, LM_GRID.spacing_mm, transfer=transfer)
     paths = []
     for v, model in models.items():

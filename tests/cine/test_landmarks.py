@@ -35,5 +35,7 @@ def test_absent_below_threshold_and_second_blob_ignored():
 def test_view_names():
     assert view_model("lax_4ch") == "lax" and view_model("sax") == "sax"
     assert landmark_names("lax_2ch") == ("mv_anterior", "mv_inferior", "apex")
+    assert view_model("lax_3ch") == "lax"
+    assert landmark_names("lax_3ch") == ("mv_inferolateral", "lvot_anteroseptal", "apex")
     with pytest.raises(ValueError):
-        view_model("lax_3ch")
+        view_model("lax_5ch")
