@@ -25,6 +25,7 @@ from cmr_atlas.core.imagecache import ExamImages
 from cmr_atlas.cine.landmarks import MODEL_VIEWS
 from cmr_atlas.cine.training_data import Samples, landmark_samples, segmentation_samples
 from cmr_atlas.nets.preprocess import Grid
+from cmr_atlas.synth.anatomy import MYOCARDIAL_DENSITY_G_PER_ML
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,12 @@ Annotated = tuple[ExamImages, pd.DataFrame, pd.DataFrame]  # images, truth conto
 PROTOCOLS = {"mesa": "cine_gre", "clinical": "cine_ssfp"}  # synthetic protocol -> its cine sequence
 
 
-def clinical_cine_exam(seed: int, index: int, mi_fraction: float, observers: int = 0) -> Annotated:
+def clinical_cine(seed: int, index: int, mi_fraction: float, observers: int = 0) -> tuple[ExamImages, dict]:
     """The bSSFP cine of clinical exam ``index`` of cohort ``seed`` (SAX stack and the 2CH, 3CH and
-    4CH cines) with its contour and landmark truth, generated in memory.  Only the cine renderer
-    runs, on the exam's own random streams, so the images are those of the full exam's cine
-    (:func:`cmr_atlas.synth.clinical.cohort.generate_exam`) at a fifth of its cost."""
+    4CH cines) and its truth tables (``contours``, ``landmarks``, ``volumes`` and an ``exams`` row
+    with the true ED/ES frames, EDV, ESV, EF and LV mass), generated in memory.  Only the cine
+    renderer runs, on the exam's own random streams, so the images are those of the full exam's
+    cine (:func:`cmr_atlas.synth.clinical.cohort.generate_exam`) at a fraction of its cost."""
     from cmr_atlas.synth.clinical import cine, cohort
 
     rngs = cohort._streams(seed, index)  # the full exam's streams: same subject, heart and cine
@@ -51,11 +53,22 @@ def clinical_cine_exam(seed: int, index: int, mi_fraction: float, observers: int
     sax = sorted(((k, p, im) for s in res.series if s.kind == "cine" and s.view == "sax"
                   for k, p, im in zip(s.slice_indices, s.planes, s.images)), key=lambda t: t[0])
     lax = {s.view: s for s in res.series if s.kind == "cine" and s.view != "sax"}
-    times = res.truth["volumes"].sort_values("frame")["time_ms"].to_numpy(dtype=float)
+    vol = res.truth["volumes"].sort_values("frame")
     images = ExamImages(ctx.label, np.stack([im for _, _, im in sax]).astype(np.float32), [p for _, p, _ in sax],
-                        times, {v: s.images[0].astype(np.float32) for v, s in lax.items()},
+                        vol["time_ms"].to_numpy(dtype=float), {v: s.images[0].astype(np.float32) for v, s in lax.items()},
                         {v: s.planes[0] for v, s in lax.items()})
-    return images, res.truth["contours"], res.truth["landmarks"]
+    ed, es = (vol[vol["phase"] == ph].iloc[0] for ph in ("ED", "ES"))
+    edv, esv = float(ed["volume_ml"]), float(es["volume_ml"])
+    exams = pd.DataFrame([{"exam_id": ctx.label, "ed_frame": int(ed["frame"]), "es_frame": int(es["frame"]),
+                           "edv_ml": edv, "esv_ml": esv, "ef_pct": 100.0 * (edv - esv) / edv,
+                           "lv_mass_g": MYOCARDIAL_DENSITY_G_PER_ML * float(ed["myo_volume_ml"])}])
+    return images, {**res.truth, "exams": exams}
+
+
+def clinical_cine_exam(seed: int, index: int, mi_fraction: float, observers: int = 0) -> Annotated:
+    """:func:`clinical_cine` as training data: images, truth contours and landmarks."""
+    images, truth = clinical_cine(seed, index, mi_fraction, observers)
+    return images, truth["contours"], truth["landmarks"]
 
 
 def generated_exam(seed: int, index: int, mi_fraction: float, protocol: str = "mesa") -> Annotated:
