@@ -145,14 +145,16 @@ def _train_lm_vgg(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig, 
 def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: str | Path, minutes: float,
                 threads: int, seed: int, max_epochs: int, batch_size: int, steps_per_epoch: int,
                 init_from: str | Path | None = None, zoom: tuple[float, float] | None = None,
-                vgg_transfer: bool = True, precision: str = "float32") -> list[Path]:
+                vgg_transfer: bool = True, precision: str = "float32", lr: float | None = None) -> list[Path]:
     """Train model ``name`` (:data:`TRAINABLE`) on one or more ``train data`` folders and write its
     weights and card(s) to ``out_dir``; ``steps_per_epoch`` 0 = one pass over the training images.
     With ``init_from`` (a models folder) a U-Net continues from its weights of the same name, and
     the card keeps the earlier runs' records under ``previous_runs``; ``zoom`` overrides the
     segmentation augmentation's zoom range; ``vgg_transfer=False`` trains the VGG views
     independently (the legacy paper's baseline); ``precision`` ``auto`` trains under bfloat16
-    autocast where the CPU computes it natively (:func:`cmr_atlas.nets.runtime.cpu_has_native_bf16`)."""
+    autocast where the CPU computes it natively (:func:`cmr_atlas.nets.runtime.cpu_has_native_bf16`);
+    ``lr``: Adam's initial learning rate (default :class:`~cmr_atlas.nets.train.TrainConfig`'s; lower
+    for fine-tuning from ``init_from``)."""
     from cmr_atlas.nets.runtime import cpu_has_native_bf16
 
     if name not in TRAINABLE:
@@ -160,7 +162,8 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     data_dirs = [data_dirs] if isinstance(data_dirs, (str, Path)) else list(data_dirs)
     cfg = loops.TrainConfig(max_epochs=max_epochs, batch_size=batch_size, max_seconds=minutes * 60,
                             seed=seed, threads=threads, steps_per_epoch=steps_per_epoch or None,
-                            bf16_autocast=precision == "bfloat16" or (precision == "auto" and cpu_has_native_bf16()))
+                            bf16_autocast=precision == "bfloat16" or (precision == "auto" and cpu_has_native_bf16()),
+                            **({} if lr is None else {"lr": lr}))
     if name == "seg_sax":
         return [_train_seg_sax(data_dirs, out_dir, cfg, init_from, zoom)]
     if name == "lm_vgg":

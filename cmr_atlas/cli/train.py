@@ -48,6 +48,8 @@ def _model_arguments(q: argparse.ArgumentParser) -> None:
                    help="batches between validations (0 = one pass over the training images)")
     q.add_argument("--precision", choices=["float32", "auto", "bfloat16"], default="float32",
                    help="training steps under bfloat16 autocast (auto: where the CPU has native bf16 units)")
+    q.add_argument("--lr", type=float, help="initial learning rate (default: the training loops'; lower it "
+                   "to fine-tune with --init-from)")
     q.add_argument("--vgg-schedule", choices=["cyclic", "independent"], default="cyclic",
                    help="lm_vgg: the legacy paper's cyclic transfer between views, or its baseline "
                         "of independently trained networks (same budget; for the Table A-1 comparison)")
@@ -90,6 +92,6 @@ def run(args: argparse.Namespace) -> int:
         for p in train_model(name, args.data, args.out, args.minutes, args.threads, args.train_seed,
                              args.max_epochs, args.batch_size, args.steps_per_epoch,
                              args.init_from, args.zoom,
-                             args.vgg_schedule == "cyclic", args.precision):
+                             args.vgg_schedule == "cyclic", args.precision, args.lr):
             log.info("wrote %s", p)
     return 0
