@@ -27,6 +27,7 @@ from cmr_atlas.core.columns import ED_FRAME, ES_FRAME, EXAM_ID, FRAME, PATIENT_X
 from cmr_atlas.core.geometry import SlicePlane, slice_spacing_mm
 from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
+from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
 from cmr_atlas.cine.landmarks import MODEL_VIEWS, decode_arrays, landmark_names, view_model
 from cmr_atlas.nets.preprocess import Grid, from_net_px, prepare, to_net_px
 from cmr_atlas.nets.registry import card_grid, load_model
@@ -310,6 +311,14 @@ def infer_exam(images: ExamImages, models: Models, *, ed_method: str, absent_thr
     return ExamInference(masks, qc, lm, phases)
 
 
+def exam_measures(images: ExamImages, landmarks: pd.DataFrame) -> pd.DataFrame:
+    """:data:`~cmr_atlas.cine.landmark_measures.LANDMARK_MEASURES` rows of one exam's landmarks."""
+    def plane_of(view: str, s: int) -> SlicePlane | None:
+        return images.sax_planes[s] if view == "sax" else images.lax_planes.get(view)
+
+    return landmark_measures(landmarks, plane_of)
+
+
 STAGE = "infer"  # the stage name of the runner's qc_reasons and of the exam_status rows
 
 
@@ -319,6 +328,7 @@ class ExamTables(NamedTuple):
     landmarks: pd.DataFrame
     qc: pd.DataFrame
     phases: dict
+    measures: pd.DataFrame | None = None  # landmark_measures rows
 
 
 def _infer_one(eid: str, cache_dir: Path, masks_dir: Path, models: Models, ed_method: str,
@@ -329,19 +339,22 @@ def _infer_one(eid: str, cache_dir: Path, masks_dir: Path, models: Models, ed_me
     if not cache.is_file():
         raise ExamFailure("no_image_cache")
     views = {v: q for (e, v), q in (sequences or {}).items() if e == eid}
-    res = infer_exam(load_exam_images(cache), models, ed_method=ed_method, absent_threshold=absent_threshold,
+    images = load_exam_images(cache)
+    res = infer_exam(images, models, ed_method=ed_method, absent_threshold=absent_threshold,
                      batch=batch, sequences=views)
     save_masks(eid, res.masks, masks_dir / f"{eid}.npz")
-    return ExamTables(res.landmarks, res.qc, res.phases)
+    return ExamTables(res.landmarks, res.qc, res.phases, exam_measures(images, res.landmarks))
 
 
 def run_shard(exam_ids: list[str], cache_dir: str | Path, models: Models, *, landmarks_path: str | Path,
               qc_path: str | Path, phases_path: str | Path, masks_dir: str | Path, status_path: str | Path,
               ed_method: str, absent_threshold: float, batch: int,
-              sequences: dict[tuple[str, str], str] | None = None) -> list[Outcome[ExamTables]]:
+              sequences: dict[tuple[str, str], str] | None = None,
+              measures_path: str | Path | None = None) -> list[Outcome[ExamTables]]:
     """Infer every exam of a shard under the runner's failure policy (:mod:`cmr_atlas.core.runner`);
     ``sequences`` (:func:`cine_sequences` of ingest's ``series`` table) fills the landmarks'
-    ``sequence`` column (null without it).
+    ``sequence`` column (null without it); with ``measures_path`` the ``landmark_measures`` table
+    (RV insertion angle, LV length) is written too.
 
     Writes the ``landmarks``, ``segmentation_qc`` and ``phases`` tables of the ok exams,
     ``<masks_dir>/<exam_id>.npz`` per ok exam and the ``exam_status`` rows of every exam.
@@ -353,9 +366,12 @@ def run_shard(exam_ids: list[str], cache_dir: str | Path, models: Models, *, lan
                    ed_method=ed_method, absent_threshold=absent_threshold, batch=batch, sequences=sequences)
     outcomes = run_exams(exam_ids, work, STAGE, log)
     ok = [o.value for o in outcomes if o.ok]
-    for schema, path, frames in ((LANDMARKS_AUTO, landmarks_path, [r.landmarks for r in ok]),
-                                 (SEGMENTATION_QC, qc_path, [r.qc for r in ok]),
-                                 (PHASES, phases_path, [pd.DataFrame([r.phases]) for r in ok])):
+    tables = [(LANDMARKS_AUTO, landmarks_path, [r.landmarks for r in ok]),
+              (SEGMENTATION_QC, qc_path, [r.qc for r in ok]),
+              (PHASES, phases_path, [pd.DataFrame([r.phases]) for r in ok])]
+    if measures_path is not None:
+        tables.append((LANDMARK_MEASURES, measures_path, [r.measures for r in ok if r.measures is not None and len(r.measures)]))
+    for schema, path, frames in tables:
         df = pd.concat(frames, ignore_index=True) if frames else schema.empty()
         write_table(df, path, schema)
     write_status(status_frame(outcomes, STAGE), status_path)
@@ -365,9 +381,11 @@ def run_shard(exam_ids: list[str], cache_dir: str | Path, models: Models, *, lan
 def infer_shard(exam_ids: list[str], cache_dir: str | Path, models_dir: str | Path, *, method: str, device: str,
                 precision: str, threads: int, landmarks_path: str | Path, qc_path: str | Path, phases_path: str | Path,
                 masks_dir: str | Path, status_path: str | Path, ed_method: str, absent_threshold: float,
-                batch: int, series_path: str | Path | None = None) -> list[Outcome[ExamTables]]:
+                batch: int, series_path: str | Path | None = None,
+                measures_path: str | Path | None = None) -> list[Outcome[ExamTables]]:
     """One inference job: torch on ``threads`` CPU threads, the models loaded once, :func:`run_shard`;
-    ``series_path``: ingest's ``series`` table of the shard (the landmarks' ``sequence`` column)."""
+    ``series_path``: ingest's ``series`` table of the shard (the landmarks' ``sequence`` column);
+    ``measures_path``: where to write the ``landmark_measures`` table."""
     torch.set_num_threads(max(1, int(threads)))
     models = load_models(models_dir, method=method, device=device, precision=precision)
     log.info("inference on %d exams (%s landmarks, device %s, %s)", len(exam_ids), method, models.device,
@@ -375,7 +393,8 @@ def infer_shard(exam_ids: list[str], cache_dir: str | Path, models_dir: str | Pa
     outcomes = run_shard(exam_ids, cache_dir, models, landmarks_path=landmarks_path, qc_path=qc_path,
                          phases_path=phases_path, masks_dir=masks_dir, status_path=status_path,
                          ed_method=ed_method, absent_threshold=float(absent_threshold), batch=int(batch),
-                         sequences=cine_sequences(pd.read_parquet(series_path)) if series_path else None)
+                         sequences=cine_sequences(pd.read_parquet(series_path)) if series_path else None,
+                         measures_path=measures_path)
     n_ok = sum(o.ok for o in outcomes)
     log.info("inference done: %d ok, %d failed", n_ok, len(outcomes) - n_ok)
     return outcomes

@@ -69,3 +69,28 @@ def test_cine_sequences_from_the_series_table():
                            "sequence": ["cine_ssfp", "cine_ssfp", "lge", "cine_ssfp", None]})
     assert cine_sequences(series) == {("A", "sax"): "cine_ssfp", ("A", "lax_2ch"): "cine_ssfp",
                                       ("A", "lax_3ch"): "cine_ssfp"}
+
+
+def test_run_shard_writes_sequences_and_landmark_measures(tmp_path, ring_exam):
+    from cmr_atlas.cine.inference import run_shard
+    from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES
+    from cmr_atlas.core.imagecache import save_exam_images
+
+    images = _exam_with_lax(ring_exam)
+    save_exam_images(images, tmp_path / "cache" / "X1.npz")
+    out = tmp_path / "out"
+    run_shard(["X1"], tmp_path / "cache", _models(["lax_2ch", "lax_4ch"]), landmarks_path=out / "lm.parquet",
+              qc_path=out / "qc.parquet", phases_path=out / "ph.parquet", masks_dir=out / "masks",
+              status_path=out / "st.parquet", sequences={("X1", "lax_2ch"): "cine_gre", ("X2", "sax"): "cine_ssfp"},
+              measures_path=out / "measures.parquet", **INFER)
+    lm = pd.read_parquet(out / "lm.parquet")
+    assert set(lm[lm["view"] == "lax_2ch"]["sequence"]) == {"cine_gre"} and lm[lm["view"] != "lax_2ch"]["sequence"].isna().all()
+    m = pd.read_parquet(out / "measures.parquet")
+    conform(m, LANDMARK_MEASURES)
+    # every LAX frame has both mitral points and the apex: one length per frame of each cine
+    lax = m[m["view"] != "sax"]
+    assert len(lax) == 2 * images.n_frames and lax["lv_length_mm"].between(10, 100).all()
+    # apex (50, 32) to the mitral midpoint (20, 32) in network pixels of 1.5 mm
+    assert np.allclose(lax["lv_length_mm"], 30 * 1.5, atol=0.5)
+    sax = m[m["view"] == "sax"]
+    assert len(sax) and np.isfinite(sax["rv_insert_angle_deg"]).all()
