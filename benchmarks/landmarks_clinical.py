@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy import evaluate_exam, print_derived, print_tables  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
+from cmr_atlas.core.geometry import SlicePlane  # noqa: E402
 from cmr_atlas.core.imagecache import load_exam_images, save_exam_images  # noqa: E402
 from cmr_atlas.cine.inference import detect_landmarks, load_models, segment_exam  # noqa: E402
 from cmr_atlas.cine.training import clinical_cine  # noqa: E402
@@ -41,12 +43,30 @@ TRUTH_USED = ("exams", "contours", "landmarks")
 SEQUENCE = "cine_ssfp"
 
 
+def _save_3ch(images, path: Path) -> None:
+    """The image cache keeps the legacy LAX views only: the 3CH cine and its plane go beside it."""
+    p = images.lax_planes["lax_3ch"]
+    np.savez_compressed(path, cine=images.lax["lax_3ch"], position_mm=p.position_mm, row_cosine=p.row_cosine,
+                        col_cosine=p.col_cosine, pixel_spacing_mm=np.asarray(p.pixel_spacing_mm),
+                        shape=np.asarray(p.shape), thickness_mm=p.thickness_mm)
+
+
+def _load_3ch(images, path: Path):
+    with np.load(path) as z:
+        images.lax["lax_3ch"] = z["cine"]
+        images.lax_planes["lax_3ch"] = SlicePlane(z["position_mm"], z["row_cosine"], z["col_cosine"],
+                                                  tuple(map(float, z["pixel_spacing_mm"])),
+                                                  tuple(map(int, z["shape"])), float(z["thickness_mm"]))
+    return images
+
+
 def clinical_exams(n: int, seed: int, observers: int, mi_fraction: float, keep: Path | None):
     """Held-out clinical cine exams; with ``keep`` stored there the first time and reused."""
     for i in range(n):
         stem = None if keep is None else keep / f"{seed}-{i:04d}"
-        if stem is not None and stem.with_suffix(".npz").is_file():
-            yield (load_exam_images(stem.with_suffix(".npz")),
+        three = None if stem is None else Path(f"{stem}.lax_3ch.npz")
+        if stem is not None and stem.with_suffix(".npz").is_file() and three.is_file():
+            yield (_load_3ch(load_exam_images(stem.with_suffix(".npz")), three),
                    {t: pd.read_parquet(f"{stem}.{t}.parquet") for t in TRUTH_USED})
             continue
         images, truth = clinical_cine(seed, i, mi_fraction, observers)
@@ -55,6 +75,7 @@ def clinical_exams(n: int, seed: int, observers: int, mi_fraction: float, keep: 
             for t in TRUTH_USED:
                 truth[t].to_parquet(f"{stem}.{t}.parquet")
             save_exam_images(images, stem.with_suffix(".npz"))
+            _save_3ch(images, three)
         yield images, truth
 
 
