@@ -221,10 +221,10 @@ def exam_volumes_ml(images: ExamImages, masks: np.ndarray) -> np.ndarray:
 
 def _landmark_rows(exam_id: str, view: str, slice_index: int, frames: list[int], pred_rc: np.ndarray,
                    present: np.ndarray, conf: np.ndarray, plane: SlicePlane, grid: Grid, method: str,
-                   sequence: str | None = None) -> pd.DataFrame:
+                   sequence: str | None = None, names: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Rows of one stack's landmarks: network points ``pred_rc (F, K, 2)`` mapped to the original
     pixels and to patient mm (NaN where absent)."""
-    names = landmark_names(view)
+    names = names or landmark_names(view)
     present = np.asarray(present, bool)
     rc = np.where(present[..., None], from_net_px(np.nan_to_num(pred_rc), plane, grid), np.nan)
     xyz = np.where(present[..., None], plane.pixel_to_patient(np.nan_to_num(rc)), np.nan)
@@ -270,7 +270,8 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
             outputs[i] = part
     rows = []
     for i, (view, s, _, plane, frames) in enumerate(stacks):
-        grid = card_grid(models.landmark[key(view)][1])
+        card = models.landmark[key(view)][1]
+        grid = card_grid(card)
         if models.landmark_method == "heatmap":
             rc, present, conf = decode_arrays(outputs[i].numpy(), absent_threshold)
         else:
@@ -281,7 +282,7 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
                 present &= np.asarray(sax_has_lv[s], bool)[:, None]
             conf = np.where(present, 1.0, 0.0)
         rows.append(_landmark_rows(images.exam_id, view, s, frames, rc, present, conf, plane, grid,
-                                   models.landmark_method, (sequences or {}).get(view)))
+                                   models.landmark_method, (sequences or {}).get(view), landmark_names(view, card)))
     return pd.concat(rows, ignore_index=True)[list(LANDMARKS_AUTO.column_names)] if rows else LANDMARKS_AUTO.empty()
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, decode_arrays, gaussian_targets
+from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, decode_arrays, gaussian_targets, landmark_names
 from cmr_atlas.cine.training import LM_GRID, SEG_GRID, load_data
 from cmr_atlas.cine.training_data import VIEW_CODES, Samples
 from cmr_atlas.core.config import default
@@ -118,7 +118,7 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
     views = [v for v in MODEL_VIEWS[m] if (samples.view == VIEW_CODES[v]).any()]  # those it saw
     card = _card(name, LM_GRID, info, rep, {
         "channels": ["background", *MODEL_LANDMARKS[m]], "views": views,
-        "landmarks_by_view": {v: list(LANDMARKS[v]) for v in views},
+        "landmarks_by_view": {v: list(landmark_names(v)) for v in views},
         "sigma_mm": SIGMA_MM[m], "loss": "KL + soft Dice (class weights 1, 5, 5, 5)",
         "previous_runs": previous})
     return save_model(model, card, out_dir)

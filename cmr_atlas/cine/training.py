@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.core.imagecache import ExamImages
-from cmr_atlas.cine.landmarks import MODEL_VIEWS
+from cmr_atlas.cine.landmarks import MODEL_VIEWS, landmark_names
+from cmr_atlas.core.vocab import LANDMARKS, VIEWS
 from cmr_atlas.cine.training_data import Samples, landmark_samples, segmentation_samples
 from cmr_atlas.nets.preprocess import Grid
 from cmr_atlas.synth.anatomy import MYOCARDIAL_DENSITY_G_PER_ML
@@ -144,6 +145,7 @@ def write_data(out: str | Path, parts: list[dict[str, Samples]], extra_frames: i
         samples.save(out / f"{key}.npz")
         counts[key] = len(samples)
     info = {"n_exams": len(parts), "extra_frames": extra_frames, "images": counts,
+            "channels_by_view": {v: list(landmark_names(v)) for vs in MODEL_VIEWS.values() for v in vs},
             "segmentation_grid": SEG_GRID.to_dict(), "landmark_grid": LM_GRID.to_dict(), **provenance}
     (out / "data.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
@@ -184,7 +186,12 @@ def load_data(data_dirs: list[str | Path], key: str) -> tuple[Samples, dict]:
                 infos[0]["segmentation_grid"], infos[0]["landmark_grid"]):
             raise SystemExit(f"{d}: its network grids differ from {data_dirs[0]}'s; rebuild it")
         infos.append(info)
-        parts.append(Samples.load(d / f"{key}.npz"))
+        part = Samples.load(d / f"{key}.npz")
+        for v in np.unique(part.view) if part.points is not None else ():
+            view = VIEWS[int(v)]
+            if info.get("channels_by_view", {}).get(view, list(LANDMARKS[view])) != list(landmark_names(view)):
+                raise SystemExit(f"{d}: its {view} landmarks are in an older channel order; rebuild it")
+        parts.append(part)
     info = infos[0] if len(infos) == 1 else {
         "n_exams": sum(i["n_exams"] for i in infos),
         "images": {k: sum(i["images"][k] for i in infos) for k in infos[0]["images"]},

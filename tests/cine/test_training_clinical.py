@@ -51,3 +51,24 @@ def test_bf16_autocast_training_step_runs_and_records_it(clinical):
     _, rep = train_heatmap(lm, cfg, partial(gaussian_targets, sigma_px=2.0),
                                partial(decode_points, absent_threshold=0.1), 1.5, base=4, levels=2)
     assert rep["train_config"]["bf16_autocast"] and np.isfinite(rep["history"][0]["train_loss"])
+
+
+def test_data_folders_with_an_older_3ch_channel_order_are_refused(tmp_path):
+    import json
+
+    from cmr_atlas.cine.landmarks import landmark_names
+    from cmr_atlas.cine.training import load_data
+    from cmr_atlas.cine.training_data import Samples
+
+    grid = {"spacing_mm": 1.5, "size": 8}
+    s = Samples(np.zeros((2, 8, 8), np.float16), np.zeros(2, np.int32),
+                np.array([VIEW_CODES["lax_2ch"], VIEW_CODES["lax_3ch"]], np.int8), ["e"],
+                points=np.ones((2, 3, 2), np.float32))
+    for name, channels in (("old", None), ("new", {"lax_3ch": list(landmark_names("lax_3ch"))})):
+        d = tmp_path / name
+        s.save(d / "lm_lax.npz")
+        info = {"n_exams": 1, "images": {"lm_lax": 2}, "segmentation_grid": grid, "landmark_grid": grid}
+        (d / "data.json").write_text(json.dumps(info | ({"channels_by_view": channels} if channels else {})))
+    with pytest.raises(SystemExit, match="older channel order"):
+        load_data([tmp_path / "old"], "lm_lax")
+    assert len(load_data([tmp_path / "new"], "lm_lax")[0]) == 2
