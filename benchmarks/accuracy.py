@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.vocab import CAVITY, LANDMARKS, MYO  # noqa: E402
+from cmr_atlas.cine.landmark_measures import angle_difference_deg, image_measures  # noqa: E402
 from cmr_atlas.core.geometry import slice_spacing_mm  # noqa: E402
 from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
 from cmr_atlas.cine.inference import Models, detect_landmarks, exam_volumes_ml, load_models, segment_exam  # noqa: E402
@@ -76,7 +77,7 @@ def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: di
     any_models = next(iter(models.values()))
     masks, qc = segment_exam(images, any_models, batch=default("inference.batch"))
     ed_a, es_a = choose_phases(exam_volumes_ml(images, masks), "max_volume")
-    out = {"dice": [], "measures": [], "landmarks": [], "phases": []}
+    out = {"dice": [], "measures": [], "landmarks": [], "phases": [], "derived": []}
     out["phases"].append({"ed_true": ed_t, "es_true": es_t, "ed_auto": ed_a, "es_auto": es_a,
                           "n_frames": images.n_frames})
     tm = truth_masks(images, truth["contours"], [ed_t, es_t])
@@ -93,42 +94,90 @@ def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: di
     for k in auto:
         out["measures"].append({"measure": k, "truth": float(ex[k]), "auto": auto[k], "truth_masks": ref[k]})
     # landmarks at the true ED/ES frames, compared on the same image
-    lm_truth = truth["landmarks"]
     for method, mods in models.items():
         frames = sorted({ed_t, es_t})
         flags = qc.set_index(["slice_index", "frame"])["flag"]
         has_lv = np.array([[flags.get((s, f), "empty") == "" for f in frames] for s in range(images.n_slices)])
         auto_lm = detect_landmarks(images, mods, frames, absent_threshold=absent_threshold,
                                    batch=default("inference.batch"), sax_has_lv=has_lv)
-        for view in ("lax_2ch", "lax_4ch", "sax"):
-            tv = lm_truth[(lm_truth["view"] == view) & lm_truth["frame"].isin([ed_t, es_t]) if view == "sax"
-                          else (lm_truth["view"] == view)]
-            if view != "sax":
-                # LAX truth frames are the observers' ED/ES frames of that cine
-                tv = tv[tv["frame"].isin(set(tv[tv["observer"] != "truth"]["frame"]))]
-            if view == "sax":
-                # every image slice at the true ED/ES frames, so empty slices count false positives
-                to_truth = truth_slice_map(tv, images.sax_planes)
-                units = [(j, f, tv[(tv["slice_index"] == to_truth.get(j, -1)) & (tv["frame"] == f)])
-                         for j in range(images.n_slices) for f in sorted({ed_t, es_t})]
-            else:
-                units = [(0, f, g) for f, g in tv.groupby("frame")]
-            for j, f, g in units:
-                a = auto_lm[(auto_lm["view"] == view) & (auto_lm["slice_index"] == j) & (auto_lm["frame"] == f)]
-                for name in LANDMARKS[view]:
-                    pts = {o: _xyz(g[(g["observer"] == o) & (g["landmark"] == name)]) for o in ("truth", "obs1", "obs2")}
-                    ar = a[a["landmark"] == name]
-                    present = bool(len(ar)) and bool(ar["present"].iloc[0])
-                    pa = _xyz(ar)[0] if present else None
-                    d = lambda p, q: float(np.linalg.norm(p[0] - q[0])) if p is not None and q is not None and len(p) and len(q) else np.nan  # noqa: E731
-                    out["landmarks"].append({
-                        "method": method, "view": view, "landmark": name, "frame": int(f),
-                        "truth_present": bool(len(pts["truth"])), "auto_present": present,
-                        "auto_obs1": d(None if pa is None else pa[None], pts["obs1"]),
-                        "auto_obs2": d(None if pa is None else pa[None], pts["obs2"]),
-                        "obs1_obs2": d(pts["obs1"], pts["obs2"]),
-                        "auto_truth": d(None if pa is None else pa[None], pts["truth"])})
+        lm, derived = landmark_records(images, truth["landmarks"], auto_lm, method, ed_t, es_t)
+        out["landmarks"] += lm
+        out["derived"] += derived
     return out
+
+
+def _units(images: ExamImages, lm_truth: pd.DataFrame, view: str, ed_t: int, es_t: int) -> list:
+    """``(image slice, frame, truth rows)`` of the images of ``view`` that are compared."""
+    if view == "sax":
+        tv = lm_truth[(lm_truth["view"] == view) & lm_truth["frame"].isin([ed_t, es_t])]
+        # every image slice at the true ED/ES frames, so empty slices count false positives
+        to_truth = truth_slice_map(tv, images.sax_planes)
+        return [(j, f, tv[(tv["slice_index"] == to_truth.get(j, -1)) & (tv["frame"] == f)])
+                for j in range(images.n_slices) for f in sorted({ed_t, es_t})]
+    tv = lm_truth[lm_truth["view"] == view]
+    # LAX truth frames are the observers' ED/ES frames of that cine
+    tv = tv[tv["frame"].isin(set(tv[tv["observer"] != "truth"]["frame"]))]
+    return [(0, f, g) for f, g in tv.groupby("frame")]
+
+
+SOURCES = ("truth", "obs1", "obs2")
+
+
+def landmark_records(images: ExamImages, lm_truth: pd.DataFrame, auto_lm: pd.DataFrame, method: str,
+                     ed_t: int, es_t: int) -> tuple[list[dict], list[dict]]:
+    """Per landmark: detection and distances to truth and each observer; per image: the derived
+    measures (RV insertion angle, LV length) of the automated landmarks, truth and each observer."""
+    rows, derived = [], []
+    d = lambda p, q: float(np.linalg.norm(p[0] - q[0])) if p is not None and q is not None and len(p) and len(q) else np.nan  # noqa: E731
+    for view in [v for v in ("lax_2ch", "lax_4ch", "lax_3ch", "sax") if v in set(lm_truth["view"])]:
+        for j, f, g in _units(images, lm_truth, view, ed_t, es_t):
+            a = auto_lm[(auto_lm["view"] == view) & (auto_lm["slice_index"] == j) & (auto_lm["frame"] == f)]
+            found = {s: {} for s in ("auto", *SOURCES)}
+            for name in LANDMARKS[view]:
+                pts = {o: _xyz(g[(g["observer"] == o) & (g["landmark"] == name)]) for o in SOURCES}
+                ar = a[a["landmark"] == name]
+                present = bool(len(ar)) and bool(ar["present"].iloc[0])
+                pa = _xyz(ar)[0] if present else None
+                for o in SOURCES:
+                    if len(pts[o]):
+                        found[o][name] = pts[o][0]
+                if pa is not None:
+                    found["auto"][name] = pa
+                rows.append({
+                    "method": method, "exam_id": images.exam_id, "view": view, "slice": int(j),
+                    "landmark": name, "frame": int(f),
+                    "truth_present": bool(len(pts["truth"])), "auto_present": present,
+                    "auto_obs1": d(None if pa is None else pa[None], pts["obs1"]),
+                    "auto_obs2": d(None if pa is None else pa[None], pts["obs2"]),
+                    "obs1_obs2": d(pts["obs1"], pts["obs2"]),
+                    "auto_truth": d(None if pa is None else pa[None], pts["truth"])})
+            plane = images.sax_planes[j] if view == "sax" else images.lax_planes.get(view)
+            m = {s: image_measures(p, view, plane) for s, p in found.items()}
+            key = "rv_insert_angle_deg" if view == "sax" else "lv_length_mm"
+            if np.isfinite(m["truth"][key]):
+                derived.append({"method": method, "view": view, "measure": key, "frame": int(f),
+                                **{s: m[s][key] for s in m}})
+    return rows, derived
+
+
+def print_derived(rec: dict[str, list[dict]]) -> None:
+    """Bias and 95 % limits of agreement of the derived measures (Xue et al. 2021, Table 3/4)."""
+    dv = pd.DataFrame(rec.get("derived", []))
+    if not len(dv):
+        return
+    print("\nDerived measures: bias [95 % limits of agreement], n images with both (angle in deg, length in mm)")
+    print(f"  {'method':8s} {'view':8s} {'measure':20s} {'Auto - Obs1':>24s} {'Auto - Obs2':>24s} {'Obs1 - Obs2':>24s} "
+          f"{'Auto - truth':>24s}")
+    for (method, view, measure), g in dv.groupby(["method", "view", "measure"], sort=False):
+        cells = []
+        for a, b in (("auto", "obs1"), ("auto", "obs2"), ("obs1", "obs2"), ("auto", "truth")):
+            diff = g[a] - g[b] if measure != "rv_insert_angle_deg" else angle_difference_deg(g[a], g[b])
+            diff = np.asarray(diff, float)
+            diff = diff[np.isfinite(diff)]
+            sd = diff.std(ddof=1) if len(diff) > 1 else np.nan
+            cells.append(f"{diff.mean():+.2f} [{diff.mean() - 1.96 * sd:+.1f}, {diff.mean() + 1.96 * sd:+.1f}] "
+                         f"{len(diff):3d}" if len(diff) else "n/a")
+        print(f"  {method:8s} {view:8s} {measure:20s} " + " ".join(f"{c:>24s}" for c in cells))
 
 
 def _ms(x):
@@ -272,7 +321,7 @@ def main() -> int:
         exams = cohort_with_truth(args.cohort, args.cache, args.exam_id_key)
     else:
         exams = generated(args.n_exams, args.seed, args.observers, args.mi_fraction, keep)
-    rec: dict[str, list[dict]] = {"dice": [], "measures": [], "landmarks": [], "phases": []}
+    rec: dict[str, list[dict]] = {"dice": [], "measures": [], "landmarks": [], "phases": [], "derived": []}
     n = 0
     for images, truth in exams:
         r = evaluate_exam(images, truth, models, args.absent_threshold)
@@ -282,6 +331,7 @@ def main() -> int:
         print(f"evaluated {n} exams", file=sys.stderr)
     print(f"Test cohort: {n} exams ({'ingested ' + args.cohort if args.cohort else f'generated, cohort seed {args.seed}, exams 0..{n - 1}'})")
     print_tables(rec, Path(args.out))
+    print_derived(rec)
     return 0
 
 

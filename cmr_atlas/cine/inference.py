@@ -26,7 +26,8 @@ import torch
 from cmr_atlas.core.columns import ED_FRAME, ES_FRAME, EXAM_ID, FRAME, PATIENT_XYZ_MM, SLICE_INDEX, VIEW
 from cmr_atlas.core.geometry import SlicePlane, slice_spacing_mm
 from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
-from cmr_atlas.core.vocab import CAVITY, MYO
+from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
+from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
 from cmr_atlas.cine.landmarks import MODEL_VIEWS, decode_arrays, landmark_names, view_model
 from cmr_atlas.nets.preprocess import Grid, from_net_px, prepare, to_net_px
 from cmr_atlas.nets.registry import card_grid, load_model
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 LANDMARKS_AUTO = register(TableSchema(
     name="landmarks", row="landmark per image",
     description=(
-        "CNN landmarks: long-axis views on every frame, SAX slices at ED and ES. Pixel positions "
+        "CNN landmarks: long-axis views on every frame (lax_3ch where the exam's images have it and "
+        "the long-axis network was trained on it), SAX slices at ED and ES. Pixel positions "
         "in the original image (x = column, y = row, sub-pixel, pixel centres at integers); "
         "patient coordinates via the slice plane. Absent landmarks have present = false and null "
         "positions."
@@ -58,6 +60,8 @@ LANDMARKS_AUTO = register(TableSchema(
         Column("confidence", "float", "heatmap peak probability (1 for coordinate regression)"),
         Column("present", "bool", "detected (peak probability >= landmarks.absent_threshold)", nullable=False),
         Column("method", "str", "heatmap or vgg"),
+        Column("sequence", "str", "the cine's acquisition contrast from ingest's series table "
+               "(cmr_atlas.core.vocab.SEQUENCES: cine_gre, cine_ssfp, lge, t1map); null when not known"),
     ),
 ))
 
@@ -122,6 +126,23 @@ def load_models(models_dir: str | Path, *, method: str, device: str, precision: 
     else:
         raise ValueError(f"landmarks.method must be heatmap or vgg, not {method!r}")
     return Models(seg, seg_card, method, lm, dev, resolve_precision(precision, dev))
+
+
+def landmark_views(models: Models) -> tuple[str, ...]:
+    """Long-axis views the landmark networks serve: those their model cards were trained on
+    (cards without ``views`` predate the 3CH view: 2CH and 4CH)."""
+    if models.landmark_method != "heatmap":
+        return LAX_VIEWS
+    card = models.landmark["lax"][1]
+    trained = card.get("views", LAX_VIEWS)
+    return tuple(v for v in CLINICAL_LAX_VIEWS if v in trained)
+
+
+def cine_sequences(series: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """``{(exam_id, view): sequence}`` of the cine series ingest selected (its ``series`` table:
+    roles sax, lax_2ch, lax_4ch; lax_3ch is a found 3-chamber cine)."""
+    cines = series[series["role"].isin(("sax", *CLINICAL_LAX_VIEWS)) & series["sequence"].notna()]
+    return {(str(e), str(r)): str(q) for e, r, q in zip(cines["exam_id"], cines["role"], cines["sequence"])}
 
 
 def _net_taps(plane: SlicePlane, grid: Grid, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -199,10 +220,11 @@ def exam_volumes_ml(images: ExamImages, masks: np.ndarray) -> np.ndarray:
 
 
 def _landmark_rows(exam_id: str, view: str, slice_index: int, frames: list[int], pred_rc: np.ndarray,
-                   present: np.ndarray, conf: np.ndarray, plane: SlicePlane, grid: Grid, method: str) -> pd.DataFrame:
+                   present: np.ndarray, conf: np.ndarray, plane: SlicePlane, grid: Grid, method: str,
+                   sequence: str | None = None, names: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Rows of one stack's landmarks: network points ``pred_rc (F, K, 2)`` mapped to the original
     pixels and to patient mm (NaN where absent)."""
-    names = landmark_names(view)
+    names = names or landmark_names(view)
     present = np.asarray(present, bool)
     rc = np.where(present[..., None], from_net_px(np.nan_to_num(pred_rc), plane, grid), np.nan)
     xyz = np.where(present[..., None], plane.pixel_to_patient(np.nan_to_num(rc)), np.nan)
@@ -213,20 +235,23 @@ def _landmark_rows(exam_id: str, view: str, slice_index: int, frames: list[int],
         "x_px": rc[..., 1].ravel(), "y_px": rc[..., 0].ravel(),
         "x_mm": xyz[..., 0].ravel(), "y_mm": xyz[..., 1].ravel(), "z_mm": xyz[..., 2].ravel(),
         "confidence": np.asarray(conf, dtype=float).ravel(), "present": present.ravel(), "method": method,
+        "sequence": sequence,
     })
 
 
 def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], *,
                      absent_threshold: float, batch: int,
-                     sax_has_lv: np.ndarray | None = None) -> pd.DataFrame:
-    """Landmarks on every LAX frame and on every SAX slice at ``sax_frames``.
+                     sax_has_lv: np.ndarray | None = None,
+                     sequences: dict[str, str] | None = None) -> pd.DataFrame:
+    """Landmarks on every LAX frame (views of :func:`landmark_views`) and on every SAX slice at
+    ``sax_frames``; ``sequences`` (``{view: sequence}``) fills the ``sequence`` column.
 
     ``sax_has_lv (S, len(sax_frames))`` gates coordinate regression on SAX (it cannot say absent):
     a slice without a plausible LV mask gets absent landmarks.  The images of one network (all
     LAX cines, all SAX slices) go through it in one :func:`forward`.
     """
     stacks: list[tuple[str, int, np.ndarray, SlicePlane, list[int]]] = []
-    for view in ("lax_2ch", "lax_4ch"):
+    for view in landmark_views(models):
         if view in images.lax:
             cine = images.lax[view]
             stacks.append((view, 0, cine, images.lax_planes[view], list(range(cine.shape[0]))))
@@ -245,7 +270,8 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
             outputs[i] = part
     rows = []
     for i, (view, s, _, plane, frames) in enumerate(stacks):
-        grid = card_grid(models.landmark[key(view)][1])
+        card = models.landmark[key(view)][1]
+        grid = card_grid(card)
         if models.landmark_method == "heatmap":
             rc, present, conf = decode_arrays(outputs[i].numpy(), absent_threshold)
         else:
@@ -256,7 +282,7 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
                 present &= np.asarray(sax_has_lv[s], bool)[:, None]
             conf = np.where(present, 1.0, 0.0)
         rows.append(_landmark_rows(images.exam_id, view, s, frames, rc, present, conf, plane, grid,
-                                   models.landmark_method))
+                                   models.landmark_method, (sequences or {}).get(view), landmark_names(view, card)))
     return pd.concat(rows, ignore_index=True)[list(LANDMARKS_AUTO.column_names)] if rows else LANDMARKS_AUTO.empty()
 
 
@@ -269,9 +295,10 @@ class ExamInference:
 
 
 def infer_exam(images: ExamImages, models: Models, *, ed_method: str, absent_threshold: float,
-               batch: int) -> ExamInference:
+               batch: int, sequences: dict[str, str] | None = None) -> ExamInference:
     """Masks, QC, ED/ES phases and landmarks of one exam (settings: the config's
-    ``segmentation.ed_frame``, ``landmarks.absent_threshold`` and ``inference.batch``)."""
+    ``segmentation.ed_frame``, ``landmarks.absent_threshold`` and ``inference.batch``;
+    ``sequences``: ``{view: sequence}`` of its cines, for the landmarks' ``sequence`` column)."""
     masks, qc = segment_exam(images, models, batch=batch)
     vols = exam_volumes_ml(images, masks)
     ed, es = choose_phases(vols, ed_method)
@@ -279,10 +306,18 @@ def infer_exam(images: ExamImages, models: Models, *, ed_method: str, absent_thr
     flags = qc.set_index(["slice_index", "frame"])["flag"]
     has_lv = np.array([[flags.get((s, f), "empty") == "" for f in frames] for s in range(images.n_slices)])
     lm = detect_landmarks(images, models, frames, absent_threshold=absent_threshold, batch=batch,
-                          sax_has_lv=has_lv)
+                          sax_has_lv=has_lv, sequences=sequences)
     phases = {"exam_id": images.exam_id, "ed_frame": ed, "es_frame": es, "method": ed_method,
               "edv_ml": float(vols[ed]), "esv_ml": float(vols[es])}
     return ExamInference(masks, qc, lm, phases)
+
+
+def exam_measures(images: ExamImages, landmarks: pd.DataFrame) -> pd.DataFrame:
+    """:data:`~cmr_atlas.cine.landmark_measures.LANDMARK_MEASURES` rows of one exam's landmarks."""
+    def plane_of(view: str, s: int) -> SlicePlane | None:
+        return images.sax_planes[s] if view == "sax" else images.lax_planes.get(view)
+
+    return landmark_measures(landmarks, plane_of)
 
 
 STAGE = "infer"  # the stage name of the runner's qc_reasons and of the exam_status rows
@@ -294,24 +329,33 @@ class ExamTables(NamedTuple):
     landmarks: pd.DataFrame
     qc: pd.DataFrame
     phases: dict
+    measures: pd.DataFrame | None = None  # landmark_measures rows
 
 
 def _infer_one(eid: str, cache_dir: Path, masks_dir: Path, models: Models, ed_method: str,
-               absent_threshold: float, batch: int) -> ExamTables:
+               absent_threshold: float, batch: int,
+               sequences: dict[tuple[str, str], str] | None = None) -> ExamTables:
     """Infer one exam and save its masks."""
     cache = cache_dir / f"{eid}.npz"
     if not cache.is_file():
         raise ExamFailure("no_image_cache")
-    res = infer_exam(load_exam_images(cache), models, ed_method=ed_method, absent_threshold=absent_threshold,
-                     batch=batch)
+    views = {v: q for (e, v), q in (sequences or {}).items() if e == eid}
+    images = load_exam_images(cache)
+    res = infer_exam(images, models, ed_method=ed_method, absent_threshold=absent_threshold,
+                     batch=batch, sequences=views)
     save_masks(eid, res.masks, masks_dir / f"{eid}.npz")
-    return ExamTables(res.landmarks, res.qc, res.phases)
+    return ExamTables(res.landmarks, res.qc, res.phases, exam_measures(images, res.landmarks))
 
 
 def run_shard(exam_ids: list[str], cache_dir: str | Path, models: Models, *, landmarks_path: str | Path,
               qc_path: str | Path, phases_path: str | Path, masks_dir: str | Path, status_path: str | Path,
-              ed_method: str, absent_threshold: float, batch: int) -> list[Outcome[ExamTables]]:
-    """Infer every exam of a shard under the runner's failure policy (:mod:`cmr_atlas.core.runner`).
+              ed_method: str, absent_threshold: float, batch: int,
+              sequences: dict[tuple[str, str], str] | None = None,
+              measures_path: str | Path | None = None) -> list[Outcome[ExamTables]]:
+    """Infer every exam of a shard under the runner's failure policy (:mod:`cmr_atlas.core.runner`);
+    ``sequences`` (:func:`cine_sequences` of ingest's ``series`` table) fills the landmarks'
+    ``sequence`` column (null without it); with ``measures_path`` the ``landmark_measures`` table
+    (RV insertion angle, LV length) is written too.
 
     Writes the ``landmarks``, ``segmentation_qc`` and ``phases`` tables of the ok exams,
     ``<masks_dir>/<exam_id>.npz`` per ok exam and the ``exam_status`` rows of every exam.
@@ -320,12 +364,15 @@ def run_shard(exam_ids: list[str], cache_dir: str | Path, models: Models, *, lan
     masks_dir = Path(masks_dir)
     masks_dir.mkdir(parents=True, exist_ok=True)
     work = partial(_infer_one, cache_dir=Path(cache_dir), masks_dir=masks_dir, models=models,
-                   ed_method=ed_method, absent_threshold=absent_threshold, batch=batch)
+                   ed_method=ed_method, absent_threshold=absent_threshold, batch=batch, sequences=sequences)
     outcomes = run_exams(exam_ids, work, STAGE, log)
     ok = [o.value for o in outcomes if o.ok]
-    for schema, path, frames in ((LANDMARKS_AUTO, landmarks_path, [r.landmarks for r in ok]),
-                                 (SEGMENTATION_QC, qc_path, [r.qc for r in ok]),
-                                 (PHASES, phases_path, [pd.DataFrame([r.phases]) for r in ok])):
+    tables = [(LANDMARKS_AUTO, landmarks_path, [r.landmarks for r in ok]),
+              (SEGMENTATION_QC, qc_path, [r.qc for r in ok]),
+              (PHASES, phases_path, [pd.DataFrame([r.phases]) for r in ok])]
+    if measures_path is not None:
+        tables.append((LANDMARK_MEASURES, measures_path, [r.measures for r in ok if r.measures is not None and len(r.measures)]))
+    for schema, path, frames in tables:
         df = pd.concat(frames, ignore_index=True) if frames else schema.empty()
         write_table(df, path, schema)
     write_status(status_frame(outcomes, STAGE), status_path)
@@ -335,15 +382,20 @@ def run_shard(exam_ids: list[str], cache_dir: str | Path, models: Models, *, lan
 def infer_shard(exam_ids: list[str], cache_dir: str | Path, models_dir: str | Path, *, method: str, device: str,
                 precision: str, threads: int, landmarks_path: str | Path, qc_path: str | Path, phases_path: str | Path,
                 masks_dir: str | Path, status_path: str | Path, ed_method: str, absent_threshold: float,
-                batch: int) -> list[Outcome[ExamTables]]:
-    """One inference job: torch on ``threads`` CPU threads, the models loaded once, :func:`run_shard`."""
+                batch: int, series_path: str | Path | None = None,
+                measures_path: str | Path | None = None) -> list[Outcome[ExamTables]]:
+    """One inference job: torch on ``threads`` CPU threads, the models loaded once, :func:`run_shard`;
+    ``series_path``: ingest's ``series`` table of the shard (the landmarks' ``sequence`` column);
+    ``measures_path``: where to write the ``landmark_measures`` table."""
     torch.set_num_threads(max(1, int(threads)))
     models = load_models(models_dir, method=method, device=device, precision=precision)
     log.info("inference on %d exams (%s landmarks, device %s, %s)", len(exam_ids), method, models.device,
              "float32" if models.dtype is None else str(models.dtype).removeprefix("torch."))
     outcomes = run_shard(exam_ids, cache_dir, models, landmarks_path=landmarks_path, qc_path=qc_path,
                          phases_path=phases_path, masks_dir=masks_dir, status_path=status_path,
-                         ed_method=ed_method, absent_threshold=float(absent_threshold), batch=int(batch))
+                         ed_method=ed_method, absent_threshold=float(absent_threshold), batch=int(batch),
+                         sequences=cine_sequences(pd.read_parquet(series_path)) if series_path else None,
+                         measures_path=measures_path)
     n_ok = sum(o.ok for o in outcomes)
     log.info("inference done: %d ok, %d failed", n_ok, len(outcomes) - n_ok)
     return outcomes

@@ -9,7 +9,8 @@ connected to it, weighted by probability minus the cut), which gives sub-pixel p
 
 Model channels are generic per model (``MODEL_LANDMARKS``); the view decides the names
 (:data:`cmr_atlas.core.vocab.LANDMARKS`): on the long-axis model ``mv_a``/``mv_b`` are
-``mv_anterior``/``mv_inferior`` on a 2CH image and ``mv_septal``/``mv_lateral`` on a 4CH image.
+``mv_anterior``/``mv_inferior`` on a 2CH image, ``mv_septal``/``mv_lateral`` on a 4CH image and
+``lvot_anteroseptal``/``mv_inferolateral`` on a 3CH image (:data:`CHANNEL_ORDER`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from scipy import ndimage
 from cmr_atlas.core.vocab import LANDMARKS
 
 # model -> views it serves; channel k+1 of that model is landmark k of the view's tuple
-MODEL_VIEWS: dict[str, tuple[str, ...]] = {"lax": ("lax_2ch", "lax_4ch"), "sax": ("sax",)}
+# (a model card's ``views`` says which of them a shipped network was trained on)
+MODEL_VIEWS: dict[str, tuple[str, ...]] = {"lax": ("lax_2ch", "lax_4ch", "lax_3ch"), "sax": ("sax",)}
 MODEL_LANDMARKS: dict[str, tuple[str, ...]] = {
     "lax": ("mv_a", "mv_b", "apex"),
     "sax": LANDMARKS["sax"],
@@ -37,9 +39,21 @@ def view_model(view: str) -> str:
     raise ValueError(f"no landmark model for view {view!r}")
 
 
-def landmark_names(view: str) -> tuple[str, ...]:
-    """Names of the model channels 1..K on an image of ``view``."""
-    return LANDMARKS[view]
+# Channel order where it differs from the vocabulary's: on every long-axis view channel ``mv_a``
+# is the anterior/septal side of the mitral annulus (2CH anterior, 4CH septal, 3CH the anteroseptal
+# LVOT point), so similar-looking images of different views ask for the same channel layout (with
+# the vocabulary's 3CH order a mixed 2CH/3CH/4CH network swapped the mitral points; docs/models.md).
+CHANNEL_ORDER: dict[str, tuple[str, ...]] = {"lax_3ch": ("lvot_anteroseptal", "mv_inferolateral", "apex")}
+
+
+def landmark_names(view: str, card: dict | None = None) -> tuple[str, ...]:
+    """Names of the model channels 1..K on an image of ``view``: the order the network of ``card``
+    was trained with (its ``landmarks_by_view``) where the card records it, else
+    :data:`CHANNEL_ORDER` or the vocabulary's."""
+    trained = (card or {}).get("landmarks_by_view", {})
+    if view in trained:
+        return tuple(trained[view])
+    return CHANNEL_ORDER.get(view, LANDMARKS[view])
 
 
 def gaussian_targets(points: torch.Tensor, size: int, sigma_px: float) -> torch.Tensor:

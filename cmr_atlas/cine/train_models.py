@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, decode_arrays, gaussian_targets
+from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, decode_arrays, gaussian_targets, landmark_names
 from cmr_atlas.cine.training import LM_GRID, SEG_GRID, load_data
 from cmr_atlas.cine.training_data import VIEW_CODES, Samples
 from cmr_atlas.core.config import default
@@ -26,7 +26,7 @@ from cmr_atlas.nets.unet import UNet
 # The shipped set: name -> what it does (inference loads the ones its config selects).
 MODELS = {
     "seg_sax": "SAX segmentation U-Net: background, LV myocardium, LV cavity, RV cavity",
-    "lm_heatmap_lax": "heatmap U-Net for 2CH and 4CH landmarks (mv_a, mv_b, apex)",
+    "lm_heatmap_lax": "heatmap U-Net for long-axis landmarks (mv_a, mv_b, apex): 2CH, 4CH (and 3CH where trained)",
     "lm_heatmap_sax": "heatmap U-Net for SAX landmarks (RV inserts, LV centre)",
     "lm_vgg_lax_2ch": "VGG coordinate regression, 2CH landmarks",
     "lm_vgg_lax_4ch": "VGG coordinate regression, 4CH landmarks",
@@ -34,6 +34,7 @@ MODELS = {
 }
 TRAINABLE = ("seg_sax", "lm_heatmap_lax", "lm_heatmap_sax", "lm_vgg")  # lm_vgg: its three views together
 SIGMA_MM = {"lax": 6.0, "sax": 4.0}  # Gaussian target width (Xue et al.: 8 px LAX / 4 px SAX at 1 mm)
+VGG_VIEWS = ("lax_2ch", "lax_4ch", "sax")  # one regressor each (no 3CH regressor)
 SEG_DICE = {"dice_cavity": CAVITY, "dice_myocardium": MYO}  # validation metric -> label
 
 
@@ -63,10 +64,18 @@ def train_heatmap(samples: Samples, cfg: loops.TrainConfig, sigma_px: float, spa
     return model, report
 
 
+def data_sequences(data_info: dict) -> list[str]:
+    """Sequences of a training-data provenance (:func:`cmr_atlas.cine.training.load_data`'s info;
+    folders built before the clinical protocol are legacy GRE cine)."""
+    parts = data_info.get("parts", [data_info])
+    return sorted({q for p in parts for q in p.get("sequences", ["cine_gre"])})
+
+
 def _card(name: str, grid: Grid, data_info: dict, report: dict, extra: dict) -> dict:
     return {
         "name": name,
         "description": MODELS[name],
+        "sequences": data_sequences(data_info),
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "input": {**grid.to_dict(), "preprocessing": "per-image whitening, then bilinear resampling to "
                   "the grid centred on the image centre (zero outside the image)"},
@@ -95,7 +104,7 @@ def _train_seg_sax(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig,
     samples, info = load_data(data_dirs, "seg")
     model, rep = train_segmentation(samples, cfg, init_state=init_state, aug=aug)
     card = _card("seg_sax", SEG_GRID, info, rep, {"labels": LABELS, "loss": "cross-entropy + soft Dice",
-                                                  "previous_runs": previous})
+                                                  "views": ["sax"], "previous_runs": previous})
     return save_model(model, card, out_dir)
 
 
@@ -106,9 +115,10 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
     sigma_px = SIGMA_MM[m] / LM_GRID.spacing_mm
     samples, info = load_data(data_dirs, f"lm_{m}")
     model, rep = train_heatmap(samples, cfg, sigma_px, LM_GRID.spacing_mm, init_state=init_state)
+    views = [v for v in MODEL_VIEWS[m] if (samples.view == VIEW_CODES[v]).any()]  # those it saw
     card = _card(name, LM_GRID, info, rep, {
-        "channels": ["background", *MODEL_LANDMARKS[m]], "views": list(MODEL_VIEWS[m]),
-        "landmarks_by_view": {v: list(LANDMARKS[v]) for v in MODEL_VIEWS[m]},
+        "channels": ["background", *MODEL_LANDMARKS[m]], "views": views,
+        "landmarks_by_view": {v: list(landmark_names(v)) for v in views},
         "sigma_mm": SIGMA_MM[m], "loss": "KL + soft Dice (class weights 1, 5, 5, 5)",
         "previous_runs": previous})
     return save_model(model, card, out_dir)
@@ -119,7 +129,8 @@ def _train_lm_vgg(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig, 
     for m in MODEL_VIEWS:
         s, info = load_data(data_dirs, f"lm_{m}")
         for v in MODEL_VIEWS[m]:
-            by_view[v] = s.subset(np.flatnonzero(s.view == VIEW_CODES[v]))
+            if v in VGG_VIEWS:
+                by_view[v] = s.subset(np.flatnonzero(s.view == VIEW_CODES[v]))
     models, rep = loops.train_vgg_cyclic(by_view, cfg, LM_GRID.spacing_mm, transfer=transfer)
     paths = []
     for v, model in models.items():
@@ -134,18 +145,25 @@ def _train_lm_vgg(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig, 
 def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: str | Path, minutes: float,
                 threads: int, seed: int, max_epochs: int, batch_size: int, steps_per_epoch: int,
                 init_from: str | Path | None = None, zoom: tuple[float, float] | None = None,
-                vgg_transfer: bool = True) -> list[Path]:
+                vgg_transfer: bool = True, precision: str = "float32", lr: float | None = None) -> list[Path]:
     """Train model ``name`` (:data:`TRAINABLE`) on one or more ``train data`` folders and write its
     weights and card(s) to ``out_dir``; ``steps_per_epoch`` 0 = one pass over the training images.
     With ``init_from`` (a models folder) a U-Net continues from its weights of the same name, and
     the card keeps the earlier runs' records under ``previous_runs``; ``zoom`` overrides the
     segmentation augmentation's zoom range; ``vgg_transfer=False`` trains the VGG views
-    independently (the legacy paper's baseline)."""
+    independently (the legacy paper's baseline); ``precision`` ``auto`` trains under bfloat16
+    autocast where the CPU computes it natively (:func:`cmr_atlas.nets.runtime.cpu_has_native_bf16`);
+    ``lr``: Adam's initial learning rate (default :class:`~cmr_atlas.nets.train.TrainConfig`'s; lower
+    for fine-tuning from ``init_from``)."""
+    from cmr_atlas.nets.runtime import cpu_has_native_bf16
+
     if name not in TRAINABLE:
         raise SystemExit(f"unknown model {name!r}: choose {', '.join(TRAINABLE)}")
     data_dirs = [data_dirs] if isinstance(data_dirs, (str, Path)) else list(data_dirs)
     cfg = loops.TrainConfig(max_epochs=max_epochs, batch_size=batch_size, max_seconds=minutes * 60,
-                            seed=seed, threads=threads, steps_per_epoch=steps_per_epoch or None)
+                            seed=seed, threads=threads, steps_per_epoch=steps_per_epoch or None,
+                            bf16_autocast=precision == "bfloat16" or (precision == "auto" and cpu_has_native_bf16()),
+                            **({} if lr is None else {"lr": lr}))
     if name == "seg_sax":
         return [_train_seg_sax(data_dirs, out_dir, cfg, init_from, zoom)]
     if name == "lm_vgg":

@@ -2,7 +2,11 @@
 read from ``cmr-atlas train data`` folders (the models are trained by :mod:`cmr_atlas.cine.train_models`).
 
 By default the training cohort is synthetic and generated in memory with seeds disjoint from the
-demo and test cohorts (config ``train.seed``; the demo uses 20001).  A data folder holds
+demo and test cohorts (config ``train.seed``; the demo uses 20001).  Two protocols
+(:data:`PROTOCOLS`): the legacy GRE cine (``mesa``, seeds 910000-910001 for the shipped models) and
+the bSSFP cine of the clinical exams (``clinical``: SAX, 2CH, 3CH, 4CH; seed 920000 for the shipped
+models; the held-out clinical test cohort of ``benchmarks/landmarks_clinical.py`` is seed 930001,
+the test-suite's clinical cohort seed 86).  A data folder holds
 ``seg.npz``, ``lm_lax.npz``, ``lm_sax.npz`` (see :class:`cmr_atlas.cine.training_data.Samples`)
 and ``data.json`` (provenance).
 """
@@ -18,9 +22,11 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.core.imagecache import ExamImages
-from cmr_atlas.cine.landmarks import MODEL_VIEWS
+from cmr_atlas.cine.landmarks import MODEL_VIEWS, landmark_names
+from cmr_atlas.core.vocab import LANDMARKS, VIEWS
 from cmr_atlas.cine.training_data import Samples, landmark_samples, segmentation_samples
 from cmr_atlas.nets.preprocess import Grid
+from cmr_atlas.synth.anatomy import MYOCARDIAL_DENSITY_G_PER_ML
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +37,46 @@ LAX_EXTRA_FRAMES = 4  # LAX cines: ED, ES and extra_frames + 4 other frames
 Annotated = tuple[ExamImages, pd.DataFrame, pd.DataFrame]  # images, truth contours, truth landmarks
 
 
-def generated_exam(seed: int, index: int, mi_fraction: float) -> Annotated:
-    """Synthetic exam ``index`` of cohort ``seed``, generated in memory (no DICOM round trip)."""
+PROTOCOLS = {"mesa": "cine_gre", "clinical": "cine_ssfp"}  # synthetic protocol -> its cine sequence
+
+
+def clinical_cine(seed: int, index: int, mi_fraction: float, observers: int = 0) -> tuple[ExamImages, dict]:
+    """The bSSFP cine of clinical exam ``index`` of cohort ``seed`` (SAX stack and the 2CH, 3CH and
+    4CH cines) and its truth tables (``contours``, ``landmarks``, ``volumes`` and an ``exams`` row
+    with the true ED/ES frames, EDV, ESV, EF and LV mass), generated in memory.  Only the cine
+    renderer runs, on the exam's own random streams, so the images are those of the full exam's
+    cine (:func:`cmr_atlas.synth.clinical.cohort.generate_exam`) at a fraction of its cost."""
+    from cmr_atlas.synth.clinical import cine, cohort
+
+    rngs = cohort._streams(seed, index)  # the full exam's streams: same subject, heart and cine
+    ctx = cohort.make_context(seed, index, mi_fraction, rngs)
+    res = cine.render(ctx, rngs["cine"], observers)
+    sax = sorted(((k, p, im) for s in res.series if s.kind == "cine" and s.view == "sax"
+                  for k, p, im in zip(s.slice_indices, s.planes, s.images)), key=lambda t: t[0])
+    lax = {s.view: s for s in res.series if s.kind == "cine" and s.view != "sax"}
+    vol = res.truth["volumes"].sort_values("frame")
+    images = ExamImages(ctx.label, np.stack([im for _, _, im in sax]).astype(np.float32), [p for _, p, _ in sax],
+                        vol["time_ms"].to_numpy(dtype=float), {v: s.images[0].astype(np.float32) for v, s in lax.items()},
+                        {v: s.planes[0] for v, s in lax.items()})
+    ed, es = (vol[vol["phase"] == ph].iloc[0] for ph in ("ED", "ES"))
+    edv, esv = float(ed["volume_ml"]), float(es["volume_ml"])
+    exams = pd.DataFrame([{"exam_id": ctx.label, "ed_frame": int(ed["frame"]), "es_frame": int(es["frame"]),
+                           "edv_ml": edv, "esv_ml": esv, "ef_pct": 100.0 * (edv - esv) / edv,
+                           "lv_mass_g": MYOCARDIAL_DENSITY_G_PER_ML * float(ed["myo_volume_ml"])}])
+    return images, {**res.truth, "exams": exams}
+
+
+def clinical_cine_exam(seed: int, index: int, mi_fraction: float, observers: int = 0) -> Annotated:
+    """:func:`clinical_cine` as training data: images, truth contours and landmarks."""
+    images, truth = clinical_cine(seed, index, mi_fraction, observers)
+    return images, truth["contours"], truth["landmarks"]
+
+
+def generated_exam(seed: int, index: int, mi_fraction: float, protocol: str = "mesa") -> Annotated:
+    """Synthetic exam ``index`` of cohort ``seed`` of ``protocol`` (:data:`PROTOCOLS`), generated
+    in memory (no DICOM round trip)."""
+    if protocol == "clinical":
+        return clinical_cine_exam(seed, index, mi_fraction)
     from cmr_atlas.synth.mesa import cohort
 
     ex = cohort.generate_exam(seed, index, mi_fraction=mi_fraction)
@@ -67,16 +111,16 @@ def exam_samples(exam: Annotated, rng: np.random.Generator, extra_frames: int) -
     return out
 
 
-def _generated_samples(job: tuple[int, int, int, float]) -> dict[str, Samples]:
-    seed, index, extra, mi = job
+def _generated_samples(job: tuple[int, int, int, float, str]) -> dict[str, Samples]:
+    seed, index, extra, mi, protocol = job
     # per-exam generator: the same samples whatever the number of worker processes
-    return exam_samples(generated_exam(seed, index, mi), np.random.default_rng([seed, index]), extra)
+    return exam_samples(generated_exam(seed, index, mi, protocol), np.random.default_rng([seed, index]), extra)
 
 
 def _generated_parts(seed: int, n_exams: int, extra_frames: int, jobs: int,
-                     mi_fraction: float) -> list[dict[str, Samples]]:
+                     mi_fraction: float, protocol: str = "mesa") -> list[dict[str, Samples]]:
     """Samples of exams ``0..n_exams-1`` of cohort ``seed``, generated by ``jobs`` processes."""
-    todo = [(seed, i, extra_frames, mi_fraction) for i in range(n_exams)]
+    todo = [(seed, i, extra_frames, mi_fraction, protocol) for i in range(n_exams)]
     parts = []
     if jobs > 1:
         import multiprocessing as mp
@@ -101,6 +145,7 @@ def write_data(out: str | Path, parts: list[dict[str, Samples]], extra_frames: i
         samples.save(out / f"{key}.npz")
         counts[key] = len(samples)
     info = {"n_exams": len(parts), "extra_frames": extra_frames, "images": counts,
+            "channels_by_view": {v: list(landmark_names(v)) for vs in MODEL_VIEWS.values() for v in vs},
             "segmentation_grid": SEG_GRID.to_dict(), "landmark_grid": LM_GRID.to_dict(), **provenance}
     (out / "data.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
@@ -108,17 +153,24 @@ def write_data(out: str | Path, parts: list[dict[str, Samples]], extra_frames: i
 
 def build_data(out: str | Path, seed: int, n_exams: int, extra_frames: int, jobs: int, mi_fraction: float,
                cohort: str | Path | None = None, cache: str | Path | None = None,
-               exam_id_key: str | None = None) -> dict:
-    """Write the training samples of ``n_exams`` exams generated from cohort ``seed`` to ``out``;
-    with ``cohort`` (and its image ``cache`` and ``exam_id_key``) the exams of that ingested
-    synthetic cohort instead (then ``seed`` seeds the frame choice only)."""
+               exam_id_key: str | None = None, protocol: str = "mesa") -> dict:
+    """Write the training samples of ``n_exams`` exams generated from cohort ``seed`` of synthetic
+    ``protocol`` (:data:`PROTOCOLS`) to ``out``; with ``cohort`` (and its image ``cache`` and
+    ``exam_id_key``) the exams of that ingested legacy synthetic cohort instead (then ``seed``
+    seeds the frame choice only)."""
+    if protocol not in PROTOCOLS:
+        raise SystemExit(f"unknown protocol {protocol!r}: choose {', '.join(PROTOCOLS)}")
     if cohort is not None:
         rng = np.random.default_rng(seed)
         parts = [exam_samples(e, rng, extra_frames) for e in cohort_exams(cohort, cache, exam_id_key)]
-        return write_data(out, parts, extra_frames, {"source": "ingested synthetic cohort"})
-    parts = _generated_parts(seed, n_exams, extra_frames, jobs, mi_fraction)
-    provenance = {"source": "synthetic, generated in memory (cmr_atlas.synth.mesa.cohort.generate_exam)",
-                  "cohort_seed": seed, "exam_indices": [0, n_exams - 1], "mi_fraction": mi_fraction}
+        return write_data(out, parts, extra_frames, {"source": "ingested synthetic cohort",
+                                                     "sequences": [PROTOCOLS["mesa"]]})
+    parts = _generated_parts(seed, n_exams, extra_frames, jobs, mi_fraction, protocol)
+    source = ("cmr_atlas.cine.training.clinical_cine_exam (bSSFP cine of the clinical exams)"
+              if protocol == "clinical" else "cmr_atlas.synth.mesa.cohort.generate_exam")
+    provenance = {"source": f"synthetic, generated in memory ({source})", "protocol": protocol,
+                  "sequences": [PROTOCOLS[protocol]], "cohort_seed": seed, "exam_indices": [0, n_exams - 1],
+                  "mi_fraction": mi_fraction}
     return write_data(out, parts, extra_frames, provenance)
 
 
@@ -134,7 +186,12 @@ def load_data(data_dirs: list[str | Path], key: str) -> tuple[Samples, dict]:
                 infos[0]["segmentation_grid"], infos[0]["landmark_grid"]):
             raise SystemExit(f"{d}: its network grids differ from {data_dirs[0]}'s; rebuild it")
         infos.append(info)
-        parts.append(Samples.load(d / f"{key}.npz"))
+        part = Samples.load(d / f"{key}.npz")
+        for v in np.unique(part.view) if part.points is not None else ():
+            view = VIEWS[int(v)]
+            if info.get("channels_by_view", {}).get(view, list(LANDMARKS[view])) != list(landmark_names(view)):
+                raise SystemExit(f"{d}: its {view} landmarks are in an older channel order; rebuild it")
+        parts.append(part)
     info = infos[0] if len(infos) == 1 else {
         "n_exams": sum(i["n_exams"] for i in infos),
         "images": {k: sum(i["images"][k] for i in infos) for k in infos[0]["images"]},

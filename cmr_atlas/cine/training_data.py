@@ -18,8 +18,8 @@ import pandas as pd
 
 from cmr_atlas.core.geometry import SlicePlane, nearest_plane
 from cmr_atlas.core.imagecache import ExamImages
-from cmr_atlas.core.vocab import LANDMARKS, SURFACES, VIEWS
-from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS
+from cmr_atlas.core.vocab import SURFACES, VIEWS
+from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, landmark_names
 from cmr_atlas.cine.segmentation import label_mask
 from cmr_atlas.nets.preprocess import Grid, prepare, to_net_px
 
@@ -157,7 +157,7 @@ def landmark_samples(images: ExamImages, landmarks: pd.DataFrame, model: str, gr
     n = grid.size
     for view in MODEL_VIEWS[model]:
         v = lm[lm["view"] == view]
-        names = LANDMARKS[view]
+        names = landmark_names(view)
         if view == "sax":
             stacks = [(images.sax[s], p, s) for s, p in enumerate(images.sax_planes)]
             mapping = {}

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tiscout": ("cmr_atlas.cli.tiscout", "myocardial null inversion time of the TI scout in one DICOM folder (JSON line)"),
     "report": ("cmr_atlas.cli.report", "HTML report for a results folder"),
     "train": ("cmr_atlas.cli.train", "train the landmark and segmentation networks"),
+    "models": ("cmr_atlas.cli.models", "export the shipped networks (ONNX) and list their model cards"),
     "query": ("cmr_atlas.cli.query", "run SQL (DuckDB) over a results folder's parquet tables"),
     "schemas": ("cmr_atlas.cli.schemas", "print the documented schema of every output table"),
     "config": ("cmr_atlas.cli.config", "validate a workflow config and print it with every default filled in"),

@@ -1,6 +1,6 @@
 """``cmr-atlas train``: build annotated samples from a training cohort, then train each model.
 
-    cmr-atlas train data  --out DATA [--n-exams N --seed S | --cohort DIR --cache DIR]
+    cmr-atlas train data  --out DATA [--n-exams N --seed S [--protocol clinical] | --cohort DIR --cache DIR]
     cmr-atlas train model NAME --data DATA --out resources/models [--minutes M --threads T]
     cmr-atlas train all   --out resources/models --data DATA ...   (both steps, every model)
 
@@ -27,6 +27,9 @@ def _data_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--mi-fraction", type=float, default=0.2, help="fraction of MI exams")
     q.add_argument("--jobs", type=int, default=1, help="worker processes generating exams")
     q.add_argument("--extra-frames", type=int, default=2, help="frames per slice besides ED and ES")
+    q.add_argument("--protocol", choices=["mesa", "clinical"], default="mesa",
+                   help="synthetic protocol: legacy GRE cine (mesa) or the clinical exams' bSSFP cine "
+                        "(SAX, 2CH, 3CH, 4CH)")
     q.add_argument("--cohort", help="use an ingested synthetic cohort (truth/) instead of generating")
     q.add_argument("--cache", help="image cache of that cohort")
     q.add_argument("--exam-id-key", default="cmr-atlas-demo-key", help="ingest's exam_id_key")
@@ -43,6 +46,10 @@ def _model_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--zoom", type=float, nargs=2, metavar=("LO", "HI"), help="segmentation zoom range")
     q.add_argument("--steps-per-epoch", type=int, default=60,
                    help="batches between validations (0 = one pass over the training images)")
+    q.add_argument("--precision", choices=["float32", "auto", "bfloat16"], default="float32",
+                   help="training steps under bfloat16 autocast (auto: where the CPU has native bf16 units)")
+    q.add_argument("--lr", type=float, help="initial learning rate (default: the training loops'; lower it "
+                   "to fine-tune with --init-from)")
     q.add_argument("--vgg-schedule", choices=["cyclic", "independent"], default="cyclic",
                    help="lm_vgg: the legacy paper's cyclic transfer between views, or its baseline "
                         "of independently trained networks (same budget; for the Table A-1 comparison)")
@@ -69,7 +76,7 @@ def _build_data(args: argparse.Namespace, out: str) -> dict:
     if args.cohort and not args.cache:
         raise SystemExit("--cohort needs --cache")
     return build_data(out, args.seed, args.n_exams, args.extra_frames, args.jobs, args.mi_fraction,
-                      args.cohort or None, args.cache, args.exam_id_key)
+                      args.cohort or None, args.cache, args.exam_id_key, args.protocol)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,6 +92,6 @@ def run(args: argparse.Namespace) -> int:
         for p in train_model(name, args.data, args.out, args.minutes, args.threads, args.train_seed,
                              args.max_epochs, args.batch_size, args.steps_per_epoch,
                              args.init_from, args.zoom,
-                             args.vgg_schedule == "cyclic"):
+                             args.vgg_schedule == "cyclic", args.precision, args.lr):
             log.info("wrote %s", p)
     return 0

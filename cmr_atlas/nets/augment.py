@@ -25,16 +25,18 @@ class AugmentConfig:
     brightness: float = 0.5          # additive, in units of the whitened image's SD
     contrast: float = 0.5            # multiplicative factor in [1-c, 1+c]
     noise_sd: float = 0.05
+    coil_p: float = 0.0              # probability of a surface-coil shading field (Xue et al.: 0.5)
+    coil_falloff: tuple[float, float] = (0.3, 1.2)  # log-intensity drop across the field of view
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-SEGMENTATION_AUG = AugmentConfig()
+SEGMENTATION_AUG = AugmentConfig(coil_p=0.5)
 # Landmark identities depend on orientation (anterior vs inferior), so no flips and moderate
 # rotations for landmark models.
 LANDMARK_AUG = AugmentConfig(rotation_deg=30.0, flip_rows=0.0, flip_cols=0.0, zoom=(0.85, 1.15),
-                             shift_px=10.0, brightness=0.3, contrast=0.3)
+                             shift_px=10.0, brightness=0.3, contrast=0.3, coil_p=0.5)
 
 
 def random_thetas(rng: np.random.Generator, n: int, size: int, cfg: AugmentConfig) -> torch.Tensor:
@@ -68,7 +70,32 @@ def warp_points(rc: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tenso
     return torch.stack([xy_out[..., 1], xy_out[..., 0]], -1)
 
 
+def coil_shading(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> torch.Tensor:
+    """Surface-coil augmentation (Xue et al. 2021): with probability ``coil_p`` an image's signal
+    (above its minimum) falls off exponentially away from a coil on a random side, by a drawn
+    ``coil_falloff`` in log intensity across the field of view; the image is whitened again, as
+    preprocessing whitens every image.  The draws are made for every image, so the random stream
+    does not depend on ``coil_p``."""
+    b, n = x.shape[0], x.shape[-1]
+    use = rng.random(b) < cfg.coil_p
+    angle = rng.uniform(0, 2 * np.pi, b)
+    drop = rng.uniform(*cfg.coil_falloff, b)
+    if not use.any():
+        return x
+    ax = torch.linspace(-1.0, 1.0, n)
+    out = x.clone()
+    for i in np.flatnonzero(use):
+        u = np.cos(angle[i]) * ax[None, :] + np.sin(angle[i]) * ax[:, None]  # -1.4..1.4 across the grid
+        field = torch.exp(-float(drop[i]) * (u + 1.0) / 2.0)
+        img = x[i, 0]
+        y = (img - img.min()) * field
+        out[i, 0] = (y - y.mean()) / y.std().clamp_min(1e-6)
+    return out
+
+
 def intensity(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> torch.Tensor:
+    if cfg.coil_p > 0:
+        x = coil_shading(x, rng, cfg)
     b = x.shape[0]
     c = torch.tensor(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, b), dtype=x.dtype).view(b, 1, 1, 1)
     s = torch.tensor(rng.uniform(-cfg.brightness, cfg.brightness, b), dtype=x.dtype).view(b, 1, 1, 1)

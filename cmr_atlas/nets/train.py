@@ -41,6 +41,7 @@ class TrainConfig:
     threads: int = 1
     steps_per_epoch: int | None = None  # None = one pass over the training images
     max_val_images: int | None = 256     # fixed random subset of the validation exams' images
+    bf16_autocast: bool = False  # training steps under CPU bfloat16 autocast (validation stays float32)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,7 +113,8 @@ def _fit(model: nn.Module, train_step, val_eval, n_train: int, cfg: TrainConfig,
             if len(idx) < 2:  # batch norm needs two
                 continue
             opt.zero_grad()
-            loss = train_step(idx)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16_autocast):
+                loss = train_step(idx)
             loss.backward()
             opt.step()
             losses.append(loss.item())

@@ -35,5 +35,12 @@ def test_absent_below_threshold_and_second_blob_ignored():
 def test_view_names():
     assert view_model("lax_4ch") == "lax" and view_model("sax") == "sax"
     assert landmark_names("lax_2ch") == ("mv_anterior", "mv_inferior", "apex")
+    assert view_model("lax_3ch") == "lax"
+    # 3CH channel mv_a is the anteroseptal side, as 2CH anterior and 4CH septal
+    assert landmark_names("lax_3ch") == ("lvot_anteroseptal", "mv_inferolateral", "apex")
+    # a network trained with another order is read in the order its card records
+    card = {"landmarks_by_view": {"lax_3ch": ["mv_inferolateral", "lvot_anteroseptal", "apex"]}}
+    assert landmark_names("lax_3ch", card) == ("mv_inferolateral", "lvot_anteroseptal", "apex")
+    assert landmark_names("lax_2ch", card) == ("mv_anterior", "mv_inferior", "apex")
     with pytest.raises(ValueError):
-        view_model("lax_3ch")
+        view_model("lax_5ch")

@@ -239,3 +239,20 @@ def test_bfloat16_forward_close_to_float32():
     b = forward(model, x, torch.device("cpu"), 2, torch.bfloat16)
     assert b.dtype == torch.float32 and b.shape == a.shape
     assert (a.argmax(1) == b.argmax(1)).float().mean() > 0.97
+
+
+def test_coil_shading_darkens_one_side_and_keeps_the_whitening():
+    from dataclasses import replace
+
+    from cmr_atlas.nets.augment import LANDMARK_AUG, coil_shading
+
+    x = torch.ones(3, 1, 32, 32) + 0.1 * torch.randn(3, 1, 32, 32)
+    x = (x - x.mean()) / x.std()
+    never = coil_shading(x, np.random.default_rng(0), replace(LANDMARK_AUG, coil_p=0.0))
+    assert torch.equal(never, x)
+    y = coil_shading(x, np.random.default_rng(0), replace(LANDMARK_AUG, coil_p=1.0, coil_falloff=(1.0, 1.0)))
+    for img in y[:, 0]:
+        assert abs(float(img.mean())) < 1e-4 and abs(float(img.std()) - 1) < 1e-3
+        # a smooth falloff: the brightest and darkest border columns or rows differ clearly
+        edges = torch.stack([img[:, 0].mean(), img[:, -1].mean(), img[0].mean(), img[-1].mean()])
+        assert float(edges.max() - edges.min()) > 1.0

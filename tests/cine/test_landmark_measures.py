@@ -1,0 +1,51 @@
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cmr_atlas.cine.landmark_measures import (LANDMARK_MEASURES, angle_difference_deg, landmark_measures,
+                                              lv_length_mm, rv_insertion_angle_deg)
+from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.core.tables import conform
+
+
+def _plane(rot_deg=0.0):
+    a = np.radians(rot_deg)
+    row = np.array([np.cos(a), np.sin(a), 0.0])
+    col = np.array([-np.sin(a), np.cos(a), 0.0])
+    return SlicePlane(np.array([5.0, -3.0, 40.0]), row, col, (1.5, 1.5), (64, 64))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(-179.0, 179.0), st.floats(5.0, 60.0), st.floats(-90.0, 90.0))
+def test_angle_is_measured_in_the_image_counter_clockwise_from_its_rows(angle, r_mm, rot):
+    plane = _plane(rot)
+    centre = plane.pixel_to_patient(np.array([30.0, 31.0]))
+    # a point r_mm away at `angle` on the displayed image (row index grows downwards)
+    rc = np.array([30.0, 31.0]) + r_mm / 1.5 * np.array([-np.sin(np.radians(angle)), np.cos(np.radians(angle))])
+    got = rv_insertion_angle_deg(plane.pixel_to_patient(rc), centre, plane)
+    assert abs(angle_difference_deg(got, angle)) < 1e-6
+
+
+def test_angle_difference_wraps():
+    assert angle_difference_deg(179.0, -179.0) == -2.0 and angle_difference_deg(-179.0, 179.0) == 2.0
+
+
+def test_lv_length_and_the_measures_table():
+    assert lv_length_mm([0, 0, 0], [20, 0, 0], [10, 0, 85]) == 85.0
+    plane = _plane()
+    c = plane.pixel_to_patient(np.array([32.0, 32.0]))
+    a = plane.pixel_to_patient(np.array([22.0, 32.0]))  # straight up: 90 deg
+    rows = [("sax", 2, "lv_centre", c, True), ("sax", 2, "rv_insert_anterior", a, True),
+            ("sax", 3, "lv_centre", c, True), ("sax", 3, "rv_insert_anterior", a, False),  # absent: no angle
+            ("lax_4ch", 0, "mv_septal", [0, 0, 0], True), ("lax_4ch", 0, "mv_lateral", [30, 0, 0], True),
+            ("lax_4ch", 0, "apex", [15, 0, 80], True)]
+    df = pd.DataFrame([{"exam_id": "E", "view": v, "slice_index": s, "frame": 0, "landmark": n, "x_mm": p[0],
+                        "y_mm": p[1], "z_mm": p[2], "present": ok, "sequence": "cine_ssfp"}
+                       for v, s, n, p, ok in rows])
+    m = landmark_measures(df, lambda view, s: plane)
+    conform(m, LANDMARK_MEASURES)
+    assert len(m) == 2
+    sax = m[m["view"] == "sax"].iloc[0]
+    assert sax["slice_index"] == 2 and abs(sax["rv_insert_angle_deg"] - 90.0) < 1e-9
+    assert np.isnan(sax["lv_length_mm"]) and m[m["view"] == "lax_4ch"]["lv_length_mm"].iloc[0] == 80.0

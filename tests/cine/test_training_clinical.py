@@ -1,0 +1,74 @@
+"""Training data from the clinical exams' bSSFP cine (issue 16): 3CH landmarks, truth for the
+clinical accuracy benchmark, the model card's sequences."""
+
+from functools import partial
+
+import numpy as np
+import pytest
+
+from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, gaussian_targets
+from cmr_atlas.cine.train_models import data_sequences, decode_points
+from cmr_atlas.cine.training import clinical_cine, exam_samples
+from cmr_atlas.cine.training_data import VIEW_CODES
+from cmr_atlas.core.vocab import CAVITY, MYO
+from cmr_atlas.nets.train import TrainConfig, train_heatmap
+
+
+@pytest.fixture(scope="module")
+def clinical(clinical_seed):
+    return clinical_cine(clinical_seed, 0, 0.0, observers=1)
+
+
+def test_clinical_cine_truth_and_samples_cover_3ch(clinical):
+    images, truth = clinical
+    assert set(images.lax) == {"lax_2ch", "lax_3ch", "lax_4ch"} and images.sax.shape[0] >= 8
+    ex = truth["exams"].iloc[0]
+    assert ex["edv_ml"] > ex["esv_ml"] > 0 and 40 < ex["ef_pct"] < 85 and ex["ed_frame"] != ex["es_frame"]
+    assert 60 < ex["lv_mass_g"] < 300
+    assert set(truth["landmarks"]["sequence"]) == {"cine_ssfp"}
+    s = exam_samples((images, truth["contours"], truth["landmarks"]), np.random.default_rng(0), 1)
+    lax = s["lm_lax"]
+    three = lax.points[lax.view == VIEW_CODES["lax_3ch"]]
+    # every 3CH image has its three landmarks, inside the network field of view
+    assert len(three) and np.isfinite(three).all() and ((three > 0) & (three < 127)).all()
+    assert lax.points.shape[1] == len(MODEL_LANDMARKS["lax"])
+    seg = s["seg"]
+    assert (seg.labels == MYO).any() and (seg.labels == CAVITY).any() and not (seg.labels > 2).any()
+
+
+def test_card_sequences_from_data_provenance():
+    assert data_sequences({"n_exams": 3}) == ["cine_gre"]  # folders built before the clinical protocol
+    pooled = {"parts": [{"sequences": ["cine_gre"]}, {"sequences": ["cine_ssfp"]}]}
+    assert data_sequences(pooled) == ["cine_gre", "cine_ssfp"]
+
+
+def test_bf16_autocast_training_step_runs_and_records_it(clinical):
+    images, truth = clinical
+    lm = exam_samples((images, truth["contours"], truth["landmarks"]), np.random.default_rng(1), 0)["lm_sax"]
+    lm.exam_ids = ["a"]
+    lm = type(lm).concat([lm, lm])  # two exams: one trains, one validates
+    cfg = TrainConfig(max_epochs=1, batch_size=4, steps_per_epoch=1, seed=1, bf16_autocast=True)
+    _, rep = train_heatmap(lm, cfg, partial(gaussian_targets, sigma_px=2.0),
+                               partial(decode_points, absent_threshold=0.1), 1.5, base=4, levels=2)
+    assert rep["train_config"]["bf16_autocast"] and np.isfinite(rep["history"][0]["train_loss"])
+
+
+def test_data_folders_with_an_older_3ch_channel_order_are_refused(tmp_path):
+    import json
+
+    from cmr_atlas.cine.landmarks import landmark_names
+    from cmr_atlas.cine.training import load_data
+    from cmr_atlas.cine.training_data import Samples
+
+    grid = {"spacing_mm": 1.5, "size": 8}
+    s = Samples(np.zeros((2, 8, 8), np.float16), np.zeros(2, np.int32),
+                np.array([VIEW_CODES["lax_2ch"], VIEW_CODES["lax_3ch"]], np.int8), ["e"],
+                points=np.ones((2, 3, 2), np.float32))
+    for name, channels in (("old", None), ("new", {"lax_3ch": list(landmark_names("lax_3ch"))})):
+        d = tmp_path / name
+        s.save(d / "lm_lax.npz")
+        info = {"n_exams": 1, "images": {"lm_lax": 2}, "segmentation_grid": grid, "landmark_grid": grid}
+        (d / "data.json").write_text(json.dumps(info | ({"channels_by_view": channels} if channels else {})))
+    with pytest.raises(SystemExit, match="older channel order"):
+        load_data([tmp_path / "old"], "lm_lax")
+    assert len(load_data([tmp_path / "new"], "lm_lax")[0]) == 2
