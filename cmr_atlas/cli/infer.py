@@ -1,7 +1,8 @@
 """``cmr-atlas infer``: run the CNNs on one shard of ingested exams (models loaded once).
 
 Reads ``<cache>/<exam_id>.npz`` for the exams listed (status ok) in an ingest ``exams.parquet``
-(or given with ``--exam-ids``), writes ``landmarks``, ``segmentation_qc``, ``phases`` and
+(or given with ``--exam-ids``), writes ``landmarks`` (its ``sequence`` column from ``--series``),
+``landmark_measures``, ``segmentation_qc``, ``phases`` and
 ``masks/<exam_id>.npz`` and ``status/infer.parquet`` (``exam_status`` rows) under ``--out``, and
 with ``--guide-points FILE`` the automated guide-point table too (its status rows in
 ``status/auto_guide_points.parquet`` under ``--out``).
@@ -34,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, help="images per forward pass (default: config inference.batch)")
     p.add_argument("--precision", choices=PRECISIONS, help="override config inference.precision")
     p.add_argument("--guide-points", help="also write the automated guide-point table here")
+    p.add_argument("--series", help="ingest series.parquet of the shard: fills the landmarks' sequence column")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision or cfg["inference"]["precision"],
         threads=args.threads, status_path=out / "status" / "infer.parquet",
         ed_method=cfg["segmentation"]["ed_frame"], absent_threshold=cfg["landmarks"]["absent_threshold"],
-        batch=args.batch or cfg["inference"]["batch"], **shard)
+        batch=args.batch or cfg["inference"]["batch"], series_path=args.series,
+        measures_path=out / "landmark_measures.parquet", **shard)
     if args.guide_points:
         autoguide.run_shard([o.exam_id for o in outcomes if o.ok], args.cache, out_path=args.guide_points,
                             status_path=out / "status" / "auto_guide_points.parquet", **shard)

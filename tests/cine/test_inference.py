@@ -10,6 +10,7 @@ from cmr_atlas.core.config import default
 from cmr_atlas.core.imagecache import ExamImages, save_exam_images
 from cmr_atlas.cine.inference import LANDMARKS_AUTO, Models, infer_exam, load_models, run_shard
 from cmr_atlas.cine.landmarks import gaussian_targets
+from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES
 from cmr_atlas.nets.preprocess import Grid, to_net_px
 from cmr_atlas.nets.registry import save_model
 from cmr_atlas.nets.unet import UNet
@@ -137,6 +138,7 @@ def test_infer_cli_writes_tables_and_auto_guide_points(tmp_path, ring_exam):
     gp = pd.read_parquet(tmp_path / "shard" / "guide_points.parquet")
     conform(gp, GUIDE_POINTS)  # an untrained model may find nothing: the table still exists
     assert set(pd.read_parquet(tmp_path / "shard" / "phases.parquet")["exam_id"]) == {"X1"}
+    conform(pd.read_parquet(tmp_path / "shard" / "landmark_measures.parquet"), LANDMARK_MEASURES)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on the CI machine)")

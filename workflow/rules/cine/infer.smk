@@ -10,8 +10,10 @@ rule infer_shard:
         CONDA_ENV
     input:
         exams=RESULTS / "shards/{shard}/exams.parquet",
+        series=RESULTS / "shards/{shard}/series.parquet",  # the landmarks' sequence column
     output:
         landmarks=RESULTS / "shards/{shard}/landmarks.parquet",
+        measures=RESULTS / "shards/{shard}/landmark_measures.parquet",
         qc=RESULTS / "shards/{shard}/segmentation_qc.parquet",
         phases=RESULTS / "shards/{shard}/phases.parquet",
         masks=directory(RESULTS / "shards/{shard}/masks"),
