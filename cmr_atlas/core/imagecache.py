@@ -80,7 +80,7 @@ class CacheFormatError(ValueError):
     """A cache file written by a newer cmr-atlas (its format version is unknown here)."""
 
 
-def _compact(image: np.ndarray) -> np.ndarray:
+def compact_image(image: np.ndarray) -> np.ndarray:
     """``image`` as uint16 or int16 when that holds every float32 value exactly, else float32."""
     arr = np.asarray(image, dtype=np.float32)
     with np.errstate(invalid="ignore"):  # out-of-range casts are caught by the comparison
@@ -95,22 +95,22 @@ def save_exam_images(images: ExamImages, path: str | Path) -> Path:
     """Write the cache file atomically."""
     arrays: dict[str, np.ndarray] = {
         "format_version": np.array(FORMAT_VERSION),
-        "sax": _compact(images.sax),
+        "sax": compact_image(images.sax),
         "sax_planes": np.stack([plane_vector(p) for p in images.sax_planes]),
         "trigger_times_ms": np.asarray(images.trigger_times_ms, dtype=float),
         "exam_id": np.array(images.exam_id),
     }
     for view, arr in images.lax.items():
-        arrays[view] = _compact(arr)
+        arrays[view] = compact_image(arr)
         arrays[f"{view}_plane"] = plane_vector(images.lax_planes[view])
     if images.sax_masks is not None:
         arrays["sax_masks"] = images.sax_masks.astype(np.uint8)
     buf = io.BytesIO()
-    _savez(buf, arrays, stored=lambda a: a.dtype in (np.uint16, np.int16))
+    savez(buf, arrays, stored=lambda a: a.dtype in (np.uint16, np.int16))
     return atomic_write_bytes(path, buf.getbuffer())
 
 
-def _savez(buf: io.BytesIO, arrays: dict[str, np.ndarray], level: int = 1,
+def savez(buf: io.BytesIO, arrays: dict[str, np.ndarray], level: int = 1,
            stored: Callable[[np.ndarray], bool] = lambda a: False) -> None:
     """``np.savez_compressed`` at deflate level 1 (8x faster on float images than the default,
     12 % larger files); arrays for which ``stored(array)`` is true go uncompressed."""
@@ -151,7 +151,7 @@ def load_exam_images(path: str | Path) -> ExamImages:
 def save_masks(exam_id: str, masks: np.ndarray, path: str | Path) -> Path:
     """Write an exam's predicted label masks ``(S, T, R, C)`` atomically."""
     buf = io.BytesIO()
-    _savez(buf, {"exam_id": np.array(exam_id), "sax_masks": masks.astype(np.uint8)})
+    savez(buf, {"exam_id": np.array(exam_id), "sax_masks": masks.astype(np.uint8)})
     return atomic_write_bytes(path, buf.getbuffer())
 
 

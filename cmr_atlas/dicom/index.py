@@ -2,7 +2,9 @@
 
 :func:`ingest_folders` takes top-level folders of a cohort, and for each: scans headers, groups
 files into exams by StudyInstanceUID, selects views (:mod:`views`), checks the stack, reads the
-pixels of the chosen views into ``<cache_dir>/<exam_id>.npz`` and returns the rows of the
+pixels of the chosen views into ``<cache_dir>/<exam_id>.npz`` (and every perfusion, AIF, TI-scout,
+LGE and T1-map series into the series cache, :mod:`cmr_atlas.core.seriescache`, whether or not the
+cine views pass) and returns the rows of the
 ``exams``, ``series``, ``slices`` and ``exam_keys`` tables (and ``linkage`` rows, which only
 :func:`ingest_shard` given a ``linkage_path`` writes).  Every exam ends ``ok`` or ``failed``
 with a specific ``qc_reason``; an exception in one exam is caught and recorded, never propagated
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from functools import partial
@@ -35,11 +38,13 @@ import pandas as pd
 from cmr_atlas.core.columns import EXAM_ID, SHIFT_MM, SLICE_PLANE_COLUMNS
 from cmr_atlas.core.geometry import plane_to_row
 from cmr_atlas.core.imagecache import save_exam_images
+from cmr_atlas.core.seriescache import CACHED_KINDS, save_series_images, series_cache_dir, series_cache_path
 from cmr_atlas.core.runner import Outcome, attempt, run_exams, status_frame, write_status
 from cmr_atlas.core.shards import dicom_root
 from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 from cmr_atlas.dicom import deid
 from cmr_atlas.dicom.scan import FolderScan, ImageHeader, StudyMeta, scan_folder
+from cmr_atlas.dicom.series_read import SeriesReadError, ordered_series, read_series_images
 from cmr_atlas.dicom.stack import PixelError, build_exam_images, check_stack
 from cmr_atlas.dicom.views import ViewSelection, select_views, slice_gaps
 
@@ -100,7 +105,7 @@ SERIES = register(TableSchema(
         Column("sequence", "str", "acquisition contrast (cmr_atlas.core.vocab.SEQUENCES): cine_gre, cine_ssfp, "
                "perfusion, ti_scout, lge, t1map; null when not known"),
         Column("post_contrast", "bool", "ContrastBolusAgent present (post-contrast T1 map, LGE, ...)"),
-        Column("stress_rest", "str", "perfusion: stress or rest (higher heart rate = stress)"),
+        Column("stress_rest", "str", "perfusion and its AIF series: stress or rest (higher heart rate = stress)"),
         Column("type_reason", "str", "why the kind is unknown, or a caveat of a typed series "
                "(no_units, truncated: ..., no inversion time, ...)"),
         Column("type_evidence", "str", "the header values that decided the kind"),
@@ -213,9 +218,7 @@ def _exam_row(exam_id: str, meta: StudyMeta | None, n_files: int, n_skipped: int
 
 def _series_rows(exam_id: str, sel: ViewSelection) -> list[dict]:
     rows = []
-    ordered = sorted(sel.series, key=lambda s: (s.series_number if s.series_number is not None else 1 << 30,
-                                                s.series_time_s or 0.0))
-    for i, s in enumerate(ordered):
+    for i, s in enumerate(ordered_series(sel.series)):
         n = s.normal
         t = s.type
         rows.append({
@@ -259,6 +262,28 @@ def _slice_rows(exam_id: str, sel: ViewSelection, by_key: dict) -> list[dict]:
     return rows
 
 
+def _not_cached(row: dict, reason: str) -> None:
+    row["type_reason"] = ";".join(r for r in (row["type_reason"], f"not_cached: {reason}") if r)
+
+
+def _cache_series(sel: ViewSelection, rows: list[dict], exam_id: str, meta: StudyMeta | None,
+                  cache_dir: Path) -> None:
+    """Write the series cache of every non-cine series the perfusion and TI-scout stages read; a
+    series that cannot be read gets ``not_cached: <reason>`` in its row's ``type_reason``."""
+    for row, s in zip(rows, ordered_series(sel.series)):
+        if s.type is None or s.type.kind not in CACHED_KINDS:
+            continue
+        try:
+            images = read_series_images(s, exam_id, row["series_index"], meta)
+        except (SeriesReadError, PixelError) as exc:
+            _not_cached(row, str(exc))
+            continue
+        except Exception as exc:  # noqa: BLE001 - one odd series never costs the exam its cine
+            _not_cached(row, f"read_error: {type(exc).__name__}")
+            continue
+        save_series_images(images, series_cache_path(cache_dir, exam_id, row["series_index"], s.type.kind))
+
+
 def ingest_study(
     images: list[ImageHeader], exam_id: str, meta: StudyMeta | None, cache_dir: Path | None,
     n_files: int, n_skipped: int, extra_warnings: list[str] | None = None, failure: str | None = None,
@@ -273,6 +298,7 @@ def ingest_study(
     """
     if cache_dir is not None:
         (Path(cache_dir) / f"{exam_id}.npz").unlink(missing_ok=True)
+        shutil.rmtree(series_cache_dir(cache_dir, exam_id), ignore_errors=True)
     out = IngestRows()
     row = _exam_row(exam_id, meta, n_files, n_skipped)
     out.exams.append(row)
@@ -280,6 +306,8 @@ def ingest_study(
     by_key = {s.key: s for s in sel.series}
     row["n_series"] = len(sel.series)
     out.series = _series_rows(exam_id, sel)
+    if cache_dir is not None and failure is None:
+        _cache_series(sel, out.series, exam_id, meta, cache_dir)
     row["has_2ch"], row["has_4ch"] = "lax_2ch" in sel.lax, "lax_4ch" in sel.lax
     warnings = list(extra_warnings or []) + list(sel.warnings)
     if failure or sel.failure:

@@ -61,6 +61,7 @@ class ImageHeader:
     map_units: str | None = None  # RealWorldValueMappingSequence units CodeValue (e.g. "ms")
     map_label: str | None = None  # RealWorldValueMappingSequence LUTLabel (e.g. "T1")
     pixel_signed: bool = False  # PixelRepresentation 1
+    image_flip_angle_deg: float | None = None  # this image's FlipAngle (perfusion proton-density frames differ)
 
     @property
     def has_geometry(self) -> bool:
@@ -210,6 +211,7 @@ def _real_world_units(ds: pydicom.Dataset) -> tuple[str | None, str | None]:
 
 
 _INVERSION_TIME, _ACQUISITION_TIME, _CONTENT_TIME = 0x00180082, 0x00080032, 0x00080033
+_FLIP_ANGLE = 0x00181314
 
 
 def _present(ds: pydicom.Dataset, tag: int):
@@ -223,7 +225,8 @@ def _image_values(ds: pydicom.Dataset) -> dict:
     ti, ti_bad = _inversion(_present(ds, _INVERSION_TIME))
     return dict(inversion_time_ms=ti, inversion_time_bad=ti_bad,
                 acquisition_time_s=_time_s(_present(ds, _ACQUISITION_TIME) or _present(ds, _CONTENT_TIME)),
-                image_type=_values(ds.get("ImageType")))
+                image_type=_values(ds.get("ImageType")),
+                image_flip_angle_deg=_float(_present(ds, _FLIP_ANGLE)))
 
 
 def _series_values(ds: pydicom.Dataset) -> dict:
@@ -413,6 +416,9 @@ def _frame_timing(base: dict, frame_group, shared_group) -> dict:
         t = _time_s(dt[8:].split("+")[0].split("-")[0]) if len(dt) > 8 else None
         if t is not None:
             out["acquisition_time_s"] = t
+    timing = _functional(frame_group, shared_group, "MRTimingAndRelatedParametersSequence")
+    if timing is not None and timing.get("FlipAngle") is not None:
+        out["image_flip_angle_deg"] = _float(timing.get("FlipAngle"))
     modifier = _functional(frame_group, shared_group, "MRModifierSequence")
     if modifier is not None and modifier.get("InversionTimes") is not None:
         times = modifier.get("InversionTimes")

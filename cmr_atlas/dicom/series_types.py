@@ -317,6 +317,10 @@ def exam_rules(types: list[SeriesType]) -> list[str]:
     if any(t.reason and t.reason.startswith("truncated") for t in perf):
         warnings.append("perfusion_truncated")
     _stress_rest([t for t in perf if t.kind == "perfusion"])
+    for a in perf:  # an AIF series takes the condition of the perfusion series it was acquired with
+        partner = [b for b in perf if b.kind == "perfusion" and b.stress_rest and _concurrent(a, b)]
+        if a.kind == "perfusion_aif" and len(partner) == 1:
+            a.stress_rest = partner[0].stress_rest
     kinds = {t.kind for t in types}
     if kinds & {"lge", "lge_psir"} and "ti_scout" not in kinds:
         warnings.append("no_ti_scout")

@@ -54,6 +54,9 @@ def test_sequences_contrast_and_stress_rest(ingested, vendor):
     desc = {n: d for n, _, d in written[vendor]["series"]}
     by_desc = series.assign(desc=series.index.map(desc)).set_index("desc")
     assert by_desc.loc["perf stress", "stress_rest"] == "stress" and by_desc.loc["perf rest", "stress_rest"] == "rest"
+    # each AIF series takes the condition of the perfusion series acquired with it
+    assert by_desc.loc["perf aif stress", "stress_rest"] == "stress"
+    assert by_desc.loc["perf aif rest", "stress_rest"] == "rest"
     assert not by_desc.loc["T1 map native", "post_contrast"] and by_desc.loc["T1 map post", "post_contrast"]
     assert by_desc.loc["TI scout", "sequence"] == "ti_scout"
     assert set(series.loc[series["kind"].isin(["lge", "lge_psir"]), "sequence"]) == {"lge"}
