@@ -89,12 +89,16 @@ class ArterialInput:
 
 
 def find_lv_blood_pool(conc: np.ndarray, min_pixels: int = 4) -> np.ndarray:
-    """Mask of the LV blood pool in an AIF series' concentration ``conc`` (T, R, C), from the
+    """Mask of the LV blood pool in an AIF series' enhancement ``conc`` (T, R, C: concentration or
+    baseline-subtracted signal), from the
     bolus passage alone: pixels enhancing to >= 40 % of the brightest split into an early-peaking
     (RV) and a later-peaking (LV) group; the LV is the largest connected region of the later group,
     eroded once so partial-volume border pixels stay out."""
-    peak = conc.max(axis=0)
-    ttp = conc.argmax(axis=0)
+    # a bolus is coherent over neighbouring pixels and heartbeats, noise is not: detect on a
+    # smoothed copy (3 beats, 1 pixel)
+    smooth = ndimage.gaussian_filter(ndimage.uniform_filter1d(conc, 3, axis=0), (0, 1, 1))
+    peak = smooth.max(axis=0)
+    ttp = smooth.argmax(axis=0)
     blood = peak >= 0.4 * peak.max()  # both ventricles' blood pools at the bolus passage
     times = ttp[blood]
     if times.size == 0:
@@ -114,7 +118,10 @@ def arterial_input(frames: np.ndarray, n_pd: int, seq: SaturationRecovery, relax
                    n_baseline: int = 3) -> ArterialInput:
     """The AIF of an AIF series (T, R, C), with a QC reason when it cannot be trusted."""
     conc, saturated = concentration_mM(frames, n_pd, seq, relaxivity_per_mM_s, n_baseline)
-    mask = find_lv_blood_pool(conc)
+    # found on the signal enhancement, not the concentration: pixels with little proton-density
+    # signal (lung, air) turn noise into large concentrations that would outshine the blood pool
+    dyn = np.asarray(frames[n_pd:], float)
+    mask = find_lv_blood_pool(dyn - np.median(dyn[:n_baseline], axis=0))
     if mask.sum() == 0:
         return ArterialInput(np.zeros(conc.shape[0]), mask, 0, 0, "no blood pool found in the AIF series")
     curve = conc[:, mask].mean(axis=1)

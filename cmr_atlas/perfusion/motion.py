@@ -38,6 +38,7 @@ class MotionCorrection:
     shifts_px: np.ndarray  # (T, 2): frame t was displaced by this from the series' mean position
     centre_rc: np.ndarray  # (2,) centre of the registration window (the heart), pixels
     radius_px: float
+    residual_px: float  # mean update of the last iteration over the registered frames (convergence)
 
 
 def low_rank(frames: np.ndarray, rank: int) -> np.ndarray:
@@ -56,12 +57,29 @@ def synthetic_reference(frames: np.ndarray, rank: int, width: int = 5) -> np.nda
     return low_rank(smooth, rank)
 
 
-def heart_centre(frames: np.ndarray, n_pd: int, pixel_mm: float) -> np.ndarray:
-    """(row, col) of the heart in a perfusion series (T, R, C): the centre of the region whose signal
-    changes most across the bolus (the temporal SD, smoothed over about 10 mm)."""
-    dyn = np.asarray(frames[n_pd:], float)
-    sd = ndimage.gaussian_filter(dyn.std(axis=0), 10.0 / pixel_mm)
+def enhancement_map(frames: np.ndarray, n_pd: int, pixel_mm: float) -> np.ndarray:
+    """Temporal SD of the dynamic frames smoothed over about 10 mm: high where the bolus passes
+    (blood pools, myocardium) and where breathing moves edges, low in static tissue."""
+    return ndimage.gaussian_filter(np.asarray(frames[n_pd:], float).std(axis=0), 10.0 / pixel_mm)
+
+
+def heart_centre(frames: np.ndarray, n_pd: int, pixel_mm: float, near_rc: np.ndarray | None = None,
+                 within_mm: float = 40.0) -> np.ndarray:
+    """(row, col) of the heart in a perfusion slice (T, R, C): the peak of its
+    :func:`enhancement_map`, within ``within_mm`` of ``near_rc`` when given (the series' heart
+    centre from all its slices: an apical slice's small LV can lose to the descending aorta)."""
+    sd = enhancement_map(frames, n_pd, pixel_mm)
+    if near_rc is not None:
+        rr, cc = np.mgrid[: sd.shape[0], : sd.shape[1]]
+        sd = np.where(np.hypot(rr - near_rc[0], cc - near_rc[1]) * pixel_mm <= within_mm, sd, -np.inf)
     return np.array(np.unravel_index(np.argmax(sd), sd.shape), dtype=float)
+
+
+def series_heart_centre(stack: list[np.ndarray], n_pd: int, pixel_mm: float) -> np.ndarray:
+    """Heart centre of a multi-slice series (slices on the same pixel grid): the peak of the summed
+    enhancement maps, where the basal and mid slices' large blood pools dominate."""
+    total = sum(enhancement_map(f, n_pd, pixel_mm) for f in stack)
+    return np.array(np.unravel_index(np.argmax(total), total.shape), dtype=float)
 
 
 def _window(shape: tuple[int, int], centre_rc: np.ndarray, radius_px: float) -> np.ndarray:
@@ -127,19 +145,20 @@ def _register_all(frames: np.ndarray, reference: np.ndarray, region: tuple[slice
 
 def correct_series(frames: np.ndarray, n_pd: int, pixel_mm: float, radius_mm: float = 40.0,
                    max_shift_mm: float = 8.0, ranks: tuple[int, ...] = (2, 3, 4, 5),
-                   smooth_mm: float = 2.0) -> MotionCorrection:
+                   smooth_mm: float = 2.0, near_rc: np.ndarray | None = None) -> MotionCorrection:
     """Register every frame of one perfusion slice (T, R, C; the first ``n_pd`` proton-density) to
     its low-rank synthetic reference, iterating once per entry of ``ranks``.
 
     ``radius_mm``: the registration window around the heart; ``max_shift_mm``: the largest
-    displacement searched; ``smooth_mm``: Gaussian SD applied before matching.  Returns the
+    displacement searched; ``smooth_mm``: Gaussian SD applied before matching; ``near_rc``: the
+    series' heart centre (:func:`series_heart_centre`), near which this slice's is sought.  Returns the
     corrected series and the per-frame shifts removed (relative to the median position of the
     dynamic frames)."""
     frames = np.asarray(frames, dtype=float)
     if frames.ndim != 3 or frames.shape[0] < n_pd + max(ranks) + 2:
         raise ValueError(f"need a (T, rows, cols) series with more than {n_pd + max(ranks) + 1} frames, "
                          f"got shape {frames.shape}")
-    centre = heart_centre(frames, n_pd, pixel_mm)
+    centre = heart_centre(frames, n_pd, pixel_mm, near_rc)
     radius = radius_mm / pixel_mm
     region = _search_region(frames.shape[1:], centre, radius)
     window = _window(frames.shape[1:], centre, radius)[region]
@@ -157,7 +176,9 @@ def correct_series(frames: np.ndarray, n_pd: int, pixel_mm: float, radius_mm: fl
         # cannot be registered reliably: they keep the shift they have
         contrast = np.array([np.sqrt(np.average((r - np.average(r, weights=window)) ** 2, weights=window))
                              for r in reference])
-        step[contrast < FAINT_FRACTION * contrast.max()] = 0.0
+        faint = contrast < FAINT_FRACTION * contrast.max()
+        step[faint] = 0.0
+        residual = float(np.linalg.norm(step[~faint], axis=1).mean())
         total = total + step
         total -= np.median(total, axis=0)  # the series' own median position stays put
         total = np.clip(total, -m, m)  # iterations refine within the breathing range, never beyond
@@ -167,4 +188,4 @@ def correct_series(frames: np.ndarray, n_pd: int, pixel_mm: float, radius_mm: fl
     pd_shifts = np.repeat(np.median(total[:3], axis=0)[None], n_pd, axis=0)
     shifts = np.concatenate([pd_shifts, total])
     corrected = np.concatenate([_apply(frames[:n_pd], pd_shifts), current]) if n_pd else current
-    return MotionCorrection(corrected, shifts, centre, radius)
+    return MotionCorrection(corrected, shifts, centre, radius, residual)
