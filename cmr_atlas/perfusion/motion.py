@@ -144,7 +144,7 @@ def _register_all(frames: np.ndarray, reference: np.ndarray, region: tuple[slice
 
 
 def correct_series(frames: np.ndarray, n_pd: int, pixel_mm: float, radius_mm: float = 40.0,
-                   max_shift_mm: float = 8.0, ranks: tuple[int, ...] = (2, 3, 4, 5),
+                   max_shift_mm: float = 8.0, ranks: tuple[int, ...] = (3, 4, 5, 6),
                    smooth_mm: float = 2.0, near_rc: np.ndarray | None = None) -> MotionCorrection:
     """Register every frame of one perfusion slice (T, R, C; the first ``n_pd`` proton-density) to
     its low-rank synthetic reference, iterating once per entry of ``ranks``.
@@ -172,8 +172,10 @@ def correct_series(frames: np.ndarray, n_pd: int, pixel_mm: float, radius_mm: fl
         full = np.zeros_like(current)
         full[(slice(None),) + region] = reference
         step = _register_all(current, full, region, window, m, sigma)
-        # frames whose reference has little structure (before the bolus: noise-level contrast)
-        # cannot be registered reliably: they keep the shift they have
+        # frames whose synthetic reference has little structure (before the bolus, when the
+        # low-rank fit gives them a faint ghost of the enhanced frames) cannot be registered
+        # reliably (registering them to their own mean did worse on the generator's series):
+        # they stay where they are (many patients hold their breath for the first beats)
         contrast = np.array([np.sqrt(np.average((r - np.average(r, weights=window)) ** 2, weights=window))
                              for r in reference])
         faint = contrast < FAINT_FRACTION * contrast.max()
