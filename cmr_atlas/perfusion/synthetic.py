@@ -37,6 +37,7 @@ class SyntheticPerfusion:
     labels: dict[tuple[str, int], np.ndarray]  # (condition, slice_index) -> (R, C) class map
     shifts_mm: dict[str, np.ndarray]  # condition -> (T, 3) true heart displacement per frame
     hematocrit: float
+    segment_mbf: dict[str, np.ndarray]  # condition -> (16,) true MBF of AHA segments 1-16, ml/min/g
 
 
 def _seconds(hhmmss: str) -> float:
@@ -118,4 +119,6 @@ def generate(seed: int, index: int, observers: int = 2, with_labels: bool = True
             for k, (moving, si) in enumerate(zip(movings[:3], out.series[0].slice_indices)):
                 labels[(plan.state, si)] = label_map(ctx, moving, plan, float(plan.trigger_ms[k]))
     return SyntheticPerfusion(ctx.label, series, out.truth, labels,
-                              {plan.state: plan.breathing.shift_mm for plan in plans}, ctx.physiology.hematocrit)
+                              {plan.state: plan.breathing.shift_mm for plan in plans}, ctx.physiology.hematocrit,
+                              {"stress": np.asarray(ctx.physiology.mbf_stress, float),
+                               "rest": np.asarray(ctx.physiology.mbf_rest, float)})

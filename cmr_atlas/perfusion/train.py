@@ -117,7 +117,8 @@ def fit(samples_path: str, minutes: float, models_dir: str, base: int, seed: int
     card = {"name": segment.MODEL_NAME, "description": "perfusion 2D+T residual U-Net: " + ", ".join(segment.CLASSES),
             "classes": list(segment.CLASSES), "input": INPUT,
             "training_data": {"source": "synthetic clinical exams in memory (cmr_atlas.perfusion.synthetic)",
-                              "cohort_seed": int(z["seed"]), "exam_indices": [0, len(s.exam_ids) - 1],
+                              "cohort_seeds": [int(x) for x in np.atleast_1d(z["seed"])],
+                              "exam_labels": [str(e) for e in s.exam_ids],
                               "n_exams": len(s.exam_ids), "n_slices": len(s),
                               "disjoint_from": "test seed 86 (tests/conftest.py), benchmark seed 880000"},
             "training": {k: v for k, v in report.items() if k != "history"}, "history": report["history"]}
