@@ -57,10 +57,12 @@ class SaturationRecovery:
 
 
 def concentration_mM(frames: np.ndarray, n_pd: int, seq: SaturationRecovery, relaxivity_per_mM_s: float,
-                     n_baseline: int = 3) -> tuple[np.ndarray, np.ndarray]:
+                     n_baseline: int = 3, t2star_loss_per_mM: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Gd concentration (mmol/l) of every pixel of a perfusion series ``frames`` (T, ...) whose first
     ``n_pd`` frames are PD images; the ``n_baseline`` frames after them (before the bolus arrives)
-    give the native R1.  Returns (concentration (T - n_pd, ...), saturated mask of the same shape).
+    give the native R1.  ``t2star_loss_per_mM``: TE x r2* (blood at the bolus peak loses signal
+    as exp(-TE r2* [Gd]); undone by a few fixed-point iterations).  Returns (concentration
+    (T - n_pd, ...), saturated mask of the same shape).
     """
     frames = np.asarray(frames, float)
     if n_pd < 1:
@@ -72,6 +74,9 @@ def concentration_mM(frames: np.ndarray, n_pd: int, seq: SaturationRecovery, rel
         ratio = np.where(pd > 0, frames[n_pd:] / pd, 0.0)
     r1 = seq.r1_from_ratio(ratio)
     r1_native = np.median(r1[:n_baseline], axis=0)
+    for _ in range(4 if t2star_loss_per_mM > 0 else 0):
+        c = np.clip((r1 - r1_native) / relaxivity_per_mM_s, 0.0, None)
+        r1 = seq.r1_from_ratio(ratio * np.exp(t2star_loss_per_mM * c))
     with np.errstate(divide="ignore", invalid="ignore"):
         saturated = seq.sensitivity(r1) < SATURATION_SLOPE_FRACTION * seq.sensitivity(r1_native)
     return (r1 - r1_native) / relaxivity_per_mM_s, saturated
@@ -115,9 +120,10 @@ def find_lv_blood_pool(conc: np.ndarray, min_pixels: int = 4) -> np.ndarray:
 
 
 def arterial_input(frames: np.ndarray, n_pd: int, seq: SaturationRecovery, relaxivity_per_mM_s: float,
-                   n_baseline: int = 3) -> ArterialInput:
-    """The AIF of an AIF series (T, R, C), with a QC reason when it cannot be trusted."""
-    conc, saturated = concentration_mM(frames, n_pd, seq, relaxivity_per_mM_s, n_baseline)
+                   n_baseline: int = 3, t2star_loss_per_mM: float = 0.0) -> ArterialInput:
+    """The AIF of an AIF series (T, R, C), with a QC reason when it cannot be trusted;
+    ``t2star_loss_per_mM``: see :func:`concentration_mM`."""
+    conc, saturated = concentration_mM(frames, n_pd, seq, relaxivity_per_mM_s, n_baseline, t2star_loss_per_mM)
     # found on the signal enhancement, not the concentration: pixels with little proton-density
     # signal (lung, air) turn noise into large concentrations that would outshine the blood pool
     dyn = np.asarray(frames[n_pd:], float)

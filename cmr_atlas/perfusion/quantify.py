@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 from cmr_atlas.perfusion import concentration as conc
 from cmr_atlas.perfusion import mbf as M
@@ -38,6 +39,8 @@ class QuantConfig:
     trigger_to_saturation_ms: float
     slice_readout_ms: float
     tr_ms: float
+    aif_te_ms: float
+    blood_r2star_per_mM_s: float
     pixel_maps: bool = True
 
     @classmethod
@@ -45,7 +48,7 @@ class QuantConfig:
         rel = {float(k): float(v) for k, v in section["relaxivity_l_per_mmol_s"].items()}
         keys = ("hematocrit", "model", "saturation_delay_ms", "n_to_centre", "aif_saturation_delay_ms",
                 "aif_n_to_centre", "n_baseline", "min_frames", "pixel_maps", "trigger_to_saturation_ms",
-                "slice_readout_ms", "tr_ms")
+                "slice_readout_ms", "tr_ms", "aif_te_ms", "blood_r2star_per_mM_s")
         return cls(relaxivity_per_mM_s=rel, **{k: section[k] for k in keys})
 
     def relaxivity(self, field_t: float | None) -> float:
@@ -115,8 +118,9 @@ def arterial_input(p: prepare.PreparedSeries, cfg: QuantConfig) -> AifResult:
     n_pd = prepare.pd_frame_count(a.flip_angle_deg[0])
     try:
         first = first_pulse_delays_ms(p, cfg)[0]
+        loss = cfg.aif_te_ms / 1000.0 * cfg.blood_r2star_per_mM_s
         res = conc.arterial_input(frames, n_pd, cfg.readout(a, True, first), cfg.relaxivity(a.field_strength_t),
-                                  cfg.n_baseline)
+                                  cfg.n_baseline, loss)
     except ValueError as exc:
         return AifResult(np.zeros(0), np.zeros(0), float("nan"), f"AIF: {exc}")
     t = a.acquisition_time_s[0, n_pd: int(a.n_frames[0])] - np.nanmin(p.series.acquisition_time_s)
@@ -180,6 +184,16 @@ def borrow_insertions(ins: list[S.Insertions | None], labels: list[np.ndarray]) 
     return out
 
 
+def sector_core(res: SliceResult, seg: int, min_pixels: int = 5) -> np.ndarray:
+    """Pixels of sector ``seg`` not touching the blood pools: a pixel beside the LV or RV cavity
+    mixes in blood that enhances ten times more (partial volume, residual motion) and would dominate
+    the sector's curve."""
+    blood = ndimage.binary_dilation(np.isin(res.labels, (segment.CAVITY, segment.RV)))
+    sector = res.sectors == seg
+    core = sector & ~blood
+    return core if core.sum() >= min_pixels else sector
+
+
 def slice_mbf(res: SliceResult, tissue_conc: np.ndarray, times_s: np.ndarray, aif: AifResult,
               cfg: QuantConfig) -> None:
     """Sector curves and their MBF by both estimators, and the pixel map (primary estimator)."""
@@ -188,7 +202,7 @@ def slice_mbf(res: SliceResult, tissue_conc: np.ndarray, times_s: np.ndarray, ai
     if not segs:
         res.qc_reason = res.qc_reason or "no myocardium segmented"
         return
-    curves = np.stack([tissue_conc[:, res.sectors == s].mean(axis=1) for s in segs])
+    curves = np.stack([tissue_conc[:, sector_core(res, s)].mean(axis=1) for s in segs])
     grid, cu, au, dt = uniform_curves(times_s, curves, aif.times_s, aif.blood_mM)
     res.times_s, res.aif_mM = grid - grid[0], au
     delays = None
