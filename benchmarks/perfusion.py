@@ -99,7 +99,11 @@ def mbf_rows(ex, out) -> list[dict]:
     return rows
 
 
-def run(n: int, seed: int, models_dir: str) -> dict[str, pd.DataFrame]:
+def _frames(seg, mot, mbf, speed) -> dict[str, pd.DataFrame]:
+    return {"seg": pd.DataFrame(seg), "motion": pd.DataFrame(mot), "mbf": pd.DataFrame(mbf), "speed": pd.DataFrame(speed)}
+
+
+def run(n: int, seed: int, models_dir: str, save: str | None = None) -> dict[str, pd.DataFrame]:
     cfg = QuantConfig.from_config(default("perfusion"))
     model, card = segment.load_segmenter(models_dir)
     seg, mot, mbf, speed = [], [], [], []
@@ -122,7 +126,9 @@ def run(n: int, seed: int, models_dir: str) -> dict[str, pd.DataFrame]:
                 segment.predict(model, x)
             speed.append({"study_s": t_auto, "cnn_per_slice_ms": (time.perf_counter() - t1) / 15 * 1000})
         print(f"exam {i} {ex.exam_id}: {len(out.rows['perfusion_segments'])} segment rows", flush=True)
-    return {"seg": pd.DataFrame(seg), "motion": pd.DataFrame(mot), "mbf": pd.DataFrame(mbf), "speed": pd.DataFrame(speed)}
+        if save:  # a run cut short still leaves its exams' figures (--report-saved)
+            pd.to_pickle((_frames(seg, mot, mbf, speed), i + 1), save)
+    return _frames(seg, mot, mbf, speed)
 
 
 def bland_altman(a: np.ndarray, b: np.ndarray) -> str:
@@ -162,11 +168,17 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=40)
     ap.add_argument("--seed", type=int, default=880000)
     ap.add_argument("--models-dir", default="resources/models")
+    ap.add_argument("--save", help="pickle the per-exam rows here after every exam")
+    ap.add_argument("--report-saved", help="only print the figures of a --save file")
     args = ap.parse_args()
+    if args.report_saved:
+        frames, n = pd.read_pickle(args.report_saved)
+        report(frames, n, args.seed)
+        return
     import torch
 
     torch.set_num_threads(2)
-    report(run(args.n, args.seed, args.models_dir), args.n, args.seed)
+    report(run(args.n, args.seed, args.models_dir, args.save), args.n, args.seed)
 
 
 if __name__ == "__main__":

@@ -184,13 +184,23 @@ def borrow_insertions(ins: list[S.Insertions | None], labels: list[np.ndarray]) 
     return out
 
 
+def despike(curves: np.ndarray, width: int = 5, k: float = 4.0) -> np.ndarray:
+    """Outlier-frame rejection: samples further than ``k`` robust SDs from the curve's running
+    median (``width`` beats) are replaced by it.  A frame the motion correction got wrong puts blood
+    or liver into a sector for one beat; a single such spike before the bolus reads as a huge flow."""
+    med = ndimage.median_filter(curves, size=(1, width), mode="nearest")
+    resid = curves - med
+    mad = 1.4826 * np.median(np.abs(resid), axis=1, keepdims=True)
+    return np.where(np.abs(resid) > k * np.maximum(mad, 1e-9), med, curves)
+
+
 def sector_core(res: SliceResult, seg: int, min_pixels: int = 5) -> np.ndarray:
-    """Pixels of sector ``seg`` not touching the blood pools: a pixel beside the LV or RV cavity
-    mixes in blood that enhances ten times more (partial volume, residual motion) and would dominate
-    the sector's curve."""
-    blood = ndimage.binary_dilation(np.isin(res.labels, (segment.CAVITY, segment.RV)))
+    """Pixels of sector ``seg`` inside the myocardium (not on its border): a pixel beside the LV or
+    RV cavity mixes in blood that enhances ten times more, one on the epicardial border the tissue
+    the heart slides over while breathing (the liver enhances strongly late), by partial volume
+    and residual motion, and a few such pixels dominate a sector's mean curve."""
     sector = res.sectors == seg
-    core = sector & ~blood
+    core = sector & ndimage.binary_erosion(res.labels == segment.MYOCARDIUM)
     return core if core.sum() >= min_pixels else sector
 
 
@@ -202,7 +212,7 @@ def slice_mbf(res: SliceResult, tissue_conc: np.ndarray, times_s: np.ndarray, ai
     if not segs:
         res.qc_reason = res.qc_reason or "no myocardium segmented"
         return
-    curves = np.stack([tissue_conc[:, sector_core(res, s)].mean(axis=1) for s in segs])
+    curves = despike(np.stack([tissue_conc[:, sector_core(res, s)].mean(axis=1) for s in segs]))
     grid, cu, au, dt = uniform_curves(times_s, curves, aif.times_s, aif.blood_mM)
     res.times_s, res.aif_mM = grid - grid[0], au
     delays = None
@@ -214,7 +224,7 @@ def slice_mbf(res: SliceResult, tissue_conc: np.ndarray, times_s: np.ndarray, ai
     res.segment_curves = dict(zip(segs, cu))
     res.segment_pixels = {s: int((res.sectors == s).sum()) for s in segs}
     if cfg.pixel_maps:
-        _, pu, _, _ = uniform_curves(times_s, tissue_conc[:, myo].T, aif.times_s, aif.blood_mM)
+        _, pu, _, _ = uniform_curves(times_s, despike(tissue_conc[:, myo].T), aif.times_s, aif.blood_mM)
         m = M.fit_curves(au, pu, dt, cfg.hematocrit, cfg.model, delay_s=float(np.median(delays)))
         res.mbf_map = np.full(res.sectors.shape, np.nan)
         res.mbf_map[myo] = m.mbf_ml_min_g
