@@ -21,6 +21,7 @@ include: "workflow/rules/stats.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/cine/train.smk"
+include: "workflow/rules/perfusion/perfusion.smk"
 
 
 rule all:

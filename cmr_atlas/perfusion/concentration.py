@@ -57,10 +57,12 @@ class SaturationRecovery:
 
 
 def concentration_mM(frames: np.ndarray, n_pd: int, seq: SaturationRecovery, relaxivity_per_mM_s: float,
-                     n_baseline: int = 3) -> tuple[np.ndarray, np.ndarray]:
+                     n_baseline: int = 3, t2star_loss_per_mM: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Gd concentration (mmol/l) of every pixel of a perfusion series ``frames`` (T, ...) whose first
     ``n_pd`` frames are PD images; the ``n_baseline`` frames after them (before the bolus arrives)
-    give the native R1.  Returns (concentration (T - n_pd, ...), saturated mask of the same shape).
+    give the native R1.  ``t2star_loss_per_mM``: TE x r2* (blood at the bolus peak loses signal
+    as exp(-TE r2* [Gd]); undone by a few fixed-point iterations).  Returns (concentration
+    (T - n_pd, ...), saturated mask of the same shape).
     """
     frames = np.asarray(frames, float)
     if n_pd < 1:
@@ -72,6 +74,9 @@ def concentration_mM(frames: np.ndarray, n_pd: int, seq: SaturationRecovery, rel
         ratio = np.where(pd > 0, frames[n_pd:] / pd, 0.0)
     r1 = seq.r1_from_ratio(ratio)
     r1_native = np.median(r1[:n_baseline], axis=0)
+    for _ in range(4 if t2star_loss_per_mM > 0 else 0):
+        c = np.clip((r1 - r1_native) / relaxivity_per_mM_s, 0.0, None)
+        r1 = seq.r1_from_ratio(ratio * np.exp(t2star_loss_per_mM * c))
     with np.errstate(divide="ignore", invalid="ignore"):
         saturated = seq.sensitivity(r1) < SATURATION_SLOPE_FRACTION * seq.sensitivity(r1_native)
     return (r1 - r1_native) / relaxivity_per_mM_s, saturated
@@ -89,12 +94,16 @@ class ArterialInput:
 
 
 def find_lv_blood_pool(conc: np.ndarray, min_pixels: int = 4) -> np.ndarray:
-    """Mask of the LV blood pool in an AIF series' concentration ``conc`` (T, R, C), from the
+    """Mask of the LV blood pool in an AIF series' enhancement ``conc`` (T, R, C: concentration or
+    baseline-subtracted signal), from the
     bolus passage alone: pixels enhancing to >= 40 % of the brightest split into an early-peaking
     (RV) and a later-peaking (LV) group; the LV is the largest connected region of the later group,
     eroded once so partial-volume border pixels stay out."""
-    peak = conc.max(axis=0)
-    ttp = conc.argmax(axis=0)
+    # a bolus is coherent over neighbouring pixels and heartbeats, noise is not: detect on a
+    # smoothed copy (3 beats, 1 pixel)
+    smooth = ndimage.gaussian_filter(ndimage.uniform_filter1d(conc, 3, axis=0), (0, 1, 1))
+    peak = smooth.max(axis=0)
+    ttp = smooth.argmax(axis=0)
     blood = peak >= 0.4 * peak.max()  # both ventricles' blood pools at the bolus passage
     times = ttp[blood]
     if times.size == 0:
@@ -111,10 +120,14 @@ def find_lv_blood_pool(conc: np.ndarray, min_pixels: int = 4) -> np.ndarray:
 
 
 def arterial_input(frames: np.ndarray, n_pd: int, seq: SaturationRecovery, relaxivity_per_mM_s: float,
-                   n_baseline: int = 3) -> ArterialInput:
-    """The AIF of an AIF series (T, R, C), with a QC reason when it cannot be trusted."""
-    conc, saturated = concentration_mM(frames, n_pd, seq, relaxivity_per_mM_s, n_baseline)
-    mask = find_lv_blood_pool(conc)
+                   n_baseline: int = 3, t2star_loss_per_mM: float = 0.0) -> ArterialInput:
+    """The AIF of an AIF series (T, R, C), with a QC reason when it cannot be trusted;
+    ``t2star_loss_per_mM``: see :func:`concentration_mM`."""
+    conc, saturated = concentration_mM(frames, n_pd, seq, relaxivity_per_mM_s, n_baseline, t2star_loss_per_mM)
+    # found on the signal enhancement, not the concentration: pixels with little proton-density
+    # signal (lung, air) turn noise into large concentrations that would outshine the blood pool
+    dyn = np.asarray(frames[n_pd:], float)
+    mask = find_lv_blood_pool(dyn - np.median(dyn[:n_baseline], axis=0))
     if mask.sum() == 0:
         return ArterialInput(np.zeros(conc.shape[0]), mask, 0, 0, "no blood pool found in the AIF series")
     curve = conc[:, mask].mean(axis=1)

@@ -33,6 +33,7 @@ from cmr_atlas.core.tables import atomic_write_bytes
 from cmr_atlas.report.cine import agreement_section, atlas_section, measures_section, motion_section
 from cmr_atlas.report.cohort import cohort_section
 from cmr_atlas.report.html import Page, ReportInputs
+from cmr_atlas.report.perfusion import perfusion_section
 from cmr_atlas.report.review import review_section
 from cmr_atlas.report.stats import risk_factor_section
 from cmr_atlas.report.tiscout import tiscout_section
@@ -109,6 +110,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("atlas", "Atlas", "Shape atlas", atlas_section),
     Section("risk", "Risk factors", "Risk factors and shape", risk_factor_section),
     Section("agreement", "Auto vs manual", "Automated vs manual", agreement_section),
+    Section("perfusion", "Perfusion", "Myocardial perfusion", perfusion_section),
     Section("tiscout", "TI scout", "TI scout null points and LGE inversion times", tiscout_section),
     Section("review", "Review", "Exams to review", review_section),
     Section("versions", "Versions", "Software and models", versions_section),

@@ -1,0 +1,185 @@
+"""The perfusion issue's figures on a held-out synthetic clinical cohort (seed 880000 by default:
+disjoint from the network's training seeds 920000+ and the tests' 86).
+
+Per exam (generated in memory, :mod:`cmr_atlas.perfusion.synthetic`): the whole pipeline
+(:func:`cmr_atlas.perfusion.pipeline.run_exam`, automated and manual = observer 1's contours), then
+- segmentation vs the generator's class maps (at the heart's median position, the grid the
+  motion-corrected series is aligned to): myocardium Dice, precision, recall, mean boundary
+  distance and Hausdorff distance (mm, symmetric, between the myocardium's boundary pixels);
+- RV insertion: angle between the automated and the true anterior insertion direction from the
+  LV centre (slices where both exist);
+- MBF, automated vs manual per segment and global (paired t-test, Bland-Altman limits), and each
+  estimator vs the generator's segment MBF (bias, SD) per condition;
+- residual in-plane motion of the true LV centre before and after correction (mm);
+- speed: CNN per slice, whole stress + rest study (automated path with pixel maps).
+
+    python benchmarks/perfusion.py [--n 40] [--seed 880000] [--models-dir resources/models]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage, stats
+
+from cmr_atlas.core.config import default
+from cmr_atlas.perfusion import pipeline, prepare, segment, synthetic
+from cmr_atlas.perfusion.quantify import QuantConfig
+from cmr_atlas.perfusion.sectors import direction_error_deg
+
+
+def boundary(mask: np.ndarray) -> np.ndarray:
+    return mask & ~ndimage.binary_erosion(mask)
+
+
+def surface_distances_mm(a: np.ndarray, b: np.ndarray, px_mm: float) -> tuple[float, float]:
+    """(mean symmetric boundary distance, Hausdorff) between two masks, mm."""
+    ba, bb = boundary(a), boundary(b)
+    if not ba.any() or not bb.any():
+        return np.nan, np.nan
+    da = ndimage.distance_transform_edt(~bb)[ba] * px_mm
+    db = ndimage.distance_transform_edt(~ba)[bb] * px_mm
+    return float(np.r_[da, db].mean()), float(max(da.max(), db.max()))
+
+
+def seg_rows(ex, out, px_by_cond) -> list[dict]:
+    rows = []
+    slice_ids = sorted({k[1] for k in ex.labels})
+    lm = ex.truth["landmarks"]
+    lm = lm[(lm.observer == "truth") & (lm.frame == 0)]
+    for cond in ("stress", "rest"):
+        for k, r in enumerate(out.slices.get(("auto", cond), [])):
+            truth = ex.labels[(cond, slice_ids[k])] == segment.MYOCARDIUM
+            auto = r.labels == segment.MYOCARDIUM
+            tp = (truth & auto).sum()
+            mean_d, hd = surface_distances_mm(auto, truth, px_by_cond[cond])
+            row = {"exam": ex.exam_id, "condition": cond, "slice": k, "truth_px": int(truth.sum()),
+                   "dice": 2 * tp / max(truth.sum() + auto.sum(), 1), "precision": tp / max(auto.sum(), 1),
+                   "recall": tp / max(truth.sum(), 1), "boundary_mm": mean_d, "hausdorff_mm": hd, "angle_deg": np.nan}
+            m = lm[(lm.condition == cond) & (lm.slice_index == slice_ids[k])].set_index("landmark")
+            if r.insertions is not None and {"rv_insert_anterior", "lv_centre"} <= set(m.index):
+                t = m.loc["rv_insert_anterior", ["row_px", "col_px"]].to_numpy(float) - \
+                    m.loc["lv_centre", ["row_px", "col_px"]].to_numpy(float)
+                row["angle_deg"] = direction_error_deg(r.insertions.anterior_direction(), t)
+            rows.append(row)
+    return rows
+
+
+def motion_rows(ex, out, prepared_px) -> list[dict]:
+    lm = ex.truth["landmarks"]
+    lm = lm[(lm.observer == "truth") & (lm.landmark == "lv_centre")]
+    slice_ids = sorted({k[1] for k in ex.labels})
+    rows = []
+    for cond in ("stress", "rest"):
+        for k, r in enumerate(out.slices.get(("auto", cond), [])):
+            rc = lm[(lm.condition == cond) & (lm.slice_index == slice_ids[k])].sort_values("frame")[["row_px", "col_px"]]
+            if len(rc) != len(r.shifts_px):
+                continue
+            n_pd = next(prepare.pd_frame_count(s.flip_angle_deg[0]) for s in ex.series
+                        if s.kind == "perfusion" and s.stress_rest == cond)
+            d = rc.to_numpy(float)[n_pd:]
+            d = d - np.median(d, axis=0)
+            res = d - r.shifts_px[n_pd:]
+            res = res - np.median(res, axis=0)
+            px = prepared_px[cond]
+            rows.append({"before_mm": np.linalg.norm(d, axis=1).mean() * px, "after_mm": np.linalg.norm(res, axis=1).mean() * px})
+    return rows
+
+
+def mbf_rows(ex, out) -> list[dict]:
+    segs = pd.DataFrame(out.rows["perfusion_segments"])
+    rows = []
+    for _, s in segs.iterrows():
+        rows.append({"exam": ex.exam_id, "condition": s.condition, "segment": s.aha_segment, "source": s.source,
+                     "fermi": s.mbf_fermi_ml_min_g, "2cxm": s.mbf_2cxm_ml_min_g,
+                     "truth": ex.segment_mbf[s.condition][int(s.aha_segment) - 1]})
+    return rows
+
+
+def _frames(seg, mot, mbf, speed) -> dict[str, pd.DataFrame]:
+    return {"seg": pd.DataFrame(seg), "motion": pd.DataFrame(mot), "mbf": pd.DataFrame(mbf), "speed": pd.DataFrame(speed)}
+
+
+def run(n: int, seed: int, models_dir: str, save: str | None = None) -> dict[str, pd.DataFrame]:
+    cfg = QuantConfig.from_config(default("perfusion"))
+    model, card = segment.load_segmenter(models_dir)
+    seg, mot, mbf, speed = [], [], [], []
+    for i in range(n):
+        ex = synthetic.generate(seed, i, observers=2)
+        c, lm = ex.truth["contours"], ex.truth["landmarks"]
+        ann = pipeline.Annotations(c[c.observer == "obs1"], lm[lm.observer == "obs1"])
+        t0 = time.perf_counter()
+        auto_only = pipeline.run_exam(ex.exam_id, ex.series, cfg, model, card) if i < 3 else None
+        t_auto = time.perf_counter() - t0
+        out = pipeline.run_exam(ex.exam_id, ex.series, cfg, model, card, ann)
+        px = {s.stress_rest: float(np.mean(s.planes[0].pixel_spacing_mm)) for s in ex.series if s.kind == "perfusion"}
+        seg += seg_rows(ex, out, px)
+        mot += motion_rows(ex, out, px)
+        mbf += mbf_rows(ex, out)
+        if auto_only is not None:
+            x = np.zeros((3,) + (len(card["input"]["frame_offsets"]), card["input"]["size"], card["input"]["size"]), np.float32)
+            t1 = time.perf_counter()
+            for _ in range(5):
+                segment.predict(model, x)
+            speed.append({"study_s": t_auto, "cnn_per_slice_ms": (time.perf_counter() - t1) / 15 * 1000})
+        print(f"exam {i} {ex.exam_id}: {len(out.rows['perfusion_segments'])} segment rows", flush=True)
+        if save:  # a run cut short still leaves its exams' figures (--report-saved)
+            pd.to_pickle((_frames(seg, mot, mbf, speed), i + 1), save)
+    return _frames(seg, mot, mbf, speed)
+
+
+def bland_altman(a: np.ndarray, b: np.ndarray) -> str:
+    d = a - b
+    p = stats.ttest_rel(a, b).pvalue if len(d) > 1 else np.nan
+    return f"mean diff {d.mean():+.3f}, limits [{d.mean() - 1.96 * d.std(ddof=1):+.3f}, {d.mean() + 1.96 * d.std(ddof=1):+.3f}], paired t p = {p:.2f} (n {len(d)})"
+
+
+def report(r: dict[str, pd.DataFrame], n: int, seed: int) -> None:
+    s, m, f, sp = r["seg"], r["motion"], r["mbf"], r["speed"]
+    s = s[s.truth_px > 0]
+    print(f"\nheld-out synthetic clinical cohort: {n} exams (seed {seed}), {len(s)} slices with myocardium")
+    print(f"myocardium Dice {s.dice.mean():.3f} +- {s.dice.std():.3f}; precision {s.precision.mean():.3f}, recall "
+          f"{s.recall.mean():.3f} (false-positive rate {1 - s.precision.mean():.3f}, false-negative rate {1 - s.recall.mean():.3f})")
+    print(f"boundary error {s.boundary_mm.mean():.2f} mm, Hausdorff {s.hausdorff_mm.mean():.2f} mm")
+    a = s.angle_deg.dropna()
+    print(f"RV insertion angle error {a.mean():.2f} +- {a.std():.2f} deg (n {len(a)} slices)")
+    print(f"residual motion: {m.before_mm.mean():.2f} mm before -> {m.after_mm.mean():.2f} mm after (n {len(m)} slices)")
+    wide = f.pivot_table(index=["exam", "condition", "segment"], columns="source", values="fermi").dropna()
+    for cond in ("stress", "rest") if {"auto", "manual"} <= set(wide.columns) else ():
+        w = wide.xs(cond, level="condition")
+        g = w.groupby(level="exam").mean()
+        print(f"auto vs manual {cond} global (Fermi): " + bland_altman(g["auto"].to_numpy(), g["manual"].to_numpy()))
+        print(f"auto vs manual {cond} per segment (Fermi): " + bland_altman(w["auto"].to_numpy(), w["manual"].to_numpy()))
+    for src, cond, model in [(a, b, c) for a in ("auto", "manual") for b in ("stress", "rest") for c in ("fermi", "2cxm")]:
+            x = f[(f.source == src) & (f.condition == cond)]
+            e = x[model] - x.truth
+            print(f"MBF vs truth {cond:6} {model:5} ({src}, per segment): truth {x.truth.mean():.2f}, bias {e.mean():+.3f}, "
+                  f"SD {e.std():.3f}, median abs {e.abs().median():.3f} ml/min/g (n {len(e)})")
+    if len(sp):
+        print(f"speed (2 CPU threads, shared machine): CNN {sp.cnn_per_slice_ms.mean():.0f} ms per slice; "
+              f"stress + rest study with pixel maps {sp.study_s.mean():.1f} s (n {len(sp)})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=880000)
+    ap.add_argument("--models-dir", default="resources/models")
+    ap.add_argument("--save", help="pickle the per-exam rows here after every exam")
+    ap.add_argument("--report-saved", help="only print the figures of a --save file")
+    args = ap.parse_args()
+    if args.report_saved:
+        frames, n = pd.read_pickle(args.report_saved)
+        report(frames, n, args.seed)
+        return
+    import torch
+
+    torch.set_num_threads(2)
+    report(run(args.n, args.seed, args.models_dir, args.save), args.n, args.seed)
+
+
+if __name__ == "__main__":
+    main()

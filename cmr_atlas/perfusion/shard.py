@@ -1,0 +1,92 @@
+"""The perfusion stage of one shard: every exam with perfusion series in the shard's ``series``
+table, read from the series cache, through :func:`~cmr_atlas.perfusion.pipeline.run_exam`; the
+manual path from an annotations folder (truth format, keyed by exam folder; ingest's
+``exam_keys`` maps folders to exam ids without writing an identifier).  An exam whose cached
+series cannot be read, or that fails unexpectedly, gets a ``perfusion_series`` row saying so and
+the shard goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from cmr_atlas.core.ids import keyed_hash
+from cmr_atlas.core.seriescache import list_series_images, load_series_images
+from cmr_atlas.core.tables import write_table
+from cmr_atlas.perfusion import maps, pipeline, segment
+from cmr_atlas.perfusion.quantify import QuantConfig
+from cmr_atlas.perfusion.tables import PERFUSION_TABLES
+
+log = logging.getLogger(__name__)
+KINDS = ("perfusion", "perfusion_aif")
+
+
+def exam_annotations(annotations: str | os.PathLike | None, exam_keys: pd.DataFrame, key: str,
+                     observer: str) -> dict[str, pipeline.Annotations]:
+    """``{exam_id: Annotations}`` of the perfusion contours and landmarks of ``observer``."""
+    if not annotations:
+        return {}
+    folder = Path(annotations)
+    paths = [folder / "contours.parquet", folder / "landmarks.parquet"]
+    if not all(p.is_file() for p in paths):
+        return {}
+    fk = exam_keys[exam_keys["key_type"] == "exam_folder"]
+    by_hash = dict(zip(fk["key_hash"], fk["exam_id"]))
+    filters = [("sequence", "==", "perfusion"), ("observer", "==", observer)]
+    contours, landmarks = (pd.read_parquet(p, filters=filters) for p in paths)
+    out = {}
+    for label in sorted(set(contours["exam_id"])):
+        exam_id = by_hash.get(keyed_hash(label, key))
+        if exam_id is not None:
+            out[exam_id] = pipeline.Annotations(contours[contours["exam_id"] == label],
+                                                landmarks[landmarks["exam_id"] == label])
+    return out
+
+
+def _failed(exam_id: str, reason: str) -> dict:
+    return {"exam_id": exam_id, "condition": "unknown", "series_index": None, "slice": None, "level": None,
+            "n_frames": None, "n_pd": None, "rr_s": None, "motion_mean_mm": None, "motion_max_mm": None,
+            "residual_motion_mm": None, "aif_peak_mmol_l": None, "myocardium_pixels": None,
+            "rv_insertion": None, "qc_reason": reason}
+
+
+def perfusion_shard(series_path, exam_keys_path, cache_dir, models_dir, section: dict, out_paths: dict,
+                    maps_dir, annotations=None, observer: str = "obs1", key: str = "") -> dict[str, pd.DataFrame]:
+    """Run the shard and write the four tables (``out_paths`` by table name) and the maps."""
+    series = pd.read_parquet(series_path)
+    exams = sorted(set(series.loc[series["kind"].isin(KINDS), "exam_id"]))
+    cfg = QuantConfig.from_config(section)
+    model, card = segment.load_segmenter(models_dir)
+    ann = exam_annotations(annotations, pd.read_parquet(exam_keys_path), key, observer) if annotations else {}
+    rows: dict[str, list[dict]] = {s.name: [] for s in PERFUSION_TABLES}
+    Path(maps_dir).mkdir(parents=True, exist_ok=True)
+    for exam_id in exams:
+        try:
+            imgs = [load_series_images(p) for p in list_series_images(cache_dir, exam_id, KINDS)]
+        except (OSError, ValueError, KeyError) as exc:
+            rows["perfusion_series"].append(_failed(exam_id, f"series cache unreadable: {exc}"))
+            continue
+        if not any(s.kind == "perfusion" for s in imgs):
+            rows["perfusion_series"].append(_failed(exam_id, "perfusion series not in the series cache"))
+            continue
+        try:
+            ex = pipeline.run_exam(exam_id, imgs, cfg, model, card, ann.get(exam_id))
+        except Exception as exc:  # noqa: BLE001 - one exam's failure must not stop the shard
+            log.exception("exam %s: perfusion failed", exam_id)
+            rows["perfusion_series"].append(_failed(exam_id, f"perfusion failed: {type(exc).__name__}: {exc}"))
+            continue
+        for name in rows:
+            rows[name] += ex.rows[name]
+        if cfg.pixel_maps:
+            maps.write_maps(ex, maps_dir)
+        log.info("exam %s: %d perfusion segments", exam_id, len(ex.rows["perfusion_segments"]))
+    out = {}
+    for schema in PERFUSION_TABLES:
+        df = pd.DataFrame(rows[schema.name], columns=schema.column_names)
+        write_table(df, out_paths[schema.name], schema)
+        out[schema.name] = df
+    return out

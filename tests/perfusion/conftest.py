@@ -1,0 +1,13 @@
+"""One synthetic perfusion exam in memory (generator seed 86, as the session's clinical cohort:
+disjoint from the network's training seeds 920000+), shared by the perfusion tests."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def perfusion_exam(clinical_seed):
+    from cmr_atlas.perfusion import synthetic
+
+    return synthetic.generate(clinical_seed, 0, observers=2)

@@ -1,0 +1,93 @@
+"""The whole perfusion stage on a synthetic exam with the shipped network
+(cmr_atlas.perfusion.pipeline, .shard): tables, both sources, bad input as QC rows."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cmr_atlas.core.config import default
+from cmr_atlas.core.seriescache import save_series_images, series_cache_path
+from cmr_atlas.perfusion import pipeline, segment, shard
+from cmr_atlas.perfusion.quantify import QuantConfig
+from cmr_atlas.perfusion.tables import PERFUSION_TABLES
+
+MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return segment.load_segmenter(MODELS)
+
+
+@pytest.fixture(scope="module")
+def result(perfusion_exam, model):
+    ex = perfusion_exam
+    c, lm = ex.truth["contours"], ex.truth["landmarks"]
+    ann = pipeline.Annotations(c[c.observer == "obs1"], lm[lm.observer == "obs1"])
+    return pipeline.run_exam(ex.exam_id, ex.series, QuantConfig.from_config(default("perfusion")), *model, ann)
+
+
+def test_both_conditions_and_sources_are_quantified(result, perfusion_exam):
+    series = pd.DataFrame(result.rows["perfusion_series"])
+    assert set(series.condition) == {"stress", "rest"} and len(series) == 6
+    segs = pd.DataFrame(result.rows["perfusion_segments"])
+    assert set(segs.source) == {"auto", "manual"}
+    auto = segs[segs.source == "auto"]
+    assert auto.groupby("condition").aha_segment.nunique().min() >= 10
+    assert auto.aha_segment.between(1, 16).all() and (auto.n_pixels > 0).all()
+    glob = pd.DataFrame(result.rows["perfusion_global"]).set_index("source")
+    truth = perfusion_exam.segment_mbf
+    # stress above rest as in the truth, and within a broad band of it (figures: benchmarks/perfusion.py)
+    assert glob.loc["auto", "mbf_stress_ml_min_g"] > glob.loc["auto", "mbf_rest_ml_min_g"]
+    assert abs(glob.loc["auto", "mbf_rest_ml_min_g"] - truth["rest"].mean()) < 0.5
+    aif = pd.DataFrame(result.rows["aif_curves"])
+    assert aif.groupby("condition").concentration_mmol_l.max().between(0.5, 10).all()
+
+
+def test_auto_segmentation_overlaps_the_truth(result, perfusion_exam):
+    ids = sorted({k[1] for k in perfusion_exam.labels})
+    dice = []
+    for cond in ("stress", "rest"):
+        for k, r in enumerate(result.slices[("auto", cond)]):
+            t = perfusion_exam.labels[(cond, ids[k])] == segment.MYOCARDIUM
+            a = r.labels == segment.MYOCARDIUM
+            if t.sum() > 20:
+                dice.append(2 * (t & a).sum() / (t.sum() + a.sum()))
+    assert np.mean(dice) > 0.6
+
+
+def test_shard_writes_every_table_and_survives_bad_exams(tmp_path, perfusion_exam):
+    ex = perfusion_exam
+    cache = tmp_path / "cache"
+    rows = []
+    truncated = copy.deepcopy(ex.series)
+    truncated[0].n_frames[:] = 20
+    truncated[0].pixels[:, 20:] = np.nan
+    for exam_id, series in (("good", ex.series), ("short", truncated)):
+        for s in series:
+            s = copy.copy(s)
+            s.exam_id = exam_id
+            save_series_images(s, series_cache_path(cache, exam_id, s.series_index, s.kind))
+            rows.append({"exam_id": exam_id, "series_index": s.series_index, "kind": s.kind})
+    (cache / "series" / "broken").mkdir(parents=True)
+    (cache / "series" / "broken" / "000_perfusion.npz").write_bytes(b"not a zip")
+    rows.append({"exam_id": "broken", "series_index": 0, "kind": "perfusion"})
+    pd.DataFrame(rows).to_parquet(tmp_path / "series.parquet")
+    pd.DataFrame({"exam_id": [], "key_type": [], "key_hash": []}).to_parquet(tmp_path / "exam_keys.parquet")
+    section = dict(default("perfusion"), pixel_maps=True)
+    outs = {s.name: tmp_path / f"{s.name}.parquet" for s in PERFUSION_TABLES}
+    got = shard.perfusion_shard(tmp_path / "series.parquet", tmp_path / "exam_keys.parquet", cache, MODELS,
+                                section, outs, tmp_path / "maps")
+    assert all(p.is_file() for p in outs.values())
+    qc = got["perfusion_series"].set_index(["exam_id", "condition"])["qc_reason"]
+    first = lambda key: np.atleast_1d(qc.loc[key])[0]  # noqa: E731
+    assert "truncated bolus" in first(("short", "stress"))
+    assert "unreadable" in first(("broken", "unknown"))
+    assert qc.loc[("short", "rest")].isna().all()  # the rest series of that exam still quantified
+    assert (got["perfusion_segments"].exam_id == "good").sum() >= 20
+    assert len(list((tmp_path / "maps" / "good").glob("*.png"))) >= 4
