@@ -19,11 +19,12 @@ from torch import nn
 
 from cmr_atlas.core.tables import atomic_write_bytes
 from cmr_atlas.nets.preprocess import Grid
+from cmr_atlas.nets.resunet import ResUNet
 from cmr_atlas.nets.stemi import StemiNet
 from cmr_atlas.nets.unet import UNet
 from cmr_atlas.nets.vgg import VGGRegressor
 
-ARCHITECTURES = {"UNet": UNet, "VGGRegressor": VGGRegressor, "StemiNet": StemiNet}
+ARCHITECTURES = {"UNet": UNet, "VGGRegressor": VGGRegressor, "StemiNet": StemiNet, "ResUNet": ResUNet}
 
 
 class ModelFileError(RuntimeError):

@@ -18,7 +18,6 @@ import torch
 from scipy import ndimage
 
 from cmr_atlas.nets import registry
-from cmr_atlas.nets.resunet import ResUNet
 from cmr_atlas.nets.runtime import autocast, prepare_model
 
 MODEL_NAME = "perf_seg"
@@ -66,13 +65,8 @@ def to_slice(probs: np.ndarray, centre_rc: np.ndarray, pixel_mm: tuple[float, fl
 
 
 def load_segmenter(models_dir: str | Path, name: str = MODEL_NAME) -> tuple[torch.nn.Module, dict]:
-    """The shipped perfusion network (checksum verified) in eval mode, and its card."""
-    card = registry.load_card(name, models_dir)
-    weights = Path(models_dir) / card["weights_file"]
-    if not weights.is_file() or registry.sha256_file(weights) != card.get("sha256"):
-        raise registry.ModelFileError(f"perfusion model weights missing or altered: {weights}")
-    model = ResUNet(**card["architecture"]["hparams"])
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    """The shipped perfusion network (checksum verified by the registry) in eval mode, and its card."""
+    model, card = registry.load_model(name, models_dir)
     return prepare_model(model.eval()), card
 
 

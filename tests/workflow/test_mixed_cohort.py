@@ -51,3 +51,15 @@ def test_mixed_cohort_runs_end_to_end(tmp_path, clinical_synth_cohort):
     legacy = exams[exams.n_series < 10].exam_id
     assert set(legacy) <= set(measures.exam_id)  # legacy results whatever the clinical exam gave
     assert (results / "report" / "index.html").exists()
+    # the clinical exam's other pipelines, from the series cache, in the default targets
+    clinical_id = exams[exams.n_series > 20].exam_id.iloc[0]
+    ti = read_table(results / "ti_selection.parquet")
+    assert set(ti.exam_id) == {clinical_id} and ti.null_ti_ms.notna().any()  # one or two scouts (SAX, 4CH)
+    assert set(read_table(results / "lge_ti_audit.parquet").exam_id) == {clinical_id}
+    segments = read_table(results / "perfusion_segments.parquet")
+    assert set(segments.exam_id) == {clinical_id}
+    auto = segments[segments.source == "auto"]
+    assert set(auto.condition) == {"stress", "rest"} and auto.aha_segment.between(1, 16).all()
+    assert auto.mbf_ml_min_g.between(0.1, 8.0).mean() > 0.8  # physiological flows, not NaN or junk
+    glob = read_table(results / "perfusion_global.parquet")
+    assert set(glob.exam_id) == {clinical_id}

@@ -62,6 +62,8 @@ def final_targets():
         str(RESULTS / "guide_points.parquet"),
         str(RESULTS / "measures.parquet"),
         str(RESULTS / "stats/risk_factor_auc.parquet"),
+        str(RESULTS / "perfusion_global.parquet"),
+        str(RESULTS / "perfusion_segments.parquet"),
         str(RESULTS / "ti_selection.parquet"),
         str(RESULTS / "lge_ti_audit.parquet"),
         str(RESULTS / "report/index.html"),

@@ -15,7 +15,9 @@ rule report:
         # phases and masks and the image cache, all written before these
         exam_status=RESULTS / "exam_status.parquet",
         guide_points=RESULTS / "guide_points.parquet",
-        # the TI scout section (cmr_atlas/report/tiscout.py)
+        # the perfusion and TI scout sections (cmr_atlas/report/perfusion.py, tiscout.py)
+        perfusion_series=RESULTS / "perfusion_series.parquet",
+        perfusion_global=RESULTS / "perfusion_global.parquet",
         ti_selection=RESULTS / "ti_selection.parquet",
         lge_ti_audit=RESULTS / "lge_ti_audit.parquet",
     output:
