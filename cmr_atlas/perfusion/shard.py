@@ -55,8 +55,12 @@ def _failed(exam_id: str, reason: str) -> dict:
 
 
 def perfusion_shard(series_path, exam_keys_path, cache_dir, models_dir, section: dict, out_paths: dict,
-                    maps_dir, annotations=None, observer: str = "obs1", key: str = "") -> dict[str, pd.DataFrame]:
-    """Run the shard and write the four tables (``out_paths`` by table name) and the maps."""
+                    maps_dir, annotations=None, observer: str | None = None, key: str = "") -> dict[str, pd.DataFrame]:
+    """Run the shard and write the four tables (``out_paths`` by table name) and the maps;
+    ``annotations`` (a folder of contours/landmarks tables) needs the ``observer`` whose contours
+    make the manual path (config ``manual_observer``)."""
+    if annotations and not observer:
+        raise ValueError("perfusion_shard: annotations given without the observer (config manual_observer)")
     series = pd.read_parquet(series_path)
     exams = sorted(set(series.loc[series["kind"].isin(KINDS), "exam_id"]))
     cfg = QuantConfig.from_config(section)

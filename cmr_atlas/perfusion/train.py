@@ -135,7 +135,7 @@ def main() -> None:
     b = sub.add_parser("fit")
     b.add_argument("samples")
     b.add_argument("--minutes", type=float, default=20.0)
-    b.add_argument("--models-dir", default="resources/models")
+    b.add_argument("--models-dir", required=True, help="where the weights and card go (e.g. resources/models)")
     b.add_argument("--base", type=int, default=16)
     b.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
