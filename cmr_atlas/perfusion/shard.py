@@ -17,6 +17,7 @@ import pandas as pd
 from cmr_atlas.core.ids import keyed_hash
 from cmr_atlas.core.seriescache import list_series_images, load_series_images
 from cmr_atlas.core.tables import write_table
+from cmr_atlas.nets.registry import ModelFileError
 from cmr_atlas.perfusion import maps, pipeline, segment
 from cmr_atlas.perfusion.quantify import QuantConfig
 from cmr_atlas.perfusion.tables import PERFUSION_TABLES
@@ -64,7 +65,12 @@ def perfusion_shard(series_path, exam_keys_path, cache_dir, models_dir, section:
     series = pd.read_parquet(series_path)
     exams = sorted(set(series.loc[series["kind"].isin(KINDS), "exam_id"]))
     cfg = QuantConfig.from_config(section)
-    model, card = segment.load_segmenter(models_dir)
+    model = card = model_error = None
+    if exams:  # a shard without perfusion series needs no network
+        try:
+            model, card = segment.load_segmenter(models_dir)
+        except ModelFileError as exc:  # every exam gets the reason; the shard's tables are still written
+            model_error = f"perfusion network unavailable: {exc}"
     ann = exam_annotations(annotations, pd.read_parquet(exam_keys_path), key, observer) if annotations else {}
     rows: dict[str, list[dict]] = {s.name: [] for s in PERFUSION_TABLES}
     Path(maps_dir).mkdir(parents=True, exist_ok=True)
@@ -76,6 +82,9 @@ def perfusion_shard(series_path, exam_keys_path, cache_dir, models_dir, section:
             continue
         if not any(s.kind == "perfusion" for s in imgs):
             rows["perfusion_series"].append(_failed(exam_id, "perfusion series not in the series cache"))
+            continue
+        if model_error:
+            rows["perfusion_series"].append(_failed(exam_id, model_error))
             continue
         try:
             ex = pipeline.run_exam(exam_id, imgs, cfg, model, card, ann.get(exam_id))

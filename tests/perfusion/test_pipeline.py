@@ -91,3 +91,23 @@ def test_shard_writes_every_table_and_survives_bad_exams(tmp_path, perfusion_exa
     assert qc.loc[("short", "rest")].isna().all()  # the rest series of that exam still quantified
     assert (got["perfusion_segments"].exam_id == "good").sum() >= 20
     assert len(list((tmp_path / "maps" / "good").glob("*.png"))) >= 4
+
+
+def test_shard_without_the_network(tmp_path, perfusion_exam):
+    """No perfusion series: no network needed, empty tables.  Perfusion series but no network
+    (a models folder without perf_seg): every exam gets the reason, the tables are still written."""
+    outs = {s.name: tmp_path / f"{s.name}.parquet" for s in PERFUSION_TABLES}
+    pd.DataFrame({"exam_id": ["legacy"], "series_index": [0], "kind": ["cine"]}).to_parquet(tmp_path / "s0.parquet")
+    pd.DataFrame({"exam_id": [], "key_type": [], "key_hash": []}).to_parquet(tmp_path / "keys.parquet")
+    got = shard.perfusion_shard(tmp_path / "s0.parquet", tmp_path / "keys.parquet", tmp_path / "cache",
+                                tmp_path / "no-models", default("perfusion"), outs, tmp_path / "maps")
+    assert all(len(df) == 0 for df in got.values()) and all(p.is_file() for p in outs.values())
+    rows = []
+    for s in perfusion_exam.series:
+        save_series_images(s, series_cache_path(tmp_path / "cache", "clin", s.series_index, s.kind))
+        rows.append({"exam_id": "clin", "series_index": s.series_index, "kind": s.kind})
+    pd.DataFrame(rows).to_parquet(tmp_path / "s1.parquet")
+    got = shard.perfusion_shard(tmp_path / "s1.parquet", tmp_path / "keys.parquet", tmp_path / "cache",
+                                tmp_path / "no-models", default("perfusion"), outs, tmp_path / "maps")
+    assert got["perfusion_series"]["qc_reason"].str.startswith("perfusion network unavailable").all()
+    assert len(got["perfusion_segments"]) == 0
