@@ -18,17 +18,10 @@ import pyarrow.parquet as pq
 
 from cmr_atlas.cine.guidepoints import GUIDE_POINTS, landmarks_from_auto, manual_guide_points
 from cmr_atlas.core.config import default
-from cmr_atlas.core.ids import keyed_hash
+from cmr_atlas.core.ids import folder_map
 from cmr_atlas.core.tables import write_table
 
 log = logging.getLogger(__name__)
-
-
-def folder_map(exam_keys: pd.DataFrame, folders: list[str], key: str) -> dict[str, str]:
-    """``{exam folder name: exam_id}`` for the given folders, via ingest's keyed hashes."""
-    fk = exam_keys[exam_keys["key_type"] == "exam_folder"]
-    by_hash = dict(zip(fk["key_hash"], fk["exam_id"]))
-    return {f: by_hash[keyed_hash(f, key)] for f in folders if keyed_hash(f, key) in by_hash}
 
 
 def _exam_labels(path: Path) -> set[str]:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The identifiers ingest stores keyed hashes of (exam_keys.key_type), so covariates keyed by any of
 # them join to exam_id without the identifier reaching an output.
@@ -32,3 +36,11 @@ def keyed_hash(value: str, key: str) -> str:
     if not key:
         raise ValueError("exam_id_key must be a non-empty string")
     return hmac.new(key.encode(), str(value).strip().encode(), hashlib.sha256).hexdigest()
+
+
+def folder_map(exam_keys: "pd.DataFrame", folders: list[str], key: str) -> dict[str, str]:
+    """``{exam folder name: exam_id}`` for the given folders, via ingest's keyed hashes (the
+    ``exam_keys`` table's ``exam_folder`` rows): how annotations named by folder reach exam ids."""
+    fk = exam_keys[exam_keys["key_type"] == "exam_folder"]
+    by_hash = dict(zip(fk["key_hash"], fk["exam_id"]))
+    return {f: by_hash[keyed_hash(f, key)] for f in folders if keyed_hash(f, key) in by_hash}

@@ -15,7 +15,7 @@ output:
   (:func:`~cmr_atlas.formats.cap.write_cap`); no identifiers.
 
 Files and folders are named by ``exam_id``; the SEG export finds an exam's DICOM folder by matching
-ingest's keyed folder hashes (:func:`cmr_atlas.cine.annotations.folder_map`) against the shard's
+ingest's keyed folder hashes (:func:`cmr_atlas.core.ids.folder_map`) against the shard's
 folder list, so no table maps exam ids to folder names.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.cine.annotations import folder_map
+from cmr_atlas.core.ids import folder_map
 from cmr_atlas.core.columns import EXAM_ID
 from cmr_atlas.core.geometry import planes_by_slice
 from cmr_atlas.core.imagecache import load_exam_images, load_masks

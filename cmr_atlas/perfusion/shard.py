@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cmr_atlas.core.ids import keyed_hash
+from cmr_atlas.core.ids import folder_map
 from cmr_atlas.core.seriescache import list_series_images, load_series_images
 from cmr_atlas.core.tables import write_table
 from cmr_atlas.nets.registry import ModelFileError
@@ -35,17 +35,12 @@ def exam_annotations(annotations: str | os.PathLike | None, exam_keys: pd.DataFr
     paths = [folder / "contours.parquet", folder / "landmarks.parquet"]
     if not all(p.is_file() for p in paths):
         return {}
-    fk = exam_keys[exam_keys["key_type"] == "exam_folder"]
-    by_hash = dict(zip(fk["key_hash"], fk["exam_id"]))
     filters = [("sequence", "==", "perfusion"), ("observer", "==", observer)]
     contours, landmarks = (pd.read_parquet(p, filters=filters) for p in paths)
-    out = {}
-    for label in sorted(set(contours["exam_id"])):
-        exam_id = by_hash.get(keyed_hash(label, key))
-        if exam_id is not None:
-            out[exam_id] = pipeline.Annotations(contours[contours["exam_id"] == label],
-                                                landmarks[landmarks["exam_id"] == label])
-    return out
+    mapping = folder_map(exam_keys, sorted(set(contours["exam_id"])), key)
+    return {exam_id: pipeline.Annotations(contours[contours["exam_id"] == label],
+                                          landmarks[landmarks["exam_id"] == label])
+            for label, exam_id in mapping.items()}
 
 
 def _failed(exam_id: str, reason: str) -> dict:
