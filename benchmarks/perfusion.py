@@ -14,6 +14,10 @@ Per exam (generated in memory, :mod:`cmr_atlas.perfusion.synthetic`): the whole 
 - speed: CNN per slice, whole stress + rest study (automated path with pixel maps).
 
     python benchmarks/perfusion.py [--n 40] [--seed 880000] [--models-dir resources/models]
+    # split over two processes, then pool:
+    python benchmarks/perfusion.py --n 20 --threads 1 --save a.pkl & \
+      python benchmarks/perfusion.py --n 20 --start 20 --threads 1 --save b.pkl; wait
+    python benchmarks/perfusion.py --report-saved a.pkl b.pkl
 """
 
 from __future__ import annotations
@@ -95,7 +99,7 @@ def mbf_rows(ex, out) -> list[dict]:
     for _, s in segs.iterrows():
         rows.append({"exam": ex.exam_id, "condition": s.condition, "segment": s.aha_segment, "source": s.source,
                      "fermi": s.mbf_fermi_ml_min_g, "2cxm": s.mbf_2cxm_ml_min_g,
-                     "truth": ex.segment_mbf[s.condition][int(s.aha_segment) - 1]})
+                     "truth": ex.segment_mbf[s.condition][int(s.aha_segment) - 1], "qc_reason": s.get("qc_reason")})
     return rows
 
 
@@ -103,16 +107,20 @@ def _frames(seg, mot, mbf, speed) -> dict[str, pd.DataFrame]:
     return {"seg": pd.DataFrame(seg), "motion": pd.DataFrame(mot), "mbf": pd.DataFrame(mbf), "speed": pd.DataFrame(speed)}
 
 
-def run(n: int, seed: int, models_dir: str, save: str | None = None) -> dict[str, pd.DataFrame]:
-    cfg = QuantConfig.from_config(default("perfusion"))
+def run(n: int, seed: int, models_dir: str, save: str | None = None, start: int = 0) -> dict[str, pd.DataFrame]:
+    """Exams ``start`` .. ``start + n - 1``; the speed figures on the first three of exam 0-2 (the
+    study with pixel maps; the other runs skip the maps, which do not change the tables' figures)."""
+    section = default("perfusion")
+    cfg_maps = QuantConfig.from_config(section)
+    cfg = QuantConfig.from_config({**section, "pixel_maps": False})
     model, card = segment.load_segmenter(models_dir)
     seg, mot, mbf, speed = [], [], [], []
-    for i in range(n):
+    for i in range(start, start + n):
         ex = synthetic.generate(seed, i, observers=2)
         c, lm = ex.truth["contours"], ex.truth["landmarks"]
         ann = pipeline.Annotations(c[c.observer == "obs1"], lm[lm.observer == "obs1"])
         t0 = time.perf_counter()
-        auto_only = pipeline.run_exam(ex.exam_id, ex.series, cfg, model, card) if i < 3 else None
+        auto_only = pipeline.run_exam(ex.exam_id, ex.series, cfg_maps, model, card) if i < 3 else None
         t_auto = time.perf_counter() - t0
         out = pipeline.run_exam(ex.exam_id, ex.series, cfg, model, card, ann)
         px = {s.stress_rest: float(np.mean(s.planes[0].pixel_spacing_mm)) for s in ex.series if s.kind == "perfusion"}
@@ -127,7 +135,7 @@ def run(n: int, seed: int, models_dir: str, save: str | None = None) -> dict[str
             speed.append({"study_s": t_auto, "cnn_per_slice_ms": (time.perf_counter() - t1) / 15 * 1000})
         print(f"exam {i} {ex.exam_id}: {len(out.rows['perfusion_segments'])} segment rows", flush=True)
         if save:  # a run cut short still leaves its exams' figures (--report-saved)
-            pd.to_pickle((_frames(seg, mot, mbf, speed), i + 1), save)
+            pd.to_pickle((_frames(seg, mot, mbf, speed), i + 1 - start), save)
     return _frames(seg, mot, mbf, speed)
 
 
@@ -154,10 +162,15 @@ def report(r: dict[str, pd.DataFrame], n: int, seed: int) -> None:
         print(f"auto vs manual {cond} global (Fermi): " + bland_altman(g["auto"].to_numpy(), g["manual"].to_numpy()))
         print(f"auto vs manual {cond} per segment (Fermi): " + bland_altman(w["auto"].to_numpy(), w["manual"].to_numpy()))
     for src, cond, model in [(a, b, c) for a in ("auto", "manual") for b in ("stress", "rest") for c in ("fermi", "2cxm")]:
-            x = f[(f.source == src) & (f.condition == cond)]
-            e = x[model] - x.truth
-            print(f"MBF vs truth {cond:6} {model:5} ({src}, per segment): truth {x.truth.mean():.2f}, bias {e.mean():+.3f}, "
-                  f"SD {e.std():.3f}, median abs {e.abs().median():.3f} ml/min/g (n {len(e)})")
+        x = f[(f.source == src) & (f.condition == cond)]
+        e = x[model] - x.truth
+        ok = x["qc_reason"].isna() if "qc_reason" in x else np.ones(len(x), bool)
+        print(f"MBF vs truth {cond:6} {model:5} ({src}, per segment): truth {x.truth.mean():.2f}, bias {e.mean():+.3f}, "
+              f"SD {e.std():.3f}, median abs {e.abs().median():.3f} ml/min/g (n {len(e)}); QC-plausible "
+              f"segments: bias {e[ok].mean():+.3f}, SD {e[ok].std():.3f} (n {int(ok.sum())})")
+    if "qc_reason" in f:
+        q = f[f.source == "auto"]
+        print(f"segments flagged implausible (auto): {int(q.qc_reason.notna().sum())} of {len(q)}")
     if len(sp):
         print(f"speed (2 CPU threads, shared machine): CNN {sp.cnn_per_slice_ms.mean():.0f} ms per slice; "
               f"stress + rest study with pixel maps {sp.study_s.mean():.1f} s (n {len(sp)})")
@@ -169,16 +182,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=880000)
     ap.add_argument("--models-dir", default="resources/models")
     ap.add_argument("--save", help="pickle the per-exam rows here after every exam")
-    ap.add_argument("--report-saved", help="only print the figures of a --save file")
+    ap.add_argument("--start", type=int, default=0, help="first exam index (split a cohort over processes)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--report-saved", nargs="+", help="only print the figures of --save files (pooled)")
     args = ap.parse_args()
     if args.report_saved:
-        frames, n = pd.read_pickle(args.report_saved)
-        report(frames, n, args.seed)
+        parts = [pd.read_pickle(p) for p in args.report_saved]
+        frames = {k: pd.concat([f[k] for f, _ in parts], ignore_index=True) for k in parts[0][0]}
+        report(frames, sum(n for _, n in parts), args.seed)
         return
     import torch
 
-    torch.set_num_threads(2)
-    report(run(args.n, args.seed, args.models_dir, args.save), args.n, args.seed)
+    torch.set_num_threads(args.threads)
+    report(run(args.n, args.seed, args.models_dir, args.save, args.start), args.n, args.seed)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ class MbfFit:
     delay_s: np.ndarray  # (N,)
     rmse_mM: np.ndarray  # (N,) residual over the fitted window
     params: dict[str, np.ndarray]  # model parameters by name, (N,) each
+    at_bound: np.ndarray | None = None  # (N,) flow ended on its upper or lower bound (a failed fit)
 
 
 def _fine_input_matrix(aif: np.ndarray, t_s: np.ndarray, fine_s: np.ndarray) -> np.ndarray:
@@ -206,8 +207,9 @@ def fit_curves(aif_mM: np.ndarray, tissue_mM: np.ndarray, dt_s: float, hematocri
         rmse = np.sqrt(((_exchange_response(fine, p) @ mat.T - tissue) ** 2).mean(axis=1))
         flow = p[:, 0] / (1.0 - hematocrit)
         names = ("fp_per_s", "ps_per_s", "vp", "ve", "delay_s")
+    at_bound = (p[:, 0] >= hi[0] * (1 - 1e-3)) | (p[:, 0] <= lo[0] + 1e-6)
     return MbfFit(model, flow * 60.0 / MYOCARDIAL_DENSITY_G_PER_ML, p[:, -1], rmse,
-                  {name: p[:, i] for i, name in enumerate(names)})
+                  {name: p[:, i] for i, name in enumerate(names)}, at_bound)
 
 
 def estimate_mbf(aif_mM: np.ndarray, tissue_mM: np.ndarray, dt_s: float, hematocrit: float = 0.42,

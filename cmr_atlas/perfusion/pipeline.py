@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.core.seriescache import SeriesImages
-from cmr_atlas.perfusion import manual, prepare
+from cmr_atlas.perfusion import manual, prepare, qc
 from cmr_atlas.perfusion import quantify as Q
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,28 @@ def segment_rows(exam_id: str, condition: str, source: str, results: list[Q.Slic
             rows.append({"exam_id": exam_id, "condition": condition, "aha_segment": seg,
                          "mbf_ml_min_g": r.segment_mbf[model][seg], "mbf_fermi_ml_min_g": r.segment_mbf["fermi"][seg],
                          "mbf_2cxm_ml_min_g": r.segment_mbf["2cxm"][seg], "n_pixels": r.segment_pixels[seg],
-                         "source": source})
+                         "source": source, "qc_reason": r.segment_qc.get(seg)})
     return rows
+
+
+def global_row(exam_id: str, source: str, segs: pd.DataFrame, no_reserve: bool) -> dict:
+    """Global MBF of one source: the mean of the segments that pass the plausibility checks
+    (:mod:`.qc`), with why any were left out or the result is implausible."""
+    ok = segs["qc_reason"].isna() if "qc_reason" in segs else pd.Series(True, index=segs.index)
+    means, counts, reasons = {}, {}, []
+    for c in ("stress", "rest"):
+        cond = segs["condition"] == c
+        counts[c] = int((cond & ok).sum())
+        means[c] = float(segs.loc[cond & ok, "mbf_ml_min_g"].mean()) if counts[c] else None
+        if (cond & ~ok).any():
+            reasons.append(f"{int((cond & ~ok).sum())} {c} segments implausible (left out)")
+        reasons.append(qc.global_reason(c, means[c]))
+    reserve = means["stress"] / means["rest"] if counts["stress"] and counts["rest"] and not no_reserve else None
+    reasons.append(qc.reserve_reason(reserve))
+    reasons = [r for r in reasons if r]
+    return {"exam_id": exam_id, "source": source, "mbf_stress_ml_min_g": means["stress"],
+            "mbf_rest_ml_min_g": means["rest"], "reserve": reserve, "n_segments_stress": counts["stress"],
+            "n_segments_rest": counts["rest"], "qc_reason": "; ".join(reasons) or None}
 
 
 def _global_rows(ex: ExamPerfusion, prepared: list[prepare.PreparedSeries]) -> None:
@@ -102,15 +122,8 @@ def _global_rows(ex: ExamPerfusion, prepared: list[prepare.PreparedSeries]) -> N
     no_reserve = any(p.pair_reason for p in prepared)
     for source in SOURCES:
         g = segs[segs["source"] == source] if len(segs) else segs
-        if g.empty:
-            continue
-        means = {c: g.loc[g["condition"] == c, "mbf_ml_min_g"].mean() for c in ("stress", "rest")}
-        counts = {c: int((g["condition"] == c).sum()) for c in ("stress", "rest")}
-        reserve = means["stress"] / means["rest"] if counts["stress"] and counts["rest"] and not no_reserve else None
-        ex.rows["perfusion_global"].append({
-            "exam_id": ex.exam_id, "source": source, "mbf_stress_ml_min_g": means["stress"] if counts["stress"] else None,
-            "mbf_rest_ml_min_g": means["rest"] if counts["rest"] else None, "reserve": reserve,
-            "n_segments_stress": counts["stress"], "n_segments_rest": counts["rest"]})
+        if not g.empty:
+            ex.rows["perfusion_global"].append(global_row(ex.exam_id, source, g, no_reserve))
 
 
 def run_exam(exam_id: str, series: list[SeriesImages], cfg: Q.QuantConfig, model, card,

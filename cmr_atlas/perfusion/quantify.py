@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from cmr_atlas.perfusion import concentration as conc
 from cmr_atlas.perfusion import mbf as M
-from cmr_atlas.perfusion import motion, prepare, segment
+from cmr_atlas.perfusion import motion, prepare, qc, segment
 from cmr_atlas.perfusion import sectors as S
 
 
@@ -99,6 +99,8 @@ class SliceResult:
     segment_curves: dict[int, np.ndarray] = field(default_factory=dict)
     segment_mbf: dict[str, dict[int, float]] = field(default_factory=dict)  # model -> segment -> MBF
     segment_pixels: dict[int, int] = field(default_factory=dict)
+    segment_qc: dict[int, str | None] = field(default_factory=dict)  # segment -> qc.segment_reason
+    valid: np.ndarray | None = None  # (R, C) pixels whose curve can be tissue (qc.valid_pixels)
     mbf_map: np.ndarray | None = None
     qc_reason: str | None = None
 
@@ -124,7 +126,8 @@ def arterial_input(p: prepare.PreparedSeries, cfg: QuantConfig) -> AifResult:
     except ValueError as exc:
         return AifResult(np.zeros(0), np.zeros(0), float("nan"), f"AIF: {exc}")
     t = a.acquisition_time_s[0, n_pd: int(a.n_frames[0])] - np.nanmin(p.series.acquisition_time_s)
-    return AifResult(res.blood_mM, t, float(res.blood_mM.max()), res.qc_reason)
+    peak = float(res.blood_mM.max())
+    return AifResult(res.blood_mM, t, peak, res.qc_reason or qc.aif_reason(peak))
 
 
 def _anterior_rc(plane) -> np.ndarray:
@@ -166,7 +169,7 @@ def auto_labels(model, card: dict, p: prepare.PreparedSeries, mcs: list[motion.M
 
 def slice_insertions(labels: np.ndarray, plane) -> S.Insertions | None:
     return S.find_insertions(labels == segment.MYOCARDIUM, labels == segment.RV, labels == segment.CAVITY,
-                             _anterior_rc(plane))
+                             _anterior_rc(plane), float(np.mean(plane.pixel_spacing_mm)))
 
 
 def borrow_insertions(ins: list[S.Insertions | None], labels: list[np.ndarray]) -> list[S.Insertions | None]:
@@ -200,15 +203,19 @@ def sector_core(res: SliceResult, seg: int, min_pixels: int = 5) -> np.ndarray:
     the heart slides over while breathing (the liver enhances strongly late), by partial volume
     and residual motion, and a few such pixels dominate a sector's mean curve."""
     sector = res.sectors == seg
+    if res.valid is not None:
+        sector &= res.valid
     core = sector & ndimage.binary_erosion(res.labels == segment.MYOCARDIUM)
     return core if core.sum() >= min_pixels else sector
 
 
 def slice_mbf(res: SliceResult, tissue_conc: np.ndarray, times_s: np.ndarray, aif: AifResult,
               cfg: QuantConfig) -> None:
-    """Sector curves and their MBF by both estimators, and the pixel map (primary estimator)."""
+    """Sector curves and their MBF by both estimators (pixels that cannot be tissue left out,
+    :func:`qc.valid_pixels`), each segment's plausibility (primary estimator), and the pixel map."""
+    res.valid = qc.valid_pixels(tissue_conc, aif.peak_mM)
     myo = res.sectors > 0
-    segs = [int(s) for s in np.unique(res.sectors[myo])]
+    segs = [int(s) for s in np.unique(res.sectors[myo]) if (sector_core(res, int(s))).any()]
     if not segs:
         res.qc_reason = res.qc_reason or "no myocardium segmented"
         return
@@ -221,13 +228,16 @@ def slice_mbf(res: SliceResult, tissue_conc: np.ndarray, times_s: np.ndarray, ai
         res.segment_mbf[model] = dict(zip(segs, map(float, fit.mbf_ml_min_g)))
         if model == cfg.model:
             delays = fit.delay_s
+            res.segment_qc = {s: qc.segment_reason(float(f), bool(b), float(e), float(c.max()), aif.peak_mM)
+                              for s, f, b, e, c in zip(segs, fit.mbf_ml_min_g, fit.at_bound, fit.rmse_mM, cu)}
     res.segment_curves = dict(zip(segs, cu))
     res.segment_pixels = {s: int((res.sectors == s).sum()) for s in segs}
     if cfg.pixel_maps:
-        _, pu, _, _ = uniform_curves(times_s, despike(tissue_conc[:, myo].T), aif.times_s, aif.blood_mM)
+        pix = myo & res.valid
+        _, pu, _, _ = uniform_curves(times_s, despike(tissue_conc[:, pix].T), aif.times_s, aif.blood_mM)
         m = M.fit_curves(au, pu, dt, cfg.hematocrit, cfg.model, delay_s=float(np.median(delays)))
         res.mbf_map = np.full(res.sectors.shape, np.nan)
-        res.mbf_map[myo] = m.mbf_ml_min_g
+        res.mbf_map[pix] = m.mbf_ml_min_g
 
 
 def quantify_series(p: prepare.PreparedSeries, mcs: list[motion.MotionCorrection], labels: list[np.ndarray],
@@ -239,9 +249,11 @@ def quantify_series(p: prepare.PreparedSeries, mcs: list[motion.MotionCorrection
     for k, (mc, lab, ins) in enumerate(zip(mcs, labels, insertions)):
         res = SliceResult(p.levels[k], lab, np.zeros(lab.shape, np.int8), ins, mc.shifts_px, mc.residual_px,
                           mc.centre_rc, np.zeros(0), np.zeros(0))
+        px = float(np.mean(p.series.planes[0].pixel_spacing_mm))
+        res.qc_reason = qc.segmentation_reason(lab == segment.MYOCARDIUM, lab == segment.CAVITY, px)
         if ins is None:
-            res.qc_reason = "no RV insertion found (no RV contact in any slice)"
-        else:
+            res.qc_reason = res.qc_reason or "no RV insertion found (no RV contact in any slice)"
+        elif res.qc_reason is None:
             res.sectors = S.sector_map(lab == segment.MYOCARDIUM, ins, p.levels[k])
         if aif.qc_reason is None and res.qc_reason is None:
             tissue, _ = conc.concentration_mM(mc.frames, p.n_pd, seq, r1, cfg.n_baseline)

@@ -1,8 +1,13 @@
 """RV insertion and AHA sectors of one short-axis perfusion slice, from its segmentation.
 
-The RV insertion points are the two ends of the arc where the RV cavity touches the LV myocardium
-(seen from the LV centre); the anterior one is the end nearer the patient's anterior direction in
-the image.  Sectors then come from :func:`cmr_atlas.core.aha.aha16_segment` with angles measured by
+The RV insertion points are where the RV free wall meets the LV epicardium, the point an observer
+clicks (and the generator's truth: where a probe just outside the LV epicardium enters the RV's
+outer wall).  The segmentation has the RV cavity, not its wall, so the wall is put back: a probe
+ring ``PROBE_MM`` outside the LV epicardium (traced per degree from the LV centre, sub-pixel) lies
+in the RV wall where it is within ``RV_WALL_MM`` of the RV cavity; the insertions are the two ends
+of the longest such arc, the anterior one the end nearer the patient's anterior direction in the
+image.  (The ends of the RV-cavity contact arc, used before, sit a wall's thickness, 8-20 degrees,
+inside them.)  Sectors then come from :func:`cmr_atlas.core.aha.aha16_segment` with angles measured by
 :func:`cmr_atlas.core.aha.insertion_angle_deg` (the same code the cine pipeline uses): basal and
 mid slices six sectors, apical four.  All coordinates are (row, col) pixels of the slice.
 """
@@ -16,7 +21,9 @@ from scipy import ndimage
 
 from cmr_atlas.core.aha import aha16_segment, insertion_angle_deg
 
-CONTACT_PX = 2  # RV pixels within this distance of the myocardium touch it
+RV_WALL_MM = 4.0  # normal RV free wall 3-5 mm (Lang et al., J Am Soc Echocardiogr 2015: > 5 mm hypertrophy)
+PROBE_MM = 1.0  # the probe ring's distance outside the LV epicardium
+ANGLE_STEP_DEG = 1.0
 
 
 @dataclass(frozen=True)
@@ -38,26 +45,57 @@ def _angles_deg(points: np.ndarray, centre: np.ndarray) -> np.ndarray:
     return np.degrees(np.arctan2(d[:, 1], d[:, 0]))
 
 
-def find_insertions(myo: np.ndarray, rv: np.ndarray, cavity: np.ndarray,
-                    anterior_rc: np.ndarray) -> Insertions | None:
-    """RV insertion points of one slice (None when the RV does not touch the myocardium).
+def epicardial_radius_px(lv: np.ndarray, centre: np.ndarray, angles_rad: np.ndarray,
+                         step_px: float = 0.25) -> np.ndarray:
+    """Outermost radius (pixels, sub-pixel) of the LV mask ``lv`` (cavity | myocardium) along rays
+    from ``centre`` at ``angles_rad`` (measured like arctan2(col, row))."""
+    r = np.arange(0.0, float(np.hypot(*lv.shape)), step_px)
+    rows = centre[0] + r[None, :] * np.cos(angles_rad)[:, None]
+    cols = centre[1] + r[None, :] * np.sin(angles_rad)[:, None]
+    inside = ndimage.map_coordinates(lv.astype(float), [rows, cols], order=1, cval=0.0) >= 0.5
+    last = inside.shape[1] - 1 - np.argmax(inside[:, ::-1], axis=1)
+    return np.where(inside.any(axis=1), r[last], 0.0)
 
-    ``myo``, ``rv``, ``cavity``: boolean masks; ``anterior_rc``: the patient's anterior direction
-    projected into the image, as a (row, col) vector (from the plane's orientation).
+
+def _longest_run(flags: np.ndarray) -> tuple[int, int] | None:
+    """(first, last) index of the longest circular run of True in ``flags``."""
+    if flags.all() or not flags.any():
+        return None
+    k = int(np.argmin(flags))  # start the scan at a False so that no run wraps
+    f = np.roll(flags, -k)
+    best, start = (0, 0, 0), None
+    for i, v in enumerate(np.r_[f, False]):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            best = max(best, (i - start, start, i - 1))
+            start = None
+    return (best[1] + k) % len(flags), (best[2] + k) % len(flags)
+
+
+def find_insertions(myo: np.ndarray, rv: np.ndarray, cavity: np.ndarray, anterior_rc: np.ndarray,
+                    pixel_mm: float = 1.0) -> Insertions | None:
+    """RV insertion points of one slice (None when no RV lies beside the myocardium).
+
+    ``myo``, ``rv`` (RV cavity), ``cavity`` (LV): boolean masks of one slice; ``anterior_rc``: the
+    patient's anterior direction projected into the image, a (row, col) vector; ``pixel_mm``: the
+    masks' pixel size.
     """
-    if not cavity.any() or not myo.any():
+    if not cavity.any() or not myo.any() or not rv.any():
         return None
-    centre = np.array(ndimage.center_of_mass(cavity | myo))
-    contact = myo & ndimage.binary_dilation(rv, iterations=CONTACT_PX)
-    pts = np.argwhere(contact).astype(float)
-    if len(pts) < 3:
+    lv = cavity | myo
+    centre = np.array(ndimage.center_of_mass(lv))
+    theta = np.radians(np.arange(0.0, 360.0, ANGLE_STEP_DEG))
+    r_epi = epicardial_radius_px(lv, centre, theta)
+    probe = r_epi + PROBE_MM / pixel_mm
+    pts = centre + probe[:, None] * np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    dist = ndimage.map_coordinates(ndimage.distance_transform_edt(~rv), pts.T, order=1, cval=1e6)
+    # pixel centres: the cavity's edge is half a pixel beyond its outermost pixel centre
+    in_wall = (dist - 0.5) * pixel_mm <= RV_WALL_MM
+    run = _longest_run(in_wall)
+    if run is None or in_wall.sum() < 3:
         return None
-    ang = np.sort(np.mod(_angles_deg(pts, centre), 360.0))
-    gaps = np.diff(np.r_[ang, ang[0] + 360.0])
-    k = int(np.argmax(gaps))  # the arc's ends border the largest empty gap
-    ends = np.radians([ang[(k + 1) % len(ang)], ang[k]])
-    radius = np.median(np.linalg.norm(pts - centre, axis=1))
-    a, b = (centre + radius * np.array([np.cos(e), np.sin(e)]) for e in ends)
+    a, b = (centre + r_epi[i] * np.array([np.cos(theta[i]), np.sin(theta[i])]) for i in run)
     ant = np.asarray(anterior_rc, float)
     if (a - centre) @ ant < (b - centre) @ ant:
         a, b = b, a

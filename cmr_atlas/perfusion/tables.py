@@ -45,19 +45,23 @@ PERFUSION_SEGMENTS = register(TableSchema(
         Column("mbf_2cxm_ml_min_g", "float", "MBF by the two-compartment exchange fit", "ml/min/g"),
         Column("n_pixels", "int", "myocardial pixels of the sector"),
         _SOURCE,
+        Column("qc_reason", "str", "why the segment's MBF is implausible (range, fit at its bound, poor fit, "
+               "blood in the sector; cmr_atlas.perfusion.qc); null = plausible"),
     ),
 ))
 
 PERFUSION_GLOBAL = register(TableSchema(
     name="perfusion_global", row="exam and source",
-    description="Global MBF (mean of the segments) at stress and rest and the myocardial perfusion reserve.",
+    description="Global MBF (mean of the plausible segments) at stress and rest and the myocardial perfusion reserve.",
     columns=(
         EXAM_ID, _SOURCE,
         Column("mbf_stress_ml_min_g", "float", "global stress MBF", "ml/min/g"),
         Column("mbf_rest_ml_min_g", "float", "global rest MBF", "ml/min/g"),
         Column("reserve", "float", "stress / rest global MBF (null when the two series do not image the same slices)"),
-        Column("n_segments_stress", "int", "segments quantified at stress"),
-        Column("n_segments_rest", "int", "segments quantified at rest"),
+        Column("n_segments_stress", "int", "plausible segments averaged at stress"),
+        Column("n_segments_rest", "int", "plausible segments averaged at rest"),
+        Column("qc_reason", "str", "segments left out as implausible, or a global MBF or reserve outside its "
+               "plausible range (cmr_atlas.perfusion.qc); null = plausible"),
     ),
 ))
 

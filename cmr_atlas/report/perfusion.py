@@ -113,3 +113,15 @@ def perfusion_section(page: Page, inputs: ReportInputs) -> None:
     _aif(page, read_result(inputs.results, "aif_curves"))
     if glob is not None and len(glob):
         _agreement(page, glob)
+    _by_risk_factor(page, read_result(inputs.results, "perfusion_by_risk_factor"))
+
+
+def _by_risk_factor(page: Page, table: pd.DataFrame | None) -> None:
+    """The cohort's global MBF and reserve by risk factor (cmr_atlas.stats.perfusion_risk)."""
+    if table is None or not len(table):
+        page.note("perfusion_by_risk_factor: not computed (no covariates, or `snakemake "
+                  "perfusion_by_risk_factor` not run).")
+        return
+    page.p("Global MBF (ml/min/g) and perfusion reserve by risk factor (Welch t test between levels; "
+           "exams with an implausible global value left out).")
+    page.table(table.round(3))

@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import ndimage
 
 from cmr_atlas.perfusion import sectors as S
 
 
-def phantom(rot_deg: float = 0.0, half_arc_deg: float = 60.0, shape=(96, 96)):
+def phantom(rot_deg: float = 0.0, half_arc_deg: float = 60.0, shape=(96, 96), wall_px: float = S.RV_WALL_MM):
     """LV ring centred at (48, 48) and an RV crescent attached over +-half_arc around angle
-    ``rot_deg`` (measured like arctan2(col, row)); insertion points at rot +- half_arc."""
+    ``rot_deg`` (measured like arctan2(col, row)), 1 mm pixels; insertion points (where the RV's
+    outer wall meets the LV epicardium) at rot +- half_arc; the RV cavity is the crescent less its
+    wall of ``wall_px``."""
     rr, cc = np.mgrid[: shape[0], : shape[1]].astype(float)
     dr, dc = rr - 48, cc - 48
     rho = np.hypot(dr, dc)
@@ -20,21 +23,34 @@ def phantom(rot_deg: float = 0.0, half_arc_deg: float = 60.0, shape=(96, 96)):
     cavity = rho < 12
     myo = (rho >= 12) & (rho < 20)
     rel = np.mod(ang - rot_deg + 180.0, 360.0) - 180.0
-    rv = (rho >= 20) & (rho < 32) & (np.abs(rel) < half_arc_deg)
+    rv_outer = (rho >= 20) & (rho < 36) & (np.abs(rel) < half_arc_deg)
+    rv = ndimage.distance_transform_edt(rv_outer | (rho < 20)) > wall_px
+    rv &= rv_outer
     ends = [np.radians(rot_deg - half_arc_deg), np.radians(rot_deg + half_arc_deg)]
-    pts = [np.array([48 + 16 * np.cos(e), 48 + 16 * np.sin(e)]) for e in ends]
+    pts = [np.array([48 + 20 * np.cos(e), 48 + 20 * np.sin(e)]) for e in ends]
     return myo, rv, cavity, pts
 
 
 @settings(max_examples=25, deadline=None)
 @given(rot=st.floats(-180, 180), half=st.floats(40, 75))
-def test_insertions_are_the_ends_of_the_contact_arc(rot, half):
+def test_insertions_are_where_the_rv_wall_meets_the_lv(rot, half):
     myo, rv, cavity, (p1, p2) = phantom(rot, half)
     anterior = p2 - np.array([48.0, 48.0])  # say the second end is the anterior side
-    ins = S.find_insertions(myo, rv, cavity, anterior)
+    ins = S.find_insertions(myo, rv, cavity, anterior, pixel_mm=1.0)
     assert ins is not None
-    assert S.direction_error_deg(ins.anterior - ins.centre, p2 - 48.0) < 6.0
-    assert S.direction_error_deg(ins.inferior - ins.centre, p1 - 48.0) < 6.0
+    assert S.direction_error_deg(ins.anterior - ins.centre, p2 - 48.0) < 3.0
+    assert S.direction_error_deg(ins.inferior - ins.centre, p1 - 48.0) < 3.0
+    assert abs(np.linalg.norm(ins.anterior - ins.centre) - 20.0) < 1.0  # on the epicardium
+
+
+def test_rv_cavity_contact_ends_are_not_the_insertions():
+    """The wall matters: the cavity's own contact arc ends a wall's thickness inside the
+    insertions, which a finder without the wall would report (the old definition)."""
+    myo, rv, cavity, (p1, p2) = phantom(0.0, 60.0, wall_px=4.0)
+    ins = S.find_insertions(myo, rv, cavity, p2 - 48.0, pixel_mm=1.0)
+    thin = S.find_insertions(myo, rv, cavity, p2 - 48.0, pixel_mm=4.0)  # the wall 1 px: cavity contact
+    assert S.direction_error_deg(ins.anterior - ins.centre, p2 - 48.0) < 3.0
+    assert S.direction_error_deg(thin.anterior - thin.centre, p2 - 48.0) > 6.0
 
 
 def test_sectors_follow_the_insertion_points_and_the_level():

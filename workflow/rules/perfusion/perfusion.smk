@@ -39,3 +39,22 @@ rule perfusion:
         RESULTS / "logs/perfusion.log",
     script:
         "../../scripts/perfusion_aggregate.py"
+
+
+# Cohort level: global MBF and reserve by risk factor (cmr_atlas.stats.perfusion_risk), with the
+# covariates as the cine statistics read them; joinable with the cine tables by exam_id.
+rule perfusion_by_risk_factor:
+    conda:
+        CONDA_ENV
+    input:
+        perfusion_global=RESULTS / "perfusion_global.parquet",
+        covariates=RESULTS / "covariates.parquet",
+        extra=RESULTS / "covariates_extra.parquet",
+    output:
+        RESULTS / "perfusion_by_risk_factor.parquet",
+    log:
+        RESULTS / "logs/perfusion_by_risk_factor.log",
+    params:
+        risk_factors=config["stats"]["risk_factors"],
+    script:
+        "../../scripts/perfusion_by_risk_factor.py"
