@@ -81,3 +81,31 @@ def test_sector_means_count_pixels_and_skip_nans():
 @pytest.mark.parametrize("a, b, deg", [([1, 0], [0, 1], 90.0), ([1, 1], [1, 1], 0.0), ([1, 0], [-1, 0], 180.0)])
 def test_direction_error(a, b, deg):
     assert S.direction_error_deg(np.array(a, float), np.array(b, float)) == pytest.approx(deg, abs=1e-6)
+
+
+def _label_map_errors(exam) -> list[float]:
+    from cmr_atlas.perfusion.quantify import slice_insertions
+
+    lm = exam.truth["landmarks"]
+    lm = lm[(lm.observer == "truth") & (lm.frame == 0)]
+    errors = []
+    for (cond, si), lab in exam.labels.items():
+        plane = next(s for s in exam.series if s.kind == "perfusion" and s.stress_rest == cond).planes[0]
+        m = lm[(lm.condition == cond) & (lm.slice_index == si)].set_index("landmark")
+        ins = slice_insertions(lab, plane)
+        if ins is None or "rv_insert_anterior" not in m.index:
+            continue
+        truth = m.loc["rv_insert_anterior", ["row_px", "col_px"]].to_numpy(float) - \
+            m.loc["lv_centre", ["row_px", "col_px"]].to_numpy(float)
+        errors.append(S.direction_error_deg(ins.anterior_direction(), truth))
+    return errors
+
+
+def test_insertions_on_the_generators_label_maps_are_nearer_its_landmarks(perfusion_exam, monkeypatch):
+    """The same anatomical point as the generator's truth (RV wall meets the LV epicardium), found
+    on its own label maps: nearer than the RV-cavity contact arc's ends (the wall left out)."""
+    errors = _label_map_errors(perfusion_exam)
+    monkeypatch.setattr(S, "RV_WALL_MM", 0.5)
+    contact = _label_map_errors(perfusion_exam)
+    assert len(errors) >= 2 and np.mean(errors) < 20.0
+    assert np.mean(errors) < np.mean(contact) - 3.0
