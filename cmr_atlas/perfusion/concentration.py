@@ -24,6 +24,14 @@ R1_GRID_PER_S = np.geomspace(0.2, 300.0, 4000)
 # Where the signal's slope with R1 has fallen below this fraction of its pre-contrast slope, noise
 # is amplified more than 5-fold in the concentration: the signal is saturated.
 SATURATION_SLOPE_FRACTION = 0.2
+# The PD frames are read with a 5 degree flip: a few times the noise at most where the coil is far
+# (the apical slice, the lateral wall).  Dividing by a noisy PD pixel by pixel turns its noise into
+# huge concentrations (a PD pixel at a fifth of its neighbours' gives a ratio above the signal
+# model's maximum: R1 at the grid's end, ~60 mmol/l; the cause of the demo's 28.6 ml/min/g
+# segments).  The coil field the PD normalisation removes is smooth over centimetres, so the PD
+# image is smoothed first (Gaussian, this SD); proton density differs little between blood and
+# myocardium, so the blur across the endocardium costs little.
+PD_SMOOTH_MM = 2.5
 
 
 @dataclass(frozen=True)
@@ -57,12 +65,14 @@ class SaturationRecovery:
 
 
 def concentration_mM(frames: np.ndarray, n_pd: int, seq: SaturationRecovery, relaxivity_per_mM_s: float,
-                     n_baseline: int = 3, t2star_loss_per_mM: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                     n_baseline: int = 3, t2star_loss_per_mM: float = 0.0,
+                     pixel_mm: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Gd concentration (mmol/l) of every pixel of a perfusion series ``frames`` (T, ...) whose first
     ``n_pd`` frames are PD images; the ``n_baseline`` frames after them (before the bolus arrives)
     give the native R1.  ``t2star_loss_per_mM``: TE x r2* (blood at the bolus peak loses signal
-    as exp(-TE r2* [Gd]); undone by a few fixed-point iterations).  Returns (concentration
-    (T - n_pd, ...), saturated mask of the same shape).
+    as exp(-TE r2* [Gd]); undone by a few fixed-point iterations).  ``pixel_mm``: pixel size of
+    (T, R, C) images, whose PD image is then smoothed (:data:`PD_SMOOTH_MM`); None = no smoothing
+    (curves).  Returns (concentration (T - n_pd, ...), saturated mask of the same shape).
     """
     frames = np.asarray(frames, float)
     if n_pd < 1:
@@ -70,6 +80,8 @@ def concentration_mM(frames: np.ndarray, n_pd: int, seq: SaturationRecovery, rel
     if frames.shape[0] < n_pd + n_baseline + 8:
         raise ValueError(f"only {frames.shape[0]} frames: too few heartbeats for a first pass")
     pd = frames[:n_pd].mean(axis=0)
+    if pixel_mm is not None and pd.ndim == 2:
+        pd = ndimage.gaussian_filter(pd, PD_SMOOTH_MM / pixel_mm)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(pd > 0, frames[n_pd:] / pd, 0.0)
     r1 = seq.r1_from_ratio(ratio)
@@ -120,10 +132,11 @@ def find_lv_blood_pool(conc: np.ndarray, min_pixels: int = 4) -> np.ndarray:
 
 
 def arterial_input(frames: np.ndarray, n_pd: int, seq: SaturationRecovery, relaxivity_per_mM_s: float,
-                   n_baseline: int = 3, t2star_loss_per_mM: float = 0.0) -> ArterialInput:
+                   n_baseline: int = 3, t2star_loss_per_mM: float = 0.0, pixel_mm: float | None = None) -> ArterialInput:
     """The AIF of an AIF series (T, R, C), with a QC reason when it cannot be trusted;
-    ``t2star_loss_per_mM``: see :func:`concentration_mM`."""
-    conc, saturated = concentration_mM(frames, n_pd, seq, relaxivity_per_mM_s, n_baseline, t2star_loss_per_mM)
+    ``t2star_loss_per_mM``, ``pixel_mm``: see :func:`concentration_mM`."""
+    conc, saturated = concentration_mM(frames, n_pd, seq, relaxivity_per_mM_s, n_baseline, t2star_loss_per_mM,
+                                       pixel_mm)
     # found on the signal enhancement, not the concentration: pixels with little proton-density
     # signal (lung, air) turn noise into large concentrations that would outshine the blood pool
     dyn = np.asarray(frames[n_pd:], float)

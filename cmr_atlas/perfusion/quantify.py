@@ -122,7 +122,7 @@ def arterial_input(p: prepare.PreparedSeries, cfg: QuantConfig) -> AifResult:
         first = first_pulse_delays_ms(p, cfg)[0]
         loss = cfg.aif_te_ms / 1000.0 * cfg.blood_r2star_per_mM_s
         res = conc.arterial_input(frames, n_pd, cfg.readout(a, True, first), cfg.relaxivity(a.field_strength_t),
-                                  cfg.n_baseline, loss)
+                                  cfg.n_baseline, loss, float(np.mean(a.planes[0].pixel_spacing_mm)))
     except ValueError as exc:
         return AifResult(np.zeros(0), np.zeros(0), float("nan"), f"AIF: {exc}")
     t = a.acquisition_time_s[0, n_pd: int(a.n_frames[0])] - np.nanmin(p.series.acquisition_time_s)
@@ -209,6 +209,18 @@ def sector_core(res: SliceResult, seg: int, min_pixels: int = 5) -> np.ndarray:
     return core if core.sum() >= min_pixels else sector
 
 
+def segment_qc(fits: dict[str, M.MbfFit], j: int, primary: str, curve_peak_mM: float, aif_peak_mM: float) -> str | None:
+    """Plausibility of curve ``j``: the primary estimator's fit, then the other's (a curve one of
+    the two models can only fit with an implausible flow is suspect for both)."""
+    for model in (primary,) + tuple(m for m in fits if m != primary):
+        f = fits[model]
+        reason = qc.segment_reason(float(f.mbf_ml_min_g[j]), bool(f.at_bound[j]), float(f.rmse_mM[j]),
+                                   curve_peak_mM, aif_peak_mM)
+        if reason:
+            return reason if model == primary else f"{model}: {reason}"
+    return None
+
+
 def slice_mbf(res: SliceResult, tissue_conc: np.ndarray, times_s: np.ndarray, aif: AifResult,
               cfg: QuantConfig) -> None:
     """Sector curves and their MBF by both estimators (pixels that cannot be tissue left out,
@@ -222,14 +234,11 @@ def slice_mbf(res: SliceResult, tissue_conc: np.ndarray, times_s: np.ndarray, ai
     curves = despike(np.stack([tissue_conc[:, sector_core(res, s)].mean(axis=1) for s in segs]))
     grid, cu, au, dt = uniform_curves(times_s, curves, aif.times_s, aif.blood_mM)
     res.times_s, res.aif_mM = grid - grid[0], au
-    delays = None
-    for model in M.MODELS:
-        fit = M.fit_curves(au, cu, dt, cfg.hematocrit, model)
+    fits = {model: M.fit_curves(au, cu, dt, cfg.hematocrit, model) for model in M.MODELS}
+    for model, fit in fits.items():
         res.segment_mbf[model] = dict(zip(segs, map(float, fit.mbf_ml_min_g)))
-        if model == cfg.model:
-            delays = fit.delay_s
-            res.segment_qc = {s: qc.segment_reason(float(f), bool(b), float(e), float(c.max()), aif.peak_mM)
-                              for s, f, b, e, c in zip(segs, fit.mbf_ml_min_g, fit.at_bound, fit.rmse_mM, cu)}
+    delays = fits[cfg.model].delay_s
+    res.segment_qc = {s: segment_qc(fits, j, cfg.model, float(cu[j].max()), aif.peak_mM) for j, s in enumerate(segs)}
     res.segment_curves = dict(zip(segs, cu))
     res.segment_pixels = {s: int((res.sectors == s).sum()) for s in segs}
     if cfg.pixel_maps:
@@ -256,7 +265,7 @@ def quantify_series(p: prepare.PreparedSeries, mcs: list[motion.MotionCorrection
         elif res.qc_reason is None:
             res.sectors = S.sector_map(lab == segment.MYOCARDIUM, ins, p.levels[k])
         if aif.qc_reason is None and res.qc_reason is None:
-            tissue, _ = conc.concentration_mM(mc.frames, p.n_pd, seq, r1, cfg.n_baseline)
+            tissue, _ = conc.concentration_mM(mc.frames, p.n_pd, seq, r1, cfg.n_baseline, pixel_mm=px)
             slice_mbf(res, tissue, p.times_s(k)[p.n_pd:], aif, cfg)
         res.qc_reason = res.qc_reason or aif.qc_reason
         out.append(res)
