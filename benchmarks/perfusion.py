@@ -169,12 +169,16 @@ def report(r: dict[str, pd.DataFrame], n: int, seed: int) -> None:
     a = s.angle_deg.dropna()
     print(f"RV insertion angle error {a.mean():.2f} +- {a.std():.2f} deg (n {len(a)} slices)")
     print(f"residual motion: {m.before_mm.mean():.2f} mm before -> {m.after_mm.mean():.2f} mm after (n {len(m)} slices)")
-    wide = f.pivot_table(index=["exam", "condition", "segment"], columns="source", values="fermi").dropna()
-    for cond in ("stress", "rest") if {"auto", "manual"} <= set(wide.columns) else ():
-        w = wide.xs(cond, level="condition")
-        g = w.groupby(level="exam").mean()
-        print(f"auto vs manual {cond} global (Fermi): " + bland_altman(g["auto"].to_numpy(), g["manual"].to_numpy()))
-        print(f"auto vs manual {cond} per segment (Fermi): " + bland_altman(w["auto"].to_numpy(), w["manual"].to_numpy()))
+    # as the pipeline reports them: segments with a qc_reason are left out (perfusion_global's mean)
+    ok = f[f["qc_reason"].isna()] if "qc_reason" in f else f
+    for label, data in (("QC-plausible segments", ok), ("all segments", f)):
+        wide = data.pivot_table(index=["exam", "condition", "segment"], columns="source", values="fermi")
+        for cond in ("stress", "rest") if {"auto", "manual"} <= set(wide.columns) else ():
+            w = wide.xs(cond, level="condition")
+            g = w.groupby(level="exam").mean().dropna()  # each source's own global mean
+            print(f"auto vs manual {cond} global (Fermi, {label}): " + bland_altman(g["auto"].to_numpy(), g["manual"].to_numpy()))
+            w = w.dropna()
+            print(f"auto vs manual {cond} per segment (Fermi, {label}): " + bland_altman(w["auto"].to_numpy(), w["manual"].to_numpy()))
     for src, cond, model in [(a, b, c) for a in ("auto", "manual") for b in ("stress", "rest") for c in ("fermi", "2cxm")]:
         x = f[(f.source == src) & (f.condition == cond)]
         e = x[model] - x.truth
@@ -184,7 +188,8 @@ def report(r: dict[str, pd.DataFrame], n: int, seed: int) -> None:
               f"segments: bias {e[ok].mean():+.3f}, SD {e[ok].std():.3f} (n {int(ok.sum())})")
     if "qc_reason" in f:
         q = f[f.source == "auto"]
-        print(f"segments flagged implausible (auto): {int(q.qc_reason.notna().sum())} of {len(q)}")
+        print(f"segments flagged implausible (auto): {int(q.qc_reason.notna().sum())} of {len(q)}; manual: "
+              f"{int(f[f.source == 'manual'].qc_reason.notna().sum())} of {int((f.source == 'manual').sum())}")
     if len(sp):
         print(f"speed (2 CPU threads, shared machine): CNN {sp.cnn_per_slice_ms.mean():.0f} ms per slice; "
               f"stress + rest study with pixel maps {sp.study_s.mean():.1f} s (n {len(sp)})")
