@@ -9,8 +9,11 @@ of the longest such arc, the anterior one the end nearer the patient's anterior 
 image.  The ends of the RV-cavity contact arc (the previous definition) sit 8-20 degrees inside
 the insertions; with the wall put back, 6 +- 5 degrees remain on the generator's own label maps
 (2.5 mm pixels): near an insertion the free wall runs almost tangent to the LV, so the cavity's
-tip, cut off by the LV, ends further from the insertion than one wall thickness (an ellipse fit of
-the free wall to extend it did not hold on pixel crescents a few pixels thick).
+tip, cut off by the LV, ends further from the insertion than one wall thickness.  Two ways to
+extend it were tried and dropped (2026-12-02, worse on the same label maps): an ellipse fitted to
+the free wall (ill-posed on crescents a few pixels thick) and the wedge of the cavity's tip
+(thickness growth along the arc -> wall angle -> wall / sin(angle); 8.8 deg, over-shooting where the
+2.5 mm pixels make the tip's rise a step).
 """
 
 from __future__ import annotations
