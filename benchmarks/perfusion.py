@@ -167,7 +167,9 @@ def report(r: dict[str, pd.DataFrame], n: int, seed: int) -> None:
         print(f"on the 1 mm grid (masks upsampled bilinearly, as the paper's 1 mm images): boundary error "
               f"{s.boundary_1mm.mean():.2f} mm, Hausdorff {s.hausdorff_1mm.mean():.2f} mm")
     a = s.angle_deg.dropna()
-    print(f"RV insertion angle error {a.mean():.2f} +- {a.std():.2f} deg (n {len(a)} slices)")
+    print(f"RV insertion angle error {a.mean():.2f} +- {a.std():.2f} deg, median {a.median():.1f} (n {len(a)} slices; "
+          f"{int((a > 60).sum())} above 60 deg: anterior and inferior named the other way round, the two "
+          f"insertions at nearly the same patient height)")
     print(f"residual motion: {m.before_mm.mean():.2f} mm before -> {m.after_mm.mean():.2f} mm after (n {len(m)} slices)")
     # as the pipeline reports them: segments with a qc_reason are left out (perfusion_global's mean)
     ok = f[f["qc_reason"].isna()] if "qc_reason" in f else f
