@@ -64,6 +64,7 @@ def final_targets():
         str(RESULTS / "stats/risk_factor_auc.parquet"),
         str(RESULTS / "perfusion_global.parquet"),
         str(RESULTS / "perfusion_segments.parquet"),
+        str(RESULTS / "perfusion_by_risk_factor.parquet"),
         str(RESULTS / "ti_selection.parquet"),
         str(RESULTS / "lge_ti_audit.parquet"),
         str(RESULTS / "report/index.html"),

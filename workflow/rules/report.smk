@@ -18,6 +18,7 @@ rule report:
         # the perfusion and TI scout sections (cmr_atlas/report/perfusion.py, tiscout.py)
         perfusion_series=RESULTS / "perfusion_series.parquet",
         perfusion_global=RESULTS / "perfusion_global.parquet",
+        perfusion_by_risk_factor=RESULTS / "perfusion_by_risk_factor.parquet",
         ti_selection=RESULTS / "ti_selection.parquet",
         lge_ti_audit=RESULTS / "lge_ti_audit.parquet",
     output:

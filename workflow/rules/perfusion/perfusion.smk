@@ -54,6 +54,8 @@ rule perfusion_by_risk_factor:
         RESULTS / "perfusion_by_risk_factor.parquet",
     log:
         RESULTS / "logs/perfusion_by_risk_factor.log",
+    benchmark:
+        RESULTS / "benchmarks/perfusion_by_risk_factor.tsv"
     params:
         risk_factors=config["stats"]["risk_factors"],
     script:
