@@ -31,7 +31,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cmr_atlas.cine.lvmodel.cycle import WARM_ITERATIONS, fit_cycle  # noqa: E402
-from cmr_atlas.cine.lvmodel.exam import fit_exam  # noqa: E402
+from cmr_atlas.cine.lvmodel.lax_shifts import fit_exam_lax_registered  # noqa: E402
 from cmr_atlas.cine.lvmodel.through_plane import fit_exam_through_plane  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.cine.volume_curves import function_indices  # noqa: E402
@@ -118,9 +118,16 @@ def clinical_truth_only(seed: int, index: int) -> dict[str, pd.DataFrame]:
     return truth
 
 
-def cnn_cycle_guide_points(seed: int, index: int, models) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """The exam's truth and its automated cycle guide points: the shipped networks on its images
-    (:func:`infer_exam`, config defaults), every frame's masks through :func:`cycle_guide_points`."""
+def cnn_cycle_guide_points(seed: int, index: int, models, cache: Path | None = None):
+    """The exam's truth, its automated cycle guide points (the shipped networks on its images:
+    :func:`infer_exam`, config defaults, every frame's masks through :func:`cycle_guide_points`) and
+    its images; ``cache``: a folder keeping them per exam (pickles) for reruns of the fits."""
+    import pickle
+
+    path = cache / f"cnn_{seed}_{index}.pkl" if cache is not None else None
+    if path is not None and path.exists():
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
     from cmr_atlas.cine.autoguide import cycle_guide_points
     from cmr_atlas.cine.inference import infer_exam
     from cmr_atlas.core.config import default
@@ -129,14 +136,21 @@ def cnn_cycle_guide_points(seed: int, index: int, models) -> tuple[dict[str, pd.
     ex = cohort.generate_exam(seed, index)
     res = infer_exam(ex.images, models, ed_method=default("segmentation.ed_frame"),
                      absent_threshold=default("landmarks.absent_threshold"), batch=default("inference.batch"))
-    return ex.truth, cycle_guide_points(ex.images, res.masks, res.phases, res.landmarks, res.qc)
+    out = ex.truth, cycle_guide_points(ex.images, res.masks, res.phases, res.landmarks, res.qc), ex.images
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            pickle.dump(out, fh)
+    return out
 
 
 def evaluate_exam(truth: dict[str, pd.DataFrame], observer: str, iterations: int,
                   cgp: pd.DataFrame | None = None, keep: list | None = None,
-                  curves: list | None = None) -> list[dict]:
+                  curves: list | None = None, images=None, label_as: str | None = None) -> list[dict]:
     """Fit ED/ES and every frame of one exam (its truth's guide points, or ``cgp``) and compare;
-    ``curves``: gets a frame of the fitted and true volumes per method (``--dump``)."""
+    ``curves``: gets a frame of the fitted and true volumes per method (``--dump``); ``images``:
+    register the landmark-only LAX views on them (:func:`fit_exam_lax_registered`, the fit stage's
+    automated path); ``label_as``: the rows' ``method`` prefix (the decomposition's layouts)."""
     from threadpoolctl import threadpool_limits
 
     label = str(truth["exams"]["exam_id"].iloc[0])
@@ -144,11 +158,16 @@ def evaluate_exam(truth: dict[str, pd.DataFrame], observer: str, iterations: int
     planes = planes_by_slice(truth["slices"], label)
     src = str(cgp["source"].iloc[0])
     gp = cgp[cgp["phase"].isin(["ED", "ES"])]
+    ed_cpu = np.nan
     if default("fit.through_plane"):  # as the fit stage: through-plane shifts from the crossings
         ed = fit_exam_through_plane(gp.drop(columns="time_ms"), cgp, planes, label, src,
                                     shift_reference=default("fit.shift_reference"))
     else:
-        ed = fit_exam(gp, planes, label, src, breath_hold=True, shift_reference=default("fit.shift_reference"))
+        with threadpool_limits(limits=1):
+            t0 = time.process_time()
+            ed = fit_exam_lax_registered(gp, planes, images, label, src, breath_hold=True,
+                                         shift_reference=default("fit.shift_reference"))
+            ed_cpu = time.process_time() - t0
     with threadpool_limits(limits=1):
         t0 = time.process_time()
         cyc = fit_cycle(cgp, planes, ed, iterations=iterations, keep_surfaces=keep is not None)
@@ -166,7 +185,8 @@ def evaluate_exam(truth: dict[str, pd.DataFrame], observer: str, iterations: int
                                         "time_ms": cyc.time_ms, "volume_ml": v, "true_ml": true_v,
                                         "rr_ms": float(ex["rr_ms"]) if "rr_ms" in ex else np.nan}))
         got = function_indices(cyc.time_ms, v, cyc.frames)
-        row = {"exam": label, "method": method, "n_frames": len(cyc.frames), "cpu_s": cpu,
+        row = {"exam": label, "method": f"{label_as} {method}" if label_as else method,
+               "n_frames": len(cyc.frames), "cpu_s": cpu, "ed_cpu_s": ed_cpu if images is not None else np.nan,
                "rms_ml": float(np.sqrt(np.mean((v - true_v) ** 2))), "bias_ml": float(np.mean(v - true_v)),
                "ed_exact": got["ed_frame"] == int(ex["ed_frame"]), "es_exact": got["es_frame"] == int(ex["es_frame"])}
         for k in RATES:
@@ -212,6 +232,13 @@ def main() -> int:
                     help="the automated path: the shipped networks' masks and landmarks (CPU, slow)")
     ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cache", type=Path, help="--cnn: keep each exam's truth, automated guide points and images "
+                                               "here (pickles) and reuse them (the fits rerun, not the networks)")
+    ap.add_argument("--no-lax-registration", action="store_true",
+                    help="--cnn: leave the landmark-only LAX views unregistered (the fit stage before 2026-12-02)")
+    ap.add_argument("--decompose", action="store_true",
+                    help="--cnn: also fit the truth's contours of every exam, SAX only (the automated layout) and "
+                         "with the LAX contours: rows 'truth-SAX <method>' and 'truth-all <method>'")
     ap.add_argument("--dump", type=Path, help="write every exam's fitted and true volume curves (parquet)")
     ap.add_argument("--atlas", action="store_true",
                     help="also build the ED+ES and motion atlases of the cohort and print the risk-factor "
@@ -220,7 +247,8 @@ def main() -> int:
     if args.protocol == "clinical" and args.cnn:
         ap.error("--cnn runs the legacy protocol only (the shipped networks are trained on GRE exams)")
     models = None
-    if args.cnn:
+    if args.cnn and not (args.cache and all((args.cache / f"cnn_{args.seed}_{i}.pkl").exists()
+                                            for i in range(args.n_exams))):
         import torch
 
         from cmr_atlas.cine.inference import load_models
@@ -232,9 +260,18 @@ def main() -> int:
     rows, keep, subjects = [], [] if args.atlas else None, []
     curves = [] if args.dump else None
     for i in range(args.n_exams):
-        if models is not None:
-            truth, cgp = cnn_cycle_guide_points(args.seed, i, models)
-            rows += evaluate_exam(truth, "auto", args.iterations, cgp, keep, curves)
+        if args.cnn:
+            truth, cgp, images = cnn_cycle_guide_points(args.seed, i, models, args.cache)
+            rows += evaluate_exam(truth, "auto", args.iterations, cgp, keep, curves,
+                                  images=None if args.no_lax_registration else images)
+            if args.decompose:  # the same estimator on the truth's contours: SAX only (the automated
+                # layout, with the truth's landmarks), and with the LAX contours too
+                tg = truth_cycle_guide_points(truth)
+                sax_only = tg[(tg["kind"] == "landmark") | (tg["view"] == "sax")]
+                rows += evaluate_exam(truth, "truth", args.iterations, sax_only,
+                                      images=None if args.no_lax_registration else images,
+                                      label_as="truth-SAX")
+                rows += evaluate_exam(truth, "truth", args.iterations, label_as="truth-all")
         else:
             truth = (clinical_truth_only if args.protocol == "clinical" else truth_only)(args.seed, i)
             rows += evaluate_exam(truth, args.observer, args.iterations, keep=keep, curves=curves)
