@@ -219,7 +219,7 @@ def _summary(df: pd.DataFrame) -> None:
     print("rates: mean +- SD of the % error (n exams with the feature); times: mean +- SD error in ms")
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-exams", type=int, default=16)
     ap.add_argument("--seed", type=int, default=40001, help="held-out cohort seed (never a training seed)")
@@ -243,25 +243,23 @@ def main() -> int:
     ap.add_argument("--atlas", action="store_true",
                     help="also build the ED+ES and motion atlases of the cohort and print the risk-factor "
                          "AUC table (motion modes beside ED+ES modes; use >= 100 exams)")
-    args = ap.parse_args()
-    if args.protocol == "clinical" and args.cnn:
-        ap.error("--cnn runs the legacy protocol only (the shipped networks are trained on GRE exams)")
-    models = None
-    if args.cnn and not (args.cache and all((args.cache / f"cnn_{args.seed}_{i}.pkl").exists()
-                                            for i in range(args.n_exams))):
-        import torch
+    ap.add_argument("--all", action="store_true",
+                    help="every figure of issue #17 in one run: the legacy automated path (--seed, --cnn "
+                         "--decompose), the clinical cohort on truth contours (--clinical-seed), the "
+                         "through-plane shifts (--tp-seed), speed; the AUC table needs --atlas on >= 100 exams")
+    ap.add_argument("--clinical-seed", type=int, default=70001, help="--all: the held-out clinical cohort")
+    ap.add_argument("--tp-seed", type=int, default=40001, help="--all: the through-plane cohort (truth contours)")
+    return ap
 
-        from cmr_atlas.cine.inference import load_models
-        from cmr_atlas.core.config import default
 
-        torch.set_num_threads(args.threads)
-        models = load_models(args.models_dir, method=default("landmarks.method"), device="cpu",
-                             precision=default("inference.precision"))
+def run_cohort(args, cnn: bool, protocol: str, seed: int, models=None) -> tuple[pd.DataFrame, list, list]:
+    """Rows of every exam of one cohort (:func:`evaluate_exam`), the fits kept for ``--atlas`` and
+    the subjects."""
     rows, keep, subjects = [], [] if args.atlas else None, []
     curves = [] if args.dump else None
     for i in range(args.n_exams):
-        if args.cnn:
-            truth, cgp, images = cnn_cycle_guide_points(args.seed, i, models, args.cache)
+        if cnn:
+            truth, cgp, images = cnn_cycle_guide_points(seed, i, models, args.cache)
             rows += evaluate_exam(truth, "auto", args.iterations, cgp, keep, curves,
                                   images=None if args.no_lax_registration else images)
             if args.decompose:  # the same estimator on the truth's contours: SAX only (the automated
@@ -273,24 +271,77 @@ def main() -> int:
                                       label_as="truth-SAX")
                 rows += evaluate_exam(truth, "truth", args.iterations, label_as="truth-all")
         else:
-            truth = (clinical_truth_only if args.protocol == "clinical" else truth_only)(args.seed, i)
+            truth = (clinical_truth_only if protocol == "clinical" else truth_only)(seed, i)
             rows += evaluate_exam(truth, args.observer, args.iterations, keep=keep, curves=curves)
         subjects.append(truth["subjects"])
         print(f"exam {i + 1}/{args.n_exams}", file=sys.stderr)
-    df = pd.DataFrame(rows)
     if curves:
         pd.concat(curves, ignore_index=True).to_parquet(args.dump)
-    what = "automated (shipped CNNs, every frame's masks)" if args.cnn else f"observer {args.observer} (every frame)"
-    print(f"Held-out {args.protocol} cohort: seed {args.seed}, {args.n_exams} exams, {what}, "
+    return pd.DataFrame(rows), keep, subjects
+
+
+def print_cohort(df: pd.DataFrame, args, cnn: bool, protocol: str, seed: int) -> None:
+    what = "automated (shipped CNNs, every frame's masks)" if cnn else f"observer {args.observer} (every frame)"
+    reg = "" if not cnn else (", LAX views unregistered" if args.no_lax_registration else ", LAX views registered")
+    print(f"Held-out {protocol} cohort: seed {seed}, {args.n_exams} exams, {what}{reg}, "
           f"{args.iterations} warm-start steps per frame")
     _summary(df)
     model = df[df["method"] == "model"]
     print(f"per-frame fitting: {model['cpu_s'].mean():.2f} s CPU per exam (max {model['cpu_s'].max():.2f}), "
           f"{model['n_frames'].mean():.1f} frames, {1000 * (model['cpu_s'] / model['n_frames']).mean():.0f} ms "
           "per frame, one thread")
+    if cnn and not args.no_lax_registration:
+        print(f"ED/ES fit with the LAX registration: {model['ed_cpu_s'].mean():.2f} s CPU per exam")
     print(f"true E: {df['true_pfr_e_edv_s'].mean():.2f} EDV/s, true E/A {df['true_e_a'].mean():.2f} (frame-sampled)")
+
+
+def print_through_plane(seed: int, n: int) -> None:
+    """Through-plane shift error and volume bias without and with the crossings' estimate
+    (benchmarks/fit_accuracy.py on the legacy cohort's truth contours)."""
+    from fit_accuracy import evaluate, legacy_cases
+
+    cases = legacy_cases(seed, n)
+    ref = default("fit.shift_reference")
+    print(f"Through-plane shifts: legacy cohort seed {seed}, {len(cases)} exams, truth contours")
+    for name, crossings in (("not estimated", None), ("crossings, every frame", "cycle")):
+        r = evaluate(cases, True, ref, None, crossings)
+        print(f"  {name:<24} error RMS {r['tp_err']:.2f} mm (true {r['tp_true']:.2f}); EDV bias {r['edv'][0]:+.2f} "
+              f"+- {r['edv'][1]:.2f} %, ESV bias {r['esv'][0]:+.2f} +- {r['esv'][1]:.2f} %, mass bias "
+              f"{r['mass'][0]:+.2f} +- {r['mass'][1]:.2f} %")
+
+
+def _load_models(args):
+    import torch
+
+    from cmr_atlas.cine.inference import load_models
+
+    torch.set_num_threads(args.threads)
+    return load_models(args.models_dir, method=default("landmarks.method"), device="cpu",
+                       precision=default("inference.precision"))
+
+
+def main() -> int:
+    ap = _parser()
+    args = ap.parse_args()
+    if args.protocol == "clinical" and args.cnn:
+        ap.error("--cnn runs the legacy protocol only (the shipped networks are trained on GRE exams)")
+    cnn = args.cnn or args.all
+    args.decompose = args.decompose or args.all
+    cached = args.cache and all((args.cache / f"cnn_{args.seed}_{i}.pkl").exists() for i in range(args.n_exams))
+    models = _load_models(args) if cnn and not cached else None
+    df, keep, subjects = run_cohort(args, cnn, "legacy" if args.all else args.protocol, args.seed, models)
+    print_cohort(df, args, cnn, "legacy" if args.all else args.protocol, args.seed)
     if keep:
         print_motion_auc(keep, pd.concat(subjects, ignore_index=True))
+    if args.all:
+        args.decompose, args.dump = False, None
+        print()
+        clin, _, _ = run_cohort(args, False, "clinical", args.clinical_seed)
+        print_cohort(clin, args, False, "clinical", args.clinical_seed)
+        print("(the clinical automated path needs bSSFP networks: not measured; manual sources are ED/ES only)")
+        print()
+        print_through_plane(args.tp_seed, args.n_exams)
+        print("\nRisk-factor AUC table, motion vs ED+ES modes: --atlas on >= 100 exams (docs/motion.md)")
     return 0
 
 

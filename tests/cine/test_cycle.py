@@ -247,3 +247,28 @@ def test_lax_registration_moves_the_landmarks_by_the_views_shifts(exam, auto_lik
     rms = lambda c: float(np.sqrt(np.mean((c.volumes["model"] - truth) ** 2)))  # noqa: E731
     # this exam's LAX views are displaced by 3-6 mm: unregistered, the base plane follows them
     assert rms(cyc) < 1.2 and rms(cyc) < 0.5 * rms(base), (rms(cyc), rms(base))
+
+
+def test_fit_stage_registers_only_landmark_only_views(exam, auto_like, tmp_path):
+    """run.register_lax_views: the automated source is refitted with its LAX views registered on the
+    cached images; a source with LAX contours (manual) and an exam without cached images stay."""
+    from cmr_atlas.cine.lvmodel.run import register_lax_views
+    from cmr_atlas.core.imagecache import save_exam_images
+
+    masks, phases, lm = auto_like
+    auto = auto_guide_points(exam.images, masks, phases, lm, n_points=32)
+    c = exam.truth["contours"]
+    manual = c[(c["observer"] == "truth") & c["phase"].isin(["ED", "ES"])].assign(
+        kind="contour", landmark=None, source="manual", weight=1.0)
+    mlm = lm[lm["phase"].isin(["ED", "ES"])].assign(kind="landmark", surface=None, point_index=0, source="manual",
+                                                    weight=1.0)
+    gp = pd.concat([auto, manual[auto.columns], mlm[auto.columns]], ignore_index=True)
+    planes = planes_by_slice(exam.truth["slices"], exam.label)
+    fits = [fit_exam(g, planes, exam.label, s, breath_hold=True, shift_reference="sax_mean")
+            for s, g in gp.groupby("source")]
+    assert [f.source for f in fits] == ["auto", "manual"]
+    assert register_lax_views(fits, gp, exam.truth["slices"], tmp_path) == fits  # no cached images
+    save_exam_images(exam.images, tmp_path / f"{exam.label}.npz")
+    out = register_lax_views(fits, gp, exam.truth["slices"], tmp_path)
+    assert out[1] is fits[1]  # LAX contours: the fit's own LAX shifts
+    assert out[0] is not fits[0] and {v for v, _, _ in out[0].shifts if v != "sax"} == {"lax_2ch", "lax_4ch"}
