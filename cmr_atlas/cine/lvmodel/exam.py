@@ -392,14 +392,11 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
                                       zip(mv["view"], mv["slice_index"].fillna(0))]).reshape(-1, 3)
         point, normal = base_plane(frame.to_local(mv_xyz))
         out.planes[phase] = (point, normal)
-        fine = {}
-        for si, surf in enumerate(SURFACES):
-            if not have[si]:
-                continue
-            x = res.params[pi * 2 + si]
-            out.surfaces[(phase, surf)] = measures.sample_surface(mesh, frame.focal_mm, x, point, normal)
-            fine[surf] = measures.sample_surface(mesh, frame.focal_mm, x, point, normal,
-                                                 FINE_MU, FINE_THETA)
+        surfs = [surf for si, surf in enumerate(SURFACES) if have[si]]
+        xs = np.array([res.params[pi * 2 + si] for si in range(len(SURFACES)) if have[si]])
+        grid = measures.sample_surfaces(mesh, frame.focal_mm, xs, point, normal)  # endo and epi at once
+        out.surfaces.update({(phase, surf): g for surf, g in zip(surfs, grid)})
+        fine = dict(zip(surfs, measures.sample_surfaces(mesh, frame.focal_mm, xs, point, normal, FINE_MU, FINE_THETA)))
         model[f"{phase}_cavity_ml"] = measures.enclosed_volume_ml(fine["endo"], tris_fine, point)
         if "epi" in fine:
             v_epi = measures.enclosed_volume_ml(fine["epi"], tris_fine, point)
