@@ -2,6 +2,8 @@
 
     PYTHONPATH=$PWD python benchmarks/motion.py [--n-exams 16] [--seed 40001] [--observer truth]
     PYTHONPATH=$PWD python benchmarks/motion.py --cnn [--n-exams 8]     # the automated path
+    PYTHONPATH=$PWD python benchmarks/motion.py --all --n-exams 16 --seed 60001 --cache DIR
+        # every figure of issue #17: legacy automated (+ decomposition), clinical, through-plane, speed
 
 Generates a held-out legacy cohort in memory (seed 40001 by default: training uses 910000, the
 demo 20001, benchmarks/accuracy.py 30001), builds every frame's guide points from the truth
