@@ -3,6 +3,9 @@
 Usage:
     PYTHONPATH=$PWD python benchmarks/fit.py                 # known-LV fixtures
     PYTHONPATH=$PWD python benchmarks/fit.py --cohort DIR    # synthetic cohort truth contours
+    PYTHONPATH=$PWD taskset -c 0 python benchmarks/fit.py --stage CACHE --seed 60001 --n 16
+        # the fit stage's work per exam (ED/ES fits of the automated and a manual-like source, LAX
+        # registration, every frame with surfaces, tables) on benchmarks/motion.py --cnn --cache CACHE
 
 One frame = one phase's endo + epi fit; an exam fits ED and ES together (they share the slice
 shifts), so seconds per frame = exam wall time / 2.  Threads are pinned to one before numpy loads.
@@ -38,7 +41,11 @@ def main(argv=None) -> int:
     ap.add_argument("--cohort", type=Path)
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=3, help="timed passes (the best is reported)")
+    ap.add_argument("--stage", type=Path, help="benchmarks/motion.py --cache folder: time the fit stage per exam")
+    ap.add_argument("--seed", type=int, default=60001, help="--stage: the cached cohort")
     args = ap.parse_args(argv)
+    if args.stage:
+        return stage(args.stage, args.seed, args.n, args.repeat)
     try:
         import torch
 
@@ -63,6 +70,58 @@ def main(argv=None) -> int:
         print(f"breath-hold {'on ' if bh else 'off'}: {min(wall):.3f} s per frame wall clock, "
               f"{min(cpu):.3f} s CPU (best of {args.repeat}; median wall {np.median(wall):.3f})")
     print("CPU time = what one idle core would take; wall clock includes waiting for a shared CPU")
+    return 0
+
+
+def stage(cache: Path, seed: int, n: int, repeat: int) -> int:
+    """CPU seconds per exam of what ``fit_shard`` computes for it (reading and writing files and
+    building the guide points excluded): the automated source's ED/ES fit, its LAX registration and
+    refit, a manual-like source's ED/ES fit (the truth's ED/ES contours, LAX contours included, as
+    an observer draws them), the automated per-frame fits with surfaces, and the tables."""
+    import pickle
+
+    from motion import truth_cycle_guide_points
+
+    from cmr_atlas.cine.lvmodel.cycle import fit_cycle
+    from cmr_atlas.cine.lvmodel.lax_shifts import fit_exam_lax_registered
+    from cmr_atlas.cine.lvmodel.outputs import tables_from_cycles, tables_from_fits
+
+    exams = []
+    for i in range(n):
+        with open(cache / f"cnn_{seed}_{i}.pkl", "rb") as fh:
+            truth, cgp, images = pickle.load(fh)
+        label = str(truth["exams"]["exam_id"].iloc[0])
+        tg = truth_cycle_guide_points(truth)
+        manual = tg[tg["phase"].isin(["ED", "ES"])].drop(columns="time_ms").assign(source="manual")
+        auto = cgp[cgp["phase"].isin(["ED", "ES"])].drop(columns="time_ms")
+        exams.append((label, planes_by_slice(truth["slices"], label), auto, cgp, manual, images))
+    ref = default("fit.shift_reference")
+    parts = {k: [] for k in ("auto ED/ES", "registration+refit", "manual ED/ES", "cycle", "tables", "total")}
+    for _ in range(repeat):
+        acc = {k: 0.0 for k in parts}
+        for label, planes, auto, cgp, manual, images in exams:
+            t = [time.process_time()]
+            a = fit_exam(auto, planes, label, "auto", breath_hold=True, shift_reference=ref)
+            t.append(time.process_time())
+            a = fit_exam_lax_registered(auto, planes, images, label, "auto", breath_hold=True,
+                                        shift_reference=ref, first=a)
+            t.append(time.process_time())
+            m = fit_exam(manual, planes, label, "manual", breath_hold=True, shift_reference=ref)
+            t.append(time.process_time())
+            c = fit_cycle(cgp, planes, a, keep_surfaces=True)
+            t.append(time.process_time())
+            tables_from_fits([a, m])
+            tables_from_cycles([c])
+            t.append(time.process_time())
+            for k, dt in zip(parts, np.diff(t)):
+                acc[k] += dt / len(exams)
+            acc["total"] += (t[-1] - t[0]) / len(exams)
+        for k in parts:
+            parts[k].append(acc[k])
+    frames = np.mean([c["frame"].nunique() for _, _, _, c, _, _ in exams])
+    print(f"fit stage per exam, cohort {seed} ({len(exams)} exams, {frames:.1f} SAX frames), CPU s, one thread, "
+          f"best of {repeat}:")
+    print("  " + ", ".join(f"{k} {min(v):.3f}" for k, v in parts.items()))
     return 0
 
 

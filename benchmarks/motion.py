@@ -2,6 +2,8 @@
 
     PYTHONPATH=$PWD python benchmarks/motion.py [--n-exams 16] [--seed 40001] [--observer truth]
     PYTHONPATH=$PWD python benchmarks/motion.py --cnn [--n-exams 8]     # the automated path
+    PYTHONPATH=$PWD python benchmarks/motion.py --all --n-exams 16 --seed 60001 --cache DIR
+        # every figure of issue #17: legacy automated (+ decomposition), clinical, through-plane, speed
 
 Generates a held-out legacy cohort in memory (seed 40001 by default: training uses 910000, the
 demo 20001, benchmarks/accuracy.py 30001), builds every frame's guide points from the truth
@@ -31,7 +33,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cmr_atlas.cine.lvmodel.cycle import WARM_ITERATIONS, fit_cycle  # noqa: E402
-from cmr_atlas.cine.lvmodel.exam import fit_exam  # noqa: E402
+from cmr_atlas.cine.lvmodel.lax_shifts import fit_exam_lax_registered  # noqa: E402
 from cmr_atlas.cine.lvmodel.through_plane import fit_exam_through_plane  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.cine.volume_curves import function_indices  # noqa: E402
@@ -118,9 +120,16 @@ def clinical_truth_only(seed: int, index: int) -> dict[str, pd.DataFrame]:
     return truth
 
 
-def cnn_cycle_guide_points(seed: int, index: int, models) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """The exam's truth and its automated cycle guide points: the shipped networks on its images
-    (:func:`infer_exam`, config defaults), every frame's masks through :func:`cycle_guide_points`."""
+def cnn_cycle_guide_points(seed: int, index: int, models, cache: Path | None = None):
+    """The exam's truth, its automated cycle guide points (the shipped networks on its images:
+    :func:`infer_exam`, config defaults, every frame's masks through :func:`cycle_guide_points`) and
+    its images; ``cache``: a folder keeping them per exam (pickles) for reruns of the fits."""
+    import pickle
+
+    path = cache / f"cnn_{seed}_{index}.pkl" if cache is not None else None
+    if path is not None and path.exists():
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
     from cmr_atlas.cine.autoguide import cycle_guide_points
     from cmr_atlas.cine.inference import infer_exam
     from cmr_atlas.core.config import default
@@ -129,14 +138,21 @@ def cnn_cycle_guide_points(seed: int, index: int, models) -> tuple[dict[str, pd.
     ex = cohort.generate_exam(seed, index)
     res = infer_exam(ex.images, models, ed_method=default("segmentation.ed_frame"),
                      absent_threshold=default("landmarks.absent_threshold"), batch=default("inference.batch"))
-    return ex.truth, cycle_guide_points(ex.images, res.masks, res.phases, res.landmarks, res.qc)
+    out = ex.truth, cycle_guide_points(ex.images, res.masks, res.phases, res.landmarks, res.qc), ex.images
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            pickle.dump(out, fh)
+    return out
 
 
 def evaluate_exam(truth: dict[str, pd.DataFrame], observer: str, iterations: int,
                   cgp: pd.DataFrame | None = None, keep: list | None = None,
-                  curves: list | None = None) -> list[dict]:
+                  curves: list | None = None, images=None, label_as: str | None = None) -> list[dict]:
     """Fit ED/ES and every frame of one exam (its truth's guide points, or ``cgp``) and compare;
-    ``curves``: gets a frame of the fitted and true volumes per method (``--dump``)."""
+    ``curves``: gets a frame of the fitted and true volumes per method (``--dump``); ``images``:
+    register the landmark-only LAX views on them (:func:`fit_exam_lax_registered`, the fit stage's
+    automated path); ``label_as``: the rows' ``method`` prefix (the decomposition's layouts)."""
     from threadpoolctl import threadpool_limits
 
     label = str(truth["exams"]["exam_id"].iloc[0])
@@ -144,11 +160,16 @@ def evaluate_exam(truth: dict[str, pd.DataFrame], observer: str, iterations: int
     planes = planes_by_slice(truth["slices"], label)
     src = str(cgp["source"].iloc[0])
     gp = cgp[cgp["phase"].isin(["ED", "ES"])]
+    ed_cpu = np.nan
     if default("fit.through_plane"):  # as the fit stage: through-plane shifts from the crossings
         ed = fit_exam_through_plane(gp.drop(columns="time_ms"), cgp, planes, label, src,
                                     shift_reference=default("fit.shift_reference"))
     else:
-        ed = fit_exam(gp, planes, label, src, breath_hold=True, shift_reference=default("fit.shift_reference"))
+        with threadpool_limits(limits=1):
+            t0 = time.process_time()
+            ed = fit_exam_lax_registered(gp, planes, images, label, src, breath_hold=True,
+                                         shift_reference=default("fit.shift_reference"))
+            ed_cpu = time.process_time() - t0
     with threadpool_limits(limits=1):
         t0 = time.process_time()
         cyc = fit_cycle(cgp, planes, ed, iterations=iterations, keep_surfaces=keep is not None)
@@ -166,7 +187,8 @@ def evaluate_exam(truth: dict[str, pd.DataFrame], observer: str, iterations: int
                                         "time_ms": cyc.time_ms, "volume_ml": v, "true_ml": true_v,
                                         "rr_ms": float(ex["rr_ms"]) if "rr_ms" in ex else np.nan}))
         got = function_indices(cyc.time_ms, v, cyc.frames)
-        row = {"exam": label, "method": method, "n_frames": len(cyc.frames), "cpu_s": cpu,
+        row = {"exam": label, "method": f"{label_as} {method}" if label_as else method,
+               "n_frames": len(cyc.frames), "cpu_s": cpu, "ed_cpu_s": ed_cpu if images is not None else np.nan,
                "rms_ml": float(np.sqrt(np.mean((v - true_v) ** 2))), "bias_ml": float(np.mean(v - true_v)),
                "ed_exact": got["ed_frame"] == int(ex["ed_frame"]), "es_exact": got["es_frame"] == int(ex["es_frame"])}
         for k in RATES:
@@ -199,7 +221,7 @@ def _summary(df: pd.DataFrame) -> None:
     print("rates: mean +- SD of the % error (n exams with the feature); times: mean +- SD error in ms")
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-exams", type=int, default=16)
     ap.add_argument("--seed", type=int, default=40001, help="held-out cohort seed (never a training seed)")
@@ -212,48 +234,116 @@ def main() -> int:
                     help="the automated path: the shipped networks' masks and landmarks (CPU, slow)")
     ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cache", type=Path, help="--cnn: keep each exam's truth, automated guide points and images "
+                                               "here (pickles) and reuse them (the fits rerun, not the networks)")
+    ap.add_argument("--no-lax-registration", action="store_true",
+                    help="--cnn: leave the landmark-only LAX views unregistered (the fit stage before 2026-12-02)")
+    ap.add_argument("--decompose", action="store_true",
+                    help="--cnn: also fit the truth's contours of every exam, SAX only (the automated layout) and "
+                         "with the LAX contours: rows 'truth-SAX <method>' and 'truth-all <method>'")
     ap.add_argument("--dump", type=Path, help="write every exam's fitted and true volume curves (parquet)")
     ap.add_argument("--atlas", action="store_true",
                     help="also build the ED+ES and motion atlases of the cohort and print the risk-factor "
                          "AUC table (motion modes beside ED+ES modes; use >= 100 exams)")
-    args = ap.parse_args()
-    if args.protocol == "clinical" and args.cnn:
-        ap.error("--cnn runs the legacy protocol only (the shipped networks are trained on GRE exams)")
-    models = None
-    if args.cnn:
-        import torch
+    ap.add_argument("--all", action="store_true",
+                    help="every figure of issue #17 in one run: the legacy automated path (--seed, --cnn "
+                         "--decompose), the clinical cohort on truth contours (--clinical-seed), the "
+                         "through-plane shifts (--tp-seed), speed; the AUC table needs --atlas on >= 100 exams")
+    ap.add_argument("--clinical-seed", type=int, default=70001, help="--all: the held-out clinical cohort")
+    ap.add_argument("--tp-seed", type=int, default=40001, help="--all: the through-plane cohort (truth contours)")
+    return ap
 
-        from cmr_atlas.cine.inference import load_models
-        from cmr_atlas.core.config import default
 
-        torch.set_num_threads(args.threads)
-        models = load_models(args.models_dir, method=default("landmarks.method"), device="cpu",
-                             precision=default("inference.precision"))
+def run_cohort(args, cnn: bool, protocol: str, seed: int, models=None) -> tuple[pd.DataFrame, list, list]:
+    """Rows of every exam of one cohort (:func:`evaluate_exam`), the fits kept for ``--atlas`` and
+    the subjects."""
     rows, keep, subjects = [], [] if args.atlas else None, []
     curves = [] if args.dump else None
     for i in range(args.n_exams):
-        if models is not None:
-            truth, cgp = cnn_cycle_guide_points(args.seed, i, models)
-            rows += evaluate_exam(truth, "auto", args.iterations, cgp, keep, curves)
+        if cnn:
+            truth, cgp, images = cnn_cycle_guide_points(seed, i, models, args.cache)
+            rows += evaluate_exam(truth, "auto", args.iterations, cgp, keep, curves,
+                                  images=None if args.no_lax_registration else images)
+            if args.decompose:  # the same estimator on the truth's contours: SAX only (the automated
+                # layout, with the truth's landmarks), and with the LAX contours too
+                tg = truth_cycle_guide_points(truth)
+                sax_only = tg[(tg["kind"] == "landmark") | (tg["view"] == "sax")]
+                rows += evaluate_exam(truth, "truth", args.iterations, sax_only,
+                                      images=None if args.no_lax_registration else images,
+                                      label_as="truth-SAX")
+                rows += evaluate_exam(truth, "truth", args.iterations, label_as="truth-all")
         else:
-            truth = (clinical_truth_only if args.protocol == "clinical" else truth_only)(args.seed, i)
+            truth = (clinical_truth_only if protocol == "clinical" else truth_only)(seed, i)
             rows += evaluate_exam(truth, args.observer, args.iterations, keep=keep, curves=curves)
         subjects.append(truth["subjects"])
         print(f"exam {i + 1}/{args.n_exams}", file=sys.stderr)
-    df = pd.DataFrame(rows)
     if curves:
         pd.concat(curves, ignore_index=True).to_parquet(args.dump)
-    what = "automated (shipped CNNs, every frame's masks)" if args.cnn else f"observer {args.observer} (every frame)"
-    print(f"Held-out {args.protocol} cohort: seed {args.seed}, {args.n_exams} exams, {what}, "
+    return pd.DataFrame(rows), keep, subjects
+
+
+def print_cohort(df: pd.DataFrame, args, cnn: bool, protocol: str, seed: int) -> None:
+    what = "automated (shipped CNNs, every frame's masks)" if cnn else f"observer {args.observer} (every frame)"
+    reg = "" if not cnn else (", LAX views unregistered" if args.no_lax_registration else ", LAX views registered")
+    print(f"Held-out {protocol} cohort: seed {seed}, {args.n_exams} exams, {what}{reg}, "
           f"{args.iterations} warm-start steps per frame")
     _summary(df)
     model = df[df["method"] == "model"]
     print(f"per-frame fitting: {model['cpu_s'].mean():.2f} s CPU per exam (max {model['cpu_s'].max():.2f}), "
           f"{model['n_frames'].mean():.1f} frames, {1000 * (model['cpu_s'] / model['n_frames']).mean():.0f} ms "
           "per frame, one thread")
+    if cnn and not args.no_lax_registration:
+        print(f"ED/ES fit with the LAX registration: {model['ed_cpu_s'].mean():.2f} s CPU per exam")
     print(f"true E: {df['true_pfr_e_edv_s'].mean():.2f} EDV/s, true E/A {df['true_e_a'].mean():.2f} (frame-sampled)")
+
+
+def print_through_plane(seed: int, n: int) -> None:
+    """Through-plane shift error and volume bias without and with the crossings' estimate
+    (benchmarks/fit_accuracy.py on the legacy cohort's truth contours)."""
+    from fit_accuracy import evaluate, legacy_cases
+
+    cases = legacy_cases(seed, n)
+    ref = default("fit.shift_reference")
+    print(f"Through-plane shifts: legacy cohort seed {seed}, {len(cases)} exams, truth contours")
+    for name, crossings in (("not estimated", None), ("crossings, every frame", "cycle")):
+        r = evaluate(cases, True, ref, None, crossings)
+        print(f"  {name:<24} error RMS {r['tp_err']:.2f} mm (true {r['tp_true']:.2f}); EDV bias {r['edv'][0]:+.2f} "
+              f"+- {r['edv'][1]:.2f} %, ESV bias {r['esv'][0]:+.2f} +- {r['esv'][1]:.2f} %, mass bias "
+              f"{r['mass'][0]:+.2f} +- {r['mass'][1]:.2f} %")
+
+
+def _load_models(args):
+    import torch
+
+    from cmr_atlas.cine.inference import load_models
+
+    torch.set_num_threads(args.threads)
+    return load_models(args.models_dir, method=default("landmarks.method"), device="cpu",
+                       precision=default("inference.precision"))
+
+
+def main() -> int:
+    ap = _parser()
+    args = ap.parse_args()
+    if args.protocol == "clinical" and args.cnn:
+        ap.error("--cnn runs the legacy protocol only (the shipped networks are trained on GRE exams)")
+    cnn = args.cnn or args.all
+    args.decompose = args.decompose or args.all
+    cached = args.cache and all((args.cache / f"cnn_{args.seed}_{i}.pkl").exists() for i in range(args.n_exams))
+    models = _load_models(args) if cnn and not cached else None
+    df, keep, subjects = run_cohort(args, cnn, "legacy" if args.all else args.protocol, args.seed, models)
+    print_cohort(df, args, cnn, "legacy" if args.all else args.protocol, args.seed)
     if keep:
         print_motion_auc(keep, pd.concat(subjects, ignore_index=True))
+    if args.all:
+        args.decompose, args.dump = False, None
+        print()
+        clin, _, _ = run_cohort(args, False, "clinical", args.clinical_seed)
+        print_cohort(clin, args, False, "clinical", args.clinical_seed)
+        print("(the clinical automated path needs bSSFP networks: not measured; manual sources are ED/ES only)")
+        print()
+        print_through_plane(args.tp_seed, args.n_exams)
+        print("\nRisk-factor AUC table, motion vs ED+ES modes: --atlas on >= 100 exams (docs/motion.md)")
     return 0
 
 

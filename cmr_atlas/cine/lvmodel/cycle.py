@@ -21,7 +21,8 @@ import pandas as pd
 
 from cmr_atlas.cine.lvmodel import measures
 from cmr_atlas.cine.lvmodel.exam import (APEX_WEIGHT, BASE_MARGIN_MM, FINE_MU, FINE_THETA, MIN_SAX_SLICES,
-                                         MV_WEIGHT, ExamFit, _weights, _xyz, sax_spacing_mm, slice_volumes_ml)
+                                         MV_WEIGHT, ExamFit, _weights, _xyz, sax_spacing_mm, shift_corrected,
+                                         slice_volumes_arrays)
 from cmr_atlas.cine.lvmodel.fit import FitData, FitSettings, fit_warm
 from cmr_atlas.cine.lvmodel.frame import base_plane
 from cmr_atlas.core.geometry import SlicePlane
@@ -48,24 +49,42 @@ class CycleFit:
     seconds: float = 0.0
 
 
-def _frame_data(pts: pd.DataFrame, frame_local, plane: tuple[np.ndarray, np.ndarray]) -> FitData:
-    """Fit data of one frame (already shift-corrected, local mm): SAX contour points below the
-    base margin and LAX contours, the hinge points (endocardial) and apex (epicardial)."""
-    cont = pts[pts["kind"] == "contour"]
-    loc = frame_local(_xyz(cont))
-    keep = np.ones(len(cont), dtype=bool)
-    sax = (cont["view"] == "sax").to_numpy()
-    keep[sax] = (loc[sax] - plane[0]) @ plane[1] > BASE_MARGIN_MM
-    cont, loc = cont[keep], loc[keep]
-    lm = pts[pts["kind"] == "landmark"]
-    mv = lm[lm["landmark"].astype(str).str.startswith("mv_")]
-    apex = lm[lm["landmark"] == "apex"]
-    points = np.concatenate([loc, frame_local(_xyz(mv)), frame_local(_xyz(apex))])
-    fld = np.concatenate([(cont["surface"] == "epi").to_numpy().astype(int),
-                          np.zeros(len(mv), dtype=int), np.ones(len(apex), dtype=int)])
-    w = np.concatenate([_weights(cont), MV_WEIGHT * _weights(mv), APEX_WEIGHT * _weights(apex)])
-    n = len(points)
-    return FitData(points, fld, w, np.full(n, -1), np.zeros((0, 2, 3)), n_fields=2)
+@dataclass
+class _Points:
+    """An exam's shift-corrected cycle guide points as arrays (rows in guide-point order)."""
+
+    local: np.ndarray  # (N, 3) local mm
+    frame: np.ndarray  # (N,) SAX frame each row stands for
+    contour: np.ndarray  # (N,) bool
+    sax: np.ndarray
+    epi: np.ndarray
+    mv: np.ndarray  # mitral hinge landmark
+    apex: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def of(cls, gp: pd.DataFrame, frame_local) -> "_Points":
+        lm = gp["landmark"].astype(str)
+        return cls(frame_local(_xyz(gp)), gp["frame_sax"].to_numpy(dtype=int),
+                   (gp["kind"] == "contour").to_numpy(), (gp["view"] == "sax").to_numpy(),
+                   (gp["surface"] == "epi").to_numpy(), ((gp["kind"] == "landmark") & lm.str.startswith("mv_")).to_numpy(),
+                   ((gp["kind"] == "landmark") & (lm == "apex")).to_numpy(), _weights(gp))
+
+    def frame_data(self, rows: np.ndarray, plane: tuple[np.ndarray, np.ndarray]) -> FitData:
+        """Fit data of one frame's ``rows``: SAX contour points below the base margin and LAX
+        contours, the hinge points (endocardial) and apex (epicardial)."""
+        c = rows[self.contour[rows]]
+        sax = self.sax[c]
+        keep = ~sax
+        keep[sax] = (self.local[c[sax]] - plane[0]) @ plane[1] > BASE_MARGIN_MM
+        c = c[keep]
+        mv, apex = rows[self.mv[rows]], rows[self.apex[rows]]
+        idx = np.concatenate([c, mv, apex])
+        fld = np.concatenate([self.epi[c].astype(int), np.zeros(len(mv), dtype=int), np.ones(len(apex), dtype=int)])
+        w = self.weight[idx] * np.concatenate([np.ones(len(c)), np.full(len(mv), MV_WEIGHT),
+                                               np.full(len(apex), APEX_WEIGHT)])
+        n = len(idx)
+        return FitData(self.local[idx], fld, w, np.full(n, -1), np.zeros((0, 2, 3)), n_fields=2)
 
 
 def with_sax_frame(cgp: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
@@ -92,17 +111,6 @@ def usable_frames(cgp: pd.DataFrame) -> np.ndarray:
     endo = cgp[(cgp["kind"] == "contour") & (cgp["view"] == "sax") & (cgp["surface"] == "endo")]
     n_sl = endo.groupby("frame_sax")["slice_index"].nunique()
     return np.array(sorted(int(f) for f, n in n_sl.items() if n >= MIN_SAX_SLICES), dtype=int)
-
-
-def corrected(gp: pd.DataFrame, shifts: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
-    """Guide points minus their slice's breath-hold shift (patient coordinates)."""
-    d = np.zeros((len(gp), 3))
-    keys = pd.DataFrame({"v": gp["view"].astype(str).to_numpy(), "s": gp["slice_index"].fillna(0).astype(int).to_numpy()})
-    for (v, k), idx in keys.groupby(["v", "s"]).indices.items():
-        d[idx] = shifts.get((v, int(k)), np.zeros(3))
-    out = gp.copy()
-    out[["x_mm", "y_mm", "z_mm"]] = _xyz(gp) - d
-    return out
 
 
 def _planes(gp: pd.DataFrame, frames: np.ndarray, to_local, fallback) -> dict[int, tuple]:
@@ -138,9 +146,7 @@ def fit_cycle(cgp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], ed: 
     cgp = cgp[(cgp["kind"] != "contour") | cgp["surface"].isin(SURFACES)]  # LV contours only (no RV)
     frames = usable_frames(cgp)
     out.frames, out.time_ms = frames, np.array([float(times[f]) for f in frames])
-    spacing = sax_spacing_mm(planes)
-    cont = dict(tuple(cgp[(cgp["kind"] == "contour") & (cgp["view"] == "sax")].groupby("frame_sax")))
-    out.volumes["slices"] = np.array([slice_volumes_ml(cont[f], planes, spacing)[0] for f in frames])
+    out.volumes["slices"] = _slice_curve(cgp, frames, planes)
     if ed.status == "failed" or ed.result is None or ed.frame is None:
         out.qc_reason = "no_model_fit"
         out.seconds = time.perf_counter() - t0
@@ -155,11 +161,25 @@ def _anchor(cgp: pd.DataFrame, phase: str) -> int | None:
     return int(f.iloc[0]) if len(f) else None
 
 
+def _slice_curve(cgp: pd.DataFrame, frames: np.ndarray, planes: dict[tuple[str, int], SlicePlane]) -> np.ndarray:
+    """Slice-summation cavity volume of each frame (its SAX LV contours, not shift-corrected)."""
+    cont = cgp[(cgp["kind"] == "contour") & (cgp["view"] == "sax")]
+    fr = cont["frame_sax"].to_numpy(dtype=int)
+    sl, epi = cont["slice_index"].to_numpy(dtype=int), (cont["surface"] == "epi").to_numpy()
+    pi, xyz = cont["point_index"].to_numpy(), _xyz(cont)
+    spacing = sax_spacing_mm(planes)
+    out = []
+    for f in frames:
+        m = fr == f
+        out.append(slice_volumes_arrays(sl[m], epi[m], pi[m], xyz[m], planes, spacing)[0])
+    return np.array(out)
+
+
 def _fit_frames(cgp: pd.DataFrame, frames: np.ndarray, ed: ExamFit, s: FitSettings, iterations: int,
                 out: CycleFit, keep_surfaces: bool) -> None:
     frame = ed.frame
     shifts = {(v, int(k)): d for v, k, d in ed.shifts}
-    cgp = corrected(cgp, shifts)
+    cgp = shift_corrected(cgp, shifts)
     base = _planes(cgp, frames, frame.to_local, ed.planes["ED"])
     anchors = {_anchor(cgp, "ED"): "ED", _anchor(cgp, "ES"): "ES"}
     anchors = {f: p for f, p in anchors.items() if f is not None and p in ed.planes}
@@ -168,7 +188,8 @@ def _fit_frames(cgp: pd.DataFrame, frames: np.ndarray, ed: ExamFit, s: FitSettin
     out.es_frame = next((f for f, p in anchors.items() if p == "ES"), None)
     params = ed.result.params
     x_of = {"ED": params[0:2], "ES": params[2:4]}
-    by_frame = dict(tuple(cgp.groupby("frame_sax")))
+    pts = _Points.of(cgp, frame.to_local)
+    by_frame = {int(f): np.flatnonzero(pts.frame == f) for f in frames}
     cav, myo = {}, {}
     tris = measures.triangles(FINE_MU, FINE_THETA)
     i0 = int(np.searchsorted(frames, start))
@@ -186,15 +207,13 @@ def _fit_frames(cgp: pd.DataFrame, frames: np.ndarray, ed: ExamFit, s: FitSettin
                     out.surfaces[f] = {surf: ed.surfaces[(ph, surf)] for surf in ("endo", "epi")
                                        if (ph, surf) in ed.surfaces}
                 continue
-            data = _frame_data(by_frame[f], frame.to_local, plane)
-            x = fit_warm(data, frame.focal_mm, x, s, iterations).params
-            fine = {surf: measures.sample_surface(s.mesh, frame.focal_mm, x[i], *plane, FINE_MU, FINE_THETA,
-                                                  N_BISECT) for i, surf in enumerate(("endo", "epi"))}
-            cav[f] = measures.enclosed_volume_ml(fine["endo"], tris, plane[0])
-            myo[f] = measures.enclosed_volume_ml(fine["epi"], tris, plane[0]) - cav[f]
+            data = pts.frame_data(by_frame[f], plane)
+            x = fit_warm(data, frame.focal_mm, x, s, iterations, final_residuals=False).params
+            endo, epi = measures.sample_surfaces(s.mesh, frame.focal_mm, x, *plane, FINE_MU, FINE_THETA, N_BISECT)
+            cav[f] = measures.enclosed_volume_ml(endo, tris, plane[0])
+            myo[f] = measures.enclosed_volume_ml(epi, tris, plane[0]) - cav[f]
             if keep_surfaces:
-                out.surfaces[f] = {surf: measures.sample_surface(s.mesh, frame.focal_mm, x[i], *plane,
-                                                                 n_bisect=N_BISECT)
-                                   for i, surf in enumerate(("endo", "epi"))}
+                grid = measures.sample_surfaces(s.mesh, frame.focal_mm, x, *plane, n_bisect=N_BISECT)
+                out.surfaces[f] = dict(zip(("endo", "epi"), grid))
     out.volumes["model"] = np.array([cav[int(f)] for f in frames])
     out.myo_ml = np.array([myo[int(f)] for f in frames])

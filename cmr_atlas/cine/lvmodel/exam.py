@@ -258,14 +258,25 @@ def sax_spacing_mm(planes: dict[tuple[str, int], SlicePlane]) -> float:
 def slice_volumes_ml(cont: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
                      spacing: float) -> tuple[float, float]:
     """(cavity, myocardium) volumes of one frame's SAX contours by slice summation (NaN if none).
-
-    Plain arrays rather than a pandas groupby: the per-frame volume curves call this ~30 times an
-    exam.  Only LV contours count (an RV contour, as in clinical annotations, is not the LV's)."""
+    Only LV contours count (an RV contour, as in clinical annotations, is not the LV's)."""
     cont = cont[cont["surface"].isin(SURFACES)]
-    sl = cont["slice_index"].to_numpy(dtype=int)
-    epi = (cont["surface"] == "epi").to_numpy()
-    order = np.lexsort((cont["point_index"].to_numpy(), epi, sl))
-    sl, epi, xyz = sl[order], epi[order], _xyz(cont)[order]
+    return slice_volumes_arrays(cont["slice_index"].to_numpy(dtype=int), (cont["surface"] == "epi").to_numpy(),
+                                cont["point_index"].to_numpy(), _xyz(cont), planes, spacing)
+
+
+def _median(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=0)`` (same values) without its overhead: called twice per contour."""
+    a = np.sort(a, axis=0)
+    n = len(a)
+    return a[n // 2] if n % 2 else (a[n // 2 - 1] + a[n // 2]) / 2
+
+
+def slice_volumes_arrays(sl: np.ndarray, epi: np.ndarray, point_index: np.ndarray, xyz: np.ndarray,
+                         planes: dict[tuple[str, int], SlicePlane], spacing: float) -> tuple[float, float]:
+    """:func:`slice_volumes_ml` on plain arrays (one row per LV contour point: slice index, epicardial
+    flag, point index, patient mm): the per-frame volume curves call it ~30 times an exam."""
+    order = np.lexsort((point_index, epi, sl))
+    sl, epi, xyz = sl[order], epi[order], xyz[order]
     key = sl * 2 + epi
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=int)
     areas = {}
@@ -275,8 +286,8 @@ def slice_volumes_ml(cont: pd.DataFrame, planes: dict[tuple[str, int], SlicePlan
             continue
         xy = plane.in_plane_mm(xyz[a:b])
         # a stray point (far beyond the contour's typical radius) would distort the polygon
-        rad = np.linalg.norm(xy - np.median(xy, axis=0), axis=1)
-        xy = xy[rad <= 2.5 * np.median(rad) + 1.0]
+        rad = np.linalg.norm(xy - _median(xy), axis=1)
+        xy = xy[rad <= 2.5 * _median(rad) + 1.0]
         if len(xy) >= 3:
             areas[(int(sl[a]), "epi" if epi[a] else "endo")] = measures.polygon_area_mm2(xy)
     endo = [a for (s, su), a in areas.items() if su == "endo"]
@@ -287,9 +298,13 @@ def slice_volumes_ml(cont: pd.DataFrame, planes: dict[tuple[str, int], SlicePlan
 
 def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_id: str,
              source: str, *, breath_hold: bool, shift_reference: str,
-             settings: FitSettings | None = None) -> ExamFit:
+             settings: FitSettings | None = None,
+             fixed_shifts: dict[tuple[str, int], np.ndarray] | None = None) -> ExamFit:
     """Fit the model to one exam's guide points; never raises for bad data (status 'failed').
-    ``breath_hold`` and ``shift_reference``: the config's ``fit`` block."""
+    ``breath_hold`` and ``shift_reference``: the config's ``fit`` block.  ``fixed_shifts``:
+    known breath-hold shifts (patient mm) of slices the fit does not estimate (a LAX view with
+    landmarks only, registered on the images: :mod:`cmr_atlas.cine.lvmodel.lax_shifts`); their
+    guide points are corrected by them and they are listed in ``shifts``."""
     import time
 
     from threadpoolctl import threadpool_limits
@@ -299,8 +314,25 @@ def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_i
     # BLAS held to one thread: the systems are small (a few hundred unknowns) and threads only
     # contend with the other jobs of a shard-parallel workflow
     with threadpool_limits(limits=1):
-        _fit_exam_guarded(gp, planes, out, breath_hold, settings, shift_reference)
+        _fit_exam_guarded(shift_corrected(gp, fixed_shifts) if fixed_shifts else gp, planes, out,
+                          breath_hold, settings, shift_reference)
+        if fixed_shifts and out.frame is not None:
+            have = {(v, k) for v, k, _ in out.shifts}
+            out.shifts += [(v, int(k), np.asarray(d, dtype=float)) for (v, k), d in sorted(fixed_shifts.items())
+                           if (v, int(k)) not in have]
     out.seconds = time.perf_counter() - t0
+    return out
+
+
+def shift_corrected(gp: pd.DataFrame, shifts: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
+    """Guide points minus their slice's breath-hold shift (patient coordinates; slices without
+    an entry in ``shifts`` unchanged)."""
+    d = np.zeros((len(gp), 3))
+    keys = pd.DataFrame({"v": gp["view"].astype(str).to_numpy(), "s": gp["slice_index"].fillna(0).astype(int).to_numpy()})
+    for (v, k), idx in keys.groupby(["v", "s"]).indices.items():
+        d[idx] = shifts.get((v, int(k)), np.zeros(3))
+    out = gp.copy()
+    out[["x_mm", "y_mm", "z_mm"]] = _xyz(gp) - d
     return out
 
 
@@ -360,14 +392,11 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
                                       zip(mv["view"], mv["slice_index"].fillna(0))]).reshape(-1, 3)
         point, normal = base_plane(frame.to_local(mv_xyz))
         out.planes[phase] = (point, normal)
-        fine = {}
-        for si, surf in enumerate(SURFACES):
-            if not have[si]:
-                continue
-            x = res.params[pi * 2 + si]
-            out.surfaces[(phase, surf)] = measures.sample_surface(mesh, frame.focal_mm, x, point, normal)
-            fine[surf] = measures.sample_surface(mesh, frame.focal_mm, x, point, normal,
-                                                 FINE_MU, FINE_THETA)
+        surfs = [surf for si, surf in enumerate(SURFACES) if have[si]]
+        xs = np.array([res.params[pi * 2 + si] for si in range(len(SURFACES)) if have[si]])
+        grid = measures.sample_surfaces(mesh, frame.focal_mm, xs, point, normal)  # endo and epi at once
+        out.surfaces.update({(phase, surf): g for surf, g in zip(surfs, grid)})
+        fine = dict(zip(surfs, measures.sample_surfaces(mesh, frame.focal_mm, xs, point, normal, FINE_MU, FINE_THETA)))
         model[f"{phase}_cavity_ml"] = measures.enclosed_volume_ml(fine["endo"], tris_fine, point)
         if "epi" in fine:
             v_epi = measures.enclosed_volume_ml(fine["epi"], tris_fine, point)

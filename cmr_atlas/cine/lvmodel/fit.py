@@ -18,6 +18,7 @@ smoothing, Huber then Tukey weights so that outlying contours (a bad basal slice
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -186,6 +187,14 @@ def _robust_weights(r: np.ndarray, w0: np.ndarray, kind: str, s: FitSettings) ->
     return np.where(a < c, (1 - (a / c) ** 2) ** 2, 0.0)
 
 
+@functools.lru_cache(maxsize=8)
+def _smoothing(mesh: HermiteMesh, w_first: float, w_second: float) -> np.ndarray:
+    """The mesh's Sobolev matrix, computed once per layout (every cine frame's fit uses it)."""
+    out = mesh.smoothing(w_first, w_second)
+    out.flags.writeable = False
+    return out
+
+
 class _Problem:
     """Assembles and solves the regularised Gauss-Newton systems of one exam."""
 
@@ -199,7 +208,7 @@ class _Problem:
         # Scale of the smoothing: the data term per unit lambda, per unit parametric area.
         x_lam, _, _ = prolate.jacobian(lam, mu, th, d)
         g2 = np.einsum("ij,ij->i", x_lam, x_lam)
-        self.unit_smooth = self.mesh.smoothing(s.w_first, s.w_second)
+        self.unit_smooth = _smoothing(self.mesh, s.w_first, s.w_second)
         area = 2 * np.pi * (1 - np.cos(self.mesh.mu_max) + 0.1 * self.mesh.mu_max)
         self.scale = np.array(
             [(data.weight[data.field == f] * g2[data.field == f]).sum() / area
@@ -399,13 +408,15 @@ def fit(data: FitData, d: float, settings: FitSettings | None = None, *,
 
 
 def fit_warm(data: FitData, d: float, x0: np.ndarray, settings: FitSettings | None = None,
-             iterations: int = 3) -> FitResult:
+             iterations: int = 3, final_residuals: bool = True) -> FitResult:
     """Final-stage fit started from ``x0`` (a neighbouring cine frame's fields), shifts fixed.
 
     The per-frame fits of :mod:`cmr_atlas.cine.lvmodel.cycle`: the data are already corrected by
     the exam's breath-hold shifts, and consecutive frames differ by a few mm, so a few
     Levenberg-Marquardt steps (Huber weights on the first, Tukey after) reach the
-    fit that a cold start needs ~10 to find.
+    fit that a cold start needs ~10 to find.  ``final_residuals=False``: the result's projections,
+    residuals and robust weights are those of the last step's start (no further projection pass;
+    for callers that use only ``params``).
     """
     s = settings or FitSettings()
     prob = _Problem(data, d, s)
@@ -418,6 +429,7 @@ def fit_warm(data: FitData, d: float, x0: np.ndarray, settings: FitSettings | No
         if move < s.tol_mm:
             converged = True
             break
-    r, _, _ = prob.residuals(x, shifts)
-    rw = _robust_weights(r, data.weight, "tukey", s)
+    if final_residuals or it == 0:
+        r, _, _ = prob.residuals(x, shifts)
+        rw = _robust_weights(r, data.weight, "tukey", s)
     return FitResult(x, shifts, prob.mu.copy(), prob.theta.copy(), r, rw, it, converged)

@@ -72,11 +72,15 @@ class HermiteMesh:
     n_theta: int = 4
     mu_max: float = np.radians(110.0)
     constraint: np.ndarray = field(init=False, repr=False, compare=False)
+    elem_cols: np.ndarray = field(init=False, repr=False, compare=False)  # (n_elements, 16) full DOFs
 
     def __post_init__(self) -> None:
         if self.n_mu < 1 or self.n_theta < 2:
             raise ValueError("need at least 1 element along mu and 2 around theta")
         object.__setattr__(self, "constraint", self._apex_constraint())
+        e_mu, e_th = np.divmod(np.arange(self.n_mu * self.n_theta), self.n_theta)
+        cols = ((e_mu[:, None] + _A) * self.n_theta + (e_th[:, None] + _B) % self.n_theta) * 4 + _K
+        object.__setattr__(self, "elem_cols", cols)
 
     @property
     def h_mu(self) -> float:
@@ -113,16 +117,15 @@ class HermiteMesh:
         return c
 
     def _locate(self, mu: np.ndarray, theta: np.ndarray):
-        """Element-local coordinates and the 16 full-DOF columns of each point's element."""
+        """Element-local coordinates and the index of each point's element (its 16 full-DOF
+        columns: ``elem_cols[element]``)."""
         mu = np.clip(np.asarray(mu, dtype=float).ravel(), 0.0, self.mu_max)
         theta = np.mod(np.asarray(theta, dtype=float).ravel(), 2 * np.pi)
         e_mu = np.minimum((mu / self.h_mu).astype(int), self.n_mu - 1)
         e_th = np.minimum((theta / self.h_theta).astype(int), self.n_theta - 1)
         xi = mu / self.h_mu - e_mu
         eta = theta / self.h_theta - e_th
-        cols = (((e_mu[:, None] + _A) * self.n_theta + (e_th[:, None] + _B) % self.n_theta) * 4
-                + _K)
-        return xi, eta, cols
+        return xi, eta, e_mu * self.n_theta + e_th
 
     def _products(self, xi, eta, d_mu, d_theta) -> np.ndarray:
         bm = _hermite_1d(xi, self.h_mu, d_mu)
@@ -131,10 +134,10 @@ class HermiteMesh:
 
     def basis(self, mu: np.ndarray, theta: np.ndarray, d_mu: int = 0, d_theta: int = 0) -> np.ndarray:
         """Dense matrix (N, n_params): row n gives d^(d_mu+d_theta) lambda at (mu[n], theta[n])."""
-        xi, eta, cols = self._locate(mu, theta)
+        xi, eta, elem = self._locate(mu, theta)
         vals = self._products(xi, eta, d_mu, d_theta)
         full = np.zeros((xi.size, self.n_full))
-        np.put_along_axis(full, cols, vals, axis=1)
+        np.put_along_axis(full, self.elem_cols[elem], vals, axis=1)
         return full @ self.constraint
 
     def evaluate(self, x: np.ndarray, mu: np.ndarray, theta: np.ndarray,
@@ -145,21 +148,22 @@ class HermiteMesh:
         ``x`` is one field's parameters, or ``(n_fields, n_params)`` with ``field`` giving each
         point's field (several surfaces evaluated in one pass).
         """
-        xi, eta, cols = self._locate(mu, theta)
+        xi, eta, elem = self._locate(mu, theta)
+        # each element's 16 coefficients gathered once, then one 16-row per point
         if field is None:
-            coef = (self.constraint @ x)[cols]
+            coef = (self.constraint @ x)[self.elem_cols][elem]
         else:
-            coef = (np.asarray(x) @ self.constraint.T)[np.asarray(field)[:, None], cols]
+            coef = (np.asarray(x) @ self.constraint.T)[:, self.elem_cols][np.asarray(field), elem]
         coef = coef.reshape(-1, 4, 4)  # (N, im, it)
-        cache_m: dict[int, np.ndarray] = {}
+        cache_m: dict[int, np.ndarray] = {}  # mu-contracted coefficients per mu derivative
         cache_t: dict[int, np.ndarray] = {}
         out = []
         for dm, dt in derivs:
             if dm not in cache_m:
-                cache_m[dm] = _hermite_1d(xi, self.h_mu, dm)
+                cache_m[dm] = np.einsum("ni,nij->nj", _hermite_1d(xi, self.h_mu, dm), coef)
             if dt not in cache_t:
                 cache_t[dt] = _hermite_1d(eta, self.h_theta, dt)
-            out.append(np.einsum("ni,nij,nj->n", cache_m[dm], coef, cache_t[dt], optimize=False))
+            out.append(np.einsum("nj,nj->n", cache_m[dm], cache_t[dt]))
         return out
 
     def smoothing(self, w_first: float = 0.0, w_second: float = 1.0) -> np.ndarray:

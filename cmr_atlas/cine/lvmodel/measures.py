@@ -38,10 +38,12 @@ def triangles(n_mu: int = N_GRID, n_theta: int = N_GRID) -> np.ndarray:
 
 
 def base_mu(mesh: HermiteMesh, d: float, x: np.ndarray, theta: np.ndarray,
-            plane_point: np.ndarray, plane_normal: np.ndarray, n_iter: int = 40) -> np.ndarray:
-    """mu where the surface meets the base plane, per theta (bisection; mu_max if it never does)."""
+            plane_point: np.ndarray, plane_normal: np.ndarray, n_iter: int = 40,
+            field: np.ndarray | None = None) -> np.ndarray:
+    """mu where the surface meets the base plane, per theta (bisection; mu_max if it never does).
+    ``x`` one field's parameters, or several (rows) with each theta's ``field``."""
     def height(mu):
-        (lam,) = mesh.evaluate(x, mu, theta)
+        (lam,) = mesh.evaluate(x, mu, theta, field=field)
         return (prolate.to_cartesian(lam, mu, theta, d) - plane_point) @ plane_normal
 
     lo = np.zeros_like(theta)
@@ -60,13 +62,22 @@ def sample_surface(mesh: HermiteMesh, d: float, x: np.ndarray, plane_point: np.n
                    n_bisect: int = 40) -> np.ndarray:
     """Points (n_mu * n_theta, 3) of the surface, apex to base plane, local coordinates.
     ``n_bisect``: bisection steps of the base ring (20 place it within ~1e-4 mm)."""
-    theta = 2 * np.pi * np.arange(n_theta) / n_theta
-    mu_b = base_mu(mesh, d, x, theta, plane_point, plane_normal, n_bisect)
+    return sample_surfaces(mesh, d, np.asarray(x)[None], plane_point, plane_normal, n_mu, n_theta, n_bisect)[0]
+
+
+def sample_surfaces(mesh: HermiteMesh, d: float, xs: np.ndarray, plane_point: np.ndarray,
+                    plane_normal: np.ndarray, n_mu: int = N_GRID, n_theta: int = N_GRID,
+                    n_bisect: int = 40) -> list[np.ndarray]:
+    """:func:`sample_surface` of several fields (rows of ``xs``: endo, epi) in one pass."""
+    nf = len(xs)
+    theta1 = 2 * np.pi * np.arange(n_theta) / n_theta
+    theta = np.tile(theta1, nf)
+    mu_b = base_mu(mesh, d, xs, theta, plane_point, plane_normal, n_bisect, np.repeat(np.arange(nf), n_theta))
     frac = np.linspace(0.0, 1.0, n_mu)
-    mu = (frac[:, None] * mu_b[None, :]).ravel()
-    th = np.tile(theta, n_mu)
-    (lam,) = mesh.evaluate(x, mu, th)
-    return prolate.to_cartesian(lam, mu, th, d)
+    mu = (frac[None, :, None] * mu_b.reshape(nf, 1, n_theta)).ravel()
+    th = np.tile(theta1, nf * n_mu)
+    (lam,) = mesh.evaluate(xs, mu, th, field=np.repeat(np.arange(nf), n_mu * n_theta))
+    return list(prolate.to_cartesian(lam, mu, th, d).reshape(nf, n_mu * n_theta, 3))
 
 
 def enclosed_volume_ml(points: np.ndarray, tris: np.ndarray, plane_point: np.ndarray) -> float:

@@ -161,8 +161,10 @@ def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_
     through_plane = default("fit.through_plane") if through_plane is None else through_plane
     # the per-frame guide points feed the through-plane estimate too: then they come first
     cgp = cycle.guide_points() if cycle is not None and all_frames and through_plane else None
-    fits = fit_exams(read_table(guide_points_path, GUIDE_POINTS), slices, breath_hold,
-                     Path(vtp_dir) if vtp_dir else None, shift_reference, through_plane, cgp)
+    gp = read_table(guide_points_path, GUIDE_POINTS)
+    fits = fit_exams(gp, slices, breath_hold, Path(vtp_dir) if vtp_dir else None, shift_reference, through_plane, cgp)
+    if cycle is not None and not through_plane:  # the images are at hand: register landmark-only LAX views
+        fits = register_lax_views(fits, gp, slices, cycle.cache_dir, breath_hold, shift_reference)
     tables = tables_from_fits(fits)
     paths = {"shapes": shapes_path, "model_frames": model_frames_path, "slice_shifts": slice_shifts_path,
              "measures": measures_path, "wall_thickness": wall_thickness_path}
@@ -181,6 +183,35 @@ def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_
     n_fail = sum(f.status == "failed" for f in fits)
     log.info("fit: %d exam/source fits, %d failed", len(fits), n_fail)
     return tables
+
+
+def register_lax_views(fits: list[ExamFit], guide_points: pd.DataFrame, slices: pd.DataFrame, cache_dir: str | Path,
+                       breath_hold: bool | None = None, shift_reference: str | None = None) -> list[ExamFit]:
+    """Each fit again with its landmark-only LAX views registered to the SAX stack on the exam's
+    cached images (:func:`~cmr_atlas.cine.lvmodel.lax_shifts.fit_exam_lax_registered`: the automated
+    path); fits without such views, without images or that failed stay as they are."""
+    from cmr_atlas.cine.lvmodel.lax_shifts import fit_exam_lax_registered, landmark_only_views
+    from cmr_atlas.core.imagecache import load_exam_images
+
+    breath_hold = default("fit.breath_hold") if breath_hold is None else breath_hold
+    shift_reference = shift_reference or default("fit.shift_reference")
+    groups = dict(tuple(guide_points.groupby(["exam_id", "source"]))) if len(guide_points) else {}
+    out = []
+    for f in fits:
+        gp = groups.get((f.exam_id, f.source))
+        path = Path(cache_dir) / f"{f.exam_id}.npz"
+        if f.status == "failed" or gp is None or not path.exists() or not landmark_only_views(gp):
+            out.append(f)
+            continue
+        try:
+            planes = planes_by_slice(slices, f.exam_id)
+            g = fit_exam_lax_registered(gp, planes, load_exam_images(path), f.exam_id, f.source,
+                                        breath_hold=breath_hold, shift_reference=shift_reference, first=f)
+        except (KeyError, ValueError, OSError, np.linalg.LinAlgError) as exc:
+            log.warning("fit %s/%s: LAX registration failed (%s)", f.exam_id, f.source, type(exc).__name__)
+            g = f
+        out.append(g if g.status != "failed" else f)
+    return out
 
 
 def write_vtp(f: ExamFit, folder: Path) -> list[Path]:

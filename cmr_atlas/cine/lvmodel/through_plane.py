@@ -28,8 +28,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.cine.lvmodel.cycle import corrected, with_sax_frame
-from cmr_atlas.cine.lvmodel.exam import ExamFit, _xyz, fit_exam
+from cmr_atlas.cine.lvmodel.cycle import with_sax_frame
+from cmr_atlas.cine.lvmodel.exam import ExamFit, _xyz, fit_exam, shift_corrected
 from cmr_atlas.cine.lvmodel.fit import FitSettings
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.core.vocab import SURFACES
@@ -86,7 +86,7 @@ def crossing_observations(cgp: pd.DataFrame, planes: dict[tuple[str, int], Slice
     """One row per matched SAX/LAX crossing: frame (SAX), slice_index, view, slope (in-line mm per mm along
     the SAX normal) and residual_mm (SAX crossing minus LAX crossing along the common line), on
     the guide points corrected by ``shifts`` (the in-plane breath-hold shifts)."""
-    cgp = corrected(with_sax_frame(cgp)[0], shifts)
+    cgp = shift_corrected(with_sax_frame(cgp)[0], shifts)
     base = _bases(cgp)
     cont = cgp[(cgp["kind"] == "contour") & cgp["surface"].isin(SURFACES)]
     sax = _polylines(cont[cont["view"] == "sax"], ["frame_sax", "surface", "slice_index"])

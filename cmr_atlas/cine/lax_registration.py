@@ -1,0 +1,126 @@
+"""Breath-hold misregistration of the LAX views against the SAX stack, from the images.
+
+The automated path has SAX contours but only landmarks in the LAX views, so the model fit cannot
+estimate a LAX view's breath-hold shift (docs/lvmodel.md: a view with landmarks only is not
+shifted).  Its mitral hinge points then carry the view's displacement along the long axis
+straight into the base plane: about 2 mm RMS, i.e. 2-4 ml of cavity volume at end-diastole, the
+largest error of the automated volume curves (docs/motion.md).
+
+Where a SAX plane and a LAX plane meet, both images show the same line of the heart.  The SAX
+image of slice ``k`` shows the heart displaced by that slice's shift ``d_k``, the LAX image by the
+view's ``d_v``; the LAX image at ``q + d_v - d_k`` shows what the SAX image shows at ``q``.  So the
+view's in-plane shift relative to the stack is the displacement that best matches the LAX image's
+intensities along each intersection line (sampled at ``q + d``) to the SAX image's (at ``q``), over
+every SAX slice and a subset of frames (normalised cross-correlation, summed).  The SAX slices' own
+shifts average out over the stack (the fit's ``sax_mean`` gauge holds their sum at zero).  Along
+the line the match is sharp (the walls cut it); across it, along the long axis, it rests on how the
+section changes with level (base, apex), so the estimate comes from all slices together.  This is
+the intersection-profile registration of Lötjönen et al. (2004, IEEE TMI 23:720-728), applied to
+the LAX views only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from cmr_atlas.core.geometry import SlicePlane, plane_intersection_line
+from cmr_atlas.core.imagecache import ExamImages
+from cmr_atlas.cine.segmentation import lax_frame
+
+HALF_WINDOW_MM = 45.0  # profile half-length around the LV centre (the heart, not the chest wall)
+STEP_MM = 0.5  # profile sampling
+# (half-width, step) of the grid searches of each in-plane component, coarse to fine: +-8 mm covers
+# the breath-hold shifts (a few mm, t-distributed tails)
+SEARCH_STEPS_MM = ((8.0, 2.0), (1.0, 0.5), (0.25, 0.25))
+N_FRAMES = 15  # frames used (evenly spread over the cycle)
+
+
+def _sample(image: np.ndarray, plane: SlicePlane, xyz: np.ndarray) -> np.ndarray:
+    rc, _ = plane.patient_to_pixel(xyz)
+    return ndimage.map_coordinates(image, [rc[..., 0].ravel(), rc[..., 1].ravel()], order=1,
+                                   mode="constant", cval=np.nan).reshape(rc.shape[:-1])
+
+
+def _profiles(images: ExamImages, view: str, centres: dict[int, np.ndarray], frames: np.ndarray,
+              sax_shifts: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (SAX slice, frame)'s line points (M, P, 3) moved by the slice's shift into the
+    stack's frame, its SAX profile (M, P; NaN outside the image) and its LAX frame (M,)."""
+    lax_plane = images.lax_planes[view]
+    n_lax = images.lax[view].shape[0]
+    s = np.arange(-HALF_WINDOW_MM, HALF_WINDOW_MM + 1e-9, STEP_MM)
+    pts, prof, fl = [], [], []
+    for k, centre in centres.items():
+        plane = images.sax_planes[k]
+        line = plane_intersection_line(plane, lax_plane)
+        if line is None:
+            continue
+        p0, u = line
+        mid = p0 + ((centre - p0) @ u) * u  # the LV centre's foot on the line
+        q = mid + s[:, None] * u
+        for f in frames:
+            a = _sample(images.sax[k, f], plane, q)
+            if np.isfinite(a).sum() < len(s) // 2:
+                continue
+            pts.append(q - sax_shifts.get(k, np.zeros(3)))
+            prof.append(a)
+            fl.append(lax_frame(int(f), images.n_frames, n_lax))
+    return np.array(pts).reshape(-1, len(s), 3), np.array(prof).reshape(-1, len(s)), np.array(fl, dtype=int)
+
+
+def _score(lax: np.ndarray, plane: SlicePlane, pts: np.ndarray, a: np.ndarray, fl: np.ndarray,
+           d: np.ndarray) -> float:
+    """Normalised cross-correlation of the SAX profiles ``a`` with the LAX images (T, R, C)
+    sampled at ``pts + d`` (NaN samples left out of each pair), averaged with the SAX profiles'
+    standard deviations as weights: a line with no structure (beyond the apex) has no say."""
+    rc, _ = plane.patient_to_pixel(pts + d)
+    t = np.broadcast_to(fl[:, None], rc.shape[:-1]).astype(float)
+    b = ndimage.map_coordinates(lax, [t.ravel(), rc[..., 0].ravel(), rc[..., 1].ravel()], order=1,
+                                mode="constant", cval=np.nan).reshape(a.shape)
+    ok = np.isfinite(a) & np.isfinite(b)
+    n = ok.sum(axis=1)
+    use = n >= 20
+    if not use.any():
+        return -np.inf
+    x, y, ok, n = np.where(ok, a, 0.0)[use], np.where(ok, b, 0.0)[use], ok[use], n[use]
+    x = np.where(ok, x - (x.sum(1) / n)[:, None], 0.0)
+    y = np.where(ok, y - (y.sum(1) / n)[:, None], 0.0)
+    sx = np.sqrt((x * x).sum(1) / n)  # the SAX profile's contrast: its weight
+    den = np.sqrt((x * x).sum(1) * (y * y).sum(1))
+    good = den > 0
+    if not good.any():
+        return -np.inf
+    return float((sx[good] * (x * y).sum(1)[good] / den[good]).sum() / sx.sum())
+
+
+def lax_view_shifts(images: ExamImages, centres: dict[int, np.ndarray],
+                    sax_shifts: dict[int, np.ndarray] | None = None,
+                    views: set[str] | None = None) -> dict[str, np.ndarray]:
+    """In-plane breath-hold shift (patient mm) of each LAX view relative to the SAX stack.
+
+    ``centres``: the LV centre (patient mm) of each SAX slice with an LV (e.g. the mean of its
+    ED endocardial contour); ``sax_shifts``: the SAX slices' estimated breath-hold shifts (patient
+    mm, e.g. the ED/ES fit's), whose differences the profiles are corrected for; ``views``: those
+    to register (default all).  Views without a plane or without usable intersections are left out."""
+    frames = np.unique(np.linspace(0, images.n_frames - 1, min(N_FRAMES, images.n_frames)).round().astype(int))
+    out = {}
+    for view, plane in images.lax_planes.items():
+        if view not in images.lax or (views is not None and view not in views):
+            continue
+        pts, a, fl = _profiles(images, view, centres, frames, sax_shifts or {})
+        if not len(a):
+            continue
+        lax = np.asarray(images.lax[view], dtype=float)
+        basis = np.stack([plane.row_cosine, plane.col_cosine])
+
+        def best(grid: np.ndarray, centre: np.ndarray, sub: slice) -> np.ndarray:
+            cand = [centre + np.array([x, y]) for x in grid for y in grid]
+            scores = [_score(lax, plane, pts[sub], a[sub], fl[sub], c @ basis) for c in cand]
+            return cand[int(np.argmax(scores))]
+
+        c = np.zeros(2)
+        for i, (half, step) in enumerate(SEARCH_STEPS_MM):  # coarse to fine around the best so far
+            # the coarse grid finds the basin on every third profile, the finer ones use them all
+            c = best(np.arange(-half, half + 1e-9, step), c, slice(None, None, 3 if i == 0 else 1))
+        out[view] = c @ basis
+    return out
