@@ -11,4 +11,4 @@ fit_shard(inp.guide_points, inp.slices, shapes_path=out.shapes, model_frames_pat
           cycle=CycleInputs(inp.exams, p.cache, inp.landmarks, inp.qc, inp.phases, inp.masks),
           volume_curves_path=out.volume_curves, function_indices_path=out.function_indices,
           motion_shapes_path=out.motion_shapes, all_frames=p.all_frames,
-          through_plane=p.through_plane)
+          through_plane=p.through_plane, lax_registration=p.lax_registration)

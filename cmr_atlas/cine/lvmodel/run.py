@@ -150,20 +150,24 @@ def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_
               shift_reference: str | None = None, vtp_dir: str | Path | None = None,
               cycle: CycleInputs | None = None, volume_curves_path: str | Path | None = None,
               function_indices_path: str | Path | None = None, motion_shapes_path: str | Path | None = None,
-              all_frames: bool | None = None, through_plane: bool | None = None) -> dict[str, pd.DataFrame]:
+              all_frames: bool | None = None, through_plane: bool | None = None,
+              lax_registration: bool | None = None) -> dict[str, pd.DataFrame]:
     """Fit one shard's guide points and write the five fit tables and the ``exam_status`` rows;
     with ``cycle`` also the per-frame tables ``volume_curves``, ``function_indices`` and
     ``motion_shapes`` (empty when ``all_frames``, default config ``fit.all_frames``, is off).
     ``through_plane`` (config ``fit.through_plane``): SAX through-plane shifts from the contour
-    crossings (:mod:`cmr_atlas.cine.lvmodel.through_plane`)."""
+    crossings (:mod:`cmr_atlas.cine.lvmodel.through_plane`); ``lax_registration`` (config
+    ``fit.lax_registration``): landmark-only LAX views registered to the SAX stack on the images
+    (:func:`register_lax_views`), when ``cycle`` gives the image cache and ``through_plane`` is off."""
     slices = read_table(slices_path)
     all_frames = default("fit.all_frames") if all_frames is None else all_frames
     through_plane = default("fit.through_plane") if through_plane is None else through_plane
+    lax_registration = default("fit.lax_registration") if lax_registration is None else lax_registration
     # the per-frame guide points feed the through-plane estimate too: then they come first
     cgp = cycle.guide_points() if cycle is not None and all_frames and through_plane else None
     gp = read_table(guide_points_path, GUIDE_POINTS)
     fits = fit_exams(gp, slices, breath_hold, Path(vtp_dir) if vtp_dir else None, shift_reference, through_plane, cgp)
-    if cycle is not None and not through_plane:  # the images are at hand: register landmark-only LAX views
+    if cycle is not None and lax_registration and not through_plane:  # the images are at hand: register landmark-only LAX views
         fits = register_lax_views(fits, gp, slices, cycle.cache_dir, breath_hold, shift_reference)
     tables = tables_from_fits(fits)
     paths = {"shapes": shapes_path, "model_frames": model_frames_path, "slice_shifts": slice_shifts_path,

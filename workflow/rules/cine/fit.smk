@@ -2,7 +2,7 @@
 # Per shard: guide points + slice planes -> shapes, model frames, slice shifts, measures, wall
 # thickness, and the per-frame fits' volume_curves and function_indices (automated source: every
 # frame's guide points from the inference masks and landmarks; empty with fit.all_frames off); then one cohort table each.  Config block `fit`
-# (breath_hold, shift_reference, through_plane, vtp, all_frames).
+# (breath_hold, shift_reference, through_plane, lax_registration, vtp, all_frames).
 FIT_TABLES = ["shapes", "model_frames", "slice_shifts", "measures", "wall_thickness", "volume_curves",
               "function_indices", "motion_shapes"]
 
@@ -32,6 +32,7 @@ rule fit_shard:
         vtp_dir=str(RESULTS / "vtp") if config["fit"]["vtp"] else None,
         all_frames=config["fit"]["all_frames"],
         through_plane=config["fit"]["through_plane"],
+        lax_registration=config["fit"]["lax_registration"],
         cache=str(RESULTS / "cache"),
     threads: 1
     script:
