@@ -92,7 +92,7 @@ def clinical_truth_only(seed: int, index: int) -> dict[str, pd.DataFrame]:
     from cmr_atlas.synth.clinical import planetruth as pt
     from cmr_atlas.synth.clinical.render import phase_cached
 
-    rngs = cc._streams(seed, index)
+    rngs = cc.exam_streams(seed, index)
     ctx = cc.make_context(seed, index, 0.0, rngs)
     ctx = dataclasses.replace(ctx, heart=phase_cached(ctx.heart))
     rng = rngs["cine"]

@@ -48,7 +48,7 @@ def clinical_cine(seed: int, index: int, mi_fraction: float, observers: int = 0)
     cine (:func:`cmr_atlas.synth.clinical.cohort.generate_exam`) at a fraction of its cost."""
     from cmr_atlas.synth.clinical import cine, cohort
 
-    rngs = cohort._streams(seed, index)  # the full exam's streams: same subject, heart and cine
+    rngs = cohort.exam_streams(seed, index)  # the full exam's streams: same subject, heart and cine
     ctx = cohort.make_context(seed, index, mi_fraction, rngs)
     res = cine.render(ctx, rngs["cine"], observers)
     sax = sorted(((k, p, im) for s in res.series if s.kind == "cine" and s.view == "sax"

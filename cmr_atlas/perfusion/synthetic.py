@@ -107,7 +107,7 @@ def label_map(ctx, moving, plan, trigger_ms: float) -> np.ndarray:
 def generate(seed: int, index: int, observers: int = 2, with_labels: bool = True) -> SyntheticPerfusion:
     """Perfusion series, truth and label maps of clinical exam ``index`` of cohort ``seed`` (the
     same exam ``cmr-atlas synth --protocol clinical`` writes; only its perfusion series)."""
-    rngs = C._streams(seed, index)
+    rngs = C.exam_streams(seed, index)
     ctx = C.make_context(seed, index, rngs=rngs)
     out, plans, movings = _recording_render(ctx, rngs["perfusion"], observers)
     conditions = [plan.state for plan in plans for _ in range(2)]  # perfusion then AIF per state

@@ -80,7 +80,7 @@ class ScoutSet:
 
 def _exam_scouts(args: tuple) -> list[dict]:
     seed, index, amyloid_fraction = args
-    rngs = C._streams(seed, index)
+    rngs = C.exam_streams(seed, index)
     ctx = C.make_context(seed, index, 0.0, rngs)
     pick = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 999]))
     if not ctx.physiology.amyloid_like and pick.random() < amyloid_fraction:

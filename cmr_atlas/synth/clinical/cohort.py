@@ -50,8 +50,11 @@ def exam_label(seed: int, index: int) -> str:
     return f"{LABEL_PREFIX}{seed}-{index:04d}"
 
 
-def _streams(seed: int, index: int) -> dict[str, np.random.Generator]:
-    """Independent generators per purpose: a renderer's draws never shift another's."""
+def exam_streams(seed: int, index: int) -> dict[str, np.random.Generator]:
+    """Exam ``index``'s independent generators per purpose (subject, heart, ..., dicom): a renderer's
+    draws never shift another's, so a caller that needs one part of an exam (the scout, the cine,
+    the perfusion series, for training data or a benchmark) renders it exactly as the full exam
+    has it, from these streams and :func:`make_context`."""
     names = ("subject", "heart", "scanner", "physiology", "header", "cine", "perfusion", "scout", "lge",
              "t1map", "observers", "dicom")
     return {n: np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 100 + k]))
@@ -61,7 +64,7 @@ def _streams(seed: int, index: int) -> dict[str, np.random.Generator]:
 def make_context(seed: int, index: int, mi_fraction: float = 0.0,
                  rngs: dict[str, np.random.Generator] | None = None) -> P.ClinicalExamContext:
     """Subject, heart, physiology, scanner and planned geometry of exam ``index``."""
-    rngs = rngs or _streams(seed, index)
+    rngs = rngs or exam_streams(seed, index)
     subj = sample_subjects(rngs["subject"], 1, mi_fraction).iloc[0].to_dict()
     targets = {k[len("target_"):]: v for k, v in subj.items() if k.startswith("target_")}
     heart = an.make_heart(rngs["heart"], targets, subj["bsa_m2"], subj["height_cm"], subj["weight_kg"],
@@ -89,7 +92,7 @@ def _renderers():
 
 def generate_exam(seed: int, index: int, mi_fraction: float = 0.0, observers: int = 0) -> ClinicalExam:
     """Generate clinical exam ``index`` of the cohort with ``seed``: every series and its truth."""
-    rngs = _streams(seed, index)
+    rngs = exam_streams(seed, index)
     ctx = make_context(seed, index, mi_fraction, rngs)
     subj = ctx.subject
     header = make_patient_header(rngs["header"], f"cmr-atlas-clinical-{seed}-{index}", subj["age"], subj["sex"],
