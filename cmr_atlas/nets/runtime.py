@@ -22,14 +22,18 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import importlib.util
 import logging
+import os
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from cmr_atlas.core.tables import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +110,34 @@ def prepare_model(model: torch.nn.Module) -> torch.nn.Module:
     return fuse_conv_bn(model).to(memory_format=torch.channels_last)
 
 
+def onnx_cache_dir() -> Path:
+    """Where exported networks are kept between jobs: ``$XDG_CACHE_HOME/cmr-atlas/onnx`` (default
+    ``~/.cache``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cmr-atlas" / "onnx"
+
+
+def cached_onnx_bytes(model: torch.nn.Module, size: int) -> bytes:
+    """The ONNX graph of ``model`` on ``size`` x ``size`` inputs, exported once per machine (or
+    shared home folder) and kept in :func:`onnx_cache_dir` under a hash of the architecture, the
+    weights, the input size, the opset and the torch version: a job then skips the export (about
+    1 CPU s per network with the exporter's import).  An unwritable cache only costs the export."""
+    from cmr_atlas.nets.onnx_export import OPSET, onnx_bytes
+
+    h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}|{size}|{OPSET}|{torch.__version__}".encode())
+    for name, value in model.state_dict().items():
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    path = onnx_cache_dir() / f"{h.hexdigest()[:40]}.onnx"
+    if path.is_file():
+        return path.read_bytes()
+    data = onnx_bytes(copy.deepcopy(model).eval().cpu(), size)
+    try:
+        atomic_write_bytes(path, data)  # concurrent jobs: each renames a complete file
+    except OSError as e:
+        log.info("ONNX cache %s not writable (%s); exporting in every job", path.parent, e)
+    return data
+
+
 class OnnxNet:
     """A network exported to ONNX in memory and run by ONNX Runtime's CPU provider in float32
     (graph optimisations on: batch norm and ReLU fused into the convolutions, blocked layouts),
@@ -114,7 +146,7 @@ class OnnxNet:
     def __init__(self, model: torch.nn.Module, size: int, threads: int):
         import onnxruntime as ort
 
-        from cmr_atlas.nets.onnx_export import INPUT, OUTPUT, onnx_bytes
+        from cmr_atlas.nets.onnx_export import INPUT, OUTPUT
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = max(1, int(threads))
@@ -130,8 +162,7 @@ class OnnxNet:
         # networks of an inference job peak at about 335 MiB together, at the same speed
         so.enable_cpu_mem_arena = False
         self.size, self._names = size, ([OUTPUT], INPUT)
-        self.session = ort.InferenceSession(onnx_bytes(copy.deepcopy(model).eval().cpu(), size), so,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(cached_onnx_bytes(model, size), so, providers=["CPUExecutionProvider"])
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Outputs of a batch ``x (B, 1, n, n)`` float32."""

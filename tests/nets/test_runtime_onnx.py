@@ -20,6 +20,13 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
 
 
+@pytest.fixture(autouse=True)
+def onnx_cache(tmp_path, monkeypatch):
+    """A fresh ONNX cache folder per test (not the user's)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "cmr-atlas" / "onnx"
+
+
 def test_runtime_choice():
     assert resolve_runtime("auto", CPU, "auto") == "onnxruntime"
     assert resolve_runtime("auto", CPU, "float32") == "onnxruntime"
@@ -71,3 +78,24 @@ def test_failed_export_falls_back_to_pytorch_unless_asked_for(monkeypatch, caplo
     assert isinstance(net, torch.nn.Module) and "exporter broke" in caplog.text
     with pytest.raises(RuntimeError, match="exporter broke"):
         inference_model(model, 64, "onnxruntime", strict=True)
+
+
+def test_exports_are_cached_by_weights(onnx_cache, monkeypatch):
+    """A second job loading the same network reads the cached export (no exporter); other weights
+    get their own file."""
+    from cmr_atlas.nets import onnx_export
+
+    torch.manual_seed(0)
+    model = _trained_like(UNet(1, 4, 8, 3))
+    x = np.random.default_rng(1).normal(size=(3, 64, 64)).astype(np.float32)
+    first = forward(inference_model(model, 64, "onnxruntime", strict=True), x, CPU, 2, None)
+    assert len(list(onnx_cache.glob("*.onnx"))) == 1
+
+    def broken(model, n):
+        raise RuntimeError("exporter called")
+
+    monkeypatch.setattr(onnx_export, "onnx_bytes", broken)
+    again = forward(inference_model(model, 64, "onnxruntime", strict=True), x, CPU, 2, None)
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="exporter called"):  # other weights: not in the cache
+        inference_model(_trained_like(UNet(1, 4, 8, 3)), 64, "onnxruntime", strict=True)
