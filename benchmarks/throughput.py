@@ -3,6 +3,7 @@
     python benchmarks/throughput.py --cohort DIR [--results DIR] [--cores 2] [--shard-size 8]
                                     [--models-dir resources/models | --tiny-models]
     python benchmarks/throughput.py --report-only --results DIR --cohort DIR
+    python benchmarks/throughput.py --cohort DIR --runtime torch   # the networks in PyTorch (before/after)
 
 Runs `snakemake --cores N` on an existing (synthetic) cohort (`cmr-atlas synth --n-exams 50 ...`),
 then reads RESULTS/benchmarks/<rule>[/<shard>].tsv (written by the rules' `benchmark:` directives)
@@ -22,6 +23,9 @@ disturb it): ``benchmarks/accuracy.py`` on the first N exams of the held-out syn
 with the networks and precision of this run: landmark distances, Dice, ED/ES frames, EDV/ESV/EF/mass
 against the truth.  Compare its tables with those of an earlier run (the figures of record are in
 docs/models.md); without the option the command that prints them is shown.
+
+``--runtime`` sets the run's ``inference.runtime`` (default: the config's, ``auto`` = ONNX Runtime on
+the CPU); the forward floor uses the same runtime; the accuracy guard always uses the default.
 
 --tiny-models uses untrained 4-channel networks (tests/slurm/tiny_models.py): every stage runs, but
 the inference figure is then not that of the shipped networks (and auto fits fail early).
