@@ -2,9 +2,13 @@
 
     PYTHONPATH=. python benchmarks/inference.py [--threads 2] [--models-dir resources/models]
         [--random-weights] [--slices 12 --frames 25 --size 256]
+        [--precision float32 auto] [--runtime torch onnxruntime]
 
 Runs on the CPU with ``--threads`` torch threads, and again on CUDA when present (autocast).
-The exam is synthetic noise of a typical MESA size (timing does not depend on content); with
+Every combination of ``--runtime`` (config ``inference.runtime``) and ``--precision`` that can run
+is measured side by side (ONNX Runtime runs float32 only: its bfloat16 combination is skipped).
+Timing is wall clock and CPU time of this process (the CPU time is the fairer figure on a shared
+machine).  The exam is synthetic noise of a typical MESA size (timing does not depend on content); with
 ``--random-weights`` (or when shipped models are missing) untrained networks of the shipped
 architectures are used.
 """
@@ -12,6 +16,7 @@ architectures are used.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -27,7 +32,7 @@ from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
 from cmr_atlas.cine.inference import Models, infer_exam, load_models  # noqa: E402
 from cmr_atlas.nets.preprocess import Grid  # noqa: E402
 from cmr_atlas.nets.registry import ModelFileError  # noqa: E402
-from cmr_atlas.nets.runtime import forward, prepare_model, resolve_precision  # noqa: E402
+from cmr_atlas.nets.runtime import forward, inference_model, resolve_precision, resolve_runtime  # noqa: E402
 from cmr_atlas.nets.unet import UNet  # noqa: E402
 
 
@@ -41,12 +46,16 @@ def fake_exam(slices: int, frames: int, size: int, spacing: float = 1.4) -> Exam
     return ExamImages("BENCH", sax, planes, np.arange(frames) * 40.0, lax, {v: lax_plane for v in lax})
 
 
-def random_models(device: torch.device, precision: str) -> Models:
+def random_models(device: torch.device, precision: str, runtime: str) -> Models:
     card = {"input": Grid(1.5, 128).to_dict()}
     torch.manual_seed(0)
-    return Models(prepare_model(UNet(1, 4)).to(device), card, "heatmap",
-                  {m: (prepare_model(UNet(1, 4)).to(device), card) for m in ("lax", "sax")}, device,
-                  resolve_precision(precision, device))
+    rt = resolve_runtime(runtime, device, precision)
+
+    def net() -> torch.nn.Module:
+        return inference_model(UNet(1, 4).to(device).eval(), 128, rt)
+
+    return Models(net(), card, "heatmap", {m: (net(), card) for m in ("lax", "sax")}, device,
+                  None if rt == "onnxruntime" else resolve_precision(precision, device), rt)
 
 
 def bench(models: Models, exam: ExamImages, n_images: int, batch: int) -> None:
@@ -56,18 +65,19 @@ def bench(models: Models, exam: ExamImages, n_images: int, batch: int) -> None:
         forward(model, x[:batch], models.device, batch, models.dtype)  # warm-up
         if models.device.type == "cuda":
             torch.cuda.synchronize()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         forward(model, x, models.device, batch, models.dtype)
         if models.device.type == "cuda":
             torch.cuda.synchronize()
-        dt = time.perf_counter() - t
-        print(f"  {name:22s} {n_images / dt:8.1f} images/s  (batch {batch}, 128x128, forward only)")
-    t = time.perf_counter()
+        dt, dc = time.perf_counter() - t, time.process_time() - c
+        print(f"  {name:22s} {n_images / dt:8.1f} images/s, {1e3 * dc / n_images:6.2f} CPU ms/image  "
+              f"(batch {batch}, 128x128, forward only)")
+    t, c = time.perf_counter(), time.process_time()
     res = infer_exam(exam, models, ed_method=default("segmentation.ed_frame"),
                      absent_threshold=default("landmarks.absent_threshold"), batch=batch)
-    dt = time.perf_counter() - t
+    dt, dc = time.perf_counter() - t, time.process_time() - c
     n = exam.sax.shape[0] * exam.sax.shape[1]
-    print(f"  whole exam: {dt:.2f} s ({exam.sax.shape[0]} slices x {exam.sax.shape[1]} frames SAX "
+    print(f"  whole exam: {dt:.2f} s ({dc:.2f} CPU s; {exam.sax.shape[0]} slices x {exam.sax.shape[1]} frames SAX "
           f"{exam.sax.shape[2]}x{exam.sax.shape[3]} + 2 LAX cines; {n} SAX images segmented, "
           f"{len(res.landmarks)} landmark rows)")
 
@@ -84,22 +94,30 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=default("inference.batch"), help="config inference.batch")
     ap.add_argument("--precision", nargs="+", default=["float32", "auto"], choices=["auto", "float32", "bfloat16"],
                     help="precisions to measure side by side (config inference.precision)")
+    ap.add_argument("--runtime", nargs="+", default=["torch", "onnxruntime"], choices=["auto", "torch", "onnxruntime"],
+                    help="runtimes to measure side by side (config inference.runtime)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     exam = fake_exam(args.slices, args.frames, args.size)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for dev in devices:
-        for precision in args.precision:
-            dtype = resolve_precision(precision, dev)
-            label = (f"CPU, {args.threads} threads" if dev.type == "cpu" else f"CUDA ({torch.cuda.get_device_name()})")
-            label += f", precision {precision} ({'float32' if dtype is None else str(dtype).removeprefix('torch.')})"
+        for runtime, precision in itertools.product(args.runtime, args.precision):
             try:
-                models = (random_models(dev, precision) if args.random_weights else
-                          load_models(args.models_dir, method="heatmap", device=str(dev), precision=precision))
+                rt = resolve_runtime(runtime, dev, precision)
+            except (ValueError, RuntimeError) as exc:
+                print(f"skipped runtime {runtime}, precision {precision}: {exc}")
+                continue
+            dtype = None if rt == "onnxruntime" else resolve_precision(precision, dev)
+            label = (f"CPU, {args.threads} threads" if dev.type == "cpu" else f"CUDA ({torch.cuda.get_device_name()})")
+            label += f", {rt}, precision {precision} ({'float32' if dtype is None else str(dtype).removeprefix('torch.')})"
+            try:
+                models = (random_models(dev, precision, runtime) if args.random_weights else
+                          load_models(args.models_dir, method="heatmap", device=str(dev), precision=precision,
+                                      runtime=runtime))
                 kind = "random weights" if args.random_weights else "shipped models"
             except ModelFileError as exc:
                 print(f"shipped models unavailable ({exc}); using random weights")
-                models, kind = random_models(dev, precision), "random weights"
+                models, kind = random_models(dev, precision, runtime), "random weights"
             print(f"{label} [{kind}]")
             bench(models, exam, args.images if dev.type == "cpu" else args.images * 8, args.batch)
     return 0

@@ -3,6 +3,7 @@
     python benchmarks/throughput.py --cohort DIR [--results DIR] [--cores 2] [--shard-size 8]
                                     [--models-dir resources/models | --tiny-models]
     python benchmarks/throughput.py --report-only --results DIR --cohort DIR
+    python benchmarks/throughput.py --cohort DIR --runtime torch   # the networks in PyTorch (before/after)
 
 Runs `snakemake --cores N` on an existing (synthetic) cohort (`cmr-atlas synth --n-exams 50 ...`),
 then reads RESULTS/benchmarks/<rule>[/<shard>].tsv (written by the rules' `benchmark:` directives)
@@ -22,6 +23,9 @@ disturb it): ``benchmarks/accuracy.py`` on the first N exams of the held-out syn
 with the networks and precision of this run: landmark distances, Dice, ED/ES frames, EDV/ESV/EF/mass
 against the truth.  Compare its tables with those of an earlier run (the figures of record are in
 docs/models.md); without the option the command that prints them is shown.
+
+``--runtime`` sets the run's ``inference.runtime`` (default: the config's, ``auto`` = ONNX Runtime on
+the CPU); the forward floor uses the same runtime; the accuracy guard always uses the default.
 
 --tiny-models uses untrained 4-channel networks (tests/slurm/tiny_models.py): every stage runs, but
 the inference figure is then not that of the shipped networks (and auto fits fail early).
@@ -139,7 +143,8 @@ def _pydicom_floor(cohort: Path, folders: list[str]) -> float:
     return time.perf_counter() - t
 
 
-def _forward_floor(results: Path, exam_ids: list[str], models_dir: str, threads: int, precision: str) -> float:
+def _forward_floor(results: Path, exam_ids: list[str], models_dir: str, threads: int, precision: str,
+                   runtime: str) -> float:
     """Seconds of pure network forward passes for the images inference ran on these exams."""
     import numpy as np
     import torch
@@ -150,7 +155,7 @@ def _forward_floor(results: Path, exam_ids: list[str], models_dir: str, threads:
     from cmr_atlas.nets.runtime import forward
 
     torch.set_num_threads(threads)
-    models = load_models(models_dir, method="heatmap", device="cpu", precision=precision)
+    models = load_models(models_dir, method="heatmap", device="cpu", precision=precision, runtime=runtime)
     n_seg = n_lax = n_sax = 0
     for eid in exam_ids:
         im = load_exam_images(results / "cache" / f"{eid}.npz")
@@ -169,7 +174,7 @@ def _forward_floor(results: Path, exam_ids: list[str], models_dir: str, threads:
     return total
 
 
-def floors(results: Path, cohort: Path, models_dir: str, stage_s_per_exam: dict[str, float]) -> None:
+def floors(results: Path, cohort: Path, models_dir: str, stage_s_per_exam: dict[str, float], runtime: str) -> None:
     """Print the floors beside ingest and inference, measured now on the first shard's exams."""
     shard = sorted(p for p in (results / "shards").iterdir() if p.is_dir())[0]
     folders = read_folder_list(shard / "folders.txt")
@@ -179,10 +184,11 @@ def floors(results: Path, cohort: Path, models_dir: str, stage_s_per_exam: dict[
         print("floors: the first shard has no ok exam")
         return
     dicom_s = _pydicom_floor(cohort, folders) / len(folders)
-    net_s = _forward_floor(results, ok, models_dir, threads=2, precision=default("inference.precision")) / len(ok)
+    net_s = _forward_floor(results, ok, models_dir, threads=2, precision=default("inference.precision"),
+                           runtime=runtime) / len(ok)
     print(f"floors (first shard, {len(folders)} exam folders, measured now): stage s/exam, floor s/exam, ratio")
     for rule, floor, what in (("ingest_shard", dicom_s, "bare pydicom dcmread + pixel_array"),
-                              ("infer_shard", net_s, "network forward passes only")):
+                              ("infer_shard", net_s, f"network forward passes only, runtime {runtime}")):
         if rule in stage_s_per_exam:
             st = stage_s_per_exam[rule]
             print(f"  {rule:22s} {st:6.2f} {floor:6.2f} {st / floor:6.1f}x  ({what})")
@@ -212,6 +218,8 @@ def main() -> None:
                     help="exams per shard (small so that both cores have shards to work on)")
     ap.add_argument("--models-dir", default=default("models_dir"), help="config models_dir")
     ap.add_argument("--tiny-models", action="store_true")
+    ap.add_argument("--runtime", choices=["auto", "torch", "onnxruntime"], default=default("inference.runtime"),
+                    help="config inference.runtime of the run (torch: the networks in PyTorch, for a before/after)")
     ap.add_argument("--report-only", action="store_true", help="only read an earlier run's benchmarks")
     ap.add_argument("--target", type=int, default=5000)
     ap.add_argument("--accuracy-exams", type=int, default=0,
@@ -222,7 +230,7 @@ def main() -> None:
     results = Path(a.results or tempfile.mkdtemp(prefix="cmr-throughput-"))
     if a.report_only:
         per_exam = report(results, None, a.cores, a.target)
-        floors(results, Path(a.cohort).resolve(), a.models_dir, per_exam)
+        floors(results, Path(a.cohort).resolve(), a.models_dir, per_exam, a.runtime)
         accuracy_guard(a.models_dir, a.accuracy_exams, a.accuracy_keep)
         return
     cohort = Path(a.cohort).resolve()
@@ -244,7 +252,8 @@ def main() -> None:
     cfg = results / "throughput-config.yaml"
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(f"cohort_dir: {cohort}\nresults_dir: {results.resolve()}\n"
-                   f"shard_size: {a.shard_size}\nmodels_dir: {Path(models).resolve()}\n")
+                   f"shard_size: {a.shard_size}\nmodels_dir: {Path(models).resolve()}\n"
+                   f"inference: {{runtime: {a.runtime}}}\n")
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "snakemake", "--cores", str(a.cores), "--configfile", str(cfg)]
     print("running:", " ".join(cmd), flush=True)
@@ -256,7 +265,7 @@ def main() -> None:
         sys.exit(f"snakemake failed (exit {rc}); see {results / 'throughput-snakemake.log'}")
     per_exam = report(results, wall, a.cores, a.target)
     if not a.tiny_models:
-        floors(results, cohort, models, per_exam)
+        floors(results, cohort, models, per_exam, a.runtime)
         accuracy_guard(models, a.accuracy_exams, a.accuracy_keep)
     print(f"results: {results}")
 

@@ -102,7 +102,7 @@ def _guide_points_one(eid: str, cache_dir: Path, masks_dir: Path, phases: pd.Dat
                       qc: pd.DataFrame, n_points: int, cycle: bool = False) -> pd.DataFrame:
     if eid not in phases.index:
         raise ExamFailure("no_inference_result")
-    images = load_exam_images(cache_dir / f"{eid}.npz")
+    images = load_exam_images(cache_dir / f"{eid}.npz", pixels=False)  # planes and frame counts only
     masks = load_masks(masks_dir / f"{eid}.npz")
     make = cycle_guide_points if cycle else auto_guide_points
     return make(images, masks, phases.loc[eid].to_dict(), landmarks[landmarks["exam_id"] == eid],

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cmr_atlas.core.config import default
 from cmr_atlas.core.columns import ED_FRAME, ES_FRAME, EXAM_ID, FRAME, PATIENT_XYZ_MM, SLICE_INDEX, VIEW
 from cmr_atlas.core.geometry import SlicePlane, slice_spacing_mm
 from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
@@ -31,7 +32,8 @@ from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measure
 from cmr_atlas.cine.landmarks import MODEL_VIEWS, decode_arrays, landmark_names, view_model
 from cmr_atlas.nets.preprocess import Grid, from_net_px, prepare, to_net_px
 from cmr_atlas.nets.registry import card_grid, load_model
-from cmr_atlas.nets.runtime import forward, pick_device, prepare_model, resolve_precision
+from cmr_atlas.nets.runtime import (OnnxNet, forward, inference_model, pick_device, resolve_precision,
+                                    resolve_runtime)
 from cmr_atlas.nets.vgg import from_normalised
 from cmr_atlas.cine.segmentation import cavity_volumes_ml, choose_phases, clean_masks, masks_qc
 from cmr_atlas.core.runner import ExamFailure, Outcome, run_exams, status_frame, write_status
@@ -107,16 +109,21 @@ class Models:
     landmark: dict[str, tuple[torch.nn.Module, dict]]  # heatmap: model key; vgg: view
     device: torch.device
     dtype: torch.dtype | None  # autocast precision (None = float32), nets.runtime.resolve_precision
+    runtime: str = "torch"  # torch or onnxruntime (nets.runtime.resolve_runtime)
 
 
-def load_models(models_dir: str | Path, *, method: str, device: str, precision: str) -> Models:
+def load_models(models_dir: str | Path, *, method: str, device: str, precision: str,
+                runtime: str | None = None) -> Models:
     """The networks of ``method`` (config ``landmarks.method``) on ``device`` (config ``device``),
-    run at ``precision`` (config ``inference.precision``)."""
+    run at ``precision`` (config ``inference.precision``) in ``runtime`` (config
+    ``inference.runtime``; None: its default)."""
     dev = pick_device(device)
+    runtime = runtime or default("inference.runtime")
+    rt = resolve_runtime(runtime, dev, precision)
 
     def load(name: str) -> tuple[torch.nn.Module, dict]:
         model, card = load_model(name, models_dir, dev)
-        return prepare_model(model), card
+        return inference_model(model, card_grid(card).size, rt, strict=runtime == "onnxruntime"), card
 
     seg, seg_card = load("seg_sax")
     if method == "heatmap":
@@ -125,7 +132,10 @@ def load_models(models_dir: str | Path, *, method: str, device: str, precision: 
         lm = {v: load(f"lm_vgg_{v}") for v in ("lax_2ch", "lax_4ch", "sax")}
     else:
         raise ValueError(f"landmarks.method must be heatmap or vgg, not {method!r}")
-    return Models(seg, seg_card, method, lm, dev, resolve_precision(precision, dev))
+    if any(not isinstance(m, OnnxNet) for m, _ in [(seg, seg_card), *lm.values()]):
+        rt = "torch"  # a failed export fell back (inference_model warned)
+    dtype = None if rt == "onnxruntime" else resolve_precision(precision, dev)
+    return Models(seg, seg_card, method, lm, dev, dtype, rt)
 
 
 def landmark_views(models: Models) -> tuple[str, ...]:
@@ -383,14 +393,15 @@ def infer_shard(exam_ids: list[str], cache_dir: str | Path, models_dir: str | Pa
                 precision: str, threads: int, landmarks_path: str | Path, qc_path: str | Path, phases_path: str | Path,
                 masks_dir: str | Path, status_path: str | Path, ed_method: str, absent_threshold: float,
                 batch: int, series_path: str | Path | None = None,
-                measures_path: str | Path | None = None) -> list[Outcome[ExamTables]]:
-    """One inference job: torch on ``threads`` CPU threads, the models loaded once, :func:`run_shard`;
-    ``series_path``: ingest's ``series`` table of the shard (the landmarks' ``sequence`` column);
-    ``measures_path``: where to write the ``landmark_measures`` table."""
+                measures_path: str | Path | None = None, runtime: str | None = None) -> list[Outcome[ExamTables]]:
+    """One inference job: torch (and ONNX Runtime) on ``threads`` CPU threads, the models loaded
+    once, :func:`run_shard`; ``series_path``: ingest's ``series`` table of the shard (the landmarks'
+    ``sequence`` column); ``measures_path``: where to write the ``landmark_measures`` table;
+    ``runtime``: config ``inference.runtime`` (None: its default)."""
     torch.set_num_threads(max(1, int(threads)))
-    models = load_models(models_dir, method=method, device=device, precision=precision)
-    log.info("inference on %d exams (%s landmarks, device %s, %s)", len(exam_ids), method, models.device,
-             "float32" if models.dtype is None else str(models.dtype).removeprefix("torch."))
+    models = load_models(models_dir, method=method, device=device, precision=precision, runtime=runtime)
+    log.info("inference on %d exams (%s landmarks, device %s, %s, %s)", len(exam_ids), method, models.device,
+             models.runtime, "float32" if models.dtype is None else str(models.dtype).removeprefix("torch."))
     outcomes = run_shard(exam_ids, cache_dir, models, landmarks_path=landmarks_path, qc_path=qc_path,
                          phases_path=phases_path, masks_dir=masks_dir, status_path=status_path,
                          ed_method=ed_method, absent_threshold=float(absent_threshold), batch=int(batch),

@@ -131,22 +131,43 @@ def savez(buf: io.BytesIO, arrays: dict[str, np.ndarray], level: int = 1,
                 zf.writestr(info, npy.getbuffer(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=level)
 
 
-def load_exam_images(path: str | Path) -> ExamImages:
-    """Read a cache file written by :func:`save_exam_images` (format version 1 or 2); images float32."""
+def _npz_shape(z: np.lib.npyio.NpzFile, key: str) -> tuple[int, ...]:
+    """Shape of ``key`` in an open npz, from its .npy header only (no pixel bytes read)."""
+    fmt = np.lib.format
+    with z.zip.open(f"{key}.npy") as fh:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            return tuple(fmt.read_array_header_1_0(fh)[0])
+        if version == (2, 0):
+            return tuple(fmt.read_array_header_2_0(fh)[0])
+    return z[key].shape  # another header version: read the array
+
+
+def load_exam_images(path: str | Path, pixels: bool = True) -> ExamImages:
+    """Read a cache file written by :func:`save_exam_images` (format version 1 or 2); images float32.
+
+    ``pixels=False`` reads the geometry only (planes, trigger times, image shapes): the image
+    arrays are then read-only zeros of the right shape (a broadcast scalar, no memory), for stages
+    that need the planes and frame counts but not the intensities (the guide points)."""
+    def image(z: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+        if pixels:
+            return z[key].astype(np.float32, copy=False)
+        return np.broadcast_to(np.float32(0), _npz_shape(z, key))
+
     with np.load(path, allow_pickle=False) as z:
         version = int(z["format_version"]) if "format_version" in z.files else 1
         if version > FORMAT_VERSION:
             raise CacheFormatError(f"{path}: image cache format version {version} is newer than this "
                                    f"cmr-atlas reads ({FORMAT_VERSION}); re-run ingest or update cmr-atlas")
-        lax = {v: z[v].astype(np.float32, copy=False) for v in LAX_VIEWS if v in z.files}
+        lax = {v: image(z, v) for v in LAX_VIEWS if v in z.files}
         return ExamImages(
             exam_id=str(z["exam_id"]),
-            sax=z["sax"].astype(np.float32, copy=False),
+            sax=image(z, "sax"),
             sax_planes=[plane_from_vector(v) for v in z["sax_planes"]],
             trigger_times_ms=z["trigger_times_ms"],
             lax=lax,
             lax_planes={v: plane_from_vector(z[f"{v}_plane"]) for v in lax},
-            sax_masks=z["sax_masks"] if "sax_masks" in z.files else None,
+            sax_masks=z["sax_masks"] if pixels and "sax_masks" in z.files else None,
         )
 
 

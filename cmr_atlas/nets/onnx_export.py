@@ -11,6 +11,7 @@ exported file with onnxruntime and compares it with PyTorch.
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from pathlib import Path
@@ -30,6 +31,20 @@ def model_names(models_dir: str | Path) -> list[str]:
     return sorted(p.stem for p in d.glob("*.json") if (d / f"{p.stem}.pt").is_file())
 
 
+def onnx_bytes(model: torch.nn.Module, n: int) -> bytes:
+    """The ONNX graph of an eval-mode ``model`` on ``(batch, 1, n, n)`` inputs (batch dynamic)."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # the U-Net's pad-to-multiple check is traced as a constant: right for the fixed grid
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # the TorchScript exporter: exact for these static graphs, no onnxscript dependency
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (torch.zeros(1, 1, n, n),), buf, input_names=[INPUT], output_names=[OUTPUT],
+                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=OPSET,
+                          dynamo=False)
+    return buf.getvalue()
+
+
 def export_model(name: str, models_dir: str | Path, out_dir: str | Path) -> Path:
     """Write ``out_dir/<name>.onnx`` and its card; returns the ONNX path."""
     model, card = load_model(name, models_dir)
@@ -37,15 +52,7 @@ def export_model(name: str, models_dir: str | Path, out_dir: str | Path) -> Path
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.onnx"
-    example = torch.zeros(1, 1, n, n)
-    with warnings.catch_warnings():
-        # the U-Net's pad-to-multiple check is traced as a constant: right for the fixed grid
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        # the TorchScript exporter: exact for these static graphs, no onnxscript dependency
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (example,), str(path), input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=OPSET,
-                          dynamo=False)
+    path.write_bytes(onnx_bytes(model, n))
     card = {**card, "onnx": {"file": path.name, "sha256": sha256_file(path), "opset": OPSET,
                              "input": f"{INPUT} (batch, 1, {n}, {n}) float32, preprocessed on the card's grid",
                              "output": OUTPUT}}

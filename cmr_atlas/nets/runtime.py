@@ -1,5 +1,5 @@
 """Inference runtime shared by every pipeline's networks: the device, the numeric precision and
-the batched forward pass (numpy images in, float32 CPU tensor out).
+the batched forward pass (numpy images in, float32 CPU tensor out), in PyTorch or in ONNX Runtime.
 
 Precision (config ``inference.precision``): ``float32``, ``bfloat16``, or ``auto``, which takes
 bfloat16 autocast where the hardware computes it natively (CUDA with bf16 support, else float16 on
@@ -7,12 +7,25 @@ CUDA; on the CPU only where the processor has AVX-512 BF16 or AMX units, which o
 float32 elsewhere.  On this project's 2-core development CPU (AVX-512 BF16) bfloat16 autocast runs
 the shipped U-Nets about 4x faster than float32 (``benchmarks/inference.py``); the accuracy check
 of the change is ``benchmarks/accuracy.py --precision`` (figures in docs/models.md).
+
+Runtime (config ``inference.runtime``): ``torch``, ``onnxruntime`` (the network exported to ONNX
+in memory when it is loaded and run by ONNX Runtime's CPU provider in float32), or ``auto``, which
+takes ONNX Runtime on the CPU where it is installed, unless ``bfloat16`` is asked for explicitly,
+and PyTorch elsewhere (CUDA; a failed export or session falls back to PyTorch with a warning).
+Measured on the 2-core development CPU (AVX-512 BF16, no AMX), shipped U-Nets, 2 threads, batch 32:
+ONNX Runtime float32 takes 0.55-0.75x the CPU time of PyTorch's bfloat16 autocast, and it computes
+float32 (the same outputs as PyTorch float32 to 1e-5), so ``auto`` is both faster and exact there.
+CPUs with AMX bf16 units were not measured; ``runtime: torch`` keeps PyTorch's autocast.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import importlib.util
+import logging
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,7 +33,12 @@ import numpy as np
 import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from cmr_atlas.core.tables import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
 PRECISIONS = ("auto", "float32", "bfloat16")
+RUNTIMES = ("auto", "torch", "onnxruntime")
 _DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
 
@@ -92,12 +110,132 @@ def prepare_model(model: torch.nn.Module) -> torch.nn.Module:
     return fuse_conv_bn(model).to(memory_format=torch.channels_last)
 
 
-def forward(model: torch.nn.Module, x: np.ndarray, device: torch.device, batch: int,
+def onnx_cache_dir() -> Path:
+    """Where exported networks are kept between jobs: ``$XDG_CACHE_HOME/cmr-atlas/onnx`` (default
+    ``~/.cache``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cmr-atlas" / "onnx"
+
+
+def cached_onnx_bytes(model: torch.nn.Module, size: int) -> bytes:
+    """The ONNX graph of ``model`` on ``size`` x ``size`` inputs, exported once per machine (or
+    shared home folder) and kept in :func:`onnx_cache_dir` under a hash of the architecture, the
+    weights, the input size, the opset and the torch version: a job then skips the export (about
+    1 CPU s per network with the exporter's import).  An unwritable cache only costs the export."""
+    from cmr_atlas.nets.onnx_export import OPSET, onnx_bytes
+
+    h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}|{size}|{OPSET}|{torch.__version__}".encode())
+    for name, value in model.state_dict().items():
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    path = onnx_cache_dir() / f"{h.hexdigest()[:40]}.onnx"
+    if path.is_file():
+        return path.read_bytes()
+    data = onnx_bytes(copy.deepcopy(model).eval().cpu(), size)
+    try:
+        atomic_write_bytes(path, data)  # concurrent jobs: each renames a complete file
+    except OSError as e:
+        log.info("ONNX cache %s not writable (%s); exporting in every job", path.parent, e)
+    return data
+
+
+_SHARED_ARENA: list[bool] = []  # registered in this process (ONNX Runtime's environment is global)
+
+
+def _register_shared_arena(ort) -> None:
+    if not _SHARED_ARENA:
+        info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))
+        _SHARED_ARENA.append(True)
+
+
+class OnnxNet:
+    """A network exported to ONNX in memory and run by ONNX Runtime's CPU provider in float32
+    (graph optimisations on: batch norm and ReLU fused into the convolutions, blocked layouts),
+    on ``threads`` intra-op threads."""
+
+    def __init__(self, model: torch.nn.Module, size: int, threads: int):
+        import onnxruntime as ort
+
+        from cmr_atlas.nets.onnx_export import INPUT, OUTPUT
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = max(1, int(threads))
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3  # warnings about unused initialisers are noise here
+        # no busy-waiting between operators: a shard job shares the cores with other jobs (the
+        # workflow runs other stages beside inference), and spinning threads burn CPU they need
+        # (seg_sax, 2 threads, shared machine: 8.9 CPU ms/image without spinning, 10.6 with)
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # one memory arena for every network of the process: a session's own arena keeps its
+        # largest activations (batch 32 of 128 x 128 x 16+ channels, about 400 MiB) for the job's
+        # life, so three networks peaked at 1.2 GiB; shared, 0.4 GiB at the same speed (no arena
+        # at all: 0.3 GiB but 1.4x the CPU time, from fresh pages at every batch)
+        _register_shared_arena(ort)
+        so.add_session_config_entry("session.use_env_allocators", "1")
+        self.size, self._names = size, ([OUTPUT], INPUT)
+        self.session = ort.InferenceSession(cached_onnx_bytes(model, size), so, providers=["CPUExecutionProvider"])
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Outputs of a batch ``x (B, 1, n, n)`` float32."""
+        return self.session.run(self._names[0], {self._names[1]: x})[0]
+
+    def run_batches(self, x: np.ndarray, batch: int) -> np.ndarray:
+        """Outputs of ``x (N, n, n)`` float32 in batches of ``batch``, written by ONNX Runtime
+        straight into one output array (no per-batch arrays to concatenate)."""
+        first = self.run(np.ascontiguousarray(x[:batch], dtype=np.float32)[:, None])
+        out = np.empty((len(x), *first.shape[1:]), np.float32)
+        out[:len(first)] = first
+        binding = self.session.io_binding()
+        for i in range(batch, len(x), batch):
+            xb = np.ascontiguousarray(x[i:i + batch], dtype=np.float32)[:, None]
+            part = out[i:i + len(xb)]
+            binding.bind_cpu_input(self._names[1], xb)
+            binding.bind_output(self._names[0][0], "cpu", 0, np.float32, list(part.shape), part.ctypes.data)
+            self.session.run_with_iobinding(binding)
+        return out
+
+
+def resolve_runtime(name: str, device: torch.device, precision: str) -> str:
+    """``torch`` or ``onnxruntime`` for the config's ``inference.runtime`` ``name`` (see the module
+    docstring); an explicit ``onnxruntime`` that cannot run here is an error."""
+    if name not in RUNTIMES:
+        raise ValueError(f"inference.runtime must be one of {RUNTIMES}, not {name!r}")
+    usable = device.type == "cpu" and precision != "bfloat16"
+    if name == "onnxruntime":
+        if not usable:
+            raise ValueError("inference.runtime: onnxruntime runs on the CPU in float32 only "
+                             f"(device {device.type}, precision {precision})")
+        if importlib.util.find_spec("onnxruntime") is None:
+            raise RuntimeError("inference.runtime: onnxruntime requested but it is not installed")
+    if name == "auto":
+        return "onnxruntime" if usable and importlib.util.find_spec("onnxruntime") is not None else "torch"
+    return name
+
+
+def inference_model(model: torch.nn.Module, size: int, runtime: str, strict: bool = False) -> torch.nn.Module | OnnxNet:
+    """The inference form of a loaded ``model`` whose inputs are ``size`` x ``size``: an
+    :class:`OnnxNet` (``runtime`` onnxruntime, on torch's current number of threads) or
+    :func:`prepare_model`'s copy.  A failed export or session falls back to PyTorch with a warning
+    unless ``strict`` (an explicit ``runtime: onnxruntime``)."""
+    if runtime == "onnxruntime":
+        try:
+            return OnnxNet(model, size, torch.get_num_threads())
+        except Exception as e:  # noqa: BLE001 - any exporter/runtime failure: PyTorch computes the same
+            if strict:
+                raise
+            log.warning("ONNX Runtime unusable (%s: %s); running the network in PyTorch", type(e).__name__, e)
+    return prepare_model(model)
+
+
+def forward(model: torch.nn.Module | OnnxNet, x: np.ndarray, device: torch.device, batch: int,
             dtype: torch.dtype | None) -> torch.Tensor:
     """Run ``x (N, n, n)`` through ``model`` in batches of ``batch`` single-channel images on
-    ``device`` under :func:`autocast` to ``dtype``; returns the float32 output on the CPU,
-    contiguous (``torch.zeros(0)`` for no images).  Inputs go in channels-last memory format
-    (see :func:`prepare_model`)."""
+    ``device`` under :func:`autocast` to ``dtype`` (an :class:`OnnxNet` runs in float32 on the
+    CPU); returns the float32 output on the CPU, contiguous (``torch.zeros(0)`` for no images).
+    Inputs go in channels-last memory format (see :func:`prepare_model`)."""
+    if isinstance(model, OnnxNet):
+        return torch.from_numpy(model.run_batches(x, batch)) if len(x) else torch.zeros(0)
     outs = []
     with torch.inference_mode(), autocast(device, dtype):
         for i in range(0, len(x), batch):

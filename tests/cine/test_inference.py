@@ -186,3 +186,33 @@ def test_bfloat16_inference_agrees_with_float32_on_the_shipped_models():
     both = a["present"] & b["present"]
     d = np.linalg.norm(a.loc[both, ["x_mm", "y_mm", "z_mm"]].to_numpy() - b.loc[both, ["x_mm", "y_mm", "z_mm"]].to_numpy(), axis=1)
     assert (a["present"] == b["present"]).mean() > 0.98 and np.median(d) < 0.5
+
+
+@pytest.mark.slow
+def test_onnx_runtime_inference_equals_pytorch_float32_on_the_shipped_models():
+    """``inference.runtime: onnxruntime`` (the CPU default where installed) computes PyTorch's
+    float32 function: the same masks, ED/ES frames, volumes and landmarks on a held-out exam."""
+    from pathlib import Path
+
+    from cmr_atlas.synth.mesa.cohort import generate_exam
+
+    pytest.importorskip("onnxruntime")
+    models_dir = Path(__file__).resolve().parents[2] / "resources/models"
+    full = generate_exam(30001, 2).images
+    keep = [1, full.n_slices // 2, full.n_slices - 3]
+    images = ExamImages(full.exam_id, full.sax[keep], [full.sax_planes[i] for i in keep], full.trigger_times_ms,
+                        full.lax, full.lax_planes)
+    load = dict(method="heatmap", device="cpu", precision="float32")
+    ort_models = load_models(models_dir, runtime="onnxruntime", **load)
+    assert ort_models.runtime == "onnxruntime" and ort_models.dtype is None
+    ref = infer_exam(images, load_models(models_dir, runtime="torch", **load), **INFER)
+    got = infer_exam(images, ort_models, **INFER)
+    assert (ref.masks == got.masks).mean() > 0.9999
+    assert ref.phases["ed_frame"] == got.phases["ed_frame"] and ref.phases["es_frame"] == got.phases["es_frame"]
+    assert abs(ref.phases["edv_ml"] - got.phases["edv_ml"]) < 0.05
+    a, b = (r.landmarks.sort_values(["view", "slice_index", "frame", "landmark"]).reset_index(drop=True)
+            for r in (ref, got))
+    assert (a["present"] == b["present"]).all()
+    both = a["present"]
+    d = np.linalg.norm(a.loc[both, ["x_mm", "y_mm", "z_mm"]].to_numpy() - b.loc[both, ["x_mm", "y_mm", "z_mm"]].to_numpy(), axis=1)
+    assert d.max() < 0.01

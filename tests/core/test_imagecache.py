@@ -119,3 +119,20 @@ def test_writes_are_reproducible(tmp_path):
     a = save_exam_images(_exam(sax), tmp_path / "a.npz").read_bytes()
     b = save_exam_images(_exam(sax), tmp_path / "b.npz").read_bytes()
     assert a == b
+
+
+@pytest.mark.parametrize("version_1", [False, True])
+def test_geometry_only_read_gives_shapes_and_planes_without_pixels(tmp_path, version_1):
+    """``pixels=False`` (the guide-point stage): the same planes, times and image shapes, the
+    images read-only zeros; both format versions."""
+    rng = np.random.default_rng(3)
+    exam = _exam(rng.integers(1, 900, (3, 4, 6, 5)).astype(np.float32) + (0.5 if version_1 else 0.0),
+                 rng.integers(1, 900, (7, 8, 9)).astype(np.float32))
+    p = save_exam_images(exam, tmp_path / "E1.npz")
+    full, geo = load_exam_images(p), load_exam_images(p, pixels=False)
+    assert geo.exam_id == full.exam_id and (geo.n_slices, geo.n_frames) == (3, 4)
+    assert geo.sax.shape == full.sax.shape and geo.lax["lax_2ch"].shape == (7, 8, 9)
+    for a, b in zip([*geo.sax_planes, geo.lax_planes["lax_2ch"]], [*full.sax_planes, full.lax_planes["lax_2ch"]]):
+        np.testing.assert_array_equal(plane_vector(a), plane_vector(b))
+    np.testing.assert_array_equal(geo.trigger_times_ms, full.trigger_times_ms)
+    assert not geo.sax.any() and full.sax.any() and not geo.sax.flags.writeable
