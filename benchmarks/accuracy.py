@@ -298,6 +298,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precision", default=default("inference.precision"), choices=["auto", "float32", "bfloat16"],
                     help="network precision (config inference.precision); run twice to compare")
+    ap.add_argument("--runtime", default=default("inference.runtime"), choices=["auto", "torch", "onnxruntime"],
+                    help="inference runtime (config inference.runtime)")
     ap.add_argument("--keep-exams", help="folder to store generated test exams in (and reuse them from)")
     ap.add_argument("--generate-only", action="store_true", help="only generate (and keep) the test exams")
     ap.add_argument("--out", default="benchmarks/out/accuracy", help="folder for the Bland-Altman PNGs")
@@ -313,9 +315,10 @@ def main() -> int:
         for i, _ in enumerate(generated(args.n_exams, args.seed, args.observers, args.mi_fraction, keep)):
             print(f"generated {i + 1}/{args.n_exams}", file=sys.stderr)
         return 0
-    models = {m: load_models(args.models_dir, method=m, device="cpu", precision=args.precision) for m in args.methods}
+    models = {m: load_models(args.models_dir, method=m, device="cpu", precision=args.precision,
+                             runtime=args.runtime) for m in args.methods}
     dtype = next(iter(models.values())).dtype
-    print(f"precision: {args.precision} ({'float32' if dtype is None else str(dtype).removeprefix('torch.')})")
+    print(f"runtime: {args.runtime}; precision: {args.precision} ({'float32' if dtype is None else str(dtype).removeprefix('torch.')})")
     models.update(vgg_variants(args.models_dir, args.vgg_variant, args.precision))
     if args.cohort:
         exams = cohort_with_truth(args.cohort, args.cache, args.exam_id_key)

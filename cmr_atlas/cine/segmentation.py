@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib.path import Path as MplPath
 from scipy import ndimage
 
 from cmr_atlas.core.vocab import CAVITY, MYO, RV
@@ -21,6 +20,8 @@ def rasterise_polygon(rc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     rc = np.asarray(rc, dtype=float)
     if len(rc) < 3 or not np.isfinite(rc).all():
         return np.zeros(shape, dtype=bool)
+    from matplotlib.path import Path as MplPath  # lazy: the guide-point and fit jobs never need it
+
     rows, cols = shape
     r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
     path = MplPath(rc[:, ::-1])  # matplotlib wants (x, y) = (col, row)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cmr_atlas.core.config import defaults, find_models_dir, load_config
 from cmr_atlas.core.shards import shard_exam_ids
-from cmr_atlas.nets.runtime import PRECISIONS
+from cmr_atlas.nets.runtime import PRECISIONS, RUNTIMES
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (= the job's threads)")
     p.add_argument("--batch", type=int, help="images per forward pass (default: config inference.batch)")
     p.add_argument("--precision", choices=PRECISIONS, help="override config inference.precision")
+    p.add_argument("--runtime", choices=RUNTIMES, help="override config inference.runtime")
     p.add_argument("--guide-points", help="also write the automated guide-point table here")
     p.add_argument("--series", help="ingest series.parquet of the shard: fills the landmarks' sequence column")
 
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         find_models_dir(args.models_dir or cfg["models_dir"]),
         method=args.method or cfg["landmarks"]["method"], device=args.device or cfg["device"],
         precision=args.precision or cfg["inference"]["precision"],
-        threads=args.threads, status_path=out / "status" / "infer.parquet",
+        runtime=args.runtime or cfg["inference"]["runtime"], threads=args.threads, status_path=out / "status" / "infer.parquet",
         ed_method=cfg["segmentation"]["ed_frame"], absent_threshold=cfg["landmarks"]["absent_threshold"],
         batch=args.batch or cfg["inference"]["batch"], series_path=args.series,
         measures_path=out / "landmark_measures.parquet", **shard)

@@ -31,6 +31,7 @@ rule infer_shard:
         device=config["device"],
         batch=config["inference"]["batch"],
         precision=config["inference"]["precision"],
+        runtime=config["inference"]["runtime"],
     # torch uses the job's threads on CPU.
     threads: 2
     # Scheduling hints: on a cluster give each inference job one GPU (e.g. `--resources gpu=1` to
