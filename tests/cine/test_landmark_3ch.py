@@ -48,7 +48,7 @@ def test_shipped_lax_network_finds_the_3ch_landmarks(ingested):
     models = load_models(Path(__file__).resolve().parents[2] / "resources/models", method="heatmap", device="cpu", precision="auto")
     if "lax_3ch" not in landmark_views(models):
         pytest.fail("the shipped long-axis network is not trained on 3CH (its card's views)")
-    lm = detect_landmarks(images, models, [], absent_threshold=default("landmarks.absent_threshold"),
+    lm = detect_landmarks(images, models, [0], absent_threshold=default("landmarks.absent_threshold"),
                           batch=default("inference.batch"), sequences={"lax_3ch": "cine_ssfp"})
     three = lm[lm["view"] == "lax_3ch"]
     assert (three["sequence"] == "cine_ssfp").all() and len(three) == 3 * images.lax["lax_3ch"].shape[0]
