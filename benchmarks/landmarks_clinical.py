@@ -16,7 +16,11 @@ the test-suite's clinical cohort (86) and the legacy test cohort (30001).  Print
 * Dice at the true ED/ES frames, EDV/ESV/EF/mass by slice summation vs truth, ED/ES frames
   (the legacy accuracy benchmark's tables, :mod:`benchmarks.accuracy`);
 * speed: seconds per cine series (a LAX cine's landmarks on every frame; a SAX stack's
-  segmentation of every image + landmarks at ED/ES) on ``--threads`` CPU threads.
+  segmentation of every image + landmarks at ED/ES) on ``--threads`` CPU threads;
+* the legacy guard (``--legacy-n-exams``, default 12 GRE exams of the legacy test seed 30001, as
+  ``benchmarks/accuracy.py``): the same figures on legacy GRE cine, and a summary per view and
+  sequence; with ``--baseline-models DIR`` each summary figure beside that models folder's (before
+  / after) and whether it is unchanged or better.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import evaluate_exam, print_derived, print_tables  # noqa: E402
+from accuracy import (_dice, evaluate_exam, generated, landmark_records, measures, print_derived,  # noqa: E402
+                      print_tables, truth_masks)
+from cmr_atlas.core.vocab import CAVITY, MYO  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.geometry import SlicePlane  # noqa: E402
 from cmr_atlas.core.imagecache import load_exam_images, save_exam_images  # noqa: E402
@@ -43,15 +49,8 @@ TRUTH_USED = ("exams", "contours", "landmarks")
 SEQUENCE = "cine_ssfp"
 
 
-def _save_3ch(images, path: Path) -> None:
-    """The image cache keeps the legacy LAX views only: the 3CH cine and its plane go beside it."""
-    p = images.lax_planes["lax_3ch"]
-    np.savez_compressed(path, cine=images.lax["lax_3ch"], position_mm=p.position_mm, row_cosine=p.row_cosine,
-                        col_cosine=p.col_cosine, pixel_spacing_mm=np.asarray(p.pixel_spacing_mm),
-                        shape=np.asarray(p.shape), thickness_mm=p.thickness_mm)
-
-
 def _load_3ch(images, path: Path):
+    """Folders kept before the image cache held the 3CH cine have it in a file beside the cache."""
     with np.load(path) as z:
         images.lax["lax_3ch"] = z["cine"]
         images.lax_planes["lax_3ch"] = SlicePlane(z["position_mm"], z["row_cosine"], z["col_cosine"],
@@ -64,31 +63,131 @@ def clinical_exams(n: int, seed: int, observers: int, mi_fraction: float, keep: 
     """Held-out clinical cine exams; with ``keep`` stored there the first time and reused."""
     for i in range(n):
         stem = None if keep is None else keep / f"{seed}-{i:04d}"
-        three = None if stem is None else Path(f"{stem}.lax_3ch.npz")
-        if stem is not None and stem.with_suffix(".npz").is_file() and three.is_file():
-            yield (_load_3ch(load_exam_images(stem.with_suffix(".npz")), three),
-                   {t: pd.read_parquet(f"{stem}.{t}.parquet") for t in TRUTH_USED})
+        if stem is not None and stem.with_suffix(".npz").is_file():
+            images = load_exam_images(stem.with_suffix(".npz"))
+            three = Path(f"{stem}.lax_3ch.npz")
+            if "lax_3ch" not in images.lax and three.is_file():
+                images = _load_3ch(images, three)
+            yield images, {t: pd.read_parquet(f"{stem}.{t}.parquet") for t in TRUTH_USED}
             continue
         images, truth = clinical_cine(seed, i, mi_fraction, observers)
         if stem is not None:
             keep.mkdir(parents=True, exist_ok=True)
             for t in TRUTH_USED:
                 truth[t].to_parquet(f"{stem}.{t}.parquet")
-            save_exam_images(images, stem.with_suffix(".npz"))
-            _save_3ch(images, three)
+            save_exam_images(images, stem.with_suffix(".npz"))  # with the 3CH cine
         yield images, truth
 
 
-def detection_by_view(rec: dict) -> None:
+def detection_by_view(rec: dict, sequence: str = SEQUENCE) -> None:
     """The paper's success rate: images whose landmarks (all those the truth has) were all detected."""
     lm = pd.DataFrame(rec["landmarks"])
     lm = lm[lm["truth_present"]]
     if not len(lm):
         return
-    print(f"\nDetection rate per view and sequence ({SEQUENCE}): images with every present landmark detected")
+    print(f"\nDetection rate per view and sequence ({sequence}): images with every present landmark detected")
     for (method, view), g in lm.groupby(["method", "view"], sort=False):
         per_image = g.groupby(["exam_id", "slice", "frame"])["auto_present"].all()
         print(f"  {method:8s} {view:8s} {per_image.mean() * 100:6.1f} % of {len(per_image)} images")
+
+
+# summary figure -> True where higher is better (else lower; biases compare by magnitude)
+HIGHER_BETTER = {"detected_pct": True, "auto_obs1_mm": False, "auto_obs2_mm": False,
+                 "dice_myo_ed": True, "dice_myo_es": True, "dice_cav_ed": True, "dice_cav_es": True,
+                 "edv_bias_ml": False, "edv_sd_ml": False, "esv_bias_ml": False, "esv_sd_ml": False,
+                 "mass_bias_g": False, "mass_sd_g": False}
+
+
+def summary(rec: dict) -> dict[tuple[str, str], float]:
+    """``{(view, figure): value}``: per view the image detection rate and mean distance to each
+    observer; per cohort (view ``sax``) the mean Dice and the EDV/ESV/mass bias and SD vs truth."""
+    out: dict[tuple[str, str], float] = {}
+    lm = pd.DataFrame(rec["landmarks"])
+    for view, g in (lm[lm["truth_present"]].groupby("view", sort=False) if len(lm) else ()):
+        out[view, "detected_pct"] = 100 * float(g.groupby(["exam_id", "slice", "frame"])["auto_present"].all().mean())
+        out[view, "auto_obs1_mm"] = float(g["auto_obs1"].mean())
+        out[view, "auto_obs2_mm"] = float(g["auto_obs2"].mean())
+    dice = pd.DataFrame(rec["dice"])
+    for (mask, phase), g in (dice.groupby(["mask", "phase"]) if len(dice) else ()):
+        out["sax", f"dice_{mask[:3]}_{phase.lower()}"] = float(g["dice"].mean())
+    me = pd.DataFrame(rec["measures"])
+    for m, key in (("edv_ml", "edv"), ("esv_ml", "esv"), ("lv_mass_g", "mass")):
+        d = (me[me["measure"] == m]["auto"] - me[me["measure"] == m]["truth"]).dropna() if len(me) else pd.Series()
+        unit = "g" if key == "mass" else "ml"
+        if len(d) > 1:
+            out["sax", f"{key}_bias_{unit}"], out["sax", f"{key}_sd_{unit}"] = float(d.mean()), float(d.std(ddof=1))
+    return out
+
+
+def not_worse(figure: str, after: float, before: float, tol: float = 0.0) -> bool:
+    if not (np.isfinite(after) and np.isfinite(before)):
+        return False
+    if HIGHER_BETTER.get(figure, False):
+        return after >= before - tol
+    return abs(after) <= abs(before) + tol
+
+
+def print_summary(results: dict[str, dict], baseline: dict[str, dict] | None) -> None:
+    """Summary per sequence and view; with ``baseline`` (same keys) before / after and whether the
+    figure is unchanged or better."""
+    print("\nSummary per sequence and view" + (" (baseline -> these models; ok = unchanged or better)"
+                                              if baseline else ""))
+    for sequence, fig in results.items():
+        for (view, name), v in fig.items():
+            if baseline is None:
+                print(f"  {sequence:10s} {view:8s} {name:14s} {v:9.3f}")
+                continue
+            b = baseline[sequence].get((view, name), np.nan)
+            print(f"  {sequence:10s} {view:8s} {name:14s} {b:9.3f} -> {v:9.3f}  "
+                  f"{'ok' if not_worse(name, v, b) else 'WORSE'}")
+
+
+def evaluate_at_true_phases(images, truth: dict, models) -> dict[str, list[dict]]:
+    """:func:`accuracy.evaluate_exam` at the true ED/ES frames only: SAX segmentation of those two
+    frames (Dice; EDV/ESV/mass at the true frames, so no phase detection), landmarks on the
+    annotated LAX frames and on SAX at ED/ES (the same landmark figures as the full evaluation).
+    A tenth of the cost, for a machine shared by many jobs."""
+    ex = truth["exams"].iloc[0]
+    ed, es = int(ex["ed_frame"]), int(ex["es_frame"])
+    two = type(images)(images.exam_id, images.sax[:, [ed, es]], images.sax_planes, images.trigger_times_ms[[ed, es]])
+    masks, _ = segment_exam(two, models, batch=default("inference.batch"))
+    out: dict[str, list[dict]] = {"dice": [], "measures": [], "landmarks": [], "phases": [], "derived": []}
+    tm = truth_masks(images, truth["contours"], [ed, es])
+    stack = np.zeros_like(masks)
+    for (s, f), t in tm.items():
+        stack[s, int(f == es)] = t
+        for name, lab in (("cavity", CAVITY), ("myocardium", MYO)):
+            if (t == lab).any():
+                out["dice"].append({"phase": "ED" if f == ed else "ES", "mask": name,
+                                    "dice": _dice(masks[s, int(f == es)] == lab, t == lab)})
+    auto, ref = measures(two, masks, 0, 1), measures(two, stack, 0, 1)
+    out["measures"] = [{"measure": k, "truth": float(ex[k]), "auto": auto[k], "truth_masks": ref[k]} for k in auto]
+    # LAX: only the frames the observers annotated (the compared ones), mapped back to cine frames
+    lt = truth["landmarks"]
+    keep = {v: sorted(set(lt[(lt["view"] == v) & (lt["observer"] != "truth")]["frame"])) for v in images.lax}
+    sub = type(images)(images.exam_id, images.sax, images.sax_planes, images.trigger_times_ms,
+                       {v: c[keep[v]] for v, c in images.lax.items() if keep[v]}, images.lax_planes)
+    lm = detect_landmarks(sub, models, sorted({ed, es}), absent_threshold=default("landmarks.absent_threshold"),
+                          batch=default("inference.batch"))
+    lax = lm["view"] != "sax"
+    lm.loc[lax, "frame"] = [keep[v][f] for v, f in zip(lm.loc[lax, "view"], lm.loc[lax, "frame"])]
+    out["landmarks"], out["derived"] = landmark_records(images, truth["landmarks"], lm, "heatmap", ed, es)
+    return out
+
+
+def evaluate(exams, models, label: str, fast: bool = False) -> tuple[dict, object]:
+    """Every exam of ``exams`` evaluated with ``models`` (``fast``: :func:`evaluate_at_true_phases`):
+    the records and the first exam's images."""
+    rec: dict[str, list[dict]] = {"dice": [], "measures": [], "landmarks": [], "phases": [], "derived": []}
+    first = None
+    for n, (images, truth) in enumerate(exams, 1):
+        first = first or images
+        r = (evaluate_at_true_phases(images, truth, models) if fast else
+             evaluate_exam(images, truth, {"heatmap": models}, default("landmarks.absent_threshold")))
+        for k in rec:
+            rec[k] += r[k]
+        print(f"{label}: evaluated {n} exams", file=sys.stderr)
+    return rec, first
 
 
 def speed(images, models, threads: int, repeats: int = 3) -> None:
@@ -132,6 +231,13 @@ def main() -> int:
     ap.add_argument("--keep-exams", help="folder to store the generated test exams in (and reuse them from)")
     ap.add_argument("--generate-only", action="store_true")
     ap.add_argument("--out", default="benchmarks/out/landmarks_clinical", help="folder for the Bland-Altman PNGs")
+    ap.add_argument("--legacy-n-exams", type=int, default=12, help="legacy GRE guard exams (0: none)")
+    ap.add_argument("--legacy-seed", type=int, default=30001, help="legacy test cohort seed (benchmarks/accuracy.py)")
+    ap.add_argument("--legacy-keep", help="folder of kept legacy test exams (benchmarks/accuracy.py --keep-exams)")
+    ap.add_argument("--baseline-models", help="models folder to compare with (before / after), e.g. the shipped one")
+    ap.add_argument("--true-phases", action="store_true",
+                    help="segment only the true ED/ES frames (measures at those frames, no phase detection): "
+                         "a tenth of the cost")
     args = ap.parse_args()
     import torch
 
@@ -142,21 +248,31 @@ def main() -> int:
         for i, _ in enumerate(exams):
             print(f"generated {i + 1}/{args.n_exams}", file=sys.stderr)
         return 0
+    cohorts = {SEQUENCE: lambda: clinical_exams(args.n_exams, args.seed, 2, args.mi_fraction, keep)}
+    if args.legacy_n_exams:
+        legacy_keep = Path(args.legacy_keep) if args.legacy_keep else None
+        cohorts["cine_gre"] = lambda: generated(args.legacy_n_exams, args.legacy_seed, 2, args.mi_fraction, legacy_keep)
     models = load_models(args.models_dir, method="heatmap", device="cpu", precision=args.precision)
-    rec: dict[str, list[dict]] = {"dice": [], "measures": [], "landmarks": [], "phases": [], "derived": []}
-    first = None
-    for n, (images, truth) in enumerate(exams, 1):
+    results, first = {}, None
+    for sequence, make in cohorts.items():
+        rec, images = evaluate(make(), models, sequence, args.true_phases)
         first = first or images
-        r = evaluate_exam(images, truth, {"heatmap": models}, default("landmarks.absent_threshold"))
-        for k in rec:
-            rec[k] += r[k]
-        print(f"evaluated {n} exams", file=sys.stderr)
-    print(f"Held-out clinical cohort: {n} exams, bSSFP cine (seed {args.seed}, exams 0..{n - 1}); "
-          f"models {args.models_dir}")
-    detection_by_view(rec)
-    print_tables(rec, Path(args.out))
-    print_derived(rec)
-    if first is not None:
+        cohort = (f"held-out clinical cohort, bSSFP cine (seed {args.seed})" if sequence == SEQUENCE else
+                  f"legacy guard, GRE cine (seed {args.legacy_seed})")
+        n = len({r["exam_id"] for r in rec["landmarks"]})
+        print(f"\n===== {cohort}: {n} exams; models {args.models_dir}"
+              + (" (segmentation and measures at the true ED/ES frames)" if args.true_phases else ""))
+        detection_by_view(rec, sequence)
+        print_tables(rec, Path(args.out) / sequence)
+        print_derived(rec)
+        results[sequence] = summary(rec)
+    baseline = None
+    if args.baseline_models:
+        base = load_models(args.baseline_models, method="heatmap", device="cpu", precision=args.precision)
+        baseline = {q: summary(evaluate(make(), base, f"baseline {q}", args.true_phases)[0])
+                    for q, make in cohorts.items()}
+    print_summary(results, baseline)
+    if first is not None and not args.true_phases:
         speed(first, models, args.threads)
     return 0
 

@@ -98,29 +98,32 @@ def _previous_run(name: str, init_from: str | Path | None) -> tuple[dict | None,
 
 
 def _train_seg_sax(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig, init_from: str | Path | None,
-                   zoom: tuple[float, float] | None) -> Path:
+                   zoom: tuple[float, float] | None, shares: list[float] | None = None) -> Path:
     init_state, previous = _previous_run("seg_sax", init_from)
     aug = SEGMENTATION_AUG if zoom is None else replace(SEGMENTATION_AUG, zoom=tuple(zoom))
     samples, info = load_data(data_dirs, "seg")
-    model, rep = train_segmentation(samples, cfg, init_state=init_state, aug=aug)
+    model, rep = train_segmentation(samples, cfg, init_state=init_state, aug=aug,
+                                    sample_p=loops.sampling_probabilities(samples.meta["folder"], shares))
     card = _card("seg_sax", SEG_GRID, info, rep, {"labels": LABELS, "loss": "cross-entropy + soft Dice",
-                                                  "views": ["sax"], "previous_runs": previous})
+                                                  "views": ["sax"], "data_shares": shares,
+                                                  "previous_runs": previous})
     return save_model(model, card, out_dir)
 
 
 def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig,
-                      init_from: str | Path | None) -> Path:
+                      init_from: str | Path | None, shares: list[float] | None = None) -> Path:
     name = f"lm_heatmap_{m}"
     init_state, previous = _previous_run(name, init_from)
     sigma_px = SIGMA_MM[m] / LM_GRID.spacing_mm
     samples, info = load_data(data_dirs, f"lm_{m}")
-    model, rep = train_heatmap(samples, cfg, sigma_px, LM_GRID.spacing_mm, init_state=init_state)
+    model, rep = train_heatmap(samples, cfg, sigma_px, LM_GRID.spacing_mm, init_state=init_state,
+                               sample_p=loops.sampling_probabilities(samples.meta["folder"], shares))
     views = [v for v in MODEL_VIEWS[m] if (samples.view == VIEW_CODES[v]).any()]  # those it saw
     card = _card(name, LM_GRID, info, rep, {
         "channels": ["background", *MODEL_LANDMARKS[m]], "views": views,
         "landmarks_by_view": {v: list(landmark_names(v)) for v in views},
         "sigma_mm": SIGMA_MM[m], "loss": "KL + soft Dice (class weights 1, 5, 5, 5)",
-        "previous_runs": previous})
+        "data_shares": shares, "previous_runs": previous})
     return save_model(model, card, out_dir)
 
 
@@ -145,7 +148,8 @@ def _train_lm_vgg(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig, 
 def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: str | Path, minutes: float,
                 threads: int, seed: int, max_epochs: int, batch_size: int, steps_per_epoch: int,
                 init_from: str | Path | None = None, zoom: tuple[float, float] | None = None,
-                vgg_transfer: bool = True, precision: str = "float32", lr: float | None = None) -> list[Path]:
+                vgg_transfer: bool = True, precision: str = "float32", lr: float | None = None,
+                data_shares: list[float] | None = None) -> list[Path]:
     """Train model ``name`` (:data:`TRAINABLE`) on one or more ``train data`` folders and write its
     weights and card(s) to ``out_dir``; ``steps_per_epoch`` 0 = one pass over the training images.
     With ``init_from`` (a models folder) a U-Net continues from its weights of the same name, and
@@ -154,7 +158,10 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     independently (the legacy paper's baseline); ``precision`` ``auto`` trains under bfloat16
     autocast where the CPU computes it natively (:func:`cmr_atlas.nets.runtime.cpu_has_native_bf16`);
     ``lr``: Adam's initial learning rate (default :class:`~cmr_atlas.nets.train.TrainConfig`'s; lower
-    for fine-tuning from ``init_from``)."""
+    for fine-tuning from ``init_from``); ``data_shares``: each data folder's share of the training
+    batches (U-Nets; e.g. ``[1, 1]`` = half legacy GRE, half bSSFP whatever their sizes; default:
+    every image equally likely).  U-Nets save their best weights so far to
+    ``out_dir/<name>.checkpoint.pt`` while training."""
     from cmr_atlas.nets.runtime import cpu_has_native_bf16
 
     if name not in TRAINABLE:
@@ -164,8 +171,12 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
                             seed=seed, threads=threads, steps_per_epoch=steps_per_epoch or None,
                             bf16_autocast=precision == "bfloat16" or (precision == "auto" and cpu_has_native_bf16()),
                             **({} if lr is None else {"lr": lr}))
-    if name == "seg_sax":
-        return [_train_seg_sax(data_dirs, out_dir, cfg, init_from, zoom)]
+    if data_shares is not None and len(data_shares) != len(data_dirs):
+        raise SystemExit(f"--data-shares: one share per data folder ({len(data_dirs)}), got {len(data_shares)}")
     if name == "lm_vgg":
         return _train_lm_vgg(data_dirs, out_dir, cfg, vgg_transfer)
-    return [_train_lm_heatmap(name.removeprefix("lm_heatmap_"), data_dirs, out_dir, cfg, init_from)]
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    cfg.checkpoint_path = str(Path(out_dir) / f"{name}.checkpoint.pt")
+    if name == "seg_sax":
+        return [_train_seg_sax(data_dirs, out_dir, cfg, init_from, zoom, data_shares)]
+    return [_train_lm_heatmap(name.removeprefix("lm_heatmap_"), data_dirs, out_dir, cfg, init_from, data_shares)]

@@ -177,7 +177,7 @@ def build_data(out: str | Path, seed: int, n_exams: int, extra_frames: int, jobs
 def load_data(data_dirs: list[str | Path], key: str) -> tuple[Samples, dict]:
     """Samples ``key`` (seg, lm_lax, lm_sax) of one or more ``train data`` folders, concatenated
     (exams stay distinct, so the exam-wise split holds), and the provenance of each folder."""
-    infos, parts = [], []
+    infos, parts, folder = [], [], []
     for d in map(Path, data_dirs):
         if not (d / "data.json").is_file():
             raise SystemExit(f"{d}: not a training-data folder (no data.json; build it with `cmr-atlas train data`)")
@@ -192,9 +192,40 @@ def load_data(data_dirs: list[str | Path], key: str) -> tuple[Samples, dict]:
             if info.get("channels_by_view", {}).get(view, list(LANDMARKS[view])) != list(landmark_names(view)):
                 raise SystemExit(f"{d}: its {view} landmarks are in an older channel order; rebuild it")
         parts.append(part)
+        folder.append(np.full(len(part), len(infos) - 1))
     info = infos[0] if len(infos) == 1 else {
         "n_exams": sum(i["n_exams"] for i in infos),
         "images": {k: sum(i["images"][k] for i in infos) for k in infos[0]["images"]},
         "segmentation_grid": infos[0]["segmentation_grid"], "landmark_grid": infos[0]["landmark_grid"],
         "parts": infos}
-    return Samples.concat(parts), info
+    samples = Samples.concat(parts)
+    samples.meta["folder"] = np.concatenate(folder)  # which of ``data_dirs`` each sample came from
+    return samples, info
+
+
+def upgrade_channel_order(src: str | Path, dst: str | Path) -> dict:
+    """Copy the ``train data`` folder ``src`` to ``dst`` with its landmark points in the current
+    channel order (:func:`cmr_atlas.cine.landmarks.landmark_names`): the same images and points,
+    the channels of a view whose order changed (3CH, see ``CHANNEL_ORDER``) permuted, so that a
+    folder built before the change need not be generated again."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    info = json.loads((src / "data.json").read_text())
+    dst.mkdir(parents=True, exist_ok=True)
+    for key in ("seg", *(f"lm_{m}" for m in MODEL_VIEWS)):
+        if not key.startswith("lm_"):
+            shutil.copyfile(src / f"{key}.npz", dst / f"{key}.npz")
+            continue
+        s = Samples.load(src / f"{key}.npz")
+        for code in np.unique(s.view):
+            view = VIEWS[int(code)]
+            old = info.get("channels_by_view", {}).get(view, list(LANDMARKS[view]))
+            perm = [old.index(name) for name in landmark_names(view)]
+            rows = s.view == code
+            s.points[rows] = s.points[rows][:, perm]
+        s.save(dst / f"{key}.npz")
+    info["channels_by_view"] = {v: list(landmark_names(v)) for vs in MODEL_VIEWS.values() for v in vs}
+    info["upgraded_from"] = str(src)
+    (dst / "data.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info

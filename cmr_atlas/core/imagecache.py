@@ -15,6 +15,8 @@ key                    shape / dtype                   meaning
 ``lax_2ch_plane``      (17,) float64
 ``lax_4ch``            (T4, R4, C4) as ``sax``         4-chamber cine (absent key = no 4CH view)
 ``lax_4ch_plane``      (17,) float64
+``lax_3ch``            (T3, R3, C3) as ``sax``         3-chamber cine of clinical exams (absent key =
+``lax_3ch_plane``      (17,) float64                   no 3CH view; legacy exams have none)
 ``trigger_times_ms``   (T,) float64                    SAX trigger times
 ``sax_masks``          (S, T, R, C) uint8 (optional)   labels written by inference:
                                                        :data:`cmr_atlas.core.vocab.LABELS`
@@ -49,7 +51,7 @@ import numpy as np
 
 from cmr_atlas.core.geometry import SlicePlane, plane_from_vector, plane_vector
 from cmr_atlas.core.tables import atomic_write_bytes
-from cmr_atlas.core.vocab import LAX_VIEWS
+from cmr_atlas.core.vocab import CLINICAL_LAX_VIEWS
 
 
 @dataclass
@@ -159,7 +161,7 @@ def load_exam_images(path: str | Path, pixels: bool = True) -> ExamImages:
         if version > FORMAT_VERSION:
             raise CacheFormatError(f"{path}: image cache format version {version} is newer than this "
                                    f"cmr-atlas reads ({FORMAT_VERSION}); re-run ingest or update cmr-atlas")
-        lax = {v: image(z, v) for v in LAX_VIEWS if v in z.files}
+        lax = {v: image(z, v) for v in CLINICAL_LAX_VIEWS if v in z.files}
         return ExamImages(
             exam_id=str(z["exam_id"]),
             sax=image(z, "sax"),

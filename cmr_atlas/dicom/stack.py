@@ -154,12 +154,13 @@ def build_exam_images(exam_id: str, sel: ViewSelection) -> ExamImages:
     (which loads them back as float32).
     """
     sax = [read_stored(p.images) for p in sel.sax]  # stored values: stacked at half the bytes of float32
-    lax = {view: cache_values(*read_stored(p.images)) for view, p in sel.lax.items()}
+    cines = {**sel.lax, **sel.other_lax}  # + a clinical exam's 3CH cine (its landmarks; no fit uses it)
+    lax = {view: cache_values(*read_stored(p.images)) for view, p in cines.items()}
     return ExamImages(
         exam_id=exam_id,
         sax=cache_values(*(np.stack(part) for part in zip(*sax))),
         sax_planes=[p.plane for p in sel.sax],
         trigger_times_ms=trigger_times(sel.sax),
         lax=lax,
-        lax_planes={view: p.plane for view, p in sel.lax.items()},
+        lax_planes={view: p.plane for view, p in cines.items()},
     )

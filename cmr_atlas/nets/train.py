@@ -42,9 +42,26 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # None = one pass over the training images
     max_val_images: int | None = 256     # fixed random subset of the validation exams' images
     bf16_autocast: bool = False  # training steps under CPU bfloat16 autocast (validation stays float32)
+    checkpoint_path: str | None = None  # the best weights so far are saved here at every improvement
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def sampling_probabilities(groups: np.ndarray, shares: list[float] | None) -> np.ndarray | None:
+    """Per-sample drawing probabilities that give group ``g`` (``groups (M,)`` int, e.g. the data
+    folder) the share ``shares[g]`` of the training batches, whatever its size; ``None`` without
+    ``shares`` (uniform over samples)."""
+    if shares is None:
+        return None
+    groups = np.asarray(groups)
+    if len(shares) <= int(groups.max()) or min(shares) < 0 or sum(shares) <= 0:
+        raise ValueError(f"need one non-negative share per group (groups 0..{int(groups.max())}), got {shares}")
+    counts = np.bincount(groups, minlength=len(shares)).astype(float)
+    p = np.asarray(shares, float)[groups] / np.maximum(counts[groups], 1)
+    return p / p.sum()
+
+
 
 
 class ExamSamples(Protocol):
@@ -90,9 +107,21 @@ def _split(samples: ExamSamples, cfg: TrainConfig, rng: np.random.Generator) -> 
     return tr, va, info
 
 
+def _epoch_order(rng: np.random.Generator, n_train: int, cfg: TrainConfig, p: np.ndarray | None) -> np.ndarray:
+    """Training indices of one epoch: a permutation, or ``steps_per_epoch`` batches drawn (with
+    probabilities ``p`` over the training samples where given)."""
+    if p is not None:
+        return rng.choice(n_train, size=(cfg.steps_per_epoch or n_train // cfg.batch_size) * cfg.batch_size, p=p)
+    if cfg.steps_per_epoch:
+        n = cfg.steps_per_epoch * cfg.batch_size
+        return rng.choice(n_train, size=n, replace=n_train < n)
+    return rng.permutation(n_train)
+
+
 def _fit(model: nn.Module, train_step, val_eval, n_train: int, cfg: TrainConfig,
-         rng: np.random.Generator, name: str, t0: float | None = None) -> dict:
-    """Generic loop; ``train_step(idx) -> loss``; ``val_eval() -> (val_loss, metrics)``."""
+         rng: np.random.Generator, name: str, t0: float | None = None, p: np.ndarray | None = None) -> dict:
+    """Generic loop; ``train_step(idx) -> loss``; ``val_eval() -> (val_loss, metrics)``; ``p``:
+    drawing probabilities of the training samples (:func:`sampling_probabilities`)."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
     t0 = time.monotonic() if t0 is None else t0
@@ -104,9 +133,7 @@ def _fit(model: nn.Module, train_step, val_eval, n_train: int, cfg: TrainConfig,
     epoch = 0
     for epoch in range(1, cfg.max_epochs + 1):
         model.train()
-        order = rng.permutation(n_train)
-        if cfg.steps_per_epoch:
-            order = rng.choice(n_train, size=cfg.steps_per_epoch * cfg.batch_size, replace=n_train < cfg.steps_per_epoch * cfg.batch_size)
+        order = _epoch_order(rng, n_train, cfg, p)
         losses = []
         for b in range(0, len(order), cfg.batch_size):
             idx = order[b:b + cfg.batch_size]
@@ -132,6 +159,8 @@ def _fit(model: nn.Module, train_step, val_eval, n_train: int, cfg: TrainConfig,
         if vloss < best["val_loss"] - 1e-6:
             best = {"val_loss": vloss, "epoch": epoch, "metrics": metrics}
             best_state = copy.deepcopy(model.state_dict())
+            if cfg.checkpoint_path:  # a run cut short still leaves its best weights
+                torch.save(best_state, cfg.checkpoint_path)
             stale = 0
         else:
             stale += 1
@@ -142,6 +171,14 @@ def _fit(model: nn.Module, train_step, val_eval, n_train: int, cfg: TrainConfig,
     return {"epochs_run": epoch, "best_epoch": best["epoch"], "val_loss": best["val_loss"],
             "val_metrics": best["metrics"], "stopped_by": stop,
             "seconds": round(time.monotonic() - t0, 1), "history": history}
+
+
+def _train_p(sample_p: np.ndarray | None, tr: np.ndarray) -> np.ndarray | None:
+    """Drawing probabilities over the training split (renormalised), or None."""
+    if sample_p is None:
+        return None
+    p = np.asarray(sample_p, float)[tr]
+    return p / p.sum()
 
 
 def _predict_batches(model: nn.Module, x: torch.Tensor, batch: int = 32) -> torch.Tensor:
@@ -162,10 +199,12 @@ def mean_dice(pred: np.ndarray, truth: np.ndarray, label: int) -> float:
 
 def train_segmentation(samples: ExamSamples, cfg: TrainConfig, n_classes: int, dice_labels: dict[str, int],
                        base: int = 16, levels: int = 4, aug: AugmentConfig = SEGMENTATION_AUG,
-                       dice_weight: float = 1.0, init_state: dict | None = None) -> tuple[UNet, dict]:
+                       dice_weight: float = 1.0, init_state: dict | None = None,
+                       sample_p: np.ndarray | None = None) -> tuple[UNet, dict]:
     """A U-Net with ``n_classes`` outputs on ``samples.labels``; validation reports the mean Dice
     of each ``dice_labels`` entry (metric name -> label value).  ``init_state``: start from these
-    weights (continued training) instead of random ones."""
+    weights (continued training) instead of random ones; ``sample_p``: drawing probabilities
+    ``(M,)`` of the samples (:func:`sampling_probabilities`; default uniform)."""
     rng = _seed(cfg)
     model = UNet(1, n_classes, base, levels)
     if init_state is not None:
@@ -188,7 +227,7 @@ def train_segmentation(samples: ExamSamples, cfg: TrainConfig, n_classes: int, d
         pred, truth = logits.argmax(1).numpy(), y_all[va].numpy()
         return loss, {name: mean_dice(pred, truth, label) for name, label in dice_labels.items()}
 
-    report = _fit(model, step, val, len(tr), cfg, rng, "seg")
+    report = _fit(model, step, val, len(tr), cfg, rng, "seg", p=_train_p(sample_p, tr))
     report.update(info, train_config=cfg.to_dict(), augmentation=aug.to_dict(), dice_weight=dice_weight,
                   dice_classes=dice_classes)
     return model, report
@@ -213,9 +252,11 @@ HeatmapDecoder = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTargets, decode: HeatmapDecoder,
                   spacing_mm: float, base: int = 16, levels: int = 4, aug: AugmentConfig = LANDMARK_AUG,
-                  dice_weight: float = 1.0, init_state: dict | None = None) -> tuple[UNet, dict]:
+                  dice_weight: float = 1.0, init_state: dict | None = None,
+                  sample_p: np.ndarray | None = None) -> tuple[UNet, dict]:
     """A U-Net with a background channel and one channel per landmark of ``samples.points``,
-    trained on ``targets``; validation decodes the softmax with ``decode``."""
+    trained on ``targets``; validation decodes the softmax with ``decode``; ``sample_p`` as
+    :func:`train_segmentation`'s."""
     rng = _seed(cfg)
     k = samples.points.shape[1]
     model = UNet(1, k + 1, base, levels)
@@ -240,7 +281,7 @@ def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTarget
         pred, pres = decode(torch.softmax(logits, 1).numpy())
         return loss, landmark_errors(pred.reshape(-1, k, 2), pres.reshape(-1, k), p_all[va].numpy(), spacing_mm)
 
-    report = _fit(model, step, val, len(tr), cfg, rng, "heatmap")
+    report = _fit(model, step, val, len(tr), cfg, rng, "heatmap", p=_train_p(sample_p, tr))
     report.update(info, train_config=cfg.to_dict(), augmentation=aug.to_dict(), dice_weight=dice_weight,
                   class_weights=weights)
     return model, report
