@@ -265,7 +265,7 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
         if view in images.lax:
             cine = images.lax[view]
             stacks.append((view, 0, cine, images.lax_planes[view], list(range(cine.shape[0]))))
-    for s, plane in enumerate(images.sax_planes):
+    for s, plane in enumerate(images.sax_planes if len(sax_frames) else []):  # no frames: no SAX input
         stacks.append(("sax", s, images.sax[s, sax_frames], plane, list(sax_frames)))
     key = (lambda view: view_model(view)) if models.landmark_method == "heatmap" else (lambda view: view)
     outputs: dict[int, torch.Tensor] = {}

@@ -50,6 +50,9 @@ def _model_arguments(q: argparse.ArgumentParser) -> None:
                    help="training steps under bfloat16 autocast (auto: where the CPU has native bf16 units)")
     q.add_argument("--lr", type=float, help="initial learning rate (default: the training loops'; lower it "
                    "to fine-tune with --init-from)")
+    q.add_argument("--data-shares", type=float, nargs="+", metavar="SHARE",
+                   help="share of each --data folder in every batch (e.g. 0.5 0.5: half GRE, half bSSFP, "
+                        "whatever the folders' sizes); default: in proportion to their sizes")
     q.add_argument("--vgg-schedule", choices=["cyclic", "independent"], default="cyclic",
                    help="lm_vgg: the legacy paper's cyclic transfer between views, or its baseline "
                         "of independently trained networks (same budget; for the Table A-1 comparison)")
@@ -92,6 +95,6 @@ def run(args: argparse.Namespace) -> int:
         for p in train_model(name, args.data, args.out, args.minutes, args.threads, args.train_seed,
                              args.max_epochs, args.batch_size, args.steps_per_epoch,
                              args.init_from, args.zoom,
-                             args.vgg_schedule == "cyclic", args.precision, args.lr):
+                             args.vgg_schedule == "cyclic", args.precision, args.lr, args.data_shares):
             log.info("wrote %s", p)
     return 0

@@ -59,3 +59,12 @@ def test_shipped_lax_network_finds_the_3ch_landmarks(ingested):
     per = pd.Series(d[both["present"].to_numpy()]).groupby(both["landmark"][both["present"]].to_numpy()).median()
     assert set(per.index) == {"lvot_anteroseptal", "mv_inferolateral", "apex"}
     assert (per < 5.0).all(), per.to_dict()  # channels named right: a swap would put both mitral points ~20 mm off
+
+
+def test_no_sax_frames_gives_long_axis_rows_only(ingested):
+    """A caller that wants the long-axis landmarks only (no SAX frames) gets them, no SAX input."""
+    images, _ = ingested
+    models = load_models(Path(__file__).resolve().parents[2] / "resources/models", method="heatmap", device="cpu", precision="auto")
+    lm = detect_landmarks(images, models, [], absent_threshold=default("landmarks.absent_threshold"),
+                          batch=default("inference.batch"))
+    assert len(lm) and set(lm["view"]) <= set(images.lax) and "sax" not in set(lm["view"])
