@@ -51,11 +51,13 @@ def _series_row(exam_id: str, p: prepare.PreparedSeries, reason: str | None, **v
 def _labels(source: str, p, mcs, model, card, ann: Annotations | None, precision):
     if source == "auto":
         labels = Q.auto_labels(model, card, p, mcs, precision)
-        return labels, [Q.slice_insertions(lab, p.series.planes[0]) for lab in labels]
+        return labels, Q.stack_insertions(labels, p.series.planes[0])
     cond = ann.contours[ann.contours["condition"] == p.condition]
     marks = ann.landmarks[ann.landmarks["condition"] == p.condition]
-    out = [manual.manual_slice(cond, marks, p.series.planes, p.order, k, mc.shifts_px[0], mc.frames.shape[1:])
-           for k, mc in enumerate(mcs)]
+    px = float(np.mean(p.series.planes[0].pixel_spacing_mm))
+    reach = int(np.ceil(manual.ALIGN_MM / px))
+    out = [manual.manual_slice(cond, marks, p.series.planes, p.order, k, mc.shifts_px[0], mc.frames.shape[1:],
+                               manual.peak_enhancement(mc.frames[p.n_pd:]), reach) for k, mc in enumerate(mcs)]
     return [o[0] for o in out], [o[1] for o in out]
 
 

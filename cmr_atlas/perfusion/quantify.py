@@ -130,12 +130,6 @@ def arterial_input(p: prepare.PreparedSeries, cfg: QuantConfig) -> AifResult:
     return AifResult(res.blood_mM, t, peak, res.qc_reason or qc.aif_reason(peak))
 
 
-def _anterior_rc(plane) -> np.ndarray:
-    """The patient's anterior direction (DICOM -y) as a (row, col) vector of the image."""
-    ant = np.array([0.0, -1.0, 0.0])
-    return np.array([ant @ plane.col_cosine, ant @ plane.row_cosine])
-
-
 def uniform_curves(times_s: np.ndarray, tissue: np.ndarray, aif_t: np.ndarray, aif: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Tissue (N, T) and AIF resampled to a uniform grid from the slice's first dynamic frame."""
@@ -167,9 +161,24 @@ def auto_labels(model, card: dict, p: prepare.PreparedSeries, mcs: list[motion.M
     return out
 
 
+def _anterior_rc(plane) -> np.ndarray:
+    """The patient's anterior direction (DICOM -y) as a (row, col) vector of the image."""
+    ant = np.array([0.0, -1.0, 0.0])
+    return np.array([ant @ plane.col_cosine, ant @ plane.row_cosine])
+
+
+def stack_insertions(labels: list[np.ndarray], plane) -> list[S.Insertions | None]:
+    """RV insertions of every slice of a stack, named anterior/inferior once for the stack
+    (:func:`sectors.name_stack`)."""
+    return S.name_stack([slice_insertions(lab, plane) for lab in labels], _anterior_rc(plane))
+
+
 def slice_insertions(labels: np.ndarray, plane) -> S.Insertions | None:
+    """RV insertions of one slice, named by handedness (:func:`sectors.find_insertions`); a stack's
+    naming: :func:`stack_insertions`."""
     return S.find_insertions(labels == segment.MYOCARDIUM, labels == segment.RV, labels == segment.CAVITY,
-                             _anterior_rc(plane), float(np.mean(plane.pixel_spacing_mm)))
+                             S.image_apex_sense(plane.col_cosine, plane.row_cosine, prepare.APEX_DIRECTION),
+                             float(np.mean(plane.pixel_spacing_mm)))
 
 
 def borrow_insertions(ins: list[S.Insertions | None], labels: list[np.ndarray]) -> list[S.Insertions | None]:

@@ -5,8 +5,15 @@ clicks (and the generator's truth: where a probe just outside the LV epicardium 
 outer wall).  The segmentation has the RV cavity, not its wall, so the wall is put back: a probe
 ring ``PROBE_MM`` outside the LV epicardium (traced per degree from the LV centre, sub-pixel) lies
 in the RV wall where it is within ``RV_WALL_MM`` of the RV cavity; the insertions are the two ends
-of the longest such arc, the anterior one the end nearer the patient's anterior direction in the
-image.  The ends of the RV-cavity contact arc (the previous definition) sit 8-20 degrees inside
+of the longest such arc.  Which end is anterior: the one on the patient-anterior side of the
+septum (the generator's convention, ``synth.clinical.protocol.anterior_sense``), decided once for
+the whole stack (:func:`name_stack`): per slice the handedness names the ends alike on every slice
+(seen from the apex the path anterior insertion -> septum -> inferior insertion runs one way
+round), and the stack's summed anterior offset of the one end over the other picks which.  Naming
+each slice's end nearer the patient's anterior direction on its own (the previous rule) swapped
+them on slices whose two insertions lie at nearly the same height (6 of 194 slices > 60 degrees,
+2026-12-02); the handedness alone names them against the generator on hearts posed so that the
+anatomical anterior insertion lies the more posterior (exam 880000-5).  The ends of the RV-cavity contact arc (the previous definition) sit 8-20 degrees inside
 the insertions; with the wall put back, 6 +- 5 degrees remain on the generator's own label maps
 (2.5 mm pixels): near an insertion the free wall runs almost tangent to the LV, so the cavity's
 tip, cut off by the LV, ends further from the insertion than one wall thickness.  Two ways to
@@ -77,13 +84,14 @@ def _longest_run(flags: np.ndarray) -> tuple[int, int] | None:
     return (best[1] + k) % len(flags), (best[2] + k) % len(flags)
 
 
-def find_insertions(myo: np.ndarray, rv: np.ndarray, cavity: np.ndarray, anterior_rc: np.ndarray,
+def find_insertions(myo: np.ndarray, rv: np.ndarray, cavity: np.ndarray, apex_sense: float,
                     pixel_mm: float = 1.0) -> Insertions | None:
     """RV insertion points of one slice (None when no RV lies beside the myocardium).
 
-    ``myo``, ``rv`` (RV cavity), ``cavity`` (LV): boolean masks of one slice; ``anterior_rc``: the
-    patient's anterior direction projected into the image, a (row, col) vector; ``pixel_mm``: the
-    masks' pixel size.
+    ``myo``, ``rv`` (RV cavity), ``cavity`` (LV): boolean masks of one slice; ``apex_sense``: > 0
+    when the image angle arctan2(col, row) grows counter-clockwise seen from the apex (the plane's
+    column x row cosine points towards the apex, :func:`image_apex_sense`), < 0 when the image is
+    mirrored; ``pixel_mm``: the masks' pixel size.
     """
     if not cavity.any() or not myo.any() or not rv.any():
         return None
@@ -99,11 +107,31 @@ def find_insertions(myo: np.ndarray, rv: np.ndarray, cavity: np.ndarray, anterio
     run = _longest_run(in_wall)
     if run is None or in_wall.sum() < 3:
         return None
+    # the run's first end to its last is the sense of growing theta: anterior -> septum -> inferior
+    # when that is counter-clockwise seen from the apex
     a, b = (centre + r_epi[i] * np.array([np.cos(theta[i]), np.sin(theta[i])]) for i in run)
+    return Insertions(centre, a, b) if apex_sense > 0 else Insertions(centre, b, a)
+
+
+def name_stack(insertions: list[Insertions | None], anterior_rc: np.ndarray) -> list[Insertions | None]:
+    """Insertions of one stack (named alike by :func:`find_insertions`), swapped on every slice when
+    their summed anterior offset (unit vector inferior -> anterior insertion, dotted with the
+    patient's anterior direction in the image, ``anterior_rc`` (row, col)) says the other end is
+    the anterior one."""
+    got = [i for i in insertions if i is not None]
     ant = np.asarray(anterior_rc, float)
-    if (a - centre) @ ant < (b - centre) @ ant:
-        a, b = b, a
-    return Insertions(centre, a, b)
+    offset = sum(float((i.anterior - i.inferior) @ ant) / max(float(np.linalg.norm(i.anterior - i.inferior)), 1e-9)
+                 for i in got)
+    if offset >= 0:
+        return list(insertions)
+    return [None if i is None else Insertions(i.centre, i.inferior, i.anterior) for i in insertions]
+
+
+def image_apex_sense(col_cosine: np.ndarray, row_cosine: np.ndarray, apex_direction: np.ndarray) -> float:
+    """+1 when growing image angle arctan2(col, row) (from the direction rows advance along,
+    ``col_cosine``, towards the one columns advance along, ``row_cosine``; DICOM
+    ImageOrientationPatient's names) is counter-clockwise seen from the apex, -1 when clockwise."""
+    return 1.0 if np.cross(col_cosine, row_cosine) @ np.asarray(apex_direction, float) > 0 else -1.0
 
 
 def sector_map(myo: np.ndarray, insertions: Insertions, level: str) -> np.ndarray:

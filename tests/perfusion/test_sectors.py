@@ -35,8 +35,8 @@ def phantom(rot_deg: float = 0.0, half_arc_deg: float = 60.0, shape=(96, 96), wa
 @given(rot=st.floats(-180, 180), half=st.floats(40, 75))
 def test_insertions_are_where_the_rv_wall_meets_the_lv(rot, half):
     myo, rv, cavity, (p1, p2) = phantom(rot, half)
-    anterior = p2 - np.array([48.0, 48.0])  # say the second end is the anterior side
-    ins = S.find_insertions(myo, rv, cavity, anterior, pixel_mm=1.0)
+    # growing theta clockwise seen from the apex: p1 -> septum -> p2 runs anterior <- inferior
+    ins = S.find_insertions(myo, rv, cavity, -1.0, pixel_mm=1.0)
     assert ins is not None
     assert S.direction_error_deg(ins.anterior - ins.centre, p2 - 48.0) < 3.0
     assert S.direction_error_deg(ins.inferior - ins.centre, p1 - 48.0) < 3.0
@@ -47,15 +47,15 @@ def test_rv_cavity_contact_ends_are_not_the_insertions():
     """The wall matters: the cavity's own contact arc ends a wall's thickness inside the
     insertions, which a finder without the wall would report (the old definition)."""
     myo, rv, cavity, (p1, p2) = phantom(0.0, 60.0, wall_px=4.0)
-    ins = S.find_insertions(myo, rv, cavity, p2 - 48.0, pixel_mm=1.0)
-    thin = S.find_insertions(myo, rv, cavity, p2 - 48.0, pixel_mm=4.0)  # the wall 1 px: cavity contact
+    ins = S.find_insertions(myo, rv, cavity, -1.0, pixel_mm=1.0)
+    thin = S.find_insertions(myo, rv, cavity, -1.0, pixel_mm=4.0)  # the wall 1 px: cavity contact
     assert S.direction_error_deg(ins.anterior - ins.centre, p2 - 48.0) < 3.0
     assert S.direction_error_deg(thin.anterior - thin.centre, p2 - 48.0) > 6.0
 
 
 def test_sectors_follow_the_insertion_points_and_the_level():
     myo, rv, cavity, (p1, p2) = phantom(90.0, 60.0)
-    ins = S.find_insertions(myo, rv, cavity, p2 - 48.0)
+    ins = S.find_insertions(myo, rv, cavity, -1.0)
     basal = S.sector_map(myo, ins, "basal")
     assert set(np.unique(basal[myo])) == {1, 2, 3, 4, 5, 6}
     assert set(np.unique(S.sector_map(myo, ins, "mid")[myo])) == {7, 8, 9, 10, 11, 12}
@@ -68,8 +68,48 @@ def test_sectors_follow_the_insertion_points_and_the_level():
 
 def test_no_rv_contact_gives_none():
     myo, rv, cavity, _ = phantom()
-    assert S.find_insertions(myo, np.zeros_like(rv), cavity, np.array([1.0, 0.0])) is None
-    assert S.find_insertions(np.zeros_like(myo), rv, cavity, np.array([1.0, 0.0])) is None
+    assert S.find_insertions(myo, np.zeros_like(rv), cavity, 1.0) is None
+    assert S.find_insertions(np.zeros_like(myo), rv, cavity, 1.0) is None
+
+
+@settings(max_examples=15, deadline=None)
+@given(rot=st.floats(-180, 180), half=st.floats(40, 75))
+def test_anterior_is_named_by_handedness_not_height(rot, half):
+    """Seen from the apex, anterior -> septum -> inferior runs counter-clockwise whatever the
+    slice's rotation (both insertions may lie at one height); a mirrored image reverses it."""
+    myo, rv, cavity, (p1, p2) = phantom(rot, half)
+    ccw = S.find_insertions(myo, rv, cavity, 1.0)
+    cw = S.find_insertions(myo, rv, cavity, -1.0)
+    assert S.direction_error_deg(ccw.anterior - ccw.centre, p1 - 48.0) < 3.0
+    assert S.direction_error_deg(cw.anterior - cw.centre, p2 - 48.0) < 3.0
+    mirrored = S.find_insertions(myo[:, ::-1], rv[:, ::-1], cavity[:, ::-1], -1.0)
+    flip = np.array([1.0, -1.0])
+    assert S.direction_error_deg((mirrored.anterior - mirrored.centre) * flip, ccw.anterior - ccw.centre) < 3.0
+
+
+def test_the_stack_names_every_slice_alike_by_its_summed_anterior_offset():
+    """One slice whose insertions lie at nearly the same height does not decide on its own: the
+    stack's summed offset does, and every slice follows it."""
+    myo, rv, cavity, (p1, p2) = phantom(0.0, 60.0)  # insertions at theta -60 (p1) and +60 (p2)
+    ins = S.find_insertions(myo, rv, cavity, 1.0)  # handedness: p1 anterior
+    stack = [ins, None, ins]
+    up = np.array([0.0, -1.0])  # anterior towards col -: p1 (col < 48) is the anterior one
+    assert all(S.direction_error_deg(i.anterior - i.centre, p1 - 48.0) < 3.0 for i in S.name_stack(stack, up) if i)
+    down = S.name_stack(stack, -up)
+    assert down[1] is None
+    assert all(S.direction_error_deg(i.anterior - i.centre, p2 - 48.0) < 3.0 for i in (down[0], down[2]))
+    # a slice whose insertions lie at nearly one height is outvoted by the stack
+    tilted = S.find_insertions(*phantom(-80.0, 60.0)[:3], 1.0)  # this slice's RV turned by 80 degrees
+    anterior = np.array([0.3, -1.0])
+    assert S.name_stack([tilted], anterior)[0].anterior is tilted.inferior  # alone it would swap
+    assert S.name_stack([ins, tilted], anterior)[1].anterior is tilted.anterior
+
+
+def test_image_apex_sense_follows_the_plane_orientation():
+    apex = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
+    col, row = np.array([0.0, 0.0, -1.0]), np.array([0.0, -1.0, 0.0])  # col x row = (-1, 0, 0)
+    assert S.image_apex_sense(col, row, apex) == -1.0
+    assert S.image_apex_sense(row, col, apex) == 1.0
 
 
 def test_sector_means_count_pixels_and_skip_nans():
@@ -84,21 +124,26 @@ def test_direction_error(a, b, deg):
 
 
 def _label_map_errors(exam) -> list[float]:
-    from cmr_atlas.perfusion.quantify import slice_insertions
+    from cmr_atlas.perfusion.quantify import stack_insertions
 
     lm = exam.truth["landmarks"]
     lm = lm[(lm.observer == "truth") & (lm.frame == 0)]
     errors = []
-    for (cond, si), lab in exam.labels.items():
+    for cond in ("stress", "rest"):
         plane = next(s for s in exam.series if s.kind == "perfusion" and s.stress_rest == cond).planes[0]
-        m = lm[(lm.condition == cond) & (lm.slice_index == si)].set_index("landmark")
-        ins = slice_insertions(lab, plane)
-        if ins is None or "rv_insert_anterior" not in m.index:
-            continue
-        truth = m.loc["rv_insert_anterior", ["row_px", "col_px"]].to_numpy(float) - \
-            m.loc["lv_centre", ["row_px", "col_px"]].to_numpy(float)
-        errors.append(S.direction_error_deg(ins.anterior_direction(), truth))
+        keys = sorted(k for k in exam.labels if k[0] == cond)
+        for (_, si), ins in zip(keys, stack_insertions([exam.labels[k] for k in keys], plane)):
+            m = lm[(lm.condition == cond) & (lm.slice_index == si)].set_index("landmark")
+            errors += _error(ins, m)
     return errors
+
+
+def _error(ins, m) -> list[float]:
+    if ins is None or "rv_insert_anterior" not in m.index:
+        return []
+    truth = m.loc["rv_insert_anterior", ["row_px", "col_px"]].to_numpy(float) - \
+        m.loc["lv_centre", ["row_px", "col_px"]].to_numpy(float)
+    return [S.direction_error_deg(ins.anterior_direction(), truth)]
 
 
 def test_insertions_on_the_generators_label_maps_are_nearer_its_landmarks(perfusion_exam, monkeypatch):
