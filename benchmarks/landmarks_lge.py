@@ -1,14 +1,15 @@
-"""Landmarks on the LGE (magnitude and PSIR) of held-out synthetic clinical exams: the cine networks
-unchanged, fine-tuned on LGE (transfer learning, as Xue et al. 2021) and trained from scratch on the
-same LGE data (issue 16).
+"""Landmarks on the LGE (magnitude and PSIR) or T1 maps (native, post-contrast; ``--sequence t1map``)
+of held-out synthetic clinical exams: the cine networks unchanged, fine-tuned on LGE (transfer
+learning, as Xue et al. 2021) and trained from scratch on the same LGE data (issue 16).
 
-    PYTHONPATH=. python benchmarks/landmarks_lge.py --n-exams 12 --seed 940001 \
+    PYTHONPATH=. python benchmarks/landmarks_lge.py [--sequence lge] --n-exams 12 --seed 940001 \
         --models cine=resources/models transfer=DIR1 scratch=DIR2 [--keep-exams DIR] [--threads 2]
 
 Each ``LABEL=DIR`` is a folder with ``lm_heatmap_sax`` and/or ``lm_heatmap_lax``; a network it
 lacks is taken from ``--base`` (the shipped cine networks).  Test cohort: clinical exams of seed
-940001 (exams 0..n-1, two simulated observers on every LGE image, MI fraction 0.3), only their
-scout (for the operator's TI) and LGE rendered (:func:`cmr_atlas.cine.training_lge.clinical_lge`).
+940001 (exams 0..n-1, two simulated observers on every LGE and T1-map image, MI fraction 0.3),
+only their scout (for the operator's TI) and LGE rendered
+(:func:`cmr_atlas.cine.training_lge.clinical_lge`), or their T1 maps (``clinical_t1map``).
 Disjoint from the LGE training seed 940000 and every cine seed (910000-910001, 920000, 930001,
 30001, 86).  Printed per model, reconstruction and view: detection rate (images with every present
 landmark detected, the paper's success rate), landmarks detected, SAX false positives (a landmark
@@ -33,26 +34,30 @@ from accuracy import landmark_records, print_tables  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.imagecache import load_exam_images, save_exam_images  # noqa: E402
 from cmr_atlas.cine.inference import detect_landmarks, load_models  # noqa: E402
-from cmr_atlas.cine.training_lge import RECONSTRUCTIONS, clinical_lge  # noqa: E402
+from cmr_atlas.cine.training_lge import RECONSTRUCTIONS, T1_MAPS, clinical_lge, clinical_t1map  # noqa: E402
 
 NETWORKS = ("lm_heatmap_sax", "lm_heatmap_lax", "seg_sax")
 
 
-def lge_exams(n: int, seed: int, mi_fraction: float, keep: Path | None):
-    """``(images by reconstruction, truth landmarks)`` of held-out LGE exams; with ``keep`` stored
-    there the first time and reused."""
+SEQUENCES = {"lge": (clinical_lge, RECONSTRUCTIONS), "t1map": (clinical_t1map, T1_MAPS)}
+
+
+def test_exams(sequence: str, n: int, seed: int, mi_fraction: float, keep: Path | None):
+    """``(images by reconstruction, truth landmarks)`` of held-out exams' ``sequence``
+    (:data:`SEQUENCES`); with ``keep`` stored there the first time and reused."""
+    render, kinds = SEQUENCES[sequence]
     for i in range(n):
         stem = None if keep is None else keep / f"{seed}-{i:04d}"
-        if stem is not None and Path(f"{stem}.landmarks.parquet").is_file():
-            yield ({k: load_exam_images(Path(f"{stem}.{k}.npz")) for k in RECONSTRUCTIONS},
-                   pd.read_parquet(f"{stem}.landmarks.parquet"))
+        truth_path = Path(f"{stem}.{sequence}.landmarks.parquet")
+        if stem is not None and truth_path.is_file():
+            yield {k: load_exam_images(Path(f"{stem}.{k}.npz")) for k in kinds}, pd.read_parquet(truth_path)
             continue
-        images, truth = clinical_lge(seed, i, mi_fraction, observers=2)
+        images, truth = render(seed, i, mi_fraction, observers=2)
         if stem is not None:
             keep.mkdir(parents=True, exist_ok=True)
             for k, im in images.items():
                 save_exam_images(im, Path(f"{stem}.{k}.npz"))
-            truth["landmarks"].to_parquet(f"{stem}.landmarks.parquet")
+            truth["landmarks"].to_parquet(truth_path)
         yield images, truth["landmarks"]
 
 
@@ -109,6 +114,7 @@ def print_summary(table: pd.DataFrame) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sequence", default="lge", choices=list(SEQUENCES))
     ap.add_argument("--n-exams", type=int, default=12)
     ap.add_argument("--seed", type=int, default=940001, help="held-out LGE cohort seed")
     ap.add_argument("--mi-fraction", type=float, default=0.3)
@@ -123,7 +129,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     keep = Path(args.keep_exams) if args.keep_exams else None
-    exams = lge_exams(args.n_exams, args.seed, args.mi_fraction, keep)
+    exams = test_exams(args.sequence, args.n_exams, args.seed, args.mi_fraction, keep)
     if args.generate_only:
         for i, _ in enumerate(exams):
             print(f"generated {i + 1}/{args.n_exams}", file=sys.stderr)
@@ -136,7 +142,8 @@ def main() -> int:
                                      device="cpu", precision=args.precision) for label, d in specs}
         lm = evaluate(exams, models, default("landmarks.absent_threshold"), default("inference.batch"))
     n = lm["exam_id"].nunique() if len(lm) else 0
-    print(f"\n===== held-out LGE (magnitude + PSIR), clinical seed {args.seed}: {n} exams; "
+    what = "LGE (magnitude + PSIR)" if args.sequence == "lge" else "T1 maps (native + post-contrast)"
+    print(f"\n===== held-out {what}, clinical seed {args.seed}: {n} exams; "
           f"models {', '.join(f'{a}={b}' for a, b in specs)}")
     print_summary(summary_table(lm))
     for kind, g in lm.groupby("reconstruction"):

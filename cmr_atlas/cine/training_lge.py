@@ -29,6 +29,7 @@ from cmr_atlas.core.imagecache import ExamImages
 log = logging.getLogger(__name__)
 
 RECONSTRUCTIONS = ("lge", "lge_psir")  # series kinds of the magnitude and the phase-sensitive image
+T1_MAPS = ("t1map_native", "t1map_post")  # series kinds of the T1 maps (test data only so far)
 
 
 def clinical_lge(seed: int, index: int, mi_fraction: float,
@@ -45,17 +46,35 @@ def clinical_lge(seed: int, index: int, mi_fraction: float,
     # the scout only for the operator's TI (its observers do not matter here: a separate stream)
     ti_ms = float(scout.render(ctx, rngs["scout"], 0).truth[CT.TI_SCOUT.name].operator_ti_ms.iloc[0])
     res = lge.render(ctx, rngs["lge"], ti_ms, observers)
+    return images_by_kind(ctx.label, res.series, RECONSTRUCTIONS), res.truth
+
+
+def clinical_t1map(seed: int, index: int, mi_fraction: float,
+                   observers: int = 0) -> tuple[dict[str, ExamImages], dict[str, pd.DataFrame]]:
+    """The native and post-contrast T1 maps (1-3 SAX slices) of clinical exam ``index`` of cohort
+    ``seed`` as ``{kind: ExamImages}`` and their truth (sequence ``t1map``), as :func:`clinical_lge`."""
+    from cmr_atlas.synth.clinical import cohort, t1map
+
+    rngs = cohort.exam_streams(seed, index)
+    ctx = cohort.make_context(seed, index, mi_fraction, rngs)
+    res = t1map.render(ctx, rngs["t1map"], observers)
+    return images_by_kind(ctx.label, res.series, T1_MAPS), res.truth
+
+
+def images_by_kind(label: str, rendered: list, kinds: tuple[str, ...]) -> dict[str, ExamImages]:
+    """``{kind: ExamImages}`` of rendered single-frame series (:class:`RenderedSeries`): the SAX
+    planes stacked by slice index (one frame each), each LAX view its one image."""
     out = {}
-    for kind in RECONSTRUCTIONS:
-        series = [s for s in res.series if s.kind == kind]
+    for kind in kinds:
+        series = [s for s in rendered if s.kind == kind]
         sax = sorted(((k, p, im) for s in series if s.view == "sax"
                       for k, p, im in zip(s.slice_indices, s.planes, s.images)), key=lambda t: t[0])
         lax = {s.view: s for s in series if s.view != "sax"}
-        out[kind] = ExamImages(ctx.label, np.stack([im for _, _, im in sax]).astype(np.float32),
+        out[kind] = ExamImages(label, np.stack([im for _, _, im in sax]).astype(np.float32),
                                [p for _, p, _ in sax], np.zeros(1),
                                {v: s.images[0].astype(np.float32) for v, s in lax.items()},
                                {v: s.planes[0] for v, s in lax.items()})
-    return out, res.truth
+    return out
 
 
 def lge_samples(images: ExamImages, truth: dict[str, pd.DataFrame], rng: np.random.Generator) -> dict[str, Samples]:

@@ -9,7 +9,8 @@ import pytest
 from cmr_atlas.cine.landmarks import MODEL_LANDMARKS
 from cmr_atlas.cine.training import load_data
 from cmr_atlas.cine.training_data import VIEW_CODES
-from cmr_atlas.cine.training_lge import RECONSTRUCTIONS, _exam_part, clinical_lge, lge_samples
+from cmr_atlas.cine.training_lge import (RECONSTRUCTIONS, T1_MAPS, _exam_part, clinical_lge, clinical_t1map,
+                                          lge_samples)
 from cmr_atlas.core.vocab import CAVITY, MYO
 
 
@@ -60,3 +61,14 @@ def test_one_exam_per_exam_in_a_data_folder(clinical_seed, tmp_path, monkeypatch
     write_data(tmp_path, [part, part], 0, {"sequences": ["lge"]})
     samples, info = load_data([tmp_path], "lm_sax")
     assert len(samples.exam_ids) == 2 and json.loads((tmp_path / "data.json").read_text())["sequences"] == ["lge"]
+
+
+def test_t1_maps_native_and_post_of_the_same_sax_planes(clinical_seed):
+    images, truth = clinical_t1map(clinical_seed, 0, 0.0, observers=1)
+    assert set(images) == set(T1_MAPS)
+    native, post = images["t1map_native"], images["t1map_post"]
+    assert 1 <= native.n_slices <= 3 and native.sax.shape == post.sax.shape and not native.lax
+    assert [p.position_mm.tolist() for p in native.sax_planes] == [p.position_mm.tolist() for p in post.sax_planes]
+    # gadolinium shortens T1: the post-contrast map is darker than the native one
+    assert np.median(post.sax[post.sax > 0]) < np.median(native.sax[native.sax > 0])
+    assert set(truth["landmarks"]["sequence"]) == {"t1map"} and set(truth["landmarks"]["view"]) == {"sax"}
