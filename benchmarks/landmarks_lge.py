@@ -87,10 +87,11 @@ def evaluate(exams, models_by_label: dict, threshold: float, batch: int) -> pd.D
 def summary_table(lm: pd.DataFrame) -> pd.DataFrame:
     """Per model, reconstruction (and both pooled) and view: the figures of the issue's table."""
     out = []
+    lm = lm.assign(image_of=lm["reconstruction"])  # an image: exam, reconstruction, slice, frame
     pooled = lm.assign(reconstruction="both")
     for (method, kind, view), g in pd.concat([lm, pooled]).groupby(["method", "reconstruction", "view"], sort=False):
         tp = g[g["truth_present"]]
-        per_image = tp.groupby(["exam_id", "slice", "frame"])["auto_present"].all()
+        per_image = tp.groupby(["exam_id", "image_of", "slice", "frame"])["auto_present"].all()
         fp = g[~g["truth_present"]]["auto_present"]
         out.append({"model": method, "reconstruction": kind, "view": view, "images": len(per_image),
                     "detected_pct": 100 * per_image.mean(), "landmarks_detected_pct": 100 * tp["auto_present"].mean(),
@@ -148,7 +149,7 @@ def main() -> int:
     print_summary(summary_table(lm))
     for kind, g in lm.groupby("reconstruction"):
         print(f"\n----- reconstruction {kind}")
-        print_tables({"landmarks": g.to_dict("records")}, None)
+        print_tables({"landmarks": g.to_dict("records"), "dice": [], "measures": [], "phases": []}, None)
     return 0
 
 
