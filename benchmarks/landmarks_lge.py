@@ -1,0 +1,157 @@
+"""Landmarks on the LGE (magnitude and PSIR) or T1 maps (native, post-contrast; ``--sequence t1map``)
+of held-out synthetic clinical exams: the cine networks unchanged, fine-tuned on LGE (transfer
+learning, as Xue et al. 2021) and trained from scratch on the same LGE data (issue 16).
+
+    PYTHONPATH=. python benchmarks/landmarks_lge.py [--sequence lge] --n-exams 12 --seed 940001 \
+        --models cine=resources/models transfer=DIR1 scratch=DIR2 [--keep-exams DIR] [--threads 2]
+
+Each ``LABEL=DIR`` is a folder with ``lm_heatmap_sax`` and/or ``lm_heatmap_lax``; a network it
+lacks is taken from ``--base`` (the shipped cine networks).  Test cohort: clinical exams of seed
+940001 (exams 0..n-1, two simulated observers on every LGE and T1-map image, MI fraction 0.3),
+only their scout (for the operator's TI) and LGE rendered
+(:func:`cmr_atlas.cine.training_lge.clinical_lge`), or their T1 maps (``clinical_t1map``).
+Disjoint from the LGE training seed 940000 and every cine seed (910000-910001, 920000, 930001,
+30001, 86).  Printed per model, reconstruction and view: detection rate (images with every present
+landmark detected, the paper's success rate), landmarks detected, SAX false positives (a landmark
+found on a slice the truth has none on), mean distance to each observer and observer vs observer;
+then the per-landmark tables of :func:`accuracy.print_tables`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from accuracy import landmark_records, print_tables  # noqa: E402
+from cmr_atlas.core.config import default  # noqa: E402
+from cmr_atlas.core.imagecache import load_exam_images, save_exam_images  # noqa: E402
+from cmr_atlas.cine.inference import detect_landmarks, load_models  # noqa: E402
+from cmr_atlas.cine.training_lge import RECONSTRUCTIONS, T1_MAPS, clinical_lge, clinical_t1map  # noqa: E402
+
+NETWORKS = ("lm_heatmap_sax", "lm_heatmap_lax", "seg_sax")
+
+
+SEQUENCES = {"lge": (clinical_lge, RECONSTRUCTIONS), "t1map": (clinical_t1map, T1_MAPS)}
+
+
+def test_exams(sequence: str, n: int, seed: int, mi_fraction: float, keep: Path | None):
+    """``(images by reconstruction, truth landmarks)`` of held-out exams' ``sequence``
+    (:data:`SEQUENCES`); with ``keep`` stored there the first time and reused."""
+    render, kinds = SEQUENCES[sequence]
+    for i in range(n):
+        stem = None if keep is None else keep / f"{seed}-{i:04d}"
+        truth_path = Path(f"{stem}.{sequence}.landmarks.parquet")
+        if stem is not None and truth_path.is_file():
+            yield {k: load_exam_images(Path(f"{stem}.{k}.npz")) for k in kinds}, pd.read_parquet(truth_path)
+            continue
+        images, truth = render(seed, i, mi_fraction, observers=2)
+        if stem is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for k, im in images.items():
+                save_exam_images(im, Path(f"{stem}.{k}.npz"))
+            truth["landmarks"].to_parquet(truth_path)
+        yield images, truth["landmarks"]
+
+
+def models_folder(base: Path, override: Path, tmp: Path) -> Path:
+    """A models folder with ``override``'s networks where it has them, else ``base``'s (symlinks)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    for name in NETWORKS:
+        src = override if (override / f"{name}.json").is_file() else base
+        for ext in (".pt", ".json"):
+            (tmp / f"{name}{ext}").symlink_to((src / f"{name}{ext}").resolve())
+    return tmp
+
+
+def evaluate(exams, models_by_label: dict, threshold: float, batch: int) -> pd.DataFrame:
+    """Per landmark records of every model on every reconstruction of every exam."""
+    rows = []
+    for n, (images, truth_lm) in enumerate(exams, 1):
+        for label, models in models_by_label.items():
+            for kind, im in images.items():
+                lm = detect_landmarks(im, models, [0], absent_threshold=threshold, batch=batch)
+                recs, _ = landmark_records(im, truth_lm, lm, label, 0, 0)
+                rows += [{**r, "reconstruction": kind} for r in recs]
+        print(f"evaluated {n} exams", file=sys.stderr)
+    return pd.DataFrame(rows)
+
+
+def summary_table(lm: pd.DataFrame) -> pd.DataFrame:
+    """Per model, reconstruction (and both pooled) and view: the figures of the issue's table."""
+    out = []
+    lm = lm.assign(image_of=lm["reconstruction"])  # an image: exam, reconstruction, slice, frame
+    pooled = lm.assign(reconstruction="both")
+    for (method, kind, view), g in pd.concat([lm, pooled]).groupby(["method", "reconstruction", "view"], sort=False):
+        tp = g[g["truth_present"]]
+        per_image = tp.groupby(["exam_id", "image_of", "slice", "frame"])["auto_present"].all()
+        fp = g[~g["truth_present"]]["auto_present"]
+        out.append({"model": method, "reconstruction": kind, "view": view, "images": len(per_image),
+                    "detected_pct": 100 * per_image.mean(), "landmarks_detected_pct": 100 * tp["auto_present"].mean(),
+                    "false_pos_pct": 100 * fp.mean() if len(fp) else np.nan,
+                    "auto_obs1_mm": tp["auto_obs1"].mean(), "auto_obs1_sd": tp["auto_obs1"].std(),
+                    "auto_obs2_mm": tp["auto_obs2"].mean(), "auto_obs2_sd": tp["auto_obs2"].std(),
+                    "obs1_obs2_mm": tp["obs1_obs2"].mean(), "obs1_obs2_sd": tp["obs1_obs2"].std()})
+    return pd.DataFrame(out)
+
+
+def print_summary(table: pd.DataFrame) -> None:
+    print("\n| model | reconstruction | view | images | detected | landmarks detected | false + (SAX) "
+          "| Auto vs Obs1 mm | Auto vs Obs2 mm | Obs1 vs Obs2 mm |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in table.itertuples():
+        fp = "" if not np.isfinite(r.false_pos_pct) else f"{r.false_pos_pct:.1f} %"
+        print(f"| {r.model} | {r.reconstruction} | {r.view} | {r.images} | {r.detected_pct:.1f} % | "
+              f"{r.landmarks_detected_pct:.1f} % | {fp} | {r.auto_obs1_mm:.2f} ({r.auto_obs1_sd:.2f}) | "
+              f"{r.auto_obs2_mm:.2f} ({r.auto_obs2_sd:.2f}) | {r.obs1_obs2_mm:.2f} ({r.obs1_obs2_sd:.2f}) |")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sequence", default="lge", choices=list(SEQUENCES))
+    ap.add_argument("--n-exams", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=940001, help="held-out LGE cohort seed")
+    ap.add_argument("--mi-fraction", type=float, default=0.3)
+    ap.add_argument("--base", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
+    ap.add_argument("--models", nargs="+", default=None, help="LABEL=DIR ... (default: cine=--base)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", default=default("inference.precision"), choices=["auto", "float32", "bfloat16"])
+    ap.add_argument("--keep-exams", help="folder to store the generated test exams in (and reuse them from)")
+    ap.add_argument("--generate-only", action="store_true")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    keep = Path(args.keep_exams) if args.keep_exams else None
+    exams = test_exams(args.sequence, args.n_exams, args.seed, args.mi_fraction, keep)
+    if args.generate_only:
+        for i, _ in enumerate(exams):
+            print(f"generated {i + 1}/{args.n_exams}", file=sys.stderr)
+        return 0
+    specs = [s.split("=", 1) for s in (args.models or [f"cine={args.base}"])]
+    if any(len(s) != 2 for s in specs):
+        raise SystemExit("--models: give LABEL=DIR")
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {label: load_models(models_folder(Path(args.base), Path(d), Path(tmp) / label), method="heatmap",
+                                     device="cpu", precision=args.precision) for label, d in specs}
+        lm = evaluate(exams, models, default("landmarks.absent_threshold"), default("inference.batch"))
+    n = lm["exam_id"].nunique() if len(lm) else 0
+    what = "LGE (magnitude + PSIR)" if args.sequence == "lge" else "T1 maps (native + post-contrast)"
+    print(f"\n===== held-out {what}, clinical seed {args.seed}: {n} exams; "
+          f"models {', '.join(f'{a}={b}' for a, b in specs)}")
+    print_summary(summary_table(lm))
+    for kind, g in lm.groupby("reconstruction"):
+        print(f"\n----- reconstruction {kind}")
+        print_tables({"landmarks": g.to_dict("records"), "dice": [], "measures": [], "phases": []}, None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

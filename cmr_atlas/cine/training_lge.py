@@ -1,0 +1,122 @@
+"""Training and test data of LGE landmark networks (issue 16: transfer learning from the cine
+networks to LGE, as Xue et al. 2021 did, measured against training from scratch on the same data).
+
+The LGE of a synthetic clinical exam (:mod:`cmr_atlas.synth.clinical.lge`: one diastolic image per
+plane, SAX stack and 2CH/3CH/4CH, magnitude and PSIR reconstructions of the same acquisition) is
+rendered in memory on the exam's own random streams (the scout too, since the operator's TI comes
+from it), so the images are the full exam's at a fraction of its cost.  Both reconstructions become
+training samples with the same truth landmarks: an LGE network has to read either.  Data folders
+have the layout of ``cmr-atlas train data`` (:func:`cmr_atlas.cine.training.write_data`), so
+:func:`cmr_atlas.cine.train_models.train_model` trains on them unchanged.
+
+Seeds used (disjoint from every cine training and test seed): LGE training 940000, held-out LGE
+test 940001 (``benchmarks/landmarks_lge.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cmr_atlas.cine.landmarks import MODEL_VIEWS
+from cmr_atlas.cine.training import LM_GRID, SEG_GRID, write_data
+from cmr_atlas.cine.training_data import Samples, landmark_samples, segmentation_samples
+from cmr_atlas.core.imagecache import ExamImages
+
+log = logging.getLogger(__name__)
+
+RECONSTRUCTIONS = ("lge", "lge_psir")  # series kinds of the magnitude and the phase-sensitive image
+T1_MAPS = ("t1map_native", "t1map_post")  # series kinds of the T1 maps (test data only so far)
+
+
+def clinical_lge(seed: int, index: int, mi_fraction: float,
+                 observers: int = 0) -> tuple[dict[str, ExamImages], dict[str, pd.DataFrame]]:
+    """The LGE of clinical exam ``index`` of cohort ``seed`` as ``{kind: ExamImages}`` for the
+    magnitude (``lge``) and PSIR (``lge_psir``) reconstructions (SAX stack of one frame per slice,
+    LAX views of one frame each) and its truth tables (``contours``, ``landmarks``, ...; sequence
+    ``lge``; ``observers`` simulated observers on every image)."""
+    from cmr_atlas.synth.clinical import cohort, lge, scout
+    from cmr_atlas.synth.clinical import truth as CT
+
+    rngs = cohort.exam_streams(seed, index)  # the full exam's streams: same heart, scout and LGE
+    ctx = cohort.make_context(seed, index, mi_fraction, rngs)
+    # the scout only for the operator's TI (its observers do not matter here: a separate stream)
+    ti_ms = float(scout.render(ctx, rngs["scout"], 0).truth[CT.TI_SCOUT.name].operator_ti_ms.iloc[0])
+    res = lge.render(ctx, rngs["lge"], ti_ms, observers)
+    return images_by_kind(ctx.label, res.series, RECONSTRUCTIONS), res.truth
+
+
+def clinical_t1map(seed: int, index: int, mi_fraction: float,
+                   observers: int = 0) -> tuple[dict[str, ExamImages], dict[str, pd.DataFrame]]:
+    """The native and post-contrast T1 maps (1-3 SAX slices) of clinical exam ``index`` of cohort
+    ``seed`` as ``{kind: ExamImages}`` and their truth (sequence ``t1map``), as :func:`clinical_lge`."""
+    from cmr_atlas.synth.clinical import cohort, t1map
+
+    rngs = cohort.exam_streams(seed, index)
+    ctx = cohort.make_context(seed, index, mi_fraction, rngs)
+    res = t1map.render(ctx, rngs["t1map"], observers)
+    return images_by_kind(ctx.label, res.series, T1_MAPS), res.truth
+
+
+def images_by_kind(label: str, rendered: list, kinds: tuple[str, ...]) -> dict[str, ExamImages]:
+    """``{kind: ExamImages}`` of rendered single-frame series (:class:`RenderedSeries`): the SAX
+    planes stacked by slice index (one frame each), each LAX view its one image."""
+    out = {}
+    for kind in kinds:
+        series = [s for s in rendered if s.kind == kind]
+        sax = sorted(((k, p, im) for s in series if s.view == "sax"
+                      for k, p, im in zip(s.slice_indices, s.planes, s.images)), key=lambda t: t[0])
+        lax = {s.view: s for s in series if s.view != "sax"}
+        out[kind] = ExamImages(label, np.stack([im for _, _, im in sax]).astype(np.float32),
+                               [p for _, p, _ in sax], np.zeros(1),
+                               {v: s.images[0].astype(np.float32) for v, s in lax.items()},
+                               {v: s.planes[0] for v, s in lax.items()})
+    return out
+
+
+def lge_samples(images: ExamImages, truth: dict[str, pd.DataFrame], rng: np.random.Generator) -> dict[str, Samples]:
+    """Training samples of one LGE reconstruction (keys of ``write_data``): every SAX slice
+    (slices without landmarks as explicit negatives) and every LAX view, the one frame each."""
+    # one frame per image and no ED/ES phase: "all" frames with one extra = frame 0
+    out = {"seg": segmentation_samples(images, truth["contours"], SEG_GRID, rng, extra_frames=1)}
+    for m in MODEL_VIEWS:
+        out[f"lm_{m}"] = landmark_samples(images, truth["landmarks"], m, LM_GRID, rng, extra_frames=1,
+                                          sax_frames="all")
+    return out
+
+
+def _exam_part(job: tuple[int, int, float]) -> dict[str, Samples]:
+    """Samples of both reconstructions of one exam as one exam (so exam-wise splits keep them together)."""
+    seed, index, mi = job
+    images, truth = clinical_lge(seed, index, mi)
+    rng = np.random.default_rng([seed, index])
+    parts = [lge_samples(images[kind], truth, rng) for kind in RECONSTRUCTIONS]
+    out = {}
+    for key in parts[0]:
+        s = Samples.concat([p[key] for p in parts])
+        s.exam[:] = 0
+        s.exam_ids = s.exam_ids[:1]
+        out[key] = s
+    return out
+
+
+def build_lge_data(out: str | Path, seed: int, n_exams: int, jobs: int, mi_fraction: float) -> dict:
+    """Write the LGE training samples (magnitude and PSIR) of exams ``0..n_exams-1`` of clinical
+    cohort ``seed`` to ``out`` (a ``train data`` folder, one exam per exam: both reconstructions
+    fall on the same side of a validation split); returns its ``data.json``."""
+    todo = [(seed, i, mi_fraction) for i in range(n_exams)]
+    if jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(jobs) as pool:
+            parts = list(pool.imap(_exam_part, todo))
+    else:
+        parts = [_exam_part(t) for t in todo]
+    provenance = {"source": "synthetic, generated in memory (cmr_atlas.cine.training_lge.clinical_lge: "
+                            "LGE magnitude and PSIR of the clinical exams)", "protocol": "clinical",
+                  "sequences": ["lge"], "reconstructions": list(RECONSTRUCTIONS), "cohort_seed": seed,
+                  "exam_indices": [0, n_exams - 1], "mi_fraction": mi_fraction}
+    return write_data(out, parts, 0, provenance)

@@ -1,0 +1,74 @@
+"""LGE landmark training data (issue 16: transfer learning from the cine networks to LGE): magnitude
+and PSIR of the clinical exams with their truth landmarks, one exam per exam in a data folder."""
+
+import json
+
+import numpy as np
+import pytest
+
+from cmr_atlas.cine.landmarks import MODEL_LANDMARKS
+from cmr_atlas.cine.training import load_data
+from cmr_atlas.cine.training_data import VIEW_CODES
+from cmr_atlas.cine.training_lge import (RECONSTRUCTIONS, T1_MAPS, _exam_part, clinical_lge, clinical_t1map,
+                                          lge_samples)
+from cmr_atlas.core.vocab import CAVITY, MYO
+
+
+@pytest.fixture(scope="module")
+def lge(clinical_seed):
+    return clinical_lge(clinical_seed, 0, 0.0, observers=1)
+
+
+def test_both_reconstructions_of_the_same_planes_with_lge_truth(lge):
+    images, truth = lge
+    assert set(images) == set(RECONSTRUCTIONS)
+    mag, psir = images["lge"], images["lge_psir"]
+    assert mag.sax.shape == psir.sax.shape and mag.sax.shape[1] == 1 and mag.n_slices >= 8
+    assert set(mag.lax) == {"lax_2ch", "lax_3ch", "lax_4ch"}
+    assert (mag.sax >= 0).all() and (psir.sax < 0).any()  # PSIR keeps the sign, magnitude does not
+    assert np.allclose(np.abs(psir.sax).mean(), mag.sax.mean(), rtol=0.2)
+    assert set(truth["landmarks"]["sequence"]) == {"lge"}
+    assert {"truth", "obs1"} <= set(truth["landmarks"]["observer"])
+
+
+def test_samples_have_the_truth_points_on_both_reconstructions(lge):
+    images, truth = lge
+    s = {k: lge_samples(images[k], truth, np.random.default_rng(0)) for k in RECONSTRUCTIONS}
+    sax = s["lge"]["lm_sax"]
+    n_truth_slices = truth["landmarks"].query("observer == 'truth' and view == 'sax'")["slice_index"].nunique()
+    # every slice once (one frame), those with landmarks carry them, the rest are explicit negatives
+    assert len(sax) == images["lge"].n_slices
+    assert np.isfinite(sax.points[:, 2, 0]).sum() == n_truth_slices
+    np.testing.assert_array_equal(sax.points, s["lge_psir"]["lm_sax"].points)
+    lax = s["lge"]["lm_lax"]
+    assert sorted(lax.view) == sorted(VIEW_CODES[v] for v in ("lax_2ch", "lax_3ch", "lax_4ch"))
+    assert lax.points.shape[1] == len(MODEL_LANDMARKS["lax"]) and np.isfinite(lax.points).all()
+    assert ((lax.points > 0) & (lax.points < 127)).all()
+    seg = s["lge"]["seg"]
+    assert (seg.labels == MYO).any() and (seg.labels == CAVITY).any()
+
+
+def test_one_exam_per_exam_in_a_data_folder(clinical_seed, tmp_path, monkeypatch, lge):
+    import cmr_atlas.cine.training_lge as tl
+    from cmr_atlas.cine.training import write_data
+
+    monkeypatch.setattr(tl, "clinical_lge", lambda *a, **k: lge)  # no second render
+    part = _exam_part((clinical_seed, 0, 0.0))
+    for key, s in part.items():
+        assert s.exam_ids == [lge[0]["lge"].exam_id] and (s.exam == 0).all()
+    n_sax = lge[0]["lge"].n_slices
+    assert len(part["lm_sax"]) == 2 * n_sax  # magnitude + PSIR
+    write_data(tmp_path, [part, part], 0, {"sequences": ["lge"]})
+    samples, info = load_data([tmp_path], "lm_sax")
+    assert len(samples.exam_ids) == 2 and json.loads((tmp_path / "data.json").read_text())["sequences"] == ["lge"]
+
+
+def test_t1_maps_native_and_post_of_the_same_sax_planes(clinical_seed):
+    images, truth = clinical_t1map(clinical_seed, 0, 0.0, observers=1)
+    assert set(images) == set(T1_MAPS)
+    native, post = images["t1map_native"], images["t1map_post"]
+    assert 1 <= native.n_slices <= 3 and native.sax.shape == post.sax.shape and not native.lax
+    assert [p.position_mm.tolist() for p in native.sax_planes] == [p.position_mm.tolist() for p in post.sax_planes]
+    # gadolinium shortens T1: the post-contrast map is darker than the native one
+    assert np.median(post.sax[post.sax > 0]) < np.median(native.sax[native.sax > 0])
+    assert set(truth["landmarks"]["sequence"]) == {"t1map"} and set(truth["landmarks"]["view"]) == {"sax"}
