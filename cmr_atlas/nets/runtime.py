@@ -9,13 +9,15 @@ the shipped U-Nets about 4x faster than float32 (``benchmarks/inference.py``); t
 of the change is ``benchmarks/accuracy.py --precision`` (figures in docs/models.md).
 
 Runtime (config ``inference.runtime``): ``torch``, ``onnxruntime`` (the network exported to ONNX
-in memory when it is loaded and run by ONNX Runtime's CPU provider in float32), or ``auto``, which
-takes ONNX Runtime on the CPU where it is installed, unless ``bfloat16`` is asked for explicitly,
-and PyTorch elsewhere (CUDA; a failed export or session falls back to PyTorch with a warning).
-Measured on the 2-core development CPU (AVX-512 BF16, no AMX), shipped U-Nets, 2 threads, batch 32:
-ONNX Runtime float32 takes 0.55-0.75x the CPU time of PyTorch's bfloat16 autocast, and it computes
-float32 (the same outputs as PyTorch float32 to 1e-5), so ``auto`` is both faster and exact there.
-CPUs with AMX bf16 units were not measured; ``runtime: torch`` keeps PyTorch's autocast.
+in memory when it is loaded and run by ONNX Runtime's CPU provider in float32), or ``auto``:
+PyTorch where it runs bfloat16 autocast (a CPU with native bf16 units and precision ``auto`` or
+``bfloat16``; CUDA), ONNX Runtime on the CPU where PyTorch would compute float32 (no native bf16,
+or precision ``float32``) and it is installed; a failed export or session falls back to PyTorch
+with a warning.  Measured on the quiet 2-core development CPU (AVX-512 BF16), shipped networks, one
+thread, batch 32 (``benchmarks/inference.py --threads 1 --precision auto --runtime torch
+onnxruntime``, 2026-12-02): whole synthetic exam 2.78 s with PyTorch bfloat16 against 3.77 s with
+ONNX Runtime float32 (seg_sax 7.9 vs 18.4 ms per image); ONNX Runtime float32 is faster than
+PyTorch float32 and computes the same outputs to 1e-5.
 """
 
 from __future__ import annotations
@@ -209,7 +211,11 @@ def resolve_runtime(name: str, device: torch.device, precision: str) -> str:
         if importlib.util.find_spec("onnxruntime") is None:
             raise RuntimeError("inference.runtime: onnxruntime requested but it is not installed")
     if name == "auto":
-        return "onnxruntime" if usable and importlib.util.find_spec("onnxruntime") is not None else "torch"
+        # bfloat16 autocast where the CPU computes it natively beats ONNX Runtime's float32 (module
+        # docstring); ONNX Runtime where PyTorch would run float32
+        native_bf16 = usable and resolve_precision(precision, device) is not None
+        return ("onnxruntime" if usable and not native_bf16 and importlib.util.find_spec("onnxruntime") is not None
+                else "torch")
     return name
 
 

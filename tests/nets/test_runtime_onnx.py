@@ -27,8 +27,11 @@ def onnx_cache(tmp_path, monkeypatch):
     return tmp_path / "xdg" / "cmr-atlas" / "onnx"
 
 
-def test_runtime_choice():
-    assert resolve_runtime("auto", CPU, "auto") == "onnxruntime"
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_runtime_choice(native_bf16, monkeypatch):
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda *a: native_bf16)
+    # auto: PyTorch where it runs bfloat16 natively (faster), ONNX Runtime where it would run float32
+    assert resolve_runtime("auto", CPU, "auto") == ("torch" if native_bf16 else "onnxruntime")
     assert resolve_runtime("auto", CPU, "float32") == "onnxruntime"
     assert resolve_runtime("auto", CPU, "bfloat16") == "torch"  # ONNX Runtime's CPU provider: float32 only
     assert resolve_runtime("auto", CUDA, "auto") == "torch"
@@ -44,6 +47,7 @@ def test_runtime_choice():
 def test_without_onnxruntime_auto_is_torch_and_an_explicit_request_an_error(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(runtime.importlib.util, "find_spec", lambda n, *a: None if n == "onnxruntime" else real(n, *a))
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda *a: False)
     assert resolve_runtime("auto", CPU, "auto") == "torch"
     with pytest.raises(RuntimeError, match="not installed"):
         resolve_runtime("onnxruntime", CPU, "float32")
