@@ -25,8 +25,6 @@ from cmr_atlas.core.geometry import nearest_plane
 from cmr_atlas.perfusion import segment
 from cmr_atlas.perfusion.sectors import Insertions
 
-ALIGN_MM = 8.0  # contour alignment search reach: the breathing range the motion correction searches
-
 
 def polygon_mask(rc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Pixels whose centres lie inside the closed polygon ``rc`` (N, 2) (row, col)."""

@@ -143,8 +143,11 @@ def _register_all(frames: np.ndarray, reference: np.ndarray, region: tuple[slice
     return out
 
 
+MAX_SHIFT_MM = 8.0  # the breathing range searched (the manual path's contour alignment too)
+
+
 def correct_series(frames: np.ndarray, n_pd: int, pixel_mm: float, radius_mm: float = 40.0,
-                   max_shift_mm: float = 8.0, ranks: tuple[int, ...] = (3, 4, 5, 6),
+                   max_shift_mm: float = MAX_SHIFT_MM, ranks: tuple[int, ...] = (3, 4, 5, 6),
                    smooth_mm: float = 2.0, near_rc: np.ndarray | None = None) -> MotionCorrection:
     """Register every frame of one perfusion slice (T, R, C; the first ``n_pd`` proton-density) to
     its low-rank synthetic reference, iterating once per entry of ``ranks``.

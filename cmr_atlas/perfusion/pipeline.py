@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.core.seriescache import SeriesImages
-from cmr_atlas.perfusion import manual, prepare, qc
+from cmr_atlas.perfusion import manual, motion, prepare, qc
 from cmr_atlas.perfusion import quantify as Q
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _labels(source: str, p, mcs, model, card, ann: Annotations | None, precision
     cond = ann.contours[ann.contours["condition"] == p.condition]
     marks = ann.landmarks[ann.landmarks["condition"] == p.condition]
     px = float(np.mean(p.series.planes[0].pixel_spacing_mm))
-    reach = int(np.ceil(manual.ALIGN_MM / px))
+    reach = int(np.ceil(motion.MAX_SHIFT_MM / px))
     out = [manual.manual_slice(cond, marks, p.series.planes, p.order, k, mc.shifts_px[0], mc.frames.shape[1:],
                                manual.peak_enhancement(mc.frames[p.n_pd:]), reach) for k, mc in enumerate(mcs)]
     return [o[0] for o in out], [o[1] for o in out]
