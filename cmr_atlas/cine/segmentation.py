@@ -12,20 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from cmr_atlas.core.geometry import rasterise_polygon
 from cmr_atlas.core.vocab import CAVITY, MYO, RV
-
-
-def rasterise_polygon(rc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Boolean mask of pixel centres inside the closed polygon ``rc (N, 2)`` (row, col)."""
-    rc = np.asarray(rc, dtype=float)
-    if len(rc) < 3 or not np.isfinite(rc).all():
-        return np.zeros(shape, dtype=bool)
-    from matplotlib.path import Path as MplPath  # lazy: the guide-point and fit jobs never need it
-
-    rows, cols = shape
-    r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-    path = MplPath(rc[:, ::-1])  # matplotlib wants (x, y) = (col, row)
-    return path.contains_points(np.stack([c.ravel(), r.ravel()], 1)).reshape(shape)
 
 
 def label_mask(shape: tuple[int, int], endo: np.ndarray | None, epi: np.ndarray | None,

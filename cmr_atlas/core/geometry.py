@@ -308,3 +308,16 @@ def slice_spacing_mm(planes: Sequence[SlicePlane]) -> float | None:
     ref = planes[0]
     offsets = np.sort([float((p.position_mm - ref.position_mm) @ ref.normal) for p in planes])
     return float(np.median(np.diff(offsets)))
+
+
+def rasterise_polygon(rc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean mask of pixel centres inside the closed polygon ``rc (N, 2)`` (row, col)."""
+    rc = np.asarray(rc, dtype=float)
+    if len(rc) < 3 or not np.isfinite(rc).all():
+        return np.zeros(shape, dtype=bool)
+    from matplotlib.path import Path as MplPath  # lazy: most users of this module never need it
+
+    rows, cols = shape
+    r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    path = MplPath(rc[:, ::-1])  # matplotlib wants (x, y) = (col, row)
+    return path.contains_points(np.stack([c.ravel(), r.ravel()], 1)).reshape(shape)

@@ -19,18 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.path import Path as PolyPath
 
-from cmr_atlas.core.geometry import nearest_plane
+from cmr_atlas.core.geometry import nearest_plane, rasterise_polygon
 from cmr_atlas.perfusion import segment
 from cmr_atlas.perfusion.sectors import Insertions
-
-
-def polygon_mask(rc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Pixels whose centres lie inside the closed polygon ``rc`` (N, 2) (row, col)."""
-    rr, cc = np.mgrid[: shape[0], : shape[1]]
-    pts = np.stack([rr.ravel(), cc.ravel()], axis=1)
-    return PolyPath(rc).contains_points(pts).reshape(shape)
 
 
 def _rows_on(df: pd.DataFrame, planes, k: int) -> pd.DataFrame:
@@ -88,7 +80,7 @@ def _place(contours: pd.DataFrame, landmarks: pd.DataFrame, planes, order: list[
     for surface in ("epi", "endo"):
         pts = c[c["surface"] == surface].sort_values("point_index")[["row_px", "col_px"]].to_numpy(float)
         if len(pts) >= 3:
-            masks[surface] = polygon_mask(pts - shift_px, shape)
+            masks[surface] = rasterise_polygon(pts - shift_px, shape)
     if "epi" in masks:
         labels[masks["epi"]] = segment.MYOCARDIUM
     if "endo" in masks:

@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmr_atlas.cine.segmentation import (choose_phases, clean_mask, label_mask, lax_frame, mask_contours, mask_qc,
-                                         rasterise_polygon)
+from cmr_atlas.cine.segmentation import choose_phases, clean_mask, label_mask, lax_frame, mask_contours, mask_qc
+from cmr_atlas.core.geometry import rasterise_polygon
 from cmr_atlas.core.vocab import CAVITY, MYO
 
 
