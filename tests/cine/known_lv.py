@@ -39,6 +39,19 @@ class Fixture:
 
         return planes_by_slice(self.slices, self.guide_points["exam_id"].iloc[0])
 
+    def through_plane_errors(self, fit_shifts) -> tuple[np.ndarray, np.ndarray]:
+        """(estimate, truth) of each SAX slice's through-plane shift in a fit's ``shifts`` (view,
+        slice, d), each less its mean (the common level is not identifiable)."""
+        planes = self.planes()
+        tru = self.shifts[self.shifts["view"] == "sax"].set_index("slice_index")
+        e, t = [], []
+        for v, s, d in fit_shifts:
+            if v == "sax" and s in tru.index:
+                n = planes[("sax", s)].normal
+                e.append(n @ d)
+                t.append(n @ tru.loc[s, ["dx_mm", "dy_mm", "dz_mm"]].to_numpy(float))
+        return np.array(e) - np.mean(e), np.array(t) - np.mean(t)
+
     def surface_distance(self, points_local: np.ndarray, key: tuple[str, str]) -> np.ndarray:
         """Distance of local points to the true surface ``key`` = (phase, surface)."""
         return ellipsoid_distance(points_local, SHAPES[key])

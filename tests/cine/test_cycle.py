@@ -157,18 +157,10 @@ def test_through_plane_shifts_are_estimated_along_the_normal():
         off = fit_exam(fx.guide_points, planes, "exam0", "truth", **kw)
         assert on.status == "ok" and off.status == "ok"
         assert np.isfinite(on.volumes["model"]["ED_cavity_ml"])
-        tru = fx.shifts[fx.shifts["view"] == "sax"].set_index("slice_index")
-        e, t = [], []
-        for v, s, d in on.shifts:
-            if v == "sax" and s in tru.index:
-                n = planes[("sax", s)].normal
-                e.append(n @ d)
-                t.append(n @ tru.loc[s, ["dx_mm", "dy_mm", "dz_mm"]].to_numpy(float))
-            if v == "sax":
-                # the in-plane-only fit reports no normal component
-                d_off = dict(((vv, ss), dd) for vv, ss, dd in off.shifts)[(v, s)]
+        for v, s, d_off in off.shifts:
+            if v == "sax":  # the in-plane-only fit reports no normal component
                 assert abs(planes[("sax", s)].normal @ d_off) < 1e-9
-        e, t = np.array(e) - np.mean(e), np.array(t) - np.mean(t)
+        e, t = fx.through_plane_errors(on.shifts)
         errs.append(e - t)
         trues.append(t)
     rms_err = np.sqrt(np.mean(np.concatenate(errs) ** 2))

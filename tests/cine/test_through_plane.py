@@ -13,19 +13,6 @@ from cmr_atlas.cine.lvmodel.through_plane import (crossing_observations, fit_exa
 FIT = dict(shift_reference="sax_mean")
 
 
-def _tp_errors(fix, fit):
-    """(estimate, truth) of each SAX slice's through-plane shift, each less its mean."""
-    planes = fix.planes()
-    tru = fix.shifts[fix.shifts["view"] == "sax"].set_index("slice_index")
-    e, t = [], []
-    for v, s, d in fit.shifts:
-        if v == "sax" and s in tru.index:
-            n = planes[("sax", s)].normal
-            e.append(n @ d)
-            t.append(n @ tru.loc[s, ["dx_mm", "dy_mm", "dz_mm"]].to_numpy(float))
-    return np.array(e) - np.mean(e), np.array(t) - np.mean(t)
-
-
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.floats(-3, 3), min_size=3, max_size=8), st.floats(-2, 2))
 def test_exact_observations_give_the_shifts_less_their_mean(t, offset):
@@ -67,7 +54,7 @@ def test_crossings_recover_through_plane_shifts_of_the_known_lv(make_fixture):
         fix = make_fixture(seed, shift_sd_mm=1.0, noise_mm=0.3)
         f = fit_exam_through_plane(fix.guide_points, None, fix.planes(), "exam0", "truth", **FIT)
         assert f.status == "ok", f.qc_reason
-        e, t = _tp_errors(fix, f)
+        e, t = fix.through_plane_errors(f.shifts)
         errs.append(e - t)
         trues.append(t)
     rms_err = np.sqrt(np.mean(np.concatenate(errs) ** 2))
