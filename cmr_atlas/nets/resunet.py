@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cmr_atlas.nets.unet import UNetSkeleton
+
 NEGATIVE_SLOPE = 0.1
 
 
@@ -29,36 +31,21 @@ class ResBlock(nn.Module):
         return self.act(self.body(x) + self.skip(x))
 
 
-class ResUNet(nn.Module):
+class ResUNet(UNetSkeleton):
     """``levels`` resolution levels of ``base * 2**k`` channels; input side divisible by
     ``2**(levels-1)``.  Output: logits ``(B, out_channels, H, W)``."""
 
     def __init__(self, in_channels: int = 16, out_channels: int = 4, base: int = 16, levels: int = 4):
-        super().__init__()
-        if levels < 2:
-            raise ValueError("a U-Net needs at least 2 levels")
-        self.hparams = {"in_channels": in_channels, "out_channels": out_channels, "base": base, "levels": levels}
-        widths = [base * 2**k for k in range(levels)]
-        self.down = nn.ModuleList()
-        c = in_channels
-        for w in widths:
-            self.down.append(ResBlock(c, w))
-            c = w
+        super().__init__(in_channels, out_channels, base, levels)
         self.dec = nn.ModuleList()
-        for w in reversed(widths[:-1]):
+        c = self.widths[-1]
+        for w in reversed(self.widths[:-1]):
             self.dec.append(ResBlock(c + w, w))
             c = w
         self.head = nn.Conv2d(c, out_channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = 2 ** (len(self.down) - 1)
-        if x.shape[-1] % m or x.shape[-2] % m:
-            raise ValueError(f"input size {tuple(x.shape[-2:])} must be divisible by {m}")
-        skips = []
-        for i, blk in enumerate(self.down):
-            x = blk(x if i == 0 else F.max_pool2d(x, 2))
-            skips.append(x)
-        for dec, skip in zip(self.dec, reversed(skips[:-1])):
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = dec(torch.cat([x, skip], dim=1))
-        return self.head(x)
+    def _block(self, c_in: int, c_out: int) -> nn.Module:
+        return ResBlock(c_in, c_out)
+
+    def _up(self, i: int, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
