@@ -72,17 +72,26 @@ def as_series(exam_id: str, rs, index: int) -> SeriesImages:
                         nan, nan, nan, nan, map_units="ms")
 
 
-def truth_segments(exam_id: str, rs, truth_lm: pd.DataFrame, pixels: list[dict], native_pixels: list[dict]) -> list[dict]:
+def truth_segments(exam_id: str, rs, truth_lm: pd.DataFrame, pixels: list[dict],
+                   native_pixels: list[dict]) -> list[dict]:
     """Truth rows per (slice, segment) of one exam from the renderer's pixel truth."""
     from cmr_atlas.synth.clinical.t1map import LEVELS
 
     levels = LEVELS[len(rs.planes)]
     rows = []
-    for p, (plane, sl) in enumerate(zip(rs.planes, rs.slice_indices)):
+    xyz = {}  # slice -> {landmark: patient mm} of the truth
+    for p, sl in enumerate(rs.slice_indices):
         lm = truth_lm[(truth_lm["observer"] == "truth") & (truth_lm["slice_index"] == sl)]
-        pts = {r.landmark: plane.in_plane_mm(np.array([r.x_mm, r.y_mm, r.z_mm])) for r in lm.itertuples()}
-        if not {"lv_centre", "rv_insert_anterior", "rv_insert_posterior"} <= set(pts):
+        xyz[p] = {r.landmark: np.array([r.x_mm, r.y_mm, r.z_mm]) for r in lm.itertuples()}
+    full = [p for p in xyz if len(xyz[p]) == 3]
+    for p, plane in enumerate(rs.planes):
+        if "lv_centre" not in xyz[p] or not full:
             continue
+        # apical slices without RV insertions: the nearest full slice's insertion directions
+        near = min(full, key=lambda k: abs(k - p))
+        ref = {k: xyz[p]["lv_centre"] + xyz[near][k] - xyz[near]["lv_centre"] for k in ("rv_insert_anterior",
+                                                                                       "rv_insert_posterior")}
+        pts = {k: plane.in_plane_mm(v) for k, v in {**ref, **xyz[p]}.items()}
         rc = np.indices(plane.shape).reshape(2, -1).T.astype(float)
         xy = plane.in_plane_mm(plane.pixel_to_patient(rc))
         theta = insertion_angle_deg(xy, pts["lv_centre"], pts["rv_insert_anterior"], pts["rv_insert_posterior"])
@@ -144,13 +153,15 @@ def summary(auto: pd.DataFrame, truth: pd.DataFrame) -> None:
               f"{m[f'true_{col}'].mean():.0f} ({m[f'true_{col}'].std():.0f}) |")
     for label, e in (("true (covariate)", m["ecv_true_hct"]), ("default 0.42", m["ecv"])):
         d = 100 * (e - m["true_ecv"])
-        print(f"| ECV, % points | {label} | {d.notna().sum()} | {d.mean():+.2f} | {d.std():.2f} | {d.abs().mean():.2f} | "
+        print(f"| ECV, % points | {label} | {d.notna().sum()} | {d.mean():+.2f} | {d.std():.2f} | "
+              f"{d.abs().mean():.2f} | "
               f"{100 * m['true_ecv'].mean():.1f} ({100 * m['true_ecv'].std():.1f}) |")
     print("\nper segment (true hematocrit): ECV error mean (SD) % points, native T1 error mean (SD) ms")
     for s, g in m.groupby("segment"):
         d = 100 * (g["ecv_true_hct"] - g["true_ecv"])
         t = g["native_t1_ms"] - g["true_native_t1_ms"]
-        print(f"  segment {int(s):2d}: n {len(g):3d}  ECV {d.mean():+.2f} ({d.std():.2f})  native T1 {t.mean():+.1f} ({t.std():.1f})")
+        print(f"  segment {int(s):2d}: n {len(g):3d}  ECV {d.mean():+.2f} ({d.std():.2f})  "
+              f"native T1 {t.mean():+.1f} ({t.std():.1f})")
 
 
 def main() -> int:

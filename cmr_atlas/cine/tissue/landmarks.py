@@ -76,9 +76,7 @@ def series_landmarks(s: SeriesImages, models: Models, *, absent_threshold: float
     return lm.assign(series_index=s.series_index, kind=s.kind)[list(TISSUE_LANDMARKS.column_names)]
 
 
-def points_rc(lm: pd.DataFrame, slice_index: int) -> dict[str, np.ndarray] | None:
-    """``{landmark: (row, col)}`` of one slice's present landmarks; None unless all three are present."""
+def points_rc(lm: pd.DataFrame, slice_index: int) -> dict[str, np.ndarray]:
+    """``{landmark: (row, col)}`` of one slice's present landmarks."""
     rows = lm[(lm["slice_index"] == slice_index) & lm["present"].astype(bool)]
-    pts = {str(r.landmark): np.array([r.y_px, r.x_px], float) for r in rows.itertuples()}
-    need = ("lv_centre", "rv_insert_anterior", "rv_insert_posterior")
-    return pts if all(k in pts for k in need) else None
+    return {str(r.landmark): np.array([r.y_px, r.x_px], float) for r in rows.itertuples()}

@@ -103,6 +103,37 @@ def slice_roi(t1_ms: np.ndarray, spacing_mm: tuple[float, float], centre_rc: np.
     sp = np.asarray(spacing_mm, float)
     c, a, b = (np.asarray(p, float) for p in (centre_rc, anterior_rc, inferior_rc))
     epi = float(np.mean([np.linalg.norm((a - c) * sp), np.linalg.norm((b - c) * sp)]))
+    return _roi(t1_ms, sp, c, epi, a, b)
+
+
+def slice_roi_without_insertions(t1_ms: np.ndarray, spacing_mm: tuple[float, float], centre_rc: np.ndarray,
+                                 anterior_rc: np.ndarray, inferior_rc: np.ndarray, wall_ms: float) -> SliceRoi:
+    """ROIs of a slice whose RV insertions are absent (apical slices: the RV does not reach them).
+    ``anterior_rc``/``inferior_rc``: the directions of a neighbouring slice's insertions carried into
+    this plane (parallel planes of one series: a core lab's reference for the apical sectors);
+    ``wall_ms``: the myocardial T1 of that slice's ROI.  The epicardial radius comes from the map:
+    per ray, where the wall's band (within half the blood-wall contrast of ``wall_ms``) that starts at
+    the endocardium ends; the median over rays."""
+    sp = np.asarray(spacing_mm, float)
+    c = np.asarray(centre_rc, float)
+    angles = np.radians(np.arange(0.0, 360.0, ANGLE_STEP_DEG))
+    radii = np.arange(0.0, 2 * WALL_MM[1] + MIN_EPI_MM, RADIAL_STEP_MM)
+    prof = ndimage.uniform_filter1d(_profiles(t1_ms, tuple(sp), c, angles, radii), 3, axis=1)
+    blood = np.nanmedian(prof[:, radii <= 0.5 * MIN_EPI_MM - WALL_MM[0]])
+    if not np.isfinite(blood) or abs(blood - wall_ms) < MIN_CONTRAST_MS:
+        raise RoiError("no_blood_myocardium_contrast")
+    band = np.abs(prof - wall_ms) < 0.5 * abs(blood - wall_ms)
+    start = np.argmax(band, axis=1)
+    after = band & (np.arange(len(radii))[None, :] >= start[:, None])
+    ends = np.argmax(~after & (np.arange(len(radii))[None, :] > start[:, None]), axis=1)
+    found = band.any(axis=1) & (ends > start)
+    if found.mean() < 0.5:
+        raise RoiError("no_epicardium")
+    epi = float(np.median(radii[ends[found]]))
+    return _roi(t1_ms, sp, c, epi, np.asarray(anterior_rc, float), np.asarray(inferior_rc, float))
+
+
+def _roi(t1_ms: np.ndarray, sp: np.ndarray, c: np.ndarray, epi: float, a: np.ndarray, b: np.ndarray) -> SliceRoi:
     if not np.isfinite(epi) or epi < MIN_EPI_MM:
         raise RoiError("implausible_landmarks")
     endo = endocardial_radii(t1_ms, tuple(sp), c, epi)

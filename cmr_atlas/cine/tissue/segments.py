@@ -12,9 +12,11 @@ pixels in both maps, the blood pool's, and
 takes each exam's measured one from the covariates where they have it
 (:func:`apply_hematocrit`, ``hematocrit_source = covariates``).
 
-Rows without values carry a ``qc_reason``: ``no_t1_map`` (exam), ``no_native_map``,
-``no_post_map``, ``no_landmarks``, ``geometry_mismatch`` (a post map slice off the native plane),
-``implausible_landmarks``, ``no_blood_myocardium_contrast``.
+Rows without values carry a ``qc_reason``: per exam ``no_t1_map``, ``no_native_map`` and (from
+the stage) ``no_series_cache``, ``no_landmark_network``; per slice ``no_landmarks`` (the LV centre
+or an RV insertion not found on either map), ``geometry_mismatch`` (no post-map slice on the native
+slice's plane and pixel grid), ``implausible_landmarks``, ``no_blood_myocardium_contrast``; per
+segment ``no_post_map`` (native T1 only, no ECV).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.cine.tissue.landmarks import points_rc
-from cmr_atlas.cine.tissue.roi import RoiError, SliceRoi, slice_levels, slice_roi
+from cmr_atlas.cine.tissue.roi import RoiError, SliceRoi, slice_levels, slice_roi, slice_roi_without_insertions
 from cmr_atlas.core.aha import SEGMENT_NAMES
 from cmr_atlas.core.columns import EXAM_ID, SLICE_INDEX
 from cmr_atlas.core.geometry import SlicePlane
@@ -93,9 +95,61 @@ def _mean(img: np.ndarray, mask: np.ndarray) -> float:
     return float(v.mean()) if len(v) else np.nan
 
 
-def _slice_roi(native: SeriesImages, p: int, lm: dict[str, np.ndarray]) -> SliceRoi:
-    sp = tuple(native.planes[p].pixel_spacing_mm)
-    return slice_roi(native.pixels[p, 0], sp, lm["lv_centre"], lm["rv_insert_anterior"], lm["rv_insert_posterior"])
+INSERTIONS = ("rv_insert_anterior", "rv_insert_posterior")
+
+
+def _slice_points(lm_of: dict, native: SeriesImages, post: SeriesImages | None, p: int, q) -> dict[str, np.ndarray]:
+    """Landmarks of native slice ``p``: the native map's when it has all three, else the post map's
+    slice ``q`` when that has more (same plane and grid: pixels carry over)."""
+    pts = points_rc(lm_of[native.series_index], p)
+    if len(pts) < 3 and isinstance(q, int) and len(other := points_rc(lm_of[post.series_index], q)) > len(pts):
+        return other
+    return pts
+
+
+def _borrowed_insertions(native: SeriesImages, p: int, centre_rc: np.ndarray, rois: dict, pts_of: dict):
+    """Insertion points for slice ``p`` (LV centre only) carried from the nearest slice with an ROI
+    along the same patient directions, and that slice's myocardial T1; None without one."""
+    if not rois:
+        return None
+    plane = native.planes[p]
+    near = min(rois, key=lambda k: abs(float((native.planes[k].centre_mm - plane.centre_mm) @ plane.normal)))
+    src = native.planes[near]
+    c_mm = plane.pixel_to_patient(centre_rc)
+    c_src = src.pixel_to_patient(pts_of[near]["lv_centre"])
+    out = [plane.patient_to_pixel(c_mm + src.pixel_to_patient(pts_of[near][k]) - c_src)[0] for k in INSERTIONS]
+    return out, _mean(native.pixels[near, 0], rois[near][1].myo)
+
+
+def _rois(native: SeriesImages, post: SeriesImages | None, lm_of: dict) -> tuple[dict, dict]:
+    """``({slice: (post slice, SliceRoi)}, {slice: qc_reason})`` of a native map: slices with all
+    three landmarks first, then slices with the LV centre only (apical) from their neighbours."""
+    rois, reasons, pts_of = {}, {}, {}
+    for p in range(native.n_planes):
+        q = _post_slice(native, post, p)
+        pts_of[p] = pts = _slice_points(lm_of, native, post, p, q)
+        sp = tuple(native.planes[p].pixel_spacing_mm)
+        try:
+            if isinstance(q, str):
+                raise RoiError(q)
+            if "lv_centre" not in pts:
+                raise RoiError("no_landmarks")
+            if all(k in pts for k in INSERTIONS):
+                rois[p] = (q, slice_roi(native.pixels[p, 0], sp, pts["lv_centre"], *(pts[k] for k in INSERTIONS)))
+        except RoiError as exc:
+            reasons[p] = str(exc)
+    for p in set(range(native.n_planes)) - set(rois) - set(reasons):
+        borrowed = _borrowed_insertions(native, p, pts_of[p]["lv_centre"], rois, pts_of)
+        if borrowed is None:
+            reasons[p] = "no_landmarks"
+            continue
+        try:
+            rois[p] = (_post_slice(native, post, p), slice_roi_without_insertions(
+                native.pixels[p, 0], tuple(native.planes[p].pixel_spacing_mm), pts_of[p]["lv_centre"], *borrowed[0],
+                borrowed[1]))
+        except RoiError as exc:
+            reasons[p] = str(exc)
+    return rois, reasons
 
 
 def slice_rows(native: SeriesImages, post: SeriesImages | None, p: int, q: int | None, roi: SliceRoi, level: str,
@@ -127,23 +181,11 @@ def exam_rows(exam_id: str, native: SeriesImages | None, post: SeriesImages | No
         return [{**base, "qc_reason": "no_t1_map" if post is None else "no_native_map"}]
     lm_of = {i: landmarks[landmarks["series_index"] == i] for i in (native.series_index,) +
              (() if post is None else (post.series_index,))}
-    rois, reasons = {}, {}
-    for p in range(native.n_planes):
-        q = _post_slice(native, post, p)
-        pts = points_rc(lm_of[native.series_index], p)
-        if pts is None and isinstance(q, int):
-            pts = points_rc(lm_of[post.series_index], q)
-        try:
-            if isinstance(q, str):
-                raise RoiError(q)
-            if pts is None:
-                raise RoiError("no_landmarks")
-            rois[p] = (q, _slice_roi(native, p, pts))
-        except RoiError as exc:
-            reasons[p] = str(exc)
+    rois, reasons = _rois(native, post, lm_of)
     centres = np.array([pl.centre_mm for pl in native.planes])
     positions = (centres - centres.mean(axis=0)) @ native.planes[0].normal
-    levels = slice_levels(positions, [rois[p][1].epi_radius_mm if p in rois else np.nan for p in range(native.n_planes)])
+    radii = [rois[p][1].epi_radius_mm if p in rois else np.nan for p in range(native.n_planes)]
+    levels = slice_levels(positions, radii)
     rows = []
     for p in range(native.n_planes):
         head = {**base, "slice_index": p, "level": levels[p]}

@@ -40,20 +40,21 @@ def _load(cache_dir: Path, row) -> SeriesImages:
     return load_series_images(path)
 
 
-def exam_tables(rows: pd.DataFrame, cache_dir: Path, models: dict, options: dict) -> tuple[pd.DataFrame, list[dict]]:
+def exam_tables(exam_id: str, rows: pd.DataFrame, cache_dir: Path, models: dict,
+                options: dict) -> tuple[pd.DataFrame, list[dict]]:
     """``(tissue_landmarks, t1_segments rows)`` of one exam's SAX LGE/T1-map series (``rows``)."""
-    exam_id = str(rows["exam_id"].iloc[0]) if len(rows) else ""
     lms, maps = [], {}
     for row in rows.itertuples():
         s = _load(cache_dir, row)
-        sequence = SEQUENCE_OF_KIND[s.kind]
-        if sequence not in models:
-            raise ExamFailure("no_landmark_network")
-        lms.append(series_landmarks(s, models[sequence], absent_threshold=options["absent_threshold"],
-                                    batch=options["batch"]))
         if s.kind == "t1map":
             maps.setdefault("post" if s.post_contrast else "native", s)  # the first of each
+        sequence = SEQUENCE_OF_KIND[s.kind]
+        if sequence in models:  # a models folder without the sequence's network: no landmarks
+            lms.append(series_landmarks(s, models[sequence], absent_threshold=options["absent_threshold"],
+                                        batch=options["batch"]))
     lm = pd.concat(lms, ignore_index=True) if lms else TISSUE_LANDMARKS.empty()
+    if maps and "t1map" not in models:
+        return lm, [{"exam_id": exam_id, "qc_reason": "no_landmark_network"}]
     return lm, exam_rows(exam_id, maps.get("native"), maps.get("post"), lm, options["hematocrit"])
 
 
@@ -64,8 +65,10 @@ def tissue_shard(series_table: str | Path, cache_dir: str | Path, models_dir: st
     series = read_table(series_table)
     todo = sax_series(series)
     exams = series["exam_id"].drop_duplicates().tolist()
-    models = load_tissue_models(models_dir, device=options["device"], precision=options["precision"]) if len(todo) else {}
-    outcomes = run_exams(exams, lambda e: exam_tables(todo[todo["exam_id"] == e], Path(cache_dir), models, options),
+    models = {}
+    if len(todo):
+        models = load_tissue_models(models_dir, device=options["device"], precision=options["precision"])
+    outcomes = run_exams(exams, lambda e: exam_tables(e, todo[todo["exam_id"] == e], Path(cache_dir), models, options),
                          STAGE, log)
     lm = [o.value[0] for o in outcomes if o.ok and len(o.value[0])]
     seg = [r for o in outcomes if o.ok for r in o.value[1]]
