@@ -136,3 +136,17 @@ def test_hematocrit_from_covariates_replaces_the_default():
     assert out["hematocrit_source"].tolist() == ["covariates", "covariates", "default"]
     assert out.loc[0, "ecv"] == pytest.approx(0.30) and out.loc[2, "hematocrit"] == 0.42
     assert out.loc[2, "ecv"] == pytest.approx(0.30 * 0.58 / 0.64)
+
+
+@pytest.mark.parametrize("endo, epi", [(8.0, 16.0), (12.0, 22.0)])
+def test_apical_slice_finds_its_epicardium_from_the_map(endo, epi):
+    from cmr_atlas.cine.tissue.roi import slice_roi_without_insertions
+
+    img, c, a, b, rad = phantom(1600.0, 1000.0, 300.0, endo, epi, sector=(60.0, 120.0, 1200.0))
+    # the insertion points only give directions here: put them far off the epicardium
+    roi = slice_roi_without_insertions(img, (SP, SP), c, c + 3 * (a - c), c + 0.5 * (b - c), 1000.0)
+    assert roi.epi_radius_mm == pytest.approx(epi, abs=1.5)
+    r = rad[roi.myo]
+    assert r.min() >= endo + 0.1 * (epi - endo) and r.max() <= epi - 0.1 * (epi - endo)
+    seg = roi.segments("apical")
+    assert set(np.unique(seg)) == {0, 13, 14, 15, 16} and (img[seg == 14] == 1200.0).mean() > 0.4
