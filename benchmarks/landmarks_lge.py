@@ -20,10 +20,10 @@ Test cohorts: clinical exams of seed 940001 (LGE) and 940003 (T1 maps) (exams 0.
 simulated observers on every image, MI fraction 0.3), only their scout (for the operator's TI) and
 LGE rendered (:func:`cmr_atlas.cine.training_lge.clinical_lge`), or their T1 maps
 (``clinical_t1map``).  Disjoint from the training seeds (LGE 940000, T1 maps 940002) and every cine
-seed (910000-910001, 920000, 930001, 30001, 86).  Printed per model, reconstruction and view: detection rate (images with every present
-landmark detected, the paper's success rate), landmarks detected, SAX false positives (a landmark
-found on a slice the truth has none on), mean distance to each observer and observer vs observer;
-then the per-landmark tables of :func:`accuracy.print_tables`.
+seed (910000-910001, 920000, 930001, 30001, 86).  Printed per model, reconstruction and view:
+detection rate (images with every present landmark detected, the paper's success rate), landmarks
+detected, SAX false positives (a landmark found on a slice the truth has none on), mean distance to
+each observer and observer vs observer; then the per-landmark tables of :func:`accuracy.print_tables`.
 """
 
 from __future__ import annotations

@@ -43,8 +43,8 @@ def shard(tmp_path_factory, clinical_synth_cohort):
              {"exam_id": "EXAM3", "series_index": 7, "kind": "t1map", "plane_views": "sax", "post_contrast": False}]
     pd.DataFrame(rows).to_parquet(tmp / "series.parquet")
     out = {k: tmp / f"{k}.parquet" for k in ("landmarks", "segments", "status")}
-    ST.tissue_shard(tmp / "series.parquet", tmp / "cache", find_models_dir(default("models_dir")), OPTIONS, landmarks_path=out["landmarks"],
-                    segments_path=out["segments"], status_path=out["status"])
+    ST.tissue_shard(tmp / "series.parquet", tmp / "cache", find_models_dir(default("models_dir")), OPTIONS,
+                    landmarks_path=out["landmarks"], segments_path=out["segments"], status_path=out["status"])
     return series, out
 
 
