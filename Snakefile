@@ -22,6 +22,7 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/cine/train.smk"
 include: "workflow/rules/perfusion/perfusion.smk"
+include: "workflow/rules/cine/tissue.smk"
 
 
 rule all:

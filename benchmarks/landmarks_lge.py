@@ -3,23 +3,33 @@ of held-out synthetic clinical exams: the cine networks unchanged, fine-tuned on
 learning, as Xue et al. 2021) and trained from scratch on the same LGE data (issue 16).
 
     PYTHONPATH=. python benchmarks/landmarks_lge.py [--sequence lge] --n-exams 12 --seed 940001 \
-        --models cine=resources/models transfer=DIR1 scratch=DIR2 [--keep-exams DIR] [--threads 2]
+        --models cine=cine transfer=DIR1 scratch=DIR2 [--keep-exams DIR] [--threads 2]
 
-Each ``LABEL=DIR`` is a folder with ``lm_heatmap_sax`` and/or ``lm_heatmap_lax``; a network it
-lacks is taken from ``--base`` (the shipped cine networks).  Test cohort: clinical exams of seed
-940001 (exams 0..n-1, two simulated observers on every LGE and T1-map image, MI fraction 0.3),
-only their scout (for the operator's TI) and LGE rendered
-(:func:`cmr_atlas.cine.training_lge.clinical_lge`), or their T1 maps (``clinical_t1map``).
-Disjoint from the LGE training seed 940000 and every cine seed (910000-910001, 920000, 930001,
-30001, 86).  Printed per model, reconstruction and view: detection rate (images with every present
-landmark detected, the paper's success rate), landmarks detected, SAX false positives (a landmark
-found on a slice the truth has none on), mean distance to each observer and observer vs observer;
-then the per-landmark tables of :func:`accuracy.print_tables`.
+Each ``LABEL=DIR`` is a folder with the sequence's own networks (``lm_heatmap_sax_lge``,
+``lm_heatmap_sax_t1map``: the shipped ones) or networks of the cine names (``lm_heatmap_sax``,
+``lm_heatmap_lax``: a training run's output); a network it lacks is taken from ``--base`` (the
+shipped cine networks); ``LABEL=cine`` is the cine networks unchanged.  The table of record:
+
+    python benchmarks/landmarks_lge.py --sequence lge --n-exams 16 --seed 940001 --keep-exams DIR \
+        --models cine=cine transfer=/work/lmdata/lge4/transfer scratch=/work/lmdata/lge4/scratch
+    python benchmarks/landmarks_lge.py --sequence t1map --n-exams 40 --seed 940003 --keep-exams DIR \
+        --models cine=cine shipped=resources/models lge_transfer=/work/lmdata/lge4/transfer \
+        transfer=/work/lmdata/t1/transfer from_lge=/work/lmdata/t1/from_lge scratch=/work/lmdata/t1/scratch
+
+Test cohorts: clinical exams of seed 940001 (LGE) and 940003 (T1 maps) (exams 0..n-1, two
+simulated observers on every image, MI fraction 0.3), only their scout (for the operator's TI) and
+LGE rendered (:func:`cmr_atlas.cine.training_lge.clinical_lge`), or their T1 maps
+(``clinical_t1map``).  Disjoint from the training seeds (LGE 940000, T1 maps 940002) and every cine
+seed (910000-910001, 920000, 930001, 30001, 86).  Printed per model, reconstruction and view:
+detection rate (images with every present landmark detected, the paper's success rate), landmarks
+detected, SAX false positives (a landmark found on a slice the truth has none on), mean distance to
+each observer and observer vs observer; then the per-landmark tables of :func:`accuracy.print_tables`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -61,13 +71,19 @@ def test_exams(sequence: str, n: int, seed: int, mi_fraction: float, keep: Path 
         yield images, truth["landmarks"]
 
 
-def models_folder(base: Path, override: Path, tmp: Path) -> Path:
-    """A models folder with ``override``'s networks where it has them, else ``base``'s (symlinks)."""
+def models_folder(base: Path, override: Path | None, tmp: Path, sequence: str) -> Path:
+    """A models folder under the cine networks' names with, for each network, ``override``'s
+    network of the sequence (``<name>_<sequence>``, the shipped per-sequence networks), else its
+    network of the generic name, else ``base``'s (symlinks); ``override`` None: ``base``'s cine
+    networks unchanged."""
     tmp.mkdir(parents=True, exist_ok=True)
     for name in NETWORKS:
-        src = override if (override / f"{name}.json").is_file() else base
-        for ext in (".pt", ".json"):
-            (tmp / f"{name}{ext}").symlink_to((src / f"{name}{ext}").resolve())
+        found = [(d, n) for d, n in ((override, f"{name}_{sequence}"), (override, name)) if d is not None
+                 and (d / f"{n}.json").is_file()]
+        src, stem = found[0] if found else (base, name)
+        (tmp / f"{name}.pt").symlink_to((src / f"{stem}.pt").resolve())
+        card = json.loads((src / f"{stem}.json").read_text())
+        (tmp / f"{name}.json").write_text(json.dumps({**card, "weights_file": f"{name}.pt"}))
     return tmp
 
 
@@ -103,12 +119,12 @@ def summary_table(lm: pd.DataFrame) -> pd.DataFrame:
 
 
 def print_summary(table: pd.DataFrame) -> None:
-    print("\n| model | reconstruction | view | images | detected | landmarks detected | false + (SAX) "
+    print("\n| sequence | model | reconstruction | view | images | detected | landmarks detected | false + (SAX) "
           "| Auto vs Obs1 mm | Auto vs Obs2 mm | Obs1 vs Obs2 mm |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in table.itertuples():
         fp = "" if not np.isfinite(r.false_pos_pct) else f"{r.false_pos_pct:.1f} %"
-        print(f"| {r.model} | {r.reconstruction} | {r.view} | {r.images} | {r.detected_pct:.1f} % | "
+        print(f"| {r.sequence} | {r.model} | {r.reconstruction} | {r.view} | {r.images} | {r.detected_pct:.1f} % | "
               f"{r.landmarks_detected_pct:.1f} % | {fp} | {r.auto_obs1_mm:.2f} ({r.auto_obs1_sd:.2f}) | "
               f"{r.auto_obs2_mm:.2f} ({r.auto_obs2_sd:.2f}) | {r.obs1_obs2_mm:.2f} ({r.obs1_obs2_sd:.2f}) |")
 
@@ -117,7 +133,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sequence", default="lge", choices=list(SEQUENCES))
     ap.add_argument("--n-exams", type=int, default=12)
-    ap.add_argument("--seed", type=int, default=940001, help="held-out LGE cohort seed")
+    ap.add_argument("--seed", type=int, default=940001, help="held-out cohort seed (LGE 940001, T1 maps 940003)")
     ap.add_argument("--mi-fraction", type=float, default=0.3)
     ap.add_argument("--base", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
     ap.add_argument("--models", nargs="+", default=None, help="LABEL=DIR ... (default: cine=--base)")
@@ -135,18 +151,19 @@ def main() -> int:
         for i, _ in enumerate(exams):
             print(f"generated {i + 1}/{args.n_exams}", file=sys.stderr)
         return 0
-    specs = [s.split("=", 1) for s in (args.models or [f"cine={args.base}"])]
+    specs = [s.split("=", 1) for s in (args.models or ["cine=cine"])]
     if any(len(s) != 2 for s in specs):
         raise SystemExit("--models: give LABEL=DIR")
     with tempfile.TemporaryDirectory() as tmp:
-        models = {label: load_models(models_folder(Path(args.base), Path(d), Path(tmp) / label), method="heatmap",
-                                     device="cpu", precision=args.precision) for label, d in specs}
+        models = {label: load_models(models_folder(Path(args.base), None if d == "cine" else Path(d), Path(tmp) / label,
+                                                   args.sequence), method="heatmap", device="cpu",
+                                     precision=args.precision) for label, d in specs}
         lm = evaluate(exams, models, default("landmarks.absent_threshold"), default("inference.batch"))
     n = lm["exam_id"].nunique() if len(lm) else 0
     what = "LGE (magnitude + PSIR)" if args.sequence == "lge" else "T1 maps (native + post-contrast)"
     print(f"\n===== held-out {what}, clinical seed {args.seed}: {n} exams; "
           f"models {', '.join(f'{a}={b}' for a, b in specs)}")
-    print_summary(summary_table(lm))
+    print_summary(summary_table(lm).assign(sequence=args.sequence))
     for kind, g in lm.groupby("reconstruction"):
         print(f"\n----- reconstruction {kind}")
         print_tables({"landmarks": g.to_dict("records"), "dice": [], "measures": [], "phases": []}, None)

@@ -10,11 +10,12 @@ have the layout of ``cmr-atlas train data`` (:func:`cmr_atlas.cine.training.writ
 :func:`cmr_atlas.cine.train_models.train_model` trains on them unchanged.
 
 Seeds used (disjoint from every cine training and test seed): LGE training 940000, held-out LGE
-test 940001 (``benchmarks/landmarks_lge.py``).
+test 940001 (``benchmarks/landmarks_lge.py``); T1-map training 940002, held-out T1-map test 940003.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from cmr_atlas.core.imagecache import ExamImages
 log = logging.getLogger(__name__)
 
 RECONSTRUCTIONS = ("lge", "lge_psir")  # series kinds of the magnitude and the phase-sensitive image
-T1_MAPS = ("t1map_native", "t1map_post")  # series kinds of the T1 maps (test data only so far)
+T1_MAPS = ("t1map_native", "t1map_post")  # series kinds of the T1 maps
 
 
 def clinical_lge(seed: int, index: int, mi_fraction: float,
@@ -88,14 +89,26 @@ def lge_samples(images: ExamImages, truth: dict[str, pd.DataFrame], rng: np.rand
     return out
 
 
-def _exam_part(job: tuple[int, int, float]) -> dict[str, Samples]:
-    """Samples of both reconstructions of one exam as one exam (so exam-wise splits keep them together)."""
-    seed, index, mi = job
-    images, truth = clinical_lge(seed, index, mi)
+SEQUENCES = {"lge": RECONSTRUCTIONS, "t1map": T1_MAPS}  # each sequence's series kinds (samples of one exam)
+
+
+def render_sequence(sequence: str, seed: int, index: int, mi_fraction: float, observers: int = 0):
+    """:func:`clinical_lge` or :func:`clinical_t1map` by ``sequence`` (:data:`SEQUENCES`)."""
+    return (clinical_lge if sequence == "lge" else clinical_t1map)(seed, index, mi_fraction, observers)
+
+
+def _exam_part(job: tuple[str, int, int, float]) -> dict[str, Samples]:
+    """Samples of every series kind of one exam's ``sequence`` (LGE magnitude and PSIR, or native
+    and post-contrast T1 maps) as one exam (so exam-wise splits keep them together)."""
+    sequence, seed, index, mi = job
+    images, truth = render_sequence(sequence, seed, index, mi)
     rng = np.random.default_rng([seed, index])
-    parts = [lge_samples(images[kind], truth, rng) for kind in RECONSTRUCTIONS]
+    parts = [lge_samples(images[kind], truth, rng) for kind in SEQUENCES[sequence]]
     out = {}
     for key in parts[0]:
+        if not any(len(p[key]) for p in parts):  # T1 maps: no long-axis images
+            out[key] = parts[0][key]
+            continue
         s = Samples.concat([p[key] for p in parts])
         s.exam[:] = 0
         s.exam_ids = s.exam_ids[:1]
@@ -103,11 +116,13 @@ def _exam_part(job: tuple[int, int, float]) -> dict[str, Samples]:
     return out
 
 
-def build_lge_data(out: str | Path, seed: int, n_exams: int, jobs: int, mi_fraction: float) -> dict:
-    """Write the LGE training samples (magnitude and PSIR) of exams ``0..n_exams-1`` of clinical
-    cohort ``seed`` to ``out`` (a ``train data`` folder, one exam per exam: both reconstructions
-    fall on the same side of a validation split); returns its ``data.json``."""
-    todo = [(seed, i, mi_fraction) for i in range(n_exams)]
+def build_lge_data(out: str | Path, seed: int, n_exams: int, jobs: int, mi_fraction: float,
+                   sequence: str = "lge") -> dict:
+    """Write the training samples of ``sequence`` (``lge``: magnitude and PSIR; ``t1map``: native
+    and post-contrast maps) of exams ``0..n_exams-1`` of clinical cohort ``seed`` to ``out`` (a
+    ``train data`` folder, one exam per exam: an exam's images fall on the same side of a
+    validation split); returns its ``data.json``."""
+    todo = [(sequence, seed, i, mi_fraction) for i in range(n_exams)]
     if jobs > 1:
         import multiprocessing as mp
 
@@ -115,8 +130,27 @@ def build_lge_data(out: str | Path, seed: int, n_exams: int, jobs: int, mi_fract
             parts = list(pool.imap(_exam_part, todo))
     else:
         parts = [_exam_part(t) for t in todo]
-    provenance = {"source": "synthetic, generated in memory (cmr_atlas.cine.training_lge.clinical_lge: "
-                            "LGE magnitude and PSIR of the clinical exams)", "protocol": "clinical",
-                  "sequences": ["lge"], "reconstructions": list(RECONSTRUCTIONS), "cohort_seed": seed,
+    render = "clinical_lge: LGE magnitude and PSIR" if sequence == "lge" else "clinical_t1map: native and post T1 maps"
+    provenance = {"source": f"synthetic, generated in memory (cmr_atlas.cine.training_lge.{render} of the "
+                            "clinical exams)", "protocol": "clinical",
+                  "sequences": [sequence], "reconstructions": list(SEQUENCES[sequence]), "cohort_seed": seed,
                   "exam_indices": [0, n_exams - 1], "mi_fraction": mi_fraction}
-    return write_data(out, parts, 0, provenance)
+    keys = [k for k in parts[0] if any(len(p[k]) for p in parts)]
+    if len(keys) == len(parts[0]):
+        return write_data(out, parts, 0, provenance)
+    return _write_present(out, parts, keys, provenance)
+
+
+def _write_present(out: str | Path, parts: list[dict[str, Samples]], keys: list[str], provenance: dict) -> dict:
+    """:func:`write_data` for data without some keys (T1 maps have no long-axis images): the
+    present keys' ``.npz`` and a ``data.json`` whose ``images`` counts 0 for the others."""
+    out = Path(out)
+    counts = dict.fromkeys(parts[0], 0)
+    for key in keys:
+        samples = Samples.concat([p[key] for p in parts])
+        samples.save(out / f"{key}.npz")
+        counts[key] = len(samples)
+    info = {"n_exams": len(parts), "extra_frames": 0, "images": counts, "landmark_grid": LM_GRID.to_dict(),
+            "segmentation_grid": SEG_GRID.to_dict(), **provenance}
+    (out / "data.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info

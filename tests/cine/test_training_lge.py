@@ -53,7 +53,7 @@ def test_one_exam_per_exam_in_a_data_folder(clinical_seed, tmp_path, monkeypatch
     from cmr_atlas.cine.training import write_data
 
     monkeypatch.setattr(tl, "clinical_lge", lambda *a, **k: lge)  # no second render
-    part = _exam_part((clinical_seed, 0, 0.0))
+    part = _exam_part(("lge", clinical_seed, 0, 0.0))
     for key, s in part.items():
         assert s.exam_ids == [lge[0]["lge"].exam_id] and (s.exam == 0).all()
     n_sax = lge[0]["lge"].n_slices
@@ -63,8 +63,13 @@ def test_one_exam_per_exam_in_a_data_folder(clinical_seed, tmp_path, monkeypatch
     assert len(samples.exam_ids) == 2 and json.loads((tmp_path / "data.json").read_text())["sequences"] == ["lge"]
 
 
-def test_t1_maps_native_and_post_of_the_same_sax_planes(clinical_seed):
-    images, truth = clinical_t1map(clinical_seed, 0, 0.0, observers=1)
+@pytest.fixture(scope="module")
+def t1(clinical_seed):
+    return clinical_t1map(clinical_seed, 0, 0.0, observers=1)
+
+
+def test_t1_maps_native_and_post_of_the_same_sax_planes(t1):
+    images, truth = t1
     assert set(images) == set(T1_MAPS)
     native, post = images["t1map_native"], images["t1map_post"]
     assert 1 <= native.n_slices <= 3 and native.sax.shape == post.sax.shape and not native.lax
@@ -72,3 +77,15 @@ def test_t1_maps_native_and_post_of_the_same_sax_planes(clinical_seed):
     # gadolinium shortens T1: the post-contrast map is darker than the native one
     assert np.median(post.sax[post.sax > 0]) < np.median(native.sax[native.sax > 0])
     assert set(truth["landmarks"]["sequence"]) == {"t1map"} and set(truth["landmarks"]["view"]) == {"sax"}
+
+
+def test_t1_map_data_folder_has_sax_samples_only(clinical_seed, tmp_path, monkeypatch, t1):
+    import cmr_atlas.cine.training_lge as tl
+
+    monkeypatch.setattr(tl, "clinical_t1map", lambda *a, **k: t1)
+    n = t1[0]["t1map_native"].n_slices
+    info = tl.build_lge_data(tmp_path, clinical_seed, 2, 1, 0.0, sequence="t1map")
+    assert info["images"]["lm_sax"] == 2 * 2 * n and info["images"]["lm_lax"] == 0  # 2 exams x native + post
+    assert not (tmp_path / "lm_lax.npz").exists() and info["sequences"] == ["t1map"]
+    samples, _ = load_data([tmp_path], "lm_sax")
+    assert len(samples.exam_ids) == 2 and np.isfinite(samples.points).any()

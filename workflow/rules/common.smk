@@ -67,5 +67,6 @@ def final_targets():
         str(RESULTS / "perfusion_by_risk_factor.parquet"),
         str(RESULTS / "ti_selection.parquet"),
         str(RESULTS / "lge_ti_audit.parquet"),
+        str(RESULTS / "t1_segments.parquet"),
         str(RESULTS / "report/index.html"),
     ] + exports

@@ -1,0 +1,90 @@
+"""The tissue stage of one shard on a generated clinical exam's DICOM (read by the series reader into
+the series cache, as ingest does): landmarks on every SAX LGE and T1-map slice by the shipped
+network of its sequence, t1_segments against the generator's T1/ECV truth, and the qc reasons of
+exams without maps or cache."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cmr_atlas.cine.tissue import stage as ST
+from cmr_atlas.cine.tissue.landmarks import NETWORKS, TISSUE_LANDMARKS
+from cmr_atlas.cine.tissue.segments import T1_SEGMENTS
+from cmr_atlas.core.config import default, find_models_dir
+from cmr_atlas.core.runner import EXAM_STATUS
+from cmr_atlas.core.seriescache import save_series_images, series_cache_path
+from cmr_atlas.core.tables import read_table
+from cmr_atlas.dicom.series_read import read_folder_series
+
+OPTIONS = {"absent_threshold": default("landmarks.absent_threshold"), "batch": 16, "device": "cpu",
+           "precision": "float32", "hematocrit": default("tissue.hematocrit")}
+
+
+@pytest.fixture(scope="module")
+def shard(tmp_path_factory, clinical_synth_cohort):
+    """Series cache and series table of EXAM1 (the clinical exam), EXAM2 (no LGE or T1 map) and
+    EXAM3 (a T1 map in the table whose cache file is missing), and the stage's three outputs."""
+    tmp = tmp_path_factory.mktemp("tissue")
+    folder = next((clinical_synth_cohort / "dicom").iterdir())
+    series = [replace(s, exam_id="EXAM1") for s in read_folder_series(folder, ("lge", "lge_psir", "t1map"))
+              if not isinstance(s, Exception)]
+    sax_normal = next(s for s in series if s.kind == "t1map").planes[0].normal
+    rows = []
+    for s in series:
+        save_series_images(s, series_cache_path(tmp / "cache", "EXAM1", s.series_index, s.kind))
+        sax = abs(float(np.dot(s.planes[0].normal, sax_normal))) > 0.99
+        rows.append({"exam_id": "EXAM1", "series_index": s.series_index, "kind": s.kind,
+                     "plane_views": "sax" if sax else "lax_4ch", "post_contrast": s.post_contrast})
+    rows += [{"exam_id": "EXAM2", "series_index": 0, "kind": "cine", "plane_views": "sax", "post_contrast": False},
+             {"exam_id": "EXAM3", "series_index": 7, "kind": "t1map", "plane_views": "sax", "post_contrast": False}]
+    pd.DataFrame(rows).to_parquet(tmp / "series.parquet")
+    out = {k: tmp / f"{k}.parquet" for k in ("landmarks", "segments", "status")}
+    ST.tissue_shard(tmp / "series.parquet", tmp / "cache", find_models_dir(default("models_dir")), OPTIONS,
+                    landmarks_path=out["landmarks"], segments_path=out["segments"], status_path=out["status"])
+    return series, out
+
+
+def test_shipped_networks_name_their_sequence():
+    import json
+
+    for sequence, name in NETWORKS.items():
+        card = json.loads((find_models_dir(default("models_dir")) / f"{name}.json").read_text())
+        assert card["sequences"] == [sequence] and card["views"] == ["sax"]
+        assert (find_models_dir(default("models_dir")) / f"{name}.pt").stat().st_size < 5e6
+
+
+def test_landmarks_on_every_sax_slice_of_every_series(shard):
+    series, out = shard
+    lm = read_table(out["landmarks"], TISSUE_LANDMARKS)
+    sax = [s for s in series if s.kind == "t1map" or len(s.planes) > 1]
+    assert set(lm.series_index) == {s.series_index for s in sax}
+    for s in sax:
+        rows = lm[lm.series_index == s.series_index]
+        assert len(rows) == 3 * s.n_planes and set(rows.sequence) == {"t1map" if s.kind == "t1map" else "lge"}
+    # the middle of the LV: LV centre and both insertions found on the mid slices of the LGE stack
+    mag = next(s for s in sax if s.kind == "lge")
+    mid = lm[(lm.series_index == mag.series_index) & lm.slice_index.between(mag.n_planes // 3, 2 * mag.n_planes // 3)]
+    assert mid.present.mean() > 0.8
+
+
+def test_t1_segments_and_qc_reasons(shard, clinical_synth_cohort):
+    _, out = shard
+    seg = read_table(out["segments"], T1_SEGMENTS)
+    status = read_table(out["status"], EXAM_STATUS).set_index("exam_id")
+    assert status.loc["EXAM1", "status"] == "ok" and status.loc["EXAM3", "qc_reason"] == "no_series_cache"
+    assert seg.loc[seg.exam_id == "EXAM2", "qc_reason"].tolist() == ["no_t1_map"]
+    assert seg.loc[seg.exam_id == "EXAM3", "qc_reason"].tolist() == ["no_series_cache"]
+    ok = seg[(seg.exam_id == "EXAM1") & seg.qc_reason.isna()]
+    assert len(ok) >= 4 and ok.segment.between(1, 16).all() and (ok.hematocrit_source == "default").all()
+    exam = pd.read_parquet(clinical_synth_cohort / "truth" / "clinical_exams.parquet").iloc[0]
+    truth = pd.read_parquet(clinical_synth_cohort / "truth" / "segments.parquet").set_index("segment")
+    assert np.median(ok.blood_native_t1_ms) == pytest.approx(exam.native_t1_blood_ms, rel=0.05)
+    assert np.median(ok.blood_post_t1_ms) == pytest.approx(exam.post_t1_blood_ms, rel=0.1)
+    healthy = ok[~ok.segment.map(truth.scar | truth.fibrosis)]  # lesions fill part of a segment's wall only
+    assert len(healthy) >= 3
+    assert (healthy.native_t1_ms - healthy.segment.map(truth.native_t1_ms)).abs().median() < 30.0
+    assert (healthy.ecv - healthy.segment.map(truth.ecv)).abs().median() < 0.03
