@@ -43,7 +43,7 @@ EXAM_STATUS = register(TableSchema(
     ),
     columns=(
         EXAM_ID,
-        Column("stage", "str", "ingest, infer, auto_guide_points, or fit_<source> (fit_auto, fit_manual)",
+        Column("stage", "str", "ingest, infer, auto_guide_points, tissue, or fit_<source> (fit_auto, fit_manual)",
                nullable=False),
         Column("status", "str", "ok or failed (fit: also partial, as in measures)", nullable=False),
         Column("qc_reason", "str", "failure reason (failed); warnings or null (ok, partial)"),

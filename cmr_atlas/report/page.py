@@ -37,6 +37,7 @@ from cmr_atlas.report.perfusion import perfusion_section
 from cmr_atlas.report.review import review_section
 from cmr_atlas.report.stats import risk_factor_section
 from cmr_atlas.report.tiscout import tiscout_section
+from cmr_atlas.report.tissue import tissue_section
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("agreement", "Auto vs manual", "Automated vs manual", agreement_section),
     Section("perfusion", "Perfusion", "Myocardial perfusion", perfusion_section),
     Section("tiscout", "TI scout", "TI scout null points and LGE inversion times", tiscout_section),
+    Section("tissue", "Tissue", "T1 maps and ECV per AHA segment", tissue_section),
     Section("review", "Review", "Exams to review", review_section),
     Section("versions", "Versions", "Software and models", versions_section),
 )

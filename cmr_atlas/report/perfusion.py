@@ -18,7 +18,8 @@ MAX_MAP_EXAMS = 2
 RINGS = ((range(1, 7), 3, 2), (range(7, 13), 2, 1), (range(13, 17), 1, 0))  # segments, outer, inner radius
 
 
-def bullseye_plot(values: dict[int, float], title: str, path: Path, vmin: float, vmax: float, unit: str) -> Path:
+def bullseye_plot(values: dict[int, float], title: str, path: Path, vmin: float, vmax: float, unit: str,
+                  fmt: str = ".2f") -> Path:
     """AHA 16-segment bull's-eye with each segment's value written in it (segment 1 anterior at the
     top, septum on the left as in the AHA convention)."""
     fig, ax = plt.subplots(figsize=(3.6, 3.6), subplot_kw={"projection": "polar"})
@@ -32,7 +33,7 @@ def bullseye_plot(values: dict[int, float], title: str, path: Path, vmin: float,
             v = values.get(s, np.nan)
             colour = cmap((v - vmin) / (vmax - vmin)) if np.isfinite(v) else (0.9, 0.9, 0.9, 1)
             ax.bar(theta, outer - inner, width=width, bottom=inner, color=colour, edgecolor="k", align="edge")
-            label = f"{v:.2f}" if np.isfinite(v) else "-"
+            label = f"{v:{fmt}}" if np.isfinite(v) else "-"
             ax.text(theta + width / 2, inner + (outer - inner) / 2, label, ha="center", va="center", fontsize=7)
     ax.set_axis_off()
     ax.set_title(f"{title} ({unit})", fontsize=9)

@@ -18,7 +18,8 @@ def _bullseyes(page: Page, seg: pd.DataFrame, label: str, stem: str) -> None:
     for col, (name, lo, hi, unit, scale) in SCALES.items():
         vals = (scale * seg.groupby("segment")[col].mean()).dropna()
         p = bullseye_plot({int(k): float(v) for k, v in vals.items()}, f"{label} {name}",
-                          page.out_dir / f"tissue_bullseye_{stem}_{col}.png", lo, hi, unit)
+                          page.out_dir / f"tissue_bullseye_{stem}_{col}.png", lo, hi, unit,
+                          fmt=".0f" if col.endswith("_ms") else ".1f")
         items.append((p, f"{label}: {name} per AHA segment"))
     page.figs(items)
 

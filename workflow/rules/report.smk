@@ -21,6 +21,8 @@ rule report:
         perfusion_by_risk_factor=RESULTS / "perfusion_by_risk_factor.parquet",
         ti_selection=RESULTS / "ti_selection.parquet",
         lge_ti_audit=RESULTS / "lge_ti_audit.parquet",
+        # the tissue section (cmr_atlas/report/tissue.py)
+        t1_segments=RESULTS / "t1_segments.parquet",
     output:
         RESULTS / "report/index.html",
     log:

@@ -1,6 +1,6 @@
 # Every exam's outcome in every per-exam stage (cmr_atlas.core.runner.EXAM_STATUS): one file per
 # shard and stage, written by the stage's own job, concatenated here into one cohort table.
-STATUS_STAGES = ["ingest", "infer", "auto_guide_points", "fit"]
+STATUS_STAGES = ["ingest", "infer", "auto_guide_points", "fit", "tissue"]
 
 
 rule exam_status:

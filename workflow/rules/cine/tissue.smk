@@ -37,5 +37,7 @@ rule tissue:
         **{t: RESULTS / f"{t}.parquet" for t in _TISSUE_TABLES},
     log:
         RESULTS / "logs/tissue.log",
+    benchmark:
+        RESULTS / "benchmarks/tissue.tsv"
     script:
         "../../scripts/tissue_aggregate.py"
