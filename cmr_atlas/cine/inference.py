@@ -155,35 +155,47 @@ def cine_sequences(series: pd.DataFrame) -> dict[tuple[str, str], str]:
     return {(str(e), str(r)): str(q) for e, r, q in zip(cines["exam_id"], cines["role"], cines["sequence"])}
 
 
-def _net_taps(plane: SlicePlane, grid: Grid, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _net_taps(plane: SlicePlane, grid: Grid, axis: int, start: int = 0,
+              length: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each original row (``axis`` 0) or column (1): the lower of its two network-grid
     neighbours, the weight of the upper one, and whether it lies within the network field of view
-    (bilinear sampling as ``grid_sample(align_corners=True)``)."""
+    (bilinear sampling as ``grid_sample(align_corners=True)``); neighbours counted from grid row
+    (column) ``start`` in a part ``length`` nodes long (default: the whole grid), and only pixels
+    within that part are inside."""
     n = plane.shape[axis]
+    length = grid.size if length is None else length
     rc = np.zeros((n, 2))
     rc[:, axis] = np.arange(n)
     x = to_net_px(rc, plane, grid)[:, axis]
-    inside = (x >= 0) & (x <= grid.size - 1)
-    lo = np.clip(np.floor(x), 0, grid.size - 2).astype(np.intp)
+    inside = (x >= 0) & (x <= grid.size - 1) & (x >= start) & (x <= start + length - 1)
+    x = x - start
+    lo = np.clip(np.floor(x), 0, length - 2).astype(np.intp)
     return lo, np.clip(x - lo, 0.0, 1.0).astype(np.float32), inside
 
 
-def _labels_on_original(logits: torch.Tensor, plane: SlicePlane, grid: Grid) -> np.ndarray:
-    """Labels ``(N, R, C)`` uint8 on the original pixels of network-grid logits ``(N, K, n, n)``:
-    the softmax probabilities resampled bilinearly, then the most probable class (the first of
-    equals); background outside the network field of view.
+def _labels_on_original(logits: torch.Tensor, plane: SlicePlane, grid: Grid,
+                        box: tuple[slice, slice] | None = None) -> np.ndarray:
+    """Labels ``(N, R, C)`` uint8 on the original pixels of network-grid logits ``(N, K, n, n)``
+    (or ``(N, K, h, w)`` on the rows and columns ``box`` of the grid, the grid outside the box
+    being background): the softmax probabilities resampled bilinearly, then the most probable
+    class (the first of equals); background outside the network field of view.
 
     A bilinear sample is a convex combination of its four network neighbours, so where all four
     have the same most probable class, so has the sample: only pixels between neighbours of
     different classes (the label borders, a few percent) interpolate the probabilities.
     """
     probs = torch.softmax(logits, 1).numpy()
+    start = (0, 0)
+    if box is not None:  # one node of certain background around the box: the grid just outside it
+        probs = np.pad(probs, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        probs[:, 0, [0, -1], :] = probs[:, 0, :, [0, -1]] = 1.0
+        start = (box[0].start - 1, box[1].start - 1)
     net = probs.argmax(1).astype(np.uint8)
     # network cells (between 4 neighbouring nodes) whose corners disagree on the class
     mixed_cell = ((net[:, :-1, :-1] != net[:, :-1, 1:]) | (net[:, :-1, :-1] != net[:, 1:, :-1])
                   | (net[:, :-1, :-1] != net[:, 1:, 1:]))
-    r0, wr, in_r = _net_taps(plane, grid, 0)
-    c0, wc, in_c = _net_taps(plane, grid, 1)
+    r0, wr, in_r = _net_taps(plane, grid, 0, start[0], net.shape[1])
+    c0, wc, in_c = _net_taps(plane, grid, 1, start[1], net.shape[2])
     labels = net[:, r0][:, :, c0]
     i, r, c = np.nonzero(mixed_cell[:, r0][:, :, c0])
     rr, cc, wr, wc = r0[r], c0[c], wr[r][:, None], wc[c][:, None]
@@ -203,15 +215,22 @@ def _downsampling(card: dict) -> int | None:
     return 2 ** (int(arch.get("hparams", {}).get("levels", 4)) - 1)
 
 
+class SegPart(NamedTuple):
+    """Segmentation logits of some of an exam's SAX images."""
+
+    images: np.ndarray  # their indices in the slice-major (S*T) stack
+    logits: torch.Tensor  # (len(images), K, h, w) float32
+    box: tuple[slice, slice] | None  # the grid rows and columns the logits cover; None: the whole grid
+
+
 def seg_logits(model: torch.nn.Module | OnnxNet, card: dict, x: np.ndarray, n_frames: int, models: Models, *,
-               batch: int, crop_margin_mm: float) -> np.ndarray:
-    """Segmentation logits ``(S*T, K, n, n)`` float32 of network-grid images ``x (S*T, n, n)``
-    (slice-major, ``n_frames`` = T per slice), the network run on the part of the grid that
-    holds the heart.
+               batch: int, crop_margin_mm: float) -> list[SegPart]:
+    """Segmentation logits of network-grid images ``x (S*T, n, n)`` (slice-major, ``n_frames`` =
+    T per slice), the network run on the part of the grid that holds the heart.
 
     Frame 0 of every slice runs on the whole grid; the other frames run on the smallest crop that
     holds every labelled pixel of those with ``crop_margin_mm`` around (aligned to the U-Net's
-    downsampling, :func:`~cmr_atlas.nets.preprocess.crop_box`); outside the crop the logits say
+    downsampling, :func:`~cmr_atlas.nets.preprocess.crop_box`); outside the crop the grid is
     background.  An image whose cropped labels come within half the margin of a crop side inside
     the grid runs again on the whole grid, so the crop never cuts the heart off.  The margin keeps
     the network's context: labels inside the crop differ from the whole grid's by border effects
@@ -222,26 +241,33 @@ def seg_logits(model: torch.nn.Module | OnnxNet, card: dict, x: np.ndarray, n_fr
     grid = card_grid(card)
     multiple = _downsampling(card)
     run = partial(forward, model, device=models.device, batch=batch, dtype=models.dtype)
+    every = np.arange(len(x))
     if crop_margin_mm <= 0 or multiple is None or not takes_any_size(model) or n_frames < 2:
-        return run(x).numpy()
-    probe = np.arange(0, len(x), n_frames)
-    rest = np.setdiff1d(np.arange(len(x)), probe)
-    first = run(x[probe]).numpy()
+        return [SegPart(every, run(x), None)]
+    probe, rest = every[::n_frames], np.setdiff1d(every, every[::n_frames])
+    first = run(x[probe])
     margin_px = int(np.ceil(crop_margin_mm / grid.spacing_mm))
-    box = crop_box(first.argmax(1) > 0, margin_px, multiple)
-    logits = np.empty((len(x), first.shape[1], grid.size, grid.size), np.float32)
-    logits[probe] = first
+    box = crop_box(first.argmax(1).numpy() > 0, margin_px, multiple)
     if box is None or box == (slice(0, grid.size), slice(0, grid.size)):
-        logits[rest] = run(x[rest]).numpy()
-        return logits
-    cropped = run(np.ascontiguousarray(x[rest][:, box[0], box[1]])).numpy()
-    logits[rest, :1], logits[rest, 1:] = 0.0, -np.inf  # background with probability 1 outside the crop
-    logits[rest, :, box[0], box[1]] = cropped
-    redo = rest[near_crop_edge(cropped.argmax(1) > 0, box, (grid.size, grid.size), max(1, margin_px // 2))]
-    if len(redo):
-        log.debug("%d of %d cropped images ran again on the whole grid", len(redo), len(rest))
-        logits[redo] = run(x[redo]).numpy()
-    return logits
+        return [SegPart(probe, first, None), SegPart(rest, run(x[rest]), None)]
+    cropped = run(x[rest, box[0], box[1]])
+    redo = near_crop_edge(cropped.argmax(1).numpy() > 0, box, (grid.size, grid.size), max(1, margin_px // 2))
+    parts = [SegPart(probe, first, None), SegPart(rest[~redo], cropped[torch.from_numpy(~redo)], box)]
+    if redo.any():
+        log.debug("%d of %d cropped images ran again on the whole grid", redo.sum(), len(rest))
+        parts.append(SegPart(rest[redo], run(x[rest[redo]]), None))
+    return parts
+
+
+def _stack_labels(parts: list[SegPart], planes: list[SlicePlane], n_frames: int, grid: Grid) -> np.ndarray:
+    """Labels ``(S, T, R, C)`` on the original pixels of every SAX image (:func:`_labels_on_original`)."""
+    raw = np.zeros((len(planes) * n_frames, *planes[0].shape), np.uint8)
+    for part in parts:
+        slice_of = part.images // n_frames
+        for s in np.unique(slice_of):
+            sel = slice_of == s
+            raw[part.images[sel]] = _labels_on_original(part.logits[torch.from_numpy(sel)], planes[s], grid, part.box)
+    return raw.reshape(len(planes), n_frames, *planes[0].shape)
 
 
 def segment_exam(images: ExamImages, models: Models, *, batch: int,
@@ -257,10 +283,8 @@ def segment_exam(images: ExamImages, models: Models, *, batch: int,
     n_s, n_t = images.n_slices, images.n_frames
     x = np.concatenate([prepare(images.sax[s], plane, grid) for s, plane in enumerate(images.sax_planes)])
     margin = default("inference.crop_margin_mm") if crop_margin_mm is None else crop_margin_mm
-    logits = torch.from_numpy(seg_logits(models.seg, models.seg_card, x, n_t, models, batch=batch,
-                                         crop_margin_mm=float(margin)))
-    raw = np.stack([_labels_on_original(logits[s * n_t:(s + 1) * n_t], plane, grid)
-                    for s, plane in enumerate(images.sax_planes)])
+    parts = seg_logits(models.seg, models.seg_card, x, n_t, models, batch=batch, crop_margin_mm=float(margin))
+    raw = _stack_labels(parts, images.sax_planes, n_t, grid)
     flat = raw.reshape(-1, *raw.shape[2:])
     qcs = masks_qc(flat)
     masks = clean_masks(flat).reshape(raw.shape)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 from torch import nn
 
@@ -53,8 +55,16 @@ def _models(net):
     return Models(net, UNET_CARD, "heatmap", {}, torch.device("cpu"), None)
 
 
-def _labels(logits):
-    return np.asarray(logits).argmax(1)
+def _labels(parts):
+    """Network-grid labels ``(S*T, N, N)`` of :func:`seg_logits`'s parts (background outside a crop)."""
+    n = sum(len(p.images) for p in parts)
+    out = np.full(n, -1)[:, None, None] * np.ones((1, N, N), int)
+    for p in parts:
+        box = p.box or (slice(0, N), slice(0, N))
+        out[p.images] = 0
+        out[p.images, box[0], box[1]] = p.logits.argmax(1).numpy()
+    assert (out >= 0).all()  # every image in exactly one part
+    return out
 
 
 @pytest.mark.parametrize("n_frames", [2, 5])
@@ -69,8 +79,7 @@ def test_cropped_labels_equal_the_whole_grid_and_the_crop_is_smaller(n_frames):
     assert crop_net.sizes[0] == (3, N, N) and crop_net.sizes[1][0] == len(x) - 3
     assert crop_net.sizes[1][1:] == (32, 32) and len(crop_net.sizes) == 2
     np.testing.assert_array_equal(_labels(got), _labels(full))
-    probs = torch.softmax(torch.from_numpy(got), 1).numpy()
-    assert np.isfinite(probs).all() and (_labels(got)[:, :16] == 0).all()
+    assert [p.box for p in got] == [None, (slice(16, 48), slice(16, 48))]
 
 
 def test_a_heart_leaving_the_crop_runs_again_on_the_whole_grid():
@@ -118,3 +127,27 @@ def test_shipped_u_net_on_the_crop_matches_the_whole_grid():
     v_ref, v_got = exam_volumes_ml(images, ref), exam_volumes_ml(images, got)
     assert choose_phases(v_ref, "max_volume") == choose_phases(v_got, "max_volume")
     np.testing.assert_allclose(v_got, v_ref, rtol=0.01)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.6, 2.5), st.integers(20, 90), st.integers(20, 90),
+       st.integers(0, 3), st.integers(1, 4), st.integers(0, 3), st.integers(1, 4))
+def test_labels_of_a_crop_equal_the_whole_grid_with_background_around(seed, spacing, rows, cols, r0, h, c0, w):
+    """:func:`_labels_on_original` of logits on a box of the grid equals it on the whole grid whose
+    logits are certain background outside the box (boxes touching the grid's sides included)."""
+    from scipy import ndimage
+
+    from cmr_atlas.cine.inference import _labels_on_original
+    from cmr_atlas.core.geometry import SlicePlane
+
+    rng = np.random.default_rng(seed)
+    grid = Grid(1.5, 32)
+    box = (slice(8 * r0, min(32, 8 * (r0 + h))), slice(8 * c0, min(32, 8 * (c0 + w))))
+    plane = SlicePlane.centred(np.zeros(3), [1, 0, 0], [0, 1, 0], (spacing, spacing * rng.uniform(0.8, 1.2)),
+                               (rows, cols))
+    crop = ndimage.gaussian_filter(rng.normal(0, 8, (3, 4, 32, 32)), (0, 0, 2, 2)).astype(np.float32)[:, :, box[0], box[1]]
+    whole = np.zeros((3, 4, 32, 32), np.float32)
+    whole[:, 1:] = -np.inf
+    whole[:, :, box[0], box[1]] = crop
+    np.testing.assert_array_equal(_labels_on_original(torch.from_numpy(crop), plane, grid, box),
+                                  _labels_on_original(torch.from_numpy(whole), plane, grid))
