@@ -223,6 +223,13 @@ class SegPart(NamedTuple):
     box: tuple[slice, slice] | None  # the grid rows and columns the logits cover; None: the whole grid
 
 
+def _labelled(logits: torch.Tensor) -> np.ndarray:
+    """Where the most probable class of logits ``(N, K, h, w)`` is not background (class 0; the
+    first of equals wins): elementwise maxima (torch's argmax over the class axis is 20x slower)."""
+    a = logits.numpy()
+    return np.maximum.reduce([a[:, k] for k in range(1, a.shape[1])]) > a[:, 0]
+
+
 def seg_logits(model: torch.nn.Module | OnnxNet, card: dict, x: np.ndarray, n_frames: int, models: Models, *,
                batch: int, crop_margin_mm: float) -> list[SegPart]:
     """Segmentation logits of network-grid images ``x (S*T, n, n)`` (slice-major, ``n_frames`` =
@@ -247,11 +254,11 @@ def seg_logits(model: torch.nn.Module | OnnxNet, card: dict, x: np.ndarray, n_fr
     probe, rest = every[::n_frames], np.setdiff1d(every, every[::n_frames])
     first = run(x[probe])
     margin_px = int(np.ceil(crop_margin_mm / grid.spacing_mm))
-    box = crop_box(first.argmax(1).numpy() > 0, margin_px, multiple)
+    box = crop_box(_labelled(first), margin_px, multiple)
     if box is None or box == (slice(0, grid.size), slice(0, grid.size)):
         return [SegPart(probe, first, None), SegPart(rest, run(x[rest]), None)]
     cropped = run(x[rest, box[0], box[1]])
-    redo = near_crop_edge(cropped.argmax(1).numpy() > 0, box, (grid.size, grid.size), max(1, margin_px // 2))
+    redo = near_crop_edge(_labelled(cropped), box, (grid.size, grid.size), max(1, margin_px // 2))
     parts = [SegPart(probe, first, None), SegPart(rest[~redo], cropped[torch.from_numpy(~redo)], box)]
     if redo.any():
         log.debug("%d of %d cropped images ran again on the whole grid", redo.sum(), len(rest))

@@ -151,3 +151,12 @@ def test_labels_of_a_crop_equal_the_whole_grid_with_background_around(seed, spac
     whole[:, :, box[0], box[1]] = crop
     np.testing.assert_array_equal(_labels_on_original(torch.from_numpy(crop), plane, grid, box),
                                   _labels_on_original(torch.from_numpy(whole), plane, grid))
+
+
+def test_labelled_is_argmax_not_background_with_ties_to_background():
+    from cmr_atlas.cine.inference import _labelled
+
+    rng = np.random.default_rng(3)
+    logits = rng.integers(-2, 3, (5, 4, 6, 7)).astype(np.float32)  # many exact ties
+    t = torch.from_numpy(logits)
+    np.testing.assert_array_equal(_labelled(t), logits.argmax(1) > 0)
