@@ -38,3 +38,17 @@ def test_near_crop_edge_only_at_sides_inside_the_grid():
     fg[3, 10:14, 10:14] = True  # well inside
     assert near_crop_edge(fg, box, (64, 64), 2).tolist() == [False, True, True, False]
     assert near_crop_edge(fg, (slice(0, 24), slice(0, 24)), (24, 24), 2).tolist() == [False] * 4
+
+
+def test_takes_any_size_pytorch_yes_fixed_size_onnx_graph_no():
+    import pytest
+    import torch
+
+    from cmr_atlas.nets.runtime import OnnxNet, takes_any_size
+    from cmr_atlas.nets.unet import UNet
+
+    net = UNet(1, 4, base=4, levels=2).eval()
+    assert takes_any_size(net)
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    assert not takes_any_size(OnnxNet(net, 16, 1))  # exported on the fixed 16 x 16 grid
