@@ -71,11 +71,11 @@ def measures(images: ExamImages, masks: np.ndarray, ed: int, es: int) -> dict:
 
 
 def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: dict[str, Models],
-                  absent_threshold: float) -> dict[str, list[dict]]:
+                  absent_threshold: float, crop_margin_mm: float | None = None) -> dict[str, list[dict]]:
     ex = truth["exams"].iloc[0]
     ed_t, es_t = int(ex["ed_frame"]), int(ex["es_frame"])
     any_models = next(iter(models.values()))
-    masks, qc = segment_exam(images, any_models, batch=default("inference.batch"))
+    masks, qc = segment_exam(images, any_models, batch=default("inference.batch"), crop_margin_mm=crop_margin_mm)
     ed_a, es_a = choose_phases(exam_volumes_ml(images, masks), "max_volume")
     out = {"dice": [], "measures": [], "landmarks": [], "phases": [], "derived": []}
     out["phases"].append({"ed_true": ed_t, "es_true": es_t, "ed_auto": ed_a, "es_auto": es_a,
@@ -300,6 +300,8 @@ def main() -> int:
                     help="network precision (config inference.precision); run twice to compare")
     ap.add_argument("--runtime", default=default("inference.runtime"), choices=["auto", "torch", "onnxruntime"],
                     help="inference runtime (config inference.runtime)")
+    ap.add_argument("--crop-margin-mm", type=float, default=default("inference.crop_margin_mm"),
+                    help="config inference.crop_margin_mm (0: segment on the whole grid); run twice to compare")
     ap.add_argument("--keep-exams", help="folder to store generated test exams in (and reuse them from)")
     ap.add_argument("--generate-only", action="store_true", help="only generate (and keep) the test exams")
     ap.add_argument("--out", default="benchmarks/out/accuracy", help="folder for the Bland-Altman PNGs")
@@ -318,7 +320,8 @@ def main() -> int:
     models = {m: load_models(args.models_dir, method=m, device="cpu", precision=args.precision,
                              runtime=args.runtime) for m in args.methods}
     dtype = next(iter(models.values())).dtype
-    print(f"runtime: {args.runtime}; precision: {args.precision} ({'float32' if dtype is None else str(dtype).removeprefix('torch.')})")
+    print(f"runtime: {args.runtime}; precision: {args.precision} ({'float32' if dtype is None else str(dtype).removeprefix('torch.')}); "
+          f"segmentation crop margin {args.crop_margin_mm:g} mm")
     models.update(vgg_variants(args.models_dir, args.vgg_variant, args.precision))
     if args.cohort:
         exams = cohort_with_truth(args.cohort, args.cache, args.exam_id_key)
@@ -327,7 +330,7 @@ def main() -> int:
     rec: dict[str, list[dict]] = {"dice": [], "measures": [], "landmarks": [], "phases": [], "derived": []}
     n = 0
     for images, truth in exams:
-        r = evaluate_exam(images, truth, models, args.absent_threshold)
+        r = evaluate_exam(images, truth, models, args.absent_threshold, args.crop_margin_mm)
         for k in rec:
             rec[k] += r[k]
         n += 1

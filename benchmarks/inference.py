@@ -1,16 +1,22 @@
 """Inference speed: images per second per model and seconds per whole exam.
 
     PYTHONPATH=. python benchmarks/inference.py [--threads 2] [--models-dir resources/models]
-        [--random-weights] [--slices 12 --frames 25 --size 256]
+        [--random-weights]
         [--precision float32 auto] [--runtime torch onnxruntime]
+        [--cache RESULTS/cache --n-exams 4] [--crop-margin-mm 0 30]
 
 Runs on the CPU with ``--threads`` torch threads, and again on CUDA when present (autocast).
 Every combination of ``--runtime`` (config ``inference.runtime``) and ``--precision`` that can run
 is measured side by side (ONNX Runtime runs float32 only: its bfloat16 combination is skipped).
 Timing is wall clock and CPU time of this process (the CPU time is the fairer figure on a shared
-machine).  The exam is synthetic noise of a typical MESA size (timing does not depend on content); with
+machine).  Images per second: synthetic noise on the network grid.  Whole exams: with ``--cache``,
+the first ``--n-exams`` exams of an image cache (a results folder's ``cache/``); without it, one exam
+of the held-out synthetic test cohort (seed 30001, exam 0), generated.  The segmentation runs on a
+crop around the heart (config ``inference.crop_margin_mm``), so whole-exam timing depends on the
+content; each ``--crop-margin-mm`` (0 = the whole grid) is measured on the same exams, with the CPU
+time of the segmentation network's forward passes alone (``seg_logits``) beside it.  With
 ``--random-weights`` (or when shipped models are missing) untrained networks of the shipped
-architectures are used.
+architectures are used (a random network finds no heart: no crop).
 """
 
 from __future__ import annotations
@@ -27,23 +33,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cmr_atlas.core.config import default  # noqa: E402
-from cmr_atlas.core.geometry import SlicePlane  # noqa: E402
 from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
-from cmr_atlas.cine.inference import Models, infer_exam, load_models  # noqa: E402
-from cmr_atlas.nets.preprocess import Grid  # noqa: E402
-from cmr_atlas.nets.registry import ModelFileError  # noqa: E402
+from cmr_atlas.cine.inference import Models, infer_exam, load_models, seg_logits  # noqa: E402
+from cmr_atlas.nets.preprocess import Grid, prepare  # noqa: E402
+from cmr_atlas.nets.registry import ModelFileError, card_grid  # noqa: E402
 from cmr_atlas.nets.runtime import forward, inference_model, resolve_precision, resolve_runtime  # noqa: E402
 from cmr_atlas.nets.unet import UNet  # noqa: E402
-
-
-def fake_exam(slices: int, frames: int, size: int, spacing: float = 1.4) -> ExamImages:
-    rng = np.random.default_rng(0)
-    planes = [SlicePlane.centred(np.array([0, 0, 10.0 * s]), [1, 0, 0], [0, 1, 0], (spacing, spacing), (size, size))
-              for s in range(slices)]
-    lax_plane = SlicePlane.centred(np.zeros(3), [1, 0, 0], [0, 0, -1], (spacing, spacing), (size, size))
-    sax = rng.normal(100, 30, (slices, frames, size, size)).astype(np.float32)
-    lax = {v: rng.normal(100, 30, (frames, size, size)).astype(np.float32) for v in ("lax_2ch", "lax_4ch")}
-    return ExamImages("BENCH", sax, planes, np.arange(frames) * 40.0, lax, {v: lax_plane for v in lax})
 
 
 def random_models(device: torch.device, precision: str, runtime: str) -> Models:
@@ -58,7 +53,7 @@ def random_models(device: torch.device, precision: str, runtime: str) -> Models:
                   None if rt == "onnxruntime" else resolve_precision(precision, device), rt)
 
 
-def bench(models: Models, exam: ExamImages, n_images: int, batch: int) -> None:
+def bench(models: Models, exams: list[ExamImages], n_images: int, batch: int, margins: list[float]) -> None:
     x = np.random.default_rng(1).normal(size=(n_images, 128, 128)).astype(np.float32)
     named = [("seg_sax", models.seg)] + [(f"landmarks[{k}]", m) for k, (m, _) in models.landmark.items()]
     for name, model in named:
@@ -72,14 +67,40 @@ def bench(models: Models, exam: ExamImages, n_images: int, batch: int) -> None:
         dt, dc = time.perf_counter() - t, time.process_time() - c
         print(f"  {name:22s} {n_images / dt:8.1f} images/s, {1e3 * dc / n_images:6.2f} CPU ms/image  "
               f"(batch {batch}, 128x128, forward only)")
-    t, c = time.perf_counter(), time.process_time()
-    res = infer_exam(exam, models, ed_method=default("segmentation.ed_frame"),
-                     absent_threshold=default("landmarks.absent_threshold"), batch=batch)
-    dt, dc = time.perf_counter() - t, time.process_time() - c
-    n = exam.sax.shape[0] * exam.sax.shape[1]
-    print(f"  whole exam: {dt:.2f} s ({dc:.2f} CPU s; {exam.sax.shape[0]} slices x {exam.sax.shape[1]} frames SAX "
-          f"{exam.sax.shape[2]}x{exam.sax.shape[3]} + 2 LAX cines; {n} SAX images segmented, "
-          f"{len(res.landmarks)} landmark rows)")
+    for margin in margins:
+        whole(models, exams, batch, margin)
+
+
+def whole(models: Models, exams: list[ExamImages], batch: int, margin: float) -> None:
+    """Whole-exam inference time per exam, and the segmentation forward passes' share."""
+    wall = cpu = seg_cpu = 0.0
+    n_img = n_lm = 0
+    for exam in exams:
+        t, c = time.perf_counter(), time.process_time()
+        res = infer_exam(exam, models, ed_method=default("segmentation.ed_frame"),
+                         absent_threshold=default("landmarks.absent_threshold"), batch=batch, crop_margin_mm=margin)
+        wall, cpu = wall + time.perf_counter() - t, cpu + time.process_time() - c
+        grid = card_grid(models.seg_card)
+        x = np.concatenate([prepare(exam.sax[s], p, grid) for s, p in enumerate(exam.sax_planes)])
+        c = time.process_time()
+        seg_logits(models.seg, models.seg_card, x, exam.n_frames, models, batch=batch, crop_margin_mm=margin)
+        seg_cpu += time.process_time() - c
+        n_img, n_lm = n_img + exam.n_slices * exam.n_frames, n_lm + len(res.landmarks)
+    n = len(exams)
+    print(f"  whole exam, crop margin {margin:g} mm: {wall / n:.2f} s, {cpu / n:.2f} CPU s per exam "
+          f"(segmentation forward {seg_cpu / n:.2f} CPU s; {n} exams, {n_img / n:.0f} SAX images and "
+          f"{n_lm / n:.0f} landmark rows per exam)")
+
+
+def test_exams(cache: str | None, n: int) -> list[ExamImages]:
+    """``n`` exams of an image cache folder, or exam 0 of the held-out synthetic test cohort."""
+    from cmr_atlas.core.imagecache import load_exam_images
+
+    if cache:
+        return [load_exam_images(p) for p in sorted(Path(cache).glob("*.npz"))[:n]]
+    from cmr_atlas.synth.mesa.cohort import generate_exam
+
+    return [generate_exam(30001, 0).images]
 
 
 def main() -> int:
@@ -87,10 +108,11 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
     ap.add_argument("--random-weights", action="store_true")
-    ap.add_argument("--slices", type=int, default=12)
-    ap.add_argument("--frames", type=int, default=25)
-    ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--images", type=int, default=64, help="images per model for images/s")
+    ap.add_argument("--cache", help="image cache folder (RESULTS/cache) whose first --n-exams exams are timed whole")
+    ap.add_argument("--n-exams", type=int, default=4)
+    ap.add_argument("--crop-margin-mm", type=float, nargs="+", default=[0.0, default("inference.crop_margin_mm")],
+                    help="segmentation crop margins to time side by side (config inference.crop_margin_mm; 0 = whole grid)")
     ap.add_argument("--batch", type=int, default=default("inference.batch"), help="config inference.batch")
     ap.add_argument("--precision", nargs="+", default=["float32", "auto"], choices=["auto", "float32", "bfloat16"],
                     help="precisions to measure side by side (config inference.precision)")
@@ -98,7 +120,7 @@ def main() -> int:
                     help="runtimes to measure side by side (config inference.runtime)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    exam = fake_exam(args.slices, args.frames, args.size)
+    exams = test_exams(args.cache, args.n_exams)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for dev in devices:
         for runtime, precision in itertools.product(args.runtime, args.precision):
@@ -119,7 +141,7 @@ def main() -> int:
                 print(f"shipped models unavailable ({exc}); using random weights")
                 models, kind = random_models(dev, precision, runtime), "random weights"
             print(f"{label} [{kind}]")
-            bench(models, exam, args.images if dev.type == "cpu" else args.images * 8, args.batch)
+            bench(models, exams, args.images if dev.type == "cpu" else args.images * 8, args.batch, args.crop_margin_mm)
     return 0
 
 

@@ -30,10 +30,10 @@ from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
 from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
 from cmr_atlas.cine.landmarks import MODEL_VIEWS, decode_arrays, landmark_names, view_model
-from cmr_atlas.nets.preprocess import Grid, from_net_px, prepare, to_net_px
+from cmr_atlas.nets.preprocess import Grid, crop_box, from_net_px, near_crop_edge, prepare, to_net_px
 from cmr_atlas.nets.registry import card_grid, load_model
 from cmr_atlas.nets.runtime import (OnnxNet, forward, inference_model, pick_device, resolve_precision,
-                                    resolve_runtime)
+                                    resolve_runtime, takes_any_size)
 from cmr_atlas.nets.vgg import from_normalised
 from cmr_atlas.cine.segmentation import cavity_volumes_ml, choose_phases, clean_masks, masks_qc
 from cmr_atlas.core.runner import ExamFailure, Outcome, run_exams, status_frame, write_status
@@ -155,35 +155,47 @@ def cine_sequences(series: pd.DataFrame) -> dict[tuple[str, str], str]:
     return {(str(e), str(r)): str(q) for e, r, q in zip(cines["exam_id"], cines["role"], cines["sequence"])}
 
 
-def _net_taps(plane: SlicePlane, grid: Grid, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _net_taps(plane: SlicePlane, grid: Grid, axis: int, start: int = 0,
+              length: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each original row (``axis`` 0) or column (1): the lower of its two network-grid
     neighbours, the weight of the upper one, and whether it lies within the network field of view
-    (bilinear sampling as ``grid_sample(align_corners=True)``)."""
+    (bilinear sampling as ``grid_sample(align_corners=True)``); neighbours counted from grid row
+    (column) ``start`` in a part ``length`` nodes long (default: the whole grid), and only pixels
+    within that part are inside."""
     n = plane.shape[axis]
+    length = grid.size if length is None else length
     rc = np.zeros((n, 2))
     rc[:, axis] = np.arange(n)
     x = to_net_px(rc, plane, grid)[:, axis]
-    inside = (x >= 0) & (x <= grid.size - 1)
-    lo = np.clip(np.floor(x), 0, grid.size - 2).astype(np.intp)
+    inside = (x >= 0) & (x <= grid.size - 1) & (x >= start) & (x <= start + length - 1)
+    x = x - start
+    lo = np.clip(np.floor(x), 0, length - 2).astype(np.intp)
     return lo, np.clip(x - lo, 0.0, 1.0).astype(np.float32), inside
 
 
-def _labels_on_original(logits: torch.Tensor, plane: SlicePlane, grid: Grid) -> np.ndarray:
-    """Labels ``(N, R, C)`` uint8 on the original pixels of network-grid logits ``(N, K, n, n)``:
-    the softmax probabilities resampled bilinearly, then the most probable class (the first of
-    equals); background outside the network field of view.
+def _labels_on_original(logits: torch.Tensor, plane: SlicePlane, grid: Grid,
+                        box: tuple[slice, slice] | None = None) -> np.ndarray:
+    """Labels ``(N, R, C)`` uint8 on the original pixels of network-grid logits ``(N, K, n, n)``
+    (or ``(N, K, h, w)`` on the rows and columns ``box`` of the grid, the grid outside the box
+    being background): the softmax probabilities resampled bilinearly, then the most probable
+    class (the first of equals); background outside the network field of view.
 
     A bilinear sample is a convex combination of its four network neighbours, so where all four
     have the same most probable class, so has the sample: only pixels between neighbours of
     different classes (the label borders, a few percent) interpolate the probabilities.
     """
     probs = torch.softmax(logits, 1).numpy()
+    start = (0, 0)
+    if box is not None:  # one node of certain background around the box: the grid just outside it
+        probs = np.pad(probs, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        probs[:, 0, [0, -1], :] = probs[:, 0, :, [0, -1]] = 1.0
+        start = (box[0].start - 1, box[1].start - 1)
     net = probs.argmax(1).astype(np.uint8)
     # network cells (between 4 neighbouring nodes) whose corners disagree on the class
     mixed_cell = ((net[:, :-1, :-1] != net[:, :-1, 1:]) | (net[:, :-1, :-1] != net[:, 1:, :-1])
                   | (net[:, :-1, :-1] != net[:, 1:, 1:]))
-    r0, wr, in_r = _net_taps(plane, grid, 0)
-    c0, wc, in_c = _net_taps(plane, grid, 1)
+    r0, wr, in_r = _net_taps(plane, grid, 0, start[0], net.shape[1])
+    c0, wc, in_c = _net_taps(plane, grid, 1, start[1], net.shape[2])
     labels = net[:, r0][:, :, c0]
     i, r, c = np.nonzero(mixed_cell[:, r0][:, :, c0])
     rr, cc, wr, wc = r0[r], c0[c], wr[r][:, None], wc[c][:, None]
@@ -194,18 +206,92 @@ def _labels_on_original(logits: torch.Tensor, plane: SlicePlane, grid: Grid) -> 
     return labels
 
 
-def segment_exam(images: ExamImages, models: Models, *, batch: int) -> tuple[np.ndarray, pd.DataFrame]:
+def _downsampling(card: dict) -> int | None:
+    """The U-Net's downsampling factor (a crop's side must be a multiple of it); None for a network
+    that is not a U-Net (not fully convolutional, or unknown: no crop)."""
+    arch = card.get("architecture", {})
+    if arch.get("class") != "UNet":
+        return None
+    return 2 ** (int(arch.get("hparams", {}).get("levels", 4)) - 1)
+
+
+class SegPart(NamedTuple):
+    """Segmentation logits of some of an exam's SAX images."""
+
+    images: np.ndarray  # their indices in the slice-major (S*T) stack
+    logits: torch.Tensor  # (len(images), K, h, w) float32
+    box: tuple[slice, slice] | None  # the grid rows and columns the logits cover; None: the whole grid
+
+
+def _labelled(logits: torch.Tensor) -> np.ndarray:
+    """Where the most probable class of logits ``(N, K, h, w)`` is not background (class 0; the
+    first of equals wins): elementwise maxima (torch's argmax over the class axis is 20x slower)."""
+    a = logits.numpy()
+    return np.maximum.reduce([a[:, k] for k in range(1, a.shape[1])]) > a[:, 0]
+
+
+def seg_logits(model: torch.nn.Module | OnnxNet, card: dict, x: np.ndarray, n_frames: int, models: Models, *,
+               batch: int, crop_margin_mm: float) -> list[SegPart]:
+    """Segmentation logits of network-grid images ``x (S*T, n, n)`` (slice-major, ``n_frames`` =
+    T per slice), the network run on the part of the grid that holds the heart.
+
+    Frame 0 of every slice runs on the whole grid; the other frames run on the smallest crop that
+    holds every labelled pixel of those with ``crop_margin_mm`` around (aligned to the U-Net's
+    downsampling, :func:`~cmr_atlas.nets.preprocess.crop_box`); outside the crop the grid is
+    background.  An image whose cropped labels come within half the margin of a crop side inside
+    the grid runs again on the whole grid, so the crop never cuts the heart off.  The margin keeps
+    the network's context: labels inside the crop differ from the whole grid's by border effects
+    only (docs/cluster.md has the measured share).  ``crop_margin_mm`` 0 (config
+    ``inference.crop_margin_mm``), a network that is not a U-Net or a runtime that cannot take
+    other sizes: the whole grid for every image.
+    """
+    grid = card_grid(card)
+    multiple = _downsampling(card)
+    run = partial(forward, model, device=models.device, batch=batch, dtype=models.dtype)
+    every = np.arange(len(x))
+    if crop_margin_mm <= 0 or multiple is None or not takes_any_size(model) or n_frames < 2:
+        return [SegPart(every, run(x), None)]
+    probe, rest = every[::n_frames], np.setdiff1d(every, every[::n_frames])
+    first = run(x[probe])
+    margin_px = int(np.ceil(crop_margin_mm / grid.spacing_mm))
+    box = crop_box(_labelled(first), margin_px, multiple)
+    if box is None or box == (slice(0, grid.size), slice(0, grid.size)):
+        return [SegPart(probe, first, None), SegPart(rest, run(x[rest]), None)]
+    cropped = run(x[rest, box[0], box[1]])
+    redo = near_crop_edge(_labelled(cropped), box, (grid.size, grid.size), max(1, margin_px // 2))
+    parts = [SegPart(probe, first, None), SegPart(rest[~redo], cropped[torch.from_numpy(~redo)], box)]
+    if redo.any():
+        log.debug("%d of %d cropped images ran again on the whole grid", redo.sum(), len(rest))
+        parts.append(SegPart(rest[redo], run(x[rest[redo]]), None))
+    return parts
+
+
+def _stack_labels(parts: list[SegPart], planes: list[SlicePlane], n_frames: int, grid: Grid) -> np.ndarray:
+    """Labels ``(S, T, R, C)`` on the original pixels of every SAX image (:func:`_labels_on_original`)."""
+    raw = np.zeros((len(planes) * n_frames, *planes[0].shape), np.uint8)
+    for part in parts:
+        slice_of = part.images // n_frames
+        for s in np.unique(slice_of):
+            sel = slice_of == s
+            raw[part.images[sel]] = _labels_on_original(part.logits[torch.from_numpy(sel)], planes[s], grid, part.box)
+    return raw.reshape(len(planes), n_frames, *planes[0].shape)
+
+
+def segment_exam(images: ExamImages, models: Models, *, batch: int,
+                 crop_margin_mm: float | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """Masks ``(S, T, R, C)`` uint8 (cleaned) and the QC rows of every slice and frame.
 
-    Every SAX image of the exam goes through the network in one :func:`forward` (batches cross
-    slices); masks are cleaned and checked for the whole stack at once.
+    Every SAX image of the exam goes through the network (:func:`seg_logits`: on a crop around
+    the heart for all but the first frame; ``crop_margin_mm``: config ``inference.crop_margin_mm``,
+    None: its default) in batches that cross slices; masks are cleaned and checked for the whole
+    stack at once.
     """
     grid = card_grid(models.seg_card)
     n_s, n_t = images.n_slices, images.n_frames
     x = np.concatenate([prepare(images.sax[s], plane, grid) for s, plane in enumerate(images.sax_planes)])
-    logits = forward(models.seg, x, models.device, batch, models.dtype)
-    raw = np.stack([_labels_on_original(logits[s * n_t:(s + 1) * n_t], plane, grid)
-                    for s, plane in enumerate(images.sax_planes)])
+    margin = default("inference.crop_margin_mm") if crop_margin_mm is None else crop_margin_mm
+    parts = seg_logits(models.seg, models.seg_card, x, n_t, models, batch=batch, crop_margin_mm=float(margin))
+    raw = _stack_labels(parts, images.sax_planes, n_t, grid)
     flat = raw.reshape(-1, *raw.shape[2:])
     qcs = masks_qc(flat)
     masks = clean_masks(flat).reshape(raw.shape)
@@ -305,11 +391,13 @@ class ExamInference:
 
 
 def infer_exam(images: ExamImages, models: Models, *, ed_method: str, absent_threshold: float,
-               batch: int, sequences: dict[str, str] | None = None) -> ExamInference:
+               batch: int, sequences: dict[str, str] | None = None,
+               crop_margin_mm: float | None = None) -> ExamInference:
     """Masks, QC, ED/ES phases and landmarks of one exam (settings: the config's
-    ``segmentation.ed_frame``, ``landmarks.absent_threshold`` and ``inference.batch``;
-    ``sequences``: ``{view: sequence}`` of its cines, for the landmarks' ``sequence`` column)."""
-    masks, qc = segment_exam(images, models, batch=batch)
+    ``segmentation.ed_frame``, ``landmarks.absent_threshold``, ``inference.batch`` and
+    ``inference.crop_margin_mm`` (None: its default); ``sequences``: ``{view: sequence}`` of its
+    cines, for the landmarks' ``sequence`` column)."""
+    masks, qc = segment_exam(images, models, batch=batch, crop_margin_mm=crop_margin_mm)
     vols = exam_volumes_ml(images, masks)
     ed, es = choose_phases(vols, ed_method)
     frames = sorted({ed, es})
@@ -344,7 +432,8 @@ class ExamTables(NamedTuple):
 
 def _infer_one(eid: str, cache_dir: Path, masks_dir: Path, models: Models, ed_method: str,
                absent_threshold: float, batch: int,
-               sequences: dict[tuple[str, str], str] | None = None) -> ExamTables:
+               sequences: dict[tuple[str, str], str] | None = None,
+               crop_margin_mm: float | None = None) -> ExamTables:
     """Infer one exam and save its masks."""
     cache = cache_dir / f"{eid}.npz"
     if not cache.is_file():
@@ -352,7 +441,7 @@ def _infer_one(eid: str, cache_dir: Path, masks_dir: Path, models: Models, ed_me
     views = {v: q for (e, v), q in (sequences or {}).items() if e == eid}
     images = load_exam_images(cache)
     res = infer_exam(images, models, ed_method=ed_method, absent_threshold=absent_threshold,
-                     batch=batch, sequences=views)
+                     batch=batch, sequences=views, crop_margin_mm=crop_margin_mm)
     save_masks(eid, res.masks, masks_dir / f"{eid}.npz")
     return ExamTables(res.landmarks, res.qc, res.phases, exam_measures(images, res.landmarks))
 
@@ -361,11 +450,13 @@ def run_shard(exam_ids: list[str], cache_dir: str | Path, models: Models, *, lan
               qc_path: str | Path, phases_path: str | Path, masks_dir: str | Path, status_path: str | Path,
               ed_method: str, absent_threshold: float, batch: int,
               sequences: dict[tuple[str, str], str] | None = None,
-              measures_path: str | Path | None = None) -> list[Outcome[ExamTables]]:
+              measures_path: str | Path | None = None,
+              crop_margin_mm: float | None = None) -> list[Outcome[ExamTables]]:
     """Infer every exam of a shard under the runner's failure policy (:mod:`cmr_atlas.core.runner`);
     ``sequences`` (:func:`cine_sequences` of ingest's ``series`` table) fills the landmarks'
     ``sequence`` column (null without it); with ``measures_path`` the ``landmark_measures`` table
-    (RV insertion angle, LV length) is written too.
+    (RV insertion angle, LV length) is written too; ``crop_margin_mm``: config
+    ``inference.crop_margin_mm`` (None: its default).
 
     Writes the ``landmarks``, ``segmentation_qc`` and ``phases`` tables of the ok exams,
     ``<masks_dir>/<exam_id>.npz`` per ok exam and the ``exam_status`` rows of every exam.
@@ -374,7 +465,8 @@ def run_shard(exam_ids: list[str], cache_dir: str | Path, models: Models, *, lan
     masks_dir = Path(masks_dir)
     masks_dir.mkdir(parents=True, exist_ok=True)
     work = partial(_infer_one, cache_dir=Path(cache_dir), masks_dir=masks_dir, models=models,
-                   ed_method=ed_method, absent_threshold=absent_threshold, batch=batch, sequences=sequences)
+                   ed_method=ed_method, absent_threshold=absent_threshold, batch=batch, sequences=sequences,
+                   crop_margin_mm=crop_margin_mm)
     outcomes = run_exams(exam_ids, work, STAGE, log)
     ok = [o.value for o in outcomes if o.ok]
     tables = [(LANDMARKS_AUTO, landmarks_path, [r.landmarks for r in ok]),
@@ -393,11 +485,13 @@ def infer_shard(exam_ids: list[str], cache_dir: str | Path, models_dir: str | Pa
                 precision: str, threads: int, landmarks_path: str | Path, qc_path: str | Path, phases_path: str | Path,
                 masks_dir: str | Path, status_path: str | Path, ed_method: str, absent_threshold: float,
                 batch: int, series_path: str | Path | None = None,
-                measures_path: str | Path | None = None, runtime: str | None = None) -> list[Outcome[ExamTables]]:
+                measures_path: str | Path | None = None, runtime: str | None = None,
+                crop_margin_mm: float | None = None) -> list[Outcome[ExamTables]]:
     """One inference job: torch (and ONNX Runtime) on ``threads`` CPU threads, the models loaded
     once, :func:`run_shard`; ``series_path``: ingest's ``series`` table of the shard (the landmarks'
     ``sequence`` column); ``measures_path``: where to write the ``landmark_measures`` table;
-    ``runtime``: config ``inference.runtime`` (None: its default)."""
+    ``runtime`` and ``crop_margin_mm``: config ``inference.runtime`` and ``inference.crop_margin_mm``
+    (None: their defaults)."""
     torch.set_num_threads(max(1, int(threads)))
     models = load_models(models_dir, method=method, device=device, precision=precision, runtime=runtime)
     log.info("inference on %d exams (%s landmarks, device %s, %s, %s)", len(exam_ids), method, models.device,
@@ -406,7 +500,7 @@ def infer_shard(exam_ids: list[str], cache_dir: str | Path, models_dir: str | Pa
                          phases_path=phases_path, masks_dir=masks_dir, status_path=status_path,
                          ed_method=ed_method, absent_threshold=float(absent_threshold), batch=int(batch),
                          sequences=cine_sequences(pd.read_parquet(series_path)) if series_path else None,
-                         measures_path=measures_path)
+                         measures_path=measures_path, crop_margin_mm=crop_margin_mm)
     n_ok = sum(o.ok for o in outcomes)
     log.info("inference done: %d ok, %d failed", n_ok, len(outcomes) - n_ok)
     return outcomes

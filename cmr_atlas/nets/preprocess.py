@@ -125,3 +125,40 @@ def prepare(images: np.ndarray, plane: SlicePlane, grid: Grid) -> np.ndarray:
     """
     _check_shape(images, plane)
     return resample_to_net(whiten(images), plane, grid)
+
+
+def crop_box(fg: np.ndarray, margin_px: int, multiple: int) -> tuple[slice, slice] | None:
+    """The rows and columns of the network grid that hold every True pixel of ``fg (..., n, n)``
+    with ``margin_px`` around them, widened to start and end on multiples of ``multiple`` (a
+    U-Net's downsampling factor: its pooling cells stay those of the whole grid) and clipped to
+    the grid; None when ``fg`` has no True pixel."""
+    fg = np.asarray(fg, bool)
+    n_r, n_c = fg.shape[-2:]
+    rows = np.nonzero(fg.any(axis=tuple(range(fg.ndim - 2)) + (fg.ndim - 1,)))[0]
+    cols = np.nonzero(fg.any(axis=tuple(range(fg.ndim - 1))))[0]
+    if not len(rows):
+        return None
+
+    def span(idx: np.ndarray, n: int) -> slice:
+        lo = max(0, (int(idx[0]) - margin_px) // multiple * multiple)
+        hi = min(n, -(-(int(idx[-1]) + 1 + margin_px) // multiple) * multiple)
+        return slice(lo, hi)
+
+    return span(rows, n_r), span(cols, n_c)
+
+
+def near_crop_edge(fg: np.ndarray, box: tuple[slice, slice], grid_shape: tuple[int, int], width_px: int) -> np.ndarray:
+    """Per image of ``fg (N, h, w)`` (True pixels inside the crop ``box`` of a grid of
+    ``grid_shape``): whether a True pixel lies within ``width_px`` of a crop side that is not a
+    side of the grid, i.e. where the crop may have cut something off."""
+    fg = np.asarray(fg, bool)
+    near = np.zeros(len(fg), bool)
+    for axis, (sl, n) in enumerate(zip(box, grid_shape)):
+        ax = axis + 1
+        length = fg.shape[ax]
+        w = min(width_px, length)
+        if sl.start > 0:
+            near |= np.take(fg, np.arange(w), axis=ax).any(axis=(1, 2))
+        if sl.stop < n:
+            near |= np.take(fg, np.arange(length - w, length), axis=ax).any(axis=(1, 2))
+    return near

@@ -198,6 +198,16 @@ class OnnxNet:
         return out
 
 
+def takes_any_size(model: torch.nn.Module | OnnxNet) -> bool:
+    """Whether the runtime lets ``model`` run on inputs of another size than its grid's, so that
+    a caller may run a fully convolutional network on a crop of the grid: PyTorch does (whether
+    the network is fully convolutional is the caller's to know, from its card); an
+    :class:`OnnxNet` only where its graph was exported with symbolic height and width."""
+    if isinstance(model, OnnxNet):
+        return all(isinstance(d, str) for d in model.session.get_inputs()[0].shape[2:])
+    return True
+
+
 def resolve_runtime(name: str, device: torch.device, precision: str) -> str:
     """``torch`` or ``onnxruntime`` for the config's ``inference.runtime`` ``name`` (see the module
     docstring); an explicit ``onnxruntime`` that cannot run here is an error."""
