@@ -4,6 +4,10 @@
 # and fills every default from workflow/schemas/config.schema.yaml (`cmr-atlas config` prints them).
 from snakemake.utils import min_version
 
+from cmr_atlas.core.openmp import prefer_passive_wait
+
+prefer_passive_wait()  # every job inherits it: OpenMP threads must not spin on shared cores
+
 min_version("9.0")
 
 configfile: "config/config.yaml"

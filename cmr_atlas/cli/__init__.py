@@ -13,6 +13,7 @@ import sys
 
 from cmr_atlas import __version__
 from cmr_atlas.core.logs import log_to_stderr
+from cmr_atlas.core.openmp import prefer_passive_wait
 
 # name -> (module in cmr_atlas.cli with add_arguments/run, one-line help); pipeline order
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(only=chosen if chosen in COMMANDS else "")
     args = parser.parse_args(argv)
     log_to_stderr(args.verbose)
+    prefer_passive_wait()  # before any subcommand imports torch
     if args.command is None:
         parser.print_help()
         return 0

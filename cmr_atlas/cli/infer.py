@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         find_models_dir(args.models_dir or cfg["models_dir"]),
         method=args.method or cfg["landmarks"]["method"], device=args.device or cfg["device"],
         precision=args.precision or cfg["inference"]["precision"],
-        runtime=args.runtime or cfg["inference"]["runtime"], threads=args.threads, status_path=out / "status" / "infer.parquet",
+        runtime=args.runtime or cfg["inference"]["runtime"], crop_margin_mm=cfg["inference"]["crop_margin_mm"],
+        threads=args.threads, status_path=out / "status" / "infer.parquet",
         ed_method=cfg["segmentation"]["ed_frame"], absent_threshold=cfg["landmarks"]["absent_threshold"],
         batch=args.batch or cfg["inference"]["batch"], series_path=args.series,
         measures_path=out / "landmark_measures.parquet", **shard)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from cmr_atlas.nets.registry import card_grid, load_model, sha256_file
+from cmr_atlas.nets.unet import UNetSkeleton
 
 OPSET = 17
 INPUT, OUTPUT = "image", "output"
@@ -31,8 +32,17 @@ def model_names(models_dir: str | Path) -> list[str]:
     return sorted(p.stem for p in d.glob("*.json") if (d / f"{p.stem}.pt").is_file())
 
 
+def dynamic_axes(model: torch.nn.Module) -> dict[str, dict[int, str]]:
+    """The symbolic axes of ``model``'s graph: the batch always; height and width too for the
+    fully convolutional U-Nets, so that inference may run them on a crop of the grid (the
+    regressors' dense head fixes their size)."""
+    axes = {0: "batch", 2: "height", 3: "width"} if isinstance(model, UNetSkeleton) else {0: "batch"}
+    return {INPUT: axes, OUTPUT: dict(axes)}
+
+
 def onnx_bytes(model: torch.nn.Module, n: int) -> bytes:
-    """The ONNX graph of an eval-mode ``model`` on ``(batch, 1, n, n)`` inputs (batch dynamic)."""
+    """The ONNX graph of an eval-mode ``model`` on ``(batch, 1, n, n)`` inputs (symbolic axes:
+    :func:`dynamic_axes`)."""
     buf = io.BytesIO()
     with warnings.catch_warnings():
         # the U-Net's pad-to-multiple check is traced as a constant: right for the fixed grid
@@ -40,7 +50,7 @@ def onnx_bytes(model: torch.nn.Module, n: int) -> bytes:
         # the TorchScript exporter: exact for these static graphs, no onnxscript dependency
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(model, (torch.zeros(1, 1, n, n),), buf, input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=OPSET,
+                          dynamic_axes=dynamic_axes(model), opset_version=OPSET,
                           dynamo=False)
     return buf.getvalue()
 

@@ -123,9 +123,11 @@ def cached_onnx_bytes(model: torch.nn.Module, size: int) -> bytes:
     shared home folder) and kept in :func:`onnx_cache_dir` under a hash of the architecture, the
     weights, the input size, the opset and the torch version: a job then skips the export (about
     1 CPU s per network with the exporter's import).  An unwritable cache only costs the export."""
-    from cmr_atlas.nets.onnx_export import OPSET, onnx_bytes
+    from cmr_atlas.nets.onnx_export import OPSET, dynamic_axes, onnx_bytes
 
-    h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}|{size}|{OPSET}|{torch.__version__}".encode())
+    axes = sorted(dynamic_axes(model).items())  # a graph exported with other symbolic axes is another file
+    h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}|{size}|{OPSET}|{torch.__version__}|{axes}"
+                       .encode())
     for name, value in model.state_dict().items():
         h.update(name.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())

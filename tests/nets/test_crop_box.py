@@ -40,15 +40,25 @@ def test_near_crop_edge_only_at_sides_inside_the_grid():
     assert near_crop_edge(fg, (slice(0, 24), slice(0, 24)), (24, 24), 2).tolist() == [False] * 4
 
 
-def test_takes_any_size_pytorch_yes_fixed_size_onnx_graph_no():
+def test_takes_any_size_unet_graphs_yes_regressor_graphs_no(tmp_path, monkeypatch):
+    import numpy as np
     import pytest
     import torch
 
     from cmr_atlas.nets.runtime import OnnxNet, takes_any_size
     from cmr_atlas.nets.unet import UNet
+    from cmr_atlas.nets.vgg import VGGRegressor
 
+    torch.manual_seed(0)
     net = UNet(1, 4, base=4, levels=2).eval()
     assert takes_any_size(net)
     pytest.importorskip("onnxruntime")
-    torch.manual_seed(0)
-    assert not takes_any_size(OnnxNet(net, 16, 1))  # exported on the fixed 16 x 16 grid
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    onnx_net = OnnxNet(net, 16, 1)  # exported on the 16 x 16 grid, height and width symbolic
+    assert takes_any_size(onnx_net)
+    x = np.random.default_rng(0).normal(size=(3, 1, 12, 20)).astype(np.float32)  # a crop of another shape
+    got = onnx_net.session.run(None, {onnx_net.session.get_inputs()[0].name: x})[0]
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    assert got.shape == ref.shape and np.abs(got - ref).max() < 1e-4
+    assert not takes_any_size(OnnxNet(VGGRegressor(3, input_size=32, widths=(4, 4, 8)).eval(), 32, 1))

@@ -32,6 +32,7 @@ rule infer_shard:
         batch=config["inference"]["batch"],
         precision=config["inference"]["precision"],
         runtime=config["inference"]["runtime"],
+        crop_margin_mm=config["inference"]["crop_margin_mm"],
     # torch uses the job's threads on CPU.
     threads: 2
     # Scheduling hints: on a cluster give each inference job one GPU (e.g. `--resources gpu=1` to
