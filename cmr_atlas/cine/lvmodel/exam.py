@@ -400,9 +400,11 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
         out.planes[phase] = (point, normal)
         surfs = [surf for si, surf in enumerate(SURFACES) if have[si]]
         xs = np.array([res.params[pi * 2 + si] for si in range(len(SURFACES)) if have[si]])
-        grid = measures.sample_surfaces(mesh, frame.focal_mm, xs, point, normal)  # endo and epi at once
+        # endo and epi, the 29 x 29 shape and the fine sampling of the volumes, at once
+        grid, fine = measures.sample_surface_grids(mesh, frame.focal_mm, xs, point, normal,
+                                                   ((measures.N_GRID, measures.N_GRID), (FINE_MU, FINE_THETA)))
         out.surfaces.update({(phase, surf): g for surf, g in zip(surfs, grid)})
-        fine = dict(zip(surfs, measures.sample_surfaces(mesh, frame.focal_mm, xs, point, normal, FINE_MU, FINE_THETA)))
+        fine = dict(zip(surfs, fine))
         model[f"{phase}_cavity_ml"] = measures.enclosed_volume_ml(fine["endo"], tris_fine, point)
         if "epi" in fine:
             v_epi = measures.enclosed_volume_ml(fine["epi"], tris_fine, point)

@@ -69,15 +69,31 @@ def sample_surfaces(mesh: HermiteMesh, d: float, xs: np.ndarray, plane_point: np
                     plane_normal: np.ndarray, n_mu: int = N_GRID, n_theta: int = N_GRID,
                     n_bisect: int = 40) -> list[np.ndarray]:
     """:func:`sample_surface` of several fields (rows of ``xs``: endo, epi) in one pass."""
+    return sample_surface_grids(mesh, d, xs, plane_point, plane_normal, ((n_mu, n_theta),), n_bisect)[0]
+
+
+def sample_surface_grids(mesh: HermiteMesh, d: float, xs: np.ndarray, plane_point: np.ndarray,
+                         plane_normal: np.ndarray, grids: tuple[tuple[int, int], ...],
+                         n_bisect: int = 40) -> list[list[np.ndarray]]:
+    """:func:`sample_surfaces` on several ``(n_mu, n_theta)`` grids (the 29 x 29 shape and the fine
+    sampling of the volumes) with one bisection of the base ring for all their thetas: per grid,
+    one ``(n_mu * n_theta, 3)`` array per field (the same points as separate calls)."""
     nf = len(xs)
-    theta1 = 2 * np.pi * np.arange(n_theta) / n_theta
-    theta = np.tile(theta1, nf)
-    mu_b = base_mu(mesh, d, xs, theta, plane_point, plane_normal, n_bisect, np.repeat(np.arange(nf), n_theta))
-    frac = np.linspace(0.0, 1.0, n_mu)
-    mu = (frac[None, :, None] * mu_b.reshape(nf, 1, n_theta)).ravel()
-    th = np.tile(theta1, nf * n_mu)
-    (lam,) = mesh.evaluate(xs, mu, th, field=np.repeat(np.arange(nf), n_mu * n_theta))
-    return list(prolate.to_cartesian(lam, mu, th, d).reshape(nf, n_mu * n_theta, 3))
+    thetas = [2 * np.pi * np.arange(nt) / nt for _, nt in grids]
+    ring = np.concatenate(thetas)  # every grid's thetas, bisected together (elementwise)
+    mu_b = base_mu(mesh, d, xs, np.tile(ring, nf), plane_point, plane_normal, n_bisect,
+                   np.repeat(np.arange(nf), ring.size)).reshape(nf, ring.size)
+    mus, ths, fields, start = [], [], [], 0
+    for (n_mu, n_theta), theta1 in zip(grids, thetas):
+        frac = np.linspace(0.0, 1.0, n_mu)
+        mus.append((frac[None, :, None] * mu_b[:, None, start:start + n_theta]).ravel())
+        ths.append(np.tile(theta1, nf * n_mu))
+        fields.append(np.repeat(np.arange(nf), n_mu * n_theta))
+        start += n_theta
+    mu, th = np.concatenate(mus), np.concatenate(ths)
+    (lam,) = mesh.evaluate(xs, mu, th, field=np.concatenate(fields))
+    pts = np.split(prolate.to_cartesian(lam, mu, th, d), np.cumsum([len(m) for m in mus])[:-1])
+    return [list(p.reshape(nf, n_mu * n_theta, 3)) for p, (n_mu, n_theta) in zip(pts, grids)]
 
 
 def enclosed_volume_ml(points: np.ndarray, tris: np.ndarray, plane_point: np.ndarray) -> float:
