@@ -36,12 +36,6 @@ SEARCH_STEPS_MM = ((8.0, 2.0), (1.0, 0.5), (0.25, 0.25))
 N_FRAMES = 15  # frames used (evenly spread over the cycle)
 
 
-def _sample(image: np.ndarray, plane: SlicePlane, xyz: np.ndarray) -> np.ndarray:
-    rc, _ = plane.patient_to_pixel(xyz)
-    return ndimage.map_coordinates(image, [rc[..., 0].ravel(), rc[..., 1].ravel()], order=1,
-                                   mode="constant", cval=np.nan).reshape(rc.shape[:-1])
-
-
 def _profiles(images: ExamImages, view: str, centres: dict[int, np.ndarray], frames: np.ndarray,
               sax_shifts: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (SAX slice, frame)'s line points (M, P, 3) moved by the slice's shift into the
@@ -58,8 +52,9 @@ def _profiles(images: ExamImages, view: str, centres: dict[int, np.ndarray], fra
         p0, u = line
         mid = p0 + ((centre - p0) @ u) * u  # the LV centre's foot on the line
         q = mid + s[:, None] * u
+        rc, _ = plane.patient_to_pixel(q)  # the same pixels in every frame
         for f in frames:
-            a = _sample(images.sax[k, f], plane, q)
+            a = ndimage.map_coordinates(images.sax[k, f], [rc[:, 0], rc[:, 1]], order=1, mode="constant", cval=np.nan)
             if np.isfinite(a).sum() < len(s) // 2:
                 continue
             pts.append(q - sax_shifts.get(k, np.zeros(3)))
@@ -68,12 +63,19 @@ def _profiles(images: ExamImages, view: str, centres: dict[int, np.ndarray], fra
     return np.array(pts).reshape(-1, len(s), 3), np.array(prof).reshape(-1, len(s)), np.array(fl, dtype=int)
 
 
+def _pixels(plane: SlicePlane, xyz: np.ndarray) -> np.ndarray:
+    """``plane.patient_to_pixel(xyz)[0]`` (the same arithmetic) without the distance to the plane."""
+    d = xyz - plane.position_mm
+    return np.stack([d @ plane.col_cosine / plane.pixel_spacing_mm[0], d @ plane.row_cosine / plane.pixel_spacing_mm[1]],
+                    axis=-1)
+
+
 def _lax_samples(lax: np.ndarray, plane: SlicePlane, pts: np.ndarray, fl: np.ndarray,
                  shifts: np.ndarray) -> np.ndarray:
     """The LAX images (T, R, C) sampled at ``pts + d`` for each shift ``d`` of ``shifts`` (D, 3):
     (D, M, P), bilinear, NaN outside; each profile in its own LAX frame ``fl`` (M,), one 2D
     interpolation per frame for all shifts (the same values as a 3D one at integer frames)."""
-    rc = np.stack([plane.patient_to_pixel(pts + d)[0] for d in shifts])  # (D, M, P, 2)
+    rc = np.stack([_pixels(plane, pts + d) for d in shifts])  # (D, M, P, 2)
     out = np.empty(rc.shape[:-1])
     for f in np.unique(fl):
         m = fl == f
