@@ -85,8 +85,7 @@ def surface_terms(mesh: HermiteMesh, d: float, x: np.ndarray, mu: np.ndarray, th
     (or of several: ``x`` (n_fields, n_params) and each point's ``field``)."""
     lam, lam_mu, lam_th = mesh.evaluate(x, mu, theta, ((0, 0), (1, 0), (0, 1)), field)
     b = mesh.basis(mu, theta) if with_basis else None
-    s = prolate.to_cartesian(lam, mu, theta, d)
-    x_lam, x_mu, x_th = prolate.jacobian(lam, mu, theta, d)
+    s, x_lam, x_mu, x_th = prolate.cartesian_and_jacobian(lam, mu, theta, d)
     s_mu = x_lam * lam_mu[:, None] + x_mu
     s_th = x_lam * lam_th[:, None] + x_th
     return s, s_mu, s_th, x_lam, b

@@ -150,10 +150,12 @@ class HermiteMesh:
         """
         xi, eta, elem = self._locate(mu, theta)
         # each element's 16 coefficients gathered once, then one 16-row per point
+        # (np.take of whole rows: the same values as fancy indexing, several times faster)
         if field is None:
-            coef = (self.constraint @ x)[self.elem_cols][elem]
+            coef = np.take((self.constraint @ x)[self.elem_cols], elem, axis=0)
         else:
-            coef = (np.asarray(x) @ self.constraint.T)[:, self.elem_cols][np.asarray(field), elem]
+            per_elem = (np.asarray(x) @ self.constraint.T)[:, self.elem_cols].reshape(-1, 16)
+            coef = np.take(per_elem, np.asarray(field) * len(self.elem_cols) + elem, axis=0)
         coef = coef.reshape(-1, 4, 4)  # (N, im, it)
         cache_m: dict[int, np.ndarray] = {}  # mu-contracted coefficients per mu derivative
         cache_t: dict[int, np.ndarray] = {}
