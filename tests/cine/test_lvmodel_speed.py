@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.cine.lvmodel import fit as fit_module, measures
+from cmr_atlas.cine.lvmodel import fit as fit_module, measures, prolate
 from cmr_atlas.cine.lvmodel.exam import fit_exam
 from cmr_atlas.cine.lvmodel.hermite import HermiteMesh
 from cmr_atlas.cine.lvmodel.run import plain_strings
@@ -92,3 +92,12 @@ def test_plain_strings_keeps_values_and_missing():
     assert out["view"].dtype == object and out["x_mm"].dtype == float
     assert out["view"].iloc[0] == "sax" and pd.isna(out["view"].iloc[1])
     assert (out["view"] == "sax").tolist() == [True, False, False]
+
+
+def test_cartesian_and_jacobian_equal_the_separate_functions():
+    rng = np.random.default_rng(4)
+    lam, mu, theta = rng.uniform(0.1, 1.5, 500), rng.uniform(0, 2.0, 500), rng.uniform(0, 2 * np.pi, 500)
+    got = prolate.cartesian_and_jacobian(lam, mu, theta, 38.0)
+    want = (prolate.to_cartesian(lam, mu, theta, 38.0), *prolate.jacobian(lam, mu, theta, 38.0))
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
