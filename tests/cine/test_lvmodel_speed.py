@@ -101,3 +101,17 @@ def test_cartesian_and_jacobian_equal_the_separate_functions():
     want = (prolate.to_cartesian(lam, mu, theta, 38.0), *prolate.jacobian(lam, mu, theta, 38.0))
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+def test_field_along_mu_equals_evaluate():
+    mesh = HermiteMesh()
+    rng = np.random.default_rng(5)
+    xs = rng.normal(0.7, 0.05, (2, mesh.n_params))
+    theta = rng.uniform(-1.0, 8.0, 300)  # outside [0, 2 pi) too: wrapped like evaluate's
+    field = rng.integers(0, 2, 300)
+    lam = mesh.along_mu(xs, theta, field)
+    for mu in (rng.uniform(0, mesh.mu_max, 300), np.full(300, mesh.mu_max), np.zeros(300)):
+        np.testing.assert_array_equal(lam(mu), mesh.evaluate(xs, mu, theta, field=field)[0])
+    one = mesh.along_mu(xs[1], theta)
+    mu = rng.uniform(0, mesh.mu_max, 300)
+    np.testing.assert_array_equal(one(mu), mesh.evaluate(xs[1], mu, theta)[0])

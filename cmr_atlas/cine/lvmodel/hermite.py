@@ -168,6 +168,28 @@ class HermiteMesh:
             out.append(np.einsum("nj,nj->n", cache_m[dm], cache_t[dt]))
         return out
 
+    def along_mu(self, x: np.ndarray, theta: np.ndarray, field: np.ndarray | None = None):
+        """``lam(mu)``: the field at fixed ``theta`` (one per point) as a function of each point's
+        mu, the same values as :meth:`evaluate` with the theta parts computed once (the base-ring
+        bisection evaluates the same thetas 20-40 times)."""
+        theta = np.mod(np.asarray(theta, dtype=float).ravel(), 2 * np.pi)
+        e_th = np.minimum((theta / self.h_theta).astype(int), self.n_theta - 1)
+        ht = _hermite_1d(theta / self.h_theta - e_th, self.h_theta, 0)
+        if field is None:
+            per_elem, row = (self.constraint @ x)[self.elem_cols], e_th
+        else:
+            per_elem = (np.asarray(x) @ self.constraint.T)[:, self.elem_cols].reshape(-1, 16)
+            row = np.asarray(field) * len(self.elem_cols) + e_th
+
+        def lam(mu: np.ndarray) -> np.ndarray:
+            mu = np.clip(np.asarray(mu, dtype=float).ravel(), 0.0, self.mu_max)
+            e_mu = np.minimum((mu / self.h_mu).astype(int), self.n_mu - 1)
+            coef = np.take(per_elem, row + e_mu * self.n_theta, axis=0).reshape(-1, 4, 4)
+            cm = np.einsum("ni,nij->nj", _hermite_1d(mu / self.h_mu - e_mu, self.h_mu, 0), coef)
+            return np.einsum("nj,nj->n", cm, ht)
+
+        return lam
+
     def smoothing(self, w_first: float = 0.0, w_second: float = 1.0) -> np.ndarray:
         """Sobolev penalty matrix (n_params, n_params) over the parametric domain.
 

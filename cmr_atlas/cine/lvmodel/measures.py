@@ -42,9 +42,13 @@ def base_mu(mesh: HermiteMesh, d: float, x: np.ndarray, theta: np.ndarray,
             field: np.ndarray | None = None) -> np.ndarray:
     """mu where the surface meets the base plane, per theta (bisection; mu_max if it never does).
     ``x`` one field's parameters, or several (rows) with each theta's ``field``."""
-    def height(mu):
-        (lam,) = mesh.evaluate(x, mu, theta, field=field)
-        return (prolate.to_cartesian(lam, mu, theta, d) - plane_point) @ plane_normal
+    lam_of = mesh.along_mu(x, theta, field)
+    ct, st = np.cos(theta), np.sin(theta)
+
+    def height(mu):  # prolate.to_cartesian's arithmetic, theta's sine and cosine computed once
+        lam = lam_of(mu)
+        sl, cl, sm, cm = np.sinh(lam), np.cosh(lam), np.sin(mu), np.cos(mu)
+        return (d * np.stack([sl * sm * ct, sl * sm * st, cl * cm], axis=-1) - plane_point) @ plane_normal
 
     lo = np.zeros_like(theta)
     hi = np.full_like(theta, mesh.mu_max)
