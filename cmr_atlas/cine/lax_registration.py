@@ -34,6 +34,7 @@ STEP_MM = 0.5  # profile sampling
 # the breath-hold shifts (a few mm, t-distributed tails)
 SEARCH_STEPS_MM = ((8.0, 2.0), (1.0, 0.5), (0.25, 0.25))
 N_FRAMES = 15  # frames used (evenly spread over the cycle)
+CANDIDATE_BATCH = 16  # candidate shifts scored together (vectorised; bounds the arrays' memory)
 
 
 def _profiles(images: ExamImages, view: str, centres: dict[int, np.ndarray], frames: np.ndarray,
@@ -128,7 +129,9 @@ def lax_view_shifts(images: ExamImages, centres: dict[int, np.ndarray],
 
         def best(grid: np.ndarray, centre: np.ndarray, sub: slice) -> np.ndarray:
             cand = np.array([centre + np.array([x, y]) for x in grid for y in grid])
-            scores = _scores(a[sub], _lax_samples(lax, plane, pts[sub], fl[sub], cand @ basis))
+            # CANDIDATE_BATCH at a time: the job's memory stays that of the profiles (~10 MB more)
+            scores = np.concatenate([_scores(a[sub], _lax_samples(lax, plane, pts[sub], fl[sub], c @ basis))
+                                     for c in np.array_split(cand, -(-len(cand) // CANDIDATE_BATCH))])
             return cand[int(np.argmax(scores))]
 
         c = np.zeros(2)

@@ -30,7 +30,8 @@ def test_cropped_contours_equal_whole_image_contours(row, col, r_cav, wall, stra
     got = dict(lv_contours(m, 48))
     want = {s: mask_contours(region, 48) for s, region in
             (("endo", m == CAVITY), ("epi", (m == CAVITY) | (m == MYO)))}
-    want = {s: v for s, v in want.items() if v is not None}
+    # a slice without cavity (the LV cut off by the image border) gives no contours at all
+    want = {s: v for s, v in want.items() if v is not None} if (m == CAVITY).any() else {}
     assert got.keys() == want.keys()
     for s in want:
         np.testing.assert_allclose(got[s], want[s], atol=1e-9)

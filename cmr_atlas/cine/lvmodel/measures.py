@@ -96,8 +96,10 @@ def sample_surface_grids(mesh: HermiteMesh, d: float, xs: np.ndarray, plane_poin
         start += n_theta
     mu, th = np.concatenate(mus), np.concatenate(ths)
     (lam,) = mesh.evaluate(xs, mu, th, field=np.concatenate(fields))
-    pts = np.split(prolate.to_cartesian(lam, mu, th, d), np.cumsum([len(m) for m in mus])[:-1])
-    return [list(p.reshape(nf, n_mu * n_theta, 3)) for p, (n_mu, n_theta) in zip(pts, grids)]
+    # each grid's points in arrays of their own: a kept 29 x 29 surface must not hold the fine grid
+    cut = np.cumsum([0, *(len(m) for m in mus)])
+    return [list(prolate.to_cartesian(lam[a:b], mu[a:b], th[a:b], d).reshape(nf, n_mu * n_theta, 3))
+            for a, b, (n_mu, n_theta) in zip(cut[:-1], cut[1:], grids)]
 
 
 def enclosed_volume_ml(points: np.ndarray, tris: np.ndarray, plane_point: np.ndarray) -> float:

@@ -147,9 +147,15 @@ class CycleInputs:
 def plain_strings(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with its string columns as Python objects: parquet gives Arrow-backed strings, whose
     comparisons and boolean selections cost several times more, and the fits select by view,
-    phase, kind and surface hundreds of times per exam."""
-    text = {c: object for c in df.columns if pd.api.types.is_string_dtype(df[c]) and df[c].dtype != object}
-    return df.astype(text) if text else df
+    phase, kind and surface hundreds of times per exam.  Equal values share one string object
+    (a column costs a pointer per row); missing values are NaN, as ``astype(object)`` gives."""
+    out = {}
+    for c in df.columns:
+        if pd.api.types.is_string_dtype(df[c]) and df[c].dtype != object:
+            codes, uniques = pd.factorize(df[c])  # missing: code -1, the NaN appended last
+            values = np.array([*uniques.astype(object), np.nan], dtype=object)
+            out[c] = pd.Series(values[codes], index=df.index, dtype=object)
+    return df.assign(**out) if out else df
 
 
 def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_path: str | Path,
