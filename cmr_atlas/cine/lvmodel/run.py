@@ -103,6 +103,7 @@ def cycle_fits(fits: list[ExamFit], cycle_guide_points: pd.DataFrame, slices: pd
     model curve out (logged), never the shard."""
     from threadpoolctl import threadpool_limits
 
+    cycle_guide_points = plain_strings(cycle_guide_points)
     groups = dict(tuple(cycle_guide_points.groupby(["exam_id", "source"]))) if len(cycle_guide_points) else {}
     out = []
     for f in fits:
