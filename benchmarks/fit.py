@@ -149,8 +149,9 @@ def shard(folder: Path, cache: Path, repeat: int) -> int:
     best = {k: np.inf for k in (*names, "total")}
     for _ in range(repeat):
         t = [time.process_time()]
-        slices = run.plain_strings(read_table(folder / "slices.parquet"))
-        gp = run.plain_strings(read_table(folder / "guide_points.parquet", GUIDE_POINTS))
+        plain = getattr(run, "plain_strings", lambda df: df)  # (a checkout before 2026-12-02 has none)
+        slices = plain(read_table(folder / "slices.parquet"))
+        gp = plain(read_table(folder / "guide_points.parquet", GUIDE_POINTS))
         t.append(time.process_time())
         fits = run.fit_exams(gp, slices, bh, None, ref, False, None)
         t.append(time.process_time())
