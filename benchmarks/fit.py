@@ -6,6 +6,9 @@ Usage:
     PYTHONPATH=$PWD taskset -c 0 python benchmarks/fit.py --stage CACHE --seed 60001 --n 16
         # the fit stage's work per exam (ED/ES fits of the automated and a manual-like source, LAX
         # registration, every frame with surfaces, tables) on benchmarks/motion.py --cnn --cache CACHE
+    PYTHONPATH=$PWD python benchmarks/fit.py --shard RESULTS/shards/s0000 [--image-cache RESULTS/cache]
+        # the workflow's fit_shard on one shard of a results folder, part by part (CPU s per exam;
+        # read only: the tables stay in memory), as workflow/scripts/fit.py runs it with the defaults
 
 One frame = one phase's endo + epi fit; an exam fits ED and ES together (they share the slice
 shifts), so seconds per frame = exam wall time / 2.  Threads are pinned to one before numpy loads.
@@ -43,9 +46,13 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="timed passes (the best is reported)")
     ap.add_argument("--stage", type=Path, help="benchmarks/motion.py --cache folder: time the fit stage per exam")
     ap.add_argument("--seed", type=int, default=60001, help="--stage: the cached cohort")
+    ap.add_argument("--shard", type=Path, help="a results folder's shards/<shard>: time fit_shard's parts on it")
+    ap.add_argument("--image-cache", type=Path, help="--shard: the image cache (default: RESULTS/cache)")
     args = ap.parse_args(argv)
     if args.stage:
         return stage(args.stage, args.seed, args.n, args.repeat)
+    if args.shard:
+        return shard(args.shard, args.image_cache or args.shard.parents[1] / "cache", args.repeat)
     try:
         import torch
 
@@ -122,6 +129,48 @@ def stage(cache: Path, seed: int, n: int, repeat: int) -> int:
     print(f"fit stage per exam, cohort {seed} ({len(exams)} exams, {frames:.1f} SAX frames), CPU s, one thread, "
           f"best of {repeat}:")
     print("  " + ", ".join(f"{k} {min(v):.3f}" for k, v in parts.items()))
+    return 0
+
+
+def shard(folder: Path, cache: Path, repeat: int) -> int:
+    """CPU seconds per exam of each part of ``fit_shard`` (cmr_atlas.cine.lvmodel.run) on one shard,
+    in its order, with the config's defaults (the workflow's): reading the guide points and slices,
+    the ED/ES fits of every source, the LAX registration and refit, every frame's automated guide
+    points, the per-frame fits (with surfaces), the tables (built, not written); best of ``repeat``."""
+    from cmr_atlas.cine.guidepoints import GUIDE_POINTS
+    from cmr_atlas.cine.lvmodel import run
+    from cmr_atlas.cine.lvmodel.outputs import tables_from_cycles, tables_from_fits
+    from cmr_atlas.core.tables import read_table
+
+    cycle = run.CycleInputs(folder / "exams.parquet", cache, folder / "landmarks.parquet",
+                            folder / "segmentation_qc.parquet", folder / "phases.parquet", folder / "masks")
+    bh, ref = default("fit.breath_hold"), default("fit.shift_reference")
+    names = ("read", "ED/ES fits", "LAX registration + refit", "cycle guide points", "cycle fits", "tables")
+    best = {k: np.inf for k in (*names, "total")}
+    for _ in range(repeat):
+        t = [time.process_time()]
+        plain = getattr(run, "plain_strings", lambda df: df)  # (a checkout before 2026-12-02 has none)
+        slices = plain(read_table(folder / "slices.parquet"))
+        gp = plain(read_table(folder / "guide_points.parquet", GUIDE_POINTS))
+        t.append(time.process_time())
+        fits = run.fit_exams(gp, slices, bh, None, ref, False, None)
+        t.append(time.process_time())
+        fits = run.register_lax_views(fits, gp, slices, cache, bh, ref)
+        t.append(time.process_time())
+        cgp = cycle.guide_points()
+        t.append(time.process_time())
+        cycles = run.cycle_fits(fits, cgp, slices)
+        t.append(time.process_time())
+        tables_from_fits(fits), tables_from_cycles(cycles)
+        t.append(time.process_time())
+        n = len({f.exam_id for f in fits})
+        for k, dt in zip(names, np.diff(t)):
+            best[k] = min(best[k], dt / n)
+        best["total"] = min(best["total"], (t[-1] - t[0]) / n)
+    sources = sorted({f.source for f in fits})
+    print(f"fit_shard on {folder} ({n} exams, sources {', '.join(sources)}), CPU s per exam, one thread, "
+          f"best of {repeat}, load {os.getloadavg()[0]:.1f}:")
+    print("  " + ", ".join(f"{k} {v:.3f}" for k, v in best.items()))
     return 0
 
 

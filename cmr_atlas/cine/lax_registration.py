@@ -34,12 +34,7 @@ STEP_MM = 0.5  # profile sampling
 # the breath-hold shifts (a few mm, t-distributed tails)
 SEARCH_STEPS_MM = ((8.0, 2.0), (1.0, 0.5), (0.25, 0.25))
 N_FRAMES = 15  # frames used (evenly spread over the cycle)
-
-
-def _sample(image: np.ndarray, plane: SlicePlane, xyz: np.ndarray) -> np.ndarray:
-    rc, _ = plane.patient_to_pixel(xyz)
-    return ndimage.map_coordinates(image, [rc[..., 0].ravel(), rc[..., 1].ravel()], order=1,
-                                   mode="constant", cval=np.nan).reshape(rc.shape[:-1])
+CANDIDATE_BATCH = 16  # candidate shifts scored together (vectorised; bounds the arrays' memory)
 
 
 def _profiles(images: ExamImages, view: str, centres: dict[int, np.ndarray], frames: np.ndarray,
@@ -58,8 +53,9 @@ def _profiles(images: ExamImages, view: str, centres: dict[int, np.ndarray], fra
         p0, u = line
         mid = p0 + ((centre - p0) @ u) * u  # the LV centre's foot on the line
         q = mid + s[:, None] * u
+        rc, _ = plane.patient_to_pixel(q)  # the same pixels in every frame
         for f in frames:
-            a = _sample(images.sax[k, f], plane, q)
+            a = ndimage.map_coordinates(images.sax[k, f], [rc[:, 0], rc[:, 1]], order=1, mode="constant", cval=np.nan)
             if np.isfinite(a).sum() < len(s) // 2:
                 continue
             pts.append(q - sax_shifts.get(k, np.zeros(3)))
@@ -68,29 +64,47 @@ def _profiles(images: ExamImages, view: str, centres: dict[int, np.ndarray], fra
     return np.array(pts).reshape(-1, len(s), 3), np.array(prof).reshape(-1, len(s)), np.array(fl, dtype=int)
 
 
-def _score(lax: np.ndarray, plane: SlicePlane, pts: np.ndarray, a: np.ndarray, fl: np.ndarray,
-           d: np.ndarray) -> float:
-    """Normalised cross-correlation of the SAX profiles ``a`` with the LAX images (T, R, C)
-    sampled at ``pts + d`` (NaN samples left out of each pair), averaged with the SAX profiles'
-    standard deviations as weights: a line with no structure (beyond the apex) has no say."""
-    rc, _ = plane.patient_to_pixel(pts + d)
-    t = np.broadcast_to(fl[:, None], rc.shape[:-1]).astype(float)
-    b = ndimage.map_coordinates(lax, [t.ravel(), rc[..., 0].ravel(), rc[..., 1].ravel()], order=1,
-                                mode="constant", cval=np.nan).reshape(a.shape)
+def _pixels(plane: SlicePlane, xyz: np.ndarray) -> np.ndarray:
+    """``plane.patient_to_pixel(xyz)[0]`` (the same arithmetic) without the distance to the plane."""
+    d = xyz - plane.position_mm
+    return np.stack([d @ plane.col_cosine / plane.pixel_spacing_mm[0], d @ plane.row_cosine / plane.pixel_spacing_mm[1]],
+                    axis=-1)
+
+
+def _lax_samples(lax: np.ndarray, plane: SlicePlane, pts: np.ndarray, fl: np.ndarray,
+                 shifts: np.ndarray) -> np.ndarray:
+    """The LAX images (T, R, C) sampled at ``pts + d`` for each shift ``d`` of ``shifts`` (D, 3):
+    (D, M, P), bilinear, NaN outside; each profile in its own LAX frame ``fl`` (M,), one 2D
+    interpolation per frame for all shifts (the same values as a 3D one at integer frames)."""
+    rc = np.stack([_pixels(plane, pts + d) for d in shifts])  # (D, M, P, 2)
+    out = np.empty(rc.shape[:-1])
+    for f in np.unique(fl):
+        m = fl == f
+        r = rc[:, m]
+        out[:, m] = ndimage.map_coordinates(lax[f], [r[..., 0].ravel(), r[..., 1].ravel()], order=1,
+                                            mode="constant", cval=np.nan).reshape(r.shape[:-1])
+    return out
+
+
+def _scores(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per candidate (rows of ``b`` (D, M, P)): normalised cross-correlation of the SAX profiles
+    ``a`` (M, P) with the LAX samples (NaN samples left out of each pair), averaged with the SAX
+    profiles' standard deviations as weights: a line with no structure (beyond the apex) has no
+    say.  -inf where no profile pair has 20 common samples or any contrast."""
     ok = np.isfinite(a) & np.isfinite(b)
-    n = ok.sum(axis=1)
+    n = ok.sum(axis=2)
     use = n >= 20
-    if not use.any():
-        return -np.inf
-    x, y, ok, n = np.where(ok, a, 0.0)[use], np.where(ok, b, 0.0)[use], ok[use], n[use]
-    x = np.where(ok, x - (x.sum(1) / n)[:, None], 0.0)
-    y = np.where(ok, y - (y.sum(1) / n)[:, None], 0.0)
-    sx = np.sqrt((x * x).sum(1) / n)  # the SAX profile's contrast: its weight
-    den = np.sqrt((x * x).sum(1) * (y * y).sum(1))
-    good = den > 0
-    if not good.any():
-        return -np.inf
-    return float((sx[good] * (x * y).sum(1)[good] / den[good]).sum() / sx.sum())
+    n = np.maximum(n, 1)
+    x, y = np.where(ok, a, 0.0), np.where(ok, b, 0.0)
+    x = np.where(ok, x - (x.sum(2) / n)[..., None], 0.0)
+    y = np.where(ok, y - (y.sum(2) / n)[..., None], 0.0)
+    xx = (x * x).sum(2)
+    sx = np.sqrt(xx / n)  # the SAX profile's contrast: its weight
+    den = np.sqrt(xx * (y * y).sum(2))
+    good = use & (den > 0)
+    num = np.where(good, sx * (x * y).sum(2) / np.where(good, den, 1.0), 0.0).sum(1)
+    out = num / np.where(use, sx, 0.0).sum(1)
+    return np.where(good.any(1), out, -np.inf)
 
 
 def lax_view_shifts(images: ExamImages, centres: dict[int, np.ndarray],
@@ -114,8 +128,10 @@ def lax_view_shifts(images: ExamImages, centres: dict[int, np.ndarray],
         basis = np.stack([plane.row_cosine, plane.col_cosine])
 
         def best(grid: np.ndarray, centre: np.ndarray, sub: slice) -> np.ndarray:
-            cand = [centre + np.array([x, y]) for x in grid for y in grid]
-            scores = [_score(lax, plane, pts[sub], a[sub], fl[sub], c @ basis) for c in cand]
+            cand = np.array([centre + np.array([x, y]) for x in grid for y in grid])
+            # CANDIDATE_BATCH at a time: the job's memory stays that of the profiles (~10 MB more)
+            scores = np.concatenate([_scores(a[sub], _lax_samples(lax, plane, pts[sub], fl[sub], c @ basis))
+                                     for c in np.array_split(cand, -(-len(cand) // CANDIDATE_BATCH))])
             return cand[int(np.argmax(scores))]
 
         c = np.zeros(2)

@@ -14,7 +14,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 SCHEMA_RESOURCE = "config.schema.yaml"
@@ -125,6 +124,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> di
 
 def validate_config(cfg: dict) -> None:
     """Raise :class:`ConfigError` naming the key when ``cfg`` does not match the schema."""
+    import jsonschema  # here, not at the top: every per-shard job imports this module for default()
+
     errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(cfg), key=lambda e: list(e.path))
     if errors:
         msgs = [f"{'.'.join(map(str, e.path)) or '(top level)'}: {e.message}" for e in errors]

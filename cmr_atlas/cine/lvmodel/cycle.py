@@ -209,11 +209,12 @@ def _fit_frames(cgp: pd.DataFrame, frames: np.ndarray, ed: ExamFit, s: FitSettin
                 continue
             data = pts.frame_data(by_frame[f], plane)
             x = fit_warm(data, frame.focal_mm, x, s, iterations, final_residuals=False).params
-            endo, epi = measures.sample_surfaces(s.mesh, frame.focal_mm, x, *plane, FINE_MU, FINE_THETA, N_BISECT)
+            grids = ((FINE_MU, FINE_THETA), (measures.N_GRID, measures.N_GRID))[:2 if keep_surfaces else 1]
+            sampled = measures.sample_surface_grids(s.mesh, frame.focal_mm, x, *plane, grids, N_BISECT)
+            endo, epi = sampled[0]
             cav[f] = measures.enclosed_volume_ml(endo, tris, plane[0])
             myo[f] = measures.enclosed_volume_ml(epi, tris, plane[0]) - cav[f]
             if keep_surfaces:
-                grid = measures.sample_surfaces(s.mesh, frame.focal_mm, x, *plane, n_bisect=N_BISECT)
-                out.surfaces[f] = dict(zip(("endo", "epi"), grid))
+                out.surfaces[f] = dict(zip(("endo", "epi"), sampled[1]))
     out.volumes["model"] = np.array([cav[int(f)] for f in frames])
     out.myo_ml = np.array([myo[int(f)] for f in frames])

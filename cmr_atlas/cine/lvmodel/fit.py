@@ -85,8 +85,7 @@ def surface_terms(mesh: HermiteMesh, d: float, x: np.ndarray, mu: np.ndarray, th
     (or of several: ``x`` (n_fields, n_params) and each point's ``field``)."""
     lam, lam_mu, lam_th = mesh.evaluate(x, mu, theta, ((0, 0), (1, 0), (0, 1)), field)
     b = mesh.basis(mu, theta) if with_basis else None
-    s = prolate.to_cartesian(lam, mu, theta, d)
-    x_lam, x_mu, x_th = prolate.jacobian(lam, mu, theta, d)
+    s, x_lam, x_mu, x_th = prolate.cartesian_and_jacobian(lam, mu, theta, d)
     s_mu = x_lam * lam_mu[:, None] + x_mu
     s_th = x_lam * lam_th[:, None] + x_th
     return s, s_mu, s_th, x_lam, b
@@ -214,6 +213,19 @@ class _Problem:
             [(data.weight[data.field == f] * g2[data.field == f]).sum() / area
              for f in range(data.n_fields)]
         )
+        self._last: tuple | None = None  # (x, shifts, r, n, g) of the current projections
+
+    def current(self, x: np.ndarray, shifts: np.ndarray):
+        """:meth:`residuals` at ``(x, shifts)``, reusing those of the step that moved there: an
+        accepted Levenberg-Marquardt step has just projected every point onto that surface, so
+        projecting again at the start of the next step would only refine converged projections
+        (it cost a third of the fit)."""
+        last = self._last
+        if last is not None and np.array_equal(last[0], x) and np.array_equal(last[1], shifts):
+            return last[2:]
+        r, n, g = self.residuals(x, shifts)
+        self._last = (x.copy(), shifts.copy(), r, n, g)
+        return r, n, g
 
     def residuals(self, x: np.ndarray, shifts: np.ndarray, n_proj: int = 3):
         """Signed distances r, normals n and dr/dlam g of all points (all fields in one pass)."""
@@ -253,7 +265,7 @@ class _Problem:
         """One Levenberg-Marquardt step; returns new (x, shifts), residuals, robust weights and
         the largest move (mm).  ``rw``: robust weights to keep (else recomputed from residuals)."""
         data, s, mesh = self.data, self.s, self.mesh
-        r, n, g = self.residuals(x, shifts)
+        r, n, g = self.current(x, shifts)
         rows = self.rows()
         if rw is None:
             rw = _robust_weights(r, data.weight, robust, s)
@@ -333,7 +345,7 @@ class _Problem:
         # Levenberg-Marquardt: accept a step only if it lowers the (fixed-weight) objective; the
         # projections make the problem non-linear near the apex and the base.
         f0 = objective(x, shifts, r)
-        saved = (self.mu.copy(), self.theta.copy())
+        saved = (self.mu.copy(), self.theta.copy(), self._last)
         diag = np.diag(h).copy()
         for _ in range(8):
             delta = np.linalg.solve(h + self.lm * np.diag(diag), rhs)
@@ -344,11 +356,12 @@ class _Problem:
                 norm = np.linalg.norm(sh_new, axis=1)
                 big = norm > s.max_shift_mm
                 sh_new[big] *= (s.max_shift_mm / norm[big])[:, None]
-            r_new = self.residuals(x_new, sh_new)[0]
+            r_new, n_new, g_new = self.residuals(x_new, sh_new)
             if objective(x_new, sh_new, r_new) <= f0:
                 self.lm = max(self.lm / 3.0, 1e-7)
+                self._last = (x_new.copy(), np.array(sh_new, copy=True), r_new, n_new, g_new)
                 break
-            self.mu, self.theta = saved[0].copy(), saved[1].copy()
+            self.mu, self.theta, self._last = saved[0].copy(), saved[1].copy(), saved[2]
             self.lm *= 10.0
         else:  # no descent: stay (converged as far as this linearisation can tell)
             return x, shifts, r, rw, 0.0
@@ -402,7 +415,7 @@ def fit(data: FitData, d: float, settings: FitSettings | None = None, *,
             conv = True
             break
     converged &= conv
-    r, n, g = prob.residuals(x, shifts)
+    r, n, g = prob.current(x, shifts)
     rw = _robust_weights(r, data.weight, "tukey", s)
     return FitResult(x, shifts, prob.mu.copy(), prob.theta.copy(), r, rw, it, converged)
 
@@ -430,6 +443,6 @@ def fit_warm(data: FitData, d: float, x0: np.ndarray, settings: FitSettings | No
             converged = True
             break
     if final_residuals or it == 0:
-        r, _, _ = prob.residuals(x, shifts)
+        r, _, _ = prob.current(x, shifts)
         rw = _robust_weights(r, data.weight, "tukey", s)
     return FitResult(x, shifts, prob.mu.copy(), prob.theta.copy(), r, rw, it, converged)

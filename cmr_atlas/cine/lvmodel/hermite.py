@@ -150,10 +150,12 @@ class HermiteMesh:
         """
         xi, eta, elem = self._locate(mu, theta)
         # each element's 16 coefficients gathered once, then one 16-row per point
+        # (np.take of whole rows: the same values as fancy indexing, several times faster)
         if field is None:
-            coef = (self.constraint @ x)[self.elem_cols][elem]
+            coef = np.take((self.constraint @ x)[self.elem_cols], elem, axis=0)
         else:
-            coef = (np.asarray(x) @ self.constraint.T)[:, self.elem_cols][np.asarray(field), elem]
+            per_elem = (np.asarray(x) @ self.constraint.T)[:, self.elem_cols].reshape(-1, 16)
+            coef = np.take(per_elem, np.asarray(field) * len(self.elem_cols) + elem, axis=0)
         coef = coef.reshape(-1, 4, 4)  # (N, im, it)
         cache_m: dict[int, np.ndarray] = {}  # mu-contracted coefficients per mu derivative
         cache_t: dict[int, np.ndarray] = {}
@@ -165,6 +167,28 @@ class HermiteMesh:
                 cache_t[dt] = _hermite_1d(eta, self.h_theta, dt)
             out.append(np.einsum("nj,nj->n", cache_m[dm], cache_t[dt]))
         return out
+
+    def along_mu(self, x: np.ndarray, theta: np.ndarray, field: np.ndarray | None = None):
+        """``lam(mu)``: the field at fixed ``theta`` (one per point) as a function of each point's
+        mu, the same values as :meth:`evaluate` with the theta parts computed once (the base-ring
+        bisection evaluates the same thetas 20-40 times)."""
+        theta = np.mod(np.asarray(theta, dtype=float).ravel(), 2 * np.pi)
+        e_th = np.minimum((theta / self.h_theta).astype(int), self.n_theta - 1)
+        ht = _hermite_1d(theta / self.h_theta - e_th, self.h_theta, 0)
+        if field is None:
+            per_elem, row = (self.constraint @ x)[self.elem_cols], e_th
+        else:
+            per_elem = (np.asarray(x) @ self.constraint.T)[:, self.elem_cols].reshape(-1, 16)
+            row = np.asarray(field) * len(self.elem_cols) + e_th
+
+        def lam(mu: np.ndarray) -> np.ndarray:
+            mu = np.clip(np.asarray(mu, dtype=float).ravel(), 0.0, self.mu_max)
+            e_mu = np.minimum((mu / self.h_mu).astype(int), self.n_mu - 1)
+            coef = np.take(per_elem, row + e_mu * self.n_theta, axis=0).reshape(-1, 4, 4)
+            cm = np.einsum("ni,nij->nj", _hermite_1d(mu / self.h_mu - e_mu, self.h_mu, 0), coef)
+            return np.einsum("nj,nj->n", cm, ht)
+
+        return lam
 
     def smoothing(self, w_first: float = 0.0, w_second: float = 1.0) -> np.ndarray:
         """Sobolev penalty matrix (n_params, n_params) over the parametric domain.

@@ -43,3 +43,17 @@ def jacobian(lam: np.ndarray, mu: np.ndarray, theta: np.ndarray, d: float):
     x_mu = d * np.stack([sl * cm * ct, sl * cm * st, -cl * sm], axis=-1)
     x_th = d * np.stack([-sl * sm * st, sl * sm * ct, np.zeros_like(sl)], axis=-1)
     return x_lam, x_mu, x_th
+
+
+def cartesian_and_jacobian(lam: np.ndarray, mu: np.ndarray, theta: np.ndarray, d: float):
+    """:func:`to_cartesian` and :func:`jacobian` (the same values) with the sines and cosines
+    computed once: the fit's projections need both at every iteration."""
+    sl, cl = np.sinh(lam), np.cosh(lam)
+    sm, cm = np.sin(mu), np.cos(mu)
+    ct, st = np.cos(theta), np.sin(theta)
+    sl_sm = sl * sm
+    x = d * np.stack([sl_sm * ct, sl_sm * st, cl * cm], axis=-1)
+    x_lam = d * np.stack([cl * sm * ct, cl * sm * st, sl * cm], axis=-1)
+    x_mu = d * np.stack([sl * cm * ct, sl * cm * st, -cl * sm], axis=-1)
+    x_th = d * np.stack([-sl * sm * st, sl_sm * ct, np.zeros_like(sl)], axis=-1)
+    return x, x_lam, x_mu, x_th

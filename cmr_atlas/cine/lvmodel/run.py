@@ -103,6 +103,7 @@ def cycle_fits(fits: list[ExamFit], cycle_guide_points: pd.DataFrame, slices: pd
     model curve out (logged), never the shard."""
     from threadpoolctl import threadpool_limits
 
+    cycle_guide_points = plain_strings(cycle_guide_points)
     groups = dict(tuple(cycle_guide_points.groupby(["exam_id", "source"]))) if len(cycle_guide_points) else {}
     out = []
     for f in fits:
@@ -144,6 +145,20 @@ class CycleInputs:
         return pd.concat(frames, ignore_index=True) if frames else CYCLE_GUIDE_POINTS.empty()
 
 
+def plain_strings(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its string columns as Python objects: parquet gives Arrow-backed strings, whose
+    comparisons and boolean selections cost several times more, and the fits select by view,
+    phase, kind and surface hundreds of times per exam.  Equal values share one string object
+    (a column costs a pointer per row); missing values are NaN, as ``astype(object)`` gives."""
+    out = {}
+    for c in df.columns:
+        if pd.api.types.is_string_dtype(df[c]) and df[c].dtype != object:
+            codes, uniques = pd.factorize(df[c])  # missing: code -1, the NaN appended last
+            values = np.array([*uniques.astype(object), np.nan], dtype=object)
+            out[c] = pd.Series(values[codes], index=df.index, dtype=object)
+    return df.assign(**out) if out else df
+
+
 def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_path: str | Path,
               model_frames_path: str | Path, slice_shifts_path: str | Path, measures_path: str | Path,
               wall_thickness_path: str | Path, status_path: str | Path, breath_hold: bool | None = None,
@@ -159,13 +174,13 @@ def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_
     crossings (:mod:`cmr_atlas.cine.lvmodel.through_plane`); ``lax_registration`` (config
     ``fit.lax_registration``): landmark-only LAX views registered to the SAX stack on the images
     (:func:`register_lax_views`), when ``cycle`` gives the image cache and ``through_plane`` is off."""
-    slices = read_table(slices_path)
+    slices = plain_strings(read_table(slices_path))
     all_frames = default("fit.all_frames") if all_frames is None else all_frames
     through_plane = default("fit.through_plane") if through_plane is None else through_plane
     lax_registration = default("fit.lax_registration") if lax_registration is None else lax_registration
     # the per-frame guide points feed the through-plane estimate too: then they come first
     cgp = cycle.guide_points() if cycle is not None and all_frames and through_plane else None
-    gp = read_table(guide_points_path, GUIDE_POINTS)
+    gp = plain_strings(read_table(guide_points_path, GUIDE_POINTS))
     fits = fit_exams(gp, slices, breath_hold, Path(vtp_dir) if vtp_dir else None, shift_reference, through_plane, cgp)
     if cycle is not None and lax_registration and not through_plane:  # the images are at hand: register landmark-only LAX views
         fits = register_lax_views(fits, gp, slices, cycle.cache_dir, breath_hold, shift_reference)
