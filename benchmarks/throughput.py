@@ -145,28 +145,36 @@ def _pydicom_floor(cohort: Path, folders: list[str]) -> float:
 
 def _forward_floor(results: Path, exam_ids: list[str], models_dir: str, threads: int, precision: str,
                    runtime: str) -> float:
-    """Seconds of pure network forward passes for the images inference ran on these exams."""
+    """Seconds of pure network forward passes for the images inference ran on these exams: the
+    segmentation as inference runs it (each exam's SAX images on the network grid, on the crop
+    around the heart: cine.inference.seg_logits), the landmark networks on as many images as it
+    gives them."""
     import numpy as np
     import torch
 
-    from cmr_atlas.cine.inference import load_models
+    from cmr_atlas.cine.inference import load_models, seg_logits
     from cmr_atlas.core.imagecache import load_exam_images
+    from cmr_atlas.nets.preprocess import prepare
     from cmr_atlas.nets.registry import card_grid
     from cmr_atlas.nets.runtime import forward
 
     torch.set_num_threads(threads)
     models = load_models(models_dir, method="heatmap", device="cpu", precision=precision, runtime=runtime)
-    n_seg = n_lax = n_sax = 0
-    for eid in exam_ids:
+    grid, batch, margin = card_grid(models.seg_card), default("inference.batch"), default("inference.crop_margin_mm")
+    n_lax = n_sax = 0
+    total = 0.0
+    for i, eid in enumerate(exam_ids):
         im = load_exam_images(results / "cache" / f"{eid}.npz")
-        n_seg += im.n_slices * im.n_frames
         n_lax += sum(a.shape[0] for a in im.lax.values())
         n_sax += im.n_slices * 2  # landmarks on SAX at ED and ES
-    size = card_grid(models.seg_card).size
-    batch = default("inference.batch")
-    total = 0.0
-    for model, n in ((models.seg, n_seg), (models.landmark["lax"][0], n_lax), (models.landmark["sax"][0], n_sax)):
-        x = np.random.default_rng(0).normal(size=(n, size, size)).astype(np.float32)
+        x = np.concatenate([prepare(im.sax[s], plane, grid) for s, plane in enumerate(im.sax_planes)])
+        if i == 0:
+            forward(models.seg, x[:batch], models.device, batch, models.dtype)  # warm-up
+        t = time.perf_counter()
+        seg_logits(models.seg, models.seg_card, x, im.n_frames, models, batch=batch, crop_margin_mm=margin)
+        total += time.perf_counter() - t
+    for model, n in ((models.landmark["lax"][0], n_lax), (models.landmark["sax"][0], n_sax)):
+        x = np.random.default_rng(0).normal(size=(n, grid.size, grid.size)).astype(np.float32)
         forward(model, x[:batch], models.device, batch, models.dtype)  # warm-up
         t = time.perf_counter()
         forward(model, x, models.device, batch, models.dtype)
