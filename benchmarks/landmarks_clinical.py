@@ -159,10 +159,12 @@ def evaluate_at_true_phases(images, truth: dict, models) -> dict[str, list[dict]
     stack = np.zeros_like(masks)
     for (s, f), t in tm.items():
         stack[s, int(f == es)] = t
+        px_mm2 = float(np.prod(images.sax_planes[s].pixel_spacing_mm))
         for name, lab in (("cavity", CAVITY), ("myocardium", MYO)):
             if (t == lab).any():
                 out["dice"].append({"phase": "ED" if f == ed else "ES", "mask": name,
-                                    "dice": _dice(masks[s, int(f == es)] == lab, t == lab)})
+                                    "dice": _dice(masks[s, int(f == es)] == lab, t == lab),
+                                    "true_mm2": float((t == lab).sum()) * px_mm2})
     auto, ref = measures(two, masks, 0, 1), measures(two, stack, 0, 1)
     out["measures"] = [{"measure": k, "truth": float(ex[k]), "auto": auto[k], "truth_masks": ref[k]} for k in auto]
     # LAX: only the frames the observers annotated (the compared ones), mapped back to cine frames
@@ -185,6 +187,22 @@ def for_sequence(models, sequence: str):
     print(f"{sequence}: segmentation by {card.get('name', '?')} (sha256 {str(card.get('sha256'))[:12]})",
           file=sys.stderr)
     return dataclasses.replace(models, seg=seg, seg_card=card, seg_routes=None, seg_nets={})
+
+
+TIP_MM2 = 100.0  # true label area below which a slice only grazes the LV (apical tip, base): 1 cm2
+
+
+def print_dice_without_tips(rec: dict) -> None:
+    """Mean Dice without the slices whose true label covers under :data:`TIP_MM2` (a few pixels of
+    partial volume at the apical tip or the base, where one pixel decides between Dice 0 and 1),
+    beside the mean of every slice; ``--true-phases`` only (the records carry the true areas)."""
+    dice = pd.DataFrame(rec["dice"])
+    if "true_mm2" not in dice:
+        return
+    print(f"\nDice mean without slices whose true label is under {TIP_MM2:.0f} mm2 (every slice -> without; n left out)")
+    for (mask, phase), g in dice.groupby(["mask", "phase"]):
+        big = g["true_mm2"] >= TIP_MM2
+        print(f"  {mask:11s} {phase}  {g['dice'].mean():.3f} -> {g.loc[big, 'dice'].mean():.3f}  ({(~big).sum()} of {len(g)})")
 
 
 def evaluate(exams, models, label: str, fast: bool = False) -> tuple[dict, object]:
@@ -279,6 +297,7 @@ def main() -> int:
               + (" (segmentation and measures at the true ED/ES frames)" if args.true_phases else ""))
         detection_by_view(rec, sequence)
         print_tables(rec, Path(args.out) / sequence)
+        print_dice_without_tips(rec)
         print_derived(rec)
         results[sequence] = summary(rec)
     baseline = None
