@@ -17,6 +17,8 @@ the test-suite's clinical cohort (86) and the legacy test cohort (30001).  Print
   (the legacy accuracy benchmark's tables, :mod:`benchmarks.accuracy`);
 * speed: seconds per cine series (a LAX cine's landmarks on every frame; a SAX stack's
   segmentation of every image + landmarks at ED/ES) on ``--threads`` CPU threads;
+* the SAX segmentation by the network inference routes the cohort's sequence to
+  (``Models.seg_for``: ``seg_sax_ssfp`` for bSSFP where the models folder has it, ``seg_sax`` for GRE);
 * the legacy guard (``--legacy-n-exams``, default 12 GRE exams of the legacy test seed 30001, as
   ``benchmarks/accuracy.py``): the same figures on legacy GRE cine, and a summary per view and
   sequence; with ``--baseline-models DIR`` each summary figure beside that models folder's (before
@@ -26,6 +28,7 @@ the test-suite's clinical cohort (86) and the legacy test cohort (30001).  Print
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -156,10 +159,12 @@ def evaluate_at_true_phases(images, truth: dict, models) -> dict[str, list[dict]
     stack = np.zeros_like(masks)
     for (s, f), t in tm.items():
         stack[s, int(f == es)] = t
+        px_mm2 = float(np.prod(images.sax_planes[s].pixel_spacing_mm))
         for name, lab in (("cavity", CAVITY), ("myocardium", MYO)):
             if (t == lab).any():
                 out["dice"].append({"phase": "ED" if f == ed else "ES", "mask": name,
-                                    "dice": _dice(masks[s, int(f == es)] == lab, t == lab)})
+                                    "dice": _dice(masks[s, int(f == es)] == lab, t == lab),
+                                    "true_mm2": float((t == lab).sum()) * px_mm2})
     auto, ref = measures(two, masks, 0, 1), measures(two, stack, 0, 1)
     out["measures"] = [{"measure": k, "truth": float(ex[k]), "auto": auto[k], "truth_masks": ref[k]} for k in auto]
     # LAX: only the frames the observers annotated (the compared ones), mapped back to cine frames
@@ -175,9 +180,36 @@ def evaluate_at_true_phases(images, truth: dict, models) -> dict[str, list[dict]
     return out
 
 
+def for_sequence(models, sequence: str):
+    """``models`` with the segmentation network inference routes series of ``sequence`` to
+    (``Models.seg_for``) as the one for every exam: each cohort here is one sequence."""
+    seg, card = models.seg_for(sequence)
+    print(f"{sequence}: segmentation by {card.get('name', '?')} (sha256 {str(card.get('sha256'))[:12]})",
+          file=sys.stderr)
+    return dataclasses.replace(models, seg=seg, seg_card=card, seg_routes=None, seg_nets={})
+
+
+TIP_MM2 = 100.0  # true label area below which a slice only grazes the LV (apical tip, base): 1 cm2
+
+
+def print_dice_without_tips(rec: dict) -> None:
+    """Mean Dice without the slices whose true label covers under :data:`TIP_MM2` (a few pixels of
+    partial volume at the apical tip or the base, where one pixel decides between Dice 0 and 1),
+    beside the mean of every slice; ``--true-phases`` only (the records carry the true areas)."""
+    dice = pd.DataFrame(rec["dice"])
+    if "true_mm2" not in dice:
+        return
+    print(f"\nDice mean without slices whose true label is under {TIP_MM2:.0f} mm2 (every slice -> without; n left out)")
+    for (mask, phase), g in dice.groupby(["mask", "phase"]):
+        big = g["true_mm2"] >= TIP_MM2
+        print(f"  {mask:11s} {phase}  {g['dice'].mean():.3f} -> {g.loc[big, 'dice'].mean():.3f}  ({(~big).sum()} of {len(g)})")
+
+
 def evaluate(exams, models, label: str, fast: bool = False) -> tuple[dict, object]:
-    """Every exam of ``exams`` evaluated with ``models`` (``fast``: :func:`evaluate_at_true_phases`):
-    the records and the first exam's images."""
+    """Every exam of ``exams`` (all of sequence ``label``) evaluated with ``models`` (``fast``:
+    :func:`evaluate_at_true_phases`), segmented by the network routed to that sequence: the
+    records and the first exam's images."""
+    models = for_sequence(models, label.removeprefix("baseline "))
     rec: dict[str, list[dict]] = {"dice": [], "measures": [], "landmarks": [], "phases": [], "derived": []}
     first = None
     for n, (images, truth) in enumerate(exams, 1):
@@ -260,10 +292,12 @@ def main() -> int:
         cohort = (f"held-out clinical cohort, bSSFP cine (seed {args.seed})" if sequence == SEQUENCE else
                   f"legacy guard, GRE cine (seed {args.legacy_seed})")
         n = len({r["exam_id"] for r in rec["landmarks"]})
-        print(f"\n===== {cohort}: {n} exams; models {args.models_dir}"
+        seg = models.seg_for(sequence)[1].get("name")
+        print(f"\n===== {cohort}: {n} exams; models {args.models_dir} (segmentation: {seg})"
               + (" (segmentation and measures at the true ED/ES frames)" if args.true_phases else ""))
         detection_by_view(rec, sequence)
         print_tables(rec, Path(args.out) / sequence)
+        print_dice_without_tips(rec)
         print_derived(rec)
         results[sequence] = summary(rec)
     baseline = None
@@ -273,7 +307,7 @@ def main() -> int:
                     for q, make in cohorts.items()}
     print_summary(results, baseline)
     if first is not None and not args.true_phases:
-        speed(first, models, args.threads)
+        speed(first, for_sequence(models, SEQUENCE), args.threads)
     return 0
 
 

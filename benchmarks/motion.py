@@ -120,25 +120,45 @@ def clinical_truth_only(seed: int, index: int) -> dict[str, pd.DataFrame]:
     return truth
 
 
-def cnn_cycle_guide_points(seed: int, index: int, models, cache: Path | None = None):
+def _cnn_cache_name(protocol: str, seed: int, index: int) -> str:
+    return f"cnn_{seed}_{index}.pkl" if protocol == "legacy" else f"cnn_{protocol}_{seed}_{index}.pkl"
+
+
+def _exam_images(protocol: str, seed: int, index: int):
+    """``(truth, images, {view: sequence})`` of one exam: legacy GRE (``synth.mesa``) or the
+    clinical bSSFP cine (:func:`cmr_atlas.cine.training.clinical_cine` for the images, rendered on
+    the exam's own streams as :func:`clinical_truth_only`'s truth, MI fraction 0 as that)."""
+    if protocol == "clinical":
+        from cmr_atlas.cine.training import clinical_cine
+
+        images, _ = clinical_cine(seed, index, 0.0)
+        return clinical_truth_only(seed, index), images, {v: "cine_ssfp" for v in ("sax", *images.lax)}
+    from cmr_atlas.synth.mesa import cohort
+
+    ex = cohort.generate_exam(seed, index)
+    return ex.truth, ex.images, None
+
+
+def cnn_cycle_guide_points(seed: int, index: int, models, cache: Path | None = None, protocol: str = "legacy"):
     """The exam's truth, its automated cycle guide points (the shipped networks on its images:
-    :func:`infer_exam`, config defaults, every frame's masks through :func:`cycle_guide_points`) and
-    its images; ``cache``: a folder keeping them per exam (pickles) for reruns of the fits."""
+    :func:`infer_exam`, config defaults, the series' sequence routing the segmentation, every
+    frame's masks through :func:`cycle_guide_points`) and its images; ``cache``: a folder keeping
+    them per exam (pickles) for reruns of the fits."""
     import pickle
 
-    path = cache / f"cnn_{seed}_{index}.pkl" if cache is not None else None
+    path = cache / _cnn_cache_name(protocol, seed, index) if cache is not None else None
     if path is not None and path.exists():
         with open(path, "rb") as fh:
             return pickle.load(fh)
     from cmr_atlas.cine.autoguide import cycle_guide_points
     from cmr_atlas.cine.inference import infer_exam
     from cmr_atlas.core.config import default
-    from cmr_atlas.synth.mesa import cohort
 
-    ex = cohort.generate_exam(seed, index)
-    res = infer_exam(ex.images, models, ed_method=default("segmentation.ed_frame"),
-                     absent_threshold=default("landmarks.absent_threshold"), batch=default("inference.batch"))
-    out = ex.truth, cycle_guide_points(ex.images, res.masks, res.phases, res.landmarks, res.qc), ex.images
+    truth, images, sequences = _exam_images(protocol, seed, index)
+    res = infer_exam(images, models, ed_method=default("segmentation.ed_frame"),
+                     absent_threshold=default("landmarks.absent_threshold"), batch=default("inference.batch"),
+                     sequences=sequences)
+    out = truth, cycle_guide_points(images, res.masks, res.phases, res.landmarks, res.qc), images
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as fh:
@@ -227,8 +247,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=40001, help="held-out cohort seed (never a training seed)")
     ap.add_argument("--observer", default="truth")
     ap.add_argument("--protocol", default="legacy", choices=["legacy", "clinical"],
-                    help="legacy GRE exams (synth.mesa) or clinical bSSFP exams (synth.clinical; truth "
-                         "contours only, no --cnn)")
+                    help="legacy GRE exams (synth.mesa) or clinical bSSFP exams (synth.clinical; with --cnn "
+                         "the bSSFP cine segmented by the network routed to cine_ssfp)")
     ap.add_argument("--iterations", type=int, default=WARM_ITERATIONS, help="warm-start steps per frame")
     ap.add_argument("--cnn", action="store_true",
                     help="the automated path: the shipped networks' masks and landmarks (CPU, slow)")
@@ -261,7 +281,7 @@ def run_cohort(args, cnn: bool, protocol: str, seed: int, models=None) -> tuple[
     curves = [] if args.dump else None
     for i in range(args.n_exams):
         if cnn:
-            truth, cgp, images = cnn_cycle_guide_points(seed, i, models, args.cache)
+            truth, cgp, images = cnn_cycle_guide_points(seed, i, models, args.cache, protocol)
             rows += evaluate_exam(truth, "auto", args.iterations, cgp, keep, curves,
                                   images=None if args.no_lax_registration else images)
             if args.decompose:  # the same estimator on the truth's contours: SAX only (the automated
@@ -325,14 +345,14 @@ def _load_models(args):
 def main() -> int:
     ap = _parser()
     args = ap.parse_args()
-    if args.protocol == "clinical" and args.cnn:
-        ap.error("--cnn runs the legacy protocol only (the shipped networks are trained on GRE exams)")
     cnn = args.cnn or args.all
     args.decompose = args.decompose or args.all
-    cached = args.cache and all((args.cache / f"cnn_{args.seed}_{i}.pkl").exists() for i in range(args.n_exams))
+    protocol = "legacy" if args.all else args.protocol
+    cached = args.cache and all((args.cache / _cnn_cache_name(protocol, args.seed, i)).exists()
+                                for i in range(args.n_exams))
     models = _load_models(args) if cnn and not cached else None
-    df, keep, subjects = run_cohort(args, cnn, "legacy" if args.all else args.protocol, args.seed, models)
-    print_cohort(df, args, cnn, "legacy" if args.all else args.protocol, args.seed)
+    df, keep, subjects = run_cohort(args, cnn, protocol, args.seed, models)
+    print_cohort(df, args, cnn, protocol, args.seed)
     if keep:
         print_motion_auc(keep, pd.concat(subjects, ignore_index=True))
     if args.all:
@@ -340,7 +360,7 @@ def main() -> int:
         print()
         clin, _, _ = run_cohort(args, False, "clinical", args.clinical_seed)
         print_cohort(clin, args, False, "clinical", args.clinical_seed)
-        print("(the clinical automated path needs bSSFP networks: not measured; manual sources are ED/ES only)")
+        print("(the clinical automated path: --protocol clinical --cnn; manual sources are ED/ES only)")
         print()
         print_through_plane(args.tp_seed, args.n_exams)
         print("\nRisk-factor AUC table, motion vs ED+ES modes: --atlas on >= 100 exams (docs/motion.md)")

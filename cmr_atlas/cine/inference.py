@@ -31,7 +31,7 @@ from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
 from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
 from cmr_atlas.cine.landmarks import MODEL_VIEWS, decode_arrays, landmark_names, view_model
 from cmr_atlas.nets.preprocess import Grid, crop_box, from_net_px, near_crop_edge, prepare, to_net_px
-from cmr_atlas.nets.registry import card_grid, load_model
+from cmr_atlas.nets.registry import Routes, card_grid, load_model, routes
 from cmr_atlas.nets.runtime import (OnnxNet, forward, inference_model, pick_device, resolve_precision,
                                     resolve_runtime, takes_any_size)
 from cmr_atlas.nets.vgg import from_normalised
@@ -99,24 +99,37 @@ PHASES = register(TableSchema(
 ))
 
 
+SEG_TASK = "seg_sax"  # the SAX segmentation networks' task (nets.registry.routes)
+
+
 @dataclass
 class Models:
     """Every network an inference job needs, loaded once."""
 
-    seg: torch.nn.Module
+    seg: torch.nn.Module  # the default SAX segmentation network (SEG_TASK; seg_for routes by sequence)
     seg_card: dict
     landmark_method: str
     landmark: dict[str, tuple[torch.nn.Module, dict]]  # heatmap: model key; vgg: view
     device: torch.device
     dtype: torch.dtype | None  # autocast precision (None = float32), nets.runtime.resolve_precision
     runtime: str = "torch"  # torch or onnxruntime (nets.runtime.resolve_runtime)
+    seg_routes: Routes | None = None  # None: the default network for every sequence
+    seg_nets: dict[str, tuple[torch.nn.Module, dict]] = field(default_factory=dict)  # routed, by name
+
+    def seg_for(self, sequence: str | None) -> tuple[torch.nn.Module, dict]:
+        """``(network, card)`` segmenting SAX series of ``sequence`` (ingest's ``series`` table;
+        None = not known): the network trained on it, else the default (``Routes.pick`` warns)."""
+        if self.seg_routes is None:
+            return self.seg, self.seg_card
+        return self.seg_nets.get(self.seg_routes.pick(sequence), (self.seg, self.seg_card))
 
 
 def load_models(models_dir: str | Path, *, method: str, device: str, precision: str,
                 runtime: str | None = None) -> Models:
     """The networks of ``method`` (config ``landmarks.method``) on ``device`` (config ``device``),
     run at ``precision`` (config ``inference.precision``) in ``runtime`` (config
-    ``inference.runtime``; None: its default)."""
+    ``inference.runtime``; None: its default).  Segmentation: every network of task
+    :data:`SEG_TASK` in ``models_dir``, routed by sequence (:meth:`Models.seg_for`)."""
     dev = pick_device(device)
     runtime = runtime or default("inference.runtime")
     rt = resolve_runtime(runtime, dev, precision)
@@ -125,17 +138,19 @@ def load_models(models_dir: str | Path, *, method: str, device: str, precision: 
         model, card = load_model(name, models_dir, dev)
         return inference_model(model, card_grid(card).size, rt, strict=runtime == "onnxruntime"), card
 
-    seg, seg_card = load("seg_sax")
+    seg_routes = routes(SEG_TASK, models_dir)
+    seg_nets = {name: load(name) for name in seg_routes.names}
+    seg, seg_card = seg_nets[seg_routes.default]
     if method == "heatmap":
         lm = {m: load(f"lm_heatmap_{m}") for m in MODEL_VIEWS}
     elif method == "vgg":
         lm = {v: load(f"lm_vgg_{v}") for v in ("lax_2ch", "lax_4ch", "sax")}
     else:
         raise ValueError(f"landmarks.method must be heatmap or vgg, not {method!r}")
-    if any(not isinstance(m, OnnxNet) for m, _ in [(seg, seg_card), *lm.values()]):
+    if any(not isinstance(m, OnnxNet) for m, _ in [*seg_nets.values(), *lm.values()]):
         rt = "torch"  # a failed export fell back (inference_model warned)
     dtype = None if rt == "onnxruntime" else resolve_precision(precision, dev)
-    return Models(seg, seg_card, method, lm, dev, dtype, rt)
+    return Models(seg, seg_card, method, lm, dev, dtype, rt, seg_routes, seg_nets)
 
 
 def landmark_views(models: Models) -> tuple[str, ...]:
@@ -277,20 +292,22 @@ def _stack_labels(parts: list[SegPart], planes: list[SlicePlane], n_frames: int,
     return raw.reshape(len(planes), n_frames, *planes[0].shape)
 
 
-def segment_exam(images: ExamImages, models: Models, *, batch: int,
+def segment_exam(images: ExamImages, models: Models, *, batch: int, sequence: str | None = None,
                  crop_margin_mm: float | None = None) -> tuple[np.ndarray, pd.DataFrame]:
-    """Masks ``(S, T, R, C)`` uint8 (cleaned) and the QC rows of every slice and frame.
+    """Masks ``(S, T, R, C)`` uint8 (cleaned) and the QC rows of every slice and frame, by the
+    network for the SAX series' ``sequence`` (:meth:`Models.seg_for`).
 
     Every SAX image of the exam goes through the network (:func:`seg_logits`: on a crop around
     the heart for all but the first frame; ``crop_margin_mm``: config ``inference.crop_margin_mm``,
     None: its default) in batches that cross slices; masks are cleaned and checked for the whole
     stack at once.
     """
-    grid = card_grid(models.seg_card)
+    seg, seg_card = models.seg_for(sequence)
+    grid = card_grid(seg_card)
     n_s, n_t = images.n_slices, images.n_frames
     x = np.concatenate([prepare(images.sax[s], plane, grid) for s, plane in enumerate(images.sax_planes)])
     margin = default("inference.crop_margin_mm") if crop_margin_mm is None else crop_margin_mm
-    parts = seg_logits(models.seg, models.seg_card, x, n_t, models, batch=batch, crop_margin_mm=float(margin))
+    parts = seg_logits(seg, seg_card, x, n_t, models, batch=batch, crop_margin_mm=float(margin))
     raw = _stack_labels(parts, images.sax_planes, n_t, grid)
     flat = raw.reshape(-1, *raw.shape[2:])
     qcs = masks_qc(flat)
@@ -396,8 +413,10 @@ def infer_exam(images: ExamImages, models: Models, *, ed_method: str, absent_thr
     """Masks, QC, ED/ES phases and landmarks of one exam (settings: the config's
     ``segmentation.ed_frame``, ``landmarks.absent_threshold``, ``inference.batch`` and
     ``inference.crop_margin_mm`` (None: its default); ``sequences``: ``{view: sequence}`` of its
-    cines, for the landmarks' ``sequence`` column)."""
-    masks, qc = segment_exam(images, models, batch=batch, crop_margin_mm=crop_margin_mm)
+    cines: the SAX segmentation network (:meth:`Models.seg_for`) and the landmarks' ``sequence``
+    column)."""
+    masks, qc = segment_exam(images, models, batch=batch, sequence=(sequences or {}).get("sax"),
+                             crop_margin_mm=crop_margin_mm)
     vols = exam_volumes_ml(images, masks)
     ed, es = choose_phases(vols, ed_method)
     frames = sorted({ed, es})

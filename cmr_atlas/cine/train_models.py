@@ -26,12 +26,16 @@ from cmr_atlas.nets.unet import UNet
 # The shipped set: name -> what it does (inference loads the ones its config selects).
 MODELS = {
     "seg_sax": "SAX segmentation U-Net: background, LV myocardium, LV cavity, RV cavity",
+    "seg_sax_ssfp": "SAX segmentation U-Net for bSSFP cine (task seg_sax; inference routes cine_ssfp series to it)",
     "lm_heatmap_lax": "heatmap U-Net for long-axis landmarks (mv_a, mv_b, apex): 2CH, 4CH (and 3CH where trained)",
     "lm_heatmap_sax": "heatmap U-Net for SAX landmarks (RV inserts, LV centre)",
     "lm_vgg_lax_2ch": "VGG coordinate regression, 2CH landmarks",
     "lm_vgg_lax_4ch": "VGG coordinate regression, 4CH landmarks",
     "lm_vgg_sax": "VGG coordinate regression, SAX landmarks",
 }
+# Networks routed by sequence (inference picks them by the series' sequence): name -> their task,
+# trained with ``train_model(task, ..., save_as=name)``.
+ROUTED = {"seg_sax_ssfp": "seg_sax"}
 TRAINABLE = ("seg_sax", "lm_heatmap_lax", "lm_heatmap_sax", "lm_vgg")  # lm_vgg: its three views together
 SIGMA_MM = {"lax": 6.0, "sax": 4.0}  # Gaussian target width (Xue et al.: 8 px LAX / 4 px SAX at 1 mm)
 VGG_VIEWS = ("lax_2ch", "lax_4ch", "sax")  # one regressor each (no 3CH regressor)
@@ -71,9 +75,10 @@ def data_sequences(data_info: dict) -> list[str]:
     return sorted({q for p in parts for q in p.get("sequences", ["cine_gre"])})
 
 
-def _card(name: str, grid: Grid, data_info: dict, report: dict, extra: dict) -> dict:
+def _card(name: str, grid: Grid, data_info: dict, report: dict, extra: dict, task: str | None = None) -> dict:
     return {
         "name": name,
+        "serves": task or name,
         "description": MODELS[name],
         "sequences": data_sequences(data_info),
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -86,10 +91,14 @@ def _card(name: str, grid: Grid, data_info: dict, report: dict, extra: dict) -> 
     }
 
 
-def _previous_run(name: str, init_from: str | Path | None) -> tuple[dict | None, list[dict]]:
-    """Weights of model ``name`` in the models folder ``init_from`` and the records of its runs."""
+def _previous_run(name: str, init_from: str | Path | None, task: str | None = None) -> tuple[dict | None, list[dict]]:
+    """Weights of model ``name`` in the models folder ``init_from`` (or, where that folder has no
+    ``name``, of the task's default network ``task``: a routed network's first fine-tune) and the
+    records of its runs."""
     if not init_from:
         return None, []
+    if task and not (Path(init_from) / f"{name}.json").is_file():
+        name = task
     prev_model, prev_card = load_model(name, init_from)
     previous = prev_card.get("previous_runs", []) + [{
         "sha256": prev_card["sha256"], "training": prev_card.get("training"),
@@ -98,15 +107,16 @@ def _previous_run(name: str, init_from: str | Path | None) -> tuple[dict | None,
 
 
 def _train_seg_sax(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig, init_from: str | Path | None,
-                   zoom: tuple[float, float] | None, shares: list[float] | None = None) -> Path:
-    init_state, previous = _previous_run("seg_sax", init_from)
+                   zoom: tuple[float, float] | None, shares: list[float] | None = None,
+                   save_as: str = "seg_sax") -> Path:
+    init_state, previous = _previous_run(save_as, init_from, "seg_sax")
     aug = SEGMENTATION_AUG if zoom is None else replace(SEGMENTATION_AUG, zoom=tuple(zoom))
     samples, info = load_data(data_dirs, "seg")
     model, rep = train_segmentation(samples, cfg, init_state=init_state, aug=aug,
                                     sample_p=loops.sampling_probabilities(samples.meta["folder"], shares))
-    card = _card("seg_sax", SEG_GRID, info, rep, {"labels": LABELS, "loss": "cross-entropy + soft Dice",
-                                                  "views": ["sax"], "data_shares": shares,
-                                                  "previous_runs": previous})
+    card = _card(save_as, SEG_GRID, info, rep, {"labels": LABELS, "loss": "cross-entropy + soft Dice",
+                                                "views": ["sax"], "data_shares": shares,
+                                                "previous_runs": previous}, task="seg_sax")
     return save_model(model, card, out_dir)
 
 
@@ -149,7 +159,7 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
                 threads: int, seed: int, max_epochs: int, batch_size: int, steps_per_epoch: int,
                 init_from: str | Path | None = None, zoom: tuple[float, float] | None = None,
                 vgg_transfer: bool = True, precision: str = "float32", lr: float | None = None,
-                data_shares: list[float] | None = None) -> list[Path]:
+                data_shares: list[float] | None = None, save_as: str | None = None) -> list[Path]:
     """Train model ``name`` (:data:`TRAINABLE`) on one or more ``train data`` folders and write its
     weights and card(s) to ``out_dir``; ``steps_per_epoch`` 0 = one pass over the training images.
     With ``init_from`` (a models folder) a U-Net continues from its weights of the same name, and
@@ -160,7 +170,9 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     ``lr``: Adam's initial learning rate (default :class:`~cmr_atlas.nets.train.TrainConfig`'s; lower
     for fine-tuning from ``init_from``); ``data_shares``: each data folder's share of the training
     batches (U-Nets; e.g. ``[1, 1]`` = half legacy GRE, half bSSFP whatever their sizes; default:
-    every image equally likely).  U-Nets save their best weights so far to
+    every image equally likely); ``save_as``: the segmentation network's name when it is one routed
+    by sequence (e.g. ``seg_sax_ssfp`` trained on bSSFP folders; its card lists the folders'
+    sequences and ``serves: seg_sax``; :func:`cmr_atlas.nets.registry.routes`).  U-Nets save their best weights so far to
     ``out_dir/<name>.checkpoint.pt`` while training."""
     from cmr_atlas.nets.runtime import cpu_has_native_bf16
 
@@ -176,7 +188,10 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     if name == "lm_vgg":
         return _train_lm_vgg(data_dirs, out_dir, cfg, vgg_transfer)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    cfg.checkpoint_path = str(Path(out_dir) / f"{name}.checkpoint.pt")
+    if save_as is not None and ROUTED.get(save_as) != name:
+        raise SystemExit(f"save_as names a routed network of {name} ({[k for k, t in ROUTED.items() if t == name]}), "
+                         f"not {save_as!r}")
+    cfg.checkpoint_path = str(Path(out_dir) / f"{save_as or name}.checkpoint.pt")
     if name == "seg_sax":
-        return [_train_seg_sax(data_dirs, out_dir, cfg, init_from, zoom, data_shares)]
+        return [_train_seg_sax(data_dirs, out_dir, cfg, init_from, zoom, data_shares, save_as or name)]
     return [_train_lm_heatmap(name.removeprefix("lm_heatmap_"), data_dirs, out_dir, cfg, init_from, data_shares)]

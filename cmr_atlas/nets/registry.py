@@ -5,6 +5,12 @@ names, how it was trained (cohort, seeds, epochs) with its validation metrics, a
 the weights file.  :func:`load_model` verifies the checksum before loading with
 ``torch.load(..., weights_only=True)``; a missing or altered file is a :class:`ModelFileError`
 naming the file.
+
+Routing by sequence: a card's ``serves`` (default: its name) names the task a network does and its
+``sequences`` which acquisition contrasts it was trained on.  :func:`routes` maps, for one task,
+each sequence to the network whose card lists it (e.g. task ``seg_sax``: ``cine_gre`` ->
+``seg_sax``, ``cine_ssfp`` -> ``seg_sax_ssfp``); the network named after the task is the default
+for series of an unknown sequence.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,6 +31,8 @@ from cmr_atlas.nets.resunet import ResUNet
 from cmr_atlas.nets.stemi import StemiNet
 from cmr_atlas.nets.unet import UNet
 from cmr_atlas.nets.vgg import VGGRegressor
+
+log = logging.getLogger(__name__)
 
 ARCHITECTURES = {"UNet": UNet, "VGGRegressor": VGGRegressor, "StemiNet": StemiNet, "ResUNet": ResUNet}
 
@@ -93,3 +103,57 @@ def load_model(name: str, models_dir: str | Path, device: str | torch.device = "
 def card_grid(card: dict) -> Grid:
     g = card["input"]
     return Grid(spacing_mm=float(g["spacing_mm"]), size=int(g["size"]))
+
+
+def card_sequences(card: dict) -> list[str]:
+    """The sequences a network was trained on (cards written before the clinical protocol: the
+    legacy GRE cine)."""
+    return list(card.get("sequences", ["cine_gre"]))
+
+
+@dataclass
+class Routes:
+    """Which network of ``task`` serves which sequence (:func:`routes`)."""
+
+    task: str
+    default: str  # the network named after the task: series of a sequence no card lists
+    by_sequence: dict[str, str]
+    _warned: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    @property
+    def names(self) -> list[str]:
+        """Every network of the task, the default first."""
+        return list(dict.fromkeys([self.default, *self.by_sequence.values()]))
+
+    def pick(self, sequence: str | None) -> str:
+        """The network for a series of ``sequence``; the default where it is not known (None) or
+        no network was trained on it (logged once per sequence: its results come from a network
+        that has not seen that contrast)."""
+        if sequence is None:
+            return self.default
+        name = self.by_sequence.get(sequence)
+        if name is None:
+            if sequence not in self._warned:
+                self._warned.add(sequence)
+                log.warning("no %s network trained on %s series (networks: %s): using %s", self.task,
+                            sequence, self.by_sequence or "none", self.default)
+            return self.default
+        return name
+
+
+def routes(task: str, models_dir: str | Path) -> Routes:
+    """The networks in ``models_dir`` whose card's ``serves`` (default: the card's name) is ``task``,
+    by the sequences their cards list; the network named ``task`` must exist (it is the default),
+    and each sequence may be listed by one of them only (otherwise :class:`ModelFileError`)."""
+    load_card(task, models_dir)  # the default: missing -> ModelFileError naming it
+    by_sequence: dict[str, str] = {}
+    for path in sorted(Path(models_dir).glob("*.json")):
+        card = load_card(path.stem, models_dir)
+        if card.get("serves", card.get("name", path.stem)) != task:
+            continue
+        for q in card_sequences(card):
+            if q in by_sequence:
+                raise ModelFileError(f"{models_dir}: networks {by_sequence[q]} and {path.stem} of task {task} "
+                                     f"both list sequence {q}; keep one (a model card's `sequences`)")
+            by_sequence[q] = path.stem
+    return Routes(task, task, by_sequence)

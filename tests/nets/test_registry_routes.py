@@ -1,0 +1,109 @@
+"""Routing by sequence: the registry picks, for a task and a series' sequence, the network whose
+model card lists that sequence (issue 16: bSSFP cine gets a segmentation network of its own, GRE
+keeps the legacy one)."""
+
+import logging
+
+import pytest
+import torch
+
+from cmr_atlas.cine.inference import SEG_TASK, Models, infer_exam, load_models
+from cmr_atlas.core.config import default
+from cmr_atlas.core.vocab import CAVITY, MYO
+from cmr_atlas.nets.preprocess import Grid
+from cmr_atlas.nets.registry import ModelFileError, Routes, card_sequences, routes, save_model
+from cmr_atlas.nets.unet import UNet
+
+GRID = Grid(spacing_mm=2.0, size=64)
+INFER = {"ed_method": default("segmentation.ed_frame"), "absent_threshold": default("landmarks.absent_threshold"),
+         "batch": default("inference.batch")}
+
+
+def _save(mdir, name, sequences=None, **extra):
+    card = {"name": name, "input": GRID.to_dict(), **extra}
+    if sequences is not None:
+        card["sequences"] = sequences
+    save_model(UNet(1, 4, 4, 2), card, mdir)
+
+
+@pytest.fixture()
+def models_dir(tmp_path):
+    torch.manual_seed(0)
+    _save(tmp_path, "seg_sax", ["cine_gre"])
+    _save(tmp_path, "seg_sax_ssfp", ["cine_ssfp"], serves="seg_sax")
+    # another task listing both sequences: not a segmentation route
+    _save(tmp_path, "lm_heatmap_lax", ["cine_gre", "cine_ssfp"])
+    _save(tmp_path, "lm_heatmap_sax", ["cine_gre", "cine_ssfp"])
+    return tmp_path
+
+
+def test_routes_pick_the_network_trained_on_the_sequence(models_dir, caplog):
+    r = routes("seg_sax", models_dir)
+    assert r.by_sequence == {"cine_gre": "seg_sax", "cine_ssfp": "seg_sax_ssfp"}
+    assert r.names == ["seg_sax", "seg_sax_ssfp"]
+    assert r.pick("cine_ssfp") == "seg_sax_ssfp" and r.pick("cine_gre") == "seg_sax"
+    with caplog.at_level(logging.WARNING, logger="cmr_atlas.nets.registry"):
+        assert r.pick(None) == "seg_sax"  # not known: the default, silently
+        assert not caplog.records
+        assert r.pick("lge") == r.pick("lge") == "seg_sax"  # no network trained on it: default + warning
+    assert [m.getMessage() for m in caplog.records] == [
+        "no seg_sax network trained on lge series (networks: {'cine_gre': 'seg_sax', 'cine_ssfp': "
+        "'seg_sax_ssfp'}): using seg_sax"]
+    assert routes("lm_heatmap_lax", models_dir).by_sequence == {"cine_gre": "lm_heatmap_lax",
+                                                                "cine_ssfp": "lm_heatmap_lax"}
+
+
+def test_routes_refuse_ambiguous_or_missing_networks(models_dir, tmp_path_factory):
+    _save(models_dir, "seg_sax_mixed", ["cine_gre", "cine_ssfp"], serves="seg_sax")
+    with pytest.raises(ModelFileError, match="both list sequence cine_gre"):
+        routes("seg_sax", models_dir)
+    empty = tmp_path_factory.mktemp("no_default")
+    _save(empty, "seg_sax_ssfp", ["cine_ssfp"], serves="seg_sax")
+    with pytest.raises(ModelFileError, match="model card not found: .*seg_sax.json"):
+        routes("seg_sax", empty)
+
+
+def test_cards_without_sequences_are_legacy_gre(tmp_path):
+    _save(tmp_path, "seg_sax")  # a card written before the clinical protocol
+    assert card_sequences({"name": "x"}) == ["cine_gre"]
+    assert routes("seg_sax", tmp_path).by_sequence == {"cine_gre": "seg_sax"}
+
+
+def test_load_models_routes_segmentation_by_sequence(models_dir):
+    models = load_models(models_dir, method="heatmap", device="cpu", precision="float32", runtime="torch")
+    assert models.seg_card["name"] == "seg_sax"
+    assert models.seg_for("cine_ssfp")[1]["name"] == "seg_sax_ssfp"
+    assert models.seg_for("cine_gre")[1]["name"] == "seg_sax"
+    assert models.seg_for(None)[0] is models.seg
+    assert models.seg_for("t1map")[1]["name"] == "seg_sax"
+
+
+class Constant(torch.nn.Module):
+    """Segmentation stand-in: every pixel of the network grid gets label ``label``."""
+
+    def __init__(self, label):
+        super().__init__()
+        self.label = label
+
+    def forward(self, x):
+        out = torch.full((x.shape[0], 4, *x.shape[-2:]), -9.0)
+        out[:, self.label] = 0.0
+        return out
+
+
+def test_infer_exam_segments_each_sax_series_with_its_sequences_network(ring_exam):
+    images, _ = ring_exam(n_slices=2, n_frames=3, noise=False)
+    card = {"input": GRID.to_dict()}
+    gre, ssfp = (Constant(MYO), card), (Constant(CAVITY), card)
+    lm = torch.nn.Conv2d(1, 4, 1)  # landmarks: any heatmap
+    r = Routes(SEG_TASK, "seg_sax", {"cine_gre": "seg_sax", "cine_ssfp": "seg_sax_ssfp"})
+    models = Models(*gre, "heatmap", {"lax": (lm, card), "sax": (lm, card)}, torch.device("cpu"), None,
+                    seg_routes=r, seg_nets={"seg_sax": gre, "seg_sax_ssfp": ssfp})
+
+    def labels(sequence):
+        masks = infer_exam(images, models, sequences={"sax": sequence} if sequence else None, **INFER).masks
+        return set(masks[masks > 0].ravel())
+
+    assert labels("cine_ssfp") == {CAVITY}
+    assert labels("cine_gre") == {MYO}
+    assert labels(None) == {MYO} and labels("lge") == {MYO}  # unknown: the default network
