@@ -32,13 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cmr_atlas.nets.onnx_export import check_export, export_all, model_names
-    from cmr_atlas.nets.registry import load_card
+    from cmr_atlas.nets.registry import card_sequences, load_card
 
     models_dir = find_models_dir(args.models_dir or default("models_dir"))
     if args.models_command == "list":
         for name in model_names(models_dir):
             c = load_card(name, models_dir)
-            print(f"{name}: sequences {','.join(c.get('sequences', ['cine_gre']))}; "
+            print(f"{name}: sequences {','.join(card_sequences(c))}; "
                   f"views {','.join(c.get('views', ['sax']))}")
         return 0
     bad = 0

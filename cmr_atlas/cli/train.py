@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from cmr_atlas.cine.train_models import TRAINABLE
+from cmr_atlas.cine.train_models import ROUTED, TRAINABLE
 from cmr_atlas.core.config import default
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _data_arguments(a)
     d.add_argument("--out", required=True, help="data folder")
     m.add_argument("name", choices=TRAINABLE)
+    m.add_argument("--save-as", choices=sorted(ROUTED),
+                   help="train a network routed to other sequences under this name (seg_sax_ssfp: the SAX "
+                        "segmentation for bSSFP cine; docs/models.md), starting from the task's network")
     m.add_argument("--data", required=True, nargs="+", help="data folder(s) from `train data` (several are pooled)")
     a.add_argument("--data", required=True, help="data folder to write")
     _model_arguments(m)
@@ -95,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         for p in train_model(name, args.data, args.out, args.minutes, args.threads, args.train_seed,
                              args.max_epochs, args.batch_size, args.steps_per_epoch,
                              args.init_from, args.zoom,
-                             args.vgg_schedule == "cyclic", args.precision, args.lr, args.data_shares):
+                             args.vgg_schedule == "cyclic", args.precision, args.lr, args.data_shares,
+                             save_as=getattr(args, "save_as", None)):
             log.info("wrote %s", p)
     return 0

@@ -107,3 +107,18 @@ def test_infer_exam_segments_each_sax_series_with_its_sequences_network(ring_exa
     assert labels("cine_ssfp") == {CAVITY}
     assert labels("cine_gre") == {MYO}
     assert labels(None) == {MYO} and labels("lge") == {MYO}  # unknown: the default network
+
+
+def test_every_shipped_card_says_its_sequences_and_views():
+    """`cmr-atlas models list` and the routes read them: a card without them would count as GRE cine."""
+    import json
+    from pathlib import Path
+
+    from cmr_atlas.core.vocab import SEQUENCES, VIEWS
+
+    cards = sorted(Path("resources/models").glob("*.json"))
+    assert cards
+    for p in cards:
+        card = json.loads(p.read_text())
+        assert card.get("sequences") and set(card["sequences"]) <= set(SEQUENCES), p.name
+        assert card.get("views") and set(card["views"]) <= set(VIEWS), p.name
