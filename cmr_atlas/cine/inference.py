@@ -158,8 +158,9 @@ def landmark_views(models: Models) -> tuple[str, ...]:
     (cards without ``views`` predate the 3CH view: 2CH and 4CH)."""
     if models.landmark_method != "heatmap":
         return LAX_VIEWS
-    card = models.landmark["lax"][1]
-    trained = card.get("views", LAX_VIEWS)
+    if "lax" not in models.landmark:  # a SAX-only set (LGE, T1 maps: cine.tissue)
+        return ()
+    trained = models.landmark["lax"][1].get("views", LAX_VIEWS)
     return tuple(v for v in CLINICAL_LAX_VIEWS if v in trained)
 
 

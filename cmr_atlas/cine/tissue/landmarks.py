@@ -59,7 +59,7 @@ def load_tissue_models(models_dir: str | Path, *, device: str, precision: str,
         net = inference_model(model, card_grid(card).size, rt, strict=runtime == "onnxruntime")
         dtype = None if rt == "onnxruntime" else resolve_precision(precision, dev)
         # no long-axis network: a card without views serves no long-axis view (inference.landmark_views)
-        out[sequence] = Models(None, {}, "heatmap", {"sax": (net, card), "lax": (None, {"views": []})}, dev, dtype, rt)
+        out[sequence] = Models(None, {}, "heatmap", {"sax": (net, card)}, dev, dtype, rt)
     return out
 
 
