@@ -113,8 +113,9 @@ class AifResult:
     qc_reason: str | None
 
 
-def arterial_input(p: prepare.PreparedSeries, cfg: QuantConfig) -> AifResult:
-    """The AIF of a prepared series, on its own frame times (s from the perfusion series' start)."""
+def arterial_input(p: prepare.PreparedSeries, cfg: QuantConfig, noise_floor: bool = True) -> AifResult:
+    """The AIF of a prepared series, on its own frame times (s from the perfusion series' start);
+    ``noise_floor``: remove the magnitude noise floor (:func:`concentration.unbiased_magnitude`)."""
     a = p.aif
     frames = np.asarray(a.plane_frames(0), float)
     n_pd = prepare.pd_frame_count(a.flip_angle_deg[0])
@@ -122,7 +123,7 @@ def arterial_input(p: prepare.PreparedSeries, cfg: QuantConfig) -> AifResult:
         first = first_pulse_delays_ms(p, cfg)[0]
         loss = cfg.aif_te_ms / 1000.0 * cfg.blood_r2star_per_mM_s
         res = conc.arterial_input(frames, n_pd, cfg.readout(a, True, first), cfg.relaxivity(a.field_strength_t),
-                                  cfg.n_baseline, loss, float(np.mean(a.planes[0].pixel_spacing_mm)))
+                                  cfg.n_baseline, loss, float(np.mean(a.planes[0].pixel_spacing_mm)), noise_floor)
     except ValueError as exc:
         return AifResult(np.zeros(0), np.zeros(0), float("nan"), f"AIF: {exc}")
     t = a.acquisition_time_s[0, n_pd: int(a.n_frames[0])] - np.nanmin(p.series.acquisition_time_s)
