@@ -27,6 +27,7 @@ import argparse
 
 import numpy as np
 import pandas as pd
+from scipy.interpolate import PchipInterpolator
 
 from cmr_atlas.core.config import default
 from cmr_atlas.perfusion import mbf as M
@@ -50,6 +51,11 @@ def _truth_curve(ex, cond: str, name: str) -> np.ndarray:
     return y - y[0]  # residual gadolinium of the earlier bolus: the pipeline sees the change only
 
 
+def _resample(grid: np.ndarray, t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``y`` (sampled at ``t``) at ``grid``, by the monotone cubic the pipeline moves its AIF with."""
+    return PchipInterpolator(t, y)(np.clip(grid, t[0], t[-1]))
+
+
 def _truth_times(ex, cond: str) -> np.ndarray:
     c = ex.truth["perfusion_curves"]
     return c[(c.condition == cond) & (c.curve == "aif_blood")].sort_values("frame").time_s.to_numpy(float)
@@ -67,23 +73,23 @@ def exam_rows(ex, out, cfg: QuantConfig) -> tuple[list[dict], list[dict]]:
         own_t = _truth_times(ex, cond)[n_pd:] + perf.acquisition_time_s[LEVELS.index("mid"), 0] - t0
         true_aif = _truth_curve(ex, cond, "aif_blood")[n_pd:]
         own_grid = own_t[0] + prepare.dt_s(own_t) * np.arange(len(own_t))
-        ta_own = np.interp(own_grid, own_t, true_aif)
+        ta_own = _resample(own_grid, own_t, true_aif)
         for res in out.slices.get(("auto", cond), []):
             if not res.segment_curves or cond not in plain:
                 continue
             dyn = perf.acquisition_time_s[LEVELS.index(res.level), n_pd:] - t0
             dt = prepare.dt_s(dyn)
             grid = dyn[0] + dt * np.arange(len(dyn))
-            ta = np.interp(grid, own_t, true_aif)
-            old = np.interp(grid, plain[cond].times_s, plain[cond].blood_mM)
+            ta = _resample(grid, own_t, true_aif)
+            old = _resample(grid, plain[cond].times_s, plain[cond].blood_mM)
             if res.level == "mid":
                 aif_rows.append(_aif_ratio(ex.exam_id, cond, res.aif_mM, ta) |
                                 {"old_" + k: v for k, v in _aif_ratio(ex.exam_id, cond, old, ta).items()
                                  if k.endswith("ratio")})
             for s, meas in res.segment_curves.items():
                 true_s = _truth_curve(ex, cond, f"segment_{s}")[n_pd:]
-                tt = np.interp(grid, own_t, true_s)
-                inputs = {COMBOS[0]: (ta_own, np.interp(own_grid, own_t, true_s), prepare.dt_s(own_t)),
+                tt = _resample(grid, own_t, true_s)
+                inputs = {COMBOS[0]: (ta_own, _resample(own_grid, own_t, true_s), prepare.dt_s(own_t)),
                           COMBOS[1]: (ta, tt, dt), COMBOS[2]: (ta, meas, dt), COMBOS[3]: (res.aif_mM, tt, dt),
                           COMBOS[4]: (res.aif_mM, meas, dt), COMBOS[5]: (res.aif_mM, meas, dt),
                           COMBOS[6]: (old, meas, dt)}

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
+from scipy.interpolate import PchipInterpolator
 
 from cmr_atlas.perfusion import concentration as conc
 from cmr_atlas.perfusion import mbf as M
@@ -133,11 +134,17 @@ def arterial_input(p: prepare.PreparedSeries, cfg: QuantConfig, noise_floor: boo
 
 def uniform_curves(times_s: np.ndarray, tissue: np.ndarray, aif_t: np.ndarray, aif: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Tissue (N, T) and AIF resampled to a uniform grid from the slice's first dynamic frame."""
+    """Tissue (N, T) and AIF resampled to a uniform grid from the slice's first dynamic frame.
+    The AIF, read a few hundred ms before the slice in each heartbeat, is moved to the slice's
+    times by a monotone cubic: linear interpolation between two heartbeats would cut its peak
+    (the reason :mod:`.mbf` interpolates it so too)."""
     dt = prepare.dt_s(times_s)
     grid = times_s[0] + dt * np.arange(len(times_s))
     t_u = np.stack([np.interp(grid, times_s, c) for c in np.atleast_2d(tissue)])
-    a_u = np.interp(grid, aif_t, aif)
+    if np.all(np.diff(aif_t) > 0):
+        a_u = PchipInterpolator(aif_t, aif)(np.clip(grid, aif_t[0], aif_t[-1]))
+    else:  # AcquisitionTimes out of order (a header fault): no cubic through them
+        a_u = np.interp(grid, aif_t, aif)
     return grid, t_u, a_u, dt
 
 
