@@ -130,6 +130,10 @@ def report(rows: pd.DataFrame, aif: pd.DataFrame) -> None:
     print(f"{'meas/meas QC-plausible':22}" + "".join(
         f"{(x.mbf - x.truth).mean():+10.3f} [{(x.mbf - x.truth).std():5.2f}]  " for model in M.MODELS
         for x in (ok[(ok.model == model) & (ok.condition == c)] for c in ("stress", "rest"))))
+    mm = rows[rows.combo == COMBOS[4]]
+    print(f"{'meas/meas median':22}" + "".join(
+        f"{(x.mbf - x.truth).median():+10.3f}         " for model in M.MODELS
+        for x in (mm[(mm.model == model) & (mm.condition == c)] for c in ("stress", "rest"))))
     for cond in ("stress", "rest"):
         x = rows[(rows.condition == cond) & (rows.combo == COMBOS[0])]
         print(f"truth {cond}: mean {x.truth.mean():.2f} ml/min/g")
