@@ -94,6 +94,42 @@ def concentration_mM(frames: np.ndarray, n_pd: int, seq: SaturationRecovery, rel
     return (r1 - r1_native) / relaxivity_per_mM_s, saturated
 
 
+def noise_sd(frames: np.ndarray, n_pd: int, n_baseline: int = 3) -> float:
+    """Thermal noise SD of a magnitude series (T, R, C), by the difference method (NEMA MS 1;
+    Dietrich et al., JMRI 2007): consecutive frames of one contrast (the PD frames, else the
+    pre-bolus dynamic frames) differ by noise alone, SD sqrt(2) sigma where the signal is well
+    above the noise floor (the brighter half of the pixels, where magnitude noise is Gaussian);
+    a robust SD (median absolute deviation), so that pixels at moving edges do not count."""
+    frames = np.asarray(frames, float)
+    same = frames[:n_pd] if n_pd >= 2 else frames[n_pd:n_pd + n_baseline]
+    if len(same) < 2:
+        return 0.0
+    mean = same.mean(axis=0)
+    diff = np.diff(same, axis=0)[:, mean >= np.median(mean)]
+    return float(1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2.0))
+
+
+def unbiased_magnitude(frames: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+    """Mean signal (T,) of the pixels ``mask`` of magnitude frames (T, R, C) without the noise
+    floor: a magnitude pixel's second moment is ``A^2 + 2 sigma^2`` (Gudbjartsson & Patz, MRM 1995),
+    so ``sqrt(mean(M^2) - 2 sigma^2)`` estimates the true signal where the mean of M reads high.
+    The AIF image's pre-contrast blood (saturation delay of a few ms) lies at 1-3 sigma: its
+    magnitude mean reads the baseline high and every concentration after it low (by 40 % in the
+    recirculation tail at the generator's SNR)."""
+    sq = (np.asarray(frames, float)[:, mask] ** 2).mean(axis=1)
+    return np.sqrt(np.clip(sq - 2.0 * sigma**2, 0.0, None))
+
+
+def pre_bolus_frames(signal: np.ndarray, n_min: int, onset_fraction: float = 0.1) -> int:
+    """Dynamic frames of a blood-pool curve (T,) before its bolus: up to the frame before the first
+    that has risen ``onset_fraction`` of its peak enhancement (at least ``n_min``).  The AIF's
+    pre-contrast blood signal is near the noise floor, so its baseline wants every frame it can get
+    (3 frames leave an offset of ~0.05 mmol/l, a sixth of the recirculation tail)."""
+    rise = np.asarray(signal, float) - np.median(signal[:n_min])
+    above = np.nonzero(rise >= onset_fraction * rise.max())[0]
+    return max(n_min, int(above[0]) - 1 if len(above) else n_min)
+
+
 @dataclass(frozen=True)
 class ArterialInput:
     """The AIF found in an AIF series: curve, the blood-pool mask and what to check."""
@@ -132,19 +168,27 @@ def find_lv_blood_pool(conc: np.ndarray, min_pixels: int = 4) -> np.ndarray:
 
 
 def arterial_input(frames: np.ndarray, n_pd: int, seq: SaturationRecovery, relaxivity_per_mM_s: float,
-                   n_baseline: int = 3, t2star_loss_per_mM: float = 0.0, pixel_mm: float | None = None) -> ArterialInput:
+                   n_baseline: int = 3, t2star_loss_per_mM: float = 0.0, pixel_mm: float | None = None,
+                   noise_floor: bool = True) -> ArterialInput:
     """The AIF of an AIF series (T, R, C), with a QC reason when it cannot be trusted;
-    ``t2star_loss_per_mM``, ``pixel_mm``: see :func:`concentration_mM`."""
-    conc, saturated = concentration_mM(frames, n_pd, seq, relaxivity_per_mM_s, n_baseline, t2star_loss_per_mM,
-                                       pixel_mm)
+    ``t2star_loss_per_mM``: see :func:`concentration_mM`.  The LV blood pool's mean signal is
+    converted as one curve, with the magnitude noise floor removed (:func:`unbiased_magnitude`;
+    ``noise_floor=False``: the plain mean); the blood pool is small against the coil field, so
+    one PD normalisation serves it (``pixel_mm`` is accepted for the callers' symmetry)."""
+    frames = np.asarray(frames, float)
+    if n_pd < 1:
+        raise ValueError("no proton-density frames: the signal cannot be normalised")
     # found on the signal enhancement, not the concentration: pixels with little proton-density
     # signal (lung, air) turn noise into large concentrations that would outshine the blood pool
-    dyn = np.asarray(frames[n_pd:], float)
+    dyn = frames[n_pd:]
     mask = find_lv_blood_pool(dyn - np.median(dyn[:n_baseline], axis=0))
     if mask.sum() == 0:
-        return ArterialInput(np.zeros(conc.shape[0]), mask, 0, 0, "no blood pool found in the AIF series")
-    curve = conc[:, mask].mean(axis=1)
-    sat = int(saturated[:, mask].mean(axis=1).__ge__(0.5).sum())
+        return ArterialInput(np.zeros(len(dyn)), mask, 0, 0, "no blood pool found in the AIF series")
+    sigma = noise_sd(frames, n_pd, n_baseline) if noise_floor else 0.0
+    signal = unbiased_magnitude(frames, mask, sigma) if noise_floor else frames[:, mask].mean(axis=1)
+    n_base = pre_bolus_frames(signal[n_pd:], n_baseline)
+    curve, saturated = concentration_mM(signal, n_pd, seq, relaxivity_per_mM_s, n_base, t2star_loss_per_mM)
+    sat = int(saturated.sum())
     peak = int(np.argmax(curve))
     reason = None
     if sat:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
+from scipy.interpolate import PchipInterpolator
 
 from cmr_atlas.perfusion import concentration as conc
 from cmr_atlas.perfusion import mbf as M
@@ -113,8 +114,9 @@ class AifResult:
     qc_reason: str | None
 
 
-def arterial_input(p: prepare.PreparedSeries, cfg: QuantConfig) -> AifResult:
-    """The AIF of a prepared series, on its own frame times (s from the perfusion series' start)."""
+def arterial_input(p: prepare.PreparedSeries, cfg: QuantConfig, noise_floor: bool = True) -> AifResult:
+    """The AIF of a prepared series, on its own frame times (s from the perfusion series' start);
+    ``noise_floor``: remove the magnitude noise floor (:func:`concentration.unbiased_magnitude`)."""
     a = p.aif
     frames = np.asarray(a.plane_frames(0), float)
     n_pd = prepare.pd_frame_count(a.flip_angle_deg[0])
@@ -122,7 +124,7 @@ def arterial_input(p: prepare.PreparedSeries, cfg: QuantConfig) -> AifResult:
         first = first_pulse_delays_ms(p, cfg)[0]
         loss = cfg.aif_te_ms / 1000.0 * cfg.blood_r2star_per_mM_s
         res = conc.arterial_input(frames, n_pd, cfg.readout(a, True, first), cfg.relaxivity(a.field_strength_t),
-                                  cfg.n_baseline, loss, float(np.mean(a.planes[0].pixel_spacing_mm)))
+                                  cfg.n_baseline, loss, float(np.mean(a.planes[0].pixel_spacing_mm)), noise_floor)
     except ValueError as exc:
         return AifResult(np.zeros(0), np.zeros(0), float("nan"), f"AIF: {exc}")
     t = a.acquisition_time_s[0, n_pd: int(a.n_frames[0])] - np.nanmin(p.series.acquisition_time_s)
@@ -132,11 +134,17 @@ def arterial_input(p: prepare.PreparedSeries, cfg: QuantConfig) -> AifResult:
 
 def uniform_curves(times_s: np.ndarray, tissue: np.ndarray, aif_t: np.ndarray, aif: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Tissue (N, T) and AIF resampled to a uniform grid from the slice's first dynamic frame."""
+    """Tissue (N, T) and AIF resampled to a uniform grid from the slice's first dynamic frame.
+    The AIF, read a few hundred ms before the slice in each heartbeat, is moved to the slice's
+    times by a monotone cubic: linear interpolation between two heartbeats would cut its peak
+    (the reason :mod:`.mbf` interpolates it so too)."""
     dt = prepare.dt_s(times_s)
     grid = times_s[0] + dt * np.arange(len(times_s))
     t_u = np.stack([np.interp(grid, times_s, c) for c in np.atleast_2d(tissue)])
-    a_u = np.interp(grid, aif_t, aif)
+    if np.all(np.diff(aif_t) > 0):
+        a_u = PchipInterpolator(aif_t, aif)(np.clip(grid, aif_t[0], aif_t[-1]))
+    else:  # AcquisitionTimes out of order (a header fault): no cubic through them
+        a_u = np.interp(grid, aif_t, aif)
     return grid, t_u, a_u, dt
 
 

@@ -10,7 +10,12 @@ signal normalisation.  Readout: saturation-recovery FLASH (TR 2.2-2.6 ms, TE 1.0
 2-4 pulses).  Contrast, kinetics and signal: :mod:`.perfusion_curves`; free breathing:
 :mod:`.respiration`; fast moving-slice rendering: :mod:`.dynamic`.
 
-Noise: SNR0, the ratio of a fully relaxed signal (unit coil) to the noise SD, is 75-130 at 1.5 T
+Every image is given the concentrations of its own acquisition time (the AIF image's and each
+slice's TriggerTime in each heartbeat; the truth curves are on the mid slice's times).
+
+Noise: SNR0, the ratio of a fully relaxed signal (unit coil) to the noise SD of a myocardial
+image's pixel (the AIF image's pixels: scaled by voxel volume and samples, :func:`relative_noise`),
+is 75-130 at 1.5 T
 and 1.4-1.8 times that at 3 T; with the coil field over the heart (0.5-1) pre-contrast myocardium
 has an SNR of about 4-12 and peak myocardial enhancement 15-35 at 1.5 T (the order Kellman 2017
 report; Cheng et al., JACC 2007 find roughly 1.5-2x the SNR/CNR at 3 T for the same protocol, of
@@ -157,7 +162,7 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int) -
         tasks = [SliceTask(lv, i, m, t, r) for lv, i, m, t, r in zip(LEVELS, idx, moving, plan.trigger_ms, plan.readouts)]
         aif_task = SliceTask("mid", idx[1], aif_moving, plan.aif_trigger_ms, plan.aif_readout)
         for kind, group in (("perfusion", tasks), ("perfusion_aif", [aif_task])):
-            series, parts = _render_series(ctx, rng, plan, curves, group, kind, snr0)
+            series, parts = _render_series(ctx, rng, plan, curves, group, kind, snr0, planes[0])
             out.series.append(series)
             if kind == "perfusion":
                 truth["contours"].append(tr.frame_from_contours(parts["contours"]).assign(condition=plan.state))
@@ -168,8 +173,21 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int) -
     return out
 
 
+def relative_noise(plane: SlicePlane, reference: SlicePlane) -> float:
+    """Noise SD of one pixel of ``plane`` relative to one of ``reference`` (the myocardial series,
+    whose pixels SNR0 describes), for the same signal per unit volume and readout bandwidth per
+    pixel: SNR is proportional to the voxel volume and to the square root of the number of samples
+    (Haacke et al., Magnetic Resonance Imaging: Physical Principles and Sequence Design, 1999,
+    ch. 15).  The low-resolution AIF image (3.8-5.5 mm pixels, 10 mm, a quarter of the samples)
+    has about twice the myocardial images' SNR per pixel."""
+    def volume(p: SlicePlane) -> float:
+        return float(np.prod(p.pixel_spacing_mm)) * p.thickness_mm
+
+    return volume(reference) / volume(plane) * float(np.sqrt(np.prod(reference.shape) / np.prod(plane.shape)))
+
+
 def _render_series(ctx, rng, plan: StatePlan, curves: pc.StateCurves, tasks: list[SliceTask], kind: str,
-                   snr0: float) -> tuple[RenderedSeries, dict]:
+                   snr0: float, reference: SlicePlane) -> tuple[RenderedSeries, dict]:
     native = pc.native_properties(ctx)
     images, headers = [], []
     parts: dict[str, list] = {"contours": [], "landmarks": [], CT.PERFUSION_PIXELS.name: []}
@@ -180,13 +198,15 @@ def _render_series(ctx, rng, plan: StatePlan, curves: pc.StateCurves, tasks: lis
         plane = task.moving.plane
         centre = tg.axis_point_in_plane(ctx.heart, plane, np.zeros(3), w)
         scale = float(rng.uniform(1200.0, 1800.0)) / float(coil_sensitivity(centre[None], ctx.coil)[0])
-        pd_tables = pc.signal_tables(ctx, native, curves.compartments, plan.frame_readout(task.readout, 0), main_flip)
-        sr_tables = pc.signal_tables(ctx, native, curves.compartments, task.readout, main_flip)
+        conc = curves.at(plan.beat_s + task.trigger_ms / 1000.0)  # this image's own time in each heartbeat
+        pd_tables = pc.signal_tables(ctx, native, conc, plan.frame_readout(task.readout, 0), main_flip)
+        sr_tables = pc.signal_tables(ctx, native, conc, task.readout, main_flip)
+        noise_sd = relative_noise(plane, reference) / snr0
         stack = np.empty((N_FRAMES,) + plane.shape, dtype=np.uint16)
         for f in range(N_FRAMES):
             table = pd_tables[f] if f < plan.n_pd else sr_tables[f]
             sig = task.moving.frame(layers, table, plan.breathing.shift_mm[f], float(plan.breathing.scale[f]))
-            img = form_image(sig, plane, ctx.coil, 1.0 / snr0, rng, kspace_fraction=0.75)
+            img = form_image(sig, plane, ctx.coil, noise_sd, rng, kspace_fraction=0.75)
             stack[f] = quantise(img * scale)
         images.append(stack)
         headers.append(_frame_headers(plan, task))

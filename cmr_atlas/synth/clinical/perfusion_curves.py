@@ -71,7 +71,9 @@ def draw_aif_shape(rng: np.random.Generator, state: str, injection_s: float,
 
 @dataclass
 class StateCurves:
-    """Concentration (mmol/l) of every compartment on the frame times of one perfusion state."""
+    """Concentration (mmol/l) of every compartment on the frame times of one perfusion state (the
+    mid slice's, which stand for the heartbeats), and on the fine grid they were computed on, so
+    that every image can be given the concentrations of its own acquisition time (:meth:`at`)."""
 
     times_s: np.ndarray  # (T,) from the series start
     aif_peak_mmol_l: float
@@ -79,10 +81,22 @@ class StateCurves:
     plasma_lv: np.ndarray
     compartments: np.ndarray  # (T, N_COMPARTMENTS)
     layer_mbf: np.ndarray  # (17, N_LAYERS) ml/min/g of each segment's inner and outer half
+    fine_s: np.ndarray | None = None  # (F,) the fine grid (FINE_DT_S)
+    fine_compartments: np.ndarray | None = None  # (F, N_COMPARTMENTS)
 
     def segment(self, s: int) -> np.ndarray:
         """Tissue curve of AHA segment ``s`` (mean of its wall layers)."""
         return self.compartments[:, compartment_of_segment(s, np.arange(N_LAYERS))].mean(axis=1)
+
+    def at(self, times_s: np.ndarray) -> np.ndarray:
+        """(T, N_COMPARTMENTS) concentrations at ``times_s`` (s from the series start): the AIF image
+        and each slice are read at their own time in the heartbeat (their TriggerTime), a few
+        hundred ms apart, while the first pass changes the blood concentration by up to 1 mmol/l
+        per 100 ms."""
+        if self.fine_s is None:
+            return self.compartments
+        return np.stack([np.interp(times_s, self.fine_s, self.fine_compartments[:, k])
+                         for k in range(self.fine_compartments.shape[1])], axis=1)
 
 
 def _fine_grid(times_s: np.ndarray) -> np.ndarray:
@@ -135,7 +149,7 @@ def state_curves(ctx: ClinicalExamContext, rng: np.random.Generator, state: str,
     sample = lambda y: np.interp(times_s, t, y)  # noqa: E731
     comp_t = np.stack([sample(comp[:, k]) for k in range(N_COMPARTMENTS)], axis=1)
     return StateCurves(np.asarray(times_s, float), peak, sample(lv + base_blood), sample(cp + base_plasma), comp_t,
-                       layer_mbf)
+                       layer_mbf, t, comp)
 
 
 def layer_flows(ctx: ClinicalExamContext, rng: np.random.Generator, state: str) -> np.ndarray:

@@ -328,3 +328,31 @@ def test_slice_timing_fits_the_rr_with_clinical_saturation_delays():
                 assert min(ts) >= 100.0
             assert plan.trigger_ms.max() + perfusion.READOUT_MS < 0.95 * plan.rr_ms.min()
             assert plan.aif_trigger_ms < plan.trigger_ms.min() - min(ts)  # AIF image first, then the slices
+
+
+def test_aif_image_noise_follows_its_voxel_and_samples():
+    """SNR per pixel ~ voxel volume x sqrt(samples): the generator's AIF matrix (4.6 mm, 10 mm,
+    56 x 75) against a myocardial one (2.3 mm, 8 mm, 120 x 176) has about half the noise SD."""
+    from cmr_atlas.core.geometry import SlicePlane
+
+    def plane(px, shape, thick):
+        return SlicePlane.centred(np.zeros(3), np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), (px, px), shape, thick)
+
+    myo, aif = plane(2.3, (120, 176), 8.0), plane(4.6, (56, 75), 10.0)
+    assert perfusion.relative_noise(myo, myo) == pytest.approx(1.0)
+    assert perfusion.relative_noise(plane(2.3, (120, 176), 16.0), myo) == pytest.approx(0.5)  # twice the volume
+    assert perfusion.relative_noise(plane(2.3, (60, 176), 8.0), myo) == pytest.approx(np.sqrt(2))  # half the samples
+    assert 0.4 < perfusion.relative_noise(aif, myo) < 0.6
+
+
+def test_each_image_gets_the_concentration_of_its_own_time():
+    """The AIF image is read ~250 ms before the mid slice in each heartbeat; on the bolus upslope
+    its blood concentration is lower than at the mid slice's time, and :meth:`StateCurves.at` on
+    the frame times gives back the sampled curves."""
+    ctx = cohort.make_context(SEED, INDEX)
+    t = np.arange(60) * 0.8 + 0.3
+    curves = pc.state_curves(ctx, np.random.default_rng(1), "stress", t, 3.0, -0.05)
+    assert np.allclose(curves.at(t), curves.compartments)
+    early = curves.at(t - 0.25)[:, an.LV_BLOOD]
+    rising = np.diff(curves.compartments[:, an.LV_BLOOD]) > 0.5
+    assert rising.any() and np.all(early[1:][rising] < curves.compartments[1:, an.LV_BLOOD][rising])
