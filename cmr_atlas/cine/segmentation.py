@@ -199,7 +199,9 @@ def mask_contours(binary: np.ndarray, n_points: int = 48, smooth_px: float = 0.7
         x, y = p[:, 0], p[:, 1]
         return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
-    best = max(lines, key=lambda p: abs(area(p)))
+    # the largest; among equal areas (rounded: the shoelace sum is not exactly translation-invariant)
+    # the topmost, then leftmost, so that a crop of the mask gives the same outline as the whole
+    best = max(lines, key=lambda p: (round(abs(area(p)), 6), -p[:, 1].min(), -p[:, 0].min()))
     if np.allclose(best[0], best[-1]):
         best = best[:-1]
     if area(best) < 0:
