@@ -94,3 +94,8 @@ def read_result(results: Path, name: str) -> pd.DataFrame | None:
     except Exception as exc:  # a corrupt table should not take the whole report down
         log.warning("report: cannot read %s (%s)", p, exc)
         return None
+
+
+def qc_counts(rows: pd.DataFrame, unit: str) -> pd.DataFrame:
+    """How many ``rows`` (counted as ``unit``) carry each ``qc_reason``, "ok" for none."""
+    return rows["qc_reason"].fillna("ok").value_counts().rename_axis("qc_reason").reset_index(name=unit)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.report.figures import bland_altman_plot, plt, save_png
-from cmr_atlas.report.html import Page, ReportInputs, read_result
+from cmr_atlas.report.html import Page, ReportInputs, qc_counts, read_result
 
 MAX_MAP_EXAMS = 2
 RINGS = ((range(1, 7), 3, 2), (range(7, 13), 2, 1), (range(13, 17), 1, 0))  # segments, outer, inner radius
@@ -100,8 +100,7 @@ def perfusion_section(page: Page, inputs: ReportInputs) -> None:
         page.note("perfusion_series.parquet not found: the perfusion stage has not run (`snakemake perfusion`).")
         return
     page.p(f"Perfusion series rows: {len(series)}; exams: {series['exam_id'].nunique()}.")
-    reasons = series["qc_reason"].fillna("ok").value_counts().rename_axis("qc_reason").reset_index(name="slices")
-    page.table(reasons)
+    page.table(qc_counts(series, "slices"))
     glob = read_result(inputs.results, "perfusion_global")
     if glob is not None and len(glob):
         cols = ["mbf_stress_ml_min_g", "mbf_rest_ml_min_g", "reserve"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cmr_atlas.report.html import Page, ReportInputs, read_result
+from cmr_atlas.report.html import Page, ReportInputs, qc_counts, read_result
 from cmr_atlas.report.perfusion import bullseye_plot
 
 MAX_EXAMS = 2  # exams with their own bull's-eyes (the first ones with values)
@@ -33,7 +33,7 @@ def tissue_section(page: Page, inputs: ReportInputs) -> None:
     page.p(f"T1-map slices: {slices['slice_index'].notna().sum()}; exams: {seg['exam_id'].nunique()}; "
            f"hematocrit measured for {seg.loc[seg['hematocrit_source'] == 'covariates', 'exam_id'].nunique()} exams "
            "(the others: the config default).")
-    page.table(slices["qc_reason"].fillna("ok").value_counts().rename_axis("qc_reason").reset_index(name="rows"))
+    page.table(qc_counts(slices, "rows"))
     ok = seg[seg["qc_reason"].isna() & seg["segment"].notna()]
     if ok.empty:
         page.note("No T1-map segment with values.")
