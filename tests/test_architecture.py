@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "cmr_atlas"
 
 # Lower layers never import higher ones; packages of one layer never import each other.
@@ -121,3 +123,14 @@ def test_the_checker_sees_every_kind_of_import(tmp_path):
     src.write_text("import cmr_atlas.core.ids\nfrom cmr_atlas import cine, __version__\n"
                    "def f():\n    from cmr_atlas.stats.covariates import x\n    from ..nets import unet\n")
     assert _imported("dicom.mod", src) == {"core.ids", "cine", "stats.covariates", "nets"}
+
+
+@pytest.mark.parametrize("module", ["cmr_atlas.perfusion.shard", "cmr_atlas.tiscout.stage"])
+def test_stage_of_a_shard_without_its_series_needs_no_torch(module):
+    """Every legacy shard runs the perfusion and TI-scout jobs too: importing torch there would cost
+    about 1.5 CPU s per job for nothing (issue 12), so the stage imports it only for such series."""
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

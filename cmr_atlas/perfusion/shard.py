@@ -11,16 +11,17 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from cmr_atlas.core.ids import folder_map
 from cmr_atlas.core.seriescache import list_series_images, load_series_images
 from cmr_atlas.core.tables import write_table
-from cmr_atlas.nets.registry import ModelFileError
-from cmr_atlas.perfusion import maps, pipeline, segment
-from cmr_atlas.perfusion.quantify import QuantConfig
 from cmr_atlas.perfusion.tables import PERFUSION_TABLES
+
+if TYPE_CHECKING:
+    from cmr_atlas.perfusion import pipeline
 
 log = logging.getLogger(__name__)
 KINDS = ("perfusion", "perfusion_aif")
@@ -29,6 +30,8 @@ KINDS = ("perfusion", "perfusion_aif")
 def exam_annotations(annotations: str | os.PathLike | None, exam_keys: pd.DataFrame, key: str,
                      observer: str) -> dict[str, pipeline.Annotations]:
     """``{exam_id: Annotations}`` of the perfusion contours and landmarks of ``observer``."""
+    from cmr_atlas.perfusion.pipeline import Annotations
+
     if not annotations:
         return {}
     folder = Path(annotations)
@@ -38,8 +41,7 @@ def exam_annotations(annotations: str | os.PathLike | None, exam_keys: pd.DataFr
     filters = [("sequence", "==", "perfusion"), ("observer", "==", observer)]
     contours, landmarks = (pd.read_parquet(p, filters=filters) for p in paths)
     mapping = folder_map(exam_keys, sorted(set(contours["exam_id"])), key)
-    return {exam_id: pipeline.Annotations(contours[contours["exam_id"] == label],
-                                          landmarks[landmarks["exam_id"] == label])
+    return {exam_id: Annotations(contours[contours["exam_id"] == label], landmarks[landmarks["exam_id"] == label])
             for label, exam_id in mapping.items()}
 
 
@@ -59,16 +61,32 @@ def perfusion_shard(series_path, exam_keys_path, cache_dir, models_dir, section:
         raise ValueError("perfusion_shard: annotations given without the observer (config manual_observer)")
     series = pd.read_parquet(series_path)
     exams = sorted(set(series.loc[series["kind"].isin(KINDS), "exam_id"]))
-    cfg = QuantConfig.from_config(section)
-    model = card = model_error = None
-    if exams:  # a shard without perfusion series needs no network
-        try:
-            model, card = segment.load_segmenter(models_dir)
-        except ModelFileError as exc:  # every exam gets the reason; the shard's tables are still written
-            model_error = f"perfusion network unavailable: {exc}"
-    ann = exam_annotations(annotations, pd.read_parquet(exam_keys_path), key, observer) if annotations else {}
     rows: dict[str, list[dict]] = {s.name: [] for s in PERFUSION_TABLES}
     Path(maps_dir).mkdir(parents=True, exist_ok=True)
+    if exams:  # a shard without perfusion series needs neither the network nor torch
+        ann = exam_annotations(annotations, pd.read_parquet(exam_keys_path), key, observer) if annotations else {}
+        _run_exams(exams, rows, cache_dir, models_dir, section, maps_dir, ann)
+    out = {}
+    for schema in PERFUSION_TABLES:
+        df = pd.DataFrame(rows[schema.name], columns=schema.column_names)
+        write_table(df, out_paths[schema.name], schema)
+        out[schema.name] = df
+    return out
+
+
+def _run_exams(exams: list[str], rows: dict[str, list[dict]], cache_dir, models_dir, section: dict, maps_dir,
+               ann: dict) -> None:
+    """Every exam of ``exams`` through the pipeline, its rows appended to ``rows`` by table name."""
+    from cmr_atlas.nets.registry import ModelFileError
+    from cmr_atlas.perfusion import maps, pipeline, segment
+    from cmr_atlas.perfusion.quantify import QuantConfig
+
+    cfg = QuantConfig.from_config(section)
+    model = card = model_error = None
+    try:
+        model, card = segment.load_segmenter(models_dir)
+    except ModelFileError as exc:  # every exam gets the reason; the shard's tables are still written
+        model_error = f"perfusion network unavailable: {exc}"
     for exam_id in exams:
         try:
             imgs = [load_series_images(p) for p in list_series_images(cache_dir, exam_id, KINDS)]
@@ -92,9 +110,3 @@ def perfusion_shard(series_path, exam_keys_path, cache_dir, models_dir, section:
         if cfg.pixel_maps:
             maps.write_maps(ex, maps_dir)
         log.info("exam %s: %d perfusion segments", exam_id, len(ex.rows["perfusion_segments"]))
-    out = {}
-    for schema in PERFUSION_TABLES:
-        df = pd.DataFrame(rows[schema.name], columns=schema.column_names)
-        write_table(df, out_paths[schema.name], schema)
-        out[schema.name] = df
-    return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,9 @@ from cmr_atlas.core.columns import EXAM_ID
 from cmr_atlas.core.seriescache import SeriesImages, list_series_images, load_series_images
 from cmr_atlas.core.tables import Column, TableSchema, read_table, register, write_table
 from cmr_atlas.tiscout import audit
-from cmr_atlas.tiscout.select import TiSelection, select_null
+
+if TYPE_CHECKING:
+    from cmr_atlas.tiscout.select import TiSelection
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,8 @@ def _first_time(s: SeriesImages) -> float:
 
 def scout_row(s: SeriesImages, **options) -> tuple[dict, TiSelection]:
     """``ti_selection`` row of one cached scout series (plane 0: a scout has one)."""
+    from cmr_atlas.tiscout.select import select_null  # torch: only where a shard has a scout
+
     n = int(s.n_frames[0]) if len(s.n_frames) else 0
     frames = s.pixels[0, :n] if s.pixels.ndim == 4 else np.zeros((0, 1, 1))
     ti = s.inversion_time_ms[0, :n] if n else []
@@ -159,9 +164,10 @@ def exam_tables(cache_dir: str | Path, exam_id: str, select_options: dict, audit
 def run_shard(series_table: str | Path, cache_dir: str | Path, selection_path: str | Path, audit_path: str | Path,
               config: dict, models_dir: str | Path, threads: int = 1) -> tuple[Path, Path]:
     """The workflow's call: options from the config's ``tiscout:`` section."""
-    import torch
+    if read_table(series_table)["kind"].isin(SCOUT_KINDS).any():  # a legacy shard needs no torch
+        import torch
 
-    torch.set_num_threads(max(1, int(threads)))
+        torch.set_num_threads(max(1, int(threads)))
     select = {"model": config["model"], "decoding": config["decoding"], "min_confidence": config["min_confidence"],
               "models_dir": Path(models_dir)}
     return tiscout_shard(series_table, cache_dir, selection_path, audit_path, select, dict(config["audit"]))
