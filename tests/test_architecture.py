@@ -125,9 +125,9 @@ def test_the_checker_sees_every_kind_of_import(tmp_path):
     assert _imported("dicom.mod", src) == {"core.ids", "cine", "stats.covariates", "nets"}
 
 
-@pytest.mark.parametrize("module", ["cmr_atlas.perfusion.shard", "cmr_atlas.tiscout.stage"])
+@pytest.mark.parametrize("module", ["cmr_atlas.perfusion.shard", "cmr_atlas.tiscout.stage", "cmr_atlas.cine.tissue.stage"])
 def test_stage_of_a_shard_without_its_series_needs_no_torch(module):
-    """Every legacy shard runs the perfusion and TI-scout jobs too: importing torch there would cost
+    """Every legacy shard runs the perfusion, TI-scout and tissue jobs too: importing torch there would cost
     about 1.5 CPU s per job for nothing (issue 12), so the stage imports it only for such series."""
     import subprocess
     import sys

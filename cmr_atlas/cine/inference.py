@@ -29,7 +29,7 @@ from cmr_atlas.core.geometry import SlicePlane, slice_spacing_mm
 from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
 from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
-from cmr_atlas.cine.landmarks import MODEL_VIEWS, decode_arrays, landmark_names, view_model
+from cmr_atlas.cine.landmarks import LANDMARKS_AUTO, MODEL_VIEWS, decode_arrays, landmark_names, view_model
 from cmr_atlas.nets.preprocess import Grid, crop_box, from_net_px, near_crop_edge, prepare, to_net_px
 from cmr_atlas.nets.registry import Routes, card_grid, load_model, routes
 from cmr_atlas.nets.runtime import (OnnxNet, forward, inference_model, pick_device, resolve_precision,
@@ -40,32 +40,6 @@ from cmr_atlas.core.runner import ExamFailure, Outcome, run_exams, status_frame,
 from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 
 log = logging.getLogger(__name__)
-
-LANDMARKS_AUTO = register(TableSchema(
-    name="landmarks", row="landmark per image",
-    description=(
-        "CNN landmarks: long-axis views on every frame (lax_3ch where the exam's images have it and "
-        "the long-axis network was trained on it), SAX slices at ED and ES. Pixel positions "
-        "in the original image (x = column, y = row, sub-pixel, pixel centres at integers); "
-        "patient coordinates via the slice plane. Absent landmarks have present = false and null "
-        "positions."
-    ),
-    columns=(
-        EXAM_ID,
-        VIEW,
-        SLICE_INDEX,
-        FRAME,
-        Column("landmark", "str", "landmark name (cmr_atlas.core.vocab.LANDMARKS)", nullable=False),
-        Column("x_px", "float", "column in the original image", "px"),
-        Column("y_px", "float", "row in the original image", "px"),
-        *PATIENT_XYZ_MM,
-        Column("confidence", "float", "heatmap peak probability (1 for coordinate regression)"),
-        Column("present", "bool", "detected (peak probability >= landmarks.absent_threshold)", nullable=False),
-        Column("method", "str", "heatmap or vgg"),
-        Column("sequence", "str", "the cine's acquisition contrast from ingest's series table "
-               "(cmr_atlas.core.vocab.SEQUENCES: cine_gre, cine_ssfp, lge, t1map); null when not known"),
-    ),
-))
 
 SEGMENTATION_QC = register(TableSchema(
     name="segmentation_qc", row="SAX slice and frame",

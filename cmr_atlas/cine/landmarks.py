@@ -16,12 +16,47 @@ Model channels are generic per model (``MODEL_LANDMARKS``); the view decides the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from scipy import ndimage
 
+from cmr_atlas.core.columns import EXAM_ID, FRAME, PATIENT_XYZ_MM, SLICE_INDEX, VIEW
+from cmr_atlas.core.tables import Column, TableSchema, register
 from cmr_atlas.core.vocab import LANDMARKS
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where a function needs it: the tissue stage's shards without LGE or T1 maps
+# read this module (the landmarks table's schema) and should not pay torch's import
+
+
+LANDMARKS_AUTO = register(TableSchema(
+    name="landmarks", row="landmark per image",
+    description=(
+        "CNN landmarks: long-axis views on every frame (lax_3ch where the exam's images have it and "
+        "the long-axis network was trained on it), SAX slices at ED and ES. Pixel positions "
+        "in the original image (x = column, y = row, sub-pixel, pixel centres at integers); "
+        "patient coordinates via the slice plane. Absent landmarks have present = false and null "
+        "positions."
+    ),
+    columns=(
+        EXAM_ID,
+        VIEW,
+        SLICE_INDEX,
+        FRAME,
+        Column("landmark", "str", "landmark name (cmr_atlas.core.vocab.LANDMARKS)", nullable=False),
+        Column("x_px", "float", "column in the original image", "px"),
+        Column("y_px", "float", "row in the original image", "px"),
+        *PATIENT_XYZ_MM,
+        Column("confidence", "float", "heatmap peak probability (1 for coordinate regression)"),
+        Column("present", "bool", "detected (peak probability >= landmarks.absent_threshold)", nullable=False),
+        Column("method", "str", "heatmap or vgg"),
+        Column("sequence", "str", "the cine's acquisition contrast from ingest's series table "
+               "(cmr_atlas.core.vocab.SEQUENCES: cine_gre, cine_ssfp, lge, t1map); null when not known"),
+    ),
+))
 
 # model -> views it serves; channel k+1 of that model is landmark k of the view's tuple
 # (a model card's ``views`` says which of them a shipped network was trained on)
@@ -58,6 +93,8 @@ def landmark_names(view: str, card: dict | None = None) -> tuple[str, ...]:
 
 def gaussian_targets(points: torch.Tensor, size: int, sigma_px: float) -> torch.Tensor:
     """Targets ``(B, K+1, size, size)`` from points ``(B, K, 2)`` (row, col; NaN = absent)."""
+    import torch
+
     b, k, _ = points.shape
     ax = torch.arange(size, dtype=torch.float32)
     present = torch.isfinite(points).all(-1)  # (B, K)

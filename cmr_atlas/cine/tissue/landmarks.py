@@ -12,17 +12,22 @@ the absent rule and the pixel/patient mapping are the cine landmarks' own.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.cine.inference import LANDMARKS_AUTO, Models, detect_landmarks
+from cmr_atlas.cine.landmarks import LANDMARKS_AUTO
 from cmr_atlas.core.config import default
 from cmr_atlas.core.imagecache import ExamImages
 from cmr_atlas.core.seriescache import SeriesImages
 from cmr_atlas.core.tables import Column, TableSchema, register
-from cmr_atlas.nets.registry import card_grid, load_model
-from cmr_atlas.nets.runtime import inference_model, pick_device, resolve_precision, resolve_runtime
+
+if TYPE_CHECKING:
+    from cmr_atlas.cine.inference import Models
+
+# The networks (torch) are imported by the functions that run them: most shards of a cohort have no
+# LGE or T1 map, and their tissue job then only writes empty tables (tests/test_architecture.py).
 
 NETWORKS = {"lge": "lm_heatmap_sax_lge", "t1map": "lm_heatmap_sax_t1map"}  # sequence -> SAX landmark network
 SEQUENCE_OF_KIND = {"lge": "lge", "lge_psir": "lge", "t1map": "t1map"}  # series kind -> network sequence
@@ -48,6 +53,10 @@ def load_tissue_models(models_dir: str | Path, *, device: str, precision: str,
                        runtime: str | None = None) -> dict[str, Models]:
     """``{sequence: Models}`` with the SAX landmark network of each sequence of :data:`NETWORKS`
     found in ``models_dir`` (a sequence without one is absent: its series get ``no_landmark_network``)."""
+    from cmr_atlas.cine.inference import Models
+    from cmr_atlas.nets.registry import card_grid, load_model
+    from cmr_atlas.nets.runtime import inference_model, pick_device, resolve_precision, resolve_runtime
+
     dev = pick_device(device)
     runtime = runtime or default("inference.runtime")
     rt = resolve_runtime(runtime, dev, precision)
@@ -71,6 +80,8 @@ def series_images(s: SeriesImages) -> ExamImages:
 
 def series_landmarks(s: SeriesImages, models: Models, *, absent_threshold: float, batch: int) -> pd.DataFrame:
     """``tissue_landmarks`` rows of one SAX LGE or T1-map series (slice_index = its plane index)."""
+    from cmr_atlas.cine.inference import detect_landmarks
+
     lm = detect_landmarks(series_images(s), models, [0], absent_threshold=absent_threshold, batch=batch,
                           sequences={"sax": SEQUENCE_OF_KIND[s.kind]})
     return lm.assign(series_index=s.series_index, kind=s.kind)[list(TISSUE_LANDMARKS.column_names)]

@@ -83,9 +83,10 @@ def tissue_shard(series_table: str | Path, cache_dir: str | Path, models_dir: st
 def run_shard(series_table: str | Path, cache_dir: str | Path, models_dir: str | Path, config: dict,
               landmarks_path: str | Path, segments_path: str | Path, status_path: str | Path, threads: int = 1) -> None:
     """The workflow's call: options from the filled config (``landmarks``, ``inference``, ``tissue``)."""
-    import torch
+    if len(sax_series(read_table(series_table))):  # torch only where there are networks to run
+        import torch
 
-    torch.set_num_threads(max(1, int(threads)))
+        torch.set_num_threads(max(1, int(threads)))
     options = {"absent_threshold": config["landmarks"]["absent_threshold"], "batch": config["inference"]["batch"],
                "device": config["device"], "precision": config["inference"]["precision"],
                "hematocrit": config["tissue"]["hematocrit"]}
