@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from cmr_atlas.core.config import default
-from cmr_atlas.core.columns import ED_FRAME, ES_FRAME, EXAM_ID, FRAME, PATIENT_XYZ_MM, SLICE_INDEX, VIEW
+from cmr_atlas.core.columns import ED_FRAME, ES_FRAME, EXAM_ID, FRAME, SLICE_INDEX
 from cmr_atlas.core.geometry import SlicePlane, slice_spacing_mm
 from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
