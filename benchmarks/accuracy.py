@@ -29,6 +29,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cmr_atlas.core.config import default  # noqa: E402
+from cmr_atlas.nets.runtime import PRECISIONS  # noqa: E402
 from cmr_atlas.core.vocab import CAVITY, LANDMARKS, MYO  # noqa: E402
 from cmr_atlas.cine.landmark_measures import angle_difference_deg, image_measures  # noqa: E402
 from cmr_atlas.core.geometry import slice_spacing_mm  # noqa: E402
@@ -296,7 +297,7 @@ def main() -> int:
     ap.add_argument("--absent-threshold", type=float, default=default("landmarks.absent_threshold"),
                     help="config landmarks.absent_threshold")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--precision", default=default("inference.precision"), choices=["auto", "float32", "bfloat16"],
+    ap.add_argument("--precision", default=default("inference.precision"), choices=list(PRECISIONS),
                     help="network precision (config inference.precision); run twice to compare")
     ap.add_argument("--runtime", default=default("inference.runtime"), choices=["auto", "torch", "onnxruntime"],
                     help="inference runtime (config inference.runtime)")
@@ -320,7 +321,8 @@ def main() -> int:
     models = {m: load_models(args.models_dir, method=m, device="cpu", precision=args.precision,
                              runtime=args.runtime) for m in args.methods}
     dtype = next(iter(models.values())).dtype
-    print(f"runtime: {args.runtime}; precision: {args.precision} ({'float32' if dtype is None else str(dtype).removeprefix('torch.')}); "
+    print(f"runtime: {args.runtime} ({next(iter(models.values())).runtime}); precision: {args.precision} "
+          f"({'float32' if dtype is None else str(dtype).removeprefix('torch.')}); "
           f"segmentation crop margin {args.crop_margin_mm:g} mm")
     models.update(vgg_variants(args.models_dir, args.vgg_variant, args.precision))
     if args.cohort:

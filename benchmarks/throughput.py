@@ -50,18 +50,37 @@ sys.path.insert(0, str(REPO))
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.shards import read_folder_list  # noqa: E402
 
+# every per-shard job of the legacy protocol, including the perfusion, TI-scout and tissue jobs that
+# find no such series in a legacy shard (their start-up is per-exam cost too)
 PER_SHARD = ["ingest_shard", "infer_shard", "auto_guide_points_shard", "manual_guide_points_shard",
-             "guide_points_shard", "fit_shard"]
+             "guide_points_shard", "fit_shard", "perfusion_shard", "tiscout_shard", "tissue_shard"]
 COHORT_RULES = ["ingest", "covariates", "guide_points", "fit", "atlas", "stats", "report"]
+
+
+def job_threads(log: Path) -> dict[str, int]:
+    """``{benchmark file: threads}`` of the jobs in a Snakemake log (a job block names its benchmark
+    file, then ``threads: N`` where N > 1)."""
+    out, current = {}, None
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        s = line.strip()
+        if s.startswith("benchmark: "):
+            current = s.removeprefix("benchmark: ")
+            out[current] = 1
+        elif s.startswith("threads: ") and current:
+            out[current] = int(s.removeprefix("threads: "))
+        elif not s:
+            current = None
+    return out
 
 
 def read_benchmarks(results: Path) -> pd.DataFrame:
     rows = []
+    threads = job_threads(results / "throughput-snakemake.log")
     for tsv in sorted((results / "benchmarks").rglob("*.tsv")):
         rule = tsv.parent.name if tsv.parent.name != "benchmarks" else tsv.stem
         df = pd.read_csv(tsv, sep="\t")
         for _, r in df.iterrows():
-            rows.append({"rule": rule, "job": tsv.stem, "s": float(r["s"]),
+            rows.append({"rule": rule, "job": tsv.stem, "s": float(r["s"]), "threads": threads.get(str(tsv), 1),
                          "max_rss_mib": pd.to_numeric(r.get("max_rss"), errors="coerce"),
                          "cpu_time_s": pd.to_numeric(r.get("cpu_time"), errors="coerce")})
     return pd.DataFrame(rows)
@@ -80,7 +99,12 @@ def n_exams(results: Path) -> tuple[int, str]:
 
 
 def report(results: Path, wall_s: float | None, cores: int, target: int = 5000) -> dict[str, float]:
-    """Print the per-rule table and extrapolation; returns wall seconds per exam of each per-shard rule."""
+    """Print the per-rule table and extrapolation; returns wall seconds per exam of each per-shard rule.
+
+    Two sums over the per-exam (per-shard) stages: wall seconds per exam (the issue's figure), and
+    slot seconds per exam, wall x the job's threads: a job with 2 threads holds 2 of Snakemake's
+    ``--cores`` for its whole run, so slot seconds are what the machine spends and what the
+    extrapolation divides over the cores."""
     bm = read_benchmarks(results)
     if bm.empty:
         sys.exit(f"no benchmark files under {results}/benchmarks")
@@ -88,35 +112,37 @@ def report(results: Path, wall_s: float | None, cores: int, target: int = 5000) 
     n_shards = bm[bm.rule == "ingest_shard"].shape[0]
     print(f"cohort: {n} exam folders ({status}), {n_shards} shards benchmarked; {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.1f}")
-    print(f"{'rule':28s} {'jobs':>4s} {'wall s':>8s} {'cpu s':>8s} {'wall s/exam':>11s} {'cpu s/exam':>10s} "
-          f"{'max_rss MiB':>11s}")
-    wall_per_exam = wall_agg = 0.0
+    print(f"{'rule':28s} {'jobs':>4s} {'thr':>3s} {'wall s':>8s} {'cpu s':>8s} {'wall s/exam':>11s} "
+          f"{'slot s/exam':>11s} {'cpu s/exam':>10s} {'max_rss MiB':>11s}")
+    wall_per_exam = slot_per_exam = wall_agg = 0.0
     per_exam: dict[str, float] = {}
     for rule in PER_SHARD + COHORT_RULES:
         g = bm[bm.rule == rule]
         if g.empty:
             continue
-        s, c = g["s"].sum(), g["cpu_time_s"].sum()
+        s, c, slot = g["s"].sum(), g["cpu_time_s"].sum(), (g["s"] * g["threads"]).sum()
         if rule in PER_SHARD:  # per exam of the shards this rule has finished
             m = sum(len(read_folder_list(results / "shards" / j / "folders.txt")) for j in g["job"])
             wall_per_exam += s / m
+            slot_per_exam += slot / m
             per_exam[rule] = s / m
         else:
             m = n
-            wall_agg += s
-        print(f"{rule:28s} {len(g):4d} {s:8.1f} {c:8.1f} {s / m:11.2f} {c / m:10.2f} {g['max_rss_mib'].max():11.0f}")
-    print(f"per-exam stages, summed: {wall_per_exam:.1f} s wall per exam -> {3600 / wall_per_exam:.0f} "
-          f"exams/hour per job slot, {cores * 3600 / wall_per_exam:.0f} exams/hour on {cores} slots "
+            wall_agg += slot
+        print(f"{rule:28s} {len(g):4d} {g['threads'].max():3d} {s:8.1f} {c:8.1f} {s / m:11.2f} {slot / m:11.2f} "
+              f"{c / m:10.2f} {g['max_rss_mib'].max():11.0f}")
+    print(f"per-exam stages, summed: {wall_per_exam:.2f} s wall per exam; {slot_per_exam:.2f} slot s per exam "
+          f"(wall x threads) -> {cores * 3600 / slot_per_exam:.0f} exams/hour on {cores} slots "
           f"(at load {os.getloadavg()[0]:.1f}; cpu s is Snakemake's sampled CPU time and undercounts "
           f"short processes)")
-    print(f"cohort-level stages: {wall_agg:.1f} s wall for {n} exams")
+    print(f"cohort-level stages: {wall_agg:.1f} slot s for {n} exams")
     if wall_s:
         print(f"end to end: {wall_s:.0f} s wall for {n} exams = {n * 3600 / wall_s:.0f} exams/hour "
               f"(--cores {cores})")
     # Extrapolation: per-shard stages scale with the number of exams and run in parallel over job
     # slots.  Cohort-level stages are start-up dominated on small cohorts; they are extrapolated
     # linearly (an upper bound) only from cohorts of 20 exams or more.
-    shard_h = wall_per_exam * target / 3600
+    shard_h = slot_per_exam * target / 3600
     line = (f"extrapolation to {target} exams: per-exam stages {shard_h:.1f} slot-hours -> "
             f"{shard_h / cores:.1f} h on this {cores}-core machine, {shard_h / 50:.2f} h on 50 job slots")
     if n >= 20:

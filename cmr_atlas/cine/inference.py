@@ -31,9 +31,9 @@ from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
 from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
 from cmr_atlas.cine.landmarks import LANDMARKS_AUTO, MODEL_VIEWS, decode_arrays, landmark_names, view_model
 from cmr_atlas.nets.preprocess import Grid, crop_box, from_net_px, near_crop_edge, prepare, to_net_px
-from cmr_atlas.nets.registry import Routes, card_grid, load_model, routes
-from cmr_atlas.nets.runtime import (OnnxNet, forward, inference_model, pick_device, resolve_precision,
-                                    resolve_runtime, takes_any_size)
+from cmr_atlas.nets.registry import Routes, card_grid, routes
+from cmr_atlas.nets.runtime import (OnnxNet, forward, load_net, pick_device, resolve_precision, resolve_runtime,
+                                    takes_any_size)
 from cmr_atlas.nets.vgg import from_normalised
 from cmr_atlas.cine.segmentation import cavity_volumes_ml, choose_phases, clean_masks, masks_qc
 from cmr_atlas.core.runner import ExamFailure, Outcome, run_exams, status_frame, write_status
@@ -86,7 +86,7 @@ class Models:
     landmark: dict[str, tuple[torch.nn.Module, dict]]  # heatmap: model key; vgg: view
     device: torch.device
     dtype: torch.dtype | None  # autocast precision (None = float32), nets.runtime.resolve_precision
-    runtime: str = "torch"  # torch or onnxruntime (nets.runtime.resolve_runtime)
+    runtime: str = "torch"  # torch or onnxruntime (nets.runtime.resolve_runtime); +int8: some int8 graphs
     seg_routes: Routes | None = None  # None: the default network for every sequence
     seg_nets: dict[str, tuple[torch.nn.Module, dict]] = field(default_factory=dict)  # routed, by name
 
@@ -109,8 +109,8 @@ def load_models(models_dir: str | Path, *, method: str, device: str, precision: 
     rt = resolve_runtime(runtime, dev, precision)
 
     def load(name: str) -> tuple[torch.nn.Module, dict]:
-        model, card = load_model(name, models_dir, dev)
-        return inference_model(model, card_grid(card).size, rt, strict=runtime == "onnxruntime"), card
+        return load_net(name, models_dir, dev, precision, rt, strict=runtime == "onnxruntime",
+                        runtime_setting=runtime)
 
     seg_routes = routes(SEG_TASK, models_dir)
     seg_nets = {name: load(name) for name in seg_routes.names}
@@ -121,9 +121,12 @@ def load_models(models_dir: str | Path, *, method: str, device: str, precision: 
         lm = {v: load(f"lm_vgg_{v}") for v in ("lax_2ch", "lax_4ch", "sax")}
     else:
         raise ValueError(f"landmarks.method must be heatmap or vgg, not {method!r}")
-    if any(not isinstance(m, OnnxNet) for m, _ in [*seg_nets.values(), *lm.values()]):
-        rt = "torch"  # a failed export fell back (inference_model warned)
+    nets = [m for m, _ in [*seg_nets.values(), *lm.values()]]
+    if any(not isinstance(m, OnnxNet) for m in nets):
+        rt = "torch"  # a failed export fell back (inference_model warned), or int8 beside autocast
     dtype = None if rt == "onnxruntime" else resolve_precision(precision, dev)
+    if any(isinstance(m, OnnxNet) and m.int8 for m in nets):
+        rt += "+int8"
     return Models(seg, seg_card, method, lm, dev, dtype, rt, seg_routes, seg_nets)
 
 

@@ -1,11 +1,17 @@
 """Inference runtime shared by every pipeline's networks: the device, the numeric precision and
 the batched forward pass (numpy images in, float32 CPU tensor out), in PyTorch or in ONNX Runtime.
 
-Precision (config ``inference.precision``): ``float32``, ``bfloat16``, or ``auto``, which takes
-bfloat16 autocast where the hardware computes it natively (CUDA with bf16 support, else float16 on
-CUDA; on the CPU only where the processor has AVX-512 BF16 or AMX units, which oneDNN uses) and
-float32 elsewhere.  On this project's 2-core development CPU (AVX-512 BF16) bfloat16 autocast runs
-the shipped U-Nets about 4x faster than float32 (``benchmarks/inference.py``); the accuracy check
+Precision (config ``inference.precision``): ``float32``, ``bfloat16``, ``int8`` (the shipped int8
+graphs of the cine U-Nets, :mod:`cmr_atlas.nets.quantize`, in ONNX Runtime on the CPU; networks
+without one run as with ``auto``), or ``auto``: the int8 graphs where shipped on the CPU with runtime
+``auto`` (:func:`uses_int8`), else bfloat16 autocast where the hardware computes it natively (CUDA
+with bf16 support, else float16 on CUDA; on the CPU only where the processor has AVX-512 BF16 or
+AMX units, which oneDNN uses) and float32 elsewhere.  Measured on the quiet 2-core development CPU
+(AVX-512 BF16 and VNNI), the forward passes of a legacy exam (252 SAX frames on the crop, 49
+long-axis and 21 SAX landmark images; ``benchmarks/throughput.py`` prints this floor):
+int8 1.09 s on one thread, 0.80 s on two, against bfloat16 autocast 1.52 and 1.07 s; the held-out
+accuracy guard is unchanged (docs/models.md).  Bfloat16 autocast runs the shipped U-Nets about 4x
+faster than float32 (``benchmarks/inference.py``); the accuracy check
 of the change is ``benchmarks/accuracy.py --precision`` (figures in docs/models.md).
 
 Runtime (config ``inference.runtime``): ``torch``, ``onnxruntime`` (the network exported to ONNX
@@ -39,7 +45,7 @@ from cmr_atlas.core.tables import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 RUNTIMES = ("auto", "torch", "onnxruntime")
 _DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
@@ -69,6 +75,10 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``name`` on ``device`` (None = plain float32)."""
     if name not in PRECISIONS:
         raise ValueError(f"inference.precision must be one of {PRECISIONS}, not {name!r}")
+    if name == "int8":  # networks without a shipped integer graph (nets.quantize) run as with auto
+        if device.type != "cpu":
+            raise ValueError("inference.precision: int8 runs on the CPU (ONNX Runtime); use auto on a GPU")
+        name = "auto"
     if device.type == "cuda":
         if name == "float32":
             return None
@@ -155,9 +165,10 @@ def _register_shared_arena(ort) -> None:
 class OnnxNet:
     """A network exported to ONNX in memory and run by ONNX Runtime's CPU provider in float32
     (graph optimisations on: batch norm and ReLU fused into the convolutions, blocked layouts),
-    on ``threads`` intra-op threads."""
+    on ``threads`` intra-op threads; or, given ``graph``, that ONNX graph of it (the shipped int8
+    one: :mod:`cmr_atlas.nets.quantize`)."""
 
-    def __init__(self, model: torch.nn.Module, size: int, threads: int):
+    def __init__(self, model: torch.nn.Module, size: int, threads: int, graph: bytes | None = None):
         import onnxruntime as ort
 
         from cmr_atlas.nets.onnx_export import INPUT, OUTPUT
@@ -178,7 +189,9 @@ class OnnxNet:
         _register_shared_arena(ort)
         so.add_session_config_entry("session.use_env_allocators", "1")
         self.size, self._names = size, ([OUTPUT], INPUT)
-        self.session = ort.InferenceSession(cached_onnx_bytes(model, size), so, providers=["CPUExecutionProvider"])
+        self.int8 = graph is not None
+        self.session = ort.InferenceSession(graph if graph is not None else cached_onnx_bytes(model, size), so,
+                                            providers=["CPUExecutionProvider"])
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Outputs of a batch ``x (B, 1, n, n)`` float32."""
@@ -215,6 +228,13 @@ def resolve_runtime(name: str, device: torch.device, precision: str) -> str:
     docstring); an explicit ``onnxruntime`` that cannot run here is an error."""
     if name not in RUNTIMES:
         raise ValueError(f"inference.runtime must be one of {RUNTIMES}, not {name!r}")
+    if precision == "int8":
+        # the shipped integer graphs run in ONNX Runtime whatever this says (load_net); the
+        # runtime resolved here is that of the networks without one, as with precision auto
+        resolve_precision(precision, device)
+        if importlib.util.find_spec("onnxruntime") is None:
+            raise RuntimeError("inference.precision: int8 requested but onnxruntime is not installed")
+        precision = "auto"
     usable = device.type == "cpu" and precision != "bfloat16"
     if name == "onnxruntime":
         if not usable:
@@ -231,14 +251,16 @@ def resolve_runtime(name: str, device: torch.device, precision: str) -> str:
     return name
 
 
-def inference_model(model: torch.nn.Module, size: int, runtime: str, strict: bool = False) -> torch.nn.Module | OnnxNet:
+def inference_model(model: torch.nn.Module, size: int, runtime: str, strict: bool = False,
+                    graph: bytes | None = None) -> torch.nn.Module | OnnxNet:
     """The inference form of a loaded ``model`` whose inputs are ``size`` x ``size``: an
-    :class:`OnnxNet` (``runtime`` onnxruntime, on torch's current number of threads) or
-    :func:`prepare_model`'s copy.  A failed export or session falls back to PyTorch with a warning
-    unless ``strict`` (an explicit ``runtime: onnxruntime``)."""
+    :class:`OnnxNet` (``runtime`` onnxruntime, on torch's current number of threads; ``graph``: the
+    ONNX graph to run instead of the float32 export) or :func:`prepare_model`'s copy.  A failed
+    export or session falls back to PyTorch with a warning unless ``strict`` (an explicit
+    ``runtime: onnxruntime``)."""
     if runtime == "onnxruntime":
         try:
-            return OnnxNet(model, size, torch.get_num_threads())
+            return OnnxNet(model, size, torch.get_num_threads(), graph)
         except Exception as e:  # noqa: BLE001 - any exporter/runtime failure: PyTorch computes the same
             if strict:
                 raise
@@ -261,3 +283,28 @@ def forward(model: torch.nn.Module | OnnxNet, x: np.ndarray, device: torch.devic
             xb = xb.to(device).contiguous(memory_format=torch.channels_last)
             outs.append(model(xb).float().cpu())
     return torch.cat(outs).contiguous() if outs else torch.zeros(0)
+
+
+def uses_int8(precision: str, runtime: str, device: torch.device) -> bool:
+    """Whether the shipped int8 graphs run (where a network has one): precision ``int8``, or ``auto``
+    with runtime ``auto`` on the CPU (an explicit runtime asks for its float path)."""
+    if precision == "int8":
+        return True
+    return (precision == "auto" and runtime == "auto" and device.type == "cpu"
+            and importlib.util.find_spec("onnxruntime") is not None)
+
+
+def load_net(name: str, models_dir: str | Path, device: torch.device, precision: str, runtime: str,
+             strict: bool = False, runtime_setting: str = "auto") -> tuple[torch.nn.Module | OnnxNet, dict]:
+    """``(inference form, card)`` of shipped network ``name``: its int8 graph in ONNX Runtime where
+    :func:`uses_int8` (``precision`` and the config's ``runtime_setting``) and the models folder has a
+    matching one (:func:`cmr_atlas.nets.quantize.int8_graph`), else :func:`inference_model` in
+    ``runtime`` (already resolved: :func:`resolve_runtime`)."""
+    from cmr_atlas.nets.quantize import int8_graph
+    from cmr_atlas.nets.registry import card_grid, load_model
+
+    model, card = load_model(name, models_dir, device)
+    graph = int8_graph(name, models_dir, card) if uses_int8(precision, runtime_setting, device) else None
+    if graph is not None:
+        return inference_model(model, card_grid(card).size, "onnxruntime", strict=True, graph=graph), card
+    return inference_model(model, card_grid(card).size, runtime, strict=strict), card

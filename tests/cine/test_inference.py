@@ -164,25 +164,31 @@ def test_cuda_autocast_agrees_with_cpu_on_the_shipped_models():
 
 
 @pytest.mark.slow
-def test_bfloat16_inference_agrees_with_float32_on_the_shipped_models():
-    """The CPU's bf16 autocast path (precision auto on AVX-512 BF16 / AMX CPUs) gives the float32
-    path's masks, ED/ES frames and landmarks on a held-out synthetic exam."""
+@pytest.mark.parametrize("precision", ["bfloat16", "int8"])
+def test_reduced_precision_inference_agrees_with_float32_on_the_shipped_models(precision):
+    """The CPU's bf16 autocast path (precision auto on AVX-512 BF16 / AMX CPUs) and the shipped int8
+    graphs (precision int8, ONNX Runtime) give the float32 path's masks, ED/ES frames and landmarks
+    on a held-out synthetic exam."""
     from pathlib import Path
 
     from cmr_atlas.synth.mesa.cohort import generate_exam
 
+    if precision == "int8":
+        pytest.importorskip("onnxruntime")
     models_dir = Path(__file__).resolve().parents[2] / "resources/models"
     full = generate_exam(30001, 1).images
     keep = [1, full.n_slices // 2, full.n_slices - 3]  # base, mid, apex: a quarter of the cost
     images = ExamImages(full.exam_id, full.sax[keep], [full.sax_planes[i] for i in keep], full.trigger_times_ms,
                         full.lax, full.lax_planes)
     ref = infer_exam(images, load_models(models_dir, method="heatmap", device="cpu", precision="float32"), **INFER)
-    bf = infer_exam(images, load_models(models_dir, method="heatmap", device="cpu", precision="bfloat16"), **INFER)
-    assert (ref.masks == bf.masks).mean() > 0.995
-    assert (ref.phases["ed_frame"], ref.phases["es_frame"]) == (bf.phases["ed_frame"], bf.phases["es_frame"])
-    assert abs(ref.phases["edv_ml"] - bf.phases["edv_ml"]) < 0.02 * ref.phases["edv_ml"]
+    models = load_models(models_dir, method="heatmap", device="cpu", precision=precision)
+    assert ("int8" in models.runtime) == (precision == "int8")
+    got = infer_exam(images, models, **INFER)
+    assert (ref.masks == got.masks).mean() > 0.995
+    assert (ref.phases["ed_frame"], ref.phases["es_frame"]) == (got.phases["ed_frame"], got.phases["es_frame"])
+    assert abs(ref.phases["edv_ml"] - got.phases["edv_ml"]) < 0.02 * ref.phases["edv_ml"]
     a, b = (r.landmarks.sort_values(["view", "slice_index", "frame", "landmark"]).reset_index(drop=True)
-            for r in (ref, bf))
+            for r in (ref, got))
     both = a["present"] & b["present"]
     d = np.linalg.norm(a.loc[both, ["x_mm", "y_mm", "z_mm"]].to_numpy() - b.loc[both, ["x_mm", "y_mm", "z_mm"]].to_numpy(), axis=1)
     assert (a["present"] == b["present"]).mean() > 0.98 and np.median(d) < 0.5

@@ -54,8 +54,7 @@ def load_tissue_models(models_dir: str | Path, *, device: str, precision: str,
     """``{sequence: Models}`` with the SAX landmark network of each sequence of :data:`NETWORKS`
     found in ``models_dir`` (a sequence without one is absent: its series get ``no_landmark_network``)."""
     from cmr_atlas.cine.inference import Models
-    from cmr_atlas.nets.registry import card_grid, load_model
-    from cmr_atlas.nets.runtime import inference_model, pick_device, resolve_precision, resolve_runtime
+    from cmr_atlas.nets.runtime import load_net, pick_device, resolve_precision, resolve_runtime
 
     dev = pick_device(device)
     runtime = runtime or default("inference.runtime")
@@ -64,8 +63,8 @@ def load_tissue_models(models_dir: str | Path, *, device: str, precision: str,
     for sequence, name in NETWORKS.items():
         if not (Path(models_dir) / f"{name}.json").is_file():
             continue
-        model, card = load_model(name, models_dir, dev)
-        net = inference_model(model, card_grid(card).size, rt, strict=runtime == "onnxruntime")
+        net, card = load_net(name, models_dir, dev, precision, rt, strict=runtime == "onnxruntime",
+                             runtime_setting=runtime)
         dtype = None if rt == "onnxruntime" else resolve_precision(precision, dev)
         # no long-axis network: a card without views serves no long-axis view (inference.landmark_views)
         out[sequence] = Models(None, {}, "heatmap", {"sax": (net, card)}, dev, dtype, rt)

@@ -34,7 +34,7 @@ rule infer_shard:
         runtime=config["inference"]["runtime"],
         crop_margin_mm=config["inference"]["crop_margin_mm"],
     # torch uses the job's threads on CPU.
-    threads: 2
+    threads: 1
     # Scheduling hints: on a cluster give each inference job one GPU (e.g. `--resources gpu=1` to
     # run one at a time locally, or map `gpu` to a slurm gres in a profile).  Without a GPU the
     # same job runs on the CPU (config device: auto); `mem_mb` covers one exam's images + models.
