@@ -1,6 +1,6 @@
 """End-to-end throughput of the workflow on this machine, per stage, from Snakemake's benchmark files.
 
-    python benchmarks/throughput.py --cohort DIR [--results DIR] [--cores 2] [--shard-size 8]
+    python benchmarks/throughput.py --cohort DIR [--results DIR] [--cores 2] [--shard-size N]
                                     [--models-dir resources/models | --tiny-models]
     python benchmarks/throughput.py --report-only --results DIR --cohort DIR
     python benchmarks/throughput.py --cohort DIR --runtime torch   # the networks in PyTorch (before/after)
@@ -218,11 +218,14 @@ def floors(results: Path, cohort: Path, models_dir: str, stage_s_per_exam: dict[
         print("floors: the first shard has no ok exam")
         return
     dicom_s = _pydicom_floor(cohort, folders) / len(folders)
-    net_s = _forward_floor(results, ok, models_dir, threads=2, precision=default("inference.precision"),
+    bm = read_benchmarks(results)
+    threads = int(bm.loc[bm.rule == "infer_shard", "threads"].max()) if (bm.rule == "infer_shard").any() else 1
+    net_s = _forward_floor(results, ok, models_dir, threads=threads, precision=default("inference.precision"),
                            runtime=runtime) / len(ok)
     print(f"floors (first shard, {len(folders)} exam folders, measured now): stage s/exam, floor s/exam, ratio")
     for rule, floor, what in (("ingest_shard", dicom_s, "bare pydicom dcmread + pixel_array"),
-                              ("infer_shard", net_s, f"network forward passes only, runtime {runtime}")):
+                              ("infer_shard", net_s, f"network forward passes only, runtime {runtime}, "
+                                                     f"{threads} thread(s) as the job")):
         if rule in stage_s_per_exam:
             st = stage_s_per_exam[rule]
             print(f"  {rule:22s} {st:6.2f} {floor:6.2f} {st / floor:6.1f}x  ({what})")
@@ -248,8 +251,9 @@ def main() -> None:
                     help="use only the first N exam folders (linked into a sub-cohort)")
     ap.add_argument("--results", default=None, help="default: a temporary folder")
     ap.add_argument("--cores", type=int, default=2)
-    ap.add_argument("--shard-size", type=int, default=8,
-                    help="exams per shard (small so that both cores have shards to work on)")
+    ap.add_argument("--shard-size", type=int, default=None,
+                    help="exams per shard (default: the cohort over the cores, at most the config's "
+                         "shard_size: every core has a shard, each as large as the cohort allows)")
     ap.add_argument("--models-dir", default=default("models_dir"), help="config models_dir")
     ap.add_argument("--tiny-models", action="store_true")
     ap.add_argument("--runtime", choices=["auto", "torch", "onnxruntime"], default=default("inference.runtime"),
@@ -278,6 +282,10 @@ def main() -> None:
         if (cohort / "truth").is_dir() and not (sub / "truth").exists():
             (sub / "truth").symlink_to(cohort / "truth")  # covariates and manual annotations
         cohort = sub
+    if a.shard_size is None:
+        n = len([d for d in ((cohort / "dicom") if (cohort / "dicom").is_dir() else cohort).iterdir()
+                 if d.is_dir() and d.name != "truth"])
+        a.shard_size = max(1, min(default("shard_size"), -(-n // a.cores)))
     models = a.models_dir
     if a.tiny_models:
         from tests.slurm.tiny_models import write_tiny_models
