@@ -76,7 +76,7 @@ def _lax_samples(lax: np.ndarray, plane: SlicePlane, pts: np.ndarray, fl: np.nda
     """The LAX images (T, R, C) sampled at ``pts + d`` for each shift ``d`` of ``shifts`` (D, 3):
     (D, M, P), bilinear, NaN outside; each profile in its own LAX frame ``fl`` (M,), one 2D
     interpolation per frame for all shifts (the same values as a 3D one at integer frames)."""
-    rc = np.stack([_pixels(plane, pts + d) for d in shifts])  # (D, M, P, 2)
+    rc = _pixels(plane, pts[None] + shifts[:, None, None, :])  # (D, M, P, 2), all shifts at once
     out = np.empty(rc.shape[:-1])
     for f in np.unique(fl):
         m = fl == f

@@ -105,7 +105,10 @@ def sample_surface_grids(mesh: HermiteMesh, d: float, xs: np.ndarray, plane_poin
 def enclosed_volume_ml(points: np.ndarray, tris: np.ndarray, plane_point: np.ndarray) -> float:
     """Volume between a sampled surface and its base plane (the top ring lies on the plane)."""
     a, b, c = (points[tris[:, k]] - plane_point for k in range(3))
-    return float(abs(np.einsum("ij,ij->i", a, np.cross(b, c)).sum()) / 6.0 / 1000.0)
+    # np.cross(b, c) written out (numpy's arithmetic, without its axis handling)
+    bxc = np.stack([b[:, 1] * c[:, 2] - b[:, 2] * c[:, 1], b[:, 2] * c[:, 0] - b[:, 0] * c[:, 2],
+                    b[:, 0] * c[:, 1] - b[:, 1] * c[:, 0]], axis=1)
+    return float(abs(np.einsum("ij,ij->i", a, bxc).sum()) / 6.0 / 1000.0)
 
 
 def wall_thickness(endo: np.ndarray, epi: np.ndarray, plane_point: np.ndarray,
