@@ -104,7 +104,9 @@ def sample_surface_grids(mesh: HermiteMesh, d: float, xs: np.ndarray, plane_poin
 
 def enclosed_volume_ml(points: np.ndarray, tris: np.ndarray, plane_point: np.ndarray) -> float:
     """Volume between a sampled surface and its base plane (the top ring lies on the plane)."""
-    a, b, c = (points[tris[:, k]] - plane_point for k in range(3))
+    q = points - plane_point  # the same differences as per corner, each point's once
+    # np.take of whole rows (contiguous indices): the same values as points[tris[:, k]], faster
+    a, b, c = (np.take(q, np.ascontiguousarray(tris[:, k]), axis=0) for k in range(3))
     # np.cross(b, c) written out (numpy's arithmetic, without its axis handling)
     bxc = np.stack([b[:, 1] * c[:, 2] - b[:, 2] * c[:, 1], b[:, 2] * c[:, 0] - b[:, 0] * c[:, 2],
                     b[:, 0] * c[:, 1] - b[:, 1] * c[:, 0]], axis=1)
