@@ -116,9 +116,12 @@ def _frame_rows(images: ExamImages, masks: np.ndarray, frames: list[tuple[str | 
     lm = landmarks[(landmarks["exam_id"] == eid) & landmarks["present"]] if len(landmarks) else landmarks
     # each (view, frame)'s landmark columns as arrays, once: an ES or every-frame pass meets the
     # same LAX frame several times, and pandas selections cost more than the rows they hold
-    lm_by = {k: (g["slice_index"].to_numpy(dtype=int), g["landmark"].to_numpy(dtype=object),
-                 g[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=float), g["confidence"].to_numpy(dtype=float))
-             for k, g in lm.groupby(["view", "frame"]) if len(g)} if len(lm) else {}
+    lm_by = {}
+    if len(lm):
+        cols = (lm["slice_index"].to_numpy(dtype=int), lm["landmark"].to_numpy(dtype=object),
+                np.stack([lm[c].to_numpy(dtype=float) for c in ("x_mm", "y_mm", "z_mm")], axis=1),
+                lm["confidence"].to_numpy(dtype=float))
+        lm_by = {k: tuple(c[idx] for c in cols) for k, idx in lm.groupby(["view", "frame"]).indices.items()}
     blocks: list[dict] = []
     for phase, frame in frames:
         blocks += _contour_blocks(images, masks, phase, frame, flags, n_points)

@@ -139,4 +139,5 @@ def wall_thickness(endo: np.ndarray, epi: np.ndarray, plane_point: np.ndarray,
 def polygon_area_mm2(xy: np.ndarray) -> float:
     """Area of a closed polygon (shoelace), vertices in order, (N, 2)."""
     x, y = xy[:, 0], xy[:, 1]
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+    # np.roll(v, -1) without its axis handling (the same values, so the same sums)
+    return float(abs(np.dot(x, np.concatenate((y[1:], y[:1]))) - np.dot(y, np.concatenate((x[1:], x[:1])))) / 2.0)
