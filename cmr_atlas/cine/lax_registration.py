@@ -90,7 +90,11 @@ def _lax_samples(lax: np.ndarray, plane: SlicePlane, pts: np.ndarray, fl: np.nda
                  shifts: np.ndarray) -> np.ndarray:
     """The LAX images (T, R, C) sampled at ``pts + d`` for each shift ``d`` of ``shifts`` (D, 3):
     (D, M, P), bilinear, NaN outside; each profile in its own LAX frame ``fl`` (M,)."""
-    rc = _pixels(plane, pts[None] + shifts[:, None, None, :])  # (D, M, P, 2), all shifts at once
+    # a shift moves every point by the same pixel offset: (D, M, P, 2) as the points' pixels plus
+    # each shift's (the same positions to ~1e-14 px)
+    step = np.stack([shifts @ plane.col_cosine / plane.pixel_spacing_mm[0],
+                     shifts @ plane.row_cosine / plane.pixel_spacing_mm[1]], axis=-1)
+    rc = _pixels(plane, pts)[None] + step[:, None, None, :]
     frame = np.broadcast_to(fl[None, :, None], rc.shape[:-1])
     return _bilinear(lax, frame, rc[..., 0], rc[..., 1])
 
