@@ -114,7 +114,14 @@ def _frame_rows(images: ExamImages, masks: np.ndarray, frames: list[tuple[str | 
     flags = {} if qc is None else {(int(r.slice_index), int(r.frame)): str(r.flag or "")
                                    for r in qc.itertuples()}
     lm = landmarks[(landmarks["exam_id"] == eid) & landmarks["present"]] if len(landmarks) else landmarks
-    lm_by = {k: g for k, g in lm.groupby(["view", "frame"])} if len(lm) else {}
+    # each (view, frame)'s landmark columns as arrays, once: an ES or every-frame pass meets the
+    # same LAX frame several times, and pandas selections cost more than the rows they hold
+    lm_by = {}
+    if len(lm):
+        cols = (lm["slice_index"].to_numpy(dtype=int), lm["landmark"].to_numpy(dtype=object),
+                np.stack([lm[c].to_numpy(dtype=float) for c in ("x_mm", "y_mm", "z_mm")], axis=1),
+                lm["confidence"].to_numpy(dtype=float))
+        lm_by = {k: tuple(c[idx] for c in cols) for k, idx in lm.groupby(["view", "frame"]).indices.items()}
     blocks: list[dict] = []
     for phase, frame in frames:
         blocks += _contour_blocks(images, masks, phase, frame, flags, n_points)
@@ -126,13 +133,12 @@ def _frame_rows(images: ExamImages, masks: np.ndarray, frames: list[tuple[str | 
             else:
                 continue
             g = lm_by.get((view, f))
-            if g is None or not len(g):
+            if g is None:
                 continue
-            blocks.append({"phase": phase, "frame": f, "view": view,
-                           "slice_index": g["slice_index"].to_numpy(dtype=int), "kind": "landmark",
-                           "surface": None, "landmark": g["landmark"].to_numpy(dtype=object), "point_index": 0,
-                           "xyz": g[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=float),
-                           "weight": g["confidence"].to_numpy(dtype=float), "sax_frame": frame, "n": len(g)})
+            slice_index, landmark, xyz, confidence = g
+            blocks.append({"phase": phase, "frame": f, "view": view, "slice_index": slice_index, "kind": "landmark",
+                           "surface": None, "landmark": landmark, "point_index": 0, "xyz": xyz,
+                           "weight": confidence, "sax_frame": frame, "n": len(xyz)})
     return _rows_frame(eid, blocks)
 
 

@@ -180,31 +180,50 @@ def lax_frame(sax_frame: int, n_sax: int, n_lax: int) -> int:
     return int(round(sax_frame * n_lax / max(n_sax, 1))) % n_lax
 
 
+def _contour_lines(z: np.ndarray, level: float) -> list[np.ndarray]:
+    """``contourpy.contour_generator(z=z).lines(level)`` (the same generator, class and options),
+    built directly: the wrapper's argument checks and masked-array pass over ``z`` cost more than
+    tracing a cropped mask (``z`` is finite here: no mask)."""
+    import contourpy
+
+    ny, nx = z.shape
+    x, y = np.meshgrid(np.arange(nx, dtype=np.float64), np.arange(ny, dtype=np.float64))
+    gen = contourpy.SerialContourGenerator(
+        x, y, z, None, x_chunk_size=0, y_chunk_size=0, line_type=contourpy.LineType.Separate,
+        fill_type=contourpy.FillType.OuterOffset, corner_mask=True, quad_as_tri=False,
+        z_interp=contourpy.ZInterp.Linear)
+    return gen.lines(level)
+
+
+def _signed_area(p: np.ndarray) -> float:
+    """Shoelace area of a closed polyline (x, y), counter-clockwise positive."""
+    x, y = p[:, 0], p[:, 1]
+    # np.roll(v, -1) without its axis handling: the same values, so the same dot products
+    return 0.5 * float(np.dot(x, np.concatenate((y[1:], y[:1]))) - np.dot(y, np.concatenate((x[1:], x[:1]))))
+
+
 def mask_contours(binary: np.ndarray, n_points: int = 48, smooth_px: float = 0.7) -> np.ndarray | None:
     """Outline of the largest region of ``binary``: ``(n_points, 2)`` (row, col), closed (last point
     != first), equally spaced along its length, counter-clockwise in (col, row).  None if empty.
 
     Marching squares (matplotlib's contour generator) on the lightly smoothed mask at level 0.5.
     """
-    if binary.sum() == 0:
+    if not binary.any():
         return None
-    import contourpy
-
-    f = ndimage.gaussian_filter(np.pad(binary.astype(float), 2), smooth_px)
-    lines = contourpy.contour_generator(z=f).lines(0.5)
+    padded = np.zeros((binary.shape[0] + 4, binary.shape[1] + 4))  # np.pad(binary, 2), as floats
+    padded[2:-2, 2:-2] = binary
+    f = ndimage.gaussian_filter(padded, smooth_px)
+    lines = _contour_lines(f, 0.5)
     if not lines:
         return None
-
-    def area(p: np.ndarray) -> float:
-        x, y = p[:, 0], p[:, 1]
-        return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
-
     # the largest; among equal areas (rounded: the shoelace sum is not exactly translation-invariant)
     # the topmost, then leftmost, so that a crop of the mask gives the same outline as the whole
-    best = max(lines, key=lambda p: (round(abs(area(p)), 6), -p[:, 1].min(), -p[:, 0].min()))
-    if np.allclose(best[0], best[-1]):
+    best = lines[0] if len(lines) == 1 else max(
+        lines, key=lambda p: (round(abs(_signed_area(p)), 6), -p[:, 1].min(), -p[:, 0].min()))
+    (a0, a1), (b0, b1) = best[0], best[-1]
+    if abs(a0 - b0) <= 1e-8 + 1e-5 * abs(b0) and abs(a1 - b1) <= 1e-8 + 1e-5 * abs(b1):  # np.allclose
         best = best[:-1]
-    if area(best) < 0:
+    if _signed_area(best) < 0:
         best = best[::-1]
     closed = np.vstack([best, best[:1]])
     seg = np.linalg.norm(np.diff(closed, axis=0), axis=1)

@@ -81,3 +81,27 @@ def test_unshifted_views_stay_put():
     got = lax_view_shifts(images, centres, sax_shifts)
     for d in got.values():
         assert np.linalg.norm(d) <= 0.26
+
+
+def test_bilinear_samples_are_map_coordinates_per_frame():
+    # the registration samples every frame in one pass: the values (and the NaN outside the image,
+    # edges included) must be ndimage.map_coordinates' order-1 constant-NaN ones, frame by frame
+    from scipy import ndimage
+
+    from cmr_atlas.cine.lax_registration import _bilinear
+
+    rng = np.random.default_rng(3)
+    stack = rng.random((5, 17, 23)) * 200
+    n = 4000
+    frame = rng.integers(0, 5, n)
+    r, c = rng.uniform(-2, 18, n), rng.uniform(-2, 24, n)
+    r[:40], c[40:80], r[80:120], c[120:160] = 0.0, 22.0, 16.0, -1e-9  # on and just off the edges
+    r[160:200], c[200:240] = 16.5, -0.5
+    want = np.empty(n)
+    for f in range(5):
+        m = frame == f
+        want[m] = ndimage.map_coordinates(stack[f], [r[m], c[m]], order=1, mode="constant", cval=np.nan)
+    got = _bilinear(stack, frame, r, c)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(want).sum() > 240 and np.isfinite(want).sum() > n // 2  # both kinds tested
+    np.testing.assert_allclose(got[np.isfinite(want)], want[np.isfinite(want)], rtol=1e-13, atol=0)

@@ -62,3 +62,20 @@ def test_lax_frame_is_the_same_cycle_fraction(n_sax, n_lax, data):
         assert g == f
     else:  # within half a LAX frame of the same fraction of the cycle (frame n_lax wraps to 0)
         assert min(abs(g - f * n_lax / n_sax), abs(g + n_lax - f * n_lax / n_sax)) <= 0.5 + 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(3, 40), st.integers(3, 40), st.floats(0.3, 0.7))
+def test_direct_contour_generator_traces_what_contourpy_traces(seed, rows, cols, level):
+    # mask_contours builds contourpy's serial generator itself: the lines must be contourpy's own
+    import contourpy
+    from scipy import ndimage
+
+    from cmr_atlas.cine.segmentation import _contour_lines
+
+    z = ndimage.gaussian_filter(np.random.default_rng(seed).random((rows, cols)), 1.2)
+    want = contourpy.contour_generator(z=z).lines(level)
+    got = _contour_lines(z, level)
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert np.array_equal(a, b)

@@ -6,6 +6,7 @@ specific ``qc_reason`` instead of raising, so one bad exam never stops a shard.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -28,6 +29,21 @@ MIN_SHIFT_RADIUS_MM = 8.0  # SAX slices with only smaller contours get no shift 
 BASE_MARGIN_MM = 2.0  # contour points closer than this to the mitral plane are not fitted
 MAX_OUTLIER_FRACTION = 0.1  # more rejected contour points than this flags the fit for review
 HIGH_RESIDUAL_MM = 3.0  # RMS data-to-surface distance that flags a fit for review (status stays ok)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """The process's BLAS/OpenMP thread pools, found once (threadpool_limits scans every loaded
+    library on each call: ~3 ms, per exam fit and per cycle)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def single_thread_blas():
+    """Context manager holding BLAS to one thread: the systems are small (a few hundred unknowns)
+    and threads only contend with the other jobs of a shard-parallel workflow."""
+    return _blas_controller().limit(limits=1)
 
 
 class ExamError(ValueError):
@@ -313,13 +329,9 @@ def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_i
     guide points are corrected by them and they are listed in ``shifts``."""
     import time
 
-    from threadpoolctl import threadpool_limits
-
     t0 = time.perf_counter()
     out = ExamFit(exam_id, source)
-    # BLAS held to one thread: the systems are small (a few hundred unknowns) and threads only
-    # contend with the other jobs of a shard-parallel workflow
-    with threadpool_limits(limits=1):
+    with single_thread_blas():
         _fit_exam_guarded(shift_corrected(gp, fixed_shifts) if fixed_shifts else gp, planes, out,
                           breath_hold, settings, shift_reference)
         if fixed_shifts and out.frame is not None:

@@ -296,14 +296,15 @@ class _Problem:
             jb = b * g[m][:, None]
             wm = w[m]
             reg = smooth * self.scale[f] * self.unit_smooth
-            h[sl, sl] = (jb * wm[:, None]).T @ jb + reg
-            rhs[sl] = -((jb * wm[:, None]).T @ r[m] + reg @ x[f])
+            jbw = jb * wm[:, None]  # weighted once for the normal matrix, right-hand side and shifts
+            h[sl, sl] = jbw.T @ jb + reg
+            rhs[sl] = -(jbw.T @ r[m] + reg @ x[f])
             if use_shift:
                 sax = data.slice_id[m] >= 0
                 if sax.any():
                     mm = m[sax]
                     kk = data.slice_id[mm]
-                    wj = jb[sax] * wm[sax][:, None]
+                    wj = jbw[sax]
                     # one-hot layout of dr/dc: column C k + j of point i holds js[i, j]
                     onehot = np.zeros((mm.size, nsh))
                     idx = np.arange(mm.size)

@@ -19,7 +19,7 @@ import pandas as pd
 from cmr_atlas.cine.guidepoints import CYCLE_GUIDE_POINTS, GUIDE_POINTS
 from cmr_atlas.core.geometry import planes_by_slice
 from cmr_atlas.cine.lvmodel.cycle import CycleFit, fit_cycle
-from cmr_atlas.cine.lvmodel.exam import ExamFit, fit_exam
+from cmr_atlas.cine.lvmodel.exam import ExamFit, fit_exam, single_thread_blas
 from cmr_atlas.cine.lvmodel.through_plane import fit_exam_through_plane
 from cmr_atlas.cine.lvmodel.outputs import CYCLE_TABLES, TABLES, tables_from_cycles, tables_from_fits
 from cmr_atlas.core.config import default
@@ -101,8 +101,6 @@ def cycle_fits(fits: list[ExamFit], cycle_guide_points: pd.DataFrame, slices: pd
     """The per-frame fits (:func:`~cmr_atlas.cine.lvmodel.cycle.fit_cycle`) of every exam fit whose
     (exam, source) has cycle guide points; an unexpected numerical failure leaves that exam's
     model curve out (logged), never the shard."""
-    from threadpoolctl import threadpool_limits
-
     cycle_guide_points = plain_strings(cycle_guide_points)
     groups = dict(tuple(cycle_guide_points.groupby(["exam_id", "source"]))) if len(cycle_guide_points) else {}
     out = []
@@ -112,7 +110,7 @@ def cycle_fits(fits: list[ExamFit], cycle_guide_points: pd.DataFrame, slices: pd
             continue
         try:
             planes = planes_by_slice(slices, f.exam_id)
-            with threadpool_limits(limits=1):
+            with single_thread_blas():
                 c = fit_cycle(cgp, planes, f, keep_surfaces=True)
         except (KeyError, ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
             log.warning("cycle %s/%s: failed (%s)", f.exam_id, f.source, type(exc).__name__)
