@@ -79,7 +79,7 @@ def _tag_vr(keyword: str) -> tuple[int, str]:
         tag = tag_for_keyword(keyword)
         if tag is None:
             raise KeyError(f"unknown DICOM keyword {keyword}")
-        _TAGS[keyword] = (BaseTag(tag), dictionary_VR(tag))  # a BaseTag: get_item takes it as it is
+        _TAGS[keyword] = (BaseTag(tag), dictionary_VR(tag))
     return _TAGS[keyword]
 
 
@@ -94,7 +94,7 @@ def element_value(ds: pydicom.Dataset, keyword: str):
     """The value of element ``keyword`` as ``ds.get(keyword)`` gives it (None when absent); see
     the module docstring for the types of the plain cases."""
     tag, vr = _tag_vr(keyword)
-    el = ds.get_item(tag, keep_deferred=True)
+    el = ds._dict.get(tag)  # ds.get_item(tag, keep_deferred=True) without its tag conversion
     if el is None:
         return None
     if type(el) is not RawDataElement:

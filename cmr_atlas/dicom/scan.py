@@ -19,7 +19,6 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-import dataclasses
 import functools
 from functools import partial
 from pathlib import Path
@@ -40,7 +39,6 @@ class RawPixels:
     dtype: str  # numpy dtype of the stored values: <u2, <i2, u1 or i1
     slope: float  # RescaleSlope (1 when absent)
     intercept: float  # RescaleIntercept (0 when absent)
-    data: bytes | None = field(default=None, repr=False, compare=False)  # the file's bytes, kept from the scan
 
 
 @dataclass
@@ -304,18 +302,19 @@ def _vendor(manufacturer) -> str | None:
 
 _DEFER_BYTES = 1024  # element values longer than this are not read (pixel data, private blobs)
 _IN_MEMORY_BYTES = 4 << 20  # files up to this size are read whole and parsed in memory
-_KEEP_BYTES = 256 << 20  # pixel bytes of one folder kept from the scan (the rest is read again)
 _PIXEL_DATA = 0x7FE00010
 _NATIVE_LITTLE_ENDIAN = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")  # implicit, explicit VR
 _RAW_DTYPES = {(16, False): "<u2", (16, True): "<i2", (8, False): "u1", (8, True): "i1"}
 
 
-def raw_pixels(ds: pydicom.Dataset, data: bytes | None = None) -> RawPixels | None:
+def raw_pixels(ds: pydicom.Dataset) -> RawPixels | None:
     """The position and layout of a single-frame image's pixel values when they can be read as
     raw bytes (uncompressed, little endian, one sample, 8 or 16 bits, the expected length, longer
     than :data:`_DEFER_BYTES`), else None.  Signed values narrower than their container need
-    pydicom's sign extension: None.  ``data``: the file's bytes ``ds`` was parsed from, kept with
-    the position so that the pixels are not read again."""
+    pydicom's sign extension: None.
+
+    The pixels are read again later, for the chosen series only: keeping every file's bytes from
+    the scan instead costs more (fresh memory pages) than reading the chosen ones again."""
     meta = getattr(ds, "file_meta", None)
     if meta is None or str(element_value(meta, "TransferSyntaxUID") or "") not in _NATIVE_LITTLE_ENDIAN:
         return None
@@ -332,7 +331,7 @@ def raw_pixels(ds: pydicom.Dataset, data: bytes | None = None) -> RawPixels | No
         return None
     slope, intercept = _float(v("RescaleSlope")), _float(v("RescaleIntercept"))
     return RawPixels(el.value_tell, _RAW_DTYPES[bits, signed], 1.0 if slope is None else slope,
-                     0.0 if intercept is None else intercept, data)
+                     0.0 if intercept is None else intercept)
 
 
 def read_small_file(path: Path) -> bytes | None:
@@ -412,12 +411,12 @@ def study_meta(ds: pydicom.Dataset, study_uid: str) -> StudyMeta:
 
 
 def image_headers(ds: pydicom.Dataset, file_index: int, path: Path, study_uid: str,
-                  series_cache: dict | None = None, data: bytes | None = None) -> list[ImageHeader]:
+                  series_cache: dict | None = None) -> list[ImageHeader]:
     """One header per image of a dataset (several for a multi-frame file).
 
     ``series_cache`` (``{(study, series uid): values}``, filled here) lets the series-level
     values be read from the first file of each series only: reading them from every file
-    would cost ingest a tenth of its speed.  ``data``: the file's bytes (:func:`raw_pixels`).
+    would cost ingest a tenth of its speed.
     """
     v = partial(element_value, ds)
     desc = v("SeriesDescription") or v("ProtocolName")
@@ -442,7 +441,7 @@ def image_headers(ds: pydicom.Dataset, file_index: int, path: Path, study_uid: s
         localizer="LOCALIZER" in acq["image_type"],
         **acq,
     )
-    base["raw_pixels"] = raw_pixels(ds, data)  # None for multi-frame files
+    base["raw_pixels"] = raw_pixels(ds)  # None for multi-frame files
     n_frames = _int(v("NumberOfFrames")) or 1
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if n_frames > 1 and per_frame is not None:
@@ -537,7 +536,7 @@ def scan_file(path: Path, file_index: int, pseudo_study: str, series_cache: dict
         if (_int(element_value(ds, "SamplesPerPixel")) or 1) != 1:
             return [], None, "not_monochrome"
         study_uid = str(element_value(ds, "StudyInstanceUID") or "").strip() or pseudo_study
-        return image_headers(ds, file_index, path, study_uid, series_cache, data), ds, None
+        return image_headers(ds, file_index, path, study_uid, series_cache), ds, None
     except Exception as exc:  # malformed values deep in the header
         return [], None, f"bad_header: {type(exc).__name__}"
 
@@ -556,19 +555,6 @@ def _content_key(h: ImageHeader) -> tuple:
     return (h.series_uid, r(h.position), r(h.orientation), h.trigger_time_ms, h.instance_number, h.frame)
 
 
-def _limit_kept_bytes(headers: list[ImageHeader], kept: int) -> int:
-    """Let the headers keep their file's bytes while the folder's total stays within
-    :data:`_KEEP_BYTES` (beyond it their pixels are read from the file again); the new total."""
-    for h in headers:
-        rp = h.raw_pixels
-        if rp is not None and rp.data is not None:
-            if kept + len(rp.data) > _KEEP_BYTES:
-                h.raw_pixels = dataclasses.replace(rp, data=None)
-            else:
-                kept += len(rp.data)
-    return kept
-
-
 def scan_folder(folder: Path, recursive: bool = True, pseudo_study: str = "no-study-uid") -> FolderScan:
     """Scan every file of an exam folder (``recursive=False``: its loose files only).
 
@@ -582,7 +568,6 @@ def scan_folder(folder: Path, recursive: bool = True, pseudo_study: str = "no-st
     result = FolderScan(n_files=len(files))
     seen: dict[tuple[str, str], tuple] = {}
     series_cache: dict = {}
-    kept = 0  # bytes of files kept for their pixels
     for i, path in enumerate(files):
         headers, ds, reason = scan_file(path, i, pseudo_study, series_cache)
         if reason is not None:
@@ -603,7 +588,6 @@ def scan_folder(folder: Path, recursive: bool = True, pseudo_study: str = "no-st
             result.rejected.append((i, "duplicate_instance"))
             continue
         result.images += new
-        kept = _limit_kept_bytes(new, kept)
         study = new[0].study_uid
         result.patients.setdefault(study, set()).add(_patient_key(ds))
         if study not in result.studies:

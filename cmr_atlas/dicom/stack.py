@@ -96,28 +96,24 @@ def _raw_dtype(images: list[ImageHeader]) -> str | None:
 def _read_raw(images: list[ImageHeader]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     out = np.empty((len(images), images[0].rows, images[0].cols), dtype=images[0].raw_pixels.dtype)
     for k, h in enumerate(images):
-        n = h.rows * h.cols
         if (h.rows, h.cols) != out.shape[1:]:
             raise PixelError(f"corrupt_pixel_data: file {h.file_index} (shape {(h.rows, h.cols)})")
         try:
-            values = _raw_values(h, n)
+            n_read = _read_into(h, out[k])
         except (OSError, ValueError) as exc:
             raise PixelError(f"corrupt_pixel_data: file {h.file_index} ({type(exc).__name__})") from None
-        if values.size != n:
+        if n_read != out[k].nbytes:
             raise PixelError(f"corrupt_pixel_data: file {h.file_index} (truncated)")
-        out[k] = values.reshape(h.rows, h.cols)
     rescale = np.array([(h.raw_pixels.slope, h.raw_pixels.intercept) for h in images], dtype=float)
     return out, rescale[:, 0], rescale[:, 1]
 
 
-def _raw_values(h: ImageHeader, n: int) -> np.ndarray:
-    """Up to ``n`` stored values of a :class:`~cmr_atlas.dicom.scan.RawPixels` image: from the
-    file's bytes the scan kept, else from the file (fewer when the file ends early)."""
-    raw = h.raw_pixels
-    if raw.data is None:
-        return np.fromfile(h.path, dtype=raw.dtype, count=n, offset=raw.offset)
-    available = max(0, len(raw.data) - raw.offset) // np.dtype(raw.dtype).itemsize
-    return np.frombuffer(raw.data, dtype=raw.dtype, count=min(n, available), offset=min(raw.offset, len(raw.data)))
+def _read_into(h: ImageHeader, out: np.ndarray) -> int:
+    """Read a :class:`~cmr_atlas.dicom.scan.RawPixels` image's stored values straight into ``out``
+    (C-contiguous, of their dtype); the number of bytes read (fewer when the file ends early)."""
+    with open(h.path, "rb") as fh:
+        fh.seek(h.raw_pixels.offset)
+        return fh.readinto(memoryview(out).cast("B"))
 
 
 def to_float32(stored: np.ndarray, slope: np.ndarray, intercept: np.ndarray) -> np.ndarray:
