@@ -99,7 +99,7 @@ def list_series_images(cache_dir: str | Path, exam_id: str, kinds: tuple[str, ..
 
 def save_series_images(s: SeriesImages, path: str | Path) -> Path:
     """Write one series file atomically."""
-    pix = np.where(np.isfinite(s.pixels), s.pixels, 0).astype(np.float32)
+    pix = np.where(np.isfinite(s.pixels), s.pixels, 0).astype(np.float32, copy=False)  # float32 already: no copy
     arrays = {
         "format_version": np.array(FORMAT_VERSION),
         "pixels": compact_image(pix),
