@@ -26,7 +26,6 @@ key                        shape / dtype          meaning
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from cmr_atlas.core.geometry import SlicePlane, plane_from_vector, plane_vector
-from cmr_atlas.core.imagecache import CacheFormatError, compact_image, savez
-from cmr_atlas.core.tables import atomic_write_bytes
+from cmr_atlas.core.imagecache import CacheFormatError, atomic_file, compact_image, savez
 
 FORMAT_VERSION = 1
 CACHED_KINDS = ("perfusion", "perfusion_aif", "ti_scout", "lge", "lge_psir", "t1map")
@@ -101,7 +99,7 @@ def list_series_images(cache_dir: str | Path, exam_id: str, kinds: tuple[str, ..
 
 def save_series_images(s: SeriesImages, path: str | Path) -> Path:
     """Write one series file atomically."""
-    pix = np.where(np.isfinite(s.pixels), s.pixels, 0).astype(np.float32)
+    pix = np.where(np.isfinite(s.pixels), s.pixels, 0).astype(np.float32, copy=False)  # float32 already: no copy
     arrays = {
         "format_version": np.array(FORMAT_VERSION),
         "pixels": compact_image(pix),
@@ -110,9 +108,9 @@ def save_series_images(s: SeriesImages, path: str | Path) -> Path:
         **{k: np.asarray(getattr(s, k), dtype=np.float64) for k in _PER_IMAGE},
         "meta": np.array(json.dumps({k: getattr(s, k) for k in _SCALARS})),
     }
-    buf = io.BytesIO()
-    savez(buf, arrays, stored=lambda a: a.dtype in (np.uint16, np.int16))
-    return atomic_write_bytes(path, buf.getbuffer())
+    with atomic_file(path) as fh:
+        savez(fh, arrays, stored=lambda a: a.dtype in (np.uint16, np.int16))
+    return Path(path)
 
 
 def load_series_images(path: str | Path) -> SeriesImages:

@@ -14,16 +14,21 @@ referred to by their index in the sorted file list of the folder, never by name,
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
 from dataclasses import dataclass, field
+import functools
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
+
+from cmr_atlas.dicom.elements import element_value
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,17 @@ def description_hint(description: str | None) -> str:
     return "other"
 
 
+@functools.lru_cache(maxsize=256)
+def _cached_hint(description: str) -> str:
+    return description_hint(description)
+
+
+def _hint(description) -> str:
+    """:func:`description_hint`, remembered per description string (every file of a series has
+    the same)."""
+    return _cached_hint(description) if isinstance(description, str) else description_hint(description)
+
+
 def list_files(folder: Path) -> list[Path]:
     """All regular files under ``folder`` (recursively), sorted, hidden entries skipped.
 
@@ -224,23 +240,13 @@ def _real_world_units(ds: pydicom.Dataset) -> tuple[str | None, str | None]:
         return None, None
 
 
-_INVERSION_TIME, _ACQUISITION_TIME, _CONTENT_TIME = 0x00180082, 0x00080032, 0x00080033
-_FLIP_ANGLE = 0x00181314
-
-
-def _present(ds: pydicom.Dataset, tag: int):
-    """An element's value, None when absent (a membership test: cheaper than ``get`` on a miss,
-    and legacy files miss most typing attributes)."""
-    return ds[tag].value if tag in ds else None
-
-
 def _image_values(ds: pydicom.Dataset) -> dict:
     """The values of :class:`ImageHeader` that series typing reads per image."""
-    ti, ti_bad = _inversion(_present(ds, _INVERSION_TIME))
+    ti, ti_bad = _inversion(element_value(ds, "InversionTime"))
     return dict(inversion_time_ms=ti, inversion_time_bad=ti_bad,
-                acquisition_time_s=_time_s(_present(ds, _ACQUISITION_TIME) or _present(ds, _CONTENT_TIME)),
-                image_type=_values(ds.get("ImageType")),
-                image_flip_angle_deg=_float(_present(ds, _FLIP_ANGLE)))
+                acquisition_time_s=_time_s(element_value(ds, "AcquisitionTime") or element_value(ds, "ContentTime")),
+                image_type=_values(element_value(ds, "ImageType")),
+                image_flip_angle_deg=_float(element_value(ds, "FlipAngle")))
 
 
 def _series_values(ds: pydicom.Dataset) -> dict:
@@ -295,6 +301,7 @@ def _vendor(manufacturer) -> str | None:
 
 
 _DEFER_BYTES = 1024  # element values longer than this are not read (pixel data, private blobs)
+_IN_MEMORY_BYTES = 4 << 20  # files up to this size are read whole and parsed in memory
 _PIXEL_DATA = 0x7FE00010
 _NATIVE_LITTLE_ENDIAN = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")  # implicit, explicit VR
 _RAW_DTYPES = {(16, False): "<u2", (16, True): "<i2", (8, False): "u1", (8, True): "i1"}
@@ -302,47 +309,63 @@ _RAW_DTYPES = {(16, False): "<u2", (16, True): "<i2", (8, False): "u1", (8, True
 
 def raw_pixels(ds: pydicom.Dataset) -> RawPixels | None:
     """The position and layout of a single-frame image's pixel values when they can be read as
-    raw bytes (uncompressed, little endian, one sample, 8 or 16 bits, the expected length), else
-    None.  Signed values narrower than their container need pydicom's sign extension: None."""
+    raw bytes (uncompressed, little endian, one sample, 8 or 16 bits, the expected length, longer
+    than :data:`_DEFER_BYTES`), else None.  Signed values narrower than their container need
+    pydicom's sign extension: None.
+
+    The pixels are read again later, for the chosen series only: keeping every file's bytes from
+    the scan instead costs more (fresh memory pages) than reading the chosen ones again."""
     meta = getattr(ds, "file_meta", None)
-    if meta is None or str(meta.get("TransferSyntaxUID", "")) not in _NATIVE_LITTLE_ENDIAN or _PIXEL_DATA not in ds:
+    if meta is None or str(element_value(meta, "TransferSyntaxUID") or "") not in _NATIVE_LITTLE_ENDIAN:
         return None
     el = ds.get_item(_PIXEL_DATA, keep_deferred=True)
-    if not isinstance(el, RawDataElement) or el.value is not None:  # undefined length (encapsulated) fails the length test below
+    if not isinstance(el, RawDataElement) or el.length <= _DEFER_BYTES:  # undefined length (encapsulated) fails the length test below
         return None
-    bits, stored = _int(ds.get("BitsAllocated")), _int(ds.get("BitsStored"))
-    signed = _int(ds.get("PixelRepresentation")) == 1
-    rows, cols = _int(ds.get("Rows")) or 0, _int(ds.get("Columns")) or 0
-    if ((_int(ds.get("NumberOfFrames")) or 1) != 1 or (_int(ds.get("SamplesPerPixel")) or 1) != 1
+    v = partial(element_value, ds)
+    bits, stored = _int(v("BitsAllocated")), _int(v("BitsStored"))
+    signed = _int(v("PixelRepresentation")) == 1
+    rows, cols = _int(v("Rows")) or 0, _int(v("Columns")) or 0
+    if ((_int(v("NumberOfFrames")) or 1) != 1 or (_int(v("SamplesPerPixel")) or 1) != 1
             or (bits, signed) not in _RAW_DTYPES or (signed and stored != bits)
             or el.length != rows * cols * bits // 8):
         return None
-    slope, intercept = _float(ds.get("RescaleSlope")), _float(ds.get("RescaleIntercept"))
+    slope, intercept = _float(v("RescaleSlope")), _float(v("RescaleIntercept"))
     return RawPixels(el.value_tell, _RAW_DTYPES[bits, signed], 1.0 if slope is None else slope,
                      0.0 if intercept is None else intercept)
 
 
-def _dcmread(path: Path, force: bool) -> pydicom.Dataset:
-    """The whole dataset with long values deferred; a file whose full parse loses the dataset
-    (encapsulated pixel data without its sequence delimiter: pydicom returns nothing) is read
-    again up to its pixel data."""
-    ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES, force=force)
+def read_small_file(path: Path) -> bytes | None:
+    """The whole file when it holds at most :data:`_IN_MEMORY_BYTES`, else None.
+
+    One read: pydicom reading from the file makes a system call for each of its small reads and
+    seeks (about 80 for a legacy image), which cost more than parsing the bytes."""
+    with open(path, "rb") as fh:
+        return None if os.fstat(fh.fileno()).st_size > _IN_MEMORY_BYTES else fh.read()
+
+
+def _dcmread(path: Path, data: bytes | None, force: bool) -> pydicom.Dataset:
+    """The whole dataset (``data``: the file's bytes, parsed in memory; else long values deferred);
+    a file whose full parse loses the dataset (encapsulated pixel data without its sequence
+    delimiter: pydicom returns nothing) is read again up to its pixel data."""
+    source = (lambda: path) if data is None else (lambda: io.BytesIO(data))
+    ds = pydicom.dcmread(source(), defer_size=_DEFER_BYTES if data is None else None, force=force)
     if "Rows" not in ds:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=force)
+        ds = pydicom.dcmread(source(), stop_before_pixels=True, force=force)
     return ds
 
 
-def read_header(path: Path) -> pydicom.Dataset:
-    """Read a file's header; raises InvalidDicomError when it is not DICOM.
+def read_header(path: Path, data: bytes | None = None) -> pydicom.Dataset:
+    """Read a file's header (from ``data``, the file's bytes, when given); raises
+    InvalidDicomError when it is not DICOM.
 
     Files without the 128-byte preamble (common in 2000-era archives) are read with ``force``, then
     accepted only if they hold real DICOM attributes.
     """
     try:
-        return _dcmread(path, force=False)
+        return _dcmread(path, data, force=False)
     except InvalidDicomError:
         pass
-    ds = _dcmread(path, force=True)
+    ds = _dcmread(path, data, force=True)
     if "SOPClassUID" not in ds and "StudyInstanceUID" not in ds:
         raise InvalidDicomError("no DICOM attributes")
     return ds
@@ -395,8 +418,9 @@ def image_headers(ds: pydicom.Dataset, file_index: int, path: Path, study_uid: s
     values be read from the first file of each series only: reading them from every file
     would cost ingest a tenth of its speed.
     """
-    desc = ds.get("SeriesDescription") or ds.get("ProtocolName")
-    series_uid = str(ds.get("SeriesInstanceUID", "") or f"series-number-{ds.get('SeriesNumber', '')}")
+    v = partial(element_value, ds)
+    desc = v("SeriesDescription") or v("ProtocolName")
+    series_uid = str(v("SeriesInstanceUID") or f"series-number-{ds.get('SeriesNumber', '')}")
     cache = {} if series_cache is None else series_cache
     key = (study_uid, series_uid)
     if key not in cache:
@@ -407,18 +431,18 @@ def image_headers(ds: pydicom.Dataset, file_index: int, path: Path, study_uid: s
         path=path,
         study_uid=study_uid,
         series_uid=series_uid,
-        series_number=_int(ds.get("SeriesNumber")),
-        series_time_s=_time_s(ds.get("SeriesTime") or ds.get("AcquisitionTime") or ds.get("ContentTime")),
-        description_hint=description_hint(desc),
-        sop_uid=str(ds.get("SOPInstanceUID", "") or f"file-{file_index}"),
-        instance_number=_int(ds.get("InstanceNumber")),
-        rows=_positive(_int(ds.get("Rows"))),
-        cols=_positive(_int(ds.get("Columns"))),
+        series_number=_int(v("SeriesNumber")),
+        series_time_s=_time_s(v("SeriesTime") or v("AcquisitionTime") or v("ContentTime")),
+        description_hint=_hint(desc),
+        sop_uid=str(v("SOPInstanceUID") or f"file-{file_index}"),
+        instance_number=_int(v("InstanceNumber")),
+        rows=_positive(_int(v("Rows"))),
+        cols=_positive(_int(v("Columns"))),
         localizer="LOCALIZER" in acq["image_type"],
         **acq,
     )
     base["raw_pixels"] = raw_pixels(ds)  # None for multi-frame files
-    n_frames = _int(ds.get("NumberOfFrames")) or 1
+    n_frames = _int(v("NumberOfFrames")) or 1
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if n_frames > 1 and per_frame is not None:
         shared = _first(ds, "SharedFunctionalGroupsSequence")
@@ -436,27 +460,27 @@ def image_headers(ds: pydicom.Dataset, file_index: int, path: Path, study_uid: s
                 _float(sync.get("NominalCardiacTriggerDelayTime")) if sync is not None else None,
             ))
         return out
-    spacing = _spacing(ds.get("PixelSpacing"))
-    frames = [None] if n_frames == 1 else list(range(n_frames))
-    # A legacy multi-frame file without functional groups: frames share the geometry; the
-    # cine time axis, if any, comes from FrameTime.
-    frame_time = _float(ds.get("FrameTime"))
-    out = []
-    for k in frames:
-        trig = _float(ds.get("TriggerTime"))
-        if k is not None:
-            trig = (k * frame_time) if frame_time is not None else None
-        out.append(ImageHeader(
-            **{**base, "sop_uid": base["sop_uid"] if k is None else f"{base['sop_uid']}#{k}"},
-            frame=k,
-            position=_floats(ds.get("ImagePositionPatient"), 3),
-            orientation=_floats(ds.get("ImageOrientationPatient"), 6),
-            pixel_spacing=spacing,
-            thickness_mm=_float(ds.get("SliceThickness")),
-            spacing_between_mm=_float(ds.get("SpacingBetweenSlices")),
-            trigger_time_ms=trig,
-        ))
-    return out
+    return _plain_headers(ds, base, n_frames)
+
+
+def _plain_headers(ds: pydicom.Dataset, base: dict, n_frames: int) -> list[ImageHeader]:
+    """Headers of a single-frame file, or of a legacy multi-frame file without functional
+    groups: its frames share the geometry; the cine time axis, if any, comes from FrameTime."""
+    v = partial(element_value, ds)
+    frame_time = _float(v("FrameTime"))
+    trigger = _float(v("TriggerTime"))
+    geometry = dict(
+        position=_floats(v("ImagePositionPatient"), 3), orientation=_floats(v("ImageOrientationPatient"), 6),
+        pixel_spacing=_spacing(v("PixelSpacing")), thickness_mm=_float(v("SliceThickness")),
+        spacing_between_mm=_float(v("SpacingBetweenSlices")),
+    )
+    if n_frames == 1:
+        return [ImageHeader(**base, frame=None, trigger_time_ms=trigger, **geometry)]
+    return [ImageHeader(
+        **{**base, "sop_uid": f"{base['sop_uid']}#{k}"}, frame=k,
+        trigger_time_ms=(k * frame_time) if frame_time is not None else None,
+        **{k_: (a.copy() if isinstance(a, np.ndarray) else a) for k_, a in geometry.items()},
+    ) for k in range(n_frames)]
 
 
 def _frame_timing(base: dict, frame_group, shared_group) -> dict:
@@ -500,7 +524,8 @@ def scan_file(path: Path, file_index: int, pseudo_study: str, series_cache: dict
     """Headers of one file, or a rejection reason; never raises for bad input (``series_cache``:
     see :func:`image_headers`)."""
     try:
-        ds = read_header(path)
+        data = read_small_file(path)
+        ds = read_header(path, data)
     except InvalidDicomError:
         return [], None, "not_dicom"
     except Exception as exc:  # truncated header, bad tag lengths, I/O errors
@@ -508,9 +533,9 @@ def scan_file(path: Path, file_index: int, pseudo_study: str, series_cache: dict
     try:
         if "Rows" not in ds or "Columns" not in ds:
             return [], None, "no_image"
-        if (_int(ds.get("SamplesPerPixel")) or 1) != 1:
+        if (_int(element_value(ds, "SamplesPerPixel")) or 1) != 1:
             return [], None, "not_monochrome"
-        study_uid = str(ds.get("StudyInstanceUID", "") or "").strip() or pseudo_study
+        study_uid = str(element_value(ds, "StudyInstanceUID") or "").strip() or pseudo_study
         return image_headers(ds, file_index, path, study_uid, series_cache), ds, None
     except Exception as exc:  # malformed values deep in the header
         return [], None, f"bad_header: {type(exc).__name__}"
@@ -519,7 +544,7 @@ def scan_file(path: Path, file_index: int, pseudo_study: str, series_cache: dict
 def _patient_key(ds: pydicom.Dataset) -> str:
     """PatientID, to count the patients of a study (never stored); blank when absent."""
     try:
-        return str(ds.get("PatientID", "") or "").strip()
+        return str(element_value(ds, "PatientID") or "").strip()
     except Exception:  # noqa: BLE001 - an unreadable identifier is the same as none
         return ""
 

@@ -63,7 +63,7 @@ def read_stored(images: list[ImageHeader]) -> tuple[np.ndarray, np.ndarray, np.n
 
     Raises :class:`PixelError` ``corrupt_pixel_data: file <index>`` for undecodable or truncated data.
     """
-    if images and len({h.raw_pixels.dtype if h.raw_pixels else None for h in images}) == 1 and images[0].raw_pixels:
+    if _raw_dtype(images) is not None:
         return _read_raw(images)
     decoded: dict[str, tuple[pydicom.Dataset, np.ndarray]] = {}
     out, rescale = [], []
@@ -87,21 +87,33 @@ def read_stored(images: list[ImageHeader]) -> tuple[np.ndarray, np.ndarray, np.n
     return np.stack(out), slope, intercept
 
 
+def _raw_dtype(images: list[ImageHeader]) -> str | None:
+    """The stored dtype when every image's raw values were located and share it, else None."""
+    dtypes = {h.raw_pixels.dtype if h.raw_pixels else None for h in images}
+    return dtypes.pop() if len(dtypes) == 1 else None
+
+
 def _read_raw(images: list[ImageHeader]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     out = np.empty((len(images), images[0].rows, images[0].cols), dtype=images[0].raw_pixels.dtype)
     for k, h in enumerate(images):
-        n = h.rows * h.cols
         if (h.rows, h.cols) != out.shape[1:]:
             raise PixelError(f"corrupt_pixel_data: file {h.file_index} (shape {(h.rows, h.cols)})")
         try:
-            values = np.fromfile(h.path, dtype=h.raw_pixels.dtype, count=n, offset=h.raw_pixels.offset)
+            n_read = _read_into(h, out[k])
         except (OSError, ValueError) as exc:
             raise PixelError(f"corrupt_pixel_data: file {h.file_index} ({type(exc).__name__})") from None
-        if values.size != n:
+        if n_read != out[k].nbytes:
             raise PixelError(f"corrupt_pixel_data: file {h.file_index} (truncated)")
-        out[k] = values.reshape(h.rows, h.cols)
     rescale = np.array([(h.raw_pixels.slope, h.raw_pixels.intercept) for h in images], dtype=float)
     return out, rescale[:, 0], rescale[:, 1]
+
+
+def _read_into(h: ImageHeader, out: np.ndarray) -> int:
+    """Read a :class:`~cmr_atlas.dicom.scan.RawPixels` image's stored values straight into ``out``
+    (C-contiguous, of their dtype); the number of bytes read (fewer when the file ends early)."""
+    with open(h.path, "rb") as fh:
+        fh.seek(h.raw_pixels.offset)
+        return fh.readinto(memoryview(out).cast("B"))
 
 
 def to_float32(stored: np.ndarray, slope: np.ndarray, intercept: np.ndarray) -> np.ndarray:
@@ -147,18 +159,30 @@ def cache_values(stored: np.ndarray, slope: np.ndarray, intercept: np.ndarray) -
     return to_float32(stored, slope, intercept)
 
 
+def _read_sax(planes: list[CinePlane]) -> np.ndarray:
+    """:func:`cache_values` of a checked SAX stack ``(S, T, R, C)`` (:func:`check_stack`: one frame
+    count).  Stored values, stacked at half the bytes of float32; raw values are read straight into
+    one array (no per-slice arrays to stack)."""
+    images = [h for p in planes for h in p.images]
+    if _raw_dtype(images) is None:
+        return cache_values(*(np.stack(part) for part in zip(*(read_stored(p.images) for p in planes))))
+    stored, slope, intercept = read_stored(images)
+    st = (len(planes), planes[0].n_frames)
+    return cache_values(stored.reshape(st + stored.shape[1:]), slope.reshape(st), intercept.reshape(st))
+
+
 def build_exam_images(exam_id: str, sel: ViewSelection) -> ExamImages:
     """Read the pixels of the selected views into the cache structure (SAX slice 0 most basal).
 
     Image arrays are :func:`cache_values`: ready for :func:`~cmr_atlas.core.imagecache.save_exam_images`
     (which loads them back as float32).
     """
-    sax = [read_stored(p.images) for p in sel.sax]  # stored values: stacked at half the bytes of float32
+    sax = _read_sax(sel.sax)
     cines = {**sel.lax, **sel.other_lax}  # + a clinical exam's 3CH cine (its landmarks; no fit uses it)
     lax = {view: cache_values(*read_stored(p.images)) for view, p in cines.items()}
     return ExamImages(
         exam_id=exam_id,
-        sax=cache_values(*(np.stack(part) for part in zip(*sax))),
+        sax=sax,
         sax_planes=[p.plane for p in sel.sax],
         trigger_times_ms=trigger_times(sel.sax),
         lax=lax,

@@ -3,6 +3,7 @@ files still read, a newer version a specific error."""
 
 from __future__ import annotations
 
+import io
 import tempfile
 import zipfile
 from pathlib import Path
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 
 from cmr_atlas.core.geometry import SlicePlane, plane_vector
 from cmr_atlas.core.imagecache import (
-    FORMAT_VERSION, CacheFormatError, ExamImages, load_exam_images, load_masks, save_exam_images, save_masks,
+    FORMAT_VERSION, CacheFormatError, ExamImages, atomic_file, load_exam_images, load_masks, save_exam_images,
+    save_masks, savez,
 )
 
 
@@ -136,3 +138,31 @@ def test_geometry_only_read_gives_shapes_and_planes_without_pixels(tmp_path, ver
         np.testing.assert_array_equal(plane_vector(a), plane_vector(b))
     np.testing.assert_array_equal(geo.trigger_times_ms, full.trigger_times_ms)
     assert not geo.sax.any() and full.sax.any() and not geo.sax.flags.writeable
+
+
+@pytest.mark.parametrize("arr", [
+    np.arange(2 * 3 * 5, dtype=np.uint16).reshape(2, 3, 5),
+    np.asfortranarray(np.arange(12, dtype=np.int16).reshape(3, 4)),  # numpy's own writer: fortran_order
+    np.arange(12, dtype=np.int16).reshape(3, 4)[:, ::2],  # not contiguous
+    np.zeros((0, 4), dtype=np.uint16),
+    np.array(7, dtype=np.uint16),
+])
+def test_stored_entries_hold_numpys_npy_bytes(tmp_path, arr):
+    """Stored entries are written from the array's buffer: the same bytes as np.lib.format.write_array."""
+    ref = io.BytesIO()
+    np.lib.format.write_array(ref, arr, allow_pickle=False)
+    path = tmp_path / "a.npz"
+    with atomic_file(path) as fh:
+        savez(fh, {"a": arr}, stored=lambda a: True)
+    with zipfile.ZipFile(path) as zf:
+        assert zf.getinfo("a.npy").compress_type == zipfile.ZIP_STORED
+        assert zf.read("a.npy") == ref.getvalue()
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]  # no temporary file left
+
+
+def test_a_failed_write_leaves_no_file(tmp_path):
+    with pytest.raises(RuntimeError):
+        with atomic_file(tmp_path / "b.npz") as fh:
+            fh.write(b"partial")
+            raise RuntimeError("disk full")
+    assert list(tmp_path.iterdir()) == []
