@@ -41,12 +41,9 @@ the guide-point stage reads them without the networks (no torch).
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -54,6 +51,7 @@ from typing import BinaryIO
 import numpy as np
 
 from cmr_atlas.core.geometry import SlicePlane, plane_from_vector, plane_vector
+from cmr_atlas.core.tables import atomic_file
 from cmr_atlas.core.vocab import CLINICAL_LAX_VIEWS
 
 
@@ -115,23 +113,6 @@ def save_exam_images(images: ExamImages, path: str | Path) -> Path:
     with atomic_file(path) as fh:
         savez(fh, arrays, stored=lambda a: a.dtype in (np.uint16, np.int16))
     return Path(path)
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
-    """A file opened for writing under a temporary name, renamed to ``path`` once complete (as
-    :func:`~cmr_atlas.core.tables.atomic_write_bytes`, without the bytes in memory first: an
-    image cache file is tens of MB, and building it in a BytesIO cost more than writing it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _write_npy(fh: BinaryIO, arr: np.ndarray) -> None:

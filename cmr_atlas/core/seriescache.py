@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from cmr_atlas.core.geometry import SlicePlane, plane_from_vector, plane_vector
-from cmr_atlas.core.imagecache import CacheFormatError, atomic_file, compact_image, savez
+from cmr_atlas.core.imagecache import CacheFormatError, compact_image, savez
+from cmr_atlas.core.tables import atomic_file
 
 FORMAT_VERSION = 1
 CACHED_KINDS = ("perfusion", "perfusion_aif", "ti_scout", "lge", "lge_psir", "t1map")

@@ -10,11 +10,14 @@ that looks complete.  ``docs/outputs.md`` is generated from the registry
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -156,19 +159,29 @@ def concat_tables(paths: list[str | os.PathLike], schema: TableSchema) -> pd.Dat
     return pd.concat(frames, ignore_index=True)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write bytes atomically (temporary name, then rename)."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """A file opened for writing under a temporary name, renamed to ``path`` once complete, so a
+    reader (or a job killed half-way) never sees a partial file; streamed, without the bytes in
+    memory first (an image cache file is tens of MB, and building it in a BytesIO cost more than
+    writing it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write bytes atomically (:func:`atomic_file`)."""
+    with atomic_file(path) as fh:
+        fh.write(data)
+    return Path(path)
 
 
 def schemas_markdown() -> str:

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from cmr_atlas.core.geometry import SlicePlane, plane_vector
 from cmr_atlas.core.imagecache import (
-    FORMAT_VERSION, CacheFormatError, ExamImages, atomic_file, load_exam_images, load_masks, save_exam_images,
+    FORMAT_VERSION, CacheFormatError, ExamImages, load_exam_images, load_masks, save_exam_images,
     save_masks, savez,
 )
+from cmr_atlas.core.tables import atomic_file
 
 
 def _planes(n: int, shape=(6, 5)) -> list[SlicePlane]:
