@@ -112,3 +112,23 @@ def test_shipped_int8_graphs_match_their_weights():
     for name in with_int8:
         _, card = load_model(name, SHIPPED)
         assert int8_graph(name, SHIPPED, card) is not None, name
+
+
+def test_models_quantize_cli_calibrates_on_the_training_cohort(tmp_path, capsys):
+    """`cmr-atlas models quantize` end to end on a small U-Net whose card names a legacy training
+    cohort: the graph is written, the card records it and its calibration, the runtime takes it."""
+    from cmr_atlas.cli import main
+
+    torch.manual_seed(0)
+    card = {"name": "seg_sax", "views": ["sax"], "input": {"spacing_mm": 3.0, "size": 64},
+            "training_data": {"parts": [{"cohort_seed": 910000, "mi_fraction": 0.2}]}}
+    save_model(UNet(1, 4, 4, 2), card, tmp_path)
+    assert main(["models", "quantize", "--models-dir", str(tmp_path), "--name", "seg_sax",
+                 "--n-exams", "1", "--n-images", "16"]) == 0
+    assert "seg_sax: wrote" in capsys.readouterr().out
+    model, card = load_model("seg_sax", tmp_path)
+    cal = card["int8"]["calibration"]
+    assert cal["parts"] == [{"protocol": "mesa", "cohort_seed": 910000, "exam_indices": [0, 0], "images": 16,
+                             "of": cal["parts"][0]["of"]}] and cal["parts"][0]["of"] > 16
+    net = OnnxNet(model, 64, 1, int8_graph("seg_sax", tmp_path, card))
+    assert net.run_batches(_blobs(3, size=64), 2).shape == (3, 4, 64, 64)
