@@ -3,10 +3,10 @@ the batched forward pass (numpy images in, float32 CPU tensor out), in PyTorch o
 
 Precision (config ``inference.precision``): ``float32``, ``bfloat16``, ``int8`` (the shipped int8
 graphs of the cine U-Nets, :mod:`cmr_atlas.nets.quantize`, in ONNX Runtime on the CPU; networks
-without one run as with ``auto``), or ``auto``: the int8 graphs where shipped on the CPU with runtime
-``auto`` (:func:`uses_int8`), else bfloat16 autocast where the hardware computes it natively (CUDA
-with bf16 support, else float16 on CUDA; on the CPU only where the processor has AVX-512 BF16 or
-AMX units, which oneDNN uses) and float32 elsewhere.  Measured on the quiet 2-core development CPU
+without one run as with ``auto``), or ``auto``: the int8 graphs where shipped, on a CPU with 8-bit
+dot-product instructions (VNNI) and runtime ``auto`` (:func:`uses_int8`), else bfloat16 autocast
+where the hardware computes it natively (CUDA with bf16 support, else float16 on CUDA; on the CPU
+only where the processor has AVX-512 BF16 or AMX units, which oneDNN uses) and float32 elsewhere.  Measured on the quiet 2-core development CPU
 (AVX-512 BF16 and VNNI), the forward passes of a legacy exam (252 SAX frames on the crop, 49
 long-axis and 21 SAX landmark images; ``benchmarks/throughput.py`` prints this floor):
 int8 1.09 s on one thread, 0.80 s on two, against bfloat16 autocast 1.52 and 1.07 s; the held-out
@@ -285,12 +285,28 @@ def forward(model: torch.nn.Module | OnnxNet, x: np.ndarray, device: torch.devic
     return torch.cat(outs).contiguous() if outs else torch.zeros(0)
 
 
+@lru_cache(maxsize=1)
+def cpu_has_int8_dot(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True where the CPU has 8-bit dot-product instructions (x86 AVX-512 VNNI or AVX-VNNI, ARM
+    dotprod).  Without them the u8 x s8 products of x86 int8 kernels are summed in pairs into
+    16 bits, which can saturate and cost accuracy (a known limit of pre-VNNI x86 CPUs)."""
+    try:
+        flags = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    return any(f in flags for f in (" avx512_vnni", " avx_vnni", " asimddp"))
+
+
 def uses_int8(precision: str, runtime: str, device: torch.device) -> bool:
     """Whether the shipped int8 graphs run (where a network has one): precision ``int8``, or ``auto``
-    with runtime ``auto`` on the CPU (an explicit runtime asks for its float path)."""
+    with runtime ``auto`` on a CPU with 8-bit dot-product instructions (:func:`cpu_has_int8_dot`;
+    an explicit runtime asks for its float path)."""
     if precision == "int8":
+        if device.type == "cpu" and not cpu_has_int8_dot():
+            log.warning("inference.precision int8 on a CPU without 8-bit dot-product instructions "
+                        "(VNNI): the int8 kernels may saturate; check the accuracy or use auto")
         return True
-    return (precision == "auto" and runtime == "auto" and device.type == "cpu"
+    return (precision == "auto" and runtime == "auto" and device.type == "cpu" and cpu_has_int8_dot()
             and importlib.util.find_spec("onnxruntime") is not None)
 
 

@@ -78,9 +78,12 @@ def test_int8_graph_of_other_weights_or_altered_is_refused(small_net, tmp_path, 
     assert int8_graph("m", mdir, {k: v for k, v in card.items() if k != "int8"}) is None
 
 
-def test_which_settings_run_the_int8_graph(small_net, tmp_path):
-    """precision int8, or auto with runtime auto on the CPU, runs a network's int8 graph; an explicit
-    runtime or float precision its float path; a network without one its float path too."""
+def test_which_settings_run_the_int8_graph(small_net, tmp_path, monkeypatch):
+    """precision int8, or auto with runtime auto on a CPU with VNNI, runs a network's int8 graph; an
+    explicit runtime or float precision its float path; a network without one its float path too."""
+    from cmr_atlas.nets import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_int8_dot", lambda: True)
     cpu = torch.device("cpu")
     rt = resolve_runtime("auto", cpu, "int8")
     assert rt == resolve_runtime("auto", cpu, "auto")
@@ -92,11 +95,25 @@ def test_which_settings_run_the_int8_graph(small_net, tmp_path):
 
     assert is_int8("int8", "auto") and is_int8("int8", "onnxruntime") and is_int8("auto", "auto")
     assert not is_int8("auto", "torch") and not is_int8("auto", "onnxruntime")
+    monkeypatch.setattr(runtime, "cpu_has_int8_dot", lambda: False)  # pre-VNNI x86: saturating kernels
+    assert not is_int8("auto", "auto") and is_int8("int8", "auto")
+    monkeypatch.setattr(runtime, "cpu_has_int8_dot", lambda: True)
     assert not is_int8("float32", "auto") and not is_int8("bfloat16", "auto")
     card = json.loads((small_net / "m.json").read_text())
     card.pop("int8")
     save_model(load_model("m", small_net)[0], card, tmp_path / "plain")
     assert not is_int8("int8", "auto", tmp_path / "plain")
+
+
+def test_int8_dot_product_flags(tmp_path):
+    from cmr_atlas.nets.runtime import cpu_has_int8_dot
+
+    for i, (flags, has) in enumerate((("fpu sse avx2 avx512f avx512_vnni", True), ("fpu avx2 avx_vnni", True),
+                                      ("fp asimd asimddp", True), ("fpu sse avx2 avx512f avx512bw", False))):
+        path = tmp_path / f"cpuinfo{i}"  # one file per case: the probe is cached per path
+        path.write_text(f"flags\t\t: {flags}\n")
+        assert cpu_has_int8_dot(str(path)) is has, flags
+    assert cpu_has_int8_dot(str(tmp_path / "none")) is False
 
 
 def test_int8_is_refused_on_a_gpu():
