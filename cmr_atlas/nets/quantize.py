@@ -17,6 +17,7 @@ accuracy check is ``benchmarks/accuracy.py --precision int8`` (figures in docs/m
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from datetime import datetime, timezone
@@ -72,8 +73,6 @@ def quantize_graph(float_onnx: bytes, calibration: np.ndarray, batch: int = 16) 
 def write_int8(name: str, models_dir: str | Path, card: dict, graph: bytes, calibration: dict) -> Path:
     """Ship ``graph`` as ``<models_dir>/<name>.int8.onnx`` and record it in the card (the card file
     is rewritten with an ``int8`` entry; ``calibration`` describes its images)."""
-    import json
-
     d = Path(models_dir)
     path = d / f"{name}{INT8_SUFFIX}"
     path.write_bytes(graph)
