@@ -105,6 +105,21 @@ def test_which_settings_run_the_int8_graph(small_net, tmp_path, monkeypatch):
     assert not is_int8("int8", "auto", tmp_path / "plain")
 
 
+def test_an_unloadable_int8_graph_falls_back_under_auto(small_net, tmp_path, monkeypatch, caplog):
+    """A graph whose checksum matches but that ONNX Runtime cannot load (a newer opset, say): precision
+    auto warns and runs the float network; an explicit int8 fails loudly."""
+    from cmr_atlas.nets import quantize, runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_int8_dot", lambda: True)
+    monkeypatch.setattr(quantize, "int8_graph", lambda *a: b"not an onnx graph")
+    cpu = torch.device("cpu")
+    with caplog.at_level(logging.WARNING):
+        net, _ = load_net("m", small_net, cpu, "auto", "torch", runtime_setting="auto")
+    assert not isinstance(net, OnnxNet) and "ONNX Runtime unusable" in caplog.text
+    with pytest.raises(Exception):
+        load_net("m", small_net, cpu, "int8", "torch", runtime_setting="auto")
+
+
 def test_int8_dot_product_flags(tmp_path):
     from cmr_atlas.nets.runtime import cpu_has_int8_dot
 
