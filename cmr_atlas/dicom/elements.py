@@ -7,7 +7,8 @@ the plain cases itself, exactly as pydicom does: a defined-length, non-deferred 
 element's dictionary VR (or of an implicit-VR file) that is
 
 - DS or IS: decimal or integer strings of ASCII digits (a DS may be multi-valued);
-- UI: a UID of printable ASCII without a backslash (trailing NUL or space padding removed);
+- UI: a UID of printable ASCII without a backslash (trailing NUL or space padding and leading
+  spaces removed);
 - CS, TM: printable ASCII (a CS may be multi-valued);
 - LO, SH: printable ASCII without a backslash, in a file whose character set leaves ASCII as it
   is (none, ISO_IR 6, ISO_IR 100, ISO_IR 192);
@@ -51,7 +52,8 @@ def _is(b: bytes, little: bool):
 
 def _ui(b: bytes, little: bool):
     b = b.rstrip(b"\x00 ")
-    return b.decode("ascii") if b and _PRINTABLE.fullmatch(b) and b"\\" not in b else _SLOW
+    # pydicom's UID() strips what is left on both sides too (a leading space)
+    return b.decode("ascii").strip(" ") if b and _PRINTABLE.fullmatch(b) and b"\\" not in b else _SLOW
 
 
 def _cs(b: bytes, little: bool):
