@@ -114,7 +114,7 @@ def report(results: Path, wall_s: float | None, cores: int, target: int = 5000) 
           f"load {os.getloadavg()[0]:.1f}")
     print(f"{'rule':28s} {'jobs':>4s} {'thr':>3s} {'wall s':>8s} {'cpu s':>8s} {'wall s/exam':>11s} "
           f"{'slot s/exam':>11s} {'cpu s/exam':>10s} {'max_rss MiB':>11s}")
-    wall_per_exam = slot_per_exam = wall_agg = 0.0
+    wall_per_exam = slot_per_exam = slot_agg = 0.0
     per_exam: dict[str, float] = {}
     for rule in PER_SHARD + COHORT_RULES:
         g = bm[bm.rule == rule]
@@ -128,14 +128,14 @@ def report(results: Path, wall_s: float | None, cores: int, target: int = 5000) 
             per_exam[rule] = s / m
         else:
             m = n
-            wall_agg += slot
+            slot_agg += slot
         print(f"{rule:28s} {len(g):4d} {g['threads'].max():3d} {s:8.1f} {c:8.1f} {s / m:11.2f} {slot / m:11.2f} "
               f"{c / m:10.2f} {g['max_rss_mib'].max():11.0f}")
     print(f"per-exam stages, summed: {wall_per_exam:.2f} s wall per exam; {slot_per_exam:.2f} slot s per exam "
           f"(wall x threads) -> {cores * 3600 / slot_per_exam:.0f} exams/hour on {cores} slots "
           f"(at load {os.getloadavg()[0]:.1f}; cpu s is Snakemake's sampled CPU time and undercounts "
           f"short processes)")
-    print(f"cohort-level stages: {wall_agg:.1f} slot s for {n} exams")
+    print(f"cohort-level stages: {slot_agg:.1f} slot s for {n} exams")
     if wall_s:
         print(f"end to end: {wall_s:.0f} s wall for {n} exams = {n * 3600 / wall_s:.0f} exams/hour "
               f"(--cores {cores})")
@@ -146,7 +146,7 @@ def report(results: Path, wall_s: float | None, cores: int, target: int = 5000) 
     line = (f"extrapolation to {target} exams: per-exam stages {shard_h:.1f} slot-hours -> "
             f"{shard_h / cores:.1f} h on this {cores}-core machine, {shard_h / 50:.2f} h on 50 job slots")
     if n >= 20:
-        line += f"; cohort-level stages <= {wall_agg * target / n / 3600:.1f} h (linear bound)"
+        line += f"; cohort-level stages <= {slot_agg * target / n / 3600:.1f} h (linear bound)"
     else:
         line += f"; cohort-level stages not extrapolated from {n} exams (start-up dominated)"
     print(line)

@@ -6,13 +6,13 @@ graphs of the cine U-Nets, :mod:`cmr_atlas.nets.quantize`, in ONNX Runtime on th
 without one run as with ``auto``), or ``auto``: the int8 graphs where shipped, on a CPU with 8-bit
 dot-product instructions (VNNI) and runtime ``auto`` (:func:`uses_int8`), else bfloat16 autocast
 where the hardware computes it natively (CUDA with bf16 support, else float16 on CUDA; on the CPU
-only where the processor has AVX-512 BF16 or AMX units, which oneDNN uses) and float32 elsewhere.  Measured on the quiet 2-core development CPU
-(AVX-512 BF16 and VNNI), the forward passes of a legacy exam (252 SAX frames on the crop, 49
-long-axis and 21 SAX landmark images; ``benchmarks/throughput.py`` prints this floor):
-int8 1.09 s on one thread, 0.80 s on two, against bfloat16 autocast 1.52 and 1.07 s; the held-out
-accuracy guard is unchanged (docs/models.md).  Bfloat16 autocast runs the shipped U-Nets about 4x
-faster than float32 (``benchmarks/inference.py``); the accuracy check
-of the change is ``benchmarks/accuracy.py --precision`` (figures in docs/models.md).
+only where the processor has AVX-512 BF16 or AMX units, which oneDNN uses) and float32 elsewhere.
+Measured on the quiet 2-core development CPU (AVX-512 BF16 and VNNI), the forward passes of a
+legacy exam (252 SAX frames on the crop, 49 long-axis and 21 SAX landmark images;
+``benchmarks/throughput.py`` prints this floor): int8 1.09 s on one thread, 0.80 s on two, against
+bfloat16 autocast 1.52 and 1.07 s.  Bfloat16 autocast runs the shipped U-Nets about 4x faster than
+float32 (``benchmarks/inference.py``).  The accuracy check of each is ``benchmarks/accuracy.py
+--precision`` (figures in docs/models.md: both unchanged against float32 and bfloat16).
 
 Runtime (config ``inference.runtime``): ``torch``, ``onnxruntime`` (the network exported to ONNX
 in memory when it is loaded and run by ONNX Runtime's CPU provider in float32), or ``auto``:

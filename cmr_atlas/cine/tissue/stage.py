@@ -59,14 +59,19 @@ def exam_tables(exam_id: str, rows: pd.DataFrame, cache_dir: Path, models: dict,
 
 
 def tissue_shard(series_table: str | Path, cache_dir: str | Path, models_dir: str | Path, options: dict, *,
-                 landmarks_path: str | Path, segments_path: str | Path, status_path: str | Path) -> None:
+                 landmarks_path: str | Path, segments_path: str | Path, status_path: str | Path,
+                 threads: int = 1) -> None:
     """Both tables and the exam_status rows of one shard.  ``options``: ``absent_threshold``,
-    ``batch``, ``device``, ``precision``, ``hematocrit`` (the config's)."""
+    ``batch``, ``device``, ``precision``, ``hematocrit`` (the config's); the networks run on
+    ``threads`` torch threads, and torch is imported only for a shard with such series."""
     series = read_table(series_table)
     todo = sax_series(series)
     exams = series["exam_id"].drop_duplicates().tolist()
     models = {}
     if len(todo):
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
         models = load_tissue_models(models_dir, device=options["device"], precision=options["precision"])
     outcomes = run_exams(exams, lambda e: exam_tables(e, todo[todo["exam_id"] == e], Path(cache_dir), models, options),
                          STAGE, log)
@@ -83,15 +88,11 @@ def tissue_shard(series_table: str | Path, cache_dir: str | Path, models_dir: st
 def run_shard(series_table: str | Path, cache_dir: str | Path, models_dir: str | Path, config: dict,
               landmarks_path: str | Path, segments_path: str | Path, status_path: str | Path, threads: int = 1) -> None:
     """The workflow's call: options from the filled config (``landmarks``, ``inference``, ``tissue``)."""
-    if len(sax_series(read_table(series_table))):  # torch only where there are networks to run
-        import torch
-
-        torch.set_num_threads(max(1, int(threads)))
     options = {"absent_threshold": config["landmarks"]["absent_threshold"], "batch": config["inference"]["batch"],
                "device": config["device"], "precision": config["inference"]["precision"],
                "hematocrit": config["tissue"]["hematocrit"]}
     tissue_shard(series_table, cache_dir, models_dir, options, landmarks_path=landmarks_path,
-                 segments_path=segments_path, status_path=status_path)
+                 segments_path=segments_path, status_path=status_path, threads=threads)
 
 
 def aggregate(landmark_paths: list[str | Path], segment_paths: list[str | Path], covariates: str | Path | None,
