@@ -19,8 +19,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-import functools
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +147,7 @@ def description_hint(description: str | None) -> str:
     return "other"
 
 
-@functools.lru_cache(maxsize=256)
+@lru_cache(maxsize=256)
 def _cached_hint(description: str) -> str:
     return description_hint(description)
 
