@@ -127,11 +127,12 @@ def prepare(images: np.ndarray, plane: SlicePlane, grid: Grid) -> np.ndarray:
     return resample_to_net(whiten(images), plane, grid)
 
 
-def crop_box(fg: np.ndarray, margin_px: int, multiple: int) -> tuple[slice, slice] | None:
+def crop_box(fg: np.ndarray, margin_px: int, multiple: int, min_px: int = 0) -> tuple[slice, slice] | None:
     """The rows and columns of the network grid that hold every True pixel of ``fg (..., n, n)``
     with ``margin_px`` around them, widened to start and end on multiples of ``multiple`` (a
-    U-Net's downsampling factor: its pooling cells stay those of the whole grid) and clipped to
-    the grid; None when ``fg`` has no True pixel."""
+    U-Net's downsampling factor: its pooling cells stay those of the whole grid), each side at
+    least ``min_px`` long (widened about its centre) and clipped to the grid; None when ``fg`` has
+    no True pixel."""
     fg = np.asarray(fg, bool)
     n_r, n_c = fg.shape[-2:]
     rows = np.nonzero(fg.any(axis=tuple(range(fg.ndim - 2)) + (fg.ndim - 1,)))[0]
@@ -140,9 +141,12 @@ def crop_box(fg: np.ndarray, margin_px: int, multiple: int) -> tuple[slice, slic
         return None
 
     def span(idx: np.ndarray, n: int) -> slice:
-        lo = max(0, (int(idx[0]) - margin_px) // multiple * multiple)
-        hi = min(n, -(-(int(idx[-1]) + 1 + margin_px) // multiple) * multiple)
-        return slice(lo, hi)
+        lo, hi = int(idx[0]) - margin_px, int(idx[-1]) + 1 + margin_px
+        if hi - lo < min_px:
+            lo = max(0, min(lo - (min_px - (hi - lo)) // 2, n - min_px))
+            hi = min(n, max(hi, lo + min_px))
+        lo = max(0, lo // multiple * multiple)
+        return slice(lo, min(n, -(-hi // multiple) * multiple))
 
     return span(rows, n_r), span(cols, n_c)
 

@@ -72,7 +72,7 @@ def test_cropped_labels_equal_the_whole_grid_and_the_crop_is_smaller(n_frames):
     x = _discs(3, n_frames, [(30, 34)] * n_frames)
     full_net, crop_net = PixelOracle(), PixelOracle()
     full = seg_logits(full_net, UNET_CARD, x, n_frames, _models(full_net), batch=BATCH, crop_margin_mm=0)
-    got = seg_logits(crop_net, UNET_CARD, x, n_frames, _models(crop_net), batch=BATCH, crop_margin_mm=6.0)
+    got = seg_logits(crop_net, UNET_CARD, x, n_frames, _models(crop_net), batch=BATCH, crop_margin_mm=6.0, min_crop_mm=0)
     assert full_net.sizes == [(len(x), N, N)]
     # frame 0 of the 3 slices on the whole grid, the other frames on a crop: the ring (radius up to
     # 10 px) + 4 px margin, aligned to 8 px
@@ -82,12 +82,29 @@ def test_cropped_labels_equal_the_whole_grid_and_the_crop_is_smaller(n_frames):
     assert [p.box for p in got] == [None, (slice(16, 48), slice(16, 48))]
 
 
+def test_each_slice_runs_on_its_own_crop():
+    """Slices whose hearts lie apart get crops of their own (smaller than one crop holding both),
+    the labels still those of the whole grid."""
+    n_frames = 3
+    x = np.concatenate([_discs(1, n_frames, [(20, 20)] * n_frames), _discs(1, n_frames, [(44, 44)] * n_frames)])
+    net = PixelOracle()
+    got = seg_logits(net, UNET_CARD, x, n_frames, _models(net), batch=BATCH, crop_margin_mm=6.0, min_crop_mm=0)
+    full = seg_logits(PixelOracle(), UNET_CARD, x, n_frames, _models(PixelOracle()), batch=BATCH, crop_margin_mm=0)
+    np.testing.assert_array_equal(_labels(got), _labels(full))
+    assert [p.box for p in got] == [None, (slice(0, 40), slice(0, 40)), (slice(24, 64), slice(24, 64))]
+    assert net.sizes[1:] == [(n_frames - 1, 40, 40)] * 2  # one stack-wide crop would be the whole grid
+    net = PixelOracle()  # crops widened to 48 px (72 mm) about their centres, still aligned
+    got = seg_logits(net, UNET_CARD, x, n_frames, _models(net), batch=BATCH, crop_margin_mm=6.0, min_crop_mm=72)
+    assert [p.box for p in got] == [None, (slice(0, 48), slice(0, 48)), (slice(16, 64), slice(16, 64))]
+    np.testing.assert_array_equal(_labels(got), _labels(full))
+
+
 def test_a_heart_leaving_the_crop_runs_again_on_the_whole_grid():
     """Frame 2 has its ring where frame 0's crop would cut it: that image (and only it) is rerun."""
     centres = [(30, 34), (30, 34), (30, 52), (30, 34)]
     x = _discs(2, 4, centres)
     net = PixelOracle()
-    got = seg_logits(net, UNET_CARD, x, 4, _models(net), batch=BATCH, crop_margin_mm=6.0)
+    got = seg_logits(net, UNET_CARD, x, 4, _models(net), batch=BATCH, crop_margin_mm=6.0, min_crop_mm=0)
     full = _labels(seg_logits(PixelOracle(), UNET_CARD, x, 4, _models(PixelOracle()), batch=BATCH, crop_margin_mm=0))
     np.testing.assert_array_equal(_labels(got), full)
     assert net.sizes[-1] == (2, N, N)  # frame 2 of both slices, again on the whole grid
@@ -97,11 +114,11 @@ def test_a_heart_leaving_the_crop_runs_again_on_the_whole_grid():
 def test_no_crop_without_a_heart_or_a_u_net():
     x = np.zeros((6, N, N), np.float32)
     net = PixelOracle()
-    assert (_labels(seg_logits(net, UNET_CARD, x, 3, _models(net), batch=BATCH, crop_margin_mm=6.0)) == 0).all()
+    assert (_labels(seg_logits(net, UNET_CARD, x, 3, _models(net), batch=BATCH, crop_margin_mm=6.0, min_crop_mm=0)) == 0).all()
     assert [s[1:] for s in net.sizes] == [(N, N), (N, N)]  # frame 0 found nothing: the rest on the whole grid
     net = PixelOracle()
     card = {"input": GRID.to_dict()}  # no architecture: not known to be fully convolutional
-    seg_logits(net, card, _discs(2, 3, [(30, 34)] * 3), 3, _models(net), batch=BATCH, crop_margin_mm=6.0)
+    seg_logits(net, card, _discs(2, 3, [(30, 34)] * 3), 3, _models(net), batch=BATCH, crop_margin_mm=6.0, min_crop_mm=0)
     assert net.sizes == [(6, N, N)]
 
 

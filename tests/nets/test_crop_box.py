@@ -29,6 +29,23 @@ def test_crop_box_holds_every_pixel_with_its_margin_aligned_and_tight(n, margin,
         assert sl.start > idx[0] - margin - multiple and sl.stop < idx[-1] + 1 + margin + multiple
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.sampled_from([32, 64, 128]), margin=st.integers(0, 12), multiple=st.sampled_from([1, 4, 8]),
+       min_px=st.integers(0, 140), r=st.integers(0, 127), c=st.integers(0, 127), h=st.integers(1, 30))
+def test_crop_box_min_size_widens_about_the_centre_within_the_grid(n, margin, multiple, min_px, r, c, h):
+    fg = np.zeros((n, n), bool)
+    fg[r % n:r % n + h, c % n:c % n + h] = True
+    plain, box = crop_box(fg, margin, multiple), crop_box(fg, margin, multiple, min_px)
+    for sl, pl in zip(box, plain):
+        assert sl.start <= pl.start and pl.stop <= sl.stop  # holds everything the plain crop holds
+        assert sl.start % multiple == 0 and (sl.stop % multiple == 0 or sl.stop == n) and 0 <= sl.start < sl.stop <= n
+        assert sl.stop - sl.start >= min(n, min_px)
+        if pl.stop - pl.start >= min_px:
+            assert sl == pl
+        else:  # no wider than the floor plus the alignment needs
+            assert sl.stop - sl.start < min_px + 2 * multiple + 1
+
+
 def test_near_crop_edge_only_at_sides_inside_the_grid():
     box = (slice(0, 24), slice(8, 32))  # its top side is the grid's top side
     fg = np.zeros((4, 24, 24), bool)
