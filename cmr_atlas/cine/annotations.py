@@ -20,6 +20,7 @@ from cmr_atlas.cine.guidepoints import GUIDE_POINTS, landmarks_from_auto, manual
 from cmr_atlas.core.config import default
 from cmr_atlas.core.ids import folder_map
 from cmr_atlas.core.tables import write_table
+from cmr_atlas.core.vocab import PHASES
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +29,22 @@ def _exam_labels(path: Path) -> set[str]:
     return set(pq.read_table(path, columns=["exam_id"]).column("exam_id").unique().to_pylist())
 
 
-def _read_annotations(path: Path, labels: list[str], observers: list[str]) -> pd.DataFrame:
-    """Rows of these exams and observers only: the filter is pushed into the parquet reader, so a
-    shard job's memory follows the shard, not the cohort (a 300-exam synthetic truth is 11 M rows)."""
+def _observers(path: Path, labels: list[str]) -> set[str]:
+    """The observers with rows for these exams (one column read, filtered in the reader)."""
+    if not labels:
+        return set()
+    return set(pq.read_table(path, columns=["observer"], filters=[("exam_id", "in", labels)])
+               .column("observer").unique().to_pylist())
+
+
+def _read_annotations(path: Path, labels: list[str], observer: str) -> pd.DataFrame:
+    """ED/ES rows of these exams by this observer only: the filter is pushed into the parquet
+    reader, so a shard job's memory and time follow the shard's annotations, not the cohort's (a
+    300-exam synthetic truth is 11 M rows, its ``truth`` observer's contours in every frame)."""
     if not labels:
         return pd.read_parquet(path).iloc[:0]
-    return pd.read_parquet(path, filters=[("exam_id", "in", labels), ("observer", "in", observers)])
+    return pd.read_parquet(path, filters=[("exam_id", "in", labels), ("observer", "==", observer),
+                                          ("phase", "in", list(PHASES))])
 
 
 def build_manual(annotations: Path, slices: pd.DataFrame, exam_keys: pd.DataFrame, key: str,
@@ -46,10 +57,11 @@ def build_manual(annotations: Path, slices: pd.DataFrame, exam_keys: pd.DataFram
     labels = sorted(_exam_labels(paths["contours"]) | _exam_labels(paths["landmarks"]))
     mapping = folder_map(exam_keys, labels, key)
     wanted = sorted(mapping)
-    contours, landmarks = (_read_annotations(p, wanted, [observer, "truth"]) for p in paths.values())
-    if len(contours) and observer not in set(contours["observer"]):
+    present = _observers(paths["contours"], wanted)
+    if present and observer not in present:
         log.warning("annotations have no observer %r for these exams; using 'truth'", observer)
         observer = "truth"
+    contours, landmarks = (_read_annotations(p, wanted, observer) for p in paths.values())
     gp = manual_guide_points(contours, landmarks, slices, mapping, observer)
     log.info("manual guide points: %d points for %d exams (observer %s)", len(gp), gp["exam_id"].nunique(), observer)
     if auto is not None:

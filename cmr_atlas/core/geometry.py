@@ -67,14 +67,14 @@ class SlicePlane:
         a = np.eye(4)
         a[:3, 0] = self.col_cosine * self.pixel_spacing_mm[0]
         a[:3, 1] = self.row_cosine * self.pixel_spacing_mm[1]
-        a[:3, 2] = self.normal
+        a[:3, 2] = np.cross(self.row_cosine, self.col_cosine)
         a[:3, 3] = self.position_mm
         object.__setattr__(self, "_affine", a)
 
     @property
     def normal(self) -> np.ndarray:
-        """Unit plane normal, ``row_cosine x col_cosine``."""
-        return np.cross(self.row_cosine, self.col_cosine)
+        """Unit plane normal, ``row_cosine x col_cosine`` (computed once, in the affine)."""
+        return self._affine[:3, 2].copy()
 
     @property
     def affine(self) -> np.ndarray:
