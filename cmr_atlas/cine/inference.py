@@ -35,7 +35,7 @@ from cmr_atlas.nets.registry import Routes, card_grid, routes
 from cmr_atlas.nets.runtime import (OnnxNet, forward, load_net, pick_device, resolve_precision, resolve_runtime,
                                     takes_any_size)
 from cmr_atlas.nets.vgg import from_normalised
-from cmr_atlas.cine.segmentation import cavity_volumes_ml, choose_phases, clean_masks, masks_qc
+from cmr_atlas.cine.segmentation import cavity_volumes_ml, choose_phases, clean_masks_and_qc
 from cmr_atlas.core.runner import ExamFailure, Outcome, run_exams, status_frame, write_status
 from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 
@@ -331,8 +331,8 @@ def segment_exam(images: ExamImages, models: Models, *, batch: int, sequence: st
     parts = seg_logits(seg, seg_card, x, n_t, models, batch=batch, crop_margin_mm=float(margin))
     raw = _stack_labels(parts, images.sax_planes, n_t, grid)
     flat = raw.reshape(-1, *raw.shape[2:])
-    qcs = masks_qc(flat)
-    masks = clean_masks(flat).reshape(raw.shape)
+    masks, qcs = clean_masks_and_qc(flat)
+    masks = masks.reshape(raw.shape)
     px_area = np.repeat([p.pixel_spacing_mm[0] * p.pixel_spacing_mm[1] for p in images.sax_planes], n_t)
     qc = pd.DataFrame({
         "exam_id": images.exam_id,

@@ -79,6 +79,10 @@ def _components(binary: np.ndarray) -> _Components:
     return _Components(lab, count, total, largest, size_1, size_2)
 
 
+# masks_qc's default plausibility thresholds
+MIN_CAVITY_PX, MIN_MYO_PX, FRAGMENT_FRACTION = 10, 10, 0.1
+
+
 @dataclass(frozen=True)
 class MaskQC:
     cavity_px: int
@@ -88,16 +92,22 @@ class MaskQC:
     flag: str  # "" when plausible
 
 
-def masks_qc(masks: np.ndarray, min_cavity_px: int = 10, min_myo_px: int = 10,
-             fragment_fraction: float = 0.1) -> list[MaskQC]:
+def masks_qc(masks: np.ndarray, min_cavity_px: int = MIN_CAVITY_PX, min_myo_px: int = MIN_MYO_PX,
+             fragment_fraction: float = FRAGMENT_FRACTION) -> list[MaskQC]:
     """Plausibility of each slice's mask of a stack ``(N, R, C)``.  Flags: ``empty`` (no LV),
     ``small_cavity``, ``no_myocardium``, ``fragmented_cavity`` / ``fragmented_myocardium`` (a
     second component larger than ``fragment_fraction`` of the largest), ``cavity_outside_myocardium``
     (less than half of the cavity's border touches myocardium)."""
     masks = np.asarray(masks)
     masks = masks[_foreground_box(masks)]
+    return _qc(masks, _components(masks == CAVITY), _components(masks == MYO), min_cavity_px, min_myo_px,
+               fragment_fraction)
+
+
+def _qc(masks: np.ndarray, c: _Components, m: _Components, min_cavity_px: int, min_myo_px: int,
+        fragment_fraction: float) -> list[MaskQC]:
+    """:func:`masks_qc` of cropped masks with their cavity and myocardium components."""
     cavity = masks == CAVITY
-    c, m = _components(cavity), _components(masks == MYO)
     border = ndimage.binary_dilation(cavity, _IN_PLANE) & ~cavity
     n_border = border.sum(axis=(1, 2))
     n_border_myo = (border & (masks == MYO)).sum(axis=(1, 2))
@@ -121,8 +131,8 @@ def masks_qc(masks: np.ndarray, min_cavity_px: int = 10, min_myo_px: int = 10,
     return out
 
 
-def mask_qc(mask: np.ndarray, min_cavity_px: int = 10, min_myo_px: int = 10,
-            fragment_fraction: float = 0.1) -> MaskQC:
+def mask_qc(mask: np.ndarray, min_cavity_px: int = MIN_CAVITY_PX, min_myo_px: int = MIN_MYO_PX,
+            fragment_fraction: float = FRAGMENT_FRACTION) -> MaskQC:
     """:func:`masks_qc` of one slice's mask ``(R, C)``."""
     return masks_qc(np.asarray(mask)[None], min_cavity_px, min_myo_px, fragment_fraction)[0]
 
@@ -132,10 +142,24 @@ def clean_masks(masks: np.ndarray) -> np.ndarray:
     (others become background), fill holes in the cavity."""
     masks = np.asarray(masks)
     box = _foreground_box(masks)
+    return _cleaned(masks, box, {label: _components(masks[box] == label) for label in (RV, MYO, CAVITY)})
+
+
+def clean_masks_and_qc(masks: np.ndarray) -> tuple[np.ndarray, list[MaskQC]]:
+    """:func:`clean_masks` and :func:`masks_qc` (default thresholds) of a stack ``(N, R, C)``, the
+    connected components of each label found once for both."""
+    masks = np.asarray(masks)
+    box = _foreground_box(masks)
+    comps = {label: _components(masks[box] == label) for label in (RV, MYO, CAVITY)}
+    return _cleaned(masks, box, comps), _qc(masks[box], comps[CAVITY], comps[MYO], MIN_CAVITY_PX, MIN_MYO_PX, FRAGMENT_FRACTION)
+
+
+def _cleaned(masks: np.ndarray, box: tuple[slice, slice, slice], comps: dict[int, _Components]) -> np.ndarray:
+    """:func:`clean_masks` from the components of each label within the foreground ``box``."""
     out = np.zeros_like(masks)
-    crop, out_crop = masks[box], out[box]
+    out_crop = out[box]
     for label in (RV, MYO, CAVITY):
-        comp = _components(crop == label)
+        comp = comps[label]
         keep_label = np.zeros(int(comp.labels.max(initial=0)) + 1, dtype=bool)
         keep_label[comp.largest[comp.largest > 0]] = True
         keep = keep_label[comp.labels]

@@ -79,3 +79,21 @@ def test_direct_contour_generator_traces_what_contourpy_traces(seed, rows, cols,
     assert len(got) == len(want)
     for a, b in zip(got, want):
         assert np.array_equal(a, b)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6))
+def test_clean_masks_and_qc_equal_the_two_functions(seed, n):
+    """One pass over the components gives what clean_masks and masks_qc give apart (random label
+    blobs: fragments, holes, cavities outside the myocardium, empty images)."""
+    from scipy import ndimage
+
+    from cmr_atlas.cine.segmentation import clean_masks, clean_masks_and_qc, masks_qc
+
+    rng = np.random.default_rng(seed)
+    smooth = ndimage.gaussian_filter(rng.normal(0, 1, (n, 4, 40, 40)), (0, 0, 2, 2))
+    masks = smooth.argmax(1).astype(np.uint8)
+    masks[rng.random(n) < 0.2] = 0
+    cleaned, qc = clean_masks_and_qc(masks)
+    np.testing.assert_array_equal(cleaned, clean_masks(masks))
+    assert qc == masks_qc(masks)
