@@ -75,14 +75,41 @@ def image_measures(points: dict[str, np.ndarray], view: str, plane: SlicePlane |
 def landmark_measures(landmarks: pd.DataFrame, plane_of: Callable[[str, int], SlicePlane | None]) -> pd.DataFrame:
     """:data:`LANDMARK_MEASURES` rows of every image of ``landmarks`` (the inference table, or the
     truth format: one observer's rows) that has a measure; ``plane_of(view, slice_index)`` gives the
-    image's plane (SAX angles need it)."""
+    image's plane (SAX angles need it).  Images as rows and landmarks as columns, so each measure
+    is computed for every image at once (:func:`image_measures` is the one-image definition)."""
     lm = landmarks[landmarks["present"].astype(bool)] if "present" in landmarks else landmarks
-    rows = []
     keys = ["exam_id", "view", "slice_index", "frame"]
-    for (eid, view, s, f), g in lm.groupby(keys, sort=True):
-        pts = {n: xyz for n, xyz in zip(g["landmark"], g[["x_mm", "y_mm", "z_mm"]].to_numpy(float))}
-        m = image_measures(pts, str(view), plane_of(str(view), int(s)))
-        if np.isfinite(m["rv_insert_angle_deg"]) or np.isfinite(m["lv_length_mm"]):
-            seq = g["sequence"].iloc[0] if "sequence" in g else None
-            rows.append({"exam_id": eid, "view": view, "slice_index": int(s), "frame": int(f), "sequence": seq, **m})
-    return pd.DataFrame(rows, columns=LANDMARK_MEASURES.column_names) if rows else LANDMARK_MEASURES.empty()
+    if lm.empty:
+        return LANDMARK_MEASURES.empty()
+    lm = lm.assign(slice_index=lm["slice_index"].astype(int), frame=lm["frame"].astype(int))
+    xyz = lm.drop_duplicates(keys + ["landmark"], keep="last").set_index(keys + ["landmark"])[["x_mm", "y_mm", "z_mm"]]
+    wide = xyz.unstack("landmark").sort_index()  # one row per image, columns (coordinate, landmark)
+    images = wide.index.to_frame(index=False)
+    images["sequence"] = (lm.drop_duplicates(keys).set_index(keys)["sequence"].reindex(wide.index).to_numpy()
+                          if "sequence" in lm else None)
+
+    def point(name: str) -> np.ndarray:
+        if ("x_mm", name) not in wide.columns:
+            return np.full((len(wide), 3), np.nan)
+        return wide[[("x_mm", name), ("y_mm", name), ("z_mm", name)]].to_numpy(float)
+
+    angle, length = np.full(len(wide), np.nan), np.full(len(wide), np.nan)
+    views = images["view"].astype(str).to_numpy()
+    sax = views == "sax"
+    if sax.any():
+        slice_index = images["slice_index"].to_numpy()
+        cosines = np.full((len(wide), 2, 3), np.nan)  # the image plane's row and column directions
+        for k in np.unique(slice_index[sax]):
+            plane = plane_of("sax", int(k))
+            if plane is not None:
+                cosines[sax & (slice_index == k)] = plane.row_cosine, plane.col_cosine
+        v = point("rv_insert_anterior") - point("lv_centre")
+        angle[sax] = np.degrees(np.arctan2(-(v * cosines[:, 1]).sum(1), (v * cosines[:, 0]).sum(1)))[sax]
+    for view in set(views[~sax]):
+        names = LANDMARKS[view]
+        on = views == view
+        mid = 0.5 * (point(names[0]) + point(names[1]))
+        length[on] = np.linalg.norm(point(names[2]) - mid, axis=1)[on]
+    images["rv_insert_angle_deg"], images["lv_length_mm"] = angle, length
+    out = images[np.isfinite(angle) | np.isfinite(length)].reset_index(drop=True)
+    return out[list(LANDMARK_MEASURES.column_names)] if len(out) else LANDMARK_MEASURES.empty()

@@ -49,3 +49,34 @@ def test_lv_length_and_the_measures_table():
     sax = m[m["view"] == "sax"].iloc[0]
     assert sax["slice_index"] == 2 and abs(sax["rv_insert_angle_deg"] - 90.0) < 1e-9
     assert np.isnan(sax["lv_length_mm"]) and m[m["view"] == "lax_4ch"]["lv_length_mm"].iloc[0] == 80.0
+
+
+def test_the_table_computes_what_image_measures_defines():
+    """Random landmarks on SAX and long-axis images, some missing or absent: every table row equals
+    :func:`image_measures` of its image's points."""
+    from cmr_atlas.cine.landmark_measures import image_measures
+    from cmr_atlas.core.vocab import LANDMARKS
+
+    rng = np.random.default_rng(5)
+    plane = _plane()
+    rows = []
+    for view, s, f in [(v, s, f) for v in ("sax", "lax_2ch", "lax_4ch") for s in range(2) for f in range(3)]:
+        for name in LANDMARKS[view]:
+            if rng.random() < 0.85:
+                rows.append({"exam_id": "E", "view": view, "slice_index": s, "frame": f, "landmark": name,
+                             **dict(zip(("x_mm", "y_mm", "z_mm"), rng.normal(0, 40, 3))),
+                             "present": bool(rng.random() < 0.9), "sequence": "cine_gre"})
+    df = pd.DataFrame(rows)
+    m = landmark_measures(df, lambda view, s: plane)
+    ok = df[df["present"]]
+    expected = 0
+    for (view, s, f), g in ok.groupby(["view", "slice_index", "frame"]):
+        want = image_measures(dict(zip(g["landmark"], g[["x_mm", "y_mm", "z_mm"]].to_numpy())), view, plane)
+        got = m[(m["view"] == view) & (m["slice_index"] == s) & (m["frame"] == f)]
+        if np.isnan(want["rv_insert_angle_deg"]) and np.isnan(want["lv_length_mm"]):
+            assert got.empty
+            continue
+        expected += 1
+        for k, v in want.items():
+            np.testing.assert_allclose(got[k].iloc[0], v, rtol=1e-12, atol=1e-12)
+    assert len(m) == expected > 5
