@@ -18,6 +18,7 @@ measured / true is printed at the peak and in the recirculation tail.  The truth
 by the benchmark, never by a pipeline stage.
 
     python benchmarks/perfusion_decompose.py [--n 3] [--start 0] [--seed 880000] [--save d.pkl]
+        [--tissue-model distributed|2cxm]   # the generator's myocardial kinetics (default: its default)
     python benchmarks/perfusion_decompose.py --report-saved d1.pkl d2.pkl
 """
 
@@ -150,6 +151,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=880000)
     ap.add_argument("--models-dir", default="resources/models")
     ap.add_argument("--save")
+    ap.add_argument("--tissue-model", default="distributed", choices=("distributed", "2cxm"))
     ap.add_argument("--report-saved", nargs="+")
     args = ap.parse_args()
     if args.report_saved:
@@ -163,7 +165,7 @@ def main() -> None:
     model, card = segment.load_segmenter(args.models_dir)
     rows, aif = [], []
     for i in range(args.start, args.start + args.n):
-        ex = synthetic.generate(args.seed, i, observers=0, with_labels=False)
+        ex = synthetic.generate(args.seed, i, observers=0, with_labels=False, tissue_model=args.tissue_model)
         r, a = exam_rows(ex, pipeline.run_exam(ex.exam_id, ex.series, cfg, model, card), cfg)
         rows += r
         aif += a

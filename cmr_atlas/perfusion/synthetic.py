@@ -60,7 +60,7 @@ def series_images(exam_id: str, index: int, rs, condition: str, field_t: float) 
                         flip_angle_deg=flip, field_strength_t=field_t, heart_rate_bpm=hr)
 
 
-def _recording_render(ctx, rng, observers: int):
+def _recording_render(ctx, rng, observers: int, tissue_model: str = "distributed"):
     """Run the renderer, keeping its moving slices and state plans (label maps need them)."""
     plans, movings = [], []
     plan_state, moving_slice = P.plan_state, P.MovingSlice
@@ -82,7 +82,7 @@ def _recording_render(ctx, rng, observers: int):
 
     P.plan_state, P.MovingSlice = recording_plan, RecordingSlice
     try:
-        out = P.render(ctx, rng, observers)
+        out = P.render(ctx, rng, observers, tissue_model)
     finally:
         P.plan_state, P.MovingSlice = plan_state, moving_slice
     return out, plans, movings
@@ -104,12 +104,14 @@ def label_map(ctx, moving, plan, trigger_ms: float) -> np.ndarray:
     return np.where(fr.max(axis=0) >= 0.5, np.argmax(fr, axis=0) + 1, BACKGROUND).astype(np.int8)
 
 
-def generate(seed: int, index: int, observers: int = 2, with_labels: bool = True) -> SyntheticPerfusion:
+def generate(seed: int, index: int, observers: int = 2, with_labels: bool = True,
+             tissue_model: str = "distributed") -> SyntheticPerfusion:
     """Perfusion series, truth and label maps of clinical exam ``index`` of cohort ``seed`` (the
-    same exam ``cmr-atlas synth --protocol clinical`` writes; only its perfusion series)."""
+    same exam ``cmr-atlas synth --protocol clinical`` writes; only its perfusion series);
+    ``tissue_model="2cxm"``: the same exam with the generator's former myocardial kinetics."""
     rngs = C.exam_streams(seed, index)
     ctx = C.make_context(seed, index, rngs=rngs)
-    out, plans, movings = _recording_render(ctx, rngs["perfusion"], observers)
+    out, plans, movings = _recording_render(ctx, rngs["perfusion"], observers, tissue_model)
     conditions = [plan.state for plan in plans for _ in range(2)]  # perfusion then AIF per state
     series = [series_images(ctx.label, k, rs, cond, ctx.field_t) for k, (rs, cond) in
               enumerate(zip(out.series, conditions))]

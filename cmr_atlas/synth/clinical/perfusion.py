@@ -140,8 +140,10 @@ class SliceTask:
     readout: pc.Readout
 
 
-def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int) -> RenderResult:
-    """Stress and rest perfusion series and their AIF series, with truth."""
+def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int,
+           tissue_model: str = "distributed") -> RenderResult:
+    """Stress and rest perfusion series and their AIF series, with truth; ``tissue_model``: the
+    myocardium's kinetics (:func:`.perfusion_curves.state_curves`)."""
     geo = ctx.geometry
     idx = [geo.sax_level(lv, STACK_FRACTIONS) for lv in LEVELS]
     matrix = perfusion_matrix(rng, False)
@@ -158,7 +160,7 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int) -
     subject_z = float(rng.standard_normal())  # shared by the stress and rest AIF peaks
     for plan in plans:
         curves = pc.state_curves(ctx, rng, plan.state, plan.beat_s + plan.trigger_ms[1] / 1000.0,
-                                 plan.injection_s, plan.start_min, subject_z)
+                                 plan.injection_s, plan.start_min, subject_z, tissue_model)
         tasks = [SliceTask(lv, i, m, t, r) for lv, i, m, t, r in zip(LEVELS, idx, moving, plan.trigger_ms, plan.readouts)]
         aif_task = SliceTask("mid", idx[1], aif_moving, plan.aif_trigger_ms, plan.aif_readout)
         for kind, group in (("perfusion", tasks), ("perfusion_aif", [aif_task])):

@@ -9,10 +9,16 @@ Figures (sources):
   (r about 0.36: body size and cardiac output are shared).
 - The RV sees the bolus 2-4 s earlier (pulmonary transit), sharper (beta x 0.6-0.8) and higher
   (x 1.2-1.6: less dispersion), as in every dual-bolus/first-pass study's RV and LV curves.
-- Myocardium: the two-compartment exchange model (Sourbron & Buckley 2011; NOT the Fermi model the
-  estimator fits) with the segment's MBF, PS 1.0-1.4 ml/min/g at rest and x 1.2-1.5 under
+- Myocardium: by default the distributed-parameter model (capillary plug flow with an axial
+  gradient exchanging with the interstitium beside it; Sangren & Sheppard 1953, Larson et al. 1987;
+  :func:`cmr_atlas.synth.kinetics.distributed_parameter_curve`), neither the Fermi model nor the
+  2CXM that the estimators fit; ``tissue_model="2cxm"`` selects the two-compartment exchange model
+  (Sourbron & Buckley 2011) instead, with the same draws.  Parameters: the segment's MBF, PS
+  1.0-1.4 ml/min/g at rest and x 1.2-1.5 under
   adenosine (capillary recruitment), plasma volume 0.045 rest / 0.06 stress (blood volume 0.08-0.12
-  ml/g, Jerosch-Herold, JCMR 2010), interstitium ECV - vp; the input reaches the myocardium
+  ml/g, Jerosch-Herold, JCMR 2010), interstitium ECV - vp.  The MBF truth is whole-blood flow per
+  gram; the models take plasma flow ``Fp = MBF x 1.05 g/ml x (1 - Hct)`` (the subject's
+  hematocrit) and the plasma input ``Cb / (1 - Hct)``.  The input reaches the myocardium
   0.5-1.5 s after the LV cavity, 0.5-1.5 s later still in a territory fed by collaterals.
 - Transmural gradient: the inner half of the wall gets ``endo/epi`` times the outer half's flow
   (segment MBF = their mean): 1.05-1.2 at rest and 0.95-1.1 at stress in health (Bache & Schwartz,
@@ -104,8 +110,12 @@ def _fine_grid(times_s: np.ndarray) -> np.ndarray:
 
 
 def state_curves(ctx: ClinicalExamContext, rng: np.random.Generator, state: str, times_s: np.ndarray,
-                 injection_s: float, start_min: float, subject_z: float = 0.0) -> StateCurves:
-    """Draw the inputs and compute every compartment's concentration at ``times_s``."""
+                 injection_s: float, start_min: float, subject_z: float = 0.0,
+                 tissue_model: str = "distributed") -> StateCurves:
+    """Draw the inputs and compute every compartment's concentration at ``times_s``; the myocardium
+    (LV segments and RV wall) with ``tissue_model`` (a key of ``kin.TISSUE_MODELS``; the slow
+    background tissues always with the 2CXM).  The model draws nothing: both give the same exam."""
+    myocardium = kin.TISSUE_MODELS[tissue_model]
     ph = ctx.physiology
     hct = ph.hematocrit
     t = _fine_grid(times_s)
@@ -135,14 +145,14 @@ def state_curves(ctx: ClinicalExamContext, rng: np.random.Generator, state: str,
         inp = kin.delayed(t, cp, delay + (collateral if s in territory else 0.0))
         for layer in range(N_LAYERS):
             params = kin.ExchangeParams(float(layer_mbf[s - 1, layer]), ps, vp, ve)
-            comp[:, compartment_of_segment(s, layer)] = kin.tissue_curve(t, inp, params, hct) + (vp + ve) * base_plasma
+            comp[:, compartment_of_segment(s, layer)] = myocardium(t, inp, params, hct) + (vp + ve) * base_plasma
     apical = compartment_of_segment(np.arange(13, 17)[:, None], np.arange(N_LAYERS)[None, :])
     for layer in range(N_LAYERS):  # apical cap: the mean of the apical segments
         comp[:, compartment_of_segment(17, layer)] = comp[:, apical[:, layer]].mean(axis=1)
     comp[:, an.LV_MYO] = comp[:, SEGMENT_BASE:].mean(axis=1)
     mbf = ph.mbf_stress if stress else ph.mbf_rest
     rv_params = kin.ExchangeParams(float(np.mean(mbf)) * 0.7, 1.2 * ps_scale, vp, 0.2)
-    comp[:, an.RV_MYO] = kin.tissue_curve(t, kin.delayed(t, cp, delay), rv_params, hct) + (vp + 0.2) * base_plasma
+    comp[:, an.RV_MYO] = myocardium(t, kin.delayed(t, cp, delay), rv_params, hct) + (vp + 0.2) * base_plasma
     for c, (f, ps, v_p, v_e, lag) in BACKGROUND_EXCHANGE.items():
         params = kin.ExchangeParams(f * (1.6 if stress else 1.0), ps, v_p, v_e)
         comp[:, c] = kin.tissue_curve(t, kin.delayed(t, cp, lag), params, hct) + (v_p + v_e) * base_plasma

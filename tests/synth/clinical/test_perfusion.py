@@ -356,3 +356,19 @@ def test_each_image_gets_the_concentration_of_its_own_time():
     early = curves.at(t - 0.25)[:, an.LV_BLOOD]
     rising = np.diff(curves.compartments[:, an.LV_BLOOD]) > 0.5
     assert rising.any() and np.all(early[1:][rising] < curves.compartments[1:, an.LV_BLOOD][rising])
+
+
+def test_myocardial_kinetics_are_selectable_with_the_same_draws():
+    """The distributed-parameter model by default, the 2CXM on request: the same exam (flows, AIF,
+    background tissues), only the myocardial curves differ."""
+    ctx = cohort.make_context(SEED, INDEX)
+    t = np.arange(60) * 0.8 + 0.3
+    default = pc.state_curves(ctx, np.random.default_rng(1), "stress", t, 3.0, -0.05)
+    dp, cx = (pc.state_curves(ctx, np.random.default_rng(1), "stress", t, 3.0, -0.05, tissue_model=m)
+              for m in ("distributed", "2cxm"))
+    np.testing.assert_array_equal(default.compartments, dp.compartments)
+    np.testing.assert_array_equal(dp.layer_mbf, cx.layer_mbf)
+    for c in (an.LV_BLOOD, an.MUSCLE, an.LIVER):
+        np.testing.assert_array_equal(dp.compartments[:, c], cx.compartments[:, c])
+    for s in range(1, 17):
+        assert np.abs(dp.segment(s) - cx.segment(s)).max() > 0.05 * cx.segment(s).max()
