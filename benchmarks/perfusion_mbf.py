@@ -2,14 +2,14 @@
 
 Reference curves: the generator's kinetics (gamma-variate AIF with recirculation, tissue on a
 0.05 s grid with a bolus delay, sampled once per heartbeat; ``--tissue-model``: the
-distributed-parameter model, the generator's default, or the 2CXM, the second estimator's own), flows drawn like the clinical
-protocol's normal subjects (stress 2.25 +- 0.59, rest 1.08 +- 0.23 ml/min/g), heart rates 60-100
+distributed-parameter model, the generator's default, or the 2CXM, the second estimator's own),
+flows drawn like the clinical protocol's normal subjects (stress 2.25 +- 0.59, rest 1.08 +- 0.23 ml/min/g), heart rates 60-100
 (rest) and 75-120 (stress), permeability-surface 1.0-2.5 ml/min/g, Gaussian noise on the tissue
 curves at a per-pixel-like and a per-segment-like level.  Prints bias, SD and the share within the
 OSIPI-style tolerance |error| <= 0.1 + 10 % per model and condition, and the fitting time.
 
     python benchmarks/perfusion_mbf.py [--n 300] [--seed 7] [--tissue-model distributed|2cxm]
-    python benchmarks/perfusion_mbf.py --extraction   # Fermi against the extracted flow E x MBF
+    python benchmarks/perfusion_mbf.py --extraction   # Fermi and 2CXM against E x MBF, PS x 0.5-10
 """
 
 from __future__ import annotations

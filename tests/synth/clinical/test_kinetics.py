@@ -35,7 +35,7 @@ def test_fft_convolution_matches_direct_sum(mbf, hct, peak):
 
 
 def test_two_compartment_curve_is_not_a_scaled_fermi_response():
-    """The generator's tissue response leaks back to plasma (a 2CXM with finite PS): its
+    """The 2CXM tissue response (the generator's with tissue_model="2cxm") leaks back to plasma: its
     impulse response falls in two phases, unlike the Fermi function's single plateau-and-roll-off,
     so the estimator fitting Fermi meets a model it cannot represent exactly."""
     t = np.arange(0, 60, 0.1)
