@@ -327,19 +327,68 @@ def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_i
     known breath-hold shifts (patient mm) of slices the fit does not estimate (a LAX view with
     landmarks only, registered on the images: :mod:`cmr_atlas.cine.lvmodel.lax_shifts`); their
     guide points are corrected by them and they are listed in ``shifts``."""
+    return fit_exam_staged(gp, planes, exam_id, source, breath_hold=breath_hold, shift_reference=shift_reference,
+                           settings=settings, fixed_shifts=fixed_shifts).finish()
+
+
+@dataclass
+class StagedFit:
+    """A :func:`fit_exam` in two stages: ``fit`` has the model fit (frame, fields, shifts; status
+    'failed' if the fit itself failed) but no surfaces, measures or QC verdict yet.  The LAX
+    registration needs only the shifts of a fit its refit usually replaces, so it measures that
+    fit only when it keeps it."""
+
+    fit: ExamFit
+    gp: pd.DataFrame  # the guide points fitted (shift-corrected)
+    planes: dict[tuple[str, int], SlicePlane]
+    model: _Model | None  # None: the model fit failed
+    t0: float
+    finished: bool = False
+
+    def finish(self) -> ExamFit:
+        """``fit`` completed in place, as :func:`fit_exam` returns it (again: the same fit)."""
+        import time
+
+        out = self.fit
+        if self.finished:
+            return out
+        self.finished = True
+        with single_thread_blas():
+            if self.model is not None:
+                _guarded(out, lambda: _measure(self.gp, out, self.model))
+            _add_slice_summation(out, self.gp, self.planes)
+        out.seconds = time.perf_counter() - self.t0
+        return out
+
+    def passes(self) -> bool:
+        """Whether the finished fit's status would not be 'failed' (its measures' checks: the
+        model volumes, without the wall thickness and on a scratch fit)."""
+        if self.model is None or self.fit.status == "failed":
+            return False
+        scratch = ExamFit(self.fit.exam_id, self.fit.source, rms_residual_mm=self.fit.rms_residual_mm)
+        with single_thread_blas():
+            _guarded(scratch, lambda: _measure(self.gp, scratch, self.model, thickness=False))
+        return scratch.status != "failed"
+
+
+def fit_exam_staged(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_id: str,
+                    source: str, *, breath_hold: bool, shift_reference: str,
+                    settings: FitSettings | None = None,
+                    fixed_shifts: dict[tuple[str, int], np.ndarray] | None = None) -> StagedFit:
+    """:func:`fit_exam`'s model fit, its measures left to :meth:`StagedFit.finish`."""
     import time
 
     t0 = time.perf_counter()
     out = ExamFit(exam_id, source)
+    gp = shift_corrected(gp, fixed_shifts) if fixed_shifts else gp
     with single_thread_blas():
-        _fit_exam_guarded(shift_corrected(gp, fixed_shifts) if fixed_shifts else gp, planes, out,
-                          breath_hold, settings, shift_reference)
+        model = _guarded(out, lambda: _fit_model(gp, planes, out, breath_hold, settings or FitSettings(),
+                                                 shift_reference))
         if fixed_shifts and out.frame is not None:
             have = {(v, k) for v, k, _ in out.shifts}
             out.shifts += [(v, int(k), np.asarray(d, dtype=float)) for (v, k), d in sorted(fixed_shifts.items())
                            if (v, int(k)) not in have]
-    out.seconds = time.perf_counter() - t0
-    return out
+    return StagedFit(out, gp, planes, model, t0)
 
 
 def shift_corrected(gp: pd.DataFrame, shifts: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
@@ -354,23 +403,40 @@ def shift_corrected(gp: pd.DataFrame, shifts: dict[tuple[str, int], np.ndarray])
     return out
 
 
-def _fit_exam_guarded(gp, planes, out: ExamFit, breath_hold, settings, shift_reference) -> None:
-    exam_id, source = out.exam_id, out.source
+def _guarded(out: ExamFit, step):
+    """``step()``'s value, or None with ``out`` failed (a QC reason) if it raises a data problem."""
     try:
-        _fit_exam(gp, planes, out, breath_hold, settings or FitSettings(), shift_reference)
+        return step()
     except ExamError as exc:
         out.status, out.qc_reason = "failed", str(exc)
     except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
-        log.warning("exam %s/%s: fit failed: %s", exam_id, source, exc)
+        log.warning("exam %s/%s: fit failed: %s", out.exam_id, out.source, exc)
         out.status, out.qc_reason = "failed", f"fit_error: {type(exc).__name__}"
+    return None
+
+
+def _add_slice_summation(out: ExamFit, gp: pd.DataFrame, planes) -> None:
     try:  # the slice method needs no model: report it even when the fit failed
         out.volumes["slices"] = slice_summation(gp, planes)
     except (ValueError, KeyError) as exc:
-        log.warning("exam %s/%s: slice summation failed: %s", exam_id, source, exc)
+        log.warning("exam %s/%s: slice summation failed: %s", out.exam_id, out.source, exc)
 
 
-def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings,
-              shift_reference: str) -> None:
+@dataclass
+class _Model:
+    """What the measures of a model fit need of it."""
+
+    frame: ModelFrame
+    data: FitData
+    res: FitResult
+    shift_of: dict[tuple[str, int], np.ndarray]  # patient mm
+    anterior_sign: float
+    note: str | None
+    settings: FitSettings
+
+
+def _fit_model(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings,
+               shift_reference: str) -> _Model:
     cont = gp[gp["kind"] == "contour"]
     ed_sax = cont[(cont["phase"] == "ED") & (cont["view"] == "sax") & (cont["surface"] == "endo")]
     if ed_sax["slice_index"].nunique() < MIN_SAX_SLICES:
@@ -383,7 +449,6 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
     # RMS over the points the final fit kept (Tukey weight > 0); rejected points are counted
     inlier = res.robust_weight > 0
     out.rms_residual_mm = float(np.sqrt(np.mean(res.residual[inlier] ** 2))) if inlier.any() else None
-    outlier_frac = 1.0 - float(inlier.mean())
     # Shifts in patient coordinates for every slice with data; with the LAX reference the LAX
     # views are listed with zero.  Slices without contours have no estimate and no row.
     vecs = ("row_cosine", "col_cosine", "normal")
@@ -395,7 +460,13 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
         shift_of.update({k: np.zeros(3) for k in lax_views})
     for k in sorted(shift_of, key=lambda k: (k[0] != "sax", k[0], k[1])):
         out.shifts.append((k[0], k[1], shift_of[k]))
-    mesh = settings.mesh
+    return _Model(frame, data, res, shift_of, anterior_sign, note, settings)
+
+
+def _measure(gp, out: ExamFit, m: _Model, thickness: bool = True) -> None:
+    """Surfaces, model volumes, wall thickness (unless not ``thickness``) and QC verdict of a model fit."""
+    frame, data, res, shift_of = m.frame, m.data, m.res, m.shift_of
+    mesh = m.settings.mesh
     tris_fine = measures.triangles(FINE_MU, FINE_THETA)
     missing = []
     model: dict[str, float] = {}
@@ -421,15 +492,18 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
         if "epi" in fine:
             v_epi = measures.enclosed_volume_ml(fine["epi"], tris_fine, point)
             model[f"{phase}_myo_ml"] = v_epi - model[f"{phase}_cavity_ml"]
-            out.thickness[phase] = measures.wall_thickness(fine["endo"], fine["epi"], point,
-                                                           normal, anterior_sign)
+            if thickness:
+                out.thickness[phase] = measures.wall_thickness(fine["endo"], fine["epi"], point,
+                                                               normal, m.anterior_sign)
     out.volumes["model"] = model
     if "ED" in missing:
         raise ExamError("missing_phase: ED")
     if any(v <= 0 for k, v in model.items()):
         raise ExamError("implausible_fit: non-positive volume")
+    inlier = res.robust_weight > 0
+    outlier_frac = 1.0 - float(inlier.mean())
     warnings = [w for w in (
-        note, None if res.converged else "not_converged",
+        m.note, None if res.converged else "not_converged",
         "high_residual" if (out.rms_residual_mm or 0.0) > HIGH_RESIDUAL_MM else None,
         f"outliers: {100 * outlier_frac:.0f}% of points" if outlier_frac > MAX_OUTLIER_FRACTION else None,
     ) if w]
