@@ -136,3 +136,24 @@ def test_field_along_mu_equals_evaluate():
     one = mesh.along_mu(xs[1], theta)
     mu = rng.uniform(0, mesh.mu_max, 300)
     np.testing.assert_array_equal(one(mu), mesh.evaluate(xs[1], mu, theta)[0])
+
+
+def test_landmark_selection_equals_the_pandas_one():
+    from cmr_atlas.cine.lvmodel.exam import _landmarks
+
+    gp = pd.DataFrame({
+        "kind": ["contour", "landmark", "landmark", "landmark", "landmark", "landmark", "landmark"],
+        "landmark": [None, "mv_septal", "mv_lateral", "apex", None, np.nan, "mv_anterior"],
+        "phase": ["ED", "ES", "ED", "ED", "ED", "ES", np.nan],
+        "x_mm": np.arange(7.0)}, index=np.arange(7) * 3)
+
+    def pandas(names, phase):
+        lm = gp[gp["kind"] == "landmark"]
+        sel = lm["landmark"].astype(str).str.startswith(names) if isinstance(names, str) else lm["landmark"].isin(names)
+        sub = lm[sel]
+        return sub[sub["phase"] == phase] if phase is not None and (sub["phase"] == phase).any() else sub
+
+    for names in ("mv_", ("apex",), ("mv_septal", "apex"), ("none",), "No", "na"):
+        for phase in ("ED", "ES", None, "XX"):
+            pd.testing.assert_frame_equal(_landmarks(gp, names, phase), pandas(names, phase))
+    assert list(_landmarks(gp, "mv_", "ED").index) == [6]
