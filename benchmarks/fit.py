@@ -176,8 +176,9 @@ def shard(folder: Path, cache: Path, repeat: int) -> int:
             best[k] = min(best[k], dt / n)
         best["total"] = min(best["total"], (t[-1] - t[0]) / n)
     sources = sorted({f.source for f in fits})
+    note = "; ED/ES fits include the LAX registration" if staged else ""
     print(f"fit_shard on {folder} ({n} exams, sources {', '.join(sources)}), CPU s per exam, one thread, "
-          f"best of {repeat}, load {os.getloadavg()[0]:.1f}{'; ED/ES fits include the LAX registration' if staged else ''}:")
+          f"best of {repeat}, load {os.getloadavg()[0]:.1f}{note}:")
     print("  " + ", ".join(f"{k} {v:.3f}" for k, v in best.items()))
     return 0
 

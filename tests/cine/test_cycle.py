@@ -272,7 +272,8 @@ def _same_fit(a, b) -> None:
     assert [(v, k) for v, k, _ in a.shifts] == [(v, k) for v, k, _ in b.shifts]
     for (_, _, d), (_, _, e) in zip(a.shifts, b.shifts):
         np.testing.assert_array_equal(d, e)
-    assert a.volumes == b.volumes and a.surfaces.keys() == b.surfaces.keys() and a.thickness.keys() == b.thickness.keys()
+    assert a.volumes == b.volumes
+    assert a.surfaces.keys() == b.surfaces.keys() and a.thickness.keys() == b.thickness.keys()
     for k in a.surfaces:
         np.testing.assert_array_equal(a.surfaces[k], b.surfaces[k])
     for k in a.thickness:
