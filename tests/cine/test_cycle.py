@@ -264,3 +264,65 @@ def test_fit_stage_registers_only_landmark_only_views(exam, auto_like, tmp_path)
     out = register_lax_views(fits, gp, exam.truth["slices"], tmp_path)
     assert out[1] is fits[1]  # LAX contours: the fit's own LAX shifts
     assert out[0] is not fits[0] and {v for v, _, _ in out[0].shifts if v != "sax"} == {"lax_2ch", "lax_4ch"}
+
+
+def _same_fit(a, b) -> None:
+    assert (a.exam_id, a.source, a.status, a.qc_reason, a.rms_residual_mm) == \
+        (b.exam_id, b.source, b.status, b.qc_reason, b.rms_residual_mm)
+    assert [(v, k) for v, k, _ in a.shifts] == [(v, k) for v, k, _ in b.shifts]
+    for (_, _, d), (_, _, e) in zip(a.shifts, b.shifts):
+        np.testing.assert_array_equal(d, e)
+    assert a.volumes == b.volumes
+    assert a.surfaces.keys() == b.surfaces.keys() and a.thickness.keys() == b.thickness.keys()
+    for k in a.surfaces:
+        np.testing.assert_array_equal(a.surfaces[k], b.surfaces[k])
+    for k in a.thickness:
+        np.testing.assert_array_equal(a.thickness[k], b.thickness[k])
+
+
+def test_fit_stage_registration_without_measuring_the_replaced_fit(exam, auto_like, tmp_path):
+    """run.fit_exams with the image cache (the fit stage's path: the plain automated fit staged,
+    measured only if kept) gives exactly register_lax_views on the finished plain fits."""
+    from cmr_atlas.cine.lvmodel.exam import fit_exam_staged
+    from cmr_atlas.cine.lvmodel.run import fit_exams, register_lax_views
+    from cmr_atlas.core.imagecache import save_exam_images
+
+    masks, phases, lm = auto_like
+    gp = auto_guide_points(exam.images, masks, phases, lm, n_points=32).assign(source="auto")
+    slices = exam.truth["slices"]
+    save_exam_images(exam.images, tmp_path / f"{exam.label}.npz")
+    kw = {"breath_hold": True, "shift_reference": "sax_mean", "through_plane": False}
+    plain = fit_exams(gp, slices, **kw)
+    want = register_lax_views(plain, gp, slices, tmp_path, True, "sax_mean")
+    got = fit_exams(gp, slices, **kw, lax_cache_dir=tmp_path)
+    assert want[0] is not plain[0] and any(v != "sax" for v, _, _ in got[0].shifts)  # registered
+    _same_fit(got[0], want[0])
+    # staged then finished: the plain fit itself; its verdict without the wall thickness agrees
+    planes = planes_by_slice(slices, exam.label)
+    staged = fit_exam_staged(gp, planes, exam.label, "auto", breath_hold=True, shift_reference="sax_mean")
+    assert staged.passes() and not staged.fit.thickness and not staged.fit.surfaces
+    assert staged.finish() is staged.finish()
+    _same_fit(staged.fit, plain[0])
+
+
+def test_fit_stage_keeps_a_plain_fit_whose_measures_fail(exam, auto_like, tmp_path, monkeypatch):
+    """A plain fit that fails on its measures is not registered (as register_lax_views leaves a
+    failed fit), though the staged fit only learns so after the registration."""
+    from cmr_atlas.cine.lvmodel import measures
+    from cmr_atlas.cine.lvmodel.run import fit_exams
+    from cmr_atlas.core.imagecache import save_exam_images
+
+    masks, phases, lm = auto_like
+    gp = auto_guide_points(exam.images, masks, phases, lm, n_points=32).assign(source="auto")
+    save_exam_images(exam.images, tmp_path / f"{exam.label}.npz")
+    from cmr_atlas.cine.lvmodel import lax_shifts
+    from cmr_atlas.cine.lvmodel.exam import ExamFit
+
+    monkeypatch.setattr(measures, "enclosed_volume_ml", lambda *a: -1.0)
+    refits = []  # a refit that passes: it must not replace the failing plain fit
+    monkeypatch.setattr(lax_shifts, "fit_exam", lambda gp, planes, e, s, **kw: refits.append(kw) or ExamFit(e, s))
+    got, = fit_exams(gp, exam.truth["slices"], breath_hold=True, shift_reference="sax_mean", through_plane=False,
+                     lax_cache_dir=tmp_path)
+    assert got.status == "failed" and got.qc_reason == "implausible_fit: non-positive volume"
+    assert not any(v != "sax" for v, _, _ in got.shifts)  # the plain fit's shifts: not registered
+    assert not refits

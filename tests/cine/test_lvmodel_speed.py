@@ -10,6 +10,7 @@ from cmr_atlas.cine.lvmodel import fit as fit_module, measures, prolate
 from cmr_atlas.cine.lvmodel.exam import fit_exam
 from cmr_atlas.cine.lvmodel.hermite import HermiteMesh
 from cmr_atlas.cine.lvmodel.run import plain_strings
+from cmr_atlas.core.aha import aha_segment
 
 FIT = {"breath_hold": True, "shift_reference": "sax_mean"}
 
@@ -85,6 +86,26 @@ def test_grids_sampled_together_equal_grids_sampled_alone():
         assert np.ptp(surf[:29], axis=0).max() < 1e-9
 
 
+
+def test_wall_thickness_is_the_brute_force_nearest_distance():
+    mesh = HermiteMesh()
+    rng = np.random.default_rng(5)
+    xs = np.array([np.full(mesh.n_params, 0.6), np.full(mesh.n_params, 0.8)])
+    xs[:, 0] = [0.6, 0.8]
+    xs += rng.normal(0, 0.02, xs.shape)
+    point, normal = np.array([0.0, 0.0, 3.0]), np.array([0.05, 0.0, 1.0]) / np.hypot(0.05, 1.0)
+    endo, epi = measures.sample_surfaces(mesh, 40.0, xs, point, normal, 61, 96, 20)
+    got = measures.wall_thickness(endo, epi, point, normal, 1.0)
+    # every endocardial sample's nearest epicardial one by brute force, averaged per AHA segment
+    nearest = np.sqrt(((endo[:, None, :] - epi[None, :, :]) ** 2).sum(-1)).min(axis=1)
+    depth = (endo - point) @ normal
+    frac = depth / depth.max()
+    seg = aha_segment(frac, np.degrees(np.arctan2(endo[:, 1], endo[:, 0])))
+    want = [nearest[(seg == s) & (frac >= 0)].mean() if ((seg == s) & (frac >= 0)).any() else np.nan
+            for s in range(1, 18)]
+    assert np.isfinite(got).sum() >= 16
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+
 def test_plain_strings_keeps_values_and_missing():
     df = pd.DataFrame({"view": pd.array(["sax", None, "lax_2ch"], dtype="string[pyarrow]"),
                        "x_mm": [1.0, 2.0, 3.0], "kind": ["contour", "landmark", "contour"]})
@@ -115,3 +136,24 @@ def test_field_along_mu_equals_evaluate():
     one = mesh.along_mu(xs[1], theta)
     mu = rng.uniform(0, mesh.mu_max, 300)
     np.testing.assert_array_equal(one(mu), mesh.evaluate(xs[1], mu, theta)[0])
+
+
+def test_landmark_selection_equals_the_pandas_one():
+    from cmr_atlas.cine.lvmodel.exam import _landmarks
+
+    gp = pd.DataFrame({
+        "kind": ["contour", "landmark", "landmark", "landmark", "landmark", "landmark", "landmark"],
+        "landmark": [None, "mv_septal", "mv_lateral", "apex", None, np.nan, "mv_anterior"],
+        "phase": ["ED", "ES", "ED", "ED", "ED", "ES", np.nan],
+        "x_mm": np.arange(7.0)}, index=np.arange(7) * 3)
+
+    def pandas(names, phase):
+        lm = gp[gp["kind"] == "landmark"]
+        sel = lm["landmark"].astype(str).str.startswith(names) if isinstance(names, str) else lm["landmark"].isin(names)
+        sub = lm[sel]
+        return sub[sub["phase"] == phase] if phase is not None and (sub["phase"] == phase).any() else sub
+
+    for names in ("mv_", ("apex",), ("mv_septal", "apex"), ("none",), "No", "na"):
+        for phase in ("ED", "ES", None, "XX"):
+            pd.testing.assert_frame_equal(_landmarks(gp, names, phase), pandas(names, phase))
+    assert list(_landmarks(gp, "mv_", "ED").index) == [6]

@@ -68,15 +68,20 @@ class ExamFit:
 
 
 def _landmarks(gp: pd.DataFrame, names: tuple[str, ...] | str, phase: str | None) -> pd.DataFrame:
-    lm = gp[gp["kind"] == "landmark"]
-    if isinstance(names, str):
-        sel = lm["landmark"].astype(str).str.startswith(names)
+    """Landmark rows named ``names`` (a prefix if a string), of ``phase`` if it has any.  The
+    selection on the columns' arrays, one row take: pandas selections cost ~2 ms a call, and a fit
+    makes six (the same rows as ``gp[gp.kind == 'landmark']`` then the name and phase masks)."""
+    rows = np.flatnonzero(gp["kind"].to_numpy() == "landmark")
+    names_of = gp["landmark"].to_numpy()[rows]
+    if isinstance(names, str):  # as astype(str).str.startswith: a missing name matches no prefix
+        sel = np.array([isinstance(n, str) and n.startswith(names) for n in names_of], dtype=bool)
     else:
-        sel = lm["landmark"].isin(names)
-    sub = lm[sel]
-    if phase is not None and (sub["phase"] == phase).any():
-        sub = sub[sub["phase"] == phase]
-    return sub
+        sel = np.array([n in names for n in names_of], dtype=bool)
+    rows = rows[sel]
+    if phase is not None:
+        of_phase = gp["phase"].to_numpy()[rows] == phase
+        rows = rows[of_phase] if of_phase.any() else rows
+    return gp.iloc[rows]
 
 
 def _weights(df: pd.DataFrame) -> np.ndarray:
@@ -238,8 +243,8 @@ def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
     sl = both["slice_index"].fillna(0).astype(int).to_numpy()
     # Slices with contours get a shift; a LAX view with landmarks only (the automated path has
     # no LAX contours) stays fixed, else its shift would simply absorb its apex landmark.
-    with_contours = {(v, int(s)) for v, s in zip(cont["view"].astype(str),
-                                                   cont["slice_index"].fillna(0).astype(int))}
+    # (lists, not Series: iterating a Series boxes every element, ~2 ms a fit)
+    with_contours = set(zip(cont["view"].astype(str).tolist(), cont["slice_index"].fillna(0).astype(int).tolist()))
     # A SAX slice whose contours are all tiny (a tangential cut of the apical cap) has no
     # identifiable in-plane position: it keeps zero shift rather than sliding over the dome.
     small = _small_contour_slices(cont)
@@ -247,7 +252,7 @@ def build_fit_data(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
                    and (k[0] == "sax" or shift_reference == "sax_mean")},
                   key=lambda k: (k[0] != "sax", k[0], k[1]))
     kmap = {k: i for i, k in enumerate(keys)}
-    slice_id = np.array([kmap.get((v, int(s)), -1) for v, s in zip(views, sl)], dtype=int)
+    slice_id = np.array([kmap.get(k, -1) for k in zip(views.tolist(), sl.tolist())], dtype=int)
     vecs = ("row_cosine", "col_cosine", "normal") if through_plane else ("row_cosine", "col_cosine")
     basis = np.array([[frame.vec_to_local(getattr(planes[k], v)) for v in vecs]
                       for k in keys]).reshape(-1, len(vecs), 3)
@@ -327,19 +332,68 @@ def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_i
     known breath-hold shifts (patient mm) of slices the fit does not estimate (a LAX view with
     landmarks only, registered on the images: :mod:`cmr_atlas.cine.lvmodel.lax_shifts`); their
     guide points are corrected by them and they are listed in ``shifts``."""
+    return fit_exam_staged(gp, planes, exam_id, source, breath_hold=breath_hold, shift_reference=shift_reference,
+                           settings=settings, fixed_shifts=fixed_shifts).finish()
+
+
+@dataclass
+class StagedFit:
+    """A :func:`fit_exam` in two stages: ``fit`` has the model fit (frame, fields, shifts; status
+    'failed' if the fit itself failed) but no surfaces, measures or QC verdict yet.  The LAX
+    registration needs only the shifts of a fit its refit usually replaces, so it measures that
+    fit only when it keeps it."""
+
+    fit: ExamFit
+    gp: pd.DataFrame  # the guide points fitted (shift-corrected)
+    planes: dict[tuple[str, int], SlicePlane]
+    model: _Model | None  # None: the model fit failed
+    t0: float
+    finished: bool = False
+
+    def finish(self) -> ExamFit:
+        """``fit`` completed in place, as :func:`fit_exam` returns it (again: the same fit)."""
+        import time
+
+        out = self.fit
+        if self.finished:
+            return out
+        self.finished = True
+        with single_thread_blas():
+            if self.model is not None:
+                _guarded(out, lambda: _measure(self.gp, out, self.model))
+            _add_slice_summation(out, self.gp, self.planes)
+        out.seconds = time.perf_counter() - self.t0
+        return out
+
+    def passes(self) -> bool:
+        """Whether the finished fit's status would not be 'failed' (its measures' checks: the
+        model volumes, without the wall thickness and on a scratch fit)."""
+        if self.model is None or self.fit.status == "failed":
+            return False
+        scratch = ExamFit(self.fit.exam_id, self.fit.source, rms_residual_mm=self.fit.rms_residual_mm)
+        with single_thread_blas():
+            _guarded(scratch, lambda: _measure(self.gp, scratch, self.model, thickness=False))
+        return scratch.status != "failed"
+
+
+def fit_exam_staged(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_id: str,
+                    source: str, *, breath_hold: bool, shift_reference: str,
+                    settings: FitSettings | None = None,
+                    fixed_shifts: dict[tuple[str, int], np.ndarray] | None = None) -> StagedFit:
+    """:func:`fit_exam`'s model fit, its measures left to :meth:`StagedFit.finish`."""
     import time
 
     t0 = time.perf_counter()
     out = ExamFit(exam_id, source)
+    gp = shift_corrected(gp, fixed_shifts) if fixed_shifts else gp
     with single_thread_blas():
-        _fit_exam_guarded(shift_corrected(gp, fixed_shifts) if fixed_shifts else gp, planes, out,
-                          breath_hold, settings, shift_reference)
+        model = _guarded(out, lambda: _fit_model(gp, planes, out, breath_hold, settings or FitSettings(),
+                                                 shift_reference))
         if fixed_shifts and out.frame is not None:
             have = {(v, k) for v, k, _ in out.shifts}
             out.shifts += [(v, int(k), np.asarray(d, dtype=float)) for (v, k), d in sorted(fixed_shifts.items())
                            if (v, int(k)) not in have]
-    out.seconds = time.perf_counter() - t0
-    return out
+    return StagedFit(out, gp, planes, model, t0)
 
 
 def shift_corrected(gp: pd.DataFrame, shifts: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
@@ -354,23 +408,40 @@ def shift_corrected(gp: pd.DataFrame, shifts: dict[tuple[str, int], np.ndarray])
     return out
 
 
-def _fit_exam_guarded(gp, planes, out: ExamFit, breath_hold, settings, shift_reference) -> None:
-    exam_id, source = out.exam_id, out.source
+def _guarded(out: ExamFit, step):
+    """``step()``'s value, or None with ``out`` failed (a QC reason) if it raises a data problem."""
     try:
-        _fit_exam(gp, planes, out, breath_hold, settings or FitSettings(), shift_reference)
+        return step()
     except ExamError as exc:
         out.status, out.qc_reason = "failed", str(exc)
     except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
-        log.warning("exam %s/%s: fit failed: %s", exam_id, source, exc)
+        log.warning("exam %s/%s: fit failed: %s", out.exam_id, out.source, exc)
         out.status, out.qc_reason = "failed", f"fit_error: {type(exc).__name__}"
+    return None
+
+
+def _add_slice_summation(out: ExamFit, gp: pd.DataFrame, planes) -> None:
     try:  # the slice method needs no model: report it even when the fit failed
         out.volumes["slices"] = slice_summation(gp, planes)
     except (ValueError, KeyError) as exc:
-        log.warning("exam %s/%s: slice summation failed: %s", exam_id, source, exc)
+        log.warning("exam %s/%s: slice summation failed: %s", out.exam_id, out.source, exc)
 
 
-def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings,
-              shift_reference: str) -> None:
+@dataclass
+class _Model:
+    """What the measures of a model fit need of it."""
+
+    frame: ModelFrame
+    data: FitData
+    res: FitResult
+    shift_of: dict[tuple[str, int], np.ndarray]  # patient mm
+    anterior_sign: float
+    note: str | None
+    settings: FitSettings
+
+
+def _fit_model(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings,
+               shift_reference: str) -> _Model:
     cont = gp[gp["kind"] == "contour"]
     ed_sax = cont[(cont["phase"] == "ED") & (cont["view"] == "sax") & (cont["surface"] == "endo")]
     if ed_sax["slice_index"].nunique() < MIN_SAX_SLICES:
@@ -383,7 +454,6 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
     # RMS over the points the final fit kept (Tukey weight > 0); rejected points are counted
     inlier = res.robust_weight > 0
     out.rms_residual_mm = float(np.sqrt(np.mean(res.residual[inlier] ** 2))) if inlier.any() else None
-    outlier_frac = 1.0 - float(inlier.mean())
     # Shifts in patient coordinates for every slice with data; with the LAX reference the LAX
     # views are listed with zero.  Slices without contours have no estimate and no row.
     vecs = ("row_cosine", "col_cosine", "normal")
@@ -395,7 +465,13 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
         shift_of.update({k: np.zeros(3) for k in lax_views})
     for k in sorted(shift_of, key=lambda k: (k[0] != "sax", k[0], k[1])):
         out.shifts.append((k[0], k[1], shift_of[k]))
-    mesh = settings.mesh
+    return _Model(frame, data, res, shift_of, anterior_sign, note, settings)
+
+
+def _measure(gp, out: ExamFit, m: _Model, thickness: bool = True) -> None:
+    """Surfaces, model volumes, wall thickness (unless not ``thickness``) and QC verdict of a model fit."""
+    frame, data, res, shift_of = m.frame, m.data, m.res, m.shift_of
+    mesh = m.settings.mesh
     tris_fine = measures.triangles(FINE_MU, FINE_THETA)
     missing = []
     model: dict[str, float] = {}
@@ -421,15 +497,18 @@ def _fit_exam(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings
         if "epi" in fine:
             v_epi = measures.enclosed_volume_ml(fine["epi"], tris_fine, point)
             model[f"{phase}_myo_ml"] = v_epi - model[f"{phase}_cavity_ml"]
-            out.thickness[phase] = measures.wall_thickness(fine["endo"], fine["epi"], point,
-                                                           normal, anterior_sign)
+            if thickness:
+                out.thickness[phase] = measures.wall_thickness(fine["endo"], fine["epi"], point,
+                                                               normal, m.anterior_sign)
     out.volumes["model"] = model
     if "ED" in missing:
         raise ExamError("missing_phase: ED")
     if any(v <= 0 for k, v in model.items()):
         raise ExamError("implausible_fit: non-positive volume")
+    inlier = res.robust_weight > 0
+    outlier_frac = 1.0 - float(inlier.mean())
     warnings = [w for w in (
-        note, None if res.converged else "not_converged",
+        m.note, None if res.converged else "not_converged",
         "high_residual" if (out.rms_residual_mm or 0.0) > HIGH_RESIDUAL_MM else None,
         f"outliers: {100 * outlier_frac:.0f}% of points" if outlier_frac > MAX_OUTLIER_FRACTION else None,
     ) if w]

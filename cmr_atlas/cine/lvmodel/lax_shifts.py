@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.cine.lax_registration import lax_view_shifts
-from cmr_atlas.cine.lvmodel.exam import ExamFit, _xyz, fit_exam
+from cmr_atlas.cine.lvmodel.exam import ExamFit, StagedFit, _xyz, fit_exam, fit_exam_staged
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.core.imagecache import ExamImages
 
@@ -35,18 +35,27 @@ def landmark_only_views(gp: pd.DataFrame) -> set[str]:
 
 def fit_exam_lax_registered(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], images: ExamImages | None,
                             exam_id: str, source: str, *, breath_hold: bool, shift_reference: str,
-                            first: ExamFit | None = None) -> ExamFit:
+                            first: ExamFit | StagedFit | None = None) -> ExamFit:
     """ED/ES fit with the landmark-only LAX views registered on ``images`` (else :func:`fit_exam`
-    as it is).  ``first``: the plain fit if already made (its SAX shifts start the registration)."""
-    fit0 = first or fit_exam(gp, planes, exam_id, source, breath_hold=breath_hold, shift_reference=shift_reference)
+    as it is).  ``first``: the plain fit if already made (its SAX shifts start the registration),
+    finished or staged; the refit replaces it, so a staged one is measured only if it is returned."""
+    if first is None:
+        first = fit_exam_staged(gp, planes, exam_id, source, breath_hold=breath_hold, shift_reference=shift_reference)
+    staged = first if isinstance(first, StagedFit) else None
+    fit0 = staged.fit if staged is not None else first
+
+    def plain() -> ExamFit:
+        return staged.finish() if staged is not None else fit0
+
     views = landmark_only_views(gp) & set(images.lax) if images is not None else set()
     if not breath_hold or fit0.status == "failed" or not views:
-        return fit0
+        return plain()
     sax = {int(k): d for v, k, d in fit0.shifts if v == "sax"}
     found = lax_view_shifts(images, lv_centres(gp), sax, views)
     lax_slice = {str(v): int(k) for v, k in zip(gp["view"], gp["slice_index"].fillna(0)) if v != "sax"}
     fixed = {(v, lax_slice[v]): d for v, d in found.items() if v in lax_slice}
-    if not fixed:
-        return fit0
+    # a plain fit whose measures fail stays (failed), as a finished one would have
+    if not fixed or (staged is not None and not staged.passes()):
+        return plain()
     return fit_exam(gp, planes, exam_id, source, breath_hold=breath_hold, shift_reference=shift_reference,
                     fixed_shifts=fixed)

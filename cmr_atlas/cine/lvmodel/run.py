@@ -19,7 +19,7 @@ import pandas as pd
 from cmr_atlas.cine.guidepoints import CYCLE_GUIDE_POINTS, GUIDE_POINTS
 from cmr_atlas.core.geometry import planes_by_slice
 from cmr_atlas.cine.lvmodel.cycle import CycleFit, fit_cycle
-from cmr_atlas.cine.lvmodel.exam import ExamFit, fit_exam, single_thread_blas
+from cmr_atlas.cine.lvmodel.exam import ExamFit, StagedFit, fit_exam, fit_exam_staged, single_thread_blas
 from cmr_atlas.cine.lvmodel.through_plane import fit_exam_through_plane
 from cmr_atlas.cine.lvmodel.outputs import CYCLE_TABLES, TABLES, tables_from_cycles, tables_from_fits
 from cmr_atlas.core.config import default
@@ -35,16 +35,21 @@ Group = tuple[tuple[str, str], pd.DataFrame]  # ((exam_id, source), guide points
 
 def _fit_one(group: Group, slices: pd.DataFrame, breath_hold: bool, shift_reference: str,
              vtp_dir: Path | None, through_plane: bool = False,
-             cycle: dict[tuple[str, str], pd.DataFrame] | None = None) -> ExamFit:
+             cycle: dict[tuple[str, str], pd.DataFrame] | None = None, lax_cache_dir: Path | None = None) -> ExamFit:
     (exam_id, source), gp = group
     try:
         planes = planes_by_slice(slices, exam_id)
     except (KeyError, ValueError) as exc:  # the type only: a message may quote values
         log.warning("exam %s: bad slice planes (%s)", exam_id, type(exc).__name__)
         planes = {}
+    images = _lax_images_path(lax_cache_dir, str(exam_id), gp) if planes else None
     if through_plane and breath_hold:
         f = fit_exam_through_plane(gp, (cycle or {}).get((exam_id, source)), planes, str(exam_id), str(source),
                                    shift_reference=shift_reference)
+    elif images is not None:  # the plain fit gives the registration its SAX shifts; the refit replaces it
+        f = _registered(fit_exam_staged(gp, planes, str(exam_id), str(source), breath_hold=breath_hold,
+                                        shift_reference=shift_reference), gp, planes, images,
+                        breath_hold, shift_reference)
     else:
         f = fit_exam(gp, planes, str(exam_id), str(source), breath_hold=breath_hold,
                      shift_reference=shift_reference)
@@ -60,8 +65,12 @@ def _fit_one(group: Group, slices: pd.DataFrame, breath_hold: bool, shift_refere
 
 def fit_exams(guide_points: pd.DataFrame, slices: pd.DataFrame, breath_hold: bool | None = None,
               vtp_dir: Path | None = None, shift_reference: str | None = None,
-              through_plane: bool | None = None, cycle_guide_points: pd.DataFrame | None = None) -> list[ExamFit]:
+              through_plane: bool | None = None, cycle_guide_points: pd.DataFrame | None = None,
+              lax_cache_dir: str | Path | None = None) -> list[ExamFit]:
     """One :class:`ExamFit` per (exam, source) of a guide-point table, in (exam, source) order.
+    With ``lax_cache_dir`` (an image cache; not with ``through_plane``) the fits are those of
+    :func:`register_lax_views` on the plain fits, made without measuring the plain fits the
+    registration replaces.
 
     ``breath_hold``, ``shift_reference`` and ``through_plane`` default to the config's ``fit``
     defaults.  With ``through_plane`` the SAX slices' through-plane shifts come from the SAX/LAX
@@ -75,8 +84,9 @@ def fit_exams(guide_points: pd.DataFrame, slices: pd.DataFrame, breath_hold: boo
              if through_plane and cycle_guide_points is not None and len(cycle_guide_points) else None)
     groups: list[Group] = [((str(e), str(s)), gp) for (e, s), gp in
                            guide_points.groupby(["exam_id", "source"], sort=True)]
+    lax_cache_dir = Path(lax_cache_dir) if lax_cache_dir is not None and not through_plane else None
     outcomes = run_exams(groups, lambda g: _fit_one(g, slices, breath_hold, shift_reference, vtp_dir,
-                                                    through_plane, cycle),
+                                                    through_plane, cycle, lax_cache_dir),
                          STAGE, log, exam_id=lambda g: g[0][0], unit="exam fits")
     fits = []
     for ((exam_id, source), _), o in zip(groups, outcomes):
@@ -179,9 +189,10 @@ def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_
     # the per-frame guide points feed the through-plane estimate too: then they come first
     cgp = cycle.guide_points() if cycle is not None and all_frames and through_plane else None
     gp = plain_strings(read_table(guide_points_path, GUIDE_POINTS))
-    fits = fit_exams(gp, slices, breath_hold, Path(vtp_dir) if vtp_dir else None, shift_reference, through_plane, cgp)
-    if cycle is not None and lax_registration and not through_plane:  # the images are at hand: register landmark-only LAX views
-        fits = register_lax_views(fits, gp, slices, cycle.cache_dir, breath_hold, shift_reference)
+    # the images are at hand: register landmark-only LAX views
+    lax_cache_dir = cycle.cache_dir if cycle is not None and lax_registration and not through_plane else None
+    fits = fit_exams(gp, slices, breath_hold, Path(vtp_dir) if vtp_dir else None, shift_reference, through_plane, cgp,
+                     lax_cache_dir)
     tables = tables_from_fits(fits)
     paths = {"shapes": shapes_path, "model_frames": model_frames_path, "slice_shifts": slice_shifts_path,
              "measures": measures_path, "wall_thickness": wall_thickness_path}
@@ -207,28 +218,51 @@ def register_lax_views(fits: list[ExamFit], guide_points: pd.DataFrame, slices: 
     """Each fit again with its landmark-only LAX views registered to the SAX stack on the exam's
     cached images (:func:`~cmr_atlas.cine.lvmodel.lax_shifts.fit_exam_lax_registered`: the automated
     path); fits without such views, without images or that failed stay as they are."""
-    from cmr_atlas.cine.lvmodel.lax_shifts import fit_exam_lax_registered, landmark_only_views
-    from cmr_atlas.core.imagecache import load_exam_images
-
     breath_hold = default("fit.breath_hold") if breath_hold is None else breath_hold
     shift_reference = shift_reference or default("fit.shift_reference")
     groups = dict(tuple(guide_points.groupby(["exam_id", "source"]))) if len(guide_points) else {}
     out = []
     for f in fits:
         gp = groups.get((f.exam_id, f.source))
-        path = Path(cache_dir) / f"{f.exam_id}.npz"
-        if f.status == "failed" or gp is None or not path.exists() or not landmark_only_views(gp):
+        path = _lax_images_path(Path(cache_dir), f.exam_id, gp) if gp is not None else None
+        if f.status == "failed" or path is None:
             out.append(f)
             continue
         try:
             planes = planes_by_slice(slices, f.exam_id)
-            g = fit_exam_lax_registered(gp, planes, load_exam_images(path), f.exam_id, f.source,
-                                        breath_hold=breath_hold, shift_reference=shift_reference, first=f)
-        except (KeyError, ValueError, OSError, np.linalg.LinAlgError) as exc:
+        except (KeyError, ValueError) as exc:
             log.warning("fit %s/%s: LAX registration failed (%s)", f.exam_id, f.source, type(exc).__name__)
-            g = f
-        out.append(g if g.status != "failed" else f)
+            out.append(f)
+            continue
+        out.append(_registered(f, gp, planes, path, breath_hold, shift_reference))
     return out
+
+
+def _lax_images_path(cache_dir: Path | None, exam_id: str, gp: pd.DataFrame) -> Path | None:
+    """The exam's cached images if its guide points have landmark-only LAX views to register on them."""
+    from cmr_atlas.cine.lvmodel.lax_shifts import landmark_only_views
+
+    path = Path(cache_dir) / f"{exam_id}.npz" if cache_dir is not None else None
+    return path if path is not None and path.exists() and landmark_only_views(gp) else None
+
+
+def _registered(first: ExamFit | StagedFit, gp: pd.DataFrame, planes: dict, images_path: Path,
+                breath_hold: bool, shift_reference: str) -> ExamFit:
+    """The LAX-registered fit of ``first`` (the plain fit, finished or staged), or the plain fit
+    if the registration or its refit fails."""
+    from cmr_atlas.cine.lvmodel.lax_shifts import fit_exam_lax_registered
+    from cmr_atlas.core.imagecache import load_exam_images
+
+    plain = first.fit if isinstance(first, StagedFit) else first
+    try:
+        g = fit_exam_lax_registered(gp, planes, load_exam_images(images_path), plain.exam_id, plain.source,
+                                    breath_hold=breath_hold, shift_reference=shift_reference, first=first)
+    except (KeyError, ValueError, OSError, np.linalg.LinAlgError) as exc:
+        log.warning("fit %s/%s: LAX registration failed (%s)", plain.exam_id, plain.source, type(exc).__name__)
+        g = None
+    if g is not None and g.status != "failed":
+        return g
+    return first.finish() if isinstance(first, StagedFit) else first
 
 
 def write_vtp(f: ExamFit, folder: Path) -> list[Path]:
