@@ -326,3 +326,34 @@ def test_fit_stage_keeps_a_plain_fit_whose_measures_fail(exam, auto_like, tmp_pa
     assert got.status == "failed" and got.qc_reason == "implausible_fit: non-positive volume"
     assert not any(v != "sax" for v, _, _ in got.shifts)  # the plain fit's shifts: not registered
     assert not refits
+
+
+def test_cycle_tables_by_chunk_equal_the_shard_at_once(exam, auto_like):
+    """The fit job's per-frame tables made a few exams at a time (bounded memory) are those of the
+    whole shard at once, rows in the same order."""
+    from cmr_atlas.cine.lvmodel.run import cycle_fits, cycle_tables_by_chunk
+
+    masks, phases, lm = auto_like
+    one = cycle_guide_points(exam.images, masks, phases, lm, n_points=24).assign(source="auto")
+    labels = ["E1", "E2", "E3"]
+    cgp = pd.concat([one.assign(exam_id=e) for e in labels], ignore_index=True)
+    slices = pd.concat([exam.truth["slices"].assign(exam_id=e) for e in labels], ignore_index=True)
+    planes = planes_by_slice(slices, "E1")
+    ed_es = one[one["phase"].notna()].drop(columns="time_ms")
+    fits = [fit_exam(ed_es.assign(exam_id=e), planes, e, "auto", breath_hold=True, shift_reference="sax_mean")
+            for e in labels]
+
+    class Cycle:  # CycleInputs' guide points, from the table above
+        asked: list[list[str]] = []
+
+        def guide_points(self, exam_ids):
+            self.asked.append(list(exam_ids))
+            return cgp[cgp["exam_id"].isin(exam_ids)]
+
+    source = Cycle()
+    got = cycle_tables_by_chunk(fits, source, slices, chunk=2)
+    want = tables_from_cycles(cycle_fits(fits, cgp, slices))
+    assert source.asked == [["E1", "E2"], ["E3"]]
+    for name, table in want.items():
+        assert len(table) > 0
+        pd.testing.assert_frame_equal(got[name], table, check_exact=True)

@@ -22,6 +22,8 @@ from cmr_atlas.cine.lvmodel.cycle import CycleFit, fit_cycle
 from cmr_atlas.cine.lvmodel.exam import ExamFit, StagedFit, fit_exam, fit_exam_staged, single_thread_blas
 from cmr_atlas.cine.lvmodel.through_plane import fit_exam_through_plane
 from cmr_atlas.cine.lvmodel.outputs import CYCLE_TABLES, TABLES, tables_from_cycles, tables_from_fits
+from cmr_atlas.cine.motion import MOTION_SHAPES
+from cmr_atlas.cine.volume_curves import VOLUME_CURVES, indices_table
 from cmr_atlas.core.config import default
 from cmr_atlas.core.runner import EXAM_STATUS, ExamFailure, run_exams, write_status
 from cmr_atlas.core.tables import read_table, write_table
@@ -131,6 +133,29 @@ def cycle_fits(fits: list[ExamFit], cycle_guide_points: pd.DataFrame, slices: pd
     return out
 
 
+# exams whose every-frame guide points and surfaces are held at once: a 64-exam shard's guide
+# points alone are 185 MiB (1.25 M rows), so the fit job peaked at 834 MiB holding them all
+CYCLE_CHUNK = 8
+
+
+def cycle_tables_by_chunk(fits: list[ExamFit], cycle: "CycleInputs", slices: pd.DataFrame,
+                          chunk: int = CYCLE_CHUNK) -> dict[str, pd.DataFrame]:
+    """:func:`~cmr_atlas.cine.lvmodel.outputs.tables_from_cycles` of :func:`cycle_fits` for the
+    shard's fits, ``chunk`` exams at a time (their guide points made, fitted and turned into rows,
+    then dropped): the same tables with a chunk's intermediates in memory instead of the shard's."""
+    ids = list(dict.fromkeys(f.exam_id for f in fits))
+    parts = []
+    for i in range(0, len(ids), chunk):
+        some = set(ids[i:i + chunk])
+        cgp = cycle.guide_points(ids[i:i + chunk])
+        parts.append(tables_from_cycles(cycle_fits([f for f in fits if f.exam_id in some], cgp, slices)))
+    curves = [p["volume_curves"] for p in parts if len(p["volume_curves"])]
+    shapes = [p["motion_shapes"] for p in parts if len(p["motion_shapes"])]
+    curves = pd.concat(curves, ignore_index=True) if curves else VOLUME_CURVES.empty()
+    return {"volume_curves": curves, "function_indices": indices_table(curves),
+            "motion_shapes": pd.concat(shapes, ignore_index=True) if shapes else MOTION_SHAPES.empty()}
+
+
 @dataclass
 class CycleInputs:
     """Where a shard's every-frame automated guide points come from (inference outputs)."""
@@ -142,12 +167,14 @@ class CycleInputs:
     phases_path: str | Path
     masks_dir: str | Path
 
-    def guide_points(self) -> pd.DataFrame:
-        """:data:`CYCLE_GUIDE_POINTS` of the shard's exams (failed exams have none)."""
+    def guide_points(self, exam_ids: list[str] | None = None) -> pd.DataFrame:
+        """:data:`CYCLE_GUIDE_POINTS` of the shard's exams, or of ``exam_ids`` among them (failed
+        exams have none)."""
         from cmr_atlas.cine.autoguide import run_cycle
         from cmr_atlas.core.shards import shard_exam_ids
 
-        outcomes = run_cycle(shard_exam_ids(self.exams_path), self.cache_dir, landmarks_path=self.landmarks_path,
+        ids = shard_exam_ids(self.exams_path) if exam_ids is None else list(exam_ids)
+        outcomes = run_cycle(ids, self.cache_dir, landmarks_path=self.landmarks_path,
                              qc_path=self.qc_path, phases_path=self.phases_path, masks_dir=self.masks_dir)
         frames = [o.value for o in outcomes if o.ok and len(o.value)]
         return pd.concat(frames, ignore_index=True) if frames else CYCLE_GUIDE_POINTS.empty()
@@ -199,9 +226,10 @@ def fit_shard(guide_points_path: str | Path, slices_path: str | Path, *, shapes_
     for name, df in tables.items():
         write_table(df, paths[name], TABLES[name])
     if cycle is not None:
-        if cgp is None:
-            cgp = cycle.guide_points() if all_frames else CYCLE_GUIDE_POINTS.empty()
-        per_frame = tables_from_cycles(cycle_fits(fits, cgp, slices))
+        if cgp is not None or not all_frames:
+            per_frame = tables_from_cycles(cycle_fits(fits, CYCLE_GUIDE_POINTS.empty() if cgp is None else cgp, slices))
+        else:
+            per_frame = cycle_tables_by_chunk(fits, cycle, slices)
         for name, path in (("volume_curves", volume_curves_path), ("function_indices", function_indices_path),
                            ("motion_shapes", motion_shapes_path)):
             if path is not None:
