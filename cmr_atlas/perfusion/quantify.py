@@ -175,18 +175,20 @@ def _anterior_rc(plane) -> np.ndarray:
     return np.array([ant @ plane.col_cosine, ant @ plane.row_cosine])
 
 
-def stack_insertions(labels: list[np.ndarray], plane) -> list[S.Insertions | None]:
+def stack_insertions(labels: list[np.ndarray], plane,
+                     enhancement: list[np.ndarray] | None = None) -> list[S.Insertions | None]:
     """RV insertions of every slice of a stack, named anterior/inferior once for the stack
-    (:func:`sectors.name_stack`)."""
-    return S.name_stack([slice_insertions(lab, plane) for lab in labels], _anterior_rc(plane))
+    (:func:`sectors.name_stack`); ``enhancement``: each slice's peak signal rise, when known."""
+    enh = enhancement if enhancement is not None else [None] * len(labels)
+    return S.name_stack([slice_insertions(lab, plane, e) for lab, e in zip(labels, enh)], _anterior_rc(plane))
 
 
-def slice_insertions(labels: np.ndarray, plane) -> S.Insertions | None:
+def slice_insertions(labels: np.ndarray, plane, enhancement: np.ndarray | None = None) -> S.Insertions | None:
     """RV insertions of one slice, named by handedness (:func:`sectors.find_insertions`); a stack's
     naming: :func:`stack_insertions`."""
     return S.find_insertions(labels == segment.MYOCARDIUM, labels == segment.RV, labels == segment.CAVITY,
                              S.image_apex_sense(plane.col_cosine, plane.row_cosine, prepare.APEX_DIRECTION),
-                             float(np.mean(plane.pixel_spacing_mm)))
+                             float(np.mean(plane.pixel_spacing_mm)), enhancement)
 
 
 def borrow_insertions(ins: list[S.Insertions | None], labels: list[np.ndarray]) -> list[S.Insertions | None]:

@@ -16,7 +16,13 @@ them on slices whose two insertions lie at nearly the same height (6 of 194 slic
 anatomical anterior insertion lies the more posterior (exam 880000-5).  The ends of the RV-cavity contact arc (the previous definition) sit 8-20 degrees inside
 the insertions; with the wall put back, 6 +- 5 degrees remain on the generator's own label maps
 (2.5 mm pixels): near an insertion the free wall runs almost tangent to the LV, so the cavity's
-tip, cut off by the LV, ends further from the insertion than one wall thickness.  Two ways to
+tip, cut off by the LV, ends further from the insertion than one wall thickness.  When the slice's
+peak enhancement is given (the automated path), the arc is continued along the probe ring while
+the ring is muscle (enhancing at least half as much as the LV myocardium, scaled from what the
+ring reads away from the RV) with no muscle a wall's thickness further out (the liver or chest
+wall against the LV are thick): the free wall's wedge, up to where epicardial fat or lung begin
+(2026-12-03: CNN maps, exams 0-12 of seed 880000, 11.9 -> 8.6 degrees without the naming swaps;
+docs/perfusion.md).  Two ways to
 extend it were tried and dropped (2026-12-02, worse on the same label maps): an ellipse fitted to
 the free wall (ill-posed on crescents a few pixels thick) and the wedge of the cavity's tip
 (thickness growth along the arc -> wall angle -> wall / sin(angle); 8.8 deg, over-shooting where the
@@ -35,6 +41,9 @@ from cmr_atlas.core.aha import aha16_segment, insertion_angle_deg
 RV_WALL_MM = 4.0  # normal RV free wall 3-5 mm (Lang et al., J Am Soc Echocardiogr 2015: > 5 mm hypertrophy)
 PROBE_MM = 1.0  # the probe ring's distance outside the LV epicardium
 ANGLE_STEP_DEG = 1.0
+MUSCLE_FRACTION = 0.5  # a probe sample that enhances at least half as much as the LV myocardium is muscle
+BLOOD_FRACTION = 2.0  # blood enhances several times more than muscle
+MAX_EXTEND_DEG = 40.0  # how far the free wall may run along the epicardium beyond the cavity's wall
 
 
 @dataclass(frozen=True)
@@ -84,14 +93,41 @@ def _longest_run(flags: np.ndarray) -> tuple[int, int] | None:
     return (best[1] + k) % len(flags), (best[2] + k) % len(flags)
 
 
+def extend_along_muscle(run: tuple[int, int], muscle: np.ndarray, max_steps: int) -> tuple[int, int]:
+    """The arc ``run`` (first, last index into a circular ``muscle`` flag per ray) continued at each
+    end over the neighbouring rays that are muscle, at most ``max_steps`` each (and never round
+    into the other end)."""
+    n = len(muscle)
+    room = min(max_steps, (n - (run[1] - run[0]) % n) // 2)
+
+    def walk(i: int, step: int) -> int:
+        for _ in range(room):
+            if not muscle[(i + step) % n]:
+                break
+            i = (i + step) % n
+        return i
+
+    return walk(run[0], -1), walk(run[1], 1)
+
+
+def muscle_fraction(ring: np.ndarray, away: np.ndarray) -> np.ndarray:
+    """Enhancement along a probe ring (relative to the LV myocardium's) as the fraction of muscle in
+    each sample: 0 at what the ring reads away from the RV (``away``: epicardial fat or lung, with
+    the share of the LV wall's pixels a ring near the epicardium still takes), 1 at the myocardium."""
+    ref = float(np.median(ring[away])) if away.any() else 0.0
+    return (ring - ref) / max(1.0 - ref, 1e-9)
+
+
 def find_insertions(myo: np.ndarray, rv: np.ndarray, cavity: np.ndarray, apex_sense: float,
-                    pixel_mm: float = 1.0) -> Insertions | None:
+                    pixel_mm: float = 1.0, enhancement: np.ndarray | None = None) -> Insertions | None:
     """RV insertion points of one slice (None when no RV lies beside the myocardium).
 
     ``myo``, ``rv`` (RV cavity), ``cavity`` (LV): boolean masks of one slice; ``apex_sense``: > 0
     when the image angle arctan2(col, row) grows counter-clockwise seen from the apex (the plane's
     column x row cosine points towards the apex, :func:`image_apex_sense`), < 0 when the image is
-    mirrored; ``pixel_mm``: the masks' pixel size.
+    mirrored; ``pixel_mm``: the masks' pixel size; ``enhancement``: the slice's peak signal rise
+    (:func:`manual.peak_enhancement`, on the masks' grid), when given the RV free wall beyond the
+    cavity is followed in it (:func:`extend_along_muscle`).
     """
     if not cavity.any() or not myo.any() or not rv.any():
         return None
@@ -107,6 +143,18 @@ def find_insertions(myo: np.ndarray, rv: np.ndarray, cavity: np.ndarray, apex_se
     run = _longest_run(in_wall)
     if run is None or in_wall.sum() < 3:
         return None
+    if enhancement is not None:
+        # near an insertion the free wall runs almost tangent to the LV, its tip (a wedge thinning to
+        # the epicardium) lies further than a wall's thickness beyond the cavity's; the probe ring
+        # stays in enhancing muscle up to it, then meets epicardial fat or lung, which hardly enhance
+        rel = np.asarray(enhancement, float) / max(float(np.median(enhancement[myo])), 1e-9)
+        unit = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+        outside = centre + (probe + (RV_WALL_MM + pixel_mm) / pixel_mm)[:, None] * unit
+        ring, beyond = (muscle_fraction(ndimage.map_coordinates(rel, p.T, order=1, cval=0.0), ~in_wall)
+                        for p in (pts, outside))
+        # a thin wall, not the liver, diaphragm or chest wall that lie against the LV in places
+        muscle = (ring >= MUSCLE_FRACTION) & ((beyond < MUSCLE_FRACTION) | (beyond > BLOOD_FRACTION))
+        run = extend_along_muscle(run, muscle, int(MAX_EXTEND_DEG / ANGLE_STEP_DEG))
     # the run's first end to its last is the sense of growing theta: anterior -> septum -> inferior
     # when that is counter-clockwise seen from the apex
     a, b = (centre + r_epi[i] * np.array([np.cos(theta[i]), np.sin(theta[i])]) for i in run)

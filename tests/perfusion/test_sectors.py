@@ -154,3 +154,64 @@ def test_insertions_on_the_generators_label_maps_are_nearer_its_landmarks(perfus
     contact = _label_map_errors(perfusion_exam)
     assert len(errors) >= 2 and np.mean(errors) < 20.0
     assert np.mean(errors) < np.mean(contact) - 3.0
+
+
+def wedge_phantom(half_deg: float = 60.0, depth_px: float = 12.0, wall_px: float = 4.0, liver: bool = False):
+    """LV ring (epicardium radius 20 px, centre (48, 48), 1 mm pixels) and an RV built as the
+    generator builds it: a half-ellipse from the chord between the insertions at +-``half_deg``
+    (about angle 0, arctan2(col, row)) bulging ``depth_px`` beyond the LV, its cavity the ellipse
+    less ``wall_px``, cut by the LV.  Near an insertion the free wall runs almost tangent to the LV,
+    a wedge thinning to the epicardium well beyond the cavity's tip.  Returns the class masks, the
+    peak enhancement (blood 4, muscle 1, fat 0.1; ``liver``: an enhancing organ against the LV just
+    past the insertion at -half_deg) and the insertion points."""
+    rr, cc = np.mgrid[:96, :96].astype(float)
+    x, y = rr - 48, cc - 48
+    rho = np.hypot(x, y)
+    epi = rho < 20
+    cavity, myo = rho < 12, epi & (rho >= 12)
+    c, b = 20 * np.cos(np.radians(half_deg)), 20 * np.sin(np.radians(half_deg))
+    a = 20 - c + depth_px + wall_px
+
+    def ellipse(a_: float, b_: float) -> np.ndarray:
+        return (x > c) & (((x - c) / a_) ** 2 + (y / b_) ** 2 < 1) & ~epi
+
+    outer, rv = ellipse(a, b), ellipse(a - wall_px, b - wall_px)
+    enh = np.full(rr.shape, 0.1)
+    enh[myo | outer] = 1.0
+    enh[rv | cavity] = 4.0
+    ang = np.degrees(np.arctan2(y, x))
+    if liver:
+        enh[(rho >= 20) & (rho < 40) & (ang < -half_deg - 2) & (ang > -half_deg - 40)] = 1.0
+    ends = np.radians([-half_deg, half_deg])
+    return myo, rv, cavity, enh, [np.array([48 + 20 * np.cos(e), 48 + 20 * np.sin(e)]) for e in ends]
+
+
+@pytest.mark.parametrize("half, depth, liver", [(60.0, 12.0, False), (52.0, 8.0, False), (66.0, 16.0, False),
+                                                (55.0, 4.0, False), (60.0, 12.0, True)])
+def test_the_rv_wall_beyond_the_cavitys_tip_is_followed_in_the_enhancement(half, depth, liver):
+    """The cavity's tip lies well inside the insertion (the wall-probe arc ends many degrees short);
+    the enhancing free wall, followed along the ring to where fat begins, reaches it, and stops at
+    an organ that is thick against the LV rather than a thin wall.  It ends where the ring 1 mm out
+    is less than half muscle: the wedge's last mm or so, a few degrees short (2-5 here)."""
+    myo, rv, cavity, enh, (p1, p2) = wedge_phantom(half, depth, liver=liver)
+    labels_only = S.find_insertions(myo, rv, cavity, -1.0, pixel_mm=1.0)
+    ins = S.find_insertions(myo, rv, cavity, -1.0, pixel_mm=1.0, enhancement=enh)
+    err = [S.direction_error_deg(ins.anterior - ins.centre, p2 - 48.0),
+           S.direction_error_deg(ins.inferior - ins.centre, p1 - 48.0)]
+    short = [S.direction_error_deg(labels_only.anterior - labels_only.centre, p2 - 48.0),
+             S.direction_error_deg(labels_only.inferior - labels_only.centre, p1 - 48.0)]
+    assert min(short) > 6.0
+    assert max(err) < 6.0 and max(err) < min(short) - 1.0
+
+
+def test_muscle_fraction_scales_from_the_ring_away_from_the_rv_to_the_myocardium():
+    ring = np.array([0.3, 0.3, 0.3, 0.65, 1.0, 0.3])
+    away = np.array([True, True, True, False, False, True])
+    np.testing.assert_allclose(S.muscle_fraction(ring, away), [0, 0, 0, 0.5, 1.0, 0], atol=1e-12)
+
+
+def test_extend_along_muscle_stops_at_the_first_non_muscle_ray_and_the_cap():
+    muscle = np.array([False, True, True, True, True, False, True, True, True, False])
+    assert S.extend_along_muscle((3, 4), muscle, 10) == (1, 4)
+    assert S.extend_along_muscle((3, 4), muscle, 1) == (2, 4)
+    assert S.extend_along_muscle((6, 7), muscle, 10) == (6, 8)
