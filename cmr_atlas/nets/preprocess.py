@@ -141,12 +141,13 @@ def crop_box(fg: np.ndarray, margin_px: int, multiple: int, min_px: int = 0) -> 
         return None
 
     def span(idx: np.ndarray, n: int) -> slice:
-        lo, hi = int(idx[0]) - margin_px, int(idx[-1]) + 1 + margin_px
-        if hi - lo < min_px:
+        lo = max(0, (int(idx[0]) - margin_px) // multiple * multiple)
+        hi = min(n, -(-(int(idx[-1]) + 1 + margin_px) // multiple) * multiple)
+        if hi - lo < min_px:  # widened about its centre, inside the grid, aligned again
             lo = max(0, min(lo - (min_px - (hi - lo)) // 2, n - min_px))
             hi = min(n, max(hi, lo + min_px))
-        lo = max(0, lo // multiple * multiple)
-        return slice(lo, min(n, -(-hi // multiple) * multiple))
+            lo, hi = lo // multiple * multiple, min(n, -(-hi // multiple) * multiple)
+        return slice(lo, hi)
 
     return span(rows, n_r), span(cols, n_c)
 
