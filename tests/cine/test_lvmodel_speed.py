@@ -66,13 +66,18 @@ def test_rejected_steps_restore_the_reused_projections(make_fixture):
     assert prob.calls == 9  # reused, not projected again
 
 
-def test_grids_sampled_together_equal_grids_sampled_alone():
+def _endo_epi_params(seed: int, sd: float):
+    """A mesh, endo and epi parameters (perturbed ellipsoids) and a tilted base plane."""
     mesh = HermiteMesh()
-    rng = np.random.default_rng(3)
     xs = np.array([np.full(mesh.n_params, 0.6), np.full(mesh.n_params, 0.8)])
     xs[:, 0] = [0.6, 0.8]
-    xs += rng.normal(0, 0.01, xs.shape)
+    xs += np.random.default_rng(seed).normal(0, sd, xs.shape)
     point, normal = np.array([0.0, 0.0, 3.0]), np.array([0.05, 0.0, 1.0]) / np.hypot(0.05, 1.0)
+    return mesh, xs, point, normal
+
+
+def test_grids_sampled_together_equal_grids_sampled_alone():
+    mesh, xs, point, normal = _endo_epi_params(3, 0.01)
     grids = ((61, 96), (29, 29), (7, 5))
     together = measures.sample_surface_grids(mesh, 40.0, xs, point, normal, grids, 20)
     for (n_mu, n_theta), got in zip(grids, together):
@@ -86,14 +91,8 @@ def test_grids_sampled_together_equal_grids_sampled_alone():
         assert np.ptp(surf[:29], axis=0).max() < 1e-9
 
 
-
 def test_wall_thickness_is_the_brute_force_nearest_distance():
-    mesh = HermiteMesh()
-    rng = np.random.default_rng(5)
-    xs = np.array([np.full(mesh.n_params, 0.6), np.full(mesh.n_params, 0.8)])
-    xs[:, 0] = [0.6, 0.8]
-    xs += rng.normal(0, 0.02, xs.shape)
-    point, normal = np.array([0.0, 0.0, 3.0]), np.array([0.05, 0.0, 1.0]) / np.hypot(0.05, 1.0)
+    mesh, xs, point, normal = _endo_epi_params(5, 0.02)
     endo, epi = measures.sample_surfaces(mesh, 40.0, xs, point, normal, 61, 96, 20)
     got = measures.wall_thickness(endo, epi, point, normal, 1.0)
     # every endocardial sample's nearest epicardial one by brute force, averaged per AHA segment
