@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -352,8 +353,6 @@ class StagedFit:
 
     def finish(self) -> ExamFit:
         """``fit`` completed in place, as :func:`fit_exam` returns it (again: the same fit)."""
-        import time
-
         out = self.fit
         if self.finished:
             return out
@@ -381,8 +380,6 @@ def fit_exam_staged(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
                     settings: FitSettings | None = None,
                     fixed_shifts: dict[tuple[str, int], np.ndarray] | None = None) -> StagedFit:
     """:func:`fit_exam`'s model fit, its measures left to :meth:`StagedFit.finish`."""
-    import time
-
     t0 = time.perf_counter()
     out = ExamFit(exam_id, source)
     gp = shift_corrected(gp, fixed_shifts) if fixed_shifts else gp
