@@ -169,23 +169,18 @@ def auto_labels(model, card: dict, p: prepare.PreparedSeries, mcs: list[motion.M
     return out
 
 
-def _anterior_rc(plane) -> np.ndarray:
-    """The patient's anterior direction (DICOM -y) as a (row, col) vector of the image."""
-    ant = np.array([0.0, -1.0, 0.0])
-    return np.array([ant @ plane.col_cosine, ant @ plane.row_cosine])
-
-
 def stack_insertions(labels: list[np.ndarray], plane,
                      enhancement: list[np.ndarray] | None = None) -> list[S.Insertions | None]:
-    """RV insertions of every slice of a stack, named anterior/inferior once for the stack
-    (:func:`sectors.name_stack`); ``enhancement``: each slice's peak signal rise, when known."""
+    """RV insertions of every slice of a stack (:func:`slice_insertions`); ``enhancement``: each
+    slice's peak signal rise, when known."""
     enh = enhancement if enhancement is not None else [None] * len(labels)
-    return S.name_stack([slice_insertions(lab, plane, e) for lab, e in zip(labels, enh)], _anterior_rc(plane))
+    return [slice_insertions(lab, plane, e) for lab, e in zip(labels, enh)]
 
 
 def slice_insertions(labels: np.ndarray, plane, enhancement: np.ndarray | None = None) -> S.Insertions | None:
-    """RV insertions of one slice, named by handedness (:func:`sectors.find_insertions`); a stack's
-    naming: :func:`stack_insertions`."""
+    """RV insertions of one slice, named anterior/inferior by the heart's handedness
+    (:func:`sectors.find_insertions`), which the slice plane's orientation relative to the apex
+    gives; no patient direction enters."""
     return S.find_insertions(labels == segment.MYOCARDIUM, labels == segment.RV, labels == segment.CAVITY,
                              S.image_apex_sense(plane.col_cosine, plane.row_cosine, prepare.APEX_DIRECTION),
                              float(np.mean(plane.pixel_spacing_mm)), enhancement)

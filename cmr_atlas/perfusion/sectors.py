@@ -5,15 +5,14 @@ clicks (and the generator's truth: where a probe just outside the LV epicardium 
 outer wall).  The segmentation has the RV cavity, not its wall, so the wall is put back: a probe
 ring ``PROBE_MM`` outside the LV epicardium (traced per degree from the LV centre, sub-pixel) lies
 in the RV wall where it is within ``RV_WALL_MM`` of the RV cavity; the insertions are the two ends
-of the longest such arc.  Which end is anterior: the one on the patient-anterior side of the
-septum (the generator's convention, ``synth.clinical.protocol.anterior_sense``), decided once for
-the whole stack (:func:`name_stack`): per slice the handedness names the ends alike on every slice
-(seen from the apex the path anterior insertion -> septum -> inferior insertion runs one way
-round), and the stack's summed anterior offset of the one end over the other picks which.  Naming
-each slice's end nearer the patient's anterior direction on its own (the previous rule) swapped
-them on slices whose two insertions lie at nearly the same height (6 of 194 slices > 60 degrees,
-2026-12-02); the handedness alone names them against the generator on hearts posed so that the
-anatomical anterior insertion lies the more posterior (exam 880000-5).  The ends of the RV-cavity contact arc (the previous definition) sit 8-20 degrees inside
+of the longest such arc.  Which end is anterior: the heart's handedness (seen from the apex, the
+path anterior insertion -> septum -> inferior insertion runs counter-clockwise), which the slice
+plane's orientation relative to the apex (:func:`image_apex_sense`) turns into image terms; the
+generator follows the same anatomy (``synth.anatomy``: anterior is ``+e2``).  Naming by the
+patient's anterior direction (the previous rules: per slice, then the stack's summed anterior
+offset) swapped the ends on slices whose two insertions lie at nearly one height, and on hearts
+posed with the anterior insertion the more posterior (2026-12-02/03, docs/perfusion.md).
+The ends of the RV-cavity contact arc (the previous definition) sit 8-20 degrees inside
 the insertions; with the wall put back, 6 +- 5 degrees remain on the generator's own label maps
 (2.5 mm pixels): near an insertion the free wall runs almost tangent to the LV, so the cavity's
 tip, cut off by the LV, ends further from the insertion than one wall thickness.  When the slice's
@@ -159,20 +158,6 @@ def find_insertions(myo: np.ndarray, rv: np.ndarray, cavity: np.ndarray, apex_se
     # when that is counter-clockwise seen from the apex
     a, b = (centre + r_epi[i] * np.array([np.cos(theta[i]), np.sin(theta[i])]) for i in run)
     return Insertions(centre, a, b) if apex_sense > 0 else Insertions(centre, b, a)
-
-
-def name_stack(insertions: list[Insertions | None], anterior_rc: np.ndarray) -> list[Insertions | None]:
-    """Insertions of one stack (named alike by :func:`find_insertions`), swapped on every slice when
-    their summed anterior offset (unit vector inferior -> anterior insertion, dotted with the
-    patient's anterior direction in the image, ``anterior_rc`` (row, col)) says the other end is
-    the anterior one."""
-    got = [i for i in insertions if i is not None]
-    ant = np.asarray(anterior_rc, float)
-    offset = sum(float((i.anterior - i.inferior) @ ant) / max(float(np.linalg.norm(i.anterior - i.inferior)), 1e-9)
-                 for i in got)
-    if offset >= 0:
-        return list(insertions)
-    return [None if i is None else Insertions(i.centre, i.inferior, i.anterior) for i in insertions]
 
 
 def image_apex_sense(col_cosine: np.ndarray, row_cosine: np.ndarray, apex_direction: np.ndarray) -> float:

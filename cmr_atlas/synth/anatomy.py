@@ -1,7 +1,11 @@
 """Synthetic heart and thorax over the cardiac cycle, in patient coordinates.
 
 The LV is described in a local frame: origin at the endocardial apex at ED, ``e3`` along the long
-axis from apex to base, ``e1`` towards the septum (the RV), ``e2 = e3 x e1``.  In that frame
+axis from apex to base, ``e1`` towards the septum (the RV), ``e2 = e3 x e1``: the anterior wall
+is on the ``+e2`` side for every heart (local ``phi`` grows from the septum towards it; seen from
+the apex, anterior -> septum -> inferior runs counter-clockwise), whatever the pose.  That is the
+anatomy's handedness: naming by the patient's anterior direction instead mirrored the hearts
+(1 in 90) whose pose turns ``e2`` slightly posterior.  In that frame
 (cylindrical ``rho, phi, z``) the endocardium is the solid
 
     0 <= z <= L,   rho <= R_b * f(z / L) * H(z / L, phi)
@@ -340,10 +344,9 @@ class Heart:
         pl = self.posterior_local
         if self.aortic_root_deg is None:
             return np.array([0.3 * ph.epi_radius_mm - 12.0 * pl[0], -12.0 * pl[1], ph.length_mm - 4.0])
-        sense = 1.0 if np.arctan2(-pl[1], -pl[0]) > 0 else -1.0  # +angle turns towards anterior
-        a = np.radians(self.aortic_root_deg)
+        a = np.radians(self.aortic_root_deg)  # from the septum towards the anterior wall (+e2)
         r = 0.8 * ph.epi_radius_mm
-        return np.array([r * np.cos(a), sense * r * np.sin(a), ph.length_mm - 4.0])
+        return np.array([r * np.cos(a), r * np.sin(a), ph.length_mm - 4.0])
 
     def background_labels(self, xyz: np.ndarray) -> np.ndarray:
         """Static thorax tissue class of each point."""

@@ -61,16 +61,19 @@ def frame_from_contours(parts: list[dict]) -> pd.DataFrame:
 
 
 def name_pair(heart: an.Heart, view: str, pts: list[np.ndarray], shift: np.ndarray) -> dict[str, np.ndarray]:
-    """Name two landmarks of a pair by anatomy: septal/lateral, anterior/inferior(posterior)."""
+    """Name two landmarks of a pair by anatomy: septal/lateral by the septal side (``e1``),
+    anterior/inferior(posterior) by the anterior side (``+e2``, the heart's handedness; not the
+    patient's anterior direction, which names them the other way round on hearts posed with
+    ``e2`` slightly posterior)."""
     if len(pts) != 2:
         return {}
     a, b = pts
+    la, lb = heart.to_local(a - shift), heart.to_local(b - shift)
     if view in _SEPTAL_FIRST:
         septal, other = _SEPTAL_FIRST[view]
-        la, lb = heart.to_local(a - shift), heart.to_local(b - shift)
         return {septal: a, other: b} if la[0] > lb[0] else {septal: b, other: a}
-    first, second = LANDMARKS[view][:2]  # anterior first: smaller patient y is more anterior
-    return {first: a, second: b} if a[1] < b[1] else {first: b, second: a}
+    first, second = LANDMARKS[view][:2]  # anterior first
+    return {first: a, second: b} if la[1] > lb[1] else {first: b, second: a}
 
 
 def plane_truth(label: str, heart: an.Heart, sequence: str, view: str, sl: int, plane: SlicePlane,

@@ -87,24 +87,6 @@ def test_anterior_is_named_by_handedness_not_height(rot, half):
     assert S.direction_error_deg((mirrored.anterior - mirrored.centre) * flip, ccw.anterior - ccw.centre) < 3.0
 
 
-def test_the_stack_names_every_slice_alike_by_its_summed_anterior_offset():
-    """One slice whose insertions lie at nearly the same height does not decide on its own: the
-    stack's summed offset does, and every slice follows it."""
-    myo, rv, cavity, (p1, p2) = phantom(0.0, 60.0)  # insertions at theta -60 (p1) and +60 (p2)
-    ins = S.find_insertions(myo, rv, cavity, 1.0)  # handedness: p1 anterior
-    stack = [ins, None, ins]
-    up = np.array([0.0, -1.0])  # anterior towards col -: p1 (col < 48) is the anterior one
-    assert all(S.direction_error_deg(i.anterior - i.centre, p1 - 48.0) < 3.0 for i in S.name_stack(stack, up) if i)
-    down = S.name_stack(stack, -up)
-    assert down[1] is None
-    assert all(S.direction_error_deg(i.anterior - i.centre, p2 - 48.0) < 3.0 for i in (down[0], down[2]))
-    # a slice whose insertions lie at nearly one height is outvoted by the stack
-    tilted = S.find_insertions(*phantom(-80.0, 60.0)[:3], 1.0)  # this slice's RV turned by 80 degrees
-    anterior = np.array([0.3, -1.0])
-    assert S.name_stack([tilted], anterior)[0].anterior is tilted.inferior  # alone it would swap
-    assert S.name_stack([ins, tilted], anterior)[1].anterior is tilted.anterior
-
-
 def test_image_apex_sense_follows_the_plane_orientation():
     apex = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
     col, row = np.array([0.0, 0.0, -1.0]), np.array([0.0, -1.0, 0.0])  # col x row = (-1, 0, 0)

@@ -128,14 +128,39 @@ def test_landmarks_lie_on_surfaces(exam):
     names = set(lm.landmark)
     assert {"mv_anterior", "mv_inferior", "mv_septal", "mv_lateral", "apex", "rv_insert_anterior",
             "rv_insert_posterior", "lv_centre"} <= names
-    # septal hinge is on the septal (e1) side, anterior RV insertion is more anterior (smaller y)
+    # septal hinge is on the septal (e1) side, the anterior RV insertion on the anterior (+e2) side
     ed = lm[lm.frame == acq.ed_frame]
     s = ed[ed.landmark == "mv_septal"].iloc[0]
     l = ed[ed.landmark == "mv_lateral"].iloc[0]
     sh = acq.shifts_mm[("lax_4ch", 0)]
     assert heart.to_local(s[["x_mm", "y_mm", "z_mm"]].to_numpy(float) - sh)[0] > heart.to_local(l[["x_mm", "y_mm", "z_mm"]].to_numpy(float) - sh)[0]
-    ins = ed[ed.landmark.str.startswith("rv_insert")].pivot(index="slice_index", columns="landmark", values="y_mm")
-    assert (ins["rv_insert_anterior"] < ins["rv_insert_posterior"]).all()
+    for sl, g in ed[ed.landmark.str.startswith("rv_insert")].groupby("slice_index"):
+        e2 = {r.landmark: heart.to_local(np.array([r.x_mm, r.y_mm, r.z_mm]) - acq.shifts_mm[("sax", sl)])[1]
+              for r in g.itertuples()}
+        assert e2["rv_insert_anterior"] > e2["rv_insert_posterior"]
+
+
+@pytest.mark.parametrize("view, names", [("sax", ("rv_insert_anterior", "rv_insert_posterior")),
+                                         ("lax_2ch", ("mv_anterior", "mv_inferior"))])
+def test_anterior_and_inferior_are_named_by_the_hearts_handedness_not_the_patients_front(exam, view, names):
+    """A heart posed with e2 turned slightly posterior keeps its anatomy: the +e2 point is anterior,
+    although the patient's anterior direction (DICOM -y) would name the other one."""
+    from dataclasses import replace
+
+    from scipy.spatial.transform import Rotation
+
+    from cmr_atlas.synth.truth_rows import name_pair
+
+    heart = exam.heart
+    # a turn about e1 that points e2 slightly posterior (patient +y)
+    turns = np.radians(np.concatenate([np.arange(0, 90), -np.arange(0, 90)]))
+    frames = [Rotation.from_rotvec(heart.frame[:, 0] * t).as_matrix() @ heart.frame for t in turns]
+    posed = replace(heart, frame=min((f for f in frames if f[1, 1] > 0.05), key=lambda f: f[1, 1]))
+    local = [np.array([30 * np.cos(a), 30 * np.sin(a), 40.0]) for a in np.radians([60.0, -60.0])]
+    pts = [posed.origin_mm + posed.frame @ v for v in local]
+    named = name_pair(posed, view, pts[::-1], np.zeros(3))
+    assert np.allclose(named[names[0]], pts[0]) and np.allclose(named[names[1]], pts[1])
+    assert pts[0][1] > pts[1][1]  # the anterior one is the more posterior in the patient
 
 
 def _mesh_volume_ml(grid: np.ndarray, n_long: int = 29, n_circ: int = 29) -> float:

@@ -177,21 +177,16 @@ def three_chamber_normal(heart: an.Heart) -> np.ndarray:
     return unit(np.cross(heart.frame[:, 2], d))
 
 
-def anterior_sense(heart: an.Heart) -> float:
-    """+1 when local ``phi`` (from ``e1``, the septum) increases towards the anterior wall, else -1."""
-    ant = -heart.posterior_local
-    return 1.0 if np.arctan2(ant[1], ant[0]) > 0 else -1.0
-
-
 def aha_segment_local(heart: an.Heart, local: np.ndarray, w: float) -> np.ndarray:
     """AHA segment (1-17) of points given in the heart's local frame at activation ``w``.
 
     Depth is measured from the base plane of that phase; angles from the septal centre (``e1``)
-    towards the anterior wall, the convention of :func:`cmr_atlas.core.aha.aha_segment`.
+    towards the anterior wall (``+e2``, :mod:`cmr_atlas.synth.anatomy`), the convention of
+    :func:`cmr_atlas.core.aha.aha_segment`.
     """
     ph = heart.phase(w)
     depth = np.clip((ph.length_mm - local[..., 2]) / ph.length_mm, 0.0, 1.0)
-    phi = np.degrees(anterior_sense(heart) * np.arctan2(local[..., 1], local[..., 0]))
+    phi = np.degrees(np.arctan2(local[..., 1], local[..., 0]))
     return aha_segment(depth, phi)
 
 
