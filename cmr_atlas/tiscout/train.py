@@ -125,6 +125,9 @@ def train(arch: str, data: ScoutSet, cfg: TrainCfg, checkpoint: Path | None = No
     size = model.hparams["input_size"]
     frames, vframes = data.frames[size], val.frames[size]
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    # cosine decay over the planned epochs: the labels are a reader's choice (a frame's scatter), so
+    # a constant rate keeps the boundary windows' probabilities bouncing from epoch to epoch
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1), eta_min=cfg.lr * 0.02)
     dtype = torch.bfloat16 if cpu_has_native_bf16() else None
     best, history, start = (np.inf, None), [], time.time()
     for epoch in range(cfg.epochs):
@@ -141,6 +144,7 @@ def train(arch: str, data: ScoutSet, cfg: TrainCfg, checkpoint: Path | None = No
             opt.zero_grad()
             loss.backward()
             opt.step()
+        sched.step()
         vl, va = _val_loss(model, vframes, val.obs1)
         history.append({"epoch": epoch, "val_loss": vl, "val_window_accuracy": va, "s": time.time() - start})
         log.info("%s epoch %d val loss %.4f acc %.4f (%.0f s)", arch, epoch, vl, va, time.time() - start)
