@@ -199,10 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=TrainCfg.epochs)
     ap.add_argument("--max-seconds", type=float, default=TrainCfg.max_seconds)
     ap.add_argument("--steps", type=int, help="batches per epoch (default: every selected window once)")
+    ap.add_argument("--threads", type=int, default=TrainCfg.threads, help="CPU threads (one per core you give it)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     data = ScoutSet.load(args.data)
-    cfg = TrainCfg(epochs=args.epochs, max_seconds=args.max_seconds, steps=args.steps)
+    cfg = TrainCfg(epochs=args.epochs, max_seconds=args.max_seconds, steps=args.steps, threads=args.threads)
     if args.cv:
         held = ScoutSet.load(args.heldout) if args.heldout else None
         res = cross_validate(args.arch, data, args.cv, cfg, args.folds, held)
