@@ -27,7 +27,7 @@ from cmr_atlas.core.config import default
 from cmr_atlas.tiscout import audit
 from cmr_atlas.tiscout import windows as W
 from cmr_atlas.tiscout.classical import classical_null
-from cmr_atlas.tiscout.model import load_ti_model, window_probabilities
+from cmr_atlas.tiscout.model import DEFAULT_MODELS_DIR, load_ti_model, window_probabilities
 from cmr_atlas.tiscout.trainset import ScoutSet
 
 PAPER = {"vgg19": "83.9 %", "lstm": "81.9 %", "stemi": "92.1 %", "default": "goal >= 95 %"}
@@ -138,8 +138,8 @@ def _saliency_png(s: ScoutSet, null: np.ndarray, path: Path) -> None:
     saliency_figure(window_saliency(model, card, s.raw[i], tuple(s.spacing_mm[i]), t0), t0, s.ti_ms[i], path)
 
 
-def speed(name: str, s: ScoutSet, n: int = 10) -> float:
-    model, card = load_ti_model(name)
+def speed(name: str, s: ScoutSet, models_dir: str, n: int = 10) -> float:
+    model, card = load_ti_model(name, models_dir)
     torch.set_num_threads(2)
     window_probabilities(model, card, s.raw[0], tuple(s.spacing_mm[0]))  # warm-up
     n = min(n, len(s))
@@ -177,6 +177,7 @@ def audit_check(s: ScoutSet, null_frame: np.ndarray) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", required=True)
+    ap.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR), help="where ti_default and ti_stemi are read")
     ap.add_argument("--amyloid")
     ap.add_argument("--cv", help="folder of cv_<arch>.npz")
     ap.add_argument("--figures", help="folder for the confusion and decoding figures")
@@ -197,7 +198,7 @@ def main(argv=None) -> int:
     probs = {}
     for name in () if args.only_cv else ("ti_default", "ti_stemi"):
         try:
-            model, card = load_ti_model(name)
+            model, card = load_ti_model(name, args.models_dir)
         except Exception as exc:
             print(f"{name}: not available ({exc})")
             continue
@@ -226,7 +227,7 @@ def main(argv=None) -> int:
     print(f"{'   vs physical null frame':40s} {fmt(null_stats(cl, s.null_frame, s.ti_ms))}")
     _subgroups(s, probs, cl)
     if args.amyloid:
-        _amyloid(ScoutSet.load(args.amyloid), probs)
+        _amyloid(ScoutSet.load(args.amyloid), probs, args.models_dir)
     if "ti_default" in probs:
         best = decode(probs["ti_default"], "change_point")
         fa = decode(probs["ti_default"], "first_acceptable")
@@ -244,7 +245,7 @@ def main(argv=None) -> int:
             _saliency_png(s, best, Path(args.figures) / "tiscout_saliency.png")
     print("\n== speed per scout (network only; CPU threads 2) ==")
     for name in probs:
-        print(f"{name:12s} {1000 * speed(name, s):7.1f} ms")
+        print(f"{name:12s} {1000 * speed(name, s, args.models_dir):7.1f} ms")
     print(f"{'classical':12s} {1000 * cl_s:7.1f} ms")
     return 0
 
@@ -284,11 +285,11 @@ def _subgroups(s: ScoutSet, probs: dict, cl: np.ndarray) -> None:
         print(f"{g:14s} {'classical':12s} {fmt(null_stats(cl[m], sub.obs1, sub.ti_ms))}")
 
 
-def _amyloid(a: ScoutSet, probs: dict) -> None:
+def _amyloid(a: ScoutSet, probs: dict, models_dir: str) -> None:
     print(f"\n== amyloid-like scouts (seed 153000, {len(a)} scouts) ==")
     cl, _ = classical_frames(a)
     for name in probs:
-        model, card = load_ti_model(name)
+        model, card = load_ti_model(name, models_dir)
         p = np.stack([window_probabilities(model, card, a.raw[i], tuple(a.spacing_mm[i])) for i in range(len(a))])
         conf = np.array([W.change_point(q)[1] for q in p])
         print(f"{name:12s} {fmt(null_stats(decode(p, 'change_point'), a.obs1, a.ti_ms))}  "
