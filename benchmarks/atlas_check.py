@@ -153,7 +153,7 @@ def main() -> int:
     print(f"\n{'risk factor':18s} {'prev':>5s} {'oracle':>7s} {'manual (95% CI)':>20s} {'auto (95% CI)':>20s} "
           f"{'n':>4s} {'DeLong p':>9s}")
     fmt = lambda r: f"{r.auc:.3f} ({r.ci_low:.2f}-{r.ci_high:.2f})"  # noqa: E731
-    n_diff = 0
+    n_diff, notes = 0, []
     for rf in delong.index:
         y = subjects[rf].to_numpy(float)
         oracle = cv_auc(x, y, folds=10, seed=0, n_bootstrap=0).auc
@@ -161,9 +161,12 @@ def main() -> int:
         u = auc[(auc.risk_factor == rf) & (auc.source == "auto")].iloc[0]
         p = float(delong.loc[rf, "p"])
         n_diff += p < 0.05
+        notes += [f"{rf} ({r.source}): {r.note}" for r in (m, u) if pd.isna(r.auc) and r.note]
         print(f"{rf:18s} {np.nanmean(y):5.2f} {oracle:7.3f} {fmt(m):>20s} {fmt(u):>20s} "
               f"{int(delong.loc[rf, 'n']):4d} {p:9.3f}")
-    print(f"significant DeLong differences (p < 0.05): {n_diff} of {len(delong)}")
+    n_tested = int(delong["p"].notna().sum())
+    print(f"significant DeLong differences (p < 0.05): {n_diff} of {n_tested} tested")
+    print("".join(f"  no AUC: {n}\n" for n in notes), end="")
     agree = pd.read_parquet(res / "stats/measures_agreement.parquet")
     print("\nautomated vs manual clinical measures:")
     print(agree[["measure", "unit", "n", "correlation", "bias", "sd", "loa_low", "loa_high"]]
