@@ -150,3 +150,16 @@ def test_apical_slice_finds_its_epicardium_from_the_map(endo, epi):
     assert r.min() >= endo + 0.1 * (epi - endo) and r.max() <= epi - 0.1 * (epi - endo)
     seg = roi.segments("apical")
     assert set(np.unique(seg)) == {0, 13, 14, 15, 16} and (img[seg == 14] == 1200.0).mean() > 0.4
+
+
+def test_two_apical_slices_borrow_from_the_slice_with_insertions():
+    # slices 1 and 2 have the LV centre only; slice 2 is nearer slice 1 (which borrowed its
+    # insertions) than slice 0, yet lends from slice 0: a clinical exam's tissue stage once failed
+    # here with a KeyError
+    nat, c, a, b, _ = phantom(1600.0, 1000.0, 300.0, 14.0, 24.0)
+    native_s = _series(3, [nat, nat, nat], False, [_plane(0.0), _plane(10.0), _plane(20.0)])
+    lm = _landmarks(3, {0: {"lv_centre": c, "rv_insert_anterior": a, "rv_insert_posterior": b},
+                        1: {"lv_centre": c}, 2: {"lv_centre": c}})
+    rows = pd.DataFrame(exam_rows("e1", native_s, None, lm, 0.42))
+    assert set(rows["slice_index"]) == {0, 1, 2} and set(rows["qc_reason"]) == {"no_post_map"}
+    assert rows.groupby("slice_index")["native_t1_ms"].mean().to_numpy() == pytest.approx(1000.0)

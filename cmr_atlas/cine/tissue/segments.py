@@ -109,7 +109,8 @@ def _slice_points(lm_of: dict, native: SeriesImages, post: SeriesImages | None, 
 
 def _borrowed_insertions(native: SeriesImages, p: int, centre_rc: np.ndarray, rois: dict, pts_of: dict):
     """Insertion points for slice ``p`` (LV centre only) carried from the nearest slice with an ROI
-    along the same patient directions, and that slice's myocardial T1; None without one."""
+    from its own insertions (``rois``: never a slice that borrowed them) along the same patient
+    directions, and that slice's myocardial T1; None without one."""
     if not rois:
         return None
     plane = native.planes[p]
@@ -138,8 +139,9 @@ def _rois(native: SeriesImages, post: SeriesImages | None, lm_of: dict) -> tuple
                 rois[p] = (q, slice_roi(native.pixels[p, 0], sp, pts["lv_centre"], *(pts[k] for k in INSERTIONS)))
         except RoiError as exc:
             reasons[p] = str(exc)
-    for p in set(range(native.n_planes)) - set(rois) - set(reasons):
-        borrowed = _borrowed_insertions(native, p, pts_of[p]["lv_centre"], rois, pts_of)
+    direct = dict(rois)  # the sources: a borrowed ROI has no insertion points of its own to lend
+    for p in sorted(set(range(native.n_planes)) - set(rois) - set(reasons)):
+        borrowed = _borrowed_insertions(native, p, pts_of[p]["lv_centre"], direct, pts_of)
         if borrowed is None:
             reasons[p] = "no_landmarks"
             continue
