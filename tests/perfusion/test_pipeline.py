@@ -111,3 +111,23 @@ def test_shard_without_the_network(tmp_path, perfusion_exam):
                                 tmp_path / "no-models", default("perfusion"), outs, tmp_path / "maps")
     assert got["perfusion_series"]["qc_reason"].str.startswith("perfusion network unavailable").all()
     assert len(got["perfusion_segments"]) == 0
+
+
+def test_the_other_estimators_misfit_is_reported_but_keeps_the_segment_in_the_global_mean():
+    """Each estimator is judged on its own: a 2CXM fit at an implausible flow flags its own column,
+    while the configured (Fermi) value stays in perfusion_global."""
+    from cmr_atlas.perfusion.quantify import SliceResult
+
+    z = np.zeros((4, 4))
+    r = SliceResult("mid", z.astype(np.int8), z.astype(np.int8), None, np.zeros((1, 2)), 0.0, np.zeros(2),
+                    np.zeros(3), np.zeros(3))
+    r.segment_pixels = {7: 40, 8: 40}
+    r.segment_mbf = {"fermi": {7: 2.0, 8: 9.0}, "2cxm": {7: 6.8, 8: 2.0}}
+    r.segment_qc = {"fermi": {7: None, 8: "implausible segment MBF 9.00 ml/min/g (outside 0.1-6.0)"},
+                    "2cxm": {7: "implausible segment MBF 6.80 ml/min/g (outside 0.1-6.0)", 8: None}}
+    rows = pd.DataFrame(pipeline.segment_rows("e", "stress", "auto", [r], "fermi"))
+    seg7, seg8 = rows.set_index("aha_segment").loc[7], rows.set_index("aha_segment").loc[8]
+    assert pd.isna(seg7.qc_reason) and seg7.qc_reason_2cxm.startswith("implausible")
+    assert seg8.qc_reason.startswith("implausible") and seg8.qc_reason_fermi == seg8.qc_reason
+    g = pipeline.global_row("e", "auto", rows, no_reserve=True)
+    assert g["mbf_stress_ml_min_g"] == 2.0 and g["n_segments_stress"] == 1

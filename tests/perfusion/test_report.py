@@ -21,7 +21,7 @@ def _tables(tmp_path):
                     v = mu + rng.normal(0, 0.1)
                     segs.append({"exam_id": f"e{e}", "condition": cond, "aha_segment": s, "mbf_ml_min_g": v,
                                  "mbf_fermi_ml_min_g": v, "mbf_2cxm_ml_min_g": v, "n_pixels": 60, "source": source,
-                                 "qc_reason": None})
+                                 "qc_reason": None, "qc_reason_fermi": None, "qc_reason_2cxm": None})
             glob.append({"exam_id": f"e{e}", "source": source, "mbf_stress_ml_min_g": 2.2 + rng.normal(0, .1),
                          "mbf_rest_ml_min_g": 1.1, "reserve": 2.0, "n_segments_stress": 16, "n_segments_rest": 16,
                          "qc_reason": None})
