@@ -96,7 +96,7 @@ def segment_rows(exam_id: str, condition: str, source: str, results: list[Q.Slic
             rows.append({"exam_id": exam_id, "condition": condition, "aha_segment": seg,
                          "mbf_ml_min_g": r.segment_mbf[model][seg], "mbf_fermi_ml_min_g": r.segment_mbf["fermi"][seg],
                          "mbf_2cxm_ml_min_g": r.segment_mbf["2cxm"][seg], "n_pixels": r.segment_pixels[seg],
-                         "source": source, "qc_reason": r.segment_qc.get(model, {}).get(seg),
+                         "source": source, "qc_reason": r.segment_qc.get("segment", {}).get(seg),
                          "qc_reason_fermi": r.segment_qc.get("fermi", {}).get(seg),
                          "qc_reason_2cxm": r.segment_qc.get("2cxm", {}).get(seg)})
     return rows

@@ -100,7 +100,7 @@ class SliceResult:
     segment_curves: dict[int, np.ndarray] = field(default_factory=dict)
     segment_mbf: dict[str, dict[int, float]] = field(default_factory=dict)  # model -> segment -> MBF
     segment_pixels: dict[int, int] = field(default_factory=dict)
-    segment_qc: dict[str, dict[int, str | None]] = field(default_factory=dict)  # model -> segment -> qc.segment_reason
+    segment_qc: dict[str, dict[int, str | None]] = field(default_factory=dict)  # model or "segment" -> segment -> reason
     valid: np.ndarray | None = None  # (R, C) pixels whose curve can be tissue (qc.valid_pixels)
     mbf_map: np.ndarray | None = None
     qc_reason: str | None = None
@@ -223,14 +223,23 @@ def sector_core(res: SliceResult, seg: int, min_pixels: int = 5) -> np.ndarray:
     return core if core.sum() >= min_pixels else sector
 
 
-def segment_qc(fit: M.MbfFit, j: int, curve_peak_mM: float, aif_peak_mM: float) -> str | None:
-    """Plausibility of curve ``j`` as one estimator fitted it (:func:`qc.segment_reason`).  Each
-    estimator is judged on its own: the second estimator's misfit (the 2CXM reads stress flow
-    ~1.6 ml/min/g high on the generator's distributed-parameter tissue) says nothing about the
-    configured one's value, and leaving such segments out of the global mean dropped up to 7 of
-    16 stress segments of an exam (140 clinical exams, 2026-12-03)."""
-    return qc.segment_reason(float(fit.mbf_ml_min_g[j]), bool(fit.at_bound[j]), float(fit.rmse_mM[j]),
-                             curve_peak_mM, aif_peak_mM)
+def segment_qc(fits: dict[str, M.MbfFit], j: int, primary: str, curve_peak_mM: float,
+               aif_peak_mM: float) -> dict[str, str | None]:
+    """Plausibility of curve ``j``: each estimator's own verdict (:func:`qc.segment_reason`) and,
+    under ``"segment"``, the one that leaves the segment out of the global mean: the configured
+    estimator's, else the other's when the curve defeats it (no finite fit, fit at its bound, poor
+    fit), which is evidence against the curve itself.  The other's flow merely out of range is not:
+    the 2CXM reads stress ~1.6 ml/min/g high on the generator's distributed-parameter tissue, and
+    that dropped up to 7 of 16 stress segments of an exam (140 clinical exams, 2026-12-03)."""
+    def reason(model: str, check_range: bool = True) -> str | None:
+        f = fits[model]
+        return qc.segment_reason(float(f.mbf_ml_min_g[j]), bool(f.at_bound[j]), float(f.rmse_mM[j]),
+                                 curve_peak_mM, aif_peak_mM, check_range)
+
+    out = {model: reason(model) for model in fits}
+    others = [f"{m}: {r}" for m in fits if m != primary and (r := reason(m, check_range=False))]
+    out["segment"] = out[primary] or (others[0] if others else None)
+    return out
 
 
 def slice_mbf(res: SliceResult, tissue_conc: np.ndarray, times_s: np.ndarray, aif: AifResult,
@@ -250,8 +259,8 @@ def slice_mbf(res: SliceResult, tissue_conc: np.ndarray, times_s: np.ndarray, ai
     for model, fit in fits.items():
         res.segment_mbf[model] = dict(zip(segs, map(float, fit.mbf_ml_min_g)))
     delays = fits[cfg.model].delay_s
-    res.segment_qc = {model: {s: segment_qc(fit, j, float(cu[j].max()), aif.peak_mM) for j, s in enumerate(segs)}
-                      for model, fit in fits.items()}
+    verdicts = [segment_qc(fits, j, cfg.model, float(cu[j].max()), aif.peak_mM) for j in range(len(segs))]
+    res.segment_qc = {k: {s: v[k] for s, v in zip(segs, verdicts)} for k in (*fits, "segment")}
     res.segment_curves = dict(zip(segs, cu))
     res.segment_pixels = {s: int((res.sectors == s).sum()) for s in segs}
     if cfg.pixel_maps:
