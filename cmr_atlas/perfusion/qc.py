@@ -47,15 +47,14 @@ def valid_pixels(tissue_mM: np.ndarray, aif_peak_mM: float) -> np.ndarray:
 
 
 def segment_reason(mbf: float, at_bound: bool, rmse_mM: float, curve_peak_mM: float,
-                   aif_peak_mM: float, check_range: bool = True) -> str | None:
-    """Why one segment's MBF is implausible, or None; ``check_range=False``: only what says the
-    curve itself is bad (no finite fit, fit at its bound, blood in the sector, poor fit)."""
+                   aif_peak_mM: float) -> str | None:
+    """Why one segment's MBF is implausible, or None."""
     if not np.isfinite(mbf):
         return "MBF not finite"
     if at_bound:
         return f"MBF fit at its bound ({mbf:.2f} ml/min/g)"
     lo, hi = SEGMENT_MBF_ML_MIN_G
-    if check_range and not lo <= mbf <= hi:
+    if not lo <= mbf <= hi:
         return f"implausible segment MBF {mbf:.2f} ml/min/g (outside {lo}-{hi})"
     if curve_peak_mM > TISSUE_TO_AIF_PEAK * aif_peak_mM:
         return (f"tissue curve peak {curve_peak_mM:.2f} mmol/l above {TISSUE_TO_AIF_PEAK:g} x the AIF peak "

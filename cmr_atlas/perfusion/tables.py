@@ -46,8 +46,8 @@ PERFUSION_SEGMENTS = register(TableSchema(
         Column("n_pixels", "int", "myocardial pixels of the sector"),
         _SOURCE,
         Column("qc_reason", "str", "why the segment is left out of perfusion_global: the configured estimator's "
-               "MBF implausible (range, fit at its bound, poor fit, blood in the sector; cmr_atlas.perfusion.qc), or "
-               "the other estimator defeated by the curve (prefixed with its name); null = plausible"),
+               "MBF implausible (range, fit at its bound, poor fit, blood in the sector; cmr_atlas.perfusion.qc), "
+               "else the other estimator's (prefixed with its name); null = plausible"),
         Column("qc_reason_fermi", "str", "the same check of mbf_fermi_ml_min_g"),
         Column("qc_reason_2cxm", "str", "the same check of mbf_2cxm_ml_min_g"),
     ),

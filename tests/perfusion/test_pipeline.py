@@ -113,37 +113,26 @@ def test_shard_without_the_network(tmp_path, perfusion_exam):
     assert len(got["perfusion_segments"]) == 0
 
 
-def test_the_other_estimators_misfit_is_reported_but_keeps_the_segment_in_the_global_mean():
-    """Each estimator is judged on its own: a 2CXM fit at an implausible flow flags its own column,
-    while the configured (Fermi) value stays in perfusion_global."""
-    from cmr_atlas.perfusion.quantify import SliceResult
-
-    z = np.zeros((4, 4))
-    r = SliceResult("mid", z.astype(np.int8), z.astype(np.int8), None, np.zeros((1, 2)), 0.0, np.zeros(2),
-                    np.zeros(3), np.zeros(3))
-    r.segment_pixels = {7: 40, 8: 40}
-    r.segment_mbf = {"fermi": {7: 2.0, 8: 9.0}, "2cxm": {7: 6.8, 8: 2.0}}
-    r.segment_qc = {"fermi": {7: None, 8: "implausible segment MBF 9.00 ml/min/g (outside 0.1-6.0)"},
-                    "2cxm": {7: "implausible segment MBF 6.80 ml/min/g (outside 0.1-6.0)", 8: None},
-                    "segment": {7: None, 8: "implausible segment MBF 9.00 ml/min/g (outside 0.1-6.0)"}}
-    rows = pd.DataFrame(pipeline.segment_rows("e", "stress", "auto", [r], "fermi"))
-    seg7, seg8 = rows.set_index("aha_segment").loc[7], rows.set_index("aha_segment").loc[8]
-    assert pd.isna(seg7.qc_reason) and seg7.qc_reason_2cxm.startswith("implausible")
-    assert seg8.qc_reason.startswith("implausible") and seg8.qc_reason_fermi == seg8.qc_reason
-    g = pipeline.global_row("e", "auto", rows, no_reserve=True)
-    assert g["mbf_stress_ml_min_g"] == 2.0 and g["n_segments_stress"] == 1
-
-
-def test_the_other_estimator_leaves_a_segment_out_only_when_the_curve_defeats_it():
+def test_each_estimators_verdict_is_kept_and_either_leaves_the_segment_out():
     from cmr_atlas.perfusion import mbf as M
-    from cmr_atlas.perfusion.quantify import segment_qc
+    from cmr_atlas.perfusion.quantify import SliceResult, segment_qc
 
     def fit(mbf, at_bound=False):
         return M.MbfFit("any", np.array([mbf]), np.array([1.0]), np.array([0.001]), {}, np.array([at_bound]))
 
     high = segment_qc({"fermi": fit(2.0), "2cxm": fit(6.8)}, 0, "fermi", 1.0, 6.0)
-    assert high["segment"] is None and high["2cxm"].startswith("implausible segment MBF")
-    bound = segment_qc({"fermi": fit(2.0), "2cxm": fit(6.8, at_bound=True)}, 0, "fermi", 1.0, 6.0)
-    assert bound["segment"].startswith("2cxm: MBF fit at its bound")
+    assert high["fermi"] is None and high["2cxm"].startswith("implausible segment MBF")
+    assert high["segment"] == "2cxm: " + high["2cxm"]
     own = segment_qc({"fermi": fit(7.0), "2cxm": fit(2.0)}, 0, "fermi", 1.0, 6.0)
     assert own["segment"] == own["fermi"] and own["2cxm"] is None
+    # the rows carry all three; the global mean takes the segments whose qc_reason is null
+    z = np.zeros((4, 4))
+    r = SliceResult("mid", z.astype(np.int8), z.astype(np.int8), None, np.zeros((1, 2)), 0.0, np.zeros(2),
+                    np.zeros(3), np.zeros(3))
+    r.segment_pixels = {7: 40, 8: 40}
+    r.segment_mbf = {"fermi": {7: 2.0, 8: 3.0}, "2cxm": {7: 6.8, 8: 3.0}}
+    r.segment_qc = {k: {7: high[k], 8: None} for k in high}
+    rows = pd.DataFrame(pipeline.segment_rows("e", "stress", "auto", [r], "fermi")).set_index("aha_segment")
+    assert rows.loc[7, "qc_reason"].startswith("2cxm: ") and pd.isna(rows.loc[7, "qc_reason_fermi"])
+    g = pipeline.global_row("e", "auto", rows.reset_index(), no_reserve=True)
+    assert g["mbf_stress_ml_min_g"] == 3.0 and g["n_segments_stress"] == 1
