@@ -24,6 +24,7 @@ import pandas as pd
 
 from cmr_atlas.core.geometry import nearest_plane, rasterise_polygon
 from cmr_atlas.perfusion import segment
+from cmr_atlas.perfusion.motion import subpixel_argmin
 from cmr_atlas.perfusion.sectors import Insertions
 
 
@@ -58,18 +59,7 @@ def align_offset_px(labels: np.ndarray, enhancement: np.ndarray, max_px: int) ->
 
     steps = np.arange(-max_px, max_px + 1)
     scores = np.array([[mean_at(cav, (dr, dc)) - mean_at(myo, (dr, dc)) for dc in steps] for dr in steps])
-    best = np.array(np.unravel_index(int(np.argmax(scores)), scores.shape))
-    off = steps[best].astype(float)
-    for axis in (0, 1):
-        if 0 < best[axis] < len(steps) - 1:
-            lo, hi_ = best.copy(), best.copy()
-            lo[axis] -= 1
-            hi_[axis] += 1
-            a, b, c = scores[tuple(lo)], scores[tuple(best)], scores[tuple(hi_)]
-            curv = a - 2 * b + c
-            if curv < 0:
-                off[axis] += float(np.clip(0.5 * (a - c) / curv, -0.5, 0.5))
-    return off
+    return subpixel_argmin(-scores) - max_px
 
 
 def manual_slice(contours: pd.DataFrame, landmarks: pd.DataFrame, planes, order: list[int], k: int,

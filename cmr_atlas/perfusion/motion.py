@@ -94,6 +94,18 @@ def _parabola(c0: float, c1: float, c2: float) -> float:
     return float(np.clip(0.5 * (c0 - c2) / denom, -0.5, 0.5)) if denom > 0 else 0.0
 
 
+def subpixel_argmin(cost: np.ndarray) -> np.ndarray:
+    """(row, col) index of the minimum of a 2-D cost, refined by a parabola through each axis'
+    neighbours (within half a step; none at the border)."""
+    i, j = np.unravel_index(int(np.argmin(cost)), cost.shape)
+    sub = [0.0, 0.0]
+    if 0 < i < cost.shape[0] - 1:
+        sub[0] = _parabola(cost[i - 1, j], cost[i, j], cost[i + 1, j])
+    if 0 < j < cost.shape[1] - 1:
+        sub[1] = _parabola(cost[i, j - 1], cost[i, j], cost[i, j + 1])
+    return np.array([i + sub[0], j + sub[1]])
+
+
 def match_shift(moving: np.ndarray, fixed: np.ndarray, window: np.ndarray, max_shift_px: int) -> np.ndarray:
     """Translation (rows, cols) such that ``moving(x + d) ~ fixed(x)`` under ``window``: the
     whole-pixel shift within ``max_shift_px`` of the highest windowed normalised cross-correlation
@@ -110,14 +122,7 @@ def match_shift(moving: np.ndarray, fixed: np.ndarray, window: np.ndarray, max_s
     cross = np.einsum("ijhw,hw->ij", views, f)  # f has zero weighted mean: the mean term drops
     energy = np.einsum("ijhw,hw->ij", views * views, window) - wsum * mean * mean
     score = cross / np.sqrt(np.maximum(energy, 1e-12))
-    cost = -score
-    i, j = np.unravel_index(np.argmin(cost), cost.shape)
-    sub = [0.0, 0.0]
-    if 0 < i < 2 * m:
-        sub[0] = _parabola(cost[i - 1, j], cost[i, j], cost[i + 1, j])
-    if 0 < j < 2 * m:
-        sub[1] = _parabola(cost[i, j - 1], cost[i, j], cost[i, j + 1])
-    return np.array([i - m + sub[0], j - m + sub[1]])
+    return subpixel_argmin(-score) - m
 
 
 def _apply(frames: np.ndarray, shifts: np.ndarray) -> np.ndarray:
