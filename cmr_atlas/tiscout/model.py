@@ -38,7 +38,7 @@ def save_ti_model(model: StemiNet, name: str, models_dir: str | Path, arch: str,
         "labels": "acceptable = window t0 at or after observer 1's null frame (synthetic clinical protocol)",
         "sequences": ["ti_scout"], "views": ["sax", "lax_4ch"],
         "training": {"cohort": f"synthetic clinical TI scouts, seed {trainset.TRAIN_SEED} (10 % amyloid-like)",
-                     "optimiser": "Adam, weight decay 1e-4, learning rate cosine-decayed to 2 % over the epochs",
+                     "optimiser": "Adam; learning rate cosine-decayed over the epochs (config: lr, lr_final, weight_decay)",
                      "n_scouts": n_scouts, "benchmark_seed": trainset.BENCHMARK_SEED,
                      "test_fixture_seed": 86, "config": asdict(cfg), **info},
     }

@@ -50,6 +50,8 @@ class TrainCfg:
     epochs: int = 12
     batch: int = 64
     lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_final: float = 0.02  # the cosine decay ends at this fraction of lr
     max_seconds: float = 300.0
     seed: int = 0
     threads: int = 2
@@ -124,10 +126,10 @@ def train(arch: str, data: ScoutSet, cfg: TrainCfg, checkpoint: Path | None = No
     model = StemiNet(**ARCHS[arch])
     size = model.hparams["input_size"]
     frames, vframes = data.frames[size], val.frames[size]
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # cosine decay over the planned epochs: the labels are a reader's choice (a frame's scatter), so
     # a constant rate keeps the boundary windows' probabilities bouncing from epoch to epoch
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1), eta_min=cfg.lr * 0.02)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1), eta_min=cfg.lr * cfg.lr_final)
     dtype = torch.bfloat16 if cpu_has_native_bf16() else None
     best, history, start = (np.inf, None), [], time.time()
     for epoch in range(cfg.epochs):
