@@ -28,9 +28,15 @@ def _schema_text() -> str:
     return resources.files("cmr_atlas.core").joinpath(SCHEMA_RESOURCE).read_text()
 
 
+@lru_cache(maxsize=1)
+def _parsed_schema() -> dict:
+    # parsing the schema costs ~30 ms; per-exam code asks for defaults, so it is parsed once
+    return yaml.load(_schema_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def schema() -> dict:
     """The config schema (a fresh copy)."""
-    return yaml.safe_load(_schema_text())
+    return copy.deepcopy(_parsed_schema())
 
 
 def _fill(cfg: dict, sch: dict) -> None:
@@ -42,21 +48,27 @@ def _fill(cfg: dict, sch: dict) -> None:
             _fill(cfg[key], sub)
 
 
-def defaults() -> dict:
-    """Every default of the schema as a config tree (no required key is invented)."""
+@lru_cache(maxsize=1)
+def _defaults() -> dict:
     cfg: dict = {}
-    _fill(cfg, schema())
+    _fill(cfg, _parsed_schema())
     return cfg
 
 
+def defaults() -> dict:
+    """Every default of the schema as a config tree (no required key is invented; a fresh copy)."""
+    return copy.deepcopy(_defaults())
+
+
 def default(dotted: str) -> Any:
-    """One default by dotted key, e.g. ``default("stats.n_pcs")``; KeyError names unknown keys."""
-    node: Any = defaults()
+    """One default by dotted key, e.g. ``default("stats.n_pcs")``; KeyError names unknown keys.
+    The value is a copy: changing it changes no later default."""
+    node: Any = _defaults()
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
             raise KeyError(f"no default for config key {dotted!r}")
         node = node[part]
-    return node
+    return copy.deepcopy(node)
 
 
 def with_defaults(cfg: dict) -> dict:

@@ -169,3 +169,17 @@ def test_the_checker_finds_literal_repeats(source, expected):
 
 def test_the_checker_scopes_seed_to_the_stats_package():
     assert repeated_defaults("stats.auc", "def f(seed=0): pass") == {("stats.auc", "f", "seed", "stats.seed")}
+
+
+def test_defaults_are_copies_so_a_caller_cannot_change_later_ones():
+    from cmr_atlas.core.config import default, defaults, schema
+
+    first = default("stats")
+    first.clear()
+    assert default("stats"), "mutating one default's value changed the next caller's"
+    tree = defaults()
+    tree["fit"]["all_frames"] = "changed"
+    assert default("fit.all_frames") != "changed"
+    sch = schema()
+    sch["properties"].clear()
+    assert schema()["properties"]
