@@ -36,6 +36,17 @@ MODELS = {
 # Networks routed by sequence (inference picks them by the series' sequence): name -> their task,
 # trained with ``train_model(task, ..., save_as=name)``.
 ROUTED = {"seg_sax_ssfp": "seg_sax"}
+# The tissue stage's landmark networks (cmr_atlas.cine.tissue.landmarks.NETWORKS): a cine network
+# fine-tuned on one sequence, trained under its task's name, then published under its own with
+# :func:`publish_as` (the tissue stage loads them by name, not by routing).
+SEQUENCE_NETWORKS = {
+    "lm_heatmap_sax_lge": ("lm_heatmap_sax", "heatmap U-Net for SAX landmarks (RV inserts, LV centre) on LGE "
+                           "(magnitude and PSIR): the cine lm_heatmap_sax fine-tuned on LGE (transfer learning, Xue et al. 2021)"),
+    "lm_heatmap_lax_lge": ("lm_heatmap_lax", "heatmap U-Net for long-axis landmarks (mitral points, apex; 2CH, 3CH, 4CH) on "
+                           "LGE (magnitude and PSIR): the cine lm_heatmap_lax fine-tuned on LGE (transfer learning, Xue et al. 2021)"),
+    "lm_heatmap_sax_t1map": ("lm_heatmap_sax", "heatmap U-Net for SAX landmarks (RV inserts, LV centre) on native and "
+                             "post-contrast T1 maps: fine-tuned from the LGE network (transfer learning, Xue et al. 2021)"),
+}
 TRAINABLE = ("seg_sax", "lm_heatmap_lax", "lm_heatmap_sax", "lm_vgg")  # lm_vgg: its three views together
 SIGMA_MM = {"lax": 6.0, "sax": 4.0}  # Gaussian target width (Xue et al.: 8 px LAX / 4 px SAX at 1 mm)
 VGG_VIEWS = ("lax_2ch", "lax_4ch", "sax")  # one regressor each (no 3CH regressor)
@@ -135,6 +146,19 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
         "sigma_mm": SIGMA_MM[m], "loss": "KL + soft Dice (class weights 1, 5, 5, 5)",
         "data_shares": shares, "previous_runs": previous})
     return save_model(model, card, out_dir)
+
+
+def publish_as(trained_dir: str | Path, name: str, models_dir: str | Path, note: str = "") -> Path:
+    """Copy the network a training run wrote under its task's name (``trained_dir``) into
+    ``models_dir`` as the sequence network ``name`` (:data:`SEQUENCE_NETWORKS`): its card keeps the
+    run's records, with the new name, description (plus ``note``: data and seeds) and checksum;
+    returns the card path."""
+    if name not in SEQUENCE_NETWORKS:
+        raise SystemExit(f"unknown sequence network {name!r}: choose {', '.join(SEQUENCE_NETWORKS)}")
+    task, description = SEQUENCE_NETWORKS[name]
+    model, card = load_model(task, trained_dir)
+    card = {**card, "name": name, "serves": name, "description": f"{description}; {note}" if note else description}
+    return save_model(model, card, models_dir)
 
 
 def _train_lm_vgg(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig, transfer: bool) -> list[Path]:

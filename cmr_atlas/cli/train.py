@@ -3,6 +3,8 @@
     cmr-atlas train data  --out DATA [--n-exams N --seed S [--protocol clinical] | --cohort DIR --cache DIR]
     cmr-atlas train model NAME --data DATA --out resources/models [--minutes M --threads T]
     cmr-atlas train all   --out resources/models --data DATA ...   (both steps, every model)
+    cmr-atlas train publish lm_heatmap_lax_lge --from RUN --out resources/models [--note TEXT]
+        (a cine network fine-tuned on one sequence, e.g. LGE, published under the tissue stage's name)
 
 Defaults of ``--n-exams``, ``--seed``, ``--minutes`` and ``--threads`` are the config's ``train``
 defaults.  ``data`` writes a training-data folder (:mod:`cmr_atlas.cine.training`); ``model``
@@ -15,7 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from cmr_atlas.cine.train_models import ROUTED, TRAINABLE
+from cmr_atlas.cine.train_models import ROUTED, SEQUENCE_NETWORKS, TRAINABLE
 from cmr_atlas.core.config import default
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = sub.add_parser("data", help="build annotated training samples")
     m = sub.add_parser("model", help="train one model from built samples")
     a = sub.add_parser("all", help="build samples and train every model")
+    pub = sub.add_parser("publish", help="publish a network fine-tuned on one sequence under its own name")
+    pub.add_argument("name", choices=sorted(SEQUENCE_NETWORKS))
+    pub.add_argument("--from", dest="trained", required=True,
+                     help="the `train model` output folder (the network under its task's name, e.g. lm_heatmap_lax)")
+    pub.add_argument("--out", required=True, help="models folder (resources/models)")
+    pub.add_argument("--note", default="", help="added to the card's description (data, seeds)")
     _data_arguments(d)
     _data_arguments(a)
     d.add_argument("--out", required=True, help="data folder")
@@ -90,6 +98,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.train_command == "data":
         _build_data(args, args.out)
+        return 0
+    if args.train_command == "publish":
+        from cmr_atlas.cine.train_models import publish_as
+
+        log.info("wrote %s", publish_as(args.trained, args.name, args.out, args.note))
         return 0
     if args.train_command == "all":
         _build_data(args, args.data)

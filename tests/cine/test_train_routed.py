@@ -45,3 +45,35 @@ def test_save_as_only_names_a_routed_network_of_that_task(tmp_path):
     for name, save_as in (("lm_heatmap_sax", "seg_sax_ssfp"), ("seg_sax", "lm_heatmap_sax"), ("seg_sax", "x")):
         with pytest.raises(SystemExit, match="save_as names a routed network"):
             train_model(name, [tmp_path], tmp_path / "out", 1, 1, 0, 1, 2, 1, save_as=save_as)
+
+
+def test_a_sequence_network_is_published_under_its_own_name_and_not_routed(tmp_path):
+    from cmr_atlas.cine.train_models import SEQUENCE_NETWORKS, publish_as
+    from cmr_atlas.nets.registry import load_model, routes
+
+    run, shipped = tmp_path / "run", tmp_path / "shipped"
+    model = UNet(1, 4, 4, 2)
+    save_model(model, {"name": "lm_heatmap_lax", "serves": "lm_heatmap_lax", "sequences": ["lge"],
+                       "views": ["lax_2ch", "lax_3ch", "lax_4ch"], "training": {"epochs_run": 3}}, run)
+    _save(shipped, "lm_heatmap_lax", 0.25)  # the cine network it was fine-tuned from
+    publish_as(run, "lm_heatmap_lax_lge", shipped, note="train seed 940000")
+    net, card = load_model("lm_heatmap_lax_lge", shipped)  # checksum of the copied weights checked
+    assert card["name"] == "lm_heatmap_lax_lge" and card["weights_file"] == "lm_heatmap_lax_lge.pt"
+    assert card["description"].startswith(SEQUENCE_NETWORKS["lm_heatmap_lax_lge"][1]) and "940000" in card["description"]
+    assert card["sequences"] == ["lge"] and card["training"] == {"epochs_run": 3}
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), model.state_dict().values()))
+    # the cine task keeps its default: the LGE network is the tissue stage's, loaded by name
+    assert routes("lm_heatmap_lax", shipped).by_sequence == {"cine_gre": "lm_heatmap_lax"}
+    with pytest.raises(SystemExit, match="unknown sequence network"):
+        publish_as(run, "lm_heatmap_lax_t1map", shipped)
+
+
+def test_train_publish_on_the_command_line(tmp_path):
+    from cmr_atlas.cli import main
+    from cmr_atlas.nets.registry import load_card
+
+    save_model(UNet(1, 4, 4, 2), {"name": "lm_heatmap_sax", "sequences": ["t1map"], "views": ["sax"]}, tmp_path / "run")
+    assert main(["train", "publish", "lm_heatmap_sax_t1map", "--from", str(tmp_path / "run"),
+                 "--out", str(tmp_path / "models"), "--note", "seed 940002"]) == 0
+    card = load_card("lm_heatmap_sax_t1map", tmp_path / "models")
+    assert card["sequences"] == ["t1map"] and card["description"].endswith("seed 940002")
