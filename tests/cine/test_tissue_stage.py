@@ -1,11 +1,9 @@
-"""The tissue stage of one shard on a generated clinical exam's DICOM (read by the series reader into
-the series cache, as ingest does): landmarks on every SAX LGE and T1-map slice by the shipped
-network of its sequence, t1_segments against the generator's T1/ECV truth, and the qc reasons of
-exams without maps or cache."""
+"""The tissue stage of one shard on a generated clinical exam's DICOM (ingested: its series table and
+series cache): landmarks on every SAX LGE and T1-map slice and every long-axis LGE view by the shipped
+network of its sequence and view, t1_segments against the generator's T1/ECV truth, and the qc
+reasons of exams without maps or cache."""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -16,9 +14,9 @@ from cmr_atlas.cine.tissue.landmarks import NETWORKS, TISSUE_LANDMARKS
 from cmr_atlas.cine.tissue.segments import T1_SEGMENTS
 from cmr_atlas.core.config import default, find_models_dir
 from cmr_atlas.core.runner import EXAM_STATUS
-from cmr_atlas.core.seriescache import save_series_images, series_cache_path
+from cmr_atlas.core.seriescache import load_series_images, series_cache_path
 from cmr_atlas.core.tables import read_table
-from cmr_atlas.dicom.series_read import read_folder_series
+from cmr_atlas.dicom.index import ingest_folder
 
 OPTIONS = {"absent_threshold": default("landmarks.absent_threshold"), "batch": 16, "device": "cpu",
            "precision": "float32", "hematocrit": default("tissue.hematocrit")}
@@ -26,59 +24,61 @@ OPTIONS = {"absent_threshold": default("landmarks.absent_threshold"), "batch": 1
 
 @pytest.fixture(scope="module")
 def shard(tmp_path_factory, clinical_synth_cohort):
-    """Series cache and series table of EXAM1 (the clinical exam), EXAM2 (no LGE or T1 map) and
-    EXAM3 (a T1 map in the table whose cache file is missing), and the stage's three outputs."""
+    """Series cache and series table of the clinical exam as ingest writes them, plus EXAM2 (no LGE
+    or T1 map) and EXAM3 (a T1 map in the table whose cache file is missing), and the stage's three
+    outputs; the cached series the stage reads and the clinical exam's id."""
     tmp = tmp_path_factory.mktemp("tissue")
     folder = next((clinical_synth_cohort / "dicom").iterdir())
-    series = [replace(s, exam_id="EXAM1") for s in read_folder_series(folder, ("lge", "lge_psir", "t1map"))
-              if not isinstance(s, Exception)]
-    sax_normal = next(s for s in series if s.kind == "t1map").planes[0].normal
-    rows = []
-    for s in series:
-        save_series_images(s, series_cache_path(tmp / "cache", "EXAM1", s.series_index, s.kind))
-        sax = abs(float(np.dot(s.planes[0].normal, sax_normal))) > 0.99
-        rows.append({"exam_id": "EXAM1", "series_index": s.series_index, "kind": s.kind,
-                     "plane_views": "sax" if sax else "lax_4ch", "post_contrast": s.post_contrast})
-    rows += [{"exam_id": "EXAM2", "series_index": 0, "kind": "cine", "plane_views": "sax", "post_contrast": False},
-             {"exam_id": "EXAM3", "series_index": 7, "kind": "t1map", "plane_views": "sax", "post_contrast": False}]
-    pd.DataFrame(rows).to_parquet(tmp / "series.parquet")
+    table = pd.DataFrame(ingest_folder(folder.parent, folder.name, "test-key", tmp / "cache").series)
+    exam_id = table.exam_id.iloc[0]
+    extra = pd.DataFrame([{"exam_id": "EXAM2", "series_index": 0, "kind": "cine", "plane_views": "sax", "post_contrast": False},
+                          {"exam_id": "EXAM3", "series_index": 99, "kind": "t1map", "plane_views": "sax", "post_contrast": False}])
+    pd.concat([table, extra], ignore_index=True).to_parquet(tmp / "series.parquet")
     out = {k: tmp / f"{k}.parquet" for k in ("landmarks", "segments", "status")}
     ST.tissue_shard(tmp / "series.parquet", tmp / "cache", find_models_dir(default("models_dir")), OPTIONS,
                     landmarks_path=out["landmarks"], segments_path=out["segments"], status_path=out["status"])
-    return series, out
+    read = ST.tissue_series(table)
+    series = {r.series_index: (r.plane_views, load_series_images(series_cache_path(tmp / "cache", exam_id, r.series_index, r.kind)))
+              for r in read.itertuples()}
+    return series, out, exam_id
 
 
-def test_shipped_networks_name_their_sequence():
+def test_shipped_networks_name_their_sequence_and_views():
     import json
 
-    for sequence, name in NETWORKS.items():
+    for (sequence, view_net), name in NETWORKS.items():
         card = json.loads((find_models_dir(default("models_dir")) / f"{name}.json").read_text())
-        assert card["sequences"] == [sequence] and card["views"] == ["sax"]
+        assert card["sequences"] == [sequence] and card["weights_file"] == f"{name}.pt"
+        assert sorted(card["views"]) == (["sax"] if view_net == "sax" else ["lax_2ch", "lax_3ch", "lax_4ch"])
         assert (find_models_dir(default("models_dir")) / f"{name}.pt").stat().st_size < 5e6
 
 
-def test_landmarks_on_every_sax_slice_of_every_series(shard):
-    series, out = shard
+def test_landmarks_on_every_image_of_every_series(shard):
+    series, out, _ = shard
     lm = read_table(out["landmarks"], TISSUE_LANDMARKS)
-    sax = [s for s in series if s.kind == "t1map" or len(s.planes) > 1]
-    assert set(lm.series_index) == {s.series_index for s in sax}
-    for s in sax:
-        rows = lm[lm.series_index == s.series_index]
+    assert set(lm.series_index) == set(series)
+    assert {v for v, _ in series.values()} == {"sax", "lax_2ch", "lax_3ch", "lax_4ch"}
+    for index, (view, s) in series.items():
+        rows = lm[lm.series_index == index]
         assert len(rows) == 3 * s.n_planes and set(rows.sequence) == {"t1map" if s.kind == "t1map" else "lge"}
+        assert set(rows.view) == {view}
     # the middle of the LV: LV centre and both insertions found on the mid slices of the LGE stack
-    mag = next(s for s in sax if s.kind == "lge")
-    mid = lm[(lm.series_index == mag.series_index) & lm.slice_index.between(mag.n_planes // 3, 2 * mag.n_planes // 3)]
+    index, (_, mag) = next((i, vs) for i, vs in series.items() if vs[0] == "sax" and vs[1].kind == "lge")
+    mid = lm[(lm.series_index == index) & lm.slice_index.between(mag.n_planes // 3, 2 * mag.n_planes // 3)]
     assert mid.present.mean() > 0.8
+    # long-axis LGE: both mitral points and the apex on every view, magnitude and PSIR
+    lax = lm[lm.view != "sax"]
+    assert len(lax) == 3 * 3 * 2 and lax.present.all()
 
 
 def test_t1_segments_and_qc_reasons(shard, clinical_synth_cohort):
-    _, out = shard
+    _, out, exam1 = shard
     seg = read_table(out["segments"], T1_SEGMENTS)
     status = read_table(out["status"], EXAM_STATUS).set_index("exam_id")
-    assert status.loc["EXAM1", "status"] == "ok" and status.loc["EXAM3", "qc_reason"] == "no_series_cache"
+    assert status.loc[exam1, "status"] == "ok" and status.loc["EXAM3", "qc_reason"] == "no_series_cache"
     assert seg.loc[seg.exam_id == "EXAM2", "qc_reason"].tolist() == ["no_t1_map"]
     assert seg.loc[seg.exam_id == "EXAM3", "qc_reason"].tolist() == ["no_series_cache"]
-    ok = seg[(seg.exam_id == "EXAM1") & seg.qc_reason.isna()]
+    ok = seg[(seg.exam_id == exam1) & seg.qc_reason.isna()]
     assert len(ok) >= 4 and ok.segment.between(1, 16).all() and (ok.hematocrit_source == "default").all()
     exam = pd.read_parquet(clinical_synth_cohort / "truth" / "clinical_exams.parquet").iloc[0]
     truth = pd.read_parquet(clinical_synth_cohort / "truth" / "segments.parquet").set_index("segment")

@@ -1,12 +1,13 @@
-"""SAX landmarks on LGE (magnitude and PSIR) and T1-map series, each with the network of its sequence.
+"""Landmarks on LGE (magnitude and PSIR; SAX and long-axis) and T1-map series, each with the network
+of its sequence and view.
 
 The cine landmark networks find the landmarks on about half of the LGE images and a third of the T1
 maps (docs/models.md); the paper's answer, followed here, is a network per sequence fine-tuned from
 the cine one (:data:`NETWORKS`, shipped in ``resources/models`` with cards naming their
 ``sequences`` and ``views``).  Images come from ingest's series cache
 (:mod:`cmr_atlas.core.seriescache`: the DICOM read once by :mod:`cmr_atlas.dicom.series_read`), run
-through :func:`cmr_atlas.cine.inference.detect_landmarks` as a one-frame SAX stack, so decoding,
-the absent rule and the pixel/patient mapping are the cine landmarks' own.
+through :func:`cmr_atlas.cine.inference.detect_landmarks` as a one-frame SAX stack or a one-frame
+long-axis view, so decoding, the absent rule and the pixel/patient mapping are the cine landmarks' own.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 # The networks (torch) are imported by the functions that run them: most shards of a cohort have no
 # LGE or T1 map, and their tissue job then only writes empty tables (tests/test_architecture.py).
 
-NETWORKS = {"lge": "lm_heatmap_sax_lge", "t1map": "lm_heatmap_sax_t1map"}  # sequence -> SAX landmark network
+# (sequence, view network) -> landmark network; T1 maps are short-axis only
+NETWORKS = {("lge", "sax"): "lm_heatmap_sax_lge", ("lge", "lax"): "lm_heatmap_lax_lge",
+            ("t1map", "sax"): "lm_heatmap_sax_t1map"}
 SEQUENCE_OF_KIND = {"lge": "lge", "lge_psir": "lge", "t1map": "t1map"}  # series kind -> network sequence
 
 SERIES_INDEX = Column("series_index", "int", "the series' row of the exam's ingest `series` table "
@@ -37,13 +40,15 @@ SERIES_INDEX = Column("series_index", "int", "the series' row of the exam's inge
 KIND = Column("kind", "str", "series kind (cmr_atlas.dicom.series_types): lge, lge_psir or t1map", nullable=False)
 
 TISSUE_LANDMARKS = register(TableSchema(
-    name="tissue_landmarks", row="landmark per image of a SAX LGE or T1-map series",
+    name="tissue_landmarks", row="landmark per image of an LGE or T1-map series",
     description=(
-        "SAX landmarks (RV insertions, LV centre) on every slice of every SAX LGE (magnitude, PSIR) and "
-        "T1-map (native, post-contrast) series, by the landmark network of the series' sequence "
-        "(lm_heatmap_sax_lge, lm_heatmap_sax_t1map). The columns of `landmarks` (sequence = lge or "
-        "t1map, view = sax, frame = 0: one image per slice) plus the series key, since an exam has "
-        "several such series on the same slices (native and post maps, magnitude and PSIR)."
+        "Landmarks on every image of every LGE (magnitude, PSIR) and T1-map (native, post-contrast) "
+        "series by the landmark network of the series' sequence and view: SAX RV insertions and LV "
+        "centre (lm_heatmap_sax_lge, lm_heatmap_sax_t1map), and on long-axis LGE the mitral points "
+        "and apex of the cine landmarks (lm_heatmap_lax_lge; view lax_2ch, lax_3ch or lax_4ch). The "
+        "columns of `landmarks` (sequence = lge or t1map, frame = 0: one image per slice or view) plus "
+        "the series key, since an exam has several such series on the same planes (native and post "
+        "maps, magnitude and PSIR)."
     ),
     columns=(*LANDMARKS_AUTO.columns, SERIES_INDEX, KIND),
 ))
@@ -51,38 +56,45 @@ TISSUE_LANDMARKS = register(TableSchema(
 
 def load_tissue_models(models_dir: str | Path, *, device: str, precision: str,
                        runtime: str | None = None) -> dict[str, Models]:
-    """``{sequence: Models}`` with the SAX landmark network of each sequence of :data:`NETWORKS`
-    found in ``models_dir`` (a sequence without one is absent: its series get ``no_landmark_network``)."""
+    """``{sequence: Models}`` with the landmark networks of each sequence of :data:`NETWORKS` found in
+    ``models_dir`` (``landmark`` keyed ``sax`` / ``lax``; a sequence without any is absent: its series
+    get ``no_landmark_network``; a view without its network gets no rows)."""
     from cmr_atlas.cine.inference import Models
     from cmr_atlas.nets.runtime import load_net, pick_device, resolve_precision, resolve_runtime
 
     dev = pick_device(device)
     runtime = runtime or default("inference.runtime")
     rt = resolve_runtime(runtime, dev, precision)
-    out = {}
-    for sequence, name in NETWORKS.items():
-        if not (Path(models_dir) / f"{name}.json").is_file():
-            continue
-        net, card = load_net(name, models_dir, dev, precision, rt, strict=runtime == "onnxruntime",
-                             runtime_setting=runtime)
-        dtype = None if rt == "onnxruntime" else resolve_precision(precision, dev)
-        # no long-axis network: a card without views serves no long-axis view (inference.landmark_views)
-        out[sequence] = Models(None, {}, "heatmap", {"sax": (net, card)}, dev, dtype, rt)
-    return out
+    nets: dict[str, dict] = {}
+    for (sequence, view_net), name in NETWORKS.items():
+        if (Path(models_dir) / f"{name}.json").is_file():
+            nets.setdefault(sequence, {})[view_net] = load_net(name, models_dir, dev, precision, rt,
+                                                               strict=runtime == "onnxruntime", runtime_setting=runtime)
+    dtype = None if rt == "onnxruntime" else resolve_precision(precision, dev)
+    # without a "lax" network no long-axis view is served (inference.landmark_views)
+    return {sequence: Models(None, {}, "heatmap", found, dev, dtype, rt) for sequence, found in nets.items()}
 
 
-def series_images(s: SeriesImages) -> ExamImages:
-    """A cached single-frame series as a SAX stack of one frame per plane (its planes in cache order)."""
+def series_images(s: SeriesImages, view: str = "sax") -> ExamImages:
+    """A cached single-frame series as a SAX stack of one frame per plane (its planes in cache
+    order), or for a long-axis ``view`` as that view's one-frame cine (its first plane)."""
     pixels = np.nan_to_num(np.asarray(s.pixels[:, :1], np.float32))
-    return ExamImages(s.exam_id, pixels, list(s.planes), np.zeros(1))
+    if view == "sax":
+        return ExamImages(s.exam_id, pixels, list(s.planes), np.zeros(1))
+    return ExamImages(s.exam_id, np.zeros((0, 1, *pixels.shape[2:]), np.float32), [], np.zeros(1),
+                      {view: pixels[0]}, {view: s.planes[0]})
 
 
-def series_landmarks(s: SeriesImages, models: Models, *, absent_threshold: float, batch: int) -> pd.DataFrame:
-    """``tissue_landmarks`` rows of one SAX LGE or T1-map series (slice_index = its plane index)."""
-    from cmr_atlas.cine.inference import detect_landmarks
+def series_landmarks(s: SeriesImages, models: Models, *, absent_threshold: float, batch: int,
+                     view: str = "sax") -> pd.DataFrame:
+    """``tissue_landmarks`` rows of one LGE or T1-map series of ``view`` (``sax``: slice_index = its
+    plane index; a long-axis view: slice_index 0); none for a view without its network."""
+    from cmr_atlas.cine.inference import detect_landmarks, landmark_views
 
-    lm = detect_landmarks(series_images(s), models, [0], absent_threshold=absent_threshold, batch=batch,
-                          sequences={"sax": SEQUENCE_OF_KIND[s.kind]})
+    if view == "sax" and "sax" not in models.landmark or view != "sax" and view not in landmark_views(models):
+        return TISSUE_LANDMARKS.empty()
+    lm = detect_landmarks(series_images(s, view), models, [0] if view == "sax" else [],
+                          absent_threshold=absent_threshold, batch=batch, sequences={view: SEQUENCE_OF_KIND[s.kind]})
     return lm.assign(series_index=s.series_index, kind=s.kind)[list(TISSUE_LANDMARKS.column_names)]
 
 

@@ -1,4 +1,4 @@
-"""Workflow stage of one shard: landmarks on every SAX LGE and T1-map series (``tissue_landmarks``)
+"""Workflow stage of one shard: landmarks on every LGE (SAX and long-axis) and SAX T1-map series (``tissue_landmarks``)
 and T1/ECV per AHA segment of the T1 maps (``t1_segments``), from ingest's ``series`` table and
 series cache; the cohort aggregate then takes each exam's measured hematocrit from the covariates.
 
@@ -26,10 +26,15 @@ log = logging.getLogger(__name__)
 STAGE = "tissue"
 
 
-def sax_series(series: pd.DataFrame) -> pd.DataFrame:
+LAX_VIEWS_READ = ("lax_2ch", "lax_3ch", "lax_4ch")  # long-axis LGE views with landmarks
+
+
+def tissue_series(series: pd.DataFrame) -> pd.DataFrame:
     """Rows of ingest's ``series`` table that this stage reads: LGE, PSIR and T1-map series whose
-    planes are short-axis (``plane_views`` sax)."""
-    keep = series["kind"].isin(list(SEQUENCE_OF_KIND)) & (series["plane_views"].fillna("") == "sax")
+    planes are short-axis (``plane_views`` sax), and LGE and PSIR series of one long-axis view."""
+    views = series["plane_views"].fillna("")
+    lge = series["kind"].isin([k for k, q in SEQUENCE_OF_KIND.items() if q == "lge"])
+    keep = series["kind"].isin(list(SEQUENCE_OF_KIND)) & (views == "sax") | lge & views.isin(LAX_VIEWS_READ)
     return series[keep].sort_values(["exam_id", "series_index"])
 
 
@@ -42,7 +47,7 @@ def _load(cache_dir: Path, row) -> SeriesImages:
 
 def exam_tables(exam_id: str, rows: pd.DataFrame, cache_dir: Path, models: dict,
                 options: dict) -> tuple[pd.DataFrame, list[dict]]:
-    """``(tissue_landmarks, t1_segments rows)`` of one exam's SAX LGE/T1-map series (``rows``)."""
+    """``(tissue_landmarks, t1_segments rows)`` of one exam's LGE/T1-map series (``rows``)."""
     lms, maps = [], {}
     for row in rows.itertuples():
         s = _load(cache_dir, row)
@@ -51,7 +56,7 @@ def exam_tables(exam_id: str, rows: pd.DataFrame, cache_dir: Path, models: dict,
         sequence = SEQUENCE_OF_KIND[s.kind]
         if sequence in models:  # a models folder without the sequence's network: no landmarks
             lms.append(series_landmarks(s, models[sequence], absent_threshold=options["absent_threshold"],
-                                        batch=options["batch"]))
+                                        batch=options["batch"], view=str(row.plane_views)))
     lm = pd.concat(lms, ignore_index=True) if lms else TISSUE_LANDMARKS.empty()
     if maps and "t1map" not in models:
         return lm, [{"exam_id": exam_id, "qc_reason": "no_landmark_network"}]
@@ -65,7 +70,7 @@ def tissue_shard(series_table: str | Path, cache_dir: str | Path, models_dir: st
     ``batch``, ``device``, ``precision``, ``hematocrit`` (the config's); the networks run on
     ``threads`` torch threads, and torch is imported only for a shard with such series."""
     series = read_table(series_table)
-    todo = sax_series(series)
+    todo = tissue_series(series)
     exams = series["exam_id"].drop_duplicates().tolist()
     models = {}
     if len(todo):
