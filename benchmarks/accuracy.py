@@ -138,6 +138,7 @@ def landmark_records(images: ExamImages, lm_truth: pd.DataFrame, auto_lm: pd.Dat
                 pts = {o: _xyz(g[(g["observer"] == o) & (g["landmark"] == name)]) for o in SOURCES}
                 ar = a[a["landmark"] == name]
                 present = bool(len(ar)) and bool(ar["present"].iloc[0])
+                conf = float(ar["confidence"].iloc[0]) if len(ar) else np.nan
                 pa = _xyz(ar)[0] if present else None
                 for o in SOURCES:
                     if len(pts[o]):
@@ -147,7 +148,7 @@ def landmark_records(images: ExamImages, lm_truth: pd.DataFrame, auto_lm: pd.Dat
                 rows.append({
                     "method": method, "exam_id": images.exam_id, "view": view, "slice": int(j),
                     "landmark": name, "frame": int(f),
-                    "truth_present": bool(len(pts["truth"])), "auto_present": present,
+                    "truth_present": bool(len(pts["truth"])), "auto_present": present, "confidence": conf,
                     "auto_obs1": d(None if pa is None else pa[None], pts["obs1"]),
                     "auto_obs2": d(None if pa is None else pa[None], pts["obs2"]),
                     "obs1_obs2": d(pts["obs1"], pts["obs2"]),
