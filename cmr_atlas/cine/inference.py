@@ -29,7 +29,8 @@ from cmr_atlas.core.geometry import SlicePlane, slice_spacing_mm
 from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
 from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
-from cmr_atlas.cine.landmarks import LANDMARKS_AUTO, MODEL_VIEWS, decode_arrays, landmark_names, view_model
+from cmr_atlas.cine.landmarks import (LANDMARKS_AUTO, MODEL_VIEWS, card_rotations, card_thresholds, decode_arrays,
+                                     landmark_names, rotation_averaged_probs, view_model)
 from cmr_atlas.nets.preprocess import Grid, crop_box, from_net_px, near_crop_edge, prepare, to_net_px
 from cmr_atlas.nets.registry import Routes, card_grid, routes
 from cmr_atlas.nets.runtime import (OnnxNet, forward, load_net, pick_device, resolve_precision, resolve_runtime,
@@ -397,9 +398,11 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
         model, card = models.landmark[k]
         members = [i for i, st in enumerate(stacks) if key(st[0]) == k]
         x = np.concatenate([prepare(stacks[i][2], stacks[i][3], card_grid(card)) for i in members])
-        out = forward(model, x, models.device, batch, models.dtype)
-        if models.landmark_method == "heatmap":
-            out = torch.softmax(out, 1)
+        if models.landmark_method == "heatmap":  # softmax maps, averaged over the card's rotations
+            out = rotation_averaged_probs(lambda xr: forward(model, xr, models.device, batch, models.dtype), x,
+                                          card_rotations(card))
+        else:
+            out = forward(model, x, models.device, batch, models.dtype)
         for i, part in zip(members, torch.split(out, [len(stacks[i][4]) for i in members])):
             outputs[i] = part
     rows = []
@@ -407,7 +410,8 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
         card = models.landmark[key(view)][1]
         grid = card_grid(card)
         if models.landmark_method == "heatmap":
-            rc, present, conf = decode_arrays(outputs[i].numpy(), absent_threshold)
+            thr = card_thresholds(card, (sequences or {}).get(view), view, landmark_names(view, card), absent_threshold)
+            rc, present, conf = decode_arrays(outputs[i].numpy(), thr)
         else:
             rc = from_normalised(outputs[i], grid.size).numpy().astype(float)
             inside = ((rc >= 0) & (rc <= grid.size - 1)).all(-1)
