@@ -72,7 +72,10 @@ def measures(images: ExamImages, masks: np.ndarray, ed: int, es: int) -> dict:
 
 
 def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: dict[str, Models],
-                  absent_threshold: float, crop_margin_mm: float | None = None) -> dict[str, list[dict]]:
+                  absent_threshold: float, crop_margin_mm: float | None = None,
+                  sequence: str = "cine_gre") -> dict[str, list[dict]]:
+    """Every figure of one exam whose cines are of ``sequence`` (the landmark networks' cards may
+    calibrate their absent thresholds per sequence; ``absent_threshold`` where they do not)."""
     ex = truth["exams"].iloc[0]
     ed_t, es_t = int(ex["ed_frame"]), int(ex["es_frame"])
     any_models = next(iter(models.values()))
@@ -100,7 +103,8 @@ def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: di
         flags = qc.set_index(["slice_index", "frame"])["flag"]
         has_lv = np.array([[flags.get((s, f), "empty") == "" for f in frames] for s in range(images.n_slices)])
         auto_lm = detect_landmarks(images, mods, frames, absent_threshold=absent_threshold,
-                                   batch=default("inference.batch"), sax_has_lv=has_lv)
+                                   batch=default("inference.batch"), sax_has_lv=has_lv,
+                                   sequences={v: sequence for v in ("sax", *images.lax)})
         lm, derived = landmark_records(images, truth["landmarks"], auto_lm, method, ed_t, es_t)
         out["landmarks"] += lm
         out["derived"] += derived

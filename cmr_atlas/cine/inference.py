@@ -379,7 +379,9 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
                      sax_has_lv: np.ndarray | None = None,
                      sequences: dict[str, str] | None = None) -> pd.DataFrame:
     """Landmarks on every LAX frame (views of :func:`landmark_views`) and on every SAX slice at
-    ``sax_frames``; ``sequences`` (``{view: sequence}``) fills the ``sequence`` column.
+    ``sax_frames``; ``sequences`` (``{view: sequence}``) fills the ``sequence`` column and picks
+    the heatmap networks' calibrated absent thresholds (:func:`card_thresholds`;
+    ``absent_threshold`` where a card has none for that sequence, view and landmark).
 
     ``sax_has_lv (S, len(sax_frames))`` gates coordinate regression on SAX (it cannot say absent):
     a slice without a plausible LV mask gets absent landmarks.  The images of one network (all

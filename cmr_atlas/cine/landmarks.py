@@ -3,7 +3,9 @@
 Targets (after the heatmap method of Xue et al. 2021): one channel per landmark holding a Gaussian
 normalised to a peak of 1, and a background channel ``1 - sum`` (clipped at 0) in channel 0.  An
 absent landmark has an all-zero channel.  At inference the softmax channel's peak probability is
-the landmark's confidence; below ``absent_threshold`` the landmark is absent; otherwise its
+the landmark's confidence; below the absent threshold (the network card's calibrated one for the
+image's sequence, view and landmark, :func:`card_thresholds`, else the config's
+``landmarks.absent_threshold``) the landmark is absent; otherwise its
 position is the weighted centroid of the blob around the peak (pixels above half the peak,
 connected to it, weighted by probability minus the cut), which gives sub-pixel positions.
 
@@ -51,7 +53,9 @@ LANDMARKS_AUTO = register(TableSchema(
         Column("y_px", "float", "row in the original image", "px"),
         *PATIENT_XYZ_MM,
         Column("confidence", "float", "heatmap peak probability (1 for coordinate regression)"),
-        Column("present", "bool", "detected (peak probability >= landmarks.absent_threshold)", nullable=False),
+        Column("present", "bool", "detected: peak probability >= the absent threshold the network's card "
+               "calibrated for the image's sequence, view and landmark, else landmarks.absent_threshold",
+               nullable=False),
         Column("method", "str", "heatmap or vgg"),
         Column("sequence", "str", "the cine's acquisition contrast from ingest's series table "
                "(cmr_atlas.core.vocab.SEQUENCES: cine_gre, cine_ssfp, lge, t1map); null when not known"),

@@ -107,3 +107,46 @@ def test_rotations_map_back_onto_the_unrotated_grid():
     t = torch.from_numpy(x)[:, None]
     back = rotate_maps(rotate_maps(t, 20.0), -20.0)
     assert float((back - t)[..., 10:54, 10:54].abs().max()) < 0.6 and float(back.sum()) > 0.5 * float(t.sum())
+
+
+class _FixedPeaks(torch.nn.Module):
+    """A SAX 'network' whose softmax has a peak of about ``peaks[k]`` for landmark k on every image."""
+
+    def __init__(self, peaks):
+        super().__init__()
+        self.peaks = peaks
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        logits = torch.zeros(n, 1 + len(self.peaks), h, w)
+        logits[:, 0] = 8.0  # background dominates everywhere ...
+        for k, p in enumerate(self.peaks):  # ... but at one pixel per landmark, where the peak is p
+            logits[:, 1 + k, 20 + 10 * k, 30] = 8.0 + float(np.log(p / (1 - p)))
+        return logits
+
+
+def test_detect_landmarks_uses_the_cards_thresholds_for_the_images_sequence():
+    from cmr_atlas.cine.inference import Models, detect_landmarks
+    from cmr_atlas.core.geometry import SlicePlane
+    from cmr_atlas.core.imagecache import ExamImages
+
+    names = ["rv_insert_anterior", "rv_insert_posterior", "lv_centre"]
+    card = {"input": {"spacing_mm": 1.5, "size": 64}, "landmarks_by_view": {"sax": names},
+            "decode": {"absent_threshold": {"cine_ssfp": {"sax": {"rv_insert_anterior": 0.02, "lv_centre": 0.5}}}}}
+    net = _FixedPeaks([0.05, 0.05, 0.3])
+    models = Models(None, {}, "heatmap", {"sax": (net, card), "lax": (net, {**card, "views": []})},
+                    torch.device("cpu"), None)
+    plane = SlicePlane.centred(np.zeros(3), np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), (1.5, 1.5), (64, 64))
+    images = ExamImages("e", np.random.default_rng(0).normal(size=(1, 1, 64, 64)).astype(np.float32), [plane],
+                        np.zeros(1))
+
+    def present(sequence):
+        lm = detect_landmarks(images, models, [0], absent_threshold=0.1, batch=4,
+                              sequences=None if sequence is None else {"sax": sequence})
+        return dict(zip(lm["landmark"], lm["present"]))
+
+    # bSSFP: anterior 0.05 >= its 0.02; posterior not calibrated: 0.05 < the config's 0.1; centre 0.3 < 0.5
+    assert present("cine_ssfp") == {"rv_insert_anterior": True, "rv_insert_posterior": False, "lv_centre": False}
+    # GRE (not calibrated) and an unknown sequence: the config's 0.1 for every landmark
+    assert present("cine_gre") == present(None) == {"rv_insert_anterior": False, "rv_insert_posterior": False,
+                                                    "lv_centre": True}
