@@ -12,9 +12,11 @@ threshold 0 (every landmark found), so ``confidence`` is the peak probability an
 those of the point the decoder would give at any threshold at or below it.  One row per image and
 landmark (:func:`accuracy.landmark_records`) plus ``sequence``, ``n_slices`` and, on SAX, the
 image's ``slice_from_apex`` / ``slice_from_base`` counted among the slices the truth has any
-landmark on (0 = the most apical / basal such slice; -1 beyond them).  Then a table of misses:
-per view and landmark, how many present landmarks the configured thresholds miss, with their peak
-probabilities, and false positives.
+landmark on (0 = the most apical / basal such slice; -1 beyond them), ``end_slice`` (the image
+is the first or last slice of that landmark's own extent in the truth) and the truth's endo/epi
+areas.  Printed (:func:`print_misses`): at the config's ``landmarks.absent_threshold``, per view
+and landmark the present landmarks missed, their peak probabilities in bins, how many lie on an
+end slice, the detection on end and inner slices, and the false-positive rate.
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ def exam_records(images, truth: dict, models, sequence: str) -> list[dict]:
     apex_first = _apex_first(images, lt, with_truth)
     df.loc[sax, "slice_from_apex"] = (pos if apex_first else n - 1 - pos).fillna(-1)
     df.loc[sax, "slice_from_base"] = (n - 1 - pos if apex_first else pos).fillna(-1)
+    df["end_slice"] = False
+    for (_, name), g in df[sax & df["truth_present"]].groupby(["frame", "landmark"]):
+        ends = {g["slice"].min(), g["slice"].max()}
+        df.loc[g.index, "end_slice"] = g["slice"].isin(ends)
     area = true_areas_mm2(images, truth["contours"])
     for surface in ("endo", "epi"):
         df.loc[sax, f"true_{surface}_mm2"] = [area.get((s, f, surface), 0.0)
@@ -91,6 +97,24 @@ def _apex_first(images, truth_lm: pd.DataFrame, slices: list[int]) -> bool:
     a = apex[["x_mm", "y_mm", "z_mm"]].to_numpy(float).mean(0)
     d = [abs(float((a - images.sax_planes[s].position_mm) @ images.sax_planes[s].normal)) for s in (slices[0], slices[-1])]
     return d[0] < d[1]
+
+
+def print_misses(df: pd.DataFrame, threshold: float) -> None:
+    """See the module's docstring."""
+    df = df.assign(found=df["confidence"] >= threshold)
+    print(f"\nAt threshold {threshold:g}: per view and landmark")
+    print(f"  {'view':8s} {'landmark':20s} {'present':>7s} {'missed':>6s} {'<0.001':>6s} {'<0.01':>6s} "
+          f"{'<0.05':>6s} {'end':>4s} {'det end':>8s} {'det inner':>9s} {'false +':>8s}")
+    for (view, name), g in df.groupby(["view", "landmark"], sort=False):
+        p = g[g["truth_present"]]
+        m = p[~p["found"]]
+        end = p["end_slice"].astype(bool)
+        absent = g[~g["truth_present"]]["found"]
+        bins = [int((m["confidence"] < b).sum()) for b in (0.001, 0.01, 0.05)]
+        pct = lambda x: f"{100 * x.mean():7.1f}%" if len(x) else f"{'':8s}"  # noqa: E731
+        print(f"  {view:8s} {name:20s} {len(p):7d} {len(m):6d} {bins[0]:6d} {bins[1]:6d} {bins[2]:6d} "
+              f"{int(m['end_slice'].astype(bool).sum()):4d} {pct(p[end]['found'])} {pct(p[~end]['found']):>9s} "
+              f"{pct(absent)}")
 
 
 def main() -> int:
@@ -130,6 +154,7 @@ def main() -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     df.to_parquet(args.out)
     print(f"wrote {len(df)} rows to {args.out}")
+    print_misses(df, default("landmarks.absent_threshold"))
     return 0
 
 
