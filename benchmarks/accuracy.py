@@ -34,7 +34,8 @@ from cmr_atlas.core.vocab import CAVITY, LANDMARKS, MYO  # noqa: E402
 from cmr_atlas.cine.landmark_measures import angle_difference_deg, image_measures  # noqa: E402
 from cmr_atlas.core.geometry import slice_spacing_mm  # noqa: E402
 from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
-from cmr_atlas.cine.inference import Models, detect_landmarks, exam_volumes_ml, load_models, segment_exam  # noqa: E402
+from cmr_atlas.cine.inference import (Models, cavity_centres, detect_landmarks, exam_volumes_ml,  # noqa: E402
+                                     load_models, segment_exam)
 from cmr_atlas.cine.training_data import contour_polygons, truth_slice_map  # noqa: E402
 from cmr_atlas.cine.segmentation import choose_phases, label_mask  # noqa: E402
 
@@ -102,9 +103,11 @@ def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: di
         frames = sorted({ed_t, es_t})
         flags = qc.set_index(["slice_index", "frame"])["flag"]
         has_lv = np.array([[flags.get((s, f), "empty") == "" for f in frames] for s in range(images.n_slices)])
+        centres = cavity_centres(masks[:, frames], has_lv) if default("landmarks.lv_centre_from_mask") else None
         auto_lm = detect_landmarks(images, mods, frames, absent_threshold=absent_threshold,
                                    batch=default("inference.batch"), sax_has_lv=has_lv,
-                                   sequences={v: sequence for v in ("sax", *images.lax)})
+                                   sequences={v: sequence for v in ("sax", *images.lax)},
+                                   sax_lv_centres=centres if method == "heatmap" else None)
         lm, derived = landmark_records(images, truth["landmarks"], auto_lm, method, ed_t, es_t)
         out["landmarks"] += lm
         out["derived"] += derived

@@ -45,7 +45,7 @@ from cmr_atlas.core.vocab import CAVITY, MYO  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.geometry import SlicePlane  # noqa: E402
 from cmr_atlas.core.imagecache import load_exam_images, save_exam_images  # noqa: E402
-from cmr_atlas.cine.inference import detect_landmarks, load_models, segment_exam  # noqa: E402
+from cmr_atlas.cine.inference import cavity_centres, detect_landmarks, load_models, segment_exam  # noqa: E402
 from cmr_atlas.cine.training import clinical_cine  # noqa: E402
 
 TRUTH_USED = ("exams", "contours", "landmarks")
@@ -156,7 +156,7 @@ def evaluate_at_true_phases(images, truth: dict, models, sequence: str = SEQUENC
     ex = truth["exams"].iloc[0]
     ed, es = int(ex["ed_frame"]), int(ex["es_frame"])
     two = type(images)(images.exam_id, images.sax[:, [ed, es]], images.sax_planes, images.trigger_times_ms[[ed, es]])
-    masks, _ = segment_exam(two, models, batch=default("inference.batch"))
+    masks, qc = segment_exam(two, models, batch=default("inference.batch"))
     out: dict[str, list[dict]] = {"dice": [], "measures": [], "landmarks": [], "phases": [], "derived": []}
     tm = truth_masks(images, truth["contours"], [ed, es])
     stack = np.zeros_like(masks)
@@ -175,8 +175,14 @@ def evaluate_at_true_phases(images, truth: dict, models, sequence: str = SEQUENC
     keep = {v: sorted(set(lt[(lt["view"] == v) & (lt["observer"] != "truth")]["frame"])) for v in images.lax}
     sub = type(images)(images.exam_id, images.sax, images.sax_planes, images.trigger_times_ms,
                        {v: c[keep[v]] for v, c in images.lax.items() if keep[v]}, images.lax_planes)
-    lm = detect_landmarks(sub, models, sorted({ed, es}), absent_threshold=default("landmarks.absent_threshold"),
-                          batch=default("inference.batch"), sequences={v: sequence for v in ("sax", *sub.lax)})
+    frames = sorted({ed, es})
+    order = [0 if f == ed else 1 for f in frames]  # masks and qc are [ED, ES]
+    flags = qc.set_index(["slice_index", "frame"])["flag"]
+    has_lv = np.array([[flags.get((s, i), "empty") == "" for i in order] for s in range(images.n_slices)])
+    centres = cavity_centres(masks[:, order], has_lv) if default("landmarks.lv_centre_from_mask") else None
+    lm = detect_landmarks(sub, models, frames, absent_threshold=default("landmarks.absent_threshold"),
+                          batch=default("inference.batch"), sequences={v: sequence for v in ("sax", *sub.lax)},
+                          sax_lv_centres=centres)
     lax = lm["view"] != "sax"
     lm.loc[lax, "frame"] = [keep[v][f] for v, f in zip(lm.loc[lax, "view"], lm.loc[lax, "frame"])]
     out["landmarks"], out["derived"] = landmark_records(images, truth["landmarks"], lm, "heatmap", ed, es)

@@ -54,7 +54,9 @@ LANDMARKS_AUTO = register(TableSchema(
         *PATIENT_XYZ_MM,
         Column("confidence", "float", "heatmap peak probability (1 for coordinate regression)"),
         Column("present", "bool", "detected: peak probability >= the absent threshold the network's card "
-               "calibrated for the image's sequence, view and landmark, else landmarks.absent_threshold",
+               "calibrated for the image's sequence, view and landmark, else landmarks.absent_threshold; "
+               "a SAX lv_centre also where the segmentation has a plausible LV cavity (its centroid; "
+               "landmarks.lv_centre_from_mask), with the heatmap's lower peak as confidence",
                nullable=False),
         Column("method", "str", "heatmap or vgg"),
         Column("sequence", "str", "the cine's acquisition contrast from ingest's series table "

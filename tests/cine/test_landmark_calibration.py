@@ -150,3 +150,40 @@ def test_detect_landmarks_uses_the_cards_thresholds_for_the_images_sequence():
     # GRE (not calibrated) and an unknown sequence: the config's 0.1 for every landmark
     assert present("cine_gre") == present(None) == {"rv_insert_anterior": False, "rv_insert_posterior": False,
                                                     "lv_centre": True}
+
+
+def test_lv_centre_from_the_segmented_cavity_where_the_heatmap_finds_none():
+    """A SAX slice whose heatmap has no LV centre but whose segmentation has a plausible cavity gets
+    the cavity's centroid (the truth's definition); other landmarks and implausible masks do not."""
+    from cmr_atlas.cine.inference import Models, cavity_centres, detect_landmarks
+    from cmr_atlas.core.geometry import SlicePlane
+    from cmr_atlas.core.imagecache import ExamImages
+    from cmr_atlas.core.vocab import CAVITY, MYO
+
+    masks = np.zeros((2, 1, 64, 64), np.uint8)
+    masks[:, 0, 26:44, 16:34] = MYO
+    masks[:, 0, 30:40, 20:30] = CAVITY  # centroid (34.5, 24.5)
+    centres = cavity_centres(masks, np.array([[True], [False]]))  # slice 1: QC not plausible
+    assert np.allclose(centres[0, 0], (34.5, 24.5)) and np.isnan(centres[1, 0]).all()
+
+    names = ["rv_insert_anterior", "rv_insert_posterior", "lv_centre"]
+    card = {"input": {"spacing_mm": 1.5, "size": 64}, "landmarks_by_view": {"sax": names}}
+    net = _FixedPeaks([0.05, 0.05, 0.01])  # nothing reaches 0.1
+    models = Models(None, {}, "heatmap", {"sax": (net, card), "lax": (net, {**card, "views": []})},
+                    torch.device("cpu"), None)
+    plane = SlicePlane.centred(np.zeros(3), np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), (1.5, 1.5), (64, 64))
+    images = ExamImages("e", np.zeros((2, 1, 64, 64), np.float32), [plane, plane], np.zeros(1))
+    lm = detect_landmarks(images, models, [0], absent_threshold=0.1, batch=4, sax_lv_centres=centres)
+    got = lm.set_index(["slice_index", "landmark"])
+    assert got.loc[(0, "lv_centre"), "present"] and not got.loc[(1, "lv_centre"), "present"]
+    assert np.isclose(got.loc[(0, "lv_centre"), "y_px"], 34.5) and np.isclose(got.loc[(0, "lv_centre"), "x_px"], 24.5)
+    assert got.loc[(0, "lv_centre"), "confidence"] < 0.1  # the heatmap's own peak, kept
+    assert not got.loc[(0, "rv_insert_anterior"), "present"]
+    without = detect_landmarks(images, models, [0], absent_threshold=0.1, batch=4)
+    assert not without["present"].any()
+    # where the heatmap finds the LV centre, its point stays (the mask is only the fallback)
+    found = Models(None, {}, "heatmap", {"sax": (_FixedPeaks([0.05, 0.05, 0.3]), card), "lax": (net, {**card, "views": []})},
+                   torch.device("cpu"), None)
+    lm = detect_landmarks(images, found, [0], absent_threshold=0.1, batch=4, sax_lv_centres=centres)
+    row = lm[(lm["slice_index"] == 0) & (lm["landmark"] == "lv_centre")].iloc[0]
+    assert row["present"] and abs(row["y_px"] - 40) < 0.5 and abs(row["x_px"] - 30) < 0.5
