@@ -34,7 +34,8 @@ from cmr_atlas.core.vocab import CAVITY, LANDMARKS, MYO  # noqa: E402
 from cmr_atlas.cine.landmark_measures import angle_difference_deg, image_measures  # noqa: E402
 from cmr_atlas.core.geometry import slice_spacing_mm  # noqa: E402
 from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
-from cmr_atlas.cine.inference import Models, detect_landmarks, exam_volumes_ml, load_models, segment_exam  # noqa: E402
+from cmr_atlas.cine.inference import (Models, cavity_centres, detect_landmarks, exam_volumes_ml,  # noqa: E402
+                                     load_models, segment_exam)
 from cmr_atlas.cine.training_data import contour_polygons, truth_slice_map  # noqa: E402
 from cmr_atlas.cine.segmentation import choose_phases, label_mask  # noqa: E402
 
@@ -72,7 +73,10 @@ def measures(images: ExamImages, masks: np.ndarray, ed: int, es: int) -> dict:
 
 
 def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: dict[str, Models],
-                  absent_threshold: float, crop_margin_mm: float | None = None) -> dict[str, list[dict]]:
+                  absent_threshold: float, crop_margin_mm: float | None = None,
+                  sequence: str = "cine_gre") -> dict[str, list[dict]]:
+    """Every figure of one exam whose cines are of ``sequence`` (the landmark networks' cards may
+    calibrate their absent thresholds per sequence; ``absent_threshold`` where they do not)."""
     ex = truth["exams"].iloc[0]
     ed_t, es_t = int(ex["ed_frame"]), int(ex["es_frame"])
     any_models = next(iter(models.values()))
@@ -99,8 +103,11 @@ def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: di
         frames = sorted({ed_t, es_t})
         flags = qc.set_index(["slice_index", "frame"])["flag"]
         has_lv = np.array([[flags.get((s, f), "empty") == "" for f in frames] for s in range(images.n_slices)])
+        centres = cavity_centres(masks[:, frames], has_lv) if default("landmarks.lv_centre_from_mask") else None
         auto_lm = detect_landmarks(images, mods, frames, absent_threshold=absent_threshold,
-                                   batch=default("inference.batch"), sax_has_lv=has_lv)
+                                   batch=default("inference.batch"), sax_has_lv=has_lv,
+                                   sequences={v: sequence for v in ("sax", *images.lax)},
+                                   sax_lv_centres=centres if method == "heatmap" else None)
         lm, derived = landmark_records(images, truth["landmarks"], auto_lm, method, ed_t, es_t)
         out["landmarks"] += lm
         out["derived"] += derived
@@ -138,6 +145,7 @@ def landmark_records(images: ExamImages, lm_truth: pd.DataFrame, auto_lm: pd.Dat
                 pts = {o: _xyz(g[(g["observer"] == o) & (g["landmark"] == name)]) for o in SOURCES}
                 ar = a[a["landmark"] == name]
                 present = bool(len(ar)) and bool(ar["present"].iloc[0])
+                conf = float(ar["confidence"].iloc[0]) if len(ar) else np.nan
                 pa = _xyz(ar)[0] if present else None
                 for o in SOURCES:
                     if len(pts[o]):
@@ -147,7 +155,7 @@ def landmark_records(images: ExamImages, lm_truth: pd.DataFrame, auto_lm: pd.Dat
                 rows.append({
                     "method": method, "exam_id": images.exam_id, "view": view, "slice": int(j),
                     "landmark": name, "frame": int(f),
-                    "truth_present": bool(len(pts["truth"])), "auto_present": present,
+                    "truth_present": bool(len(pts["truth"])), "auto_present": present, "confidence": conf,
                     "auto_obs1": d(None if pa is None else pa[None], pts["obs1"]),
                     "auto_obs2": d(None if pa is None else pa[None], pts["obs2"]),
                     "obs1_obs2": d(pts["obs1"], pts["obs2"]),

@@ -45,7 +45,7 @@ from cmr_atlas.core.vocab import CAVITY, MYO  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.geometry import SlicePlane  # noqa: E402
 from cmr_atlas.core.imagecache import load_exam_images, save_exam_images  # noqa: E402
-from cmr_atlas.cine.inference import detect_landmarks, load_models, segment_exam  # noqa: E402
+from cmr_atlas.cine.inference import cavity_centres, detect_landmarks, load_models, segment_exam  # noqa: E402
 from cmr_atlas.cine.training import clinical_cine  # noqa: E402
 
 TRUTH_USED = ("exams", "contours", "landmarks")
@@ -95,21 +95,24 @@ def detection_by_view(rec: dict, sequence: str = SEQUENCE) -> None:
 
 
 # summary figure -> True where higher is better (else lower; biases compare by magnitude)
-HIGHER_BETTER = {"detected_pct": True, "auto_obs1_mm": False, "auto_obs2_mm": False,
+HIGHER_BETTER = {"detected_pct": True, "false_pos_pct": False, "auto_obs1_mm": False, "auto_obs2_mm": False,
                  "dice_myo_ed": True, "dice_myo_es": True, "dice_cav_ed": True, "dice_cav_es": True,
                  "edv_bias_ml": False, "edv_sd_ml": False, "esv_bias_ml": False, "esv_sd_ml": False,
                  "mass_bias_g": False, "mass_sd_g": False}
 
 
 def summary(rec: dict) -> dict[tuple[str, str], float]:
-    """``{(view, figure): value}``: per view the image detection rate and mean distance to each
-    observer; per cohort (view ``sax``) the mean Dice and the EDV/ESV/mass bias and SD vs truth."""
+    """``{(view, figure): value}``: per view the image detection rate, the false-positive rate
+    (where the truth has absent landmarks) and mean distance to each observer; per cohort (view ``sax``) the mean Dice and the EDV/ESV/mass bias and SD vs truth."""
     out: dict[tuple[str, str], float] = {}
     lm = pd.DataFrame(rec["landmarks"])
     for view, g in (lm[lm["truth_present"]].groupby("view", sort=False) if len(lm) else ()):
         out[view, "detected_pct"] = 100 * float(g.groupby(["exam_id", "slice", "frame"])["auto_present"].all().mean())
         out[view, "auto_obs1_mm"] = float(g["auto_obs1"].mean())
         out[view, "auto_obs2_mm"] = float(g["auto_obs2"].mean())
+        absent = lm[(lm["view"] == view) & ~lm["truth_present"]]["auto_present"]
+        if len(absent):  # SAX: a landmark reported on an image the truth has none on
+            out[view, "false_pos_pct"] = 100 * float(absent.mean())
     dice = pd.DataFrame(rec["dice"])
     for (mask, phase), g in (dice.groupby(["mask", "phase"]) if len(dice) else ()):
         out["sax", f"dice_{mask[:3]}_{phase.lower()}"] = float(g["dice"].mean())
@@ -145,7 +148,7 @@ def print_summary(results: dict[str, dict], baseline: dict[str, dict] | None) ->
                   f"{'ok' if not_worse(name, v, b) else 'WORSE'}")
 
 
-def evaluate_at_true_phases(images, truth: dict, models) -> dict[str, list[dict]]:
+def evaluate_at_true_phases(images, truth: dict, models, sequence: str = SEQUENCE) -> dict[str, list[dict]]:
     """:func:`accuracy.evaluate_exam` at the true ED/ES frames only: SAX segmentation of those two
     frames (Dice; EDV/ESV/mass at the true frames, so no phase detection), landmarks on the
     annotated LAX frames and on SAX at ED/ES (the same landmark figures as the full evaluation).
@@ -153,7 +156,7 @@ def evaluate_at_true_phases(images, truth: dict, models) -> dict[str, list[dict]
     ex = truth["exams"].iloc[0]
     ed, es = int(ex["ed_frame"]), int(ex["es_frame"])
     two = type(images)(images.exam_id, images.sax[:, [ed, es]], images.sax_planes, images.trigger_times_ms[[ed, es]])
-    masks, _ = segment_exam(two, models, batch=default("inference.batch"))
+    masks, qc = segment_exam(two, models, batch=default("inference.batch"))
     out: dict[str, list[dict]] = {"dice": [], "measures": [], "landmarks": [], "phases": [], "derived": []}
     tm = truth_masks(images, truth["contours"], [ed, es])
     stack = np.zeros_like(masks)
@@ -172,8 +175,14 @@ def evaluate_at_true_phases(images, truth: dict, models) -> dict[str, list[dict]
     keep = {v: sorted(set(lt[(lt["view"] == v) & (lt["observer"] != "truth")]["frame"])) for v in images.lax}
     sub = type(images)(images.exam_id, images.sax, images.sax_planes, images.trigger_times_ms,
                        {v: c[keep[v]] for v, c in images.lax.items() if keep[v]}, images.lax_planes)
-    lm = detect_landmarks(sub, models, sorted({ed, es}), absent_threshold=default("landmarks.absent_threshold"),
-                          batch=default("inference.batch"))
+    frames = sorted({ed, es})
+    order = [0 if f == ed else 1 for f in frames]  # masks and qc are [ED, ES]
+    flags = qc.set_index(["slice_index", "frame"])["flag"]
+    has_lv = np.array([[flags.get((s, i), "empty") == "" for i in order] for s in range(images.n_slices)])
+    centres = cavity_centres(masks[:, order], has_lv) if default("landmarks.lv_centre_from_mask") else None
+    lm = detect_landmarks(sub, models, frames, absent_threshold=default("landmarks.absent_threshold"),
+                          batch=default("inference.batch"), sequences={v: sequence for v in ("sax", *sub.lax)},
+                          sax_lv_centres=centres)
     lax = lm["view"] != "sax"
     lm.loc[lax, "frame"] = [keep[v][f] for v, f in zip(lm.loc[lax, "view"], lm.loc[lax, "frame"])]
     out["landmarks"], out["derived"] = landmark_records(images, truth["landmarks"], lm, "heatmap", ed, es)
@@ -209,13 +218,15 @@ def evaluate(exams, models, label: str, fast: bool = False) -> tuple[dict, objec
     """Every exam of ``exams`` (all of sequence ``label``) evaluated with ``models`` (``fast``:
     :func:`evaluate_at_true_phases`), segmented by the network routed to that sequence: the
     records and the first exam's images."""
-    models = for_sequence(models, label.removeprefix("baseline "))
+    sequence = label.removeprefix("baseline ")
+    models = for_sequence(models, sequence)
     rec: dict[str, list[dict]] = {"dice": [], "measures": [], "landmarks": [], "phases": [], "derived": []}
     first = None
     for n, (images, truth) in enumerate(exams, 1):
         first = first or images
-        r = (evaluate_at_true_phases(images, truth, models) if fast else
-             evaluate_exam(images, truth, {"heatmap": models}, default("landmarks.absent_threshold")))
+        r = (evaluate_at_true_phases(images, truth, models, sequence) if fast else
+             evaluate_exam(images, truth, {"heatmap": models}, default("landmarks.absent_threshold"),
+                           sequence=sequence))
         for k in rec:
             rec[k] += r[k]
         print(f"{label}: evaluated {n} exams", file=sys.stderr)

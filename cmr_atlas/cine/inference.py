@@ -29,7 +29,8 @@ from cmr_atlas.core.geometry import SlicePlane, slice_spacing_mm
 from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
 from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
-from cmr_atlas.cine.landmarks import LANDMARKS_AUTO, MODEL_VIEWS, decode_arrays, landmark_names, view_model
+from cmr_atlas.cine.landmarks import (LANDMARKS_AUTO, MODEL_VIEWS, card_rotations, card_thresholds, decode_arrays,
+                                     landmark_names, rotation_averaged_probs, view_model)
 from cmr_atlas.nets.preprocess import Grid, crop_box, from_net_px, near_crop_edge, prepare, to_net_px
 from cmr_atlas.nets.registry import Routes, card_grid, routes
 from cmr_atlas.nets.runtime import (OnnxNet, forward, load_net, pick_device, resolve_precision, resolve_runtime,
@@ -373,15 +374,45 @@ def _landmark_rows(exam_id: str, view: str, slice_index: int, frames: list[int],
     })
 
 
+def cavity_centres(masks: np.ndarray, has_lv: np.ndarray) -> np.ndarray:
+    """Centroid (row, col, original pixels) of the LV cavity label of each SAX mask ``(S, F, R, C)``
+    whose QC is plausible (``has_lv (S, F)``), NaN elsewhere: ``(S, F, 2)``.  The LV centre is the
+    centroid of the endocardial contour, i.e. of the cavity the segmentation outlines."""
+    out = np.full((*masks.shape[:2], 2), np.nan)
+    for s, f in zip(*np.nonzero(np.asarray(has_lv, bool))):
+        cav = np.argwhere(masks[s, f] == CAVITY)
+        if len(cav):
+            out[s, f] = cav.mean(0)
+    return out
+
+
+def _lv_centre_from_mask(rc: np.ndarray, present: np.ndarray, names: tuple[str, ...], centres: np.ndarray,
+                         plane: SlicePlane, grid: Grid) -> None:
+    """Where the SAX heatmap reports no LV centre but the segmentation has a plausible cavity
+    (``centres (F, 2)`` original pixels, NaN: none), the cavity's centroid (in place, network pixels)."""
+    if "lv_centre" not in names:
+        return
+    k = names.index("lv_centre")
+    fill = ~present[:, k] & np.isfinite(centres).all(-1)
+    rc[fill, k] = to_net_px(centres[fill], plane, grid)
+    present[fill, k] = True
+
+
 def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], *,
                      absent_threshold: float, batch: int,
                      sax_has_lv: np.ndarray | None = None,
-                     sequences: dict[str, str] | None = None) -> pd.DataFrame:
+                     sequences: dict[str, str] | None = None,
+                     sax_lv_centres: np.ndarray | None = None) -> pd.DataFrame:
     """Landmarks on every LAX frame (views of :func:`landmark_views`) and on every SAX slice at
-    ``sax_frames``; ``sequences`` (``{view: sequence}``) fills the ``sequence`` column.
+    ``sax_frames``; ``sequences`` (``{view: sequence}``) fills the ``sequence`` column and picks
+    the heatmap networks' calibrated absent thresholds (:func:`card_thresholds`;
+    ``absent_threshold`` where a card has none for that sequence, view and landmark).
 
     ``sax_has_lv (S, len(sax_frames))`` gates coordinate regression on SAX (it cannot say absent):
-    a slice without a plausible LV mask gets absent landmarks.  The images of one network (all
+    a slice without a plausible LV mask gets absent landmarks.  ``sax_lv_centres (S,
+    len(sax_frames), 2)`` (:func:`cavity_centres`; heatmaps): where the heatmap finds no LV centre,
+    the segmented cavity's centroid (config ``landmarks.lv_centre_from_mask``); its confidence
+    stays the heatmap's peak.  The images of one network (all
     LAX cines, all SAX slices) go through it in one :func:`forward`.
     """
     stacks: list[tuple[str, int, np.ndarray, SlicePlane, list[int]]] = []
@@ -397,9 +428,11 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
         model, card = models.landmark[k]
         members = [i for i, st in enumerate(stacks) if key(st[0]) == k]
         x = np.concatenate([prepare(stacks[i][2], stacks[i][3], card_grid(card)) for i in members])
-        out = forward(model, x, models.device, batch, models.dtype)
-        if models.landmark_method == "heatmap":
-            out = torch.softmax(out, 1)
+        if models.landmark_method == "heatmap":  # softmax maps, averaged over the card's rotations
+            out = rotation_averaged_probs(lambda xr: forward(model, xr, models.device, batch, models.dtype), x,
+                                          card_rotations(card))
+        else:
+            out = forward(model, x, models.device, batch, models.dtype)
         for i, part in zip(members, torch.split(out, [len(stacks[i][4]) for i in members])):
             outputs[i] = part
     rows = []
@@ -407,7 +440,10 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
         card = models.landmark[key(view)][1]
         grid = card_grid(card)
         if models.landmark_method == "heatmap":
-            rc, present, conf = decode_arrays(outputs[i].numpy(), absent_threshold)
+            thr = card_thresholds(card, (sequences or {}).get(view), view, landmark_names(view, card), absent_threshold)
+            rc, present, conf = decode_arrays(outputs[i].numpy(), thr)
+            if view == "sax" and sax_lv_centres is not None:
+                _lv_centre_from_mask(rc, present, landmark_names(view, card), np.asarray(sax_lv_centres)[s], plane, grid)
         else:
             rc = from_normalised(outputs[i], grid.size).numpy().astype(float)
             inside = ((rc >= 0) & (rc <= grid.size - 1)).all(-1)
@@ -430,12 +466,13 @@ class ExamInference:
 
 def infer_exam(images: ExamImages, models: Models, *, ed_method: str, absent_threshold: float,
                batch: int, sequences: dict[str, str] | None = None,
-               crop_margin_mm: float | None = None) -> ExamInference:
+               crop_margin_mm: float | None = None, lv_centre_from_mask: bool | None = None) -> ExamInference:
     """Masks, QC, ED/ES phases and landmarks of one exam (settings: the config's
     ``segmentation.ed_frame``, ``landmarks.absent_threshold``, ``inference.batch`` and
     ``inference.crop_margin_mm`` (None: its default); ``sequences``: ``{view: sequence}`` of its
     cines: the SAX segmentation network (:meth:`Models.seg_for`) and the landmarks' ``sequence``
-    column)."""
+    column; ``lv_centre_from_mask``: config ``landmarks.lv_centre_from_mask`` (None: its default):
+    the segmented cavity's centroid where the SAX heatmap finds no LV centre)."""
     masks, qc = segment_exam(images, models, batch=batch, sequence=(sequences or {}).get("sax"),
                              crop_margin_mm=crop_margin_mm)
     vols = exam_volumes_ml(images, masks)
@@ -443,8 +480,11 @@ def infer_exam(images: ExamImages, models: Models, *, ed_method: str, absent_thr
     frames = sorted({ed, es})
     flags = qc.set_index(["slice_index", "frame"])["flag"]
     has_lv = np.array([[flags.get((s, f), "empty") == "" for f in frames] for s in range(images.n_slices)])
+    if lv_centre_from_mask is None:
+        lv_centre_from_mask = default("landmarks.lv_centre_from_mask")
+    centres = cavity_centres(masks[:, frames], has_lv) if lv_centre_from_mask else None
     lm = detect_landmarks(images, models, frames, absent_threshold=absent_threshold, batch=batch,
-                          sax_has_lv=has_lv, sequences=sequences)
+                          sax_has_lv=has_lv, sequences=sequences, sax_lv_centres=centres)
     phases = {"exam_id": images.exam_id, "ed_frame": ed, "es_frame": es, "method": ed_method,
               "edv_ml": float(vols[ed]), "esv_ml": float(vols[es])}
     return ExamInference(masks, qc, lm, phases)
@@ -473,7 +513,7 @@ class ExamTables(NamedTuple):
 def _infer_one(eid: str, cache_dir: Path, masks_dir: Path, models: Models, ed_method: str,
                absent_threshold: float, batch: int,
                sequences: dict[tuple[str, str], str] | None = None,
-               crop_margin_mm: float | None = None) -> ExamTables:
+               crop_margin_mm: float | None = None, lv_centre_from_mask: bool | None = None) -> ExamTables:
     """Infer one exam and save its masks."""
     cache = cache_dir / f"{eid}.npz"
     if not cache.is_file():
@@ -481,7 +521,8 @@ def _infer_one(eid: str, cache_dir: Path, masks_dir: Path, models: Models, ed_me
     views = {v: q for (e, v), q in (sequences or {}).items() if e == eid}
     images = load_exam_images(cache)
     res = infer_exam(images, models, ed_method=ed_method, absent_threshold=absent_threshold,
-                     batch=batch, sequences=views, crop_margin_mm=crop_margin_mm)
+                     batch=batch, sequences=views, crop_margin_mm=crop_margin_mm,
+                     lv_centre_from_mask=lv_centre_from_mask)
     save_masks(eid, res.masks, masks_dir / f"{eid}.npz")
     return ExamTables(res.landmarks, res.qc, res.phases, exam_measures(images, res.landmarks))
 
@@ -491,12 +532,13 @@ def run_shard(exam_ids: list[str], cache_dir: str | Path, models: Models, *, lan
               ed_method: str, absent_threshold: float, batch: int,
               sequences: dict[tuple[str, str], str] | None = None,
               measures_path: str | Path | None = None,
-              crop_margin_mm: float | None = None) -> list[Outcome[ExamTables]]:
+              crop_margin_mm: float | None = None,
+              lv_centre_from_mask: bool | None = None) -> list[Outcome[ExamTables]]:
     """Infer every exam of a shard under the runner's failure policy (:mod:`cmr_atlas.core.runner`);
     ``sequences`` (:func:`cine_sequences` of ingest's ``series`` table) fills the landmarks'
     ``sequence`` column (null without it); with ``measures_path`` the ``landmark_measures`` table
-    (RV insertion angle, LV length) is written too; ``crop_margin_mm``: config
-    ``inference.crop_margin_mm`` (None: its default).
+    (RV insertion angle, LV length) is written too; ``crop_margin_mm`` and ``lv_centre_from_mask``:
+    config ``inference.crop_margin_mm`` and ``landmarks.lv_centre_from_mask`` (None: their defaults).
 
     Writes the ``landmarks``, ``segmentation_qc`` and ``phases`` tables of the ok exams,
     ``<masks_dir>/<exam_id>.npz`` per ok exam and the ``exam_status`` rows of every exam.
@@ -506,7 +548,7 @@ def run_shard(exam_ids: list[str], cache_dir: str | Path, models: Models, *, lan
     masks_dir.mkdir(parents=True, exist_ok=True)
     work = partial(_infer_one, cache_dir=Path(cache_dir), masks_dir=masks_dir, models=models,
                    ed_method=ed_method, absent_threshold=absent_threshold, batch=batch, sequences=sequences,
-                   crop_margin_mm=crop_margin_mm)
+                   crop_margin_mm=crop_margin_mm, lv_centre_from_mask=lv_centre_from_mask)
     outcomes = run_exams(exam_ids, work, STAGE, log)
     ok = [o.value for o in outcomes if o.ok]
     tables = [(LANDMARKS_AUTO, landmarks_path, [r.landmarks for r in ok]),
@@ -526,12 +568,13 @@ def infer_shard(exam_ids: list[str], cache_dir: str | Path, models_dir: str | Pa
                 masks_dir: str | Path, status_path: str | Path, ed_method: str, absent_threshold: float,
                 batch: int, series_path: str | Path | None = None,
                 measures_path: str | Path | None = None, runtime: str | None = None,
-                crop_margin_mm: float | None = None) -> list[Outcome[ExamTables]]:
+                crop_margin_mm: float | None = None,
+                lv_centre_from_mask: bool | None = None) -> list[Outcome[ExamTables]]:
     """One inference job: torch (and ONNX Runtime) on ``threads`` CPU threads, the models loaded
     once, :func:`run_shard`; ``series_path``: ingest's ``series`` table of the shard (the landmarks'
     ``sequence`` column); ``measures_path``: where to write the ``landmark_measures`` table;
-    ``runtime`` and ``crop_margin_mm``: config ``inference.runtime`` and ``inference.crop_margin_mm``
-    (None: their defaults)."""
+    ``runtime``, ``crop_margin_mm`` and ``lv_centre_from_mask``: config ``inference.runtime``,
+    ``inference.crop_margin_mm`` and ``landmarks.lv_centre_from_mask`` (None: their defaults)."""
     torch.set_num_threads(max(1, int(threads)))
     models = load_models(models_dir, method=method, device=device, precision=precision, runtime=runtime)
     log.info("inference on %d exams (%s landmarks, device %s, %s, %s)", len(exam_ids), method, models.device,
@@ -540,7 +583,8 @@ def infer_shard(exam_ids: list[str], cache_dir: str | Path, models_dir: str | Pa
                          phases_path=phases_path, masks_dir=masks_dir, status_path=status_path,
                          ed_method=ed_method, absent_threshold=float(absent_threshold), batch=int(batch),
                          sequences=cine_sequences(pd.read_parquet(series_path)) if series_path else None,
-                         measures_path=measures_path, crop_margin_mm=crop_margin_mm)
+                         measures_path=measures_path, crop_margin_mm=crop_margin_mm,
+                         lv_centre_from_mask=lv_centre_from_mask)
     n_ok = sum(o.ok for o in outcomes)
     log.info("inference done: %d ok, %d failed", n_ok, len(outcomes) - n_ok)
     return outcomes

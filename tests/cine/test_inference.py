@@ -64,8 +64,15 @@ def test_infer_exam_masks_phases_and_landmark_geometry(ring_exam):
     conform(res.landmarks, LANDMARKS_AUTO)
     lm = res.landmarks
     assert set(lm["frame"]) == {0, 3} and len(lm) == 3 * 2 * 3
-    hit = lm[lm["present"]]
+    hit = lm[lm["present"] & (lm["landmark"] != "lv_centre")]
     assert set(hit["landmark"]) == {"rv_insert_anterior"} and (~lm[lm["landmark"] == "apex"]["present"]).all()
+    # the heatmap has no LV centre; on the slices with a plausible mask it is the cavity's centroid
+    centre = lm[(lm["landmark"] == "lv_centre") & lm["present"]]
+    assert sorted(set(centre["slice_index"])) == [0, 1] and (centre["confidence"] < 0.1).all()
+    ctr = np.array([(images.sax_planes[0].shape[0] - 1) / 2 + 2, (images.sax_planes[0].shape[1] - 1) / 2 - 3])
+    assert np.allclose(centre[["y_px", "x_px"]].to_numpy(float), ctr, atol=0.5)
+    off = infer_exam(images, _models(), **(INFER | {"batch": 5}), lv_centre_from_mask=False).landmarks
+    assert not off[off["landmark"] == "lv_centre"]["present"].any()
     # pixel position maps back exactly: network (20.3, 40.6) -> original (y, x) -> patient mm
     plane = images.sax_planes[1]
     r = hit[hit["slice_index"] == 1].iloc[0]
@@ -86,7 +93,11 @@ def test_auto_guide_points_lie_on_the_ring(ring_exam):
     ctr = np.array([(plane.shape[0] - 1) / 2 + 2, (plane.shape[1] - 1) / 2 - 3])
     radius_mm = np.hypot(*((rc - ctr) * plane.pixel_spacing_mm).T)
     assert np.all(np.abs(radius_mm - 18) < 2.0)
-    assert set(gp[gp["kind"] == "landmark"]["weight"]) and (gp[gp["kind"] == "landmark"]["weight"] > 0.5).all()
+    marks = gp[gp["kind"] == "landmark"]
+    assert len(marks) and (marks[marks["landmark"] != "lv_centre"]["weight"] > 0.5).all()
+    # weight = confidence: the LV centres taken from the masks (no heatmap peak) weigh next to nothing
+    from_mask = marks[marks["landmark"] == "lv_centre"]
+    assert len(from_mask) and (from_mask["weight"] < 0.1).all()
     assert 2 not in set(gp[gp["kind"] == "contour"]["slice_index"])  # empty slice excluded
 
 

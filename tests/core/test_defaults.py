@@ -18,6 +18,7 @@ from cmr_atlas.core.config import default
 # parameter / option name -> (config key, package where the name means that key; None = anywhere)
 CONFIG_NAMES: dict[str, tuple[str, str | None]] = {
     "absent_threshold": ("landmarks.absent_threshold", None),
+    "lv_centre_from_mask": ("landmarks.lv_centre_from_mask", None),
     "method": ("landmarks.method", None),
     "device": ("device", None),
     "models_dir": ("models_dir", None),

@@ -27,6 +27,7 @@ rule infer_shard:
         models_dir=str(MODELS_DIR),
         method=config["landmarks"]["method"],
         absent_threshold=config["landmarks"]["absent_threshold"],
+        lv_centre_from_mask=config["landmarks"]["lv_centre_from_mask"],
         ed_frame=config["segmentation"]["ed_frame"],
         device=config["device"],
         batch=config["inference"]["batch"],

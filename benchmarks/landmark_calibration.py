@@ -1,0 +1,94 @@
+"""Calibrate the heatmap landmark networks' absent thresholds per sequence, view and landmark on
+VALIDATION exams and store them, with the test-time rotations they were calibrated for, in the
+networks' cards (``decode``; :mod:`cmr_atlas.cine.landmark_calibration`, issue 16).
+
+    # peak probabilities at threshold 0 on validation exams (seeds disjoint from training and test)
+    PYTHONPATH=. python benchmarks/landmark_confidence.py --cohort clinical --n-exams 40 --seed 940123 \
+        --keep-exams VAL_SSFP --rotations=-20,0,20 --out val_ssfp.parquet
+    PYTHONPATH=. python benchmarks/landmark_confidence.py --cohort legacy --n-exams 16 --seed 940124 \
+        --keep-exams VAL_GRE --rotations=-20,0,20 --out val_gre.parquet
+    PYTHONPATH=. python benchmarks/landmark_calibration.py val_ssfp.parquet val_gre.parquet \
+        --rotations=-20,0,20 [--compare val_ssfp_r0.parquet val_gre_r0.parquet] [--write resources/models]
+
+Prints per (sequence, view, landmark) the chosen threshold and the validation errors (misses, false
+positives, points > 10 mm from the truth) at it and at 0.1, then per sequence and view the image
+detection rate and false-positive rate at 0.1 and at the calibrated thresholds.  ``--write DIR``
+sets ``decode`` in ``lm_heatmap_sax.json`` / ``lm_heatmap_lax.json`` of DIR (the weights are
+untouched).  Records of a test or training seed are refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cmr_atlas.cine.landmark_calibration import calibrate, card_decode, exam_seed  # noqa: E402
+from cmr_atlas.cine.landmarks import view_model  # noqa: E402
+
+
+def rates(records: pd.DataFrame, thresholds: pd.DataFrame | None) -> pd.DataFrame:
+    """Per sequence and view: image detection (every present landmark reported), landmarks
+    reported, false positives (reported where the truth has none), mean distance to observer 1 of
+    the reported points; at 0.1 (``thresholds`` None) or at the calibrated thresholds."""
+    r = records.copy()
+    if thresholds is None:
+        r["thr"] = 0.1
+    else:
+        r = r.merge(thresholds[["sequence", "view", "landmark", "threshold"]], on=["sequence", "view", "landmark"])
+        r["thr"] = r["threshold"]
+    r["reported"] = r["confidence"] >= r["thr"]
+    out = []
+    for (seq, view), g in r.groupby(["sequence", "view"]):
+        tp = g[g["truth_present"]]
+        per_image = tp.groupby(["exam_id", "slice", "frame"])["reported"].all()
+        fp = g[~g["truth_present"]]["reported"]
+        out.append({"sequence": seq, "view": view, "images": len(per_image), "detected_pct": 100 * per_image.mean(),
+                    "false_pos_pct": 100 * fp.mean() if len(fp) else np.nan,
+                    "auto_obs1_mm": tp.loc[tp["reported"], "auto_obs1"].mean()})
+    return pd.DataFrame(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("records", nargs="+", help="landmark_confidence.py parquets of validation exams")
+    ap.add_argument("--rotations", required=True, help="the rotations the records were made with, e.g. -20,0,20")
+    ap.add_argument("--compare", nargs="*", help="records of the same exams made without rotations (the baseline)")
+    ap.add_argument("--write", help="models folder whose landmark cards get the decode entry")
+    ap.add_argument("--note", default="")
+    args = ap.parse_args()
+    records = pd.concat([pd.read_parquet(p) for p in args.records], ignore_index=True)
+    table = calibrate(records)
+    pd.set_option("display.width", 200)
+    print(table.to_string(index=False))
+    if args.compare:
+        base = pd.concat([pd.read_parquet(p) for p in args.compare], ignore_index=True)
+        print("\nwithout rotations, one threshold 0.1 (the config's default):")
+        print(rates(base, None).to_string(index=False, float_format="%.2f"))
+    print(f"\nrotations {args.rotations}, one threshold 0.1:")
+    print(rates(records, None).to_string(index=False, float_format="%.2f"))
+    print(f"\nrotations {args.rotations}, calibrated thresholds:")
+    print(rates(records, table).to_string(index=False, float_format="%.2f"))
+    if args.write:
+        rot = [float(a) for a in args.rotations.split(",")]
+        seeds = sorted({s for s in map(exam_seed, records["exam_id"].unique()) if s is not None})
+        for model in ("sax", "lax"):
+            part = table[[view_model(v) == model for v in table["view"]]]
+            if not len(part):
+                continue
+            path = Path(args.write) / f"lm_heatmap_{model}.json"
+            card = json.loads(path.read_text())
+            card["decode"] = card_decode(part, rot, seeds, args.note)
+            path.write_text(json.dumps(card, indent=2) + "\n")
+            print(f"wrote decode to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Every landmark's heatmap peak probability on held-out (or validation) exams, beside the truth:
+what decides detection and false positives, before any threshold is applied (issue 16).
+
+    PYTHONPATH=. python benchmarks/landmark_confidence.py --cohort clinical --n-exams 40 --seed 930001 \
+        --keep-exams DIR --out records.parquet [--models-dir resources/models] [--threads 1]
+    PYTHONPATH=. python benchmarks/landmark_confidence.py --cohort legacy --n-exams 12 --seed 30001 \
+        --keep-exams DIR --out legacy.parquet
+
+The images and frames are those of ``landmarks_clinical.py --true-phases`` (LAX: the observers'
+annotated frames; SAX: every slice at the true ED/ES frames).  Landmarks are decoded with
+threshold 0 (every landmark found), so ``confidence`` is the peak probability and the distances are
+those of the point the decoder would give at any threshold at or below it.  One row per image and
+landmark (:func:`accuracy.landmark_records`) plus ``sequence``, ``n_slices`` and, on SAX, the
+image's ``slice_from_apex`` / ``slice_from_base`` counted among the slices the truth has any
+landmark on (0 = the most apical / basal such slice; -1 beyond them), ``end_slice`` (the image
+is the first or last slice of that landmark's own extent in the truth) and the truth's endo/epi
+areas.  Printed (:func:`print_misses`): at the config's ``landmarks.absent_threshold``, per view
+and landmark the present landmarks missed, their peak probabilities in bins, how many lie on an
+end slice, the detection on end and inner slices, and the false-positive rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from accuracy import generated, landmark_records  # noqa: E402
+from landmarks_clinical import clinical_exams  # noqa: E402
+from cmr_atlas.core.config import default  # noqa: E402
+from cmr_atlas.cine.inference import detect_landmarks, load_models  # noqa: E402
+from cmr_atlas.cine.training_data import truth_slice_map  # noqa: E402
+
+SEQUENCE_OF = {"clinical": "cine_ssfp", "legacy": "cine_gre"}
+
+
+def exam_records(images, truth: dict, models, sequence: str) -> list[dict]:
+    """Rows of one exam at threshold 0 (see the module's docstring)."""
+    ex = truth["exams"].iloc[0]
+    ed, es = int(ex["ed_frame"]), int(ex["es_frame"])
+    lt = truth["landmarks"]
+    keep = {v: sorted(set(lt[(lt["view"] == v) & (lt["observer"] != "truth")]["frame"])) for v in images.lax}
+    sub = type(images)(images.exam_id, images.sax, images.sax_planes, images.trigger_times_ms,
+                       {v: c[keep[v]] for v, c in images.lax.items() if keep[v]}, images.lax_planes)
+    lm = detect_landmarks(sub, models, sorted({ed, es}), absent_threshold=0.0, batch=default("inference.batch"),
+                          sequences={v: sequence for v in ("sax", *images.lax)})
+    lax = lm["view"] != "sax"
+    lm.loc[lax, "frame"] = [keep[v][f] for v, f in zip(lm.loc[lax, "view"], lm.loc[lax, "frame"])]
+    rows, _ = landmark_records(images, lt, lm, "heatmap", ed, es)
+    df = pd.DataFrame(rows).assign(sequence=sequence, n_slices=images.n_slices)
+    sax = df["view"] == "sax"
+    with_truth = sorted(df.loc[sax & df["truth_present"], "slice"].unique())
+    # slices ordered base -> apex or apex -> base: whichever end is nearer the truth's apex
+    order = {s: i for i, s in enumerate(with_truth)}
+    n = len(with_truth)
+    pos = df.loc[sax, "slice"].map(order)
+    apex_first = _apex_first(images, lt, with_truth)
+    df.loc[sax, "slice_from_apex"] = (pos if apex_first else n - 1 - pos).fillna(-1)
+    df.loc[sax, "slice_from_base"] = (n - 1 - pos if apex_first else pos).fillna(-1)
+    df["end_slice"] = False
+    for (_, name), g in df[sax & df["truth_present"]].groupby(["frame", "landmark"]):
+        ends = {g["slice"].min(), g["slice"].max()}
+        df.loc[g.index, "end_slice"] = g["slice"].isin(ends)
+    area = true_areas_mm2(images, truth["contours"])
+    for surface in ("endo", "epi"):
+        df.loc[sax, f"true_{surface}_mm2"] = [area.get((s, f, surface), 0.0)
+                                             for s, f in zip(df.loc[sax, "slice"], df.loc[sax, "frame"])]
+    return df.to_dict("records")
+
+
+def true_areas_mm2(images, contours: pd.DataFrame) -> dict[tuple[int, int, str], float]:
+    """``{(image slice, frame, surface): area in mm2}`` of the truth's SAX endo/epi contours (the
+    cut of the plane through the slice's centre)."""
+    c = contours[(contours["view"] == "sax") & (contours["observer"] == "truth")]
+    to_image = {t: j for j, t in truth_slice_map(c, images.sax_planes).items()}
+    out = {}
+    for (ts, f, surface), g in c.groupby(["slice_index", "frame", "surface"]):
+        if ts in to_image and surface in ("endo", "epi"):
+            uv = images.sax_planes[to_image[ts]].in_plane_mm(g.sort_values("point_index")[["x_mm", "y_mm", "z_mm"]].to_numpy(float))
+            x, y = uv[:, 0], uv[:, 1]
+            out[to_image[ts], int(f), surface] = 0.5 * abs(float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)))
+    return out
+
+
+def _apex_first(images, truth_lm: pd.DataFrame, slices: list[int]) -> bool:
+    """Whether the first of ``slices`` is the apical end: the one whose plane lies nearer the
+    truth's apex point (any long-axis view's)."""
+    apex = truth_lm[(truth_lm["observer"] == "truth") & (truth_lm["landmark"] == "apex")]
+    if len(slices) < 2 or not len(apex):
+        return False
+    a = apex[["x_mm", "y_mm", "z_mm"]].to_numpy(float).mean(0)
+    d = [abs(float((a - images.sax_planes[s].position_mm) @ images.sax_planes[s].normal)) for s in (slices[0], slices[-1])]
+    return d[0] < d[1]
+
+
+def print_misses(df: pd.DataFrame, threshold: float) -> None:
+    """See the module's docstring."""
+    df = df.assign(found=df["confidence"] >= threshold)
+    print(f"\nAt threshold {threshold:g}: per view and landmark")
+    print(f"  {'view':8s} {'landmark':20s} {'present':>7s} {'missed':>6s} {'<0.001':>6s} {'<0.01':>6s} "
+          f"{'<0.05':>6s} {'end':>4s} {'det end':>8s} {'det inner':>9s} {'false +':>8s}")
+    for (view, name), g in df.groupby(["view", "landmark"], sort=False):
+        p = g[g["truth_present"]]
+        m = p[~p["found"]]
+        end = p["end_slice"].astype(bool)
+        absent = g[~g["truth_present"]]["found"]
+        bins = [int((m["confidence"] < b).sum()) for b in (0.001, 0.01, 0.05)]
+        pct = lambda x: f"{100 * x.mean():7.1f}%" if len(x) else f"{'':8s}"  # noqa: E731
+        print(f"  {view:8s} {name:20s} {len(p):7d} {len(m):6d} {bins[0]:6d} {bins[1]:6d} {bins[2]:6d} "
+              f"{int(m['end_slice'].astype(bool).sum()):4d} {pct(p[end]['found'])} {pct(p[~end]['found']):>9s} "
+              f"{pct(absent)}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cohort", choices=list(SEQUENCE_OF), default="clinical")
+    ap.add_argument("--n-exams", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=930001)
+    ap.add_argument("--first-exam", type=int, default=0)
+    ap.add_argument("--mi-fraction", type=float, default=0.2)
+    ap.add_argument("--keep-exams", help="folder of kept exams (generated there the first time)")
+    ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", default=default("inference.precision"), choices=["auto", "float32", "bfloat16"])
+    ap.add_argument("--out", required=True, help="parquet of the per-landmark rows")
+    ap.add_argument("--rotations", help="test-time rotations in degrees, e.g. -20,0,20, instead of the cards' "
+                                        "(benchmarks/landmark_calibration.py compares sets)")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    keep = Path(args.keep_exams) if args.keep_exams else None
+    exams = (clinical_exams(args.n_exams, args.seed, 2, args.mi_fraction, keep) if args.cohort == "clinical"
+             else generated(args.n_exams, args.seed, 2, args.mi_fraction, keep))
+    models = load_models(args.models_dir, method="heatmap", device="cpu", precision=args.precision)
+    for net, card in models.landmark.values():  # threshold 0 for every landmark: no calibrated table
+        decode = {k: v for k, v in (card.get("decode") or {}).items() if k != "absent_threshold"}
+        if args.rotations is not None:
+            decode["rotations_deg"] = [float(a) for a in args.rotations.split(",")]
+        card["decode"] = decode
+    rows = []
+    for n, (images, truth) in enumerate(exams, 1):
+        if n <= args.first_exam:
+            continue
+        rows += exam_records(images, truth, models, SEQUENCE_OF[args.cohort])
+        print(f"{args.cohort}: {n} exams", file=sys.stderr)
+    df = pd.DataFrame(rows)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(args.out)
+    print(f"wrote {len(df)} rows to {args.out}")
+    print_misses(df, default("landmarks.absent_threshold"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Calibrated absent thresholds of the heatmap landmark networks (issue 16).
+
+A landmark is reported where its heatmap's peak probability reaches a threshold.  One threshold for
+every network, view, sequence and landmark (the config's ``landmarks.absent_threshold``) ignores
+that the peaks differ between them; here each (sequence, view, landmark) gets its own, chosen on
+validation exams (never a test cohort) from the peak probabilities at threshold 0
+(``benchmarks/landmark_confidence.py``), and the network's card keeps them
+(:func:`cmr_atlas.cine.landmarks.card_thresholds` reads them at inference).
+
+Criterion: the fewest errors, an error being a present landmark not reported, a landmark reported
+on an image the truth has none on (false positive), or one reported farther than ``far_mm`` from
+the truth (a wrong point is no better than a false one).  Among the thresholds with the fewest
+errors (a grid, log-spaced) the geometric centre of the widest run is taken: the largest margin
+in log-probability on both sides, so a threshold is not pushed against the validation set's
+extreme peaks.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+# candidate thresholds: log-spaced from 1e-3 (peaks below are background-level) to 0.5 (a peak above
+# it is the most probable class at its pixel: never called absent)
+GRID = np.geomspace(1e-3, 0.5, 55)
+FAR_MM = 10.0  # a reported point farther than this from the truth counts as an error (observers: 2-3 mm)
+
+# cohorts no threshold may be calibrated on: the held-out test seeds (benchmarks) and the training seeds
+NOT_FOR_CALIBRATION = {30001, 930001, 940001, 940003, 910000, 910001, 920000, 920001, 940000, 940002}
+
+
+def errors(conf: np.ndarray, truth_present: np.ndarray, correct: np.ndarray, grid: np.ndarray = GRID) -> np.ndarray:
+    """Errors at each threshold of ``grid``: present landmarks not reported, absent ones reported,
+    present ones reported but not ``correct`` (too far from the truth)."""
+    conf = np.asarray(conf, float)[None]
+    t = np.asarray(grid, float)[:, None]
+    present = np.asarray(truth_present, bool)[None]
+    ok = np.asarray(correct, bool)[None]
+    reported = conf >= t
+    return ((present & ~reported) | (~present & reported) | (present & reported & ~ok)).sum(1)
+
+
+def choose_threshold(conf: np.ndarray, truth_present: np.ndarray, correct: np.ndarray,
+                     grid: np.ndarray = GRID) -> float:
+    """The threshold of :data:`GRID` with the fewest :func:`errors`, centred (geometric mean of the
+    ends) in the widest run of thresholds that reach that minimum."""
+    e = errors(conf, truth_present, correct, grid)
+    best = e == e.min()
+    runs, start = [], None
+    for i, b in enumerate([*best, False]):
+        if b and start is None:
+            start = i
+        elif not b and start is not None:
+            runs.append((start, i - 1))
+            start = None
+    lo, hi = max(runs, key=lambda r: (r[1] - r[0], -r[0]))
+    return float(np.sqrt(grid[lo] * grid[hi]))
+
+
+def exam_seed(exam_id: str) -> int | None:
+    """The cohort seed in a synthetic exam id (``CLN930001-0015`` -> 930001), None if none."""
+    digits = "".join(ch if ch.isdigit() else " " for ch in str(exam_id).split("-")[0]).split()
+    return int(digits[-1]) if digits else None
+
+
+def calibrate(records: pd.DataFrame, far_mm: float = FAR_MM) -> pd.DataFrame:
+    """Per (sequence, view, landmark) of ``records`` (``landmark_confidence.py`` rows: confidence,
+    truth_present, auto_truth): the chosen threshold, with the counts and the errors at it and at
+    0.1 (the config's default) for the record."""
+    seeds = {exam_seed(e) for e in records["exam_id"].unique()}
+    bad = seeds & NOT_FOR_CALIBRATION
+    if bad:
+        raise ValueError(f"records of test or training seeds {sorted(bad)}: calibrate on validation exams only")
+    rows = []
+    for (seq, view, name), g in records.groupby(["sequence", "view", "landmark"], sort=True):
+        conf, present = g["confidence"].to_numpy(float), g["truth_present"].to_numpy(bool)
+        correct = g["auto_truth"].to_numpy(float) <= far_mm
+        t = choose_threshold(conf, present, correct)
+        e = errors(conf, present, correct, np.array([t, 0.1]))
+        rows.append({"sequence": seq, "view": view, "landmark": name, "threshold": t,
+                     "n_present": int(present.sum()), "n_absent": int((~present).sum()),
+                     "errors": int(e[0]), "errors_at_0.1": int(e[1])})
+    return pd.DataFrame(rows)
+
+
+def card_decode(table: pd.DataFrame, rotations_deg: list[float], seeds: list[int], note: str) -> dict:
+    """The card's ``decode`` entry (:func:`cmr_atlas.cine.landmarks.card_thresholds`) from
+    :func:`calibrate`'s rows of one network."""
+    thr: dict = {}
+    for r in table.itertuples():
+        thr.setdefault(r.sequence, {}).setdefault(r.view, {})[r.landmark] = round(float(r.threshold), 5)
+    return {"rotations_deg": [float(a) for a in rotations_deg], "absent_threshold": thr,
+            "calibration": {"criterion": f"fewest misses + false positives + points > {FAR_MM:g} mm from the truth; "
+                                         "centre of the widest minimising run of a log grid 1e-3..0.5",
+                            "validation_seeds": sorted(seeds), "date": date.today().isoformat(), "note": note,
+                            "per_landmark": table.to_dict("records")}}

@@ -1,0 +1,189 @@
+"""Calibrated landmark decoding (issue 16): per-landmark absent thresholds chosen on validation
+exams and stored in the card, and test-time rotations averaged on the network grid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cmr_atlas.cine.landmark_calibration import GRID, calibrate, card_decode, choose_threshold, errors, exam_seed
+from cmr_atlas.cine.landmarks import (card_rotations, card_thresholds, decode_batch, rotate_maps,
+                                      rotation_averaged_probs)
+
+
+def test_errors_count_misses_false_positives_and_far_points():
+    conf = np.array([0.5, 0.05, 0.3, 0.2])
+    present = np.array([True, True, False, True])
+    correct = np.array([True, True, True, False])  # the last one is reported far from the truth
+    # at 0.1: the 0.05 landmark missed, the absent one reported, the far one wrong -> 3
+    # at 0.4: missed 0.05 and 0.2 (the far one, now not reported: a miss, still one error) -> 2
+    # at 0.01: all reported: the absent one and the far one -> 2
+    assert errors(conf, present, correct, np.array([0.1, 0.4, 0.01])).tolist() == [3, 2, 2]
+
+
+def test_threshold_is_centred_between_the_classes_in_log_probability():
+    rng = np.random.default_rng(0)
+    present = np.r_[np.ones(50, bool), np.zeros(50, bool)]
+    conf = np.r_[rng.uniform(0.2, 0.9, 50), rng.uniform(0.0, 0.002, 50)]
+    t = choose_threshold(conf, present, np.ones(100, bool))
+    assert conf[~present].max() < t < conf[present].min()
+    lo, hi = conf[~present].max(), conf[present].min()
+    assert abs(np.log(t) - 0.5 * (np.log(lo) + np.log(hi))) < np.log(GRID[1] / GRID[0]) * 1.01  # one grid step
+
+
+def test_threshold_follows_the_classes_not_the_default():
+    """Peaks of absent landmarks up to 0.3 (a network that is sure of wrong things) push the
+    threshold above them; a network whose present peaks sit at 0.01-0.05 gets one below 0.1."""
+    present = np.r_[np.ones(40, bool), np.zeros(40, bool)]
+    high = choose_threshold(np.r_[np.linspace(0.5, 0.9, 40), np.linspace(0.01, 0.3, 40)], present, np.ones(80, bool))
+    low = choose_threshold(np.r_[np.linspace(0.01, 0.05, 40), np.linspace(1e-4, 5e-3, 40)], present, np.ones(80, bool))
+    assert 0.3 < high < 0.5 and 0.005 < low < 0.01
+
+
+def _records(seed: int) -> pd.DataFrame:
+    rows = []
+    for i in range(20):
+        for name, conf_p, conf_a in (("lv_centre", 0.6, 0.001), ("rv_insert_anterior", 0.04, 0.0005)):
+            rows.append({"exam_id": f"CLN{seed}-{i:04d}", "sequence": "cine_ssfp", "view": "sax", "landmark": name,
+                         "slice": 0, "frame": 0, "confidence": conf_p, "truth_present": True, "auto_truth": 1.0,
+                         "auto_obs1": 2.0})
+            rows.append({"exam_id": f"CLN{seed}-{i:04d}", "sequence": "cine_ssfp", "view": "sax", "landmark": name,
+                         "slice": 1, "frame": 0, "confidence": conf_a, "truth_present": False, "auto_truth": np.nan,
+                         "auto_obs1": np.nan})
+    return pd.DataFrame(rows)
+
+
+def test_calibrate_per_landmark_and_refuse_test_seeds():
+    table = calibrate(_records(940123)).set_index("landmark")
+    assert 0.001 < table.loc["lv_centre", "threshold"] < 0.6
+    assert 0.0005 < table.loc["rv_insert_anterior", "threshold"] < 0.04  # the default 0.1 would miss every one
+    assert table.loc["rv_insert_anterior", "errors_at_0.1"] == 20 and table.loc["rv_insert_anterior", "errors"] == 0
+    with pytest.raises(ValueError, match="930001"):
+        calibrate(_records(930001))
+    assert exam_seed("SYN30001-0003") == 30001 and exam_seed("CLN940123-0001") == 940123
+
+
+def test_card_thresholds_by_sequence_view_and_landmark_with_the_config_fallback():
+    card = {"decode": card_decode(calibrate(_records(940123)), [-20.0, 0.0, 20.0], [940123], "")}
+    names = ("rv_insert_anterior", "rv_insert_posterior", "lv_centre")
+    t = card_thresholds(card, "cine_ssfp", "sax", names, 0.1)
+    assert t[0] < 0.04 and t[1] == 0.1 and t[2] < 0.6  # posterior not calibrated: the fallback
+    assert card_thresholds(card, "cine_gre", "sax", names, 0.1).tolist() == [0.1] * 3  # not calibrated on GRE
+    assert card_thresholds(card, None, "sax", names, 0.2).tolist() == [0.2] * 3  # sequence not known
+    assert card_thresholds({}, "cine_ssfp", "sax", names, 0.1).tolist() == [0.1] * 3
+    assert card_rotations(card) == (-20.0, 0.0, 20.0) and card_rotations({}) == (0.0,)
+
+
+def test_decode_batch_takes_a_threshold_per_channel():
+    p = np.zeros((1, 3, 16, 16))
+    p[0, 1, 4, 4], p[0, 2, 10, 10] = 0.05, 0.05
+    p[0, 0] = 1 - p[0, 1:].sum(0)
+    dets = decode_batch(p, [0.01, 0.1])[0]
+    assert dets[0].present and not dets[1].present
+    assert [d.present for d in decode_batch(p, 0.01)[0]] == [True, True]
+
+
+def test_rotations_map_back_onto_the_unrotated_grid():
+    """A 'network' that marks the brightest spot: averaged over rotations its heatmap peak stays on
+    the spot (the rotated outputs are rotated back), and without rotations it is the plain softmax."""
+    x = np.zeros((2, 64, 64), np.float32)
+    x[0, 20:23, 40:43] = 1.0
+    x[1, 45:48, 15:18] = 1.0
+
+    def run(images: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(images))[:, None]
+        return torch.cat([torch.zeros_like(t), 20.0 * t], 1)
+
+    for rot in ((15.0,), (-20.0, 20.0), (-30.0, -15.0, 0.0, 15.0, 30.0)):  # without 0: each must map back
+        p = rotation_averaged_probs(run, x, rot)
+        assert p.shape == (2, 2, 64, 64)
+        for i, (r, c) in enumerate(((21, 41), (46, 16))):
+            pr, pc = np.unravel_index(int(p[i, 1].argmax()), (64, 64))
+            assert abs(pr - r) <= 1 and abs(pc - c) <= 1, (rot, i, pr, pc)
+    assert torch.equal(rotation_averaged_probs(run, x, (0.0,)), torch.softmax(run(x), 1))
+    # a rotation by +a then -a is near the identity away from the border
+    t = torch.from_numpy(x)[:, None]
+    back = rotate_maps(rotate_maps(t, 20.0), -20.0)
+    assert float((back - t)[..., 10:54, 10:54].abs().max()) < 0.6 and float(back.sum()) > 0.5 * float(t.sum())
+
+
+class _FixedPeaks(torch.nn.Module):
+    """A SAX 'network' whose softmax has a peak of about ``peaks[k]`` for landmark k on every image."""
+
+    def __init__(self, peaks):
+        super().__init__()
+        self.peaks = peaks
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        logits = torch.zeros(n, 1 + len(self.peaks), h, w)
+        logits[:, 0] = 8.0  # background dominates everywhere ...
+        for k, p in enumerate(self.peaks):  # ... but at one pixel per landmark, where the peak is p
+            logits[:, 1 + k, 20 + 10 * k, 30] = 8.0 + float(np.log(p / (1 - p)))
+        return logits
+
+
+def test_detect_landmarks_uses_the_cards_thresholds_for_the_images_sequence():
+    from cmr_atlas.cine.inference import Models, detect_landmarks
+    from cmr_atlas.core.geometry import SlicePlane
+    from cmr_atlas.core.imagecache import ExamImages
+
+    names = ["rv_insert_anterior", "rv_insert_posterior", "lv_centre"]
+    card = {"input": {"spacing_mm": 1.5, "size": 64}, "landmarks_by_view": {"sax": names},
+            "decode": {"absent_threshold": {"cine_ssfp": {"sax": {"rv_insert_anterior": 0.02, "lv_centre": 0.5}}}}}
+    net = _FixedPeaks([0.05, 0.05, 0.3])
+    models = Models(None, {}, "heatmap", {"sax": (net, card), "lax": (net, {**card, "views": []})},
+                    torch.device("cpu"), None)
+    plane = SlicePlane.centred(np.zeros(3), np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), (1.5, 1.5), (64, 64))
+    images = ExamImages("e", np.random.default_rng(0).normal(size=(1, 1, 64, 64)).astype(np.float32), [plane],
+                        np.zeros(1))
+
+    def present(sequence):
+        lm = detect_landmarks(images, models, [0], absent_threshold=0.1, batch=4,
+                              sequences=None if sequence is None else {"sax": sequence})
+        return dict(zip(lm["landmark"], lm["present"]))
+
+    # bSSFP: anterior 0.05 >= its 0.02; posterior not calibrated: 0.05 < the config's 0.1; centre 0.3 < 0.5
+    assert present("cine_ssfp") == {"rv_insert_anterior": True, "rv_insert_posterior": False, "lv_centre": False}
+    # GRE (not calibrated) and an unknown sequence: the config's 0.1 for every landmark
+    assert present("cine_gre") == present(None) == {"rv_insert_anterior": False, "rv_insert_posterior": False,
+                                                    "lv_centre": True}
+
+
+def test_lv_centre_from_the_segmented_cavity_where_the_heatmap_finds_none():
+    """A SAX slice whose heatmap has no LV centre but whose segmentation has a plausible cavity gets
+    the cavity's centroid (the truth's definition); other landmarks and implausible masks do not."""
+    from cmr_atlas.cine.inference import Models, cavity_centres, detect_landmarks
+    from cmr_atlas.core.geometry import SlicePlane
+    from cmr_atlas.core.imagecache import ExamImages
+    from cmr_atlas.core.vocab import CAVITY, MYO
+
+    masks = np.zeros((2, 1, 64, 64), np.uint8)
+    masks[:, 0, 26:44, 16:34] = MYO
+    masks[:, 0, 30:40, 20:30] = CAVITY  # centroid (34.5, 24.5)
+    centres = cavity_centres(masks, np.array([[True], [False]]))  # slice 1: QC not plausible
+    assert np.allclose(centres[0, 0], (34.5, 24.5)) and np.isnan(centres[1, 0]).all()
+
+    names = ["rv_insert_anterior", "rv_insert_posterior", "lv_centre"]
+    card = {"input": {"spacing_mm": 1.5, "size": 64}, "landmarks_by_view": {"sax": names}}
+    net = _FixedPeaks([0.05, 0.05, 0.01])  # nothing reaches 0.1
+    models = Models(None, {}, "heatmap", {"sax": (net, card), "lax": (net, {**card, "views": []})},
+                    torch.device("cpu"), None)
+    plane = SlicePlane.centred(np.zeros(3), np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), (1.5, 1.5), (64, 64))
+    images = ExamImages("e", np.zeros((2, 1, 64, 64), np.float32), [plane, plane], np.zeros(1))
+    lm = detect_landmarks(images, models, [0], absent_threshold=0.1, batch=4, sax_lv_centres=centres)
+    got = lm.set_index(["slice_index", "landmark"])
+    assert got.loc[(0, "lv_centre"), "present"] and not got.loc[(1, "lv_centre"), "present"]
+    assert np.isclose(got.loc[(0, "lv_centre"), "y_px"], 34.5) and np.isclose(got.loc[(0, "lv_centre"), "x_px"], 24.5)
+    assert got.loc[(0, "lv_centre"), "confidence"] < 0.1  # the heatmap's own peak, kept
+    assert not got.loc[(0, "rv_insert_anterior"), "present"]
+    without = detect_landmarks(images, models, [0], absent_threshold=0.1, batch=4)
+    assert not without["present"].any()
+    # where the heatmap finds the LV centre, its point stays (the mask is only the fallback)
+    found = Models(None, {}, "heatmap", {"sax": (_FixedPeaks([0.05, 0.05, 0.3]), card), "lax": (net, {**card, "views": []})},
+                   torch.device("cpu"), None)
+    lm = detect_landmarks(images, found, [0], absent_threshold=0.1, batch=4, sax_lv_centres=centres)
+    row = lm[(lm["slice_index"] == 0) & (lm["landmark"] == "lv_centre")].iloc[0]
+    assert row["present"] and abs(row["y_px"] - 40) < 0.5 and abs(row["x_px"] - 30) < 0.5
