@@ -18,7 +18,7 @@ from cmr_atlas.cine.training_data import VIEW_CODES, Samples
 from cmr_atlas.core.config import default
 from cmr_atlas.core.vocab import CAVITY, LABELS, LANDMARKS, MYO
 from cmr_atlas.nets import train as loops
-from cmr_atlas.nets.augment import SEGMENTATION_AUG
+from cmr_atlas.nets.augment import LANDMARK_AUG, SEGMENTATION_AUG
 from cmr_atlas.nets.preprocess import Grid
 from cmr_atlas.nets.registry import load_model, save_model
 from cmr_atlas.nets.unet import UNet
@@ -132,12 +132,14 @@ def _train_seg_sax(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig,
 
 
 def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig,
-                      init_from: str | Path | None, shares: list[float] | None = None) -> Path:
+                      init_from: str | Path | None, shares: list[float] | None = None,
+                      rotation_deg: float | None = None) -> Path:
     name = f"lm_heatmap_{m}"
     init_state, previous = _previous_run(name, init_from)
     sigma_px = SIGMA_MM[m] / LM_GRID.spacing_mm
     samples, info = load_data(data_dirs, f"lm_{m}")
-    model, rep = train_heatmap(samples, cfg, sigma_px, LM_GRID.spacing_mm, init_state=init_state,
+    aug = LANDMARK_AUG if rotation_deg is None else replace(LANDMARK_AUG, rotation_deg=float(rotation_deg))
+    model, rep = train_heatmap(samples, cfg, sigma_px, LM_GRID.spacing_mm, init_state=init_state, aug=aug,
                                sample_p=loops.sampling_probabilities(samples.meta["folder"], shares))
     views = [v for v in MODEL_VIEWS[m] if (samples.view == VIEW_CODES[v]).any()]  # those it saw
     card = _card(name, LM_GRID, info, rep, {
@@ -183,7 +185,8 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
                 threads: int, seed: int, max_epochs: int, batch_size: int, steps_per_epoch: int,
                 init_from: str | Path | None = None, zoom: tuple[float, float] | None = None,
                 vgg_transfer: bool = True, precision: str = "float32", lr: float | None = None,
-                data_shares: list[float] | None = None, save_as: str | None = None) -> list[Path]:
+                data_shares: list[float] | None = None, save_as: str | None = None,
+                rotation_deg: float | None = None) -> list[Path]:
     """Train model ``name`` (:data:`TRAINABLE`) on one or more ``train data`` folders and write its
     weights and card(s) to ``out_dir``; ``steps_per_epoch`` 0 = one pass over the training images.
     With ``init_from`` (a models folder) a U-Net continues from its weights of the same name, and
@@ -218,4 +221,5 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     cfg.checkpoint_path = str(Path(out_dir) / f"{save_as or name}.checkpoint.pt")
     if name == "seg_sax":
         return [_train_seg_sax(data_dirs, out_dir, cfg, init_from, zoom, data_shares, save_as or name)]
-    return [_train_lm_heatmap(name.removeprefix("lm_heatmap_"), data_dirs, out_dir, cfg, init_from, data_shares)]
+    return [_train_lm_heatmap(name.removeprefix("lm_heatmap_"), data_dirs, out_dir, cfg, init_from, data_shares,
+                              rotation_deg)]

@@ -2,6 +2,7 @@
 task's default network the first time, continues from its own weights afterwards, and its card
 names the task it serves."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -77,3 +78,25 @@ def test_train_publish_on_the_command_line(tmp_path):
                  "--out", str(tmp_path / "models"), "--note", "seed 940002"]) == 0
     card = load_card("lm_heatmap_sax_t1map", tmp_path / "models")
     assert card["sequences"] == ["t1map"] and card["description"].endswith("seed 940002")
+
+
+def test_landmark_rotation_range_reaches_the_augmentation(tmp_path, monkeypatch):
+    from cmr_atlas.cine import train_models as TM
+    from cmr_atlas.nets.augment import LANDMARK_AUG
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(samples, cfg, sigma_px, spacing_mm, **kwargs):
+        seen.append(kwargs["aug"])
+        raise Stop
+
+    samples = type("S", (), {"meta": {"folder": np.zeros(2, int)}})()
+    monkeypatch.setattr(TM, "load_data", lambda dirs, key: (samples, {}))
+    monkeypatch.setattr(TM, "train_heatmap", fake_train)
+    for rotation, expected in ((None, LANDMARK_AUG.rotation_deg), (180, 180.0)):
+        with pytest.raises(Stop):
+            train_model("lm_heatmap_lax", [tmp_path], tmp_path / "out", 1, 1, 0, 1, 2, 1, rotation_deg=rotation)
+        assert seen[-1].rotation_deg == expected and seen[-1].flip_rows == 0 and seen[-1].flip_cols == 0
