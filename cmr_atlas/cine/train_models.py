@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cmr_atlas.cine.tissue.landmarks import NETWORKS as TISSUE_NETWORKS
 from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, decode_arrays, gaussian_targets, landmark_names
 from cmr_atlas.cine.training import LM_GRID, SEG_GRID, load_data
 from cmr_atlas.cine.training_data import VIEW_CODES, Samples
@@ -38,15 +39,11 @@ MODELS = {
 ROUTED = {"seg_sax_ssfp": "seg_sax"}
 # The tissue stage's landmark networks (cmr_atlas.cine.tissue.landmarks.NETWORKS): a cine network
 # fine-tuned on one sequence, trained under its task's name, then published under its own with
-# :func:`publish_as` (the tissue stage loads them by name, not by routing).
-SEQUENCE_NETWORKS = {
-    "lm_heatmap_sax_lge": ("lm_heatmap_sax", "heatmap U-Net for SAX landmarks (RV inserts, LV centre) on LGE "
-                           "(magnitude and PSIR): the cine lm_heatmap_sax fine-tuned on LGE (transfer learning, Xue et al. 2021)"),
-    "lm_heatmap_lax_lge": ("lm_heatmap_lax", "heatmap U-Net for long-axis landmarks (mitral points, apex; 2CH, 3CH, 4CH) on "
-                           "LGE (magnitude and PSIR): the cine lm_heatmap_lax fine-tuned on LGE (transfer learning, Xue et al. 2021)"),
-    "lm_heatmap_sax_t1map": ("lm_heatmap_sax", "heatmap U-Net for SAX landmarks (RV inserts, LV centre) on native and "
-                             "post-contrast T1 maps: fine-tuned from the LGE network (transfer learning, Xue et al. 2021)"),
-}
+# :func:`publish_as` (the tissue stage loads them by name, not by routing).  name -> (task, sequence)
+SEQUENCE_NETWORKS = {name: (f"lm_heatmap_{view_net}", sequence) for (sequence, view_net), name in TISSUE_NETWORKS.items()}
+_SEQUENCE_TEXT = {"lge": "LGE (magnitude and PSIR)", "t1map": "native and post-contrast T1 maps"}
+_TASK_TEXT = {"lm_heatmap_sax": "SAX landmarks (RV inserts, LV centre)",
+              "lm_heatmap_lax": "long-axis landmarks (mitral points, apex; 2CH, 3CH, 4CH)"}
 TRAINABLE = ("seg_sax", "lm_heatmap_lax", "lm_heatmap_sax", "lm_vgg")  # lm_vgg: its three views together
 SIGMA_MM = {"lax": 6.0, "sax": 4.0}  # Gaussian target width (Xue et al.: 8 px LAX / 4 px SAX at 1 mm)
 VGG_VIEWS = ("lax_2ch", "lax_4ch", "sax")  # one regressor each (no 3CH regressor)
@@ -157,7 +154,9 @@ def publish_as(trained_dir: str | Path, name: str, models_dir: str | Path, note:
     returns the card path."""
     if name not in SEQUENCE_NETWORKS:
         raise SystemExit(f"unknown sequence network {name!r}: choose {', '.join(SEQUENCE_NETWORKS)}")
-    task, description = SEQUENCE_NETWORKS[name]
+    task, sequence = SEQUENCE_NETWORKS[name]
+    description = (f"heatmap U-Net for {_TASK_TEXT[task]} on {_SEQUENCE_TEXT[sequence]}: a cine {task} "
+                   "fine-tuned on that sequence (transfer learning, Xue et al. 2021)")
     model, card = load_model(task, trained_dir)
     card = {**card, "name": name, "serves": name, "description": f"{description}; {note}" if note else description}
     return save_model(model, card, models_dir)

@@ -60,7 +60,8 @@ def test_a_sequence_network_is_published_under_its_own_name_and_not_routed(tmp_p
     publish_as(run, "lm_heatmap_lax_lge", shipped, note="train seed 940000")
     net, card = load_model("lm_heatmap_lax_lge", shipped)  # checksum of the copied weights checked
     assert card["name"] == "lm_heatmap_lax_lge" and card["weights_file"] == "lm_heatmap_lax_lge.pt"
-    assert card["description"].startswith(SEQUENCE_NETWORKS["lm_heatmap_lax_lge"][1]) and "940000" in card["description"]
+    assert SEQUENCE_NETWORKS["lm_heatmap_lax_lge"] == ("lm_heatmap_lax", "lge")
+    assert "long-axis landmarks" in card["description"] and "LGE" in card["description"] and "940000" in card["description"]
     assert card["sequences"] == ["lge"] and card["training"] == {"epochs_run": 3}
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), model.state_dict().values()))
     # the cine task keeps its default: the LGE network is the tissue stage's, loaded by name

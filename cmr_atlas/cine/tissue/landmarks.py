@@ -91,7 +91,8 @@ def series_landmarks(s: SeriesImages, models: Models, *, absent_threshold: float
     plane index; a long-axis view: slice_index 0); none for a view without its network."""
     from cmr_atlas.cine.inference import detect_landmarks, landmark_views
 
-    if view == "sax" and "sax" not in models.landmark or view != "sax" and view not in landmark_views(models):
+    served = "sax" in models.landmark if view == "sax" else view in landmark_views(models)
+    if not served:
         return TISSUE_LANDMARKS.empty()
     lm = detect_landmarks(series_images(s, view), models, [0] if view == "sax" else [],
                           absent_threshold=absent_threshold, batch=batch, sequences={view: SEQUENCE_OF_KIND[s.kind]})
