@@ -439,11 +439,12 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
     for i, (view, s, _, plane, frames) in enumerate(stacks):
         card = models.landmark[key(view)][1]
         grid = card_grid(card)
+        names, sequence = landmark_names(view, card), (sequences or {}).get(view)
         if models.landmark_method == "heatmap":
-            thr = card_thresholds(card, (sequences or {}).get(view), view, landmark_names(view, card), absent_threshold)
+            thr = card_thresholds(card, sequence, view, names, absent_threshold)
             rc, present, conf = decode_arrays(outputs[i].numpy(), thr)
             if view == "sax" and sax_lv_centres is not None:
-                _lv_centre_from_mask(rc, present, landmark_names(view, card), np.asarray(sax_lv_centres)[s], plane, grid)
+                _lv_centre_from_mask(rc, present, names, np.asarray(sax_lv_centres)[s], plane, grid)
         else:
             rc = from_normalised(outputs[i], grid.size).numpy().astype(float)
             inside = ((rc >= 0) & (rc <= grid.size - 1)).all(-1)
@@ -452,7 +453,7 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
                 present &= np.asarray(sax_has_lv[s], bool)[:, None]
             conf = np.where(present, 1.0, 0.0)
         rows.append(_landmark_rows(images.exam_id, view, s, frames, rc, present, conf, plane, grid,
-                                   models.landmark_method, (sequences or {}).get(view), landmark_names(view, card)))
+                                   models.landmark_method, sequence, names))
     return pd.concat(rows, ignore_index=True)[list(LANDMARKS_AUTO.column_names)] if rows else LANDMARKS_AUTO.empty()
 
 
