@@ -273,6 +273,8 @@ def main() -> int:
     ap.add_argument("--precision", default=default("inference.precision"), choices=["auto", "float32", "bfloat16"])
     ap.add_argument("--keep-exams", help="folder to store the generated test exams in (and reuse them from)")
     ap.add_argument("--generate-only", action="store_true")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="only the speed figure, on the cohort's first exam (for a quiet machine)")
     ap.add_argument("--out", default="benchmarks/out/landmarks_clinical", help="folder for the Bland-Altman PNGs")
     ap.add_argument("--legacy-n-exams", type=int, default=12, help="legacy GRE guard exams (0: none)")
     ap.add_argument("--legacy-seed", type=int, default=30001, help="legacy test cohort seed (benchmarks/accuracy.py)")
@@ -290,6 +292,10 @@ def main() -> int:
     if args.generate_only:
         for i, _ in enumerate(exams):
             print(f"generated {i + 1}/{args.n_exams}", file=sys.stderr)
+        return 0
+    if args.speed_only:
+        models = load_models(args.models_dir, method="heatmap", device="cpu", precision=args.precision)
+        speed(next(iter(exams))[0], for_sequence(models, SEQUENCE), args.threads)
         return 0
     cohorts = {SEQUENCE: lambda: clinical_exams(args.n_exams, args.seed, 2, args.mi_fraction, keep)}
     if args.legacy_n_exams:
