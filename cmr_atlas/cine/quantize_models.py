@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmr_atlas.cine.training import PROTOCOLS, generated_exam
+from cmr_atlas.cine.training import PROTOCOLS, data_parts, generated_exam
 from cmr_atlas.nets.preprocess import prepare
 from cmr_atlas.nets.registry import card_grid, load_model
 
@@ -28,7 +28,7 @@ def training_cohorts(card: dict) -> list[tuple[str, int, float]]:
     """``(synthetic protocol, cohort seed, mi_fraction)`` of the first training part of each protocol
     the card records (parts without a ``protocol`` predate the clinical one: the legacy protocol)."""
     out: dict[str, tuple[str, int, float]] = {}
-    for part in card["training_data"]["parts"]:
+    for part in data_parts(card["training_data"]):
         protocol = part.get("protocol", "mesa")
         if protocol not in PROTOCOLS:
             raise ValueError(f"{card['name']}: no synthetic protocol {protocol!r}")

@@ -14,7 +14,7 @@ import numpy as np
 
 from cmr_atlas.cine.tissue.landmarks import NETWORKS as TISSUE_NETWORKS
 from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, decode_arrays, gaussian_targets, landmark_names
-from cmr_atlas.cine.training import LM_GRID, SEG_GRID, load_data
+from cmr_atlas.cine.training import LM_GRID, SEG_GRID, data_parts, load_data
 from cmr_atlas.cine.training_data import VIEW_CODES, Samples
 from cmr_atlas.core.config import default
 from cmr_atlas.core.vocab import CAVITY, LABELS, LANDMARKS, MYO
@@ -79,8 +79,7 @@ def train_heatmap(samples: Samples, cfg: loops.TrainConfig, sigma_px: float, spa
 def data_sequences(data_info: dict) -> list[str]:
     """Sequences of a training-data provenance (:func:`cmr_atlas.cine.training.load_data`'s info;
     folders built before the clinical protocol are legacy GRE cine)."""
-    parts = data_info.get("parts", [data_info])
-    return sorted({q for p in parts for q in p.get("sequences", ["cine_gre"])})
+    return sorted({q for p in data_parts(data_info) for q in p.get("sequences", ["cine_gre"])})
 
 
 def _card(name: str, grid: Grid, data_info: dict, report: dict, extra: dict, task: str | None = None) -> dict:

@@ -174,6 +174,12 @@ def build_data(out: str | Path, seed: int, n_exams: int, extra_frames: int, jobs
     return write_data(out, parts, extra_frames, provenance)
 
 
+def data_parts(info: dict) -> list[dict]:
+    """The provenance of each data folder a training pooled (:func:`load_data`'s info: one folder's
+    info is its own only part)."""
+    return info.get("parts", [info])
+
+
 def load_data(data_dirs: list[str | Path], key: str) -> tuple[Samples, dict]:
     """Samples ``key`` (seg, lm_lax, lm_sax) of one or more ``train data`` folders, concatenated
     (exams stay distinct, so the exam-wise split holds), and the provenance of each folder."""

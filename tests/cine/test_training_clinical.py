@@ -72,3 +72,13 @@ def test_data_folders_with_an_older_3ch_channel_order_are_refused(tmp_path):
     with pytest.raises(SystemExit, match="older channel order"):
         load_data([tmp_path / "old"], "lm_lax")
     assert len(load_data([tmp_path / "new"], "lm_lax")[0]) == 2
+
+
+def test_calibration_cohorts_of_a_network_trained_on_one_data_folder():
+    # one folder's provenance has no "parts" (it is its own): the quantiser read only pooled cards
+    from cmr_atlas.cine.quantize_models import training_cohorts
+    one = {"name": "seg_sax_ssfp", "training_data": {"protocol": "clinical", "cohort_seed": 920000}}
+    assert training_cohorts(one) == [("clinical", 920000, 0.2)]
+    pooled = {"name": "lm_heatmap_sax", "training_data": {"parts": [
+        {"protocol": "mesa", "cohort_seed": 910000, "mi_fraction": 0.2}, {"protocol": "clinical", "cohort_seed": 920000}]}}
+    assert training_cohorts(pooled) == [("mesa", 910000, 0.2), ("clinical", 920000, 0.2)]
