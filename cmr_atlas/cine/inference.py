@@ -30,7 +30,8 @@ from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
 from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
 from cmr_atlas.cine.landmarks import (LANDMARKS_AUTO, MODEL_VIEWS, card_rotations, card_thresholds, decode_arrays,
-                                     landmark_names, rotation_averaged_probs, view_model)
+                                     landmark_names, rotate_maps, rotation_averaged_probs, view_model)
+from cmr_atlas.cine.lax_orientation import axis_angle_deg, card_span, turn_deg
 from cmr_atlas.nets.preprocess import Grid, crop_box, from_net_px, near_crop_edge, prepare, to_net_px
 from cmr_atlas.nets.registry import Routes, card_grid, routes
 from cmr_atlas.nets.runtime import (OnnxNet, forward, load_net, pick_device, resolve_precision, resolve_runtime,
@@ -398,6 +399,19 @@ def _lv_centre_from_mask(rc: np.ndarray, present: np.ndarray, names: tuple[str, 
     present[fill, k] = True
 
 
+def _turn_each(x, sizes: list[int], turns_deg: list[float]):
+    """``x`` (images ``(N, n, n)`` numpy or maps ``(N, C, n, n)`` torch), consecutive parts of
+    ``sizes`` each rotated by its ``turns_deg`` (:func:`rotate_maps`); unchanged where all are 0."""
+    if not any(turns_deg):
+        return x
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(x, np.float32))[:, None] if isinstance(x, np.ndarray) else x
+    parts = [rotate_maps(p, float(d)) for p, d in zip(torch.split(t, sizes), turns_deg)]
+    out = torch.cat(parts)
+    return out[:, 0].numpy() if isinstance(x, np.ndarray) else out
+
+
 def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], *,
                      absent_threshold: float, batch: int,
                      sax_has_lv: np.ndarray | None = None,
@@ -412,7 +426,9 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
     a slice without a plausible LV mask gets absent landmarks.  ``sax_lv_centres (S,
     len(sax_frames), 2)`` (:func:`cavity_centres`; heatmaps): where the heatmap finds no LV centre,
     the segmented cavity's centroid (config ``landmarks.lv_centre_from_mask``); its confidence
-    stays the heatmap's peak.  The images of one network (all
+    stays the heatmap's peak.  A long-axis image turned far outside the orientations its heatmap
+    network was trained on (the card's ``orientation``) goes in upright and its maps are turned
+    back (:mod:`cmr_atlas.cine.lax_orientation`).  The images of one network (all
     LAX cines, all SAX slices) go through it in one :func:`forward`.
     """
     stacks: list[tuple[str, int, np.ndarray, SlicePlane, list[int]]] = []
@@ -429,8 +445,14 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
         members = [i for i, st in enumerate(stacks) if key(st[0]) == k]
         x = np.concatenate([prepare(stacks[i][2], stacks[i][3], card_grid(card)) for i in members])
         if models.landmark_method == "heatmap":  # softmax maps, averaged over the card's rotations
+            # long-axis images turned far from what the network was trained on go in upright
+            turns = [0.0 if stacks[i][0] == "sax" else turn_deg(axis_angle_deg(stacks[i][3]), card_span(card, stacks[i][0]))
+                     for i in members]
+            sizes = [len(stacks[i][4]) for i in members]
+            x = _turn_each(x, sizes, turns)
             out = rotation_averaged_probs(lambda xr: forward(model, xr, models.device, batch, models.dtype), x,
                                           card_rotations(card))
+            out = _turn_each(out, sizes, [-t for t in turns])
         else:
             out = forward(model, x, models.device, batch, models.dtype)
         for i, part in zip(members, torch.split(out, [len(stacks[i][4]) for i in members])):

@@ -83,6 +83,27 @@ def generated_exam(seed: int, index: int, mi_fraction: float, protocol: str = "m
     return ex.images, ex.truth["contours"], ex.truth["landmarks"]
 
 
+def training_lax_planes(data_info: dict) -> dict[str, list]:
+    """``{view: [SlicePlane, ...]}``: the long-axis planes of every exam a training data provenance
+    (:func:`load_data`'s info) records, from the generators' geometry (nothing rendered); parts of
+    ingested cohorts (no ``cohort_seed``) are skipped."""
+    from cmr_atlas.synth.clinical import cohort as clinical
+    from cmr_atlas.synth.mesa import cohort as mesa
+
+    out: dict[str, list] = {}
+    for part in data_parts(data_info):
+        if "cohort_seed" not in part:
+            continue
+        seed, mi = int(part["cohort_seed"]), float(part.get("mi_fraction", 0.2))
+        first, last = part["exam_indices"] if "exam_indices" in part else (0, int(part["n_exams"]) - 1)
+        for i in range(int(first), int(last) + 1):
+            planes = (clinical.make_context(seed, i, mi).geometry.lax_planes if part.get("protocol") == "clinical"
+                      else mesa.lax_planes(seed, i, mi))
+            for view, plane in planes.items():
+                out.setdefault(view, []).append(plane)
+    return out
+
+
 def cohort_exams(cohort_dir: str | Path, cache_dir: str | Path, exam_id_key: str) -> Iterator[Annotated]:
     """Exams of an ingested synthetic cohort: truth tables + the ingest image cache."""
     from cmr_atlas.core.ids import exam_id

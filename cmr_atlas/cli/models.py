@@ -3,13 +3,16 @@
     cmr-atlas models list   [--models-dir DIR]             one line per model card: sequences, views
     cmr-atlas models export --onnx OUT [--models-dir DIR] [--check]
     cmr-atlas models quantize [--name NAME ...] [--models-dir DIR] [--n-exams 4] [--n-images 256]
+    cmr-atlas models orient   [--name NAME ...] [--models-dir DIR]
 
 ``export`` writes every network of the models folder (default: the config's ``models_dir``) as
 ``OUT/<name>.onnx`` with its card (:mod:`cmr_atlas.nets.onnx_export`); ``--check`` runs each
 exported file with onnxruntime and fails if it differs from PyTorch by more than ``--tolerance``.
 ``quantize`` writes the int8 graph of each cine U-Net (``<name>.int8.onnx`` beside its weights, and
 an ``int8`` entry in its card) calibrated on its training cohort (:mod:`cmr_atlas.cine.quantize_models`);
-config ``inference.precision: int8`` runs them.
+config ``inference.precision: int8`` runs them.  ``orient`` measures each long-axis landmark
+network's training orientations and writes them into its card (``orientation``): long-axis images
+turned far outside them go into the network upright (:mod:`cmr_atlas.cine.lax_orientation`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ls = sub.add_parser("list", help="the model cards: what each network was trained on")
     ex = sub.add_parser("export", help="export the networks to ONNX")
     qz = sub.add_parser("quantize", help="int8 graphs of the cine U-Nets, calibrated on their training cohorts")
-    for q in (ls, ex, qz):
+    orient = sub.add_parser("orient", help="the long-axis landmark networks' training orientations, into their cards")
+    for q in (ls, ex, qz, orient):
         q.add_argument("--models-dir", help="models folder (default: config models_dir)")
     ex.add_argument("--onnx", required=True, metavar="DIR", help="output folder of the .onnx files and cards")
     ex.add_argument("--name", nargs="+", help="only these models")
@@ -36,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     qz.add_argument("--name", nargs="+", help="only these models (default: every cine U-Net of the folder)")
     qz.add_argument("--n-exams", type=int, default=4, help="training-cohort exams per protocol to calibrate on")
     qz.add_argument("--n-images", type=int, default=256, help="calibration images per network")
+    orient.add_argument("--name", nargs="+", help="only these models (default: every long-axis landmark heatmap network)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +59,12 @@ def run(args: argparse.Namespace) -> int:
 
         for name in args.name or [n for n in CINE_UNETS if n in model_names(models_dir)]:
             print(f"{name}: wrote {quantize_model(name, models_dir, args.n_exams, args.n_images)}")
+        return 0
+    if args.models_command == "orient":
+        from cmr_atlas.cine.lax_orientation import orient_model
+
+        for name in args.name or [n for n in model_names(models_dir) if n.startswith("lm_heatmap_lax")]:
+            print(f"{name}: training span (deg) {orient_model(name, models_dir)['span_deg']}")
         return 0
     bad = 0
     for path in export_all(models_dir, args.onnx, args.name):

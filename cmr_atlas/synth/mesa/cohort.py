@@ -60,16 +60,28 @@ def _plane_truth(heart: an.Heart, acq: Acquisition, label: str, view: str, sl: i
                           ((f, float(acq.activation[f]), phases.get(f)) for f in frames), rv_endo=False)
 
 
-def generate_exam(seed: int, index: int, mi_fraction: float = 0.0, observers: int = 0) -> SyntheticExam:
-    """Generate exam ``index`` of the cohort with ``seed``: subject, heart, images and truth."""
+def _planned(seed: int, index: int, mi_fraction: float):
+    """Subject, heart and planned acquisition of exam ``index``, and the exam's remaining streams
+    (noise, observers, header): the first draws of :func:`generate_exam`, nothing rendered."""
     ss = np.random.SeedSequence([int(seed), int(index)])
     rng_subject, rng_heart, rng_scan, rng_noise, rng_obs, rng_hdr = (np.random.default_rng(s) for s in ss.spawn(6))
-    label = exam_label(seed, index)
     subj = sample_subjects(rng_subject, 1, mi_fraction).iloc[0].to_dict()
     targets = {k[len("target_"):]: v for k, v in subj.items() if k.startswith("target_")}
     heart = an.make_heart(rng_heart, targets, subj["bsa_m2"], subj["height_cm"], subj["weight_kg"], subj["heart_rate"])
     vendor = "SIEMENS" if rng_scan.random() < 0.55 else "GE MEDICAL SYSTEMS"
     acq = plan_acquisition(rng_scan, heart, subj["heart_rate"], vendor)
+    return subj, heart, acq, (rng_noise, rng_obs, rng_hdr)
+
+
+def lax_planes(seed: int, index: int, mi_fraction: float = 0.0) -> dict[str, SlicePlane]:
+    """The long-axis planes of exam ``index`` (those :func:`generate_exam` renders), geometry only."""
+    return dict(_planned(seed, index, mi_fraction)[2].lax_planes)
+
+
+def generate_exam(seed: int, index: int, mi_fraction: float = 0.0, observers: int = 0) -> SyntheticExam:
+    """Generate exam ``index`` of the cohort with ``seed``: subject, heart, images and truth."""
+    subj, heart, acq, (rng_noise, rng_obs, rng_hdr) = _planned(seed, index, mi_fraction)
+    label = exam_label(seed, index)
     frames = np.arange(acq.n_frames)
     sax = np.stack([_quantise(render_plane(heart, acq, p, acq.shifts_mm[("sax", i)], frames, rng_noise))
                     for i, p in enumerate(acq.sax_planes)])
