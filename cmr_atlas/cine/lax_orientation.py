@@ -89,23 +89,33 @@ def orientation_entry(angles_by_view: dict[str, Iterable[float]], augment_deg: f
                     "before the network, and the heatmaps turned back (cmr_atlas.cine.lax_orientation)"}
 
 
+def training_orientation(data_info: dict, augment_deg: float) -> dict | None:
+    """The ``orientation`` entry of a long-axis network trained on ``data_info`` (a training data
+    provenance) with rotations of +-``augment_deg``: the generators' planes of those exams; None
+    where it names no synthetic exams (an ingested cohort: nothing to measure, nothing turned)."""
+    from cmr_atlas.cine.training import data_parts, training_lax_planes
+
+    planes = training_lax_planes(data_info)
+    if not planes:
+        return None
+    seeds = sorted({int(p["cohort_seed"]) for p in data_parts(data_info) if "cohort_seed" in p})
+    return orientation_entry({v: [axis_angle_deg(p) for p in ps] for v, ps in planes.items()}, augment_deg,
+                             f"the long-axis planes of its training exams (cohort seeds {seeds}), geometry only")
+
+
 def orient_model(name: str, models_dir: str | Path) -> dict:
-    """Measure a long-axis landmark network's training span (its card's training data provenance:
-    the generators' planes of those exams; its augmentation's rotation range) and write it into
-    its card as ``orientation``; returns the entry."""
+    """Measure a shipped long-axis landmark network's training span (:func:`training_orientation`
+    from its card's training data and augmentation) and write it into its card as ``orientation``;
+    returns the entry."""
     import json
 
-    from cmr_atlas.cine.training import data_parts, training_lax_planes
     from cmr_atlas.nets.registry import load_card
 
     card = load_card(name, models_dir)
-    planes = training_lax_planes(card["training_data"])
-    if not planes:
-        raise ValueError(f"{name}: its card records no synthetic long-axis training planes to measure")
     augment = float(((card.get("training") or {}).get("augmentation") or {}).get("rotation_deg", 0.0))
-    seeds = sorted({int(p["cohort_seed"]) for p in data_parts(card["training_data"]) if "cohort_seed" in p})
-    entry = orientation_entry({v: [axis_angle_deg(p) for p in ps] for v, ps in planes.items()}, augment,
-                              f"the long-axis planes of its training exams (cohort seeds {seeds}), geometry only")
+    entry = training_orientation(card["training_data"], augment)
+    if entry is None:
+        raise ValueError(f"{name}: its card records no synthetic long-axis training planes to measure")
     path = Path(models_dir) / f"{name}.json"
     path.write_text(json.dumps({**card, "orientation": entry}, indent=2) + "\n")
     return entry

@@ -14,7 +14,7 @@ import numpy as np
 
 from cmr_atlas.cine.tissue.landmarks import NETWORKS as TISSUE_NETWORKS
 from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, decode_arrays, gaussian_targets, landmark_names
-from cmr_atlas.cine.lax_orientation import orient_model
+from cmr_atlas.cine.lax_orientation import training_orientation
 from cmr_atlas.cine.training import LM_GRID, SEG_GRID, data_parts, load_data
 from cmr_atlas.cine.training_data import VIEW_CODES, Samples
 from cmr_atlas.core.config import default
@@ -144,10 +144,11 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
         "landmarks_by_view": {v: list(landmark_names(v)) for v in views},
         "sigma_mm": SIGMA_MM[m], "loss": "KL + soft Dice (class weights 1, 5, 5, 5)",
         "data_shares": shares, "previous_runs": previous})
-    path = save_model(model, card, out_dir)
-    if m == "lax":  # the orientations it was trained on, for turning odd long-axis images upright
-        orient_model(name, out_dir)
-    return path
+    # a long-axis network: the orientations it was trained on, for turning odd images upright
+    orientation = training_orientation(info, aug.rotation_deg) if m == "lax" else None
+    if orientation is not None:
+        card["orientation"] = orientation
+    return save_model(model, card, out_dir)
 
 
 def publish_as(trained_dir: str | Path, name: str, models_dir: str | Path, note: str = "") -> Path:

@@ -150,3 +150,16 @@ def test_models_orient_measures_the_training_planes_of_both_protocols(tmp_path):
         # the middle 90 % of a view's angles, 30 deg more on each side: these few planes all lie inside
         assert (turn_deg(angles[0], (lo, hi)) == 0.0) and all(turn_deg(a, (lo, hi)) == 0.0 for a in angles)
         assert hi - lo >= 60.0 + np.ptp(np.sort(angles)[1:-1]) - 1e-6 or len(angles) < 5
+
+
+def test_a_network_trained_on_an_ingested_cohort_has_no_span_and_orient_says_why(tmp_path):
+    # training on `train data --cohort` (no generator seeds) must not fail after training: no entry
+    from cmr_atlas.cine.lax_orientation import orient_model, training_orientation
+    from cmr_atlas.nets.registry import save_model
+    from cmr_atlas.nets.unet import UNet
+
+    ingested = {"n_exams": 4, "source": "ingested synthetic cohort"}
+    assert training_orientation(ingested, 30.0) is None
+    save_model(UNet(1, 4, 4, 2), {"name": "lm_heatmap_lax", "training_data": ingested}, tmp_path)
+    with pytest.raises(ValueError, match="no synthetic long-axis training planes"):
+        orient_model("lm_heatmap_lax", tmp_path)
