@@ -46,6 +46,9 @@ def _model_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--batch-size", type=int, default=16)
     q.add_argument("--init-from", help="continue from the same-named model in this models folder (U-Nets)")
     q.add_argument("--zoom", type=float, nargs=2, metavar=("LO", "HI"), help="segmentation zoom range")
+    q.add_argument("--dice-per-image", action="store_true",
+                   help="seg_sax: the loss's soft Dice per image rather than over the batch (small apical "
+                        "slices weigh as much as large ones)")
     q.add_argument("--rotation-deg", type=float,
                    help="landmark heatmap networks: in-plane rotation range of the augmentation (default +-30 deg)")
     q.add_argument("--steps-per-epoch", type=int, default=60,
@@ -114,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
                              args.max_epochs, args.batch_size, args.steps_per_epoch,
                              args.init_from, args.zoom,
                              args.vgg_schedule == "cyclic", args.precision, args.lr, args.data_shares,
-                             save_as=getattr(args, "save_as", None), rotation_deg=args.rotation_deg):
+                             save_as=getattr(args, "save_as", None), rotation_deg=args.rotation_deg,
+                             dice_per_image=args.dice_per_image):
             log.info("wrote %s", p)
     return 0

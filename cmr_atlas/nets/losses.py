@@ -7,27 +7,37 @@ import torch.nn.functional as F
 
 
 def soft_dice(probs: torch.Tensor, target: torch.Tensor, classes: list[int] | None = None,
-              weights: torch.Tensor | None = None, eps: float = 1.0) -> torch.Tensor:
+              weights: torch.Tensor | None = None, eps: float = 1.0, per_image: bool = False) -> torch.Tensor:
     """1 - weighted mean soft Dice over ``classes`` (default: all but channel 0).
 
     ``probs`` and ``target`` are ``(B, C, H, W)``; sums run over the batch and pixels, so an image
-    without a class does not give a 0/0 Dice.
+    without a class does not give a 0/0 Dice.  ``per_image``: each class's Dice is the mean of its
+    Dice on the images that contain it, so a small structure (an apical slice's few myocardium
+    pixels) weighs as much as a large one; a class no image of the batch contains counts as 1.
     """
     classes = list(range(1, probs.shape[1])) if classes is None else classes
     p, t = probs[:, classes], target[:, classes]
-    inter = (p * t).sum(dim=(0, 2, 3))
-    denom = p.sum(dim=(0, 2, 3)) + t.sum(dim=(0, 2, 3))
-    dice = (2 * inter + eps) / (denom + eps)
+    if per_image:
+        inter, t_sum = (p * t).sum(dim=(2, 3)), t.sum(dim=(2, 3))
+        img_dice = (2 * inter + eps) / (p.sum(dim=(2, 3)) + t_sum + eps)
+        present = (t_sum > 0).to(img_dice.dtype)
+        n = present.sum(0)
+        dice = torch.where(n > 0, (img_dice * present).sum(0) / n.clamp_min(1), torch.ones_like(n))
+    else:
+        inter = (p * t).sum(dim=(0, 2, 3))
+        denom = p.sum(dim=(0, 2, 3)) + t.sum(dim=(0, 2, 3))
+        dice = (2 * inter + eps) / (denom + eps)
     w = torch.ones_like(dice) if weights is None else weights.to(dice)
     return 1.0 - (w * dice).sum() / w.sum()
 
 
 def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, dice_weight: float = 1.0,
-                      dice_classes: list[int] | None = None) -> torch.Tensor:
-    """Cross-entropy + ``dice_weight`` x (1 - soft Dice of the foreground classes)."""
+                      dice_classes: list[int] | None = None, dice_per_image: bool = False) -> torch.Tensor:
+    """Cross-entropy + ``dice_weight`` x (1 - soft Dice of the foreground classes), the Dice over
+    the batch or, ``dice_per_image``, per image (:func:`soft_dice`)."""
     ce = F.cross_entropy(logits, labels.long())
     onehot = F.one_hot(labels.long(), logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype)
-    return ce + dice_weight * soft_dice(torch.softmax(logits, 1), onehot, dice_classes)
+    return ce + dice_weight * soft_dice(torch.softmax(logits, 1), onehot, dice_classes, per_image=dice_per_image)
 
 
 def heatmap_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 1.0,

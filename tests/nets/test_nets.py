@@ -81,6 +81,29 @@ def test_losses_prefer_the_truth():
     assert float(soft_dice(target, target)) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_per_image_dice_weighs_a_small_structure_like_a_large_one():
+    # image 0: a large square found exactly; image 1: a 2-pixel structure missed entirely
+    target = torch.zeros(2, 2, 32, 32)
+    target[0, 1, 4:28, 4:28] = 1.0
+    target[1, 1, 10, 10:12] = 1.0
+    target[:, 0] = 1.0 - target[:, 1]
+    probs = target.clone()
+    probs[1] = 0.0
+    probs[1, 0] = 1.0
+    batch = float(soft_dice(probs, target))
+    image = float(soft_dice(probs, target, per_image=True))
+    assert batch < 0.01  # the miss is 2 of 578 pixels over the batch
+    assert image == pytest.approx(0.5 * (1 - 1 / 3), abs=1e-3)  # image 1's Dice (0 + 1) / (2 + 1)
+    assert float(soft_dice(target, target, per_image=True)) == pytest.approx(0.0, abs=1e-6)
+    # a class absent from every image neither rewards nor penalises
+    empty = torch.zeros(2, 3, 8, 8)
+    empty[:, 0] = 1.0
+    assert float(soft_dice(empty, empty, per_image=True)) == pytest.approx(0.0, abs=1e-6)
+    labels = target.argmax(1)
+    assert segmentation_loss(torch.log(probs.clamp_min(1e-4)), labels, dice_per_image=True) > \
+        segmentation_loss(torch.log(probs.clamp_min(1e-4)), labels)
+
+
 def test_augmentation_moves_points_with_the_image():
     rng = np.random.default_rng(3)
     img = torch.zeros(4, 1, 48, 48)
