@@ -116,13 +116,13 @@ def _previous_run(name: str, init_from: str | Path | None, task: str | None = No
 
 def _train_seg_sax(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig, init_from: str | Path | None,
                    zoom: tuple[float, float] | None, shares: list[float] | None = None,
-                   save_as: str = "seg_sax", dice_per_image: bool = False) -> Path:
+                   save_as: str = "seg_sax", dice: str = "batch") -> Path:
     init_state, previous = _previous_run(save_as, init_from, "seg_sax")
     aug = SEGMENTATION_AUG if zoom is None else replace(SEGMENTATION_AUG, zoom=tuple(zoom))
     samples, info = load_data(data_dirs, "seg")
-    model, rep = train_segmentation(samples, cfg, init_state=init_state, aug=aug, dice_per_image=dice_per_image,
+    model, rep = train_segmentation(samples, cfg, init_state=init_state, aug=aug, dice=dice,
                                     sample_p=loops.sampling_probabilities(samples.meta["folder"], shares))
-    loss = "cross-entropy + soft Dice" + (" (per image)" if dice_per_image else "")
+    loss = "cross-entropy + soft Dice" + {"batch": "", "image": " (per image)", "both": " (mean of batch and per image)"}[dice]
     card = _card(save_as, SEG_GRID, info, rep, {"labels": LABELS, "loss": loss,
                                                 "views": ["sax"], "data_shares": shares,
                                                 "previous_runs": previous}, task="seg_sax")
@@ -190,7 +190,7 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
                 init_from: str | Path | None = None, zoom: tuple[float, float] | None = None,
                 vgg_transfer: bool = True, precision: str = "float32", lr: float | None = None,
                 data_shares: list[float] | None = None, save_as: str | None = None,
-                rotation_deg: float | None = None, dice_per_image: bool = False) -> list[Path]:
+                rotation_deg: float | None = None, dice: str = "batch") -> list[Path]:
     """Train model ``name`` (:data:`TRAINABLE`) on one or more ``train data`` folders and write its
     weights and card(s) to ``out_dir``; ``steps_per_epoch`` 0 = one pass over the training images.
     With ``init_from`` (a models folder) a U-Net continues from its weights of the same name, and
@@ -203,9 +203,9 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     batches (U-Nets; e.g. ``[1, 1]`` = half legacy GRE, half bSSFP whatever their sizes; default:
     every image equally likely); ``save_as``: the segmentation network's name when it is one routed
     by sequence (e.g. ``seg_sax_ssfp`` trained on bSSFP folders; its card lists the folders'
-    sequences and ``serves: seg_sax``; :func:`cmr_atlas.nets.registry.routes`); ``dice_per_image``: the
-    segmentation loss's Dice per image, not over the batch (small apical slices weigh as much as
-    mid-ventricular ones).  U-Nets save their best weights so far to
+    sequences and ``serves: seg_sax``; :func:`cmr_atlas.nets.registry.routes`); ``dice``: the
+    segmentation loss's Dice over the batch, per image (small apical slices weigh as much as
+    mid-ventricular ones) or the mean of both.  U-Nets save their best weights so far to
     ``out_dir/<name>.checkpoint.pt`` while training."""
     from cmr_atlas.nets.runtime import cpu_has_native_bf16
 
@@ -227,6 +227,6 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     cfg.checkpoint_path = str(Path(out_dir) / f"{save_as or name}.checkpoint.pt")
     if name == "seg_sax":
         return [_train_seg_sax(data_dirs, out_dir, cfg, init_from, zoom, data_shares, save_as or name,
-                               dice_per_image)]
+                               dice)]
     return [_train_lm_heatmap(name.removeprefix("lm_heatmap_"), data_dirs, out_dir, cfg, init_from, data_shares,
                               rotation_deg)]

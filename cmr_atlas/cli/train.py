@@ -46,9 +46,9 @@ def _model_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--batch-size", type=int, default=16)
     q.add_argument("--init-from", help="continue from the same-named model in this models folder (U-Nets)")
     q.add_argument("--zoom", type=float, nargs=2, metavar=("LO", "HI"), help="segmentation zoom range")
-    q.add_argument("--dice-per-image", action="store_true",
-                   help="seg_sax: the loss's soft Dice per image rather than over the batch (small apical "
-                        "slices weigh as much as large ones)")
+    q.add_argument("--dice", choices=["batch", "image", "both"], default="batch",
+                   help="seg_sax: the loss's soft Dice over the batch, per image (small apical slices weigh "
+                        "as much as large ones) or the mean of both")
     q.add_argument("--rotation-deg", type=float,
                    help="landmark heatmap networks: in-plane rotation range of the augmentation (default +-30 deg)")
     q.add_argument("--steps-per-epoch", type=int, default=60,
@@ -118,6 +118,6 @@ def run(args: argparse.Namespace) -> int:
                              args.init_from, args.zoom,
                              args.vgg_schedule == "cyclic", args.precision, args.lr, args.data_shares,
                              save_as=getattr(args, "save_as", None), rotation_deg=args.rotation_deg,
-                             dice_per_image=args.dice_per_image):
+                             dice=args.dice):
             log.info("wrote %s", p)
     return 0

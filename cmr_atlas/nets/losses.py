@@ -31,13 +31,22 @@ def soft_dice(probs: torch.Tensor, target: torch.Tensor, classes: list[int] | No
     return 1.0 - (w * dice).sum() / w.sum()
 
 
+DICE_MODES = ("batch", "image", "both")
+
+
 def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, dice_weight: float = 1.0,
-                      dice_classes: list[int] | None = None, dice_per_image: bool = False) -> torch.Tensor:
+                      dice_classes: list[int] | None = None, dice: str = "batch") -> torch.Tensor:
     """Cross-entropy + ``dice_weight`` x (1 - soft Dice of the foreground classes), the Dice over
-    the batch or, ``dice_per_image``, per image (:func:`soft_dice`)."""
+    the batch (``dice`` "batch"), per image ("image": :func:`soft_dice`'s ``per_image``) or the
+    mean of the two ("both")."""
+    if dice not in DICE_MODES:
+        raise ValueError(f"dice must be one of {DICE_MODES}, not {dice!r}")
     ce = F.cross_entropy(logits, labels.long())
     onehot = F.one_hot(labels.long(), logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype)
-    return ce + dice_weight * soft_dice(torch.softmax(logits, 1), onehot, dice_classes, per_image=dice_per_image)
+    probs = torch.softmax(logits, 1)
+    terms = [soft_dice(probs, onehot, dice_classes, per_image=m == "image") for m in ("batch", "image")
+             if dice in (m, "both")]
+    return ce + dice_weight * sum(terms) / len(terms)
 
 
 def heatmap_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 1.0,

@@ -200,12 +200,12 @@ def mean_dice(pred: np.ndarray, truth: np.ndarray, label: int) -> float:
 def train_segmentation(samples: ExamSamples, cfg: TrainConfig, n_classes: int, dice_labels: dict[str, int],
                        base: int = 16, levels: int = 4, aug: AugmentConfig = SEGMENTATION_AUG,
                        dice_weight: float = 1.0, init_state: dict | None = None,
-                       sample_p: np.ndarray | None = None, dice_per_image: bool = False) -> tuple[UNet, dict]:
+                       sample_p: np.ndarray | None = None, dice: str = "batch") -> tuple[UNet, dict]:
     """A U-Net with ``n_classes`` outputs on ``samples.labels``; validation reports the mean Dice
     of each ``dice_labels`` entry (metric name -> label value).  ``init_state``: start from these
     weights (continued training) instead of random ones; ``sample_p``: drawing probabilities
-    ``(M,)`` of the samples (:func:`sampling_probabilities`; default uniform); ``dice_per_image``:
-    the loss's Dice term per image (:func:`~cmr_atlas.nets.losses.soft_dice`)."""
+    ``(M,)`` of the samples (:func:`sampling_probabilities`; default uniform); ``dice``: the
+    loss's Dice term over the batch, per image or both (:func:`~cmr_atlas.nets.losses.segmentation_loss`)."""
     rng = _seed(cfg)
     model = UNet(1, n_classes, base, levels)
     if init_state is not None:
@@ -220,17 +220,17 @@ def train_segmentation(samples: ExamSamples, cfg: TrainConfig, n_classes: int, d
     def step(idx):
         i = tr[idx]
         x, y, _ = augment_batch(rng, x_all[i], aug, labels=y_all[i])
-        return segmentation_loss(model(x), y, dice_weight, dice_classes, dice_per_image)
+        return segmentation_loss(model(x), y, dice_weight, dice_classes, dice)
 
     def val():
         logits = _predict_batches(model, x_all[va])
-        loss = float(segmentation_loss(logits, y_all[va], dice_weight, dice_classes, dice_per_image))
+        loss = float(segmentation_loss(logits, y_all[va], dice_weight, dice_classes, dice))
         pred, truth = logits.argmax(1).numpy(), y_all[va].numpy()
         return loss, {name: mean_dice(pred, truth, label) for name, label in dice_labels.items()}
 
     report = _fit(model, step, val, len(tr), cfg, rng, "seg", p=_train_p(sample_p, tr))
     report.update(info, train_config=cfg.to_dict(), augmentation=aug.to_dict(), dice_weight=dice_weight,
-                  dice_classes=dice_classes, dice_per_image=dice_per_image)
+                  dice_classes=dice_classes, dice=dice)
     return model, report
 
 

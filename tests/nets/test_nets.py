@@ -100,8 +100,12 @@ def test_per_image_dice_weighs_a_small_structure_like_a_large_one():
     empty[:, 0] = 1.0
     assert float(soft_dice(empty, empty, per_image=True)) == pytest.approx(0.0, abs=1e-6)
     labels = target.argmax(1)
-    assert segmentation_loss(torch.log(probs.clamp_min(1e-4)), labels, dice_per_image=True) > \
-        segmentation_loss(torch.log(probs.clamp_min(1e-4)), labels)
+    logits = torch.log(probs.clamp_min(1e-4))
+    by = {m: float(segmentation_loss(logits, labels, dice=m)) for m in ("batch", "image", "both")}
+    assert by["image"] > by["batch"]
+    assert by["both"] == pytest.approx((by["batch"] + by["image"]) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="dice"):
+        segmentation_loss(logits, labels, dice="pixel")
 
 
 def test_augmentation_moves_points_with_the_image():
