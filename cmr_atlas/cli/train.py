@@ -19,6 +19,7 @@ import logging
 
 from cmr_atlas.cine.train_models import ROUTED, SEQUENCE_NETWORKS, TRAINABLE
 from cmr_atlas.core.config import default
+from cmr_atlas.nets.losses import DICE_MODES
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def _model_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--batch-size", type=int, default=16)
     q.add_argument("--init-from", help="continue from the same-named model in this models folder (U-Nets)")
     q.add_argument("--zoom", type=float, nargs=2, metavar=("LO", "HI"), help="segmentation zoom range")
-    q.add_argument("--dice", choices=["batch", "image", "both"], default="batch",
+    q.add_argument("--dice", choices=DICE_MODES, default="batch",
                    help="seg_sax: the loss's soft Dice over the batch, per image (small apical slices weigh "
                         "as much as large ones) or the mean of both")
     q.add_argument("--rotation-deg", type=float,
