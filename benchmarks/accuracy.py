@@ -35,8 +35,8 @@ from cmr_atlas.core.vocab import CAVITY, LANDMARKS, MYO  # noqa: E402
 from cmr_atlas.cine.landmark_measures import angle_difference_deg, image_measures  # noqa: E402
 from cmr_atlas.core.geometry import slice_spacing_mm  # noqa: E402
 from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
-from cmr_atlas.cine.inference import (Models, cavity_centres, detect_landmarks, exam_volumes_ml,  # noqa: E402
-                                     load_models, segment_exam)
+from cmr_atlas.cine.inference import (FRAME_SCOPES, Models, cavity_centres, detect_landmarks,  # noqa: E402
+                                     exam_volumes_ml, load_models, segment_exam, segment_exam_ed_es)
 from cmr_atlas.cine.training_data import contour_polygons, truth_slice_map  # noqa: E402
 from cmr_atlas.cine.segmentation import choose_phases, label_mask  # noqa: E402
 
@@ -75,14 +75,23 @@ def measures(images: ExamImages, masks: np.ndarray, ed: int, es: int) -> dict:
 
 def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: dict[str, Models],
                   absent_threshold: float, crop_margin_mm: float | None = None,
-                  sequence: str = "cine_gre") -> dict[str, list[dict]]:
+                  sequence: str = "cine_gre", frames: str = "all") -> dict[str, list[dict]]:
     """Every figure of one exam whose cines are of ``sequence`` (the landmark networks' cards may
-    calibrate their absent thresholds per sequence; ``absent_threshold`` where they do not)."""
+    calibrate their absent thresholds per sequence; ``absent_threshold`` where they do not).
+    ``frames`` (config ``inference.frames``): ``ed_es`` takes the ED/ES frames and the measures
+    from the ED + ES path (:func:`segment_exam_ed_es`); Dice and landmarks stay on the true ED/ES
+    frames of every slice (the same masks wherever both paths segment an image)."""
     ex = truth["exams"].iloc[0]
     ed_t, es_t = int(ex["ed_frame"]), int(ex["es_frame"])
     any_models = next(iter(models.values()))
-    masks, qc = segment_exam(images, any_models, batch=default("inference.batch"), crop_margin_mm=crop_margin_mm)
-    ed_a, es_a = choose_phases(exam_volumes_ml(images, masks), "max_volume")
+    batch = default("inference.batch")
+    masks, qc = segment_exam(images, any_models, batch=batch, crop_margin_mm=crop_margin_mm)
+    if frames == "ed_es":
+        measured, _, (ed_a, es_a) = segment_exam_ed_es(images, any_models, batch=batch, ed_method="max_volume",
+                                                       crop_margin_mm=crop_margin_mm)
+    else:
+        measured = masks
+        ed_a, es_a = choose_phases(exam_volumes_ml(images, masks), "max_volume")
     out = {"dice": [], "measures": [], "landmarks": [], "phases": [], "derived": []}
     out["phases"].append({"ed_true": ed_t, "es_true": es_t, "ed_auto": ed_a, "es_auto": es_a,
                           "n_frames": images.n_frames})
@@ -95,7 +104,7 @@ def evaluate_exam(images: ExamImages, truth: dict[str, pd.DataFrame], models: di
     truth_stack = np.zeros_like(masks)
     for (s, f), t in tm.items():
         truth_stack[s, f] = t
-    auto = measures(images, masks, ed_a, es_a)
+    auto = measures(images, measured, ed_a, es_a)
     ref = measures(images, truth_stack, ed_t, es_t)
     for k in auto:
         out["measures"].append({"measure": k, "truth": float(ex[k]), "auto": auto[k], "truth_masks": ref[k]})
@@ -317,6 +326,8 @@ def main() -> int:
                     help="inference runtime (config inference.runtime)")
     ap.add_argument("--crop-margin-mm", type=float, default=default("inference.crop_margin_mm"),
                     help="config inference.crop_margin_mm (0: segment on the whole grid); run twice to compare")
+    ap.add_argument("--frames", default=default("inference.frames"), choices=list(FRAME_SCOPES),
+                    help="config inference.frames: ed_es = ED/ES frames and measures from the ED + ES path")
     ap.add_argument("--keep-exams", help="folder to store generated test exams in (and reuse them from)")
     ap.add_argument("--generate-only", action="store_true", help="only generate (and keep) the test exams")
     ap.add_argument("--out", default="benchmarks/out/accuracy", help="folder for the Bland-Altman PNGs")
@@ -337,7 +348,7 @@ def main() -> int:
     dtype = next(iter(models.values())).dtype
     print(f"runtime: {args.runtime} ({next(iter(models.values())).runtime}); precision: {args.precision} "
           f"({'float32' if dtype is None else str(dtype).removeprefix('torch.')}); "
-          f"segmentation crop margin {args.crop_margin_mm:g} mm")
+          f"segmentation crop margin {args.crop_margin_mm:g} mm; frames {args.frames}")
     models.update(vgg_variants(args.models_dir, args.vgg_variant, args.precision))
     if args.cohort:
         exams = cohort_with_truth(args.cohort, args.cache, args.exam_id_key)
@@ -346,7 +357,7 @@ def main() -> int:
     rec: dict[str, list[dict]] = {"dice": [], "measures": [], "landmarks": [], "phases": [], "derived": []}
     n = 0
     for images, truth in exams:
-        r = evaluate_exam(images, truth, models, args.absent_threshold, args.crop_margin_mm)
+        r = evaluate_exam(images, truth, models, args.absent_threshold, args.crop_margin_mm, frames=args.frames)
         for k in rec:
             rec[k] += r[k]
         n += 1

@@ -5,6 +5,8 @@
     python benchmarks/throughput.py --report-only --results DIR --cohort DIR
     python benchmarks/throughput.py --cohort DIR --runtime torch   # the networks in PyTorch (before/after)
     python benchmarks/throughput.py --cohort DIR --set fit.all_frames=false  # ED + ES fits only
+    python benchmarks/throughput.py --cohort DIR --set fit.all_frames=false inference.frames=ed_es
+                                    # ... and the networks on the ED + ES images only
 
 Runs `snakemake --cores N` on an existing (synthetic) cohort (`cmr-atlas synth --n-exams 50 ...`),
 then reads RESULTS/benchmarks/<rule>[/<shard>].tsv (written by the rules' `benchmark:` directives)
@@ -191,12 +193,13 @@ def _pydicom_floor(cohort: Path, folders: list[str], repeats: int = 3) -> list[t
     return passes
 
 
-def _forward_floor(results: Path, exam_ids: list[str], models_dir: str, threads: int, precision: str,
+def _forward_floor(results: Path, shard: Path, exam_ids: list[str], models_dir: str, threads: int, precision: str,
                    runtime: str) -> float:
-    """Seconds of pure network forward passes for the images inference ran on these exams: the
-    segmentation as inference runs it (each exam's SAX images on the network grid, on the crop
+    """Seconds of pure network forward passes for the images inference ran on these exams (the
+    shard's ``segmentation_qc`` rows: every SAX image, or those of config ``inference.frames:
+    ed_es``): the segmentation as inference runs it (the images on the network grid, on the crop
     around the heart: cine.inference.seg_logits), the landmark networks on as many images as it
-    gives them."""
+    gives them (the LAX frames of the shard's ``landmarks`` table)."""
     import numpy as np
     import torch
 
@@ -209,17 +212,23 @@ def _forward_floor(results: Path, exam_ids: list[str], models_dir: str, threads:
     torch.set_num_threads(threads)
     models = load_models(models_dir, method="heatmap", device="cpu", precision=precision, runtime=runtime)
     grid, batch, margin = card_grid(models.seg_card), default("inference.batch"), default("inference.crop_margin_mm")
-    n_lax = n_sax = 0
+    qc = pd.read_parquet(shard / "segmentation_qc.parquet", columns=["exam_id", "slice_index", "frame"])
+    lm = pd.read_parquet(shard / "landmarks.parquet", columns=["exam_id", "view", "frame"])
+    lax = lm[(lm["view"] != "sax") & lm["exam_id"].isin(exam_ids)]
+    n_lax = len(lax.drop_duplicates(["exam_id", "view", "frame"]))
+    n_sax = 0
     total = 0.0
+    by_exam = dict(tuple(qc.groupby("exam_id")))
     for i, eid in enumerate(exam_ids):
         im = load_exam_images(results / "cache" / f"{eid}.npz")
-        n_lax += sum(a.shape[0] for a in im.lax.values())
         n_sax += im.n_slices * 2  # landmarks on SAX at ED and ES
         x = np.concatenate([prepare(im.sax[s], plane, grid) for s, plane in enumerate(im.sax_planes)])
+        done = by_exam.get(eid)
+        idx = None if done is None else done["slice_index"].to_numpy(int) * im.n_frames + done["frame"].to_numpy(int)
         if i == 0:
             forward(models.seg, x[:batch], models.device, batch, models.dtype)  # warm-up
         t = time.perf_counter()
-        seg_logits(models.seg, models.seg_card, x, im.n_frames, models, batch=batch, crop_margin_mm=margin)
+        seg_logits(models.seg, models.seg_card, x, im.n_frames, models, batch=batch, crop_margin_mm=margin, images=idx)
         total += time.perf_counter() - t
     for model, n in ((models.landmark["lax"][0], n_lax), (models.landmark["sax"][0], n_sax)):
         x = np.random.default_rng(0).normal(size=(n, grid.size, grid.size)).astype(np.float32)
@@ -245,7 +254,7 @@ def floors(results: Path, cohort: Path, models_dir: str, stage_s_per_exam: dict[
     dicom_s = warm_s / len(folders)
     bm = read_benchmarks(results)
     threads = int(bm.loc[bm.rule == "infer_shard", "threads"].max()) if (bm.rule == "infer_shard").any() else 1
-    net_s = _forward_floor(results, ok, models_dir, threads=threads, precision=default("inference.precision"),
+    net_s = _forward_floor(results, shard, ok, models_dir, threads=threads, precision=default("inference.precision"),
                            runtime=runtime) / len(ok)
     ingest_io = bm.loc[bm.rule == "ingest_shard", "io_in_mb"].sum() if "io_in_mb" in bm else float("nan")
     print(f"floors (first shard, {len(folders)} exam folders, measured now): stage s/exam, floor s/exam, ratio")
@@ -263,11 +272,13 @@ def floors(results: Path, cohort: Path, models_dir: str, stage_s_per_exam: dict[
               f"(against bare pydicom, {what}; the throughput issue's goal: <= 10x)")
 
 
-def accuracy_guard(models_dir: str, n: int, keep: str) -> None:
-    """Run benchmarks/accuracy.py on ``n`` held-out test exams (or print the command when n = 0)."""
+def accuracy_guard(models_dir: str, n: int, keep: str, frames: str | None = None) -> None:
+    """Run benchmarks/accuracy.py on ``n`` held-out test exams (or print the command when n = 0);
+    ``frames``: the run's config ``inference.frames`` (None: its default)."""
     cmd = [sys.executable, str(REPO / "benchmarks" / "accuracy.py"), "--n-exams", str(n or 20),
            "--keep-exams", keep, "--models-dir", str(Path(models_dir).resolve()),
-           "--precision", default("inference.precision"), "--out", str(Path(keep) / "bland_altman")]
+           "--precision", default("inference.precision"), "--out", str(Path(keep) / "bland_altman"),
+           "--frames", frames or default("inference.frames")]
     if not n:
         print("accuracy guard not run (--accuracy-exams N runs it here): PYTHONPATH=. " + " ".join(cmd[1:]))
         return
@@ -328,7 +339,9 @@ def main() -> None:
     if a.report_only:
         per_exam = report(results, None, a.cores, a.target)
         floors(results, Path(a.cohort).resolve(), a.models_dir, per_exam, a.runtime, a.floor_repeats)
-        accuracy_guard(a.models_dir, a.accuracy_exams, a.accuracy_keep)
+        run_cfg = results / "throughput-config.yaml"
+        frames = yaml.safe_load(run_cfg.read_text()).get("inference", {}).get("frames") if run_cfg.is_file() else None
+        accuracy_guard(a.models_dir, a.accuracy_exams, a.accuracy_keep, frames)
         return
     cohort = Path(a.cohort).resolve()
     if a.n_exams:
@@ -367,7 +380,8 @@ def main() -> None:
     per_exam = report(results, wall, a.cores, a.target)
     if not a.tiny_models:
         floors(results, cohort, models, per_exam, a.runtime, a.floor_repeats)
-        accuracy_guard(models, a.accuracy_exams, a.accuracy_keep)
+        frames = yaml.safe_load(cfg.read_text()).get("inference", {}).get("frames")
+        accuracy_guard(models, a.accuracy_exams, a.accuracy_keep, frames)
     print(f"results: {results}")
 
 

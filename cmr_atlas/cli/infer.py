@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         method=args.method or cfg["landmarks"]["method"], device=args.device or cfg["device"],
         precision=args.precision or cfg["inference"]["precision"],
         runtime=args.runtime or cfg["inference"]["runtime"], crop_margin_mm=cfg["inference"]["crop_margin_mm"],
-        lv_centre_from_mask=cfg["landmarks"]["lv_centre_from_mask"],
+        lv_centre_from_mask=cfg["landmarks"]["lv_centre_from_mask"], frames=cfg["inference"]["frames"],
         threads=args.threads, status_path=out / "status" / "infer.parquet",
         ed_method=cfg["segmentation"]["ed_frame"], absent_threshold=cfg["landmarks"]["absent_threshold"],
         batch=args.batch or cfg["inference"]["batch"], series_path=args.series,

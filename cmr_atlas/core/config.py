@@ -139,9 +139,20 @@ def validate_config(cfg: dict) -> None:
     import jsonschema  # here, not at the top: every per-shard job imports this module for default()
 
     errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(cfg), key=lambda e: list(e.path))
-    if errors:
-        msgs = [f"{'.'.join(map(str, e.path)) or '(top level)'}: {e.message}" for e in errors]
+    msgs = [f"{'.'.join(map(str, e.path)) or '(top level)'}: {e.message}" for e in errors]
+    if not msgs:
+        msgs = conflicts(cfg)
+    if msgs:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(msgs))
+
+
+def conflicts(cfg: dict) -> list[str]:
+    """Settings that are each valid but do not go together (on a config with every default filled)."""
+    msgs = []
+    if cfg.get("inference", {}).get("frames") == "ed_es" and cfg.get("fit", {}).get("all_frames"):
+        msgs.append("inference.frames: ed_es runs the networks on the ED and ES images only, but "
+                    "fit.all_frames (true) fits every frame: set fit.all_frames: false, or inference.frames: all")
+    return msgs
 
 
 def find_models_dir(models_dir: str | Path) -> Path:

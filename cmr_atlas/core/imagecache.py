@@ -189,10 +189,16 @@ def load_exam_images(path: str | Path, pixels: bool = True) -> ExamImages:
         )
 
 
-def save_masks(exam_id: str, masks: np.ndarray, path: str | Path) -> Path:
-    """Write an exam's predicted label masks ``(S, T, R, C)`` atomically."""
+def save_masks(exam_id: str, masks: np.ndarray, path: str | Path, segmented: np.ndarray | None = None) -> Path:
+    """Write an exam's predicted label masks ``(S, T, R, C)`` atomically; ``segmented (S, T)``:
+    which images the network ran on (config ``inference.frames: ed_es`` leaves the others
+    background); None: every image."""
+    masks = np.asarray(masks)
+    seg = np.ones(masks.shape[:2], bool) if segmented is None else np.asarray(segmented, bool)
+    if seg.shape != masks.shape[:2]:
+        raise ValueError(f"segmented has shape {seg.shape}, the masks' slices and frames are {masks.shape[:2]}")
     with atomic_file(path) as fh:
-        savez(fh, {"exam_id": np.array(exam_id), "sax_masks": masks.astype(np.uint8)})
+        savez(fh, {"exam_id": np.array(exam_id), "sax_masks": masks.astype(np.uint8), "segmented": seg})
     return Path(path)
 
 
@@ -200,3 +206,12 @@ def load_masks(path: str | Path) -> np.ndarray:
     """The ``sax_masks`` of a file written by :func:`save_masks`."""
     with np.load(path, allow_pickle=False) as z:
         return z["sax_masks"]
+
+
+def load_segmented(path: str | Path) -> np.ndarray:
+    """Which images ``(S, T)`` of a :func:`save_masks` file were segmented (every image for a
+    file written before the ``segmented`` array existed)."""
+    with np.load(path, allow_pickle=False) as z:
+        if "segmented" in z.files:
+            return z["segmented"].astype(bool)
+        return np.ones(z["sax_masks"].shape[:2], bool)

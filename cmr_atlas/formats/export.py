@@ -31,7 +31,7 @@ import pandas as pd
 from cmr_atlas.core.ids import folder_map
 from cmr_atlas.core.columns import EXAM_ID
 from cmr_atlas.core.geometry import planes_by_slice
-from cmr_atlas.core.imagecache import load_exam_images, load_masks
+from cmr_atlas.core.imagecache import load_exam_images, load_masks, load_segmented
 from cmr_atlas.core.shards import dicom_root, read_folder_list
 from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 from cmr_atlas.formats import FormatError
@@ -48,7 +48,8 @@ EXPORT_MANIFEST = register(TableSchema(
     columns=(
         EXAM_ID,
         Column("format", "str", "dicom_seg, nifti or cap", nullable=False),
-        Column("part", "str", "ED or ES (dicom_seg), images or masks (nifti), guide-point source (cap)"),
+        Column("part", "str", "ED or ES (dicom_seg), images, masks or masks_frameNN (nifti; one frame of an "
+               "ED + ES run, config inference.frames), guide-point source (cap)"),
         Column("path", "str", "file path relative to the manifest's folder", nullable=False),
     ),
 ))
@@ -116,9 +117,14 @@ def export_shard_nifti(exam_ids: list[str], cache_dir: PathLike, masks_dir: Path
         images = load_exam_images(Path(cache_dir) / f"{exam_id}.npz")
         tt = images.trigger_times_ms
         frame_ms = float((tt[-1] - tt[0]) / (len(tt) - 1)) if len(tt) > 1 else None
+        mask_path = masks_dir / f"{exam_id}.npz"
+        masks, segmented = (load_masks(mask_path), load_segmented(mask_path)) if mask_path.is_file() else (None, None)
         paths = export_sax_nifti(images.sax, images.sax_planes, out_dir / exam_id, exam_id,
-                                 masks=_masks(masks_dir, exam_id), frame_ms=frame_ms)
-        rows += [(exam_id, "nifti", part, p) for part, p in zip(("images", "masks"), paths)]
+                                 masks=masks, frame_ms=frame_ms, segmented=segmented)
+        # masks, or masks_frameNN for the per-frame files of an ED + ES run
+        parts = ["images"] + ["masks" + p.name.removesuffix(".nii.gz").split("_sa_seg", 1)[1]
+                              for p in paths[1:]]
+        rows += [(exam_id, "nifti", part, p) for part, p in zip(parts, paths)]
     return _manifest(rows, out_dir, manifest_path)
 
 

@@ -105,13 +105,21 @@ def relabel(masks: np.ndarray, labels: str | dict[str, int]) -> np.ndarray:
 
 def export_sax_nifti(images: np.ndarray, planes: list[SlicePlane], out_dir: str | Path, exam_id: str,
                      masks: np.ndarray | None = None, labels: str | dict[str, int] = "cmr_atlas",
-                     frame_ms: float | None = None) -> list[Path]:
+                     frame_ms: float | None = None, segmented: np.ndarray | None = None) -> list[Path]:
     """``<exam_id>_sa.nii.gz`` (images, float32) and ``<exam_id>_sa_seg.nii.gz`` (masks relabelled
-    to ``labels``, uint8) from the image cache's SAX stack (S, T, R, C) and inference's masks."""
+    to ``labels``, uint8) from the image cache's SAX stack (S, T, R, C) and inference's masks.
+    ``segmented (S, T)``: which images the masks cover (None: all); when not all, one 3D file per
+    frame whose every slice was segmented, ``<exam_id>_sa_seg_frame<NN>.nii.gz`` (an ED + ES run,
+    config ``inference.frames``), rather than a 4D file with unsegmented frames left empty."""
     out_dir = Path(out_dir)
     paths = [write_nifti(np.asarray(images, dtype=np.float32), planes, out_dir / f"{exam_id}_sa.nii.gz", frame_ms)]
-    if masks is not None:
+    if masks is None:
+        return paths
+    if segmented is None or np.asarray(segmented, bool).all():
         paths.append(write_nifti(relabel(masks, labels), planes, out_dir / f"{exam_id}_sa_seg.nii.gz", frame_ms))
+        return paths
+    for f in np.flatnonzero(np.asarray(segmented, bool).all(axis=0)):
+        paths.append(write_nifti(relabel(masks[:, f], labels), planes, out_dir / f"{exam_id}_sa_seg_frame{f:02d}.nii.gz"))
     return paths
 
 

@@ -62,6 +62,24 @@ def test_export_affine_maps_voxels_to_pixel_centres(cohort, tmp_path):
         np.testing.assert_allclose(lps, planes[k].pixel_to_patient(np.array([10.0, 20.0])), atol=0.05)
 
 
+def test_export_of_ed_es_masks_writes_the_fully_segmented_frames(cohort, tmp_path):
+    """Masks of an ED + ES run (config inference.frames): a 3D file per frame whose every slice
+    was segmented, no 4D file with empty frames."""
+    planes = _sax(cohort, 0)
+    images = np.zeros((len(planes), 4, *planes[0].shape), dtype=np.float32)
+    masks = np.zeros(images.shape, dtype=np.uint8)
+    masks[1, 3, 10, 20] = LABELS["lv_cavity"]
+    segmented = np.zeros((len(planes), 4), bool)
+    segmented[:, [0, 3]] = True
+    segmented[:3, 1] = True  # a curve slice's frame: not every slice
+    paths = export_sax_nifti(images, planes, tmp_path, "E1", masks=masks, segmented=segmented)
+    assert [p.name for p in paths] == ["E1_sa.nii.gz", "E1_sa_seg_frame00.nii.gz", "E1_sa_seg_frame03.nii.gz"]
+    es = nib.load(paths[2])
+    assert es.shape == (planes[0].shape[1], planes[0].shape[0], len(planes))
+    assert np.asarray(es.dataobj)[20, 10, 1] == LABELS["lv_cavity"]
+    np.testing.assert_allclose(es.affine, nib.load(paths[0]).affine)
+
+
 def test_orientation_mismatch(cohort, ed_label_map, tmp_path):
     ed, _, path = ed_label_map
     img = nib.load(path)

@@ -136,3 +136,17 @@ def test_ci_test_config_is_valid_and_its_cohort_has_exam_folders():
     cfg = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     validate(cfg, SCHEMA)
     assert len(list_exam_folders(REPO / ".test" / cfg["cohort_dir"])) > cfg["shard_size"]  # >1 shard
+
+
+def test_ed_es_inference_needs_ed_es_fits():
+    """inference.frames ed_es leaves the images every-frame fits need unsegmented: named, whether
+    the config comes through the package or the workflow (common.smk raises on conflicts())."""
+    from cmr_atlas.core.config import ConfigError, conflicts
+
+    ok = fill_and_validate({**BASE, "inference": {"frames": "ed_es"}, "fit": {"all_frames": False}})
+    assert ok["inference"]["frames"] == "ed_es" and conflicts(ok) == []
+    with pytest.raises(ConfigError, match="fit.all_frames"):
+        fill_and_validate({**BASE, "inference": {"frames": "ed_es"}})
+    cfg = copy.deepcopy({**BASE, "inference": {"frames": "ed_es"}})
+    validate(cfg, SCHEMA)  # each value valid on its own
+    assert any("fit.all_frames" in m for m in conflicts(cfg))

@@ -4,12 +4,15 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from cmr_atlas.core.config import conflicts
 from cmr_atlas.core.shards import update_manifest
 
 # Validate and fill every missing key from the schema's `default:` values (nested blocks too), so
 # the rules read config["a"]["b"] directly and no default is written twice.  Here rather than in
 # the Snakefile: whatever includes this file gets the filled config.
 validate(config, "../schemas/config.schema.yaml")
+if conflicts(config):  # valid settings that do not go together
+    raise WorkflowError("invalid configuration:\n  " + "\n  ".join(conflicts(config)))
 
 RESULTS = Path(config["results_dir"])
 # One environment for every rule (used only with --software-deployment-method conda), located

@@ -11,4 +11,4 @@ infer_shard(shard_exam_ids(snakemake.input.exams), p.cache, p.models_dir, method
             masks_dir=out.masks, status_path=out.status, ed_method=p.ed_frame,
             absent_threshold=p.absent_threshold, batch=p.batch, series_path=snakemake.input.series,
             measures_path=out.measures, runtime=p.runtime,
-            crop_margin_mm=p.crop_margin_mm, lv_centre_from_mask=p.lv_centre_from_mask)
+            crop_margin_mm=p.crop_margin_mm, lv_centre_from_mask=p.lv_centre_from_mask, frames=p.frames)

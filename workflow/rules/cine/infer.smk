@@ -34,6 +34,7 @@ rule infer_shard:
         precision=config["inference"]["precision"],
         runtime=config["inference"]["runtime"],
         crop_margin_mm=config["inference"]["crop_margin_mm"],
+        frames=config["inference"]["frames"],
     # torch uses the job's threads on CPU.
     threads: 1
     # Scheduling hints: on a cluster give each inference job one GPU (e.g. `--resources gpu=1` to

@@ -1,0 +1,102 @@
+"""ED + ES inference (config ``inference.frames: ed_es``): the networks run on the images an
+ED + ES analysis needs, and those images get the masks, phases and landmarks of a run on every
+image."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cmr_atlas.cine.inference import curve_slices, infer_exam, segment_exam_ed_es
+from cmr_atlas.core.imagecache import load_masks, load_segmented, save_masks
+from cmr_atlas.cine.segmentation import lax_frame
+
+from .test_inference import INFER, RingOracle, _models
+
+
+class CountingRings(RingOracle):
+    """:class:`RingOracle` counting the images it is run on."""
+
+    def __init__(self):
+        super().__init__()
+        self.n_images = 0
+
+    def forward(self, x):
+        self.n_images += x.shape[0]
+        return super().forward(x)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 400), min_size=1, max_size=20))
+def test_curve_slices_are_the_largest_cavities(area):
+    area = np.array(area)
+    got = curve_slices(area)
+    k = min(len(area), max(3, int(np.ceil(0.4 * len(area)))))
+    assert len(got) == k and (np.diff(got) > 0).all()
+    rest = np.setdiff1d(np.arange(len(area)), got)
+    assert not len(rest) or area[got].min() >= area[rest].max()
+
+
+def _with_lax(images, n_lax_frames):
+    """The ring exam with a long-axis cine (slice 0's images at ``n_lax_frames`` frames) standing in
+    for a 2CH view."""
+    idx = np.round(np.linspace(0, images.n_frames - 1, n_lax_frames)).astype(int)
+    return dataclasses.replace(images, lax={"lax_2ch": images.sax[0, idx]},
+                               lax_planes={"lax_2ch": images.sax_planes[0]})
+
+
+def test_ed_es_inference_gives_the_ed_es_results_of_every_image(ring_exam):
+    images, _ = ring_exam(n_slices=6, n_frames=7, noise=False)
+    images = _with_lax(images, 5)
+    every_net, ed_es_net = _models(), _models()
+    every_net.seg, ed_es_net.seg = CountingRings(), CountingRings()
+    every = infer_exam(images, every_net, **INFER, frames="all")
+    got = infer_exam(images, ed_es_net, **INFER, frames="ed_es")
+    ed, es = got.phases["ed_frame"], got.phases["es_frame"]
+    assert (ed, es) == (every.phases["ed_frame"], every.phases["es_frame"]) == (0, 6)
+    assert got.phases["edv_ml"] == every.phases["edv_ml"] and got.phases["esv_ml"] == every.phases["esv_ml"]
+    np.testing.assert_array_equal(got.masks[:, [ed, es]], every.masks[:, [ed, es]])
+    # frame 0 of the 6 slices, the other 6 frames of the 3 curve slices, the 3 others at ES
+    assert ed_es_net.seg.n_images == 6 + 3 * 6 + 3 == len(got.qc) < every_net.seg.n_images == 42
+    segmented = np.zeros((6, 7), bool)
+    segmented[got.qc["slice_index"], got.qc["frame"]] = True
+    assert segmented[:, [ed, es]].all() and not got.masks[~segmented].any()
+    qc = every.qc.set_index(["slice_index", "frame"]).loc[list(zip(got.qc["slice_index"], got.qc["frame"]))]
+    np.testing.assert_array_equal(got.qc["flag"], qc["flag"])
+    # landmarks: SAX at ED and ES as before, LAX only at the frames matching them
+    sax = lambda lm: lm[lm["view"] == "sax"].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(sax(got.landmarks), sax(every.landmarks))
+    lax_frames = {lax_frame(f, 7, 5) for f in (ed, es)}
+    assert set(got.landmarks.loc[got.landmarks["view"] == "lax_2ch", "frame"]) == lax_frames
+    assert set(every.landmarks.loc[every.landmarks["view"] == "lax_2ch", "frame"]) == set(range(5))
+    lax = lambda lm: lm[(lm["view"] == "lax_2ch") & lm["frame"].isin(lax_frames)].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(lax(got.landmarks), lax(every.landmarks))
+
+
+def test_ed_es_segmentation_without_crops_and_on_short_stacks(ring_exam):
+    images, _ = ring_exam(n_slices=2, n_frames=4, noise=False)
+    masks, qc, (ed, es) = segment_exam_ed_es(images, _models(), batch=3, ed_method="first", crop_margin_mm=0)
+    assert (ed, es) == (0, 3) and len(qc) == 8  # fewer slices than the curve's minimum: every image
+    single, _ = ring_exam(n_slices=3, n_frames=1, noise=False)
+    masks, qc, phases = segment_exam_ed_es(single, _models(), batch=3, ed_method="max_volume")
+    assert phases == (0, 0) and len(qc) == 3
+
+
+def test_infer_exam_names_a_bad_frames_setting(ring_exam):
+    images, _ = ring_exam(n_slices=2, n_frames=2, noise=False)
+    with pytest.raises(ValueError, match="inference.frames"):
+        infer_exam(images, _models(), **INFER, frames="es")
+
+
+def test_masks_file_says_which_images_were_segmented(tmp_path):
+    masks = np.zeros((2, 3, 4, 4), np.uint8)
+    seg = np.array([[True, False, True], [True, True, True]])
+    p = save_masks("E1", masks, tmp_path / "m.npz", segmented=seg)
+    np.testing.assert_array_equal(load_segmented(p), seg)
+    assert load_masks(p).shape == masks.shape
+    assert load_segmented(save_masks("E2", masks, tmp_path / "all.npz")).all()
+    with pytest.raises(ValueError, match="segmented"):
+        save_masks("E3", masks, tmp_path / "bad.npz", segmented=seg[:, :2])
