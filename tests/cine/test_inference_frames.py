@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmr_atlas.cine.inference import curve_slices, infer_exam, segment_exam_ed_es
+import cmr_atlas.cine.inference as I
+from cmr_atlas.cine.inference import (CURVE_SLICE_SHARE, MIN_CURVE_SLICES, curve_slices, infer_exam,
+                                      segment_exam_ed_es)
 from cmr_atlas.core.imagecache import load_masks, load_segmented, save_masks
 from cmr_atlas.cine.segmentation import lax_frame
 
@@ -34,7 +36,7 @@ class CountingRings(RingOracle):
 def test_curve_slices_are_the_largest_cavities(area):
     area = np.array(area)
     got = curve_slices(area)
-    k = min(len(area), max(3, int(np.ceil(0.4 * len(area)))))
+    k = min(len(area), max(MIN_CURVE_SLICES, int(np.ceil(CURVE_SLICE_SHARE * len(area)))))
     assert len(got) == k and (np.diff(got) > 0).all()
     rest = np.setdiff1d(np.arange(len(area)), got)
     assert not len(rest) or area[got].min() >= area[rest].max()
@@ -59,8 +61,9 @@ def test_ed_es_inference_gives_the_ed_es_results_of_every_image(ring_exam):
     assert (ed, es) == (every.phases["ed_frame"], every.phases["es_frame"]) == (0, 6)
     assert got.phases["edv_ml"] == every.phases["edv_ml"] and got.phases["esv_ml"] == every.phases["esv_ml"]
     np.testing.assert_array_equal(got.masks[:, [ed, es]], every.masks[:, [ed, es]])
-    # frame 0 of the 6 slices, the other 6 frames of the 3 curve slices, the 3 others at ES
-    assert ed_es_net.seg.n_images == 6 + 3 * 6 + 3 == len(got.qc) < every_net.seg.n_images == 42
+    # frame 0 of the 6 slices, the other 6 frames of the 3 curve slices, the 3 others at the
+    # frames next to ED (6, 0, 1) and ES (5, 6, 0) that frame 0 leaves: 1, 5, 6
+    assert ed_es_net.seg.n_images == 6 + 3 * 6 + 3 * 3 == len(got.qc) < every_net.seg.n_images == 42
     segmented = np.zeros((6, 7), bool)
     segmented[got.qc["slice_index"], got.qc["frame"]] = True
     assert segmented[:, [ed, es]].all() and not got.masks[~segmented].any()
@@ -100,3 +103,29 @@ def test_masks_file_says_which_images_were_segmented(tmp_path):
     assert load_segmented(save_masks("E2", masks, tmp_path / "all.npz")).all()
     with pytest.raises(ValueError, match="segmented"):
         save_masks("E3", masks, tmp_path / "bad.npz", segmented=seg[:, :2])
+
+
+def _rings(images, radii_mm):
+    """``images`` with each SAX image redrawn as a bright disc of radius ``radii_mm[s][t]`` in an
+    8 mm dark ring (the ring exam's intensities)."""
+    sax = np.empty_like(images.sax)
+    for s, plane in enumerate(images.sax_planes):
+        r, c = np.meshgrid(*(np.arange(n) for n in plane.shape), indexing="ij")
+        d = np.hypot((r - plane.shape[0] / 2) * plane.pixel_spacing_mm[0], (c - plane.shape[1] / 2) * plane.pixel_spacing_mm[1])
+        for t, rad in enumerate(radii_mm[s]):
+            sax[s, t] = np.where(d < rad, 200.0, np.where(d < rad + 8, 30.0, 100.0))
+    return dataclasses.replace(images, sax=sax)
+
+
+def test_ed_es_takes_the_whole_stacks_es_next_to_the_curve_slices(ring_exam):
+    """The three largest slices shrink most at frame 3, the three small ones at frame 4, where the
+    whole stack's volume is smallest: the ED + ES path finds frame 4, as a run on every image."""
+    images, _ = ring_exam(n_slices=6, n_frames=6, noise=False)
+    large, small = [18, 16, 14, 12, 13, 15], [12, 11, 10, 10, 5, 9]
+    images = _rings(images, [large] * 3 + [small] * 3)
+    every = infer_exam(images, _models(), **INFER, frames="all")
+    curve_only = I.exam_volumes_ml(images, every.masks, include=np.arange(6) < 3)
+    assert int(np.argmin(curve_only)) == 3 and every.phases["es_frame"] == 4
+    masks, _, (ed, es) = segment_exam_ed_es(images, _models(), batch=8, ed_method="max_volume")
+    assert (ed, es) == (0, 4)
+    np.testing.assert_array_equal(masks[:, 4], every.masks[:, 4])
