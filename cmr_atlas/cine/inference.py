@@ -316,15 +316,18 @@ def seg_logits(model: torch.nn.Module | OnnxNet, card: dict, x: np.ndarray, n_fr
     return parts
 
 
-def _stack_labels(parts: list[SegPart], planes: list[SlicePlane], n_frames: int, grid: Grid) -> np.ndarray:
-    """Labels ``(S, T, R, C)`` on the original pixels of every SAX image (:func:`_labels_on_original`)."""
-    raw = np.zeros((len(planes) * n_frames, *planes[0].shape), np.uint8)
+def _stack_labels(parts: list[SegPart], planes: list[SlicePlane], n_frames: int, grid: Grid,
+                  images: np.ndarray) -> np.ndarray:
+    """Labels ``(len(images), R, C)`` on the original pixels (:func:`_labels_on_original`) of the
+    slice-major SAX images ``images`` (ascending), from the parts that hold them."""
+    raw = np.zeros((len(images), *planes[0].shape), np.uint8)
     for part in parts:
         slice_of = part.images // n_frames
         for s in np.unique(slice_of):
             sel = slice_of == s
-            raw[part.images[sel]] = _labels_on_original(part.logits[torch.from_numpy(sel)], planes[s], grid, part.box)
-    return raw.reshape(len(planes), n_frames, *planes[0].shape)
+            raw[np.searchsorted(images, part.images[sel])] = _labels_on_original(
+                part.logits[torch.from_numpy(sel)], planes[s], grid, part.box)
+    return raw
 
 
 def segment_exam(images: ExamImages, models: Models, *, batch: int, sequence: str | None = None,
@@ -434,8 +437,7 @@ class _SaxSegmentation:
                            crop_margin_mm=self.margin, images=idx, first=self.first)
         if self.first is None and parts and np.array_equal(parts[0].images, np.arange(0, len(self.x), n_t)):
             self.first = parts[0]  # frame 0 of every slice: later passes reuse its crops
-        raw = _stack_labels(parts, self.images.sax_planes, n_t, self.grid).reshape(-1, *self.masks.shape[2:])
-        cleaned, qcs = clean_masks_and_qc(raw[idx])
+        cleaned, qcs = clean_masks_and_qc(_stack_labels(parts, self.images.sax_planes, n_t, self.grid, idx))
         self.masks.reshape(-1, *self.masks.shape[2:])[idx] = cleaned
         self.flags.update(zip(idx.tolist(), qcs))
         self.done |= todo
