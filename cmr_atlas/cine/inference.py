@@ -348,8 +348,8 @@ def segment_exam(images: ExamImages, models: Models, *, batch: int, sequence: st
 # ED + ES inference (config inference.frames ed_es): a volume curve from this share of the slices,
 # those with the largest frame-0 cavity, finds ED and ES to within a frame; the whole stack at
 # those frames and their neighbours then picks them.  On 40 held-out bSSFP and 48 GRE exams the
-# curve slices alone chose the whole stack's ES in 85-98 % of exams, every one within a frame;
-# with the whole stack's neighbours, in every exam (docs/cluster.md)
+# curve slices alone chose the whole stack's ES in 85 % (bSSFP) and 100 % (GRE) of exams, every
+# one within a frame; with the whole stack's neighbours, in every exam (docs/cluster.md)
 CURVE_SLICE_SHARE = 0.3
 MIN_CURVE_SLICES = 3
 PHASE_REACH_FRAMES = 1  # neighbours of the curve's ED and ES segmented on every slice
@@ -554,7 +554,7 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
             n_lax = cine.shape[0]
             lax_frames = (list(range(n_lax)) if every_lax_frame else
                           sorted({lax_frame(f, images.n_frames, n_lax) for f in sax_frames}))
-            stacks.append((view, 0, cine[lax_frames], images.lax_planes[view], lax_frames))
+            stacks.append((view, 0, cine if every_lax_frame else cine[lax_frames], images.lax_planes[view], lax_frames))
     for s, plane in enumerate(images.sax_planes if len(sax_frames) else []):  # no frames: no SAX input
         stacks.append(("sax", s, images.sax[s, sax_frames], plane, list(sax_frames)))
     key = (lambda view: view_model(view)) if models.landmark_method == "heatmap" else (lambda view: view)
