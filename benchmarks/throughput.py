@@ -272,6 +272,12 @@ def floors(results: Path, cohort: Path, models_dir: str, stage_s_per_exam: dict[
               f"(against bare pydicom, {what}; the throughput issue's goal: <= 10x)")
 
 
+def run_frames(results: Path) -> str | None:
+    """Config ``inference.frames`` of the run in ``results`` (None: not set, or no run there)."""
+    cfg = results / "throughput-config.yaml"
+    return yaml.safe_load(cfg.read_text()).get("inference", {}).get("frames") if cfg.is_file() else None
+
+
 def accuracy_guard(models_dir: str, n: int, keep: str, frames: str | None = None) -> None:
     """Run benchmarks/accuracy.py on ``n`` held-out test exams (or print the command when n = 0);
     ``frames``: the run's config ``inference.frames`` (None: its default)."""
@@ -339,9 +345,7 @@ def main() -> None:
     if a.report_only:
         per_exam = report(results, None, a.cores, a.target)
         floors(results, Path(a.cohort).resolve(), a.models_dir, per_exam, a.runtime, a.floor_repeats)
-        run_cfg = results / "throughput-config.yaml"
-        frames = yaml.safe_load(run_cfg.read_text()).get("inference", {}).get("frames") if run_cfg.is_file() else None
-        accuracy_guard(a.models_dir, a.accuracy_exams, a.accuracy_keep, frames)
+        accuracy_guard(a.models_dir, a.accuracy_exams, a.accuracy_keep, run_frames(results))
         return
     cohort = Path(a.cohort).resolve()
     if a.n_exams:
@@ -380,8 +384,7 @@ def main() -> None:
     per_exam = report(results, wall, a.cores, a.target)
     if not a.tiny_models:
         floors(results, cohort, models, per_exam, a.runtime, a.floor_repeats)
-        frames = yaml.safe_load(cfg.read_text()).get("inference", {}).get("frames")
-        accuracy_guard(models, a.accuracy_exams, a.accuracy_keep, frames)
+        accuracy_guard(models, a.accuracy_exams, a.accuracy_keep, run_frames(results))
     print(f"results: {results}")
 
 
