@@ -55,7 +55,8 @@ def _profiles(images: ExamImages, view: str, centres: dict[int, np.ndarray], fra
         q = mid + s[:, None] * u
         rc, _ = plane.patient_to_pixel(q)  # the same pixels in every frame
         for f in frames:
-            a = ndimage.map_coordinates(images.sax[k, f], [rc[:, 0], rc[:, 1]], order=1, mode="constant", cval=np.nan)
+            a = ndimage.map_coordinates(images.sax[k, f].astype(np.float32, copy=False), [rc[:, 0], rc[:, 1]],
+                                        order=1, mode="constant", cval=np.nan)
             if np.isfinite(a).sum() < len(s) // 2:
                 continue
             pts.append(q - sax_shifts.get(k, np.zeros(3)))
@@ -137,7 +138,9 @@ def lax_view_shifts(images: ExamImages, centres: dict[int, np.ndarray],
         pts, a, fl = _profiles(images, view, centres, frames, sax_shifts or {})
         if not len(a):
             continue
-        lax = np.asarray(images.lax[view], dtype=float)
+        # only the LAX frames the profiles use, as float (the images may be kept as stored: uint16)
+        used, fl = np.unique(fl, return_inverse=True)
+        lax = np.asarray(images.lax[view][used], dtype=float)
         basis = np.stack([plane.row_cosine, plane.col_cosine])
 
         def best(grid: np.ndarray, centre: np.ndarray, sub: slice) -> np.ndarray:

@@ -1,6 +1,8 @@
 """LAX-to-SAX registration on the intersection lines (cmr_atlas.cine.lax_registration) and its use in
 the ED/ES fit (cmr_atlas.cine.lvmodel.lax_shifts)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -69,6 +71,14 @@ def test_lax_view_shifts_recovers_known_shifts(seed):
         err = np.linalg.norm(got[v] - true)
         # along the wall lines the match is sharp; along the long axis it rests on the taper
         assert err < 0.8 and err < 0.4 * np.linalg.norm(true), (v, got[v], true)
+    # the images as the cache stores them (uint16, the fit reads them so): the same shifts
+    scale = 1000.0 / max(float(images.sax.max()), float(max(v.max() for v in images.lax.values())))
+    as_float = replace(images, sax=np.round(images.sax * scale).astype(np.float32),
+                       lax={v: np.round(a * scale).astype(np.float32) for v, a in images.lax.items()})
+    as_stored = replace(as_float, sax=as_float.sax.astype(np.uint16),
+                        lax={v: a.astype(np.uint16) for v, a in as_float.lax.items()})
+    for v, d in lax_view_shifts(as_stored, centres, sax_shifts).items():
+        np.testing.assert_array_equal(d, lax_view_shifts(as_float, centres, sax_shifts)[v])
     # ``views`` restricts the registration
     zero = lax_view_shifts(images, centres, {k: np.zeros(3) for k in sax_shifts}, views={"lax_4ch"})
     assert set(zero) == {"lax_4ch"}

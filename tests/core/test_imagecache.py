@@ -60,6 +60,9 @@ def test_16_bit_integers_are_stored_uncompressed_and_read_back_exactly(tmp_path,
     assert back.sax.dtype == np.float32 and back.lax["lax_2ch"].dtype == np.float32
     np.testing.assert_array_equal(back.sax, sax)
     np.testing.assert_array_equal(back.lax["lax_2ch"], lax)
+    stored = load_exam_images(p, stored=True)  # as on disk, for readers converting only what they use
+    assert stored.sax.dtype == disk_dtype and stored.lax["lax_2ch"].dtype == disk_dtype
+    np.testing.assert_array_equal(stored.sax.astype(np.float32), sax)
 
 
 @pytest.mark.parametrize("sax", [

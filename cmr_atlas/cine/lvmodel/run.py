@@ -283,7 +283,7 @@ def _registered(first: ExamFit | StagedFit, gp: pd.DataFrame, planes: dict, imag
 
     plain = first.fit if isinstance(first, StagedFit) else first
     try:
-        g = fit_exam_lax_registered(gp, planes, load_exam_images(images_path), plain.exam_id, plain.source,
+        g = fit_exam_lax_registered(gp, planes, load_exam_images(images_path, stored=True), plain.exam_id, plain.source,
                                     breath_hold=breath_hold, shift_reference=shift_reference, first=first)
     except (KeyError, ValueError, OSError, np.linalg.LinAlgError) as exc:
         log.warning("fit %s/%s: LAX registration failed (%s)", plain.exam_id, plain.source, type(exc).__name__)
