@@ -675,7 +675,7 @@ def _infer_one(eid: str, cache_dir: Path, masks_dir: Path, models: Models, ed_me
     if not cache.is_file():
         raise ExamFailure("no_image_cache")
     views = {v: q for (e, v), q in (sequences or {}).items() if e == eid}
-    images = load_exam_images(cache)
+    images = load_exam_images(cache, stored=True)  # prepare() converts the images it reads
     res = infer_exam(images, models, ed_method=ed_method, absent_threshold=absent_threshold,
                      batch=batch, sequences=views, crop_margin_mm=crop_margin_mm,
                      lv_centre_from_mask=lv_centre_from_mask, frames=frames)
