@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from cmr_atlas.core.geometry import SlicePlane, plane_vector
 from cmr_atlas.core.imagecache import (
-    FORMAT_VERSION, CacheFormatError, ExamImages, load_exam_images, load_masks, save_exam_images,
+    FORMAT_VERSION, CacheFormatError, ExamImages, _read_stored, load_exam_images, load_masks, save_exam_images,
     save_masks, savez,
 )
 from cmr_atlas.core.tables import atomic_file
@@ -170,3 +170,18 @@ def test_a_failed_write_leaves_no_file(tmp_path):
             fh.write(b"partial")
             raise RuntimeError("disk full")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stored_images_are_read_in_one_piece_and_a_truncated_file_is_a_specific_error(tmp_path):
+    rng = np.random.default_rng(1)
+    sax = rng.integers(0, 4096, (3, 4, 16, 12)).astype(np.float32)
+    p = save_exam_images(_exam(sax), tmp_path / "E1.npz")
+    with zipfile.ZipFile(p) as zf:  # numpy's own reader of the same member
+        via_zipfile = np.load(io.BytesIO(zf.read("sax.npy")))
+    np.testing.assert_array_equal(load_exam_images(p, stored=True).sax, via_zipfile)
+    with zipfile.ZipFile(p) as zf:
+        info = zf.getinfo("sax.npy")
+    # the archive cut inside the SAX pixels: a short read, not an array of garbage
+    short = io.BytesIO(p.read_bytes()[:info.header_offset + 200])
+    with pytest.raises(CacheFormatError, match="sax.npy is truncated"):
+        _read_stored(short, info)
