@@ -126,15 +126,19 @@ def conform(df: pd.DataFrame, schema: TableSchema) -> pa.Table:
         raise SchemaError(f"table {schema.name}: {exc}") from exc
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike, schema: TableSchema) -> Path:
-    """Write ``df`` as parquet at ``path``, atomically, after checking it against ``schema``."""
+def write_table(df: pd.DataFrame, path: str | os.PathLike, schema: TableSchema,
+                row_group_rows: int | None = None) -> Path:
+    """Write ``df`` as parquet at ``path``, atomically, after checking it against ``schema``;
+    ``row_group_rows``: rows per row group (None: pyarrow's default, about a million), smaller for
+    a large table whose readers filter on sorted columns (the row groups' statistics then let
+    them skip the rest)."""
     table = conform(df, schema)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_rows)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cmr_atlas.core.tables import TableSchema, concat_tables, write_table
+from cmr_atlas.core.tables import TableSchema, concat_tables
 from cmr_atlas.synth import truth as T
 from cmr_atlas.synth.clinical.cohort import truth_schemas as clinical_truth_schemas
 
@@ -43,7 +43,7 @@ def merge_cohort(src: str | Path, dst: str | Path) -> list[str]:
         old = dst / "truth" / path.name
         tables[path.name] = (concat_tables([old, path], schema) if old.exists() else pd.read_parquet(path), schema)
     for name, (df, schema) in tables.items():
-        write_table(df, dst / "truth" / name, schema)
+        T.write_truth_table(df, dst / "truth" / name, schema)
     (dst / "dicom").mkdir(parents=True, exist_ok=True)
     for e in exams:
         shutil.move(str(src / "dicom" / e), str(dst / "dicom" / e))

@@ -13,9 +13,14 @@ include that displacement (they are what an observer would trace on the image); 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pandas as pd
+
 from cmr_atlas.core.columns import (ED_FRAME, ES_FRAME, FRAME, PATIENT_XYZ_MM, PHASE, SHIFT_MM, SLICE_INDEX,
                                     SLICE_PLANE_COLUMNS, SURFACE, VIEW, optional)
-from cmr_atlas.core.tables import Column, TableSchema, register
+from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 from cmr_atlas.core.vocab import SEQUENCES, one_of
 
 _EXAM = Column("exam_id", "str", "synthetic exam label = folder name under dicom/", nullable=False)
@@ -183,3 +188,20 @@ VOLUMES = register(TableSchema(
 ))
 
 TRUTH_TABLES = (SUBJECTS, EXAMS, SHAPES, SLICES, SLICE_SHIFTS, CONTOURS, LANDMARKS, VOLUMES)
+
+
+# rows per row group of an annotation table (``observer`` column) sorted by observer: a reader of
+# one observer's rows (the manual path, filters pushed into the parquet reader) decodes its row
+# groups only, not the every-frame ``truth`` rows that are 85 % of a legacy cohort's contours
+# (1.03 -> 0.04 s for a 64-exam shard; the file 9 % larger than in pyarrow's 1M-row groups)
+ANNOTATION_ROW_GROUP_ROWS = 262144
+
+
+def write_truth_table(df: pd.DataFrame, path: str | os.PathLike, schema: TableSchema) -> Path:
+    """:func:`~cmr_atlas.core.tables.write_table` for a truth table; an annotation table (with an
+    ``observer`` column: ``contours``, ``landmarks``) goes sorted by observer then exam (stable,
+    each exam's rows in their order) in :data:`ANNOTATION_ROW_GROUP_ROWS`-row groups."""
+    if "observer" in schema.column_names and len(df):
+        df = df.sort_values(["observer", "exam_id"], kind="stable", ignore_index=True)
+        return write_table(df, path, schema, row_group_rows=ANNOTATION_ROW_GROUP_ROWS)
+    return write_table(df, path, schema)

@@ -41,6 +41,28 @@ def test_truth_tables_match_schemas(cohort):
         assert len(df) > 0, schema.name
 
 
+def test_annotation_tables_are_laid_out_for_one_observer_readers(cohort, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from cmr_atlas.synth import truth as T
+
+    contours = pd.read_parquet(cohort / "truth" / "contours.parquet")
+    order = contours["observer"] + "/" + contours["exam_id"]
+    assert order.is_monotonic_increasing  # sorted by observer, then exam
+    # row groups small enough that the statistics of a filtered read skip the other observers'
+    monkeypatch.setattr(T, "ANNOTATION_ROW_GROUP_ROWS", 500)
+    path = T.write_truth_table(contours, cohort / "relaid.parquet", T.CONTOURS)
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_row_groups > 3
+    observer_col = meta.schema.to_arrow_schema().get_field_index("observer")
+    groups = [meta.row_group(i).column(observer_col).statistics for i in range(meta.num_row_groups)]
+    obs1 = [g for g in groups if g.min <= "obs1" <= g.max]
+    assert 0 < len(obs1) < len(groups) / 2
+    back = pd.read_parquet(path, filters=[("observer", "==", "obs1")])
+    pd.testing.assert_frame_equal(back.reset_index(drop=True),
+                                  contours[contours["observer"] == "obs1"].reset_index(drop=True))
+
+
 def test_dicom_geometry_round_trip(cohort):
     """Truth points mapped through the DICOM header land where the generator drew them."""
     contours = pd.read_parquet(cohort / "truth" / "contours.parquet")

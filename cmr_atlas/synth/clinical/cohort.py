@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.core.tables import write_table
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth import truth as T
 from cmr_atlas.synth.clinical import protocol as P
@@ -205,5 +204,5 @@ def generate_cohort(out: str | Path, n_exams: int, seed: int, mi_fraction: float
     for schema in truth_schemas():
         frames = [r[schema.name] for r in results if schema.name in r]
         df = pd.concat(frames, ignore_index=True) if frames else schema.empty()
-        write_table(df, out / "truth" / f"{schema.name}.parquet", schema)
+        T.write_truth_table(df, out / "truth" / f"{schema.name}.parquet", schema)
     return out

@@ -16,7 +16,6 @@ import pandas as pd
 
 from cmr_atlas.core.geometry import SlicePlane, plane_to_row
 from cmr_atlas.core.imagecache import ExamImages
-from cmr_atlas.core.tables import write_table
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth import truth as T
 from cmr_atlas.synth import truth_rows as tr
@@ -213,7 +212,7 @@ def generate_cohort(out: str | Path, n_exams: int, seed: int, mi_fraction: float
     results = map_exams(_generate_and_write, tasks, jobs, log)
     for schema in T.TRUTH_TABLES:
         df = pd.concat([r[schema.name] for r in results], ignore_index=True) if results else schema.empty()
-        write_table(df, out / "truth" / f"{schema.name}.parquet", schema)
+        T.write_truth_table(df, out / "truth" / f"{schema.name}.parquet", schema)
     return out
 
 
