@@ -35,8 +35,12 @@ Plane vectors (:func:`~cmr_atlas.core.geometry.plane_vector`) hold ImagePosition
 SliceThickness, and 3 spare zeros, so that geometry survives without DICOM.
 
 Inference writes the predicted masks of an exam beside it, in a file of their own
-(:func:`save_masks`: ``exam_id`` and ``sax_masks`` (S, T, R, C) uint8, deflate level 1), so that
-the guide-point stage reads them without the networks (no torch).
+(:func:`save_masks`: ``exam_id``, ``segmented`` (S, T) bool and ``sax_masks`` uint8, deflate level
+1), so that the guide-point stage reads them without the networks (no torch).  ``sax_masks`` holds
+the rows ``r0:r1`` and columns ``c0:c1`` that have a label in some image, ``sax_masks_box`` =
+``(r0, r1, c0, c1, R, C)`` (int64) says where they go in the ``(S, T, R, C)`` masks
+(:func:`load_masks` fills the rest with background); a file without ``sax_masks_box`` holds the
+whole images (written before it existed, or no label at all).
 """
 
 from __future__ import annotations
@@ -234,15 +238,34 @@ def save_masks(exam_id: str, masks: np.ndarray, path: str | Path, segmented: np.
     seg = np.ones(masks.shape[:2], bool) if segmented is None else np.asarray(segmented, bool)
     if seg.shape != masks.shape[:2]:
         raise ValueError(f"segmented has shape {seg.shape}, the masks' slices and frames are {masks.shape[:2]}")
+    arrays = {"exam_id": np.array(exam_id), "segmented": seg}
+    labelled = np.bitwise_or.reduce(masks.reshape(-1, *masks.shape[2:]).astype(np.uint8), axis=0) if masks.size else None
+    rows = np.flatnonzero(labelled.any(axis=1)) if labelled is not None else []
+    if len(rows):  # the rows and columns that hold a label in some image: a tenth of the bytes to deflate
+        cols = np.flatnonzero(labelled.any(axis=0))
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        arrays["sax_masks"] = masks[..., r0:r1, c0:c1].astype(np.uint8)
+        arrays["sax_masks_box"] = np.array([r0, r1, c0, c1, *masks.shape[2:]], np.int64)
+    else:
+        arrays["sax_masks"] = masks.astype(np.uint8)
     with atomic_file(path) as fh:
-        savez(fh, {"exam_id": np.array(exam_id), "sax_masks": masks.astype(np.uint8), "segmented": seg})
+        savez(fh, arrays)
     return Path(path)
 
 
 def load_masks(path: str | Path) -> np.ndarray:
-    """The ``sax_masks`` of a file written by :func:`save_masks`."""
+    """The ``sax_masks (S, T, R, C)`` of a file written by :func:`save_masks` (a file that keeps
+    the labelled box only is filled out with background)."""
     with np.load(path, allow_pickle=False) as z:
-        return z["sax_masks"]
+        masks = z["sax_masks"]
+        if "sax_masks_box" not in z.files:
+            return masks
+        r0, r1, c0, c1, n_r, n_c = (int(v) for v in z["sax_masks_box"])
+    if masks.shape[2:] != (r1 - r0, c1 - c0) or not (0 <= r0 < r1 <= n_r and 0 <= c0 < c1 <= n_c):
+        raise CacheFormatError(f"{path}: sax_masks_box {[r0, r1, c0, c1, n_r, n_c]} does not fit masks {masks.shape}")
+    out = np.zeros((*masks.shape[:2], n_r, n_c), np.uint8)
+    out[..., r0:r1, c0:c1] = masks
+    return out
 
 
 def load_segmented(path: str | Path) -> np.ndarray:

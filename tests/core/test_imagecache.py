@@ -119,6 +119,33 @@ def test_masks_round_trip(tmp_path):
     assert str(np.load(p)["exam_id"]) == "E1"
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 8), st.integers(0, 8), st.integers(1, 9), st.integers(1, 9), st.integers(0, 2 ** 32 - 1))
+def test_masks_keep_the_labelled_box_and_read_back_whole(r0, c0, h, w, seed):
+    # labels anywhere inside a random box of a 10 x 12 image, none outside: the file keeps the box
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((2, 3, 10, 12), np.uint8)
+    r1, c1 = min(r0 + h, 10), min(c0 + w, 12)
+    masks[..., r0:r1, c0:c1] = rng.integers(0, 4, (2, 3, r1 - r0, c1 - c0))
+    with tempfile.TemporaryDirectory() as tmp:
+        p = save_masks("E1", masks, Path(tmp) / "m.npz")
+        np.testing.assert_array_equal(load_masks(p), masks)
+        with np.load(p) as z:
+            stored = z["sax_masks"]
+            if masks.any():
+                rows, cols = np.flatnonzero(masks.any(axis=(0, 1, 3))), np.flatnonzero(masks.any(axis=(0, 1, 2)))
+                assert stored.shape == (2, 3, rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
+            else:
+                assert stored.shape == masks.shape and "sax_masks_box" not in z.files
+
+
+def test_masks_written_whole_before_the_box_are_read(tmp_path):
+    masks = np.random.default_rng(3).integers(0, 4, (2, 3, 6, 5)).astype(np.uint8)
+    with atomic_file(tmp_path / "old.npz") as fh:
+        savez(fh, {"exam_id": np.array("E1"), "sax_masks": masks})
+    np.testing.assert_array_equal(load_masks(tmp_path / "old.npz"), masks)
+
+
 def test_writes_are_reproducible(tmp_path):
     """Same images, same bytes (fixed zip timestamps): reruns do not look like changed outputs."""
     sax = np.arange(60, dtype=np.float32).reshape(1, 2, 6, 5)
