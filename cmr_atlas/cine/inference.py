@@ -645,12 +645,17 @@ def infer_exam(images: ExamImages, models: Models, *, ed_method: str, absent_thr
     return ExamInference(masks, qc, lm, phases)
 
 
-def exam_measures(images: ExamImages, landmarks: pd.DataFrame) -> pd.DataFrame:
-    """:data:`~cmr_atlas.cine.landmark_measures.LANDMARK_MEASURES` rows of one exam's landmarks."""
-    def plane_of(view: str, s: int) -> SlicePlane | None:
-        return images.sax_planes[s] if view == "sax" else images.lax_planes.get(view)
+def shard_measures(landmarks: pd.DataFrame, sax_planes: dict[str, list[SlicePlane]]) -> pd.DataFrame:
+    """:data:`~cmr_atlas.cine.landmark_measures.LANDMARK_MEASURES` rows of a shard's landmarks in
+    one call (per exam its pandas work cost ~14 ms); ``sax_planes``: each exam's SAX planes, in
+    the shard's order (the rows' order, as the other tables)."""
+    def plane_of(exam_id: str, view: str, s: int) -> SlicePlane | None:
+        planes = sax_planes.get(exam_id, [])
+        return planes[s] if view == "sax" and 0 <= s < len(planes) else None
 
-    return landmark_measures(landmarks, plane_of)
+    out = landmark_measures(landmarks, plane_of)
+    rank = out["exam_id"].map({e: i for i, e in enumerate(sax_planes)})
+    return out.iloc[np.argsort(rank.to_numpy(), kind="stable")].reset_index(drop=True)
 
 
 STAGE = "infer"  # the stage name of the runner's qc_reasons and of the exam_status rows
@@ -662,7 +667,7 @@ class ExamTables(NamedTuple):
     landmarks: pd.DataFrame
     qc: pd.DataFrame
     phases: dict
-    measures: pd.DataFrame | None = None  # landmark_measures rows
+    sax_planes: list[SlicePlane] | None = None  # the SAX planes (the landmark measures' angles)
 
 
 def _infer_one(eid: str, cache_dir: Path, masks_dir: Path, models: Models, ed_method: str,
@@ -682,7 +687,7 @@ def _infer_one(eid: str, cache_dir: Path, masks_dir: Path, models: Models, ed_me
     segmented = np.zeros(res.masks.shape[:2], bool)
     segmented[res.qc["slice_index"].to_numpy(dtype=int), res.qc["frame"].to_numpy(dtype=int)] = True
     save_masks(eid, res.masks, masks_dir / f"{eid}.npz", segmented=segmented)
-    return ExamTables(res.landmarks, res.qc, res.phases, exam_measures(images, res.landmarks))
+    return ExamTables(res.landmarks, res.qc, res.phases, images.sax_planes)
 
 
 def run_shard(exam_ids: list[str], cache_dir: str | Path, models: Models, *, landmarks_path: str | Path,
@@ -715,7 +720,10 @@ def run_shard(exam_ids: list[str], cache_dir: str | Path, models: Models, *, lan
               (SEGMENTATION_QC, qc_path, [r.qc for r in ok]),
               (PHASES, phases_path, [pd.DataFrame([r.phases]) for r in ok])]
     if measures_path is not None:
-        tables.append((LANDMARK_MEASURES, measures_path, [r.measures for r in ok if r.measures is not None and len(r.measures)]))
+        lm = [r.landmarks for r in ok if len(r.landmarks)]
+        measures = shard_measures(pd.concat(lm, ignore_index=True), {o.exam_id: o.value.sax_planes for o in outcomes
+                                                                      if o.ok}) if lm else None
+        tables.append((LANDMARK_MEASURES, measures_path, [measures] if measures is not None and len(measures) else []))
     for schema, path, frames in tables:
         df = pd.concat(frames, ignore_index=True) if frames else schema.empty()
         write_table(df, path, schema)

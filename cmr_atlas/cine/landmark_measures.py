@@ -72,11 +72,13 @@ def image_measures(points: dict[str, np.ndarray], view: str, plane: SlicePlane |
     return {"rv_insert_angle_deg": np.nan, "lv_length_mm": lv_length_mm(*(points[n] for n in names)) if ok else np.nan}
 
 
-def landmark_measures(landmarks: pd.DataFrame, plane_of: Callable[[str, int], SlicePlane | None]) -> pd.DataFrame:
+def landmark_measures(landmarks: pd.DataFrame,
+                      plane_of: Callable[[str, str, int], SlicePlane | None]) -> pd.DataFrame:
     """:data:`LANDMARK_MEASURES` rows of every image of ``landmarks`` (the inference table, or the
-    truth format: one observer's rows) that has a measure; ``plane_of(view, slice_index)`` gives the
-    image's plane (SAX angles need it).  Images as rows and landmarks as columns, so each measure
-    is computed for every image at once (:func:`image_measures` is the one-image definition)."""
+    truth format: one observer's rows; one exam or many) that has a measure; ``plane_of(exam_id,
+    view, slice_index)`` gives the image's plane (SAX angles need it).  Images as rows and
+    landmarks as columns, so each measure is computed for every image at once, a shard's in one
+    call (:func:`image_measures` is the one-image definition)."""
     lm = landmarks[landmarks["present"].astype(bool)] if "present" in landmarks else landmarks
     keys = ["exam_id", "view", "slice_index", "frame"]
     if lm.empty:
@@ -97,12 +99,12 @@ def landmark_measures(landmarks: pd.DataFrame, plane_of: Callable[[str, int], Sl
     views = images["view"].astype(str).to_numpy()
     sax = views == "sax"
     if sax.any():
-        slice_index = images["slice_index"].to_numpy()
         cosines = np.full((len(wide), 2, 3), np.nan)  # the image plane's row and column directions
-        for k in np.unique(slice_index[sax]):
-            plane = plane_of("sax", int(k))
+        on_sax = images[sax]
+        for (exam, k), rows in on_sax.groupby(["exam_id", "slice_index"], sort=False).indices.items():
+            plane = plane_of(str(exam), "sax", int(k))
             if plane is not None:
-                cosines[sax & (slice_index == k)] = plane.row_cosine, plane.col_cosine
+                cosines[on_sax.index[rows]] = plane.row_cosine, plane.col_cosine
         v = point("rv_insert_anterior") - point("lv_centre")
         angle[sax] = np.degrees(np.arctan2(-(v * cosines[:, 1]).sum(1), (v * cosines[:, 0]).sum(1)))[sax]
     for view in set(views[~sax]):

@@ -43,7 +43,7 @@ def test_lv_length_and_the_measures_table():
     df = pd.DataFrame([{"exam_id": "E", "view": v, "slice_index": s, "frame": 0, "landmark": n, "x_mm": p[0],
                         "y_mm": p[1], "z_mm": p[2], "present": ok, "sequence": "cine_ssfp"}
                        for v, s, n, p, ok in rows])
-    m = landmark_measures(df, lambda view, s: plane)
+    m = landmark_measures(df, lambda exam, view, s: plane)
     conform(m, LANDMARK_MEASURES)
     assert len(m) == 2
     sax = m[m["view"] == "sax"].iloc[0]
@@ -67,7 +67,7 @@ def test_the_table_computes_what_image_measures_defines():
                              **dict(zip(("x_mm", "y_mm", "z_mm"), rng.normal(0, 40, 3))),
                              "present": bool(rng.random() < 0.9), "sequence": "cine_gre"})
     df = pd.DataFrame(rows)
-    m = landmark_measures(df, lambda view, s: plane)
+    m = landmark_measures(df, lambda exam, view, s: plane)
     ok = df[df["present"]]
     expected = 0
     for (view, s, f), g in ok.groupby(["view", "slice_index", "frame"]):
@@ -80,3 +80,26 @@ def test_the_table_computes_what_image_measures_defines():
         for k, v in want.items():
             np.testing.assert_allclose(got[k].iloc[0], v, rtol=1e-12, atol=1e-12)
     assert len(m) == expected > 5
+
+
+def test_a_shard_in_one_call_uses_each_exams_own_planes():
+    # the same pixel layout on two exams whose SAX planes are turned 90 degrees apart: one call over
+    # both gives each exam the angle its own plane defines (the inference job measures a shard at once)
+    from cmr_atlas.cine.landmark_measures import image_measures
+
+    planes = {"E1": _plane(0.0), "E2": _plane(90.0)}
+    rows = []
+    for exam, plane in planes.items():
+        for name, rc in (("lv_centre", (30.0, 31.0)), ("rv_insert_anterior", (20.0, 38.0))):
+            p = plane.pixel_to_patient(np.array(rc))
+            rows.append({"exam_id": exam, "view": "sax", "slice_index": 0, "frame": 0, "landmark": name,
+                         "x_mm": p[0], "y_mm": p[1], "z_mm": p[2], "present": True, "sequence": "cine_gre"})
+    df = pd.DataFrame(rows)
+    m = landmark_measures(df, lambda exam, view, s: planes[exam])
+    for exam, plane in planes.items():
+        g = df[df["exam_id"] == exam]
+        want = image_measures(dict(zip(g["landmark"], g[["x_mm", "y_mm", "z_mm"]].to_numpy())), "sax", plane)
+        got = m.loc[m["exam_id"] == exam, "rv_insert_angle_deg"].iloc[0]
+        assert abs(got - want["rv_insert_angle_deg"]) < 1e-9
+    # the same image pixels: the same angle in each exam's own image
+    assert abs(m["rv_insert_angle_deg"].iloc[0] - m["rv_insert_angle_deg"].iloc[1]) < 1e-9
