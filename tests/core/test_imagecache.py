@@ -212,3 +212,13 @@ def test_stored_images_are_read_in_one_piece_and_a_truncated_file_is_a_specific_
     short = io.BytesIO(p.read_bytes()[:info.header_offset + 200])
     with pytest.raises(CacheFormatError, match="sax.npy is truncated"):
         _read_stored(short, info)
+
+
+def test_a_masks_box_that_does_not_fit_is_a_specific_error(tmp_path):
+    masks = np.zeros((1, 2, 6, 5), np.uint8)
+    masks[..., 1:3, 2:4] = 1
+    with atomic_file(tmp_path / "bad.npz") as fh:  # the box says 3 rows, the array holds 2
+        savez(fh, {"exam_id": np.array("E1"), "sax_masks": masks[..., 1:3, 2:4],
+                   "sax_masks_box": np.array([1, 4, 2, 4, 6, 5])})
+    with pytest.raises(CacheFormatError, match="does not fit"):
+        load_masks(tmp_path / "bad.npz")
