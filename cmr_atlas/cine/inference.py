@@ -37,7 +37,8 @@ from cmr_atlas.nets.registry import Routes, card_grid, routes
 from cmr_atlas.nets.runtime import (OnnxNet, forward, load_net, pick_device, resolve_precision, resolve_runtime,
                                     takes_any_size)
 from cmr_atlas.nets.vgg import from_normalised
-from cmr_atlas.cine.segmentation import MaskQC, cavity_volumes_ml, choose_phases, clean_masks_and_qc, lax_frame
+from cmr_atlas.cine.segmentation import (MaskQC, cavity_volumes_ml, choose_phases, clean_masks_and_qc,
+                                        counted_volumes_ml, lax_frame)
 from cmr_atlas.core.runner import ExamFailure, Outcome, run_exams, status_frame, write_status
 from cmr_atlas.core.tables import Column, TableSchema, register, write_table
 
@@ -387,15 +388,16 @@ def segment_exam_ed_es(images: ExamImages, models: Models, *, batch: int, ed_met
     want = np.zeros((n_s, n_t), bool)
     want[:, 0] = True
     run.segment(want)
-    curve = curve_slices((run.masks[:, 0] == CAVITY).sum(axis=(1, 2)))
+    curve = curve_slices(run.cavity_px[:, 0])
     want[curve] = True
     run.segment(want)
-    ed_c, es_c = choose_phases(exam_volumes_ml(images, run.masks, include=np.isin(np.arange(n_s), curve)), ed_method)
+    ed_c, es_c = choose_phases(exam_volumes_ml(images, None, include=np.isin(np.arange(n_s), curve),
+                                               cavity_px=run.cavity_px), ed_method)
     ed_near = [0] if ed_method == "first" else _near(ed_c, n_t, PHASE_REACH_FRAMES)
     es_near = _near(es_c, n_t, PHASE_REACH_FRAMES)
     want[:, ed_near + es_near] = True
     run.segment(want)
-    vols = exam_volumes_ml(images, run.masks)  # every slice is segmented at the near frames
+    vols = exam_volumes_ml(images, None, cavity_px=run.cavity_px)  # every slice is segmented at the near frames
     ed = ed_near[int(np.argmax(vols[ed_near]))]
     es = es_near[int(np.argmin(vols[es_near]))]
     return run.masks, run.qc(), (ed, es)
@@ -418,6 +420,8 @@ class _SaxSegmentation:
         self.x = np.zeros((n_s * n_t, self.grid.size, self.grid.size), np.float32)
         self.done = np.zeros((n_s, n_t), bool)
         self.masks = np.zeros((n_s, n_t, *images.sax.shape[2:]), np.uint8)
+        # cavity and myocardium pixels per image (0 where not run): the volumes and the QC areas
+        self.cavity_px, self.myo_px = np.zeros((n_s, n_t), np.int64), np.zeros((n_s, n_t), np.int64)
         self.flags: dict[int, MaskQC] = {}
         self.first: SegPart | None = None
 
@@ -439,6 +443,8 @@ class _SaxSegmentation:
             self.first = parts[0]  # frame 0 of every slice: later passes reuse its crops
         cleaned, qcs = clean_masks_and_qc(_stack_labels(parts, self.images.sax_planes, n_t, self.grid, idx))
         self.masks.reshape(-1, *self.masks.shape[2:])[idx] = cleaned
+        self.cavity_px.reshape(-1)[idx] = (cleaned == CAVITY).sum(axis=(1, 2))
+        self.myo_px.reshape(-1)[idx] = (cleaned == MYO).sum(axis=(1, 2))
         self.flags.update(zip(idx.tolist(), qcs))
         self.done |= todo
 
@@ -447,27 +453,29 @@ class _SaxSegmentation:
         n_t = self.images.n_frames
         idx = np.flatnonzero(self.done.ravel())
         qcs = [self.flags[i] for i in idx.tolist()]
-        flat = self.masks.reshape(-1, *self.masks.shape[2:])[idx]
         px_area = np.array([p.pixel_spacing_mm[0] * p.pixel_spacing_mm[1] for p in self.images.sax_planes])[idx // n_t]
         return pd.DataFrame({
             "exam_id": self.images.exam_id,
             "slice_index": idx // n_t,
             "frame": idx % n_t,
-            "cavity_area_mm2": (flat == CAVITY).sum(axis=(1, 2)) * px_area,
-            "myo_area_mm2": (flat == MYO).sum(axis=(1, 2)) * px_area,
+            "cavity_area_mm2": self.cavity_px.reshape(-1)[idx] * px_area,
+            "myo_area_mm2": self.myo_px.reshape(-1)[idx] * px_area,
             "n_components_cavity": [q.n_components_cavity for q in qcs],
             "n_components_myo": [q.n_components_myo for q in qcs],
             "flag": [q.flag for q in qcs],
         }, columns=SEGMENTATION_QC.column_names)
 
 
-def exam_volumes_ml(images: ExamImages, masks: np.ndarray, include: np.ndarray | None = None) -> np.ndarray:
-    """Cavity volume per frame (slice summation: area x slice spacing; 0 for a single slice);
-    ``include (S,)``: only those slices."""
+def exam_volumes_ml(images: ExamImages, masks: np.ndarray | None, include: np.ndarray | None = None,
+                    cavity_px: np.ndarray | None = None) -> np.ndarray:
+    """Cavity volume per frame (slice summation: area x slice spacing; 0 for a single slice) of
+    ``masks (S, T, R, C)``, or of the cavity's pixel counts ``cavity_px (S, T)``; ``include
+    (S,)``: only those slices."""
     area = np.array([p.pixel_spacing_mm[0] * p.pixel_spacing_mm[1] for p in images.sax_planes])
     if include is not None:
         area = area * np.asarray(include, dtype=float)
-    return cavity_volumes_ml(masks, area, slice_spacing_mm(images.sax_planes) or 0.0)
+    spacing = slice_spacing_mm(images.sax_planes) or 0.0
+    return cavity_volumes_ml(masks, area, spacing) if cavity_px is None else counted_volumes_ml(cavity_px, area, spacing)
 
 
 def _landmark_rows(exam_id: str, view: str, slice_index: int, frames: list[int], pred_rc: np.ndarray,

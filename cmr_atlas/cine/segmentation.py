@@ -177,7 +177,14 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
 def cavity_volumes_ml(masks: np.ndarray, pixel_area_mm2: np.ndarray, spacing_mm: float,
                       include: np.ndarray | None = None) -> np.ndarray:
     """Cavity volume per frame by slice summation: ``masks (S, T, R, C)``, pixel areas ``(S,)``."""
-    area = (masks == CAVITY).sum(axis=(2, 3)) * np.asarray(pixel_area_mm2, dtype=float)[:, None]
+    return counted_volumes_ml((masks == CAVITY).sum(axis=(2, 3)), pixel_area_mm2, spacing_mm, include)
+
+
+def counted_volumes_ml(cavity_px: np.ndarray, pixel_area_mm2: np.ndarray, spacing_mm: float,
+                       include: np.ndarray | None = None) -> np.ndarray:
+    """:func:`cavity_volumes_ml` from the cavity's pixel count per image ``(S, T)`` (the same
+    arithmetic, for a caller that keeps the counts as it segments)."""
+    area = np.asarray(cavity_px) * np.asarray(pixel_area_mm2, dtype=float)[:, None]
     if include is not None:
         area = area * np.asarray(include, dtype=float)
     return area.sum(0) * spacing_mm / 1000.0
