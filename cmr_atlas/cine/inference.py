@@ -391,13 +391,13 @@ def segment_exam_ed_es(images: ExamImages, models: Models, *, batch: int, ed_met
     curve = curve_slices(run.cavity_px[:, 0])
     want[curve] = True
     run.segment(want)
-    ed_c, es_c = choose_phases(exam_volumes_ml(images, None, include=np.isin(np.arange(n_s), curve),
-                                               cavity_px=run.cavity_px), ed_method)
+    ed_c, es_c = choose_phases(exam_counted_volumes_ml(images, run.cavity_px, include=np.isin(np.arange(n_s), curve)),
+                               ed_method)
     ed_near = [0] if ed_method == "first" else _near(ed_c, n_t, PHASE_REACH_FRAMES)
     es_near = _near(es_c, n_t, PHASE_REACH_FRAMES)
     want[:, ed_near + es_near] = True
     run.segment(want)
-    vols = exam_volumes_ml(images, None, cavity_px=run.cavity_px)  # every slice is segmented at the near frames
+    vols = exam_counted_volumes_ml(images, run.cavity_px)  # every slice is segmented at the near frames
     ed = ed_near[int(np.argmax(vols[ed_near]))]
     es = es_near[int(np.argmin(vols[es_near]))]
     return run.masks, run.qc(), (ed, es)
@@ -466,16 +466,24 @@ class _SaxSegmentation:
         }, columns=SEGMENTATION_QC.column_names)
 
 
-def exam_volumes_ml(images: ExamImages, masks: np.ndarray | None, include: np.ndarray | None = None,
-                    cavity_px: np.ndarray | None = None) -> np.ndarray:
-    """Cavity volume per frame (slice summation: area x slice spacing; 0 for a single slice) of
-    ``masks (S, T, R, C)``, or of the cavity's pixel counts ``cavity_px (S, T)``; ``include
-    (S,)``: only those slices."""
+def _slice_summation(images: ExamImages, include: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """Pixel area per SAX slice (0 for slices not in ``include (S,)``) and the slice spacing."""
     area = np.array([p.pixel_spacing_mm[0] * p.pixel_spacing_mm[1] for p in images.sax_planes])
     if include is not None:
         area = area * np.asarray(include, dtype=float)
-    spacing = slice_spacing_mm(images.sax_planes) or 0.0
-    return cavity_volumes_ml(masks, area, spacing) if cavity_px is None else counted_volumes_ml(cavity_px, area, spacing)
+    return area, slice_spacing_mm(images.sax_planes) or 0.0
+
+
+def exam_volumes_ml(images: ExamImages, masks: np.ndarray, include: np.ndarray | None = None) -> np.ndarray:
+    """Cavity volume per frame (slice summation: area x slice spacing; 0 for a single slice);
+    ``include (S,)``: only those slices."""
+    return cavity_volumes_ml(masks, *_slice_summation(images, include))
+
+
+def exam_counted_volumes_ml(images: ExamImages, cavity_px: np.ndarray,
+                            include: np.ndarray | None = None) -> np.ndarray:
+    """:func:`exam_volumes_ml` from the cavity's pixel count per image ``(S, T)``."""
+    return counted_volumes_ml(cavity_px, *_slice_summation(images, include))
 
 
 def _landmark_rows(exam_id: str, view: str, slice_index: int, frames: list[int], pred_rc: np.ndarray,
