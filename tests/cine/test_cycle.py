@@ -305,27 +305,29 @@ def test_fit_stage_registration_without_measuring_the_replaced_fit(exam, auto_li
     _same_fit(staged.fit, plain[0])
 
 
-def test_fit_stage_keeps_a_plain_fit_whose_measures_fail(exam, auto_like, tmp_path, monkeypatch):
-    """A plain fit that fails on its measures is not registered (as register_lax_views leaves a
-    failed fit), though the staged fit only learns so after the registration."""
-    from cmr_atlas.cine.lvmodel import measures
+def test_fit_stage_falls_back_on_the_plain_fit_when_the_refit_fails(exam, auto_like, tmp_path, monkeypatch):
+    """A registered refit that fails leaves the plain fit, then completed and measured (its own
+    verdict); a plain fit that fails on its measures stays failed with its reason."""
+    from cmr_atlas.cine.lvmodel import lax_shifts, measures
+    from cmr_atlas.cine.lvmodel.exam import ExamFit
     from cmr_atlas.cine.lvmodel.run import fit_exams
     from cmr_atlas.core.imagecache import save_exam_images
 
     masks, phases, lm = auto_like
     gp = auto_guide_points(exam.images, masks, phases, lm, n_points=32).assign(source="auto")
     save_exam_images(exam.images, tmp_path / f"{exam.label}.npz")
-    from cmr_atlas.cine.lvmodel import lax_shifts
-    from cmr_atlas.cine.lvmodel.exam import ExamFit
-
-    monkeypatch.setattr(measures, "enclosed_volume_ml", lambda *a: -1.0)
-    refits = []  # a refit that passes: it must not replace the failing plain fit
-    monkeypatch.setattr(lax_shifts, "fit_exam", lambda gp, planes, e, s, **kw: refits.append(kw) or ExamFit(e, s))
-    got, = fit_exams(gp, exam.truth["slices"], breath_hold=True, shift_reference="sax_mean", through_plane=False,
-                     lax_cache_dir=tmp_path)
-    assert got.status == "failed" and got.qc_reason == "implausible_fit: non-positive volume"
+    kw = {"breath_hold": True, "shift_reference": "sax_mean", "through_plane": False}
+    refits = []
+    monkeypatch.setattr(lax_shifts, "fit_exam", lambda gp, planes, e, s, **k: refits.append(k)
+                        or ExamFit(e, s, "failed", "fit_error: LinAlgError"))
+    got, = fit_exams(gp, exam.truth["slices"], **kw, lax_cache_dir=tmp_path)
+    plain, = fit_exams(gp, exam.truth["slices"], **kw)
+    assert refits and got.status == plain.status != "failed"
+    _same_fit(got, plain)
     assert not any(v != "sax" for v, _, _ in got.shifts)  # the plain fit's shifts: not registered
-    assert not refits
+    monkeypatch.setattr(measures, "enclosed_volume_ml", lambda *a: -1.0)
+    got, = fit_exams(gp, exam.truth["slices"], **kw, lax_cache_dir=tmp_path)
+    assert got.status == "failed" and got.qc_reason == "implausible_fit: non-positive volume"
 
 
 def test_cycle_tables_by_chunk_equal_the_shard_at_once(exam, auto_like):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.cine.lvmodel import measures
-from cmr_atlas.cine.lvmodel.fit import FitData, FitResult, FitSettings, fit
+from cmr_atlas.cine.lvmodel.fit import FitData, FitResult, FitSettings, ShiftStage, finish_fit, fit_shifts
 from cmr_atlas.cine.lvmodel.frame import FrameError, ModelFrame, base_plane, build_frame
 from cmr_atlas.core.geometry import SlicePlane, slice_spacing_mm
 from cmr_atlas.core.vocab import PHASES, SURFACES
@@ -339,17 +339,25 @@ def fit_exam(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_i
 
 @dataclass
 class StagedFit:
-    """A :func:`fit_exam` in two stages: ``fit`` has the model fit (frame, fields, shifts; status
-    'failed' if the fit itself failed) but no surfaces, measures or QC verdict yet.  The LAX
-    registration needs only the shifts of a fit its refit usually replaces, so it measures that
-    fit only when it keeps it."""
+    """A :func:`fit_exam` in stages: ``fit`` has the breath-hold stage (frame and shifts; status
+    'failed' if that failed) but no fields, surfaces, measures or QC verdict yet.  The LAX
+    registration needs only the shifts of a fit its refit usually replaces, so the rest of that
+    fit is computed only when it is kept."""
 
     fit: ExamFit
     gp: pd.DataFrame  # the guide points fitted (shift-corrected)
     planes: dict[tuple[str, int], SlicePlane]
-    model: _Model | None  # None: the model fit failed
+    shifts: _Shifts | None  # None: the breath-hold stage failed
     t0: float
     finished: bool = False
+    _model: _Model | None = None
+
+    def _completed(self) -> _Model | None:
+        """The model after the final stage (run once; None if it failed: ``fit`` says why)."""
+        if self.shifts is not None and self._model is None and self.fit.status != "failed":
+            pending = self.shifts
+            self._model = _guarded(self.fit, lambda: _complete(pending, self.fit))
+        return self._model
 
     def finish(self) -> ExamFit:
         """``fit`` completed in place, as :func:`fit_exam` returns it (again: the same fit)."""
@@ -358,8 +366,9 @@ class StagedFit:
             return out
         self.finished = True
         with single_thread_blas():
-            if self.model is not None:
-                _guarded(out, lambda: _measure(self.gp, out, self.model))
+            model = self._completed()
+            if model is not None:
+                _guarded(out, lambda: _measure(self.gp, out, model))
             _add_slice_summation(out, self.gp, self.planes)
         out.seconds = time.perf_counter() - self.t0
         return out
@@ -367,11 +376,12 @@ class StagedFit:
     def passes(self) -> bool:
         """Whether the finished fit's status would not be 'failed' (its measures' checks: the
         model volumes, without the wall thickness and on a scratch fit)."""
-        if self.model is None or self.fit.status == "failed":
-            return False
-        scratch = ExamFit(self.fit.exam_id, self.fit.source, rms_residual_mm=self.fit.rms_residual_mm)
         with single_thread_blas():
-            _guarded(scratch, lambda: _measure(self.gp, scratch, self.model, thickness=False))
+            model = self._completed()
+            if model is None or self.fit.status == "failed":
+                return False
+            scratch = ExamFit(self.fit.exam_id, self.fit.source, rms_residual_mm=self.fit.rms_residual_mm)
+            _guarded(scratch, lambda: _measure(self.gp, scratch, model, thickness=False))
         return scratch.status != "failed"
 
 
@@ -379,18 +389,18 @@ def fit_exam_staged(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane],
                     source: str, *, breath_hold: bool, shift_reference: str,
                     settings: FitSettings | None = None,
                     fixed_shifts: dict[tuple[str, int], np.ndarray] | None = None) -> StagedFit:
-    """:func:`fit_exam`'s model fit, its measures left to :meth:`StagedFit.finish`."""
+    """:func:`fit_exam`'s breath-hold stage, the rest left to :meth:`StagedFit.finish`."""
     t0 = time.perf_counter()
     out = ExamFit(exam_id, source)
     gp = shift_corrected(gp, fixed_shifts) if fixed_shifts else gp
     with single_thread_blas():
-        model = _guarded(out, lambda: _fit_model(gp, planes, out, breath_hold, settings or FitSettings(),
-                                                 shift_reference))
+        pending = _guarded(out, lambda: _fit_shifts(gp, planes, out, breath_hold, settings or FitSettings(),
+                                                    shift_reference))
         if fixed_shifts and out.frame is not None:
             have = {(v, k) for v, k, _ in out.shifts}
             out.shifts += [(v, int(k), np.asarray(d, dtype=float)) for (v, k), d in sorted(fixed_shifts.items())
                            if (v, int(k)) not in have]
-    return StagedFit(out, gp, planes, model, t0)
+    return StagedFit(out, gp, planes, pending, t0)
 
 
 def shift_corrected(gp: pd.DataFrame, shifts: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
@@ -437,8 +447,22 @@ class _Model:
     settings: FitSettings
 
 
-def _fit_model(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings,
-               shift_reference: str) -> _Model:
+@dataclass
+class _Shifts:
+    """A model fit after its breath-hold stage."""
+
+    frame: ModelFrame
+    data: FitData
+    stage: ShiftStage
+    shift_of: dict[tuple[str, int], np.ndarray]  # patient mm
+    anterior_sign: float
+    note: str | None
+    settings: FitSettings
+
+
+def _fit_shifts(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings,
+                shift_reference: str) -> _Shifts:
+    """The model frame and the breath-hold stage; sets ``out``'s frame and shifts."""
     cont = gp[gp["kind"] == "contour"]
     ed_sax = cont[(cont["phase"] == "ED") & (cont["view"] == "sax") & (cont["surface"] == "endo")]
     if ed_sax["slice_index"].nunique() < MIN_SAX_SLICES:
@@ -446,15 +470,11 @@ def _fit_model(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSetting
     frame, anterior_sign, note = _frame(gp)
     out.frame = frame
     data, keys = build_fit_data(gp, planes, frame, shift_reference, settings.through_plane)
-    res = fit(data, frame.focal_mm, settings, breath_hold=breath_hold)
-    out.result = res
-    # RMS over the points the final fit kept (Tukey weight > 0); rejected points are counted
-    inlier = res.robust_weight > 0
-    out.rms_residual_mm = float(np.sqrt(np.mean(res.residual[inlier] ** 2))) if inlier.any() else None
+    stage = fit_shifts(data, frame.focal_mm, settings, breath_hold=breath_hold)
     # Shifts in patient coordinates for every slice with data; with the LAX reference the LAX
     # views are listed with zero.  Slices without contours have no estimate and no row.
     vecs = ("row_cosine", "col_cosine", "normal")
-    shift_of = {k: sum(res.shifts[i, j] * getattr(planes[k], vecs[j]) for j in range(res.shifts.shape[1]))
+    shift_of = {k: sum(stage.shifts[i, j] * getattr(planes[k], vecs[j]) for j in range(stage.shifts.shape[1]))
                 for i, k in enumerate(keys)}
     if shift_reference == "lax":
         lax_views = {(v, int(s)) for v, s in zip(gp["view"], gp["slice_index"].fillna(0))
@@ -462,7 +482,17 @@ def _fit_model(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSetting
         shift_of.update({k: np.zeros(3) for k in lax_views})
     for k in sorted(shift_of, key=lambda k: (k[0] != "sax", k[0], k[1])):
         out.shifts.append((k[0], k[1], shift_of[k]))
-    return _Model(frame, data, res, shift_of, anterior_sign, note, settings)
+    return _Shifts(frame, data, stage, shift_of, anterior_sign, note, settings)
+
+
+def _complete(p: _Shifts, out: ExamFit) -> _Model:
+    """The final stage of a model fit (the shifts held); sets ``out``'s result and residual."""
+    res = finish_fit(p.stage)
+    out.result = res
+    # RMS over the points the final fit kept (Tukey weight > 0); rejected points are counted
+    inlier = res.robust_weight > 0
+    out.rms_residual_mm = float(np.sqrt(np.mean(res.residual[inlier] ** 2))) if inlier.any() else None
+    return _Model(p.frame, p.data, res, p.shift_of, p.anterior_sign, p.note, p.settings)
 
 
 def _measure(gp, out: ExamFit, m: _Model, thickness: bool = True) -> None:

@@ -381,9 +381,23 @@ def _field_delta(rows, dx, n):
     return out
 
 
-def fit(data: FitData, d: float, settings: FitSettings | None = None, *,
-        breath_hold: bool) -> FitResult:
-    """Fit all lambda fields (and, with ``breath_hold``, the SAX slice shifts) of one exam."""
+@dataclass
+class ShiftStage:
+    """:func:`fit` after its breath-hold stage: ``shifts`` are final (the final stage holds them),
+    the lambda fields not yet.  :func:`finish_fit` completes it; a caller that needs only the
+    shifts (the LAX registration's plain fit, usually replaced by its refit) can stop here."""
+
+    problem: _Problem
+    x: np.ndarray
+    shifts: np.ndarray
+    iterations: int
+    converged: bool
+    finished: bool = False
+
+
+def fit_shifts(data: FitData, d: float, settings: FitSettings | None = None, *,
+               breath_hold: bool) -> ShiftStage:
+    """:func:`fit`'s breath-hold stage (none without ``breath_hold`` or shifted slices)."""
     s = settings or FitSettings()
     prob = _Problem(data, d, s)
     x = initial_params(s.mesh, d, data, prob.unit_smooth, s.smooth_breath_hold)
@@ -404,6 +418,16 @@ def fit(data: FitData, d: float, settings: FitSettings | None = None, *,
                 conv = True
                 break
         converged &= conv
+    return ShiftStage(prob, x, shifts, it, converged)
+
+
+def finish_fit(stage: ShiftStage) -> FitResult:
+    """:func:`fit`'s final stage (shifts fixed) from its breath-hold stage; once per stage."""
+    if stage.finished:
+        raise ValueError("this fit's final stage has run already")
+    stage.finished = True
+    prob, x, shifts, it = stage.problem, stage.x, stage.shifts, stage.iterations
+    s, data = prob.s, prob.data
     conv = False
     rw = None
     for i in range(s.final_iterations):
@@ -415,10 +439,15 @@ def fit(data: FitData, d: float, settings: FitSettings | None = None, *,
         if move < s.tol_mm and i >= s.reweight_iterations + 1:
             conv = True
             break
-    converged &= conv
     r, n, g = prob.current(x, shifts)
     rw = _robust_weights(r, data.weight, "tukey", s)
-    return FitResult(x, shifts, prob.mu.copy(), prob.theta.copy(), r, rw, it, converged)
+    return FitResult(x, shifts, prob.mu.copy(), prob.theta.copy(), r, rw, it, stage.converged and conv)
+
+
+def fit(data: FitData, d: float, settings: FitSettings | None = None, *,
+        breath_hold: bool) -> FitResult:
+    """Fit all lambda fields (and, with ``breath_hold``, the SAX slice shifts) of one exam."""
+    return finish_fit(fit_shifts(data, d, settings, breath_hold=breath_hold))
 
 
 def fit_warm(data: FitData, d: float, x0: np.ndarray, settings: FitSettings | None = None,

@@ -38,7 +38,8 @@ def fit_exam_lax_registered(gp: pd.DataFrame, planes: dict[tuple[str, int], Slic
                             first: ExamFit | StagedFit | None = None) -> ExamFit:
     """ED/ES fit with the landmark-only LAX views registered on ``images`` (else :func:`fit_exam`
     as it is).  ``first``: the plain fit if already made (its SAX shifts start the registration),
-    finished or staged; the refit replaces it, so a staged one is measured only if it is returned."""
+    finished or staged; the refit replaces it, so a staged one is completed only if it is returned
+    (the caller may also fall back on it when the refit fails)."""
     if first is None:
         first = fit_exam_staged(gp, planes, exam_id, source, breath_hold=breath_hold, shift_reference=shift_reference)
     staged = first if isinstance(first, StagedFit) else None
@@ -54,8 +55,7 @@ def fit_exam_lax_registered(gp: pd.DataFrame, planes: dict[tuple[str, int], Slic
     found = lax_view_shifts(images, lv_centres(gp), sax, views)
     lax_slice = {str(v): int(k) for v, k in zip(gp["view"], gp["slice_index"].fillna(0)) if v != "sax"}
     fixed = {(v, lax_slice[v]): d for v, d in found.items() if v in lax_slice}
-    # a plain fit whose measures fail stays (failed), as a finished one would have
-    if not fixed or (staged is not None and not staged.passes()):
+    if not fixed:
         return plain()
     return fit_exam(gp, planes, exam_id, source, breath_hold=breath_hold, shift_reference=shift_reference,
                     fixed_shifts=fixed)
