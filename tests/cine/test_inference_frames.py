@@ -61,9 +61,10 @@ def test_ed_es_inference_gives_the_ed_es_results_of_every_image(ring_exam):
     assert (ed, es) == (every.phases["ed_frame"], every.phases["es_frame"]) == (0, 6)
     assert got.phases["edv_ml"] == every.phases["edv_ml"] and got.phases["esv_ml"] == every.phases["esv_ml"]
     np.testing.assert_array_equal(got.masks[:, [ed, es]], every.masks[:, [ed, es]])
-    # frame 0 of the 6 slices, the other 6 frames of the 3 curve slices, the 3 others at the
-    # frames next to ED (6, 0, 1) and ES (5, 6, 0) that frame 0 leaves: 1, 5, 6
-    assert ed_es_net.seg.n_images == 6 + 3 * 6 + 3 * 3 == len(got.qc) < every_net.seg.n_images == 42
+    # frame 0 of the 6 slices; frames 2, 4, 6 of the 3 curve slices, then the neighbours of that
+    # curve's ED (0) and ES (6): 1, 5; the 3 others at the frames next to ED (6, 0, 1) and ES
+    # (5, 6, 0) that frame 0 leaves: 1, 5, 6
+    assert ed_es_net.seg.n_images == 6 + 3 * 3 + 3 * 2 + 3 * 3 == len(got.qc) < every_net.seg.n_images == 42
     segmented = np.zeros((6, 7), bool)
     segmented[got.qc["slice_index"], got.qc["frame"]] = True
     assert segmented[:, [ed, es]].all() and not got.masks[~segmented].any()
@@ -129,3 +130,19 @@ def test_ed_es_takes_the_whole_stacks_es_next_to_the_curve_slices(ring_exam):
     masks, _, (ed, es) = segment_exam_ed_es(images, _models(), batch=8, ed_method="max_volume")
     assert (ed, es) == (0, 4)
     np.testing.assert_array_equal(masks[:, 4], every.masks[:, 4])
+
+
+def test_ed_es_curve_finds_an_odd_es_frame_from_every_other_frame(ring_exam):
+    """The curve slices run at every other frame first: their smallest cavity at frame 5 lies
+    between the coarse curve's frames, and the neighbours of its ES (6) find it; frame 3, far from
+    ED and ES, is never run on them."""
+    images, _ = ring_exam(n_slices=6, n_frames=9, noise=False)
+    large, small = [18, 17, 16, 14, 12, 10, 11, 15, 17], [12, 12, 11, 10, 9, 7, 8, 10, 12]
+    images = _rings(images, [large] * 3 + [small] * 3)
+    every = infer_exam(images, _models(), **INFER, frames="all")
+    assert (every.phases["ed_frame"], every.phases["es_frame"]) == (0, 5)
+    masks, qc, (ed, es) = segment_exam_ed_es(images, _models(), batch=8, ed_method="max_volume")
+    assert (ed, es) == (0, 5)
+    np.testing.assert_array_equal(masks[:, [0, 5]], every.masks[:, [0, 5]])
+    run = set(zip(qc["slice_index"], qc["frame"]))
+    assert {(s, 3) for s in range(3)}.isdisjoint(run) and {(s, 5) for s in range(6)} <= run
