@@ -2,11 +2,13 @@
 held-out synthetic exams of both cine sequences.
 
     PYTHONPATH=. python benchmarks/ed_es_frames.py [--gre-exams 48] [--ssfp-exams 40] \
-        [--gre-keep DIR] [--ssfp-keep DIR] [--models-dir resources/models] [--threads 1]
+        [--gre-keep DIR] [--ssfp-keep DIR] [--gre-seed 30001] [--ssfp-seed 930001] \
+        [--models-dir resources/models] [--threads 1]
 
 Exams: legacy GRE cine of the legacy test seed 30001 (:func:`benchmarks.accuracy.generated`) and
-bSSFP cine of the clinical test seed 930001 (:func:`benchmarks.landmarks_clinical.clinical_exams`);
-``--*-keep`` reuse the exams those benchmarks stored.  Per sequence, printed: how often
+bSSFP cine of the clinical test seed 930001 (:func:`benchmarks.landmarks_clinical.clinical_exams`),
+or other held-out seeds (``--*-seed``, a second check of a rule chosen on the first);
+``--*-keep`` reuse the exams those benchmarks stored (of the same seed).  Per sequence, printed: how often
 :func:`~cmr_atlas.cine.inference.segment_exam_ed_es` chose the ED and ES frames of
 :func:`~cmr_atlas.cine.inference.segment_exam` + ``choose_phases`` (max_volume), how often its
 masks at those frames are bitwise equal, the share of SAX images it ran the network on, the ES
@@ -52,6 +54,8 @@ def main() -> int:
     ap.add_argument("--ssfp-exams", type=int, default=40)
     ap.add_argument("--gre-keep", help="folder of benchmarks/accuracy.py's kept exams (seed 30001)")
     ap.add_argument("--ssfp-keep", help="folder of benchmarks/landmarks_clinical.py's kept exams (seed 930001)")
+    ap.add_argument("--gre-seed", type=int, default=30001)
+    ap.add_argument("--ssfp-seed", type=int, default=930001)
     ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -63,8 +67,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     models = load_models(args.models_dir, method="heatmap", device="cpu", precision=default("inference.precision"))
     rows = []
-    cohorts = (("cine_gre", generated(args.gre_exams, 30001, 2, 0.2, Path(args.gre_keep) if args.gre_keep else None)),
-               ("cine_ssfp", clinical_exams(args.ssfp_exams, 930001, 2, 0.2,
+    cohorts = (("cine_gre", generated(args.gre_exams, args.gre_seed, 2, 0.2, Path(args.gre_keep) if args.gre_keep else None)),
+               ("cine_ssfp", clinical_exams(args.ssfp_exams, args.ssfp_seed, 2, 0.2,
                                             Path(args.ssfp_keep) if args.ssfp_keep else None)))
     for sequence, exams in cohorts:
         for images, truth in exams:

@@ -62,9 +62,9 @@ def test_ed_es_inference_gives_the_ed_es_results_of_every_image(ring_exam):
     assert got.phases["edv_ml"] == every.phases["edv_ml"] and got.phases["esv_ml"] == every.phases["esv_ml"]
     np.testing.assert_array_equal(got.masks[:, [ed, es]], every.masks[:, [ed, es]])
     # frame 0 of the 6 slices; frames 2, 4, 6 of the 3 curve slices, then the neighbours of that
-    # curve's ED (0) and ES (6): 1, 5; the 3 others at the frames next to ED (6, 0, 1) and ES
-    # (5, 6, 0) that frame 0 leaves: 1, 5, 6
-    assert ed_es_net.seg.n_images == 6 + 3 * 3 + 3 * 2 + 3 * 3 == len(got.qc) < every_net.seg.n_images == 42
+    # curve's largest (0) and two smallest (6, 4): 1, 3, 5; the 3 others at the frames next to
+    # ED (6, 0, 1) and ES (5, 6, 0) that frame 0 leaves: 1, 5, 6
+    assert ed_es_net.seg.n_images == 6 + 3 * 3 + 3 * 3 + 3 * 3 == len(got.qc) < every_net.seg.n_images == 42
     segmented = np.zeros((6, 7), bool)
     segmented[got.qc["slice_index"], got.qc["frame"]] = True
     assert segmented[:, [ed, es]].all() and not got.masks[~segmented].any()
@@ -133,16 +133,17 @@ def test_ed_es_takes_the_whole_stacks_es_next_to_the_curve_slices(ring_exam):
 
 
 def test_ed_es_curve_finds_an_odd_es_frame_from_every_other_frame(ring_exam):
-    """The curve slices run at every other frame first: their smallest cavity at frame 5 lies
-    between the coarse curve's frames, and the neighbours of its ES (6) find it; frame 3, far from
-    ED and ES, is never run on them."""
-    images, _ = ring_exam(n_slices=6, n_frames=9, noise=False)
-    large, small = [18, 17, 16, 14, 12, 10, 11, 15, 17], [12, 12, 11, 10, 9, 7, 8, 10, 12]
+    """The curve slices run at every other frame first: their smallest cavity at frame 7 lies
+    between the coarse curve's frames, and the neighbours of its two smallest (8, 6) find it;
+    frames 3 and 11, far from ED (0) and ES, are never run on them."""
+    images, _ = ring_exam(n_slices=6, n_frames=13, noise=False)
+    large = [18, 17, 17, 16, 15, 14, 12, 10, 11, 13, 15, 16, 17]
+    small = [12, 12, 12, 11, 10, 9, 8, 6, 7, 8, 10, 11, 12]
     images = _rings(images, [large] * 3 + [small] * 3)
     every = infer_exam(images, _models(), **INFER, frames="all")
-    assert (every.phases["ed_frame"], every.phases["es_frame"]) == (0, 5)
+    assert (every.phases["ed_frame"], every.phases["es_frame"]) == (0, 7)
     masks, qc, (ed, es) = segment_exam_ed_es(images, _models(), batch=8, ed_method="max_volume")
-    assert (ed, es) == (0, 5)
-    np.testing.assert_array_equal(masks[:, [0, 5]], every.masks[:, [0, 5]])
+    assert (ed, es) == (0, 7)
+    np.testing.assert_array_equal(masks[:, [0, 7]], every.masks[:, [0, 7]])
     run = set(zip(qc["slice_index"], qc["frame"]))
-    assert {(s, 3) for s in range(3)}.isdisjoint(run) and {(s, 5) for s in range(6)} <= run
+    assert {(s, f) for s in range(3) for f in (3, 11)}.isdisjoint(run) and {(s, 7) for s in range(6)} <= run
