@@ -435,19 +435,6 @@ def _add_slice_summation(out: ExamFit, gp: pd.DataFrame, planes) -> None:
 
 
 @dataclass
-class _Model:
-    """What the measures of a model fit need of it."""
-
-    frame: ModelFrame
-    data: FitData
-    res: FitResult
-    shift_of: dict[tuple[str, int], np.ndarray]  # patient mm
-    anterior_sign: float
-    note: str | None
-    settings: FitSettings
-
-
-@dataclass
 class _Shifts:
     """A model fit after its breath-hold stage."""
 
@@ -458,6 +445,14 @@ class _Shifts:
     anterior_sign: float
     note: str | None
     settings: FitSettings
+
+
+@dataclass
+class _Model:
+    """What the measures of a model fit need of it: its breath-hold stage and final result."""
+
+    base: _Shifts
+    res: FitResult
 
 
 def _fit_shifts(gp, planes, out: ExamFit, breath_hold: bool, settings: FitSettings,
@@ -492,13 +487,13 @@ def _complete(p: _Shifts, out: ExamFit) -> _Model:
     # RMS over the points the final fit kept (Tukey weight > 0); rejected points are counted
     inlier = res.robust_weight > 0
     out.rms_residual_mm = float(np.sqrt(np.mean(res.residual[inlier] ** 2))) if inlier.any() else None
-    return _Model(p.frame, p.data, res, p.shift_of, p.anterior_sign, p.note, p.settings)
+    return _Model(p, res)
 
 
 def _measure(gp, out: ExamFit, m: _Model, thickness: bool = True) -> None:
     """Surfaces, model volumes, wall thickness (unless not ``thickness``) and QC verdict of a model fit."""
-    frame, data, res, shift_of = m.frame, m.data, m.res, m.shift_of
-    mesh = m.settings.mesh
+    frame, data, res, shift_of = m.base.frame, m.base.data, m.res, m.base.shift_of
+    mesh = m.base.settings.mesh
     tris_fine = measures.triangles(FINE_MU, FINE_THETA)
     missing = []
     model: dict[str, float] = {}
@@ -526,7 +521,7 @@ def _measure(gp, out: ExamFit, m: _Model, thickness: bool = True) -> None:
             model[f"{phase}_myo_ml"] = v_epi - model[f"{phase}_cavity_ml"]
             if thickness:
                 out.thickness[phase] = measures.wall_thickness(fine["endo"], fine["epi"], point,
-                                                               normal, m.anterior_sign)
+                                                               normal, m.base.anterior_sign)
     out.volumes["model"] = model
     if "ED" in missing:
         raise ExamError("missing_phase: ED")
@@ -535,7 +530,7 @@ def _measure(gp, out: ExamFit, m: _Model, thickness: bool = True) -> None:
     inlier = res.robust_weight > 0
     outlier_frac = 1.0 - float(inlier.mean())
     warnings = [w for w in (
-        m.note, None if res.converged else "not_converged",
+        m.base.note, None if res.converged else "not_converged",
         "high_residual" if (out.rms_residual_mm or 0.0) > HIGH_RESIDUAL_MM else None,
         f"outliers: {100 * outlier_frac:.0f}% of points" if outlier_frac > MAX_OUTLIER_FRACTION else None,
     ) if w]
