@@ -9,7 +9,8 @@ benchmarks/perfusion.py: the angle between the estimated and the true anterior i
 from the LV centre; and per insertion (anterior and inferior) the signed angle by which the
 estimate lies inside the true arc (> 0: short of the insertion, towards the septum).
 
-    python benchmarks/perfusion_insertions.py [--start 0] [--n 13] [--seed 880000] [--save rows.pkl]
+    python benchmarks/perfusion_insertions.py [--start 0] [--n 13] [--seed 880000] [--save rows.pkl] \
+        [--beyond-mm 2 4 6]
 """
 
 from __future__ import annotations
@@ -40,11 +41,13 @@ def inside_deg(est: np.ndarray, true: np.ndarray, other: np.ndarray) -> float:
 
 
 def stack_rows(exam: int, cond: str, maps: dict[str, list[np.ndarray]], enh: list[np.ndarray], plane,
-               truth: list[dict]) -> list[dict]:
+               truth: list[dict], beyond_mm: tuple[float | None, ...] = (None,)) -> list[dict]:
     rows = []
     for src, labels in maps.items():
-        for how, e in (("labels", None), ("enhancement", enh)):
-            for k, (ins, t) in enumerate(zip(Q.stack_insertions(labels, plane, e), truth)):
+        for (how, e), beyond in ((m, b) for m in (("labels", None), ("enhancement", enh)) for b in beyond_mm):
+            if beyond is not None:
+                how = f"{how} +{beyond:g} mm"
+            for k, (ins, t) in enumerate(zip(Q.stack_insertions(labels, plane, e, beyond), truth)):
                 if ins is None or not set(OWN) <= set(t):
                     continue
                 ta, ti = (t[n] - t["lv_centre"] for n in OWN)
@@ -55,7 +58,7 @@ def stack_rows(exam: int, cond: str, maps: dict[str, list[np.ndarray]], enh: lis
     return rows
 
 
-def run(start: int, n: int, seed: int, models_dir: str) -> pd.DataFrame:
+def run(start: int, n: int, seed: int, models_dir: str, beyond_mm: tuple[float | None, ...] = (None,)) -> pd.DataFrame:
     model, card = segment.load_segmenter(models_dir)
     cfg = Q.QuantConfig.from_config({**default("perfusion"), "pixel_maps": False})
     rows = []
@@ -75,7 +78,7 @@ def run(start: int, n: int, seed: int, models_dir: str) -> pd.DataFrame:
                 m = lm[(lm.condition == p.condition) & (lm.slice_index == slice_ids[k])].set_index("landmark")
                 truth.append({n: m.loc[n, ["row_px", "col_px"]].to_numpy(float) for n in (*OWN, "lv_centre") if n in m.index})
             enh = [manual.peak_enhancement(mc.frames[p.n_pd:]) for mc in mcs]
-            rows += stack_rows(i, p.condition, maps, enh, p.series.planes[0], truth)
+            rows += stack_rows(i, p.condition, maps, enh, p.series.planes[0], truth, beyond_mm)
         print(f"exam {i} {ex.exam_id}", flush=True)
     return pd.DataFrame(rows)
 
@@ -100,6 +103,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save", help="pickle the rows here")
     ap.add_argument("--report-saved", help="only print the figures of a --save file")
+    ap.add_argument("--beyond-mm", type=float, nargs="+",
+                    help="also with each end moved this far on along the epicardium (sectors.INSERTION_BEYOND_MM "
+                         "candidates; choose on validation seeds, never the held-out 880000)")
     args = ap.parse_args()
     if args.report_saved:
         report(pd.read_pickle(args.report_saved))
@@ -107,7 +113,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    df = run(args.start, args.n, args.seed, args.models_dir)
+    df = run(args.start, args.n, args.seed, args.models_dir, (None, *(args.beyond_mm or ())))
     if args.save:
         df.to_pickle(args.save)
     report(df)

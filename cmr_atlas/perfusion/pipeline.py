@@ -51,8 +51,7 @@ def _series_row(exam_id: str, p: prepare.PreparedSeries, reason: str | None, **v
 def _labels(source: str, p, mcs, model, card, ann: Annotations | None, precision):
     if source == "auto":
         labels = Q.auto_labels(model, card, p, mcs, precision)
-        enh = [manual.peak_enhancement(mc.frames[p.n_pd:]) for mc in mcs]
-        return labels, Q.stack_insertions(labels, p.series.planes[0], enh)
+        return labels, Q.stack_insertions(labels, p.series.planes[0])
     cond = ann.contours[ann.contours["condition"] == p.condition]
     marks = ann.landmarks[ann.landmarks["condition"] == p.condition]
     px = float(np.mean(p.series.planes[0].pixel_spacing_mm))

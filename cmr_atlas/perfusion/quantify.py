@@ -169,21 +169,22 @@ def auto_labels(model, card: dict, p: prepare.PreparedSeries, mcs: list[motion.M
     return out
 
 
-def stack_insertions(labels: list[np.ndarray], plane,
-                     enhancement: list[np.ndarray] | None = None) -> list[S.Insertions | None]:
+def stack_insertions(labels: list[np.ndarray], plane, enhancement: list[np.ndarray] | None = None,
+                     beyond_mm: float | None = None) -> list[S.Insertions | None]:
     """RV insertions of every slice of a stack (:func:`slice_insertions`); ``enhancement``: each
     slice's peak signal rise, when known."""
     enh = enhancement if enhancement is not None else [None] * len(labels)
-    return [slice_insertions(lab, plane, e) for lab, e in zip(labels, enh)]
+    return [slice_insertions(lab, plane, e, beyond_mm) for lab, e in zip(labels, enh)]
 
 
-def slice_insertions(labels: np.ndarray, plane, enhancement: np.ndarray | None = None) -> S.Insertions | None:
+def slice_insertions(labels: np.ndarray, plane, enhancement: np.ndarray | None = None,
+                     beyond_mm: float | None = None) -> S.Insertions | None:
     """RV insertions of one slice, named anterior/inferior by the heart's handedness
     (:func:`sectors.find_insertions`), which the slice plane's orientation relative to the apex
     gives; no patient direction enters."""
     return S.find_insertions(labels == segment.MYOCARDIUM, labels == segment.RV, labels == segment.CAVITY,
                              S.image_apex_sense(plane.col_cosine, plane.row_cosine, prepare.APEX_DIRECTION),
-                             float(np.mean(plane.pixel_spacing_mm)), enhancement)
+                             float(np.mean(plane.pixel_spacing_mm)), enhancement, beyond_mm)
 
 
 def borrow_insertions(ins: list[S.Insertions | None], labels: list[np.ndarray]) -> list[S.Insertions | None]:
