@@ -373,17 +373,6 @@ class StagedFit:
         out.seconds = time.perf_counter() - self.t0
         return out
 
-    def passes(self) -> bool:
-        """Whether the finished fit's status would not be 'failed' (its measures' checks: the
-        model volumes, without the wall thickness and on a scratch fit)."""
-        with single_thread_blas():
-            model = self._completed()
-            if model is None or self.fit.status == "failed":
-                return False
-            scratch = ExamFit(self.fit.exam_id, self.fit.source, rms_residual_mm=self.fit.rms_residual_mm)
-            _guarded(scratch, lambda: _measure(self.gp, scratch, model, thickness=False))
-        return scratch.status != "failed"
-
 
 def fit_exam_staged(gp: pd.DataFrame, planes: dict[tuple[str, int], SlicePlane], exam_id: str,
                     source: str, *, breath_hold: bool, shift_reference: str,
