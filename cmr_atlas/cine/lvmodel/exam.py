@@ -350,14 +350,6 @@ class StagedFit:
     shifts: _Shifts | None  # None: the breath-hold stage failed
     t0: float
     finished: bool = False
-    _model: _Model | None = None
-
-    def _completed(self) -> _Model | None:
-        """The model after the final stage (run once; None if it failed: ``fit`` says why)."""
-        if self.shifts is not None and self._model is None and self.fit.status != "failed":
-            pending = self.shifts
-            self._model = _guarded(self.fit, lambda: _complete(pending, self.fit))
-        return self._model
 
     def finish(self) -> ExamFit:
         """``fit`` completed in place, as :func:`fit_exam` returns it (again: the same fit)."""
@@ -366,7 +358,8 @@ class StagedFit:
             return out
         self.finished = True
         with single_thread_blas():
-            model = self._completed()
+            pending = self.shifts
+            model = _guarded(out, lambda: _complete(pending, out)) if pending is not None else None
             if model is not None:
                 _guarded(out, lambda: _measure(self.gp, out, model))
             _add_slice_summation(out, self.gp, self.planes)
