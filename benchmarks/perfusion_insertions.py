@@ -3,8 +3,10 @@
 Per exam of a synthetic clinical cohort (seed 880000 by default): prepare and motion-correct each
 perfusion series, segment it (CNN), then find the insertions (:func:`quantify.stack_insertions`)
 on the CNN's class maps and on the generator's own label maps (at the heart's median position, the
-grid the corrected series is aligned to), each from the class maps alone and with the slice's peak
-enhancement (:func:`manual.peak_enhancement`; the automated path's default).  Figures as in
+grid the corrected series is aligned to), each from the class maps alone (the wall arc moved on
+``sectors.INSERTION_BEYOND_MM``: the automated path's default since 2026-12-04) and with the
+slice's peak enhancement (:func:`manual.peak_enhancement`; the default before); ``--beyond-mm``
+adds rows with other arc lengths for both (choose them on validation seeds).  Figures as in
 benchmarks/perfusion.py: the angle between the estimated and the true anterior insertion direction
 from the LV centre; and per insertion (anterior and inferior) the signed angle by which the
 estimate lies inside the true arc (> 0: short of the insertion, towards the septum).
