@@ -213,3 +213,25 @@ def test_extend_along_muscle_stops_at_the_first_non_muscle_ray_and_the_cap():
     assert S.extend_along_muscle((3, 4), muscle, 10) == (1, 4)
     assert S.extend_along_muscle((3, 4), muscle, 1) == (2, 4)
     assert S.extend_along_muscle((6, 7), muscle, 10) == (6, 8)
+
+
+def test_a_slice_with_an_implausible_segmentation_borrows_its_neighbours_insertions():
+    """A failed segmentation's RV contact is not trusted: that slice (myocardium not around the
+    cavity) takes the insertion directions of the nearest plausible slice, and lends none."""
+    from cmr_atlas.perfusion import segment
+    from cmr_atlas.perfusion.quantify import borrow_insertions, trusted_insertions
+
+    myo, rv, cavity, _ = phantom(30.0, 60.0)
+    good = np.where(cavity, segment.CAVITY, np.where(myo, segment.MYOCARDIUM, np.where(rv, segment.RV, 0)))
+    bad = good.copy()
+    bad[:, :58][bad[:, :58] == segment.MYOCARDIUM] = 0  # most of the ring gone: it no longer encloses the cavity
+    bad_turned = np.rot90(bad)  # its RV elsewhere too
+    labels = [good, bad_turned, good]
+    own = [S.find_insertions(lab == segment.MYOCARDIUM, lab == segment.RV, lab == segment.CAVITY, 1.0)
+           for lab in labels]
+    assert all(i is not None for i in own)
+    trusted = trusted_insertions(own, labels, 1.0)
+    assert trusted[0] is own[0] and trusted[2] is own[2] and trusted[1] is None
+    got = borrow_insertions(trusted, labels)[1]
+    assert S.direction_error_deg(got.anterior - got.centre, own[0].anterior - own[0].centre) < 1e-6
+    assert S.direction_error_deg(own[1].anterior - own[1].centre, own[0].anterior - own[0].centre) > 45.0
