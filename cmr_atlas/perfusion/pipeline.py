@@ -70,7 +70,8 @@ def run_series(ex: ExamPerfusion, p: prepare.PreparedSeries, cfg: Q.QuantConfig,
     ex.images[p.condition] = [mc.frames[p.n_pd:].max(axis=0) for mc in mcs]
     for source in SOURCES if ann is not None else ("auto",):
         labels, ins = _labels(source, p, mcs, model, card, ann, precision)
-        ins = Q.trusted_insertions(ins, labels, px)
+        if source == "auto":  # an observer's clicked insertions stand whatever their contours' QC says
+            ins = Q.trusted_insertions(ins, labels, px)
         found = [i is not None for i in ins]
         ins = Q.borrow_insertions(ins, labels)
         res = Q.quantify_series(p, mcs, labels, ins, aif, cfg)
