@@ -6,6 +6,12 @@ Per exam (generated in memory, :mod:`cmr_atlas.perfusion.synthetic`): the whole 
 - segmentation vs the generator's class maps (at the heart's median position, the grid the
   motion-corrected series is aligned to): myocardium Dice, precision, recall, mean boundary
   distance and Hausdorff distance (mm, symmetric, between the myocardium's boundary pixels);
+- the same against the generator's exact contours (endo- and epicardium in the slice's mid plane
+  at the label maps' pose): the network's sub-pixel contours (:func:`segment.contours`, the 0.5
+  iso-lines of its class probabilities), mean symmetric distance and Hausdorff distance (mm,
+  between the polylines, resolution-free: the paper drew its contours on 1 mm images);
+  and against the boundary the image shows: the 0.5 iso-lines of the generator's class fractions
+  (the slice profile's partial volume, what a reader contours; apical walls are oblique to it);
 - RV insertion: angle between the automated and the true anterior insertion direction from the
   LV centre (slices where both exist);
 - MBF, automated vs manual per segment and global (paired t-test, Bland-Altman limits), and each
@@ -28,6 +34,7 @@ import time
 import numpy as np
 import pandas as pd
 from scipy import ndimage, stats
+from scipy.spatial import cKDTree
 
 from cmr_atlas.core.config import default
 from cmr_atlas.perfusion import pipeline, prepare, segment, synthetic
@@ -47,6 +54,29 @@ def surface_distances_mm(a: np.ndarray, b: np.ndarray, px_mm: float) -> tuple[fl
     da = ndimage.distance_transform_edt(~bb)[ba] * px_mm
     db = ndimage.distance_transform_edt(~ba)[bb] * px_mm
     return float(np.r_[da, db].mean()), float(max(da.max(), db.max()))
+
+
+def _dense(line_mm: np.ndarray, step_mm: float = 0.05) -> np.ndarray:
+    """Points every ``step_mm`` along a closed polyline (N, 2)."""
+    p = np.vstack([line_mm, line_mm[:1]])
+    seg = np.diff(p, axis=0)
+    n = np.maximum(1, np.ceil(np.hypot(*seg.T) / step_mm).astype(int))
+    return np.vstack([p[i] + np.outer(np.arange(n[i]) / n[i], seg[i]) for i in range(len(seg))])
+
+
+def contour_distances_mm(est: dict[str, np.ndarray], truth: dict[str, np.ndarray], px_mm: float) -> tuple[float, float, int]:
+    """(mean symmetric distance, Hausdorff, surfaces one side lacks) between the endo/epi
+    polylines (row, col pixels) of ``est`` and ``truth``, mm, over the surfaces both have."""
+    d, missing = [], 0
+    for surface in ("endo", "epi"):
+        if (surface in est) != (surface in truth):
+            missing += 1
+        if surface in est and surface in truth:
+            a, b = _dense(est[surface] * px_mm), _dense(truth[surface] * px_mm)
+            d += [cKDTree(b).query(a)[0], cKDTree(a).query(b)[0]]
+    if not d:
+        return np.nan, np.nan, missing
+    return float(np.mean([x.mean() for x in d])), float(max(x.max() for x in d)), missing
 
 
 def upsampled(mask: np.ndarray, px_mm: float, to_mm: float = 1.0) -> np.ndarray:
@@ -81,6 +111,12 @@ def seg_rows(ex, out, px_by_cond) -> list[dict]:
                    "dice": 2 * tp / max(truth.sum() + auto.sum(), 1), "precision": tp / max(auto.sum(), 1),
                    "recall": tp / max(truth.sum(), 1), "boundary_mm": mean_d, "hausdorff_mm": hd,
                    "boundary_1mm": mean_1, "hausdorff_1mm": hd_1, "px_mm": px, "angle_deg": np.nan}
+            row["contour_mm"], row["contour_hausdorff_mm"], row["contour_missing"] = contour_distances_mm(
+                r.contours, ex.contours.get((cond, slice_ids[k]), {}), px)
+            fr = ex.fractions.get((cond, slice_ids[k]))
+            if fr is not None:  # the boundary the image shows: half-lines of the slice-profile fractions
+                shown = segment.contours(np.concatenate([1 - fr.sum(axis=0, keepdims=True), fr]))
+                row["image_contour_mm"], row["image_contour_hausdorff_mm"], _ = contour_distances_mm(r.contours, shown, px)
             on = lm[(lm.condition == cond) & (lm.slice_index == slice_ids[k])]
             d = {who: anterior_direction(on[on.observer == who]) for who in ("truth", "obs1", "obs2")}
             auto = r.insertions.anterior_direction() if r.insertions is not None else None
@@ -177,6 +213,18 @@ def report(r: dict[str, pd.DataFrame], n: int, seed: int) -> None:
     if "boundary_1mm" in s:
         print(f"on the 1 mm grid (masks upsampled bilinearly, as the paper's 1 mm images): boundary error "
               f"{s.boundary_1mm.mean():.2f} mm, Hausdorff {s.hausdorff_1mm.mean():.2f} mm")
+    if "contour_mm" in s:
+        c = s.dropna(subset=["contour_mm"])
+        print(f"network contours (0.5 iso-lines of its probabilities) vs the exact contours: boundary error "
+              f"{c.contour_mm.mean():.2f} mm (median {c.contour_mm.median():.2f}), Hausdorff "
+              f"{c.contour_hausdorff_mm.mean():.2f} mm (median {c.contour_hausdorff_mm.median():.2f}; n {len(c)} slices, "
+              f"{int(s.contour_missing.sum())} surfaces found on one side only)")
+        if "image_contour_mm" in c:
+            print(f"  ... vs the boundary the image shows (the class fractions' half-lines, through-plane partial "
+                  f"volume over the slice profile): {c.image_contour_mm.mean():.2f} mm (median "
+                  f"{c.image_contour_mm.median():.2f}), Hausdorff {c.image_contour_hausdorff_mm.mean():.2f} mm")
+        by = c.groupby(c["slice"].map({0: "basal", 1: "mid", 2: "apical"}))[["contour_mm", "contour_hausdorff_mm"]].mean()
+        print("  by slice: " + "; ".join(f"{k} {v.contour_mm:.2f} / {v.contour_hausdorff_mm:.2f} mm" for k, v in by.iterrows()))
     a = s.angle_deg.dropna()
     print(f"RV insertion angle error vs truth {a.mean():.2f} +- {a.std():.2f} deg, median {a.median():.1f} "
           f"(n {len(a)} slices; {int((a > 60).sum())} above 60 deg: anterior and inferior named the other way round)")

@@ -107,13 +107,17 @@ def augment_batch(rng: np.random.Generator, images: torch.Tensor, cfg: AugmentCo
                   labels: torch.Tensor | None = None, points: torch.Tensor | None = None):
     """Augment ``images (B, 1, n, n)`` with optional ``labels (B, n, n)`` and ``points (B, K, 2)``.
 
+    ``labels`` may also be soft, ``(B, K, n, n)`` fractions of the foreground classes (each warped
+    bilinearly, 0 outside the image; the background is what they leave).
     Returns ``(images, labels, points)`` (``None`` where not given).
     """
     size = images.shape[-1]
     theta = random_thetas(rng, images.shape[0], size, cfg)
     out = intensity(warp_images(images, theta), rng, cfg)
     lab = None
-    if labels is not None:
+    if labels is not None and labels.dim() == 4:
+        lab = warp_images(labels.float(), theta).clamp(0.0, 1.0)
+    elif labels is not None:
         lab = warp_images(labels[:, None].float(), theta, mode="nearest")[:, 0].round().long()
     pts = None if points is None else warp_points(points, theta, size)
     return out, lab, pts

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.core.seriescache import SeriesImages
-from cmr_atlas.perfusion import manual, motion, prepare, qc
+from cmr_atlas.perfusion import manual, motion, prepare, qc, segment
 from cmr_atlas.perfusion import quantify as Q
 
 log = logging.getLogger(__name__)
@@ -50,15 +50,16 @@ def _series_row(exam_id: str, p: prepare.PreparedSeries, reason: str | None, **v
 
 def _labels(source: str, p, mcs, model, card, ann: Annotations | None, precision):
     if source == "auto":
-        labels = Q.auto_labels(model, card, p, mcs, precision)
-        return labels, Q.stack_insertions(labels, p.series.planes[0])
+        probs = Q.auto_probabilities(model, card, p, mcs, precision)
+        labels = [Q.class_map(pr) for pr in probs]
+        return labels, Q.stack_insertions(labels, p.series.planes[0]), [segment.contours(pr) for pr in probs]
     cond = ann.contours[ann.contours["condition"] == p.condition]
     marks = ann.landmarks[ann.landmarks["condition"] == p.condition]
     px = float(np.mean(p.series.planes[0].pixel_spacing_mm))
     reach = int(np.ceil(motion.MAX_SHIFT_MM / px))
     out = [manual.manual_slice(cond, marks, p.series.planes, p.order, k, mc.shifts_px[0], mc.frames.shape[1:],
                                manual.peak_enhancement(mc.frames[p.n_pd:]), reach) for k, mc in enumerate(mcs)]
-    return [o[0] for o in out], [o[1] for o in out]
+    return [o[0] for o in out], [o[1] for o in out], [{} for _ in out]
 
 
 def run_series(ex: ExamPerfusion, p: prepare.PreparedSeries, cfg: Q.QuantConfig, model, card,
@@ -69,12 +70,14 @@ def run_series(ex: ExamPerfusion, p: prepare.PreparedSeries, cfg: Q.QuantConfig,
     px = float(np.mean(p.series.planes[0].pixel_spacing_mm))
     ex.images[p.condition] = [mc.frames[p.n_pd:].max(axis=0) for mc in mcs]
     for source in SOURCES if ann is not None else ("auto",):
-        labels, ins = _labels(source, p, mcs, model, card, ann, precision)
+        labels, ins, lines = _labels(source, p, mcs, model, card, ann, precision)
         if source == "auto":  # an observer's clicked insertions stand whatever their contours' QC says
             ins = Q.trusted_insertions(ins, labels, px)
         found = [i is not None for i in ins]
         ins = Q.borrow_insertions(ins, labels)
         res = Q.quantify_series(p, mcs, labels, ins, aif, cfg)
+        for r, c in zip(res, lines):
+            r.contours = c
         ex.slices[(source, p.condition)] = res
         if source != "auto":
             continue

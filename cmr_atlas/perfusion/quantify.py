@@ -104,6 +104,8 @@ class SliceResult:
     valid: np.ndarray | None = None  # (R, C) pixels whose curve can be tissue (qc.valid_pixels)
     mbf_map: np.ndarray | None = None
     qc_reason: str | None = None
+    # automated path: sub-pixel endo/epi contours of the network's probabilities (segment.contours)
+    contours: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -156,17 +158,25 @@ def correct_slices(p: prepare.PreparedSeries) -> list[motion.MotionCorrection]:
     return [motion.correct_series(f, p.n_pd, px, near_rc=near) for f in stack]
 
 
-def auto_labels(model, card: dict, p: prepare.PreparedSeries, mcs: list[motion.MotionCorrection],
-                precision=None) -> list[np.ndarray]:
-    """CNN class maps of every slice of a series, on its motion-corrected pixel grid."""
+def auto_probabilities(model, card: dict, p: prepare.PreparedSeries, mcs: list[motion.MotionCorrection],
+                       precision=None) -> list[np.ndarray]:
+    """CNN class probabilities (K, R, C) of every slice of a series, on its motion-corrected pixel grid."""
     sp = tuple(float(v) for v in p.series.planes[0].pixel_spacing_mm)
     x = np.stack([segment.net_input(mc.frames[p.n_pd:], mc.centre_rc, sp, card) for mc in mcs])
     probs = segment.predict(model, x, precision)
-    out = []
-    for mc, pr in zip(mcs, probs):
-        full = segment.to_slice(pr, mc.centre_rc, sp, float(card["input"]["spacing_mm"]), mc.frames.shape[1:])
-        out.append(segment.clean_labels(np.argmax(full, axis=0).astype(np.int8)))
-    return out
+    return [segment.to_slice(pr, mc.centre_rc, sp, float(card["input"]["spacing_mm"]), mc.frames.shape[1:])
+            for mc, pr in zip(mcs, probs)]
+
+
+def class_map(probs: np.ndarray) -> np.ndarray:
+    """The most probable class of every pixel, specks removed (:func:`segment.clean_labels`)."""
+    return segment.clean_labels(np.argmax(probs, axis=0).astype(np.int8))
+
+
+def auto_labels(model, card: dict, p: prepare.PreparedSeries, mcs: list[motion.MotionCorrection],
+                precision=None) -> list[np.ndarray]:
+    """CNN class maps of every slice of a series, on its motion-corrected pixel grid."""
+    return [class_map(pr) for pr in auto_probabilities(model, card, p, mcs, precision)]
 
 
 def stack_insertions(labels: list[np.ndarray], plane, enhancement: list[np.ndarray] | None = None,

@@ -12,7 +12,7 @@ moving slices, recorded while it runs.  No pipeline stage imports this module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ from cmr_atlas.core.seriescache import SeriesImages
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth.clinical import cohort as C
 from cmr_atlas.synth.clinical import perfusion as P
-from cmr_atlas.synth.clinical.dynamic import SEGMENT_BASE
+from cmr_atlas.synth.clinical.dynamic import SEGMENT_BASE, contour_atlas
 
 BACKGROUND, CAVITY, MYOCARDIUM, RV = 0, 1, 2, 3
 CLASS_NAMES = ("background", "lv_cavity", "myocardium", "rv_cavity")
@@ -38,6 +38,10 @@ class SyntheticPerfusion:
     shifts_mm: dict[str, np.ndarray]  # condition -> (T, 3) true heart displacement per frame
     hematocrit: float
     segment_mbf: dict[str, np.ndarray]  # condition -> (16,) true MBF of AHA segments 1-16, ml/min/g
+    # (condition, slice_index) -> {"endo", "epi"}: (N, 2) true contours at the label maps' pose
+    contours: dict[tuple[str, int], dict[str, np.ndarray]] = field(default_factory=dict)
+    # (condition, slice_index) -> (3, R, C) float32 :func:`class_fractions` the label maps come from
+    fractions: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
 
 
 def _seconds(hhmmss: str) -> float:
@@ -88,24 +92,47 @@ def _recording_render(ctx, rng, observers: int, tissue_model: str = "distributed
     return out, plans, movings
 
 
-def label_map(ctx, moving, plan, trigger_ms: float) -> np.ndarray:
-    """Class map of one slice at the median heart position of the dynamic frames."""
+def _label_pose(ctx, plan, trigger_ms: float) -> tuple[float, np.ndarray, float]:
+    """(activation, heart shift (3,) mm, in-plane scale) of a slice's label map: its trigger
+    time's phase at the median heart position of the dynamic frames."""
     w = float(an.activation_curve(np.array([trigger_ms / np.mean(plan.rr_ms)]), ctx.heart.es_frac)[0])
-    layers = moving.layers(w)
     shift = np.median(plan.breathing.shift_mm[plan.n_pd:], axis=0)
-    scale = float(np.median(plan.breathing.scale[plan.n_pd:]))
+    return w, shift, float(np.median(plan.breathing.scale[plan.n_pd:]))
+
+
+def class_fractions(ctx, moving, plan, trigger_ms: float) -> np.ndarray:
+    """(3, R, C) fraction of each pixel that is LV cavity, LV myocardium, RV cavity (through-plane
+    partial volume over the slice profile) at the label map's pose."""
+    w, shift, scale = _label_pose(ctx, plan, trigger_ms)
+    layers = moving.layers(w)
     zero = np.zeros(moving.plane.shape)
     fractions = []
     for classes in ([an.LV_BLOOD], [an.LV_MYO] + list(range(SEGMENT_BASE, P.N_COMPARTMENTS)), [an.RV_BLOOD]):
         table = np.zeros(P.N_COMPARTMENTS)
         table[classes] = 1.0
         fractions.append(moving.frame(layers, table, shift, scale, background=zero))
-    fr = np.stack(fractions)
-    return np.where(fr.max(axis=0) >= 0.5, np.argmax(fr, axis=0) + 1, BACKGROUND).astype(np.int8)
+    return np.stack(fractions)
+
+
+def label_map(fractions: np.ndarray) -> np.ndarray:
+    """Class map of one slice from its :func:`class_fractions`: the class covering at least half
+    of a pixel, background elsewhere."""
+    return np.where(fractions.max(axis=0) >= 0.5, np.argmax(fractions, axis=0) + 1, BACKGROUND).astype(np.int8)
+
+
+def label_contours(ctx, moving, plan, trigger_ms: float) -> dict[str, np.ndarray]:
+    """True endocardial and epicardial contours ({"endo", "epi"}: (N, 2) row, col pixels, closed)
+    in the slice's mid plane at the label map's pose (a surface the plane misses is left out)."""
+    w, shift, scale = _label_pose(ctx, plan, trigger_ms)
+    plane = moving.plane
+    offset = float(shift @ plane.normal)
+    contours, _ = contour_atlas(ctx.heart, plane, w, offset, offset).at(offset)
+    return {surface: plane.patient_to_pixel(moving.move_points(pts, shift, scale))[0]
+            for surface, pts in contours.items()}
 
 
 def generate(seed: int, index: int, observers: int = 2, with_labels: bool = True,
-             tissue_model: str = "distributed") -> SyntheticPerfusion:
+             tissue_model: str = "distributed", with_contours: bool = True) -> SyntheticPerfusion:
     """Perfusion series, truth and label maps of clinical exam ``index`` of cohort ``seed`` (the
     same exam ``cmr-atlas synth --protocol clinical`` writes; only its perfusion series);
     ``tissue_model="2cxm"``: the same exam with the generator's former myocardial kinetics."""
@@ -115,12 +142,15 @@ def generate(seed: int, index: int, observers: int = 2, with_labels: bool = True
     conditions = [plan.state for plan in plans for _ in range(2)]  # perfusion then AIF per state
     series = [series_images(ctx.label, k, rs, cond, ctx.field_t) for k, (rs, cond) in
               enumerate(zip(out.series, conditions))]
-    labels = {}
+    labels, contours, fractions = {}, {}, {}
     if with_labels:
         for plan in plans:
             for k, (moving, si) in enumerate(zip(movings[:3], out.series[0].slice_indices)):
-                labels[(plan.state, si)] = label_map(ctx, moving, plan, float(plan.trigger_ms[k]))
+                fractions[(plan.state, si)] = class_fractions(ctx, moving, plan, float(plan.trigger_ms[k])).astype(np.float32)
+                labels[(plan.state, si)] = label_map(fractions[(plan.state, si)])
+                if with_contours:
+                    contours[(plan.state, si)] = label_contours(ctx, moving, plan, float(plan.trigger_ms[k]))
     return SyntheticPerfusion(ctx.label, series, out.truth, labels,
                               {plan.state: plan.breathing.shift_mm for plan in plans}, ctx.physiology.hematocrit,
                               {"stress": np.asarray(ctx.physiology.mbf_stress, float),
-                               "rest": np.asarray(ctx.physiology.mbf_rest, float)})
+                               "rest": np.asarray(ctx.physiology.mbf_rest, float)}, contours, fractions)

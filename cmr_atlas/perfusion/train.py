@@ -4,11 +4,15 @@ Samples: every slice of every stress and rest series of exams ``(seed, index)`` 
 (:mod:`cmr_atlas.perfusion.synthetic`), motion-corrected by the pipeline's own
 :func:`~cmr_atlas.perfusion.motion.correct_series`, turned into network inputs by
 :func:`~cmr_atlas.perfusion.segment.net_input`; labels: the generator's class maps at the heart's
-median position, resampled (nearest) to the same grid.  Training seeds (920000+) are disjoint from
+median position: the class fractions they come from (through-plane partial volume over the slice
+profile) resampled bilinearly to the same grid.  ``--targets hard`` (default) trains on the class
+covering half of each grid pixel, ``soft`` on the fractions themselves (KL divergence + soft Dice,
+:func:`~cmr_atlas.nets.losses.heatmap_loss`; no better on validation exams: docs/perfusion.md); a nearest-neighbour copy of the 2.26 mm class map (before
+2026-12-04) taught the network the native pixels' staircase (docs/perfusion.md).  Training seeds (920000+) are disjoint from
 every test cohort (tests 86, benchmarks 880xxx).
 
     python -m cmr_atlas.perfusion.train samples --seed 920000 --n 90 --out samples.npz
-    python -m cmr_atlas.perfusion.train fit samples.npz --minutes 20 --models-dir resources/models
+    python -m cmr_atlas.perfusion.train fit samples.npz [more.npz ...] --minutes 20 --models-dir resources/models
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch
 from scipy import ndimage
 
 from cmr_atlas.nets.augment import AugmentConfig, augment_batch
-from cmr_atlas.nets.losses import segmentation_loss
+from cmr_atlas.nets.losses import heatmap_loss, segmentation_loss
 from cmr_atlas.nets.registry import save_model
 from cmr_atlas.nets.resunet import ResUNet
 from cmr_atlas.nets.runtime import autocast, cpu_has_native_bf16
@@ -40,7 +44,7 @@ AUG = AugmentConfig(rotation_deg=180.0, zoom=(0.85, 1.15), shift_px=10.0, bright
 @dataclass
 class Samples:
     images: np.ndarray  # (M, channels, n, n) float16
-    labels: np.ndarray  # (M, n, n) int8
+    labels: np.ndarray  # (M, 3, n, n) float16: LV cavity, myocardium, RV fractions on the grid
     exam: np.ndarray  # (M,)
     exam_ids: list[str]
     points: None = None
@@ -62,7 +66,8 @@ def exam_samples(ex: synthetic.SyntheticPerfusion) -> tuple[list[np.ndarray], li
             xs.append(segment.net_input(mc.frames[p.n_pd:], mc.centre_rc, sp, {"input": INPUT}).astype(np.float16))
             si = [s for s in sorted({key[1] for key in ex.labels})][k]
             coords = segment.grid_coords(mc.centre_rc, sp, INPUT["spacing_mm"], INPUT["size"])
-            ys.append(ndimage.map_coordinates(ex.labels[(p.condition, si)], coords, order=0, cval=0).astype(np.int8))
+            fr = ex.fractions[(p.condition, si)]
+            ys.append(np.stack([ndimage.map_coordinates(f, coords, order=1, cval=0.0) for f in fr]).astype(np.float16))
     return xs, ys
 
 
@@ -82,9 +87,34 @@ def build_samples(seed: int, n: int, out: str) -> None:
                      seed=seed)
 
 
-def fit(samples_path: str, minutes: float, models_dir: str, base: int, seed: int) -> None:
-    z = np.load(samples_path)
-    s = Samples(z["images"], z["labels"], z["exam"], list(z["exam_ids"]))
+def load_samples(paths: list[str]) -> tuple[Samples, list[int]]:
+    """The samples of one or more :func:`build_samples` files (exams numbered on across files),
+    and their cohort seeds."""
+    parts = [np.load(p) for p in paths]
+    exam, n = [], 0
+    for z in parts:
+        exam.append(z["exam"] + n)
+        n += int(z["exam"].max()) + 1
+    return (Samples(np.concatenate([z["images"] for z in parts]), np.concatenate([z["labels"] for z in parts]),
+                    np.concatenate(exam), [str(e) for z in parts for e in z["exam_ids"]]),
+            sorted({int(x) for z in parts for x in np.atleast_1d(z["seed"])}))
+
+
+def soft_targets(fractions: torch.Tensor) -> torch.Tensor:
+    """(B, 4, n, n) class probabilities: background, then the (B, 3, n, n) foreground fractions."""
+    fg = fractions.float()
+    return torch.cat([(1.0 - fg.sum(1, keepdim=True)).clamp_min(0.0), fg], 1)
+
+
+def hard_labels(fractions: torch.Tensor) -> torch.Tensor:
+    """(B, n, n) the class covering at least half of each pixel (:func:`synthetic.label_map`)."""
+    fg = fractions.float()
+    return torch.where(fg.max(1).values >= 0.5, fg.argmax(1) + 1, 0)
+
+
+def fit(samples_paths: list[str], minutes: float, models_dir: str, base: int, seed: int,
+        targets: str = "hard") -> None:
+    s, seeds = load_samples(samples_paths)
     cfg = TrainConfig(max_epochs=200, batch_size=16, lr=1e-3, patience=12, max_seconds=minutes * 60, seed=seed,
                       threads=2, steps_per_epoch=25, max_val_images=200)
     rng = np.random.default_rng(cfg.seed)
@@ -93,7 +123,13 @@ def fit(samples_path: str, minutes: float, models_dir: str, base: int, seed: int
     model = ResUNet(s.images.shape[1], len(segment.CLASSES), base, 4)
     tr, va, info = _split(s, cfg, rng)
     x_all = torch.from_numpy(s.images.astype(np.float32))
-    y_all = torch.from_numpy(s.labels.astype(np.int64))
+    y_all = torch.from_numpy(s.labels.astype(np.float32))
+    hard_all = hard_labels(y_all)
+
+    def loss_of(logits, fractions):
+        if targets == "soft":
+            return heatmap_loss(logits, soft_targets(fractions), 1.0)
+        return segmentation_loss(logits, hard_labels(fractions), 1.0, [1, 2, 3])
     dtype = torch.bfloat16 if cpu_has_native_bf16() else None
     dev = torch.device("cpu")
 
@@ -102,22 +138,22 @@ def fit(samples_path: str, minutes: float, models_dir: str, base: int, seed: int
         x, y, _ = augment_batch(rng, x_all[i], AUG, labels=y_all[i])
         with autocast(dev, dtype):
             logits = model(x)
-        return segmentation_loss(logits.float(), y, 1.0, [1, 2, 3])
+        return loss_of(logits.float(), y)
 
     def val():
         with autocast(dev, dtype):
             logits = torch.cat([model(x_all[va[b:b + 32]]) for b in range(0, len(va), 32)]).float()
-        loss = float(segmentation_loss(logits, y_all[va], 1.0, [1, 2, 3]))
-        pred, truth = logits.argmax(1).numpy(), y_all[va].numpy()
+        loss = float(loss_of(logits, y_all[va]))
+        pred, truth = logits.argmax(1).numpy(), hard_all[va].numpy()
         return loss, {f"dice_{c}": mean_dice(pred, truth, k) for k, c in enumerate(segment.CLASSES) if k}
 
     report = _fit(model, step, val, len(tr), cfg, rng, "perf_seg")
-    report.update(info, train_config=cfg.to_dict(), augmentation=AUG.to_dict(),
+    report.update(info, train_config=cfg.to_dict(), augmentation=AUG.to_dict(), targets=targets,
                   precision="bfloat16 autocast" if dtype else "float32")
     card = {"name": segment.MODEL_NAME, "description": "perfusion 2D+T residual U-Net: " + ", ".join(segment.CLASSES),
-            "classes": list(segment.CLASSES), "input": INPUT,
+            "sequences": ["perfusion"], "views": ["sax"], "classes": list(segment.CLASSES), "input": INPUT,
             "training_data": {"source": "synthetic clinical exams in memory (cmr_atlas.perfusion.synthetic)",
-                              "cohort_seeds": [int(x) for x in np.atleast_1d(z["seed"])],
+                              "cohort_seeds": seeds,
                               "exam_labels": [str(e) for e in s.exam_ids],
                               "n_exams": len(s.exam_ids), "n_slices": len(s),
                               "disjoint_from": "test seed 86 (tests/conftest.py), benchmark seed 880000"},
@@ -133,16 +169,18 @@ def main() -> None:
     a.add_argument("--n", type=int, default=90)
     a.add_argument("--out", required=True)
     b = sub.add_parser("fit")
-    b.add_argument("samples")
+    b.add_argument("samples", nargs="+", help="one or more files of the samples step")
     b.add_argument("--minutes", type=float, default=20.0)
     b.add_argument("--models-dir", required=True, help="where the weights and card go (e.g. resources/models)")
     b.add_argument("--base", type=int, default=16)
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--targets", choices=("soft", "hard"), default="hard",
+                   help="train on the class fractions (soft) or the class covering half of each pixel (hard)")
     args = ap.parse_args()
     if args.cmd == "samples":
         build_samples(args.seed, args.n, args.out)
     else:
-        fit(args.samples, args.minutes, args.models_dir, args.base, args.seed)
+        fit(args.samples, args.minutes, args.models_dir, args.base, args.seed, args.targets)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,20 @@ def test_augmentation_moves_points_with_the_image():
         assert lab[b].sum() > 0
 
 
+def test_soft_labels_move_with_the_image_and_stay_fractions():
+    rng = np.random.default_rng(4)
+    img = torch.zeros(3, 2, 48, 48)
+    img[:, :, 14:30, 18:34] = 1.0
+    soft = torch.stack([img[:, 0] * 0.7, img[:, 0] * 0.3], 1)  # two foreground classes' fractions
+    cfg = AugmentConfig(zoom=(0.9, 1.1), shift_px=4, brightness=0, contrast=0, noise_sd=0)
+    out, lab, _ = augment_batch(rng, img, cfg, labels=soft)
+    assert lab.shape == soft.shape and lab.dtype == torch.float32
+    assert float(lab.min()) >= 0 and float(lab.sum(1).max()) <= 1.0 + 1e-6
+    # the fractions cover what the warped image covers, in the same ratio
+    assert torch.allclose(lab.sum(1), out[:, 0], atol=1e-5)
+    assert torch.allclose(lab[:, 0], 0.7 * out[:, 0], atol=1e-5)
+
+
 def test_segmentation_samples_from_truth_contours(ring_exam):
     images, contours = ring_exam()
     grid = Grid(1.5, 64)

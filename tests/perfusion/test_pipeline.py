@@ -61,6 +61,21 @@ def test_auto_segmentation_overlaps_the_truth(result, perfusion_exam):
     assert np.mean(dice) > 0.6
 
 
+def test_auto_contours_follow_the_exact_contours(result, perfusion_exam):
+    """The network's sub-pixel contours lie near the generator's exact ones (mean distance; the
+    held-out figures: benchmarks/perfusion.py)."""
+    ids = sorted({k[1] for k in perfusion_exam.labels})
+    dist = []
+    for cond in ("stress", "rest"):
+        for k, r in enumerate(result.slices[("auto", cond)]):
+            truth = perfusion_exam.contours[(cond, ids[k])]
+            assert "epi" in r.contours and set(r.contours) >= set(truth) - {"endo"}
+            for surface in set(r.contours) & set(truth):
+                d = np.hypot(*(r.contours[surface][:, None] - truth[surface][None]).transpose(2, 0, 1)).min(axis=1)
+                dist.append(d.mean())
+    assert np.mean(dist) * 2.3 < 1.5  # pixels of ~2.3 mm
+
+
 def test_shard_writes_every_table_and_survives_bad_exams(tmp_path, perfusion_exam):
     ex = perfusion_exam
     cache = tmp_path / "cache"
@@ -91,6 +106,8 @@ def test_shard_writes_every_table_and_survives_bad_exams(tmp_path, perfusion_exa
     assert qc.loc[("short", "rest")].isna().all()  # the rest series of that exam still quantified
     assert (got["perfusion_segments"].exam_id == "good").sum() >= 20
     assert len(list((tmp_path / "maps" / "good").glob("*.png"))) >= 4
+    with np.load(sorted((tmp_path / "maps" / "good").glob("*.npz"))[0]) as z:  # the sub-pixel contours travel
+        assert z["epi_rc"].shape[1] == 2 and z["epi_rc"].shape[0] > 10
 
 
 def test_shard_without_the_network(tmp_path, perfusion_exam):

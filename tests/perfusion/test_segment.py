@@ -1,0 +1,76 @@
+"""Sub-pixel contours of class probabilities (cmr_atlas.perfusion.segment.contours) and the
+generator's exact contours they are measured against (cmr_atlas.perfusion.synthetic)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cmr_atlas.perfusion import segment
+
+
+def ring_probs(shape, centre, r_endo, r_epi, width=1.0):
+    """(4, R, C) probabilities of a cavity disc inside a myocardial ring (smooth edges)."""
+    rr, cc = np.mgrid[: shape[0], : shape[1]].astype(float)
+    r = np.hypot(rr - centre[0], cc - centre[1])
+    inside_endo = 1 / (1 + np.exp((r - r_endo) / width))
+    inside_epi = 1 / (1 + np.exp((r - r_epi) / width))
+    p = np.zeros((4,) + shape)
+    p[segment.CAVITY], p[segment.MYOCARDIUM] = inside_endo, inside_epi - inside_endo
+    p[segment.BACKGROUND] = 1 - inside_epi
+    return p
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(30, 50), st.floats(30, 50), st.floats(4, 15), st.floats(3, 8))
+def test_contours_lie_on_the_half_probability_circle(cr, cc, r_endo, wall):
+    p = ring_probs((80, 80), (cr, cc), r_endo, r_endo + wall)
+    lines = segment.contours(p)
+    for name, radius in (("endo", r_endo), ("epi", r_endo + wall)):
+        line = lines[name]
+        assert np.allclose(line[0], line[-1])  # closed
+        d = np.hypot(line[:, 0] - cr, line[:, 1] - cc)
+        assert np.abs(d - radius).max() < 0.1  # sub-pixel: the pixels are 1
+
+
+def test_a_slice_without_cavity_has_no_endocardium():
+    p = ring_probs((60, 60), (30, 30), 8, 14)
+    p[segment.MYOCARDIUM] += p[segment.CAVITY]
+    p[segment.CAVITY] = 0
+    assert set(segment.contours(p)) == {"epi"}
+
+
+def test_the_longest_closed_line_is_kept():
+    p = ring_probs((80, 80), (40, 40), 10, 16)
+    q = ring_probs((80, 80), (8, 8), 2, 3)  # a speck of cavity elsewhere
+    p[segment.CAVITY] = np.maximum(p[segment.CAVITY], q[segment.CAVITY])
+    endo = segment.contours(p)["endo"]
+    assert np.hypot(*(endo.mean(axis=0) - 40)) < 0.5
+
+
+def test_exact_contours_match_the_label_maps(perfusion_exam):
+    """The generator's contours (mid plane) and its class fractions' half-lines (slice profile)
+    describe the same boundary: within half a pixel on average (a contour in another pose, the
+    heart displaced by breathing, lies pixels away)."""
+    for key, frac in perfusion_exam.fractions.items():
+        probs = np.concatenate([1 - frac.sum(axis=0, keepdims=True), frac])  # background, cavity, myo, RV
+        lines, truth = segment.contours(probs), perfusion_exam.contours[key]
+        assert set(truth) <= set(lines) | {"endo"}
+        for surface in set(lines) & set(truth):
+            d = np.hypot(*(lines[surface][:, None] - truth[surface][None]).transpose(2, 0, 1)).min(axis=1)
+            assert d.mean() < 0.5, (key, surface, d.mean())  # pixels (~2.3 mm); apical cavities the most
+
+
+def test_training_targets_agree_with_the_label_maps(perfusion_exam):
+    """The network's hard training targets are the generator's class-map rule; the soft ones are
+    probabilities (background what the foreground fractions leave)."""
+    import torch
+
+    from cmr_atlas.perfusion import synthetic, train
+
+    frac = np.stack(list(perfusion_exam.fractions.values()))
+    hard = train.hard_labels(torch.from_numpy(frac)).numpy()
+    assert all((h == synthetic.label_map(f)).all() for h, f in zip(hard, frac))
+    soft = train.soft_targets(torch.from_numpy(frac)).numpy()
+    assert soft.shape[1] == 4 and np.allclose(soft.sum(1), 1.0, atol=1e-5) and soft.min() >= 0
