@@ -53,8 +53,9 @@ class Samples:
         return len(self.labels)
 
 
-def exam_samples(ex: synthetic.SyntheticPerfusion) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Network inputs and grid labels of every slice of one synthetic exam."""
+def exam_samples(ex: synthetic.SyntheticPerfusion, grid: dict = INPUT) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Network inputs and grid labels of every slice of one synthetic exam (``grid``: the card's
+    ``input``)."""
     xs, ys = [], []
     for p in prepare.prepare_exam(ex.series):
         if not p.ok:
@@ -63,20 +64,22 @@ def exam_samples(ex: synthetic.SyntheticPerfusion) -> tuple[list[np.ndarray], li
         near = motion.series_heart_centre([p.frames(k) for k in range(len(p.order))], p.n_pd, float(np.mean(sp)))
         for k in range(len(p.order)):
             mc = motion.correct_series(p.frames(k), p.n_pd, float(np.mean(sp)), near_rc=near)
-            xs.append(segment.net_input(mc.frames[p.n_pd:], mc.centre_rc, sp, {"input": INPUT}).astype(np.float16))
+            xs.append(segment.net_input(mc.frames[p.n_pd:], mc.centre_rc, sp, {"input": grid}).astype(np.float16))
             si = [s for s in sorted({key[1] for key in ex.labels})][k]
-            coords = segment.grid_coords(mc.centre_rc, sp, INPUT["spacing_mm"], INPUT["size"])
+            coords = segment.grid_coords(mc.centre_rc, sp, grid["spacing_mm"], grid["size"])
             fr = ex.fractions[(p.condition, si)]
             ys.append(np.stack([ndimage.map_coordinates(f, coords, order=1, cval=0.0) for f in fr]).astype(np.float16))
     return xs, ys
 
 
-def build_samples(seed: int, n: int, out: str) -> None:
+def build_samples(seed: int, n: int, out: str, spacing_mm: float = INPUT["spacing_mm"],
+                  size: int = INPUT["size"]) -> None:
+    grid = {**INPUT, "spacing_mm": spacing_mm, "size": size}
     xs, ys, exam, ids = [], [], [], []
     t0 = time.monotonic()
     for i in range(n):
         ex = synthetic.generate(seed, i, observers=0)
-        x, y = exam_samples(ex)
+        x, y = exam_samples(ex, grid)
         xs += x
         ys += y
         exam += [i] * len(x)
@@ -84,20 +87,26 @@ def build_samples(seed: int, n: int, out: str) -> None:
         print(f"exam {i}: {len(x)} slices, {time.monotonic() - t0:.0f} s", flush=True)
         if (i + 1) % 10 == 0 or i == n - 1:  # checkpoint: a cut run still leaves samples
             np.savez(out, images=np.stack(xs), labels=np.stack(ys), exam=np.array(exam), exam_ids=np.array(ids),
-                     seed=seed)
+                     seed=seed, spacing_mm=spacing_mm, size=size)
 
 
-def load_samples(paths: list[str]) -> tuple[Samples, list[int]]:
+def load_samples(paths: list[str]) -> tuple[Samples, list[int], dict]:
     """The samples of one or more :func:`build_samples` files (exams numbered on across files),
-    and their cohort seeds."""
+    their cohort seeds and their grid (the card's ``input``)."""
     parts = [np.load(p) for p in paths]
+    grids = {(float(z["spacing_mm"]), int(z["size"])) if "spacing_mm" in z else (INPUT["spacing_mm"], INPUT["size"])
+             for z in parts}
+    if len(grids) > 1:
+        raise ValueError(f"samples on different grids (spacing_mm, size): {sorted(grids)}")
+    (spacing_mm, size), = grids
     exam, n = [], 0
     for z in parts:
         exam.append(z["exam"] + n)
         n += int(z["exam"].max()) + 1
     return (Samples(np.concatenate([z["images"] for z in parts]), np.concatenate([z["labels"] for z in parts]),
                     np.concatenate(exam), [str(e) for z in parts for e in z["exam_ids"]]),
-            sorted({int(x) for z in parts for x in np.atleast_1d(z["seed"])}))
+            sorted({int(x) for z in parts for x in np.atleast_1d(z["seed"])}),
+            {**INPUT, "spacing_mm": spacing_mm, "size": size})
 
 
 def soft_targets(fractions: torch.Tensor) -> torch.Tensor:
@@ -114,7 +123,7 @@ def hard_labels(fractions: torch.Tensor) -> torch.Tensor:
 
 def fit(samples_paths: list[str], minutes: float, models_dir: str, base: int, seed: int,
         targets: str = "hard") -> None:
-    s, seeds = load_samples(samples_paths)
+    s, seeds, grid = load_samples(samples_paths)
     cfg = TrainConfig(max_epochs=200, batch_size=16, lr=1e-3, patience=12, max_seconds=minutes * 60, seed=seed,
                       threads=2, steps_per_epoch=25, max_val_images=200)
     rng = np.random.default_rng(cfg.seed)
@@ -151,7 +160,7 @@ def fit(samples_paths: list[str], minutes: float, models_dir: str, base: int, se
     report.update(info, train_config=cfg.to_dict(), augmentation=AUG.to_dict(), targets=targets,
                   precision="bfloat16 autocast" if dtype else "float32")
     card = {"name": segment.MODEL_NAME, "description": "perfusion 2D+T residual U-Net: " + ", ".join(segment.CLASSES),
-            "sequences": ["perfusion"], "views": ["sax"], "classes": list(segment.CLASSES), "input": INPUT,
+            "sequences": ["perfusion"], "views": ["sax"], "classes": list(segment.CLASSES), "input": grid,
             "training_data": {"source": "synthetic clinical exams in memory (cmr_atlas.perfusion.synthetic)",
                               "cohort_seeds": seeds,
                               "exam_labels": [str(e) for e in s.exam_ids],
@@ -168,6 +177,8 @@ def main() -> None:
     a.add_argument("--seed", type=int, default=920000)
     a.add_argument("--n", type=int, default=90)
     a.add_argument("--out", required=True)
+    a.add_argument("--spacing-mm", type=float, default=INPUT["spacing_mm"], help="the network grid's pixel size")
+    a.add_argument("--size", type=int, default=INPUT["size"], help="the network grid's pixels per side")
     b = sub.add_parser("fit")
     b.add_argument("samples", nargs="+", help="one or more files of the samples step")
     b.add_argument("--minutes", type=float, default=20.0)
@@ -178,7 +189,7 @@ def main() -> None:
                    help="train on the class fractions (soft) or the class covering half of each pixel (hard)")
     args = ap.parse_args()
     if args.cmd == "samples":
-        build_samples(args.seed, args.n, args.out)
+        build_samples(args.seed, args.n, args.out, args.spacing_mm, args.size)
     else:
         fit(args.samples, args.minutes, args.models_dir, args.base, args.seed, args.targets)
 

@@ -4,6 +4,7 @@ generator's exact contours they are measured against (cmr_atlas.perfusion.synthe
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -74,3 +75,23 @@ def test_training_targets_agree_with_the_label_maps(perfusion_exam):
     assert all((h == synthetic.label_map(f)).all() for h, f in zip(hard, frac))
     soft = train.soft_targets(torch.from_numpy(frac)).numpy()
     assert soft.shape[1] == 4 and np.allclose(soft.sum(1), 1.0, atol=1e-5) and soft.min() >= 0
+
+
+def test_training_samples_carry_their_grid(tmp_path):
+    """Sample files keep the grid they were made on (the card's input); files on different grids
+    cannot be mixed."""
+    from cmr_atlas.perfusion import train
+
+    def write(name, spacing_mm, size, exams):
+        path = tmp_path / name
+        np.savez(path, images=np.zeros((2 * exams, 16, size, size), np.float16),
+                 labels=np.zeros((2 * exams, 3, size, size), np.float16), exam=np.repeat(np.arange(exams), 2),
+                 exam_ids=np.array([f"E{i}" for i in range(exams)]), seed=1, spacing_mm=spacing_mm, size=size)
+        return str(path)
+
+    a, b = write("a.npz", 1.0, 8, 2), write("b.npz", 1.0, 8, 3)
+    s, seeds, grid = train.load_samples([a, b])
+    assert (grid["spacing_mm"], grid["size"]) == (1.0, 8) and seeds == [1]
+    assert len(s) == 10 and list(np.unique(s.exam)) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="different grids"):
+        train.load_samples([a, write("c.npz", 1.5, 6, 1)])
