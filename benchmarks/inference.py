@@ -37,7 +37,8 @@ from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
 from cmr_atlas.cine.inference import Models, infer_exam, load_models, seg_logits  # noqa: E402
 from cmr_atlas.nets.preprocess import Grid, prepare  # noqa: E402
 from cmr_atlas.nets.registry import ModelFileError, card_grid  # noqa: E402
-from cmr_atlas.nets.runtime import forward, inference_model, resolve_precision, resolve_runtime  # noqa: E402
+from cmr_atlas.nets.runtime import (autocast, forward, inference_model, resolve_precision,  # noqa: E402
+                                    resolve_runtime)
 from cmr_atlas.nets.unet import UNet  # noqa: E402
 
 
@@ -53,7 +54,8 @@ def random_models(device: torch.device, precision: str, runtime: str) -> Models:
                   None if rt == "onnxruntime" else resolve_precision(precision, device), rt)
 
 
-def bench(models: Models, exams: list[ExamImages], n_images: int, batch: int, margins: list[float]) -> None:
+def bench(models: Models, exams: list[ExamImages], n_images: int, batch: int, margins: list[float],
+          models_dir: str | None = None) -> None:
     x = np.random.default_rng(1).normal(size=(n_images, 128, 128)).astype(np.float32)
     named = [("seg_sax", models.seg)] + [(f"landmarks[{k}]", m) for k, (m, _) in models.landmark.items()]
     for name, model in named:
@@ -67,8 +69,36 @@ def bench(models: Models, exams: list[ExamImages], n_images: int, batch: int, ma
         dt, dc = time.perf_counter() - t, time.process_time() - c
         print(f"  {name:22s} {n_images / dt:8.1f} images/s, {1e3 * dc / n_images:6.2f} CPU ms/image  "
               f"(batch {batch}, 128x128, forward only)")
+    if models_dir and models.runtime == "torch":
+        perf_seg(models, models_dir, n_images, batch)
     for margin in margins:
         whole(models, exams, batch, margin)
+
+
+def perf_seg(models: Models, models_dir: str, n_images: int, batch: int) -> None:
+    """Forward passes of the shipped perfusion network (its card's grid and frames as channels)."""
+    from cmr_atlas.perfusion import segment
+
+    try:
+        net, card = segment.load_segmenter(models_dir)
+    except ModelFileError:
+        return
+    net = net.to(models.device)
+    g = card["input"]
+    x = torch.from_numpy(np.random.default_rng(2).normal(
+        size=(n_images, len(g["frame_offsets"]), g["size"], g["size"])).astype(np.float32)).to(models.device)
+    dt = None
+    for _ in range(2):  # warm-up, then timed
+        t, c = time.perf_counter(), time.process_time()
+        with torch.inference_mode(), autocast(models.device, models.dtype):
+            for i in range(0, n_images, batch):
+                net(x[i:i + batch])
+        if models.device.type == "cuda":
+            torch.cuda.synchronize()
+        dt, dc = time.perf_counter() - t, time.process_time() - c
+    print(f"  {'perf_seg':22s} {n_images / dt:8.1f} slices/s, {1e3 * dt / n_images:6.2f} ms/slice, "
+          f"{1e3 * dc / n_images:6.2f} CPU ms/slice  (batch {batch}, {len(g['frame_offsets'])} frames x "
+          f"{g['size']}x{g['size']}, forward only)")
 
 
 def whole(models: Models, exams: list[ExamImages], batch: int, margin: float) -> None:
@@ -118,10 +148,12 @@ def main() -> int:
                     help="precisions to measure side by side (config inference.precision)")
     ap.add_argument("--runtime", nargs="+", default=["torch", "onnxruntime"], choices=["auto", "torch", "onnxruntime"],
                     help="runtimes to measure side by side (config inference.runtime)")
+    ap.add_argument("--devices", nargs="+", default=["cpu", "cuda"], choices=["cpu", "cuda"],
+                    help="where to measure (cuda only where present)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     exams = test_exams(args.cache, args.n_exams)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    devices = [torch.device(d) for d in args.devices if d == "cpu" or torch.cuda.is_available()]
     for dev in devices:
         for runtime, precision in itertools.product(args.runtime, args.precision):
             try:
@@ -141,7 +173,8 @@ def main() -> int:
                 print(f"shipped models unavailable ({exc}); using random weights")
                 models, kind = random_models(dev, precision, runtime), "random weights"
             print(f"{label} [{kind}]")
-            bench(models, exams, args.images if dev.type == "cpu" else args.images * 8, args.batch, args.crop_margin_mm)
+            bench(models, exams, args.images if dev.type == "cpu" else args.images * 8, args.batch, args.crop_margin_mm,
+                  None if kind == "random weights" else args.models_dir)
     return 0
 
 

@@ -54,7 +54,7 @@ def random_thetas(rng: np.random.Generator, n: int, size: int, cfg: AugmentConfi
 
 
 def warp_images(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    grid = F.affine_grid(theta, list(x.shape), align_corners=True)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=True)
     return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=True)
 
 
@@ -64,6 +64,7 @@ def warp_points(rc: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tenso
     ``theta`` maps output to input, so points go through its inverse.
     """
     xy_in = torch.stack([rc[..., 1], rc[..., 0]], -1) * (2.0 / (size - 1)) - 1.0
+    theta = theta.to(rc.device)
     a, t = theta[:, :, :2], theta[:, :, 2]
     xy_out = torch.einsum("bij,bkj->bki", torch.linalg.inv(a), xy_in - t[:, None, :])
     xy_out = (xy_out + 1.0) * ((size - 1) / 2.0)
@@ -82,7 +83,7 @@ def coil_shading(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) 
     drop = rng.uniform(*cfg.coil_falloff, b)
     if not use.any():
         return x
-    ax = torch.linspace(-1.0, 1.0, n)
+    ax = torch.linspace(-1.0, 1.0, n, device=x.device)
     out = x.clone()
     for i in np.flatnonzero(use):
         u = np.cos(angle[i]) * ax[None, :] + np.sin(angle[i]) * ax[:, None]  # -1.4..1.4 across the grid
@@ -97,9 +98,13 @@ def intensity(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> 
     if cfg.coil_p > 0:
         x = coil_shading(x, rng, cfg)
     b = x.shape[0]
-    c = torch.tensor(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, b), dtype=x.dtype).view(b, 1, 1, 1)
-    s = torch.tensor(rng.uniform(-cfg.brightness, cfg.brightness, b), dtype=x.dtype).view(b, 1, 1, 1)
-    noise = torch.tensor(rng.standard_normal(x.shape) * cfg.noise_sd, dtype=x.dtype)
+    c = torch.tensor(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, b), dtype=x.dtype, device=x.device).view(b, 1, 1, 1)
+    s = torch.tensor(rng.uniform(-cfg.brightness, cfg.brightness, b), dtype=x.dtype, device=x.device).view(b, 1, 1, 1)
+    if x.device.type == "cpu":
+        noise = torch.tensor(rng.standard_normal(x.shape) * cfg.noise_sd, dtype=x.dtype)
+    else:  # on a GPU the pixel noise is drawn there (seeded from rng): numpy's would be the training's bottleneck
+        g = torch.Generator(device=x.device).manual_seed(int(rng.integers(2**62)))
+        noise = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype) * cfg.noise_sd
     return x * c + s + noise
 
 

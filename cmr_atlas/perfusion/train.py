@@ -18,6 +18,7 @@ every test cohort (tests 86, benchmarks 880xxx).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import dataclass
 
@@ -72,22 +73,44 @@ def exam_samples(ex: synthetic.SyntheticPerfusion, grid: dict = INPUT) -> tuple[
     return xs, ys
 
 
+def _exam_job(args: tuple[int, int, dict]) -> tuple[list[np.ndarray], list[np.ndarray], str]:
+    seed, index, grid = args
+    torch.set_num_threads(1)
+    ex = synthetic.generate(seed, index, observers=0)
+    x, y = exam_samples(ex, grid)
+    return x, y, ex.exam_id
+
+
 def build_samples(seed: int, n: int, out: str, spacing_mm: float = INPUT["spacing_mm"],
-                  size: int = INPUT["size"]) -> None:
+                  size: int = INPUT["size"], jobs: int = 1, start: int = 0) -> None:
+    """Samples of exams ``start .. start + n - 1`` of cohort ``seed`` on the grid (``spacing_mm``,
+    ``size``) to ``out`` (npz), written every 10 exams so a cut run leaves what it made; ``jobs``
+    worker processes generate exams side by side (same file as one process)."""
     grid = {**INPUT, "spacing_mm": spacing_mm, "size": size}
     xs, ys, exam, ids = [], [], [], []
     t0 = time.monotonic()
-    for i in range(n):
-        ex = synthetic.generate(seed, i, observers=0)
-        x, y = exam_samples(ex, grid)
-        xs += x
-        ys += y
-        exam += [i] * len(x)
-        ids.append(ex.exam_id)
-        print(f"exam {i}: {len(x)} slices, {time.monotonic() - t0:.0f} s", flush=True)
-        if (i + 1) % 10 == 0 or i == n - 1:  # checkpoint: a cut run still leaves samples
-            np.savez(out, images=np.stack(xs), labels=np.stack(ys), exam=np.array(exam), exam_ids=np.array(ids),
-                     seed=seed, spacing_mm=spacing_mm, size=size)
+    tasks = [(seed, i, grid) for i in range(start, start + n)]
+    pool = None
+    if jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
+    try:
+        results = pool.map(_exam_job, tasks) if pool else map(_exam_job, tasks)
+        for j, (x, y, exam_id) in enumerate(results):
+            xs += x
+            ys += y
+            exam += [j] * len(x)
+            ids.append(exam_id)
+            print(f"exam {start + j}: {len(x)} slices, {time.monotonic() - t0:.0f} s", flush=True)
+            if (j + 1) % 10 == 0 or j == n - 1:  # checkpoint: a cut run still leaves samples
+                part = f"{out}.part.npz"  # renamed into place: a run killed while writing keeps the last file
+                np.savez(part, images=np.stack(xs), labels=np.stack(ys), exam=np.array(exam), exam_ids=np.array(ids),
+                         seed=seed, spacing_mm=spacing_mm, size=size)
+                os.replace(part, out)
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
 
 
 def load_samples(paths: list[str]) -> tuple[Samples, list[int], dict]:
@@ -121,26 +144,41 @@ def hard_labels(fractions: torch.Tensor) -> torch.Tensor:
     return torch.where(fg.max(1).values >= 0.5, fg.argmax(1) + 1, 0)
 
 
+def training_device(name: str = "auto") -> torch.device:
+    """``cuda`` where asked for or (``auto``) available, else ``cpu``; asking for an absent GPU is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available here")
+    return torch.device(name)
+
+
 def fit(samples_paths: list[str], minutes: float, models_dir: str, base: int, seed: int,
-        targets: str = "hard") -> None:
+        targets: str = "hard", device: str = "cpu", batch_size: int = 16, patience: int = 12,
+        steps_per_epoch: int = 25, max_epochs: int = 200) -> None:
+    """Train ``perf_seg`` on the samples files and save weights + card to ``models_dir``; on
+    ``device`` ``cuda`` the samples live on the GPU and the steps run under bfloat16 autocast (the
+    augmentation draws stay on the numpy generator, so a seed means the same batches anywhere)."""
     s, seeds, grid = load_samples(samples_paths)
-    cfg = TrainConfig(max_epochs=200, batch_size=16, lr=1e-3, patience=12, max_seconds=minutes * 60, seed=seed,
-                      threads=2, steps_per_epoch=25, max_val_images=200)
+    cfg = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, lr=1e-3, patience=patience,
+                      max_seconds=minutes * 60, seed=seed, threads=2, steps_per_epoch=steps_per_epoch,
+                      max_val_images=200)
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    model = ResUNet(s.images.shape[1], len(segment.CLASSES), base, 4)
+    dev = training_device(device)
+    torch.backends.cudnn.benchmark = dev.type == "cuda"  # fixed input shapes: let cuDNN pick its kernels once
+    model = ResUNet(s.images.shape[1], len(segment.CLASSES), base, 4).to(dev)
     tr, va, info = _split(s, cfg, rng)
-    x_all = torch.from_numpy(s.images.astype(np.float32))
-    y_all = torch.from_numpy(s.labels.astype(np.float32))
+    x_all = torch.from_numpy(s.images.astype(np.float32)).to(dev)
+    y_all = torch.from_numpy(s.labels.astype(np.float32)).to(dev)
     hard_all = hard_labels(y_all)
 
     def loss_of(logits, fractions):
         if targets == "soft":
             return heatmap_loss(logits, soft_targets(fractions), 1.0)
         return segmentation_loss(logits, hard_labels(fractions), 1.0, [1, 2, 3])
-    dtype = torch.bfloat16 if cpu_has_native_bf16() else None
-    dev = torch.device("cpu")
+    dtype = torch.bfloat16 if dev.type == "cuda" or cpu_has_native_bf16() else None
 
     def step(idx):
         i = tr[idx]
@@ -153,12 +191,14 @@ def fit(samples_paths: list[str], minutes: float, models_dir: str, base: int, se
         with autocast(dev, dtype):
             logits = torch.cat([model(x_all[va[b:b + 32]]) for b in range(0, len(va), 32)]).float()
         loss = float(loss_of(logits, y_all[va]))
-        pred, truth = logits.argmax(1).numpy(), hard_all[va].numpy()
+        pred, truth = logits.argmax(1).cpu().numpy(), hard_all[va].cpu().numpy()
         return loss, {f"dice_{c}": mean_dice(pred, truth, k) for k, c in enumerate(segment.CLASSES) if k}
 
     report = _fit(model, step, val, len(tr), cfg, rng, "perf_seg")
     report.update(info, train_config=cfg.to_dict(), augmentation=AUG.to_dict(), targets=targets,
-                  precision="bfloat16 autocast" if dtype else "float32")
+                  precision="bfloat16 autocast" if dtype else "float32",
+                  device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu")
+    model = model.cpu()
     card = {"name": segment.MODEL_NAME, "description": "perfusion 2D+T residual U-Net: " + ", ".join(segment.CLASSES),
             "sequences": ["perfusion"], "views": ["sax"], "classes": list(segment.CLASSES), "input": grid,
             "training_data": {"source": "synthetic clinical exams in memory (cmr_atlas.perfusion.synthetic)",
@@ -176,6 +216,8 @@ def main() -> None:
     a = sub.add_parser("samples")
     a.add_argument("--seed", type=int, default=920000)
     a.add_argument("--n", type=int, default=90)
+    a.add_argument("--start", type=int, default=0, help="first exam index")
+    a.add_argument("--jobs", type=int, default=1, help="worker processes")
     a.add_argument("--out", required=True)
     a.add_argument("--spacing-mm", type=float, default=INPUT["spacing_mm"], help="the network grid's pixel size")
     a.add_argument("--size", type=int, default=INPUT["size"], help="the network grid's pixels per side")
@@ -187,11 +229,17 @@ def main() -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--targets", choices=("soft", "hard"), default="hard",
                    help="train on the class fractions (soft) or the class covering half of each pixel (hard)")
+    b.add_argument("--device", default="cpu", help="cpu, cuda or auto (a GPU where there is one)")
+    b.add_argument("--batch-size", type=int, default=16)
+    b.add_argument("--patience", type=int, default=12, help="epochs without validation improvement before stopping")
+    b.add_argument("--steps-per-epoch", type=int, default=25)
+    b.add_argument("--max-epochs", type=int, default=200)
     args = ap.parse_args()
     if args.cmd == "samples":
-        build_samples(args.seed, args.n, args.out, args.spacing_mm, args.size)
+        build_samples(args.seed, args.n, args.out, args.spacing_mm, args.size, args.jobs, args.start)
     else:
-        fit(args.samples, args.minutes, args.models_dir, args.base, args.seed, args.targets)
+        fit(args.samples, args.minutes, args.models_dir, args.base, args.seed, args.targets, args.device,
+            args.batch_size, args.patience, args.steps_per_epoch, args.max_epochs)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,21 @@ def test_soft_labels_move_with_the_image_and_stay_fractions():
     assert torch.allclose(lab[:, 0], 0.7 * out[:, 0], atol=1e-5)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on the CI machine)")
+def test_cuda_augmentation_warps_like_the_cpu():
+    """On a GPU the batch stays there; the geometry (one affine per image from the numpy draws) is
+    the CPU's, only the pixel noise is drawn on the device."""
+    img = torch.zeros(3, 2, 48, 48)
+    img[:, :, 14:30, 18:34] = 1.0
+    pts = torch.tensor([[[20.0, 30.0]], [[18.0, 22.0]], [[24.0, 24.0]]])
+    cfg = AugmentConfig(zoom=(0.9, 1.1), shift_px=4, noise_sd=0.0)
+    cpu = augment_batch(np.random.default_rng(5), img, cfg, labels=img[:, 0].long(), points=pts)
+    gpu = augment_batch(np.random.default_rng(5), img.cuda(), cfg, labels=img[:, 0].long().cuda(), points=pts.cuda())
+    assert all(t.is_cuda for t in gpu)
+    assert torch.allclose(cpu[0], gpu[0].cpu(), atol=1e-4) and (cpu[1] == gpu[1].cpu()).float().mean() > 0.99
+    assert torch.allclose(cpu[2], gpu[2].cpu(), atol=1e-3)
+
+
 def test_segmentation_samples_from_truth_contours(ring_exam):
     images, contours = ring_exam()
     grid = Grid(1.5, 64)

@@ -95,3 +95,44 @@ def test_training_samples_carry_their_grid(tmp_path):
     assert len(s) == 10 and list(np.unique(s.exam)) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="different grids"):
         train.load_samples([a, write("c.npz", 1.5, 6, 1)])
+
+
+def test_training_samples_from_worker_processes_match_one_process(tmp_path, clinical_seed, perfusion_exam):
+    """``--jobs`` generates exams side by side; the file holds what one process makes of them,
+    numbered from 0 whatever the first exam index."""
+    from cmr_atlas.perfusion import train
+
+    grid = {**train.INPUT, "spacing_mm": 3.0, "size": 32}
+    train.build_samples(clinical_seed, 1, str(tmp_path / "w.npz"), 3.0, 32, jobs=2, start=0)
+    z = np.load(tmp_path / "w.npz")
+    x, y = train.exam_samples(perfusion_exam, grid)
+    assert list(z["exam_ids"]) == [perfusion_exam.exam_id] and (z["exam"] == 0).all()
+    assert np.array_equal(z["images"], np.stack(x)) and np.array_equal(z["labels"], np.stack(y))
+    assert float(z["spacing_mm"]) == 3.0 and int(z["size"]) == 32
+
+
+def test_perfusion_training_runs_and_records_its_device(tmp_path):
+    """A short CPU run writes weights and a card that says where it ran; asking for an absent GPU
+    is a clear error, not a CUDA traceback."""
+    import json
+
+    import torch
+
+    from cmr_atlas.perfusion import train
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "s.npz"
+    lab = np.zeros((8, 3, 16, 16), np.float16)
+    lab[:, 1, 4:12, 4:12] = 1.0
+    lab[:, 0, 6:10, 6:10], lab[:, 1, 6:10, 6:10] = 1.0, 0.0
+    np.savez(path, images=rng.standard_normal((8, 16, 16, 16)).astype(np.float16), labels=lab,
+             exam=np.repeat(np.arange(4), 2), exam_ids=np.array([f"E{i}" for i in range(4)]), seed=1,
+             spacing_mm=1.5, size=16)
+    train.fit([str(path)], 0.2, str(tmp_path / "m"), base=4, seed=0, device="cpu", batch_size=4,
+              steps_per_epoch=1, max_epochs=2)
+    card = json.loads((tmp_path / "m" / "perf_seg.json").read_text())
+    assert card["training"]["device"] == "cpu" and card["training"]["epochs_run"] == 2
+    assert card["input"]["size"] == 16
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="no CUDA device"):
+            train.training_device("cuda")
