@@ -192,7 +192,7 @@ def run(n: int, seed: int, models_dir: str, save: str | None = None, start: int 
             speed.append({"study_s": t_auto, "cnn_per_slice_ms": (time.perf_counter() - t1) / 15 * 1000})
         print(f"exam {i} {ex.exam_id}: {len(out.rows['perfusion_segments'])} segment rows", flush=True)
         if save:  # a run cut short still leaves its exams' figures (--report-saved)
-            pd.to_pickle((_frames(seg, mot, mbf, speed), i + 1 - start), save)
+            pd.to_pickle((_frames(seg, mot, mbf, speed), i + 1 - start, seed), save)
     return _frames(seg, mot, mbf, speed)
 
 
@@ -202,10 +202,10 @@ def bland_altman(a: np.ndarray, b: np.ndarray) -> str:
     return f"mean diff {d.mean():+.3f}, limits [{d.mean() - 1.96 * d.std(ddof=1):+.3f}, {d.mean() + 1.96 * d.std(ddof=1):+.3f}], paired t p = {p:.2f} (n {len(d)})"
 
 
-def report(r: dict[str, pd.DataFrame], n: int, seed: int) -> None:
+def report(r: dict[str, pd.DataFrame], n: int, seed: int | str) -> None:
     s, m, f, sp = r["seg"], r["motion"], r["mbf"], r["speed"]
     s = s[s.truth_px > 0]
-    print(f"\nheld-out synthetic clinical cohort: {n} exams (seed {seed}), {len(s)} slices with myocardium")
+    print(f"\nsynthetic clinical cohort: {n} exams (seed {seed}), {len(s)} slices with myocardium")
     print(f"myocardium Dice {s.dice.mean():.3f} +- {s.dice.std():.3f}; precision {s.precision.mean():.3f}, recall "
           f"{s.recall.mean():.3f} (false-positive rate {1 - s.precision.mean():.3f}, false-negative rate {1 - s.recall.mean():.3f})")
     print(f"boundary error {s.boundary_mm.mean():.2f} mm, Hausdorff {s.hausdorff_mm.mean():.2f} mm "
@@ -271,9 +271,10 @@ def main() -> None:
     ap.add_argument("--report-saved", nargs="+", help="only print the figures of --save files (pooled)")
     args = ap.parse_args()
     if args.report_saved:
-        parts = [pd.read_pickle(p) for p in args.report_saved]
-        frames = {k: pd.concat([f[k] for f, _ in parts], ignore_index=True) for k in parts[0][0]}
-        report(frames, sum(n for _, n in parts), args.seed)
+        parts = [pd.read_pickle(p) for p in args.report_saved]  # (frames, n exams[, seed]): older files lack the seed
+        frames = {k: pd.concat([p[0][k] for p in parts], ignore_index=True) for k in parts[0][0]}
+        seeds = sorted({p[2] if len(p) > 2 else args.seed for p in parts})
+        report(frames, sum(p[1] for p in parts), ", ".join(map(str, seeds)))
         return
     import torch
 
