@@ -221,6 +221,8 @@ def main(argv=None) -> int:
             pred = decode(p, how)
             print(f"{name + ' ' + how:40s} {fmt(null_stats(pred, s.obs1, s.ti_ms))}")
             print(f"{'   vs observer 2':40s} {fmt(null_stats(pred, s.obs2, s.ti_ms))}")
+            # the reference without a reader's perception noise (what the goals' 80 % would need)
+            print(f"{'   vs physical null frame':40s} {fmt(null_stats(pred, s.null_frame, s.ti_ms))}")
     cl, cl_s = classical_frames(s)
     print(f"{'classical fit':40s} {fmt(null_stats(cl, s.obs1, s.ti_ms))}")
     print(f"{'   vs observer 2':40s} {fmt(null_stats(cl, s.obs2, s.ti_ms))}")
