@@ -87,7 +87,6 @@ def perf_seg(models: Models, models_dir: str, n_images: int, batch: int) -> None
     g = card["input"]
     x = torch.from_numpy(np.random.default_rng(2).normal(
         size=(n_images, len(g["frame_offsets"]), g["size"], g["size"])).astype(np.float32)).to(models.device)
-    dt = None
     for _ in range(2):  # warm-up, then timed
         t, c = time.perf_counter(), time.process_time()
         with torch.inference_mode(), autocast(models.device, models.dtype):

@@ -30,7 +30,7 @@ from cmr_atlas.nets.augment import AugmentConfig, augment_batch
 from cmr_atlas.nets.losses import heatmap_loss, segmentation_loss
 from cmr_atlas.nets.registry import save_model
 from cmr_atlas.nets.resunet import ResUNet
-from cmr_atlas.nets.runtime import autocast, cpu_has_native_bf16
+from cmr_atlas.nets.runtime import autocast, cpu_has_native_bf16, pick_device
 from cmr_atlas.nets.train import TrainConfig, _fit, _split, mean_dice
 from cmr_atlas.perfusion import motion, prepare, segment, synthetic
 
@@ -75,7 +75,6 @@ def exam_samples(ex: synthetic.SyntheticPerfusion, grid: dict = INPUT) -> tuple[
 
 def _exam_job(args: tuple[int, int, dict]) -> tuple[list[np.ndarray], list[np.ndarray], str]:
     seed, index, grid = args
-    torch.set_num_threads(1)
     ex = synthetic.generate(seed, index, observers=0)
     x, y = exam_samples(ex, grid)
     return x, y, ex.exam_id
@@ -94,7 +93,9 @@ def build_samples(seed: int, n: int, out: str, spacing_mm: float = INPUT["spacin
     if jobs > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
-        pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
+        # one torch thread per worker (set there only: the calling process keeps its own)
+        pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=torch.set_num_threads,
+                                   initargs=(1,))
     try:
         results = pool.map(_exam_job, tasks) if pool else map(_exam_job, tasks)
         for j, (x, y, exam_id) in enumerate(results):
@@ -144,21 +145,13 @@ def hard_labels(fractions: torch.Tensor) -> torch.Tensor:
     return torch.where(fg.max(1).values >= 0.5, fg.argmax(1) + 1, 0)
 
 
-def training_device(name: str = "auto") -> torch.device:
-    """``cuda`` where asked for or (``auto``) available, else ``cpu``; asking for an absent GPU is an error."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is available here")
-    return torch.device(name)
-
-
 def fit(samples_paths: list[str], minutes: float, models_dir: str, base: int, seed: int,
         targets: str = "hard", device: str = "cpu", batch_size: int = 16, patience: int = 12,
         steps_per_epoch: int = 25, max_epochs: int = 200) -> None:
     """Train ``perf_seg`` on the samples files and save weights + card to ``models_dir``; on
-    ``device`` ``cuda`` the samples live on the GPU and the steps run under bfloat16 autocast (the
-    augmentation draws stay on the numpy generator, so a seed means the same batches anywhere)."""
+    ``device`` ``cuda`` (or ``auto`` where there is one) the samples live on the GPU and the steps
+    run under bfloat16 autocast (the augmentation's geometry comes from the numpy generator as on the
+    CPU; its pixel noise is drawn on the GPU, so a seed's batches differ between the two)."""
     s, seeds, grid = load_samples(samples_paths)
     cfg = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, lr=1e-3, patience=patience,
                       max_seconds=minutes * 60, seed=seed, threads=2, steps_per_epoch=steps_per_epoch,
@@ -166,7 +159,7 @@ def fit(samples_paths: list[str], minutes: float, models_dir: str, base: int, se
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    dev = training_device(device)
+    dev = pick_device(device)
     torch.backends.cudnn.benchmark = dev.type == "cuda"  # fixed input shapes: let cuDNN pick its kernels once
     model = ResUNet(s.images.shape[1], len(segment.CLASSES), base, 4).to(dev)
     tr, va, info = _split(s, cfg, rng)

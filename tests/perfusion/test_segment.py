@@ -134,5 +134,5 @@ def test_perfusion_training_runs_and_records_its_device(tmp_path):
     assert card["training"]["device"] == "cpu" and card["training"]["epochs_run"] == 2
     assert card["input"]["size"] == 16
     if not torch.cuda.is_available():
-        with pytest.raises(SystemExit, match="no CUDA device"):
-            train.training_device("cuda")
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            train.fit([str(path)], 0.2, str(tmp_path / "g"), base=4, seed=0, device="cuda")
