@@ -62,6 +62,19 @@ def sampling_probabilities(groups: np.ndarray, shares: list[float] | None) -> np
     return p / p.sum()
 
 
+def with_hard_share(p: np.ndarray | None, hard: np.ndarray, share: float) -> np.ndarray:
+    """Drawing probabilities in which the ``hard`` samples (bool, one per sample) get ``share`` of
+    the draws together, the others ``1 - share``; within each part the relative weights of ``p``
+    (e.g. :func:`sampling_probabilities`' folder shares; uniform when None) are kept.  Without hard
+    samples, or with every sample hard, ``p`` unchanged."""
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"the hard examples' share is in [0, 1), got {share}")
+    hard = np.asarray(hard, bool)
+    base = np.full(len(hard), 1.0 / len(hard)) if p is None else np.asarray(p, float)
+    if share == 0.0 or not hard.any() or hard.all():
+        return base / base.sum()
+    out = np.where(hard, share * base / base[hard].sum(), (1.0 - share) * base / base[~hard].sum())
+    return out / out.sum()
 
 
 class ExamSamples(Protocol):
@@ -251,21 +264,51 @@ HeatmapTargets = Callable[[torch.Tensor, int], torch.Tensor]
 HeatmapDecoder = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
+def landmark_failures(model: nn.Module, images: torch.Tensor, points: np.ndarray, decode: HeatmapDecoder,
+                      spacing_mm: float, far_mm: float = 10.0, chunk: int = 256) -> np.ndarray:
+    """Per sample (bool), whether ``model`` gets it wrong as the detection figures count it: a
+    present landmark missed or placed more than ``far_mm`` from the truth, or an absent one reported.
+    ``points (M, K, 2)`` network (row, col), NaN = absent."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), chunk):
+            pred, present = decode(torch.softmax(_predict_batches(model, images[i:i + chunk]), 1).numpy())
+            truth = points[i:i + chunk]
+            has = np.isfinite(truth).all(-1)
+            far = np.linalg.norm(pred.reshape(truth.shape) - np.nan_to_num(truth), axis=-1) * spacing_mm > far_mm
+            present = present.reshape(has.shape)
+            out.append((has & ~present).any(1) | (~has & present).any(1) | (has & present & far).any(1))
+    return np.concatenate(out)
+
+
 def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTargets, decode: HeatmapDecoder,
                   spacing_mm: float, base: int = 16, levels: int = 4, aug: AugmentConfig = LANDMARK_AUG,
                   dice_weight: float = 1.0, init_state: dict | None = None,
-                  sample_p: np.ndarray | None = None) -> tuple[UNet, dict]:
+                  sample_p: np.ndarray | None = None, hard_share: float = 0.0) -> tuple[UNet, dict]:
     """A U-Net with a background channel and one channel per landmark of ``samples.points``,
     trained on ``targets``; validation decodes the softmax with ``decode``; ``sample_p`` as
-    :func:`train_segmentation`'s."""
+    :func:`train_segmentation`'s.  ``hard_share`` > 0 (fine-tuning from ``init_state``): the
+    training samples the starting network gets wrong (:func:`landmark_failures`: the misses of the
+    detection rate, false positives, far points) are drawn ``hard_share`` of the time
+    (:func:`with_hard_share`): the rare end slices and banded images the misses come from."""
     rng = _seed(cfg)
     k = samples.points.shape[1]
     model = UNet(1, k + 1, base, levels)
     if init_state is not None:
         model.load_state_dict(init_state)
+    elif hard_share > 0:
+        raise ValueError("hard_share needs a starting network (init_state): a random one gets every sample wrong")
     tr, va, info = _split(samples, cfg, rng)
     x_all = _tensor_images(samples.images)
     p_all = torch.from_numpy(samples.points.astype(np.float32))
+    hard_info = {}
+    if hard_share > 0:
+        hard = landmark_failures(model, x_all, samples.points, decode, spacing_mm)
+        sample_p = with_hard_share(sample_p, hard, hard_share)
+        hard_info = {"hard_examples": {"share": hard_share, "n_training": int(hard[tr].sum()), "of": int(len(tr))}}
+        log.info("hard examples: %d of %d training samples, drawn %.0f %% of the time",
+                 hard[tr].sum(), len(tr), 100 * hard_share)
     size = x_all.shape[-1]
     weights = [1.0] + [5.0] * k
 
@@ -283,8 +326,8 @@ def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTarget
         return loss, landmark_errors(pred.reshape(-1, k, 2), pres.reshape(-1, k), p_all[va].numpy(), spacing_mm)
 
     report = _fit(model, step, val, len(tr), cfg, rng, "heatmap", p=_train_p(sample_p, tr))
-    report.update(info, train_config=cfg.to_dict(), augmentation=aug.to_dict(), dice_weight=dice_weight,
-                  class_weights=weights)
+    report.update(info, **hard_info, train_config=cfg.to_dict(), augmentation=aug.to_dict(),
+                  dice_weight=dice_weight, class_weights=weights)
     return model, report
 
 
