@@ -137,8 +137,6 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
     sigma_px = SIGMA_MM[m] / LM_GRID.spacing_mm
     samples, info = load_data(data_dirs, f"lm_{m}")
     aug = LANDMARK_AUG if rotation_deg is None else replace(LANDMARK_AUG, rotation_deg=float(rotation_deg))
-    if hard_share > 0 and init_state is None:
-        raise SystemExit("--hard-share needs --init-from (the starting network picks the hard examples)")
     model, rep = train_heatmap(samples, cfg, sigma_px, LM_GRID.spacing_mm, init_state=init_state, aug=aug,
                                sample_p=loops.sampling_probabilities(samples.meta["folder"], shares),
                                hard_share=hard_share)
@@ -223,8 +221,9 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
                             **({} if lr is None else {"lr": lr}))
     if data_shares is not None and len(data_shares) != len(data_dirs):
         raise SystemExit(f"--data-shares: one share per data folder ({len(data_dirs)}), got {len(data_shares)}")
-    if hard_share and not name.startswith("lm_heatmap_"):
-        raise SystemExit(f"--hard-share is for the landmark heatmap networks, not {name}")
+    if hard_share and (not name.startswith("lm_heatmap_") or init_from is None):
+        raise SystemExit(f"--hard-share is for fine-tuning a landmark heatmap network from --init-from (the "
+                         f"starting network picks the hard examples), not {name} from {init_from}")
     if name == "lm_vgg":
         return _train_lm_vgg(data_dirs, out_dir, cfg, vgg_transfer)
     Path(out_dir).mkdir(parents=True, exist_ok=True)

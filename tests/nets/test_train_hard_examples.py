@@ -73,3 +73,11 @@ def test_hard_share_needs_a_starting_network():
 
     with pytest.raises(ValueError, match="needs a starting network"):
         train_heatmap(_S(), TrainConfig(max_epochs=1), lambda p, n: None, lambda pr: None, 1.5, hard_share=0.2)
+
+
+@pytest.mark.parametrize("name, init_from", [("seg_sax", "resources/models"), ("lm_heatmap_sax", None)])
+def test_the_command_refuses_hard_share_without_a_starting_heatmap_network(name, init_from, tmp_path):
+    from cmr_atlas.cine.train_models import train_model
+
+    with pytest.raises(SystemExit, match="--hard-share is for fine-tuning a landmark heatmap network"):
+        train_model(name, tmp_path, tmp_path / "out", 1, 1, 0, 1, 4, 1, init_from=init_from, hard_share=0.2)
