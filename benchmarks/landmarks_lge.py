@@ -19,7 +19,8 @@ shipped cine networks); ``LABEL=cine`` is the cine networks unchanged.  The tabl
 Test cohorts: clinical exams of seed 940001 (LGE) and 940003 (T1 maps) (exams 0..n-1, two
 simulated observers on every image, MI fraction 0.3), only their scout (for the operator's TI) and
 LGE rendered (:func:`cmr_atlas.cine.training_lge.clinical_lge`), or their T1 maps
-(``clinical_t1map``).  Disjoint from the training seeds (LGE 940000, T1 maps 940002) and every cine
+(``clinical_t1map``).  Disjoint from the training seeds (LGE 940000, T1 maps 940002), the LGE
+validation cohort that chooses between networks (941000, exams 0-23; since 2026-12-04) and every cine
 seed (910000-910001, 920000, 930001, 30001, 86).  Printed per model, reconstruction and view:
 detection rate (images with every present landmark detected, the paper's success rate), landmarks
 detected, SAX false positives (a landmark found on a slice the truth has none on), mean distance to
