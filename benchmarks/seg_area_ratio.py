@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy import generated  # noqa: E402
-from cmr_atlas.cine.training_data import Samples, segmentation_samples  # noqa: E402
+from cmr_atlas.cine.training_data import segmentation_samples  # noqa: E402
+from cmr_atlas.nets.samples import Samples  # noqa: E402
 from cmr_atlas.nets.registry import card_grid, load_model  # noqa: E402
 from cmr_atlas.core.vocab import CAVITY, MYO  # noqa: E402
 

@@ -29,8 +29,8 @@ from cmr_atlas.core.geometry import SlicePlane, slice_spacing_mm
 from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
 from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
-from cmr_atlas.cine.landmarks import (LANDMARKS_AUTO, MODEL_VIEWS, card_rotations, card_thresholds, decode_arrays,
-                                     landmark_names, rotate_maps, rotation_averaged_probs, view_model)
+from cmr_atlas.cine.landmarks import LANDMARKS_AUTO, MODEL_VIEWS, landmark_names, view_model
+from cmr_atlas.nets.heatmaps import card_rotations, card_thresholds, decode_arrays, rotate_maps, rotation_averaged_probs
 from cmr_atlas.cine.lax_orientation import axis_angle_deg, card_span, turn_deg
 from cmr_atlas.nets.preprocess import Grid, crop_box, from_net_px, near_crop_edge, prepare, to_net_px
 from cmr_atlas.nets.registry import Routes, card_grid, routes

@@ -5,7 +5,7 @@ every network, view, sequence and landmark (the config's ``landmarks.absent_thre
 that the peaks differ between them; here each (sequence, view, landmark) gets its own, chosen on
 validation exams (never a test cohort) from the peak probabilities at threshold 0
 (``benchmarks/landmark_confidence.py``), and the network's card keeps them
-(:func:`cmr_atlas.cine.landmarks.card_thresholds` reads them at inference).
+(:func:`cmr_atlas.nets.heatmaps.card_thresholds` reads them at inference).
 
 Criterion: the fewest errors, an error being a present landmark not reported, a landmark reported
 on an image the truth has none on (false positive), or one reported farther than ``far_mm`` from
@@ -86,7 +86,7 @@ def calibrate(records: pd.DataFrame, far_mm: float = FAR_MM) -> pd.DataFrame:
 
 
 def card_decode(table: pd.DataFrame, rotations_deg: list[float], seeds: list[int], note: str) -> dict:
-    """The card's ``decode`` entry (:func:`cmr_atlas.cine.landmarks.card_thresholds`) from
+    """The card's ``decode`` entry (:func:`cmr_atlas.nets.heatmaps.card_thresholds`) from
     :func:`calibrate`'s rows of one network."""
     thr: dict = {}
     for r in table.itertuples():

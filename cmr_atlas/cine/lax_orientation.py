@@ -55,7 +55,7 @@ def span_deg(angles_deg: Sequence[float], widen_deg: float = 0.0) -> tuple[float
 
 
 def turn_deg(angle_deg: float, span: Sequence[float] | None) -> float:
-    """The in-plane rotation (deg; :func:`cmr_atlas.cine.landmarks.rotate_maps`' sense) that brings
+    """The in-plane rotation (deg; :func:`cmr_atlas.nets.heatmaps.rotate_maps`' sense) that brings
     an image with axis angle ``angle_deg`` to the middle of ``span``; 0 inside the span or without
     one."""
     if span is None:

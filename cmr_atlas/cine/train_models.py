@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from cmr_atlas.cine.tissue.landmarks import NETWORKS as TISSUE_NETWORKS
-from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, decode_arrays, gaussian_targets, landmark_names
+from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, landmark_names
+from cmr_atlas.nets.heatmaps import decode_arrays, gaussian_targets
 from cmr_atlas.cine.lax_orientation import training_orientation
 from cmr_atlas.cine.training import LM_GRID, SEG_GRID, data_parts, load_data
-from cmr_atlas.cine.training_data import VIEW_CODES, Samples
+from cmr_atlas.nets.samples import VIEW_CODES, Samples
 from cmr_atlas.core.config import default
 from cmr_atlas.core.vocab import CAVITY, LABELS, LANDMARKS, MYO
 from cmr_atlas.nets import train as loops

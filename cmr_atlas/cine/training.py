@@ -24,7 +24,8 @@ import pandas as pd
 from cmr_atlas.core.imagecache import ExamImages
 from cmr_atlas.cine.landmarks import MODEL_VIEWS, landmark_names
 from cmr_atlas.core.vocab import LANDMARKS, VIEWS
-from cmr_atlas.cine.training_data import Samples, landmark_samples, segmentation_samples
+from cmr_atlas.cine.training_data import landmark_samples, segmentation_samples
+from cmr_atlas.nets.samples import Samples
 from cmr_atlas.nets.preprocess import Grid
 from cmr_atlas.synth.anatomy import MYOCARDIAL_DENSITY_G_PER_ML
 

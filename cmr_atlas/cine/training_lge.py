@@ -24,7 +24,8 @@ import pandas as pd
 
 from cmr_atlas.cine.landmarks import MODEL_VIEWS
 from cmr_atlas.cine.training import LM_GRID, SEG_GRID, write_data
-from cmr_atlas.cine.training_data import Samples, landmark_samples, segmentation_samples
+from cmr_atlas.cine.training_data import landmark_samples, segmentation_samples
+from cmr_atlas.nets.samples import Samples
 from cmr_atlas.core.imagecache import ExamImages
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from cmr_atlas.cine.guidepoints import GUIDE_POINTS
 from cmr_atlas.core.config import default
 from cmr_atlas.core.imagecache import ExamImages, save_exam_images
 from cmr_atlas.cine.inference import LANDMARKS_AUTO, Models, infer_exam, load_models, run_shard
-from cmr_atlas.cine.landmarks import gaussian_targets
+from cmr_atlas.nets.heatmaps import gaussian_targets
 from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES
 from cmr_atlas.nets.preprocess import Grid, to_net_px
 from cmr_atlas.nets.registry import save_model

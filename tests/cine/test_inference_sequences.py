@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 
 from cmr_atlas.cine.inference import LANDMARKS_AUTO, Models, cine_sequences, infer_exam, landmark_views
-from cmr_atlas.cine.landmarks import gaussian_targets
+from cmr_atlas.nets.heatmaps import gaussian_targets
 from cmr_atlas.core.config import default
 from cmr_atlas.core.tables import conform
 from cmr_atlas.nets.preprocess import Grid

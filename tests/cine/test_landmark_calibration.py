@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from cmr_atlas.cine.landmark_calibration import GRID, calibrate, card_decode, choose_threshold, errors, exam_seed
-from cmr_atlas.cine.landmarks import (card_rotations, card_thresholds, decode_batch, rotate_maps,
-                                      rotation_averaged_probs)
+from cmr_atlas.nets.heatmaps import card_rotations, card_thresholds, decode_batch, rotate_maps, rotation_averaged_probs
 
 
 def test_errors_count_misses_false_positives_and_far_points():
@@ -74,39 +73,6 @@ def test_card_thresholds_by_sequence_view_and_landmark_with_the_config_fallback(
     assert card_thresholds(card, None, "sax", names, 0.2).tolist() == [0.2] * 3  # sequence not known
     assert card_thresholds({}, "cine_ssfp", "sax", names, 0.1).tolist() == [0.1] * 3
     assert card_rotations(card) == (-20.0, 0.0, 20.0) and card_rotations({}) == (0.0,)
-
-
-def test_decode_batch_takes_a_threshold_per_channel():
-    p = np.zeros((1, 3, 16, 16))
-    p[0, 1, 4, 4], p[0, 2, 10, 10] = 0.05, 0.05
-    p[0, 0] = 1 - p[0, 1:].sum(0)
-    dets = decode_batch(p, [0.01, 0.1])[0]
-    assert dets[0].present and not dets[1].present
-    assert [d.present for d in decode_batch(p, 0.01)[0]] == [True, True]
-
-
-def test_rotations_map_back_onto_the_unrotated_grid():
-    """A 'network' that marks the brightest spot: averaged over rotations its heatmap peak stays on
-    the spot (the rotated outputs are rotated back), and without rotations it is the plain softmax."""
-    x = np.zeros((2, 64, 64), np.float32)
-    x[0, 20:23, 40:43] = 1.0
-    x[1, 45:48, 15:18] = 1.0
-
-    def run(images: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(images))[:, None]
-        return torch.cat([torch.zeros_like(t), 20.0 * t], 1)
-
-    for rot in ((15.0,), (-20.0, 20.0), (-30.0, -15.0, 0.0, 15.0, 30.0)):  # without 0: each must map back
-        p = rotation_averaged_probs(run, x, rot)
-        assert p.shape == (2, 2, 64, 64)
-        for i, (r, c) in enumerate(((21, 41), (46, 16))):
-            pr, pc = np.unravel_index(int(p[i, 1].argmax()), (64, 64))
-            assert abs(pr - r) <= 1 and abs(pc - c) <= 1, (rot, i, pr, pc)
-    assert torch.equal(rotation_averaged_probs(run, x, (0.0,)), torch.softmax(run(x), 1))
-    # a rotation by +a then -a is near the identity away from the border
-    t = torch.from_numpy(x)[:, None]
-    back = rotate_maps(rotate_maps(t, 20.0), -20.0)
-    assert float((back - t)[..., 10:54, 10:54].abs().max()) < 0.6 and float(back.sum()) > 0.5 * float(t.sum())
 
 
 class _FixedPeaks(torch.nn.Module):

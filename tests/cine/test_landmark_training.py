@@ -7,7 +7,7 @@ import numpy as np
 
 from cmr_atlas.cine.landmarks import landmark_names
 from cmr_atlas.cine.training import load_data, upgrade_channel_order
-from cmr_atlas.cine.training_data import VIEW_CODES, Samples
+from cmr_atlas.nets.samples import VIEW_CODES, Samples
 from cmr_atlas.core.vocab import LANDMARKS
 
 

@@ -3,33 +3,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmr_atlas.cine.landmarks import decode_heatmap, gaussian_targets, landmark_names, view_model
-
-
-def test_targets_peak_one_background_complement_absent_zero():
-    pts = torch.tensor([[[10.0, 20.0], [float("nan"), float("nan")]]])
-    t = gaussian_targets(pts, 32, 2.0)
-    assert t.shape == (1, 3, 32, 32)
-    assert float(t[0, 1, 10, 20]) == pytest.approx(1.0)
-    assert float(t[0, 2].abs().max()) == 0.0
-    assert torch.allclose(t[0, 0] + t[0, 1], torch.ones(32, 32))
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.floats(6, 25), st.floats(6, 25), st.floats(1.5, 4.0))
-def test_decode_is_sub_pixel(r, c, sigma):
-    t = gaussian_targets(torch.tensor([[[r, c]]]), 32, sigma)[0, 1].numpy()
-    d = decode_heatmap(0.9 * t, absent_threshold=0.1)
-    assert d.present and 0.75 < d.confidence <= 0.9  # peak sampled off-centre
-    assert abs(d.row - r) < 0.1 and abs(d.col - c) < 0.1
-
-
-def test_absent_below_threshold_and_second_blob_ignored():
-    t = gaussian_targets(torch.tensor([[[8.0, 8.0], [24.0, 24.0]]]), 32, 2.0)[0].numpy()
-    assert not decode_heatmap(0.05 * t[1], absent_threshold=0.1).present
-    two = 0.8 * t[1] + 0.5 * t[2]
-    d = decode_heatmap(two, absent_threshold=0.1)
-    assert abs(d.row - 8) < 0.2 and abs(d.col - 8) < 0.2
+from cmr_atlas.cine.landmarks import landmark_names, view_model
+from cmr_atlas.nets.heatmaps import decode_heatmap, gaussian_targets
 
 
 def test_view_names():

@@ -6,10 +6,11 @@ from functools import partial
 import numpy as np
 import pytest
 
-from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, gaussian_targets
+from cmr_atlas.cine.landmarks import MODEL_LANDMARKS
+from cmr_atlas.nets.heatmaps import gaussian_targets
 from cmr_atlas.cine.train_models import data_sequences, decode_points
 from cmr_atlas.cine.training import clinical_cine, exam_samples
-from cmr_atlas.cine.training_data import VIEW_CODES
+from cmr_atlas.nets.samples import VIEW_CODES
 from cmr_atlas.core.vocab import CAVITY, MYO
 from cmr_atlas.nets.train import TrainConfig, train_heatmap
 
@@ -58,7 +59,7 @@ def test_data_folders_with_an_older_3ch_channel_order_are_refused(tmp_path):
 
     from cmr_atlas.cine.landmarks import landmark_names
     from cmr_atlas.cine.training import load_data
-    from cmr_atlas.cine.training_data import Samples
+    from cmr_atlas.nets.samples import Samples
 
     grid = {"spacing_mm": 1.5, "size": 8}
     s = Samples(np.zeros((2, 8, 8), np.float16), np.zeros(2, np.int32),

@@ -8,7 +8,7 @@ import pytest
 
 from cmr_atlas.cine.landmarks import MODEL_LANDMARKS
 from cmr_atlas.cine.training import load_data
-from cmr_atlas.cine.training_data import VIEW_CODES
+from cmr_atlas.nets.samples import VIEW_CODES
 from cmr_atlas.cine.training_lge import (RECONSTRUCTIONS, T1_MAPS, _exam_part, clinical_lge, clinical_t1map,
                                           lge_samples)
 from cmr_atlas.core.vocab import CAVITY, MYO

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from cmr_atlas.nets.augment import AugmentConfig, augment_batch
 from cmr_atlas.cine.train_models import train_heatmap, train_segmentation
-from cmr_atlas.cine.training_data import Samples, segmentation_samples
+from cmr_atlas.cine.training_data import segmentation_samples
+from cmr_atlas.nets.samples import Samples
 from cmr_atlas.nets.losses import heatmap_loss, segmentation_loss, soft_dice
 from cmr_atlas.nets.preprocess import Grid, from_net_px, net_plane, prepare, resample_to_net, to_net_px
 from cmr_atlas.nets.registry import ModelFileError, load_model, save_model

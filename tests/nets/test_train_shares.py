@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmr_atlas.cine.train_models import train_segmentation
-from cmr_atlas.cine.training_data import Samples, segmentation_samples
+from cmr_atlas.cine.training_data import segmentation_samples
+from cmr_atlas.nets.samples import Samples
 from cmr_atlas.nets.preprocess import Grid
 from cmr_atlas.nets.train import TrainConfig, _epoch_order, sampling_probabilities
 
