@@ -38,7 +38,7 @@ from scipy import ndimage, stats
 from scipy.spatial import cKDTree
 
 from cmr_atlas.core.config import default
-from cmr_atlas.perfusion import pipeline, prepare, segment, synthetic
+from cmr_atlas.perfusion import insertion_net, pipeline, prepare, segment, synthetic
 from cmr_atlas.perfusion.quantify import QuantConfig
 from cmr_atlas.perfusion.sectors import direction_error_deg
 from cmr_atlas.stats import agreement
@@ -166,22 +166,25 @@ def _frames(seg, mot, mbf, speed) -> dict[str, pd.DataFrame]:
     return {"seg": pd.DataFrame(seg), "motion": pd.DataFrame(mot), "mbf": pd.DataFrame(mbf), "speed": pd.DataFrame(speed)}
 
 
-def run(n: int, seed: int, models_dir: str, save: str | None = None, start: int = 0) -> dict[str, pd.DataFrame]:
+def run(n: int, seed: int, models_dir: str, save: str | None = None, start: int = 0,
+        insertions: str | None = None) -> dict[str, pd.DataFrame]:
     """Exams ``start`` .. ``start + n - 1``; the speed figures on the first three of exam 0-2 (the
-    study with pixel maps; the other runs skip the maps, which do not change the tables' figures)."""
-    section = default("perfusion")
+    study with pixel maps; the other runs skip the maps, which do not change the tables' figures);
+    ``insertions``: config ``perfusion.insertions`` (None: its default)."""
+    section = {**default("perfusion"), **({"insertions": insertions} if insertions else {})}
     cfg_maps = QuantConfig.from_config(section)
     cfg = QuantConfig.from_config({**section, "pixel_maps": False})
     model, card = segment.load_segmenter(models_dir)
+    insertion = insertion_net.load(models_dir) if cfg.insertions == "network" else None
     seg, mot, mbf, speed = [], [], [], []
     for i in range(start, start + n):
         ex = synthetic.generate(seed, i, observers=2)
         c, lm = ex.truth["contours"], ex.truth["landmarks"]
         ann = pipeline.Annotations(c[c.observer == "obs1"], lm[lm.observer == "obs1"])
         t0 = time.perf_counter()
-        auto_only = pipeline.run_exam(ex.exam_id, ex.series, cfg_maps, model, card) if i < 3 else None
+        auto_only = pipeline.run_exam(ex.exam_id, ex.series, cfg_maps, model, card, landmark_net=insertion) if i < 3 else None
         t_auto = time.perf_counter() - t0
-        out = pipeline.run_exam(ex.exam_id, ex.series, cfg, model, card, ann)
+        out = pipeline.run_exam(ex.exam_id, ex.series, cfg, model, card, ann, landmark_net=insertion)
         px = {s.stress_rest: float(np.mean(s.planes[0].pixel_spacing_mm)) for s in ex.series if s.kind == "perfusion"}
         seg += seg_rows(ex, out, px)
         mot += motion_rows(ex, out, px)
@@ -278,6 +281,8 @@ def main() -> None:
     ap.add_argument("--save", help="pickle the per-exam rows here after every exam")
     ap.add_argument("--start", type=int, default=0, help="first exam index (split a cohort over processes)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--insertions", choices=("network", "wall"),
+                    help="config perfusion.insertions (default: the config's, network)")
     ap.add_argument("--report-saved", nargs="+", help="only print the figures of --save files (pooled)")
     args = ap.parse_args()
     if args.report_saved:
@@ -289,7 +294,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    report(run(args.n, args.seed, args.models_dir, args.save, args.start), args.n, args.seed)
+    report(run(args.n, args.seed, args.models_dir, args.save, args.start, args.insertions), args.n, args.seed)
 
 
 if __name__ == "__main__":

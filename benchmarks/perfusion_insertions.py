@@ -6,7 +6,9 @@ on the CNN's class maps and on the generator's own label maps (at the heart's me
 grid the corrected series is aligned to), each from the class maps alone (the wall arc moved on
 ``sectors.INSERTION_BEYOND_MM``: the automated path's default since 2026-12-04) and with the
 slice's peak enhancement (:func:`manual.peak_enhancement`; the default before); ``--beyond-mm``
-adds rows with other arc lengths for both (choose them on validation seeds).  Figures as in
+adds rows with other arc lengths for both (choose them on validation seeds); and on the CNN's maps
+the insertion network's (:mod:`cmr_atlas.perfusion.insertion_net`, the default since 2026-12-04
+evening; the rule on slices where it finds none), method ``network``.  Figures as in
 benchmarks/perfusion.py: the angle between the estimated and the true anterior insertion direction
 from the LV centre; and per insertion (anterior and inferior) the signed angle by which the
 estimate lies inside the true arc (> 0: short of the insertion, towards the septum).
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.core.config import default
-from cmr_atlas.perfusion import manual, prepare, segment, synthetic
+from cmr_atlas.perfusion import insertion_net, manual, prepare, segment, synthetic
 from cmr_atlas.perfusion import quantify as Q
 from cmr_atlas.perfusion.sectors import direction_error_deg
 
@@ -42,6 +44,20 @@ def inside_deg(est: np.ndarray, true: np.ndarray, other: np.ndarray) -> float:
     return d * np.sign(towards)
 
 
+def insertion_rows(exam: int, cond: str, src: str, how: str, insertions: list, truth: list[dict]) -> list[dict]:
+    """One row per slice with an estimated and a true insertion pair."""
+    rows = []
+    for k, (ins, t) in enumerate(zip(insertions, truth)):
+        if ins is None or not set(OWN) <= set(t):
+            continue
+        ta, ti = (t[n] - t["lv_centre"] for n in OWN)
+        rows.append({"exam": exam, "condition": cond, "slice": k, "maps": src, "method": how,
+                     "angle_deg": direction_error_deg(ins.anterior_direction(), ta),
+                     "inside_anterior_deg": inside_deg(ins.anterior - ins.centre, ta, ti),
+                     "inside_inferior_deg": inside_deg(ins.inferior - ins.centre, ti, ta)})
+    return rows
+
+
 def stack_rows(exam: int, cond: str, maps: dict[str, list[np.ndarray]], enh: list[np.ndarray], plane,
                truth: list[dict], beyond_mm: tuple[float | None, ...] = (None,)) -> list[dict]:
     rows = []
@@ -49,19 +65,13 @@ def stack_rows(exam: int, cond: str, maps: dict[str, list[np.ndarray]], enh: lis
         for (how, e), beyond in ((m, b) for m in (("labels", None), ("enhancement", enh)) for b in beyond_mm):
             if beyond is not None:
                 how = f"{how} +{beyond:g} mm"
-            for k, (ins, t) in enumerate(zip(Q.stack_insertions(labels, plane, e, beyond), truth)):
-                if ins is None or not set(OWN) <= set(t):
-                    continue
-                ta, ti = (t[n] - t["lv_centre"] for n in OWN)
-                rows.append({"exam": exam, "condition": cond, "slice": k, "maps": src, "method": how,
-                             "angle_deg": direction_error_deg(ins.anterior_direction(), ta),
-                             "inside_anterior_deg": inside_deg(ins.anterior - ins.centre, ta, ti),
-                             "inside_inferior_deg": inside_deg(ins.inferior - ins.centre, ti, ta)})
+            rows += insertion_rows(exam, cond, src, how, Q.stack_insertions(labels, plane, e, beyond), truth)
     return rows
 
 
 def run(start: int, n: int, seed: int, models_dir: str, beyond_mm: tuple[float | None, ...] = (None,)) -> pd.DataFrame:
     model, card = segment.load_segmenter(models_dir)
+    insertion = insertion_net.load(models_dir)
     cfg = Q.QuantConfig.from_config({**default("perfusion"), "pixel_maps": False})
     rows = []
     for i in range(start, start + n):
@@ -81,6 +91,11 @@ def run(start: int, n: int, seed: int, models_dir: str, beyond_mm: tuple[float |
                 truth.append({n: m.loc[n, ["row_px", "col_px"]].to_numpy(float) for n in (*OWN, "lv_centre") if n in m.index})
             enh = [manual.peak_enhancement(mc.frames[p.n_pd:]) for mc in mcs]
             rows += stack_rows(i, p.condition, maps, enh, p.series.planes[0], truth, beyond_mm)
+            # the insertion network on each slice's temporal maximum, the rule where it finds none
+            net = insertion_net.detect(*insertion, [insertion_net.slice_image(mc.frames, p.n_pd) for mc in mcs],
+                                       [p.series.planes[j] for j in p.order], maps["cnn"], cfg.insertion_absent_threshold)
+            rows += insertion_rows(i, p.condition, "cnn", "network", insertion_net.combine(
+                net, Q.stack_insertions(maps["cnn"], p.series.planes[0])), truth)
         print(f"exam {i} {ex.exam_id}", flush=True)
     return pd.DataFrame(rows)
 

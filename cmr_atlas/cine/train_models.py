@@ -42,8 +42,11 @@ ROUTED = {"seg_sax_ssfp": "seg_sax"}
 # The tissue stage's landmark networks (cmr_atlas.cine.tissue.landmarks.NETWORKS): a cine network
 # fine-tuned on one sequence, trained under its task's name, then published under its own with
 # :func:`publish_as` (the tissue stage loads them by name, not by routing).  name -> (task, sequence)
-SEQUENCE_NETWORKS = {name: (f"lm_heatmap_{view_net}", sequence) for (sequence, view_net), name in TISSUE_NETWORKS.items()}
-_SEQUENCE_TEXT = {"lge": "LGE (magnitude and PSIR)", "t1map": "native and post-contrast T1 maps"}
+# The perfusion pipeline's insertion network (cmr_atlas.perfusion.insertion_net.NETWORK) is one too.
+SEQUENCE_NETWORKS = {**{name: (f"lm_heatmap_{view_net}", sequence) for (sequence, view_net), name in TISSUE_NETWORKS.items()},
+                     "lm_heatmap_sax_perfusion": ("lm_heatmap_sax", "perfusion")}
+_SEQUENCE_TEXT = {"lge": "LGE (magnitude and PSIR)", "t1map": "native and post-contrast T1 maps",
+                  "perfusion": "first-pass perfusion (each slice's temporal maximum after motion correction)"}
 _TASK_TEXT = {"lm_heatmap_sax": "SAX landmarks (RV inserts, LV centre)",
               "lm_heatmap_lax": "long-axis landmarks (mitral points, apex; 2CH, 3CH, 4CH)"}
 TRAINABLE = ("seg_sax", "lm_heatmap_lax", "lm_heatmap_sax", "lm_vgg")  # lm_vgg: its three views together

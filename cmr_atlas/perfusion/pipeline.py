@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.core.seriescache import SeriesImages
-from cmr_atlas.perfusion import manual, motion, prepare, qc, segment
+from cmr_atlas.perfusion import insertion_net, manual, motion, prepare, qc, segment
 from cmr_atlas.perfusion import quantify as Q
 
 log = logging.getLogger(__name__)
@@ -48,29 +48,43 @@ def _series_row(exam_id: str, p: prepare.PreparedSeries, reason: str | None, **v
     return row
 
 
-def _labels(source: str, p, mcs, model, card, ann: Annotations | None, precision):
+def _auto_insertions(p, mcs, labels: list[np.ndarray], landmark_net, threshold: float) -> tuple[list, list[bool]]:
+    """The automated path's insertions of every slice (the wall rule's; with ``landmark_net``, the
+    insertion network's where it finds both) and whether each came from the network."""
+    rule = Q.stack_insertions(labels, p.series.planes[0])
+    if landmark_net is None:
+        return rule, [False] * len(rule)
+    net = insertion_net.detect(*landmark_net, [insertion_net.slice_image(mc.frames, p.n_pd) for mc in mcs],
+                               [p.series.planes[i] for i in p.order], labels, threshold)
+    return insertion_net.combine(net, rule), [n is not None for n in net]
+
+
+def _labels(source: str, p, mcs, model, card, ann: Annotations | None, precision, landmark_net, threshold: float):
     if source == "auto":
         probs = Q.auto_probabilities(model, card, p, mcs, precision)
         labels = [Q.class_map(pr) for pr in probs]
-        return labels, Q.stack_insertions(labels, p.series.planes[0]), [segment.contours(pr) for pr in probs]
+        ins, by_net = _auto_insertions(p, mcs, labels, landmark_net, threshold)
+        return labels, ins, [segment.contours(pr) for pr in probs], by_net
     cond = ann.contours[ann.contours["condition"] == p.condition]
     marks = ann.landmarks[ann.landmarks["condition"] == p.condition]
     px = float(np.mean(p.series.planes[0].pixel_spacing_mm))
     reach = int(np.ceil(motion.MAX_SHIFT_MM / px))
     out = [manual.manual_slice(cond, marks, p.series.planes, p.order, k, mc.shifts_px[0], mc.frames.shape[1:],
                                manual.peak_enhancement(mc.frames[p.n_pd:]), reach) for k, mc in enumerate(mcs)]
-    return [o[0] for o in out], [o[1] for o in out], [{} for _ in out]
+    return [o[0] for o in out], [o[1] for o in out], [{} for _ in out], [False] * len(out)
 
 
 def run_series(ex: ExamPerfusion, p: prepare.PreparedSeries, cfg: Q.QuantConfig, model, card,
-               ann: Annotations | None, precision=None) -> None:
-    """Quantify one prepared series (every source) and add its rows to ``ex``."""
+               ann: Annotations | None, precision=None, landmark_net=None) -> None:
+    """Quantify one prepared series (every source) and add its rows to ``ex``; ``landmark_net``: the
+    insertion network (:func:`insertion_net.load`), None = the wall rule alone."""
     aif = Q.arterial_input(p, cfg)
     mcs = Q.correct_slices(p)
     px = float(np.mean(p.series.planes[0].pixel_spacing_mm))
     ex.images[p.condition] = [mc.frames[p.n_pd:].max(axis=0) for mc in mcs]
     for source in SOURCES if ann is not None else ("auto",):
-        labels, ins, lines = _labels(source, p, mcs, model, card, ann, precision)
+        labels, ins, lines, by_net = _labels(source, p, mcs, model, card, ann, precision, landmark_net,
+                                             cfg.insertion_absent_threshold)
         if source == "auto":  # an observer's clicked insertions stand whatever their contours' QC says
             ins = Q.trusted_insertions(ins, labels, px)
         found = [i is not None for i in ins]
@@ -88,9 +102,15 @@ def run_series(ex: ExamPerfusion, p: prepare.PreparedSeries, cfg: Q.QuantConfig,
                 motion_mean_mm=float(shifts_mm.mean()), motion_max_mm=float(shifts_mm.max()),
                 residual_motion_mm=float(mc.residual_px * px), aif_peak_mmol_l=aif.peak_mM,
                 myocardium_pixels=int((r.labels == 2).sum()),
-                rv_insertion="found" if found[k] else ("borrowed" if r.insertions is not None else "none")))
+                rv_insertion=_insertion_source(found[k], by_net[k], r.insertions is not None)))
     ex.rows["aif_curves"] += [{"exam_id": ex.exam_id, "condition": p.condition, "frame": i, "time_s": float(t),
                                "concentration_mmol_l": float(c)} for i, (t, c) in enumerate(zip(aif.times_s, aif.blood_mM))]
+
+
+def _insertion_source(found: bool, by_net: bool, has: bool) -> str:
+    if found:
+        return "network" if by_net else "found"
+    return "borrowed" if has else "none"
 
 
 def segment_rows(exam_id: str, condition: str, source: str, results: list[Q.SliceResult], model: str) -> list[dict]:
@@ -136,8 +156,10 @@ def _global_rows(ex: ExamPerfusion, prepared: list[prepare.PreparedSeries]) -> N
 
 
 def run_exam(exam_id: str, series: list[SeriesImages], cfg: Q.QuantConfig, model, card,
-             ann: Annotations | None = None, precision=None) -> ExamPerfusion:
-    """Every perfusion series of one exam; rows of the four perfusion tables."""
+             ann: Annotations | None = None, precision=None, landmark_net=None) -> ExamPerfusion:
+    """Every perfusion series of one exam; rows of the four perfusion tables; ``landmark_net``: the
+    insertion network (:func:`insertion_net.load`; config ``perfusion.insertions: network``),
+    None = the wall rule alone."""
     ex = ExamPerfusion(exam_id)
     prepared = prepare.prepare_exam(series, cfg.min_frames)
     for p in prepared:
@@ -145,7 +167,7 @@ def run_exam(exam_id: str, series: list[SeriesImages], cfg: Q.QuantConfig, model
             ex.rows["perfusion_series"].append(_series_row(exam_id, p, p.qc_reason))
             continue
         try:
-            run_series(ex, p, cfg, model, card, ann, precision)
+            run_series(ex, p, cfg, model, card, ann, precision, landmark_net)
         except ValueError as exc:  # a documented refusal of a stage (too few frames, no bolus, ...)
             log.warning("exam %s %s perfusion: %s", exam_id, p.condition, exc)
             ex.rows["perfusion_series"].append(_series_row(exam_id, p, str(exc)))

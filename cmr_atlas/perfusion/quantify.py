@@ -43,13 +43,16 @@ class QuantConfig:
     aif_te_ms: float
     blood_r2star_per_mM_s: float
     pixel_maps: bool = True
+    insertions: str = "network"  # network: the landmark network (insertion_net), the wall rule where it finds none; wall: the rule
+    insertion_absent_threshold: float = 0.1
 
     @classmethod
     def from_config(cls, section: dict) -> "QuantConfig":
         rel = {float(k): float(v) for k, v in section["relaxivity_l_per_mmol_s"].items()}
         keys = ("hematocrit", "model", "saturation_delay_ms", "n_to_centre", "aif_saturation_delay_ms",
                 "aif_n_to_centre", "n_baseline", "min_frames", "pixel_maps", "trigger_to_saturation_ms",
-                "slice_readout_ms", "tr_ms", "aif_te_ms", "blood_r2star_per_mM_s")
+                "slice_readout_ms", "tr_ms", "aif_te_ms", "blood_r2star_per_mM_s", "insertions",
+                "insertion_absent_threshold")
         return cls(relaxivity_per_mM_s=rel, **{k: section[k] for k in keys})
 
     def relaxivity(self, field_t: float | None) -> float:

@@ -78,13 +78,15 @@ def _run_exams(exams: list[str], rows: dict[str, list[dict]], cache_dir, models_
                ann: dict) -> None:
     """Every exam of ``exams`` through the pipeline, its rows appended to ``rows`` by table name."""
     from cmr_atlas.nets.registry import ModelFileError
-    from cmr_atlas.perfusion import maps, pipeline, segment
+    from cmr_atlas.perfusion import insertion_net, maps, pipeline, segment
     from cmr_atlas.perfusion.quantify import QuantConfig
 
     cfg = QuantConfig.from_config(section)
-    model = card = model_error = None
+    model = card = model_error = landmark_net = None
     try:
         model, card = segment.load_segmenter(models_dir)
+        if cfg.insertions == "network":
+            landmark_net = insertion_net.load(models_dir)
     except ModelFileError as exc:  # every exam gets the reason; the shard's tables are still written
         model_error = f"perfusion network unavailable: {exc}"
     for exam_id in exams:
@@ -100,7 +102,7 @@ def _run_exams(exams: list[str], rows: dict[str, list[dict]], cache_dir, models_
             rows["perfusion_series"].append(_failed(exam_id, model_error))
             continue
         try:
-            ex = pipeline.run_exam(exam_id, imgs, cfg, model, card, ann.get(exam_id))
+            ex = pipeline.run_exam(exam_id, imgs, cfg, model, card, ann.get(exam_id), landmark_net=landmark_net)
         except Exception as exc:  # noqa: BLE001 - one exam's failure must not stop the shard
             log.exception("exam %s: perfusion failed", exam_id)
             rows["perfusion_series"].append(_failed(exam_id, f"perfusion failed: {type(exc).__name__}: {exc}"))

@@ -13,6 +13,13 @@ every test cohort (tests 86, benchmarks 880xxx).
 
     python -m cmr_atlas.perfusion.train samples --seed 920000 --n 90 --out samples.npz
     python -m cmr_atlas.perfusion.train fit samples.npz [more.npz ...] --minutes 20 --models-dir resources/models
+
+The RV insertion network (:mod:`cmr_atlas.perfusion.insertion_net`) trains on a ``train data``
+folder of each slice's temporal maximum, fine-tuning the cine SAX landmark network:
+
+    python -m cmr_atlas.perfusion.train landmark-data --seed 920000 --n 240 --jobs 2 --out DATA
+    cmr-atlas train model lm_heatmap_sax --data DATA --init-from resources/models --out RUN
+    cmr-atlas train publish lm_heatmap_sax_perfusion --from RUN --out resources/models
 """
 
 from __future__ import annotations
@@ -214,6 +221,13 @@ def main() -> None:
     a.add_argument("--out", required=True)
     a.add_argument("--spacing-mm", type=float, default=INPUT["spacing_mm"], help="the network grid's pixel size")
     a.add_argument("--size", type=int, default=INPUT["size"], help="the network grid's pixels per side")
+    c = sub.add_parser("landmark-data", help="train data folder of the RV insertion network (insertion_net)")
+    c.add_argument("--seed", type=int, default=920000)
+    c.add_argument("--n", type=int, default=240)
+    c.add_argument("--start", type=int, default=0, help="first exam index")
+    c.add_argument("--jobs", type=int, default=1, help="worker processes")
+    c.add_argument("--out", required=True, help="data folder")
+    c.add_argument("--models-dir", default="resources/models", help="the grid is that of its lm_heatmap_sax card")
     b = sub.add_parser("fit")
     b.add_argument("samples", nargs="+", help="one or more files of the samples step")
     b.add_argument("--minutes", type=float, default=20.0)
@@ -230,6 +244,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "samples":
         build_samples(args.seed, args.n, args.out, args.spacing_mm, args.size, args.jobs, args.start)
+    elif args.cmd == "landmark-data":
+        from cmr_atlas.nets.registry import card_grid, load_card
+        from cmr_atlas.perfusion import insertion_net
+
+        insertion_net.build_data(args.out, args.seed, args.start, args.n,
+                                 card_grid(load_card("lm_heatmap_sax", args.models_dir)), args.jobs)
     else:
         fit(args.samples, args.minutes, args.models_dir, args.base, args.seed, args.targets, args.device,
             args.batch_size, args.patience, args.steps_per_epoch, args.max_epochs)

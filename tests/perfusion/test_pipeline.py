@@ -12,7 +12,7 @@ import pytest
 
 from cmr_atlas.core.config import default
 from cmr_atlas.core.seriescache import save_series_images, series_cache_path
-from cmr_atlas.perfusion import pipeline, segment, shard
+from cmr_atlas.perfusion import insertion_net, pipeline, segment, shard
 from cmr_atlas.perfusion.quantify import QuantConfig
 from cmr_atlas.perfusion.tables import PERFUSION_TABLES
 
@@ -26,10 +26,31 @@ def model():
 
 @pytest.fixture(scope="module")
 def result(perfusion_exam, model):
+    """The default configuration, as the shard runs it: the insertion network loaded."""
     ex = perfusion_exam
     c, lm = ex.truth["contours"], ex.truth["landmarks"]
     ann = pipeline.Annotations(c[c.observer == "obs1"], lm[lm.observer == "obs1"])
-    return pipeline.run_exam(ex.exam_id, ex.series, QuantConfig.from_config(default("perfusion")), *model, ann)
+    return pipeline.run_exam(ex.exam_id, ex.series, QuantConfig.from_config(default("perfusion")), *model, ann,
+                             landmark_net=insertion_net.load(MODELS))
+
+
+def test_auto_insertions_come_from_the_network_and_point_at_the_true_insertion(result, perfusion_exam):
+    from cmr_atlas.perfusion.sectors import direction_error_deg
+
+    series = pd.DataFrame(result.rows["perfusion_series"])
+    assert (series.rv_insertion == "network").sum() >= 4
+    lm = perfusion_exam.truth["landmarks"]
+    lm = lm[(lm.observer == "truth") & (lm.frame == 0)]
+    ids = sorted({k[1] for k in perfusion_exam.labels})
+    errors = []
+    for cond in ("stress", "rest"):
+        for k, r in enumerate(result.slices[("auto", cond)]):
+            m = lm[(lm.condition == cond) & (lm.slice_index == ids[k])].set_index("landmark")
+            if r.insertions is None or "rv_insert_anterior" not in m.index:
+                continue
+            true = (m.loc["rv_insert_anterior", ["row_px", "col_px"]] - m.loc["lv_centre", ["row_px", "col_px"]]).to_numpy(float)
+            errors.append(direction_error_deg(r.insertions.anterior_direction(), true))
+    assert len(errors) >= 4 and np.mean(errors) < 10  # figures: benchmarks/perfusion.py
 
 
 def test_both_conditions_and_sources_are_quantified(result, perfusion_exam):
@@ -105,6 +126,8 @@ def test_shard_writes_every_table_and_survives_bad_exams(tmp_path, perfusion_exa
     assert "unreadable" in first(("broken", "unknown"))
     assert qc.loc[("short", "rest")].isna().all()  # the rest series of that exam still quantified
     assert (got["perfusion_segments"].exam_id == "good").sum() >= 20
+    good = got["perfusion_series"][got["perfusion_series"].exam_id == "good"]
+    assert (good.rv_insertion == "network").any()  # the default config loads the insertion network
     assert len(list((tmp_path / "maps" / "good").glob("*.png"))) >= 4
     with np.load(sorted((tmp_path / "maps" / "good").glob("*.npz"))[0]) as z:  # the sub-pixel contours travel
         assert z["epi_rc"].shape[1] == 2 and z["epi_rc"].shape[0] > 10
@@ -128,6 +151,33 @@ def test_shard_without_the_network(tmp_path, perfusion_exam):
                                 tmp_path / "no-models", default("perfusion"), outs, tmp_path / "maps")
     assert got["perfusion_series"]["qc_reason"].str.startswith("perfusion network unavailable").all()
     assert len(got["perfusion_segments"]) == 0
+
+
+def test_without_the_insertion_network_the_config_chooses_the_wall_rule(tmp_path, perfusion_exam):
+    """A models folder with the segmentation network only: under the default (insertions: network)
+    every exam says which network is missing; with insertions: wall the exam is quantified."""
+    import shutil
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for f in ("perf_seg.json", "perf_seg.pt"):
+        shutil.copy(MODELS / f, models / f)
+    rows = []
+    for s in perfusion_exam.series:
+        save_series_images(s, series_cache_path(tmp_path / "cache", "clin", s.series_index, s.kind))
+        rows.append({"exam_id": "clin", "series_index": s.series_index, "kind": s.kind})
+    pd.DataFrame(rows).to_parquet(tmp_path / "s.parquet")
+    pd.DataFrame({"exam_id": [], "key_type": [], "key_hash": []}).to_parquet(tmp_path / "keys.parquet")
+    outs = {s.name: tmp_path / f"{s.name}.parquet" for s in PERFUSION_TABLES}
+    section = dict(default("perfusion"), pixel_maps=False)
+    got = shard.perfusion_shard(tmp_path / "s.parquet", tmp_path / "keys.parquet", tmp_path / "cache", models,
+                                section, outs, tmp_path / "maps")
+    reason = got["perfusion_series"]["qc_reason"]
+    assert reason.str.contains("perfusion network unavailable").all() and reason.str.contains(insertion_net.NETWORK).all()
+    got = shard.perfusion_shard(tmp_path / "s.parquet", tmp_path / "keys.parquet", tmp_path / "cache", models,
+                                dict(section, insertions="wall"), outs, tmp_path / "maps")
+    assert set(got["perfusion_series"].rv_insertion) <= {"found", "borrowed", "none"}
+    assert len(got["perfusion_segments"]) >= 20
 
 
 def test_each_estimators_verdict_is_kept_and_either_leaves_the_segment_out():
