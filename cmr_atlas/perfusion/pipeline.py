@@ -36,7 +36,8 @@ class ExamPerfusion:
     rows: dict[str, list[dict]] = field(default_factory=lambda: {
         "perfusion_series": [], "perfusion_segments": [], "perfusion_global": [], "aif_curves": []})
     slices: dict[tuple[str, str], list[Q.SliceResult]] = field(default_factory=dict)  # (source, condition)
-    images: dict[str, list[np.ndarray]] = field(default_factory=dict)  # condition -> peak frame per slice
+    # condition -> each slice's temporal maximum (insertion_net.slice_image): the maps' backdrop, the insertion network's input
+    images: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
 def _series_row(exam_id: str, p: prepare.PreparedSeries, reason: str | None, **values) -> dict:
@@ -48,22 +49,24 @@ def _series_row(exam_id: str, p: prepare.PreparedSeries, reason: str | None, **v
     return row
 
 
-def _auto_insertions(p, mcs, labels: list[np.ndarray], landmark_net, threshold: float) -> tuple[list, list[bool]]:
+def _auto_insertions(p, images: list[np.ndarray], labels: list[np.ndarray], landmark_net,
+                     threshold: float) -> tuple[list, list[bool]]:
     """The automated path's insertions of every slice (the wall rule's; with ``landmark_net``, the
-    insertion network's where it finds both) and whether each came from the network."""
+    insertion network's on the slices' ``images`` where it finds both) and whether each came from
+    the network."""
     rule = Q.stack_insertions(labels, p.series.planes[0])
     if landmark_net is None:
         return rule, [False] * len(rule)
-    net = insertion_net.detect(*landmark_net, [insertion_net.slice_image(mc.frames, p.n_pd) for mc in mcs],
-                               [p.series.planes[i] for i in p.order], labels, threshold)
+    net = insertion_net.detect(*landmark_net, images, [p.series.planes[i] for i in p.order], labels, threshold)
     return insertion_net.combine(net, rule), [n is not None for n in net]
 
 
-def _labels(source: str, p, mcs, model, card, ann: Annotations | None, precision, landmark_net, threshold: float):
+def _labels(source: str, p, mcs, images, model, card, ann: Annotations | None, precision, landmark_net,
+            threshold: float):
     if source == "auto":
         probs = Q.auto_probabilities(model, card, p, mcs, precision)
         labels = [Q.class_map(pr) for pr in probs]
-        ins, by_net = _auto_insertions(p, mcs, labels, landmark_net, threshold)
+        ins, by_net = _auto_insertions(p, images, labels, landmark_net, threshold)
         return labels, ins, [segment.contours(pr) for pr in probs], by_net
     cond = ann.contours[ann.contours["condition"] == p.condition]
     marks = ann.landmarks[ann.landmarks["condition"] == p.condition]
@@ -81,10 +84,10 @@ def run_series(ex: ExamPerfusion, p: prepare.PreparedSeries, cfg: Q.QuantConfig,
     aif = Q.arterial_input(p, cfg)
     mcs = Q.correct_slices(p)
     px = float(np.mean(p.series.planes[0].pixel_spacing_mm))
-    ex.images[p.condition] = [mc.frames[p.n_pd:].max(axis=0) for mc in mcs]
+    ex.images[p.condition] = [insertion_net.slice_image(mc.frames, p.n_pd) for mc in mcs]
     for source in SOURCES if ann is not None else ("auto",):
-        labels, ins, lines, by_net = _labels(source, p, mcs, model, card, ann, precision, landmark_net,
-                                             cfg.insertion_absent_threshold)
+        labels, ins, lines, by_net = _labels(source, p, mcs, ex.images[p.condition], model, card, ann, precision,
+                                             landmark_net, cfg.insertion_absent_threshold)
         if source == "auto":  # an observer's clicked insertions stand whatever their contours' QC says
             ins = Q.trusted_insertions(ins, labels, px)
         found = [i is not None for i in ins]
