@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from cmr_atlas.core.config import default, find_models_dir
 from cmr_atlas.nets.augment import AugmentConfig, augment_batch
 from cmr_atlas.nets.losses import heatmap_loss, segmentation_loss
 from cmr_atlas.nets.registry import save_model
@@ -227,7 +228,7 @@ def main() -> None:
     c.add_argument("--start", type=int, default=0, help="first exam index")
     c.add_argument("--jobs", type=int, default=1, help="worker processes")
     c.add_argument("--out", required=True, help="data folder")
-    c.add_argument("--models-dir", default="resources/models", help="the grid is that of its lm_heatmap_sax card")
+    c.add_argument("--models-dir", default=default("models_dir"), help="the grid is that of its lm_heatmap_sax card")
     b = sub.add_parser("fit")
     b.add_argument("samples", nargs="+", help="one or more files of the samples step")
     b.add_argument("--minutes", type=float, default=20.0)
@@ -249,7 +250,7 @@ def main() -> None:
         from cmr_atlas.perfusion import insertion_net
 
         insertion_net.build_data(args.out, args.seed, args.start, args.n,
-                                 card_grid(load_card("lm_heatmap_sax", args.models_dir)), args.jobs)
+                                 card_grid(load_card("lm_heatmap_sax", find_models_dir(args.models_dir))), args.jobs)
     else:
         fit(args.samples, args.minutes, args.models_dir, args.base, args.seed, args.targets, args.device,
             args.batch_size, args.patience, args.steps_per_epoch, args.max_epochs)
