@@ -76,7 +76,7 @@ def detect(run, card: dict, images: Sequence[np.ndarray], planes: Sequence[Slice
     ``planes``' pixel grid) through ``run`` (network inputs (B, n, n) -> logits), averaged over the
     card's test-time rotations; None where an insertion is absent (below the card's threshold for
     perfusion, else ``absent_threshold``).  ``labels``: the slices' class maps (the LV centre)."""
-    grid = Grid(float(card["input"]["spacing_mm"]), int(card["input"]["size"]))
+    grid = registry.card_grid(card)
     if not len(images):
         return []
     x = np.concatenate([preprocess.prepare(np.asarray(im, np.float32)[None], pl, grid) for im, pl in zip(images, planes)])
