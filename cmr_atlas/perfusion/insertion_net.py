@@ -18,14 +18,12 @@ the pipeline falls back to the rule there (:func:`combine`).
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy import ndimage
 
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.core.vocab import LANDMARKS
@@ -34,10 +32,8 @@ from cmr_atlas.nets import preprocess, registry
 from cmr_atlas.nets.preprocess import Grid, from_net_px, to_net_px
 from cmr_atlas.nets.runtime import prepare_model
 from cmr_atlas.nets.samples import VIEW_CODES, Samples
-from cmr_atlas.perfusion import prepare, quantify, segment
+from cmr_atlas.perfusion import prepare, quantify
 from cmr_atlas.perfusion.sectors import Insertions
-
-log = logging.getLogger(__name__)
 
 NETWORK = "lm_heatmap_sax_perfusion"
 SEQUENCE = "perfusion"  # the card's calibrated thresholds are looked up under this sequence
@@ -65,11 +61,6 @@ def slice_image(frames: np.ndarray, n_pd: int) -> np.ndarray:
     return np.asarray(frames[n_pd:], float).max(axis=0)
 
 
-def _lv_centre(labels: np.ndarray) -> np.ndarray | None:
-    lv = np.isin(labels, (segment.CAVITY, segment.MYOCARDIUM))
-    return np.array(ndimage.center_of_mass(lv)) if lv.any() else None
-
-
 def detect(run, card: dict, images: Sequence[np.ndarray], planes: Sequence[SlicePlane],
            labels: Sequence[np.ndarray], absent_threshold: float) -> list[Insertions | None]:
     """Insertions (slice pixels) of every slice from ``images`` (:func:`slice_image`, each on its
@@ -89,7 +80,7 @@ def detect(run, card: dict, images: Sequence[np.ndarray], planes: Sequence[Slice
             out.append(None)
             continue
         px = dict(zip(NAMES, from_net_px(pts, pl, grid)))
-        centre = _lv_centre(lab)
+        centre = quantify.lv_centre(lab)
         if centre is None:
             centre = px[CENTRE] if found[CENTRE] else None
         out.append(None if centre is None else Insertions(centre, px[ANTERIOR], px[INFERIOR]))

@@ -214,6 +214,12 @@ def trusted_insertions(ins: list[S.Insertions | None], labels: list[np.ndarray],
     return [None if segmentation_qc(lab, pixel_mm) else i for i, lab in zip(ins, labels)]
 
 
+def lv_centre(labels: np.ndarray) -> np.ndarray | None:
+    """LV centre (row, col) of a class map: the centroid of cavity and myocardium, None without either."""
+    lv = np.isin(labels, (segment.CAVITY, segment.MYOCARDIUM))
+    return np.argwhere(lv).mean(axis=0) if lv.any() else None
+
+
 def borrow_insertions(ins: list[S.Insertions | None], labels: list[np.ndarray]) -> list[S.Insertions | None]:
     """A slice without an RV contact (often the apical one) takes the insertion directions of the
     nearest slice that has one (stack slices share the in-plane orientation)."""
@@ -224,7 +230,7 @@ def borrow_insertions(ins: list[S.Insertions | None], labels: list[np.ndarray]) 
         donors = sorted((abs(j - k), j) for j, w in enumerate(ins) if w is not None)
         if donors:
             d = ins[donors[0][1]]
-            c = np.array(np.nonzero(np.isin(labels[k], (segment.MYOCARDIUM, segment.CAVITY)))).mean(axis=1)
+            c = lv_centre(labels[k])
             out[k] = S.Insertions(c, c + d.anterior - d.centre, c + d.inferior - d.centre)
     return out
 
