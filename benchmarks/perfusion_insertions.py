@@ -8,9 +8,12 @@ grid the corrected series is aligned to), each from the class maps alone (the wa
 slice's peak enhancement (:func:`manual.peak_enhancement`; the default before); ``--beyond-mm``
 adds rows with other arc lengths for both (choose them on validation seeds); and on the CNN's maps
 the insertion network's (:mod:`cmr_atlas.perfusion.insertion_net`, the default since 2026-12-04
-evening; the rule on slices where it finds none), method ``network``.  Figures as in
+evening; the rule on slices where it finds none), method ``network``, and the same with each slice's
+stress and rest directions fused (:func:`insertion_net.fuse_conditions`, the default since
+2026-12-04 night), method ``network fused``.  Figures as in
 benchmarks/perfusion.py: the angle between the estimated and the true anterior insertion direction
-from the LV centre; and per insertion (anterior and inferior) the signed angle by which the
+from the LV centre (the truth at the heart's median breathing position, the corrected slice's pose,
+:func:`insertion_net.truth_points`; frame 0's before 2026-12-04 night); and per insertion (anterior and inferior) the signed angle by which the
 estimate lies inside the true arc (> 0: short of the insertion, towards the septum).
 
     python benchmarks/perfusion_insertions.py [--start 0] [--n 13] [--seed 880000] [--save rows.pkl] \
@@ -77,25 +80,31 @@ def run(start: int, n: int, seed: int, models_dir: str, beyond_mm: tuple[float |
     for i in range(start, start + n):
         ex = synthetic.generate(seed, i, observers=0)
         lm = ex.truth["landmarks"]
-        lm = lm[(lm.observer == "truth") & (lm.frame == 0)]
         slice_ids = sorted({k[1] for k in ex.labels})
+        by_cond = {}
         for p in prepare.prepare_exam(ex.series, cfg.min_frames):
             if not p.ok:
                 continue
             mcs = Q.correct_slices(p)
             maps = {"cnn": Q.auto_labels(model, card, p, mcs),
                     "generator": [ex.labels[(p.condition, slice_ids[k])] for k in range(len(mcs))]}
-            truth = []
-            for k in range(len(mcs)):
-                m = lm[(lm.condition == p.condition) & (lm.slice_index == slice_ids[k])].set_index("landmark")
-                truth.append({n: m.loc[n, ["row_px", "col_px"]].to_numpy(float) for n in (*OWN, "lv_centre") if n in m.index})
+            # the truth at the heart's median breathing position: the corrected slice's anatomy
+            truth = [insertion_net.truth_points(lm, p.condition, slice_ids[k], p.n_pd) for k in range(len(mcs))]
             enh = [manual.peak_enhancement(mc.frames[p.n_pd:]) for mc in mcs]
             rows += stack_rows(i, p.condition, maps, enh, p.series.planes[0], truth, beyond_mm)
             # the insertion network on each slice's temporal maximum, the rule where it finds none
+            planes = [p.series.planes[j] for j in p.order]
             net = insertion_net.detect(*insertion, [insertion_net.slice_image(mc.frames, p.n_pd) for mc in mcs],
-                                       [p.series.planes[j] for j in p.order], maps["cnn"], cfg.insertion_absent_threshold)
-            rows += insertion_rows(i, p.condition, "cnn", "network", insertion_net.combine(
-                net, Q.stack_insertions(maps["cnn"], p.series.planes[0])), truth)
+                                       planes, maps["cnn"], cfg.insertion_absent_threshold)
+            rule = Q.stack_insertions(maps["cnn"], p.series.planes[0])
+            rows += insertion_rows(i, p.condition, "cnn", "network", insertion_net.combine(net, rule), truth)
+            by_cond[p.condition] = (p, planes, net, rule, truth)
+        if {"stress", "rest"} <= set(by_cond) and not any(v[0].pair_reason for v in by_cond.values()):
+            # the pipeline's default: each slice's stress and rest network directions fused
+            (_, pl_s, net_s, rule_s, t_s), (_, pl_r, net_r, rule_r, t_r) = by_cond["stress"], by_cond["rest"]
+            fused_s, fused_r = insertion_net.fuse_conditions(net_s, pl_s, net_r, pl_r)
+            rows += insertion_rows(i, "stress", "cnn", "network fused", insertion_net.combine(fused_s, rule_s), t_s)
+            rows += insertion_rows(i, "rest", "cnn", "network fused", insertion_net.combine(fused_r, rule_r), t_r)
         print(f"exam {i} {ex.exam_id}", flush=True)
     return pd.DataFrame(rows)
 

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.core.seriescache import SeriesImages
 from cmr_atlas.perfusion import insertion_net, manual, motion, prepare, qc, segment
 from cmr_atlas.perfusion import quantify as Q
+from cmr_atlas.perfusion.sectors import Insertions
 
 log = logging.getLogger(__name__)
 SOURCES = ("auto", "manual")
@@ -49,65 +51,103 @@ def _series_row(exam_id: str, p: prepare.PreparedSeries, reason: str | None, **v
     return row
 
 
-def _auto_insertions(p, images: list[np.ndarray], labels: list[np.ndarray], landmark_net,
-                     threshold: float) -> tuple[list, list[bool]]:
-    """The automated path's insertions of every slice (the wall rule's; with ``landmark_net``, the
-    insertion network's on the slices' ``images`` where it finds both) and whether each came from
-    the network."""
+@dataclass
+class SeriesFindings:
+    """What one prepared series gives before quantification: the AIF, the motion-corrected slices,
+    each slice's temporal maximum, and the automated path's class maps, contours and insertions
+    (``network``: the insertion network's, None where it found none or runs not; ``rule``: the
+    wall rule's).  The insertions of the stress and the rest series meet here
+    (:func:`insertion_net.fuse_conditions`) before either is quantified."""
+
+    p: prepare.PreparedSeries
+    aif: Q.AifResult
+    mcs: list[motion.MotionCorrection]
+    images: list[np.ndarray]
+    labels: list[np.ndarray]
+    contours: list[dict]
+    network: list[Insertions | None]
+    rule: list[Insertions | None]
+
+
+def find_series(p: prepare.PreparedSeries, cfg: Q.QuantConfig, model, card, precision=None,
+                landmark_net=None) -> SeriesFindings:
+    """AIF, motion correction, segmentation and insertions of one prepared series (the automated
+    path); ``landmark_net``: the insertion network (:func:`insertion_net.load`), None = the wall
+    rule alone.  Raises ValueError where a stage refuses the series."""
+    aif = Q.arterial_input(p, cfg)
+    mcs = Q.correct_slices(p)
+    images = [insertion_net.slice_image(mc.frames, p.n_pd) for mc in mcs]
+    probs = Q.auto_probabilities(model, card, p, mcs, precision)
+    labels = [Q.class_map(pr) for pr in probs]
     rule = Q.stack_insertions(labels, p.series.planes[0])
-    if landmark_net is None:
-        return rule, [False] * len(rule)
-    net = insertion_net.detect(*landmark_net, images, [p.series.planes[i] for i in p.order], labels, threshold)
-    return insertion_net.combine(net, rule), [n is not None for n in net]
+    network = ([None] * len(labels) if landmark_net is None else insertion_net.detect(
+        *landmark_net, images, planes_of(p), labels, cfg.insertion_absent_threshold))
+    return SeriesFindings(p, aif, mcs, images, labels, [segment.contours(pr) for pr in probs], network, rule)
 
 
-def _labels(source: str, p, mcs, images, model, card, ann: Annotations | None, precision, landmark_net,
-            threshold: float):
-    if source == "auto":
-        probs = Q.auto_probabilities(model, card, p, mcs, precision)
-        labels = [Q.class_map(pr) for pr in probs]
-        ins, by_net = _auto_insertions(p, images, labels, landmark_net, threshold)
-        return labels, ins, [segment.contours(pr) for pr in probs], by_net
+def planes_of(p: prepare.PreparedSeries) -> list[SlicePlane]:
+    """The series' planes basal -> apical (the order of its slices)."""
+    return [p.series.planes[i] for i in p.order]
+
+
+def fuse_insertions(found: list[SeriesFindings]) -> None:
+    """The network's insertions of the stress and rest acquisitions of each slice, fused
+    (:func:`insertion_net.fuse_conditions`) where the two series image the same slices (no
+    ``pair_reason``)."""
+    by = {f.p.condition: f for f in found}
+    st, re = by.get("stress"), by.get("rest")
+    if st is None or re is None or st.p.pair_reason or re.p.pair_reason:
+        return
+    st.network, re.network = insertion_net.fuse_conditions(st.network, planes_of(st.p), re.network, planes_of(re.p))
+
+
+def _manual_labels(f: SeriesFindings, ann: Annotations) -> tuple[list[np.ndarray], list[Insertions | None]]:
+    p = f.p
     cond = ann.contours[ann.contours["condition"] == p.condition]
     marks = ann.landmarks[ann.landmarks["condition"] == p.condition]
     px = float(np.mean(p.series.planes[0].pixel_spacing_mm))
     reach = int(np.ceil(motion.MAX_SHIFT_MM / px))
     out = [manual.manual_slice(cond, marks, p.series.planes, p.order, k, mc.shifts_px[0], mc.frames.shape[1:],
-                               manual.peak_enhancement(mc.frames[p.n_pd:]), reach) for k, mc in enumerate(mcs)]
-    return [o[0] for o in out], [o[1] for o in out], [{} for _ in out], [False] * len(out)
+                               manual.peak_enhancement(mc.frames[p.n_pd:]), reach) for k, mc in enumerate(f.mcs)]
+    return [o[0] for o in out], [o[1] for o in out]
 
 
-def run_series(ex: ExamPerfusion, p: prepare.PreparedSeries, cfg: Q.QuantConfig, model, card,
-               ann: Annotations | None, precision=None, landmark_net=None) -> None:
-    """Quantify one prepared series (every source) and add its rows to ``ex``; ``landmark_net``: the
-    insertion network (:func:`insertion_net.load`), None = the wall rule alone."""
-    aif = Q.arterial_input(p, cfg)
-    mcs = Q.correct_slices(p)
+def quantify_found(ex: ExamPerfusion, f: SeriesFindings, cfg: Q.QuantConfig, ann: Annotations | None) -> None:
+    """Quantify one series' findings (every source) and add its rows to ``ex``."""
+    p = f.p
     px = float(np.mean(p.series.planes[0].pixel_spacing_mm))
-    ex.images[p.condition] = [insertion_net.slice_image(mc.frames, p.n_pd) for mc in mcs]
+    ex.images[p.condition] = f.images
+    by_net = [n is not None for n in f.network]
     for source in SOURCES if ann is not None else ("auto",):
-        labels, ins, lines, by_net = _labels(source, p, mcs, ex.images[p.condition], model, card, ann, precision,
-                                             landmark_net, cfg.insertion_absent_threshold)
         if source == "auto":  # an observer's clicked insertions stand whatever their contours' QC says
-            ins = Q.trusted_insertions(ins, labels, px)
+            labels, lines = f.labels, f.contours
+            ins = Q.trusted_insertions(insertion_net.combine(f.network, f.rule), labels, px)
+        else:
+            (labels, ins), lines = _manual_labels(f, ann), [{} for _ in f.mcs]
         found = [i is not None for i in ins]
         ins = Q.borrow_insertions(ins, labels)
-        res = Q.quantify_series(p, mcs, labels, ins, aif, cfg)
+        res = Q.quantify_series(p, f.mcs, labels, ins, f.aif, cfg)
         for r, c in zip(res, lines):
             r.contours = c
         ex.slices[(source, p.condition)] = res
         if source != "auto":
             continue
-        for k, (r, mc) in enumerate(zip(res, mcs)):
+        for k, (r, mc) in enumerate(zip(res, f.mcs)):
             shifts_mm = np.linalg.norm(mc.shifts_px, axis=1) * px
             ex.rows["perfusion_series"].append(_series_row(
                 ex.exam_id, p, r.qc_reason or p.pair_reason, slice=k, level=r.level, rr_s=prepare.dt_s(p.times_s(k)),
                 motion_mean_mm=float(shifts_mm.mean()), motion_max_mm=float(shifts_mm.max()),
-                residual_motion_mm=float(mc.residual_px * px), aif_peak_mmol_l=aif.peak_mM,
+                residual_motion_mm=float(mc.residual_px * px), aif_peak_mmol_l=f.aif.peak_mM,
                 myocardium_pixels=int((r.labels == 2).sum()),
                 rv_insertion=_insertion_source(found[k], by_net[k], r.insertions is not None)))
+    aif = f.aif
     ex.rows["aif_curves"] += [{"exam_id": ex.exam_id, "condition": p.condition, "frame": i, "time_s": float(t),
                                "concentration_mmol_l": float(c)} for i, (t, c) in enumerate(zip(aif.times_s, aif.blood_mM))]
+
+
+def _refused(ex: ExamPerfusion, p: prepare.PreparedSeries, exc: ValueError) -> None:
+    log.warning("exam %s %s perfusion: %s", ex.exam_id, p.condition, exc)
+    ex.rows["perfusion_series"].append(_series_row(ex.exam_id, p, str(exc)))
 
 
 def _insertion_source(found: bool, by_net: bool, has: bool) -> str:
@@ -165,15 +205,22 @@ def run_exam(exam_id: str, series: list[SeriesImages], cfg: Q.QuantConfig, model
     None = the wall rule alone."""
     ex = ExamPerfusion(exam_id)
     prepared = prepare.prepare_exam(series, cfg.min_frames)
+    found = []
     for p in prepared:
         if not p.ok:
             ex.rows["perfusion_series"].append(_series_row(exam_id, p, p.qc_reason))
             continue
         try:
-            run_series(ex, p, cfg, model, card, ann, precision, landmark_net)
+            found.append(find_series(p, cfg, model, card, precision, landmark_net))
         except ValueError as exc:  # a documented refusal of a stage (too few frames, no bolus, ...)
-            log.warning("exam %s %s perfusion: %s", exam_id, p.condition, exc)
-            ex.rows["perfusion_series"].append(_series_row(exam_id, p, str(exc)))
+            _refused(ex, p, exc)
+    if cfg.fuse_insertions:
+        fuse_insertions(found)
+    for f in found:
+        try:
+            quantify_found(ex, f, cfg, ann)
+        except ValueError as exc:
+            _refused(ex, f.p, exc)
     for (source, condition), res in ex.slices.items():
         ex.rows["perfusion_segments"] += segment_rows(exam_id, condition, source, res, cfg.model)
     _global_rows(ex, prepared)

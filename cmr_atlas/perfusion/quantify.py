@@ -45,6 +45,7 @@ class QuantConfig:
     pixel_maps: bool = True
     insertions: str = "network"  # network: the landmark network (insertion_net), the wall rule where it finds none; wall: the rule
     insertion_absent_threshold: float = 0.1
+    fuse_insertions: bool = True  # the network's insertions of a slice averaged over its stress and rest acquisitions
 
     @classmethod
     def from_config(cls, section: dict) -> "QuantConfig":
@@ -52,7 +53,7 @@ class QuantConfig:
         keys = ("hematocrit", "model", "saturation_delay_ms", "n_to_centre", "aif_saturation_delay_ms",
                 "aif_n_to_centre", "n_baseline", "min_frames", "pixel_maps", "trigger_to_saturation_ms",
                 "slice_readout_ms", "tr_ms", "aif_te_ms", "blood_r2star_per_mM_s", "insertions",
-                "insertion_absent_threshold")
+                "insertion_absent_threshold", "fuse_insertions")
         return cls(relaxivity_per_mM_s=rel, **{k: section[k] for k in keys})
 
     def relaxivity(self, field_t: float | None) -> float:

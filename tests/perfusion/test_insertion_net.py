@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.nets.heatmaps import gaussian_targets
@@ -80,6 +82,47 @@ def test_a_weak_insertion_is_absent_and_the_rule_takes_over():
     rule = Insertions(np.zeros(2), np.ones(2), -np.ones(2))
     assert I.combine([None, rule], [rule, None]) == [rule, rule]
     assert I.detect(_peaks_net(net, 0.9), CARD, [], [], [], 0.1) == []
+
+
+def _at(centre, deg: float, r: float) -> np.ndarray:
+    a = np.radians(deg)
+    return np.asarray(centre, float) + r * np.array([np.cos(a), np.sin(a)])
+
+
+def _angle(centre, p) -> float:
+    d = np.asarray(p, float) - centre
+    return float(np.degrees(np.arctan2(d[1], d[0])))
+
+
+@given(st.floats(-170, 170), st.floats(0.5, 20), st.floats(8, 15), st.floats(10, 20))
+@settings(max_examples=40, deadline=None)
+def test_fused_directions_are_the_mean_of_both_conditions_from_each_own_centre_and_radius(base, half, r_s, r_r):
+    plane = _plane()
+    cs, cr = np.array([20.0, 24.0]), np.array([21.5, 22.0])  # breathing: the rest heart sits elsewhere
+    s = Insertions(cs, _at(cs, base + half, r_s), _at(cs, base + 120 + half, r_s))
+    r = Insertions(cr, _at(cr, base - half, r_r), _at(cr, base + 120 - half, r_r))
+    (fs,), (fr,) = I.fuse_conditions([s], [plane], [r], [plane])
+    for f, c, radius in ((fs, cs, r_s), (fr, cr, r_r)):
+        assert np.allclose(f.centre, c)
+        assert _angle(c, f.anterior) == pytest.approx(base, abs=1e-6)
+        assert _angle(c, f.inferior) == pytest.approx(base + 120 if base + 120 <= 180 else base - 240, abs=1e-6)
+        assert np.linalg.norm(f.anterior - c) == pytest.approx(radius)
+
+
+def test_fusion_reads_directions_in_patient_space_and_leaves_unpaired_slices():
+    """The rest series stored transposed (its rows along the stress series' columns): the same
+    physical directions, other pixel axes."""
+    s_plane = _plane()
+    r_plane = SlicePlane(position_mm=np.zeros(3), row_cosine=np.array([0, 1.0, 0]), col_cosine=np.array([1.0, 0, 0]),
+                         pixel_spacing_mm=(2.25, 2.25), shape=(48, 40))
+    c = np.array([20.0, 24.0])
+    s = Insertions(c, _at(c, 10, 12), _at(c, 130, 12))
+    r = Insertions(c[::-1], _at(c, 30, 12)[::-1], _at(c, 150, 12)[::-1])  # the same points transposed, 20 deg on
+    (fs, none_s), (fr, none_r) = I.fuse_conditions([s, s], [s_plane] * 2, [r, None], [r_plane] * 2)
+    assert _angle(c, fs.anterior) == pytest.approx(20, abs=1e-6)
+    assert np.allclose(fr.anterior[::-1], fs.anterior)
+    assert none_s is s and none_r is None  # the network found none at rest: stress keeps its own
+    assert I.fuse_conditions([s], [s_plane], [r, r], [r_plane] * 2) == ([s], [r, r])  # not the same stack
 
 
 def test_slice_image_is_the_dynamic_maximum():

@@ -12,7 +12,7 @@ import pytest
 
 from cmr_atlas.core.config import default
 from cmr_atlas.core.seriescache import save_series_images, series_cache_path
-from cmr_atlas.perfusion import insertion_net, pipeline, segment, shard
+from cmr_atlas.perfusion import insertion_net, pipeline, prepare, segment, shard
 from cmr_atlas.perfusion.quantify import QuantConfig
 from cmr_atlas.perfusion.tables import PERFUSION_TABLES
 
@@ -40,17 +40,28 @@ def test_auto_insertions_come_from_the_network_and_point_at_the_true_insertion(r
     series = pd.DataFrame(result.rows["perfusion_series"])
     assert (series.rv_insertion == "network").sum() >= 4
     lm = perfusion_exam.truth["landmarks"]
-    lm = lm[(lm.observer == "truth") & (lm.frame == 0)]
     ids = sorted({k[1] for k in perfusion_exam.labels})
     errors = []
     for cond in ("stress", "rest"):
+        n_pd = next(prepare.pd_frame_count(s.flip_angle_deg[0]) for s in perfusion_exam.series
+                    if s.kind == "perfusion" and s.stress_rest == cond)
         for k, r in enumerate(result.slices[("auto", cond)]):
-            m = lm[(lm.condition == cond) & (lm.slice_index == ids[k])].set_index("landmark")
-            if r.insertions is None or "rv_insert_anterior" not in m.index:
+            m = insertion_net.truth_points(lm, cond, ids[k], n_pd)  # the corrected slice's pose
+            if r.insertions is None or "rv_insert_anterior" not in m:
                 continue
-            true = (m.loc["rv_insert_anterior", ["row_px", "col_px"]] - m.loc["lv_centre", ["row_px", "col_px"]]).to_numpy(float)
+            true = m["rv_insert_anterior"] - m["lv_centre"]
             errors.append(direction_error_deg(r.insertions.anterior_direction(), true))
     assert len(errors) >= 4 and np.mean(errors) < 10  # figures: benchmarks/perfusion.py
+
+
+def test_a_slice_gets_one_insertion_direction_from_its_stress_and_rest_acquisitions(result):
+    series = pd.DataFrame(result.rows["perfusion_series"]).set_index(["condition", "slice"])
+    fused = 0
+    for k, (s, r) in enumerate(zip(result.slices[("auto", "stress")], result.slices[("auto", "rest")])):
+        if series.loc[("stress", k), "rv_insertion"] == series.loc[("rest", k), "rv_insertion"] == "network":
+            assert np.allclose(s.insertions.anterior_direction(), r.insertions.anterior_direction(), atol=1e-6)
+            fused += 1
+    assert fused >= 2
 
 
 def test_both_conditions_and_sources_are_quantified(result, perfusion_exam):
