@@ -28,7 +28,8 @@ PERFUSION_SERIES = register(TableSchema(
                "true residual motion is measured against the generator by benchmarks/perfusion.py)", "mm"),
         Column("aif_peak_mmol_l", "float", "peak of the whole-blood AIF", "mmol/l"),
         Column("myocardium_pixels", "int", "pixels segmented as LV myocardium (auto)"),
-        Column("rv_insertion", "str", "network (the insertion network on this slice, config perfusion.insertions), "
+        Column("rv_insertion", "str", "network (the insertion network on this slice, config perfusion.insertions; averaged with "
+               "the same slice's other condition where it found both there too, perfusion.fuse_insertions), "
                "found (this slice's RV contact, the wall rule), borrowed (a neighbour slice's) or none"),
         Column("qc_reason", "str", "why the slice or series is not quantified, or a caveat (e.g. no reserve); "
                "null = fine"),
