@@ -214,3 +214,29 @@ def test_each_estimators_verdict_is_kept_and_either_leaves_the_segment_out():
     assert rows.loc[7, "qc_reason"].startswith("2cxm: ") and pd.isna(rows.loc[7, "qc_reason_fermi"])
     g = pipeline.global_row("e", "auto", rows.reset_index(), no_reserve=True)
     assert g["mbf_stress_ml_min_g"] == 3.0 and g["n_segments_stress"] == 1
+
+
+def test_insertions_are_not_fused_where_stress_and_rest_image_other_slices():
+    from types import SimpleNamespace
+
+    from cmr_atlas.core.geometry import SlicePlane
+    from cmr_atlas.perfusion.sectors import Insertions
+
+    plane = SlicePlane(position_mm=np.zeros(3), row_cosine=np.array([1.0, 0, 0]), col_cosine=np.array([0, 1.0, 0]),
+                       pixel_spacing_mm=(2.0, 2.0), shape=(40, 40))
+    c = np.array([20.0, 20.0])
+
+    def found(cond: str, anterior, pair_reason=None):
+        p = SimpleNamespace(condition=cond, pair_reason=pair_reason, order=[0], series=SimpleNamespace(planes=[plane]))
+        return SimpleNamespace(p=p, network=[Insertions(c, np.asarray(anterior, float), np.array([30.0, 20.0]))])
+
+    st, re = found("stress", [20.0, 30.0]), found("rest", [30.0, 30.0])
+    pipeline.fuse_insertions([st, re])
+    assert np.allclose(st.network[0].anterior_direction(), re.network[0].anterior_direction())
+    reason = "stress and rest slice geometry differ: no reserve"
+    st, re = found("stress", [20.0, 30.0], reason), found("rest", [30.0, 30.0], reason)
+    pipeline.fuse_insertions([st, re])
+    assert np.allclose(st.network[0].anterior, [20.0, 30.0]) and np.allclose(re.network[0].anterior, [30.0, 30.0])
+    only = found("stress", [20.0, 30.0])
+    pipeline.fuse_insertions([only])  # one condition: nothing to fuse with
+    assert np.allclose(only.network[0].anterior, [20.0, 30.0])
