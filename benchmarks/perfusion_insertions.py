@@ -93,7 +93,7 @@ def run(start: int, n: int, seed: int, models_dir: str, beyond_mm: tuple[float |
             enh = [manual.peak_enhancement(mc.frames[p.n_pd:]) for mc in mcs]
             rows += stack_rows(i, p.condition, maps, enh, p.series.planes[0], truth, beyond_mm)
             # the insertion network on each slice's temporal maximum, the rule where it finds none
-            planes = [p.series.planes[j] for j in p.order]
+            planes = p.planes
             net = insertion_net.detect(*insertion, [insertion_net.slice_image(mc.frames, p.n_pd) for mc in mcs],
                                        planes, maps["cnn"], cfg.insertion_absent_threshold)
             rule = Q.stack_insertions(maps["cnn"], p.series.planes[0])

@@ -154,7 +154,7 @@ def exam_samples(ex, grid: Grid) -> Samples:
         if not p.ok:
             continue
         for k, mc in enumerate(quantify.correct_slices(p)):
-            plane = p.series.planes[p.order[k]]
+            plane = p.planes[k]
             truth = truth_points(ex.truth["landmarks"], p.condition, slice_ids[k], p.n_pd)
             pts = np.full((len(NAMES), 2), np.nan, np.float32)
             for j, name in enumerate(NAMES):

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.core.seriescache import SeriesImages
 from cmr_atlas.perfusion import insertion_net, manual, motion, prepare, qc, segment
 from cmr_atlas.perfusion import quantify as Q
@@ -81,13 +80,8 @@ def find_series(p: prepare.PreparedSeries, cfg: Q.QuantConfig, model, card, prec
     labels = [Q.class_map(pr) for pr in probs]
     rule = Q.stack_insertions(labels, p.series.planes[0])
     network = ([None] * len(labels) if landmark_net is None else insertion_net.detect(
-        *landmark_net, images, planes_of(p), labels, cfg.insertion_absent_threshold))
+        *landmark_net, images, p.planes, labels, cfg.insertion_absent_threshold))
     return SeriesFindings(p, aif, mcs, images, labels, [segment.contours(pr) for pr in probs], network, rule)
-
-
-def planes_of(p: prepare.PreparedSeries) -> list[SlicePlane]:
-    """The series' planes basal -> apical (the order of its slices)."""
-    return [p.series.planes[i] for i in p.order]
 
 
 def fuse_insertions(found: list[SeriesFindings]) -> None:
@@ -98,7 +92,7 @@ def fuse_insertions(found: list[SeriesFindings]) -> None:
     st, re = by.get("stress"), by.get("rest")
     if st is None or re is None or st.p.pair_reason or re.p.pair_reason:
         return
-    st.network, re.network = insertion_net.fuse_conditions(st.network, planes_of(st.p), re.network, planes_of(re.p))
+    st.network, re.network = insertion_net.fuse_conditions(st.network, st.p.planes, re.network, re.p.planes)
 
 
 def _manual_labels(f: SeriesFindings, ann: Annotations) -> tuple[list[np.ndarray], list[Insertions | None]]:
@@ -140,9 +134,8 @@ def quantify_found(ex: ExamPerfusion, f: SeriesFindings, cfg: Q.QuantConfig, ann
                 residual_motion_mm=float(mc.residual_px * px), aif_peak_mmol_l=f.aif.peak_mM,
                 myocardium_pixels=int((r.labels == 2).sum()),
                 rv_insertion=_insertion_source(found[k], by_net[k], r.insertions is not None)))
-    aif = f.aif
     ex.rows["aif_curves"] += [{"exam_id": ex.exam_id, "condition": p.condition, "frame": i, "time_s": float(t),
-                               "concentration_mmol_l": float(c)} for i, (t, c) in enumerate(zip(aif.times_s, aif.blood_mM))]
+                               "concentration_mmol_l": float(c)} for i, (t, c) in enumerate(zip(f.aif.times_s, f.aif.blood_mM))]
 
 
 def _refused(ex: ExamPerfusion, p: prepare.PreparedSeries, exc: ValueError) -> None:

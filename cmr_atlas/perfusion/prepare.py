@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.core.seriescache import SeriesImages
 
 APEX_DIRECTION = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
@@ -39,6 +40,11 @@ class PreparedSeries:
     @property
     def ok(self) -> bool:
         return self.qc_reason is None
+
+    @property
+    def planes(self) -> list[SlicePlane]:
+        """The series' planes basal -> apical (slice ``k`` is on ``planes[k]``)."""
+        return [self.series.planes[i] for i in self.order]
 
     def frames(self, k: int) -> np.ndarray:
         """Frames (T, R, C) of the ``k``-th plane basal -> apical."""

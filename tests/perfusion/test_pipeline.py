@@ -227,7 +227,7 @@ def test_insertions_are_not_fused_where_stress_and_rest_image_other_slices():
     c = np.array([20.0, 20.0])
 
     def found(cond: str, anterior, pair_reason=None):
-        p = SimpleNamespace(condition=cond, pair_reason=pair_reason, order=[0], series=SimpleNamespace(planes=[plane]))
+        p = SimpleNamespace(condition=cond, pair_reason=pair_reason, planes=[plane])
         return SimpleNamespace(p=p, network=[Insertions(c, np.asarray(anterior, float), np.array([30.0, 20.0]))])
 
     st, re = found("stress", [20.0, 30.0]), found("rest", [30.0, 30.0])
