@@ -40,6 +40,7 @@ from scipy import ndimage, stats
 from scipy.spatial import cKDTree
 
 from cmr_atlas.core.config import default
+from cmr_atlas.core.vocab import CORRECTED_POSE_FRAME
 from cmr_atlas.perfusion import insertion_net, pipeline, prepare, segment, synthetic
 from cmr_atlas.perfusion.quantify import QuantConfig
 from cmr_atlas.perfusion.sectors import direction_error_deg
@@ -117,7 +118,7 @@ def seg_rows(ex, out, px_by_cond) -> list[dict]:
     rows = []
     slice_ids = sorted({k[1] for k in ex.labels})
     lm = ex.truth["landmarks"]
-    lm = lm[lm.frame == 0]  # the observers mark the reference frame (0) only
+    lm = lm[lm.frame == CORRECTED_POSE_FRAME]  # the observers trace the motion-corrected series
     for cond in ("stress", "rest"):
         for k, r in enumerate(out.slices.get(("auto", cond), [])):
             truth = ex.labels[(cond, slice_ids[k])] == segment.MYOCARDIUM
@@ -138,12 +139,13 @@ def seg_rows(ex, out, px_by_cond) -> list[dict]:
                 shown = segment.contours(np.concatenate([1 - fr.sum(axis=0, keepdims=True), fr]))
                 row["image_contour_mm"], row["image_contour_hausdorff_mm"], _ = contour_distances_mm(r.contours, shown, px)
             on = lm[(lm.condition == cond) & (lm.slice_index == slice_ids[k])]
-            d = {who: anterior_direction(on[on.observer == who]) for who in ("truth", "obs1", "obs2")}
+            d = {who: anterior_direction(on[on.observer == who]) for who in ("obs1", "obs2")}
+            d["truth"] = true_anterior_direction(ex, cond, slice_ids[k])
             auto = r.insertions.anterior_direction() if r.insertions is not None else None
             # vs the truth on the corrected grid (this benchmark's goal) and vs observer 1's clicks
-            # (the paper's measure: auto vs manually determined direction; frame 0, the only one the
-            # observers mark), with what the two readers achieve beside it (on frame 0's truth)
-            for col, a, b in (("angle_deg", auto, true_anterior_direction(ex, cond, slice_ids[k])),
+            # (the paper's measure: auto vs manually determined direction, on the corrected series),
+            # with what the two readers achieve beside it
+            for col, a, b in (("angle_deg", auto, d["truth"]),
                               ("angle_vs_obs1_deg", auto, d["obs1"]),
                               ("obs1_vs_truth_deg", d["obs1"], d["truth"]), ("obs1_vs_obs2_deg", d["obs1"], d["obs2"])):
                 row[col] = direction_error_deg(a, b) if a is not None and b is not None else np.nan
@@ -158,7 +160,7 @@ def motion_rows(ex, out, prepared_px) -> list[dict]:
     rows = []
     for cond in ("stress", "rest"):
         for k, r in enumerate(out.slices.get(("auto", cond), [])):
-            rc = lm[(lm.condition == cond) & (lm.slice_index == slice_ids[k])].sort_values("frame")[["row_px", "col_px"]]
+            rc = lm[(lm.condition == cond) & (lm.slice_index == slice_ids[k]) & (lm.frame >= 0)].sort_values("frame")[["row_px", "col_px"]]
             if len(rc) != len(r.shifts_px):
                 continue
             n_pd = n_pd_of(ex, cond)

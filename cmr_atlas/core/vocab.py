@@ -19,6 +19,9 @@ CLINICAL_LAX_VIEWS: tuple[str, ...] = ("lax_2ch", "lax_3ch", "lax_4ch")
 # (magnitude or phase-sensitive), T1 maps (MOLLI-like), inversion-time scout.
 SEQUENCES: tuple[str, ...] = ("cine_gre", "cine_ssfp", "perfusion", "lge", "t1map", "ti_scout")
 PHASES: tuple[str, ...] = ("ED", "ES")
+# ``frame`` of annotations on a perfusion series' motion-corrected pose (the heart's median breathing
+# position over the dynamic frames, the grid the motion correction aligns to), not on one acquired frame
+CORRECTED_POSE_FRAME: int = -1
 SURFACES: tuple[str, ...] = ("endo", "epi")
 
 LANDMARKS: dict[str, tuple[str, ...]] = {

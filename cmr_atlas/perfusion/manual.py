@@ -1,20 +1,23 @@
 """The manual path: class maps and RV insertions of each perfusion slice from an observer's contours.
 
-Observers trace the endocardium and epicardium and mark the RV insertion points on the reference
-(first, proton-density) frame of each slice, in the annotations' documented truth format
-(``contours``, ``landmarks``: patient mm and pixel row/col, ``condition``); each slice's rows are
-found by plane (:func:`cmr_atlas.core.geometry.nearest_plane`), so no generator index is needed.
-Annotations live on the acquired frame; the quantification runs on the motion-corrected grid, so
-they move by the displacement removed from that frame.  The reference frame is a proton-density
-frame, which the motion correction cannot register (another contrast, before the bolus): its
-displacement is a guess (the first dynamic frames'), off by 2.5 mm on average and up to 10 mm
-against the generator's truth (exams 880000-6..9, 24 slices), which puts LV blood into the manual
-sectors (manual read +0.03 rest / +0.06 stress ml/min/g above the generator's own label maps on
-the same corrected frames, exams 0-5, where the CNN's read +0.01).  So the contours are then
-aligned to the corrected series as an observer would check them on it (:func:`align_offset_px`:
-the cavity brightest, the myocardium darkest at peak enhancement): 2.5 -> 1.6 mm on those slices
-with whole pixels; sub-pixel since 2026-12-03 (exams 0-13: auto - manual at rest, per segment,
--0.041 p 0.002 -> -0.023 p 0.07).
+Observers trace the endocardium and epicardium and mark the RV insertion points in the
+annotations' documented truth format (``contours``, ``landmarks``: patient mm and pixel row/col,
+``condition``); each slice's rows are found by plane (:func:`cmr_atlas.core.geometry.nearest_plane`),
+so no generator index is needed.  Two conventions, told apart by ``frame``:
+
+- **On the motion-corrected series** (``frame`` = :data:`~cmr_atlas.core.vocab.CORRECTED_POSE_FRAME`,
+  the heart's median breathing position over the dynamic frames, the grid the correction aligns
+  to), as the paper's reader traced: the contours are used as they are.  The synthetic clinical
+  observers trace so since 2026-12-04 (night).
+- **On an acquired frame**: the quantification runs on the motion-corrected grid, so the contours
+  move by the displacement removed from that frame.  A proton-density reference frame cannot be
+  registered by the motion correction (another contrast, before the bolus): its displacement is a
+  guess (the first dynamic frames'), 2.5-3 mm off on average.  So the contours are then aligned to
+  the corrected series as an observer would check them on it (:func:`align_offset_px`: the cavity
+  brightest, the myocardium darkest at peak enhancement; 1.6 mm off on validation exams).  Even
+  exact contours of the acquired frame read ~0.02 ml/min/g above the corrected series' anatomy at
+  rest: breathing moves the heart through the plane too, so that frame's cross-section is not the
+  corrected slice's (docs/perfusion.md "Why the manual path read higher at rest").
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.core.geometry import nearest_plane, rasterise_polygon
+from cmr_atlas.core.vocab import CORRECTED_POSE_FRAME
 from cmr_atlas.perfusion import segment
 from cmr_atlas.perfusion.motion import subpixel_argmin
 from cmr_atlas.perfusion.sectors import Insertions
@@ -34,6 +38,13 @@ def _rows_on(df: pd.DataFrame, planes, k: int) -> pd.DataFrame:
     xyz = df[["x_mm", "y_mm", "z_mm"]].to_numpy()
     on = np.array([nearest_plane(p, planes, tol_mm=3.0) for p in xyz], dtype=object)
     return df[on == k]
+
+
+def on_corrected_pose(rows: pd.DataFrame) -> bool:
+    """Whether annotations were traced on the motion-corrected series (frame
+    :data:`~cmr_atlas.core.vocab.CORRECTED_POSE_FRAME`): they sit on the corrected grid as they are,
+    with nothing to move or align."""
+    return bool(len(rows)) and bool((rows["frame"] == CORRECTED_POSE_FRAME).all())
 
 
 def peak_enhancement(dynamic: np.ndarray, n_baseline: int = 3) -> np.ndarray:

@@ -141,7 +141,8 @@ CONTOURS = register(TableSchema(
         "Endo- and epicardial LV contours (and the RV cavity's on clinical exams) where each image "
         "plane cuts the displaced anatomy: observer `truth` on every frame, simulated observers "
         "`obs1`/`obs2` at ED and ES (clinical exams: also every LGE and T1-map image and the "
-        "perfusion reference frame). "
+        "perfusion slice on its motion-corrected pose, frame -1: the median breathing position of the "
+        "dynamic frames, cmr_atlas.core.vocab.CORRECTED_POSE_FRAME). "
         "SAX contours are closed (last point != first), LAX contours run from one mitral hinge "
         "via the apex to the other."
     ),

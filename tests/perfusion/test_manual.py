@@ -52,3 +52,14 @@ def test_align_offset_without_cavity_or_myocardium_is_zero():
 def test_peak_enhancement_is_the_rise_over_the_first_frames():
     dyn = np.stack([np.full((2, 2), v) for v in (1.0, 1.0, 1.0, 4.0, 2.0)])
     assert np.allclose(manual.peak_enhancement(dyn), 3.0)
+
+
+def test_annotations_on_the_corrected_pose_are_recognised():
+    import pandas as pd
+
+    from cmr_atlas.core.vocab import CORRECTED_POSE_FRAME
+
+    assert manual.on_corrected_pose(pd.DataFrame({"frame": [CORRECTED_POSE_FRAME] * 3}))
+    assert not manual.on_corrected_pose(pd.DataFrame({"frame": [CORRECTED_POSE_FRAME, 0]}))
+    assert not manual.on_corrected_pose(pd.DataFrame({"frame": [0, 0]}))
+    assert not manual.on_corrected_pose(pd.DataFrame({"frame": []}))

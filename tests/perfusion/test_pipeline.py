@@ -240,3 +240,21 @@ def test_insertions_are_not_fused_where_stress_and_rest_image_other_slices():
     only = found("stress", [20.0, 30.0])
     pipeline.fuse_insertions([only])  # one condition: nothing to fuse with
     assert np.allclose(only.network[0].anterior, [20.0, 30.0])
+
+
+def test_manual_contours_of_an_acquired_frame_are_moved_onto_the_corrected_grid(perfusion_exam, model, result):
+    """Annotations on an acquired frame (a site's, not the synthetic observers' corrected pose):
+    the same contours labelled frame 0 are moved by the frame's displacement and aligned, so the
+    masks shift but stay on the heart."""
+    ex = perfusion_exam
+    c, lm = ex.truth["contours"], ex.truth["landmarks"]
+    ann = pipeline.Annotations(c[c.observer == "obs1"].assign(frame=0), lm[lm.observer == "obs1"].assign(frame=0))
+    cfg = QuantConfig.from_config({**default("perfusion"), "pixel_maps": False})
+    moved = pipeline.run_exam(ex.exam_id, ex.series, cfg, *model, ann)
+    dice = []
+    for cond in ("stress", "rest"):
+        for a, b in zip(moved.slices[("manual", cond)], result.slices[("manual", cond)]):
+            ma, mb = a.labels == segment.MYOCARDIUM, b.labels == segment.MYOCARDIUM
+            if mb.any():
+                dice.append(2 * (ma & mb).sum() / (ma.sum() + mb.sum()))
+    assert len(dice) >= 4 and min(dice) > 0.5 and min(dice) < 1.0  # moved, yet on the same ring

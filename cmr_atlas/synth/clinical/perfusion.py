@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.core.vocab import CORRECTED_POSE_FRAME
 from cmr_atlas.synth import truth_rows as tr
 from cmr_atlas.synth import truthgeom as tg
 from cmr_atlas.synth.anatomy import activation_curve
@@ -252,13 +253,18 @@ def _frame_headers(plan: StatePlan, task: SliceTask) -> list[dict]:
 
 
 def _slice_truth(ctx, plan: StatePlan, task: SliceTask, w: float, parts: dict) -> None:
-    """Contours and SAX landmarks of every frame (following the breathing)."""
+    """Contours and SAX landmarks of every frame (following the breathing), and of the series'
+    motion-corrected pose (frame :data:`CORRECTED_POSE_FRAME`: the median breathing position over
+    the dynamic frames), which the observers trace as the paper's readers traced the corrected
+    series (:func:`_assemble_truth` keeps that pose for them only)."""
     plane = task.moving.plane
     offsets = plan.breathing.shift_mm @ plane.normal
     atlas = contour_atlas(ctx.heart, plane, w, float(offsets.min()), float(offsets.max()))
-    for f in range(N_FRAMES):
-        shift, scale = plan.breathing.shift_mm[f], float(plan.breathing.scale[f])
-        contours, ins = atlas.at(float(offsets[f]))
+    poses = [(f, plan.breathing.shift_mm[f], float(plan.breathing.scale[f])) for f in range(N_FRAMES)]
+    poses.append((CORRECTED_POSE_FRAME, np.median(plan.breathing.shift_mm[plan.n_pd:], axis=0),
+                  float(np.median(plan.breathing.scale[plan.n_pd:]))))
+    for f, shift, scale in poses:
+        contours, ins = atlas.at(float(shift @ plane.normal))
         for surface, pts in contours.items():
             moved = task.moving.move_points(pts, shift, scale)
             parts["contours"].append(tr.contour_rows(ctx.label, "truth", SEQUENCE, "sax", task.slice_index, f, None,
@@ -312,10 +318,15 @@ def _assemble_truth(ctx, rng, truth: dict, planes: list[SlicePlane], idx: list[i
     for c, m in zip(truth["contours"], truth["landmarks"]):
         if observers <= 0:
             break
-        # observers trace the reference frame of each slice (the frames' phase is null: pass them as "ref")
-        oc, om = tr.observer_truth(rng, c[c.frame == 0], m[m.frame == 0], plane_of, observers, all_frames=True)
+        # observers trace each slice on the motion-corrected series, as the paper's readers did
+        oc, om = tr.observer_truth(rng, c[c.frame == CORRECTED_POSE_FRAME], m[m.frame == CORRECTED_POSE_FRAME],
+                                   plane_of, observers, all_frames=True)
         contours.append(oc)
         marks.append(om)
-    return {"contours": pd.concat(contours, ignore_index=True), "landmarks": pd.concat(marks, ignore_index=True),
+    # the truth stays per acquired frame (its consumers follow the frames); the pose was the observers'
+    contours, marks = pd.concat(contours, ignore_index=True), pd.concat(marks, ignore_index=True)
+    contours = contours[(contours.observer != "truth") | (contours.frame != CORRECTED_POSE_FRAME)]
+    marks = marks[(marks.observer != "truth") | (marks.frame != CORRECTED_POSE_FRAME)]
+    return {"contours": contours.reset_index(drop=True), "landmarks": marks.reset_index(drop=True),
             CT.PERFUSION_PIXELS.name: pd.concat(truth[CT.PERFUSION_PIXELS.name], ignore_index=True),
             CT.PERFUSION_CURVES.name: pd.concat(truth[CT.PERFUSION_CURVES.name], ignore_index=True)}

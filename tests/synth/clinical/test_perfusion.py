@@ -14,6 +14,7 @@ from cmr_atlas.synth.truthgeom import polygon_centroid
 from cmr_atlas.synth.clinical import perfusion_curves as pc
 from cmr_atlas.synth.clinical.physiology import CORONARY_TERRITORIES
 from cmr_atlas.synth.clinical.respiration import respiratory_trace
+from cmr_atlas.core.vocab import CORRECTED_POSE_FRAME
 
 SEED, INDEX = 5, 2
 
@@ -282,15 +283,27 @@ def test_proton_density_frames_and_snr_are_realistic(exam):
     assert 2.0 < snr_base < 20.0 and 8.0 < snr_peak < 60.0
 
 
-def test_observers_trace_the_reference_frame(exam):
+def test_observers_trace_the_motion_corrected_pose(exam):
     _, res = exam
     c, m = res.truth["contours"], res.truth["landmarks"]
     obs = c[c.observer == "obs1"]
-    assert set(obs.frame) == {0} and set(obs.condition) == {"stress", "rest"} and obs.phase.isna().all()
-    assert set(obs.surface) == {"endo", "epi"} and len(set(obs.slice_index)) == 3
+    assert set(obs.frame) == {CORRECTED_POSE_FRAME} and set(obs.condition) == {"stress", "rest"}
+    assert obs.phase.isna().all() and set(obs.surface) == {"endo", "epi"} and len(set(obs.slice_index)) == 3
     assert set(m[m.observer == "obs1"].landmark) >= {"lv_centre", "rv_insert_anterior", "rv_insert_posterior"}
     truth = c[(c.observer == "truth") & (c.frame == 0)]
     assert set(truth.condition) == {"stress", "rest"} and c.frame.max() == perfusion.N_FRAMES - 1
+
+
+def test_the_corrected_pose_is_the_median_breathing_position_of_the_dynamic_frames(exam):
+    _, res = exam
+    lm = res.truth["landmarks"]
+    assert (lm[lm.observer == "truth"].frame >= 0).all()  # the truth follows the acquired frames
+    centre = lm[(lm.landmark == "lv_centre") & (lm.condition == "rest")]
+    for sl, g in centre.groupby("slice_index"):
+        obs = g[g.observer == "obs1"][["row_px", "col_px"]].to_numpy(float)
+        dyn = g[(g.observer == "truth") & (g.frame >= 3)][["row_px", "col_px"]].to_numpy(float)  # <= 3 PD frames
+        # observer 1's LV centre (0.8 mm scatter) sits at the dynamic frames' median, not at frame 0's
+        assert len(obs) == 1 and np.linalg.norm(obs[0] - np.median(dyn, axis=0)) < 1.0
 
 
 def test_deterministic(exam):
