@@ -99,14 +99,11 @@ def _manual_labels(f: SeriesFindings, ann: Annotations) -> tuple[list[np.ndarray
     p = f.p
     cond = ann.contours[ann.contours["condition"] == p.condition]
     marks = ann.landmarks[ann.landmarks["condition"] == p.condition]
-    if manual.on_corrected_pose(cond):  # traced on the corrected series: already on its grid
-        out = [manual.manual_slice(cond, marks, p.series.planes, p.order, k, np.zeros(2), mc.frames.shape[1:])
-               for k, mc in enumerate(f.mcs)]
-        return [o[0] for o in out], [o[1] for o in out]
-    px = float(np.mean(p.series.planes[0].pixel_spacing_mm))
-    reach = int(np.ceil(motion.MAX_SHIFT_MM / px))
-    out = [manual.manual_slice(cond, marks, p.series.planes, p.order, k, mc.shifts_px[0], mc.frames.shape[1:],
-                               manual.peak_enhancement(mc.frames[p.n_pd:]), reach) for k, mc in enumerate(f.mcs)]
+    corrected = manual.on_corrected_pose(cond)  # traced on the corrected series: already on its grid
+    reach = 0 if corrected else int(np.ceil(motion.MAX_SHIFT_MM / float(np.mean(p.series.planes[0].pixel_spacing_mm))))
+    out = [manual.manual_slice(cond, marks, p.series.planes, p.order, k, np.zeros(2) if corrected else mc.shifts_px[0],
+                               mc.frames.shape[1:], None if corrected else manual.peak_enhancement(mc.frames[p.n_pd:]),
+                               reach) for k, mc in enumerate(f.mcs)]
     return [o[0] for o in out], [o[1] for o in out]
 
 

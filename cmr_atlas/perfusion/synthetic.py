@@ -96,8 +96,8 @@ def _label_pose(ctx, plan, trigger_ms: float) -> tuple[float, np.ndarray, float]
     """(activation, heart shift (3,) mm, in-plane scale) of a slice's label map: its trigger
     time's phase at the median heart position of the dynamic frames."""
     w = float(an.activation_curve(np.array([trigger_ms / np.mean(plan.rr_ms)]), ctx.heart.es_frac)[0])
-    shift = np.median(plan.breathing.shift_mm[plan.n_pd:], axis=0)
-    return w, shift, float(np.median(plan.breathing.scale[plan.n_pd:]))
+    shift, scale = plan.corrected_pose()
+    return w, shift, scale
 
 
 def class_fractions(ctx, moving, plan, trigger_ms: float) -> np.ndarray:

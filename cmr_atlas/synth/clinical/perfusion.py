@@ -76,6 +76,12 @@ class StatePlan:
     def heart_rate_bpm(self) -> float:
         return float(60000.0 / np.mean(self.rr_ms))
 
+    def corrected_pose(self) -> tuple[np.ndarray, float]:
+        """(heart shift (3,) mm, in-plane scale) of the motion-corrected series: the median breathing
+        position over the dynamic frames, the pose a motion correction aligns to."""
+        return (np.median(self.breathing.shift_mm[self.n_pd:], axis=0),
+                float(np.median(self.breathing.scale[self.n_pd:])))
+
     def frame_readout(self, readout: pc.Readout, f: int) -> pc.Readout:
         if f < self.n_pd:
             return pc.Readout(0.0, PD_FLIP_DEG, readout.tr_ms, readout.te_ms, readout.n_before_centre, True)
@@ -261,8 +267,7 @@ def _slice_truth(ctx, plan: StatePlan, task: SliceTask, w: float, parts: dict) -
     offsets = plan.breathing.shift_mm @ plane.normal
     atlas = contour_atlas(ctx.heart, plane, w, float(offsets.min()), float(offsets.max()))
     poses = [(f, plan.breathing.shift_mm[f], float(plan.breathing.scale[f])) for f in range(N_FRAMES)]
-    poses.append((CORRECTED_POSE_FRAME, np.median(plan.breathing.shift_mm[plan.n_pd:], axis=0),
-                  float(np.median(plan.breathing.scale[plan.n_pd:]))))
+    poses.append((CORRECTED_POSE_FRAME, *plan.corrected_pose()))
     for f, shift, scale in poses:
         contours, ins = atlas.at(float(shift @ plane.normal))
         for surface, pts in contours.items():
