@@ -135,12 +135,15 @@ def _train_seg_sax(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig,
 
 def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig,
                       init_from: str | Path | None, shares: list[float] | None = None,
-                      rotation_deg: float | None = None, hard_share: float = 0.0) -> Path:
+                      rotation_deg: float | None = None, hard_share: float = 0.0,
+                      band_p: float = 0.0) -> Path:
     name = f"lm_heatmap_{m}"
     init_state, previous = _previous_run(name, init_from)
     sigma_px = SIGMA_MM[m] / LM_GRID.spacing_mm
     samples, info = load_data(data_dirs, f"lm_{m}")
-    aug = LANDMARK_AUG if rotation_deg is None else replace(LANDMARK_AUG, rotation_deg=float(rotation_deg))
+    aug = replace(LANDMARK_AUG, band_p=float(band_p))
+    if rotation_deg is not None:
+        aug = replace(aug, rotation_deg=float(rotation_deg))
     model, rep = train_heatmap(samples, cfg, sigma_px, LM_GRID.spacing_mm, init_state=init_state, aug=aug,
                                sample_p=loops.sampling_probabilities(samples.meta["folder"], shares),
                                hard_share=hard_share)
@@ -195,7 +198,8 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
                 init_from: str | Path | None = None, zoom: tuple[float, float] | None = None,
                 vgg_transfer: bool = True, precision: str = "float32", lr: float | None = None,
                 data_shares: list[float] | None = None, save_as: str | None = None,
-                rotation_deg: float | None = None, dice: str = "batch", hard_share: float = 0.0) -> list[Path]:
+                rotation_deg: float | None = None, dice: str = "batch", hard_share: float = 0.0,
+                band_p: float = 0.0) -> list[Path]:
     """Train model ``name`` (:data:`TRAINABLE`) on one or more ``train data`` folders and write its
     weights and card(s) to ``out_dir``; ``steps_per_epoch`` 0 = one pass over the training images.
     With ``init_from`` (a models folder) a U-Net continues from its weights of the same name, and
@@ -212,7 +216,9 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     segmentation loss's Dice over the batch, per image (small apical slices weigh as much as
     mid-ventricular ones) or the mean of both; ``hard_share``: landmark heatmap networks fine-tuned
     from ``init_from`` draw the training images the starting network gets wrong this share of the
-    time (:func:`cmr_atlas.nets.train.train_heatmap`).  U-Nets save their best weights so far to
+    time (:func:`cmr_atlas.nets.train.train_heatmap`); ``band_p``: landmark heatmap networks see
+    dark off-resonance bands drawn over this share of their images
+    (:func:`cmr_atlas.nets.augment.offresonance_bands`).  U-Nets save their best weights so far to
     ``out_dir/<name>.checkpoint.pt`` while training."""
     from cmr_atlas.nets.runtime import cpu_has_native_bf16
 
@@ -228,6 +234,8 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     if hard_share and (not name.startswith("lm_heatmap_") or init_from is None):
         raise SystemExit(f"--hard-share is for fine-tuning a landmark heatmap network from --init-from (the "
                          f"starting network picks the hard examples), not {name} from {init_from}")
+    if band_p and not name.startswith("lm_heatmap_"):
+        raise SystemExit(f"--band-p is an augmentation of the landmark heatmap networks, not of {name}")
     if name == "lm_vgg":
         return _train_lm_vgg(data_dirs, out_dir, cfg, vgg_transfer)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -239,4 +247,4 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
         return [_train_seg_sax(data_dirs, out_dir, cfg, init_from, zoom, data_shares, save_as or name,
                                dice)]
     return [_train_lm_heatmap(name.removeprefix("lm_heatmap_"), data_dirs, out_dir, cfg, init_from, data_shares,
-                              rotation_deg, hard_share)]
+                              rotation_deg, hard_share, band_p)]

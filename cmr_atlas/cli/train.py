@@ -56,6 +56,9 @@ def _model_arguments(q: argparse.ArgumentParser) -> None:
                    help="landmark heatmap networks with --init-from: share of the batches drawn from the "
                         "training images the starting network gets wrong (misses, false positives, points "
                         "> 10 mm off); default 0: none singled out")
+    q.add_argument("--band-p", type=float, default=0.0,
+                   help="landmark heatmap networks: share of the training images given dark off-resonance "
+                        "bands (bSSFP at 3 T; nets.augment.offresonance_bands); default 0: none")
     q.add_argument("--steps-per-epoch", type=int, default=60,
                    help="batches between validations (0 = one pass over the training images)")
     q.add_argument("--precision", choices=["float32", "auto", "bfloat16"], default="float32",
@@ -123,6 +126,6 @@ def run(args: argparse.Namespace) -> int:
                              args.init_from, args.zoom,
                              args.vgg_schedule == "cyclic", args.precision, args.lr, args.data_shares,
                              save_as=getattr(args, "save_as", None), rotation_deg=args.rotation_deg,
-                             dice=args.dice, hard_share=args.hard_share):
+                             dice=args.dice, hard_share=args.hard_share, band_p=args.band_p):
             log.info("wrote %s", p)
     return 0

@@ -27,6 +27,9 @@ class AugmentConfig:
     noise_sd: float = 0.05
     coil_p: float = 0.0              # probability of a surface-coil shading field (Xue et al.: 0.5)
     coil_falloff: tuple[float, float] = (0.3, 1.2)  # log-intensity drop across the field of view
+    band_p: float = 0.0              # probability of dark off-resonance bands (bSSFP at 3 T)
+    band_cycles: tuple[float, float] = (0.4, 1.6)   # off-resonance cycles (1/TR) across the field of view
+    band_width: tuple[float, float] = (0.008, 0.025)  # band SD, fraction of the field of view (1.5-5 mm)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,15 +91,54 @@ def coil_shading(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) 
     for i in np.flatnonzero(use):
         u = np.cos(angle[i]) * ax[None, :] + np.sin(angle[i]) * ax[:, None]  # -1.4..1.4 across the grid
         field = torch.exp(-float(drop[i]) * (u + 1.0) / 2.0)
-        img = x[i, 0]
-        y = (img - img.min()) * field
-        out[i, 0] = (y - y.mean()) / y.std().clamp_min(1e-6)
+        out[i, 0] = _rewhiten_above_min(x[i, 0], field)
+    return out
+
+
+def _rewhiten_above_min(img: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+    y = (img - img.min()) * field
+    return (y - y.mean()) / y.std().clamp_min(1e-6)
+
+
+def offresonance_bands(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> torch.Tensor:
+    """Off-resonance band augmentation: with probability ``band_p`` an image's signal (above its
+    minimum) drops to near zero along the curves where a smooth random off-resonance field crosses
+    half a cycle (+-1/(2 TR)), as bSSFP's dark bands do at 3 T; the image is whitened again.
+
+    A different model from the synthetic cine's (a Bloch steady-state profile of a shimmed field
+    map): here a field linear along a random direction with a random quadratic bend, ``band_cycles``
+    cycles across the field of view and one crossing near the centre of the grid (the heart), and a Gaussian dip of ``band_width`` (fraction of the field of
+    view) SD and depth 0.6-1 about each half-cycle crossing.  Draws are made for every image (the stream does not depend on
+    ``band_p`` once it is above 0; at 0, :func:`intensity` draws nothing, as before the option)."""
+    b, n = x.shape[0], x.shape[-1]
+    use = rng.random(b) < cfg.band_p
+    angle = rng.uniform(0, 2 * np.pi, b)
+    cycles = rng.uniform(*cfg.band_cycles, b)
+    bend = rng.uniform(-1.0, 1.0, b)
+    # one crossing within 40 % of the half-width of the centre, where the heart is on the grid
+    through = rng.uniform(-0.4, 0.4, b)
+    width = rng.uniform(*cfg.band_width, b)
+    depth = rng.uniform(0.6, 1.0, b)
+    if not use.any():
+        return x
+    ax = torch.linspace(-1.0, 1.0, n, device=x.device)
+    out = x.clone()
+    for i in np.flatnonzero(use):
+        u = np.cos(angle[i]) * ax[None, :] + np.sin(angle[i]) * ax[:, None]
+        v = -np.sin(angle[i]) * ax[None, :] + np.cos(angle[i]) * ax[:, None]
+        f = 0.5 + cycles[i] * (u - float(through[i]) + float(bend[i]) * v * v) / 2.0  # cycles
+        d = torch.remainder(f - 0.5, 1.0)
+        d = torch.minimum(d, 1.0 - d)  # distance in cycles to the nearest half-cycle crossing
+        field = 1.0 - float(depth[i]) * torch.exp(-0.5 * (d / float(width[i] * cycles[i])) ** 2)
+        out[i, 0] = _rewhiten_above_min(x[i, 0], field)
     return out
 
 
 def intensity(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> torch.Tensor:
     if cfg.coil_p > 0:
         x = coil_shading(x, rng, cfg)
+    if cfg.band_p > 0:
+        x = offresonance_bands(x, rng, cfg)
     b = x.shape[0]
     c = torch.tensor(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, b), dtype=x.dtype, device=x.device).view(b, 1, 1, 1)
     s = torch.tensor(rng.uniform(-cfg.brightness, cfg.brightness, b), dtype=x.dtype, device=x.device).view(b, 1, 1, 1)

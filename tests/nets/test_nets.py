@@ -313,3 +313,28 @@ def test_coil_shading_darkens_one_side_and_keeps_the_whitening():
         # a smooth falloff: the brightest and darkest border columns or rows differ clearly
         edges = torch.stack([img[:, 0].mean(), img[:, -1].mean(), img[0].mean(), img[-1].mean()])
         assert float(edges.max() - edges.min()) > 1.0
+
+
+def test_offresonance_bands_draw_a_thin_dark_band_through_the_centre():
+    from dataclasses import replace
+
+    from cmr_atlas.nets.augment import LANDMARK_AUG, intensity, offresonance_bands
+
+    ramp = torch.linspace(1.0, 2.0, 64)[:, None].expand(64, 64)  # noise-free: the band is all that changes
+    x = ((ramp - ramp.mean()) / ramp.std()).expand(6, 1, 64, 64).clone()
+    assert torch.equal(offresonance_bands(x, np.random.default_rng(0), replace(LANDMARK_AUG, band_p=0.0)), x)
+    # off by default: the intensity augmentation's stream is that of the runs before the option
+    a = intensity(x, np.random.default_rng(1), LANDMARK_AUG)
+    b = intensity(x, np.random.default_rng(1), replace(LANDMARK_AUG, band_p=0.0))
+    assert torch.equal(a, b)
+    y = offresonance_bands(x, np.random.default_rng(0), replace(LANDMARK_AUG, band_p=1.0))
+    r = torch.linspace(-1, 1, 64)
+    central = (r[:, None].abs() < 0.5) & (r[None, :].abs() < 0.5)
+    for img, ref in zip(y[:, 0], x[:, 0]):
+        assert abs(float(img.mean())) < 1e-4 and abs(float(img.std()) - 1) < 1e-3
+        # what the band took: the residual of the best affine fit to the unbanded image
+        design = torch.stack([ref.flatten(), torch.ones(ref.numel())], 1)
+        coef = torch.linalg.lstsq(design, img.flatten()[:, None]).solution
+        dark = (img.flatten() - (design @ coef)[:, 0] < -0.5).reshape(img.shape)
+        assert 0.005 < float(dark.float().mean()) < 0.3  # a band, not a shading of the whole image
+        assert bool((dark & central).any())  # through the middle of the grid, where the heart is
