@@ -2,7 +2,9 @@
 disjoint from the network's training seeds 920000+ and the tests' 86).
 
 Per exam (generated in memory, :mod:`cmr_atlas.perfusion.synthetic`): the whole pipeline
-(:func:`cmr_atlas.perfusion.pipeline.run_exam`, automated and manual = observer 1's contours), then
+(:func:`cmr_atlas.perfusion.pipeline.run_exam`, automated and manual = observer 1's contours, the
+paper's single reader; ``--observer obs2`` takes observer 2's instead, to see which differences
+belong to one reader's style), then
 - segmentation vs the generator's class maps (at the heart's median position, the grid the
   motion-corrected series is aligned to): myocardium Dice, precision, recall, mean boundary
   distance and Hausdorff distance (mm, symmetric, between the myocardium's boundary pixels);
@@ -188,10 +190,11 @@ def _frames(seg, mot, mbf, speed) -> dict[str, pd.DataFrame]:
 
 
 def run(n: int, seed: int, models_dir: str, save: str | None = None, start: int = 0,
-        insertions: str | None = None) -> dict[str, pd.DataFrame]:
+        insertions: str | None = None, observer: str = "obs1") -> dict[str, pd.DataFrame]:
     """Exams ``start`` .. ``start + n - 1``; the speed figures on the first three of exam 0-2 (the
     study with pixel maps; the other runs skip the maps, which do not change the tables' figures);
-    ``insertions``: config ``perfusion.insertions`` (None: its default)."""
+    ``insertions``: config ``perfusion.insertions`` (None: its default); ``observer``: whose
+    contours the manual path quantifies."""
     section = {**default("perfusion"), **({"insertions": insertions} if insertions else {})}
     cfg_maps = QuantConfig.from_config(section)
     cfg = QuantConfig.from_config({**section, "pixel_maps": False})
@@ -201,7 +204,7 @@ def run(n: int, seed: int, models_dir: str, save: str | None = None, start: int 
     for i in range(start, start + n):
         ex = synthetic.generate(seed, i, observers=2)
         c, lm = ex.truth["contours"], ex.truth["landmarks"]
-        ann = pipeline.Annotations(c[c.observer == "obs1"], lm[lm.observer == "obs1"])
+        ann = pipeline.Annotations(c[c.observer == observer], lm[lm.observer == observer])
         t0 = time.perf_counter()
         auto_only = pipeline.run_exam(ex.exam_id, ex.series, cfg_maps, model, card, landmark_net=insertion) if i < 3 else None
         t_auto = time.perf_counter() - t0
@@ -304,6 +307,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--insertions", choices=("network", "wall"),
                     help="config perfusion.insertions (default: the config's, network)")
+    ap.add_argument("--observer", choices=("obs1", "obs2"), default="obs1",
+                    help="whose contours the manual path quantifies (default: observer 1, the figures of record)")
     ap.add_argument("--report-saved", nargs="+", help="only print the figures of --save files (pooled)")
     args = ap.parse_args()
     if args.report_saved:
@@ -315,7 +320,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    report(run(args.n, args.seed, args.models_dir, args.save, args.start, args.insertions), args.n, args.seed)
+    report(run(args.n, args.seed, args.models_dir, args.save, args.start, args.insertions, args.observer),
+           args.n, args.seed)
 
 
 if __name__ == "__main__":

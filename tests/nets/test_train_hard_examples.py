@@ -81,3 +81,10 @@ def test_the_command_refuses_hard_share_without_a_starting_heatmap_network(name,
 
     with pytest.raises(SystemExit, match="--hard-share is for fine-tuning a landmark heatmap network"):
         train_model(name, tmp_path, tmp_path / "out", 1, 1, 0, 1, 4, 1, init_from=init_from, hard_share=0.2)
+
+
+def test_the_command_refuses_bands_for_a_network_that_is_not_a_landmark_heatmap(tmp_path):
+    from cmr_atlas.cine.train_models import train_model
+
+    with pytest.raises(SystemExit, match="--band-p is an augmentation of the landmark heatmap networks"):
+        train_model("seg_sax", tmp_path, tmp_path / "out", 1, 1, 0, 1, 4, 1, band_p=0.3)
