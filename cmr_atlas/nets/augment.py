@@ -30,6 +30,7 @@ class AugmentConfig:
     band_p: float = 0.0              # probability of dark off-resonance bands (bSSFP at 3 T)
     band_cycles: tuple[float, float] = (0.4, 1.6)   # off-resonance cycles (1/TR) across the field of view
     band_width: tuple[float, float] = (0.008, 0.025)  # band SD, fraction of the field of view (1.5-5 mm)
+    band_depth: tuple[float, float] = (0.6, 1.0)      # fraction of the signal lost at the band's centre
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,10 +107,12 @@ def offresonance_bands(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentCo
     half a cycle (+-1/(2 TR)), as bSSFP's dark bands do at 3 T; the image is whitened again.
 
     A different model from the synthetic cine's (a Bloch steady-state profile of a shimmed field
-    map): here a field linear along a random direction with a random quadratic bend, ``band_cycles``
-    cycles across the field of view and one crossing near the centre of the grid (the heart), and a Gaussian dip of ``band_width`` (fraction of the field of
-    view) SD and depth 0.6-1 about each half-cycle crossing.  Draws are made for every image (the stream does not depend on
-    ``band_p`` once it is above 0; at 0, :func:`intensity` draws nothing, as before the option)."""
+    map): a field linear along a random direction with a random quadratic bend, ``band_cycles``
+    cycles across the field of view, one crossing near the centre of the grid (the heart), and a
+    Gaussian dip of ``band_width`` SD (fraction of the field of view) and ``band_depth`` about each
+    half-cycle crossing.  Draws are made for every image, so the stream does not depend on
+    ``band_p`` once it is above 0 (at 0, :func:`intensity` draws nothing, as before the option).
+    """
     b, n = x.shape[0], x.shape[-1]
     use = rng.random(b) < cfg.band_p
     angle = rng.uniform(0, 2 * np.pi, b)
@@ -118,7 +121,7 @@ def offresonance_bands(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentCo
     # one crossing within 40 % of the half-width of the centre, where the heart is on the grid
     through = rng.uniform(-0.4, 0.4, b)
     width = rng.uniform(*cfg.band_width, b)
-    depth = rng.uniform(0.6, 1.0, b)
+    depth = rng.uniform(*cfg.band_depth, b)
     if not use.any():
         return x
     ax = torch.linspace(-1.0, 1.0, n, device=x.device)
