@@ -95,7 +95,9 @@ def fuse_insertions(found: list[SeriesFindings]) -> None:
     st.network, re.network = insertion_net.fuse_conditions(st.network, st.p.planes, re.network, re.p.planes)
 
 
-def _manual_labels(f: SeriesFindings, ann: Annotations) -> tuple[list[np.ndarray], list[Insertions | None]]:
+def manual_labels(f: SeriesFindings, ann: Annotations) -> tuple[list[np.ndarray], list[Insertions | None]]:
+    """The manual path's class maps and clicked insertions of one series' slices (basal -> apical)
+    from an observer's annotations, on the motion-corrected grid."""
     p = f.p
     cond = ann.contours[ann.contours["condition"] == p.condition]
     marks = ann.landmarks[ann.landmarks["condition"] == p.condition]
@@ -118,7 +120,7 @@ def quantify_found(ex: ExamPerfusion, f: SeriesFindings, cfg: Q.QuantConfig, ann
             labels, lines = f.labels, f.contours
             ins = Q.trusted_insertions(insertion_net.combine(f.network, f.rule), labels, px)
         else:
-            (labels, ins), lines = _manual_labels(f, ann), [{} for _ in f.mcs]
+            (labels, ins), lines = manual_labels(f, ann), [{} for _ in f.mcs]
         found = [i is not None for i in ins]
         ins = Q.borrow_insertions(ins, labels)
         res = Q.quantify_series(p, f.mcs, labels, ins, f.aif, cfg)
