@@ -81,24 +81,28 @@ def coil_shading(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) 
     ``coil_falloff`` in log intensity across the field of view; the image is whitened again, as
     preprocessing whitens every image.  The draws are made for every image, so the random stream
     does not depend on ``coil_p``."""
-    b, n = x.shape[0], x.shape[-1]
+    b = x.shape[0]
     use = rng.random(b) < cfg.coil_p
     angle = rng.uniform(0, 2 * np.pi, b)
     drop = rng.uniform(*cfg.coil_falloff, b)
+    # u runs -1.4..1.4 across the grid towards the coil's side
+    return _shaded(x, use, lambda i, u, v: torch.exp(-float(drop[i]) * (u + 1.0) / 2.0), angle)
+
+
+def _shaded(x: torch.Tensor, use: np.ndarray, field, angle: np.ndarray) -> torch.Tensor:
+    """``x (B, 1, n, n)`` with each used image's signal above its minimum multiplied by
+    ``field(i, u, v)`` and whitened again, as preprocessing whitens every image; ``u`` and ``v``
+    are the grid's coordinates (-1..1 along its rows and columns) turned by ``angle[i]``."""
     if not use.any():
         return x
-    ax = torch.linspace(-1.0, 1.0, n, device=x.device)
+    ax = torch.linspace(-1.0, 1.0, x.shape[-1], device=x.device)
     out = x.clone()
     for i in np.flatnonzero(use):
-        u = np.cos(angle[i]) * ax[None, :] + np.sin(angle[i]) * ax[:, None]  # -1.4..1.4 across the grid
-        field = torch.exp(-float(drop[i]) * (u + 1.0) / 2.0)
-        out[i, 0] = _rewhiten_above_min(x[i, 0], field)
+        u = np.cos(angle[i]) * ax[None, :] + np.sin(angle[i]) * ax[:, None]
+        v = -np.sin(angle[i]) * ax[None, :] + np.cos(angle[i]) * ax[:, None]
+        y = (x[i, 0] - x[i, 0].min()) * field(i, u, v)
+        out[i, 0] = (y - y.mean()) / y.std().clamp_min(1e-6)
     return out
-
-
-def _rewhiten_above_min(img: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
-    y = (img - img.min()) * field
-    return (y - y.mean()) / y.std().clamp_min(1e-6)
 
 
 def offresonance_bands(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> torch.Tensor:
@@ -113,7 +117,7 @@ def offresonance_bands(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentCo
     half-cycle crossing.  Draws are made for every image, so the stream does not depend on
     ``band_p`` once it is above 0 (at 0, :func:`intensity` draws nothing, as before the option).
     """
-    b, n = x.shape[0], x.shape[-1]
+    b = x.shape[0]
     use = rng.random(b) < cfg.band_p
     angle = rng.uniform(0, 2 * np.pi, b)
     cycles = rng.uniform(*cfg.band_cycles, b)
@@ -122,19 +126,14 @@ def offresonance_bands(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentCo
     through = rng.uniform(-0.4, 0.4, b)
     width = rng.uniform(*cfg.band_width, b)
     depth = rng.uniform(*cfg.band_depth, b)
-    if not use.any():
-        return x
-    ax = torch.linspace(-1.0, 1.0, n, device=x.device)
-    out = x.clone()
-    for i in np.flatnonzero(use):
-        u = np.cos(angle[i]) * ax[None, :] + np.sin(angle[i]) * ax[:, None]
-        v = -np.sin(angle[i]) * ax[None, :] + np.cos(angle[i]) * ax[:, None]
+
+    def field(i: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         f = 0.5 + cycles[i] * (u - float(through[i]) + float(bend[i]) * v * v) / 2.0  # cycles
         d = torch.remainder(f - 0.5, 1.0)
         d = torch.minimum(d, 1.0 - d)  # distance in cycles to the nearest half-cycle crossing
-        field = 1.0 - float(depth[i]) * torch.exp(-0.5 * (d / float(width[i] * cycles[i])) ** 2)
-        out[i, 0] = _rewhiten_above_min(x[i, 0], field)
-    return out
+        return 1.0 - float(depth[i]) * torch.exp(-0.5 * (d / float(width[i] * cycles[i])) ** 2)
+
+    return _shaded(x, use, field, angle)
 
 
 def intensity(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> torch.Tensor:
