@@ -16,12 +16,12 @@ from cmr_atlas.cine.tissue.landmarks import NETWORKS as TISSUE_NETWORKS
 from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, landmark_names
 from cmr_atlas.nets.heatmaps import decode_arrays, gaussian_targets
 from cmr_atlas.cine.lax_orientation import training_orientation
-from cmr_atlas.cine.training import LM_GRID, SEG_GRID, data_parts, load_data
+from cmr_atlas.cine.training import LM_GRID, SEG_GRID, data_landmark_grid, data_parts, load_data
 from cmr_atlas.nets.samples import VIEW_CODES, Samples
 from cmr_atlas.core.config import default
 from cmr_atlas.core.vocab import CAVITY, LABELS, LANDMARKS, MYO
 from cmr_atlas.nets import train as loops
-from cmr_atlas.nets.augment import LANDMARK_AUG, SEGMENTATION_AUG
+from cmr_atlas.nets.augment import LANDMARK_AUG, SEGMENTATION_AUG, AugmentConfig
 from cmr_atlas.nets.preprocess import Grid
 from cmr_atlas.nets.registry import load_model, save_model
 from cmr_atlas.nets.unet import UNet
@@ -139,16 +139,15 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
                       band_p: float = 0.0) -> Path:
     name = f"lm_heatmap_{m}"
     init_state, previous = _previous_run(name, init_from)
-    sigma_px = SIGMA_MM[m] / LM_GRID.spacing_mm
     samples, info = load_data(data_dirs, f"lm_{m}")
-    aug = replace(LANDMARK_AUG, band_p=float(band_p))
-    if rotation_deg is not None:
-        aug = replace(aug, rotation_deg=float(rotation_deg))
-    model, rep = train_heatmap(samples, cfg, sigma_px, LM_GRID.spacing_mm, init_state=init_state, aug=aug,
+    grid = data_landmark_grid(info)  # the folders' grid: a network trained on 1 mm data takes 1 mm inputs
+    sigma_px = SIGMA_MM[m] / grid.spacing_mm
+    aug = landmark_augmentation(grid, band_p, rotation_deg)
+    model, rep = train_heatmap(samples, cfg, sigma_px, grid.spacing_mm, init_state=init_state, aug=aug,
                                sample_p=loops.sampling_probabilities(samples.meta["folder"], shares),
                                hard_share=hard_share)
     views = [v for v in MODEL_VIEWS[m] if (samples.view == VIEW_CODES[v]).any()]  # those it saw
-    card = _card(name, LM_GRID, info, rep, {
+    card = _card(name, grid, info, rep, {
         "channels": ["background", *MODEL_LANDMARKS[m]], "views": views,
         "landmarks_by_view": {v: list(landmark_names(v)) for v in views},
         "sigma_mm": SIGMA_MM[m], "loss": "KL + soft Dice (class weights 1, 5, 5, 5)",
@@ -158,6 +157,15 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
     if orientation is not None:
         card["orientation"] = orientation
     return save_model(model, card, out_dir)
+
+
+def landmark_augmentation(grid: Grid, band_p: float = 0.0, rotation_deg: float | None = None) -> AugmentConfig:
+    """The landmark networks' augmentation (:data:`LANDMARK_AUG`) for inputs on ``grid``: its shift
+    is in network pixels of :data:`LM_GRID`, so it is rescaled to move the image as many mm on any
+    grid; ``band_p`` and ``rotation_deg`` as ``cmr-atlas train model``'s options."""
+    aug = replace(LANDMARK_AUG, band_p=float(band_p),
+                  shift_px=LANDMARK_AUG.shift_px * LM_GRID.spacing_mm / grid.spacing_mm)
+    return aug if rotation_deg is None else replace(aug, rotation_deg=float(rotation_deg))
 
 
 def publish_as(trained_dir: str | Path, name: str, models_dir: str | Path, note: str = "") -> Path:
@@ -182,10 +190,11 @@ def _train_lm_vgg(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig, 
         for v in MODEL_VIEWS[m]:
             if v in VGG_VIEWS:
                 by_view[v] = s.subset(np.flatnonzero(s.view == VIEW_CODES[v]))
-    models, rep = loops.train_vgg_cyclic(by_view, cfg, LM_GRID.spacing_mm, transfer=transfer)
+    grid = data_landmark_grid(info)
+    models, rep = loops.train_vgg_cyclic(by_view, cfg, grid.spacing_mm, transfer=transfer)
     paths = []
     for v, model in models.items():
-        card = _card(f"lm_vgg_{v}", LM_GRID, info, rep["views"][v], {
+        card = _card(f"lm_vgg_{v}", grid, info, rep["views"][v], {
             "landmarks": list(LANDMARKS[v]), "views": [v], "loss": "MSE of normalised coordinates",
             "schedule": "cyclic transfer" if transfer else "independent",
             "cyclic_transfer_stages": rep["stages"], "output": "normalised (row, col) in [-1, 1]"})

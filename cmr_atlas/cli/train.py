@@ -36,6 +36,10 @@ def _data_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--cohort", help="use an ingested synthetic cohort (truth/) instead of generating")
     q.add_argument("--cache", help="image cache of that cohort")
     q.add_argument("--exam-id-key", default="cmr-atlas-demo-key", help="ingest's exam_id_key")
+    q.add_argument("--landmark-grid", type=float, nargs=2, metavar=("SPACING_MM", "SIZE"),
+                   help="grid of the landmark samples (default: the shipped networks', 1.5 mm x 128; "
+                        "the paper's 1 mm is 1.0 192, the same 192 mm field of view); a landmark network "
+                        "trained on the folder takes its inputs on it")
 
 
 def _model_arguments(q: argparse.ArgumentParser) -> None:
@@ -98,12 +102,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _build_data(args: argparse.Namespace, out: str) -> dict:
-    from cmr_atlas.cine.training import build_data
+    from cmr_atlas.cine.training import LM_GRID, build_data
+    from cmr_atlas.nets.preprocess import Grid
 
     if args.cohort and not args.cache:
         raise SystemExit("--cohort needs --cache")
+    grid = LM_GRID
+    if args.landmark_grid:
+        spacing, size = args.landmark_grid
+        if size != int(size):
+            raise SystemExit(f"--landmark-grid: the size {size} is not a whole number of pixels")
+        grid = Grid(spacing, int(size))
     return build_data(out, args.seed, args.n_exams, args.extra_frames, args.jobs, args.mi_fraction,
-                      args.cohort or None, args.cache, args.exam_id_key, args.protocol)
+                      args.cohort or None, args.cache, args.exam_id_key, args.protocol, grid)
 
 
 def run(args: argparse.Namespace) -> int:

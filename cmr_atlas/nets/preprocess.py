@@ -29,6 +29,11 @@ class Grid:
     def to_dict(self) -> dict:
         return {"spacing_mm": self.spacing_mm, "size": self.size}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Grid:
+        """The grid of a model card's ``input`` or a data folder's ``*_grid`` entry."""
+        return cls(spacing_mm=float(d["spacing_mm"]), size=int(d["size"]))
+
 
 def _centre(shape: tuple[int, int]) -> np.ndarray:
     return (np.asarray(shape, dtype=float) - 1.0) / 2.0

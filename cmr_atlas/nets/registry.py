@@ -101,8 +101,7 @@ def load_model(name: str, models_dir: str | Path, device: str | torch.device = "
 
 
 def card_grid(card: dict) -> Grid:
-    g = card["input"]
-    return Grid(spacing_mm=float(g["spacing_mm"]), size=int(g["size"]))
+    return Grid.from_dict(card["input"])
 
 
 def card_sequences(card: dict) -> list[str]:

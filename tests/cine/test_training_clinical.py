@@ -83,3 +83,53 @@ def test_calibration_cohorts_of_a_network_trained_on_one_data_folder():
     pooled = {"name": "lm_heatmap_sax", "training_data": {"parts": [
         {"protocol": "mesa", "cohort_seed": 910000, "mi_fraction": 0.2}, {"protocol": "clinical", "cohort_seed": 920000}]}}
     assert training_cohorts(pooled) == [("mesa", 910000, 0.2), ("clinical", 920000, 0.2)]
+
+
+def test_landmark_samples_on_a_1mm_grid_are_the_same_points_in_mm(clinical):
+    # the paper's 1 mm inputs: the same landmarks, placed on the finer grid about the same centre
+    from cmr_atlas.cine.training import LM_GRID
+    from cmr_atlas.nets.preprocess import Grid
+
+    images, truth = clinical
+    exam = (images, truth["contours"], truth["landmarks"])
+    fine = Grid(1.0, 192)
+    coarse_s = exam_samples(exam, np.random.default_rng(3), 0)["lm_lax"]
+    fine_s = exam_samples(exam, np.random.default_rng(3), 0, landmark_grid=fine)["lm_lax"]
+    assert coarse_s.images.shape[1:] == (128, 128) and fine_s.images.shape[1:] == (192, 192)
+    assert np.array_equal(coarse_s.view, fine_s.view)  # same frames and views drawn
+    c_mm = (coarse_s.points - (LM_GRID.size - 1) / 2) * LM_GRID.spacing_mm
+    f_mm = (fine_s.points - (fine.size - 1) / 2) * fine.spacing_mm
+    assert np.isfinite(f_mm).sum() > 0 and np.array_equal(np.isfinite(c_mm), np.isfinite(f_mm))
+    np.testing.assert_allclose(f_mm[np.isfinite(f_mm)], c_mm[np.isfinite(c_mm)], atol=1e-3)
+
+
+def test_landmark_grids_the_u_net_cannot_take_are_refused(tmp_path):
+    from cmr_atlas.cli import main
+
+    for grid, match in ((["1.0", "100"], "multiple of 8"), (["0.5", "192"], "at least 150 mm"),
+                        (["1.0", "191.5"], "whole number")):
+        with pytest.raises(SystemExit, match=match):
+            main(["train", "data", "--n-exams", "1", "--landmark-grid", *grid, "--out", str(tmp_path)])
+
+
+def test_landmark_training_takes_the_data_folders_grid(tmp_path, monkeypatch):
+    # a folder built on 1 mm: targets of the same width in mm, shifts of the same size in mm
+    from cmr_atlas.cine import train_models as TM
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(samples, cfg, sigma_px, spacing_mm, **kwargs):
+        seen.append((sigma_px, spacing_mm, kwargs["aug"].shift_px))
+        raise Stop
+
+    samples = type("S", (), {"meta": {"folder": np.zeros(2, int)}})()
+    for grid, expected in (({"spacing_mm": 1.0, "size": 192}, (6.0, 1.0, 15.0)),
+                           ({"spacing_mm": 1.5, "size": 128}, (4.0, 1.5, 10.0))):
+        monkeypatch.setattr(TM, "load_data", lambda dirs, key, g=grid: (samples, {"landmark_grid": g}))
+        monkeypatch.setattr(TM, "train_heatmap", fake_train)
+        with pytest.raises(Stop):
+            TM.train_model("lm_heatmap_lax", [tmp_path], tmp_path / "out", 1, 1, 0, 1, 2, 1)
+        assert seen[-1] == pytest.approx(expected)
