@@ -113,7 +113,8 @@ def _previous_run(name: str, init_from: str | Path | None, task: str | None = No
         name = task
     prev_model, prev_card = load_model(name, init_from)
     previous = prev_card.get("previous_runs", []) + [{
-        "sha256": prev_card["sha256"], "training": prev_card.get("training"),
+        # its input grid too: a fine-tune may move a network to another grid (1.5 mm -> 1 mm)
+        "sha256": prev_card["sha256"], "input": prev_card.get("input"), "training": prev_card.get("training"),
         "history": prev_card.get("history", [])}]
     return prev_model.state_dict(), previous
 

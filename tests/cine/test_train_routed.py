@@ -29,7 +29,7 @@ def test_first_fine_tune_starts_from_the_task_default_then_from_itself(tmp_path)
     _save(tmp_path, "seg_sax", 0.25)
     state, previous = _previous_run("seg_sax_ssfp", tmp_path, "seg_sax")
     assert _weights(state) == {0.25}
-    assert len(previous) == 1
+    assert len(previous) == 1 and previous[0]["input"] == SEG_GRID.to_dict()  # the grid it started on
     _save(tmp_path, "seg_sax_ssfp", 0.5)
     state, _ = _previous_run("seg_sax_ssfp", tmp_path, "seg_sax")
     assert _weights(state) == {0.5}
