@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.cine.landmarks import MODEL_VIEWS
-from cmr_atlas.cine.training import LM_GRID, SEG_GRID, write_data
+from cmr_atlas.nets.preprocess import Grid
+from cmr_atlas.cine.training import LM_GRID, SEG_GRID, check_landmark_grid, write_data
 from cmr_atlas.cine.training_data import landmark_samples, segmentation_samples
 from cmr_atlas.nets.samples import Samples
 from cmr_atlas.core.imagecache import ExamImages
@@ -79,13 +80,14 @@ def images_by_kind(label: str, rendered: list, kinds: tuple[str, ...]) -> dict[s
     return out
 
 
-def lge_samples(images: ExamImages, truth: dict[str, pd.DataFrame], rng: np.random.Generator) -> dict[str, Samples]:
+def lge_samples(images: ExamImages, truth: dict[str, pd.DataFrame], rng: np.random.Generator,
+                landmark_grid: Grid = LM_GRID) -> dict[str, Samples]:
     """Training samples of one LGE reconstruction (keys of ``write_data``): every SAX slice
     (slices without landmarks as explicit negatives) and every LAX view, the one frame each."""
     # one frame per image and no ED/ES phase: "all" frames with one extra = frame 0
     out = {"seg": segmentation_samples(images, truth["contours"], SEG_GRID, rng, extra_frames=1)}
     for m in MODEL_VIEWS:
-        out[f"lm_{m}"] = landmark_samples(images, truth["landmarks"], m, LM_GRID, rng, extra_frames=1,
+        out[f"lm_{m}"] = landmark_samples(images, truth["landmarks"], m, landmark_grid, rng, extra_frames=1,
                                           sax_frames="all")
     return out
 
@@ -98,13 +100,13 @@ def render_sequence(sequence: str, seed: int, index: int, mi_fraction: float, ob
     return (clinical_lge if sequence == "lge" else clinical_t1map)(seed, index, mi_fraction, observers)
 
 
-def _exam_part(job: tuple[str, int, int, float]) -> dict[str, Samples]:
+def _exam_part(job: tuple[str, int, int, float, Grid]) -> dict[str, Samples]:
     """Samples of every series kind of one exam's ``sequence`` (LGE magnitude and PSIR, or native
     and post-contrast T1 maps) as one exam (so exam-wise splits keep them together)."""
-    sequence, seed, index, mi = job
+    sequence, seed, index, mi, landmark_grid = job
     images, truth = render_sequence(sequence, seed, index, mi)
     rng = np.random.default_rng([seed, index])
-    parts = [lge_samples(images[kind], truth, rng) for kind in SEQUENCES[sequence]]
+    parts = [lge_samples(images[kind], truth, rng, landmark_grid) for kind in SEQUENCES[sequence]]
     out = {}
     for key in parts[0]:
         if not any(len(p[key]) for p in parts):  # T1 maps: no long-axis images
@@ -118,12 +120,14 @@ def _exam_part(job: tuple[str, int, int, float]) -> dict[str, Samples]:
 
 
 def build_lge_data(out: str | Path, seed: int, n_exams: int, jobs: int, mi_fraction: float,
-                   sequence: str = "lge") -> dict:
+                   sequence: str = "lge", landmark_grid: Grid = LM_GRID) -> dict:
     """Write the training samples of ``sequence`` (``lge``: magnitude and PSIR; ``t1map``: native
     and post-contrast maps) of exams ``0..n_exams-1`` of clinical cohort ``seed`` to ``out`` (a
     ``train data`` folder, one exam per exam: an exam's images fall on the same side of a
-    validation split); returns its ``data.json``."""
-    todo = [(sequence, seed, i, mi_fraction) for i in range(n_exams)]
+    validation split); returns its ``data.json``.  Landmark samples on ``landmark_grid``: that of
+    the cine network a transfer starts from (its card's ``input``)."""
+    check_landmark_grid(landmark_grid)
+    todo = [(sequence, seed, i, mi_fraction, landmark_grid) for i in range(n_exams)]
     if jobs > 1:
         import multiprocessing as mp
 
@@ -138,11 +142,12 @@ def build_lge_data(out: str | Path, seed: int, n_exams: int, jobs: int, mi_fract
                   "exam_indices": [0, n_exams - 1], "mi_fraction": mi_fraction}
     keys = [k for k in parts[0] if any(len(p[k]) for p in parts)]
     if len(keys) == len(parts[0]):
-        return write_data(out, parts, 0, provenance)
-    return _write_present(out, parts, keys, provenance)
+        return write_data(out, parts, 0, provenance, landmark_grid)
+    return _write_present(out, parts, keys, provenance, landmark_grid)
 
 
-def _write_present(out: str | Path, parts: list[dict[str, Samples]], keys: list[str], provenance: dict) -> dict:
+def _write_present(out: str | Path, parts: list[dict[str, Samples]], keys: list[str], provenance: dict,
+                   landmark_grid: Grid) -> dict:
     """:func:`write_data` for data without some keys (T1 maps have no long-axis images): the
     present keys' ``.npz`` and a ``data.json`` whose ``images`` counts 0 for the others."""
     out = Path(out)
@@ -151,7 +156,7 @@ def _write_present(out: str | Path, parts: list[dict[str, Samples]], keys: list[
         samples = Samples.concat([p[key] for p in parts])
         samples.save(out / f"{key}.npz")
         counts[key] = len(samples)
-    info = {"n_exams": len(parts), "extra_frames": 0, "images": counts, "landmark_grid": LM_GRID.to_dict(),
+    info = {"n_exams": len(parts), "extra_frames": 0, "images": counts, "landmark_grid": landmark_grid.to_dict(),
             "segmentation_grid": SEG_GRID.to_dict(), **provenance}
     (out / "data.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

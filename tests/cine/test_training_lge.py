@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from cmr_atlas.cine.landmarks import MODEL_LANDMARKS
-from cmr_atlas.cine.training import load_data
+from cmr_atlas.cine.training import LM_GRID, load_data
 from cmr_atlas.nets.samples import VIEW_CODES
+from cmr_atlas.nets.preprocess import Grid
 from cmr_atlas.cine.training_lge import (RECONSTRUCTIONS, T1_MAPS, _exam_part, clinical_lge, clinical_t1map,
                                           lge_samples)
 from cmr_atlas.core.vocab import CAVITY, MYO
@@ -53,7 +54,7 @@ def test_one_exam_per_exam_in_a_data_folder(clinical_seed, tmp_path, monkeypatch
     from cmr_atlas.cine.training import write_data
 
     monkeypatch.setattr(tl, "clinical_lge", lambda *a, **k: lge)  # no second render
-    part = _exam_part(("lge", clinical_seed, 0, 0.0))
+    part = _exam_part(("lge", clinical_seed, 0, 0.0, LM_GRID))
     for key, s in part.items():
         assert s.exam_ids == [lge[0]["lge"].exam_id] and (s.exam == 0).all()
     n_sax = lge[0]["lge"].n_slices
@@ -84,8 +85,10 @@ def test_t1_map_data_folder_has_sax_samples_only(clinical_seed, tmp_path, monkey
 
     monkeypatch.setattr(tl, "clinical_t1map", lambda *a, **k: t1)
     n = t1[0]["t1map_native"].n_slices
-    info = tl.build_lge_data(tmp_path, clinical_seed, 2, 1, 0.0, sequence="t1map")
+    # on the grid of the cine network a transfer starts from (here the paper's 1 mm)
+    info = tl.build_lge_data(tmp_path, clinical_seed, 2, 1, 0.0, sequence="t1map", landmark_grid=Grid(1.0, 192))
     assert info["images"]["lm_sax"] == 2 * 2 * n and info["images"]["lm_lax"] == 0  # 2 exams x native + post
     assert not (tmp_path / "lm_lax.npz").exists() and info["sequences"] == ["t1map"]
-    samples, _ = load_data([tmp_path], "lm_sax")
+    samples, info = load_data([tmp_path], "lm_sax")
     assert len(samples.exam_ids) == 2 and np.isfinite(samples.points).any()
+    assert samples.images.shape[-1] == 192 and info["landmark_grid"] == {"spacing_mm": 1.0, "size": 192}
