@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -39,9 +38,7 @@ def run(seed: int, start: int, n: int, models_dir: str) -> pd.DataFrame:
                  for p in prepare.prepare_exam(ex.series, cfg.min_frames) if p.ok]
         pipeline.fuse_insertions(found)
         for f in found:
-            px = float(np.mean(f.p.series.planes[0].pixel_spacing_mm))
-            auto_ins = Q.borrow_insertions(Q.trusted_insertions(insertion_net.combine(f.network, f.rule), f.labels, px),
-                                           f.labels)
+            auto_ins = Q.borrow_insertions(pipeline.auto_insertions(f), f.labels)  # as the pipeline's auto path
             exact = [ex.labels[(f.p.condition, ids[k])] for k in range(len(f.mcs))]
             readings = {"auto": (f.labels, auto_ins), "exact masks, auto insertions": (exact, auto_ins)}
             for o, ann in anns.items():

@@ -109,6 +109,14 @@ def manual_labels(f: SeriesFindings, ann: Annotations) -> tuple[list[np.ndarray]
     return [o[0] for o in out], [o[1] for o in out]
 
 
+def auto_insertions(f: SeriesFindings) -> list[Insertions | None]:
+    """The automated path's RV insertions of one series' slices: the network's, else the wall
+    rule's (:func:`insertion_net.combine`), kept where they pass :func:`Q.trusted_insertions`
+    (before any slice borrows a neighbour's)."""
+    px = float(np.mean(f.p.series.planes[0].pixel_spacing_mm))
+    return Q.trusted_insertions(insertion_net.combine(f.network, f.rule), f.labels, px)
+
+
 def quantify_found(ex: ExamPerfusion, f: SeriesFindings, cfg: Q.QuantConfig, ann: Annotations | None) -> None:
     """Quantify one series' findings (every source) and add its rows to ``ex``."""
     p = f.p
@@ -117,8 +125,7 @@ def quantify_found(ex: ExamPerfusion, f: SeriesFindings, cfg: Q.QuantConfig, ann
     by_net = [n is not None for n in f.network]
     for source in SOURCES if ann is not None else ("auto",):
         if source == "auto":  # an observer's clicked insertions stand whatever their contours' QC says
-            labels, lines = f.labels, f.contours
-            ins = Q.trusted_insertions(insertion_net.combine(f.network, f.rule), labels, px)
+            (labels, ins), lines = (f.labels, auto_insertions(f)), f.contours
         else:
             (labels, ins), lines = manual_labels(f, ann), [{} for _ in f.mcs]
         found = [i is not None for i in ins]
