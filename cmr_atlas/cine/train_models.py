@@ -16,7 +16,7 @@ from cmr_atlas.cine.tissue.landmarks import NETWORKS as TISSUE_NETWORKS
 from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, landmark_names
 from cmr_atlas.nets.heatmaps import decode_arrays, gaussian_targets
 from cmr_atlas.cine.lax_orientation import training_orientation
-from cmr_atlas.cine.training import LM_GRID, SEG_GRID, data_landmark_grid, data_parts, load_data
+from cmr_atlas.cine.training import LM_GRID, SEG_GRID, data_parts, load_data
 from cmr_atlas.nets.samples import VIEW_CODES, Samples
 from cmr_atlas.core.config import default
 from cmr_atlas.core.vocab import CAVITY, LABELS, LANDMARKS, MYO
@@ -141,7 +141,7 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
     name = f"lm_heatmap_{m}"
     init_state, previous = _previous_run(name, init_from)
     samples, info = load_data(data_dirs, f"lm_{m}")
-    grid = data_landmark_grid(info)  # the folders' grid: a network trained on 1 mm data takes 1 mm inputs
+    grid = Grid.from_dict(info["landmark_grid"])  # the folders' grid: trained on 1 mm data, it takes 1 mm inputs
     sigma_px = SIGMA_MM[m] / grid.spacing_mm
     aug = landmark_augmentation(grid, band_p, rotation_deg)
     model, rep = train_heatmap(samples, cfg, sigma_px, grid.spacing_mm, init_state=init_state, aug=aug,
@@ -191,7 +191,7 @@ def _train_lm_vgg(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig, 
         for v in MODEL_VIEWS[m]:
             if v in VGG_VIEWS:
                 by_view[v] = s.subset(np.flatnonzero(s.view == VIEW_CODES[v]))
-    grid = data_landmark_grid(info)
+    grid = Grid.from_dict(info["landmark_grid"])
     models, rep = loops.train_vgg_cyclic(by_view, cfg, grid.spacing_mm, transfer=transfer)
     paths = []
     for v, model in models.items():

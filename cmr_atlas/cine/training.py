@@ -214,11 +214,6 @@ def check_landmark_grid(grid: Grid) -> None:
                          "at least 150 mm are needed to hold the heart")
 
 
-def data_landmark_grid(info: dict) -> Grid:
-    """The landmark grid of a training-data provenance (:func:`load_data`'s info); folders that do
-    not record one are on :data:`LM_GRID`."""
-    return Grid.from_dict(info["landmark_grid"]) if "landmark_grid" in info else LM_GRID
-
 
 def data_parts(info: dict) -> list[dict]:
     """The provenance of each data folder a training pooled (:func:`load_data`'s info: one folder's

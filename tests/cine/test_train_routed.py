@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cmr_atlas.cine.train_models import ROUTED, _card, _previous_run, train_model
-from cmr_atlas.cine.training import SEG_GRID
+from cmr_atlas.cine.training import LM_GRID, SEG_GRID
 from cmr_atlas.nets.registry import save_model
 from cmr_atlas.nets.unet import UNet
 
@@ -95,7 +95,7 @@ def test_landmark_rotation_range_reaches_the_augmentation(tmp_path, monkeypatch)
         raise Stop
 
     samples = type("S", (), {"meta": {"folder": np.zeros(2, int)}})()
-    monkeypatch.setattr(TM, "load_data", lambda dirs, key: (samples, {}))
+    monkeypatch.setattr(TM, "load_data", lambda dirs, key: (samples, {"landmark_grid": LM_GRID.to_dict()}))
     monkeypatch.setattr(TM, "train_heatmap", fake_train)
     for rotation, expected in ((None, LANDMARK_AUG.rotation_deg), (180, 180.0)):
         with pytest.raises(Stop):
