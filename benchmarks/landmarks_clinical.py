@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import (_dice, evaluate_exam, generated, landmark_records, measures, print_derived,  # noqa: E402
                       print_tables, truth_masks)
 from cmr_atlas.core.vocab import CAVITY, MYO  # noqa: E402
+from cmr_atlas.cine.landmark_measures import angle_difference_deg  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.geometry import SlicePlane  # noqa: E402
 from cmr_atlas.core.imagecache import load_exam_images, save_exam_images  # noqa: E402
@@ -98,12 +99,13 @@ def detection_by_view(rec: dict, sequence: str = SEQUENCE) -> None:
 HIGHER_BETTER = {"detected_pct": True, "false_pos_pct": False, "auto_obs1_mm": False, "auto_obs2_mm": False,
                  "dice_myo_ed": True, "dice_myo_es": True, "dice_cav_ed": True, "dice_cav_es": True,
                  "edv_bias_ml": False, "edv_sd_ml": False, "esv_bias_ml": False, "esv_sd_ml": False,
-                 "mass_bias_g": False, "mass_sd_g": False}
+                 "mass_bias_g": False, "mass_sd_g": False, "angle_obs1_loa_deg": False, "angle_truth_loa_deg": False}
 
 
 def summary(rec: dict) -> dict[tuple[str, str], float]:
     """``{(view, figure): value}``: per view the image detection rate, the false-positive rate
-    (where the truth has absent landmarks) and mean distance to each observer; per cohort (view ``sax``) the mean Dice and the EDV/ESV/mass bias and SD vs truth."""
+    (where the truth has absent landmarks), mean distance to each observer and (SAX) the half-width
+    of the RV insertion angle's limits of agreement with observer 1 and the truth; per cohort (view ``sax``) the mean Dice and the EDV/ESV/mass bias and SD vs truth."""
     out: dict[tuple[str, str], float] = {}
     lm = pd.DataFrame(rec["landmarks"])
     for view, g in (lm[lm["truth_present"]].groupby("view", sort=False) if len(lm) else ()):
@@ -113,6 +115,14 @@ def summary(rec: dict) -> dict[tuple[str, str], float]:
         absent = lm[(lm["view"] == view) & ~lm["truth_present"]]["auto_present"]
         if len(absent):  # SAX: a landmark reported on an image the truth has none on
             out[view, "false_pos_pct"] = 100 * float(absent.mean())
+    dv = pd.DataFrame(rec.get("derived", []))
+    angles = dv[dv["measure"] == "rv_insert_angle_deg"] if len(dv) else dv
+    for view, g in (angles.groupby("view") if len(angles) else ()):
+        for ref in ("obs1", "truth"):  # half-width of the 95 % limits of agreement (a rotated network widens it)
+            diff = np.asarray(angle_difference_deg(g["auto"], g[ref]), float)
+            diff = diff[np.isfinite(diff)]
+            if len(diff) > 1:
+                out[view, f"angle_{ref}_loa_deg"] = 1.96 * float(diff.std(ddof=1))
     dice = pd.DataFrame(rec["dice"])
     for (mask, phase), g in (dice.groupby(["mask", "phase"]) if len(dice) else ()):
         out["sax", f"dice_{mask[:3]}_{phase.lower()}"] = float(g["dice"].mean())
@@ -195,6 +205,10 @@ def for_sequence(models, sequence: str):
     seg, card = models.seg_for(sequence)
     print(f"{sequence}: segmentation by {card.get('name', '?')} (sha256 {str(card.get('sha256'))[:12]})",
           file=sys.stderr)
+    for k in models.lm_routes:  # landmark networks: detect_landmarks routes them by the series' sequence
+        lm_card = models.landmark_for(k, sequence)[1]
+        print(f"{sequence}: {k} landmarks by {lm_card.get('name', '?')} (sha256 {str(lm_card.get('sha256'))[:12]})",
+              file=sys.stderr)
     return dataclasses.replace(models, seg=seg, seg_card=card, seg_routes=None, seg_nets={})
 
 

@@ -96,6 +96,10 @@ class Models:
     runtime: str = "torch"  # torch or onnxruntime (nets.runtime.resolve_runtime); +int8: some int8 graphs
     seg_routes: Routes | None = None  # None: the default network for every sequence
     seg_nets: dict[str, tuple[torch.nn.Module, dict]] = field(default_factory=dict)  # routed, by name
+    # heatmap landmark networks routed by sequence: model key (lax, sax) -> routes of its task
+    # (lm_heatmap_<key>); none: ``landmark``'s network for every sequence
+    lm_routes: dict[str, Routes] = field(default_factory=dict)
+    lm_nets: dict[str, tuple[torch.nn.Module, dict]] = field(default_factory=dict)  # routed, by name
 
     def seg_for(self, sequence: str | None) -> tuple[torch.nn.Module, dict]:
         """``(network, card)`` segmenting SAX series of ``sequence`` (ingest's ``series`` table;
@@ -103,6 +107,19 @@ class Models:
         if self.seg_routes is None:
             return self.seg, self.seg_card
         return self.seg_nets.get(self.seg_routes.pick(sequence), (self.seg, self.seg_card))
+
+    def landmark_net(self, key: str, sequence: str | None) -> str | None:
+        """The routed landmark network of model key ``key`` (heatmap: ``lax``/``sax``) for images of
+        ``sequence`` (None = not known) by name, or None: the key's default network in
+        :attr:`landmark` (:meth:`landmark_for`)."""
+        r = self.lm_routes.get(key)
+        name = r.pick(sequence) if r is not None else None
+        return name if name in self.lm_nets else None
+
+    def landmark_for(self, key: str, sequence: str | None) -> tuple[torch.nn.Module, dict]:
+        """``(network, card)`` finding the landmarks of model key ``key`` on images of ``sequence``."""
+        name = self.landmark_net(key, sequence)
+        return self.landmark[key] if name is None else self.lm_nets[name]
 
 
 def load_models(models_dir: str | Path, *, method: str, device: str, precision: str,
@@ -122,19 +139,24 @@ def load_models(models_dir: str | Path, *, method: str, device: str, precision: 
     seg_routes = routes(SEG_TASK, models_dir)
     seg_nets = {name: load(name) for name in seg_routes.names}
     seg, seg_card = seg_nets[seg_routes.default]
-    if method == "heatmap":
-        lm = {m: load(f"lm_heatmap_{m}") for m in MODEL_VIEWS}
+    lm_routes: dict[str, Routes] = {}
+    if method == "heatmap":  # each task's networks routed by sequence, as the segmentation's
+        lm_routes = {m: routes(f"lm_heatmap_{m}", models_dir) for m in MODEL_VIEWS}
+        lm_all = {name: load(name) for r in lm_routes.values() for name in r.names}
+        lm = {m: lm_all[r.default] for m, r in lm_routes.items()}
+        lm_nets = {name: net for name, net in lm_all.items() if name not in {r.default for r in lm_routes.values()}}
     elif method == "vgg":
         lm = {v: load(f"lm_vgg_{v}") for v in ("lax_2ch", "lax_4ch", "sax")}
+        lm_nets = {}
     else:
         raise ValueError(f"landmarks.method must be heatmap or vgg, not {method!r}")
-    nets = [m for m, _ in [*seg_nets.values(), *lm.values()]]
+    nets = [m for m, _ in [*seg_nets.values(), *lm.values(), *lm_nets.values()]]
     if any(not isinstance(m, OnnxNet) for m in nets):
         rt = "torch"  # a failed export fell back (inference_model warned), or int8 beside autocast
     dtype = None if rt == "onnxruntime" else resolve_precision(precision, dev)
     if any(isinstance(m, OnnxNet) and m.int8 for m in nets):
         rt += "+int8"
-    return Models(seg, seg_card, method, lm, dev, dtype, rt, seg_routes, seg_nets)
+    return Models(seg, seg_card, method, lm, dev, dtype, rt, seg_routes, seg_nets, lm_routes, lm_nets)
 
 
 def landmark_views(models: Models) -> tuple[str, ...]:
@@ -568,8 +590,9 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
                      sax_lv_centres: np.ndarray | None = None, every_lax_frame: bool = True) -> pd.DataFrame:
     """Landmarks on every LAX frame (views of :func:`landmark_views`; without ``every_lax_frame``
     only the frames matching ``sax_frames``, :func:`~cmr_atlas.cine.segmentation.lax_frame`) and
-    on every SAX slice at ``sax_frames``; ``sequences`` (``{view: sequence}``) fills the ``sequence`` column and picks
-    the heatmap networks' calibrated absent thresholds (:func:`card_thresholds`;
+    on every SAX slice at ``sax_frames``; ``sequences`` (``{view: sequence}``) fills the ``sequence`` column, picks
+    each view's network where a task has networks routed by sequence (:meth:`Models.landmark_for`)
+    and picks the heatmap networks' calibrated absent thresholds (:func:`card_thresholds`;
     ``absent_threshold`` where a card has none for that sequence, view and landmark).
 
     ``sax_has_lv (S, len(sax_frames))`` gates coordinate regression on SAX (it cannot say absent):
@@ -591,11 +614,16 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
             stacks.append((view, 0, cine if every_lax_frame else cine[lax_frames], images.lax_planes[view], lax_frames))
     for s, plane in enumerate(images.sax_planes if len(sax_frames) else []):  # no frames: no SAX input
         stacks.append(("sax", s, images.sax[s, sax_frames], plane, list(sax_frames)))
-    key = (lambda view: view_model(view)) if models.landmark_method == "heatmap" else (lambda view: view)
+    model_key = (lambda view: view_model(view)) if models.landmark_method == "heatmap" else (lambda view: view)
+    seq_of = (sequences or {}).get
+
+    def key(view: str) -> tuple[str, str | None]:  # (model key, routed network or None: the key's default)
+        return model_key(view), models.landmark_net(model_key(view), seq_of(view))
+
     outputs: dict[int, torch.Tensor] = {}
     for k in dict.fromkeys(key(st[0]) for st in stacks):
-        model, card = models.landmark[k]
         members = [i for i, st in enumerate(stacks) if key(st[0]) == k]
+        model, card = models.landmark_for(k[0], seq_of(stacks[members[0]][0]))
         x = np.concatenate([prepare(stacks[i][2], stacks[i][3], card_grid(card)) for i in members])
         if models.landmark_method == "heatmap":  # softmax maps, averaged over the card's rotations
             # long-axis images turned far from what the network was trained on go in upright
@@ -612,9 +640,9 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
             outputs[i] = part
     rows = []
     for i, (view, s, _, plane, frames) in enumerate(stacks):
-        card = models.landmark[key(view)][1]
+        card = models.landmark_for(model_key(view), seq_of(view))[1]
         grid = card_grid(card)
-        names, sequence = landmark_names(view, card), (sequences or {}).get(view)
+        names, sequence = landmark_names(view, card), seq_of(view)
         if models.landmark_method == "heatmap":
             thr = card_thresholds(card, sequence, view, names, absent_threshold)
             rc, present, conf = decode_arrays(outputs[i].numpy(), thr)

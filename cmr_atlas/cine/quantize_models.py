@@ -21,7 +21,8 @@ from cmr_atlas.nets.registry import card_grid, load_model
 
 # the cine U-Nets the pipeline runs on every exam (the SAX segmentation networks and the heatmap
 # landmark networks); the LGE/T1-map landmark networks and the perfusion U-Net keep float
-CINE_UNETS = ("seg_sax", "seg_sax_ssfp", "lm_heatmap_lax", "lm_heatmap_sax")
+CINE_UNETS = ("seg_sax", "seg_sax_ssfp", "lm_heatmap_lax", "lm_heatmap_sax", "lm_heatmap_lax_ssfp",
+              "lm_heatmap_sax_ssfp")
 
 
 def training_cohorts(card: dict) -> list[tuple[str, int, float]]:

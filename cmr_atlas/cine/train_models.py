@@ -32,13 +32,17 @@ MODELS = {
     "seg_sax_ssfp": "SAX segmentation U-Net for bSSFP cine (task seg_sax; inference routes cine_ssfp series to it)",
     "lm_heatmap_lax": "heatmap U-Net for long-axis landmarks (mv_a, mv_b, apex): 2CH, 4CH (and 3CH where trained)",
     "lm_heatmap_sax": "heatmap U-Net for SAX landmarks (RV inserts, LV centre)",
+    "lm_heatmap_sax_ssfp": "heatmap U-Net for SAX landmarks on bSSFP cine (task lm_heatmap_sax; inference routes "
+                           "cine_ssfp series to it)",
+    "lm_heatmap_lax_ssfp": "heatmap U-Net for long-axis landmarks on bSSFP cine (task lm_heatmap_lax; inference "
+                           "routes cine_ssfp series to it)",
     "lm_vgg_lax_2ch": "VGG coordinate regression, 2CH landmarks",
     "lm_vgg_lax_4ch": "VGG coordinate regression, 4CH landmarks",
     "lm_vgg_sax": "VGG coordinate regression, SAX landmarks",
 }
 # Networks routed by sequence (inference picks them by the series' sequence): name -> their task,
 # trained with ``train_model(task, ..., save_as=name)``.
-ROUTED = {"seg_sax_ssfp": "seg_sax"}
+ROUTED = {"seg_sax_ssfp": "seg_sax", "lm_heatmap_sax_ssfp": "lm_heatmap_sax", "lm_heatmap_lax_ssfp": "lm_heatmap_lax"}
 # The tissue stage's landmark networks (cmr_atlas.cine.tissue.landmarks.NETWORKS): a cine network
 # fine-tuned on one sequence, trained under its task's name, then published under its own with
 # :func:`publish_as` (the tissue stage loads them by name, not by routing).  name -> (task, sequence)
@@ -137,9 +141,10 @@ def _train_seg_sax(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig,
 def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig,
                       init_from: str | Path | None, shares: list[float] | None = None,
                       rotation_deg: float | None = None, hard_share: float = 0.0,
-                      band_p: float = 0.0) -> Path:
-    name = f"lm_heatmap_{m}"
-    init_state, previous = _previous_run(name, init_from)
+                      band_p: float = 0.0, save_as: str | None = None) -> Path:
+    task = f"lm_heatmap_{m}"
+    name = save_as or task  # a network routed by sequence serves the task under its own name
+    init_state, previous = _previous_run(name, init_from, task)
     samples, info = load_data(data_dirs, f"lm_{m}")
     grid = Grid.from_dict(info["landmark_grid"])  # the folders' grid: trained on 1 mm data, it takes 1 mm inputs
     sigma_px = SIGMA_MM[m] / grid.spacing_mm
@@ -152,7 +157,7 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
         "channels": ["background", *MODEL_LANDMARKS[m]], "views": views,
         "landmarks_by_view": {v: list(landmark_names(v)) for v in views},
         "sigma_mm": SIGMA_MM[m], "loss": "KL + soft Dice (class weights 1, 5, 5, 5)",
-        "data_shares": shares, "previous_runs": previous})
+        "data_shares": shares, "previous_runs": previous}, task=task)
     # a long-axis network: the orientations it was trained on, for turning odd images upright
     orientation = training_orientation(info, aug.rotation_deg) if m == "lax" else None
     if orientation is not None:
@@ -220,9 +225,9 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     ``lr``: Adam's initial learning rate (default :class:`~cmr_atlas.nets.train.TrainConfig`'s; lower
     for fine-tuning from ``init_from``); ``data_shares``: each data folder's share of the training
     batches (U-Nets; e.g. ``[1, 1]`` = half legacy GRE, half bSSFP whatever their sizes; default:
-    every image equally likely); ``save_as``: the segmentation network's name when it is one routed
-    by sequence (e.g. ``seg_sax_ssfp`` trained on bSSFP folders; its card lists the folders'
-    sequences and ``serves: seg_sax``; :func:`cmr_atlas.nets.registry.routes`); ``dice``: the
+    every image equally likely); ``save_as``: the network's name when it is one routed by sequence
+    (:data:`ROUTED`; e.g. ``seg_sax_ssfp`` or ``lm_heatmap_sax_ssfp`` trained on bSSFP folders; its
+    card lists the folders' sequences and ``serves`` the task; :func:`cmr_atlas.nets.registry.routes`); ``dice``: the
     segmentation loss's Dice over the batch, per image (small apical slices weigh as much as
     mid-ventricular ones) or the mean of both; ``hard_share``: landmark heatmap networks fine-tuned
     from ``init_from`` draw the training images the starting network gets wrong this share of the
@@ -257,4 +262,4 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
         return [_train_seg_sax(data_dirs, out_dir, cfg, init_from, zoom, data_shares, save_as or name,
                                dice)]
     return [_train_lm_heatmap(name.removeprefix("lm_heatmap_"), data_dirs, out_dir, cfg, init_from, data_shares,
-                              rotation_deg, hard_share, band_p)]
+                              rotation_deg, hard_share, band_p, save_as)]

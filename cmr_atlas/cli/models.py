@@ -51,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     if args.models_command == "list":
         for name in model_names(models_dir):
             c = load_card(name, models_dir)
+            serves = c.get("serves", name)  # a network routed by sequence: the task whose series it takes
             print(f"{name}: sequences {','.join(card_sequences(c))}; "
-                  f"views {','.join(c.get('views', ['sax']))}")
+                  f"views {','.join(c.get('views', ['sax']))}" + (f"; routed for {serves}" if serves != name else ""))
         return 0
     if args.models_command == "quantize":
         from cmr_atlas.cine.quantize_models import CINE_UNETS, quantize_model

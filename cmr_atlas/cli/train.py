@@ -93,8 +93,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--out", required=True, help="data folder")
     m.add_argument("name", choices=TRAINABLE)
     m.add_argument("--save-as", choices=sorted(ROUTED),
-                   help="train a network routed to other sequences under this name (seg_sax_ssfp: the SAX "
-                        "segmentation for bSSFP cine; docs/models.md), starting from the task's network")
+                   help="train a network routed by sequence under this name (seg_sax_ssfp: the SAX "
+                        "segmentation for bSSFP cine; lm_heatmap_sax_ssfp / lm_heatmap_lax_ssfp: the landmark "
+                        "networks for bSSFP cine; docs/models.md), starting from the task's network")
     m.add_argument("--data", required=True, nargs="+", help="data folder(s) from `train data` (several are pooled)")
     a.add_argument("--data", required=True, help="data folder to write")
     _model_arguments(m)

@@ -9,8 +9,9 @@ naming the file.
 Routing by sequence: a card's ``serves`` (default: its name) names the task a network does and its
 ``sequences`` which acquisition contrasts it was trained on.  :func:`routes` maps, for one task,
 each sequence to the network whose card lists it (e.g. task ``seg_sax``: ``cine_gre`` ->
-``seg_sax``, ``cine_ssfp`` -> ``seg_sax_ssfp``); the network named after the task is the default
-for series of an unknown sequence.
+``seg_sax``, ``cine_ssfp`` -> ``seg_sax_ssfp``; a routed network wins a sequence its task's
+default lists too); the network named after the task is the default for series of an unknown
+sequence.
 """
 
 from __future__ import annotations
@@ -142,11 +143,15 @@ class Routes:
 
 def routes(task: str, models_dir: str | Path) -> Routes:
     """The networks in ``models_dir`` whose card's ``serves`` (default: the card's name) is ``task``,
-    by the sequences their cards list; the network named ``task`` must exist (it is the default),
-    and each sequence may be listed by one of them only (otherwise :class:`ModelFileError`)."""
-    load_card(task, models_dir)  # the default: missing -> ModelFileError naming it
+    by the sequences their cards list; the network named ``task`` must exist (it is the default).
+    A routed network (serving ``task`` under another name) takes the sequences its card lists, also
+    where the default's card lists them too (the default was trained on them as well, and serves
+    the rest); two routed networks may not list the same sequence (:class:`ModelFileError`)."""
+    default_card = load_card(task, models_dir)  # the default: missing -> ModelFileError naming it
     by_sequence: dict[str, str] = {}
     for path in sorted(Path(models_dir).glob("*.json")):
+        if path.stem == task:
+            continue
         card = load_card(path.stem, models_dir)
         if card.get("serves", card.get("name", path.stem)) != task:
             continue
@@ -155,4 +160,6 @@ def routes(task: str, models_dir: str | Path) -> Routes:
                 raise ModelFileError(f"{models_dir}: networks {by_sequence[q]} and {path.stem} of task {task} "
                                      f"both list sequence {q}; keep one (a model card's `sequences`)")
             by_sequence[q] = path.stem
-    return Routes(task, task, by_sequence)
+    for q in card_sequences(default_card):
+        by_sequence.setdefault(q, task)
+    return Routes(task, task, dict(sorted(by_sequence.items())))

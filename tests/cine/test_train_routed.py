@@ -101,3 +101,34 @@ def test_landmark_rotation_range_reaches_the_augmentation(tmp_path, monkeypatch)
         with pytest.raises(Stop):
             train_model("lm_heatmap_lax", [tmp_path], tmp_path / "out", 1, 1, 0, 1, 2, 1, rotation_deg=rotation)
         assert seen[-1].rotation_deg == expected and seen[-1].flip_rows == 0 and seen[-1].flip_cols == 0
+
+
+def test_a_landmark_network_routed_by_sequence_starts_from_its_task_and_serves_it(tmp_path, monkeypatch):
+    """`train model lm_heatmap_sax --save-as lm_heatmap_sax_ssfp`: the first run starts from the
+    shipped lm_heatmap_sax, the card serves that task and lists the data's sequences, so inference
+    routes bSSFP SAX series to it."""
+    from cmr_atlas.cine import train_models as TM
+    from cmr_atlas.nets.samples import VIEW_CODES
+    from cmr_atlas.nets.registry import load_card, routes
+
+    shipped = tmp_path / "shipped"
+    save_model(UNet(1, 4, 4, 2), {"name": "lm_heatmap_sax", "input": LM_GRID.to_dict(),
+                                  "sequences": ["cine_gre", "cine_ssfp"], "views": ["sax"]}, shipped)
+    started_from = []
+
+    def fake_train(samples, cfg, sigma_px, spacing_mm, init_state=None, **kwargs):
+        started_from.append(init_state is not None)
+        return UNet(1, 4, 4, 2), {"epochs_run": 1}
+
+    samples = type("S", (), {"meta": {"folder": np.zeros(2, int)}, "view": np.full(2, VIEW_CODES["sax"])})()
+    info = {"landmark_grid": LM_GRID.to_dict(), "sequences": ["cine_ssfp"]}
+    monkeypatch.setattr(TM, "load_data", lambda dirs, key: (samples, info))
+    monkeypatch.setattr(TM, "train_heatmap", fake_train)
+    TM.train_model("lm_heatmap_sax", [tmp_path], shipped, 1, 1, 0, 1, 2, 1, init_from=shipped,
+                   save_as="lm_heatmap_sax_ssfp")
+    card = load_card("lm_heatmap_sax_ssfp", shipped)
+    assert started_from == [True]
+    assert card["serves"] == "lm_heatmap_sax" and card["sequences"] == ["cine_ssfp"]
+    assert len(card["previous_runs"]) == 1  # the shipped network it started from
+    assert routes("lm_heatmap_sax", shipped).by_sequence == {"cine_gre": "lm_heatmap_sax",
+                                                            "cine_ssfp": "lm_heatmap_sax_ssfp"}

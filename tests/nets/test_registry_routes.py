@@ -4,6 +4,7 @@ keeps the legacy one)."""
 
 import logging
 
+import numpy as np
 import pytest
 import torch
 
@@ -55,12 +56,24 @@ def test_routes_pick_the_network_trained_on_the_sequence(models_dir, caplog):
 
 def test_routes_refuse_ambiguous_or_missing_networks(models_dir, tmp_path_factory):
     _save(models_dir, "seg_sax_mixed", ["cine_gre", "cine_ssfp"], serves="seg_sax")
-    with pytest.raises(ModelFileError, match="both list sequence cine_gre"):
+    with pytest.raises(ModelFileError, match="seg_sax_mixed and seg_sax_ssfp of task seg_sax both list sequence cine_ssfp"):
         routes("seg_sax", models_dir)
     empty = tmp_path_factory.mktemp("no_default")
     _save(empty, "seg_sax_ssfp", ["cine_ssfp"], serves="seg_sax")
     with pytest.raises(ModelFileError, match="model card not found: .*seg_sax.json"):
         routes("seg_sax", empty)
+
+
+def test_a_routed_network_wins_a_sequence_the_default_was_trained_on_too(models_dir):
+    """The shipped landmark networks were trained on GRE and bSSFP; a bSSFP one routed beside
+    them takes bSSFP, the default keeps GRE and every sequence no card lists."""
+    assert routes("lm_heatmap_sax", models_dir).by_sequence == {"cine_gre": "lm_heatmap_sax",
+                                                                "cine_ssfp": "lm_heatmap_sax"}
+    _save(models_dir, "lm_heatmap_sax_ssfp", ["cine_ssfp"], serves="lm_heatmap_sax")
+    r = routes("lm_heatmap_sax", models_dir)
+    assert r.by_sequence == {"cine_gre": "lm_heatmap_sax", "cine_ssfp": "lm_heatmap_sax_ssfp"}
+    assert r.pick(None) == r.pick("lge") == "lm_heatmap_sax"
+    assert routes("lm_heatmap_lax", models_dir).names == ["lm_heatmap_lax"]  # the other task: untouched
 
 
 def test_cards_without_sequences_are_legacy_gre(tmp_path):
@@ -107,6 +120,55 @@ def test_infer_exam_segments_each_sax_series_with_its_sequences_network(ring_exa
     assert labels("cine_ssfp") == {CAVITY}
     assert labels("cine_gre") == {MYO}
     assert labels(None) == {MYO} and labels("lge") == {MYO}  # unknown: the default network
+
+
+def test_load_models_routes_landmark_networks_by_sequence(models_dir):
+    _save(models_dir, "lm_heatmap_sax_ssfp", ["cine_ssfp"], serves="lm_heatmap_sax")
+    models = load_models(models_dir, method="heatmap", device="cpu", precision="float32", runtime="torch")
+    assert models.landmark["sax"][1]["name"] == "lm_heatmap_sax"  # the default, as before
+    assert models.landmark_for("sax", "cine_ssfp")[1]["name"] == "lm_heatmap_sax_ssfp"
+    assert models.landmark_for("sax", "cine_gre")[1]["name"] == "lm_heatmap_sax"
+    assert models.landmark_for("sax", None)[0] is models.landmark["sax"][0]
+    assert models.landmark_for("lax", "cine_ssfp")[1]["name"] == "lm_heatmap_lax"
+    assert models.landmark_net("sax", "cine_gre") is None and models.landmark_net("sax", "cine_ssfp") == "lm_heatmap_sax_ssfp"
+
+
+class Peak(torch.nn.Module):
+    """Landmark stand-in: every channel peaks at one network pixel (``rc``), background elsewhere."""
+
+    def __init__(self, rc, n=4):
+        super().__init__()
+        self.rc, self.n = rc, n
+
+    def forward(self, x):
+        out = torch.full((x.shape[0], self.n, *x.shape[-2:]), -20.0)
+        out[:, 0] = 0.0
+        out[:, 1:, self.rc[0], self.rc[1]] = 20.0
+        return out
+
+
+def test_detect_landmarks_runs_each_series_through_its_sequences_network(ring_exam):
+    from cmr_atlas.cine.inference import detect_landmarks
+
+    images, _ = ring_exam(n_slices=2, n_frames=3, noise=False)
+    card = {"input": GRID.to_dict(), "views": ["lax_2ch", "lax_4ch"]}
+    seg = (Constant(MYO), card)
+    lax, gre, ssfp = (Peak((32, 32)), card), (Peak((20, 30)), card), (Peak((40, 36)), card)
+    r = Routes("lm_heatmap_sax", "lm_heatmap_sax", {"cine_gre": "lm_heatmap_sax", "cine_ssfp": "lm_heatmap_sax_ssfp"})
+    models = Models(*seg, "heatmap", {"lax": lax, "sax": gre}, torch.device("cpu"), None,
+                    lm_routes={"sax": r}, lm_nets={"lm_heatmap_sax_ssfp": ssfp})
+
+    def sax_rows(sequence):
+        lm = detect_landmarks(images, models, [0], absent_threshold=0.1, batch=4,
+                              sequences={"sax": sequence} if sequence else None)
+        sax = lm[(lm.view == "sax") & lm.present]
+        assert len(sax) == 2 * 3  # two slices, three landmarks, each found
+        return sax[["x_px", "y_px"]].round(3).drop_duplicates().to_numpy()
+
+    from_ssfp, from_gre, unknown = sax_rows("cine_ssfp"), sax_rows("cine_gre"), sax_rows(None)
+    assert len(from_ssfp) == len(from_gre) == 1  # every slice's landmarks at its network's one peak
+    assert not np.allclose(from_ssfp, from_gre)
+    assert np.allclose(unknown, from_gre)  # a series of unknown sequence: the default network
 
 
 def test_every_shipped_card_says_its_sequences_and_views():
