@@ -11,27 +11,12 @@ import pytest
 
 from cmr_atlas.cine.inference import detect_landmarks, landmark_views, load_models
 from cmr_atlas.core.config import default
-from cmr_atlas.core.imagecache import load_exam_images
-from cmr_atlas.core.tables import read_table
-from cmr_atlas.dicom.index import ingest_folder
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def ingested(clinical_synth_cohort, tmp_path_factory):
-    """The clinical exam ingested with an image cache: (cached images, truth landmarks of its cine)."""
-    cache = tmp_path_factory.mktemp("cache3ch")
-    folder = next((clinical_synth_cohort / "dicom").iterdir()).name
-    rows = ingest_folder(clinical_synth_cohort / "dicom", folder, "k", cache)
-    assert [e["status"] for e in rows.exams] == ["ok"]
-    images = load_exam_images(cache / f"{rows.exams[0]['exam_id']}.npz")
-    truth = read_table(clinical_synth_cohort / "truth" / "landmarks.parquet")
-    return images, truth[(truth["observer"] == "truth") & (truth["sequence"] == "cine_ssfp")]
-
-
-def test_ingest_caches_the_3ch_cine_on_its_own_plane(ingested, clinical_synth_cohort):
-    images, truth = ingested
+def test_ingest_caches_the_3ch_cine_on_its_own_plane(ingested_clinical, clinical_synth_cohort):
+    images, truth = ingested_clinical
     assert set(images.lax) == {"lax_2ch", "lax_3ch", "lax_4ch"}
     three = truth[truth["view"] == "lax_3ch"]
     plane = images.lax_planes["lax_3ch"]
@@ -43,8 +28,8 @@ def test_ingest_caches_the_3ch_cine_on_its_own_plane(ingested, clinical_synth_co
         assert (off.max() < 1.0) == (view == "lax_3ch"), view
 
 
-def test_shipped_lax_network_finds_the_3ch_landmarks(ingested):
-    images, truth = ingested
+def test_shipped_lax_network_finds_the_3ch_landmarks(ingested_clinical):
+    images, truth = ingested_clinical
     models = load_models(Path(__file__).resolve().parents[2] / "resources/models", method="heatmap", device="cpu", precision="auto")
     if "lax_3ch" not in landmark_views(models):
         pytest.fail("the shipped long-axis network is not trained on 3CH (its card's views)")
@@ -61,9 +46,9 @@ def test_shipped_lax_network_finds_the_3ch_landmarks(ingested):
     assert (per < 5.0).all(), per.to_dict()  # channels named right: a swap would put both mitral points ~20 mm off
 
 
-def test_no_sax_frames_gives_long_axis_rows_only(ingested):
+def test_no_sax_frames_gives_long_axis_rows_only(ingested_clinical):
     """A caller that wants the long-axis landmarks only (no SAX frames) gets them, no SAX input."""
-    images, _ = ingested
+    images, _ = ingested_clinical
     models = load_models(Path(__file__).resolve().parents[2] / "resources/models", method="heatmap", device="cpu", precision="auto")
     lm = detect_landmarks(images, models, [], absent_threshold=default("landmarks.absent_threshold"),
                           batch=default("inference.batch"))
