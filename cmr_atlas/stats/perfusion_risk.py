@@ -39,7 +39,8 @@ PERFUSION_BY_RISK_FACTOR = register(TableSchema(
         *[c for m in MEASURES for c in (
             Column(f"{m}_mean", "float", f"mean {m} {'MBF' if m != 'reserve' else ''}".strip(), _UNITS[m]),
             Column(f"{m}_sd", "float", f"SD of {m}", _UNITS[m]),
-            Column(f"{m}_p", "float", f"Welch t test of {m} between levels 0 and 1 (null: a level has < 2 exams)"))],
+            Column(f"{m}_p", "float", f"Welch t test of {m} between levels 0 and 1 (null: a level has < 2 exams, "
+                                       "or neither level varies)"))],
     ),
 ))
 
@@ -52,6 +53,8 @@ def _plausible(glob: pd.DataFrame) -> pd.DataFrame:
 def _welch(a: pd.Series, b: pd.Series) -> float | None:
     a, b = a.dropna(), b.dropna()
     if len(a) < 2 or len(b) < 2:
+        return None
+    if a.nunique() < 2 and b.nunique() < 2:  # no spread within either level: the test is undefined
         return None
     p = stats.ttest_ind(a, b, equal_var=False).pvalue
     return float(p) if np.isfinite(p) else None

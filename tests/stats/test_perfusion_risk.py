@@ -46,3 +46,16 @@ def test_implausible_exams_are_left_out_and_the_table_is_written(tmp_path):
     assert len(out) == 2
     write_perfusion_by_risk_factor(tmp_path / "g.parquet", tmp_path / "none.parquet", None, ["diabetes"], tmp_path / "e.parquet")
     assert len(read_table(tmp_path / "e.parquet")) == 0
+
+
+def test_a_measure_that_varies_within_neither_level_has_no_p_value():
+    """Welch's test is undefined there (scipy warns of catastrophic cancellation and answers NaN)."""
+    import warnings
+
+    glob, cov = cohort()
+    glob["reserve"] = 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = perfusion_by_risk_factor(glob, cov, ["diabetes"]).set_index("level")
+    assert t["reserve_p"].isna().all() and (t["reserve_mean"] == 2.0).all()
+    assert t["stress_p"].notna().all()  # the measures that vary keep theirs
