@@ -99,7 +99,7 @@ class Models:
     # heatmap landmark networks routed by sequence: model key (lax, sax) -> routes of its task
     # (lm_heatmap_<key>); none: ``landmark``'s network for every sequence
     lm_routes: dict[str, Routes] = field(default_factory=dict)
-    lm_nets: dict[str, tuple[torch.nn.Module, dict]] = field(default_factory=dict)  # routed, by name
+    lm_nets: dict[str, tuple[torch.nn.Module, dict]] = field(default_factory=dict)  # of those tasks, by name
 
     def seg_for(self, sequence: str | None) -> tuple[torch.nn.Module, dict]:
         """``(network, card)`` segmenting SAX series of ``sequence`` (ingest's ``series`` table;
@@ -108,18 +108,12 @@ class Models:
             return self.seg, self.seg_card
         return self.seg_nets.get(self.seg_routes.pick(sequence), (self.seg, self.seg_card))
 
-    def landmark_net(self, key: str, sequence: str | None) -> str | None:
-        """The routed landmark network of model key ``key`` (heatmap: ``lax``/``sax``) for images of
-        ``sequence`` (None = not known) by name, or None: the key's default network in
-        :attr:`landmark` (:meth:`landmark_for`)."""
-        r = self.lm_routes.get(key)
-        name = r.pick(sequence) if r is not None else None
-        return name if name in self.lm_nets else None
-
     def landmark_for(self, key: str, sequence: str | None) -> tuple[torch.nn.Module, dict]:
-        """``(network, card)`` finding the landmarks of model key ``key`` on images of ``sequence``."""
-        name = self.landmark_net(key, sequence)
-        return self.landmark[key] if name is None else self.lm_nets[name]
+        """``(network, card)`` finding the landmarks of model key ``key`` (heatmap: ``lax``/``sax``;
+        vgg: the view) on images of ``sequence`` (None = not known): the network trained on it, else
+        the key's default in :attr:`landmark` (``Routes.pick`` warns)."""
+        r = self.lm_routes.get(key)
+        return self.landmark[key] if r is None else self.lm_nets.get(r.pick(sequence), self.landmark[key])
 
 
 def load_models(models_dir: str | Path, *, method: str, device: str, precision: str,
@@ -142,15 +136,14 @@ def load_models(models_dir: str | Path, *, method: str, device: str, precision: 
     lm_routes: dict[str, Routes] = {}
     if method == "heatmap":  # each task's networks routed by sequence, as the segmentation's
         lm_routes = {m: routes(f"lm_heatmap_{m}", models_dir) for m in MODEL_VIEWS}
-        lm_all = {name: load(name) for r in lm_routes.values() for name in r.names}
-        lm = {m: lm_all[r.default] for m, r in lm_routes.items()}
-        lm_nets = {name: net for name, net in lm_all.items() if name not in {r.default for r in lm_routes.values()}}
+        lm_nets = {name: load(name) for r in lm_routes.values() for name in r.names}
+        lm = {m: lm_nets[r.default] for m, r in lm_routes.items()}
     elif method == "vgg":
         lm = {v: load(f"lm_vgg_{v}") for v in ("lax_2ch", "lax_4ch", "sax")}
         lm_nets = {}
     else:
         raise ValueError(f"landmarks.method must be heatmap or vgg, not {method!r}")
-    nets = [m for m, _ in [*seg_nets.values(), *lm.values(), *lm_nets.values()]]
+    nets = [m for m, _ in [*seg_nets.values(), *lm.values(), *lm_nets.values()]]  # (lm: the vgg networks)
     if any(not isinstance(m, OnnxNet) for m in nets):
         rt = "torch"  # a failed export fell back (inference_model warned), or int8 beside autocast
     dtype = None if rt == "onnxruntime" else resolve_precision(precision, dev)
@@ -617,13 +610,13 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
     model_key = (lambda view: view_model(view)) if models.landmark_method == "heatmap" else (lambda view: view)
     seq_of = (sequences or {}).get
 
-    def key(view: str) -> tuple[str, str | None]:  # (model key, routed network or None: the key's default)
-        return model_key(view), models.landmark_net(model_key(view), seq_of(view))
+    def net(view: str) -> tuple[torch.nn.Module, dict]:  # the network routed by the view's sequence
+        return models.landmark_for(model_key(view), seq_of(view))
 
     outputs: dict[int, torch.Tensor] = {}
-    for k in dict.fromkeys(key(st[0]) for st in stacks):
-        members = [i for i, st in enumerate(stacks) if key(st[0]) == k]
-        model, card = models.landmark_for(k[0], seq_of(stacks[members[0]][0]))
+    for k in dict.fromkeys(id(net(st[0])[0]) for st in stacks):  # each network once, on all its images
+        members = [i for i, st in enumerate(stacks) if id(net(st[0])[0]) == k]
+        model, card = net(stacks[members[0]][0])
         x = np.concatenate([prepare(stacks[i][2], stacks[i][3], card_grid(card)) for i in members])
         if models.landmark_method == "heatmap":  # softmax maps, averaged over the card's rotations
             # long-axis images turned far from what the network was trained on go in upright
@@ -640,7 +633,7 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
             outputs[i] = part
     rows = []
     for i, (view, s, _, plane, frames) in enumerate(stacks):
-        card = models.landmark_for(model_key(view), seq_of(view))[1]
+        card = net(view)[1]
         grid = card_grid(card)
         names, sequence = landmark_names(view, card), seq_of(view)
         if models.landmark_method == "heatmap":

@@ -130,7 +130,7 @@ def test_load_models_routes_landmark_networks_by_sequence(models_dir):
     assert models.landmark_for("sax", "cine_gre")[1]["name"] == "lm_heatmap_sax"
     assert models.landmark_for("sax", None)[0] is models.landmark["sax"][0]
     assert models.landmark_for("lax", "cine_ssfp")[1]["name"] == "lm_heatmap_lax"
-    assert models.landmark_net("sax", "cine_gre") is None and models.landmark_net("sax", "cine_ssfp") == "lm_heatmap_sax_ssfp"
+    assert models.landmark_for("sax", "cine_ssfp")[0] is models.lm_nets["lm_heatmap_sax_ssfp"][0]
 
 
 class Peak(torch.nn.Module):
