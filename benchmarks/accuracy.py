@@ -180,6 +180,13 @@ def landmark_records(images: ExamImages, lm_truth: pd.DataFrame, auto_lm: pd.Dat
     return rows, derived
 
 
+def paired_differences(g: pd.DataFrame, a: str, b: str, measure: str) -> np.ndarray:
+    """Finite differences ``a - b`` of one derived measure's rows (angles wrapped to +-180 deg)."""
+    diff = g[a] - g[b] if measure != "rv_insert_angle_deg" else angle_difference_deg(g[a], g[b])
+    diff = np.asarray(diff, float)
+    return diff[np.isfinite(diff)]
+
+
 def print_derived(rec: dict[str, list[dict]]) -> None:
     """Bias and 95 % limits of agreement of the derived measures (Xue et al. 2021, Table 3/4)."""
     dv = pd.DataFrame(rec.get("derived", []))
@@ -191,9 +198,7 @@ def print_derived(rec: dict[str, list[dict]]) -> None:
     for (method, view, measure), g in dv.groupby(["method", "view", "measure"], sort=False):
         cells = []
         for a, b in (("auto", "obs1"), ("auto", "obs2"), ("obs1", "obs2"), ("auto", "truth")):
-            diff = g[a] - g[b] if measure != "rv_insert_angle_deg" else angle_difference_deg(g[a], g[b])
-            diff = np.asarray(diff, float)
-            diff = diff[np.isfinite(diff)]
+            diff = paired_differences(g, a, b, measure)
             sd = diff.std(ddof=1) if len(diff) > 1 else np.nan
             cells.append(f"{diff.mean():+.2f} [{diff.mean() - 1.96 * sd:+.1f}, {diff.mean() + 1.96 * sd:+.1f}] "
                          f"{len(diff):3d}" if len(diff) else "n/a")

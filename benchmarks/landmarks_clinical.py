@@ -39,10 +39,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import (_dice, evaluate_exam, generated, landmark_records, measures, print_derived,  # noqa: E402
-                      print_tables, truth_masks)
+from accuracy import (_dice, evaluate_exam, generated, landmark_records, measures, paired_differences,  # noqa: E402
+                      print_derived, print_tables, truth_masks)
 from cmr_atlas.core.vocab import CAVITY, MYO  # noqa: E402
-from cmr_atlas.cine.landmark_measures import angle_difference_deg  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.geometry import SlicePlane  # noqa: E402
 from cmr_atlas.core.imagecache import load_exam_images, save_exam_images  # noqa: E402
@@ -119,8 +118,7 @@ def summary(rec: dict) -> dict[tuple[str, str], float]:
     angles = dv[dv["measure"] == "rv_insert_angle_deg"] if len(dv) else dv
     for view, g in (angles.groupby("view") if len(angles) else ()):
         for ref in ("obs1", "truth"):  # half-width of the 95 % limits of agreement (a rotated network widens it)
-            diff = np.asarray(angle_difference_deg(g["auto"], g[ref]), float)
-            diff = diff[np.isfinite(diff)]
+            diff = paired_differences(g, "auto", ref, "rv_insert_angle_deg")
             if len(diff) > 1:
                 out[view, f"angle_{ref}_loa_deg"] = 1.96 * float(diff.std(ddof=1))
     dice = pd.DataFrame(rec["dice"])

@@ -610,13 +610,11 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
     model_key = (lambda view: view_model(view)) if models.landmark_method == "heatmap" else (lambda view: view)
     seq_of = (sequences or {}).get
 
-    def net(view: str) -> tuple[torch.nn.Module, dict]:  # the network routed by the view's sequence
-        return models.landmark_for(model_key(view), seq_of(view))
-
+    nets = [models.landmark_for(model_key(st[0]), seq_of(st[0])) for st in stacks]  # routed by sequence
     outputs: dict[int, torch.Tensor] = {}
-    for k in dict.fromkeys(id(net(st[0])[0]) for st in stacks):  # each network once, on all its images
-        members = [i for i, st in enumerate(stacks) if id(net(st[0])[0]) == k]
-        model, card = net(stacks[members[0]][0])
+    for k in dict.fromkeys(id(m) for m, _ in nets):  # each network once, on all its images
+        members = [i for i, (m, _) in enumerate(nets) if id(m) == k]
+        model, card = nets[members[0]]
         x = np.concatenate([prepare(stacks[i][2], stacks[i][3], card_grid(card)) for i in members])
         if models.landmark_method == "heatmap":  # softmax maps, averaged over the card's rotations
             # long-axis images turned far from what the network was trained on go in upright
@@ -633,7 +631,7 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
             outputs[i] = part
     rows = []
     for i, (view, s, _, plane, frames) in enumerate(stacks):
-        card = net(view)[1]
+        card = nets[i][1]
         grid = card_grid(card)
         names, sequence = landmark_names(view, card), seq_of(view)
         if models.landmark_method == "heatmap":

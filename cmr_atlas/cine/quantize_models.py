@@ -17,12 +17,18 @@ import numpy as np
 
 from cmr_atlas.cine.training import PROTOCOLS, data_parts, generated_exam
 from cmr_atlas.nets.preprocess import prepare
-from cmr_atlas.nets.registry import card_grid, load_model
+from cmr_atlas.nets.registry import card_grid, load_model, routes
 
-# the cine U-Nets the pipeline runs on every exam (the SAX segmentation networks and the heatmap
-# landmark networks); the LGE/T1-map landmark networks and the perfusion U-Net keep float
-CINE_UNETS = ("seg_sax", "seg_sax_ssfp", "lm_heatmap_lax", "lm_heatmap_sax", "lm_heatmap_lax_ssfp",
-              "lm_heatmap_sax_ssfp")
+# the tasks of the cine U-Nets the pipeline runs on every exam (the SAX segmentation and the heatmap
+# landmarks); the LGE/T1-map landmark networks and the perfusion U-Net keep float
+CINE_TASKS = ("seg_sax", "lm_heatmap_lax", "lm_heatmap_sax")
+
+
+def cine_unets(models_dir: str | Path) -> list[str]:
+    """The networks of ``models_dir`` that cine inference loads for :data:`CINE_TASKS`: each task's
+    default and the networks routed to it by sequence (:func:`cmr_atlas.nets.registry.routes`)."""
+    return [name for task in CINE_TASKS if (Path(models_dir) / f"{task}.json").is_file()
+            for name in routes(task, models_dir).names]
 
 
 def training_cohorts(card: dict) -> list[tuple[str, int, float]]:

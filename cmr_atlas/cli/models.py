@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
                   f"views {','.join(c.get('views', ['sax']))}" + (f"; routed for {serves}" if serves != name else ""))
         return 0
     if args.models_command == "quantize":
-        from cmr_atlas.cine.quantize_models import CINE_UNETS, quantize_model
+        from cmr_atlas.cine.quantize_models import cine_unets, quantize_model
 
-        for name in args.name or [n for n in CINE_UNETS if n in model_names(models_dir)]:
+        for name in args.name or cine_unets(models_dir):
             print(f"{name}: wrote {quantize_model(name, models_dir, args.n_exams, args.n_images)}")
         return 0
     if args.models_command == "orient":

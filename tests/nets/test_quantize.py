@@ -164,3 +164,15 @@ def test_models_quantize_cli_calibrates_on_the_training_cohort(tmp_path, capsys)
                              "of": cal["parts"][0]["of"]}] and cal["parts"][0]["of"] > 16
     net = OnnxNet(model, 64, 1, int8_graph("seg_sax", tmp_path, card))
     assert net.run_batches(_blobs(3, size=64), 2).shape == (3, 4, 64, 64)
+
+
+def test_the_cine_networks_to_quantise_are_those_inference_routes_and_all_have_their_graph():
+    """`cmr-atlas models quantize` without --name takes each cine task's networks (routed ones too):
+    every shipped one carries its int8 graph, and no other shipped network does."""
+    from cmr_atlas.cine.quantize_models import cine_unets
+
+    shipped = Path(__file__).resolve().parents[2] / "resources/models"
+    names = cine_unets(shipped)
+    assert {"seg_sax", "seg_sax_ssfp", "lm_heatmap_lax", "lm_heatmap_sax", "lm_heatmap_sax_ssfp"} <= set(names)
+    with_graph = {p.stem for p in shipped.glob("*.json") if "int8" in json.loads(p.read_text())}
+    assert set(names) == with_graph
