@@ -108,12 +108,19 @@ class Models:
             return self.seg, self.seg_card
         return self.seg_nets.get(self.seg_routes.pick(sequence), (self.seg, self.seg_card))
 
-    def landmark_for(self, key: str, sequence: str | None) -> tuple[torch.nn.Module, dict]:
+    def landmark_for(self, key: str, sequence: str | None,
+                     view: str | None = None) -> tuple[torch.nn.Module, dict] | None:
         """``(network, card)`` finding the landmarks of model key ``key`` (heatmap: ``lax``/``sax``;
         vgg: the view) on images of ``sequence`` (None = not known): the network trained on it, else
-        the key's default in :attr:`landmark` (``Routes.pick`` warns)."""
+        the key's default in :attr:`landmark` (``Routes.pick`` warns).  With a long-axis ``view``:
+        a routed network whose card was trained on other views leaves it to the default, and None
+        where neither serves it (the image gets no landmarks rather than a network's guess)."""
+        default = self.landmark[key]
         r = self.lm_routes.get(key)
-        return self.landmark[key] if r is None else self.lm_nets.get(r.pick(sequence), self.landmark[key])
+        net = default if r is None else self.lm_nets.get(r.pick(sequence), default)
+        if view is None or view == "sax" or self.landmark_method != "heatmap":
+            return net
+        return next((n for n in (net, default) if view in card_views(n[1])), None)
 
 
 def load_models(models_dir: str | Path, *, method: str, device: str, precision: str,
@@ -152,14 +159,22 @@ def load_models(models_dir: str | Path, *, method: str, device: str, precision: 
     return Models(seg, seg_card, method, lm, dev, dtype, rt, seg_routes, seg_nets, lm_routes, lm_nets)
 
 
+def card_views(card: dict) -> tuple[str, ...]:
+    """Views a landmark network's card says it was trained on (cards without ``views`` predate the
+    3CH view: 2CH and 4CH)."""
+    return tuple(card.get("views", LAX_VIEWS))
+
+
 def landmark_views(models: Models) -> tuple[str, ...]:
-    """Long-axis views the landmark networks serve: those their model cards were trained on
-    (cards without ``views`` predate the 3CH view: 2CH and 4CH)."""
+    """Long-axis views some long-axis landmark network serves (its card's :func:`card_views`;
+    which network runs an image of a view: :meth:`Models.landmark_for`)."""
     if models.landmark_method != "heatmap":
         return LAX_VIEWS
     if "lax" not in models.landmark:  # a SAX-only set (LGE, T1 maps: cine.tissue)
         return ()
-    trained = models.landmark["lax"][1].get("views", LAX_VIEWS)
+    r = models.lm_routes.get("lax")
+    cards = [models.landmark["lax"][1], *(models.lm_nets[n][1] for n in (r.names if r else []) if n in models.lm_nets)]
+    trained = {v for c in cards for v in card_views(c)}
     return tuple(v for v in CLINICAL_LAX_VIEWS if v in trained)
 
 
@@ -610,7 +625,10 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
     model_key = (lambda view: view_model(view)) if models.landmark_method == "heatmap" else (lambda view: view)
     seq_of = (sequences or {}).get
 
-    nets = [models.landmark_for(model_key(st[0]), seq_of(st[0])) for st in stacks]  # routed by sequence
+    # routed by sequence; a view its sequence's network was not trained on: the default's, else none
+    picked = [models.landmark_for(model_key(st[0]), seq_of(st[0]), st[0]) for st in stacks]
+    stacks = [st for st, n in zip(stacks, picked) if n is not None]
+    nets = [n for n in picked if n is not None]
     outputs: dict[int, torch.Tensor] = {}
     for k in dict.fromkeys(id(m) for m, _ in nets):  # each network once, on all its images
         members = [i for i, (m, _) in enumerate(nets) if id(m) == k]

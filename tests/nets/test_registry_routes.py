@@ -184,3 +184,38 @@ def test_every_shipped_card_says_its_sequences_and_views():
         card = json.loads(p.read_text())
         assert card.get("sequences") and set(card["sequences"]) <= set(SEQUENCES), p.name
         assert card.get("views") and set(card["views"]) <= set(VIEWS), p.name
+
+
+def test_a_routed_long_axis_network_runs_only_the_views_it_was_trained_on(ring_exam):
+    """A routed network trained on fewer views leaves the others to the default; a view only the
+    routed one knows gets no landmarks on images of other sequences (no network's guess)."""
+    from cmr_atlas.cine.inference import detect_landmarks, landmark_views
+
+    images, _ = ring_exam(n_slices=1, n_frames=2, noise=False)
+    for v in ("lax_2ch", "lax_3ch", "lax_4ch"):
+        images.lax[v] = images.sax[0].copy()
+        images.lax_planes[v] = images.sax_planes[0]
+    card = {"input": GRID.to_dict()}
+    default = (Peak((32, 32)), {**card, "views": ["lax_2ch", "lax_4ch"]})
+    routed = (Peak((20, 30)), {**card, "views": ["lax_2ch", "lax_3ch"]})  # bSSFP: 2CH and 3CH only
+    r = Routes("lm_heatmap_lax", "lm_heatmap_lax", {"cine_gre": "lm_heatmap_lax", "cine_ssfp": "lm_heatmap_lax_ssfp"})
+    models = Models(Constant(MYO), card, "heatmap", {"lax": default, "sax": (Peak((32, 32)), card)},
+                    torch.device("cpu"), None, lm_routes={"lax": r},
+                    lm_nets={"lm_heatmap_lax": default, "lm_heatmap_lax_ssfp": routed})
+    assert set(landmark_views(models)) == {"lax_2ch", "lax_3ch", "lax_4ch"}
+    assert models.landmark_for("lax", "cine_ssfp", "lax_4ch") is default
+    assert models.landmark_for("lax", "cine_ssfp", "lax_3ch") is routed
+    assert models.landmark_for("lax", "cine_gre", "lax_3ch") is None
+
+    def peaks(sequence):
+        lm = detect_landmarks(images, models, [0], absent_threshold=0.1, batch=4,
+                              sequences={v: sequence for v in ("lax_2ch", "lax_3ch", "lax_4ch")})
+        lax = lm[lm.view != "sax"]
+        assert lax["present"].all()
+        return {v: g[["x_px", "y_px"]].round(3).drop_duplicates().to_numpy() for v, g in lax.groupby("view")}
+
+    ssfp, gre = peaks("cine_ssfp"), peaks("cine_gre")
+    assert set(ssfp) == {"lax_2ch", "lax_3ch", "lax_4ch"} and set(gre) == {"lax_2ch", "lax_4ch"}
+    assert np.allclose(ssfp["lax_2ch"], ssfp["lax_3ch"])  # both from the routed network
+    assert not np.allclose(ssfp["lax_2ch"], ssfp["lax_4ch"])  # 4CH: the default's peak
+    assert np.allclose(ssfp["lax_4ch"], gre["lax_4ch"]) and np.allclose(gre["lax_2ch"], gre["lax_4ch"])
