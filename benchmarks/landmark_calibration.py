@@ -13,14 +13,14 @@ networks' cards (``decode``; :mod:`cmr_atlas.cine.landmark_calibration`, issue 1
 Prints per (sequence, view, landmark) the chosen threshold and the validation errors (misses, false
 positives, points > 10 mm from the truth) at it and at 0.1, then per sequence and view the image
 detection rate and false-positive rate at 0.1 and at the calibrated thresholds.  ``--write DIR``
-sets ``decode`` in ``lm_heatmap_sax.json`` / ``lm_heatmap_lax.json`` of DIR (the weights are
+sets ``decode`` in the cards of DIR's networks that run each sequence and view (routed by sequence:
+bSSFP SAX -> ``lm_heatmap_sax_ssfp`` where DIR has it; :func:`write_decode`; the weights are
 untouched).  Records of a test or training seed are refused.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -29,8 +29,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cmr_atlas.cine.landmark_calibration import calibrate, card_decode, exam_seed  # noqa: E402
-from cmr_atlas.cine.landmarks import view_model  # noqa: E402
+from cmr_atlas.cine.landmark_calibration import calibrate, exam_seed, write_decode  # noqa: E402
 
 
 def rates(records: pd.DataFrame, thresholds: pd.DataFrame | None) -> pd.DataFrame:
@@ -78,14 +77,7 @@ def main() -> int:
     if args.write:
         rot = [float(a) for a in args.rotations.split(",")]
         seeds = sorted({s for s in map(exam_seed, records["exam_id"].unique()) if s is not None})
-        for model in ("sax", "lax"):
-            part = table[[view_model(v) == model for v in table["view"]]]
-            if not len(part):
-                continue
-            path = Path(args.write) / f"lm_heatmap_{model}.json"
-            card = json.loads(path.read_text())
-            card["decode"] = card_decode(part, rot, seeds, args.note)
-            path.write_text(json.dumps(card, indent=2) + "\n")
+        for path in write_decode(table, args.write, rot, seeds, args.note):
             print(f"wrote decode to {path}")
     return 0
 

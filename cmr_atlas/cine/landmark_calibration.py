@@ -17,10 +17,15 @@ extreme peaks.
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from cmr_atlas.cine.landmarks import view_model
+from cmr_atlas.nets.registry import routes
 
 # candidate thresholds: log-spaced from 1e-3 (peaks below are background-level) to 0.5 (a peak above
 # it is the most probable class at its pixel: never called absent)
@@ -96,3 +101,32 @@ def card_decode(table: pd.DataFrame, rotations_deg: list[float], seeds: list[int
                                          "centre of the widest minimising run of a log grid 1e-3..0.5",
                             "validation_seeds": sorted(seeds), "date": date.today().isoformat(), "note": note,
                             "per_landmark": table.to_dict("records")}}
+
+
+def write_decode(table: pd.DataFrame, models_dir: str | Path, rotations_deg: list[float], seeds: list[int],
+                 note: str) -> list[Path]:
+    """Store :func:`calibrate`'s thresholds in the cards of the networks that decode them: per
+    (sequence, view), the network of task ``lm_heatmap_<sax|lax>`` routed to that sequence in
+    ``models_dir`` (:func:`cmr_atlas.nets.registry.routes`; e.g. bSSFP SAX -> the routed
+    ``lm_heatmap_sax_ssfp``).  A card calibrated before keeps its other sequences' thresholds when
+    they were made with the same rotations; with other rotations it is refused (``ValueError``:
+    one card decodes every sequence with one set of rotations).  Returns the cards written."""
+    names = [routes(f"lm_heatmap_{view_model(v)}", models_dir).pick(q) for q, v in zip(table["sequence"], table["view"])]
+    written = []
+    for name, part in table.groupby(np.asarray(names), sort=True):
+        path = Path(models_dir) / f"{name}.json"
+        card = json.loads(path.read_text())
+        new = card_decode(part, rotations_deg, seeds, note)
+        old = card.get("decode") or {}
+        kept = {q: t for q, t in (old.get("absent_threshold") or {}).items() if q not in new["absent_threshold"]}
+        if kept and [float(a) for a in old.get("rotations_deg", [0.0])] != new["rotations_deg"]:
+            raise ValueError(f"{path}: thresholds of {sorted(kept)} were calibrated with rotations "
+                             f"{old.get('rotations_deg')}, not {new['rotations_deg']}: calibrate them again too")
+        if kept:
+            new["absent_threshold"] = {**kept, **new["absent_threshold"]}
+            new["calibration"]["per_landmark"] = [r for r in old["calibration"]["per_landmark"]
+                                                  if r["sequence"] in kept] + new["calibration"]["per_landmark"]
+        card["decode"] = new
+        path.write_text(json.dumps(card, indent=2) + "\n")
+        written.append(path)
+    return written

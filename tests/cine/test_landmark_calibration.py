@@ -153,3 +153,44 @@ def test_lv_centre_from_the_segmented_cavity_where_the_heatmap_finds_none():
     lm = detect_landmarks(images, found, [0], absent_threshold=0.1, batch=4, sax_lv_centres=centres)
     row = lm[(lm["slice_index"] == 0) & (lm["landmark"] == "lv_centre")].iloc[0]
     assert row["present"] and abs(row["y_px"] - 40) < 0.5 and abs(row["x_px"] - 30) < 0.5
+
+
+def _card(mdir, name, sequences, **extra):
+    import json
+
+    (mdir / f"{name}.json").write_text(json.dumps({"name": name, "sequences": sequences, **extra}))
+
+
+def _table(sequence, view, landmark, threshold):
+    return pd.DataFrame([{"sequence": sequence, "view": view, "landmark": landmark, "threshold": threshold,
+                          "n_present": 10, "n_absent": 5, "errors": 1, "errors_at_0.1": 2}])
+
+
+def test_write_decode_stores_thresholds_in_the_network_routed_to_each_sequence(tmp_path):
+    import json
+
+    from cmr_atlas.cine.landmark_calibration import write_decode
+
+    _card(tmp_path, "lm_heatmap_sax", ["cine_gre", "cine_ssfp"])
+    _card(tmp_path, "lm_heatmap_sax_ssfp", ["cine_ssfp"], serves="lm_heatmap_sax")
+    _card(tmp_path, "lm_heatmap_lax", ["cine_gre", "cine_ssfp"])
+    table = pd.concat([_table("cine_ssfp", "sax", "lv_centre", 0.05), _table("cine_gre", "sax", "lv_centre", 0.2),
+                       _table("cine_ssfp", "lax_2ch", "apex", 0.03)], ignore_index=True)
+    written = write_decode(table, tmp_path, [0.0], [940123], "test")
+    assert sorted(p.stem for p in written) == ["lm_heatmap_lax", "lm_heatmap_sax", "lm_heatmap_sax_ssfp"]
+    read = lambda n: json.loads((tmp_path / f"{n}.json").read_text()).get("decode")  # noqa: E731
+    assert read("lm_heatmap_sax_ssfp")["absent_threshold"] == {"cine_ssfp": {"sax": {"lv_centre": 0.05}}}
+    assert read("lm_heatmap_sax")["absent_threshold"] == {"cine_gre": {"sax": {"lv_centre": 0.2}}}
+    assert read("lm_heatmap_lax")["absent_threshold"] == {"cine_ssfp": {"lax_2ch": {"apex": 0.03}}}
+
+    # calibrating bSSFP again keeps the GRE thresholds of the same rotations ...
+    write_decode(_table("cine_ssfp", "sax", "lv_centre", 0.07).replace("cine_ssfp", "cine_gre"), tmp_path, [0.0],
+                 [940124], "again")
+    assert read("lm_heatmap_sax")["absent_threshold"] == {"cine_gre": {"sax": {"lv_centre": 0.07}}}
+    write_decode(_table("lge", "sax", "lv_centre", 0.01), tmp_path, [0.0], [941000], "lge")  # default: warns
+    dec = read("lm_heatmap_sax")
+    assert dec["absent_threshold"] == {"cine_gre": {"sax": {"lv_centre": 0.07}}, "lge": {"sax": {"lv_centre": 0.01}}}
+    assert [r["sequence"] for r in dec["calibration"]["per_landmark"]] == ["cine_gre", "lge"]
+    # ... and refuses to mix rotations in one card
+    with pytest.raises(ValueError, match="rotations"):
+        write_decode(_table("lge", "sax", "lv_centre", 0.01), tmp_path, [-20.0, 0.0, 20.0], [941000], "rot")
