@@ -22,7 +22,7 @@ from cmr_atlas.synth.clinical import protocol as P
 from cmr_atlas.synth.clinical import truth as CT
 from cmr_atlas.synth.clinical.physiology import CORONARY_TERRITORIES, draw_physiology, post_contrast_t1_ms
 from cmr_atlas.synth.dicom_writer import PatientHeader, SeriesSpec, make_patient_header, write_exam
-from cmr_atlas.synth.parallel import map_exams
+from cmr_atlas.synth.parallel import write_cohort
 from cmr_atlas.synth.physics import R1_RELAXIVITY, relaxation
 from cmr_atlas.synth.subjects import sample_subjects
 
@@ -196,13 +196,4 @@ def truth_schemas():
 def generate_cohort(out: str | Path, n_exams: int, seed: int, mi_fraction: float = 0.0,
                     observers: int = 0, jobs: int = 1) -> Path:
     """Write ``out/dicom/<exam>/...`` and ``out/truth/*.parquet`` for ``n_exams`` clinical exams."""
-    out = Path(out)
-    dicom_dir = out / "dicom"
-    dicom_dir.mkdir(parents=True, exist_ok=True)
-    tasks = [(seed, i, mi_fraction, observers, str(dicom_dir)) for i in range(n_exams)]
-    results = map_exams(_generate_and_write, tasks, jobs, log)
-    for schema in truth_schemas():
-        frames = [r[schema.name] for r in results if schema.name in r]
-        df = pd.concat(frames, ignore_index=True) if frames else schema.empty()
-        T.write_truth_table(df, out / "truth" / f"{schema.name}.parquet", schema)
-    return out
+    return write_cohort(out, _generate_and_write, n_exams, seed, mi_fraction, observers, jobs, truth_schemas(), log)

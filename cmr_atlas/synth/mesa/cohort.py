@@ -21,7 +21,7 @@ from cmr_atlas.synth import truth as T
 from cmr_atlas.synth import truth_rows as tr
 from cmr_atlas.synth.dicom_writer import DESCRIPTIONS, PatientHeader, SeriesSpec, make_patient_header, write_exam
 from cmr_atlas.synth.mesa.scanner import Acquisition, plan_acquisition, render_plane
-from cmr_atlas.synth.parallel import map_exams
+from cmr_atlas.synth.parallel import write_cohort
 from cmr_atlas.synth.subjects import sample_subjects
 
 log = logging.getLogger(__name__)
@@ -205,15 +205,7 @@ def _generate_and_write(args: tuple) -> dict[str, pd.DataFrame]:
 def generate_cohort(out: str | Path, n_exams: int, seed: int, mi_fraction: float = 0.0,
                     observers: int = 0, jobs: int = 1) -> Path:
     """Write ``out/dicom/<exam>/...`` and ``out/truth/*.parquet`` for ``n_exams`` exams."""
-    out = Path(out)
-    dicom_dir = out / "dicom"
-    dicom_dir.mkdir(parents=True, exist_ok=True)
-    tasks = [(seed, i, mi_fraction, observers, str(dicom_dir)) for i in range(n_exams)]
-    results = map_exams(_generate_and_write, tasks, jobs, log)
-    for schema in T.TRUTH_TABLES:
-        df = pd.concat([r[schema.name] for r in results], ignore_index=True) if results else schema.empty()
-        T.write_truth_table(df, out / "truth" / f"{schema.name}.parquet", schema)
-    return out
+    return write_cohort(out, _generate_and_write, n_exams, seed, mi_fraction, observers, jobs, T.TRUTH_TABLES, log)
 
 
 def default_jobs() -> int:
