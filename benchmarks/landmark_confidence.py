@@ -139,7 +139,8 @@ def main() -> int:
     exams = (clinical_exams(args.n_exams, args.seed, 2, args.mi_fraction, keep) if args.cohort == "clinical"
              else generated(args.n_exams, args.seed, 2, args.mi_fraction, keep))
     models = load_models(args.models_dir, method="heatmap", device="cpu", precision=args.precision)
-    for net, card in models.landmark.values():  # threshold 0 for every landmark: no calibrated table
+    # threshold 0 for every landmark (no calibrated table), on every network incl. those routed by sequence
+    for net, card in {id(c): (n, c) for n, c in [*models.landmark.values(), *models.lm_nets.values()]}.values():
         decode = {k: v for k, v in (card.get("decode") or {}).items() if k != "absent_threshold"}
         if args.rotations is not None:
             decode["rotations_deg"] = [float(a) for a in args.rotations.split(",")]
