@@ -130,3 +130,22 @@ def write_decode(table: pd.DataFrame, models_dir: str | Path, rotations_deg: lis
         path.write_text(json.dumps(card, indent=2) + "\n")
         written.append(path)
     return written
+
+
+def set_rotations(name: str, models_dir: str | Path, rotations_deg: list[float], note: str) -> dict:
+    """Set the test-time rotations (deg) of landmark network ``name``'s card (``decode.rotations_deg``:
+    the softmax maps of the rotated inputs, rotated back and averaged) with ``note`` (what chose them)
+    and today's date.  Refused (``ValueError``) where the card's thresholds were calibrated with
+    other rotations: calibrate them again with these (:func:`write_decode`).  Returns the entry."""
+    path = Path(models_dir) / f"{name}.json"
+    card = json.loads(path.read_text())
+    rot = [float(a) for a in rotations_deg]
+    decode = dict(card.get("decode") or {})
+    if decode.get("absent_threshold") and [float(a) for a in decode.get("rotations_deg", [0.0])] != rot:
+        raise ValueError(f"{path}: its absent thresholds were calibrated with rotations "
+                         f"{decode.get('rotations_deg', [0.0])}: calibrate them with {rot} instead")
+    decode["rotations_deg"] = rot
+    decode["rotations_choice"] = {"note": note, "date": date.today().isoformat()}
+    card["decode"] = decode
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return decode

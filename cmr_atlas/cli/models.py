@@ -4,6 +4,7 @@
     cmr-atlas models export --onnx OUT [--models-dir DIR] [--check]
     cmr-atlas models quantize [--name NAME ...] [--models-dir DIR] [--n-exams 4] [--n-images 256]
     cmr-atlas models orient   [--name NAME ...] [--models-dir DIR]
+    cmr-atlas models rotations NAME ... --deg=-15,0,15 --note TEXT [--models-dir DIR]
 
 ``export`` writes every network of the models folder (default: the config's ``models_dir``) as
 ``OUT/<name>.onnx`` with its card (:mod:`cmr_atlas.nets.onnx_export`); ``--check`` runs each
@@ -13,6 +14,9 @@ an ``int8`` entry in its card) calibrated on its training cohort (:mod:`cmr_atla
 config ``inference.precision: int8`` runs them.  ``orient`` measures each long-axis landmark
 network's training orientations and writes them into its card (``orientation``): long-axis images
 turned far outside them go into the network upright (:mod:`cmr_atlas.cine.lax_orientation`).
+``rotations`` sets a landmark heatmap network's test-time rotations (``decode.rotations_deg``: the
+softmax maps of the rotated images averaged; chosen on validation exams, the note says how;
+:func:`cmr_atlas.cine.landmark_calibration.set_rotations`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ex = sub.add_parser("export", help="export the networks to ONNX")
     qz = sub.add_parser("quantize", help="int8 graphs of the cine U-Nets, calibrated on their training cohorts")
     orient = sub.add_parser("orient", help="the long-axis landmark networks' training orientations, into their cards")
-    for q in (ls, ex, qz, orient):
+    rot = sub.add_parser("rotations", help="a landmark heatmap network's test-time rotations, into its card")
+    for q in (ls, ex, qz, orient, rot):
         q.add_argument("--models-dir", help="models folder (default: config models_dir)")
     ex.add_argument("--onnx", required=True, metavar="DIR", help="output folder of the .onnx files and cards")
     ex.add_argument("--name", nargs="+", help="only these models")
@@ -41,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     qz.add_argument("--n-exams", type=int, default=4, help="training-cohort exams per protocol to calibrate on")
     qz.add_argument("--n-images", type=int, default=256, help="calibration images per network")
     orient.add_argument("--name", nargs="+", help="only these models (default: every long-axis landmark heatmap network)")
+    rot.add_argument("name", nargs="+", help="landmark heatmap networks (cards in the models folder)")
+    rot.add_argument("--deg", required=True, help="rotations in degrees, written --deg=-15,0,15 (0: none)")
+    rot.add_argument("--note", required=True, help="how they were chosen (validation cohort, figures)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,8 +60,17 @@ def run(args: argparse.Namespace) -> int:
         for name in model_names(models_dir):
             c = load_card(name, models_dir)
             serves = c.get("serves", name)  # a network routed by sequence: the task whose series it takes
+            rot = (c.get("decode") or {}).get("rotations_deg")
             print(f"{name}: sequences {','.join(card_sequences(c))}; "
-                  f"views {','.join(c.get('views', ['sax']))}" + (f"; routed for {serves}" if serves != name else ""))
+                  f"views {','.join(c.get('views', ['sax']))}" + (f"; routed for {serves}" if serves != name else "")
+                  + (f"; test-time rotations {rot} deg" if rot and rot != [0.0] else ""))
+        return 0
+    if args.models_command == "rotations":
+        from cmr_atlas.cine.landmark_calibration import set_rotations
+
+        deg = [float(a) for a in args.deg.split(",")]
+        for name in args.name:
+            print(f"{name}: test-time rotations {set_rotations(name, models_dir, deg, args.note)['rotations_deg']} deg")
         return 0
     if args.models_command == "quantize":
         from cmr_atlas.cine.quantize_models import cine_unets, quantize_model

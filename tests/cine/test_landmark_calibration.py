@@ -194,3 +194,22 @@ def test_write_decode_stores_thresholds_in_the_network_routed_to_each_sequence(t
     # ... and refuses to mix rotations in one card
     with pytest.raises(ValueError, match="rotations"):
         write_decode(_table("lge", "sax", "lv_centre", 0.01), tmp_path, [-20.0, 0.0, 20.0], [941000], "rot")
+
+
+def test_set_rotations_writes_the_card_and_refuses_thresholds_of_other_rotations(tmp_path):
+    import json
+
+    from cmr_atlas.cine.landmark_calibration import set_rotations, write_decode
+    from cmr_atlas.cli import main
+
+    _card(tmp_path, "lm_heatmap_lax", ["cine_gre", "cine_ssfp"])
+    assert main(["models", "rotations", "lm_heatmap_lax", "--deg=-15,0,15", "--note", "validation 940123",
+                 "--models-dir", str(tmp_path)]) == 0
+    dec = json.loads((tmp_path / "lm_heatmap_lax.json").read_text())["decode"]
+    assert dec["rotations_deg"] == [-15.0, 0.0, 15.0] and dec["rotations_choice"]["note"] == "validation 940123"
+    assert card_rotations({"decode": dec}) == (-15.0, 0.0, 15.0)  # what inference reads
+    write_decode(_table("cine_ssfp", "lax_2ch", "apex", 0.03), tmp_path, [-15.0, 0.0, 15.0], [940123], "cal")
+    set_rotations("lm_heatmap_lax", tmp_path, [-15, 0, 15], "same rotations: thresholds kept")
+    assert json.loads((tmp_path / "lm_heatmap_lax.json").read_text())["decode"]["absent_threshold"]
+    with pytest.raises(ValueError, match="calibrated with rotations"):
+        set_rotations("lm_heatmap_lax", tmp_path, [0.0], "thresholds of other rotations")
