@@ -122,6 +122,8 @@ def write_decode(table: pd.DataFrame, models_dir: str | Path, rotations_deg: lis
         if kept and [float(a) for a in old.get("rotations_deg", [0.0])] != new["rotations_deg"]:
             raise ValueError(f"{path}: thresholds of {sorted(kept)} were calibrated with rotations "
                              f"{old.get('rotations_deg')}, not {new['rotations_deg']}: calibrate them again too")
+        if "rotations_choice" in old and [float(a) for a in old.get("rotations_deg", [0.0])] == new["rotations_deg"]:
+            new["rotations_choice"] = old["rotations_choice"]  # what chose the rotations still holds
         if kept:
             new["absent_threshold"] = {**kept, **new["absent_threshold"]}
             new["calibration"]["per_landmark"] = [r for r in old["calibration"]["per_landmark"]
@@ -139,6 +141,8 @@ def set_rotations(name: str, models_dir: str | Path, rotations_deg: list[float],
     other rotations: calibrate them again with these (:func:`write_decode`).  Returns the entry."""
     path = Path(models_dir) / f"{name}.json"
     card = json.loads(path.read_text())
+    if not str(card.get("serves", name)).startswith("lm_heatmap_"):
+        raise ValueError(f"{name} is not a landmark heatmap network: test-time rotations are for those")
     rot = [float(a) for a in rotations_deg]
     decode = dict(card.get("decode") or {})
     if decode.get("absent_threshold") and [float(a) for a in decode.get("rotations_deg", [0.0])] != rot:

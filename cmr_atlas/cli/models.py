@@ -29,6 +29,14 @@ from cmr_atlas.core.config import default, find_models_dir
 log = logging.getLogger(__name__)
 
 
+def _degrees(text: str) -> list[float]:
+    """``-15,0,15`` -> ``[-15.0, 0.0, 15.0]`` (argparse names the option on a bad value)."""
+    try:
+        return [float(a) for a in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"degrees separated by commas, e.g. -15,0,15, not {text!r}") from None
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     ls = sub.add_parser("list", help="the model cards: what each network was trained on")
@@ -47,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     qz.add_argument("--n-images", type=int, default=256, help="calibration images per network")
     orient.add_argument("--name", nargs="+", help="only these models (default: every long-axis landmark heatmap network)")
     rot.add_argument("name", nargs="+", help="landmark heatmap networks (cards in the models folder)")
-    rot.add_argument("--deg", required=True, help="rotations in degrees, written --deg=-15,0,15 (0: none)")
+    rot.add_argument("--deg", required=True, type=_degrees, help="rotations in degrees, written --deg=-15,0,15 (0: none)")
     rot.add_argument("--note", required=True, help="how they were chosen (validation cohort, figures)")
 
 
@@ -68,9 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if args.models_command == "rotations":
         from cmr_atlas.cine.landmark_calibration import set_rotations
 
-        deg = [float(a) for a in args.deg.split(",")]
         for name in args.name:
-            print(f"{name}: test-time rotations {set_rotations(name, models_dir, deg, args.note)['rotations_deg']} deg")
+            print(f"{name}: test-time rotations {set_rotations(name, models_dir, args.deg, args.note)['rotations_deg']} deg")
         return 0
     if args.models_command == "quantize":
         from cmr_atlas.cine.quantize_models import cine_unets, quantize_model

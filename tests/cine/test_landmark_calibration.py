@@ -213,3 +213,18 @@ def test_set_rotations_writes_the_card_and_refuses_thresholds_of_other_rotations
     assert json.loads((tmp_path / "lm_heatmap_lax.json").read_text())["decode"]["absent_threshold"]
     with pytest.raises(ValueError, match="calibrated with rotations"):
         set_rotations("lm_heatmap_lax", tmp_path, [0.0], "thresholds of other rotations")
+
+
+def test_rotations_only_for_landmark_networks_and_kept_by_a_calibration_with_them(tmp_path):
+    import json
+
+    from cmr_atlas.cine.landmark_calibration import set_rotations, write_decode
+
+    _card(tmp_path, "seg_sax", ["cine_gre"])
+    with pytest.raises(ValueError, match="not a landmark heatmap network"):
+        set_rotations("seg_sax", tmp_path, [-15.0, 0.0, 15.0], "no")
+    _card(tmp_path, "lm_heatmap_sax", ["cine_gre"])
+    set_rotations("lm_heatmap_sax", tmp_path, [-15.0, 0.0, 15.0], "chosen on validation")
+    write_decode(_table("cine_gre", "sax", "lv_centre", 0.05), tmp_path, [-15.0, 0.0, 15.0], [940124], "cal")
+    dec = json.loads((tmp_path / "lm_heatmap_sax.json").read_text())["decode"]
+    assert dec["rotations_choice"]["note"] == "chosen on validation" and dec["absent_threshold"]
