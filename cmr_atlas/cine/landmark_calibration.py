@@ -111,7 +111,8 @@ def write_decode(table: pd.DataFrame, models_dir: str | Path, rotations_deg: lis
     ``lm_heatmap_sax_ssfp``).  A card calibrated before keeps its other sequences' thresholds when
     they were made with the same rotations; with other rotations it is refused (``ValueError``:
     one card decodes every sequence with one set of rotations).  Returns the cards written."""
-    names = [routes(f"lm_heatmap_{view_model(v)}", models_dir).pick(q) for q, v in zip(table["sequence"], table["view"])]
+    task_routes = {m: routes(f"lm_heatmap_{m}", models_dir) for m in {view_model(v) for v in table["view"]}}
+    names = [task_routes[view_model(v)].pick(q) for q, v in zip(table["sequence"], table["view"])]
     written = []
     for name, part in table.groupby(np.asarray(names), sort=True):
         path = Path(models_dir) / f"{name}.json"
