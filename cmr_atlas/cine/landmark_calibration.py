@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.cine.landmarks import view_model
+from cmr_atlas.nets.heatmaps import card_rotations
 from cmr_atlas.nets.registry import routes
 
 # candidate thresholds: log-spaced from 1e-3 (peaks below are background-level) to 0.5 (a peak above
@@ -118,12 +119,12 @@ def write_decode(table: pd.DataFrame, models_dir: str | Path, rotations_deg: lis
         path = Path(models_dir) / f"{name}.json"
         card = json.loads(path.read_text())
         new = card_decode(part, rotations_deg, seeds, note)
-        old = card.get("decode") or {}
+        old, same_rotations = card.get("decode") or {}, list(card_rotations(card)) == new["rotations_deg"]
         kept = {q: t for q, t in (old.get("absent_threshold") or {}).items() if q not in new["absent_threshold"]}
-        if kept and [float(a) for a in old.get("rotations_deg", [0.0])] != new["rotations_deg"]:
+        if kept and not same_rotations:
             raise ValueError(f"{path}: thresholds of {sorted(kept)} were calibrated with rotations "
                              f"{old.get('rotations_deg')}, not {new['rotations_deg']}: calibrate them again too")
-        if "rotations_choice" in old and [float(a) for a in old.get("rotations_deg", [0.0])] == new["rotations_deg"]:
+        if "rotations_choice" in old and same_rotations:
             new["rotations_choice"] = old["rotations_choice"]  # what chose the rotations still holds
         if kept:
             new["absent_threshold"] = {**kept, **new["absent_threshold"]}
@@ -146,9 +147,9 @@ def set_rotations(name: str, models_dir: str | Path, rotations_deg: list[float],
         raise ValueError(f"{name} is not a landmark heatmap network: test-time rotations are for those")
     rot = [float(a) for a in rotations_deg]
     decode = dict(card.get("decode") or {})
-    if decode.get("absent_threshold") and [float(a) for a in decode.get("rotations_deg", [0.0])] != rot:
+    if decode.get("absent_threshold") and list(card_rotations(card)) != rot:
         raise ValueError(f"{path}: its absent thresholds were calibrated with rotations "
-                         f"{decode.get('rotations_deg', [0.0])}: calibrate them with {rot} instead")
+                         f"{list(card_rotations(card))}: calibrate them with {rot} instead")
     decode["rotations_deg"] = rot
     decode["rotations_choice"] = {"note": note, "date": date.today().isoformat()}
     card["decode"] = decode
