@@ -21,6 +21,8 @@ belong to one reader's style), then
 - MBF, automated vs manual per segment and global (paired t-test, Bland-Altman limits; the
   two-sample t-test beside it, which the paper's p-values fit), and each
   estimator vs the generator's segment MBF (bias, SD) per condition;
+- what the angle goal against observer 1 asks of the network (:func:`angle_floor`): the mean
+  angle to observer 1 were the network's error from the truth scaled down, slice by slice;
 - residual in-plane motion of the true LV centre before and after correction (mm);
 - speed: CNN per slice, whole stress + rest study (automated path with pixel maps).
 
@@ -270,6 +272,10 @@ def report(r: dict[str, pd.DataFrame], n: int, seed: int | str) -> None:
         if col in s:
             b = s[col].dropna()
             print(f"RV insertion angle {what}: {b.mean():.2f} +- {b.std():.2f} deg, median {b.median():.1f} (n {len(b)})")
+    floor = angle_floor(s)
+    if floor is not None:
+        print("RV insertion angle vs observer 1 were the network's error from the truth scaled by k: "
+              + ", ".join(f"k {k:.1f}: {v:.2f}" for k, v in floor.items()) + " deg")
     print(f"residual motion: {m.before_mm.mean():.2f} mm before -> {m.after_mm.mean():.2f} mm after (n {len(m)} slices)")
     # as the pipeline reports them: segments with a qc_reason are left out (perfusion_global's mean)
     ok = f[f["qc_reason"].isna()] if "qc_reason" in f else f
@@ -295,6 +301,25 @@ def report(r: dict[str, pd.DataFrame], n: int, seed: int | str) -> None:
     if len(sp):
         print(f"speed (2 CPU threads, shared machine): CNN {sp.cnn_per_slice_ms.mean():.0f} ms per slice; "
               f"stress + rest study with pixel maps {sp.study_s.mean():.1f} s (n {len(sp)})")
+
+
+def angle_floor(seg: pd.DataFrame, scales: tuple[float, ...] = (1.0, 0.8, 0.6, 0.5, 0.4, 0.2, 0.0)
+                ) -> dict[float, float] | None:
+    """Mean automated-vs-observer-1 angle (deg) had the network's direction been ``k`` times as far
+    from the truth, for each ``k`` in ``scales`` (0: the truth itself against observer 1).
+
+    Per slice the three unsigned angles auto-truth ``a``, observer 1-truth ``b`` and auto-observer
+    1 ``c`` say on which side of the truth each lies (``c`` is ``a + b`` or ``|a - b|``); the
+    network's signed error is then scaled and compared with observer 1's.  None without the columns."""
+    cols = ["angle_deg", "obs1_vs_truth_deg", "angle_vs_obs1_deg"]
+    if not set(cols) <= set(seg.columns):
+        return None
+    a, b, c = (seg.dropna(subset=cols)[col].to_numpy(float) for col in cols)
+    if not len(a):
+        return None
+    opposite = np.abs(c - (a + b)) < np.abs(c - np.abs(a - b))
+    obs = np.where(opposite, -b, b)
+    return {k: float(np.mean(np.abs(k * a - obs))) for k in scales}
 
 
 def main() -> None:
