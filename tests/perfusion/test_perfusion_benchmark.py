@@ -33,3 +33,31 @@ def test_angle_floor_recovers_sides_and_scales_the_network_error():
 
 def test_angle_floor_without_observer_columns_is_none():
     assert _bench().angle_floor(pd.DataFrame({"angle_deg": [1.0]})) is None
+
+
+def _readers():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("perfusion_readers", ROOT / "benchmarks" / "perfusion_readers.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_oracle_insertions_take_the_truth_at_the_corrected_pose_and_the_exact_masks_centre():
+    from types import SimpleNamespace
+
+    from cmr_atlas.perfusion import segment
+
+    lab = np.zeros((20, 20), np.uint8)
+    lab[5:15, 5:15] = segment.MYOCARDIUM
+    lab[8:12, 8:12] = segment.CAVITY
+    rows = [dict(observer="truth", condition="stress", slice_index=s, frame=f, landmark=n, row_px=r + 0.1 * f, col_px=c)
+            for s in (0, 1) for f in range(2, 8) for n, (r, c) in
+            {"rv_insert_anterior": (3.0, 4.0), "rv_insert_posterior": (16.0, 4.0)}.items() if (s, n) != (1, "rv_insert_posterior")]
+    rows.append(dict(observer="obs1", condition="stress", slice_index=0, frame=3, landmark="rv_insert_anterior", row_px=0.0, col_px=0.0))
+    f = SimpleNamespace(p=SimpleNamespace(condition="stress", n_pd=2))
+    ins = _readers().true_insertions(pd.DataFrame(rows), f, [0, 1], [lab, lab])
+    np.testing.assert_allclose(ins[0].centre, [9.5, 9.5])
+    np.testing.assert_allclose(ins[0].anterior, [3.0 + 0.1 * 4.5, 4.0])  # the median over the dynamic frames
+    np.testing.assert_allclose(ins[0].inferior, [16.0 + 0.1 * 4.5, 4.0])
+    assert ins[1] is None  # the truth has no inferior insertion there
