@@ -1,5 +1,5 @@
-"""Fixtures shared by more than one test area: rings on oblique planes (nets/, cine/) and LV
-shape cohorts as ``shapes`` tables (cine/ atlas, report/).
+"""Fixtures shared by more than one test area: rings on oblique planes (nets/, cine/), LV
+shape cohorts as ``shapes`` tables (cine/ atlas, report/) and the benchmark scripts as modules.
 
 The builders take arguments, so each fixture returns its function (session scope: hypothesis
 tests may use them).
@@ -7,7 +7,10 @@ tests may use them).
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -187,3 +190,24 @@ def clinical_synth_cohort(tmp_path_factory, clinical_seed) -> Path:
     assert main(["synth", "--protocol", "clinical", "--n-exams", "1", "--seed", str(clinical_seed),
                  "--observers", "2", "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def benchmark_module():
+    """``load(name) -> module``: ``benchmarks/<name>.py`` imported as a module (the benchmarks are
+    scripts, not a package; their own imports of sibling scripts need the folder on the path)."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    loaded: dict[str, ModuleType] = {}
+
+    def load(name: str) -> ModuleType:
+        if name not in loaded:
+            if str(folder) not in sys.path:
+                sys.path.insert(0, str(folder))
+            spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules.setdefault(name, mod)  # dataclasses and pickles look their module up
+            spec.loader.exec_module(mod)
+            loaded[name] = mod
+        return loaded[name]
+
+    return load

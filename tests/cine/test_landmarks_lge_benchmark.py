@@ -1,21 +1,7 @@
 """benchmarks/landmarks_lge.py's summary: detection per image counts each reconstruction's image
 separately when magnitude and PSIR are pooled, false positives only where the truth has none."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pandas as pd
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("landmarks_lge", ROOT / "benchmarks" / "landmarks_lge.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _row(kind, name, truth, auto, d=2.0):
@@ -24,11 +10,11 @@ def _row(kind, name, truth, auto, d=2.0):
             "auto_obs2": d if auto else float("nan"), "obs1_obs2": 1.0}
 
 
-def test_pooled_detection_counts_each_reconstruction_image():
+def test_pooled_detection_counts_each_reconstruction_image(benchmark_module):
     lm = pd.DataFrame([_row("lge", "a", True, True), _row("lge", "b", True, True),
                        _row("lge_psir", "a", True, True), _row("lge_psir", "b", True, False),
                        _row("lge", "c", False, True), _row("lge_psir", "c", False, False)])
-    t = _bench().summary_table(lm).set_index("reconstruction")
+    t = benchmark_module("landmarks_lge").summary_table(lm).set_index("reconstruction")
     assert t.loc["lge", "detected_pct"] == 100 and t.loc["lge_psir", "detected_pct"] == 0
     both = t.loc["both"]
     assert both["images"] == 2 and both["detected_pct"] == 50 and both["landmarks_detected_pct"] == 75

@@ -1,49 +1,27 @@
-"""benchmarks/perfusion.py's angle floor: the automated-vs-observer-1 angle had the network been
-nearer the truth, from unsigned per-slice angles."""
-
-import importlib.util
-import sys
-from pathlib import Path
+"""benchmarks/perfusion.py's angle floor (the automated-vs-observer-1 angle had the network been
+nearer the truth, from unsigned per-slice angles) and perfusion_readers.py's oracle insertions."""
 
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("perfusion_bench", ROOT / "benchmarks" / "perfusion.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_angle_floor_recovers_sides_and_scales_the_network_error():
+def test_angle_floor_recovers_sides_and_scales_the_network_error(benchmark_module):
     rng = np.random.default_rng(3)
     net, obs = rng.normal(0, 3, 200), rng.normal(0, 3, 200)  # signed errors from the truth, deg
     seg = pd.DataFrame({"angle_deg": np.abs(net), "obs1_vs_truth_deg": np.abs(obs),
                         "angle_vs_obs1_deg": np.abs(net - obs)})
-    floor = _bench().angle_floor(seg, (1.0, 0.5, 0.0))
+    floor = benchmark_module("perfusion").angle_floor(seg, (1.0, 0.5, 0.0))
     np.testing.assert_allclose(floor[1.0], np.mean(np.abs(net - obs)))
     np.testing.assert_allclose(floor[0.5], np.mean(np.abs(0.5 * net - obs)))
     np.testing.assert_allclose(floor[0.0], np.mean(np.abs(obs)))
     assert floor[0.0] < floor[0.5] < floor[1.0]
 
 
-def test_angle_floor_without_observer_columns_is_none():
-    assert _bench().angle_floor(pd.DataFrame({"angle_deg": [1.0]})) is None
+def test_angle_floor_without_observer_columns_is_none(benchmark_module):
+    assert benchmark_module("perfusion").angle_floor(pd.DataFrame({"angle_deg": [1.0]})) is None
 
 
-def _readers():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("perfusion_readers", ROOT / "benchmarks" / "perfusion_readers.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_oracle_insertions_take_the_truth_at_the_corrected_pose_and_the_exact_masks_centre():
+def test_oracle_insertions_take_the_truth_at_the_corrected_pose_and_the_exact_masks_centre(benchmark_module):
     from types import SimpleNamespace
 
     from cmr_atlas.perfusion import segment
@@ -56,7 +34,7 @@ def test_oracle_insertions_take_the_truth_at_the_corrected_pose_and_the_exact_ma
             {"rv_insert_anterior": (3.0, 4.0), "rv_insert_posterior": (16.0, 4.0)}.items() if (s, n) != (1, "rv_insert_posterior")]
     rows.append(dict(observer="obs1", condition="stress", slice_index=0, frame=3, landmark="rv_insert_anterior", row_px=0.0, col_px=0.0))
     f = SimpleNamespace(p=SimpleNamespace(condition="stress", n_pd=2))
-    ins = _readers().true_insertions(pd.DataFrame(rows), f, [0, 1], [lab, lab])
+    ins = benchmark_module("perfusion_readers").true_insertions(pd.DataFrame(rows), f, [0, 1], [lab, lab])
     np.testing.assert_allclose(ins[0].centre, [9.5, 9.5])
     np.testing.assert_allclose(ins[0].anterior, [3.0 + 0.1 * 4.5, 4.0])  # the median over the dynamic frames
     np.testing.assert_allclose(ins[0].inferior, [16.0 + 0.1 * 4.5, 4.0])

@@ -2,10 +2,6 @@
 stream: legacy (SYN) and clinical (CLN) labels, also mixed in one cohort, give back the covariates
 and target indices the generators wrote, and the true measures come from `truth/volumes` alike."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,20 +9,10 @@ import pytest
 from cmr_atlas.synth.clinical import cohort as clinical
 from cmr_atlas.synth.mesa.cohort import generate_cohort
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("atlas_check", ROOT / "benchmarks" / "atlas_check.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("atlas_check", mod)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.fixture(scope="module")
-def bench():
-    return _bench()
+def bench(benchmark_module):
+    return benchmark_module("atlas_check")
 
 
 @pytest.fixture(scope="module")

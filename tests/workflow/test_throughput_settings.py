@@ -1,23 +1,10 @@
 """benchmarks/throughput.py --set: the run's config settings, checked against the schema first."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("throughput", ROOT / "benchmarks" / "throughput.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_settings_go_into_nested_blocks_and_bad_ones_stop_the_run():
-    run_config = _bench().run_config
+def test_settings_go_into_nested_blocks_and_bad_ones_stop_the_run(benchmark_module):
+    run_config = benchmark_module("throughput").run_config
     base = {"cohort_dir": "c", "results_dir": "r", "inference": {"runtime": "auto"}}
     cfg = run_config(base, ["fit.all_frames=false", "inference.batch=8"])
     assert cfg["fit"] == {"all_frames": False}
