@@ -1,8 +1,12 @@
 """benchmarks/perfusion.py's angle floor (the automated-vs-observer-1 angle had the network been
 nearer the truth, from unsigned per-slice angles) and perfusion_readers.py's oracle insertions."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
+
+from cmr_atlas.perfusion import segment
 
 
 def test_angle_floor_recovers_sides_and_scales_the_network_error(benchmark_module):
@@ -22,10 +26,6 @@ def test_angle_floor_without_observer_columns_is_none(benchmark_module):
 
 
 def test_oracle_insertions_take_the_truth_at_the_corrected_pose_and_the_exact_masks_centre(benchmark_module):
-    from types import SimpleNamespace
-
-    from cmr_atlas.perfusion import segment
-
     lab = np.zeros((20, 20), np.uint8)
     lab[5:15, 5:15] = segment.MYOCARDIUM
     lab[8:12, 8:12] = segment.CAVITY
