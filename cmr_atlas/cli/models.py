@@ -60,6 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cmr_atlas.nets.heatmaps import card_rotations
     from cmr_atlas.nets.onnx_export import check_export, export_all, model_names
     from cmr_atlas.nets.registry import card_sequences, load_card
 
@@ -68,10 +69,10 @@ def run(args: argparse.Namespace) -> int:
         for name in model_names(models_dir):
             c = load_card(name, models_dir)
             serves = c.get("serves", name)  # a network routed by sequence: the task whose series it takes
-            rot = (c.get("decode") or {}).get("rotations_deg")
+            rot = list(card_rotations(c))  # what decoding reads
             print(f"{name}: sequences {','.join(card_sequences(c))}; "
                   f"views {','.join(c.get('views', ['sax']))}" + (f"; routed for {serves}" if serves != name else "")
-                  + (f"; test-time rotations {rot} deg" if rot and rot != [0.0] else ""))
+                  + (f"; test-time rotations {rot} deg" if rot != [0.0] else ""))
         return 0
     if args.models_command == "rotations":
         from cmr_atlas.cine.landmark_calibration import set_rotations
