@@ -180,6 +180,49 @@ def landmark_records(images: ExamImages, lm_truth: pd.DataFrame, auto_lm: pd.Dat
     return rows, derived
 
 
+def add_depth_presence(rows: pd.DataFrame, depths: pd.DataFrame, images: ExamImages) -> pd.DataFrame:
+    """``rows`` (:func:`landmark_records` of one exam) with ``depths_present`` / ``n_depths`` on its
+    SAX rows: of the depths the renderer averages, how many have the landmark in the truth
+    (``depths``: :func:`cmr_atlas.synth.slab.sax_presence_by_depth`; image slices are
+    matched to its planes by position along the normal, within 2 mm; NaN where none matches)."""
+    pos = np.array([p.position_mm for p in images.sax_planes])
+    normal = images.sax_planes[0].normal
+    key = {}
+    for r in depths.itertuples():
+        off = np.abs((pos - np.array([r.position_x_mm, r.position_y_mm, r.position_z_mm])) @ normal)
+        if off.min() < 2.0:
+            key[(int(np.argmin(off)), int(r.frame), r.landmark)] = (r.depths_present, r.n_depths)
+    rows = rows.copy()
+    sax = rows["view"] == "sax"
+    got = [key.get((int(j), int(f), n), (np.nan, np.nan))
+           for j, f, n in zip(rows.loc[sax, "slice"], rows.loc[sax, "frame"], rows.loc[sax, "landmark"])]
+    rows["depths_present"] = np.nan
+    rows["n_depths"] = np.nan
+    if got:
+        rows.loc[sax, ["depths_present", "n_depths"]] = np.array(got, dtype=float)
+    return rows
+
+
+def boundary_table(rows: pd.DataFrame, found: pd.Series, image_keys: list[str]) -> pd.DataFrame:
+    """SAX detection split by whether the image's landmarks are the same at every rendered depth
+    (``agree``) or at least one is present at some depths and absent at others (``boundary``: the
+    truth, from the centre plane, then decides on a blend); ``found``: each row's landmark
+    reported (at the threshold in use).  Per group: images with a present landmark, the percentage
+    with all of them found, landmarks missed, and false positives among absent landmarks."""
+    s = rows[(rows["view"] == "sax") & rows["depths_present"].notna()].assign(found=found)
+    s["mixed"] = (s["depths_present"] > 0) & (s["depths_present"] < s["n_depths"])
+    image_mixed = s.groupby(image_keys)["mixed"].transform("any")
+    out = []
+    for group, g in (("all", s), ("agree", s[~image_mixed]), ("boundary", s[image_mixed])):
+        tp = g[g["truth_present"]]
+        per_image = tp.groupby(image_keys)["found"].all()
+        ab = g[~g["truth_present"]]
+        out.append({"images": group, "n_images": len(per_image),
+                    "detected_pct": 100 * per_image.mean() if len(per_image) else np.nan,
+                    "missed": int((~tp["found"]).sum()), "absent": len(ab), "false_pos": int(ab["found"].sum())})
+    return pd.DataFrame(out)
+
+
 def paired_differences(g: pd.DataFrame, a: str, b: str, measure: str) -> np.ndarray:
     """Finite differences ``a - b`` of one derived measure's rows (angles wrapped to +-180 deg)."""
     diff = g[a] - g[b] if measure != "rv_insert_angle_deg" else angle_difference_deg(g[a], g[b])

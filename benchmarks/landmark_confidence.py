@@ -16,7 +16,11 @@ landmark on (0 = the most apical / basal such slice; -1 beyond them), ``end_slic
 is the first or last slice of that landmark's own extent in the truth) and the truth's endo/epi
 areas.  Printed (:func:`print_misses`): at the config's ``landmarks.absent_threshold``, per view
 and landmark the present landmarks missed, their peak probabilities in bins, how many lie on an
-end slice, the detection on end and inner slices, and the false-positive rate.
+end slice, the detection on end and inner slices, and the false-positive rate.  On the clinical
+cohort each SAX row also has ``depths_present`` of ``n_depths``: at how many of the depths the
+renderer averages (centre, +-1/3 of the thickness) the truth has the landmark
+(:mod:`cmr_atlas.synth.slab`); the SAX detection is then also printed for images whose
+landmarks agree at every depth and for boundary images (:func:`accuracy.boundary_table`).
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import generated, landmark_records  # noqa: E402
+from accuracy import add_depth_presence, boundary_table, generated, landmark_records  # noqa: E402
 from landmarks_clinical import clinical_exams  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.cine.inference import detect_landmarks, load_models  # noqa: E402
 from cmr_atlas.cine.training_data import truth_slice_map  # noqa: E402
+from cmr_atlas.synth.slab import sax_presence_by_depth  # noqa: E402
 
 SEQUENCE_OF = {"clinical": "cine_ssfp", "legacy": "cine_gre"}
 
@@ -117,6 +122,14 @@ def print_misses(df: pd.DataFrame, threshold: float) -> None:
               f"{pct(absent)}")
 
 
+def print_boundary(df: pd.DataFrame, threshold: float) -> None:
+    """SAX detection on images whose landmarks agree at every rendered depth and on boundary images
+    (:func:`accuracy.boundary_table`)."""
+    t = boundary_table(df, df["confidence"] >= threshold, ["exam_id", "slice", "frame"])
+    print(f"\nSAX at threshold {threshold:g}, by the truth's presence across the depths each image averages")
+    print(t.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cohort", choices=list(SEQUENCE_OF), default="clinical")
@@ -149,13 +162,19 @@ def main() -> int:
     for n, (images, truth) in enumerate(exams, 1):
         if n <= args.first_exam:
             continue
-        rows += exam_records(images, truth, models, SEQUENCE_OF[args.cohort])
+        recs = exam_records(images, truth, models, SEQUENCE_OF[args.cohort])
+        depths = sax_presence_by_depth(SEQUENCE_OF[args.cohort], args.seed, n - 1, args.mi_fraction,
+                                       truth["landmarks"])
+        recs = add_depth_presence(pd.DataFrame(recs), depths, images).to_dict("records")
+        rows += recs
         print(f"{args.cohort}: {n} exams", file=sys.stderr)
     df = pd.DataFrame(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     df.to_parquet(args.out)
     print(f"wrote {len(df)} rows to {args.out}")
     print_misses(df, default("landmarks.absent_threshold"))
+    if "depths_present" in df:
+        print_boundary(df, default("landmarks.absent_threshold"))
     return 0
 
 

@@ -24,7 +24,9 @@ validation cohort that chooses between networks (941000, exams 0-23; since 2026-
 seed (910000-910001, 920000, 930001, 30001, 86).  Printed per model, reconstruction and view:
 detection rate (images with every present landmark detected, the paper's success rate), landmarks
 detected, SAX false positives (a landmark found on a slice the truth has none on), mean distance to
-each observer and observer vs observer; then the per-landmark tables of :func:`accuracy.print_tables`.
+each observer and observer vs observer; on LGE, the SAX detection split into images whose
+landmarks the truth has at all or none of the depths the renderer averages and boundary images
+(:mod:`cmr_atlas.synth.slab`); then the per-landmark tables of :func:`accuracy.print_tables`.
 """
 
 from __future__ import annotations
@@ -41,11 +43,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import landmark_records, print_tables  # noqa: E402
+from accuracy import add_depth_presence, boundary_table, landmark_records, print_tables  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.imagecache import load_exam_images, save_exam_images  # noqa: E402
 from cmr_atlas.cine.inference import detect_landmarks, load_models  # noqa: E402
 from cmr_atlas.cine.training_lge import RECONSTRUCTIONS, T1_MAPS, clinical_lge, clinical_t1map  # noqa: E402
+from cmr_atlas.synth.slab import sax_presence_by_depth  # noqa: E402
 
 NETWORKS = ("lm_heatmap_sax", "lm_heatmap_lax", "seg_sax")
 
@@ -88,17 +91,33 @@ def models_folder(base: Path, override: Path | None, tmp: Path, sequence: str) -
     return tmp
 
 
-def evaluate(exams, models_by_label: dict, threshold: float, batch: int) -> pd.DataFrame:
-    """Per landmark records of every model on every reconstruction of every exam."""
+def evaluate(exams, models_by_label: dict, threshold: float, batch: int, depths_of=None) -> pd.DataFrame:
+    """Per landmark records of every model on every reconstruction of every exam; with
+    ``depths_of(index, truth landmarks)`` (:func:`sax_presence_by_depth` of exam ``index``) the SAX
+    rows also carry ``depths_present`` / ``n_depths`` (:func:`accuracy.add_depth_presence`)."""
     rows = []
     for n, (images, truth_lm) in enumerate(exams, 1):
+        depths = None if depths_of is None else depths_of(n - 1, truth_lm)
         for label, models in models_by_label.items():
             for kind, im in images.items():
                 lm = detect_landmarks(im, models, [0], absent_threshold=threshold, batch=batch)
                 recs, _ = landmark_records(im, truth_lm, lm, label, 0, 0)
-                rows += [{**r, "reconstruction": kind} for r in recs]
+                recs = pd.DataFrame([{**r, "reconstruction": kind} for r in recs])
+                if depths is not None:
+                    recs = add_depth_presence(recs, depths, im)
+                rows += recs.to_dict("records")
         print(f"evaluated {n} exams", file=sys.stderr)
     return pd.DataFrame(rows)
+
+
+def print_boundary(lm: pd.DataFrame) -> None:
+    """Per model and reconstruction, SAX detection on images whose landmarks agree at every depth
+    the renderer averages and on boundary images (:func:`accuracy.boundary_table`)."""
+    print("\nSAX by the truth's presence across the depths each image averages (centre, +-1/3 thickness)")
+    for (method, kind), g in lm.groupby(["method", "reconstruction"], sort=False):
+        t = boundary_table(g, g["auto_present"].astype(bool), ["exam_id", "reconstruction", "slice", "frame"])
+        print(f"  {method} {kind}")
+        print(t.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
 
 
 def summary_table(lm: pd.DataFrame) -> pd.DataFrame:
@@ -142,6 +161,7 @@ def main() -> int:
     ap.add_argument("--precision", default=default("inference.precision"), choices=["auto", "float32", "bfloat16"])
     ap.add_argument("--keep-exams", help="folder to store the generated test exams in (and reuse them from)")
     ap.add_argument("--generate-only", action="store_true")
+    ap.add_argument("--out", help="parquet of the per-landmark rows (every model and reconstruction)")
     args = ap.parse_args()
     import torch
 
@@ -159,12 +179,20 @@ def main() -> int:
         models = {label: load_models(models_folder(Path(args.base), None if d == "cine" else Path(d), Path(tmp) / label,
                                                    args.sequence), method="heatmap", device="cpu",
                                      precision=args.precision) for label, d in specs}
-        lm = evaluate(exams, models, default("landmarks.absent_threshold"), default("inference.batch"))
+        # LGE: re-derive each SAX landmark's presence at the depths the renderer averages (T1 maps: not re-derived)
+        depths_of = None if args.sequence != "lge" else (
+            lambda i, truth_lm: sax_presence_by_depth("lge", args.seed, i, args.mi_fraction, truth_lm))
+        lm = evaluate(exams, models, default("landmarks.absent_threshold"), default("inference.batch"), depths_of)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        lm.to_parquet(args.out)
     n = lm["exam_id"].nunique() if len(lm) else 0
     what = "LGE (magnitude + PSIR)" if args.sequence == "lge" else "T1 maps (native + post-contrast)"
     print(f"\n===== held-out {what}, clinical seed {args.seed}: {n} exams; "
           f"models {', '.join(f'{a}={b}' for a, b in specs)}")
     print_summary(summary_table(lm).assign(sequence=args.sequence))
+    if "depths_present" in lm:
+        print_boundary(lm)
     for kind, g in lm.groupby("reconstruction"):
         print(f"\n----- reconstruction {kind}")
         print_tables({"landmarks": g.to_dict("records"), "dice": [], "measures": [], "phases": []}, None)

@@ -323,3 +323,15 @@ def test_cohort_progress_is_logged_as_exams_finish(tmp_path, monkeypatch, caplog
         mesa_cohort.generate_cohort(tmp_path, 3, seed=1)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("synth:")]
     assert [ln.split()[1] for ln in lines] == ["1/3", "2/3", "3/3"]
+
+
+def test_slab_depths_re_derive_the_legacy_truth(exam):
+    """:mod:`cmr_atlas.synth.slab` on the legacy generator: its centre depth is this exam's truth
+    (checked inside), and the +-2 mm depths differ from it only on some slices."""
+    from cmr_atlas.synth.slab import sax_presence_by_depth
+
+    d = sax_presence_by_depth("cine_gre", 11, 3, 0.0, exam.truth["landmarks"])
+    assert set(d["frame"]) == {exam.acq.ed_frame, exam.acq.es_frame} and (d["n_depths"] == 3).all()
+    assert d["present_centre"].any() and (d.loc[d["present_centre"], "depths_present"] >= 1).all()
+    with pytest.raises(ValueError, match="differ from the truth rows"):
+        sax_presence_by_depth("cine_gre", 11, 4, 0.0, exam.truth["landmarks"])

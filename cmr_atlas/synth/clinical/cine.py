@@ -343,13 +343,21 @@ def localizer_headers(ctx: ClinicalExamContext, tm: CineTiming) -> dict:
     return {**h, "ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]}
 
 
-def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int = 0) -> RenderResult:
-    """Localizer and bSSFP cine series of one exam, with contour and landmark truth."""
-    ctx = dataclasses.replace(ctx, heart=phase_cached(ctx.heart))  # same heart, phases memoised
+def draw_acquisition(rng: np.random.Generator, ctx: ClinicalExamContext) -> tuple[
+        CineTiming, Trabeculae, Callable[[np.ndarray], np.ndarray], list[PlanePlan]]:
+    """The cine's draws before its first image, in :func:`render`'s order: timing, trabeculae,
+    off-resonance field and the planes with their breath-hold shifts (what a benchmark needs to
+    re-derive the truth's geometry of an exam without rendering it)."""
     tm = draw_timing(rng, ctx)
     trab = draw_trabeculae(rng)
     field_fn = off_resonance_hz(rng, ctx)
-    plans = plan_planes(rng, ctx)
+    return tm, trab, field_fn, plan_planes(rng, ctx)
+
+
+def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int = 0) -> RenderResult:
+    """Localizer and bSSFP cine series of one exam, with contour and landmark truth."""
+    ctx = dataclasses.replace(ctx, heart=phase_cached(ctx.heart))  # same heart, phases memoised
+    tm, trab, field_fn, plans = draw_acquisition(rng, ctx)
     series = [localizer(ctx, rng, field_fn, tm)]
     images, contours, marks = {}, [], []
     phases = tm.phases()

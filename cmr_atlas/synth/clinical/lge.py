@@ -115,6 +115,11 @@ def series_headers(ctx: ClinicalExamContext, ti_ms: float, psir: bool) -> dict:
     return h
 
 
+def readout_activation(ctx: ClinicalExamContext) -> float:
+    """Contraction state of the heart at the LGE readout (diastasis)."""
+    return float(an.activation_curve(np.array([DIASTASIS_FRAC]), ctx.heart.es_frac)[0])
+
+
 def render(ctx: ClinicalExamContext, rng: np.random.Generator, ti_ms: float, observers: int = 0) -> RenderResult:
     """Magnitude and PSIR LGE of one exam at the operator's ``ti_ms``, with contour, landmark and
     scar/fibrosis pixel truth (sequence ``lge``); ``observers`` simulated observers trace every image."""
@@ -122,7 +127,7 @@ def render(ctx: ClinicalExamContext, rng: np.random.Generator, ti_ms: float, obs
     plans = plan_planes(rng, ctx)
     rr = 60000.0 / ctx.physiology.heart_rate_rest_bpm
     trigger = round(DIASTASIS_FRAC * rr, 1)
-    w = float(an.activation_curve(np.array([DIASTASIS_FRAC]), ctx.heart.es_frac)[0])
+    w = readout_activation(ctx)
     snr = float(rng.uniform(*SNR[ctx.field_t]))
     scale = float(rng.uniform(1500.0, 2500.0))
     kfrac = float(rng.uniform(0.65, 0.85))

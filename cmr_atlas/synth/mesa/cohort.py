@@ -72,6 +72,13 @@ def _planned(seed: int, index: int, mi_fraction: float):
     return subj, heart, acq, (rng_noise, rng_obs, rng_hdr)
 
 
+def planned_acquisition(seed: int, index: int, mi_fraction: float = 0.0) -> tuple[an.Heart, Acquisition]:
+    """The heart and planned acquisition of exam ``index`` (those :func:`generate_exam` renders),
+    nothing rendered."""
+    _, heart, acq, _ = _planned(seed, index, mi_fraction)
+    return heart, acq
+
+
 def lax_planes(seed: int, index: int, mi_fraction: float = 0.0) -> dict[str, SlicePlane]:
     """The long-axis planes of exam ``index`` (those :func:`generate_exam` renders), geometry only."""
     return dict(_planned(seed, index, mi_fraction)[2].lax_planes)

@@ -1,0 +1,100 @@
+"""SAX landmark presence at every depth an image averages (benchmarks only, issue 16).
+
+The truth marks a SAX landmark from the slice's centre plane (:func:`truth_rows.plane_truth`),
+while the renderers average the anatomy at three depths across the slice (clinical:
+:func:`clinical.render.through_plane_depths_mm`, the centre and +-1/3 of the thickness; legacy:
+:data:`mesa.scanner.THROUGH_PLANE_SAMPLES_MM`).  On the slices where a landmark begins or ends
+(the RV insertions' apical end, the annulus) the depths can disagree: the image then shows a blend
+of the landmark's presence and absence, and the centre plane alone decides the truth.  This module
+re-derives, for the clinical bSSFP cine (ED, ES), the clinical LGE or the legacy GRE cine (ED, ES)
+of an exam, the truth's landmark set at each of those depths from the exam's own random streams
+(the generators' planning functions, so nothing is rendered), and checks that the centre depth
+reproduces the truth rows of record (a generator whose draw order changed fails loudly here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from cmr_atlas.synth import truth_rows as tr
+from cmr_atlas.synth.clinical import cine, cohort, lge
+from cmr_atlas.synth.clinical.render import phase_cached, through_plane_depths_mm
+from cmr_atlas.synth.mesa import cohort as mesa
+from cmr_atlas.synth.mesa.scanner import THROUGH_PLANE_SAMPLES_MM
+
+SAX_LANDMARKS = ("rv_insert_anterior", "rv_insert_posterior", "lv_centre")
+SEQUENCES = ("cine_ssfp", "lge", "cine_gre")
+COLUMNS = ["exam_id", "slice_index", "frame", "landmark", "position_x_mm", "position_y_mm", "position_z_mm",
+           "depths_present", "n_depths", "present_centre"]
+
+
+def _sax_plans(sequence: str, seed: int, index: int, mi_fraction: float):
+    """Exam label, heart, the SAX (plane, breath-hold shift, slice index, depths) and the truth's
+    (frame, activation) of one exam's series of ``sequence``."""
+    if sequence == "cine_gre":
+        heart, acq = mesa.planned_acquisition(seed, index, mi_fraction)
+        depths = np.asarray(THROUGH_PLANE_SAMPLES_MM, float)
+        planes = [(p, acq.shifts_mm[("sax", k)], k, depths) for k, p in enumerate(acq.sax_planes)]
+        frames = [(f, float(acq.activation[f])) for f in sorted({acq.ed_frame, acq.es_frame})]
+        return mesa.exam_label(seed, index), heart, planes, frames
+    if sequence not in SEQUENCES:
+        raise ValueError(f"sequence {sequence!r}: one of {SEQUENCES}")
+    rngs = cohort.exam_streams(seed, index)
+    ctx = cohort.make_context(seed, index, mi_fraction, rngs)
+    heart = phase_cached(ctx.heart)
+    if sequence == "cine_ssfp":
+        tm, _, _, plans = cine.draw_acquisition(rngs["cine"], dataclasses.replace(ctx, heart=heart))
+        frames = [(f, float(tm.activation[f])) for f in sorted(tm.phases())]
+    else:
+        plans = lge.plan_planes(rngs["lge"], ctx)
+        frames = [(0, lge.readout_activation(ctx))]
+    planes = [(p.plane, p.shift_mm, p.sl, through_plane_depths_mm(p.plane.thickness_mm))
+              for p in plans if p.view == "sax"]
+    return ctx.label, heart, planes, frames
+
+
+def sax_presence_by_depth(sequence: str, seed: int, index: int, mi_fraction: float,
+                          truth_landmarks: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per SAX slice, truth frame and landmark (:data:`COLUMNS`) of exam ``index`` of the
+    cohort ``seed`` of ``sequence`` (:data:`SEQUENCES`; ``cine_gre``: the legacy protocol's
+    cohort): the plane's position (to match image slices by geometry), how many of the
+    ``n_depths`` rendered depths have the landmark, and whether the centre plane (the truth of
+    record) has it.  With ``truth_landmarks`` (the exam's truth table) the centre's presence is
+    checked against the truth rows of that sequence and a mismatch raises ``ValueError``."""
+    label, heart, planes, frames = _sax_plans(sequence, seed, index, mi_fraction)
+    rows = []
+    for plane, shift_mm, sl, depths in planes:
+        found = []
+        for d in depths:
+            _, marks = tr.plane_truth(label, heart, sequence, "sax", sl, plane, shift_mm + d * plane.normal,
+                                      [(f, w, None) for f, w in frames], rv_endo=False)
+            found.append({(m["frame"], m["landmark"]) for m in marks})
+        centre = int(np.argmin(np.abs(depths)))
+        for f, _ in frames:
+            for name in SAX_LANDMARKS:
+                rows.append({"exam_id": label, "slice_index": sl, "frame": f, "landmark": name,
+                             "position_x_mm": plane.position_mm[0], "position_y_mm": plane.position_mm[1],
+                             "position_z_mm": plane.position_mm[2],
+                             "depths_present": sum((f, name) in s for s in found), "n_depths": len(depths),
+                             "present_centre": (f, name) in found[centre]})
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    if truth_landmarks is not None:
+        _check(out, truth_landmarks, sequence)
+    return out
+
+
+def _check(out: pd.DataFrame, truth_landmarks: pd.DataFrame, sequence: str) -> None:
+    t = truth_landmarks[(truth_landmarks["observer"] == "truth") & (truth_landmarks["view"] == "sax")
+                        & (truth_landmarks["exam_id"] == out["exam_id"].iloc[0])]
+    if "sequence" in t:
+        t = t[t["sequence"] == sequence]
+    t = t[t["frame"].isin(set(out["frame"]))]  # the cine's truth has every frame, these ED and ES
+    have = set(zip(t["slice_index"], t["frame"], t["landmark"]))
+    mine = set(zip(out.loc[out["present_centre"], "slice_index"], out.loc[out["present_centre"], "frame"],
+                   out.loc[out["present_centre"], "landmark"]))
+    if have != mine:
+        raise ValueError(f"{out['exam_id'].iloc[0]}: the centre depth's landmarks differ from the truth rows "
+                         f"({len(have ^ mine)} differ): has the {sequence} renderer's draw order changed?")

@@ -1,0 +1,71 @@
+"""SAX landmark presence at the depths a clinical image averages (issue 16's boundary analysis):
+the centre depth is the truth of record, the others say where the image blends presence and
+absence; a renderer whose draws moved is caught rather than read as a different truth."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cmr_atlas.synth.slab import COLUMNS, SAX_LANDMARKS, sax_presence_by_depth
+
+
+@pytest.fixture(scope="module")
+def truth_landmarks(clinical_synth_cohort):
+    return pd.read_parquet(clinical_synth_cohort / "truth" / "landmarks.parquet")
+
+
+@pytest.mark.parametrize("sequence", ["cine_ssfp", "lge"])
+def test_the_centre_depth_is_the_truth_of_record(truth_landmarks, clinical_seed, sequence):
+    d = sax_presence_by_depth(sequence, clinical_seed, 0, 0.0, truth_landmarks)  # raises on a mismatch
+    assert list(d.columns) == COLUMNS and set(d["landmark"]) == set(SAX_LANDMARKS)
+    assert d["frame"].nunique() == (2 if sequence == "cine_ssfp" else 1)  # ED and ES; LGE's one image
+    assert ((d["depths_present"] >= 0) & (d["depths_present"] <= d["n_depths"])).all()
+    assert (d.loc[d["present_centre"], "depths_present"] >= 1).all()
+    full = d[d["depths_present"] == d["n_depths"]]
+    assert len(full) and full["present_centre"].all()
+    # mid-ventricular slices have every landmark at every depth; the stack's ends do not
+    assert ((d["depths_present"] > 0) & (d["depths_present"] < d["n_depths"])).any()
+
+
+def test_a_truth_the_renderer_did_not_make_is_refused(truth_landmarks, clinical_seed):
+    sax = truth_landmarks[(truth_landmarks["view"] == "sax") & (truth_landmarks["observer"] == "truth")
+                          & (truth_landmarks["sequence"] == "lge")]
+    with pytest.raises(ValueError, match="differ from the truth rows"):
+        sax_presence_by_depth("lge", clinical_seed, 0, 0.0, truth_landmarks.drop(index=sax.index[:1]))
+    with pytest.raises(ValueError, match="differ from the truth rows"):  # another exam's draws
+        sax_presence_by_depth("lge", clinical_seed, 1, 0.0, truth_landmarks)
+
+
+def test_an_unknown_sequence_is_named():
+    with pytest.raises(ValueError, match="t1map"):
+        sax_presence_by_depth("t1map", 1, 0, 0.0)
+
+
+def _plane_rows(n_slices):
+    return [{"position_x_mm": 0.0, "position_y_mm": 0.0, "position_z_mm": 10.0 * k} for k in range(n_slices)]
+
+
+def test_benchmark_rows_get_their_slices_depths_and_boundary_split(benchmark_module):
+    acc = benchmark_module("accuracy")
+    from types import SimpleNamespace
+
+    from cmr_atlas.core.geometry import SlicePlane
+
+    planes = [SlicePlane(np.array([0.0, 0.0, 10.0 * k]), np.array([1.0, 0, 0]), np.array([0, 1.0, 0]),
+                         (1.5, 1.5), (8, 8), 8.0) for k in range(2)]
+    images = SimpleNamespace(sax_planes=planes[::-1])  # image order differs from the generator's
+    depths = pd.DataFrame([{**_plane_rows(2)[k], "frame": 0, "landmark": n, "depths_present": dp, "n_depths": 3}
+                           for k, dp in ((0, 3), (1, 1)) for n in ("a",)])
+    rows = pd.DataFrame([
+        {"view": "sax", "exam_id": "e", "slice": 1, "frame": 0, "landmark": "a", "truth_present": True},
+        {"view": "sax", "exam_id": "e", "slice": 0, "frame": 0, "landmark": "a", "truth_present": False},
+        {"view": "lax_2ch", "exam_id": "e", "slice": 0, "frame": 0, "landmark": "apex", "truth_present": True}])
+    out = acc.add_depth_presence(rows, depths, images)
+    assert out["depths_present"].iloc[0] == 3 and out["depths_present"].iloc[1] == 1  # matched by position
+    assert np.isnan(out["depths_present"].iloc[2])  # long-axis rows have none
+    t = acc.boundary_table(out, pd.Series([True, True, True]), ["exam_id", "slice", "frame"]).set_index("images")
+    assert t.loc["agree", "n_images"] == 1 and t.loc["agree", "detected_pct"] == 100
+    assert t.loc["boundary", "false_pos"] == 1 and t.loc["boundary", "absent"] == 1
+    assert t.loc["agree", "false_pos"] == 0 and t.loc["all", "missed"] == 0
+    t = acc.boundary_table(out, pd.Series([False, False, True]), ["exam_id", "slice", "frame"]).set_index("images")
+    assert t.loc["agree", "detected_pct"] == 0 and t.loc["agree", "missed"] == 1 and t.loc["all", "false_pos"] == 0
