@@ -16,11 +16,11 @@ landmark on (0 = the most apical / basal such slice; -1 beyond them), ``end_slic
 is the first or last slice of that landmark's own extent in the truth) and the truth's endo/epi
 areas.  Printed (:func:`print_misses`): at the config's ``landmarks.absent_threshold``, per view
 and landmark the present landmarks missed, their peak probabilities in bins, how many lie on an
-end slice, the detection on end and inner slices, and the false-positive rate.  On the clinical
-cohort each SAX row also has ``depths_present`` of ``n_depths``: at how many of the depths the
-renderer averages (centre, +-1/3 of the thickness) the truth has the landmark
-(:mod:`cmr_atlas.synth.slab`); the SAX detection is then also printed for images whose
-landmarks agree at every depth and for boundary images (:func:`accuracy.boundary_table`).
+end slice, the detection on end and inner slices, and the false-positive rate.  Each SAX row also
+has ``depths_present`` of ``n_depths``: at how many of the depths the renderer averages (clinical:
+centre and +-1/3 of the thickness; legacy: +-2 mm) the truth has the landmark
+(:mod:`cmr_atlas.synth.slab`); the SAX detection is then also printed for images whose landmarks
+agree at every depth and for boundary images (:func:`accuracy.boundary_table`).
 """
 
 from __future__ import annotations
