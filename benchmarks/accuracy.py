@@ -33,7 +33,7 @@ from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.nets.runtime import PRECISIONS  # noqa: E402
 from cmr_atlas.core.vocab import CAVITY, LANDMARKS, MYO  # noqa: E402
 from cmr_atlas.cine.landmark_measures import angle_difference_deg, image_measures  # noqa: E402
-from cmr_atlas.core.geometry import slice_spacing_mm  # noqa: E402
+from cmr_atlas.core.geometry import nearest_plane, slice_spacing_mm  # noqa: E402
 from cmr_atlas.core.imagecache import ExamImages  # noqa: E402
 from cmr_atlas.cine.inference import (FRAME_SCOPES, Models, cavity_centres, detect_landmarks,  # noqa: E402
                                      exam_volumes_ml, load_models, segment_exam, segment_exam_ed_es)
@@ -184,14 +184,12 @@ def add_depth_presence(rows: pd.DataFrame, depths: pd.DataFrame, images: ExamIma
     """``rows`` (:func:`landmark_records` of one exam) with ``depths_present`` / ``n_depths`` on its
     SAX rows: of the depths the renderer averages, how many have the landmark in the truth
     (``depths``: :func:`cmr_atlas.synth.slab.sax_presence_by_depth`; image slices are
-    matched to its planes by position along the normal, within 2 mm; NaN where none matches)."""
-    pos = np.array([p.position_mm for p in images.sax_planes])
-    normal = images.sax_planes[0].normal
+    matched to its planes by :func:`nearest_plane`; NaN where none matches)."""
     key = {}
     for r in depths.itertuples():
-        off = np.abs((pos - np.array([r.position_x_mm, r.position_y_mm, r.position_z_mm])) @ normal)
-        if off.min() < 2.0:
-            key[(int(np.argmin(off)), int(r.frame), r.landmark)] = (r.depths_present, r.n_depths)
+        j = nearest_plane(np.array([[r.position_x_mm, r.position_y_mm, r.position_z_mm]]), images.sax_planes)
+        if j is not None:
+            key[(j, int(r.frame), r.landmark)] = (r.depths_present, r.n_depths)
     rows = rows.copy()
     sax = rows["view"] == "sax"
     got = [key.get((int(j), int(f), n), (np.nan, np.nan))
