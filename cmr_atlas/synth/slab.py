@@ -19,13 +19,13 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from cmr_atlas.core.vocab import LANDMARKS
 from cmr_atlas.synth import truth_rows as tr
 from cmr_atlas.synth.clinical import cine, cohort, lge
 from cmr_atlas.synth.clinical.render import phase_cached, through_plane_depths_mm
 from cmr_atlas.synth.mesa import cohort as mesa
 from cmr_atlas.synth.mesa.scanner import THROUGH_PLANE_SAMPLES_MM
 
-SAX_LANDMARKS = ("rv_insert_anterior", "rv_insert_posterior", "lv_centre")
 SEQUENCES = ("cine_ssfp", "lge", "cine_gre")
 COLUMNS = ["exam_id", "slice_index", "frame", "landmark", "position_x_mm", "position_y_mm", "position_z_mm",
            "depths_present", "n_depths", "present_centre"]
@@ -74,7 +74,7 @@ def sax_presence_by_depth(sequence: str, seed: int, index: int, mi_fraction: flo
             found.append({(m["frame"], m["landmark"]) for m in marks})
         centre = int(np.argmin(np.abs(depths)))
         for f, _ in frames:
-            for name in SAX_LANDMARKS:
+            for name in LANDMARKS["sax"]:
                 rows.append({"exam_id": label, "slice_index": sl, "frame": f, "landmark": name,
                              "position_x_mm": plane.position_mm[0], "position_y_mm": plane.position_mm[1],
                              "position_z_mm": plane.position_mm[2],

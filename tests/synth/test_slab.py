@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmr_atlas.synth.slab import COLUMNS, SAX_LANDMARKS, sax_presence_by_depth
+from cmr_atlas.core.vocab import LANDMARKS
+from cmr_atlas.synth.slab import COLUMNS, sax_presence_by_depth
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def truth_landmarks(clinical_synth_cohort):
 @pytest.mark.parametrize("sequence", ["cine_ssfp", "lge"])
 def test_the_centre_depth_is_the_truth_of_record(truth_landmarks, clinical_seed, sequence):
     d = sax_presence_by_depth(sequence, clinical_seed, 0, 0.0, truth_landmarks)  # raises on a mismatch
-    assert list(d.columns) == COLUMNS and set(d["landmark"]) == set(SAX_LANDMARKS)
+    assert list(d.columns) == COLUMNS and set(d["landmark"]) == set(LANDMARKS["sax"])
     assert d["frame"].nunique() == (2 if sequence == "cine_ssfp" else 1)  # ED and ES; LGE's one image
     assert ((d["depths_present"] >= 0) & (d["depths_present"] <= d["n_depths"])).all()
     assert (d.loc[d["present_centre"], "depths_present"] >= 1).all()
