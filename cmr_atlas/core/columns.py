@@ -34,6 +34,8 @@ GUIDE_POINT_SOURCE = Column("source", "str", "guide-point source: auto, manual, 
                             nullable=False)
 ATLAS_SOURCE = Column("source", "str", "atlas source: auto (automated pipeline) or manual (annotations)",
                       nullable=False)
+SERIES_INDEX = Column("series_index", "int", "the series' row of the exam's ingest `series` table "
+                      "((exam_id, series_index) is the de-identified series key)", nullable=False)
 ED_FRAME = Column("ed_frame", "int", "end-diastolic frame index")
 ES_FRAME = Column("es_frame", "int", "end-systolic frame index (minimal cavity volume)")
 

@@ -300,6 +300,21 @@ def nearest_plane(xyz: np.ndarray, planes: Sequence[SlicePlane], tol_mm: float =
     return i if d[i] <= tol_mm else None
 
 
+# Two images "of one plane" (a native and a post-contrast T1 map, the magnitude and PSIR of one LGE
+# acquisition): a pixel mask or a landmark of one applies to the other within these.
+PLANE_TOL_MM = 2.0  # first pixels further apart: another plane
+PLANE_TOL_DEG = 5.0  # normals further apart: another plane
+
+
+def planes_match(a: SlicePlane, b: SlicePlane, tol_mm: float = PLANE_TOL_MM, tol_deg: float = PLANE_TOL_DEG) -> bool:
+    """Same slice and pixel grid: normals within ``tol_deg``, first pixels within ``tol_mm``, same
+    matrix and pixel size."""
+    cos = abs(float(np.dot(a.normal, b.normal)))
+    return (cos >= np.cos(np.radians(tol_deg)) and tuple(a.shape) == tuple(b.shape)
+            and np.allclose(a.pixel_spacing_mm, b.pixel_spacing_mm, atol=0.01)
+            and float(np.linalg.norm(np.asarray(a.position_mm) - np.asarray(b.position_mm))) <= tol_mm)
+
+
 def slice_spacing_mm(planes: Sequence[SlicePlane]) -> float | None:
     """Median distance between neighbouring planes of a stack along the first plane's normal
     (planes in any order); None for fewer than two planes."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from cmr_atlas.core.columns import EXAM_ID
+from cmr_atlas.core.columns import EXAM_ID, SERIES_INDEX
 from cmr_atlas.core.seriescache import SeriesImages, list_series_images, load_series_images
 from cmr_atlas.core.tables import Column, TableSchema, read_table, register, write_table
 from cmr_atlas.tiscout import audit
@@ -29,15 +29,13 @@ log = logging.getLogger(__name__)
 
 SCOUT_KINDS = ("ti_scout",)
 LGE_KINDS = ("lge", "lge_psir")
-_SERIES_INDEX = Column("series_index", "int", "the series' row of the exam's ingest `series` table "
-                       "((exam_id, series_index) is the de-identified series key)", nullable=False)
 
 TI_SELECTION = register(TableSchema(
     name="ti_selection", row="TI scout series",
     description="Myocardial null point of every TI scout (STEMI-Net window classification, "
                 "docs/tiscout.md); frames are 0-based in order of increasing inversion time.",
     columns=(
-        EXAM_ID, _SERIES_INDEX,
+        EXAM_ID, SERIES_INDEX,
         Column("null_frame", "int", "frame at the myocardial null (null: none found)"),
         Column("null_ti_ms", "float", "inversion time of null_frame", "ms"),
         Column("method", "str", "model:decoding (e.g. ti_default:change_point) or classical"),
@@ -54,7 +52,7 @@ LGE_TI_AUDIT = register(TableSchema(
                 "acquisition time (the scout's null drifted by the contrast washout between the two, "
                 "cmr_atlas.tiscout.audit) against the LGE series' InversionTime.",
     columns=(
-        EXAM_ID, _SERIES_INDEX,
+        EXAM_ID, SERIES_INDEX,
         Column("kind", "str", "lge (magnitude) or lge_psir"),
         Column("scout_series_index", "int", "series_index of the latest scout it is judged against (the "
                "reliable scouts acquired before it; their drifted nulls' median is the expectation)"),

@@ -28,12 +28,10 @@ from cmr_atlas.cine.tissue.landmarks import points_rc
 from cmr_atlas.cine.tissue.roi import RoiError, SliceRoi, slice_levels, slice_roi, slice_roi_without_insertions
 from cmr_atlas.core.aha import SEGMENT_NAMES
 from cmr_atlas.core.columns import EXAM_ID, SLICE_INDEX
-from cmr_atlas.core.geometry import SlicePlane
+from cmr_atlas.core.geometry import planes_match
 from cmr_atlas.core.seriescache import SeriesImages
 from cmr_atlas.core.tables import Column, TableSchema, register
 
-PLANE_TOL_MM = 2.0  # post slice centre off the native plane / in-plane offset beyond this: mismatch
-PLANE_TOL_DEG = 5.0
 
 T1_SEGMENTS = register(TableSchema(
     name="t1_segments", row="exam, T1-map slice and AHA segment",
@@ -68,15 +66,6 @@ def ecv(native_myo_ms, post_myo_ms, native_blood_ms, post_blood_ms, hematocrit) 
     d_myo = 1.0 / np.asarray(post_myo_ms, float) - 1.0 / np.asarray(native_myo_ms, float)
     d_blood = 1.0 / np.asarray(post_blood_ms, float) - 1.0 / np.asarray(native_blood_ms, float)
     return (1.0 - np.asarray(hematocrit, float)) * d_myo / d_blood
-
-
-def planes_match(a: SlicePlane, b: SlicePlane) -> bool:
-    """Same slice and pixel grid (the ROI's pixel masks apply to both maps): normals within
-    :data:`PLANE_TOL_DEG`, first pixels within :data:`PLANE_TOL_MM`, same matrix and pixel size."""
-    cos = abs(float(np.dot(a.normal, b.normal)))
-    return (cos >= np.cos(np.radians(PLANE_TOL_DEG)) and tuple(a.shape) == tuple(b.shape)
-            and np.allclose(a.pixel_spacing_mm, b.pixel_spacing_mm, atol=0.01)
-            and float(np.linalg.norm(np.asarray(a.position_mm) - np.asarray(b.position_mm))) <= PLANE_TOL_MM)
 
 
 def _post_slice(native: SeriesImages, post: SeriesImages | None, p: int) -> int | None | str:
