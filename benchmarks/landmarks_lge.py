@@ -91,16 +91,23 @@ def models_folder(base: Path, override: Path | None, tmp: Path, sequence: str) -
     return tmp
 
 
-def evaluate(exams, models_by_label: dict, threshold: float, batch: int, depths_of=None) -> pd.DataFrame:
+def evaluate(exams, models_by_label: dict, threshold: float, batch: int, depths_of=None,
+             paired: bool = False) -> pd.DataFrame:
     """Per landmark records of every model on every reconstruction of every exam; with
     ``depths_of(index, truth landmarks)`` (:func:`sax_presence_by_depth` of exam ``index``) the SAX
-    rows also carry ``depths_present`` / ``n_depths`` (:func:`accuracy.add_depth_presence`)."""
+    rows also carry ``depths_present`` / ``n_depths`` (:func:`accuracy.add_depth_presence`).  With
+    ``paired`` every model also runs as ``"<label> paired"``: each reconstruction with the other
+    reconstructions of the same acquisition as companions (their maps averaged,
+    :func:`detect_landmarks`)."""
     rows = []
     for n, (images, truth_lm) in enumerate(exams, 1):
         depths = None if depths_of is None else depths_of(n - 1, truth_lm)
-        for label, models in models_by_label.items():
+        runs = [(label, models, False) for label, models in models_by_label.items()]
+        runs += [(f"{label} paired", models, True) for label, models in models_by_label.items() if paired]
+        for label, models, pair in runs:
             for kind, im in images.items():
-                lm = detect_landmarks(im, models, [0], absent_threshold=threshold, batch=batch)
+                companions = [other for k, other in images.items() if k != kind] if pair else []
+                lm = detect_landmarks(im, models, [0], absent_threshold=threshold, batch=batch, companions=companions)
                 recs, _ = landmark_records(im, truth_lm, lm, label, 0, 0)
                 recs = pd.DataFrame([{**r, "reconstruction": kind} for r in recs])
                 if depths is not None:
@@ -162,6 +169,9 @@ def main() -> int:
     ap.add_argument("--keep-exams", help="folder to store the generated test exams in (and reuse them from)")
     ap.add_argument("--generate-only", action="store_true")
     ap.add_argument("--out", help="parquet of the per-landmark rows (every model and reconstruction)")
+    ap.add_argument("--paired", action="store_true",
+                    help="also run every model on each reconstruction with the other of the same acquisition "
+                         "(magnitude with PSIR: their heatmaps averaged), labelled '<label> paired'")
     args = ap.parse_args()
     import torch
 
@@ -182,7 +192,8 @@ def main() -> int:
         # LGE: re-derive each SAX landmark's presence at the depths the renderer averages (T1 maps: not re-derived)
         depths_of = None if args.sequence != "lge" else (
             lambda i, truth_lm: sax_presence_by_depth("lge", args.seed, i, args.mi_fraction, truth_lm))
-        lm = evaluate(exams, models, default("landmarks.absent_threshold"), default("inference.batch"), depths_of)
+        lm = evaluate(exams, models, default("landmarks.absent_threshold"), default("inference.batch"), depths_of,
+                      paired=args.paired)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         lm.to_parquet(args.out)

@@ -14,6 +14,7 @@ integers) of the original image; ``x_mm, y_mm, z_mm`` are patient coordinates vi
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -25,7 +26,7 @@ import torch
 
 from cmr_atlas.core.config import default
 from cmr_atlas.core.columns import ED_FRAME, ES_FRAME, EXAM_ID, FRAME, SLICE_INDEX
-from cmr_atlas.core.geometry import SlicePlane, slice_spacing_mm
+from cmr_atlas.core.geometry import SlicePlane, planes_match, slice_spacing_mm
 from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
 from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
@@ -591,11 +592,43 @@ def _turn_each(x, sizes: list[int], turns_deg: list[float]):
     return out[:, 0].numpy() if isinstance(x, np.ndarray) else out
 
 
+def _landmark_stacks(images: ExamImages, models: Models, sax_frames: list[int],
+                     every_lax_frame: bool) -> list[tuple[str, int, np.ndarray, SlicePlane, list[int]]]:
+    """``(view, slice, images (F, R, C), plane, frames)`` of every image stack that
+    :func:`detect_landmarks` runs: each served long-axis cine, then each SAX slice at ``sax_frames``."""
+    stacks = []
+    for view in landmark_views(models):
+        if view in images.lax:
+            cine = images.lax[view]
+            n_lax = cine.shape[0]
+            lax_frames = (list(range(n_lax)) if every_lax_frame else
+                          sorted({lax_frame(f, images.n_frames, n_lax) for f in sax_frames}))
+            stacks.append((view, 0, cine if every_lax_frame else cine[lax_frames], images.lax_planes[view], lax_frames))
+    for s, plane in enumerate(images.sax_planes if len(sax_frames) else []):  # no frames: no SAX input
+        stacks.append(("sax", s, images.sax[s, sax_frames], plane, list(sax_frames)))
+    return stacks
+
+
+def _companion_stacks(stacks: list, companion: ExamImages, models: Models, sax_frames: list[int],
+                      every_lax_frame: bool) -> list:
+    """The stacks of ``companion`` (another reconstruction of the same acquisition), checked to
+    be the same views, slices, frames and planes as ``stacks``."""
+    theirs = _landmark_stacks(companion, models, sax_frames, every_lax_frame)
+    same = len(theirs) == len(stacks) and all(
+        (a[0], a[1], a[4]) == (b[0], b[1], b[4]) and a[2].shape == b[2].shape and planes_match(a[3], b[3])
+        for a, b in zip(stacks, theirs))
+    if not same:
+        raise ValueError(f"companion images of exam {companion.exam_id} are not on the same planes, "
+                         "frames and pixel grid as the images they go with")
+    return theirs
+
+
 def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], *,
                      absent_threshold: float, batch: int,
                      sax_has_lv: np.ndarray | None = None,
                      sequences: dict[str, str] | None = None,
-                     sax_lv_centres: np.ndarray | None = None, every_lax_frame: bool = True) -> pd.DataFrame:
+                     sax_lv_centres: np.ndarray | None = None, every_lax_frame: bool = True,
+                     companions: Sequence[ExamImages] = ()) -> pd.DataFrame:
     """Landmarks on every LAX frame (views of :func:`landmark_views`; without ``every_lax_frame``
     only the frames matching ``sax_frames``, :func:`~cmr_atlas.cine.segmentation.lax_frame`) and
     on every SAX slice at ``sax_frames``; ``sequences`` (``{view: sequence}``) fills the ``sequence`` column, picks
@@ -611,38 +644,41 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
     network was trained on (the card's ``orientation``) goes in upright and its maps are turned
     back (:mod:`cmr_atlas.cine.lax_orientation`).  The images of one network (all
     LAX cines, all SAX slices) go through it in one :func:`forward`.
+
+    ``companions``: other reconstructions of the same acquisition (the PSIR of an LGE magnitude
+    series), on the same planes, frames and pixel grid (else ``ValueError``); each image's softmax
+    maps are averaged with its companions' before decoding, as the test-time rotations are, so
+    every reconstruction gets the same landmarks (heatmap networks only).
     """
-    stacks: list[tuple[str, int, np.ndarray, SlicePlane, list[int]]] = []
-    for view in landmark_views(models):
-        if view in images.lax:
-            cine = images.lax[view]
-            n_lax = cine.shape[0]
-            lax_frames = (list(range(n_lax)) if every_lax_frame else
-                          sorted({lax_frame(f, images.n_frames, n_lax) for f in sax_frames}))
-            stacks.append((view, 0, cine if every_lax_frame else cine[lax_frames], images.lax_planes[view], lax_frames))
-    for s, plane in enumerate(images.sax_planes if len(sax_frames) else []):  # no frames: no SAX input
-        stacks.append(("sax", s, images.sax[s, sax_frames], plane, list(sax_frames)))
+    stacks = _landmark_stacks(images, models, sax_frames, every_lax_frame)
+    if companions and models.landmark_method != "heatmap":
+        raise ValueError("companion images are averaged as heatmaps: they need heatmap landmark networks")
+    sources = [stacks] + [_companion_stacks(stacks, c, models, sax_frames, every_lax_frame) for c in companions]
     model_key = (lambda view: view_model(view)) if models.landmark_method == "heatmap" else (lambda view: view)
     seq_of = (sequences or {}).get
 
     # routed by sequence; a view its sequence's network was not trained on: the default's, else none
     picked = [models.landmark_for(model_key(st[0]), seq_of(st[0]), st[0]) for st in stacks]
-    stacks = [st for st, n in zip(stacks, picked) if n is not None]
+    sources = [[st for st, n in zip(src, picked) if n is not None] for src in sources]
+    stacks = sources[0]
     nets = [n for n in picked if n is not None]
     outputs: dict[int, torch.Tensor] = {}
     for k in dict.fromkeys(id(m) for m, _ in nets):  # each network once, on all its images
         members = [i for i, (m, _) in enumerate(nets) if id(m) == k]
         model, card = nets[members[0]]
-        x = np.concatenate([prepare(stacks[i][2], stacks[i][3], card_grid(card)) for i in members])
+        # every source (the images, then each companion) on the primary images' planes
+        x = np.concatenate([prepare(src[i][2], stacks[i][3], card_grid(card)) for src in sources for i in members])
         if models.landmark_method == "heatmap":  # softmax maps, averaged over the card's rotations
             # long-axis images turned far from what the network was trained on go in upright
             turns = [0.0 if stacks[i][0] == "sax" else turn_deg(axis_angle_deg(stacks[i][3]), card_span(card, stacks[i][0]))
-                     for i in members]
-            sizes = [len(stacks[i][4]) for i in members]
+                     for i in members] * len(sources)
+            sizes = [len(stacks[i][4]) for i in members] * len(sources)
             x = _turn_each(x, sizes, turns)
             out = rotation_averaged_probs(lambda xr: forward(model, xr, models.device, batch, models.dtype), x,
                                           card_rotations(card))
             out = _turn_each(out, sizes, [-t for t in turns])
+            # companions: the maps of one image's reconstructions averaged, as the rotations are
+            out = torch.stack(torch.chunk(out, len(sources))).mean(0)
         else:
             out = forward(model, x, models.device, batch, models.dtype)
         for i, part in zip(members, torch.split(out, [len(stacks[i][4]) for i in members])):

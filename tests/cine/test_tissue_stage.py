@@ -5,12 +5,14 @@ reasons of exams without maps or cache."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from cmr_atlas.cine.tissue import stage as ST
-from cmr_atlas.cine.tissue.landmarks import NETWORKS, TISSUE_LANDMARKS
+from cmr_atlas.cine.tissue.landmarks import NETWORKS, TISSUE_LANDMARKS, load_tissue_models, series_landmarks
 from cmr_atlas.cine.tissue.segments import T1_SEGMENTS
 from cmr_atlas.core.config import default, find_models_dir
 from cmr_atlas.core.runner import EXAM_STATUS
@@ -19,7 +21,8 @@ from cmr_atlas.core.tables import read_table
 from cmr_atlas.dicom.index import ingest_folder
 
 OPTIONS = {"absent_threshold": default("landmarks.absent_threshold"), "batch": 16, "device": "cpu",
-           "precision": "float32", "hematocrit": default("tissue.hematocrit")}
+           "precision": "float32", "hematocrit": default("tissue.hematocrit"),
+           "pair_reconstructions": default("tissue.pair_reconstructions")}
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +91,51 @@ def test_t1_segments_and_qc_reasons(shard, clinical_synth_cohort):
     assert len(healthy) >= 3
     assert (healthy.native_t1_ms - healthy.segment.map(truth.native_t1_ms)).abs().median() < 30.0
     assert (healthy.ecv - healthy.segment.map(truth.ecv)).abs().median() < 0.03
+
+
+def test_magnitude_and_psir_of_one_acquisition_are_read_together(shard):
+    series, out, _ = shard
+    lm = read_table(out["landmarks"], TISSUE_LANDMARKS)
+    lge = {i: s for i, (_, s) in series.items() if s.kind in ("lge", "lge_psir")}
+    companion = lm[lm.series_index.isin(list(lge))].groupby("series_index")["companion_series_index"].unique()
+    assert set(companion.index) == set(lge)
+    for i, c in companion.items():  # each LGE series with the other reconstruction, both ways
+        assert len(c) == 1 and lge[int(c[0])].kind != lge[i].kind and companion[int(c[0])][0] == i
+        key = ["slice_index", "landmark"]
+        a = lm[lm.series_index == i].set_index(key).sort_index()
+        b = lm[lm.series_index == int(c[0])].set_index(key).sort_index()
+        assert (a.present == b.present).all()
+        assert np.allclose(a[["x_px", "y_px"]], b[["x_px", "y_px"]], atol=1e-3, equal_nan=True)
+    assert lm.loc[lm.kind == "t1map", "companion_series_index"].isna().all()
+
+
+def test_a_companion_averages_its_maps_with_the_series(shard):
+    series, _, _ = shard
+    models = load_tissue_models(find_models_dir(default("models_dir")), device="cpu", precision="float32")["lge"]
+    mag = next(s for v, s in series.values() if v == "sax" and s.kind == "lge")
+    psir = next(s for v, s in series.values() if v == "sax" and s.kind == "lge_psir")
+    run = dict(absent_threshold=OPTIONS["absent_threshold"], batch=16, view="sax")
+    alone = series_landmarks(mag, models, **run)
+    assert alone["companion_series_index"].isna().all()
+    itself = series_landmarks(mag, models, companion=mag, **run)  # the same maps averaged: the same decision
+    assert np.allclose(itself["confidence"], alone["confidence"], atol=1e-5)
+    paired = series_landmarks(mag, models, companion=psir, **run)
+    assert (paired["companion_series_index"] == psir.series_index).all()
+    assert np.abs(paired["confidence"] - alone["confidence"]).max() > 1e-5
+    # a blank companion: the confident peaks averaged with next to nothing, about halved
+    blank = series_landmarks(mag, models, companion=dataclasses.replace(mag, pixels=np.ones_like(mag.pixels)), **run)
+    sure = alone["confidence"] > 0.9
+    assert sure.sum() >= 6
+    assert blank.loc[sure, "confidence"].between(0.45, 0.9).all()
+    both_ways = series_landmarks(psir, models, companion=mag, **run)
+    assert np.allclose(both_ways["confidence"], paired["confidence"], atol=1e-5)
+
+
+def test_a_companion_on_other_planes_is_refused(shard):
+    series, _, _ = shard
+    models = load_tissue_models(find_models_dir(default("models_dir")), device="cpu", precision="float32")["lge"]
+    mag = next(s for v, s in series.values() if v == "sax" and s.kind == "lge")
+    shifted = dataclasses.replace(mag, planes=[dataclasses.replace(p, position_mm=np.asarray(p.position_mm) + [0, 0, 9.0])
+                                               for p in mag.planes])
+    with pytest.raises(ValueError, match="not on the same planes"):
+        series_landmarks(mag, models, absent_threshold=OPTIONS["absent_threshold"], batch=16, companion=shifted)

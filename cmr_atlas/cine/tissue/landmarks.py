@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.cine.landmarks import LANDMARKS_AUTO
+from cmr_atlas.core.columns import SERIES_INDEX
 from cmr_atlas.core.config import default
+from cmr_atlas.core.geometry import planes_match
 from cmr_atlas.core.imagecache import ExamImages
 from cmr_atlas.core.seriescache import SeriesImages
 from cmr_atlas.core.tables import Column, TableSchema, register
@@ -35,9 +37,16 @@ NETWORKS = {("lge", "sax"): "lm_heatmap_sax_lge", ("lge", "lax"): "lm_heatmap_la
             ("t1map", "sax"): "lm_heatmap_sax_t1map"}
 SEQUENCE_OF_KIND = {"lge": "lge", "lge_psir": "lge", "t1map": "t1map"}  # series kind -> network sequence
 
-SERIES_INDEX = Column("series_index", "int", "the series' row of the exam's ingest `series` table "
-                      "((exam_id, series_index) is the de-identified series key)", nullable=False)
 KIND = Column("kind", "str", "series kind (cmr_atlas.dicom.series_types): lge, lge_psir or t1map", nullable=False)
+COMPANION = Column("companion_series_index", "int",
+                   "series_index of the other reconstruction of the same LGE acquisition (PSIR for a magnitude "
+                   "series, magnitude for a PSIR one) whose heatmaps were averaged with this series' "
+                   "(config tissue.pair_reconstructions; the two series then have the same landmarks); "
+                   "null: this series' images alone")
+
+# the reconstructions of one LGE acquisition that are read together (magnitude <-> PSIR)
+PAIRED_KIND = {"lge": "lge_psir", "lge_psir": "lge"}
+ACQUISITION_TOL_S = 1.0  # the reconstructions of one acquisition carry its AcquisitionTime
 
 TISSUE_LANDMARKS = register(TableSchema(
     name="tissue_landmarks", row="landmark per image of an LGE or T1-map series",
@@ -48,9 +57,10 @@ TISSUE_LANDMARKS = register(TableSchema(
         "and apex of the cine landmarks (lm_heatmap_lax_lge; view lax_2ch, lax_3ch or lax_4ch). The "
         "columns of `landmarks` (sequence = lge or t1map, frame = 0: one image per slice or view) plus "
         "the series key, since an exam has several such series on the same planes (native and post "
-        "maps, magnitude and PSIR)."
+        "maps, magnitude and PSIR). The magnitude and PSIR series of one acquisition are read "
+        "together (their heatmaps averaged) unless config tissue.pair_reconstructions is off."
     ),
-    columns=(*LANDMARKS_AUTO.columns, SERIES_INDEX, KIND),
+    columns=(*LANDMARKS_AUTO.columns, SERIES_INDEX, KIND, COMPANION),
 ))
 
 
@@ -85,18 +95,51 @@ def series_images(s: SeriesImages, view: str = "sax") -> ExamImages:
                       {view: pixels[0]}, {view: s.planes[0]})
 
 
+def same_acquisition(a: SeriesImages, b: SeriesImages, tol_s: float = ACQUISITION_TOL_S) -> bool:
+    """Whether ``a`` and ``b`` are reconstructions of one acquisition: the same planes in the same
+    order (:func:`~cmr_atlas.core.geometry.planes_match`: slice, matrix and pixel size) and the same
+    AcquisitionTime per plane within ``tol_s`` where both series have one."""
+    if a.n_planes != b.n_planes or a.pixels.shape[2:] != b.pixels.shape[2:]:
+        return False
+    if not all(planes_match(p, q) for p, q in zip(a.planes, b.planes)):
+        return False
+    ta, tb = a.acquisition_time_s[:, 0], b.acquisition_time_s[:, 0]
+    both = np.isfinite(ta) & np.isfinite(tb)
+    return bool(np.all(np.abs(ta[both] - tb[both]) <= tol_s))
+
+
+def reconstruction_pairs(series: list[SeriesImages]) -> dict[int, SeriesImages]:
+    """``{series_index: the other reconstruction}`` of the LGE magnitude and PSIR series of one exam
+    that pair one to one (:data:`PAIRED_KIND`, :func:`same_acquisition`).  A series with no
+    candidate, or several (a repeated acquisition on the same planes without AcquisitionTime), is
+    absent and is read alone."""
+    found = {}
+    for s in series:
+        candidates = [c for c in series if c.kind == PAIRED_KIND.get(s.kind) and same_acquisition(s, c)]
+        if len(candidates) == 1:
+            found[s.series_index] = candidates[0]
+    return {i: c for i, c in found.items() if c.series_index in found and found[c.series_index].series_index == i}
+
+
 def series_landmarks(s: SeriesImages, models: Models, *, absent_threshold: float, batch: int,
-                     view: str = "sax") -> pd.DataFrame:
+                     view: str = "sax", companion: SeriesImages | None = None) -> pd.DataFrame:
     """``tissue_landmarks`` rows of one LGE or T1-map series of ``view`` (``sax``: slice_index = its
-    plane index; a long-axis view: slice_index 0); none for a view without its network."""
+    plane index; a long-axis view: slice_index 0); none for a view without its network.  With a
+    ``companion`` (the other reconstruction of the same acquisition, :func:`reconstruction_pairs`)
+    the network's maps of both are averaged before decoding: the two differ in contrast and noise,
+    and each finds landmarks the other misses (docs/tissue.md)."""
     from cmr_atlas.cine.inference import detect_landmarks, landmark_views
 
     served = "sax" in models.landmark if view == "sax" else view in landmark_views(models)
     if not served:
         return TISSUE_LANDMARKS.empty()
+    companions = [] if companion is None else [series_images(companion, view)]
     lm = detect_landmarks(series_images(s, view), models, [0] if view == "sax" else [],
-                          absent_threshold=absent_threshold, batch=batch, sequences={view: SEQUENCE_OF_KIND[s.kind]})
-    return lm.assign(series_index=s.series_index, kind=s.kind)[list(TISSUE_LANDMARKS.column_names)]
+                          absent_threshold=absent_threshold, batch=batch, sequences={view: SEQUENCE_OF_KIND[s.kind]},
+                          companions=companions)
+    lm = lm.assign(series_index=s.series_index, kind=s.kind,
+                   companion_series_index=None if companion is None else companion.series_index)
+    return lm.astype({COMPANION.name: "Int64"})[list(TISSUE_LANDMARKS.column_names)]
 
 
 def points_rc(lm: pd.DataFrame, slice_index: int) -> dict[str, np.ndarray]:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cmr_atlas.cine.tissue.landmarks import SEQUENCE_OF_KIND, TISSUE_LANDMARKS, load_tissue_models, series_landmarks
+from cmr_atlas.cine.tissue.landmarks import (SEQUENCE_OF_KIND, TISSUE_LANDMARKS, load_tissue_models, reconstruction_pairs,
+                                            series_landmarks)
 from cmr_atlas.cine.tissue.segments import T1_SEGMENTS, apply_hematocrit, exam_rows, hematocrit_by_exam
 from cmr_atlas.core.seriescache import SeriesImages, load_series_images, series_cache_path
 from cmr_atlas.core.aggregate import concat_to
@@ -49,14 +50,16 @@ def exam_tables(exam_id: str, rows: pd.DataFrame, cache_dir: Path, models: dict,
                 options: dict) -> tuple[pd.DataFrame, list[dict]]:
     """``(tissue_landmarks, t1_segments rows)`` of one exam's LGE/T1-map series (``rows``)."""
     lms, maps = [], {}
-    for row in rows.itertuples():
-        s = _load(cache_dir, row)
+    loaded = [(row, _load(cache_dir, row)) for row in rows.itertuples()]
+    pairs = reconstruction_pairs([s for _, s in loaded]) if options["pair_reconstructions"] else {}
+    for row, s in loaded:
         if s.kind == "t1map":
             maps.setdefault("post" if s.post_contrast else "native", s)  # the first of each
         sequence = SEQUENCE_OF_KIND[s.kind]
         if sequence in models:  # a models folder without the sequence's network: no landmarks
             lms.append(series_landmarks(s, models[sequence], absent_threshold=options["absent_threshold"],
-                                        batch=options["batch"], view=str(row.plane_views)))
+                                        batch=options["batch"], view=str(row.plane_views),
+                                        companion=pairs.get(s.series_index)))
     lm = pd.concat(lms, ignore_index=True) if lms else TISSUE_LANDMARKS.empty()
     if maps and "t1map" not in models:
         return lm, [{"exam_id": exam_id, "qc_reason": "no_landmark_network"}]
@@ -67,7 +70,7 @@ def tissue_shard(series_table: str | Path, cache_dir: str | Path, models_dir: st
                  landmarks_path: str | Path, segments_path: str | Path, status_path: str | Path,
                  threads: int = 1) -> None:
     """Both tables and the exam_status rows of one shard.  ``options``: ``absent_threshold``,
-    ``batch``, ``device``, ``precision``, ``hematocrit`` (the config's); the networks run on
+    ``batch``, ``device``, ``precision``, ``hematocrit``, ``pair_reconstructions`` (the config's); the networks run on
     ``threads`` torch threads, and torch is imported only for a shard with such series."""
     series = read_table(series_table)
     todo = tissue_series(series)
@@ -95,7 +98,8 @@ def run_shard(series_table: str | Path, cache_dir: str | Path, models_dir: str |
     """The workflow's call: options from the filled config (``landmarks``, ``inference``, ``tissue``)."""
     options = {"absent_threshold": config["landmarks"]["absent_threshold"], "batch": config["inference"]["batch"],
                "device": config["device"], "precision": config["inference"]["precision"],
-               "hematocrit": config["tissue"]["hematocrit"]}
+               "hematocrit": config["tissue"]["hematocrit"],
+               "pair_reconstructions": config["tissue"]["pair_reconstructions"]}
     tissue_shard(series_table, cache_dir, models_dir, options, landmarks_path=landmarks_path,
                  segments_path=segments_path, status_path=status_path, threads=threads)
 
