@@ -141,7 +141,8 @@ def _train_seg_sax(data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig,
 def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.TrainConfig,
                       init_from: str | Path | None, shares: list[float] | None = None,
                       rotation_deg: float | None = None, hard_share: float = 0.0,
-                      band_p: float = 0.0, save_as: str | None = None) -> Path:
+                      band_p: float = 0.0, save_as: str | None = None,
+                      view_weights: dict[str, float] | None = None) -> Path:
     task = f"lm_heatmap_{m}"
     name = save_as or task  # a network routed by sequence serves the task under its own name
     init_state, previous = _previous_run(name, init_from, task)
@@ -149,15 +150,19 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
     grid = Grid.from_dict(info["landmark_grid"])  # the folders' grid: trained on 1 mm data, it takes 1 mm inputs
     sigma_px = SIGMA_MM[m] / grid.spacing_mm
     aug = landmark_augmentation(grid, band_p, rotation_deg)
+    sample_p = loops.sampling_probabilities(samples.meta["folder"], shares)
+    if view_weights:
+        sample_p = loops.with_view_weights(sample_p, samples.meta["folder"], samples.view,
+                                           {VIEW_CODES[v]: w for v, w in view_weights.items()})
     model, rep = train_heatmap(samples, cfg, sigma_px, grid.spacing_mm, init_state=init_state, aug=aug,
-                               sample_p=loops.sampling_probabilities(samples.meta["folder"], shares),
-                               hard_share=hard_share)
+                               sample_p=sample_p, hard_share=hard_share)
     views = [v for v in MODEL_VIEWS[m] if (samples.view == VIEW_CODES[v]).any()]  # those it saw
     card = _card(name, grid, info, rep, {
         "channels": ["background", *MODEL_LANDMARKS[m]], "views": views,
         "landmarks_by_view": {v: list(landmark_names(v)) for v in views},
         "sigma_mm": SIGMA_MM[m], "loss": "KL + soft Dice (class weights 1, 5, 5, 5)",
-        "data_shares": shares, "previous_runs": previous}, task=task)
+        "data_shares": shares, **({"view_weights": view_weights} if view_weights else {}),
+        "previous_runs": previous}, task=task)
     # a long-axis network: the orientations it was trained on, for turning odd images upright
     orientation = training_orientation(info, aug.rotation_deg) if m == "lax" else None
     if orientation is not None:
@@ -214,7 +219,7 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
                 vgg_transfer: bool = True, precision: str = "float32", lr: float | None = None,
                 data_shares: list[float] | None = None, save_as: str | None = None,
                 rotation_deg: float | None = None, dice: str = "batch", hard_share: float = 0.0,
-                band_p: float = 0.0) -> list[Path]:
+                band_p: float = 0.0, view_weights: dict[str, float] | None = None) -> list[Path]:
     """Train model ``name`` (:data:`TRAINABLE`) on one or more ``train data`` folders and write its
     weights and card(s) to ``out_dir``; ``steps_per_epoch`` 0 = one pass over the training images.
     With ``init_from`` (a models folder) a U-Net continues from its weights of the same name, and
@@ -233,7 +238,9 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     from ``init_from`` draw the training images the starting network gets wrong this share of the
     time (:func:`cmr_atlas.nets.train.train_heatmap`); ``band_p``: landmark heatmap networks see
     dark off-resonance bands drawn over this share of their images
-    (:func:`cmr_atlas.nets.augment.offresonance_bands`).  U-Nets save their best weights so far to
+    (:func:`cmr_atlas.nets.augment.offresonance_bands`); ``view_weights`` (``{view: weight}``, landmark
+    heatmap networks): a view's images drawn that many times as often within each data folder, the
+    folders' shares kept (:func:`cmr_atlas.nets.train.with_view_weights`).  U-Nets save their best weights so far to
     ``out_dir/<name>.checkpoint.pt`` while training."""
     from cmr_atlas.nets.runtime import cpu_has_native_bf16
 
@@ -249,6 +256,11 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     if hard_share and (not name.startswith("lm_heatmap_") or init_from is None):
         raise SystemExit(f"--hard-share is for fine-tuning a landmark heatmap network from --init-from (the "
                          f"starting network picks the hard examples), not {name} from {init_from}")
+    if view_weights and not name.startswith("lm_heatmap_"):
+        raise SystemExit(f"--view-weights weighs the views of a landmark heatmap network, not of {name}")
+    if view_weights and set(view_weights) - set(MODEL_VIEWS[name.removeprefix("lm_heatmap_")]):
+        raise SystemExit(f"--view-weights: {name}'s views are {', '.join(MODEL_VIEWS[name.removeprefix('lm_heatmap_')])}, "
+                         f"got {', '.join(view_weights)}")
     if band_p and not name.startswith("lm_heatmap_"):
         raise SystemExit(f"--band-p is an augmentation of the landmark heatmap networks, not of {name}")
     if name == "lm_vgg":
@@ -262,4 +274,4 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
         return [_train_seg_sax(data_dirs, out_dir, cfg, init_from, zoom, data_shares, save_as or name,
                                dice)]
     return [_train_lm_heatmap(name.removeprefix("lm_heatmap_"), data_dirs, out_dir, cfg, init_from, data_shares,
-                              rotation_deg, hard_share, band_p, save_as)]
+                              rotation_deg, hard_share, band_p, save_as, view_weights)]

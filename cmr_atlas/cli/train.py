@@ -72,9 +72,24 @@ def _model_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--data-shares", type=float, nargs="+", metavar="SHARE",
                    help="share of each --data folder in every batch (e.g. 0.5 0.5: half GRE, half bSSFP, "
                         "whatever the folders' sizes); default: in proportion to their sizes")
+    q.add_argument("--view-weights", nargs="+", metavar="VIEW=WEIGHT", type=_view_weight,
+                   help="landmark heatmap networks: draw a view's images WEIGHT times as often within each "
+                        "--data folder, the folders' shares kept (e.g. lax_3ch=2); default: every view 1")
     q.add_argument("--vgg-schedule", choices=["cyclic", "independent"], default="cyclic",
                    help="lm_vgg: the legacy paper's cyclic transfer between views, or its baseline "
                         "of independently trained networks (same budget; for the Table A-1 comparison)")
+
+
+def _view_weight(text: str) -> tuple[str, float]:
+    """``VIEW=WEIGHT`` of ``--view-weights``."""
+    view, sep, weight = text.partition("=")
+    try:
+        w = float(weight)
+    except ValueError:
+        w = float("nan")
+    if not (sep and view and w > 0):
+        raise argparse.ArgumentTypeError(f"give VIEW=WEIGHT with a positive weight (e.g. lax_3ch=2), got {text!r}")
+    return view, w
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -138,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
                              args.init_from, args.zoom,
                              args.vgg_schedule == "cyclic", args.precision, args.lr, args.data_shares,
                              save_as=getattr(args, "save_as", None), rotation_deg=args.rotation_deg,
-                             dice=args.dice, hard_share=args.hard_share, band_p=args.band_p):
+                             dice=args.dice, hard_share=args.hard_share, band_p=args.band_p,
+                             view_weights=dict(args.view_weights) if args.view_weights else None):
             log.info("wrote %s", p)
     return 0

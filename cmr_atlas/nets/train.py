@@ -62,6 +62,26 @@ def sampling_probabilities(groups: np.ndarray, shares: list[float] | None) -> np
     return p / p.sum()
 
 
+def with_view_weights(p: np.ndarray | None, groups: np.ndarray, views: np.ndarray,
+                      weights: dict[int, float] | None) -> np.ndarray | None:
+    """Drawing probabilities in which a sample of view ``v`` (``views (M,)`` codes) weighs
+    ``weights[v]`` times as much as before (a view not named: 1) *within its group* (``groups``,
+    e.g. the data folder), so each group keeps its share of the draws (``p``, e.g.
+    :func:`sampling_probabilities`; uniform when None); ``p`` unchanged without ``weights``."""
+    if not weights:
+        return p
+    if min(weights.values()) <= 0:
+        raise ValueError(f"view weights are positive, got {weights}")
+    groups, views = np.asarray(groups), np.asarray(views)
+    base = np.full(len(views), 1.0 / len(views)) if p is None else np.asarray(p, float)
+    out = base * np.array([weights.get(int(v), 1.0) for v in views])
+    for g in np.unique(groups):
+        in_g = groups == g
+        if out[in_g].sum() > 0:
+            out[in_g] *= base[in_g].sum() / out[in_g].sum()
+    return out / out.sum()
+
+
 def with_hard_share(p: np.ndarray | None, hard: np.ndarray, share: float) -> np.ndarray:
     """Drawing probabilities in which the ``hard`` samples (bool, one per sample) get ``share`` of
     the draws together, the others ``1 - share``; within each part the relative weights of ``p``

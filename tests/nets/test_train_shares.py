@@ -11,7 +11,7 @@ from cmr_atlas.cine.train_models import train_segmentation
 from cmr_atlas.cine.training_data import segmentation_samples
 from cmr_atlas.nets.samples import Samples
 from cmr_atlas.nets.preprocess import Grid
-from cmr_atlas.nets.train import TrainConfig, _epoch_order, sampling_probabilities
+from cmr_atlas.nets.train import TrainConfig, _epoch_order, sampling_probabilities, with_view_weights
 
 
 @settings(max_examples=30, deadline=None)
@@ -28,6 +28,30 @@ def test_each_group_gets_its_share_whatever_its_size(sizes, data):
 def test_shares_must_name_every_group():
     with pytest.raises(ValueError, match="one non-negative share per group"):
         sampling_probabilities(np.array([0, 1, 2]), [1.0, 1.0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=2, max_size=3), st.floats(0.2, 5.0), st.data())
+def test_view_weights_reweigh_views_within_each_group_and_keep_its_share(sizes, weight, data):
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    views = np.array(data.draw(st.lists(st.integers(0, 2), min_size=len(groups), max_size=len(groups))))
+    shares = data.draw(st.lists(st.floats(0.1, 5.0), min_size=len(sizes), max_size=len(sizes)))
+    p = sampling_probabilities(groups, shares)
+    q = with_view_weights(p, groups, views, {2: weight})
+    np.testing.assert_allclose(np.bincount(groups, weights=q), np.bincount(groups, weights=p), rtol=1e-9)
+    for g in range(len(sizes)):  # within a group, a view-2 image weighs `weight` times another's
+        in_g = groups == g
+        ratio = q[in_g] / p[in_g]
+        if (views[in_g] == 2).any() and (views[in_g] != 2).any():
+            np.testing.assert_allclose(ratio[views[in_g] == 2] / ratio[views[in_g] != 2].mean(), weight, rtol=1e-9)
+    assert with_view_weights(p, groups, views, None) is p
+
+
+def test_view_weights_with_uniform_draws_and_bad_weights():
+    groups, views = np.zeros(4, int), np.array([0, 0, 0, 1])
+    np.testing.assert_allclose(with_view_weights(None, groups, views, {1: 3.0}), [1 / 6, 1 / 6, 1 / 6, 1 / 2])
+    with pytest.raises(ValueError, match="positive"):
+        with_view_weights(None, groups, views, {1: 0.0})
 
 
 def test_drawn_batches_follow_the_shares():
