@@ -20,7 +20,9 @@ end slice, the detection on end and inner slices, and the false-positive rate.  
 has ``depths_present`` of ``n_depths``: at how many of the depths the renderer averages (clinical:
 centre and +-1/3 of the thickness; legacy: +-2 mm) the truth has the landmark
 (:mod:`cmr_atlas.synth.slab`); the SAX detection is then also printed for images whose landmarks
-agree at every depth and for boundary images (:func:`accuracy.boundary_table`).
+agree at every depth and for boundary images (:func:`accuracy.boundary_table`).  ``--neighbour-frames K``
+decodes the SAX networks with K cine frames on each side instead of their cards'
+(``decode.neighbour_frames``, ``cmr-atlas models neighbours``; 0: each image alone).
 """
 
 from __future__ import annotations
@@ -45,31 +47,15 @@ from cmr_atlas.synth.slab import sax_presence_by_depth  # noqa: E402
 SEQUENCE_OF = {"clinical": "cine_ssfp", "legacy": "cine_gre"}
 
 
-def with_neighbour_frames(images, models, sax_frames: list[int], **kw) -> pd.DataFrame:
-    """:func:`detect_landmarks` with each SAX image's softmax maps averaged with those of the same
-    slice's previous and next cine frames (cyclic; passed as companions), the long-axis views as
-    usual: the ``--sax-neighbour-frames`` trial (docs/models.md, "Neighbouring cine frames")."""
-    make = type(images)
-    lax = detect_landmarks(make(images.exam_id, images.sax[:, :0], images.sax_planes, images.trigger_times_ms,
-                                images.lax, images.lax_planes), models, [], **kw)
-    neighbours = [make(images.exam_id, np.roll(images.sax, k, axis=1), images.sax_planes, images.trigger_times_ms, {}, {})
-                  for k in (1, -1)]
-    sax = detect_landmarks(make(images.exam_id, images.sax, images.sax_planes, images.trigger_times_ms, {}, {}),
-                           models, sax_frames, companions=neighbours, **kw)
-    return pd.concat([lax, sax], ignore_index=True)
-
-
-def exam_records(images, truth: dict, models, sequence: str, neighbour_frames: bool = False) -> list[dict]:
-    """Rows of one exam at threshold 0 (see the module's docstring); ``neighbour_frames``:
-    :func:`with_neighbour_frames`."""
+def exam_records(images, truth: dict, models, sequence: str) -> list[dict]:
+    """Rows of one exam at threshold 0 (see the module's docstring)."""
     ex = truth["exams"].iloc[0]
     ed, es = int(ex["ed_frame"]), int(ex["es_frame"])
     lt = truth["landmarks"]
     keep = {v: sorted(set(lt[(lt["view"] == v) & (lt["observer"] != "truth")]["frame"])) for v in images.lax}
     sub = type(images)(images.exam_id, images.sax, images.sax_planes, images.trigger_times_ms,
                        {v: c[keep[v]] for v, c in images.lax.items() if keep[v]}, images.lax_planes)
-    detect = with_neighbour_frames if neighbour_frames else detect_landmarks
-    lm = detect(sub, models, sorted({ed, es}), absent_threshold=0.0, batch=default("inference.batch"),
+    lm = detect_landmarks(sub, models, sorted({ed, es}), absent_threshold=0.0, batch=default("inference.batch"),
                 sequences={v: sequence for v in ("sax", *images.lax)})
     lax = lm["view"] != "sax"
     lm.loc[lax, "frame"] = [keep[v][f] for v, f in zip(lm.loc[lax, "view"], lm.loc[lax, "frame"])]
@@ -160,8 +146,9 @@ def main() -> int:
     ap.add_argument("--out", required=True, help="parquet of the per-landmark rows")
     ap.add_argument("--rotations", help="test-time rotations in degrees, e.g. -20,0,20, instead of the cards' "
                                         "(benchmarks/landmark_calibration.py compares sets)")
-    ap.add_argument("--sax-neighbour-frames", action="store_true",
-                    help="trial: average each SAX image's maps with its slice's previous and next cine frames")
+    ap.add_argument("--neighbour-frames", type=int,
+                    help="SAX networks: average each image's maps over this many cine frames on each side of it "
+                         "instead of the cards' (decode.neighbour_frames; 0: none)")
     args = ap.parse_args()
     import torch
 
@@ -175,12 +162,14 @@ def main() -> int:
         decode = {k: v for k, v in (card.get("decode") or {}).items() if k != "absent_threshold"}
         if args.rotations is not None:
             decode["rotations_deg"] = [float(a) for a in args.rotations.split(",")]
+        if args.neighbour_frames is not None and "sax" in card.get("views", ["sax"]):
+            decode["neighbour_frames"] = args.neighbour_frames
         card["decode"] = decode
     rows = []
     for n, (images, truth) in enumerate(exams, 1):
         if n <= args.first_exam:
             continue
-        recs = exam_records(images, truth, models, SEQUENCE_OF[args.cohort], args.sax_neighbour_frames)
+        recs = exam_records(images, truth, models, SEQUENCE_OF[args.cohort])
         depths = sax_presence_by_depth(SEQUENCE_OF[args.cohort], args.seed, n - 1, args.mi_fraction,
                                        truth["landmarks"])
         recs = add_depth_presence(pd.DataFrame(recs), depths, images).to_dict("records")

@@ -31,7 +31,8 @@ from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
 from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
 from cmr_atlas.cine.landmarks import LANDMARKS_AUTO, MODEL_VIEWS, landmark_names, view_model
-from cmr_atlas.nets.heatmaps import card_rotations, card_thresholds, decode_arrays, rotate_maps, rotation_averaged_probs
+from cmr_atlas.nets.heatmaps import (card_neighbour_frames, card_rotations, card_thresholds, decode_arrays, rotate_maps,
+                                     rotation_averaged_probs)
 from cmr_atlas.cine.lax_orientation import axis_angle_deg, card_span, turn_deg
 from cmr_atlas.nets.preprocess import Grid, crop_box, from_net_px, near_crop_edge, prepare, to_net_px
 from cmr_atlas.nets.registry import Routes, card_grid, routes
@@ -623,6 +624,47 @@ def _companion_stacks(stacks: list, companion: ExamImages, models: Models, sax_f
     return theirs
 
 
+def _neighbour_looks(images: ExamImages, stack: tuple, k: int) -> list[np.ndarray]:
+    """The same SAX slice ``k`` cine frames before and after each of ``stack``'s frames (cyclic: a
+    cine covers the cardiac cycle); none for a long-axis stack, ``k`` = 0 or a single-frame series."""
+    view, s, _, _, frames = stack
+    n = images.n_frames
+    if view != "sax" or k <= 0 or n < 2 * k + 1:
+        return []
+    return [images.sax[s, [(f + d) % n for f in frames]] for d in range(-k, k + 1) if d != 0]
+
+
+def _network_outputs(images: ExamImages, models: Models, nets: list, sources: list, batch: int) -> dict[int, torch.Tensor]:
+    """Each stack's network output (``{stack index: (frames, channels, H, W)}``; heatmaps: softmax
+    maps): the images of one network in one :func:`forward`, each image's looks (itself, its
+    companions', its SAX neighbour frames) averaged, as the test-time rotations are."""
+    stacks = sources[0]
+    outputs: dict[int, torch.Tensor] = {}
+    for k in dict.fromkeys(id(m) for m, _ in nets):  # each network once, on all its images
+        members = [i for i, (m, _) in enumerate(nets) if id(m) == k]
+        model, card = nets[members[0]]
+        # each image's looks: itself, its companions' images, its SAX neighbour frames (the card's)
+        looks = [(i, img) for i in members for img in
+                 [src[i][2] for src in sources] + _neighbour_looks(images, stacks[i], card_neighbour_frames(card))]
+        # every look on the primary image's plane
+        x = np.concatenate([prepare(img, stacks[i][3], card_grid(card)) for i, img in looks])
+        sizes = [len(stacks[i][4]) for i, _ in looks]
+        if models.landmark_method == "heatmap":  # softmax maps, averaged over the card's rotations
+            # long-axis images turned far from what the network was trained on go in upright
+            turns = [0.0 if stacks[i][0] == "sax" else turn_deg(axis_angle_deg(stacks[i][3]), card_span(card, stacks[i][0]))
+                     for i, _ in looks]
+            x = _turn_each(x, sizes, turns)
+            out = rotation_averaged_probs(lambda xr: forward(model, xr, models.device, batch, models.dtype), x,
+                                          card_rotations(card))
+            out = _turn_each(out, sizes, [-t for t in turns])
+        else:
+            out = forward(model, x, models.device, batch, models.dtype)
+        parts = torch.split(out, sizes)
+        for i in members:  # one image's looks averaged, as the rotations are
+            outputs[i] = torch.stack([p for (j, _), p in zip(looks, parts) if j == i]).mean(0)
+    return outputs
+
+
 def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], *,
                      absent_threshold: float, batch: int,
                      sax_has_lv: np.ndarray | None = None,
@@ -648,7 +690,9 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
     ``companions``: other reconstructions of the same acquisition (the PSIR of an LGE magnitude
     series), on the same planes, frames and pixel grid (else ``ValueError``); each image's softmax
     maps are averaged with its companions' before decoding, as the test-time rotations are, so
-    every reconstruction gets the same landmarks (heatmap networks only).
+    every reconstruction gets the same landmarks (heatmap networks only).  A SAX network whose card
+    has ``decode.neighbour_frames`` k averages each SAX image's maps with those of the same slice
+    k frames before and after (:func:`~cmr_atlas.nets.heatmaps.card_neighbour_frames`).
     """
     stacks = _landmark_stacks(images, models, sax_frames, every_lax_frame)
     if companions and models.landmark_method != "heatmap":
@@ -662,27 +706,7 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
     sources = [[st for st, n in zip(src, picked) if n is not None] for src in sources]
     stacks = sources[0]
     nets = [n for n in picked if n is not None]
-    outputs: dict[int, torch.Tensor] = {}
-    for k in dict.fromkeys(id(m) for m, _ in nets):  # each network once, on all its images
-        members = [i for i, (m, _) in enumerate(nets) if id(m) == k]
-        model, card = nets[members[0]]
-        # every source (the images, then each companion) on the primary images' planes
-        x = np.concatenate([prepare(src[i][2], stacks[i][3], card_grid(card)) for src in sources for i in members])
-        if models.landmark_method == "heatmap":  # softmax maps, averaged over the card's rotations
-            # long-axis images turned far from what the network was trained on go in upright
-            turns = [0.0 if stacks[i][0] == "sax" else turn_deg(axis_angle_deg(stacks[i][3]), card_span(card, stacks[i][0]))
-                     for i in members] * len(sources)
-            sizes = [len(stacks[i][4]) for i in members] * len(sources)
-            x = _turn_each(x, sizes, turns)
-            out = rotation_averaged_probs(lambda xr: forward(model, xr, models.device, batch, models.dtype), x,
-                                          card_rotations(card))
-            out = _turn_each(out, sizes, [-t for t in turns])
-            # companions: the maps of one image's reconstructions averaged, as the rotations are
-            out = torch.stack(torch.chunk(out, len(sources))).mean(0)
-        else:
-            out = forward(model, x, models.device, batch, models.dtype)
-        for i, part in zip(members, torch.split(out, [len(stacks[i][4]) for i in members])):
-            outputs[i] = part
+    outputs = _network_outputs(images, models, nets, sources, batch)
     rows = []
     for i, (view, s, _, plane, frames) in enumerate(stacks):
         card = nets[i][1]

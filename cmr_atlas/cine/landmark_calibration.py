@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.cine.landmarks import view_model
-from cmr_atlas.nets.heatmaps import card_rotations
+from cmr_atlas.nets.heatmaps import card_neighbour_frames, card_rotations
 from cmr_atlas.nets.registry import routes
 
 # candidate thresholds: log-spaced from 1e-3 (peaks below are background-level) to 0.5 (a peak above
@@ -126,6 +126,8 @@ def write_decode(table: pd.DataFrame, models_dir: str | Path, rotations_deg: lis
                              f"{old.get('rotations_deg')}, not {new['rotations_deg']}: calibrate them again too")
         if "rotations_choice" in old and same_rotations:
             new["rotations_choice"] = old["rotations_choice"]  # what chose the rotations still holds
+        # the neighbour frames were read by the calibration's decoding (the card's): kept
+        new.update({k: old[k] for k in ("neighbour_frames", "neighbour_frames_choice") if k in old})
         if kept:
             new["absent_threshold"] = {**kept, **new["absent_threshold"]}
             new["calibration"]["per_landmark"] = [r for r in old["calibration"]["per_landmark"]
@@ -136,22 +138,40 @@ def write_decode(table: pd.DataFrame, models_dir: str | Path, rotations_deg: lis
     return written
 
 
+def _set_decode(name: str, models_dir: str | Path, key: str, value, current, note: str) -> dict:
+    """Set ``decode[key] = value`` in landmark network ``name``'s card, with ``note`` (what chose
+    it) and today's date under ``decode[<key's stem>_choice]``; refused (``ValueError``) where the
+    card's thresholds were calibrated with another value (``current(card)``, what decoding reads)."""
+    path = Path(models_dir) / f"{name}.json"
+    card = json.loads(path.read_text())
+    if not str(card.get("serves", name)).startswith("lm_heatmap_"):
+        raise ValueError(f"{name} is not a landmark heatmap network: test-time decoding settings are for those")
+    decode = dict(card.get("decode") or {})
+    if decode.get("absent_threshold") and current(card) != value:
+        raise ValueError(f"{path}: its absent thresholds were calibrated with {key} "
+                         f"{current(card)}: calibrate them with {value} instead")
+    decode[key] = value
+    decode[f"{key.removesuffix('_deg')}_choice"] = {"note": note, "date": date.today().isoformat()}
+    card["decode"] = decode
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return decode
+
+
 def set_rotations(name: str, models_dir: str | Path, rotations_deg: list[float], note: str) -> dict:
     """Set the test-time rotations (deg) of landmark network ``name``'s card (``decode.rotations_deg``:
     the softmax maps of the rotated inputs, rotated back and averaged) with ``note`` (what chose them)
     and today's date.  Refused (``ValueError``) where the card's thresholds were calibrated with
     other rotations: calibrate them again with these (:func:`write_decode`).  Returns the entry."""
-    path = Path(models_dir) / f"{name}.json"
-    card = json.loads(path.read_text())
-    if not str(card.get("serves", name)).startswith("lm_heatmap_"):
-        raise ValueError(f"{name} is not a landmark heatmap network: test-time rotations are for those")
-    rot = [float(a) for a in rotations_deg]
-    decode = dict(card.get("decode") or {})
-    if decode.get("absent_threshold") and list(card_rotations(card)) != rot:
-        raise ValueError(f"{path}: its absent thresholds were calibrated with rotations "
-                         f"{list(card_rotations(card))}: calibrate them with {rot} instead")
-    decode["rotations_deg"] = rot
-    decode["rotations_choice"] = {"note": note, "date": date.today().isoformat()}
-    card["decode"] = decode
-    path.write_text(json.dumps(card, indent=2) + "\n")
-    return decode
+    return _set_decode(name, models_dir, "rotations_deg", [float(a) for a in rotations_deg],
+                       lambda c: list(card_rotations(c)), note)
+
+
+def set_neighbour_frames(name: str, models_dir: str | Path, frames: int, note: str) -> dict:
+    """Set how many cine frames on each side a SAX landmark network's maps are averaged over
+    (``decode.neighbour_frames``, :func:`cmr_atlas.nets.heatmaps.card_neighbour_frames`; 0: none)
+    with ``note`` and today's date; refused for a network without SAX, and, as
+    :func:`set_rotations`, where the card's thresholds were calibrated with another value."""
+    card = json.loads((Path(models_dir) / f"{name}.json").read_text())
+    if "sax" not in card.get("views", ["sax"]) or frames < 0:
+        raise ValueError(f"{name}: neighbour frames are for SAX landmark networks and a count >= 0, got {frames}")
+    return _set_decode(name, models_dir, "neighbour_frames", int(frames), card_neighbour_frames, note)

@@ -5,6 +5,7 @@
     cmr-atlas models quantize [--name NAME ...] [--models-dir DIR] [--n-exams 4] [--n-images 256]
     cmr-atlas models orient   [--name NAME ...] [--models-dir DIR]
     cmr-atlas models rotations NAME ... --deg=-15,0,15 --note TEXT [--models-dir DIR]
+    cmr-atlas models neighbours NAME ... --frames 1 --note TEXT [--models-dir DIR]
 
 ``export`` writes every network of the models folder (default: the config's ``models_dir``) as
 ``OUT/<name>.onnx`` with its card (:mod:`cmr_atlas.nets.onnx_export`); ``--check`` runs each
@@ -16,7 +17,9 @@ network's training orientations and writes them into its card (``orientation``):
 turned far outside them go into the network upright (:mod:`cmr_atlas.cine.lax_orientation`).
 ``rotations`` sets a landmark heatmap network's test-time rotations (``decode.rotations_deg``: the
 softmax maps of the rotated images averaged; chosen on validation exams, the note says how;
-:func:`cmr_atlas.cine.landmark_calibration.set_rotations`).
+:func:`cmr_atlas.cine.landmark_calibration.set_rotations`).  ``neighbours`` sets how many cine frames on
+each side a SAX landmark network's maps are averaged over (``decode.neighbour_frames``; 0: none;
+:func:`cmr_atlas.cine.landmark_calibration.set_neighbour_frames`).
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     qz = sub.add_parser("quantize", help="int8 graphs of the cine U-Nets, calibrated on their training cohorts")
     orient = sub.add_parser("orient", help="the long-axis landmark networks' training orientations, into their cards")
     rot = sub.add_parser("rotations", help="a landmark heatmap network's test-time rotations, into its card")
-    for q in (ls, ex, qz, orient, rot):
+    nb = sub.add_parser("neighbours", help="the cine frames a SAX landmark network's maps are averaged over, into its card")
+    for q in (ls, ex, qz, orient, rot, nb):
         q.add_argument("--models-dir", help="models folder (default: config models_dir)")
     ex.add_argument("--onnx", required=True, metavar="DIR", help="output folder of the .onnx files and cards")
     ex.add_argument("--name", nargs="+", help="only these models")
@@ -57,10 +61,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rot.add_argument("name", nargs="+", help="landmark heatmap networks (cards in the models folder)")
     rot.add_argument("--deg", required=True, type=_degrees, help="rotations in degrees, written --deg=-15,0,15 (0: none)")
     rot.add_argument("--note", required=True, help="how they were chosen (validation cohort, figures)")
+    nb.add_argument("name", nargs="+", help="SAX landmark heatmap networks (cards in the models folder)")
+    nb.add_argument("--frames", required=True, type=int, help="cine frames on each side (0: none)")
+    nb.add_argument("--note", required=True, help="how it was chosen (validation cohort, figures)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from cmr_atlas.nets.heatmaps import card_rotations
+    from cmr_atlas.nets.heatmaps import card_neighbour_frames, card_rotations
     from cmr_atlas.nets.onnx_export import check_export, export_all, model_names
     from cmr_atlas.nets.registry import card_sequences, load_card
 
@@ -72,13 +79,21 @@ def run(args: argparse.Namespace) -> int:
             rot = list(card_rotations(c))  # what decoding reads
             print(f"{name}: sequences {','.join(card_sequences(c))}; "
                   f"views {','.join(c.get('views', ['sax']))}" + (f"; routed for {serves}" if serves != name else "")
-                  + (f"; test-time rotations {rot} deg" if rot != [0.0] else ""))
+                  + (f"; test-time rotations {rot} deg" if rot != [0.0] else "")
+                  + (f"; maps averaged over {k} cine frame(s) each side" if (k := card_neighbour_frames(c)) else ""))
         return 0
     if args.models_command == "rotations":
         from cmr_atlas.cine.landmark_calibration import set_rotations
 
         for name in args.name:
             print(f"{name}: test-time rotations {set_rotations(name, models_dir, args.deg, args.note)['rotations_deg']} deg")
+        return 0
+    if args.models_command == "neighbours":
+        from cmr_atlas.cine.landmark_calibration import set_neighbour_frames
+
+        for name in args.name:
+            k = set_neighbour_frames(name, models_dir, args.frames, args.note)["neighbour_frames"]
+            print(f"{name}: maps averaged over {k} cine frame(s) on each side")
         return 0
     if args.models_command == "quantize":
         from cmr_atlas.cine.quantize_models import cine_unets, quantize_model

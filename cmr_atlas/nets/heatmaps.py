@@ -96,6 +96,13 @@ def card_rotations(card: dict | None) -> tuple[float, ...]:
     return tuple(float(a) for a in rot) if rot else (0.0,)
 
 
+def card_neighbour_frames(card: dict | None) -> int:
+    """Cine frames on each side whose softmax maps a SAX image's are averaged with (its card's
+    ``decode.neighbour_frames``; 0 without): more looks at nearly the same anatomy for the images
+    at the ends of the LV, where one look is a blend of depths (docs/models.md, "Neighbouring cine frames")."""
+    return int(((card or {}).get("decode") or {}).get("neighbour_frames", 0))
+
+
 def card_thresholds(card: dict | None, sequence: str | None, view: str, names: Sequence[str],
                     fallback: float) -> np.ndarray:
     """Per landmark channel, the absent threshold the card's ``decode`` calibrated for images of

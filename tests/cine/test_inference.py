@@ -234,3 +234,45 @@ def test_onnx_runtime_inference_equals_pytorch_float32_on_the_shipped_models():
     both = a["present"]
     d = np.linalg.norm(a.loc[both, ["x_mm", "y_mm", "z_mm"]].to_numpy() - b.loc[both, ["x_mm", "y_mm", "z_mm"]].to_numpy(), axis=1)
     assert d.max() < 0.01
+
+
+class PeakAtBrightest(nn.Module):
+    """Heatmap model whose landmark 1 sits at the input's brightest pixel; the others are absent."""
+
+    def forward(self, x):
+        flat = x.flatten(1).argmax(1)
+        pts = torch.full((x.shape[0], 3, 2), float("nan"))
+        pts[:, 0, 0], pts[:, 0, 1] = (flat // x.shape[-1]).float(), (flat % x.shape[-1]).float()
+        return torch.log(gaussian_targets(pts, x.shape[-1], 2.0).clamp_min(1e-4))
+
+
+def test_sax_maps_are_averaged_over_the_cards_neighbour_frames(ring_exam):
+    from cmr_atlas.cine.inference import detect_landmarks
+
+    images, _ = ring_exam(n_slices=1, n_frames=5, noise=False)
+    a, b = (12, 20), (40, 30)  # frame 2 shows a bright spot at a, frames 1 and 3 (its neighbours) at b
+    sax = np.zeros_like(images.sax)
+    sax[0, :, b[0], b[1]] = 1000.0
+    sax[0, 2] = 0.0
+    sax[0, 2, a[0], a[1]] = 1000.0
+    images.sax = sax
+
+    def found(k):
+        card = {**CARD, "decode": {"neighbour_frames": k}}
+        net = PeakAtBrightest()
+        models = Models(RingOracle(), CARD, "heatmap", {"sax": (net, card)}, torch.device("cpu"), None)
+        lm = detect_landmarks(images, models, [2], absent_threshold=0.1, batch=4)
+        return lm[lm["present"]].set_index("landmark")
+
+    alone, three = found(0), found(1)
+    assert list(alone.index) == list(three.index) == ["rv_insert_anterior"]
+    assert np.allclose(alone[["y_px", "x_px"]].to_numpy(float), [a], atol=1.0)
+    # two of the three looks see b: the averaged map peaks there, at about two thirds of one look's peak
+    assert np.allclose(three[["y_px", "x_px"]].to_numpy(float), [b], atol=1.0)
+    assert three["confidence"].iloc[0] == pytest.approx(2 / 3 * alone["confidence"].iloc[0], rel=0.05)
+    # a single-frame series (LGE, T1 map) has no neighbours: read alone whatever the card says
+    one = ExamImages(images.exam_id, sax[:, 2:3], images.sax_planes, images.trigger_times_ms[:1])
+    models = Models(RingOracle(), CARD, "heatmap", {"sax": (PeakAtBrightest(), {**CARD, "decode": {"neighbour_frames": 1}})},
+                    torch.device("cpu"), None)
+    lm = detect_landmarks(one, models, [0], absent_threshold=0.1, batch=4)
+    assert np.allclose(lm[lm["present"]][["y_px", "x_px"]].to_numpy(float), [a], atol=1.0)

@@ -228,3 +228,27 @@ def test_rotations_only_for_landmark_networks_and_kept_by_a_calibration_with_the
     write_decode(_table("cine_gre", "sax", "lv_centre", 0.05), tmp_path, [-15.0, 0.0, 15.0], [940124], "cal")
     dec = json.loads((tmp_path / "lm_heatmap_sax.json").read_text())["decode"]
     assert dec["rotations_choice"]["note"] == "chosen on validation" and dec["absent_threshold"]
+
+
+def test_neighbour_frames_into_sax_cards_kept_by_a_calibration(tmp_path):
+    import json
+
+    from cmr_atlas.cine.landmark_calibration import set_neighbour_frames, write_decode
+    from cmr_atlas.cli import main
+    from cmr_atlas.nets.heatmaps import card_neighbour_frames
+
+    _card(tmp_path, "lm_heatmap_sax", ["cine_gre"], views=["sax"])
+    _card(tmp_path, "lm_heatmap_lax", ["cine_gre"], views=["lax_2ch", "lax_4ch"])
+    assert card_neighbour_frames(json.loads((tmp_path / "lm_heatmap_sax.json").read_text())) == 0
+    assert main(["models", "neighbours", "lm_heatmap_sax", "--frames", "1", "--note", "validation 940124",
+                 "--models-dir", str(tmp_path)]) == 0
+    card = json.loads((tmp_path / "lm_heatmap_sax.json").read_text())
+    assert card_neighbour_frames(card) == 1 and card["decode"]["neighbour_frames_choice"]["note"] == "validation 940124"
+    with pytest.raises(ValueError, match="SAX landmark networks"):
+        set_neighbour_frames("lm_heatmap_lax", tmp_path, 1, "no SAX")
+    # a calibration (made by decoding with the card's neighbours) keeps them; another count is then refused
+    write_decode(_table("cine_gre", "sax", "lv_centre", 0.05), tmp_path, [0.0], [940124], "cal")
+    assert card_neighbour_frames(json.loads((tmp_path / "lm_heatmap_sax.json").read_text())) == 1
+    set_neighbour_frames("lm_heatmap_sax", tmp_path, 1, "same count: thresholds kept")
+    with pytest.raises(ValueError, match="calibrated with neighbour_frames"):
+        set_neighbour_frames("lm_heatmap_sax", tmp_path, 0, "thresholds of another count")
