@@ -277,7 +277,7 @@ def speed(images, models, threads: int, repeats: int = 3) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n-exams", type=int, default=40)
+    ap.add_argument("--n-exams", type=int, default=40, help="held-out bSSFP exams (0: only the legacy guard)")
     ap.add_argument("--seed", type=int, default=930001, help="held-out clinical cohort seed")
     ap.add_argument("--mi-fraction", type=float, default=0.2)
     ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
@@ -309,7 +309,8 @@ def main() -> int:
         models = load_models(args.models_dir, method="heatmap", device="cpu", precision=args.precision)
         speed(next(iter(exams))[0], for_sequence(models, SEQUENCE), args.threads)
         return 0
-    cohorts = {SEQUENCE: lambda: clinical_exams(args.n_exams, args.seed, 2, args.mi_fraction, keep)}
+    # --n-exams 0: the legacy guard alone
+    cohorts = {SEQUENCE: lambda: clinical_exams(args.n_exams, args.seed, 2, args.mi_fraction, keep)} if args.n_exams else {}
     if args.legacy_n_exams:
         legacy_keep = Path(args.legacy_keep) if args.legacy_keep else None
         cohorts["cine_gre"] = lambda: generated(args.legacy_n_exams, args.legacy_seed, 2, args.mi_fraction, legacy_keep)
