@@ -634,7 +634,8 @@ def _neighbour_looks(images: ExamImages, stack: tuple, k: int) -> list[np.ndarra
     return [images.sax[s, [(f + d) % n for f in frames]] for d in range(-k, k + 1) if d != 0]
 
 
-def _network_outputs(images: ExamImages, models: Models, nets: list, sources: list, batch: int) -> dict[int, torch.Tensor]:
+def _network_outputs(images: ExamImages, models: Models, nets: list, sources: list,
+                     batch: int) -> dict[int, torch.Tensor]:
     """Each stack's network output (``{stack index: (frames, channels, H, W)}``; heatmaps: softmax
     maps): the images of one network in one :func:`forward`, each image's looks (itself, its
     companions', its SAX neighbour frames) averaged, as the test-time rotations are."""

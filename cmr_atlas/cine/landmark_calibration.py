@@ -138,12 +138,19 @@ def write_decode(table: pd.DataFrame, models_dir: str | Path, rotations_deg: lis
     return written
 
 
+def _card(name: str, models_dir: str | Path) -> dict:
+    """The card of ``name`` in ``models_dir``; ``ValueError`` naming the folder where it has none."""
+    path = Path(models_dir) / f"{name}.json"
+    if not path.is_file():
+        raise ValueError(f"no model card {name}.json in {models_dir}")
+    return json.loads(path.read_text())
+
+
 def _set_decode(name: str, models_dir: str | Path, key: str, value, current, note: str) -> dict:
     """Set ``decode[key] = value`` in landmark network ``name``'s card, with ``note`` (what chose
     it) and today's date under ``decode[<key's stem>_choice]``; refused (``ValueError``) where the
     card's thresholds were calibrated with another value (``current(card)``, what decoding reads)."""
-    path = Path(models_dir) / f"{name}.json"
-    card = json.loads(path.read_text())
+    card, path = _card(name, models_dir), Path(models_dir) / f"{name}.json"
     if not str(card.get("serves", name)).startswith("lm_heatmap_"):
         raise ValueError(f"{name} is not a landmark heatmap network: test-time decoding settings are for those")
     decode = dict(card.get("decode") or {})
@@ -171,7 +178,6 @@ def set_neighbour_frames(name: str, models_dir: str | Path, frames: int, note: s
     (``decode.neighbour_frames``, :func:`cmr_atlas.nets.heatmaps.card_neighbour_frames`; 0: none)
     with ``note`` and today's date; refused for a network without SAX, and, as
     :func:`set_rotations`, where the card's thresholds were calibrated with another value."""
-    card = json.loads((Path(models_dir) / f"{name}.json").read_text())
-    if "sax" not in card.get("views", ["sax"]) or frames < 0:
+    if "sax" not in _card(name, models_dir).get("views", ["sax"]) or frames < 0:
         raise ValueError(f"{name}: neighbour frames are for SAX landmark networks and a count >= 0, got {frames}")
     return _set_decode(name, models_dir, "neighbour_frames", int(frames), card_neighbour_frames, note)

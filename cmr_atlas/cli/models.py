@@ -82,18 +82,19 @@ def run(args: argparse.Namespace) -> int:
                   + (f"; test-time rotations {rot} deg" if rot != [0.0] else "")
                   + (f"; maps averaged over {k} cine frame(s) each side" if (k := card_neighbour_frames(c)) else ""))
         return 0
-    if args.models_command == "rotations":
-        from cmr_atlas.cine.landmark_calibration import set_rotations
+    if args.models_command in ("rotations", "neighbours"):
+        from cmr_atlas.cine.landmark_calibration import set_neighbour_frames, set_rotations
 
         for name in args.name:
-            print(f"{name}: test-time rotations {set_rotations(name, models_dir, args.deg, args.note)['rotations_deg']} deg")
-        return 0
-    if args.models_command == "neighbours":
-        from cmr_atlas.cine.landmark_calibration import set_neighbour_frames
-
-        for name in args.name:
-            k = set_neighbour_frames(name, models_dir, args.frames, args.note)["neighbour_frames"]
-            print(f"{name}: maps averaged over {k} cine frame(s) on each side")
+            try:  # a card that is not there or not such a network: one line, not a traceback
+                if args.models_command == "rotations":
+                    rot = set_rotations(name, models_dir, args.deg, args.note)["rotations_deg"]
+                    print(f"{name}: test-time rotations {rot} deg")
+                else:
+                    k = set_neighbour_frames(name, models_dir, args.frames, args.note)["neighbour_frames"]
+                    print(f"{name}: maps averaged over {k} cine frame(s) on each side")
+            except ValueError as e:
+                raise SystemExit(f"cmr-atlas models {args.models_command}: {e}") from None
         return 0
     if args.models_command == "quantize":
         from cmr_atlas.cine.quantize_models import cine_unets, quantize_model

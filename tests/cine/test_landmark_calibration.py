@@ -246,6 +246,10 @@ def test_neighbour_frames_into_sax_cards_kept_by_a_calibration(tmp_path):
     assert card_neighbour_frames(card) == 1 and card["decode"]["neighbour_frames_choice"]["note"] == "validation 940124"
     with pytest.raises(ValueError, match="SAX landmark networks"):
         set_neighbour_frames("lm_heatmap_lax", tmp_path, 1, "no SAX")
+    # the command line: one line naming what is wrong, not a traceback
+    for name, why in (("lm_heatmap_lax", "SAX landmark networks"), ("lm_heatmap_nosuch", "no model card")):
+        with pytest.raises(SystemExit, match=why):
+            main(["models", "neighbours", name, "--frames", "1", "--note", "x", "--models-dir", str(tmp_path)])
     # a calibration (made by decoding with the card's neighbours) keeps them; another count is then refused
     write_decode(_table("cine_gre", "sax", "lv_centre", 0.05), tmp_path, [0.0], [940124], "cal")
     assert card_neighbour_frames(json.loads((tmp_path / "lm_heatmap_sax.json").read_text())) == 1
