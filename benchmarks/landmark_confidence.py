@@ -56,7 +56,7 @@ def exam_records(images, truth: dict, models, sequence: str) -> list[dict]:
     sub = type(images)(images.exam_id, images.sax, images.sax_planes, images.trigger_times_ms,
                        {v: c[keep[v]] for v, c in images.lax.items() if keep[v]}, images.lax_planes)
     lm = detect_landmarks(sub, models, sorted({ed, es}), absent_threshold=0.0, batch=default("inference.batch"),
-                sequences={v: sequence for v in ("sax", *images.lax)})
+                          sequences={v: sequence for v in ("sax", *images.lax)})
     lax = lm["view"] != "sax"
     lm.loc[lax, "frame"] = [keep[v][f] for v, f in zip(lm.loc[lax, "view"], lm.loc[lax, "frame"])]
     rows, _ = landmark_records(images, lt, lm, "heatmap", ed, es)
