@@ -31,8 +31,8 @@ from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
 from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
 from cmr_atlas.cine.landmarks import LANDMARKS_AUTO, MODEL_VIEWS, landmark_names, view_model
-from cmr_atlas.nets.heatmaps import (card_neighbour_frames, card_rotations, card_thresholds, decode_arrays, rotate_maps,
-                                     rotation_averaged_probs)
+from cmr_atlas.nets.heatmaps import (card_neighbour_frames, card_rotations, card_thresholds, card_zooms, decode_arrays,
+                                     rotate_maps, rotation_averaged_probs)
 from cmr_atlas.cine.lax_orientation import axis_angle_deg, card_span, turn_deg
 from cmr_atlas.nets.preprocess import Grid, crop_box, from_net_px, near_crop_edge, prepare, to_net_px
 from cmr_atlas.nets.registry import Routes, card_grid, routes
@@ -650,13 +650,13 @@ def _network_outputs(images: ExamImages, models: Models, nets: list, sources: li
         # every look on the primary image's plane
         x = np.concatenate([prepare(img, stacks[i][3], card_grid(card)) for i, img in looks])
         sizes = [len(stacks[i][4]) for i, _ in looks]
-        if models.landmark_method == "heatmap":  # softmax maps, averaged over the card's rotations
+        if models.landmark_method == "heatmap":  # softmax maps, averaged over the card's rotations and zooms
             # long-axis images turned far from what the network was trained on go in upright
             turns = [0.0 if stacks[i][0] == "sax" else turn_deg(axis_angle_deg(stacks[i][3]), card_span(card, stacks[i][0]))
                      for i, _ in looks]
             x = _turn_each(x, sizes, turns)
             out = rotation_averaged_probs(lambda xr: forward(model, xr, models.device, batch, models.dtype), x,
-                                          card_rotations(card))
+                                          card_rotations(card), card_zooms(card))
             out = _turn_each(out, sizes, [-t for t in turns])
         else:
             out = forward(model, x, models.device, batch, models.dtype)

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from cmr_atlas.cine.landmarks import view_model
-from cmr_atlas.nets.heatmaps import card_neighbour_frames, card_rotations
+from cmr_atlas.nets.augment import LANDMARK_AUG
+from cmr_atlas.nets.heatmaps import card_neighbour_frames, card_rotations, card_zooms
 from cmr_atlas.nets.registry import routes
 
 # candidate thresholds: log-spaced from 1e-3 (peaks below are background-level) to 0.5 (a peak above
@@ -126,8 +127,9 @@ def write_decode(table: pd.DataFrame, models_dir: str | Path, rotations_deg: lis
                              f"{old.get('rotations_deg')}, not {new['rotations_deg']}: calibrate them again too")
         if "rotations_choice" in old and same_rotations:
             new["rotations_choice"] = old["rotations_choice"]  # what chose the rotations still holds
-        # the neighbour frames were read by the calibration's decoding (the card's): kept
-        new.update({k: old[k] for k in ("neighbour_frames", "neighbour_frames_choice") if k in old})
+        # the neighbour frames and zooms were read by the calibration's decoding (the card's): kept
+        new.update({k: old[k] for k in ("neighbour_frames", "neighbour_frames_choice", "zooms", "zooms_choice")
+                    if k in old})
         if kept:
             new["absent_threshold"] = {**kept, **new["absent_threshold"]}
             new["calibration"]["per_landmark"] = [r for r in old["calibration"]["per_landmark"]
@@ -171,6 +173,17 @@ def set_rotations(name: str, models_dir: str | Path, rotations_deg: list[float],
     other rotations: calibrate them again with these (:func:`write_decode`).  Returns the entry."""
     return _set_decode(name, models_dir, "rotations_deg", [float(a) for a in rotations_deg],
                        lambda c: list(card_rotations(c)), note)
+
+
+def set_zooms(name: str, models_dir: str | Path, zooms: list[float], note: str) -> dict:
+    """Set the test-time magnifications of landmark network ``name``'s card (``decode.zooms``: each an
+    extra unrotated look, :func:`cmr_atlas.nets.heatmaps.rotation_averaged_probs`; [] for none) with
+    ``note`` and today's date; zooms outside the training augmentation's range are refused, and, as
+    :func:`set_rotations`, where the card's thresholds were calibrated with other zooms."""
+    lo, hi = LANDMARK_AUG.zoom
+    if any(not lo <= z <= hi for z in zooms):
+        raise ValueError(f"{name}: test-time zooms must lie within the training augmentation's {lo}-{hi}, got {zooms}")
+    return _set_decode(name, models_dir, "zooms", [float(z) for z in zooms], lambda c: list(card_zooms(c)), note)
 
 
 def set_neighbour_frames(name: str, models_dir: str | Path, frames: int, note: str) -> dict:

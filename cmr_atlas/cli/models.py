@@ -4,7 +4,7 @@
     cmr-atlas models export --onnx OUT [--models-dir DIR] [--check]
     cmr-atlas models quantize [--name NAME ...] [--models-dir DIR] [--n-exams 4] [--n-images 256]
     cmr-atlas models orient   [--name NAME ...] [--models-dir DIR]
-    cmr-atlas models rotations NAME ... --deg=-15,0,15 --note TEXT [--models-dir DIR]
+    cmr-atlas models rotations NAME ... --deg=-15,0,15 [--zooms 0.87,1.15] --note TEXT [--models-dir DIR]
     cmr-atlas models neighbours NAME ... --frames 1 --note TEXT [--models-dir DIR]
 
 ``export`` writes every network of the models folder (default: the config's ``models_dir``) as
@@ -17,7 +17,9 @@ network's training orientations and writes them into its card (``orientation``):
 turned far outside them go into the network upright (:mod:`cmr_atlas.cine.lax_orientation`).
 ``rotations`` sets a landmark heatmap network's test-time rotations (``decode.rotations_deg``: the
 softmax maps of the rotated images averaged; chosen on validation exams, the note says how;
-:func:`cmr_atlas.cine.landmark_calibration.set_rotations`).  ``neighbours`` sets how many cine frames on
+:func:`cmr_atlas.cine.landmark_calibration.set_rotations`); ``--zooms`` adds unrotated magnified looks
+(``decode.zooms``, within the training augmentation's range; ``--zooms=`` clears them;
+:func:`cmr_atlas.cine.landmark_calibration.set_zooms`).  ``neighbours`` sets how many cine frames on
 each side a SAX landmark network's maps are averaged over (``decode.neighbour_frames``; 0: none;
 :func:`cmr_atlas.cine.landmark_calibration.set_neighbour_frames`).
 """
@@ -40,6 +42,14 @@ def _degrees(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"degrees separated by commas, e.g. -15,0,15, not {text!r}") from None
 
 
+def _zooms(text: str) -> list[float]:
+    """``0.87,1.15`` -> ``[0.87, 1.15]``; an empty value -> ``[]`` (no zooms)."""
+    try:
+        return [float(a) for a in text.split(",") if a.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"magnifications separated by commas, e.g. 0.87,1.15, not {text!r}") from None
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     ls = sub.add_parser("list", help="the model cards: what each network was trained on")
@@ -60,6 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     orient.add_argument("--name", nargs="+", help="only these models (default: every long-axis landmark heatmap network)")
     rot.add_argument("name", nargs="+", help="landmark heatmap networks (cards in the models folder)")
     rot.add_argument("--deg", required=True, type=_degrees, help="rotations in degrees, written --deg=-15,0,15 (0: none)")
+    rot.add_argument("--zooms", type=_zooms, help="test-time magnifications, e.g. 0.87,1.15 (--zooms= for none)")
     rot.add_argument("--note", required=True, help="how they were chosen (validation cohort, figures)")
     nb.add_argument("name", nargs="+", help="SAX landmark heatmap networks (cards in the models folder)")
     nb.add_argument("--frames", required=True, type=int, help="cine frames on each side (0: none)")
@@ -67,7 +78,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cmr_atlas.nets.heatmaps import card_neighbour_frames, card_rotations
+    from cmr_atlas.nets.heatmaps import card_neighbour_frames, card_rotations, card_zooms
     from cmr_atlas.nets.onnx_export import check_export, export_all, model_names
     from cmr_atlas.nets.registry import card_sequences, load_card
 
@@ -80,14 +91,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: sequences {','.join(card_sequences(c))}; "
                   f"views {','.join(c.get('views', ['sax']))}" + (f"; routed for {serves}" if serves != name else "")
                   + (f"; test-time rotations {rot} deg" if rot != [0.0] else "")
+                  + (f"; test-time zooms {list(z)}" if (z := card_zooms(c)) else "")
                   + (f"; maps averaged over {k} cine frame(s) each side" if (k := card_neighbour_frames(c)) else ""))
         return 0
     if args.models_command in ("rotations", "neighbours"):
-        from cmr_atlas.cine.landmark_calibration import set_neighbour_frames, set_rotations
+        from cmr_atlas.cine.landmark_calibration import set_neighbour_frames, set_rotations, set_zooms
 
         for name in args.name:
             try:  # a card that is not there or not such a network: one line, not a traceback
                 if args.models_command == "rotations":
+                    if args.zooms is not None:  # first: a zoom refused leaves the card as it was
+                        print(f"{name}: test-time zooms {set_zooms(name, models_dir, args.zooms, args.note)['zooms']}")
                     rot = set_rotations(name, models_dir, args.deg, args.note)["rotations_deg"]
                     print(f"{name}: test-time rotations {rot} deg")
                 else:

@@ -84,6 +84,7 @@ def decode_batch(probs: np.ndarray, absent_threshold: float | Sequence[float]) -
 
 # Calibrated decoding (issue 16): a landmark network's card may carry ``decode``:
 #   {"rotations_deg": [...],            # test-time rotations whose probability maps are averaged
+#    "zooms": [...],                    # test-time magnifications (unrotated), averaged with them
 #    "absent_threshold": {sequence: {view: {landmark: threshold}}},   # calibrated per landmark
 #    "calibration": {...}}              # how and on which (validation) exams they were chosen
 # (written by benchmarks/landmark_calibration.py); without it, one unrotated pass and the
@@ -94,6 +95,12 @@ def card_rotations(card: dict | None) -> tuple[float, ...]:
     """Test-time rotations (degrees) of a landmark network (its card's ``decode``), ``(0,)`` without."""
     rot = ((card or {}).get("decode") or {}).get("rotations_deg")
     return tuple(float(a) for a in rot) if rot else (0.0,)
+
+
+def card_zooms(card: dict | None) -> tuple[float, ...]:
+    """Test-time magnifications of a landmark network (its card's ``decode.zooms``; none without):
+    each an extra unrotated look, averaged with the rotations' (docs/models.md, "Test-time zooms")."""
+    return tuple(float(z) for z in ((card or {}).get("decode") or {}).get("zooms") or ())
 
 
 def card_neighbour_frames(card: dict | None) -> int:
@@ -112,32 +119,35 @@ def card_thresholds(card: dict | None, sequence: str | None, view: str, names: S
     return np.array([float(table.get(n, fallback)) for n in names], dtype=float)
 
 
-def rotate_maps(t: torch.Tensor, degrees: float) -> torch.Tensor:
-    """``t (B, C, H, W)`` rotated by ``degrees`` about the grid's centre (bilinear, zeros outside:
-    whitened images are zero-mean, so the padding equals the image mean as in ``prepare``)."""
+def rotate_maps(t: torch.Tensor, degrees: float, zoom: float = 1.0) -> torch.Tensor:
+    """``t (B, C, H, W)`` rotated by ``degrees`` and magnified by ``zoom`` about the grid's centre
+    (bilinear, zeros outside: whitened images are zero-mean, so the padding equals the image mean
+    as in ``prepare``).  ``rotate_maps(rotate_maps(t, d, z), -d, 1 / z)`` is ``t`` up to resampling."""
     import torch
     import torch.nn.functional as F
 
-    if degrees == 0.0:
+    if degrees == 0.0 and zoom == 1.0:
         return t
     th = np.deg2rad(degrees)
-    a = torch.tensor([[np.cos(th), -np.sin(th), 0.0], [np.sin(th), np.cos(th), 0.0]], dtype=t.dtype)
+    a = torch.tensor([[np.cos(th), -np.sin(th), 0.0], [np.sin(th), np.cos(th), 0.0]], dtype=t.dtype) / zoom
     grid = F.affine_grid(a[None].expand(t.shape[0], 2, 3), list(t.shape), align_corners=False)
     return F.grid_sample(t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def rotation_averaged_probs(run: Callable[[np.ndarray], torch.Tensor], x: np.ndarray,
-                            rotations_deg: Sequence[float]) -> torch.Tensor:
-    """Softmax maps ``(N, K+1, n, n)`` of ``x (N, n, n)`` averaged over test-time rotations: each
-    rotated input's output (``run``: images -> logits) rotated back onto the unrotated grid.  The
-    rotations stay within the training augmentation's range (+-30 degrees), and a rotation keeps
-    the image's handedness, so the anterior/inferior names stay meaningful (a flip would not)."""
+                            rotations_deg: Sequence[float], zooms: Sequence[float] = ()) -> torch.Tensor:
+    """Softmax maps ``(N, K+1, n, n)`` of ``x (N, n, n)`` averaged over test-time looks: each
+    rotation, then each zoom unrotated; each look's output (``run``: images -> logits) mapped back
+    onto the original grid.  The rotations stay within the training augmentation's range (+-30
+    degrees) and the zooms within its scaling, and neither changes the image's handedness, so the
+    anterior/inferior names stay meaningful (a flip would not)."""
     import torch
 
+    looks = [(float(d), 1.0) for d in rotations_deg] + [(0.0, float(z)) for z in zooms]
     acc = None
-    for deg in rotations_deg:
-        xr = x if deg == 0.0 else rotate_maps(torch.from_numpy(np.ascontiguousarray(x, np.float32))[:, None],
-                                              float(deg))[:, 0].numpy()
-        p = rotate_maps(torch.softmax(run(xr), 1), -float(deg))
+    for deg, zoom in looks:
+        xr = x if (deg, zoom) == (0.0, 1.0) else rotate_maps(
+            torch.from_numpy(np.ascontiguousarray(x, np.float32))[:, None], deg, zoom)[:, 0].numpy()
+        p = rotate_maps(torch.softmax(run(xr), 1), -deg, 1.0 / zoom)
         acc = p if acc is None else acc + p
-    return acc / len(rotations_deg)
+    return acc / len(looks)

@@ -27,7 +27,7 @@ import torch
 
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.core.vocab import LANDMARKS
-from cmr_atlas.nets.heatmaps import card_rotations, card_thresholds, decode_arrays, rotation_averaged_probs
+from cmr_atlas.nets.heatmaps import card_rotations, card_thresholds, card_zooms, decode_arrays, rotation_averaged_probs
 from cmr_atlas.nets import preprocess, registry
 from cmr_atlas.nets.preprocess import Grid, from_net_px, to_net_px
 from cmr_atlas.nets.runtime import prepare_model
@@ -71,7 +71,7 @@ def detect(run, card: dict, images: Sequence[np.ndarray], planes: Sequence[Slice
     if not len(images):
         return []
     x = np.concatenate([preprocess.prepare(np.asarray(im, np.float32)[None], pl, grid) for im, pl in zip(images, planes)])
-    probs = rotation_averaged_probs(run, x, card_rotations(card)).float().numpy()
+    probs = rotation_averaged_probs(run, x, card_rotations(card), card_zooms(card)).float().numpy()
     rc, present, _ = decode_arrays(probs, card_thresholds(card, SEQUENCE, "sax", NAMES, absent_threshold))
     out: list[Insertions | None] = []
     for pts, ok, pl, lab in zip(rc, present, planes, labels):

@@ -256,3 +256,28 @@ def test_neighbour_frames_into_sax_cards_kept_by_a_calibration(tmp_path):
     set_neighbour_frames("lm_heatmap_sax", tmp_path, 1, "same count: thresholds kept")
     with pytest.raises(ValueError, match="calibrated with neighbour_frames"):
         set_neighbour_frames("lm_heatmap_sax", tmp_path, 0, "thresholds of another count")
+
+
+def test_zooms_into_cards_within_the_augmentation_and_kept_by_a_calibration(tmp_path):
+    import json
+
+    from cmr_atlas.cine.landmark_calibration import set_zooms, write_decode
+    from cmr_atlas.cli import main
+    from cmr_atlas.nets.heatmaps import card_zooms
+
+    _card(tmp_path, "lm_heatmap_lax", ["cine_ssfp"], views=["lax_2ch", "lax_3ch", "lax_4ch"])
+    assert card_zooms(json.loads((tmp_path / "lm_heatmap_lax.json").read_text())) == ()
+    assert main(["models", "rotations", "lm_heatmap_lax", "--deg=-15,0,15", "--zooms", "0.87,1.15",
+                 "--note", "validation 940123", "--models-dir", str(tmp_path)]) == 0
+    card = json.loads((tmp_path / "lm_heatmap_lax.json").read_text())
+    assert card_zooms(card) == (0.87, 1.15) and card["decode"]["zooms_choice"]["note"] == "validation 940123"
+    with pytest.raises(ValueError, match="augmentation"):
+        set_zooms("lm_heatmap_lax", tmp_path, [0.5], "beyond what the network saw in training")
+    # a calibration (decoded with the card's zooms) keeps them; other zooms are then refused
+    write_decode(_table("cine_ssfp", "lax_3ch", "apex", 0.05), tmp_path, [-15.0, 0.0, 15.0], [940123], "cal")
+    assert card_zooms(json.loads((tmp_path / "lm_heatmap_lax.json").read_text())) == (0.87, 1.15)
+    with pytest.raises(ValueError, match="calibrated with zooms"):
+        set_zooms("lm_heatmap_lax", tmp_path, [], "thresholds of other zooms")
+    with pytest.raises(SystemExit, match="calibrated with zooms"):
+        main(["models", "rotations", "lm_heatmap_lax", "--deg=-15,0,15", "--zooms=", "--note", "x",
+              "--models-dir", str(tmp_path)])

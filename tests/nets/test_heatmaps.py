@@ -58,14 +58,34 @@ def test_rotations_map_back_onto_the_unrotated_grid():
         t = torch.from_numpy(np.ascontiguousarray(images))[:, None]
         return torch.cat([torch.zeros_like(t), 20.0 * t], 1)
 
-    for rot in ((15.0,), (-20.0, 20.0), (-30.0, -15.0, 0.0, 15.0, 30.0)):  # without 0: each must map back
-        p = rotation_averaged_probs(run, x, rot)
+    for rot, zooms in (((15.0,), ()), ((-20.0, 20.0), ()), ((-30.0, -15.0, 0.0, 15.0, 30.0), ()),
+                       ((15.0,), (0.87, 1.15)), ((0.0,), (0.85,))):  # without 0: each must map back
+        p = rotation_averaged_probs(run, x, rot, zooms)
         assert p.shape == (2, 2, 64, 64)
         for i, (r, c) in enumerate(((21, 41), (46, 16))):
             pr, pc = np.unravel_index(int(p[i, 1].argmax()), (64, 64))
-            assert abs(pr - r) <= 1 and abs(pc - c) <= 1, (rot, i, pr, pc)
+            assert abs(pr - r) <= 1 and abs(pc - c) <= 1, (rot, zooms, i, pr, pc)
     assert torch.equal(rotation_averaged_probs(run, x, (0.0,)), torch.softmax(run(x), 1))
     # a rotation by +a then -a is near the identity away from the border
     t = torch.from_numpy(x)[:, None]
     back = rotate_maps(rotate_maps(t, 20.0), -20.0)
     assert float((back - t)[..., 10:54, 10:54].abs().max()) < 0.6 and float(back.sum()) > 0.5 * float(t.sum())
+
+
+@given(deg=st.floats(-30, 30), zoom=st.floats(0.85, 1.15), r=st.floats(20, 44), c=st.floats(20, 44))
+@settings(max_examples=25, deadline=None)
+def test_a_look_maps_a_point_back_where_it_was(deg, zoom, r, c):
+    """A blob turned by ``deg`` and magnified by ``zoom`` lies ``zoom`` times as far from the grid's
+    centre, and the inverse look maps it back where it started (to a tenth of a pixel)."""
+    yy, xx = np.mgrid[:64, :64]
+    t = torch.tensor(np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / 18.0), dtype=torch.float32)[None, None]
+
+    def centroid(u: torch.Tensor) -> np.ndarray:
+        w = u[0, 0].numpy()
+        return np.array([(w * yy).sum(), (w * xx).sum()]) / w.sum()
+
+    centre = np.array([31.5, 31.5])
+    moved = rotate_maps(t, deg, zoom)
+    assert abs(np.linalg.norm(centroid(moved) - centre) - zoom * np.linalg.norm(centroid(t) - centre)) < 0.15
+    back = rotate_maps(moved, -deg, 1.0 / zoom)
+    assert np.abs(centroid(back) - centroid(t)).max() < 0.1
