@@ -22,7 +22,8 @@ centre and +-1/3 of the thickness; legacy: +-2 mm) the truth has the landmark
 (:mod:`cmr_atlas.synth.slab`); the SAX detection is then also printed for images whose landmarks
 agree at every depth and for boundary images (:func:`accuracy.boundary_table`).  ``--neighbour-frames K``
 decodes the SAX networks with K cine frames on each side instead of their cards'
-(``decode.neighbour_frames``, ``cmr-atlas models neighbours``; 0: each image alone).
+(``decode.neighbour_frames``, ``cmr-atlas models neighbours``; 0: each image alone); ``--zooms``
+adds the long-axis networks' unrotated magnified looks (``decode.zooms``).
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ def main() -> int:
     ap.add_argument("--out", required=True, help="parquet of the per-landmark rows")
     ap.add_argument("--rotations", help="test-time rotations in degrees, e.g. -20,0,20, instead of the cards' "
                                         "(benchmarks/landmark_calibration.py compares sets)")
+    ap.add_argument("--zooms", help="long-axis networks: test-time magnifications (unrotated looks), e.g. 0.87,1.15, "
+                                    "instead of the cards' (decode.zooms; '' for none)")
     ap.add_argument("--neighbour-frames", type=int,
                     help="SAX networks: average each image's maps over this many cine frames on each side of it "
                          "instead of the cards' (decode.neighbour_frames; 0: none)")
@@ -162,6 +165,8 @@ def main() -> int:
         decode = {k: v for k, v in (card.get("decode") or {}).items() if k != "absent_threshold"}
         if args.rotations is not None:
             decode["rotations_deg"] = [float(a) for a in args.rotations.split(",")]
+        if args.zooms is not None and "sax" not in card.get("views", ["sax"]):
+            decode["zooms"] = [float(z) for z in args.zooms.split(",") if z.strip()]
         if args.neighbour_frames is not None and "sax" in card.get("views", ["sax"]):
             decode["neighbour_frames"] = args.neighbour_frames
         card["decode"] = decode
