@@ -20,7 +20,9 @@ end slice, the detection on end and inner slices, and the false-positive rate.  
 has ``depths_present`` of ``n_depths``: at how many of the depths the renderer averages (clinical:
 centre and +-1/3 of the thickness; legacy: +-2 mm) the truth has the landmark
 (:mod:`cmr_atlas.synth.slab`); the SAX detection is then also printed for images whose landmarks
-agree at every depth and for boundary images (:func:`accuracy.boundary_table`).  ``--neighbour-frames K``
+agree at every depth and for boundary images (:func:`accuracy.boundary_table`).  Last, per view
+at that threshold, images detected and distances with 95 % intervals over exams
+(:func:`accuracy.view_distance_cis`).  ``--neighbour-frames K``
 decodes the SAX networks with K cine frames on each side instead of their cards'
 (``decode.neighbour_frames``, ``cmr-atlas models neighbours``; 0: each image alone); ``--zooms``
 adds the long-axis networks' unrotated magnified looks (``decode.zooms``).
@@ -38,7 +40,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import add_depth_presence, boundary_table, generated, landmark_records  # noqa: E402
+from accuracy import add_depth_presence, boundary_table, generated, landmark_records, print_view_cis  # noqa: E402
 from landmarks_clinical import clinical_exams  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.cine.inference import detect_landmarks, load_models  # noqa: E402
@@ -105,6 +107,14 @@ def _apex_first(images, truth_lm: pd.DataFrame, slices: list[int]) -> bool:
     a = apex[["x_mm", "y_mm", "z_mm"]].to_numpy(float).mean(0)
     d = [abs(float((a - images.sax_planes[s].position_mm) @ images.sax_planes[s].normal)) for s in (slices[0], slices[-1])]
     return d[0] < d[1]
+
+
+def at_threshold(df: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """The records as decoding at ``threshold`` would report them: ``auto_present`` where the peak
+    reaches it, and no automated distances where it does not."""
+    out = df.assign(auto_present=df["confidence"] >= threshold)
+    out.loc[~out["auto_present"], ["auto_obs1", "auto_obs2", "auto_truth"]] = np.nan
+    return out
 
 
 def print_misses(df: pd.DataFrame, threshold: float) -> None:
@@ -187,6 +197,7 @@ def main() -> int:
     print_misses(df, default("landmarks.absent_threshold"))
     if "depths_present" in df:
         print_boundary(df, default("landmarks.absent_threshold"))
+    print_view_cis(at_threshold(df, default("landmarks.absent_threshold")))
     return 0
 
 
