@@ -11,6 +11,9 @@ DEMO_COHORT ?= data/demo_cohort
 DEMO_CLINICAL ?= 4
 DEMO_CLINICAL_SEED ?= 20002
 CORES  ?= 2
+# test processes (pytest-xdist): each test file runs whole in one of them, so a module's fixtures
+# are built once; TEST_WORKERS=0 runs the suite in this process
+TEST_WORKERS ?= $(CORES)
 
 .PHONY: demo test install clean-demo lint check-workflow bench
 
@@ -41,7 +44,7 @@ demo: $(DEMO_COHORT)/.complete
 	@echo "Report: $(abspath results/demo/report/index.html)"
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The workflow on the test configuration .test/config/config.yaml (a cohort of empty exam folders,
 # the snakemake-workflows layout): lint, then dry runs of the default target and of `train`; no job

@@ -8,6 +8,7 @@ tests may use them).
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -71,6 +72,16 @@ def _ring_exam(n_slices=3, n_frames=4, seed=0, noise=True) -> tuple[ExamImages, 
         sax.append(frames)
     images = ExamImages("X1", np.asarray(sax, np.float32), planes, np.arange(n_frames) * 40.0)
     return images, pd.DataFrame(rows)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # under pytest-xdist (make test) each worker takes its share of the cores: workers each running
+    # torch on every core would oversubscribe the machine and slow the network tests down
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 @pytest.fixture(scope="session")
