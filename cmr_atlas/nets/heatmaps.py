@@ -144,10 +144,10 @@ def rotation_averaged_probs(run: Callable[[np.ndarray], torch.Tensor], x: np.nda
     import torch
 
     looks = [(float(d), 1.0) for d in rotations_deg] + [(0.0, float(z)) for z in zooms]
+    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))[:, None]  # once, for every turned look
     acc = None
     for deg, zoom in looks:
-        xr = x if (deg, zoom) == (0.0, 1.0) else rotate_maps(
-            torch.from_numpy(np.ascontiguousarray(x, np.float32))[:, None], deg, zoom)[:, 0].numpy()
+        xr = x if (deg, zoom) == (0.0, 1.0) else rotate_maps(xt, deg, zoom)[:, 0].numpy()
         p = rotate_maps(torch.softmax(run(xr), 1), -deg, 1.0 / zoom)
         acc = p if acc is None else acc + p
     return acc / len(looks)
