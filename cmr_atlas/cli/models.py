@@ -34,20 +34,16 @@ from cmr_atlas.core.config import default, find_models_dir
 log = logging.getLogger(__name__)
 
 
-def _degrees(text: str) -> list[float]:
-    """``-15,0,15`` -> ``[-15.0, 0.0, 15.0]`` (argparse names the option on a bad value)."""
-    try:
-        return [float(a) for a in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"degrees separated by commas, e.g. -15,0,15, not {text!r}") from None
-
-
-def _zooms(text: str) -> list[float]:
-    """``0.87,1.15`` -> ``[0.87, 1.15]``; an empty value -> ``[]`` (no zooms)."""
-    try:
-        return [float(a) for a in text.split(",") if a.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"magnifications separated by commas, e.g. 0.87,1.15, not {text!r}") from None
+def _numbers(what: str, example: str, allow_empty: bool = False):
+    """An argparse type: ``-15,0,15`` -> ``[-15.0, 0.0, 15.0]``; with ``allow_empty`` an empty value
+    -> ``[]``.  A bad value names ``what`` and an ``example`` (argparse names the option)."""
+    def parse(text: str) -> list[float]:
+        try:
+            values = [float(a) for a in text.split(",") if a.strip() or not allow_empty]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} separated by commas, e.g. {example}, not {text!r}") from None
+        return values
+    return parse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,8 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     qz.add_argument("--n-images", type=int, default=256, help="calibration images per network")
     orient.add_argument("--name", nargs="+", help="only these models (default: every long-axis landmark heatmap network)")
     rot.add_argument("name", nargs="+", help="landmark heatmap networks (cards in the models folder)")
-    rot.add_argument("--deg", required=True, type=_degrees, help="rotations in degrees, written --deg=-15,0,15 (0: none)")
-    rot.add_argument("--zooms", type=_zooms, help="test-time magnifications, e.g. 0.87,1.15 (--zooms= for none)")
+    rot.add_argument("--deg", required=True, type=_numbers("degrees", "-15,0,15"),
+                     help="rotations in degrees, written --deg=-15,0,15 (0: none)")
+    rot.add_argument("--zooms", type=_numbers("magnifications", "0.87,1.15", allow_empty=True),
+                     help="test-time magnifications, e.g. 0.87,1.15 (--zooms= for none)")
     rot.add_argument("--note", required=True, help="how they were chosen (validation cohort, figures)")
     nb.add_argument("name", nargs="+", help="SAX landmark heatmap networks (cards in the models folder)")
     nb.add_argument("--frames", required=True, type=int, help="cine frames on each side (0: none)")
