@@ -31,10 +31,11 @@ from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
 from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
 from cmr_atlas.cine.landmarks import LANDMARKS_AUTO, MODEL_VIEWS, landmark_names, view_model
-from cmr_atlas.nets.heatmaps import (card_neighbour_frames, card_rotations, card_thresholds, card_zooms, decode_arrays,
+from cmr_atlas.nets.heatmaps import (card_neighbour_frames, card_neighbour_slices, card_rotations, card_thresholds, card_zooms, decode_arrays,
                                      rotate_maps, rotation_averaged_probs)
 from cmr_atlas.cine.lax_orientation import axis_angle_deg, card_span, turn_deg
-from cmr_atlas.nets.preprocess import Grid, crop_box, from_net_px, near_crop_edge, prepare, to_net_px
+from cmr_atlas.nets.preprocess import (Grid, crop_box, from_net_px, near_crop_edge, prepare, slice_with_neighbours,
+                                      to_net_px)
 from cmr_atlas.nets.registry import Routes, card_grid, routes
 from cmr_atlas.nets.runtime import (OnnxNet, forward, load_net, pick_device, resolve_precision, resolve_runtime,
                                     takes_any_size)
@@ -634,6 +635,22 @@ def _neighbour_looks(images: ExamImages, stack: tuple, k: int) -> list[np.ndarra
     return [images.sax[s, [(f + d) % n for f in frames]] for d in range(-k, k + 1) if d != 0]
 
 
+def _network_input(img: np.ndarray, source: list | None, stack: tuple, card: dict) -> np.ndarray:
+    """One look's network input on its stack's grid: ``(F, n, n)``, or for a SAX network whose
+    card has ``input.neighbour_slices`` k, ``(F, 2k+1, n, n)`` with the k slices either side of the
+    same ``source`` (the primary images or a companion's) at the same frames as channels."""
+    view, s, _, plane, _ = stack
+    k = card_neighbour_slices(card)
+    if not k or view != "sax":
+        return prepare(img, plane, card_grid(card))
+    if source is None:
+        raise ValueError("a SAX network that sees the neighbouring slices takes no neighbouring cine frames "
+                         "(its card has both input.neighbour_slices and decode.neighbour_frames)")
+    sax = sorted((st for st in source if st[0] == "sax"), key=lambda st: st[1])  # the stack, base to apex
+    at = [st[1] for st in sax].index(s)
+    return slice_with_neighbours([st[2] for st in sax], [st[3] for st in sax], at, k, card_grid(card))
+
+
 def _network_outputs(images: ExamImages, models: Models, nets: list, sources: list,
                      batch: int) -> dict[int, torch.Tensor]:
     """Each stack's network output (``{stack index: (frames, channels, H, W)}``; heatmaps: softmax
@@ -645,15 +662,16 @@ def _network_outputs(images: ExamImages, models: Models, nets: list, sources: li
         members = [i for i, (m, _) in enumerate(nets) if id(m) == k]
         model, card = nets[members[0]]
         # each image's looks: itself, its companions' images, its SAX neighbour frames (the card's)
-        looks = [(i, img) for i in members for img in
-                 [src[i][2] for src in sources] + _neighbour_looks(images, stacks[i], card_neighbour_frames(card))]
+        looks = [(i, img, src) for i in members for img, src in
+                 [(src[i][2], src) for src in sources]
+                 + [(img, None) for img in _neighbour_looks(images, stacks[i], card_neighbour_frames(card))]]
         # every look on the primary image's plane
-        x = np.concatenate([prepare(img, stacks[i][3], card_grid(card)) for i, img in looks])
-        sizes = [len(stacks[i][4]) for i, _ in looks]
+        x = np.concatenate([_network_input(img, src, stacks[i], card) for i, img, src in looks])
+        sizes = [len(stacks[i][4]) for i, _, _ in looks]
         if models.landmark_method == "heatmap":  # softmax maps, averaged over the card's rotations and zooms
             # long-axis images turned far from what the network was trained on go in upright
             turns = [0.0 if stacks[i][0] == "sax" else turn_deg(axis_angle_deg(stacks[i][3]), card_span(card, stacks[i][0]))
-                     for i, _ in looks]
+                     for i, _, _ in looks]
             x = _turn_each(x, sizes, turns)
             out = rotation_averaged_probs(lambda xr: forward(model, xr, models.device, batch, models.dtype), x,
                                           card_rotations(card), card_zooms(card))
@@ -662,7 +680,7 @@ def _network_outputs(images: ExamImages, models: Models, nets: list, sources: li
             out = forward(model, x, models.device, batch, models.dtype)
         parts = torch.split(out, sizes)
         for i in members:  # one image's looks averaged, as the rotations are
-            outputs[i] = torch.stack([p for (j, _), p in zip(looks, parts) if j == i]).mean(0)
+            outputs[i] = torch.stack([p for (j, _, _), p in zip(looks, parts) if j == i]).mean(0)
     return outputs
 
 

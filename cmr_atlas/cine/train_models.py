@@ -163,6 +163,12 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
         "sigma_mm": SIGMA_MM[m], "loss": "KL + soft Dice (class weights 1, 5, 5, 5)",
         "data_shares": shares, **({"view_weights": view_weights} if view_weights else {}),
         "previous_runs": previous}, task=task)
+    neighbours = data_parts(info)[0].get("sax_neighbour_slices", 0) if m == "sax" else 0
+    if neighbours:  # inference gives it the same neighbouring slices
+        card["input"]["neighbour_slices"] = neighbours
+        card["input"]["preprocessing"] += (f"; channels: the slice and the {neighbours} slice(s) either side of it "
+                                           "in the stack (base to apex), each sampled on the slice's grid along "
+                                           "the stack's normal, zeros past the ends of the stack")
     # a long-axis network: the orientations it was trained on, for turning odd images upright
     orientation = training_orientation(info, aug.rotation_deg) if m == "lax" else None
     if orientation is not None:

@@ -18,7 +18,7 @@ from cmr_atlas.core.imagecache import ExamImages
 from cmr_atlas.core.vocab import SURFACES
 from cmr_atlas.cine.landmarks import MODEL_LANDMARKS, MODEL_VIEWS, landmark_names
 from cmr_atlas.cine.segmentation import label_mask
-from cmr_atlas.nets.preprocess import Grid, prepare, to_net_px
+from cmr_atlas.nets.preprocess import Grid, prepare, slice_with_neighbours, to_net_px
 from cmr_atlas.nets.samples import VIEW_CODES, Samples
 
 def _xyz(df: pd.DataFrame) -> np.ndarray:
@@ -84,12 +84,16 @@ def segmentation_samples(images: ExamImages, contours: pd.DataFrame, grid: Grid,
 
 def landmark_samples(images: ExamImages, landmarks: pd.DataFrame, model: str, grid: Grid,
                      rng: np.random.Generator, extra_frames: int = 2, observer: str = "truth",
-                     sax_frames: str = "ed_es") -> Samples:
+                     sax_frames: str = "ed_es", neighbour_slices: int = 0) -> Samples:
     """Images of the views served by landmark ``model`` ('lax' or 'sax') with their points.
 
     SAX: every slice at the selected frames, including slices without landmarks (explicit
-    negatives); LAX: the selected frames of each cine.
+    negatives); LAX: the selected frames of each cine.  ``neighbour_slices`` k > 0 (SAX only):
+    each image carries the k slices either side of it at the same frame as channels, on its own
+    grid (:func:`~cmr_atlas.nets.preprocess.slice_with_neighbours`): images ``(M, 2k+1, n, n)``.
     """
+    if neighbour_slices and model != "sax":
+        raise ValueError(f"neighbouring slices are a SAX stack's, not the {model} views'")
     lm = landmarks[landmarks["observer"] == observer]
     k = len(MODEL_LANDMARKS[model])
     imgs, pts, views = [], [], []
@@ -113,7 +117,8 @@ def landmark_samples(images: ExamImages, landmarks: pd.DataFrame, model: str, gr
             continue
         frames = select_frames(v, stacks[0][0].shape[0], extra_frames if view != "sax" or sax_frames != "ed_es" else 0, rng)
         for cine, plane, s in stacks:
-            prepped = prepare(cine[frames], plane, grid)
+            prepped = (slice_with_neighbours(images.sax[:, frames], images.sax_planes, s, neighbour_slices, grid)
+                       if neighbour_slices else prepare(cine[frames], plane, grid))
             for i, f in enumerate(frames):
                 p = np.full((k, 2), np.nan, dtype=np.float32)
                 if s in mapping:
@@ -127,6 +132,7 @@ def landmark_samples(images: ExamImages, landmarks: pd.DataFrame, model: str, gr
                 pts.append(p)
                 views.append(VIEW_CODES[view])
     m = len(imgs)
-    return Samples(np.asarray(imgs, dtype=np.float16).reshape(m, n, n), np.zeros(m, np.int32),
+    shape = (m, 2 * neighbour_slices + 1, n, n) if neighbour_slices else (m, n, n)
+    return Samples(np.asarray(imgs, dtype=np.float16).reshape(shape), np.zeros(m, np.int32),
                    np.asarray(views, dtype=np.int8), [images.exam_id],
                    points=np.asarray(pts, dtype=np.float32).reshape(m, k, 2))

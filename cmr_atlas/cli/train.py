@@ -40,6 +40,9 @@ def _data_arguments(q: argparse.ArgumentParser) -> None:
                    help="grid of the landmark samples (default: the shipped networks', 1.5 mm x 128; "
                         "the paper's 1 mm is 1.0 192, the same 192 mm field of view); a landmark network "
                         "trained on the folder takes its inputs on it")
+    q.add_argument("--sax-neighbour-slices", type=int, default=0, metavar="K",
+                   help="SAX landmark images carry K slices either side (same frame) as channels, "
+                        "for a network that sees through the stack (default 0: one slice)")
 
 
 def _model_arguments(q: argparse.ArgumentParser) -> None:
@@ -129,8 +132,11 @@ def _build_data(args: argparse.Namespace, out: str) -> dict:
         if size != int(size):
             raise SystemExit(f"--landmark-grid: the size {size} is not a whole number of pixels")
         grid = Grid(spacing, int(size))
+    if args.sax_neighbour_slices < 0:
+        raise SystemExit(f"--sax-neighbour-slices: {args.sax_neighbour_slices} is not a number of slices")
     return build_data(out, args.seed, args.n_exams, args.extra_frames, args.jobs, args.mi_fraction,
-                      args.cohort or None, args.cache, args.exam_id_key, args.protocol, grid)
+                      args.cohort or None, args.cache, args.exam_id_key, args.protocol, grid,
+                      args.sax_neighbour_slices)
 
 
 def run(args: argparse.Namespace) -> int:

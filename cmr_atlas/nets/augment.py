@@ -90,7 +90,7 @@ def coil_shading(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) 
 
 
 def _shaded(x: torch.Tensor, use: np.ndarray, field, angle: np.ndarray) -> torch.Tensor:
-    """``x (B, 1, n, n)`` with each used image's signal above its minimum multiplied by
+    """``x (B, C, n, n)`` with each used image's signal (every channel's) above its minimum multiplied by
     ``field(i, u, v)`` and whitened again, as preprocessing whitens every image; ``u`` and ``v``
     are the grid's coordinates (-1..1 along its rows and columns) turned by ``angle[i]``."""
     if not use.any():
@@ -100,8 +100,12 @@ def _shaded(x: torch.Tensor, use: np.ndarray, field, angle: np.ndarray) -> torch
     for i in np.flatnonzero(use):
         u = np.cos(angle[i]) * ax[None, :] + np.sin(angle[i]) * ax[:, None]
         v = -np.sin(angle[i]) * ax[None, :] + np.cos(angle[i]) * ax[:, None]
-        y = (x[i, 0] - x[i, 0].min()) * field(i, u, v)
-        out[i, 0] = (y - y.mean()) / y.std().clamp_min(1e-6)
+        f = field(i, u, v)
+        for c in range(x.shape[1]):  # neighbouring slices lie under the same coil
+            if not x[i, c].any():
+                continue  # a missing neighbour (past the end of the stack) stays zeros
+            y = (x[i, c] - x[i, c].min()) * f
+            out[i, c] = (y - y.mean()) / y.std().clamp_min(1e-6)
     return out
 
 
@@ -154,7 +158,7 @@ def intensity(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> 
 
 def augment_batch(rng: np.random.Generator, images: torch.Tensor, cfg: AugmentConfig,
                   labels: torch.Tensor | None = None, points: torch.Tensor | None = None):
-    """Augment ``images (B, 1, n, n)`` with optional ``labels (B, n, n)`` and ``points (B, K, 2)``.
+    """Augment ``images (B, C, n, n)`` (channels moved alike) with optional ``labels (B, n, n)`` and ``points (B, K, 2)``.
 
     ``labels`` may also be soft, ``(B, K, n, n)`` fractions of the foreground classes (each warped
     bilinearly, 0 outside the image; the background is what they leave).

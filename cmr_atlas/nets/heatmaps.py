@@ -110,6 +110,13 @@ def card_neighbour_frames(card: dict | None) -> int:
     return int(((card or {}).get("decode") or {}).get("neighbour_frames", 0))
 
 
+def card_neighbour_slices(card: dict | None) -> int:
+    """SAX slices on each side that a network's inputs carry as channels (its card's
+    ``input.neighbour_slices``; 0: one slice): a network trained on ``train data
+    --sax-neighbour-slices`` (docs/models.md, "Neighbouring slices as input channels")."""
+    return int(((card or {}).get("input") or {}).get("neighbour_slices", 0))
+
+
 def card_thresholds(card: dict | None, sequence: str | None, view: str, names: Sequence[str],
                     fallback: float) -> np.ndarray:
     """Per landmark channel, the absent threshold the card's ``decode`` calibrated for images of
@@ -136,7 +143,8 @@ def rotate_maps(t: torch.Tensor, degrees: float, zoom: float = 1.0) -> torch.Ten
 
 def rotation_averaged_probs(run: Callable[[np.ndarray], torch.Tensor], x: np.ndarray,
                             rotations_deg: Sequence[float], zooms: Sequence[float] = ()) -> torch.Tensor:
-    """Softmax maps ``(N, K+1, n, n)`` of ``x (N, n, n)`` averaged over test-time looks: each
+    """Softmax maps ``(N, K+1, n, n)`` of ``x (N, n, n)`` (or ``(N, C, n, n)``, a network whose
+    inputs carry channels: each turned alike) averaged over test-time looks: each
     rotation, then each zoom unrotated; each look's output (``run``: images -> logits) mapped back
     onto the original grid.  The rotations stay within the training augmentation's range (+-30
     degrees) and the zooms within its scaling, and neither changes the image's handedness, so the
@@ -144,10 +152,13 @@ def rotation_averaged_probs(run: Callable[[np.ndarray], torch.Tensor], x: np.nda
     import torch
 
     looks = [(float(d), 1.0) for d in rotations_deg] + [(0.0, float(z)) for z in zooms]
-    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))[:, None]  # once, for every turned look
+    channels = np.ndim(x) == 4
+    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))  # once, for every turned look
+    xt = xt if channels else xt[:, None]
     acc = None
     for deg, zoom in looks:
-        xr = x if (deg, zoom) == (0.0, 1.0) else rotate_maps(xt, deg, zoom)[:, 0].numpy()
+        turned = rotate_maps(xt, deg, zoom)
+        xr = x if (deg, zoom) == (0.0, 1.0) else (turned.numpy() if channels else turned[:, 0].numpy())
         p = rotate_maps(torch.softmax(run(xr), 1), -deg, 1.0 / zoom)
         acc = p if acc is None else acc + p
     return acc / len(looks)

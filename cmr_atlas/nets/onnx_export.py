@@ -41,15 +41,16 @@ def dynamic_axes(model: torch.nn.Module) -> dict[str, dict[int, str]]:
 
 
 def onnx_bytes(model: torch.nn.Module, n: int) -> bytes:
-    """The ONNX graph of an eval-mode ``model`` on ``(batch, 1, n, n)`` inputs (symbolic axes:
-    :func:`dynamic_axes`)."""
+    """The ONNX graph of an eval-mode ``model`` on ``(batch, C, n, n)`` inputs (``C``: its
+    ``hparams['in_channels']``, 1 without; symbolic axes: :func:`dynamic_axes`)."""
     buf = io.BytesIO()
+    in_channels = int(getattr(model, "hparams", {}).get("in_channels", 1))
     with warnings.catch_warnings():
         # the U-Net's pad-to-multiple check is traced as a constant: right for the fixed grid
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # the TorchScript exporter: exact for these static graphs, no onnxscript dependency
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (torch.zeros(1, 1, n, n),), buf, input_names=[INPUT], output_names=[OUTPUT],
+        torch.onnx.export(model, (torch.zeros(1, in_channels, n, n),), buf, input_names=[INPUT], output_names=[OUTPUT],
                           dynamic_axes=dynamic_axes(model), opset_version=OPSET,
                           dynamo=False)
     return buf.getvalue()

@@ -8,6 +8,7 @@ original plane), so network-pixel positions map straight to patient millimetres.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,3 +173,41 @@ def near_crop_edge(fg: np.ndarray, box: tuple[slice, slice], grid_shape: tuple[i
         if sl.stop < n:
             near |= np.take(fg, np.arange(length - w, length), axis=ax).any(axis=(1, 2))
     return near
+
+
+def prepare_on(images: np.ndarray, plane: SlicePlane, target: SlicePlane, grid: Grid) -> np.ndarray:
+    """Whiten images ``(..., R, C)`` of ``plane`` and sample them on ``target``'s network grid
+    ``(..., n, n)``: each grid point is projected along ``plane``'s normal onto ``plane`` (zero off
+    the image).  A neighbouring slice of a stack so lines up pixel for pixel with ``target``'s
+    :func:`prepare` even where the slice centres are not on one line."""
+    from scipy.ndimage import map_coordinates
+
+    _check_shape(images, plane)
+    x = whiten(images)
+    rc, _ = plane.patient_to_pixel(net_plane(target, grid).pixel_grid_mm())  # (n, n, 2)
+    flat = x.reshape(-1, *x.shape[-2:])
+    out = np.stack([map_coordinates(im, [rc[..., 0], rc[..., 1]], order=1, mode="constant", cval=0.0,
+                                    prefilter=False) for im in flat])
+    return out.reshape(*x.shape[:-2], grid.size, grid.size).astype(np.float32)
+
+
+
+def slice_with_neighbours(stack: "np.ndarray | Sequence[np.ndarray]", planes: Sequence[SlicePlane], s: int,
+                          n_neighbours: int, grid: Grid) -> np.ndarray:
+    """Slice ``s`` of a stack ``stack (S, F, R, C)`` (or a list of ``(F, R, C)``: slices may
+    differ in matrix; planes ``planes``, ordered base to apex) with
+    ``n_neighbours`` slices either side as channels, each on slice ``s``'s network grid:
+    ``(F, 2k+1, n, n)``, channel ``k`` being :func:`prepare` of the slice itself, the others
+    :func:`prepare_on` it, zeros past either end of the stack (which itself says "end of the
+    stack")."""
+    k = int(n_neighbours)
+    target = planes[s]
+    channels = []
+    for t in range(s - k, s + k + 1):
+        if t == s:
+            channels.append(prepare(stack[s], target, grid))
+        elif 0 <= t < len(planes):
+            channels.append(prepare_on(stack[t], planes[t], target, grid))
+        else:
+            channels.append(np.zeros((len(stack[s]), grid.size, grid.size), np.float32))
+    return np.stack(channels, axis=1)

@@ -39,15 +39,16 @@ def _output_convs(model) -> list[str]:
 
 
 def quantize_graph(float_onnx: bytes, calibration: np.ndarray, batch: int = 16) -> bytes:
-    """The int8 QDQ graph of ``float_onnx`` (input ``image (B, 1, n, n)``), activation ranges
-    calibrated (min/max) on ``calibration (N, n, n)`` preprocessed network-grid images."""
+    """The int8 QDQ graph of ``float_onnx`` (input ``image (B, C, n, n)``), activation ranges
+    calibrated (min/max) on ``calibration (N, n, n)`` (or ``(N, C, n, n)``) preprocessed network-grid images."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from cmr_atlas.nets.onnx_export import INPUT
+    from cmr_atlas.nets.runtime import channel_batch
 
-    x = np.ascontiguousarray(calibration, dtype=np.float32)[:, None]
+    x = channel_batch(calibration)
     if len(x) == 0:
         raise ValueError("quantisation needs calibration images")
 

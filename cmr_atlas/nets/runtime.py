@@ -50,6 +50,13 @@ RUNTIMES = ("auto", "torch", "onnxruntime")
 _DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
 
+
+def channel_batch(x: np.ndarray) -> np.ndarray:
+    """Network input ``(B, C, h, w)`` float32, contiguous: single-channel images ``(B, h, w)`` get
+    their channel axis; images that carry channels (neighbouring slices) stay as they are."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return x[:, None] if x.ndim == 3 else x
+
 def pick_device(name: str) -> torch.device:
     """``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda`` (an error without CUDA)."""
     if name == "auto":
@@ -201,20 +208,20 @@ class OnnxNet:
                                             providers=["CPUExecutionProvider"])
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Outputs of a batch ``x (B, 1, n, n)`` float32."""
+        """Outputs of a batch ``x (B, C, n, n)`` float32."""
         return self.session.run(self._names[0], {self._names[1]: x})[0]
 
     def run_batches(self, x: np.ndarray, batch: int) -> np.ndarray:
-        """Outputs of ``x (N, h, w)`` float32 in runs of at most ``batch`` images and
+        """Outputs of ``x (N, h, w)`` (or ``(N, C, h, w)``) float32 in runs of at most ``batch`` images and
         :data:`RUN_PIXELS` pixels, written by ONNX Runtime straight into one output array (no
         per-run arrays to concatenate)."""
         batch = max(1, min(int(batch), RUN_PIXELS // max(1, x.shape[-2] * x.shape[-1])))
-        first = self.run(np.ascontiguousarray(x[:batch], dtype=np.float32)[:, None])
+        first = self.run(channel_batch(x[:batch]))
         out = np.empty((len(x), *first.shape[1:]), np.float32)
         out[:len(first)] = first
         binding = self.session.io_binding()
         for i in range(batch, len(x), batch):
-            xb = np.ascontiguousarray(x[i:i + batch], dtype=np.float32)[:, None]
+            xb = channel_batch(x[i:i + batch])
             part = out[i:i + len(xb)]
             binding.bind_cpu_input(self._names[1], xb)
             binding.bind_output(self._names[0][0], "cpu", 0, np.float32, list(part.shape), part.ctypes.data)
@@ -279,7 +286,7 @@ def inference_model(model: torch.nn.Module, size: int, runtime: str, strict: boo
 
 def forward(model: torch.nn.Module | OnnxNet, x: np.ndarray, device: torch.device, batch: int,
             dtype: torch.dtype | None) -> torch.Tensor:
-    """Run ``x (N, n, n)`` through ``model`` in batches of ``batch`` single-channel images on
+    """Run ``x (N, n, n)`` (or ``(N, C, n, n)``: :func:`channel_batch`) through ``model`` in batches of ``batch`` images on
     ``device`` under :func:`autocast` to ``dtype`` (an :class:`OnnxNet` runs in float32 on the
     CPU); returns the float32 output on the CPU, contiguous (``torch.zeros(0)`` for no images).
     Inputs go in channels-last memory format (see :func:`prepare_model`)."""
@@ -288,7 +295,7 @@ def forward(model: torch.nn.Module | OnnxNet, x: np.ndarray, device: torch.devic
     outs = []
     with torch.inference_mode(), autocast(device, dtype):
         for i in range(0, len(x), batch):
-            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch], dtype=np.float32))[:, None]
+            xb = torch.from_numpy(channel_batch(x[i:i + batch]))
             xb = xb.to(device).contiguous(memory_format=torch.channels_last)
             outs.append(model(xb).float().cpu())
     return torch.cat(outs).contiguous() if outs else torch.zeros(0)

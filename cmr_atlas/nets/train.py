@@ -126,7 +126,25 @@ def _seed(cfg: TrainConfig) -> np.random.Generator:
 
 
 def _tensor_images(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(images, dtype=np.float32))[:, None]
+    """``(M, n, n)`` -> ``(M, 1, n, n)``; images that carry channels ``(M, C, n, n)`` as they are."""
+    t = torch.from_numpy(np.asarray(images, dtype=np.float32))
+    return t[:, None] if t.dim() == 3 else t
+
+
+def widen_input(state: dict, model: nn.Module, centre: int) -> dict:
+    """Weights ``state`` of a one-channel network for ``model``, which takes more input channels:
+    the first convolution's kernels go to channel ``centre`` and the other channels' start at zero,
+    so the widened network starts out computing exactly what the one-channel network did and
+    fine-tuning only adds what the new channels tell it."""
+    target = model.state_dict()
+    out = dict(state)
+    for key, w in state.items():
+        if key in target and w.dim() == 4 and w.shape[1] == 1 and target[key].shape[1] > 1 \
+                and w.shape[0] == target[key].shape[0]:
+            wide = torch.zeros_like(target[key])
+            wide[:, centre] = w[:, 0]
+            out[key] = wide
+    return out
 
 
 def _split(samples: ExamSamples, cfg: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -307,16 +325,18 @@ def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTarget
                   dice_weight: float = 1.0, init_state: dict | None = None,
                   sample_p: np.ndarray | None = None, hard_share: float = 0.0) -> tuple[UNet, dict]:
     """A U-Net with a background channel and one channel per landmark of ``samples.points``,
-    trained on ``targets``; validation decodes the softmax with ``decode``; ``sample_p`` as
+    trained on ``targets`` (input channels: the images' own, ``(M, C, n, n)``, else one); validation decodes the softmax with ``decode``; ``sample_p`` as
     :func:`train_segmentation`'s.  ``hard_share`` > 0 (fine-tuning from ``init_state``): the
     training samples the starting network gets wrong (:func:`landmark_failures`: the misses of the
     detection rate, false positives, far points) are drawn ``hard_share`` of the time
     (:func:`with_hard_share`): the rare end slices and banded images the misses come from."""
     rng = _seed(cfg)
     k = samples.points.shape[1]
-    model = UNet(1, k + 1, base, levels)
+    in_channels = samples.images.shape[1] if samples.images.ndim == 4 else 1
+    model = UNet(in_channels, k + 1, base, levels)
     if init_state is not None:
-        model.load_state_dict(init_state)
+        # a one-slice network seeds one that also sees the neighbouring slices
+        model.load_state_dict(widen_input(init_state, model, in_channels // 2) if in_channels > 1 else init_state)
     elif hard_share > 0:
         raise ValueError("hard_share needs a starting network (init_state): a random one gets every sample wrong")
     tr, va, info = _split(samples, cfg, rng)
