@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from cmr_atlas.cine.training import PROTOCOLS, data_parts, generated_exam
-from cmr_atlas.nets.preprocess import prepare
+from cmr_atlas.nets.heatmaps import card_neighbour_slices
+from cmr_atlas.nets.preprocess import prepare, slice_with_neighbours
 from cmr_atlas.nets.registry import card_grid, load_model, routes
 
 # the tasks of the cine U-Nets the pipeline runs on every exam (the SAX segmentation and the heatmap
@@ -46,17 +47,20 @@ def training_cohorts(card: dict) -> list[tuple[str, int, float]]:
 def _frames(card: dict, protocol: str, cohort_seed: int, mi: float, n_exams: int) -> np.ndarray:
     """Every frame of the card's views of the first ``n_exams`` exams of one cohort, on its grid."""
     grid, views = card_grid(card), card.get("views", ["sax"])
+    k = card_neighbour_slices(card)  # a SAX network that sees the neighbouring slices: they come along
     parts = []
     for index in range(n_exams):
         images, _, _ = generated_exam(cohort_seed, index, mi, protocol)
         if "sax" in views:
-            parts += [prepare(images.sax[s], p, grid) for s, p in enumerate(images.sax_planes)]
+            parts += [slice_with_neighbours(images.sax, images.sax_planes, s, k, grid) if k else prepare(images.sax[s], p, grid)
+                      for s, p in enumerate(images.sax_planes)]
         parts += [prepare(images.lax[v], images.lax_planes[v], grid) for v in views if v in images.lax]
     return np.concatenate(parts)
 
 
 def calibration_images(card: dict, n_exams: int, n_images: int, seed: int = 0) -> tuple[np.ndarray, dict]:
-    """``(images (N, n, n) float32 on the card's grid, description)``: ``n_images`` frames drawn at
+    """``(images (N, n, n) float32 on the card's grid, or (N, 2k+1, n, n) for a SAX network
+    with ``input.neighbour_slices`` k, description)``: ``n_images`` frames drawn at
     random, in equal shares per protocol, from the card's views of the first ``n_exams`` exams of
     each of its training cohorts."""
     rng = np.random.default_rng(seed)

@@ -182,3 +182,20 @@ def test_the_cine_networks_to_quantise_are_those_inference_routes_and_all_have_t
     assert {"seg_sax", "seg_sax_ssfp", "lm_heatmap_lax", "lm_heatmap_sax", "lm_heatmap_sax_ssfp"} <= set(names)
     with_graph = {p.stem for p in shipped.glob("*.json") if "int8" in json.loads(p.read_text())}
     assert set(names) == with_graph
+
+
+def test_a_neighbour_slice_network_is_calibrated_and_run_on_its_channels(tmp_path):
+    """A SAX landmark network whose card has ``input.neighbour_slices`` is calibrated on images
+    that carry the neighbouring slices, and its int8 graph takes them."""
+    from cmr_atlas.cine.quantize_models import calibration_images, quantize_model
+
+    torch.manual_seed(0)
+    card = {"name": "lm_heatmap_sax", "views": ["sax"], "input": {"spacing_mm": 3.0, "size": 64, "neighbour_slices": 1},
+            "training_data": {"parts": [{"cohort_seed": 910000, "mi_fraction": 0.2}]}}
+    x, _ = calibration_images(card, 1, 8)
+    assert x.shape == (8, 3, 64, 64)
+    save_model(UNet(3, 4, 4, 2), card, tmp_path)
+    quantize_model("lm_heatmap_sax", tmp_path, n_exams=1, n_images=8)
+    model, card = load_model("lm_heatmap_sax", tmp_path)
+    net = OnnxNet(model, 64, 1, int8_graph("lm_heatmap_sax", tmp_path, card))
+    assert net.run_batches(x[:3], 2).shape == (3, 4, 64, 64)
