@@ -27,7 +27,7 @@ import torch
 
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.core.vocab import LANDMARKS
-from cmr_atlas.nets.heatmaps import card_rotations, card_thresholds, card_zooms, decode_arrays, rotation_averaged_probs
+from cmr_atlas.nets.heatmaps import card_neighbour_slices, card_rotations, card_thresholds, card_zooms, decode_arrays, rotation_averaged_probs
 from cmr_atlas.nets import preprocess, registry
 from cmr_atlas.nets.preprocess import Grid, from_net_px, to_net_px
 from cmr_atlas.nets.runtime import prepare_model
@@ -46,6 +46,9 @@ def load(models_dir: str | Path, name: str = NETWORK) -> tuple[Callable[[np.ndar
     ``run`` maps network inputs (B, n, n) to logits (B, 4, n, n) on the CPU in float32 (a
     handful of images per series)."""
     model, card = registry.load_model(name, models_dir)
+    if card_neighbour_slices(card):  # a perfusion series has a few slices far apart: no stack to see
+        raise registry.ModelFileError(f"{name}: its card asks for {card_neighbour_slices(card)} neighbouring "
+                                      "slice(s) as input; the perfusion insertion network takes one slice")
     model = prepare_model(model.eval())
 
     def run(x: np.ndarray) -> torch.Tensor:

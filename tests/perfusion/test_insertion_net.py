@@ -157,3 +157,14 @@ def test_build_data_writes_a_train_data_folder_the_landmark_training_reads(tmp_p
     assert samples.points.shape[1:] == (len(I.NAMES), 2)
     # published under the pipeline's name, from the cine SAX task
     assert SEQUENCE_NETWORKS[I.NETWORK] == ("lm_heatmap_sax", "perfusion")
+
+
+def test_a_network_that_wants_neighbouring_slices_is_refused(tmp_path):
+    """A perfusion series has a few slices far apart: a SAX network trained to see the stack's
+    neighbouring slices is refused with the reason, not fed one channel."""
+    from cmr_atlas.nets.registry import ModelFileError, save_model
+    from cmr_atlas.nets.unet import UNet
+
+    save_model(UNet(3, 4, 4, 2), {"name": I.NETWORK, "input": {**CARD["input"], "neighbour_slices": 1}}, tmp_path)
+    with pytest.raises(ModelFileError, match="neighbouring slice"):
+        I.load(tmp_path)
