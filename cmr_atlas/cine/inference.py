@@ -31,8 +31,8 @@ from cmr_atlas.core.imagecache import ExamImages, load_exam_images, save_masks
 from cmr_atlas.core.vocab import CAVITY, CLINICAL_LAX_VIEWS, LAX_VIEWS, MYO
 from cmr_atlas.cine.landmark_measures import LANDMARK_MEASURES, landmark_measures
 from cmr_atlas.cine.landmarks import LANDMARKS_AUTO, MODEL_VIEWS, landmark_names, view_model
-from cmr_atlas.nets.heatmaps import (card_neighbour_frames, card_neighbour_slices, card_rotations, card_thresholds, card_zooms, decode_arrays,
-                                     rotate_maps, rotation_averaged_probs)
+from cmr_atlas.nets.heatmaps import (card_neighbour_frames, card_neighbour_slices, card_rotations, card_thresholds,
+                                     card_zooms, decode_arrays, rotate_maps, rotation_averaged_probs)
 from cmr_atlas.cine.lax_orientation import axis_angle_deg, card_span, turn_deg
 from cmr_atlas.nets.preprocess import (Grid, crop_box, from_net_px, near_crop_edge, prepare, slice_with_neighbours,
                                       to_net_px)

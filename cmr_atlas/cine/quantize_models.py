@@ -52,8 +52,8 @@ def _frames(card: dict, protocol: str, cohort_seed: int, mi: float, n_exams: int
     for index in range(n_exams):
         images, _, _ = generated_exam(cohort_seed, index, mi, protocol)
         if "sax" in views:
-            parts += [slice_with_neighbours(images.sax, images.sax_planes, s, k, grid) if k else prepare(images.sax[s], p, grid)
-                      for s, p in enumerate(images.sax_planes)]
+            parts += [slice_with_neighbours(images.sax, images.sax_planes, s, k, grid) if k
+                      else prepare(images.sax[s], p, grid) for s, p in enumerate(images.sax_planes)]
         parts += [prepare(images.lax[v], images.lax_planes[v], grid) for v in views if v in images.lax]
     return np.concatenate(parts)
 

@@ -158,7 +158,8 @@ def intensity(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> 
 
 def augment_batch(rng: np.random.Generator, images: torch.Tensor, cfg: AugmentConfig,
                   labels: torch.Tensor | None = None, points: torch.Tensor | None = None):
-    """Augment ``images (B, C, n, n)`` (channels moved alike) with optional ``labels (B, n, n)`` and ``points (B, K, 2)``.
+    """Augment ``images (B, C, n, n)`` (channels moved alike) with optional ``labels (B, n, n)``
+    and ``points (B, K, 2)``.
 
     ``labels`` may also be soft, ``(B, K, n, n)`` fractions of the foreground classes (each warped
     bilinearly, 0 outside the image; the background is what they leave).

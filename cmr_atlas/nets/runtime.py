@@ -286,7 +286,8 @@ def inference_model(model: torch.nn.Module, size: int, runtime: str, strict: boo
 
 def forward(model: torch.nn.Module | OnnxNet, x: np.ndarray, device: torch.device, batch: int,
             dtype: torch.dtype | None) -> torch.Tensor:
-    """Run ``x (N, n, n)`` (or ``(N, C, n, n)``: :func:`channel_batch`) through ``model`` in batches of ``batch`` images on
+    """Run ``x (N, n, n)`` (or ``(N, C, n, n)``: :func:`channel_batch`) through ``model`` in
+    batches of ``batch`` images on
     ``device`` under :func:`autocast` to ``dtype`` (an :class:`OnnxNet` runs in float32 on the
     CPU); returns the float32 output on the CPU, contiguous (``torch.zeros(0)`` for no images).
     Inputs go in channels-last memory format (see :func:`prepare_model`)."""

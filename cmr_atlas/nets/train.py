@@ -325,8 +325,9 @@ def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTarget
                   dice_weight: float = 1.0, init_state: dict | None = None,
                   sample_p: np.ndarray | None = None, hard_share: float = 0.0) -> tuple[UNet, dict]:
     """A U-Net with a background channel and one channel per landmark of ``samples.points``,
-    trained on ``targets`` (input channels: the images' own, ``(M, C, n, n)``, else one); validation decodes the softmax with ``decode``; ``sample_p`` as
-    :func:`train_segmentation`'s.  ``hard_share`` > 0 (fine-tuning from ``init_state``): the
+    trained on ``targets`` (input channels: the images' own, ``(M, C, n, n)``, else one);
+    validation decodes the softmax with ``decode``; ``sample_p`` as :func:`train_segmentation`'s.
+    ``hard_share`` > 0 (fine-tuning from ``init_state``): the
     training samples the starting network gets wrong (:func:`landmark_failures`: the misses of the
     detection rate, false positives, far points) are drawn ``hard_share`` of the time
     (:func:`with_hard_share`): the rare end slices and banded images the misses come from."""

@@ -27,7 +27,8 @@ import torch
 
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.core.vocab import LANDMARKS
-from cmr_atlas.nets.heatmaps import card_neighbour_slices, card_rotations, card_thresholds, card_zooms, decode_arrays, rotation_averaged_probs
+from cmr_atlas.nets.heatmaps import (card_neighbour_slices, card_rotations, card_thresholds, card_zooms, decode_arrays,
+                                     rotation_averaged_probs)
 from cmr_atlas.nets import preprocess, registry
 from cmr_atlas.nets.preprocess import Grid, from_net_px, to_net_px
 from cmr_atlas.nets.runtime import prepare_model
