@@ -193,3 +193,10 @@ def test_rotation_averaging_turns_every_channel_alike():
         centre = rotation_averaged_probs(lambda xr: net(torch.from_numpy(xr[:, None])), x[:, 1], [-20, 0, 20], [1.1])
         wide = rotation_averaged_probs(lambda xr: net(torch.from_numpy(xr[:, 1:2].copy())), x, [-20, 0, 20], [1.1])
     torch.testing.assert_close(wide, centre)
+
+
+def test_train_data_refuses_a_negative_number_of_neighbours(tmp_path):
+    from cmr_atlas.cli import main
+
+    with pytest.raises(SystemExit, match="not a number of slices"):
+        main(["train", "data", "--n-exams", "1", "--sax-neighbour-slices", "-1", "--out", str(tmp_path / "d")])
