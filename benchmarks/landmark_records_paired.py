@@ -53,7 +53,8 @@ def report(sax: pd.DataFrame, threshold: float) -> None:
     for name, g in both.groupby("landmark"):
         print(f"  {name:20s} n={len(g):4d}  vs truth {g['auto_truth_a'].mean():.3f} -> {g['auto_truth_b'].mean():.3f}"
               f"  vs Obs1 {g['auto_obs1_a'].mean():.3f} -> {g['auto_obs1_b'].mean():.3f}"
-              f"  > {FAR_MM:g} mm {int((g['auto_truth_a'] > FAR_MM).sum())} -> {int((g['auto_truth_b'] > FAR_MM).sum())}")
+              f"  > {FAR_MM:g} mm {int((g['auto_truth_a'] > FAR_MM).sum())} -> "
+              f"{int((g['auto_truth_b'] > FAR_MM).sum())}")
     diff = both["auto_truth_b"] - both["auto_truth_a"]
     lo, hi = exam_bootstrap(diff, both["exam_id"])
     print(f"  all                  vs truth {both['auto_truth_a'].mean():.3f} -> {both['auto_truth_b'].mean():.3f} "

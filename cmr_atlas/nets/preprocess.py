@@ -191,8 +191,7 @@ def prepare_on(images: np.ndarray, plane: SlicePlane, target: SlicePlane, grid: 
     return out.reshape(*x.shape[:-2], grid.size, grid.size).astype(np.float32)
 
 
-
-def slice_with_neighbours(stack: "np.ndarray | Sequence[np.ndarray]", planes: Sequence[SlicePlane], s: int,
+def slice_with_neighbours(stack: np.ndarray | Sequence[np.ndarray], planes: Sequence[SlicePlane], s: int,
                           n_neighbours: int, grid: Grid) -> np.ndarray:
     """Slice ``s`` of a stack ``stack (S, F, R, C)`` (or a list of ``(F, R, C)``: slices may
     differ in matrix; planes ``planes``, ordered base to apex) with

@@ -40,7 +40,8 @@ def _output_convs(model) -> list[str]:
 
 def quantize_graph(float_onnx: bytes, calibration: np.ndarray, batch: int = 16) -> bytes:
     """The int8 QDQ graph of ``float_onnx`` (input ``image (B, C, n, n)``), activation ranges
-    calibrated (min/max) on ``calibration (N, n, n)`` (or ``(N, C, n, n)``) preprocessed network-grid images."""
+    calibrated (min/max) on ``calibration (N, n, n)`` (or ``(N, C, n, n)``) preprocessed
+    network-grid images."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process

@@ -50,12 +50,12 @@ RUNTIMES = ("auto", "torch", "onnxruntime")
 _DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
 
-
 def channel_batch(x: np.ndarray) -> np.ndarray:
     """Network input ``(B, C, h, w)`` float32, contiguous: single-channel images ``(B, h, w)`` get
     their channel axis; images that carry channels (neighbouring slices) stay as they are."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     return x[:, None] if x.ndim == 3 else x
+
 
 def pick_device(name: str) -> torch.device:
     """``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda`` (an error without CUDA)."""

@@ -23,6 +23,7 @@ from torch import nn
 
 from cmr_atlas.nets.augment import LANDMARK_AUG, SEGMENTATION_AUG, AugmentConfig, augment_batch
 from cmr_atlas.nets.losses import coordinate_loss, heatmap_loss, segmentation_loss
+from cmr_atlas.nets.runtime import channel_batch
 from cmr_atlas.nets.unet import UNet
 from cmr_atlas.nets.vgg import VGGRegressor, from_normalised, to_normalised
 
@@ -127,8 +128,7 @@ def _seed(cfg: TrainConfig) -> np.random.Generator:
 
 def _tensor_images(images: np.ndarray) -> torch.Tensor:
     """``(M, n, n)`` -> ``(M, 1, n, n)``; images that carry channels ``(M, C, n, n)`` as they are."""
-    t = torch.from_numpy(np.asarray(images, dtype=np.float32))
-    return t[:, None] if t.dim() == 3 else t
+    return torch.from_numpy(channel_batch(images))
 
 
 def widen_input(state: dict, model: nn.Module, centre: int) -> dict:
