@@ -81,14 +81,17 @@ def images_by_kind(label: str, rendered: list, kinds: tuple[str, ...]) -> dict[s
 
 
 def lge_samples(images: ExamImages, truth: dict[str, pd.DataFrame], rng: np.random.Generator,
-                landmark_grid: Grid = LM_GRID) -> dict[str, Samples]:
+                landmark_grid: Grid = LM_GRID, sax_neighbour_slices: int = 0) -> dict[str, Samples]:
     """Training samples of one LGE reconstruction (keys of ``write_data``): every SAX slice
-    (slices without landmarks as explicit negatives) and every LAX view, the one frame each."""
+    (slices without landmarks as explicit negatives) and every LAX view, the one frame each.
+    ``sax_neighbour_slices`` k > 0: each SAX landmark image carries the k slices either side as
+    extra channels (:func:`~cmr_atlas.cine.training_data.landmark_samples`)."""
     # one frame per image and no ED/ES phase: "all" frames with one extra = frame 0
     out = {"seg": segmentation_samples(images, truth["contours"], SEG_GRID, rng, extra_frames=1)}
     for m in MODEL_VIEWS:
         out[f"lm_{m}"] = landmark_samples(images, truth["landmarks"], m, landmark_grid, rng, extra_frames=1,
-                                          sax_frames="all")
+                                          sax_frames="all",
+                                          neighbour_slices=sax_neighbour_slices if m == "sax" else 0)
     return out
 
 
@@ -100,13 +103,13 @@ def render_sequence(sequence: str, seed: int, index: int, mi_fraction: float, ob
     return (clinical_lge if sequence == "lge" else clinical_t1map)(seed, index, mi_fraction, observers)
 
 
-def _exam_part(job: tuple[str, int, int, float, Grid]) -> dict[str, Samples]:
+def _exam_part(job: tuple[str, int, int, float, Grid, int]) -> dict[str, Samples]:
     """Samples of every series kind of one exam's ``sequence`` (LGE magnitude and PSIR, or native
     and post-contrast T1 maps) as one exam (so exam-wise splits keep them together)."""
-    sequence, seed, index, mi, landmark_grid = job
+    sequence, seed, index, mi, landmark_grid, neighbours = job
     images, truth = render_sequence(sequence, seed, index, mi)
     rng = np.random.default_rng([seed, index])
-    parts = [lge_samples(images[kind], truth, rng, landmark_grid) for kind in SEQUENCES[sequence]]
+    parts = [lge_samples(images[kind], truth, rng, landmark_grid, neighbours) for kind in SEQUENCES[sequence]]
     out = {}
     for key in parts[0]:
         if not any(len(p[key]) for p in parts):  # T1 maps: no long-axis images
@@ -120,14 +123,17 @@ def _exam_part(job: tuple[str, int, int, float, Grid]) -> dict[str, Samples]:
 
 
 def build_lge_data(out: str | Path, seed: int, n_exams: int, jobs: int, mi_fraction: float,
-                   sequence: str = "lge", landmark_grid: Grid = LM_GRID) -> dict:
+                   sequence: str = "lge", landmark_grid: Grid = LM_GRID, sax_neighbour_slices: int = 0) -> dict:
     """Write the training samples of ``sequence`` (``lge``: magnitude and PSIR; ``t1map``: native
     and post-contrast maps) of exams ``0..n_exams-1`` of clinical cohort ``seed`` to ``out`` (a
     ``train data`` folder, one exam per exam: an exam's images fall on the same side of a
     validation split); returns its ``data.json``.  Landmark samples on ``landmark_grid``: that of
-    the cine network a transfer starts from (its card's ``input``)."""
+    the cine network a transfer starts from (its card's ``input``); ``sax_neighbour_slices`` k > 0:
+    SAX landmark images with the k slices either side as channels (recorded in ``data.json``)."""
     check_landmark_grid(landmark_grid)
-    todo = [(sequence, seed, i, mi_fraction, landmark_grid) for i in range(n_exams)]
+    if sax_neighbour_slices < 0:
+        raise ValueError(f"sax_neighbour_slices must be >= 0, not {sax_neighbour_slices}")
+    todo = [(sequence, seed, i, mi_fraction, landmark_grid, sax_neighbour_slices) for i in range(n_exams)]
     if jobs > 1:
         import multiprocessing as mp
 
@@ -142,7 +148,9 @@ def build_lge_data(out: str | Path, seed: int, n_exams: int, jobs: int, mi_fract
                   "exam_indices": [0, n_exams - 1], "mi_fraction": mi_fraction}
     keys = [k for k in parts[0] if any(len(p[k]) for p in parts)]
     if len(keys) == len(parts[0]):
-        return write_data(out, parts, 0, provenance, landmark_grid)
+        return write_data(out, parts, 0, provenance, landmark_grid, sax_neighbour_slices)
+    if sax_neighbour_slices:
+        provenance = {**provenance, "sax_neighbour_slices": sax_neighbour_slices}
     return _write_present(out, parts, keys, provenance, landmark_grid)
 
 

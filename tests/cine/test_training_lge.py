@@ -54,7 +54,7 @@ def test_one_exam_per_exam_in_a_data_folder(clinical_seed, tmp_path, monkeypatch
     from cmr_atlas.cine.training import write_data
 
     monkeypatch.setattr(tl, "clinical_lge", lambda *a, **k: lge)  # no second render
-    part = _exam_part(("lge", clinical_seed, 0, 0.0, LM_GRID))
+    part = _exam_part(("lge", clinical_seed, 0, 0.0, LM_GRID, 0))
     for key, s in part.items():
         assert s.exam_ids == [lge[0]["lge"].exam_id] and (s.exam == 0).all()
     n_sax = lge[0]["lge"].n_slices
@@ -92,3 +92,25 @@ def test_t1_map_data_folder_has_sax_samples_only(clinical_seed, tmp_path, monkey
     samples, info = load_data([tmp_path], "lm_sax")
     assert len(samples.exam_ids) == 2 and np.isfinite(samples.points).any()
     assert samples.images.shape[-1] == 192 and info["landmark_grid"] == {"spacing_mm": 1.0, "size": 192}
+
+
+def test_lge_sax_samples_carry_the_neighbouring_slices(lge, clinical_seed, tmp_path, monkeypatch):
+    import cmr_atlas.cine.training_lge as tl
+
+    images, truth = lge
+    one = lge_samples(images["lge"], truth, np.random.default_rng(0))["lm_sax"]
+    three = lge_samples(images["lge"], truth, np.random.default_rng(0), sax_neighbour_slices=1)
+    sax = three["lm_sax"]
+    assert sax.images.shape == (len(one), 3, *one.images.shape[1:])
+    np.testing.assert_allclose(sax.images[:, 1], one.images, atol=1e-5)  # centre channel: the slice itself
+    np.testing.assert_array_equal(sax.points, one.points)
+    # a middle slice's neighbours are images of the stack, not the slice again; past the base: zeros
+    assert not np.allclose(sax.images[3, 0], sax.images[3, 1]) and not (sax.images[0, 0] != 0).any()
+    assert three["lm_lax"].images.ndim == 3  # long-axis views have no stack: one channel
+    monkeypatch.setattr(tl, "clinical_lge", lambda *a, **k: lge)
+    info = tl.build_lge_data(tmp_path, clinical_seed, 1, 1, 0.0, sax_neighbour_slices=1)
+    assert info["sax_neighbour_slices"] == 1
+    samples, _ = load_data([tmp_path], "lm_sax")
+    assert samples.images.shape[1] == 3
+    with pytest.raises(ValueError, match="sax_neighbour_slices"):
+        tl.build_lge_data(tmp_path, clinical_seed, 1, 1, 0.0, sax_neighbour_slices=-1)
