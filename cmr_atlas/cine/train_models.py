@@ -225,7 +225,8 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
                 vgg_transfer: bool = True, precision: str = "float32", lr: float | None = None,
                 data_shares: list[float] | None = None, save_as: str | None = None,
                 rotation_deg: float | None = None, dice: str = "batch", hard_share: float = 0.0,
-                band_p: float = 0.0, view_weights: dict[str, float] | None = None) -> list[Path]:
+                band_p: float = 0.0, view_weights: dict[str, float] | None = None,
+                patience: int | None = None) -> list[Path]:
     """Train model ``name`` (:data:`TRAINABLE`) on one or more ``train data`` folders and write its
     weights and card(s) to ``out_dir``; ``steps_per_epoch`` 0 = one pass over the training images.
     With ``init_from`` (a models folder) a U-Net continues from its weights of the same name, and
@@ -256,7 +257,8 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     cfg = loops.TrainConfig(max_epochs=max_epochs, batch_size=batch_size, max_seconds=minutes * 60,
                             seed=seed, threads=threads, steps_per_epoch=steps_per_epoch or None,
                             bf16_autocast=precision == "bfloat16" or (precision == "auto" and cpu_has_native_bf16()),
-                            **({} if lr is None else {"lr": lr}))
+                            **({} if lr is None else {"lr": lr}),
+                            **({} if patience is None else {"patience": patience}))
     if data_shares is not None and len(data_shares) != len(data_dirs):
         raise SystemExit(f"--data-shares: one share per data folder ({len(data_dirs)}), got {len(data_shares)}")
     if hard_share and (not name.startswith("lm_heatmap_") or init_from is None):

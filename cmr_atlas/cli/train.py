@@ -51,6 +51,9 @@ def _model_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--threads", type=int, default=default("train.threads"), help="torch CPU threads")
     q.add_argument("--train-seed", type=int, default=0, help="seed of initialisation, split and augmentation")
     q.add_argument("--max-epochs", type=int, default=60)
+    q.add_argument("--patience", type=int, default=None,
+                   help="epochs without a better validation loss before stopping (default: the training "
+                        "loops' 6; raise it where short epochs make the validation loss noisy)")
     q.add_argument("--batch-size", type=int, default=16)
     q.add_argument("--init-from", help="continue from the same-named model in this models folder (U-Nets)")
     q.add_argument("--zoom", type=float, nargs=2, metavar=("LO", "HI"), help="segmentation zoom range")
@@ -160,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
                              args.vgg_schedule == "cyclic", args.precision, args.lr, args.data_shares,
                              save_as=getattr(args, "save_as", None), rotation_deg=args.rotation_deg,
                              dice=args.dice, hard_share=args.hard_share, band_p=args.band_p,
-                             view_weights=dict(args.view_weights) if args.view_weights else None):
+                             view_weights=dict(args.view_weights) if args.view_weights else None,
+                             patience=args.patience):
             log.info("wrote %s", p)
     return 0

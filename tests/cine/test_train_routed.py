@@ -132,3 +132,28 @@ def test_a_landmark_network_routed_by_sequence_starts_from_its_task_and_serves_i
     assert len(card["previous_runs"]) == 1  # the shipped network it started from
     assert routes("lm_heatmap_sax", shipped).by_sequence == {"cine_gre": "lm_heatmap_sax",
                                                             "cine_ssfp": "lm_heatmap_sax_ssfp"}
+
+
+def test_patience_reaches_the_training_loop(tmp_path, monkeypatch):
+    """`train model --patience N`: the early-stopping patience of the loop; without it the loop's default."""
+    from cmr_atlas.cine import train_models as TM
+    from cmr_atlas.cli import main
+    from cmr_atlas.nets.train import TrainConfig
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(samples, cfg, sigma_px, spacing_mm, **kwargs):
+        seen.append(cfg.patience)
+        raise Stop
+
+    samples = type("S", (), {"meta": {"folder": np.zeros(2, int)}})()
+    monkeypatch.setattr(TM, "load_data", lambda dirs, key: (samples, {"landmark_grid": LM_GRID.to_dict()}))
+    monkeypatch.setattr(TM, "train_heatmap", fake_train)
+    for argv, expected in (([], TrainConfig().patience), (["--patience", "15"], 15)):
+        with pytest.raises(Stop):
+            main(["train", "model", "lm_heatmap_lax", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                  "--minutes", "1", *argv])
+        assert seen[-1] == expected
