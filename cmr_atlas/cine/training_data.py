@@ -92,6 +92,8 @@ def landmark_samples(images: ExamImages, landmarks: pd.DataFrame, model: str, gr
     each image carries the k slices either side of it at the same frame as channels, on its own
     grid (:func:`~cmr_atlas.nets.preprocess.slice_with_neighbours`): images ``(M, 2k+1, n, n)``.
     """
+    if neighbour_slices < 0:
+        raise ValueError(f"neighbour_slices must be >= 0 (slices either side), not {neighbour_slices}")
     if neighbour_slices and model != "sax":
         raise ValueError(f"neighbouring slices are a SAX stack's, not the {model} views'")
     lm = landmarks[landmarks["observer"] == observer]

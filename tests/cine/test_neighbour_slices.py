@@ -95,6 +95,8 @@ def test_landmark_samples_carry_the_neighbours_and_refuse_them_on_long_axis(inge
     np.testing.assert_array_equal(three.points, one.points)
     with pytest.raises(ValueError, match="SAX stack"):
         landmark_samples(images, truth, "lax", LM_GRID, rng, 0, neighbour_slices=1)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        landmark_samples(images, truth, "sax", LM_GRID, rng, 0, neighbour_slices=-1)
 
 
 def _widened_models_dir(tmp: Path, kick: float = 0.0) -> Path:
