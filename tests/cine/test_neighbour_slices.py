@@ -37,8 +37,12 @@ def _stack_of_blob(offsets_mm: list[tuple[float, float]], blob_mm=(12.0, -20.0, 
     return np.stack(images), planes
 
 
-def _peak(img: np.ndarray) -> np.ndarray:
-    return np.array(np.unravel_index(np.argmax(img), img.shape), float)
+def _centre(img: np.ndarray) -> np.ndarray:
+    """The blob's centre in pixels, to a fraction of a pixel: the centroid of its upper half (an
+    argmax can step a whole pixel on each axis when the centre falls between two pixels)."""
+    w = np.clip(img - 0.5 * img.max(), 0.0, None)
+    rows, cols = np.indices(img.shape)
+    return np.array([(w * rows).sum(), (w * cols).sum()]) / w.sum()
 
 
 @settings(max_examples=15, deadline=None)
@@ -53,7 +57,7 @@ def test_neighbours_line_up_with_the_slice_through_the_stack(offsets, s):
     np.testing.assert_allclose(x[:, 1], prepare(stack[s], planes[s], GRID), atol=1e-5)
     for c, t in ((0, s - 1), (2, s + 1)):
         if 0 <= t < len(planes):
-            assert np.linalg.norm(_peak(x[0, c]) - _peak(x[0, 1])) <= 1.0
+            assert np.linalg.norm(_centre(x[0, c]) - _centre(x[0, 1])) <= 0.25  # px of 2 mm
         else:  # past the end of the stack: zeros
             assert not x[:, c].any()
 
