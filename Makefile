@@ -11,6 +11,9 @@ DEMO_COHORT ?= data/demo_cohort
 DEMO_CLINICAL ?= 4
 DEMO_CLINICAL_SEED ?= 20002
 CORES  ?= 2
+# exams per shard in the demo: one shard per core, so the per-shard stages (inference runs on one
+# thread per job) keep every core busy; the workflow's default (64) suits cohorts of thousands
+DEMO_SHARD ?= $(shell echo $$(( ($(DEMO_N) + $(DEMO_CLINICAL) + $(CORES) - 1) / $(CORES) )))
 # test processes (pytest-xdist): each test file runs whole in one of them, so a module's fixtures
 # are built once; TEST_WORKERS=0 runs the suite in this process
 TEST_WORKERS ?= $(CORES)
@@ -38,7 +41,7 @@ $(DEMO_COHORT)/.complete: $(VENV)/.installed
 
 demo: $(DEMO_COHORT)/.complete
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) \
-	    --config cohort_dir=$(DEMO_COHORT) results_dir=results/demo
+	    --config cohort_dir=$(DEMO_COHORT) results_dir=results/demo shard_size=$(DEMO_SHARD)
 	@echo
 	@echo "Done. Tables: results/demo/*.parquet (schemas: docs/outputs.md)"
 	@echo "Report: $(abspath results/demo/report/index.html)"
