@@ -56,12 +56,13 @@ def exam_records(images, truth: dict, models, sequence: str) -> list[dict]:
     ed, es = int(ex["ed_frame"]), int(ex["es_frame"])
     lt = truth["landmarks"]
     keep = {v: sorted(set(lt[(lt["view"] == v) & (lt["observer"] != "truth")]["frame"])) for v in images.lax}
+    # the whole cines go in (a card's neighbouring frames need them); the annotated frames are decoded
     sub = type(images)(images.exam_id, images.sax, images.sax_planes, images.trigger_times_ms,
-                       {v: c[keep[v]] for v, c in images.lax.items() if keep[v]}, images.lax_planes)
+                       {v: c for v, c in images.lax.items() if keep[v]}, images.lax_planes)
     lm = detect_landmarks(sub, models, sorted({ed, es}), absent_threshold=0.0, batch=default("inference.batch"),
                           sequences={v: sequence for v in ("sax", *images.lax)})
     lax = lm["view"] != "sax"
-    lm.loc[lax, "frame"] = [keep[v][f] for v, f in zip(lm.loc[lax, "view"], lm.loc[lax, "frame"])]
+    lm = lm[~lax | np.array([f in keep.get(v, ()) for v, f in zip(lm["view"], lm["frame"])])]
     rows, _ = landmark_records(images, lt, lm, "heatmap", ed, es)
     df = pd.DataFrame(rows).assign(sequence=sequence, n_slices=images.n_slices)
     sax = df["view"] == "sax"
@@ -162,6 +163,8 @@ def main() -> int:
     ap.add_argument("--neighbour-frames", type=int,
                     help="SAX networks: average each image's maps over this many cine frames on each side of it "
                          "instead of the cards' (decode.neighbour_frames; 0: none)")
+    ap.add_argument("--lax-neighbour-frames", type=int,
+                    help="long-axis networks: the same for each long-axis cine frame's maps")
     args = ap.parse_args()
     import torch
 
@@ -179,6 +182,8 @@ def main() -> int:
             decode["zooms"] = [float(z) for z in args.zooms.split(",") if z.strip()]
         if args.neighbour_frames is not None and "sax" in card.get("views", ["sax"]):
             decode["neighbour_frames"] = args.neighbour_frames
+        if args.lax_neighbour_frames is not None and "sax" not in card.get("views", ["sax"]):
+            decode["neighbour_frames"] = args.lax_neighbour_frames
         card["decode"] = decode
     rows = []
     for n, (images, truth) in enumerate(exams, 1):

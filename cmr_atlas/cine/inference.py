@@ -625,14 +625,37 @@ def _companion_stacks(stacks: list, companion: ExamImages, models: Models, sax_f
     return theirs
 
 
+def _stack_cine(images: ExamImages, stack: tuple) -> np.ndarray:
+    """The whole cine ``(T, R, C)`` a stack's images were taken from."""
+    view, s = stack[0], stack[1]
+    return images.sax[s] if view == "sax" else images.lax[view]
+
+
+def _whole_cine(images: ExamImages, stack: tuple) -> bool:
+    """Whether a stack holds every frame of its cine, in order."""
+    return list(stack[4]) == list(range(_stack_cine(images, stack).shape[0]))
+
+
 def _neighbour_looks(images: ExamImages, stack: tuple, k: int) -> list[np.ndarray]:
-    """The same SAX slice ``k`` cine frames before and after each of ``stack``'s frames (cyclic: a
-    cine covers the cardiac cycle); none for a long-axis stack, ``k`` = 0 or a single-frame series."""
-    view, s, _, _, frames = stack
-    n = images.n_frames
-    if view != "sax" or k <= 0 or n < 2 * k + 1:
+    """The same SAX slice or long-axis cine ``k`` frames before and after each of ``stack``'s
+    frames (cyclic: a cine covers the cardiac cycle); none for ``k`` = 0, a single-frame series or
+    a stack of the whole cine (its neighbours are its own frames: :func:`_frame_mean`)."""
+    frames = stack[4]
+    cine = _stack_cine(images, stack)
+    n = cine.shape[0]
+    if k <= 0 or n < 2 * k + 1 or _whole_cine(images, stack):
         return []
-    return [images.sax[s, [(f + d) % n for f in frames]] for d in range(-k, k + 1) if d != 0]
+    return [cine[[(f + d) % n for f in frames]] for d in range(-k, k + 1) if d != 0]
+
+
+def _frame_mean(maps: torch.Tensor, k: int) -> torch.Tensor:
+    """Maps ``(T, C, H, W)`` of a whole cine, each averaged with those ``k`` frames either side
+    (cyclic): what the neighbour looks give, without running the network on any frame twice."""
+    import torch
+
+    if k <= 0 or maps.shape[0] < 2 * k + 1:
+        return maps
+    return torch.stack([torch.roll(maps, d, 0) for d in range(-k, k + 1)]).mean(0)
 
 
 def _network_input(img: np.ndarray, source: list | None, stack: tuple, card: dict) -> np.ndarray:
@@ -681,6 +704,8 @@ def _network_outputs(images: ExamImages, models: Models, nets: list, sources: li
         parts = torch.split(out, sizes)
         for i in members:  # one image's looks averaged, as the rotations are
             outputs[i] = torch.stack([p for (j, _, _), p in zip(looks, parts) if j == i]).mean(0)
+            if models.landmark_method == "heatmap" and _whole_cine(images, stacks[i]):
+                outputs[i] = _frame_mean(outputs[i], card_neighbour_frames(card))
     return outputs
 
 

@@ -276,3 +276,40 @@ def test_sax_maps_are_averaged_over_the_cards_neighbour_frames(ring_exam):
                     torch.device("cpu"), None)
     lm = detect_landmarks(one, models, [0], absent_threshold=0.1, batch=4)
     assert np.allclose(lm[lm["present"]][["y_px", "x_px"]].to_numpy(float), [a], atol=1.0)
+
+
+def test_long_axis_maps_are_averaged_over_neighbour_frames_whole_cine_or_not(ring_exam):
+    """A long-axis card's ``decode.neighbour_frames`` averages each frame's maps with its neighbours':
+    on the whole cine (the infer stage) by averaging the cine's own maps, on chosen frames (ED/ES)
+    by running the neighbours too; both give the same landmarks, cyclic at the cine's ends."""
+    from cmr_atlas.cine.inference import detect_landmarks
+
+    images, _ = ring_exam(n_slices=1, n_frames=5, noise=False)
+    a, b = (12, 20), (40, 30)  # frame 2 shows a bright spot at a, every other frame at b
+    cine = np.zeros_like(images.sax[0])
+    cine[:, b[0], b[1]] = 1000.0
+    cine[2] = 0.0
+    cine[2, a[0], a[1]] = 1000.0
+    images.lax = {"lax_4ch": cine}
+    images.lax_planes = {"lax_4ch": images.sax_planes[0]}
+
+    def found(k, every_lax_frame):
+        card = {**CARD, "views": ["lax_4ch"], "decode": {"neighbour_frames": k}}
+        nets = {"lax": (PeakAtBrightest(), card), "sax": (FixedPeak([20.3, 40.6]), CARD)}
+        models = Models(RingOracle(), CARD, "heatmap", nets, torch.device("cpu"), None)
+        lm = detect_landmarks(images, models, [0, 2], absent_threshold=0.1, batch=4, every_lax_frame=every_lax_frame)
+        lm = lm[(lm["view"] == "lax_4ch") & lm["present"]]
+        assert list(lm["landmark"].unique()) == ["mv_septal"]
+        return lm.set_index("frame")[["y_px", "x_px", "confidence"]].astype(float)
+
+    alone = found(0, True)
+    assert np.allclose(alone.loc[2, ["y_px", "x_px"]], a, atol=1.0)
+    for every in (True, False):
+        three = found(1, every)
+        assert sorted(three.index) == ([0, 1, 2, 3, 4] if every else [0, 2])
+        # frame 2: two of its three looks see b; frame 0 (neighbours 4 and 1, cyclic): all three see b
+        assert np.allclose(three.loc[2, ["y_px", "x_px"]], b, atol=1.0)
+        assert three.loc[2, "confidence"] == pytest.approx(2 / 3 * alone.loc[2, "confidence"], rel=0.05)
+        assert three.loc[0, "confidence"] == pytest.approx(alone.loc[0, "confidence"], rel=0.01)
+    whole, chosen = found(1, True), found(1, False)
+    assert np.allclose(whole.loc[[0, 2]].to_numpy(), chosen.loc[[0, 2]].to_numpy(), atol=1e-4)
