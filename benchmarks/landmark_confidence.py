@@ -24,7 +24,9 @@ agree at every depth and for boundary images (:func:`accuracy.boundary_table`). 
 at that threshold, images detected and distances with 95 % intervals over exams
 (:func:`accuracy.view_distance_cis`).  ``--neighbour-frames K``
 decodes the SAX networks with K cine frames on each side instead of their cards'
-(``decode.neighbour_frames``, ``cmr-atlas models neighbours``; 0: each image alone); ``--zooms``
+(``decode.neighbour_frames``, ``cmr-atlas models neighbours``; 0: each image alone),
+``--lax-neighbour-frames K`` the long-axis networks (then the whole long-axis cines go in and the
+annotated frames are decoded); ``--zooms``
 adds the long-axis networks' unrotated magnified looks (``decode.zooms``).
 """
 
@@ -45,6 +47,7 @@ from landmarks_clinical import clinical_exams  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.cine.inference import detect_landmarks, load_models  # noqa: E402
 from cmr_atlas.cine.training_data import truth_slice_map  # noqa: E402
+from cmr_atlas.nets.heatmaps import card_neighbour_frames  # noqa: E402
 from cmr_atlas.synth.slab import sax_presence_by_depth  # noqa: E402
 
 SEQUENCE_OF = {"clinical": "cine_ssfp", "legacy": "cine_gre"}
@@ -56,13 +59,18 @@ def exam_records(images, truth: dict, models, sequence: str) -> list[dict]:
     ed, es = int(ex["ed_frame"]), int(ex["es_frame"])
     lt = truth["landmarks"]
     keep = {v: sorted(set(lt[(lt["view"] == v) & (lt["observer"] != "truth")]["frame"])) for v in images.lax}
-    # the whole cines go in (a card's neighbouring frames need them); the annotated frames are decoded
+    # only the annotated frames go in, unless a long-axis card averages neighbouring frames (the whole cines)
+    whole = any(card_neighbour_frames(c) for _, c in [*models.landmark.values(), *models.lm_nets.values()]
+                if "sax" not in c.get("views", ["sax"]))
     sub = type(images)(images.exam_id, images.sax, images.sax_planes, images.trigger_times_ms,
-                       {v: c for v, c in images.lax.items() if keep[v]}, images.lax_planes)
+                       {v: c if whole else c[keep[v]] for v, c in images.lax.items() if keep[v]}, images.lax_planes)
     lm = detect_landmarks(sub, models, sorted({ed, es}), absent_threshold=0.0, batch=default("inference.batch"),
                           sequences={v: sequence for v in ("sax", *images.lax)})
     lax = lm["view"] != "sax"
-    lm = lm[~lax | np.array([f in keep.get(v, ()) for v, f in zip(lm["view"], lm["frame"])])]
+    if whole:
+        lm = lm[~lax | np.array([f in keep.get(v, ()) for v, f in zip(lm["view"], lm["frame"])])]
+    else:
+        lm.loc[lax, "frame"] = [keep[v][f] for v, f in zip(lm.loc[lax, "view"], lm.loc[lax, "frame"])]
     rows, _ = landmark_records(images, lt, lm, "heatmap", ed, es)
     df = pd.DataFrame(rows).assign(sequence=sequence, n_slices=images.n_slices)
     sax = df["view"] == "sax"
