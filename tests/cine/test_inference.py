@@ -189,8 +189,9 @@ def test_reduced_precision_inference_agrees_with_float32_on_the_shipped_models(p
     models_dir = Path(__file__).resolve().parents[2] / "resources/models"
     full = generate_exam(30001, 1).images
     keep = [1, full.n_slices // 2, full.n_slices - 3]  # base, mid, apex: a quarter of the cost
+    # one long-axis view runs the long-axis network's reduced-precision path as well as two would
     images = ExamImages(full.exam_id, full.sax[keep], [full.sax_planes[i] for i in keep], full.trigger_times_ms,
-                        full.lax, full.lax_planes)
+                        {"lax_4ch": full.lax["lax_4ch"]}, {"lax_4ch": full.lax_planes["lax_4ch"]})
     ref = infer_exam(images, load_models(models_dir, method="heatmap", device="cpu", precision="float32"), **INFER)
     models = load_models(models_dir, method="heatmap", device="cpu", precision=precision)
     assert ("int8" in models.runtime) == (precision == "int8")
