@@ -174,6 +174,14 @@ def test_cuda_autocast_agrees_with_cpu_on_the_shipped_models():
     assert (a["present"] == b["present"]).mean() > 0.98 and np.median(d) < 0.5
 
 
+def _three_slices_one_lax(full: ExamImages) -> ExamImages:
+    """Base, mid and apical SAX slices and the 4CH cine of an exam: every network's path (SAX
+    segmentation and landmarks, long-axis landmarks) at about a fifth of the whole exam's cost."""
+    keep = [1, full.n_slices // 2, full.n_slices - 3]
+    return ExamImages(full.exam_id, full.sax[keep], [full.sax_planes[i] for i in keep], full.trigger_times_ms,
+                      {"lax_4ch": full.lax["lax_4ch"]}, {"lax_4ch": full.lax_planes["lax_4ch"]})
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["bfloat16", "int8"])
 def test_reduced_precision_inference_agrees_with_float32_on_the_shipped_models(precision):
@@ -187,11 +195,7 @@ def test_reduced_precision_inference_agrees_with_float32_on_the_shipped_models(p
     if precision == "int8":
         pytest.importorskip("onnxruntime")
     models_dir = Path(__file__).resolve().parents[2] / "resources/models"
-    full = generate_exam(30001, 1).images
-    keep = [1, full.n_slices // 2, full.n_slices - 3]  # base, mid, apex: a quarter of the cost
-    # one long-axis view runs the long-axis network's reduced-precision path as well as two would
-    images = ExamImages(full.exam_id, full.sax[keep], [full.sax_planes[i] for i in keep], full.trigger_times_ms,
-                        {"lax_4ch": full.lax["lax_4ch"]}, {"lax_4ch": full.lax_planes["lax_4ch"]})
+    images = _three_slices_one_lax(generate_exam(30001, 1).images)
     ref = infer_exam(images, load_models(models_dir, method="heatmap", device="cpu", precision="float32"), **INFER)
     models = load_models(models_dir, method="heatmap", device="cpu", precision=precision)
     assert ("int8" in models.runtime) == (precision == "int8")
@@ -216,10 +220,7 @@ def test_onnx_runtime_inference_equals_pytorch_float32_on_the_shipped_models():
 
     pytest.importorskip("onnxruntime")
     models_dir = Path(__file__).resolve().parents[2] / "resources/models"
-    full = generate_exam(30001, 2).images
-    keep = [1, full.n_slices // 2, full.n_slices - 3]
-    images = ExamImages(full.exam_id, full.sax[keep], [full.sax_planes[i] for i in keep], full.trigger_times_ms,
-                        full.lax, full.lax_planes)
+    images = _three_slices_one_lax(generate_exam(30001, 2).images)
     load = dict(method="heatmap", device="cpu", precision="float32")
     ort_models = load_models(models_dir, runtime="onnxruntime", **load)
     assert ort_models.runtime == "onnxruntime" and ort_models.dtype is None
