@@ -734,9 +734,9 @@ def detect_landmarks(images: ExamImages, models: Models, sax_frames: list[int], 
     ``companions``: other reconstructions of the same acquisition (the PSIR of an LGE magnitude
     series), on the same planes, frames and pixel grid (else ``ValueError``); each image's softmax
     maps are averaged with its companions' before decoding, as the test-time rotations are, so
-    every reconstruction gets the same landmarks (heatmap networks only).  A SAX network whose card
-    has ``decode.neighbour_frames`` k averages each SAX image's maps with those of the same slice
-    k frames before and after (:func:`~cmr_atlas.nets.heatmaps.card_neighbour_frames`).
+    every reconstruction gets the same landmarks (heatmap networks only).  A network whose card
+    has ``decode.neighbour_frames`` k averages each image's maps with those of the same SAX slice or
+    long-axis cine k frames before and after (:func:`~cmr_atlas.nets.heatmaps.card_neighbour_frames`).
     """
     stacks = _landmark_stacks(images, models, sax_frames, every_lax_frame)
     if companions and models.landmark_method != "heatmap":

@@ -104,9 +104,10 @@ def card_zooms(card: dict | None) -> tuple[float, ...]:
 
 
 def card_neighbour_frames(card: dict | None) -> int:
-    """Cine frames on each side whose softmax maps a SAX image's are averaged with (its card's
-    ``decode.neighbour_frames``; 0 without): more looks at nearly the same anatomy for the images
-    at the ends of the LV, where one look is a blend of depths (docs/models.md, "Neighbouring cine frames")."""
+    """Cine frames on each side whose softmax maps an image's are averaged with (its card's
+    ``decode.neighbour_frames``; 0 without): more looks at nearly the same anatomy, for the SAX
+    images at the ends of the LV, where one look is a blend of depths (docs/models.md,
+    "Neighbouring cine frames"; on long-axis cines measured and not shipped)."""
     return int(((card or {}).get("decode") or {}).get("neighbour_frames", 0))
 
 
