@@ -250,7 +250,8 @@ def _labels_on_original(logits: torch.Tensor, plane: SlicePlane, grid: Grid,
     rr, cc, wr, wc = r0[r], c0[c], wr[r][:, None], wc[c][:, None]
 
     def probs(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return torch.softmax(torch.from_numpy(a[i, :, rows, cols]), 1).numpy()
+        # float64: two classes a few 1e-7 apart at a border pixel would swap on float32 rounding
+        return torch.softmax(torch.from_numpy(a[i, :, rows, cols]).double(), 1).numpy()
 
     p = ((1 - wr) * (1 - wc) * probs(rr, cc) + (1 - wr) * wc * probs(rr, cc + 1)
          + wr * (1 - wc) * probs(rr + 1, cc) + wr * wc * probs(rr + 1, cc + 1))

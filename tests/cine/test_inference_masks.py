@@ -102,8 +102,9 @@ def _grid_sample_labels(logits, plane, grid):
     rows, cols = plane.shape
     r, c = np.meshgrid(np.arange(rows, dtype=float), np.arange(cols, dtype=float), indexing="ij")
     net = to_net_px(np.stack([r, c], -1), plane, grid) * (2.0 / (grid.size - 1)) - 1.0
-    g = torch.from_numpy(net[..., ::-1].copy()).float()[None].expand(len(logits), -1, -1, -1)
-    out = F.grid_sample(torch.softmax(logits, 1), g, mode="bilinear", padding_mode="zeros", align_corners=True)
+    # float64: near-ties at label borders (a few 1e-7 apart) are decided by the exact value, not rounding
+    g = torch.from_numpy(net[..., ::-1].copy()).double()[None].expand(len(logits), -1, -1, -1)
+    out = F.grid_sample(torch.softmax(logits.double(), 1), g, mode="bilinear", padding_mode="zeros", align_corners=True)
     out[:, 0][(g.abs() > 1).any(-1)] = 1.0
     return out.argmax(1).numpy().astype(np.uint8)
 
