@@ -21,6 +21,7 @@ from scipy.spatial.transform import Rotation
 from cmr_atlas.cine.atlas import SURFACES
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.core.imagecache import ExamImages
+from tests.shared import shared_folder
 
 
 def _oblique_plane(centre=(10.0, -20.0, 30.0), spacing=(1.25, 1.4), shape=(96, 80)) -> SlicePlane:
@@ -194,13 +195,14 @@ def clinical_seed() -> int:
 def clinical_synth_cohort(tmp_path_factory, clinical_seed) -> Path:
     """One generated clinical exam (every series type, two observers) written by the CLI, as a
     cohort folder (``dicom/``, ``truth/``); shared by the synth, ingest and workflow tests (the
-    generator takes seconds per exam, so it is made once)."""
+    generator takes most of a minute per exam, so it is made once per run: :func:`shared_folder`)."""
     from cmr_atlas.cli import main
 
-    out = tmp_path_factory.mktemp("clinical_cohort")
-    assert main(["synth", "--protocol", "clinical", "--n-exams", "1", "--seed", str(clinical_seed),
-                 "--observers", "2", "--out", str(out)]) == 0
-    return out
+    def build(out: Path) -> None:
+        assert main(["synth", "--protocol", "clinical", "--n-exams", "1", "--seed", str(clinical_seed),
+                     "--observers", "2", "--out", str(out)]) == 0
+
+    return shared_folder(tmp_path_factory, f"clinical_cohort_{clinical_seed}", build)
 
 
 @pytest.fixture(scope="session")

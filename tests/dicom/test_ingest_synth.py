@@ -9,6 +9,7 @@ import pytest
 from cmr_atlas.core import ids
 from cmr_atlas.dicom.index import ingest_folders
 from cmr_atlas.core.columns import SLICE_PLANE_COLUMNS
+from tests.shared import shared_folder
 
 pytestmark = pytest.mark.slow
 KEY = "test-key-for-synth"
@@ -18,8 +19,8 @@ GEOMETRY = [c.name for c in SLICE_PLANE_COLUMNS if c.name not in ("exam_id", "vi
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     cohort = pytest.importorskip("cmr_atlas.synth.mesa.cohort")
-    out = tmp_path_factory.mktemp("synth")
-    cohort.generate_cohort(out, 2, 7)  # seed 7: exam 0 GE, exam 1 Siemens
+    # seed 7: exam 0 GE, exam 1 Siemens
+    out = shared_folder(tmp_path_factory, "legacy_cohort_2x7", lambda out: cohort.generate_cohort(out, 2, 7))
     truth = {t: pd.read_parquet(out / "truth" / f"{t}.parquet") for t in ("slices", "exams", "subjects")}
     folders = sorted(p.name for p in (out / "dicom").iterdir())
     rows = ingest_folders(out / "dicom", folders, KEY, None)

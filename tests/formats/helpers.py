@@ -11,7 +11,7 @@ import pandas as pd
 from cmr_atlas.cine.guidepoints import manual_guide_points
 from cmr_atlas.cine.segmentation import label_mask
 from cmr_atlas.formats.annotations import Annotations
-from cmr_atlas.formats.dicom_index import CohortIndex
+from cmr_atlas.formats.dicom_index import CohortIndex, build_index
 
 OBSERVER = "obs1"
 
@@ -28,6 +28,16 @@ class Cohort:
     @property
     def exam(self) -> str:
         return str(self.exams["exam_id"].iloc[0])
+
+    @classmethod
+    def read(cls, root: Path) -> "Cohort":
+        """A generated cohort folder (``dicom/``, ``truth/``) with observer 1's annotations."""
+        truth = root / "truth"
+        c, lm = pd.read_parquet(truth / "contours.parquet"), pd.read_parquet(truth / "landmarks.parquet")
+        return cls(root=root, index=build_index(root / "dicom"),
+                   contours=c[c["observer"] == OBSERVER].reset_index(drop=True),
+                   landmarks=lm[lm["observer"] == OBSERVER].reset_index(drop=True),
+                   slices=pd.read_parquet(truth / "slices.parquet"), exams=pd.read_parquet(truth / "exams.parquet"))
 
     def annotations(self, exam: str | None = None) -> Annotations:
         exam = exam or self.exam

@@ -29,12 +29,12 @@ from cmr_atlas.core.geometry import planes_by_slice
 from cmr_atlas.formats.annotations import Annotations, mask_contour_rows
 from cmr_atlas.formats.cap import write_cap
 from cmr_atlas.formats.cvi42 import write_cvi42
-from cmr_atlas.formats.dicom_index import build_index
 from cmr_atlas.formats.dicom_seg import export_dicom_seg
 from cmr_atlas.formats.importers import import_annotations
 from cmr_atlas.formats.nifti import LABEL_SETS, relabel, write_nifti
 from cmr_atlas.synth.mesa.cohort import generate_cohort
 from tests.formats.helpers import OBSERVER, Cohort, sax_planes
+from tests.shared import shared_folder
 
 # Tolerances of the comparison: "rounded" = cvi42, whose points are integers in 1/32 pixel (under
 # 0.1 mm; the least-squares fit with breath-hold shifts moves extrapolated surface points -- apex,
@@ -51,12 +51,8 @@ PAIRS = {"cvi42": ("no_centre", "rounded"), "cap": ("no_centre", "exact"),
 
 @pytest.fixture(scope="module")
 def cohort3(tmp_path_factory) -> Cohort:
-    root = generate_cohort(tmp_path_factory.mktemp("atlas") / "cohort", 3, 1, observers=1)
-    truth = Path(root) / "truth"
-    c, lm = pd.read_parquet(truth / "contours.parquet"), pd.read_parquet(truth / "landmarks.parquet")
-    return Cohort(Path(root), build_index(Path(root) / "dicom"), c[c["observer"] == OBSERVER].reset_index(drop=True),
-                  lm[lm["observer"] == OBSERVER].reset_index(drop=True),
-                  pd.read_parquet(truth / "slices.parquet"), pd.read_parquet(truth / "exams.parquet"))
+    return Cohort.read(shared_folder(tmp_path_factory, "formats_cohort_3x1",
+                                     lambda out: generate_cohort(out, 3, 1, observers=1)))
 
 
 def _exams(cohort: Cohort) -> list[str]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.shared import shared_object
+
 
 @pytest.fixture(scope="session")
-def perfusion_exam(clinical_seed):
+def perfusion_exam(clinical_seed, tmp_path_factory):
     from cmr_atlas.perfusion import synthetic
 
-    return synthetic.generate(clinical_seed, 0, observers=2)
+    return shared_object(tmp_path_factory, f"perfusion_exam_{clinical_seed}",
+                         lambda: synthetic.generate(clinical_seed, 0, observers=2))

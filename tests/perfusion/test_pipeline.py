@@ -15,6 +15,7 @@ from cmr_atlas.core.seriescache import save_series_images, series_cache_path
 from cmr_atlas.perfusion import insertion_net, pipeline, prepare, segment, shard
 from cmr_atlas.perfusion.quantify import QuantConfig
 from cmr_atlas.perfusion.tables import PERFUSION_TABLES
+from tests.shared import shared_object
 
 MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
 
@@ -25,13 +26,15 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def result(perfusion_exam, model):
-    """The default configuration, as the shard runs it: the insertion network loaded."""
+def result(perfusion_exam, model, tmp_path_factory):
+    """The default configuration, as the shard runs it: the insertion network loaded (run once
+    for the test processes: half a minute)."""
     ex = perfusion_exam
     c, lm = ex.truth["contours"], ex.truth["landmarks"]
     ann = pipeline.Annotations(c[c.observer == "obs1"], lm[lm.observer == "obs1"])
-    return pipeline.run_exam(ex.exam_id, ex.series, QuantConfig.from_config(default("perfusion")), *model, ann,
-                             landmark_net=insertion_net.load(MODELS))
+    return shared_object(tmp_path_factory, "perfusion_result_default", lambda: pipeline.run_exam(
+        ex.exam_id, ex.series, QuantConfig.from_config(default("perfusion")), *model, ann,
+        landmark_net=insertion_net.load(MODELS)))
 
 
 def test_auto_insertions_come_from_the_network_and_point_at_the_true_insertion(result, perfusion_exam):

@@ -9,12 +9,17 @@ import pytest
 
 from cmr_atlas.cli import main
 from cmr_atlas.synth.merge import MergeError, merge_cohort
+from tests.shared import shared_folder
 
 
 @pytest.fixture()
-def legacy(tmp_path):
+def legacy(tmp_path_factory, tmp_path):
+    """A one-exam legacy cohort of the CLI's, this test's own copy (the tests merge into it)."""
+    def build(out):
+        assert main(["synth", "--n-exams", "1", "--seed", "93", "--out", str(out)]) == 0
+
     out = tmp_path / "cohort"
-    assert main(["synth", "--n-exams", "1", "--seed", "93", "--out", str(out)]) == 0
+    shutil.copytree(shared_folder(tmp_path_factory, "legacy_cohort_93", build), out)
     return out
 
 

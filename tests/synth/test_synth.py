@@ -16,18 +16,17 @@ from cmr_atlas.synth.mesa.cohort import exam_label, generate_cohort, generate_ex
 from cmr_atlas.synth.subjects import sample_subjects
 from cmr_atlas.synth.truth import TRUTH_TABLES
 from cmr_atlas.core.tables import read_table
+from tests.shared import shared_folder, shared_object
 
 
 @pytest.fixture(scope="module")
-def exam():
-    return generate_exam(11, 3, observers=2)
+def exam(tmp_path_factory):
+    return shared_object(tmp_path_factory, "legacy_exam_11_3", lambda: generate_exam(11, 3, observers=2))
 
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cohort")
-    generate_cohort(out, 2, seed=4, observers=2)
-    return out
+    return shared_folder(tmp_path_factory, "legacy_cohort_2x4", lambda out: generate_cohort(out, 2, seed=4, observers=2))
 
 
 def _rasterise(rc: np.ndarray, shape) -> np.ndarray:
@@ -41,7 +40,7 @@ def test_truth_tables_match_schemas(cohort):
         assert len(df) > 0, schema.name
 
 
-def test_annotation_tables_are_laid_out_for_one_observer_readers(cohort, monkeypatch):
+def test_annotation_tables_are_laid_out_for_one_observer_readers(cohort, monkeypatch, tmp_path):
     import pyarrow.parquet as pq
 
     from cmr_atlas.synth import truth as T
@@ -51,7 +50,7 @@ def test_annotation_tables_are_laid_out_for_one_observer_readers(cohort, monkeyp
     assert order.is_monotonic_increasing  # sorted by observer, then exam
     # row groups small enough that the statistics of a filtered read skip the other observers'
     monkeypatch.setattr(T, "ANNOTATION_ROW_GROUP_ROWS", 500)
-    path = T.write_truth_table(contours, cohort / "relaid.parquet", T.CONTOURS)
+    path = T.write_truth_table(contours, tmp_path / "relaid.parquet", T.CONTOURS)
     meta = pq.ParquetFile(path).metadata
     assert meta.num_row_groups > 3
     observer_col = meta.schema.to_arrow_schema().get_field_index("observer")
@@ -215,7 +214,7 @@ def test_true_volumes_agree_with_mesh_volume(exam):
     assert _mesh_volume_ml(grid) == pytest.approx(truth.edv_ml, rel=0.04)
 
 
-def test_same_seed_same_bytes(tmp_path):
+def test_same_seed_same_bytes(exam, tmp_path):
     def digest(folder):
         h = hashlib.sha256()
         for p in sorted(folder.rglob("*")):
@@ -224,12 +223,12 @@ def test_same_seed_same_bytes(tmp_path):
                 h.update(p.read_bytes())
         return h.hexdigest()
 
-    exams = [generate_exam(21, 1) for _ in range(2)]
+    exams = [exam, generate_exam(11, 3, observers=2)]  # the module's exam, and the same drawn again
     for out, ex in zip(("a", "b"), exams):
-        write_synthetic_exam(ex, tmp_path / out, 21, 1)
+        write_synthetic_exam(ex, tmp_path / out, 11, 3)
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     # an exam depends on (seed, index) only, not on the cohort it is generated in
-    assert exams[0].label == exam_label(21, 1) and exams[0].subject == exams[1].subject
+    assert exams[0].label == exam_label(11, 3) and exams[0].subject == exams[1].subject
 
 
 def test_different_index_different_exam(cohort):
