@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from cmr_atlas.synth.clinical import cohort as clinical
-from cmr_atlas.synth.merge import MergeError, merge_cohort
+from cmr_atlas.synth.merge import MergeError, check_new_exams, merge_cohort
 from cmr_atlas.synth.mesa import cohort as mesa
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,12 @@ def run(args: argparse.Namespace) -> int:
     target = Path(args.out)
     if args.append and not (target / "dicom").is_dir():
         raise SystemExit(f"cmr-atlas synth --append: no cohort in {target} (no dicom/ folder)")
+    labels = [protocol.exam_label(args.seed, i) for i in range(args.n_exams)]
+    if args.append:
+        try:
+            check_new_exams(labels, target)  # before generating: a clash should not cost the generation
+        except MergeError as exc:
+            raise SystemExit(f"cmr-atlas synth --append: {exc}") from None
     out = target / f".append-{args.protocol}-{args.seed}" if args.append else target
     if args.append:
         shutil.rmtree(out, ignore_errors=True)  # a staging folder left by an interrupted run
@@ -52,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
     if args.faults > 0:
         from cmr_atlas.synth.faults import write_faults  # reads DICOM back with ingest's view selection
 
-        labels = [protocol.exam_label(args.seed, i) for i in range(args.n_exams)]
         write_faults(out, labels, args.faults, args.seed, clinical_exams=labels if protocol is clinical else ())
     if args.append:
         try:

@@ -21,6 +21,16 @@ def _truth_schemas() -> dict[str, TableSchema]:
     return {s.name: s for s in (*T.TRUTH_TABLES, *clinical_truth_schemas())}
 
 
+def check_new_exams(exams: list[str], dst: str | Path) -> None:
+    """Raise :class:`MergeError` if any of the exam folders ``exams`` is already in ``dst/dicom``
+    (the CLI asks before generating, so a clash costs no generation time)."""
+    dst = Path(dst)
+    clash = [e for e in exams if (dst / "dicom" / e).exists()]
+    if clash:
+        raise MergeError(f"exam folders already in {dst / 'dicom'}: {', '.join(clash[:3])}"
+                         f"{' ...' if len(clash) > 3 else ''} (same protocol and seed twice?)")
+
+
 def merge_cohort(src: str | Path, dst: str | Path) -> list[str]:
     """Move ``src``'s exam folders into ``dst/dicom`` and append its truth tables to ``dst/truth``.
 
@@ -30,10 +40,7 @@ def merge_cohort(src: str | Path, dst: str | Path) -> list[str]:
     """
     src, dst = Path(src), Path(dst)
     exams = sorted(p.name for p in (src / "dicom").iterdir() if p.is_dir())
-    clash = [e for e in exams if (dst / "dicom" / e).exists()]
-    if clash:
-        raise MergeError(f"exam folders already in {dst / 'dicom'}: {', '.join(clash[:3])}"
-                         f"{' ...' if len(clash) > 3 else ''} (same protocol and seed twice?)")
+    check_new_exams(exams, dst)
     schemas = _truth_schemas()
     tables = {}
     for path in sorted((src / "truth").glob("*.parquet")):

@@ -9,6 +9,7 @@ import pytest
 
 from cmr_atlas.cli import main
 from cmr_atlas.synth.merge import MergeError, merge_cohort
+from cmr_atlas.synth.mesa import cohort as mesa
 from tests.shared import shared_folder
 
 
@@ -50,12 +51,17 @@ def test_same_exams_twice_move_nothing(legacy, tmp_path):
     assert _exams(copy) == ["SYN93-0000"] and (legacy / "truth" / "subjects.parquet").read_bytes() == truth
 
 
-def test_cli_append(legacy):
+def test_cli_append(legacy, monkeypatch):
     assert main(["synth", "--n-exams", "1", "--seed", "94", "--append", "--out", str(legacy)]) == 0
     assert _exams(legacy) == ["SYN93-0000", "SYN94-0000"]
     assert not any(p.name.startswith(".append") for p in legacy.iterdir())  # staging folder removed
     assert len(pd.read_parquet(legacy / "truth" / "subjects.parquet")) == 2
+
+    def generate(*args, **kwargs):
+        raise AssertionError("the clash is found before any exam is generated")
+
+    monkeypatch.setattr(mesa, "generate_cohort", generate)
     with pytest.raises(SystemExit, match="already in"):
-        main(["synth", "--n-exams", "1", "--seed", "94", "--append", "--out", str(legacy)])
+        main(["synth", "--n-exams", "2", "--seed", "94", "--append", "--out", str(legacy)])
     with pytest.raises(SystemExit, match="no cohort"):
         main(["synth", "--n-exams", "1", "--seed", "95", "--append", "--out", str(legacy / "nowhere")])
