@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ from cmr_atlas.nets.registry import save_model
 from cmr_atlas.nets.unet import UNet
 from cmr_atlas.cine.segmentation import lax_frame
 from cmr_atlas.core.tables import conform
+from tests.shared import shared_object
 
 GRID = Grid(1.5, 64)
 CARD = {"input": GRID.to_dict()}
@@ -182,24 +185,38 @@ def _three_slices_one_lax(full: ExamImages) -> ExamImages:
                       {"lax_4ch": full.lax["lax_4ch"]}, {"lax_4ch": full.lax_planes["lax_4ch"]})
 
 
+SHIPPED = Path(__file__).resolve().parents[2] / "resources/models"
+
+
+@pytest.fixture(scope="module")
+def held_out_images(tmp_path_factory) -> ExamImages:
+    """:func:`_three_slices_one_lax` of a held-out legacy exam (seed 30001, the accuracy benchmark's)."""
+    from cmr_atlas.synth.mesa.cohort import generate_exam
+
+    return shared_object(tmp_path_factory, "legacy_images_30001_1",
+                         lambda: _three_slices_one_lax(generate_exam(30001, 1).images))
+
+
+@pytest.fixture(scope="module")
+def float32_result(held_out_images):
+    """The shipped networks in PyTorch float32 on :func:`held_out_images`: the reference."""
+    return infer_exam(held_out_images, load_models(SHIPPED, method="heatmap", device="cpu", precision="float32"),
+                      **INFER)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["bfloat16", "int8"])
-def test_reduced_precision_inference_agrees_with_float32_on_the_shipped_models(precision):
+def test_reduced_precision_inference_agrees_with_float32_on_the_shipped_models(precision, held_out_images,
+                                                                              float32_result):
     """The CPU's bf16 autocast path (precision auto on AVX-512 BF16 / AMX CPUs) and the shipped int8
     graphs (precision int8, ONNX Runtime) give the float32 path's masks, ED/ES frames and landmarks
     on a held-out synthetic exam."""
-    from pathlib import Path
-
-    from cmr_atlas.synth.mesa.cohort import generate_exam
-
     if precision == "int8":
         pytest.importorskip("onnxruntime")
-    models_dir = Path(__file__).resolve().parents[2] / "resources/models"
-    images = _three_slices_one_lax(generate_exam(30001, 1).images)
-    ref = infer_exam(images, load_models(models_dir, method="heatmap", device="cpu", precision="float32"), **INFER)
-    models = load_models(models_dir, method="heatmap", device="cpu", precision=precision)
+    ref = float32_result
+    models = load_models(SHIPPED, method="heatmap", device="cpu", precision=precision)
     assert ("int8" in models.runtime) == (precision == "int8")
-    got = infer_exam(images, models, **INFER)
+    got = infer_exam(held_out_images, models, **INFER)
     assert (ref.masks == got.masks).mean() > 0.995
     assert (ref.phases["ed_frame"], ref.phases["es_frame"]) == (got.phases["ed_frame"], got.phases["es_frame"])
     assert abs(ref.phases["edv_ml"] - got.phases["edv_ml"]) < 0.02 * ref.phases["edv_ml"]
@@ -211,21 +228,16 @@ def test_reduced_precision_inference_agrees_with_float32_on_the_shipped_models(p
 
 
 @pytest.mark.slow
-def test_onnx_runtime_inference_equals_pytorch_float32_on_the_shipped_models():
+def test_onnx_runtime_inference_equals_pytorch_float32_on_the_shipped_models(held_out_images):
     """``inference.runtime: onnxruntime`` (the CPU default where installed) computes PyTorch's
     float32 function: the same masks, ED/ES frames, volumes and landmarks on a held-out exam."""
-    from pathlib import Path
-
-    from cmr_atlas.synth.mesa.cohort import generate_exam
-
     pytest.importorskip("onnxruntime")
-    models_dir = Path(__file__).resolve().parents[2] / "resources/models"
-    images = _three_slices_one_lax(generate_exam(30001, 2).images)
+    images = held_out_images
     load = dict(method="heatmap", device="cpu", precision="float32")
-    ort_models = load_models(models_dir, runtime="onnxruntime", **load)
+    ort_models = load_models(SHIPPED, runtime="onnxruntime", **load)
     assert ort_models.runtime == "onnxruntime" and ort_models.dtype is None
     # the whole grid in both (ONNX Runtime's fixed-size graphs run no crop: nets.runtime.takes_any_size)
-    ref = infer_exam(images, load_models(models_dir, runtime="torch", **load), **INFER, crop_margin_mm=0)
+    ref = infer_exam(images, load_models(SHIPPED, runtime="torch", **load), **INFER, crop_margin_mm=0)
     got = infer_exam(images, ort_models, **INFER, crop_margin_mm=0)
     assert (ref.masks == got.masks).mean() > 0.9999
     assert ref.phases["ed_frame"] == got.phases["ed_frame"] and ref.phases["es_frame"] == got.phases["es_frame"]
