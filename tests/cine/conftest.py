@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cine import known_lv
+from tests.shared import shared_folder
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "resources/models"
 
@@ -28,10 +29,14 @@ def ingested_clinical(clinical_synth_cohort, tmp_path_factory):
     from cmr_atlas.core.tables import read_table
     from cmr_atlas.dicom.index import ingest_folder
 
-    cache = tmp_path_factory.mktemp("cache_clinical")
     folder = next((clinical_synth_cohort / "dicom").iterdir()).name
-    rows = ingest_folder(clinical_synth_cohort / "dicom", folder, "k", cache)
-    assert [e["status"] for e in rows.exams] == ["ok"]
-    images = load_exam_images(cache / f"{rows.exams[0]['exam_id']}.npz")
+
+    def ingest(cache: Path) -> None:
+        rows = ingest_folder(clinical_synth_cohort / "dicom", folder, "k", cache)
+        assert [e["status"] for e in rows.exams] == ["ok"]
+        (cache / "exam_id.txt").write_text(rows.exams[0]["exam_id"])
+
+    cache = shared_folder(tmp_path_factory, "cache_clinical", ingest)
+    images = load_exam_images(cache / f"{(cache / 'exam_id.txt').read_text()}.npz")
     truth = read_table(clinical_synth_cohort / "truth" / "landmarks.parquet")
     return images, truth[(truth["observer"] == "truth") & (truth["sequence"] == "cine_ssfp")]
