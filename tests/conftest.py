@@ -206,6 +206,15 @@ def clinical_synth_cohort(tmp_path_factory, clinical_seed) -> Path:
 
 
 @pytest.fixture(scope="session")
+def legacy_synth_cohort(tmp_path_factory) -> Path:
+    """Two generated legacy MESA exams (seed 4, two observers) as a cohort folder, once per run;
+    read-only: a test that adds to it copies it first."""
+    from cmr_atlas.synth.mesa.cohort import generate_cohort
+
+    return shared_folder(tmp_path_factory, "legacy_cohort_2x4", lambda out: generate_cohort(out, 2, seed=4, observers=2))
+
+
+@pytest.fixture(scope="session")
 def benchmark_module():
     """``load(name) -> module``: ``benchmarks/<name>.py`` imported as a module (the benchmarks are
     scripts, not a package; their own imports of sibling scripts need the folder on the path)."""

@@ -12,11 +12,11 @@ from matplotlib.path import Path as MplPath
 from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.synth import anatomy as an
 from cmr_atlas.synth import calibration as cal
-from cmr_atlas.synth.mesa.cohort import exam_label, generate_cohort, generate_exam, truth_label_map, write_synthetic_exam
+from cmr_atlas.synth.mesa.cohort import exam_label, generate_exam, truth_label_map, write_synthetic_exam
 from cmr_atlas.synth.subjects import sample_subjects
 from cmr_atlas.synth.truth import TRUTH_TABLES
 from cmr_atlas.core.tables import read_table
-from tests.shared import shared_folder, shared_object
+from tests.shared import shared_object
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,8 @@ def exam(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    return shared_folder(tmp_path_factory, "legacy_cohort_2x4", lambda out: generate_cohort(out, 2, seed=4, observers=2))
+def cohort(legacy_synth_cohort):
+    return legacy_synth_cohort
 
 
 def _rasterise(rc: np.ndarray, shape) -> np.ndarray:

@@ -13,17 +13,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from cmr_atlas.cli import main
 from cmr_atlas.core.tables import read_table
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def test_mixed_cohort_runs_end_to_end(tmp_path, clinical_synth_cohort):
+def test_mixed_cohort_runs_end_to_end(tmp_path, legacy_synth_cohort, clinical_synth_cohort):
     pytest.importorskip("snakemake")
     cohort = tmp_path / "cohort"
-    assert main(["synth", "--n-exams", "2", "--seed", "87", "--observers", "2", "--out", str(cohort)]) == 0
+    shutil.copytree(legacy_synth_cohort, cohort)  # two legacy exams
     clinical = next((clinical_synth_cohort / "dicom").iterdir())
     shutil.copytree(clinical, cohort / "dicom" / clinical.name)
     # covariates of both protocols' subjects in the one table the workflow reads
