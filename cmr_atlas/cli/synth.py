@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="mesa: 2000-era GRE cine (SAX, 2CH, 4CH); clinical: bSSFP cine (SAX, 2/3/4CH), "
                         "stress/rest perfusion, TI scout, LGE and T1 maps")
     p.add_argument("--seed", type=int, required=True, help="cohort seed (same seed, same bytes)")
-    p.add_argument("--out", required=True, help="output folder (dicom/ and truth/ are written in it)")
+    p.add_argument("--out", required=True, help="output folder (dicom/ and truth/ are written in it; one that "
+                                               "holds other exams is refused unless --append)")
     p.add_argument("--mi-fraction", type=float, default=0.0, help="fraction of myocardial-infarction subjects")
     p.add_argument("--observers", type=int, default=0, choices=(0, 1, 2),
                    help="add simulated observers' ED/ES annotations (obs1, obs2)")
@@ -36,6 +37,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "cohort that mixes protocols")
 
 
+def _refuse_foreign_exams(target: Path, labels: list[str], append: bool) -> None:
+    """Without --append, --out must not hold other exams: the truth tables are rewritten for the new
+    exams only, so the old exams would stay without their truth (the same exams again are fine)."""
+    dicom = target / "dicom"
+    if append or not dicom.is_dir():
+        return
+    foreign = sorted(p.name for p in dicom.iterdir() if p.is_dir() and p.name not in set(labels))
+    if foreign:
+        raise SystemExit(f"cmr-atlas synth: {dicom} already holds other exams ({', '.join(foreign[:3])}"
+                         f"{' ...' if len(foreign) > 3 else ''}), whose truth would be lost: add to that "
+                         "cohort with --append, or write to a new --out folder")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.n_exams < 1:
         raise SystemExit("cmr-atlas synth: --n-exams must be >= 1")
@@ -46,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.append and not (target / "dicom").is_dir():
         raise SystemExit(f"cmr-atlas synth --append: no cohort in {target} (no dicom/ folder)")
     labels = [protocol.exam_label(args.seed, i) for i in range(args.n_exams)]
+    _refuse_foreign_exams(target, labels, args.append)
     if args.append:
         try:
             check_new_exams(labels, target)  # before generating: a clash should not cost the generation

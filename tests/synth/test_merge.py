@@ -65,3 +65,12 @@ def test_cli_append(legacy, monkeypatch):
         main(["synth", "--n-exams", "2", "--seed", "94", "--append", "--out", str(legacy)])
     with pytest.raises(SystemExit, match="no cohort"):
         main(["synth", "--n-exams", "1", "--seed", "95", "--append", "--out", str(legacy / "nowhere")])
+
+
+def test_cli_refuses_to_write_a_new_cohort_over_other_exams(legacy, monkeypatch):
+    written = []
+    monkeypatch.setattr(mesa, "generate_cohort", lambda out, *args: written.append(out) or out)
+    with pytest.raises(SystemExit, match="already holds other exams .*--append"):
+        main(["synth", "--n-exams", "1", "--seed", "95", "--out", str(legacy)])
+    assert written == []  # refused before generating; the same exams again are written
+    assert main(["synth", "--n-exams", "1", "--seed", "93", "--out", str(legacy)]) == 0 and len(written) == 1
