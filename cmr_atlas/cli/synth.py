@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from cmr_atlas.synth.clinical import cohort as clinical
-from cmr_atlas.synth.merge import MergeError, check_new_exams, merge_cohort
+from cmr_atlas.synth.merge import MergeError, check_new_exams, check_no_other_exams, merge_cohort
 from cmr_atlas.synth.mesa import cohort as mesa
 
 log = logging.getLogger(__name__)
@@ -37,19 +37,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "cohort that mixes protocols")
 
 
-def _refuse_foreign_exams(target: Path, labels: list[str], append: bool) -> None:
-    """Without --append, --out must not hold other exams: the truth tables are rewritten for the new
-    exams only, so the old exams would stay without their truth (the same exams again are fine)."""
-    dicom = target / "dicom"
-    if append or not dicom.is_dir():
-        return
-    foreign = sorted(p.name for p in dicom.iterdir() if p.is_dir() and p.name not in set(labels))
-    if foreign:
-        raise SystemExit(f"cmr-atlas synth: {dicom} already holds other exams ({', '.join(foreign[:3])}"
-                         f"{' ...' if len(foreign) > 3 else ''}), whose truth would be lost: add to that "
-                         "cohort with --append, or write to a new --out folder")
-
-
 def run(args: argparse.Namespace) -> int:
     if args.n_exams < 1:
         raise SystemExit("cmr-atlas synth: --n-exams must be >= 1")
@@ -60,12 +47,14 @@ def run(args: argparse.Namespace) -> int:
     if args.append and not (target / "dicom").is_dir():
         raise SystemExit(f"cmr-atlas synth --append: no cohort in {target} (no dicom/ folder)")
     labels = [protocol.exam_label(args.seed, i) for i in range(args.n_exams)]
-    _refuse_foreign_exams(target, labels, args.append)
-    if args.append:
-        try:
-            check_new_exams(labels, target)  # before generating: a clash should not cost the generation
-        except MergeError as exc:
-            raise SystemExit(f"cmr-atlas synth --append: {exc}") from None
+    try:  # before generating: a clash should not cost the generation
+        if args.append:
+            check_new_exams(labels, target)
+        else:
+            check_no_other_exams(labels, target)
+    except MergeError as exc:
+        hint = "" if args.append else ": add to that cohort with --append, or write to a new --out folder"
+        raise SystemExit(f"cmr-atlas synth{' --append' if args.append else ''}: {exc}{hint}") from None
     out = target / f".append-{args.protocol}-{args.seed}" if args.append else target
     if args.append:
         shutil.rmtree(out, ignore_errors=True)  # a staging folder left by an interrupted run

@@ -21,14 +21,27 @@ def _truth_schemas() -> dict[str, TableSchema]:
     return {s.name: s for s in (*T.TRUTH_TABLES, *clinical_truth_schemas())}
 
 
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+
+
 def check_new_exams(exams: list[str], dst: str | Path) -> None:
     """Raise :class:`MergeError` if any of the exam folders ``exams`` is already in ``dst/dicom``
     (the CLI asks before generating, so a clash costs no generation time)."""
     dst = Path(dst)
     clash = [e for e in exams if (dst / "dicom" / e).exists()]
     if clash:
-        raise MergeError(f"exam folders already in {dst / 'dicom'}: {', '.join(clash[:3])}"
-                         f"{' ...' if len(clash) > 3 else ''} (same protocol and seed twice?)")
+        raise MergeError(f"exam folders already in {dst / 'dicom'}: {_some(clash)} (same protocol and seed twice?)")
+
+
+def check_no_other_exams(exams: list[str], dst: str | Path) -> None:
+    """Raise :class:`MergeError` if ``dst/dicom`` holds exam folders other than ``exams``: a cohort
+    written there (not merged) rewrites the truth tables for its own exams, leaving the others
+    without their truth.  The same exams again are fine (same seed, same bytes)."""
+    dicom, ours = Path(dst) / "dicom", set(exams)
+    other = sorted(p.name for p in dicom.iterdir() if p.is_dir() and p.name not in ours) if dicom.is_dir() else []
+    if other:
+        raise MergeError(f"{dicom} already holds other exams ({_some(other)}), whose truth would be lost")
 
 
 def merge_cohort(src: str | Path, dst: str | Path) -> list[str]:
