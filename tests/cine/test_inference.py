@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +16,7 @@ from cmr_atlas.nets.registry import save_model
 from cmr_atlas.nets.unet import UNet
 from cmr_atlas.cine.segmentation import lax_frame
 from cmr_atlas.core.tables import conform
+from tests.cine.conftest import MODELS_DIR
 from tests.shared import shared_object
 
 GRID = Grid(1.5, 64)
@@ -158,14 +157,11 @@ def test_infer_cli_writes_tables_and_auto_guide_points(tmp_path, ring_exam):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on the CI machine)")
 def test_cuda_autocast_agrees_with_cpu_on_the_shipped_models():
     """The mixed-precision CUDA path gives the CPU path's masks, phases and landmarks."""
-    from pathlib import Path
-
     from cmr_atlas.synth.mesa.cohort import generate_exam
 
-    models_dir = Path(__file__).resolve().parents[2] / "resources/models"
     images = generate_exam(30001, 0).images
-    cpu = infer_exam(images, load_models(models_dir, method="heatmap", device="cpu", precision="float32"), **INFER)
-    gpu_models = load_models(models_dir, method="heatmap", device="cuda", precision="auto")
+    cpu = infer_exam(images, load_models(MODELS_DIR, method="heatmap", device="cpu", precision="float32"), **INFER)
+    gpu_models = load_models(MODELS_DIR, method="heatmap", device="cuda", precision="auto")
     assert gpu_models.device.type == "cuda"
     gpu = infer_exam(images, gpu_models, **INFER)
     assert (cpu.masks == gpu.masks).mean() > 0.995
@@ -185,8 +181,6 @@ def _three_slices_one_lax(full: ExamImages) -> ExamImages:
                       {"lax_4ch": full.lax["lax_4ch"]}, {"lax_4ch": full.lax_planes["lax_4ch"]})
 
 
-SHIPPED = Path(__file__).resolve().parents[2] / "resources/models"
-
 
 @pytest.fixture(scope="module")
 def held_out_images(tmp_path_factory) -> ExamImages:
@@ -200,7 +194,7 @@ def held_out_images(tmp_path_factory) -> ExamImages:
 @pytest.fixture(scope="module")
 def float32_result(held_out_images):
     """The shipped networks in PyTorch float32 on :func:`held_out_images`: the reference."""
-    return infer_exam(held_out_images, load_models(SHIPPED, method="heatmap", device="cpu", precision="float32"),
+    return infer_exam(held_out_images, load_models(MODELS_DIR, method="heatmap", device="cpu", precision="float32"),
                       **INFER)
 
 
@@ -214,7 +208,7 @@ def test_reduced_precision_inference_agrees_with_float32_on_the_shipped_models(p
     if precision == "int8":
         pytest.importorskip("onnxruntime")
     ref = float32_result
-    models = load_models(SHIPPED, method="heatmap", device="cpu", precision=precision)
+    models = load_models(MODELS_DIR, method="heatmap", device="cpu", precision=precision)
     assert ("int8" in models.runtime) == (precision == "int8")
     got = infer_exam(held_out_images, models, **INFER)
     assert (ref.masks == got.masks).mean() > 0.995
@@ -234,10 +228,10 @@ def test_onnx_runtime_inference_equals_pytorch_float32_on_the_shipped_models(hel
     pytest.importorskip("onnxruntime")
     images = held_out_images
     load = dict(method="heatmap", device="cpu", precision="float32")
-    ort_models = load_models(SHIPPED, runtime="onnxruntime", **load)
+    ort_models = load_models(MODELS_DIR, runtime="onnxruntime", **load)
     assert ort_models.runtime == "onnxruntime" and ort_models.dtype is None
     # the whole grid in both (ONNX Runtime's fixed-size graphs run no crop: nets.runtime.takes_any_size)
-    ref = infer_exam(images, load_models(SHIPPED, runtime="torch", **load), **INFER, crop_margin_mm=0)
+    ref = infer_exam(images, load_models(MODELS_DIR, runtime="torch", **load), **INFER, crop_margin_mm=0)
     got = infer_exam(images, ort_models, **INFER, crop_margin_mm=0)
     assert (ref.masks == got.masks).mean() > 0.9999
     assert ref.phases["ed_frame"] == got.phases["ed_frame"] and ref.phases["es_frame"] == got.phases["es_frame"]

@@ -18,8 +18,8 @@ from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.nets.preprocess import Grid, prepare, prepare_on, slice_with_neighbours
 from cmr_atlas.nets.train import widen_input
 from cmr_atlas.nets.unet import UNet
+from tests.cine.conftest import MODELS_DIR
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "resources/models"
 GRID = Grid(2.0, 64)
 
 
