@@ -142,7 +142,7 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
                       init_from: str | Path | None, shares: list[float] | None = None,
                       rotation_deg: float | None = None, hard_share: float = 0.0,
                       band_p: float = 0.0, save_as: str | None = None,
-                      view_weights: dict[str, float] | None = None) -> Path:
+                      view_weights: dict[str, float] | None = None, levels: int | None = None) -> Path:
     task = f"lm_heatmap_{m}"
     name = save_as or task  # a network routed by sequence serves the task under its own name
     init_state, previous = _previous_run(name, init_from, task)
@@ -154,8 +154,10 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
     if view_weights:
         sample_p = loops.with_view_weights(sample_p, samples.meta["folder"], samples.view,
                                            {VIEW_CODES[v]: w for v, w in view_weights.items()})
+    if levels is None:  # a fine-tune keeps its network's depth; a new network has the shipped one's
+        levels = loops.levels_of(init_state) if init_state is not None else 4
     model, rep = train_heatmap(samples, cfg, sigma_px, grid.spacing_mm, init_state=init_state, aug=aug,
-                               sample_p=sample_p, hard_share=hard_share)
+                               sample_p=sample_p, hard_share=hard_share, levels=levels)
     views = [v for v in MODEL_VIEWS[m] if (samples.view == VIEW_CODES[v]).any()]  # those it saw
     card = _card(name, grid, info, rep, {
         "channels": ["background", *MODEL_LANDMARKS[m]], "views": views,
@@ -226,7 +228,7 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
                 data_shares: list[float] | None = None, save_as: str | None = None,
                 rotation_deg: float | None = None, dice: str = "batch", hard_share: float = 0.0,
                 band_p: float = 0.0, view_weights: dict[str, float] | None = None,
-                patience: int | None = None) -> list[Path]:
+                patience: int | None = None, levels: int | None = None) -> list[Path]:
     """Train model ``name`` (:data:`TRAINABLE`) on one or more ``train data`` folders and write its
     weights and card(s) to ``out_dir``; ``steps_per_epoch`` 0 = one pass over the training images.
     With ``init_from`` (a models folder) a U-Net continues from its weights of the same name, and
@@ -247,7 +249,9 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     dark off-resonance bands drawn over this share of their images
     (:func:`cmr_atlas.nets.augment.offresonance_bands`); ``view_weights`` (``{view: weight}``, landmark
     heatmap networks): a view's images drawn that many times as often within each data folder, the
-    folders' shares kept (:func:`cmr_atlas.nets.train.with_view_weights`).  U-Nets save their best weights so far to
+    folders' shares kept (:func:`cmr_atlas.nets.train.with_view_weights`); ``levels``: a landmark
+    heatmap U-Net's depth (default: the starting network's, else 4); deeper than the network it
+    starts from, that network's levels are kept and the new ones added (:func:`cmr_atlas.nets.train.deepen`).  U-Nets save their best weights so far to
     ``out_dir/<name>.checkpoint.pt`` while training."""
     from cmr_atlas.nets.runtime import cpu_has_native_bf16
 
@@ -269,6 +273,8 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     if view_weights and set(view_weights) - set(MODEL_VIEWS[name.removeprefix("lm_heatmap_")]):
         raise SystemExit(f"--view-weights: {name}'s views are {', '.join(MODEL_VIEWS[name.removeprefix('lm_heatmap_')])}, "
                          f"got {', '.join(view_weights)}")
+    if levels is not None and not (name.startswith("lm_heatmap_") and levels >= 2):
+        raise SystemExit(f"--levels sets the depth (>= 2) of a landmark heatmap U-Net, not {levels} for {name}")
     if band_p and not name.startswith("lm_heatmap_"):
         raise SystemExit(f"--band-p is an augmentation of the landmark heatmap networks, not of {name}")
     if name == "lm_vgg":
@@ -282,4 +288,4 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
         return [_train_seg_sax(data_dirs, out_dir, cfg, init_from, zoom, data_shares, save_as or name,
                                dice)]
     return [_train_lm_heatmap(name.removeprefix("lm_heatmap_"), data_dirs, out_dir, cfg, init_from, data_shares,
-                              rotation_deg, hard_share, band_p, save_as, view_weights)]
+                              rotation_deg, hard_share, band_p, save_as, view_weights, levels)]

@@ -81,6 +81,9 @@ def _model_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--view-weights", nargs="+", metavar="VIEW=WEIGHT", type=_view_weight,
                    help="landmark heatmap networks: draw a view's images WEIGHT times as often within each "
                         "--data folder, the folders' shares kept (e.g. lax_3ch=2); default: every view 1")
+    q.add_argument("--levels", type=int,
+                   help="landmark heatmap networks: U-Net levels (default: the --init-from network's, else 4); "
+                        "more than it has adds levels below its own, which keep their weights")
     q.add_argument("--vgg-schedule", choices=["cyclic", "independent"], default="cyclic",
                    help="lm_vgg: the legacy paper's cyclic transfer between views, or its baseline "
                         "of independently trained networks (same budget; for the Table A-1 comparison)")
@@ -164,6 +167,6 @@ def run(args: argparse.Namespace) -> int:
                              save_as=getattr(args, "save_as", None), rotation_deg=args.rotation_deg,
                              dice=args.dice, hard_share=args.hard_share, band_p=args.band_p,
                              view_weights=dict(args.view_weights) if args.view_weights else None,
-                             patience=args.patience):
+                             patience=args.patience, levels=args.levels):
             log.info("wrote %s", p)
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -145,6 +146,62 @@ def widen_input(state: dict, model: nn.Module, centre: int) -> dict:
             wide[:, centre] = w[:, 0]
             out[key] = wide
     return out
+
+
+def deepen(state: dict, model: UNet) -> dict:
+    """Weights ``state`` of a shallower U-Net (same base) for ``model``, which has more levels: the
+    old levels keep their weights (encoder block ``k`` stays ``down.k``; the decoder, indexed from
+    the deepest level up, moves down by the levels added), and the new decoder block that takes the
+    old bottleneck as its skip starts as the identity on it (the up-path's input weighs zero), so
+    the deepened network starts out computing what the shallower one did (in evaluation mode) and
+    fine-tuning adds the wider context the new levels see."""
+    target = model.state_dict()
+    old_levels = levels_of(state)
+    added = model.hparams["levels"] - old_levels
+    if added < 0 or not all(k in target for k in state if k.startswith("down.")):
+        raise ValueError(f"cannot deepen a {old_levels}-level U-Net into a {model.hparams['levels']}-level one")
+    out = dict(target)
+    for key, w in state.items():
+        m = re.match(r"(up|dec)\.(\d+)\.(.*)", key)
+        new_key = f"{m.group(1)}.{int(m.group(2)) + added}.{m.group(3)}" if m else key
+        if target[new_key].shape != w.shape:
+            raise ValueError(f"cannot deepen: {key} {tuple(w.shape)} does not fit {new_key} {tuple(target[new_key].shape)}")
+        out[new_key] = w
+    if added:  # the block that takes the old bottleneck as its skip passes it on unchanged
+        _identity_on_skip(out, f"dec.{added - 1}", f"down.{old_levels - 1}.4")
+    return out
+
+
+def levels_of(state: dict) -> int:
+    """Levels of the U-Net whose weights are ``state``."""
+    return len({k.split(".")[1] for k in state if k.startswith("down.")})
+
+
+def _identity_on_skip(state: dict, block: str, skip_bn: str) -> None:
+    """Decoder ``block`` (conv-BN-ReLU twice, input ``[up, skip]``) set to pass its skip through.
+    Its batch norms are set to the skip's own statistics (a ReLU of the normal that the skip's last
+    batch norm ``skip_bn`` makes, per channel), so they give the skip back in evaluation mode
+    exactly and, at batch statistics near those, in training mode too."""
+    from scipy.stats import norm
+
+    mu, sigma = (state[f"{skip_bn}.{k}"].double() for k in ("bias", "weight"))
+    sigma = sigma.abs().clamp_min(1e-6)
+    a = (mu / sigma).numpy()
+    cdf, pdf = torch.from_numpy(norm.cdf(a)), torch.from_numpy(norm.pdf(a))
+    mean = mu * cdf + sigma * pdf
+    var = ((mu**2 + sigma**2) * cdf + mu * sigma * pdf - mean**2).clamp_min(1e-6)
+    for conv, bn, skip_second in (("0", "1", True), ("3", "4", False)):
+        w = state[f"{block}.{conv}.weight"]
+        c_out, c_in = w.shape[:2]
+        eye = torch.zeros_like(w)
+        offset = c_in - c_out if skip_second else 0  # the first block's input is [up, skip]
+        eye[torch.arange(c_out), offset + torch.arange(c_out), 1, 1] = 1.0
+        eps = 1e-5  # BatchNorm2d's
+        state[f"{block}.{conv}.weight"] = eye
+        state[f"{block}.{bn}.weight"] = (var + eps).sqrt().float()
+        state[f"{block}.{bn}.bias"] = mean.float()
+        state[f"{block}.{bn}.running_mean"] = mean.float()
+        state[f"{block}.{bn}.running_var"] = var.float()
 
 
 def _split(samples: ExamSamples, cfg: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -337,7 +394,8 @@ def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTarget
     model = UNet(in_channels, k + 1, base, levels)
     if init_state is not None:
         # a one-slice network seeds one that also sees the neighbouring slices
-        model.load_state_dict(widen_input(init_state, model, in_channels // 2) if in_channels > 1 else init_state)
+        state = deepen(init_state, model) if levels != levels_of(init_state) else init_state
+        model.load_state_dict(widen_input(state, model, in_channels // 2) if in_channels > 1 else state)
     elif hard_share > 0:
         raise ValueError("hard_share needs a starting network (init_state): a random one gets every sample wrong")
     tr, va, info = _split(samples, cfg, rng)

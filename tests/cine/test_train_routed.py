@@ -157,3 +157,32 @@ def test_patience_reaches_the_training_loop(tmp_path, monkeypatch):
             main(["train", "model", "lm_heatmap_lax", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
                   "--minutes", "1", *argv])
         assert seen[-1] == expected
+
+
+def test_levels_reach_the_loop_and_default_to_the_starting_networks(tmp_path, monkeypatch):
+    """`train model --levels N`: the landmark U-Net's depth; without it, the --init-from network's
+    (a 2-level one here), else the shipped 4; refused for the segmentation network."""
+    from cmr_atlas.cine import train_models as TM
+    from cmr_atlas.cli import main
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(samples, cfg, sigma_px, spacing_mm, levels=4, **kwargs):
+        seen.append(levels)
+        raise Stop
+
+    shipped = tmp_path / "shipped"
+    save_model(UNet(1, 4, 4, 2), {"name": "lm_heatmap_lax", "input": LM_GRID.to_dict()}, shipped)
+    samples = type("S", (), {"meta": {"folder": np.zeros(2, int)}})()
+    monkeypatch.setattr(TM, "load_data", lambda dirs, key: (samples, {"landmark_grid": LM_GRID.to_dict()}))
+    monkeypatch.setattr(TM, "train_heatmap", fake_train)
+    base = ["train", "model", "lm_heatmap_lax", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--minutes", "1"]
+    for argv, expected in (([], 4), (["--init-from", str(shipped)], 2), (["--init-from", str(shipped), "--levels", "5"], 5)):
+        with pytest.raises(Stop):
+            main(base + argv)
+        assert seen[-1] == expected
+    with pytest.raises(SystemExit, match="--levels sets the depth"):
+        main(["train", "model", "seg_sax", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--levels", "5"])
