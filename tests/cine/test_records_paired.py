@@ -1,4 +1,4 @@
-"""benchmarks/landmark_records_paired.py: two networks' SAX records compared image by image."""
+"""benchmarks/landmark_records_paired.py: two networks' records compared image by image, view by view."""
 
 from __future__ import annotations
 
