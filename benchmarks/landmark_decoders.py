@@ -23,25 +23,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import landmark_confidence as lc  # noqa: E402
 import cmr_atlas.cine.inference as inference  # noqa: E402
+from cmr_atlas.nets.heatmaps import decode_heatmap  # noqa: E402
 
 
-def blob_centroid(p: np.ndarray, peak_rc: tuple[int, int], fraction: float) -> tuple[float, float]:
-    cut = fraction * p[peak_rc]
-    labels, _ = ndimage.label(p >= cut)
-    return ndimage.center_of_mass(np.where(labels == labels[peak_rc], p - cut, 0.0))
+def blob_centroid(p: np.ndarray, fraction: float) -> tuple[float, float]:
+    """The shipped read-out (:func:`decode_heatmap`) with the blob cut at ``fraction`` of the peak."""
+    d = decode_heatmap(p, 0.0, fraction)
+    return d.row, d.col
 
 
 def log_quadratic(p: np.ndarray, peak_rc: tuple[int, int], half: int = 2) -> tuple[float, float]:
     r0, c0 = peak_rc
     if not (half <= r0 < p.shape[0] - half and half <= c0 < p.shape[1] - half):
-        return blob_centroid(p, peak_rc, 0.5)
+        return blob_centroid(p, 0.5)
     win = p[r0 - half:r0 + half + 1, c0 - half:c0 + half + 1]
     rr, cc = (g.ravel().astype(float) for g in np.mgrid[-half:half + 1, -half:half + 1])
     design = np.stack([np.ones_like(rr), rr, cc, rr * rr, cc * cc, rr * cc], 1)
@@ -49,16 +49,16 @@ def log_quadratic(p: np.ndarray, peak_rc: tuple[int, int], half: int = 2) -> tup
     coef = np.linalg.lstsq(design * w[:, None], np.log(np.maximum(win.ravel(), 1e-12)) * w, rcond=None)[0]
     hess = np.array([[2 * coef[3], coef[5]], [coef[5], 2 * coef[4]]])
     if coef[3] >= 0 or coef[4] >= 0 or np.linalg.det(hess) <= 0:
-        return blob_centroid(p, peak_rc, 0.5)
+        return blob_centroid(p, 0.5)
     dr, dc = np.linalg.solve(hess, -coef[1:3])
     if max(abs(dr), abs(dc)) > half:
-        return blob_centroid(p, peak_rc, 0.5)
+        return blob_centroid(p, 0.5)
     return r0 + dr, c0 + dc
 
 
 def variant(name: str):
     if name.startswith("c") and name[1:].isdigit():
-        return lambda p, rc: blob_centroid(p, rc, int(name[1:]) / 100)
+        return lambda p, rc: blob_centroid(p, int(name[1:]) / 100)
     if name == "lq5w":
         return log_quadratic
     raise SystemExit(f"unknown decoder {name!r} (cNN or lq5w)")

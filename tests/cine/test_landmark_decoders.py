@@ -28,12 +28,12 @@ def test_decoders_find_a_gaussians_centre(r: float, c: float):
     p = _blob(r, c)
     peak = np.unravel_index(int(np.argmax(p)), p.shape)
     assert np.allclose(log_quadratic(p, peak), (r, c), atol=1e-3)  # exact for a Gaussian
-    assert np.allclose(blob_centroid(p, peak, 0.5), (r, c), atol=0.15)  # the cut's pixels are whole
+    assert np.allclose(blob_centroid(p, 0.5), (r, c), atol=0.15)  # the cut's pixels are whole
 
 
 def test_variant_names():
     p = _blob(10.3, 12.6)
-    assert np.allclose(variant("c30")(p, (10, 13)), blob_centroid(p, (10, 13), 0.3))
+    assert np.allclose(variant("c30")(p, (10, 13)), blob_centroid(p, 0.3))
     with pytest.raises(SystemExit, match="unknown decoder"):
         variant("argmax")
 
