@@ -53,6 +53,16 @@ from cmr_atlas.synth.slab import sax_presence_by_depth  # noqa: E402
 SEQUENCE_OF = {"clinical": "cine_ssfp", "legacy": "cine_gre"}
 
 
+def without_calibrated_thresholds(models) -> list[dict]:
+    """The cards of every landmark network of ``models`` (those routed by sequence too), each once,
+    with its calibrated absent thresholds taken out of ``decode``, so every landmark decodes at the
+    threshold the caller gives (0 here: every landmark found)."""
+    cards = list({id(c): c for _, c in [*models.landmark.values(), *models.lm_nets.values()]}.values())
+    for card in cards:
+        card["decode"] = {k: v for k, v in (card.get("decode") or {}).items() if k != "absent_threshold"}
+    return cards
+
+
 def exam_records(images, truth: dict, models, sequence: str) -> list[dict]:
     """Rows of one exam at threshold 0 (see the module's docstring)."""
     ex = truth["exams"].iloc[0]
@@ -181,9 +191,8 @@ def main() -> int:
     exams = (clinical_exams(args.n_exams, args.seed, 2, args.mi_fraction, keep) if args.cohort == "clinical"
              else generated(args.n_exams, args.seed, 2, args.mi_fraction, keep))
     models = load_models(args.models_dir, method="heatmap", device="cpu", precision=args.precision)
-    # threshold 0 for every landmark (no calibrated table), on every network incl. those routed by sequence
-    for net, card in {id(c): (n, c) for n, c in [*models.landmark.values(), *models.lm_nets.values()]}.values():
-        decode = {k: v for k, v in (card.get("decode") or {}).items() if k != "absent_threshold"}
+    for card in without_calibrated_thresholds(models):
+        decode = card["decode"]
         if args.rotations is not None:
             decode["rotations_deg"] = [float(a) for a in args.rotations.split(",")]
         if args.zooms is not None and "sax" not in card.get("views", ["sax"]):
@@ -192,7 +201,6 @@ def main() -> int:
             decode["neighbour_frames"] = args.neighbour_frames
         if args.lax_neighbour_frames is not None and "sax" not in card.get("views", ["sax"]):
             decode["neighbour_frames"] = args.lax_neighbour_frames
-        card["decode"] = decode
     rows = []
     for n, (images, truth) in enumerate(exams, 1):
         if n <= args.first_exam:

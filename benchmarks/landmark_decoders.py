@@ -103,8 +103,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     decoders = {v: variant(v) for v in args.variants.split(",")}
     models = inference.load_models(args.models_dir, method="heatmap", device="cpu", precision="auto")
-    for card in {id(c): c for _, c in [*models.landmark.values(), *models.lm_nets.values()]}.values():
-        card["decode"] = {k: v for k, v in (card.get("decode") or {}).items() if k != "absent_threshold"}
+    lc.without_calibrated_thresholds(models)
     shipped = inference.decode_arrays
     inference._network_outputs = once_per_exam(inference._network_outputs)
     rows = []
