@@ -154,8 +154,6 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
     if view_weights:
         sample_p = loops.with_view_weights(sample_p, samples.meta["folder"], samples.view,
                                            {VIEW_CODES[v]: w for v, w in view_weights.items()})
-    if levels is None:  # a fine-tune keeps its network's depth; a new network has the shipped one's
-        levels = loops.levels_of(init_state) if init_state is not None else 4
     model, rep = train_heatmap(samples, cfg, sigma_px, grid.spacing_mm, init_state=init_state, aug=aug,
                                sample_p=sample_p, hard_share=hard_share, levels=levels)
     views = [v for v in MODEL_VIEWS[m] if (samples.view == VIEW_CODES[v]).any()]  # those it saw
@@ -250,9 +248,10 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     (:func:`cmr_atlas.nets.augment.offresonance_bands`); ``view_weights`` (``{view: weight}``, landmark
     heatmap networks): a view's images drawn that many times as often within each data folder, the
     folders' shares kept (:func:`cmr_atlas.nets.train.with_view_weights`); ``levels``: a landmark
-    heatmap U-Net's depth (default: the starting network's, else 4); deeper than the network it
-    starts from, that network's levels are kept and the new ones added (:func:`cmr_atlas.nets.train.deepen`).  U-Nets save their best weights so far to
-    ``out_dir/<name>.checkpoint.pt`` while training."""
+    heatmap U-Net's depth (default: the starting network's, else 4:
+    :func:`cmr_atlas.nets.train.train_heatmap`); deeper than the network it starts from, that
+    network's levels are kept and the new ones added (:func:`cmr_atlas.nets.train.deepen`).  U-Nets
+    save their best weights so far to ``out_dir/<name>.checkpoint.pt`` while training."""
     from cmr_atlas.nets.runtime import cpu_has_native_bf16
 
     if name not in TRAINABLE:

@@ -378,7 +378,7 @@ def landmark_failures(model: nn.Module, images: torch.Tensor, points: np.ndarray
 
 
 def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTargets, decode: HeatmapDecoder,
-                  spacing_mm: float, base: int = 16, levels: int = 4, aug: AugmentConfig = LANDMARK_AUG,
+                  spacing_mm: float, base: int = 16, levels: int | None = None, aug: AugmentConfig = LANDMARK_AUG,
                   dice_weight: float = 1.0, init_state: dict | None = None,
                   sample_p: np.ndarray | None = None, hard_share: float = 0.0) -> tuple[UNet, dict]:
     """A U-Net with a background channel and one channel per landmark of ``samples.points``,
@@ -387,8 +387,12 @@ def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTarget
     ``hard_share`` > 0 (fine-tuning from ``init_state``): the
     training samples the starting network gets wrong (:func:`landmark_failures`: the misses of the
     detection rate, false positives, far points) are drawn ``hard_share`` of the time
-    (:func:`with_hard_share`): the rare end slices and banded images the misses come from."""
+    (:func:`with_hard_share`): the rare end slices and banded images the misses come from.
+    ``levels`` None: a fine-tune keeps ``init_state``'s depth, a new network has 4 (the shipped ones');
+    more levels than ``init_state`` has are added by :func:`deepen`."""
     rng = _seed(cfg)
+    if levels is None:
+        levels = levels_of(init_state) if init_state is not None else 4
     k = samples.points.shape[1]
     in_channels = samples.images.shape[1] if samples.images.ndim == 4 else 1
     model = UNet(in_channels, k + 1, base, levels)

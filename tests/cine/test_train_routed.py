@@ -160,8 +160,9 @@ def test_patience_reaches_the_training_loop(tmp_path, monkeypatch):
 
 
 def test_levels_reach_the_loop_and_default_to_the_starting_networks(tmp_path, monkeypatch):
-    """`train model --levels N`: the landmark U-Net's depth; without it, the --init-from network's
-    (a 2-level one here), else the shipped 4; refused for the segmentation network."""
+    """`train model --levels N`: the landmark U-Net's depth, passed to the loop; without it the loop
+    gets None (nets.train.train_heatmap then keeps the starting network's depth, else 4: tests/nets);
+    refused for the segmentation network."""
     from cmr_atlas.cine import train_models as TM
     from cmr_atlas.cli import main
 
@@ -170,8 +171,8 @@ def test_levels_reach_the_loop_and_default_to_the_starting_networks(tmp_path, mo
     class Stop(Exception):
         pass
 
-    def fake_train(samples, cfg, sigma_px, spacing_mm, levels=4, **kwargs):
-        seen.append(levels)
+    def fake_train(samples, cfg, sigma_px, spacing_mm, levels="not passed", init_state=None, **kwargs):
+        seen.append((levels, init_state is not None))
         raise Stop
 
     shipped = tmp_path / "shipped"
@@ -180,7 +181,8 @@ def test_levels_reach_the_loop_and_default_to_the_starting_networks(tmp_path, mo
     monkeypatch.setattr(TM, "load_data", lambda dirs, key: (samples, {"landmark_grid": LM_GRID.to_dict()}))
     monkeypatch.setattr(TM, "train_heatmap", fake_train)
     base = ["train", "model", "lm_heatmap_lax", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--minutes", "1"]
-    for argv, expected in (([], 4), (["--init-from", str(shipped)], 2), (["--init-from", str(shipped), "--levels", "5"], 5)):
+    for argv, expected in (([], (None, False)), (["--init-from", str(shipped)], (None, True)),
+                           (["--init-from", str(shipped), "--levels", "5"], (5, True))):
         with pytest.raises(Stop):
             main(base + argv)
         assert seen[-1] == expected

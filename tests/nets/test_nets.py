@@ -194,8 +194,12 @@ def test_training_loops_run_and_are_deterministic(ring_exam):
         if (lab == CAVITY).any():
             pts[i, 0] = np.argwhere(lab == CAVITY).mean(0)
     lm = Samples(s.images, s.exam, s.view, s.exam_ids, points=pts)
-    _, rep = train_heatmap(lm, cfg, sigma_px=1.5, spacing_mm=3.0, base=4, levels=3)
+    net3, rep = train_heatmap(lm, cfg, sigma_px=1.5, spacing_mm=3.0, base=4, levels=3)
     assert 0.0 <= rep["val_metrics"]["detection_rate"] <= 1.0
+    # without levels a fine-tune keeps its starting network's depth; with more, the network is deepened
+    kept, _ = train_heatmap(lm, cfg, sigma_px=1.5, spacing_mm=3.0, base=4, init_state=net3.state_dict())
+    deeper, _ = train_heatmap(lm, cfg, sigma_px=1.5, spacing_mm=3.0, base=4, levels=4, init_state=net3.state_dict())
+    assert (kept.hparams["levels"], deeper.hparams["levels"]) == (3, 4)
     models, rep = train_vgg_cyclic({"a": lm, "b": lm}, cfg, 3.0, {"widths": (4, 8), "hidden": 8}, max_cycles=1)
     assert set(models) == {"a", "b"} and len(rep["stages"]) == 2 and rep["transfer"]
     # the independent baseline differs only in the weight passing: same first stage, different second
