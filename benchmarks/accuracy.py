@@ -141,9 +141,20 @@ def _units(images: ExamImages, lm_truth: pd.DataFrame, view: str, ed_t: int, es_
 SOURCES = ("truth", "obs1", "obs2")
 
 
+def _error_vectors(points: dict[str, np.ndarray | None], truth: np.ndarray) -> dict[str, float]:
+    """``{source}_d{x,y,z}_mm``: each source's first point minus the truth's (NaN where either is missing)."""
+    out = {}
+    for src, p in points.items():
+        e = p[0] - truth[0] if p is not None and len(p) and len(truth) else np.full(3, np.nan)
+        out |= {f"{src}_d{a}_mm": float(v) for a, v in zip("xyz", e)}
+    return out
+
+
 def landmark_records(images: ExamImages, lm_truth: pd.DataFrame, auto_lm: pd.DataFrame, method: str,
                      ed_t: int, es_t: int) -> tuple[list[dict], list[dict]]:
-    """Per landmark: detection and distances to truth and each observer; per image: the derived
+    """Per landmark: detection, distances to truth and each observer, and the automated point's and
+    each observer's error vector from the truth (``{auto,obs1,obs2}_d{x,y,z}_mm``, patient axes; NaN
+    where either is missing: what ``landmark_error_budget.py`` scales); per image: the derived
     measures (RV insertion angle, LV length) of the automated landmarks, truth and each observer."""
     rows, derived = [], []
     d = lambda p, q: float(np.linalg.norm(p[0] - q[0])) if p is not None and q is not None and len(p) and len(q) else np.nan  # noqa: E731
@@ -170,7 +181,9 @@ def landmark_records(images: ExamImages, lm_truth: pd.DataFrame, auto_lm: pd.Dat
                     "auto_obs2": d(None if pa is None else pa[None], pts["obs2"]),
                     "obs1_obs2": d(pts["obs1"], pts["obs2"]),
                     "auto_truth": d(None if pa is None else pa[None], pts["truth"]),
-                    "obs1_truth": d(pts["obs1"], pts["truth"])})
+                    "obs1_truth": d(pts["obs1"], pts["truth"]),
+                    **_error_vectors({"auto": None if pa is None else pa[None], "obs1": pts["obs1"],
+                                      "obs2": pts["obs2"]}, pts["truth"])})
             plane = images.sax_planes[j] if view == "sax" else images.lax_planes.get(view)
             m = {s: image_measures(p, view, plane) for s, p in found.items()}
             key = "rv_insert_angle_deg" if view == "sax" else "lv_length_mm"

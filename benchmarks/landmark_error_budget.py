@@ -1,0 +1,111 @@
+"""How near the truth a landmark network must come for a distance-to-observer goal (issue 16).
+
+    PYTHONPATH=. python benchmarks/landmark_error_budget.py RECORDS.parquet [--views lax_3ch | all] \
+        [--goal-mm 2.0] [--threshold 0.1]
+
+RECORDS: ``landmark_confidence.py --out`` (or any ``accuracy.landmark_records`` rows), which carry
+each point's error vector from the truth (``auto_d{x,y,z}_mm``, ``obs1_...``, ``obs2_...``).  The
+network's errors are scaled by ``alpha`` (its point moved along the line to the truth: 1 = as
+measured, 0 = the truth itself) with the observers' errors kept, and the mean distance to each
+observer recomputed on the images where the truth, the observers and the network (at the
+threshold) all have the landmark.  Printed per view: the table over ``alpha``, and the largest
+``alpha`` (in steps of 0.01) at which the mean distance to each observer is within the goal, with
+the network's mean distance to the truth there.  ``alpha`` 0 gives the observer's own distance to
+the truth: when that is over the goal, no network can meet it against that observer.
+
+This is exact on the records, unlike the estimate that independent errors add in quadrature
+(the mean of a Euclidean distance is not the root of summed squared means when errors are
+heavy-tailed or biased), but it assumes a better network shrinks every error by the same factor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cmr_atlas.core.config import default  # noqa: E402
+
+OBSERVERS = ("obs1", "obs2")
+ALPHAS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.25, 0.0)
+
+
+def _vectors(rows: pd.DataFrame, source: str) -> np.ndarray:
+    cols = [f"{source}_d{a}_mm" for a in "xyz"]
+    missing = [c for c in cols if c not in rows]
+    if missing:
+        raise SystemExit(f"the records have no {', '.join(missing)}: rerun landmark_confidence.py "
+                         "(its records carry the error vectors since 2026-12-06)")
+    return rows[cols].to_numpy(float)
+
+
+def compared(records: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """The rows where the truth, both observers and the network (confidence >= ``threshold``) have the landmark."""
+    ok = records["truth_present"].astype(bool) & (records["confidence"] >= threshold)
+    for src in ("auto", *OBSERVERS):
+        ok &= np.isfinite(_vectors(records, src)).all(1)
+    return records[ok]
+
+
+def scaled_distances(rows: pd.DataFrame, alpha: float) -> dict[str, float]:
+    """Mean distance (mm) of the network's points, their errors scaled by ``alpha``, to the truth
+    and to each observer."""
+    auto = alpha * _vectors(rows, "auto")
+    out = {"truth": float(np.linalg.norm(auto, axis=1).mean())}
+    for obs in OBSERVERS:
+        out[obs] = float(np.linalg.norm(auto - _vectors(rows, obs), axis=1).mean())
+    return out
+
+
+def largest_alpha(rows: pd.DataFrame, observer: str, goal_mm: float, step: float = 0.01) -> float | None:
+    """The largest ``alpha`` in [0, 1] (grid of ``step``) at which the mean distance to ``observer``
+    is within ``goal_mm``; None when even the truth itself (alpha 0) is not."""
+    for alpha in np.round(np.arange(1.0, -step / 2, -step), 6):
+        if scaled_distances(rows, float(alpha))[observer] <= goal_mm:
+            return float(alpha)
+    return None
+
+
+def report(rows: pd.DataFrame, view: str, goal_mm: float) -> None:
+    print(f"\n{view}: {len(rows)} points, {rows['exam_id'].nunique()} exams; network errors scaled by alpha")
+    print("  alpha  Auto vs truth  Auto vs Obs1  Auto vs Obs2")
+    for alpha in ALPHAS:
+        d = scaled_distances(rows, alpha)
+        print(f"  {alpha:5.2f}  {d['truth']:13.2f}  {d['obs1']:12.2f}  {d['obs2']:12.2f}")
+    for obs in OBSERVERS:
+        a = largest_alpha(rows, obs, goal_mm)
+        if a is None:
+            print(f"  vs {obs}: not within {goal_mm:g} mm even at the truth itself: the observer limits it")
+        else:
+            print(f"  vs {obs}: within {goal_mm:g} mm up to alpha {a:.2f}, the network "
+                  f"{scaled_distances(rows, a)['truth']:.2f} mm from the truth (now "
+                  f"{scaled_distances(rows, 1.0)['truth']:.2f})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("records")
+    ap.add_argument("--views", nargs="+", default=["lax_3ch"], help="views, or all")
+    ap.add_argument("--goal-mm", type=float, default=2.0)
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="absent threshold (default: the config's landmarks.absent_threshold)")
+    args = ap.parse_args(argv)
+    threshold = default("landmarks.absent_threshold") if args.threshold is None else args.threshold
+    records = pd.read_parquet(args.records)
+    views = sorted(records["view"].unique()) if args.views == ["all"] else args.views
+    for view in views:
+        rows = compared(records[records["view"] == view], threshold)
+        if not len(rows):
+            print(f"\n{view}: no point that the truth, both observers and the network have")
+            continue
+        report(rows, view, args.goal_mm)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

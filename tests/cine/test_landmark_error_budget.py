@@ -1,0 +1,102 @@
+"""benchmarks/landmark_error_budget.py: the network's errors scaled towards the truth, the
+observers' kept; and the error vectors accuracy.landmark_records writes for it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from accuracy import _error_vectors  # noqa: E402
+from landmark_error_budget import compared, largest_alpha, main, scaled_distances  # noqa: E402
+
+
+def _records(auto: np.ndarray, obs1: np.ndarray, obs2: np.ndarray, truth: np.ndarray,
+             confidence: float = 0.9) -> pd.DataFrame:
+    rows = []
+    for i, (a, o1, o2, t) in enumerate(zip(auto, obs1, obs2, truth)):
+        rows.append({"exam_id": f"e{i % 3}", "view": "lax_3ch", "landmark": "apex", "truth_present": True,
+                     "confidence": confidence,
+                     **_error_vectors({"auto": a[None], "obs1": o1[None], "obs2": o2[None]}, t[None])})
+    return pd.DataFrame(rows)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_alpha_one_is_the_measured_distance_and_zero_the_observers(seed: int):
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(0, 50, (12, 3))
+    auto, obs1, obs2 = (truth + rng.normal(0, s, (12, 3)) for s in (1.0, 2.0, 1.5))
+    rows = compared(_records(auto, obs1, obs2, truth), 0.1)
+    at1, at0 = scaled_distances(rows, 1.0), scaled_distances(rows, 0.0)
+    assert np.isclose(at1["obs1"], np.linalg.norm(auto - obs1, axis=1).mean())
+    assert np.isclose(at1["truth"], np.linalg.norm(auto - truth, axis=1).mean())
+    assert np.isclose(at0["obs2"], np.linalg.norm(obs2 - truth, axis=1).mean()) and at0["truth"] == 0.0
+    assert np.isclose(scaled_distances(rows, 0.5)["truth"], 0.5 * at1["truth"])
+
+
+def test_largest_alpha_and_an_observer_beyond_the_goal():
+    n = 6
+    truth = np.zeros((n, 3))
+    auto = np.tile([0.0, 2.0, 0.0], (n, 1))   # 2 mm off, at right angles to the observers' errors
+    obs1 = np.tile([1.5, 0.0, 0.0], (n, 1))   # sqrt(1.5^2 + (2 alpha)^2) <= 2: alpha <= 0.661
+    obs2 = np.tile([2.5, 0.0, 0.0], (n, 1))   # over 2 mm by itself
+    rows = compared(_records(auto, obs1, obs2, truth), 0.1)
+    assert largest_alpha(rows, "obs1", 2.0) == pytest.approx(0.66)
+    assert largest_alpha(rows, "obs2", 2.0) is None
+
+
+def test_points_missing_or_below_the_threshold_are_left_out():
+    truth = np.zeros((4, 3))
+    rows = _records(truth + 1, truth + 2, truth + 3, truth)
+    rows.loc[0, "obs1_dx_mm"] = np.nan
+    rows.loc[1, "confidence"] = 0.05
+    assert len(compared(rows, 0.1)) == 2
+
+
+def test_records_without_error_vectors_are_refused(tmp_path):
+    path = tmp_path / "old.parquet"
+    pd.DataFrame({"exam_id": ["e"], "view": ["lax_3ch"], "truth_present": [True], "confidence": [0.9]}).to_parquet(path)
+    with pytest.raises(SystemExit, match="rerun landmark_confidence.py"):
+        main([str(path)])
+
+
+def test_main_prints_every_view(tmp_path, capsys):
+    truth = np.zeros((3, 3))
+    rows = _records(truth + [1.0, 0, 0], truth + [0, 1.0, 0], truth + [0, 0, 1.0], truth)
+    two = pd.concat([rows, rows.assign(view="lax_2ch")])
+    two.to_parquet(tmp_path / "r.parquet")
+    main([str(tmp_path / "r.parquet"), "--views", "all", "--goal-mm", "2"])
+    out = capsys.readouterr().out
+    assert "lax_2ch: 3 points" in out and "lax_3ch: 3 points" in out
+    assert "vs obs1: within 2 mm up to alpha 1.00" in out
+
+
+def test_landmark_records_carry_each_points_error_from_the_truth():
+    from accuracy import landmark_records
+
+    from cmr_atlas.core.vocab import LANDMARKS
+
+    names = LANDMARKS["lax_3ch"]
+    truth = {n: np.array([10.0 * k, 0.0, 0.0]) for k, n in enumerate(names)}
+    offsets = {"truth": 0.0, "obs1": 1.0, "obs2": -2.0}
+    lm_truth = pd.DataFrame([{"view": "lax_3ch", "slice_index": 0, "frame": 3, "observer": o, "landmark": n,
+                              "x_mm": p[0], "y_mm": p[1] + off, "z_mm": p[2]}
+                             for o, off in offsets.items() for n, p in truth.items()])
+    auto = pd.DataFrame([{"view": "lax_3ch", "slice_index": 0, "frame": 3, "landmark": n, "present": n != "apex",
+                          "confidence": 0.9, "x_mm": p[0] + 0.5, "y_mm": p[1], "z_mm": p[2]} for n, p in truth.items()])
+    images = type("Images", (), {"exam_id": "e0", "lax_planes": {}})()
+    rows, _ = landmark_records(images, lm_truth, auto, "heatmap", 0, 0)
+    r = pd.DataFrame(rows).set_index("landmark")
+    found = [n for n in names if n != "apex"]
+    assert np.allclose(r.loc[found, ["auto_dx_mm", "auto_dy_mm", "auto_dz_mm"]], [0.5, 0.0, 0.0])
+    assert np.allclose(r[["obs1_dx_mm", "obs1_dy_mm"]], [0.0, 1.0]) and np.allclose(r["obs2_dy_mm"], -2.0)
+    assert r.loc["apex", ["auto_dx_mm", "auto_dy_mm", "auto_dz_mm"]].isna().all()  # not found: no error vector
+    assert np.allclose(r.loc[found, "auto_truth"], 0.5)
