@@ -56,6 +56,33 @@ def _sax_plans(sequence: str, seed: int, index: int, mi_fraction: float):
     return ctx.label, heart, planes, frames
 
 
+DEPTH_COLUMNS = ["exam_id", "slice_index", "frame", "landmark", "depth_index", "depth_mm", "n_depths",
+                 "x_mm", "y_mm", "z_mm"]
+
+
+def sax_landmarks_by_depth(sequence: str, seed: int, index: int, mi_fraction: float) -> pd.DataFrame:
+    """One row per SAX slice, truth frame, rendered depth and landmark present at that depth
+    (:data:`DEPTH_COLUMNS`) of exam ``index`` of the cohort ``seed`` of ``sequence``: where the
+    anatomy ``depth_mm`` along the slice normal puts the landmark, as a point in the slice's plane
+    (the in-plane place the image shows it at).  ``depth_mm`` 0 is the centre plane, the truth of
+    record.  ``attrs``: the ``exam_id``, each slice's ``planes`` and ``n_depths``, the truth ``frames``."""
+    label, heart, planes, frames = _sax_plans(sequence, seed, index, mi_fraction)
+    rows = []
+    for plane, shift_mm, sl, depths in planes:
+        for k, d in enumerate(depths):
+            _, marks = tr.plane_truth(label, heart, sequence, "sax", sl, plane, shift_mm + d * plane.normal,
+                                      [(f, w, None) for f, w in frames], rv_endo=False)
+            rows += [{"exam_id": label, "slice_index": sl, "frame": m["frame"], "landmark": m["landmark"],
+                      "depth_index": k, "depth_mm": float(d), "n_depths": len(depths),
+                      "x_mm": m["x_mm"], "y_mm": m["y_mm"], "z_mm": m["z_mm"]} for m in marks]
+    out = pd.DataFrame(rows, columns=DEPTH_COLUMNS)
+    out.attrs["exam_id"] = label
+    out.attrs["planes"] = {sl: plane for plane, _, sl, _ in planes}
+    out.attrs["frames"] = [f for f, _ in frames]
+    out.attrs["n_depths"] = {sl: len(depths) for _, _, sl, depths in planes}
+    return out
+
+
 def sax_presence_by_depth(sequence: str, seed: int, index: int, mi_fraction: float,
                           truth_landmarks: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per SAX slice, truth frame and landmark (:data:`COLUMNS`) of exam ``index`` of the
@@ -64,22 +91,19 @@ def sax_presence_by_depth(sequence: str, seed: int, index: int, mi_fraction: flo
     ``n_depths`` rendered depths have the landmark, and whether the centre plane (the truth of
     record) has it.  With ``truth_landmarks`` (the exam's truth table) the centre's presence is
     checked against the truth rows of that sequence and a mismatch raises ``ValueError``."""
-    label, heart, planes, frames = _sax_plans(sequence, seed, index, mi_fraction)
+    by_depth = sax_landmarks_by_depth(sequence, seed, index, mi_fraction)
+    label = by_depth.attrs["exam_id"]
+    count = by_depth.groupby(["slice_index", "frame", "landmark"]).size().to_dict()
+    centre = set(zip(*(by_depth.loc[by_depth["depth_mm"] == 0.0, c] for c in ("slice_index", "frame", "landmark"))))
     rows = []
-    for plane, shift_mm, sl, depths in planes:
-        found = []
-        for d in depths:
-            _, marks = tr.plane_truth(label, heart, sequence, "sax", sl, plane, shift_mm + d * plane.normal,
-                                      [(f, w, None) for f, w in frames], rv_endo=False)
-            found.append({(m["frame"], m["landmark"]) for m in marks})
-        centre = int(np.argmin(np.abs(depths)))
-        for f, _ in frames:
+    for sl, plane in by_depth.attrs["planes"].items():
+        for f in by_depth.attrs["frames"]:
             for name in LANDMARKS["sax"]:
                 rows.append({"exam_id": label, "slice_index": sl, "frame": f, "landmark": name,
                              "position_x_mm": plane.position_mm[0], "position_y_mm": plane.position_mm[1],
                              "position_z_mm": plane.position_mm[2],
-                             "depths_present": sum((f, name) in s for s in found), "n_depths": len(depths),
-                             "present_centre": (f, name) in found[centre]})
+                             "depths_present": count.get((sl, f, name), 0), "n_depths": by_depth.attrs["n_depths"][sl],
+                             "present_centre": (sl, f, name) in centre})
     out = pd.DataFrame(rows, columns=COLUMNS)
     if truth_landmarks is not None:
         _check(out, truth_landmarks, sequence)

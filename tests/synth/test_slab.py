@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cmr_atlas.core.vocab import LANDMARKS
-from cmr_atlas.synth.slab import COLUMNS, sax_presence_by_depth
+from cmr_atlas.synth.slab import COLUMNS, DEPTH_COLUMNS, sax_landmarks_by_depth, sax_presence_by_depth
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,26 @@ def test_the_centre_depth_is_the_truth_of_record(truth_landmarks, clinical_seed,
     assert len(full) and full["present_centre"].all()
     # mid-ventricular slices have every landmark at every depth; the stack's ends do not
     assert ((d["depths_present"] > 0) & (d["depths_present"] < d["n_depths"])).any()
+
+
+def test_each_depths_points_lie_in_the_slice_and_the_centres_are_the_truths(truth_landmarks, clinical_seed):
+    d = sax_landmarks_by_depth("cine_ssfp", clinical_seed, 0, 0.0)
+    assert list(d.columns) == DEPTH_COLUMNS and set(d["depth_index"]) == {0, 1, 2}
+    xyz = ["x_mm", "y_mm", "z_mm"]
+    for sl, g in d.groupby("slice_index"):
+        plane = d.attrs["planes"][sl]
+        off = (g[xyz].to_numpy(float) - plane.position_mm) @ plane.normal
+        assert np.allclose(off, 0.0, atol=1e-6)  # shown in the image's plane, whatever the depth
+    t = truth_landmarks[(truth_landmarks["view"] == "sax") & (truth_landmarks["observer"] == "truth")
+                        & (truth_landmarks["sequence"] == "cine_ssfp") & truth_landmarks["frame"].isin(d.attrs["frames"])]
+    centre = d[d["depth_mm"] == 0.0].merge(t, on=["slice_index", "frame", "landmark"], suffixes=("", "_t"))
+    assert len(centre) == len(t) > 0
+    assert np.allclose(centre[xyz].to_numpy(float), centre[[c + "_t" for c in xyz]].to_numpy(float), atol=1e-6)
+    # the presence counts are these rows'
+    p = sax_presence_by_depth("cine_ssfp", clinical_seed, 0, 0.0)
+    counts = d.groupby(["slice_index", "frame", "landmark"]).size()
+    got = p.set_index(["slice_index", "frame", "landmark"])["depths_present"]
+    assert (got[got > 0] == counts.reindex(got[got > 0].index)).all() and got.sum() == len(d)
 
 
 def test_a_truth_the_renderer_did_not_make_is_refused(truth_landmarks, clinical_seed):
