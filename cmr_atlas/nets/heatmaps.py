@@ -26,8 +26,11 @@ if TYPE_CHECKING:
 # torch is imported where a function needs it: modules that only decode maps should not pay its import
 
 
-def gaussian_targets(points: torch.Tensor, size: int, sigma_px: float) -> torch.Tensor:
-    """Targets ``(B, K+1, size, size)`` from points ``(B, K, 2)`` (row, col; NaN = absent)."""
+def gaussian_targets(points: torch.Tensor, size: int, sigma_px: float,
+                     amplitude: torch.Tensor | None = None) -> torch.Tensor:
+    """Targets ``(B, K+1, size, size)`` from points ``(B, K, 2)`` (row, col; NaN = absent);
+    ``amplitude (B, K)`` scales each landmark's Gaussian (default 1): the share of the depths an
+    image averages that have the landmark, for partial-volume targets."""
     import torch
 
     b, k, _ = points.shape
@@ -38,6 +41,8 @@ def gaussian_targets(points: torch.Tensor, size: int, sigma_px: float) -> torch.
     dc = (ax[None, None, :] - p[..., 1:2]) ** 2
     g = torch.exp(-(dr[..., :, None] + dc[..., None, :]) / (2 * sigma_px**2))
     g = g * present[..., None, None].float()
+    if amplitude is not None:
+        g = g * amplitude[..., None, None].to(g.dtype)
     bg = (1.0 - g.sum(1, keepdim=True)).clamp_min(0.0)
     return torch.cat([bg, g], dim=1)
 

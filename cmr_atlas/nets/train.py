@@ -380,7 +380,8 @@ def landmark_failures(model: nn.Module, images: torch.Tensor, points: np.ndarray
 def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTargets, decode: HeatmapDecoder,
                   spacing_mm: float, base: int = 16, levels: int | None = None, aug: AugmentConfig = LANDMARK_AUG,
                   dice_weight: float = 1.0, init_state: dict | None = None,
-                  sample_p: np.ndarray | None = None, hard_share: float = 0.0) -> tuple[UNet, dict]:
+                  sample_p: np.ndarray | None = None, hard_share: float = 0.0,
+                  partial_volume: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[UNet, dict]:
     """A U-Net with a background channel and one channel per landmark of ``samples.points``,
     trained on ``targets`` (input channels: the images' own, ``(M, C, n, n)``, else one);
     validation decodes the softmax with ``decode``; ``sample_p`` as :func:`train_segmentation`'s.
@@ -389,7 +390,10 @@ def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTarget
     detection rate, false positives, far points) are drawn ``hard_share`` of the time
     (:func:`with_hard_share`): the rare end slices and banded images the misses come from.
     ``levels`` None: a fine-tune keeps ``init_state``'s depth, a new network has 4 (the shipped ones');
-    more levels than ``init_state`` has are added by :func:`deepen`."""
+    more levels than ``init_state`` has are added by :func:`deepen`.  ``partial_volume``: target
+    points ``(M, K, 2)`` and amplitudes ``(M, K)`` (each landmark's share of the depths an image
+    averages) the targets are drawn from instead of ``samples.points`` (which validation still
+    scores against); ``targets`` then takes them as ``amplitude`` (:func:`gaussian_targets`)."""
     rng = _seed(cfg)
     if levels is None:
         levels = levels_of(init_state) if init_state is not None else 4
@@ -405,6 +409,8 @@ def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTarget
     tr, va, info = _split(samples, cfg, rng)
     x_all = _tensor_images(samples.images)
     p_all = torch.from_numpy(samples.points.astype(np.float32))
+    pv_points, pv_amp = (None, None) if partial_volume is None else (
+        torch.from_numpy(np.asarray(a, np.float32)) for a in partial_volume)
     hard_info = {}
     if hard_share > 0:
         hard = landmark_failures(model, x_all, samples.points, decode, spacing_mm)
@@ -415,16 +421,20 @@ def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTarget
     size = x_all.shape[-1]
     weights = [1.0] + [5.0] * k
 
+    def target_maps(p, i):
+        return targets(p, size) if pv_amp is None else targets(p, size, amplitude=pv_amp[i])
+
     def step(idx):
         i = tr[idx]
-        x, _, p = augment_batch(rng, x_all[i], aug, points=p_all[i])
+        x, _, p = augment_batch(rng, x_all[i], aug, points=(p_all if pv_points is None else pv_points)[i])
         # a landmark moved outside the grid is absent
         p = torch.where(((p >= 0) & (p <= size - 1)).all(-1, keepdim=True), p, torch.full_like(p, float("nan")))
-        return heatmap_loss(model(x), targets(p, size), dice_weight, weights)
+        return heatmap_loss(model(x), target_maps(p, i), dice_weight, weights)
 
     def val():
         logits = _predict_batches(model, x_all[va])
-        loss = float(heatmap_loss(logits, targets(p_all[va], size), dice_weight, weights))
+        loss = float(heatmap_loss(logits, target_maps((p_all if pv_points is None else pv_points)[va], va),
+                                  dice_weight, weights))
         pred, pres = decode(torch.softmax(logits, 1).numpy())
         return loss, landmark_errors(pred.reshape(-1, k, 2), pres.reshape(-1, k), p_all[va].numpy(), spacing_mm)
 

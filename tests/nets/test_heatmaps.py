@@ -21,6 +21,15 @@ def test_targets_peak_one_background_complement_absent_zero():
     assert torch.allclose(t[0, 0] + t[0, 1], torch.ones(32, 32))
 
 
+def test_amplitude_scales_each_landmark_and_the_background_takes_the_rest():
+    pts = torch.tensor([[[10.0, 20.0], [20.0, 8.0]]])
+    full = gaussian_targets(pts, 32, 2.0)
+    t = gaussian_targets(pts, 32, 2.0, amplitude=torch.tensor([[1.0 / 3.0, 1.0]]))
+    assert torch.allclose(t[0, 1], full[0, 1] / 3.0) and torch.equal(t[0, 2], full[0, 2])
+    assert float(t[0, 1, 10, 20]) == pytest.approx(1.0 / 3.0)
+    assert torch.allclose(t[0].sum(0), torch.ones(32, 32))
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.floats(6, 25), st.floats(6, 25), st.floats(1.5, 4.0))
 def test_decode_is_sub_pixel(r, c, sigma):

@@ -342,3 +342,36 @@ def test_offresonance_bands_draw_a_thin_dark_band_through_the_centre():
         dark = (img.flatten() - (design @ coef)[:, 0] < -0.5).reshape(img.shape)
         assert 0.005 < float(dark.float().mean()) < 0.3  # a band, not a shading of the whole image
         assert bool((dark & central).any())  # through the middle of the grid, where the heart is
+
+
+def test_partial_volume_targets_feed_the_loss_and_validation_scores_the_centre_points(ring_exam):
+    """``partial_volume``: the targets come from its points and amplitudes (training and
+    validation loss); the detection metrics still score ``samples.points``."""
+    from functools import partial
+
+    from cmr_atlas.cine.train_models import decode_points
+    from cmr_atlas.nets.heatmaps import gaussian_targets
+    from cmr_atlas.nets.train import train_heatmap as loop
+
+    s = _ring_samples(ring_exam)
+    pts = np.full((len(s), 1, 2), np.nan, np.float32)
+    pts[::2, 0] = 16.0
+    lm = Samples(s.images, s.exam, s.view, s.exam_ids, points=pts)
+    pv_points = np.full_like(pts, 12.0)
+    amplitude = np.full((len(s), 1), 0.5, np.float32)
+    seen = []
+
+    def targets(p, size, amplitude=None):
+        seen.append((p.clone(), None if amplitude is None else amplitude.clone()))
+        return gaussian_targets(p, size, 1.5, amplitude)
+
+    cfg = TrainConfig(max_epochs=1, batch_size=4, steps_per_epoch=1, val_fraction=0.25, seed=5)
+    _, rep = loop(lm, cfg, targets, partial(decode_points, absent_threshold=0.1), 3.0, base=4, levels=2,
+                           partial_volume=(pv_points, amplitude))
+    assert seen and all(a is not None and torch.all(a == 0.5) for _, a in seen)
+    val_points = seen[-1][0]  # validation: the partial-volume points, none absent
+    assert torch.all(val_points == 12.0)
+    assert 0.0 <= rep["val_metrics"]["detection_rate"] <= 1.0  # scored against samples.points
+    seen.clear()
+    loop(lm, cfg, targets, partial(decode_points, absent_threshold=0.1), 3.0, base=4, levels=2)
+    assert all(a is None for _, a in seen) and torch.isnan(seen[-1][0]).any()
