@@ -409,7 +409,8 @@ def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTarget
     tr, va, info = _split(samples, cfg, rng)
     x_all = _tensor_images(samples.images)
     p_all = torch.from_numpy(samples.points.astype(np.float32))
-    pv_points, pv_amp = (None, None) if partial_volume is None else (
+    # the points the targets are drawn from (validation scores p_all) and their amplitudes
+    p_targets, pv_amp = (p_all, None) if partial_volume is None else (
         torch.from_numpy(np.asarray(a, np.float32)) for a in partial_volume)
     hard_info = {}
     if hard_share > 0:
@@ -426,15 +427,14 @@ def train_heatmap(samples: ExamSamples, cfg: TrainConfig, targets: HeatmapTarget
 
     def step(idx):
         i = tr[idx]
-        x, _, p = augment_batch(rng, x_all[i], aug, points=(p_all if pv_points is None else pv_points)[i])
+        x, _, p = augment_batch(rng, x_all[i], aug, points=p_targets[i])
         # a landmark moved outside the grid is absent
         p = torch.where(((p >= 0) & (p <= size - 1)).all(-1, keepdim=True), p, torch.full_like(p, float("nan")))
         return heatmap_loss(model(x), target_maps(p, i), dice_weight, weights)
 
     def val():
         logits = _predict_batches(model, x_all[va])
-        loss = float(heatmap_loss(logits, target_maps((p_all if pv_points is None else pv_points)[va], va),
-                                  dice_weight, weights))
+        loss = float(heatmap_loss(logits, target_maps(p_targets[va], va), dice_weight, weights))
         pred, pres = decode(torch.softmax(logits, 1).numpy())
         return loss, landmark_errors(pred.reshape(-1, k, 2), pres.reshape(-1, k), p_all[va].numpy(), spacing_mm)
 
