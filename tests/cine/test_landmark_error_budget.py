@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from accuracy import _error_vectors  # noqa: E402
-from landmark_error_budget import compared, largest_alpha, main, scaled_distances  # noqa: E402
+from landmark_error_budget import (compared, fewest_fixed, largest_alpha, main, scaled_distances,  # noqa: E402
+                                   without_worst)
 
 
 def _records(auto: np.ndarray, obs1: np.ndarray, obs2: np.ndarray, truth: np.ndarray,
@@ -51,6 +52,24 @@ def test_largest_alpha_and_an_observer_beyond_the_goal():
     rows = compared(_records(auto, obs1, obs2, truth), 0.1)
     assert largest_alpha(rows, "obs1", 2.0) == pytest.approx(0.66)
     assert largest_alpha(rows, "obs2", 2.0) is None
+
+
+def test_the_worst_points_moved_onto_the_truth():
+    n = 10
+    truth = np.zeros((n, 3))
+    auto = np.zeros((n, 3))
+    auto[:, 0] = 0.5
+    auto[3, 0], auto[7, 0] = 12.0, 8.0  # two far points
+    obs1 = np.tile([0.0, 1.5, 0.0], (n, 1))
+    rows = compared(_records(auto, obs1, obs1.copy(), truth), 0.1)
+    assert without_worst(rows, 0) == pytest.approx(scaled_distances(rows, 1.0))
+    assert without_worst(rows, n) == pytest.approx(scaled_distances(rows, 0.0))
+    one = without_worst(rows, 1)  # the 12 mm point moved: the 8 mm one stays
+    assert one["truth"] == pytest.approx((8 * 0.5 + 8.0) / n)
+    # to observer 1 with one fixed: (8 x 1.58 + 1.5 + 8.14) / 10 = 2.23; with two: 1.57
+    assert fewest_fixed(rows, "obs1", 2.3) == 1 and fewest_fixed(rows, "obs1", 2.2) == 2
+    assert fewest_fixed(rows, "obs1", 1.5) == n  # only the truth itself is 1.5 mm from observer 1
+    assert fewest_fixed(rows, "obs1", 1.4) is None
 
 
 def test_points_missing_or_below_the_threshold_are_left_out():
