@@ -142,14 +142,15 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
                       init_from: str | Path | None, shares: list[float] | None = None,
                       rotation_deg: float | None = None, hard_share: float = 0.0,
                       band_p: float = 0.0, save_as: str | None = None,
-                      view_weights: dict[str, float] | None = None, levels: int | None = None) -> Path:
+                      view_weights: dict[str, float] | None = None, levels: int | None = None,
+                      motion_p: float = 0.0) -> Path:
     task = f"lm_heatmap_{m}"
     name = save_as or task  # a network routed by sequence serves the task under its own name
     init_state, previous = _previous_run(name, init_from, task)
     samples, info = load_data(data_dirs, f"lm_{m}")
     grid = Grid.from_dict(info["landmark_grid"])  # the folders' grid: trained on 1 mm data, it takes 1 mm inputs
     sigma_px = SIGMA_MM[m] / grid.spacing_mm
-    aug = landmark_augmentation(grid, band_p, rotation_deg)
+    aug = landmark_augmentation(grid, band_p, rotation_deg, motion_p)
     sample_p = loops.sampling_probabilities(samples.meta["folder"], shares)
     if view_weights:
         sample_p = loops.with_view_weights(sample_p, samples.meta["folder"], samples.view,
@@ -176,12 +177,16 @@ def _train_lm_heatmap(m: str, data_dirs: list, out_dir: str | Path, cfg: loops.T
     return save_model(model, card, out_dir)
 
 
-def landmark_augmentation(grid: Grid, band_p: float = 0.0, rotation_deg: float | None = None) -> AugmentConfig:
+def landmark_augmentation(grid: Grid, band_p: float = 0.0, rotation_deg: float | None = None,
+                          motion_p: float = 0.0) -> AugmentConfig:
     """The landmark networks' augmentation (:data:`LANDMARK_AUG`) for inputs on ``grid``: its shift
-    is in network pixels of :data:`LM_GRID`, so it is rescaled to move the image as many mm on any
-    grid; ``band_p`` and ``rotation_deg`` as ``cmr-atlas train model``'s options."""
-    aug = replace(LANDMARK_AUG, band_p=float(band_p),
-                  shift_px=LANDMARK_AUG.shift_px * LM_GRID.spacing_mm / grid.spacing_mm)
+    and breathing displacement are in network pixels of :data:`LM_GRID`, so they are rescaled to
+    move the image as many mm on any grid; ``band_p``, ``rotation_deg`` and ``motion_p`` as
+    ``cmr-atlas train model``'s options."""
+    to_grid = LM_GRID.spacing_mm / grid.spacing_mm
+    aug = replace(LANDMARK_AUG, band_p=float(band_p), motion_p=float(motion_p),
+                  shift_px=LANDMARK_AUG.shift_px * to_grid,
+                  motion_px=tuple(v * to_grid for v in LANDMARK_AUG.motion_px))
     return aug if rotation_deg is None else replace(aug, rotation_deg=float(rotation_deg))
 
 
@@ -226,7 +231,7 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
                 data_shares: list[float] | None = None, save_as: str | None = None,
                 rotation_deg: float | None = None, dice: str = "batch", hard_share: float = 0.0,
                 band_p: float = 0.0, view_weights: dict[str, float] | None = None,
-                patience: int | None = None, levels: int | None = None) -> list[Path]:
+                patience: int | None = None, levels: int | None = None, motion_p: float = 0.0) -> list[Path]:
     """Train model ``name`` (:data:`TRAINABLE`) on one or more ``train data`` folders and write its
     weights and card(s) to ``out_dir``; ``steps_per_epoch`` 0 = one pass over the training images.
     With ``init_from`` (a models folder) a U-Net continues from its weights of the same name, and
@@ -245,7 +250,8 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     from ``init_from`` draw the training images the starting network gets wrong this share of the
     time (:func:`cmr_atlas.nets.train.train_heatmap`); ``band_p``: landmark heatmap networks see
     dark off-resonance bands drawn over this share of their images
-    (:func:`cmr_atlas.nets.augment.offresonance_bands`); ``view_weights`` (``{view: weight}``, landmark
+    (:func:`cmr_atlas.nets.augment.offresonance_bands`); ``motion_p``: this share of their images
+    re-acquired as if the patient breathed (:func:`cmr_atlas.nets.augment.breathing_ghosts`); ``view_weights`` (``{view: weight}``, landmark
     heatmap networks): a view's images drawn that many times as often within each data folder, the
     folders' shares kept (:func:`cmr_atlas.nets.train.with_view_weights`); ``levels``: a landmark
     heatmap U-Net's depth (default: the starting network's, else 4:
@@ -274,8 +280,9 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
                          f"got {', '.join(view_weights)}")
     if levels is not None and not (name.startswith("lm_heatmap_") and levels >= 2):
         raise SystemExit(f"--levels sets the depth (>= 2) of a landmark heatmap U-Net, not {levels} for {name}")
-    if band_p and not name.startswith("lm_heatmap_"):
-        raise SystemExit(f"--band-p is an augmentation of the landmark heatmap networks, not of {name}")
+    for option, value in (("--band-p", band_p), ("--motion-p", motion_p)):
+        if value and not name.startswith("lm_heatmap_"):
+            raise SystemExit(f"{option} is an augmentation of the landmark heatmap networks, not of {name}")
     if name == "lm_vgg":
         return _train_lm_vgg(data_dirs, out_dir, cfg, vgg_transfer)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -287,4 +294,4 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
         return [_train_seg_sax(data_dirs, out_dir, cfg, init_from, zoom, data_shares, save_as or name,
                                dice)]
     return [_train_lm_heatmap(name.removeprefix("lm_heatmap_"), data_dirs, out_dir, cfg, init_from, data_shares,
-                              rotation_deg, hard_share, band_p, save_as, view_weights, levels)]
+                              rotation_deg, hard_share, band_p, save_as, view_weights, levels, motion_p)]

@@ -69,6 +69,9 @@ def _model_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--band-p", type=float, default=0.0,
                    help="landmark heatmap networks: share of the training images given dark off-resonance "
                         "bands (bSSFP at 3 T; nets.augment.offresonance_bands); default 0: none")
+    q.add_argument("--motion-p", type=float, default=0.0,
+                   help="landmark heatmap networks: share of the training images re-acquired as if the patient "
+                        "breathed (ghosts along phase-encode; nets.augment.breathing_ghosts); default 0: none")
     q.add_argument("--steps-per-epoch", type=int, default=60,
                    help="batches between validations (0 = one pass over the training images)")
     q.add_argument("--precision", choices=["float32", "auto", "bfloat16"], default="float32",
@@ -167,6 +170,6 @@ def run(args: argparse.Namespace) -> int:
                              save_as=getattr(args, "save_as", None), rotation_deg=args.rotation_deg,
                              dice=args.dice, hard_share=args.hard_share, band_p=args.band_p,
                              view_weights=dict(args.view_weights) if args.view_weights else None,
-                             patience=args.patience, levels=args.levels):
+                             patience=args.patience, levels=args.levels, motion_p=args.motion_p):
             log.info("wrote %s", p)
     return 0

@@ -31,6 +31,9 @@ class AugmentConfig:
     band_cycles: tuple[float, float] = (0.4, 1.6)   # off-resonance cycles (1/TR) across the field of view
     band_width: tuple[float, float] = (0.008, 0.025)  # band SD, fraction of the field of view (1.5-5 mm)
     band_depth: tuple[float, float] = (0.6, 1.0)      # fraction of the signal lost at the band's centre
+    motion_p: float = 0.0            # probability of breathing during the acquisition (ghosts along phase-encode)
+    motion_px: tuple[float, float] = (1.0, 6.0)       # peak in-plane displacement, network pixels
+    motion_beats: tuple[int, int] = (6, 16)           # heartbeats (k-space segments) of the acquisition
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -140,11 +143,53 @@ def offresonance_bands(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentCo
     return _shaded(x, use, field, angle)
 
 
+def breathing_ghosts(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> torch.Tensor:
+    """Breathing augmentation: with probability ``motion_p`` an image is re-acquired as if the
+    anatomy moved while its k-space was filled, segment by segment (``motion_beats`` heartbeats,
+    phase-encode lines in order along a random axis of the grid), so edges blur and ghost along
+    phase-encode while the image keeps the place of its centre line (the landmarks do not move).
+
+    A different model from the synthetic cine's (a head-foot sinusoid of the breathing period
+    projected on the plane): here a random in-plane direction, a displacement of up to
+    ``motion_px`` that drifts as a random quarter to two cycles of a sinusoid over the acquisition,
+    on the magnitude image (its minimum subtracted) rather than on complex coil data; the image is
+    whitened again.  Draws are made for every image, so the stream does not depend on ``motion_p``
+    once it is above 0."""
+    b, n = x.shape[0], x.shape[-1]
+    use = rng.random(b) < cfg.motion_p
+    axis = rng.integers(0, 2, b)  # phase-encode along the grid's rows (0) or columns (1)
+    beats = rng.integers(cfg.motion_beats[0], cfg.motion_beats[1] + 1, b)
+    peak = rng.uniform(*cfg.motion_px, b)
+    angle = rng.uniform(0, 2 * np.pi, b)
+    cycles = rng.uniform(0.25, 2.0, b)
+    start = rng.uniform(0, 2 * np.pi, b)
+    if not use.any():
+        return x
+    k = np.fft.fftfreq(n)  # cycles per pixel, fftfreq order
+    out = x.clone()
+    for i in np.flatnonzero(use):
+        # each line's time: its heartbeat when the lines go from -k_max to +k_max
+        t = np.floor((k + 0.5) * beats[i]) / beats[i]
+        d = peak[i] * np.sin(2 * np.pi * cycles[i] * t + start[i])
+        d = d - d[0]  # relative to the centre line, whose place the image takes
+        d_rc = np.stack([d * np.cos(angle[i]), d * np.sin(angle[i])])  # (2, n): row, col shift per line
+        ramp = np.exp(-2j * np.pi * (d_rc[0][:, None] * k[:, None] + d_rc[1][:, None] * k[None, :]))
+        phase = torch.from_numpy((ramp if axis[i] == 0 else ramp.T).astype(np.complex64))
+        for c in range(x.shape[1]):
+            if not x[i, c].any():
+                continue  # a missing neighbour slice stays zeros
+            y = torch.fft.ifft2(torch.fft.fft2(x[i, c] - x[i, c].min()) * phase).abs()
+            out[i, c] = (y - y.mean()) / y.std().clamp_min(1e-6)
+    return out
+
+
 def intensity(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> torch.Tensor:
     if cfg.coil_p > 0:
         x = coil_shading(x, rng, cfg)
     if cfg.band_p > 0:
         x = offresonance_bands(x, rng, cfg)
+    if cfg.motion_p > 0:
+        x = breathing_ghosts(x, rng, cfg)
     b = x.shape[0]
     c = torch.tensor(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast, b), dtype=x.dtype, device=x.device).view(b, 1, 1, 1)
     s = torch.tensor(rng.uniform(-cfg.brightness, cfg.brightness, b), dtype=x.dtype, device=x.device).view(b, 1, 1, 1)

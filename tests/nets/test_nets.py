@@ -344,6 +344,31 @@ def test_offresonance_bands_draw_a_thin_dark_band_through_the_centre():
         assert bool((dark & central).any())  # through the middle of the grid, where the heart is
 
 
+def test_breathing_ghosts_smear_along_phase_encode_and_keep_the_image_in_place():
+    from dataclasses import replace
+
+    from cmr_atlas.nets.augment import LANDMARK_AUG, breathing_ghosts, intensity
+
+    n = 64
+    rr, cc = np.mgrid[0:n, 0:n]
+    disk = ((rr - 30) ** 2 + (cc - 36) ** 2 < 8**2).astype(np.float32)  # a bright disk, no noise
+    x = torch.from_numpy((disk - disk.mean()) / disk.std()).expand(8, 1, n, n).clone()
+    a = intensity(x, np.random.default_rng(1), LANDMARK_AUG)  # off by default: the stream of the runs before
+    assert torch.equal(a, intensity(x, np.random.default_rng(1), replace(LANDMARK_AUG, motion_p=0.0)))
+    cfg = replace(LANDMARK_AUG, motion_p=1.0, motion_px=(3.0, 6.0))
+    y = breathing_ghosts(x, np.random.default_rng(0), cfg)
+    still = breathing_ghosts(x, np.random.default_rng(0), replace(cfg, motion_px=(0.0, 0.0)))
+    assert torch.allclose(still, x, atol=1e-3)  # no displacement: the image as it was (whitened again)
+    far = torch.from_numpy(((rr - 30) ** 2 + (cc - 36) ** 2 > 14**2))
+    for img in y[:, 0]:
+        assert abs(float(img.mean())) < 1e-4 and abs(float(img.std()) - 1) < 1e-3
+        # ghosts: signal where the disk is not, beyond what the blur of its edge gives
+        assert float((img - img.min())[far].sum()) > 0.02 * float((img - img.min()).sum())
+        # the disk stays about where its centre line puts it (its brightest pixel within 3 px)
+        r, c = np.unravel_index(int(torch.argmax(img)), img.shape)
+        assert np.hypot(r - 30, c - 36) < 8 + 3
+
+
 def test_partial_volume_targets_feed_the_loss_and_validation_scores_the_centre_points(ring_exam):
     """``partial_volume``: the targets come from its points and amplitudes (training and
     validation loss); the detection metrics still score ``samples.points``."""

@@ -83,8 +83,21 @@ def test_the_command_refuses_hard_share_without_a_starting_heatmap_network(name,
         train_model(name, tmp_path, tmp_path / "out", 1, 1, 0, 1, 4, 1, init_from=init_from, hard_share=0.2)
 
 
-def test_the_command_refuses_bands_for_a_network_that_is_not_a_landmark_heatmap(tmp_path):
+@pytest.mark.parametrize("option, kwargs", [("--band-p", {"band_p": 0.3}), ("--motion-p", {"motion_p": 0.3})])
+def test_the_command_refuses_image_artefacts_for_a_network_that_is_not_a_landmark_heatmap(option, kwargs, tmp_path):
     from cmr_atlas.cine.train_models import train_model
 
-    with pytest.raises(SystemExit, match="--band-p is an augmentation of the landmark heatmap networks"):
-        train_model("seg_sax", tmp_path, tmp_path / "out", 1, 1, 0, 1, 4, 1, band_p=0.3)
+    with pytest.raises(SystemExit, match=f"{option} is an augmentation of the landmark heatmap networks"):
+        train_model("seg_sax", tmp_path, tmp_path / "out", 1, 1, 0, 1, 4, 1, **kwargs)
+
+
+def test_breathing_displacement_is_in_mm_on_any_grid():
+    from cmr_atlas.cine.train_models import landmark_augmentation
+    from cmr_atlas.nets.augment import LANDMARK_AUG
+    from cmr_atlas.nets.preprocess import Grid
+
+    shipped = landmark_augmentation(Grid(1.5, 128), motion_p=0.3)
+    fine = landmark_augmentation(Grid(1.0, 192), motion_p=0.3)
+    assert shipped.motion_p == fine.motion_p == 0.3 and landmark_augmentation(Grid(1.5, 128)).motion_p == 0.0
+    assert np.allclose(np.array(fine.motion_px), 1.5 * np.array(shipped.motion_px))
+    assert shipped.motion_px == LANDMARK_AUG.motion_px
