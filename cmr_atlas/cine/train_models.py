@@ -251,7 +251,8 @@ def train_model(name: str, data_dirs: str | Path | list[str | Path], out_dir: st
     time (:func:`cmr_atlas.nets.train.train_heatmap`); ``band_p``: landmark heatmap networks see
     dark off-resonance bands drawn over this share of their images
     (:func:`cmr_atlas.nets.augment.offresonance_bands`); ``motion_p``: this share of their images
-    re-acquired as if the patient breathed (:func:`cmr_atlas.nets.augment.breathing_ghosts`); ``view_weights`` (``{view: weight}``, landmark
+    re-acquired as if the patient breathed (:func:`cmr_atlas.nets.augment.breathing_ghosts`);
+    ``view_weights`` (``{view: weight}``, landmark
     heatmap networks): a view's images drawn that many times as often within each data folder, the
     folders' shares kept (:func:`cmr_atlas.nets.train.with_view_weights`); ``levels``: a landmark
     heatmap U-Net's depth (default: the starting network's, else 4:
