@@ -244,7 +244,8 @@ def load_data(data_dirs: list[str | Path], key: str) -> tuple[Samples, dict]:
         if infos and (info["segmentation_grid"], info["landmark_grid"]) != (
                 infos[0]["segmentation_grid"], infos[0]["landmark_grid"]):
             raise SystemExit(f"{d}: its network grids differ from {data_dirs[0]}'s; rebuild it")
-        if infos and info.get("sax_neighbour_slices", 0) != infos[0].get("sax_neighbour_slices", 0):
+        # only the SAX landmark images carry neighbouring slices: other samples pool across folders
+        if key == "lm_sax" and infos and info.get("sax_neighbour_slices", 0) != infos[0].get("sax_neighbour_slices", 0):
             raise SystemExit(f"{d}: its SAX images carry {info.get('sax_neighbour_slices', 0)} neighbouring slices "
                              f"either side, {data_dirs[0]}'s {infos[0].get('sax_neighbour_slices', 0)}; rebuild one")
         infos.append(info)

@@ -171,6 +171,8 @@ def _data_folder(path: Path, neighbours: int) -> Path:
     shape = (2, 2 * neighbours + 1, 16, 16) if neighbours else (2, 16, 16)
     Samples(np.zeros(shape, np.float16), np.zeros(2, np.int32), np.full(2, VIEW_CODES["sax"], np.int8), ["e0"],
             points=np.full((2, 3, 2), np.nan, np.float32)).save(path / "lm_sax.npz")
+    Samples(np.zeros((2, 16, 16), np.float16), np.zeros(2, np.int32), np.full(2, VIEW_CODES["lax_2ch"], np.int8),
+            ["e0"], points=np.full((2, 3, 2), np.nan, np.float32)).save(path / "lm_lax.npz")
     info = {"segmentation_grid": {"spacing_mm": 1.5, "size": 128}, "landmark_grid": {"spacing_mm": 1.5, "size": 128},
             **({"sax_neighbour_slices": neighbours} if neighbours else {})}
     (path / "data.json").write_text(json.dumps(info))
@@ -185,6 +187,8 @@ def test_folders_with_other_neighbours_are_not_pooled(tmp_path):
     assert samples.images.shape[1] == 3
     with pytest.raises(SystemExit, match="neighbouring slices"):
         load_data([a, b], "lm_sax")
+    lax, _ = load_data([a, b], "lm_lax")  # the long-axis images of both folders carry no neighbours
+    assert len(lax) == 4
 
 
 def test_rotation_averaging_turns_every_channel_alike():
