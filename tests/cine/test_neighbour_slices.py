@@ -173,7 +173,8 @@ def _data_folder(path: Path, neighbours: int) -> Path:
             points=np.full((2, 3, 2), np.nan, np.float32)).save(path / "lm_sax.npz")
     Samples(np.zeros((2, 16, 16), np.float16), np.zeros(2, np.int32), np.full(2, VIEW_CODES["lax_2ch"], np.int8),
             ["e0"], points=np.full((2, 3, 2), np.nan, np.float32)).save(path / "lm_lax.npz")
-    info = {"segmentation_grid": {"spacing_mm": 1.5, "size": 128}, "landmark_grid": {"spacing_mm": 1.5, "size": 128},
+    info = {"n_exams": 1, "images": {"lm_sax": 2, "lm_lax": 2},
+            "segmentation_grid": {"spacing_mm": 1.5, "size": 128}, "landmark_grid": {"spacing_mm": 1.5, "size": 128},
             **({"sax_neighbour_slices": neighbours} if neighbours else {})}
     (path / "data.json").write_text(json.dumps(info))
     return path
