@@ -20,7 +20,10 @@ end slice, the detection on end and inner slices, and the false-positive rate.  
 has ``depths_present`` of ``n_depths``: at how many of the depths the renderer averages (clinical:
 centre and +-1/3 of the thickness; legacy: +-2 mm) the truth has the landmark
 (:mod:`cmr_atlas.synth.slab`); the SAX detection is then also printed for images whose landmarks
-agree at every depth and for boundary images (:func:`accuracy.boundary_table`).  Last, per view
+agree at every depth and for boundary images (:func:`accuracy.boundary_table`).  Clinical
+long-axis rows have ``breathing_mm``: how far the anatomy moved while the cine was acquired
+(:func:`cmr_atlas.synth.slab.cine_breathing_mm`; 0: breath held), and the long-axis distances are
+printed for the two kinds of cine (:func:`print_breathing`).  Last, per view
 at that threshold, images detected and distances with 95 % intervals over exams
 (:func:`accuracy.view_distance_cis`).  ``--neighbour-frames K``
 decodes the SAX networks with K cine frames on each side instead of their cards'
@@ -48,7 +51,7 @@ from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.cine.inference import detect_landmarks, load_models  # noqa: E402
 from cmr_atlas.cine.training_data import truth_slice_map  # noqa: E402
 from cmr_atlas.nets.heatmaps import card_neighbour_frames  # noqa: E402
-from cmr_atlas.synth.slab import sax_presence_by_depth  # noqa: E402
+from cmr_atlas.synth.slab import cine_breathing_mm, sax_presence_by_depth  # noqa: E402
 
 SEQUENCE_OF = {"clinical": "cine_ssfp", "legacy": "cine_gre"}
 
@@ -162,6 +165,19 @@ def print_boundary(df: pd.DataFrame, threshold: float) -> None:
     print(t.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
 
 
+def print_breathing(df: pd.DataFrame, threshold: float) -> None:
+    """Long-axis distances at ``threshold`` on cines acquired while the patient held the breath and
+    on those acquired while the patient breathed (``breathing_mm`` > 0; clinical cohort)."""
+    lax = df[(df["view"] != "sax") & df["truth_present"] & (df["confidence"] >= threshold)]
+    t = (lax.assign(breathing=lax["breathing_mm"] > 0)
+         .groupby(["view", "breathing"])
+         .agg(points=("auto_truth", "size"), cines=("exam_id", "nunique"),
+              auto_truth_mm=("auto_truth", "mean"), auto_obs1_mm=("auto_obs1", "mean")))
+    print(f"\nLong-axis landmarks found at threshold {threshold:g}, by whether the cine was acquired while "
+          "the patient breathed")
+    print(t.to_string(float_format=lambda x: f"{x:.3f}"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cohort", choices=list(SEQUENCE_OF), default="clinical")
@@ -208,7 +224,12 @@ def main() -> int:
         recs = exam_records(images, truth, models, SEQUENCE_OF[args.cohort])
         depths = sax_presence_by_depth(SEQUENCE_OF[args.cohort], args.seed, n - 1, args.mi_fraction,
                                        truth["landmarks"])
-        recs = add_depth_presence(pd.DataFrame(recs), depths, images).to_dict("records")
+        recs = add_depth_presence(pd.DataFrame(recs), depths, images)
+        if args.cohort == "clinical":
+            breathing = cine_breathing_mm(args.seed, n - 1, args.mi_fraction)
+            recs = recs.merge(breathing[breathing["view"] != "sax"][["exam_id", "view", "breathing_mm"]],
+                              on=["exam_id", "view"], how="left")
+        recs = recs.to_dict("records")
         rows += recs
         print(f"{args.cohort}: {n} exams", file=sys.stderr)
     df = pd.DataFrame(rows)
@@ -218,6 +239,8 @@ def main() -> int:
     print_misses(df, default("landmarks.absent_threshold"))
     if "depths_present" in df:
         print_boundary(df, default("landmarks.absent_threshold"))
+    if "breathing_mm" in df:
+        print_breathing(df, default("landmarks.absent_threshold"))
     print_view_cis(at_threshold(df, default("landmarks.absent_threshold")))
     return 0
 

@@ -10,6 +10,8 @@ re-derives, for the clinical bSSFP cine (ED, ES), the clinical LGE or the legacy
 of an exam, the truth's landmark set at each of those depths from the exam's own random streams
 (the generators' planning functions, so nothing is rendered), and checks that the centre depth
 reproduces the truth rows of record (a generator whose draw order changed fails loudly here).
+:func:`cine_breathing_mm` re-derives, the same way, which clinical cine series were acquired while
+the patient breathed.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def _sax_plans(sequence: str, seed: int, index: int, mi_fraction: float):
     ctx = cohort.make_context(seed, index, mi_fraction, rngs)
     heart = phase_cached(ctx.heart)
     if sequence == "cine_ssfp":
-        tm, _, _, plans = cine.draw_acquisition(rngs["cine"], dataclasses.replace(ctx, heart=heart))
+        tm, plans = _cine_plans(rngs, ctx, heart)
         frames = [(f, float(tm.activation[f])) for f in sorted(tm.phases())]
     else:
         plans = lge.plan_planes(rngs["lge"], ctx)
@@ -54,6 +56,29 @@ def _sax_plans(sequence: str, seed: int, index: int, mi_fraction: float):
     planes = [(p.plane, p.shift_mm, p.sl, through_plane_depths_mm(p.plane.thickness_mm))
               for p in plans if p.view == "sax"]
     return ctx.label, heart, planes, frames
+
+
+def _cine_plans(rngs: dict, ctx, heart):
+    """The clinical bSSFP cine's timing and plane plans, drawn as the renderer draws them."""
+    tm, _, _, plans = cine.draw_acquisition(rngs["cine"], dataclasses.replace(ctx, heart=heart))
+    return tm, plans
+
+
+BREATHING_COLUMNS = ["exam_id", "view", "slice_index", "breathing_mm"]
+
+
+def cine_breathing_mm(seed: int, index: int, mi_fraction: float) -> pd.DataFrame:
+    """One row per bSSFP cine series (:data:`BREATHING_COLUMNS`) of exam ``index`` of the clinical
+    cohort ``seed``: how far the anatomy moved while the series' k-space was filled (the range of
+    :func:`cine.draw_breathing`'s displacement, mm; 0 where the breath was held), which blurs and
+    ghosts the cine along phase-encode while the truth keeps the centre line's place."""
+    rngs = cohort.exam_streams(seed, index)
+    ctx = cohort.make_context(seed, index, mi_fraction, rngs)
+    _, plans = _cine_plans(rngs, ctx, phase_cached(ctx.heart))
+    rows = [{"exam_id": ctx.label, "view": p.view, "slice_index": p.sl,
+             "breathing_mm": 0.0 if p.motion_mm is None else
+             float(np.ptp(np.linalg.norm(p.motion_mm - p.motion_mm[0], axis=1)))} for p in plans]
+    return pd.DataFrame(rows, columns=BREATHING_COLUMNS)
 
 
 DEPTH_COLUMNS = ["exam_id", "slice_index", "frame", "landmark", "depth_index", "depth_mm", "n_depths",

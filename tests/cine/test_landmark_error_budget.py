@@ -119,3 +119,19 @@ def test_landmark_records_carry_each_points_error_from_the_truth():
     assert np.allclose(r[["obs1_dx_mm", "obs1_dy_mm"]], [0.0, 1.0]) and np.allclose(r["obs2_dy_mm"], -2.0)
     assert r.loc["apex", ["auto_dx_mm", "auto_dy_mm", "auto_dz_mm"]].isna().all()  # not found: no error vector
     assert np.allclose(r.loc[found, "auto_truth"], 0.5)
+
+
+def test_long_axis_distances_are_split_by_breathing(benchmark_module, capsys):
+    lc = benchmark_module("landmark_confidence")
+    rows = pd.DataFrame([{"exam_id": f"e{i}", "view": "lax_3ch", "truth_present": True, "confidence": c,
+                          "auto_truth": t, "auto_obs1": t + 1.0, "breathing_mm": b}
+                         for i, (c, t, b) in enumerate([(0.9, 0.5, 0.0), (0.9, 0.7, 0.0), (0.9, 3.0, 12.0),
+                                                        (0.05, 9.0, 12.0)])]
+                        + [{"exam_id": "e0", "view": "sax", "truth_present": True, "confidence": 0.9,
+                            "auto_truth": 5.0, "auto_obs1": 5.0, "breathing_mm": float("nan")}])
+    lc.print_breathing(rows, 0.1)
+    out = capsys.readouterr().out.splitlines()
+    held = [line for line in out if line.strip().startswith("lax_3ch") and "False" in line][0].split()
+    breathed = [line for line in out if line.strip().endswith("4.000")][0].split()
+    assert held[-4:] == ["2", "2", "0.600", "1.600"]  # two cines, the point under the threshold left out
+    assert breathed[-4:] == ["1", "1", "3.000", "4.000"] and not any("sax" in line for line in out)

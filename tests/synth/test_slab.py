@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from cmr_atlas.core.vocab import LANDMARKS
-from cmr_atlas.synth.slab import COLUMNS, DEPTH_COLUMNS, sax_landmarks_by_depth, sax_presence_by_depth
+from cmr_atlas.synth.slab import (BREATHING_COLUMNS, COLUMNS, DEPTH_COLUMNS, cine_breathing_mm, sax_landmarks_by_depth,
+                                  sax_presence_by_depth)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,8 @@ def test_each_depths_points_lie_in_the_slice_and_the_centres_are_the_truths(trut
         off = (g[xyz].to_numpy(float) - plane.position_mm) @ plane.normal
         assert np.allclose(off, 0.0, atol=1e-6)  # shown in the image's plane, whatever the depth
     t = truth_landmarks[(truth_landmarks["view"] == "sax") & (truth_landmarks["observer"] == "truth")
-                        & (truth_landmarks["sequence"] == "cine_ssfp") & truth_landmarks["frame"].isin(d.attrs["frames"])]
+                        & (truth_landmarks["sequence"] == "cine_ssfp")
+                        & truth_landmarks["frame"].isin(d.attrs["frames"])]
     centre = d[d["depth_mm"] == 0.0].merge(t, on=["slice_index", "frame", "landmark"], suffixes=("", "_t"))
     assert len(centre) == len(t) > 0
     assert np.allclose(centre[xyz].to_numpy(float), centre[[c + "_t" for c in xyz]].to_numpy(float), atol=1e-6)
@@ -46,6 +48,19 @@ def test_each_depths_points_lie_in_the_slice_and_the_centres_are_the_truths(trut
     counts = d.groupby(["slice_index", "frame", "landmark"]).size()
     got = p.set_index(["slice_index", "frame", "landmark"])["depths_present"]
     assert (got[got > 0] == counts.reindex(got[got > 0].index)).all() and got.sum() == len(d)
+
+
+def test_breathing_is_given_for_every_cine_series_of_the_exam(truth_landmarks, clinical_seed):
+    d = cine_breathing_mm(clinical_seed, 0, 0.0)
+    assert list(d.columns) == BREATHING_COLUMNS and (d["breathing_mm"] >= 0).all()
+    cine = truth_landmarks[(truth_landmarks["sequence"] == "cine_ssfp") & (truth_landmarks["observer"] == "truth")]
+    # every series with a truth landmark is there (SAX slices beyond the heart have none)
+    assert set(zip(cine["view"], cine["slice_index"])) <= set(zip(d["view"], d["slice_index"]))
+    assert sorted(d.loc[d["view"] != "sax", "view"]) == ["lax_2ch", "lax_3ch", "lax_4ch"]
+    assert (d["exam_id"] == cine["exam_id"].iloc[0]).all()
+    # a cohort: about the generator's share of series breathe (12 %), the rest are held
+    many = pd.concat([cine_breathing_mm(clinical_seed, i, 0.0) for i in range(6)])
+    assert 0.03 < float((many["breathing_mm"] > 0).mean()) < 0.3 and (many["breathing_mm"] == 0).any()
 
 
 def test_a_truth_the_renderer_did_not_make_is_refused(truth_landmarks, clinical_seed):
