@@ -92,6 +92,11 @@ def coil_shading(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) 
     return _shaded(x, use, lambda i, u, v: torch.exp(-float(drop[i]) * (u + 1.0) / 2.0), angle)
 
 
+def _whitened(y: torch.Tensor) -> torch.Tensor:
+    """``y`` at zero mean and unit SD, as preprocessing whitens every image."""
+    return (y - y.mean()) / y.std().clamp_min(1e-6)
+
+
 def _shaded(x: torch.Tensor, use: np.ndarray, field, angle: np.ndarray) -> torch.Tensor:
     """``x (B, C, n, n)`` with each used image's signal (every channel's) above its minimum multiplied by
     ``field(i, u, v)`` and whitened again, as preprocessing whitens every image; ``u`` and ``v``
@@ -108,7 +113,7 @@ def _shaded(x: torch.Tensor, use: np.ndarray, field, angle: np.ndarray) -> torch
             if not x[i, c].any():
                 continue  # a missing neighbour (past the end of the stack) stays zeros
             y = (x[i, c] - x[i, c].min()) * f
-            out[i, c] = (y - y.mean()) / y.std().clamp_min(1e-6)
+            out[i, c] = _whitened(y)
     return out
 
 
@@ -179,7 +184,7 @@ def breathing_ghosts(x: torch.Tensor, rng: np.random.Generator, cfg: AugmentConf
             if not x[i, c].any():
                 continue  # a missing neighbour slice stays zeros
             y = torch.fft.ifft2(torch.fft.fft2(x[i, c] - x[i, c].min()) * phase).abs()
-            out[i, c] = (y - y.mean()) / y.std().clamp_min(1e-6)
+            out[i, c] = _whitened(y)
     return out
 
 

@@ -44,9 +44,7 @@ def _sax_plans(sequence: str, seed: int, index: int, mi_fraction: float):
         return mesa.exam_label(seed, index), heart, planes, frames
     if sequence not in SEQUENCES:
         raise ValueError(f"sequence {sequence!r}: one of {SEQUENCES}")
-    rngs = cohort.exam_streams(seed, index)
-    ctx = cohort.make_context(seed, index, mi_fraction, rngs)
-    heart = phase_cached(ctx.heart)
+    rngs, ctx, heart = _clinical_exam(seed, index, mi_fraction)
     if sequence == "cine_ssfp":
         tm, plans = _cine_plans(rngs, ctx, heart)
         frames = [(f, float(tm.activation[f])) for f in sorted(tm.phases())]
@@ -56,6 +54,13 @@ def _sax_plans(sequence: str, seed: int, index: int, mi_fraction: float):
     planes = [(p.plane, p.shift_mm, p.sl, through_plane_depths_mm(p.plane.thickness_mm))
               for p in plans if p.view == "sax"]
     return ctx.label, heart, planes, frames
+
+
+def _clinical_exam(seed: int, index: int, mi_fraction: float):
+    """The random streams, context and (phase-cached) heart of exam ``index`` of clinical cohort ``seed``."""
+    rngs = cohort.exam_streams(seed, index)
+    ctx = cohort.make_context(seed, index, mi_fraction, rngs)
+    return rngs, ctx, phase_cached(ctx.heart)
 
 
 def _cine_plans(rngs: dict, ctx, heart):
@@ -72,9 +77,8 @@ def cine_breathing_mm(seed: int, index: int, mi_fraction: float) -> pd.DataFrame
     cohort ``seed``: how far the anatomy moved while the series' k-space was filled (the range of
     :func:`cine.draw_breathing`'s displacement, mm; 0 where the breath was held), which blurs and
     ghosts the cine along phase-encode while the truth keeps the centre line's place."""
-    rngs = cohort.exam_streams(seed, index)
-    ctx = cohort.make_context(seed, index, mi_fraction, rngs)
-    _, plans = _cine_plans(rngs, ctx, phase_cached(ctx.heart))
+    rngs, ctx, heart = _clinical_exam(seed, index, mi_fraction)
+    _, plans = _cine_plans(rngs, ctx, heart)
     rows = [{"exam_id": ctx.label, "view": p.view, "slice_index": p.sl,
              "breathing_mm": 0.0 if p.motion_mm is None else
              float(np.ptp(np.linalg.norm(p.motion_mm - p.motion_mm[0], axis=1)))} for p in plans]
