@@ -43,6 +43,9 @@ def _data_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--sax-neighbour-slices", type=int, default=0, metavar="K",
                    help="SAX landmark images carry K slices either side (same frame) as channels, "
                         "for a network that sees through the stack (default 0: one slice)")
+    q.add_argument("--breathing-p", type=float, default=None, metavar="P",
+                   help="clinical protocol: share of cines acquired while the patient breathes (ghosts along "
+                        "phase-encode), to train on more of them (default: the protocol's, 0.12)")
 
 
 def _model_arguments(q: argparse.ArgumentParser) -> None:
@@ -145,7 +148,7 @@ def _build_data(args: argparse.Namespace, out: str) -> dict:
         raise SystemExit(f"--sax-neighbour-slices: {args.sax_neighbour_slices} is not a number of slices")
     return build_data(out, args.seed, args.n_exams, args.extra_frames, args.jobs, args.mi_fraction,
                       args.cohort or None, args.cache, args.exam_id_key, args.protocol, grid,
-                      args.sax_neighbour_slices)
+                      args.sax_neighbour_slices, args.breathing_p)
 
 
 def run(args: argparse.Namespace) -> int:

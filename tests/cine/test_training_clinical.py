@@ -133,3 +133,22 @@ def test_landmark_training_takes_the_data_folders_grid(tmp_path, monkeypatch):
         with pytest.raises(Stop):
             TM.train_model("lm_heatmap_lax", [tmp_path], tmp_path / "out", 1, 1, 0, 1, 2, 1)
         assert seen[-1] == pytest.approx(expected)
+
+
+def test_breathing_share_is_for_generated_clinical_exams_only(tmp_path):
+    from cmr_atlas.cli import main
+
+    for args in (["--breathing-p", "0.5"], ["--protocol", "clinical", "--breathing-p", "1.5"]):
+        with pytest.raises(SystemExit, match="breathing share"):
+            main(["train", "data", "--n-exams", "1", *args, "--out", str(tmp_path)])
+
+
+def test_more_breathing_cines_on_request(clinical_seed):
+    """The same subject, heart and planes; with a share of 1 every long-axis cine ghosts."""
+    images, truth = clinical_cine(clinical_seed, 1, 0.0, breathing_p=1.0)
+    held, held_truth = clinical_cine(clinical_seed, 1, 0.0, breathing_p=0.0)
+    assert truth["exams"].equals(held_truth["exams"])
+    for view, img in images.lax.items():
+        assert images.lax_planes[view].shape == held.lax_planes[view].shape
+        # ghosts carry signal along phase-encode: the image differs from the held breath's by more than noise
+        assert np.abs(img - held.lax[view]).mean() > 0.05 * np.abs(held.lax[view]).mean()

@@ -267,10 +267,12 @@ class PlanePlan:
     motion_mm: np.ndarray | None = None  # (rows, 3) breathing per k-space line (None: held)
 
 
-def draw_breathing(rng: np.random.Generator, plane: SlicePlane, rr_ms: float) -> np.ndarray | None:
+def draw_breathing(rng: np.random.Generator, plane: SlicePlane, rr_ms: float,
+                   breathing_p: float = BREATHING_P) -> np.ndarray | None:
     """Per phase-encode line (``fftfreq`` order, acquired from -ky_max to +ky_max over the
-    heartbeats of the breath-hold) the displacement of a patient breathing through it, or None."""
-    if rng.random() >= BREATHING_P:
+    heartbeats of the breath-hold) the displacement of a patient breathing through it, or None (a
+    held breath, probability 1 - ``breathing_p``)."""
+    if rng.random() >= breathing_p:
         return None
     direction = unit(np.array([0.0, rng.normal(0.0, 0.3), 1.0]))  # head-foot, a little antero-posterior
     beats = int(rng.integers(*HEARTBEATS_PER_BREATH_HOLD))
@@ -279,17 +281,19 @@ def draw_breathing(rng: np.random.Generator, plane: SlicePlane, rr_ms: float) ->
     return rng.uniform(*BREATHING_MM) * np.sin(phase)[:, None] * direction
 
 
-def plan_planes(rng: np.random.Generator, ctx: ClinicalExamContext) -> list[PlanePlan]:
-    """Long-axis cines first (2CH, 3CH, 4CH), then the SAX stack base to apex; one breath-hold each."""
+def plan_planes(rng: np.random.Generator, ctx: ClinicalExamContext,
+                breathing_p: float = BREATHING_P) -> list[PlanePlan]:
+    """Long-axis cines first (2CH, 3CH, 4CH), then the SAX stack base to apex; one breath-hold each,
+    a share ``breathing_p`` of them not kept (:func:`draw_breathing`)."""
     t = -30.0 + rng.uniform(0.0, 2.0)
     rr = 60000.0 / ctx.physiology.heart_rate_rest_bpm
     out = []
     for view in ("lax_2ch", "lax_3ch", "lax_4ch"):
         plane = ctx.geometry.lax_planes[view]
-        out.append(PlanePlan(view, 0, plane, breath_hold_shift(rng, plane), t, draw_breathing(rng, plane, rr)))
+        out.append(PlanePlan(view, 0, plane, breath_hold_shift(rng, plane), t, draw_breathing(rng, plane, rr, breathing_p)))
         t += SAX_BREATH_HOLD_MIN
     for k, plane in enumerate(ctx.geometry.sax_planes):
-        out.append(PlanePlan("sax", k, plane, breath_hold_shift(rng, plane), t, draw_breathing(rng, plane, rr)))
+        out.append(PlanePlan("sax", k, plane, breath_hold_shift(rng, plane), t, draw_breathing(rng, plane, rr, breathing_p)))
         t += SAX_BREATH_HOLD_MIN
     return out
 
@@ -343,7 +347,7 @@ def localizer_headers(ctx: ClinicalExamContext, tm: CineTiming) -> dict:
     return {**h, "ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]}
 
 
-def draw_acquisition(rng: np.random.Generator, ctx: ClinicalExamContext) -> tuple[
+def draw_acquisition(rng: np.random.Generator, ctx: ClinicalExamContext, breathing_p: float = BREATHING_P) -> tuple[
         CineTiming, Trabeculae, Callable[[np.ndarray], np.ndarray], list[PlanePlan]]:
     """The cine's draws before its first image, in :func:`render`'s order: timing, trabeculae,
     off-resonance field and the planes with their breath-hold shifts (what a benchmark needs to
@@ -351,13 +355,16 @@ def draw_acquisition(rng: np.random.Generator, ctx: ClinicalExamContext) -> tupl
     tm = draw_timing(rng, ctx)
     trab = draw_trabeculae(rng)
     field_fn = off_resonance_hz(rng, ctx)
-    return tm, trab, field_fn, plan_planes(rng, ctx)
+    return tm, trab, field_fn, plan_planes(rng, ctx, breathing_p)
 
 
-def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int = 0) -> RenderResult:
-    """Localizer and bSSFP cine series of one exam, with contour and landmark truth."""
+def render(ctx: ClinicalExamContext, rng: np.random.Generator, observers: int = 0,
+           breathing_p: float = BREATHING_P) -> RenderResult:
+    """Localizer and bSSFP cine series of one exam, with contour and landmark truth; ``breathing_p``:
+    the share of cines acquired while the patient breathes (the protocol's; training data may ask
+    for more)."""
     ctx = dataclasses.replace(ctx, heart=phase_cached(ctx.heart))  # same heart, phases memoised
-    tm, trab, field_fn, plans = draw_acquisition(rng, ctx)
+    tm, trab, field_fn, plans = draw_acquisition(rng, ctx, breathing_p)
     series = [localizer(ctx, rng, field_fn, tm)]
     images, contours, marks = {}, [], []
     phases = tm.phases()

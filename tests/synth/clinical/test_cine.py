@@ -217,3 +217,15 @@ def test_breathing_through_a_breath_hold_ghosts_along_phase_encode(cine_exam):
     air = ndimage.binary_erosion(air, iterations=5)
     assert breathing[air].mean() > 2.0 * still[air].mean() + 5.0, (breathing[air].mean(), still[air].mean())
     assert breathing.sum() == pytest.approx(still.sum(), rel=0.05)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_breathing_share_of_the_planned_cines(small_ctx, share):
+    """A training cohort may ask for more cines acquired while breathing than the protocol's one in
+    eight: none, about half or all of the planes then breathe."""
+    ctx, rr = small_ctx(41, 1), 1000.0
+    plans = [p for seed in range(8) for p in cine.plan_planes(np.random.default_rng(seed), ctx, share)]
+    breathing = np.mean([p.motion_mm is not None for p in plans])
+    assert breathing == pytest.approx(share, abs=0.15)
+    assert all(p.motion_mm.shape == (p.plane.shape[0], 3) for p in plans if p.motion_mm is not None)
+    assert cine.draw_breathing(np.random.default_rng(0), plans[0].plane, rr, 0.0) is None
