@@ -22,8 +22,10 @@ centre and +-1/3 of the thickness; legacy: +-2 mm) the truth has the landmark
 (:mod:`cmr_atlas.synth.slab`); the SAX detection is then also printed for images whose landmarks
 agree at every depth and for boundary images (:func:`accuracy.boundary_table`).  Clinical
 long-axis rows have ``breathing_mm``: how far the anatomy moved while the cine was acquired
-(:func:`cmr_atlas.synth.slab.cine_breathing_mm`; 0: breath held), and the long-axis distances are
-printed for the two kinds of cine (:func:`print_breathing`).  Last, per view
+(:func:`cmr_atlas.synth.slab.cine_breathing_mm`; 0: breath held) and the anatomy's in-plane shift
+during it (``mean_shift_*_mm``, ``lowfreq_shift_*_mm``); the long-axis distances are printed for
+the two kinds of cine (:func:`print_breathing`), and on the breathing ones how much of the
+network's error follows that shift (:func:`print_breathing_shift`).  Last, per view
 at that threshold, images detected and distances with 95 % intervals over exams
 (:func:`accuracy.view_distance_cis`).  ``--neighbour-frames K``
 decodes the SAX networks with K cine frames on each side instead of their cards'
@@ -178,6 +180,30 @@ def print_breathing(df: pd.DataFrame, threshold: float) -> None:
     print(t.to_string(float_format=lambda x: f"{x:.3f}"))
 
 
+def breathing_shift_fit(df: pd.DataFrame, shift: str) -> dict:
+    """On long-axis points of cines acquired while breathing (rows with ``breathing_mm`` > 0), the
+    one factor k for which the network's error vector is nearest k times the cine's ``shift``
+    (``mean`` or ``lowfreq``: :func:`cmr_atlas.synth.slab.breathing_shift_mm`), least squares over
+    the points; with the mean error left before and after taking k times the shift away (mm)."""
+    err = df[["auto_dx_mm", "auto_dy_mm", "auto_dz_mm"]].to_numpy(float)
+    v = df[[f"{shift}_shift_{a}_mm" for a in "xyz"]].to_numpy(float)
+    k = float((err * v).sum() / (v * v).sum()) if (v * v).sum() > 0 else float("nan")
+    return {"shift": shift, "points": len(df), "cines": df.groupby(["exam_id", "view"]).ngroups, "k": k,
+            "shift_mm": float(np.linalg.norm(v, axis=1).mean()) if len(df) else float("nan"),
+            "error_mm": float(np.linalg.norm(err, axis=1).mean()) if len(df) else float("nan"),
+            "left_mm": float(np.linalg.norm(err - k * v, axis=1).mean()) if len(df) else float("nan")}
+
+
+def print_breathing_shift(df: pd.DataFrame, threshold: float) -> None:
+    """:func:`breathing_shift_fit` for both shifts, on the landmarks found at ``threshold``."""
+    lax = df[(df["view"] != "sax") & df["truth_present"] & (df["confidence"] >= threshold)
+             & (df["breathing_mm"] > 0)].dropna(subset=["auto_dx_mm"])
+    t = pd.DataFrame([breathing_shift_fit(lax, s) for s in ("mean", "lowfreq")])
+    print("\nOn cines acquired while breathing: the network's error as k times the anatomy's in-plane shift "
+          "from the centre line's place (the truth's), and the error left without it")
+    print(t.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cohort", choices=list(SEQUENCE_OF), default="clinical")
@@ -227,7 +253,7 @@ def main() -> int:
         recs = add_depth_presence(pd.DataFrame(recs), depths, images)
         if args.cohort == "clinical":
             breathing = cine_breathing_mm(args.seed, n - 1, args.mi_fraction)
-            recs = recs.merge(breathing[breathing["view"] != "sax"][["exam_id", "view", "breathing_mm"]],
+            recs = recs.merge(breathing[breathing["view"] != "sax"].drop(columns="slice_index"),
                               on=["exam_id", "view"], how="left")
         recs = recs.to_dict("records")
         rows += recs
@@ -241,6 +267,7 @@ def main() -> int:
         print_boundary(df, default("landmarks.absent_threshold"))
     if "breathing_mm" in df:
         print_breathing(df, default("landmarks.absent_threshold"))
+        print_breathing_shift(df, default("landmarks.absent_threshold"))
     print_view_cis(at_threshold(df, default("landmarks.absent_threshold")))
     return 0
 

@@ -21,6 +21,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.core.vocab import LANDMARKS
 from cmr_atlas.synth import truth_rows as tr
 from cmr_atlas.synth.clinical import cine, cohort, lge
@@ -69,19 +70,41 @@ def _cine_plans(rngs: dict, ctx, heart):
     return tm, plans
 
 
-BREATHING_COLUMNS = ["exam_id", "view", "slice_index", "breathing_mm"]
+BREATHING_COLUMNS = ["exam_id", "view", "slice_index", "breathing_mm",
+                     "mean_shift_x_mm", "mean_shift_y_mm", "mean_shift_z_mm",
+                     "lowfreq_shift_x_mm", "lowfreq_shift_y_mm", "lowfreq_shift_z_mm"]
+LOWFREQ_HALF_WEIGHT = 0.05  # cycles per pixel along phase-encode at which a line weighs half the centre line
+
+
+def breathing_shift_mm(motion_mm: np.ndarray, plane: SlicePlane) -> tuple[np.ndarray, np.ndarray]:
+    """In-plane parts (patient mm) of the anatomy's displacement while a cine's k-space lines were
+    filled (``motion_mm`` (R, 3), ``fftfreq`` order), relative to the centre line's place (the
+    truth's): averaged over the lines, and averaged with the low spatial frequencies weighing more
+    (1 / (1 + (ky / :data:`LOWFREQ_HALF_WEIGHT`)^2)), which carry most of an image's signal."""
+    d = np.asarray(motion_mm, float) - np.asarray(motion_mm, float)[0]
+    w = 1.0 / (1.0 + (np.fft.fftfreq(len(d)) / LOWFREQ_HALF_WEIGHT) ** 2)
+    in_plane = np.stack([plane.row_cosine, plane.col_cosine])  # (2, 3), orthonormal
+
+    def project(v: np.ndarray) -> np.ndarray:
+        return (in_plane @ v) @ in_plane
+
+    return project(d.mean(axis=0)), project((d * w[:, None]).sum(axis=0) / w.sum())
 
 
 def cine_breathing_mm(seed: int, index: int, mi_fraction: float) -> pd.DataFrame:
     """One row per bSSFP cine series (:data:`BREATHING_COLUMNS`) of exam ``index`` of the clinical
     cohort ``seed``: how far the anatomy moved while the series' k-space was filled (the range of
     :func:`cine.draw_breathing`'s displacement, mm; 0 where the breath was held), which blurs and
-    ghosts the cine along phase-encode while the truth keeps the centre line's place."""
+    ghosts the cine along phase-encode while the truth keeps the centre line's place, and the
+    in-plane shifts of :func:`breathing_shift_mm` (0 where held)."""
     rngs, ctx, heart = _clinical_exam(seed, index, mi_fraction)
     _, plans = _cine_plans(rngs, ctx, heart)
-    rows = [{"exam_id": ctx.label, "view": p.view, "slice_index": p.sl,
-             "breathing_mm": 0.0 if p.motion_mm is None else
-             float(np.ptp(np.linalg.norm(p.motion_mm - p.motion_mm[0], axis=1)))} for p in plans]
+    rows = []
+    for p in plans:
+        held = p.motion_mm is None
+        mean, low = (np.zeros(3), np.zeros(3)) if held else breathing_shift_mm(p.motion_mm, p.plane)
+        rows.append([ctx.label, p.view, p.sl, 0.0 if held else
+                     float(np.ptp(np.linalg.norm(p.motion_mm - p.motion_mm[0], axis=1))), *mean, *low])
     return pd.DataFrame(rows, columns=BREATHING_COLUMNS)
 
 

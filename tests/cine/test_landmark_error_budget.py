@@ -135,3 +135,27 @@ def test_long_axis_distances_are_split_by_breathing(benchmark_module, capsys):
     breathed = [line for line in out if line.strip().endswith("4.000")][0].split()
     assert held[-4:] == ["2", "2", "0.600", "1.600"]  # two cines, the point under the threshold left out
     assert breathed[-4:] == ["1", "1", "3.000", "4.000"] and not any("sax" in line for line in out)
+
+
+def test_error_along_the_breathing_shift(benchmark_module, capsys):
+    """Errors that are 0.8 times the cine's shift give k = 0.8 and nothing left; held cines and
+    points under the threshold are left out."""
+    lc = benchmark_module("landmark_confidence")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(6):
+        shift = rng.normal(0.0, 2.0, 3)
+        for breathing, conf in ((5.0, 0.9), (0.0, 0.9), (5.0, 0.05)):
+            err = 0.8 * shift if breathing else rng.normal(0.0, 3.0, 3)
+            rows.append({"exam_id": f"e{i}", "view": "lax_3ch" if conf > 0.5 else "lax_2ch", "truth_present": True,
+                         "confidence": conf, "breathing_mm": breathing,
+                         **{f"auto_d{a}_mm": e for a, e in zip("xyz", err if conf > 0.5 else 5 * err)},
+                         **{f"{kind}_shift_{a}_mm": v for kind in ("mean", "lowfreq") for a, v in zip("xyz", shift)}})
+    df = pd.DataFrame(rows)
+    lax = df[(df["breathing_mm"] > 0) & (df["confidence"] > 0.5)]
+    fit = lc.breathing_shift_fit(lax, "mean")
+    assert fit["k"] == pytest.approx(0.8) and fit["left_mm"] == pytest.approx(0.0, abs=1e-9)
+    assert fit["points"] == 6 and fit["cines"] == 6 and fit["error_mm"] > 0
+    lc.print_breathing_shift(df, 0.1)
+    out = capsys.readouterr().out
+    assert out.count(" 0.80 ") == 2 and "lowfreq" in out

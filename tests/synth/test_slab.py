@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.core.vocab import LANDMARKS
-from cmr_atlas.synth.slab import (BREATHING_COLUMNS, COLUMNS, DEPTH_COLUMNS, cine_breathing_mm, sax_landmarks_by_depth,
+from cmr_atlas.synth.slab import (BREATHING_COLUMNS, COLUMNS, DEPTH_COLUMNS, breathing_shift_mm, cine_breathing_mm,
+                                  sax_landmarks_by_depth,
                                   sax_presence_by_depth)
 
 
@@ -61,6 +63,21 @@ def test_breathing_is_given_for_every_cine_series_of_the_exam(truth_landmarks, c
     # a cohort: about the generator's share of series breathe (12 %), the rest are held
     many = pd.concat([cine_breathing_mm(clinical_seed, i, 0.0) for i in range(6)])
     assert 0.03 < float((many["breathing_mm"] > 0).mean()) < 0.3 and (many["breathing_mm"] == 0).any()
+    shift = many[[f"mean_shift_{a}_mm" for a in "xyz"]].to_numpy()
+    held = many["breathing_mm"].to_numpy() == 0
+    assert (shift[held] == 0).all() and (np.linalg.norm(shift, axis=1) <= many["breathing_mm"] + 1e-9).all()
+
+
+def test_breathing_shift_is_in_plane_and_relative_to_the_centre_line():
+    plane = SlicePlane(np.array([0.0, 0.0, 0.0]), np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]),
+                       (1.5, 1.5), (8, 8))
+    still = np.tile([3.0, -2.0, 7.0], (8, 1))  # a constant displacement: the centre line's place, no shift
+    assert np.allclose(breathing_shift_mm(still, plane), 0.0)
+    moved = np.zeros((8, 3))
+    moved[1:] = [2.0, 1.0, 5.0]  # every line but the centre one (row 0, fftfreq order) 2 mm along x
+    mean, low = breathing_shift_mm(moved, plane)
+    assert np.allclose(mean, [2.0 * 7 / 8, 7 / 8, 0.0])  # the through-plane part (z) is not seen
+    assert 0.0 < low[0] < mean[0] and low[2] == 0.0  # the centre line weighs more
 
 
 def test_a_truth_the_renderer_did_not_make_is_refused(truth_landmarks, clinical_seed):
