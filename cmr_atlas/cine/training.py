@@ -147,9 +147,8 @@ def exam_samples(exam: Annotated, rng: np.random.Generator, extra_frames: int,
 def _generated_samples(job: tuple[int, int, int, float, str, Grid, int, float | None]) -> dict[str, Samples]:
     seed, index, extra, mi, protocol, landmark_grid, neighbours, breathing_p = job
     # per-exam generator: the same samples whatever the number of worker processes
-    return exam_samples(generated_exam(seed, index, mi, protocol, breathing_p), np.random.default_rng([seed, index]),
-                        extra,
-                        landmark_grid, neighbours)
+    exam = generated_exam(seed, index, mi, protocol, breathing_p)
+    return exam_samples(exam, np.random.default_rng([seed, index]), extra, landmark_grid, neighbours)
 
 
 def _generated_parts(seed: int, n_exams: int, extra_frames: int, jobs: int,

@@ -290,10 +290,12 @@ def plan_planes(rng: np.random.Generator, ctx: ClinicalExamContext,
     out = []
     for view in ("lax_2ch", "lax_3ch", "lax_4ch"):
         plane = ctx.geometry.lax_planes[view]
-        out.append(PlanePlan(view, 0, plane, breath_hold_shift(rng, plane), t, draw_breathing(rng, plane, rr, breathing_p)))
+        out.append(PlanePlan(view, 0, plane, breath_hold_shift(rng, plane), t,
+                             draw_breathing(rng, plane, rr, breathing_p)))
         t += SAX_BREATH_HOLD_MIN
     for k, plane in enumerate(ctx.geometry.sax_planes):
-        out.append(PlanePlan("sax", k, plane, breath_hold_shift(rng, plane), t, draw_breathing(rng, plane, rr, breathing_p)))
+        out.append(PlanePlan("sax", k, plane, breath_hold_shift(rng, plane), t,
+                             draw_breathing(rng, plane, rr, breathing_p)))
         t += SAX_BREATH_HOLD_MIN
     return out
 
