@@ -83,12 +83,12 @@ def breathing_shift_mm(motion_mm: np.ndarray, plane: SlicePlane) -> tuple[np.nda
     (1 / (1 + (ky / :data:`LOWFREQ_HALF_WEIGHT`)^2)), which carry most of an image's signal."""
     d = np.asarray(motion_mm, float) - np.asarray(motion_mm, float)[0]
     w = 1.0 / (1.0 + (np.fft.fftfreq(len(d)) / LOWFREQ_HALF_WEIGHT) ** 2)
-    in_plane = np.stack([plane.row_cosine, plane.col_cosine])  # (2, 3), orthonormal
+    n = plane.normal
 
-    def project(v: np.ndarray) -> np.ndarray:
-        return (in_plane @ v) @ in_plane
+    def in_plane(v: np.ndarray) -> np.ndarray:
+        return v - (v @ n) * n
 
-    return project(d.mean(axis=0)), project((d * w[:, None]).sum(axis=0) / w.sum())
+    return in_plane(d.mean(axis=0)), in_plane((d * w[:, None]).sum(axis=0) / w.sum())
 
 
 def cine_breathing_mm(seed: int, index: int, mi_fraction: float) -> pd.DataFrame:
