@@ -167,10 +167,15 @@ def print_boundary(df: pd.DataFrame, threshold: float) -> None:
     print(t.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
 
 
+def _found_lax(df: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Long-axis rows of landmarks the truth has and the network found at ``threshold``."""
+    return df[(df["view"] != "sax") & df["truth_present"] & (df["confidence"] >= threshold)]
+
+
 def print_breathing(df: pd.DataFrame, threshold: float) -> None:
     """Long-axis distances at ``threshold`` on cines acquired while the patient held the breath and
     on those acquired while the patient breathed (``breathing_mm`` > 0; clinical cohort)."""
-    lax = df[(df["view"] != "sax") & df["truth_present"] & (df["confidence"] >= threshold)]
+    lax = _found_lax(df, threshold)
     t = (lax.assign(breathing=lax["breathing_mm"] > 0)
          .groupby(["view", "breathing"])
          .agg(points=("auto_truth", "size"), cines=("exam_id", "nunique"),
@@ -196,8 +201,8 @@ def breathing_shift_fit(df: pd.DataFrame, shift: str) -> dict:
 
 def print_breathing_shift(df: pd.DataFrame, threshold: float) -> None:
     """:func:`breathing_shift_fit` for both shifts, on the landmarks found at ``threshold``."""
-    lax = df[(df["view"] != "sax") & df["truth_present"] & (df["confidence"] >= threshold)
-             & (df["breathing_mm"] > 0)].dropna(subset=["auto_dx_mm"])
+    lax = _found_lax(df, threshold)
+    lax = lax[lax["breathing_mm"] > 0].dropna(subset=["auto_dx_mm"])
     t = pd.DataFrame([breathing_shift_fit(lax, s) for s in ("mean", "lowfreq")])
     print("\nOn cines acquired while breathing: the network's error as k times the anatomy's in-plane shift "
           "from the centre line's place (the truth's), and the error left without it")
