@@ -39,8 +39,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import (_dice, evaluate_exam, generated, landmark_records, measures, paired_differences,  # noqa: E402
-                      print_derived, print_tables, truth_masks)
+from accuracy import (GOAL_CINE_MM, _dice, evaluate_exam, generated, landmark_records, measures,  # noqa: E402
+                      paired_differences, print_derived, print_tables, truth_masks)
 from cmr_atlas.core.vocab import CAVITY, MYO  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.geometry import SlicePlane  # noqa: E402
@@ -326,7 +326,7 @@ def main() -> int:
         print(f"\n===== {cohort}: {n} exams; models {args.models_dir} (segmentation: {seg})"
               + (" (segmentation and measures at the true ED/ES frames)" if args.true_phases else ""))
         detection_by_view(rec, sequence)
-        print_tables(rec, Path(args.out) / sequence)
+        print_tables(rec, Path(args.out) / sequence, goal_mm=GOAL_CINE_MM)
         print_dice_without_tips(rec)
         print_derived(rec)
         results[sequence] = summary(rec)

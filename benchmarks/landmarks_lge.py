@@ -43,7 +43,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import add_depth_presence, boundary_table, landmark_records, print_tables  # noqa: E402
+from accuracy import GOAL_LGE_T1_MM, add_depth_presence, boundary_table, landmark_records, print_tables  # noqa: E402
 from cmr_atlas.core.config import default  # noqa: E402
 from cmr_atlas.core.imagecache import load_exam_images, save_exam_images  # noqa: E402
 from cmr_atlas.cine.inference import detect_landmarks, load_models  # noqa: E402
@@ -206,7 +206,8 @@ def main() -> int:
         print_boundary(lm)
     for kind, g in lm.groupby("reconstruction"):
         print(f"\n----- reconstruction {kind}")
-        print_tables({"landmarks": g.to_dict("records"), "dice": [], "measures": [], "phases": []}, None)
+        print_tables({"landmarks": g.to_dict("records"), "dice": [], "measures": [], "phases": []}, None,
+                     goal_mm=GOAL_LGE_T1_MM)
     return 0
 
 

@@ -45,6 +45,14 @@ def perturb_contour(
     )[:, None] * plane.normal
 
 
+def expected_distance_to_truth_mm(name: str) -> float:
+    """Mean distance (mm) of an observer's ``name`` point from the truth: the in-plane error is a
+    2-D Gaussian of per-axis SD ``LANDMARK_SD_MM[name]``, whose length is Rayleigh-distributed with
+    mean SD * sqrt(pi/2).  So it is also what a method without any error reads against an observer,
+    the floor under every "Auto vs Obs" distance."""
+    return LANDMARK_SD_MM[name] * float(np.sqrt(np.pi / 2))
+
+
 def perturb_landmark(rng: np.random.Generator, point: np.ndarray, plane: SlicePlane, name: str) -> np.ndarray:
     """Observer version of a truth landmark: Gaussian error within the image plane."""
     e = rng.normal(0, LANDMARK_SD_MM[name], 2)
