@@ -25,7 +25,7 @@ from cmr_atlas.core.geometry import SlicePlane
 from cmr_atlas.core.vocab import LANDMARKS
 from cmr_atlas.synth import truth_rows as tr
 from cmr_atlas.synth.clinical import cine, cohort, lge
-from cmr_atlas.synth.clinical.render import phase_cached, through_plane_depths_mm
+from cmr_atlas.synth.clinical.render import from_centre_line, phase_cached, through_plane_depths_mm
 from cmr_atlas.synth.mesa import cohort as mesa
 from cmr_atlas.synth.mesa.scanner import THROUGH_PLANE_SAMPLES_MM
 
@@ -81,7 +81,7 @@ def breathing_shift_mm(motion_mm: np.ndarray, plane: SlicePlane) -> tuple[np.nda
     filled (``motion_mm`` (R, 3), ``fftfreq`` order), relative to the centre line's place (the
     truth's): averaged over the lines, and averaged with the low spatial frequencies weighing more
     (1 / (1 + (ky / :data:`LOWFREQ_HALF_WEIGHT`)^2)), which carry most of an image's signal."""
-    d = np.asarray(motion_mm, float) - np.asarray(motion_mm, float)[0]
+    d = from_centre_line(motion_mm)
     w = 1.0 / (1.0 + (np.fft.fftfreq(len(d)) / LOWFREQ_HALF_WEIGHT) ** 2)
     n = plane.normal
 
@@ -104,7 +104,7 @@ def cine_breathing_mm(seed: int, index: int, mi_fraction: float) -> pd.DataFrame
         held = p.motion_mm is None
         mean, low = (np.zeros(3), np.zeros(3)) if held else breathing_shift_mm(p.motion_mm, p.plane)
         rows.append([ctx.label, p.view, p.sl, 0.0 if held else
-                     float(np.ptp(np.linalg.norm(p.motion_mm - p.motion_mm[0], axis=1))), *mean, *low])
+                     float(np.ptp(np.linalg.norm(from_centre_line(p.motion_mm), axis=1))), *mean, *low])
     return pd.DataFrame(rows, columns=BREATHING_COLUMNS)
 
 

@@ -268,11 +268,18 @@ def acquire(signals: np.ndarray, plane: SlicePlane, coil: dict, noise_sd: float,
     return cplx
 
 
+def from_centre_line(motion_mm: np.ndarray) -> np.ndarray:
+    """Per-line displacements ``motion_mm`` (R, 3), ``fftfreq`` order, relative to the k-space
+    centre line's (row 0: ky = 0), whose place an image takes and the truth keeps."""
+    m = np.asarray(motion_mm, float)
+    return m - m[0]
+
+
 def motion_phase(plane: SlicePlane, motion_mm: np.ndarray) -> np.ndarray:
     """(R, C) k-space phase of per-line displacements ``motion_mm`` (R, 3) in patient mm (the
     in-plane part; relative to the k-space centre line, whose position the image takes)."""
     rows, cols = plane.shape
-    d = np.asarray(motion_mm, float) - np.asarray(motion_mm, float)[0]  # fftfreq order: row 0 is ky = 0
+    d = from_centre_line(motion_mm)
     d_col = (d @ plane.row_cosine / plane.pixel_spacing_mm[1])[:, None]
     d_row = (d @ plane.col_cosine / plane.pixel_spacing_mm[0])[:, None]
     ky = np.fft.fftfreq(rows)[:, None]  # cycles per pixel
