@@ -1,7 +1,7 @@
 """How near the truth a landmark network must come for a distance-to-observer goal (issue 16).
 
     PYTHONPATH=. python benchmarks/landmark_error_budget.py RECORDS.parquet [--views lax_3ch | all] \
-        [--goal-mm 2.0] [--threshold 0.1]
+        [--goal-mm 2.0] [--threshold 0.1] [--per-landmark]
 
 RECORDS: ``landmark_confidence.py --out`` (or any ``accuracy.landmark_records`` rows), which carry
 each point's error vector from the truth (``auto_d{x,y,z}_mm``, ``obs1_...``, ``obs2_...``).  The
@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("records")
     ap.add_argument("--views", nargs="+", default=["lax_3ch"], help="views, or all")
     ap.add_argument("--goal-mm", type=float, default=2.0)
+    ap.add_argument("--per-landmark", action="store_true",
+                    help="each landmark of a view on its own (issue 16 states its goal per landmark)")
     ap.add_argument("--threshold", type=float, default=None,
                     help="absent threshold (default: the config's landmarks.absent_threshold)")
     args = ap.parse_args(argv)
@@ -136,11 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     records = pd.read_parquet(args.records)
     views = sorted(records["view"].unique()) if args.views == ["all"] else args.views
     for view in views:
-        rows = compared(records[records["view"] == view], threshold)
-        if not len(rows):
-            print(f"\n{view}: no point that the truth, both observers and the network have")
-            continue
-        report(rows, view, args.goal_mm)
+        of_view = records[records["view"] == view]
+        parts = of_view.groupby("landmark", sort=False) if args.per_landmark else [(None, of_view)]
+        for name, part in parts:
+            label = view if name is None else f"{view} {name}"
+            rows = compared(part, threshold)
+            if not len(rows):
+                print(f"\n{label}: no point that the truth, both observers and the network have")
+                continue
+            report(rows, label, args.goal_mm)
     return 0
 
 

@@ -98,6 +98,20 @@ def test_main_prints_every_view(tmp_path, capsys):
     assert "vs obs1: within 2 mm up to alpha 1.00" in out
 
 
+def test_main_per_landmark_splits_a_view(tmp_path, capsys):
+    truth = np.zeros((3, 3))
+    near = _records(truth + [1.0, 0, 0], truth + [0, 1.0, 0], truth + [0, 0, 1.0], truth)
+    far = _records(truth + [3.0, 0, 0], truth + [0, 3.0, 0], truth + [0, 0, 1.0], truth).assign(landmark="mv_a")
+    pd.concat([near, far]).to_parquet(tmp_path / "r.parquet")
+    main([str(tmp_path / "r.parquet"), "--per-landmark", "--goal-mm", "2"])
+    out = capsys.readouterr().out
+    assert "lax_3ch apex: 3 points" in out and "lax_3ch mv_a: 3 points" in out
+    # mv_a: observer 1 alone is 3 mm from the truth, so no network meets 2 mm against it
+    assert "vs obs1: not within 2 mm even at the truth itself" in out
+    main([str(tmp_path / "r.parquet"), "--goal-mm", "2"])
+    assert "lax_3ch: 6 points" in capsys.readouterr().out
+
+
 def test_landmark_records_carry_each_points_error_from_the_truth():
     from accuracy import landmark_records
 
