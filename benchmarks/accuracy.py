@@ -328,15 +328,19 @@ def landmark_goal_table(lm: pd.DataFrame, goal_mm: float, n_boot: int = 2000, se
     (``auto_minus_obs_obsk``: negative is below it), ``error_free_obsk_mm`` = the observer's own
     mean distance from the truth (what a method without any error reads against that observer: the
     floor under ``auto_obsk_mm``), and ``meets_obsk`` (``auto_obsk_mm <= goal_mm``) and
-    ``reachable_obsk`` (``error_free_obsk_mm < goal_mm``)."""
+    ``reachable_obsk`` (``error_free_obsk_mm < goal_mm``).  A landmark without any such point
+    (never found) has no row."""
     rng = np.random.default_rng(seed)
     rows = []
     for (method, view, name), g in lm[lm["truth_present"]].groupby(["method", "view", "landmark"], sort=False):
         exams = g["exam_id"].unique()
         draw = rng.integers(0, len(exams), size=(n_boot, len(exams)))
         row = {"method": method, "view": view, "landmark": name, "exams": len(exams), "goal_mm": goal_mm}
+        pts_of = {k: g.dropna(subset=[f"auto_{k}", "obs1_obs2", f"{k}_truth"]) for k in OBSERVERS}
+        if not all(len(p) for p in pts_of.values()):
+            continue  # never found (or no observer marked it): no distance to judge
         for k in OBSERVERS:
-            pts = g.dropna(subset=[f"auto_{k}", "obs1_obs2", f"{k}_truth"])
+            pts = pts_of[k]
             pts = pts.assign(diff=pts[f"auto_{k}"] - pts["obs1_obs2"])
             mean, boot = _exam_means(pts, [f"auto_{k}", "diff", f"{k}_truth", "obs1_obs2"], exams, draw)
             lo, hi = np.nanpercentile(boot, [2.5, 97.5], axis=0)
@@ -358,6 +362,11 @@ def _goal_word(r, k: str) -> str:
 def print_landmark_goals(lm: pd.DataFrame, goal_mm: float) -> None:
     """:func:`landmark_goal_table` printed, with a count of the landmarks within the goal."""
     t = landmark_goal_table(lm, goal_mm)
+    present = lm[lm["truth_present"]].groupby(["method", "view", "landmark"], sort=False).size().index
+    judged = set(zip(t["method"], t["view"], t["landmark"])) if len(t) else set()
+    unjudged = [f"{m} {v} {n}" for m, v, n in present if (m, v, n) not in judged]
+    if unjudged:
+        print(f"\nPer landmark against the goal: no distance for {', '.join(unjudged)} (never found)")
     if not len(t):
         return
     print(f"\nPer landmark against the goal (<= {goal_mm:g} mm to each observer, below Obs1 vs Obs2) "

@@ -8,7 +8,8 @@ learning, as Xue et al. 2021) and trained from scratch on the same LGE data (iss
 Each ``LABEL=DIR`` is a folder with the sequence's own networks (``lm_heatmap_sax_lge``,
 ``lm_heatmap_sax_t1map``: the shipped ones) or networks of the cine names (``lm_heatmap_sax``,
 ``lm_heatmap_lax``: a training run's output); a network it lacks is taken from ``--base`` (the
-shipped cine networks); ``LABEL=cine`` is the cine networks unchanged.  The table of record:
+shipped cine networks); ``LABEL=cine`` is the cine networks unchanged.  Without ``--models``: the
+networks the pipeline runs, ``shipped=--base``.  The transfer-learning table:
 
     python benchmarks/landmarks_lge.py --sequence lge --n-exams 16 --seed 940001 --keep-exams DIR \
         --models cine=cine transfer=/work/lmdata/lge4/transfer scratch=/work/lmdata/lge4/scratch
@@ -163,7 +164,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=940001, help="held-out cohort seed (LGE 940001, T1 maps 940003)")
     ap.add_argument("--mi-fraction", type=float, default=0.3)
     ap.add_argument("--base", default=str(Path(__file__).resolve().parent.parent / "resources/models"))
-    ap.add_argument("--models", nargs="+", default=None, help="LABEL=DIR ... (default: cine=--base)")
+    ap.add_argument("--models", nargs="+", default=None,
+                    help="LABEL=DIR ... (default: shipped=--base, the networks the pipeline runs)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precision", default=default("inference.precision"), choices=["auto", "float32", "bfloat16"])
     ap.add_argument("--keep-exams", help="folder to store the generated test exams in (and reuse them from)")
@@ -182,7 +184,7 @@ def main() -> int:
         for i, _ in enumerate(exams):
             print(f"generated {i + 1}/{args.n_exams}", file=sys.stderr)
         return 0
-    specs = [s.split("=", 1) for s in (args.models or ["cine=cine"])]
+    specs = [s.split("=", 1) for s in (args.models or [f"shipped={args.base}"])]
     if any(len(s) != 2 for s in specs):
         raise SystemExit("--models: give LABEL=DIR")
     with tempfile.TemporaryDirectory() as tmp:

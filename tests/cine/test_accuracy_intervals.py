@@ -75,3 +75,17 @@ def test_goal_per_landmark_is_printed_with_the_observer_models_floor(benchmark_m
     out = capsys.readouterr().out
     assert "0 of 1 landmarks within 2 mm of both observers; 1 out of reach" in out
     assert "apex 2.01 mm" in out and "out of reach / out of reach" in out
+
+
+def test_goal_per_landmark_names_a_landmark_never_found_instead_of_judging_it(benchmark_module, capsys):
+    acc = benchmark_module("accuracy")
+    rows = []
+    for i in range(4):
+        rows += _landmark_rows(f"e{i}", "mv_septal", 1.5, 1.7, 2.2, 1.4, 1.5)
+        rows += [{**r, "auto_present": False, "auto_obs1": np.nan, "auto_obs2": np.nan}
+                 for r in _landmark_rows(f"e{i}", "apex", 0, 0, 2.9, 2.05, 1.9)]
+    t = acc.landmark_goal_table(pd.DataFrame(rows), 2.0)
+    assert t["landmark"].tolist() == ["mv_septal"]
+    acc.print_landmark_goals(pd.DataFrame(rows), 2.0)
+    out = capsys.readouterr().out
+    assert "no distance for heatmap lax_4ch apex (never found)" in out and "1 of 1 landmarks within 2 mm" in out
