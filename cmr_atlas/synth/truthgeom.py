@@ -102,22 +102,39 @@ def apex_point(heart: an.Heart, w: float, plane: SlicePlane, shift_mm: np.ndarra
     return p - ((p - plane.position_mm) @ plane.normal) * plane.normal
 
 
-def rv_insertions(heart: an.Heart, w: float, epi_contour: np.ndarray, shift_mm: np.ndarray) -> list[np.ndarray]:
-    """Points of a SAX epicardial contour where the RV free wall meets the LV (0 or 2 points)."""
+def rv_insertions(heart: an.Heart, w: float, epi_contour: np.ndarray, shift_mm: np.ndarray,
+                  tol_mm: float = 0.02) -> list[np.ndarray]:
+    """Points of a SAX epicardial contour where the RV free wall meets the LV (0 or 2 points).
+
+    The contour's rays are 2-3 mm apart on the epicardium; each meeting point is found to
+    ``tol_mm`` along the segment where the RV wall starts or ends (bisection), not at the
+    segment's middle, which put the truth up to half a segment off, tangentially, at random."""
     ph = heart.phase(w)
     loc = heart.to_local(epi_contour - shift_mm)
-    # test a hair outside the LV epicardium, where the RV wall starts
-    rho = np.hypot(loc[:, 0], loc[:, 1])
-    scale = (rho + 1.0) / np.maximum(rho, 1e-6)
-    probe = loc.copy()
-    probe[:, :2] *= scale[:, None]
-    inside = heart.rv_inside(probe, w, ph, inner=False)
+
+    def rv_wall_outside(local: np.ndarray) -> np.ndarray:
+        # test a hair outside the LV epicardium, where the RV wall starts
+        rho = np.hypot(local[:, 0], local[:, 1])
+        probe = local.copy()
+        probe[:, :2] *= ((rho + 1.0) / np.maximum(rho, 1e-6))[:, None]
+        return heart.rv_inside(probe, w, ph, inner=False)
+
+    inside = rv_wall_outside(loc)
     if inside.all() or not inside.any():
         return []
     change = np.nonzero(inside != np.roll(inside, -1))[0]
     if len(change) != 2:
         return []
-    return [0.5 * (epi_contour[i] + epi_contour[(i + 1) % len(epi_contour)]) for i in change]
+    a, b = loc[change], loc[(change + 1) % len(loc)]
+    lo, hi = np.zeros(2), np.ones(2)
+    steps = int(np.ceil(np.log2(max(float(np.linalg.norm(b - a, axis=1).max()), tol_mm) / tol_mm)))
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        same = rv_wall_outside(a + mid[:, None] * (b - a)) == inside[change]
+        lo, hi = np.where(same, mid, lo), np.where(same, hi, mid)
+    t = 0.5 * (lo + hi)[:, None]
+    p, q = epi_contour[change], epi_contour[(change + 1) % len(epi_contour)]
+    return list(p + t * (q - p))
 
 
 def polygon_centroid(points_2d: np.ndarray) -> np.ndarray:

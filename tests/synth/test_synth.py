@@ -129,6 +129,28 @@ def test_contours_consistent_with_label_masks(exam):
     assert min(dices) > 0.93, dices
 
 
+def test_rv_insertions_do_not_depend_on_how_finely_the_epicardium_is_traced(exam, monkeypatch):
+    from cmr_atlas.synth import truthgeom as tg
+
+    heart, acq, planes = exam.heart, exam.acq, exam.images.sax_planes
+    found = 0
+    for sl in range(len(planes)):
+        shift, w = acq.shifts_mm[("sax", sl)], float(acq.activation[acq.ed_frame])
+        centre = tg.axis_point_in_plane(heart, planes[sl], shift, w)
+        pts = {}
+        for n in (64, 97, 512):
+            monkeypatch.setattr(tg, "N_RAYS", n)
+            epi = tg.plane_contour(heart, w, planes[sl], shift, "epi", centre)
+            pts[n] = np.array(tg.rv_insertions(heart, w, epi, shift)) if epi is not None else np.zeros((0, 3))
+        if len(pts[512]) != 2 or len(pts[64]) != 2 or len(pts[97]) != 2:
+            continue
+        found += 1
+        for n in (64, 97):  # the same two points, in either order, to a tenth of a millimetre
+            d = np.linalg.norm(pts[n][:, None] - pts[512][None], axis=-1)
+            assert min(d[0, 0] + d[1, 1], d[0, 1] + d[1, 0]) < 0.2, (sl, n, d)
+    assert found >= 4
+
+
 def test_landmarks_lie_on_surfaces(exam):
     heart, acq = exam.heart, exam.acq
     lm = exam.truth["landmarks"]
@@ -144,8 +166,20 @@ def test_landmarks_lie_on_surfaces(exam):
             assert abs(rho - ph.r_endo(ph.length_mm, phi)) < 0.5  # on the endocardial ring
         elif r.landmark.startswith("rv_insert"):
             assert abs(ph.implicit(loc[None], "epi")[0]) < 0.6  # on the epicardium
-            assert heart.rv_inside(loc[None] * np.array([1.03, 1.03, 1.0]), w, ph, inner=False)[0] or \
-                heart.rv_inside(loc[None] * np.array([0.97, 0.97, 1.0]), w, ph, inner=False)[0] or True
+            # where the RV wall starts, 1 mm outside the epicardium: it is there on one side of the
+            # point along the epicardium (in the image plane) and not on the other
+            plane = exam.images.sax_planes[r.slice_index]
+            p = np.array([r.x_mm, r.y_mm, r.z_mm])
+            radial = heart.to_patient(np.array([loc[0], loc[1], 0.0])) - heart.to_patient(np.zeros(3))
+            tangent = np.cross(plane.normal, radial)
+            tangent /= np.linalg.norm(tangent)
+            sides = []
+            for d in (-0.3, 0.3):
+                q = heart.to_local(p + d * tangent - shift)
+                rho = np.hypot(q[0], q[1])
+                q[:2] *= (rho + 1.0) / rho
+                sides.append(heart.rv_inside(q[None], w, ph, inner=False)[0])
+            assert sides[0] != sides[1], (r.landmark, r.slice_index, r.frame)
     names = set(lm.landmark)
     assert {"mv_anterior", "mv_inferior", "mv_septal", "mv_lateral", "apex", "rv_insert_anterior",
             "rv_insert_posterior", "lv_centre"} <= names
