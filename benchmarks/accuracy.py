@@ -381,13 +381,14 @@ def print_landmark_goals(lm: pd.DataFrame, goal_mm: float) -> None:
               f"{r.auto_obs2_hi:5.2f}] {r.error_free_obs2_mm:10.2f} {r.obs1_obs2_mm:12.2f} "
               f"{r.auto_minus_obs_obs1_mm:+6.2f} [{r.auto_minus_obs_obs1_lo:+5.2f}, {r.auto_minus_obs_obs1_hi:+5.2f}]"
               f" {_goal_word(r, 'obs1'):>12s} / {_goal_word(r, 'obs2'):<12s}")
-    both = t["meets_obs1"] & t["meets_obs2"]
+    for method, m in t.groupby("method", sort=False):
+        both = m["meets_obs1"] & m["meets_obs2"]
+        out_of_reach = ~(m["reachable_obs1"] & m["reachable_obs2"])
+        below = (m["auto_minus_obs_obs1_mm"] < 0) & (m["auto_minus_obs_obs2_mm"] < 0)
+        print(f"  {method}: {int(both.sum())} of {len(m)} landmarks within {goal_mm:g} mm of both observers; "
+              f"{int(out_of_reach.sum())} out of reach of a method without error against this cohort's observers; "
+              f"{int(below.sum())} of {len(m)} nearer each observer than the observers are to each other")
     out_of_reach = ~(t["reachable_obs1"] & t["reachable_obs2"])
-    below = (t["auto_minus_obs_obs1_mm"] < 0) & (t["auto_minus_obs_obs2_mm"] < 0)
-    print(f"  {int(both.sum())} of {len(t)} landmarks within {goal_mm:g} mm of both observers; "
-          f"{int(out_of_reach.sum())} out of reach of a method without error against this cohort's observers; "
-          f"{int(below.sum())} of {len(t)} "
-          "nearer each observer than the observers are to each other")
     if out_of_reach.any():
         names = sorted(set(t.loc[out_of_reach, "landmark"]))
         print("  (the observer model's mean error, the floor of Auto vs Obs on any cohort: "

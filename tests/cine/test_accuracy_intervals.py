@@ -73,7 +73,7 @@ def test_goal_per_landmark_is_printed_with_the_observer_models_floor(benchmark_m
         rows += _landmark_rows(f"e{i}", "apex", 2.4, 2.2, 2.9, 2.05, 2.1)
     acc.print_landmark_goals(pd.DataFrame(rows), 2.0)
     out = capsys.readouterr().out
-    assert "0 of 1 landmarks within 2 mm of both observers; 1 out of reach" in out
+    assert "heatmap: 0 of 1 landmarks within 2 mm of both observers; 1 out of reach" in out
     assert "apex 2.01 mm" in out and "out of reach / out of reach" in out
 
 
@@ -88,4 +88,4 @@ def test_goal_per_landmark_names_a_landmark_never_found_instead_of_judging_it(be
     assert t["landmark"].tolist() == ["mv_septal"]
     acc.print_landmark_goals(pd.DataFrame(rows), 2.0)
     out = capsys.readouterr().out
-    assert "no distance for heatmap lax_4ch apex (never found)" in out and "1 of 1 landmarks within 2 mm" in out
+    assert "no distance for heatmap lax_4ch apex (never found)" in out and "heatmap: 1 of 1 landmarks within 2 mm" in out
