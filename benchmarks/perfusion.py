@@ -237,7 +237,7 @@ def bland_altman(a: np.ndarray, b: np.ndarray) -> str:
     p = stats.ttest_rel(a, b).pvalue if len(a) > 1 else np.nan
     p2 = stats.ttest_ind(a, b, equal_var=False).pvalue if len(a) > 1 else np.nan
     return (f"mean diff {ba['bias']:+.3f}, limits [{ba['loa_low']:+.3f}, {ba['loa_high']:+.3f}], "
-            f"paired t p = {p:.2f} (n {ba['n']}); auto {a.mean():.2f} +- {a.std(ddof=1):.2f} vs manual {b.mean():.2f} "
+            f"paired t p = {p:.3f} (n {ba['n']}); auto {a.mean():.2f} +- {a.std(ddof=1):.2f} vs manual {b.mean():.2f} "
             f"+- {b.std(ddof=1):.2f}, two-sample t p = {p2:.2f}")
 
 
