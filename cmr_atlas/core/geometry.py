@@ -107,6 +107,18 @@ class SlicePlane:
         row = d @ self.col_cosine / self.pixel_spacing_mm[0]
         return np.stack([row, col], axis=-1), d @ self.normal
 
+    def in_plane_part(self, v: np.ndarray) -> np.ndarray:
+        """The part of vectors ``v (..., 3)`` (mm) that lies in the plane: ``v`` less its component
+        along :attr:`normal`."""
+        n = self.normal
+        v = np.asarray(v, dtype=float)
+        return v - (v @ n)[..., None] * n
+
+    def project(self, xyz: np.ndarray) -> np.ndarray:
+        """Orthogonal projections ``(..., 3)`` of patient points ``xyz (..., 3)`` onto the plane."""
+        xyz = np.asarray(xyz, dtype=float)
+        return xyz - ((xyz - self.position_mm) @ self.normal)[..., None] * self.normal
+
     def in_plane_mm(self, xyz: np.ndarray) -> np.ndarray:
         """In-plane coordinates ``(..., 2)`` in mm along (row_cosine, col_cosine), origin at pixel (0,0)."""
         d = np.asarray(xyz, dtype=float) - self.position_mm

@@ -83,12 +83,7 @@ def breathing_shift_mm(motion_mm: np.ndarray, plane: SlicePlane) -> tuple[np.nda
     (1 / (1 + (ky / :data:`LOWFREQ_HALF_WEIGHT`)^2)), which carry most of an image's signal."""
     d = from_centre_line(motion_mm)
     w = 1.0 / (1.0 + (np.fft.fftfreq(len(d)) / LOWFREQ_HALF_WEIGHT) ** 2)
-    n = plane.normal
-
-    def in_plane(v: np.ndarray) -> np.ndarray:
-        return v - (v @ n) * n
-
-    return in_plane(d.mean(axis=0)), in_plane((d * w[:, None]).sum(axis=0) / w.sum())
+    return plane.in_plane_part(d.mean(axis=0)), plane.in_plane_part((d * w[:, None]).sum(axis=0) / w.sum())
 
 
 def cine_breathing_mm(seed: int, index: int, mi_fraction: float) -> pd.DataFrame:

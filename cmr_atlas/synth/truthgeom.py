@@ -56,7 +56,7 @@ def axis_point_in_plane(heart: an.Heart, plane: SlicePlane, shift_mm: np.ndarray
     denom = e3 @ plane.normal
     if abs(denom) < 0.3:  # long-axis plane: take the mid-cavity point, projected onto the plane
         p = p0 + 0.45 * ph.length_mm * e3
-        return p - ((p - plane.position_mm) @ plane.normal) * plane.normal
+        return plane.project(p)
     t = ((plane.position_mm - p0) @ plane.normal) / denom
     return p0 + t * e3
 
@@ -99,7 +99,7 @@ def apex_point(heart: an.Heart, w: float, plane: SlicePlane, shift_mm: np.ndarra
     """Epicardial apex projected onto a LAX plane (where an observer clicks it)."""
     ph = heart.phase(w)
     p = heart.to_patient(np.array([0.0, 0.0, -ph.epi_apex_mm])) + shift_mm
-    return p - ((p - plane.position_mm) @ plane.normal) * plane.normal
+    return plane.project(p)
 
 
 def rv_insertions(heart: an.Heart, w: float, epi_contour: np.ndarray, shift_mm: np.ndarray,
@@ -170,7 +170,7 @@ class RVGrid:
     def __init__(self, heart: an.Heart, plane: SlicePlane, shift_mm: np.ndarray, step_mm: float = 1.0,
                  half_width_mm: float = 80.0) -> None:
         centre = heart.to_patient(np.array([0.0, 0.0, 0.55 * heart.ed.length_mm])) + shift_mm
-        self.centre = centre - ((centre - plane.position_mm) @ plane.normal) * plane.normal
+        self.centre = plane.project(centre)
         self.u = np.arange(-half_width_mm, half_width_mm + step_mm / 2, step_mm)
         self.plane = plane
         grid = self.centre + self.u[:, None, None] * plane.row_cosine + self.u[None, :, None] * plane.col_cosine

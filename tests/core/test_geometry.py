@@ -135,3 +135,16 @@ def test_nearest_plane_tolerance_is_inclusive():
     pts = np.array([[1.0, 2.0, 2.0], [3.0, 1.0, -2.0]])
     assert nearest_plane(pts, [p], tol_mm=2.0) == 0
     assert nearest_plane(pts, [p], tol_mm=1.999) is None
+
+
+
+@settings(max_examples=30, deadline=None)
+@given(unit, unit, st.lists(st.floats(-50, 50), min_size=3, max_size=3), st.floats(-30, 30))
+def test_in_plane_part_and_projection(axis, hint, v, off):
+    plane = _plane(axis, hint)
+    v = np.asarray(v)
+    part = plane.in_plane_part(v)
+    assert abs(part @ plane.normal) < 1e-9 and np.allclose(part + (v @ plane.normal) * plane.normal, v)
+    p = plane.position_mm + part + off * plane.normal  # a point off the plane by ``off`` mm
+    q = plane.project(p)
+    assert np.allclose(q, plane.position_mm + part) and np.allclose(plane.project(np.stack([p, q])), [q, q])

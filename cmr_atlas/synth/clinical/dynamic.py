@@ -129,8 +129,7 @@ class MovingSlice:
 
     def move_points(self, pts: np.ndarray, shift_mm: np.ndarray, scale: float) -> np.ndarray:
         """Apply a frame's in-plane displacement and deformation to points of the plane (N, 3)."""
-        n = self.plane.normal
-        d_in = shift_mm - (shift_mm @ n) * n
+        d_in = self.plane.in_plane_part(shift_mm)
         c = self.pivot_mm()
         return c + scale * (pts - c) + d_in
 
