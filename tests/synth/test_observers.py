@@ -30,3 +30,21 @@ def test_the_apex_floor_is_at_the_two_millimetre_goal():
     # why the issue's <= 2 mm per landmark cannot be met at the apex against these observers
     assert 2.0 <= expected_distance_to_truth_mm("apex") < 2.01
     assert expected_distance_to_truth_mm("lv_centre") < expected_distance_to_truth_mm("rv_insert_anterior") < 2.0
+
+
+def _obs_vs_obs_mm(name: str) -> float:
+    # the difference of two independent observers' in-plane errors has per-axis SD * sqrt(2)
+    return LANDMARK_SD_MM[name] * np.sqrt(2) * np.sqrt(np.pi / 2)
+
+
+def test_reader_distances_match_the_papers_cited_in_the_docstring():
+    # MESA Table 2, Obs1 vs Obs2 (mitral points on 2CH and 4CH, RV insertions on SAX)
+    for names, mesa_mm in ((("mv_anterior", "mv_inferior"), 1.78), (("mv_septal", "mv_lateral"), 2.24),
+                           (("rv_insert_anterior", "rv_insert_posterior"), 2.67)):
+        for n in names:
+            assert abs(_obs_vs_obs_mm(n) - mesa_mm) < 0.03, n
+    # Xue 2021 Table 3, cine reader vs reader at the apex: 2.8 (4CH) to 4.1 mm (2CH); the lowest is taken
+    assert 2.8 <= _obs_vs_obs_mm("apex") < 2.9
+    # LV centre (2.4 mm) and 3CH points (2.8 / 4.0 mm): these readers are tighter than the paper's
+    assert _obs_vs_obs_mm("lv_centre") < 2.4
+    assert max(_obs_vs_obs_mm("mv_inferolateral"), _obs_vs_obs_mm("lvot_anteroseptal")) < 2.8
