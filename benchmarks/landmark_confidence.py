@@ -21,11 +21,12 @@ has ``depths_present`` of ``n_depths``: at how many of the depths the renderer a
 centre and +-1/3 of the thickness; legacy: +-2 mm) the truth has the landmark
 (:mod:`cmr_atlas.synth.slab`); the SAX detection is then also printed for images whose landmarks
 agree at every depth and for boundary images (:func:`accuracy.boundary_table`).  Clinical
-long-axis rows have ``breathing_mm``: how far the anatomy moved while the cine was acquired
+rows have ``breathing_mm`` (:func:`with_breathing`: a long-axis row its view's cine's, a SAX row
+its slice's): how far the anatomy moved while the cine was acquired
 (:func:`cmr_atlas.synth.slab.cine_breathing_mm`; 0: breath held) and the anatomy's in-plane shift
-during it (``mean_shift_*_mm``, ``lowfreq_shift_*_mm``); the long-axis distances are printed for
-the two kinds of cine (:func:`print_breathing`), and on the breathing ones how much of the
-network's error follows that shift (:func:`print_breathing_shift`).  Last, per view
+during it (``mean_shift_*_mm``, ``lowfreq_shift_*_mm``); the distances are printed for
+the two kinds of cine (:func:`print_breathing`: long axis per view, SAX per landmark), and on the
+breathing ones how much of the network's error follows that shift (:func:`print_breathing_shift`).  Last, per view
 at that threshold, images detected and distances with 95 % intervals over exams
 (:func:`accuracy.view_distance_cis`).  ``--neighbour-frames K``
 decodes the SAX networks with K cine frames on each side instead of their cards'
@@ -172,9 +173,30 @@ def _found_lax(df: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return df[(df["view"] != "sax") & df["truth_present"] & (df["confidence"] >= threshold)]
 
 
+def _found_sax(df: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """SAX rows of landmarks the truth has and the network found at ``threshold``, on slices whose
+    breathing is known (``breathing_mm`` not NaN)."""
+    return df[(df["view"] == "sax") & df["truth_present"] & (df["confidence"] >= threshold)
+              & df["breathing_mm"].notna()]
+
+
+def with_breathing(recs: pd.DataFrame, breathing: pd.DataFrame) -> pd.DataFrame:
+    """``recs`` (one exam's records) with the columns of ``breathing``
+    (:func:`cmr_atlas.synth.slab.cine_breathing_mm`): a long-axis row gets its view's cine's, a SAX
+    row its slice's (``slice`` = ``slice_index``); the rows keep their order."""
+    b = breathing.rename(columns={"slice_index": "slice"})
+    recs = recs.assign(_row=np.arange(len(recs)))
+    is_sax = recs["view"] == "sax"
+    lax = recs[~is_sax].merge(b[b["view"] != "sax"].drop(columns="slice"), on=["exam_id", "view"], how="left")
+    sax = recs[is_sax].merge(b[b["view"] == "sax"].astype({"slice": recs.loc[is_sax, "slice"].dtype}),
+                             on=["exam_id", "view", "slice"], how="left")
+    return pd.concat([lax, sax]).sort_values("_row").drop(columns="_row").reset_index(drop=True)
+
+
 def print_breathing(df: pd.DataFrame, threshold: float) -> None:
-    """Long-axis distances at ``threshold`` on cines acquired while the patient held the breath and
-    on those acquired while the patient breathed (``breathing_mm`` > 0; clinical cohort)."""
+    """Long-axis distances (per view) and SAX distances (per landmark; a SAX slice is a cine of its
+    own) at ``threshold`` on cines acquired while the patient held the breath and on those acquired
+    while the patient breathed (``breathing_mm`` > 0; clinical cohort)."""
     lax = _found_lax(df, threshold)
     t = (lax.assign(breathing=lax["breathing_mm"] > 0)
          .groupby(["view", "breathing"])
@@ -183,27 +205,43 @@ def print_breathing(df: pd.DataFrame, threshold: float) -> None:
     print(f"\nLong-axis landmarks found at threshold {threshold:g}, by whether the cine was acquired while "
           "the patient breathed")
     print(t.to_string(float_format=lambda x: f"{x:.3f}"))
+    sax = _found_sax(df, threshold)
+    if len(sax):
+        t = (sax.assign(breathing=sax["breathing_mm"] > 0, cine=sax["exam_id"] + ":" + sax["slice"].astype(str))
+             .groupby(["landmark", "breathing"])
+             .agg(points=("auto_truth", "size"), cines=("cine", "nunique"),
+                  auto_truth_mm=("auto_truth", "mean"), auto_obs1_mm=("auto_obs1", "mean")))
+        print(f"\nSAX landmarks found at threshold {threshold:g}, by whether the slice's cine was acquired while "
+              "the patient breathed")
+        print(t.to_string(float_format=lambda x: f"{x:.3f}"))
 
 
 def breathing_shift_fit(df: pd.DataFrame, shift: str) -> dict:
-    """On long-axis points of cines acquired while breathing (rows with ``breathing_mm`` > 0), the
+    """On points of cines acquired while breathing (rows with ``breathing_mm`` > 0), the
     one factor k for which the network's error vector is nearest k times the cine's ``shift``
     (``mean`` or ``lowfreq``: :func:`cmr_atlas.synth.slab.breathing_shift_mm`), least squares over
     the points; with the mean error left before and after taking k times the shift away (mm)."""
     err = df[["auto_dx_mm", "auto_dy_mm", "auto_dz_mm"]].to_numpy(float)
     v = df[[f"{shift}_shift_{a}_mm" for a in "xyz"]].to_numpy(float)
     k = float((err * v).sum() / (v * v).sum()) if (v * v).sum() > 0 else float("nan")
-    return {"shift": shift, "points": len(df), "cines": df.groupby(["exam_id", "view"]).ngroups, "k": k,
+    cines = df.groupby([c for c in ("exam_id", "view", "slice") if c in df], dropna=False).ngroups
+    return {"shift": shift, "points": len(df), "cines": cines, "k": k,
             "shift_mm": float(np.linalg.norm(v, axis=1).mean()) if len(df) else float("nan"),
             "error_mm": float(np.linalg.norm(err, axis=1).mean()) if len(df) else float("nan"),
             "left_mm": float(np.linalg.norm(err - k * v, axis=1).mean()) if len(df) else float("nan")}
 
 
 def print_breathing_shift(df: pd.DataFrame, threshold: float) -> None:
-    """:func:`breathing_shift_fit` for both shifts, on the landmarks found at ``threshold``."""
+    """:func:`breathing_shift_fit` for both shifts, on the landmarks found at ``threshold``: the
+    long-axis points pooled, the SAX points per landmark."""
     lax = _found_lax(df, threshold)
-    lax = lax[lax["breathing_mm"] > 0].dropna(subset=["auto_dx_mm"])
-    t = pd.DataFrame([breathing_shift_fit(lax, s) for s in ("mean", "lowfreq")])
+    groups = {"long axis": lax[lax["breathing_mm"] > 0].dropna(subset=["auto_dx_mm"])}
+    if "sax" in set(df["view"]):
+        sax = _found_sax(df, threshold)
+        sax = sax[sax["breathing_mm"] > 0].dropna(subset=["auto_dx_mm"])
+        groups |= {f"sax {n}": g for n, g in sax.groupby("landmark")}
+    t = pd.DataFrame([{"points of": name} | breathing_shift_fit(g, s) for name, g in groups.items()
+                      for s in ("mean", "lowfreq")])
     print("\nOn cines acquired while breathing: the network's error as k times the anatomy's in-plane shift "
           "from the centre line's place (the truth's), and the error left without it")
     print(t.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
@@ -257,9 +295,7 @@ def main() -> int:
                                        truth["landmarks"])
         recs = add_depth_presence(pd.DataFrame(recs), depths, images)
         if args.cohort == "clinical":
-            breathing = cine_breathing_mm(args.seed, n - 1, args.mi_fraction)
-            recs = recs.merge(breathing[breathing["view"] != "sax"].drop(columns="slice_index"),
-                              on=["exam_id", "view"], how="left")
+            recs = with_breathing(recs, cine_breathing_mm(args.seed, n - 1, args.mi_fraction))
         recs = recs.to_dict("records")
         rows += recs
         print(f"{args.cohort}: {n} exams", file=sys.stderr)

@@ -173,3 +173,51 @@ def test_error_along_the_breathing_shift(benchmark_module, capsys):
     lc.print_breathing_shift(df, 0.1)
     out = capsys.readouterr().out
     assert out.count(" 0.80 ") == 2 and "lowfreq" in out
+
+
+def test_sax_rows_get_their_own_slices_breathing(benchmark_module):
+    lc = benchmark_module("landmark_confidence")
+    recs = pd.DataFrame([{"exam_id": "e0", "view": v, "slice": s, "landmark": n}
+                         for v, s, n in (("sax", 1, "lv_centre"), ("lax_2ch", 0, "apex"), ("sax", 0, "lv_centre"),
+                                         ("sax", 2, "rv_insert_anterior"))])
+    breathing = pd.DataFrame([{"exam_id": "e0", "view": v, "slice_index": s, "breathing_mm": b, "mean_shift_x_mm": b / 2}
+                              for v, s, b in (("lax_2ch", 0, 7.0), ("sax", 0, 0.0), ("sax", 1, 4.0), ("sax", 2, 9.0))])
+    out = lc.with_breathing(recs, breathing)
+    assert out[["view", "slice", "landmark"]].equals(recs[["view", "slice", "landmark"]])  # order kept
+    assert out["breathing_mm"].tolist() == [4.0, 7.0, 0.0, 9.0]
+    assert out["mean_shift_x_mm"].tolist() == [2.0, 3.5, 0.0, 4.5]
+
+
+def test_sax_distances_are_split_by_breathing_per_landmark(benchmark_module, capsys):
+    lc = benchmark_module("landmark_confidence")
+    rows = [{"exam_id": "e0", "view": "sax", "slice": s, "landmark": n, "truth_present": True, "confidence": c,
+             "auto_truth": t, "auto_obs1": t + 1.0, "breathing_mm": b}
+            for s, n, c, t, b in ((0, "rv_insert_anterior", 0.9, 0.5, 0.0), (1, "rv_insert_anterior", 0.9, 0.7, 0.0),
+                                  (2, "rv_insert_anterior", 0.9, 2.5, 6.0), (3, "rv_insert_anterior", 0.05, 9.0, 6.0),
+                                  (2, "lv_centre", 0.9, 1.5, 6.0))]
+    lc.print_breathing(pd.DataFrame(rows), 0.1)
+    out = capsys.readouterr().out.splitlines()
+    sax = out[[i for i, line in enumerate(out) if line.startswith("SAX landmarks")][0]:]
+    ant_held = [line.split() for line in sax if line.strip().startswith("rv_insert_anterior")][0]
+    assert ant_held[-4:] == ["2", "2", "0.600", "1.600"]  # two slices, the point under the threshold left out
+    assert any(line.split()[-4:] == ["1", "1", "2.500", "3.500"] for line in sax)
+    assert any(line.split()[-4:] == ["1", "1", "1.500", "2.500"] for line in sax)
+
+
+def test_sax_error_along_the_breathing_shift_per_landmark(benchmark_module, capsys):
+    lc = benchmark_module("landmark_confidence")
+    rng = np.random.default_rng(1)
+    rows = []
+    for s in range(5):
+        shift = rng.normal(0.0, 2.0, 3)
+        for n, k in (("rv_insert_anterior", 0.5), ("lv_centre", 1.0)):
+            rows.append({"exam_id": "e0", "view": "sax", "slice": s, "landmark": n, "truth_present": True,
+                         "confidence": 0.9, "breathing_mm": 5.0,
+                         **{f"auto_d{a}_mm": k * e for a, e in zip("xyz", shift)},
+                         **{f"{kind}_shift_{a}_mm": v for kind in ("mean", "lowfreq") for a, v in zip("xyz", shift)}})
+    lc.print_breathing_shift(pd.DataFrame(rows), 0.1)
+    out = capsys.readouterr().out.splitlines()
+    ant = [line for line in out if "rv_insert_anterior" in line]
+    centre = [line for line in out if "lv_centre" in line]
+    assert len(ant) == 2 and all(" 0.50 " in line for line in ant)
+    assert len(centre) == 2 and all(" 1.00 " in line and line.split()[4] == "5" for line in centre)  # 5 slices
