@@ -193,27 +193,29 @@ def with_breathing(recs: pd.DataFrame, breathing: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([lax, sax]).sort_values("_row").drop(columns="_row").reset_index(drop=True)
 
 
+def _print_breathing_split(found: pd.DataFrame, by: str, cine: pd.Series, title: str) -> None:
+    """Points and mean distances of ``found`` rows per ``by`` on held and breathing cines (``cine``:
+    each row's cine, counted)."""
+    t = (found.assign(breathing=found["breathing_mm"] > 0, cine=cine)
+         .groupby([by, "breathing"])
+         .agg(points=("auto_truth", "size"), cines=("cine", "nunique"),
+              auto_truth_mm=("auto_truth", "mean"), auto_obs1_mm=("auto_obs1", "mean")))
+    print(title)
+    print(t.to_string(float_format=lambda x: f"{x:.3f}"))
+
+
 def print_breathing(df: pd.DataFrame, threshold: float) -> None:
     """Long-axis distances (per view) and SAX distances (per landmark; a SAX slice is a cine of its
     own) at ``threshold`` on cines acquired while the patient held the breath and on those acquired
     while the patient breathed (``breathing_mm`` > 0; clinical cohort)."""
     lax = _found_lax(df, threshold)
-    t = (lax.assign(breathing=lax["breathing_mm"] > 0)
-         .groupby(["view", "breathing"])
-         .agg(points=("auto_truth", "size"), cines=("exam_id", "nunique"),
-              auto_truth_mm=("auto_truth", "mean"), auto_obs1_mm=("auto_obs1", "mean")))
-    print(f"\nLong-axis landmarks found at threshold {threshold:g}, by whether the cine was acquired while "
-          "the patient breathed")
-    print(t.to_string(float_format=lambda x: f"{x:.3f}"))
+    _print_breathing_split(lax, "view", lax["exam_id"], f"\nLong-axis landmarks found at threshold {threshold:g}, "
+                           "by whether the cine was acquired while the patient breathed")
     sax = _found_sax(df, threshold)
     if len(sax):
-        t = (sax.assign(breathing=sax["breathing_mm"] > 0, cine=sax["exam_id"] + ":" + sax["slice"].astype(str))
-             .groupby(["landmark", "breathing"])
-             .agg(points=("auto_truth", "size"), cines=("cine", "nunique"),
-                  auto_truth_mm=("auto_truth", "mean"), auto_obs1_mm=("auto_obs1", "mean")))
-        print(f"\nSAX landmarks found at threshold {threshold:g}, by whether the slice's cine was acquired while "
-              "the patient breathed")
-        print(t.to_string(float_format=lambda x: f"{x:.3f}"))
+        _print_breathing_split(sax, "landmark", sax["exam_id"] + ":" + sax["slice"].astype(str),
+                               f"\nSAX landmarks found at threshold {threshold:g}, by whether the slice's cine "
+                               "was acquired while the patient breathed")
 
 
 def breathing_shift_fit(df: pd.DataFrame, shift: str) -> dict:
