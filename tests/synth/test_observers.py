@@ -34,7 +34,7 @@ def test_the_apex_floor_is_at_the_two_millimetre_goal():
 
 def _obs_vs_obs_mm(name: str) -> float:
     # the difference of two independent observers' in-plane errors has per-axis SD * sqrt(2)
-    return LANDMARK_SD_MM[name] * np.sqrt(2) * np.sqrt(np.pi / 2)
+    return expected_distance_to_truth_mm(name) * np.sqrt(2)
 
 
 def test_reader_distances_match_the_papers_cited_in_the_docstring():
